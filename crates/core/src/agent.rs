@@ -1,0 +1,242 @@
+//! What goes to agents (`offer/1`, `message/1`, `update/1`) and what comes back (`command/1`).
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::domain::{AgentStatus, Priority, SkillRequirement, Tier};
+use crate::envelope::{Customer, MAX_TEXT_BYTES};
+use crate::validate::{max_len, non_empty, token};
+use crate::{Contract, ValidationError};
+
+/// Any delivery to an agent endpoint on `sb.agent.out.<endpoint-kind>`; the variant's schema id
+/// is the `Sb-Schema` header.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum AgentDelivery {
+    /// `offer/1`: a conversation offered to the agent, to accept or decline before a deadline.
+    Offer(Offer),
+    /// `message/1`: a new customer message in a conversation the agent holds.
+    Message(AgentMessage),
+    /// `update/1`: a change to a conversation the agent holds or was offered.
+    Update(ConversationUpdate),
+}
+
+/// A conversation offered to one agent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Offer {
+    /// Id of this delivery.
+    pub id: Uuid,
+    /// The agent the offer is for.
+    pub agent_id: String,
+    /// The conversation offered.
+    pub conversation_id: Uuid,
+    /// The customer's channel.
+    pub channel: String,
+    /// The customer.
+    pub customer: Customer,
+    /// Subject, where the conversation has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// Routing priority.
+    pub priority: Priority,
+    /// Tier the conversation is routed at.
+    pub tier: Tier,
+    /// Skills the conversation requires.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skills: Vec<SkillRequirement>,
+    /// First-response deadline (SLA).
+    pub sla_deadline: DateTime<Utc>,
+    /// The offer lapses at this time and goes to the next agent.
+    pub offer_deadline: DateTime<Utc>,
+    /// History so far, oldest first, so nobody asks twice.
+    pub history: Vec<HistoryEntry>,
+    /// Commands the agent may answer with, e.g. `accept`, `decline`.
+    pub actions: Vec<String>,
+}
+
+/// A new customer message in a conversation the agent holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AgentMessage {
+    /// Id of this delivery.
+    pub id: Uuid,
+    /// The agent holding the conversation.
+    pub agent_id: String,
+    /// The conversation.
+    pub conversation_id: Uuid,
+    /// The new entry.
+    pub entry: HistoryEntry,
+}
+
+/// A change to a conversation an agent holds or was offered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConversationUpdate {
+    /// Id of this delivery.
+    pub id: Uuid,
+    /// The agent told.
+    pub agent_id: String,
+    /// The conversation.
+    pub conversation_id: Uuid,
+    /// What changed, e.g. `assigned`, `offer_withdrawn`, `transferred`, `resolved`.
+    pub change: String,
+    /// A note that came with the change (e.g. a transfer note).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// One entry of a conversation's history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryEntry {
+    /// When it was written.
+    pub at: DateTime<Utc>,
+    /// Who wrote it.
+    pub from: Author,
+    /// Agent id or customer display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
+    /// The text.
+    pub text: String,
+}
+
+/// Who wrote a history entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Author {
+    /// The customer.
+    Customer,
+    /// An agent, to the customer.
+    Agent,
+    /// An agent's internal note, never shown to the customer.
+    Note,
+    /// Switchboard (auto-replies, notices).
+    System,
+}
+
+/// `command/1`: what an agent (or an integration acting for one) asks, on `sb.agent.in`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "command/1")]
+pub struct AgentCommand {
+    /// Client-chosen id; a repeated id is the same command and acts once.
+    pub id: Uuid,
+    /// The agent issuing the command.
+    pub agent_id: String,
+    /// The conversation it concerns; absent only for `set_status`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversation_id: Option<Uuid>,
+    /// When the agent issued it.
+    pub issued_at: DateTime<Utc>,
+    /// What to do.
+    pub action: CommandAction,
+}
+
+/// The action of an agent command.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum CommandAction {
+    /// Take an offered conversation.
+    Accept,
+    /// Refuse an offered conversation.
+    Decline {
+        /// Why, for the record.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// Answer the customer.
+    Reply {
+        /// The reply text.
+        text: String,
+    },
+    /// Add an internal note.
+    Note {
+        /// The note text.
+        text: String,
+    },
+    /// Hand over to another agent or team, with a note.
+    Transfer {
+        /// Target agent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to_agent: Option<String>,
+        /// Target team.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to_team: Option<String>,
+        /// Note for the next agent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
+    },
+    /// Move to a higher tier.
+    Escalate {
+        /// Target tier; the next one up when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tier: Option<Tier>,
+        /// Note for the next tier.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
+    },
+    /// Close the conversation.
+    Resolve,
+    /// Change the agent's own status.
+    SetStatus {
+        /// The new status.
+        status: AgentStatus,
+    },
+}
+
+impl Contract for AgentCommand {
+    const SCHEMA: &'static str = "command/1";
+
+    fn validate(&self) -> Result<(), ValidationError> {
+        non_empty("agent_id", &self.agent_id)?;
+        let needs_conversation = !matches!(self.action, CommandAction::SetStatus { .. });
+        if needs_conversation && self.conversation_id.is_none() {
+            return Err(ValidationError::new("conversation_id", "is required for this action"));
+        }
+        match &self.action {
+            CommandAction::Reply { text } | CommandAction::Note { text } => {
+                non_empty("action.text", text)?;
+                max_len("action.text", text, MAX_TEXT_BYTES)?;
+            }
+            CommandAction::Transfer { to_agent: None, to_team: None, .. } => {
+                return Err(ValidationError::new("action.to_agent", "a transfer needs to_agent or to_team"));
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+impl AgentDelivery {
+    /// The schema id of this delivery's variant.
+    pub fn schema(&self) -> &'static str {
+        match self {
+            AgentDelivery::Offer(_) => "offer/1",
+            AgentDelivery::Message(_) => "message/1",
+            AgentDelivery::Update(_) => "update/1",
+        }
+    }
+}
+
+impl Contract for AgentDelivery {
+    const SCHEMA: &'static str = "agent-delivery/1";
+
+    fn validate(&self) -> Result<(), ValidationError> {
+        let (agent_id, field) = match self {
+            AgentDelivery::Offer(o) => {
+                token("channel", &o.channel)?;
+                o.priority.validate("priority")?;
+                (&o.agent_id, "agent_id")
+            }
+            AgentDelivery::Message(m) => (&m.agent_id, "agent_id"),
+            AgentDelivery::Update(u) => {
+                non_empty("change", &u.change)?;
+                (&u.agent_id, "agent_id")
+            }
+        };
+        non_empty(field, agent_id)
+    }
+}

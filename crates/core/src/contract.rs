@@ -1,0 +1,95 @@
+//! The bus contract's names: subjects, streams, buckets and headers, in one place.
+//!
+//! Changing anything here is a change of the public contract; see `docs/contract.md`.
+
+/// Streams of the contract and the subjects each one captures.
+pub mod streams {
+    /// Inbound customer messages (`envelope/1`).
+    pub const INBOUND: &str = "SB_INBOUND";
+    /// Messages to customers (`outbound/1`).
+    pub const OUTBOUND: &str = "SB_OUTBOUND";
+    /// Deliveries to agents and agent commands.
+    pub const AGENT: &str = "SB_AGENT";
+    /// The audit log and the only input of metrics (`event/1`).
+    pub const EVENTS: &str = "SB_EVENTS";
+    /// Dead letters: original message plus reason, component and attempts.
+    pub const DLQ: &str = "SB_DLQ";
+
+    /// Every stream with the subjects it captures.
+    pub const ALL: &[(&str, &[&str])] = &[
+        (INBOUND, &["sb.in.>"]),
+        (OUTBOUND, &["sb.out.>"]),
+        (AGENT, &["sb.agent.out.>", "sb.agent.in"]),
+        (EVENTS, &["sb.events.>"]),
+        (DLQ, &["sb.dlq.>"]),
+    ];
+}
+
+/// Subject names; functions take an already validated token (channel, kind, component).
+pub mod subjects {
+    /// Agent commands (`command/1`).
+    pub const AGENT_IN: &str = "sb.agent.in";
+
+    /// Inbound messages of one channel: `sb.in.<channel>`.
+    pub fn inbound(channel: &str) -> String {
+        format!("sb.in.{channel}")
+    }
+
+    /// Messages to customers on one channel: `sb.out.<channel>`.
+    pub fn outbound(channel: &str) -> String {
+        format!("sb.out.{channel}")
+    }
+
+    /// Deliveries to agent endpoints of one kind: `sb.agent.out.<kind>`.
+    pub fn agent_out(endpoint_kind: &str) -> String {
+        format!("sb.agent.out.{endpoint_kind}")
+    }
+
+    /// Events of one kind: `sb.events.<kind>`.
+    pub fn event(kind: &str) -> String {
+        format!("sb.events.{kind}")
+    }
+
+    /// Dead letters of one component: `sb.dlq.<component>`.
+    pub fn dlq(component: &str) -> String {
+        format!("sb.dlq.{component}")
+    }
+}
+
+/// JetStream key-value buckets, each written by its one owner.
+pub mod buckets {
+    /// Conversation state, owned by the router.
+    pub const CONVERSATIONS: &str = "sb_conversations";
+    /// Agent state, owned by the router.
+    pub const AGENTS: &str = "sb_agents";
+    /// Router leases and offsets.
+    pub const ROUTER: &str = "sb_router";
+    /// Every bucket of the contract.
+    pub const ALL: &[&str] = &[CONVERSATIONS, AGENTS, ROUTER];
+}
+
+/// The object store for attachments: envelopes carry references, not bytes.
+pub const ATTACHMENTS_STORE: &str = "sb_attachments";
+
+/// Header names of the contract.
+pub mod headers {
+    /// Schema id of the payload, e.g. `envelope/1`.
+    pub const SCHEMA: &str = "Sb-Schema";
+    /// JetStream's de-duplication id.
+    pub const MSG_ID: &str = "Nats-Msg-Id";
+    /// Dead letters: why the message was given up.
+    pub const DLQ_REASON: &str = "Sb-Dlq-Reason";
+    /// Dead letters: the component that gave up.
+    pub const DLQ_COMPONENT: &str = "Sb-Dlq-Component";
+    /// Dead letters: how many deliveries were attempted.
+    pub const DLQ_ATTEMPTS: &str = "Sb-Dlq-Attempts";
+    /// Dead letters: the subject the message was originally published on.
+    pub const DLQ_SUBJECT: &str = "Sb-Dlq-Subject";
+    /// Dead letters: the original stream sequence, for audit.
+    pub const DLQ_STREAM_SEQ: &str = "Sb-Dlq-Stream-Seq";
+}
+
+/// De-duplication id of an inbound message: `<channel>:<provider message id>`.
+pub fn inbound_msg_id(channel: &str, provider_message_id: &str) -> String {
+    format!("{channel}:{provider_message_id}")
+}

@@ -1,0 +1,106 @@
+//! `event/1`: the audit log and the only input of metrics, on `sb.events.<kind>`.
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::{Contract, ValidationError};
+
+/// Something that happened to a conversation, an agent or a message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "event/1")]
+pub struct Event {
+    /// Event id (UUIDv7); also its de-duplication id.
+    pub id: Uuid,
+    /// When it happened.
+    pub at: DateTime<Utc>,
+    /// What happened; also the last subject token.
+    pub kind: EventKind,
+    /// The conversation concerned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversation_id: Option<Uuid>,
+    /// The agent concerned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<String>,
+    /// The channel concerned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    /// Kind-specific details.
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub data: serde_json::Map<String, serde_json::Value>,
+}
+
+/// The kinds of event; each is published on `sb.events.<kind>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// A customer message was received and stored.
+    MessageReceived,
+    /// A delivery to a customer or agent failed for good and was dead-lettered.
+    DeliveryFailed,
+    /// A conversation was opened.
+    ConversationOpened,
+    /// A resolved conversation was reopened by the customer (a repeat contact).
+    ConversationReopened,
+    /// A conversation was offered to an agent.
+    Offered,
+    /// An agent declined an offer.
+    OfferDeclined,
+    /// An offer lapsed.
+    OfferTimedOut,
+    /// A conversation was assigned to an agent.
+    Assigned,
+    /// An agent replied to the customer.
+    AgentReplied,
+    /// An automatic reply was sent.
+    AutoReplied,
+    /// A conversation moved to another agent or team.
+    Transferred,
+    /// A conversation moved to a higher tier.
+    Escalated,
+    /// A conversation was resolved.
+    Resolved,
+    /// The first-response deadline passed.
+    SlaBreached,
+    /// A customer answered the satisfaction survey.
+    CsatReceived,
+    /// An agent's status changed.
+    AgentStatusChanged,
+}
+
+impl EventKind {
+    /// The subject token of this kind, e.g. `message_received`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::MessageReceived => "message_received",
+            EventKind::DeliveryFailed => "delivery_failed",
+            EventKind::ConversationOpened => "conversation_opened",
+            EventKind::ConversationReopened => "conversation_reopened",
+            EventKind::Offered => "offered",
+            EventKind::OfferDeclined => "offer_declined",
+            EventKind::OfferTimedOut => "offer_timed_out",
+            EventKind::Assigned => "assigned",
+            EventKind::AgentReplied => "agent_replied",
+            EventKind::AutoReplied => "auto_replied",
+            EventKind::Transferred => "transferred",
+            EventKind::Escalated => "escalated",
+            EventKind::Resolved => "resolved",
+            EventKind::SlaBreached => "sla_breached",
+            EventKind::CsatReceived => "csat_received",
+            EventKind::AgentStatusChanged => "agent_status_changed",
+        }
+    }
+}
+
+impl Contract for Event {
+    const SCHEMA: &'static str = "event/1";
+
+    fn validate(&self) -> Result<(), ValidationError> {
+        if self.id.get_version_num() != 7 {
+            return Err(ValidationError::new("id", "must be a UUIDv7"));
+        }
+        Ok(())
+    }
+}
