@@ -1,1 +1,28 @@
-//! placeholder
+//! Switchboard's NATS JetStream layer.
+//!
+//! It connects (with retry and back-off, refusing servers older than 2.10), creates or updates the
+//! streams, key-value buckets and object store of the bus contract, publishes contract types with
+//! their schema header and de-duplication id while waiting for the JetStream ack, and runs durable
+//! consumers that ack only after their handler succeeded and dead-letter what keeps failing.
+//! It knows the contract's names from `switchboard-core` but never decides routing and never
+//! speaks a provider's wire format.
+
+mod backoff;
+mod config;
+mod connect;
+pub mod consumer;
+mod error;
+mod publish;
+mod setup;
+mod version;
+
+pub use backoff::Backoff;
+pub use config::BusConfig;
+pub use connect::{Bus, BusSlot};
+pub use consumer::{ConsumerSpec, Delivery, HandlerError};
+pub use error::BusError;
+pub use publish::Published;
+pub use version::{MIN_SERVER_VERSION, check_server_version};
+
+/// Re-exported so that callers can build headers and inspect messages without a direct dependency.
+pub use async_nats;

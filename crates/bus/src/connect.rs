@@ -1,0 +1,120 @@
+//! Connecting to NATS: retry with back-off, version check, the shared handle.
+
+use std::sync::{Arc, OnceLock};
+
+use async_nats::jetstream;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::{BusConfig, BusError, check_server_version, version::MIN_SERVER_VERSION};
+
+/// A connected bus: the NATS client and its JetStream context. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Bus {
+    client: async_nats::Client,
+    jetstream: jetstream::Context,
+    config: Arc<BusConfig>,
+}
+
+impl Bus {
+    /// Connects, retrying with back-off until the server answers or `shutdown` is cancelled, then
+    /// checks that the server is new enough and has JetStream.
+    pub async fn connect(config: &BusConfig, shutdown: &CancellationToken) -> Result<Bus, BusError> {
+        let mut attempt = 0u64;
+        loop {
+            attempt += 1;
+            match Self::connect_once(config).await {
+                Ok(bus) => return Ok(bus),
+                Err(err @ (BusError::ServerTooOld { .. } | BusError::NoJetStream { .. })) => return Err(err),
+                Err(err) => {
+                    let delay = config.connect_backoff.delay(attempt);
+                    warn!(url = %config.url, attempt, retry_in_ms = delay.as_millis() as u64, error = %err, "NATS not reachable yet");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return Err(err),
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// One connection attempt, with the version and JetStream checks.
+    pub async fn connect_once(config: &BusConfig) -> Result<Bus, BusError> {
+        let url = config.url.clone();
+        let connect_err =
+            |source: Box<dyn std::error::Error + Send + Sync>| BusError::Connect { url: url.clone(), source };
+        let mut options = async_nats::ConnectOptions::new()
+            .name(&config.client_name)
+            .connection_timeout(std::time::Duration::from_secs(5))
+            // Reconnects after the first connection are async-nats' job; log them so ops see flaps.
+            .event_callback(|event| async move {
+                match event {
+                    async_nats::Event::Connected => info!("NATS connection (re)established"),
+                    async_nats::Event::Disconnected => warn!("NATS connection lost, reconnecting"),
+                    other => tracing::debug!(event = %other, "NATS client event"),
+                }
+            });
+        if let Some(path) = &config.credentials_file {
+            options = options.credentials_file(path).await.map_err(|e| connect_err(e.into()))?;
+        }
+        let client = options.connect(config.url.as_str()).await.map_err(|e| connect_err(e.into()))?;
+        let server = client.server_info();
+        if let Err(found) = check_server_version(&server.version) {
+            return Err(BusError::ServerTooOld { url, found, required: MIN_SERVER_VERSION });
+        }
+        if !server.jetstream {
+            return Err(BusError::NoJetStream { url });
+        }
+        info!(url = %config.url, server_version = %server.version, "connected to NATS");
+        Ok(Bus { jetstream: jetstream::new(client.clone()), client, config: Arc::new(config.clone()) })
+    }
+
+    /// The NATS client, for core NATS work (requests, plain subscriptions).
+    pub fn client(&self) -> &async_nats::Client {
+        &self.client
+    }
+
+    /// The JetStream context.
+    pub fn jetstream(&self) -> &jetstream::Context {
+        &self.jetstream
+    }
+
+    /// The settings this bus was connected with.
+    pub fn config(&self) -> &BusConfig {
+        &self.config
+    }
+
+    /// True while the client holds a live connection.
+    pub fn is_connected(&self) -> bool {
+        self.client.connection_state() == async_nats::connection::State::Connected
+    }
+}
+
+/// A bus that may not be connected yet: components get one at construction so that the HTTP
+/// listener can answer (`503`, not-ready) while NATS is still unreachable.
+#[derive(Clone, Debug, Default)]
+pub struct BusSlot(Arc<OnceLock<Bus>>);
+
+impl BusSlot {
+    /// An empty slot.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A slot already holding `bus`.
+    pub fn ready(bus: Bus) -> Self {
+        let slot = Self::new();
+        slot.fill(bus);
+        slot
+    }
+
+    /// Puts the connected bus in; later calls are ignored.
+    pub fn fill(&self, bus: Bus) {
+        let _ = self.0.set(bus);
+    }
+
+    /// The bus, once connected.
+    pub fn get(&self) -> Result<&Bus, BusError> {
+        self.0.get().ok_or(BusError::NotReady)
+    }
+}

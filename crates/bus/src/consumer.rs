@@ -1,0 +1,252 @@
+//! Durable consumers that ack only after the handler succeeded, retry with back-off, and move a
+//! message that keeps failing to `sb.dlq.<component>` with the reason in a header.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::{AckKind, Message, consumer};
+use bytes::Bytes;
+use futures::StreamExt;
+use switchboard_core::contract::{headers, subjects};
+use switchboard_core::{Contract, ValidationError};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, warn};
+
+use crate::{Backoff, Bus, BusError};
+
+/// What a consumer reads and how it retries.
+#[derive(Debug, Clone)]
+pub struct ConsumerSpec {
+    /// Component name: the dead-letter subject is `sb.dlq.<component>`.
+    pub component: String,
+    /// Stream to read.
+    pub stream: String,
+    /// Durable consumer name; processes sharing it share the work.
+    pub durable: String,
+    /// Subject filter within the stream.
+    pub filter_subject: String,
+    /// Deliveries before a message is dead-lettered (1 = no retry).
+    pub max_deliver: u64,
+    /// Delay between deliveries of a failing message.
+    pub backoff: Backoff,
+    /// How long the server waits for an ack before redelivering; progress is signalled while a
+    /// handler runs, so this bounds only a crashed handler.
+    pub ack_wait: Duration,
+    /// Messages handled at once.
+    pub concurrency: usize,
+}
+
+impl ConsumerSpec {
+    /// A spec with sensible defaults: 5 deliveries, back-off from 200 ms to 30 s, one at a time.
+    pub fn new(component: &str, stream: &str, durable: &str, filter_subject: &str) -> Self {
+        Self {
+            component: component.into(),
+            stream: stream.into(),
+            durable: durable.into(),
+            filter_subject: filter_subject.into(),
+            max_deliver: 5,
+            backoff: Backoff::default(),
+            ack_wait: Duration::from_secs(30),
+            concurrency: 1,
+        }
+    }
+}
+
+/// Why a handler did not succeed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HandlerError {
+    /// Worth another try later (a timeout, a 5xx); dead-lettered after `max_deliver` deliveries.
+    #[error("{0}")]
+    Retry(String),
+    /// Will never succeed (bad payload, a 4xx); dead-lettered at once.
+    #[error("{0}")]
+    Reject(String),
+}
+
+/// One delivery of a message to a handler.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// The subject it was published on.
+    pub subject: String,
+    /// Its headers.
+    pub headers: HeaderMap,
+    /// Its payload.
+    pub payload: Bytes,
+    /// Which delivery this is, from 1.
+    pub attempt: u64,
+    /// Its sequence in the stream.
+    pub stream_sequence: u64,
+}
+
+impl Delivery {
+    /// Parses and validates the payload as `T`; a bad payload is rejected (never retried).
+    pub fn decode<T: Contract>(&self) -> Result<T, HandlerError> {
+        if let Some(schema) = self.headers.get(headers::SCHEMA)
+            && schema.as_str() != T::SCHEMA
+        {
+            return Err(HandlerError::Reject(format!(
+                "unsupported schema {}, expected {}",
+                schema.as_str(),
+                T::SCHEMA
+            )));
+        }
+        T::from_json(&self.payload)
+            .map_err(|e: ValidationError| HandlerError::Reject(format!("invalid {}: {e}", T::SCHEMA)))
+    }
+}
+
+impl Bus {
+    /// Runs `handler` over the consumer described by `spec` until `shutdown` is cancelled, then
+    /// lets in-flight handlers finish. Unhandled messages stay unacked and are redelivered.
+    pub async fn run_consumer<H, F>(
+        &self,
+        spec: ConsumerSpec,
+        shutdown: CancellationToken,
+        handler: H,
+    ) -> Result<(), BusError>
+    where
+        H: Fn(Delivery) -> F + Send + Sync + 'static,
+        F: Future<Output = Result<(), HandlerError>> + Send + 'static,
+    {
+        let err = |source: Box<dyn std::error::Error + Send + Sync>| BusError::Consumer {
+            stream: spec.stream.clone(),
+            durable: spec.durable.clone(),
+            source,
+        };
+        let stream = self.jetstream().get_stream(&spec.stream).await.map_err(|e| err(e.into()))?;
+        let consumer = stream
+            .create_consumer(consumer::pull::Config {
+                durable_name: Some(spec.durable.clone()),
+                filter_subject: spec.filter_subject.clone(),
+                ack_policy: consumer::AckPolicy::Explicit,
+                ack_wait: spec.ack_wait,
+                // Unlimited on the server: we dead-letter ourselves, so nothing is silently dropped.
+                max_deliver: -1,
+                max_ack_pending: (spec.concurrency * 4).max(16) as i64,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| err(e.into()))?;
+        let mut messages = consumer
+            .stream()
+            .max_messages_per_batch(spec.concurrency.max(1) * 2)
+            .messages()
+            .await
+            .map_err(|e| err(e.into()))?;
+
+        let handler = Arc::new(handler);
+        let spec = Arc::new(spec);
+        let mut in_flight = JoinSet::new();
+        loop {
+            while in_flight.len() >= spec.concurrency.max(1) {
+                in_flight.join_next().await;
+            }
+            let next = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                next = messages.next() => next,
+            };
+            let message = match next {
+                Some(Ok(message)) => message,
+                Some(Err(e)) => {
+                    // Heartbeat misses and reconnects surface here; the stream recovers by itself.
+                    warn!(durable = %spec.durable, error = %e, "consumer stream error");
+                    continue;
+                }
+                None => break,
+            };
+            let (bus, handler, spec) = (self.clone(), handler.clone(), spec.clone());
+            in_flight.spawn(async move { bus.handle_one(&spec, handler.as_ref(), message).await });
+        }
+        while in_flight.join_next().await.is_some() {}
+        Ok(())
+    }
+
+    async fn handle_one<H, F>(&self, spec: &ConsumerSpec, handler: &H, message: Message)
+    where
+        H: Fn(Delivery) -> F,
+        F: Future<Output = Result<(), HandlerError>>,
+    {
+        let Ok(info) = message.info() else {
+            error!(durable = %spec.durable, "message without JetStream metadata, terminating it");
+            let _ = message.ack_with(AckKind::Term).await;
+            return;
+        };
+        let (attempt, stream_sequence) = (info.delivered.max(1) as u64, info.stream_sequence);
+        let delivery = Delivery {
+            subject: message.subject.to_string(),
+            headers: message.headers.clone().unwrap_or_default(),
+            payload: message.payload.clone(),
+            attempt,
+            stream_sequence,
+        };
+
+        // A previous process may have crashed after the last allowed attempt: give up now.
+        let outcome = if attempt > spec.max_deliver {
+            Err(HandlerError::Retry(format!("exceeded {} deliveries", spec.max_deliver)))
+        } else {
+            let progress = keep_alive(self.client().clone(), &message, spec.ack_wait);
+            let outcome = handler(delivery.clone()).await;
+            progress.abort();
+            outcome
+        };
+
+        let result = match outcome {
+            Ok(()) => message.double_ack().await,
+            Err(HandlerError::Retry(reason)) if attempt < spec.max_deliver => {
+                let delay = spec.backoff.delay(attempt);
+                debug!(durable = %spec.durable, attempt, retry_in_ms = delay.as_millis() as u64, %reason, "handler failed, will retry");
+                message.ack_with(AckKind::Nak(Some(delay))).await
+            }
+            Err(HandlerError::Retry(reason) | HandlerError::Reject(reason)) => {
+                match self.dead_letter(spec, &delivery, &reason).await {
+                    Ok(()) => message.double_ack_with(AckKind::Term).await,
+                    Err(e) => {
+                        error!(durable = %spec.durable, error = %e, "cannot dead-letter, will redeliver");
+                        message.ack_with(AckKind::Nak(Some(spec.backoff.max))).await
+                    }
+                }
+            }
+        };
+        if let Err(e) = result {
+            // The server redelivers after ack_wait; handlers are idempotent by contract.
+            warn!(durable = %spec.durable, stream_sequence, error = %e, "ack not confirmed");
+        }
+    }
+
+    async fn dead_letter(&self, spec: &ConsumerSpec, delivery: &Delivery, reason: &str) -> Result<(), BusError> {
+        warn!(component = %spec.component, subject = %delivery.subject, attempts = delivery.attempt, %reason, "dead-lettering message");
+        let mut headers = delivery.headers.clone();
+        // publish_raw replaces the original's Nats-Msg-Id with one naming this dead letter, so a
+        // failure redelivered after a crash lands in the DLQ once.
+        headers.insert(headers::DLQ_REASON, one_line(reason).as_str());
+        headers.insert(headers::DLQ_COMPONENT, spec.component.as_str());
+        headers.insert(headers::DLQ_ATTEMPTS, delivery.attempt.to_string().as_str());
+        headers.insert(headers::DLQ_SUBJECT, delivery.subject.as_str());
+        headers.insert(headers::DLQ_STREAM_SEQ, delivery.stream_sequence.to_string().as_str());
+        let msg_id = format!("dlq:{}:{}:{}", spec.component, spec.stream, delivery.stream_sequence);
+        self.publish_raw(&subjects::dlq(&spec.component), headers, delivery.payload.clone(), &msg_id).await?;
+        Ok(())
+    }
+}
+
+/// Tells the server the message is still being worked on, so a slow handler is not redelivered.
+fn keep_alive(client: async_nats::Client, message: &Message, ack_wait: Duration) -> tokio::task::JoinHandle<()> {
+    let period = (ack_wait / 3).max(Duration::from_millis(100));
+    let reply = message.reply.clone();
+    tokio::spawn(async move {
+        let Some(reply) = reply else { return };
+        loop {
+            tokio::time::sleep(period).await;
+            let _ = client.publish(reply.clone(), Bytes::from_static(b"+WPI")).await;
+        }
+    })
+}
+
+/// Header values cannot hold line breaks.
+fn one_line(reason: &str) -> String {
+    let line: String = reason.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    line.chars().take(1024).collect()
+}

@@ -1,0 +1,52 @@
+//! Typed publish: schema header, de-duplication id, wait for the JetStream ack.
+
+use async_nats::HeaderMap;
+use bytes::Bytes;
+use switchboard_core::{Contract, contract::headers};
+
+use crate::{Bus, BusError};
+
+/// Where JetStream stored a published message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    /// The stream that stored it.
+    pub stream: String,
+    /// Its sequence in that stream (the original's sequence for a duplicate).
+    pub sequence: u64,
+    /// True when JetStream had already stored a message with the same `Nats-Msg-Id`.
+    pub duplicate: bool,
+}
+
+impl Bus {
+    /// Validates `value`, publishes it on `subject` with `Sb-Schema` and `Nats-Msg-Id: msg_id`, and
+    /// returns once JetStream acknowledged it as stored.
+    pub async fn publish<T: Contract>(&self, subject: &str, value: &T, msg_id: &str) -> Result<Published, BusError> {
+        value.validate().map_err(|source| BusError::Invalid { schema: T::SCHEMA, source })?;
+        let payload =
+            serde_json::to_vec(value).map_err(|e| BusError::Publish { subject: subject.into(), source: e.into() })?;
+        let mut headers = HeaderMap::new();
+        headers.insert(headers::SCHEMA, T::SCHEMA);
+        self.publish_raw(subject, headers, payload.into(), msg_id).await
+    }
+
+    /// Publishes bytes with the given headers plus `Nats-Msg-Id`, waiting for the ack.
+    pub async fn publish_raw(
+        &self,
+        subject: &str,
+        mut headers: HeaderMap,
+        payload: Bytes,
+        msg_id: &str,
+    ) -> Result<Published, BusError> {
+        let err =
+            |source: Box<dyn std::error::Error + Send + Sync>| BusError::Publish { subject: subject.into(), source };
+        headers.insert(headers::MSG_ID, msg_id);
+        let ack = self
+            .jetstream()
+            .publish_with_headers(subject.to_string(), headers, payload)
+            .await
+            .map_err(|e| err(e.into()))?
+            .await
+            .map_err(|e| err(e.into()))?;
+        Ok(Published { stream: ack.stream, sequence: ack.sequence, duplicate: ack.duplicate })
+    }
+}

@@ -1,0 +1,208 @@
+//! The bus against a real NATS server: set-up, publish, consumers, dead letters, version check.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures::StreamExt;
+use switchboard_bus::{Backoff, Bus, BusConfig, BusError, ConsumerSpec, HandlerError};
+use switchboard_core::contract::{buckets, headers, streams, subjects};
+use switchboard_core::{Contract, Customer, Envelope};
+use switchboard_testkit::NatsServer;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+fn envelope(provider_id: &str) -> Envelope {
+    Envelope {
+        id: Uuid::now_v7(),
+        channel: "webhook".into(),
+        provider_message_id: provider_id.into(),
+        received_at: chrono::Utc::now(),
+        customer: Customer { id: "c-1".into(), name: None, email: None, phone: None, language: None },
+        thread_key: "t-1".into(),
+        text: "hello".into(),
+        subject: None,
+        html: None,
+        attachments: vec![],
+        metadata: Default::default(),
+        raw_ref: None,
+    }
+}
+
+async fn connect(server: &NatsServer) -> Bus {
+    let bus = Bus::connect(&BusConfig::for_url(server.url()), &CancellationToken::new()).await.unwrap();
+    bus.ensure_contract().await.unwrap();
+    bus
+}
+
+async fn stream_len(bus: &Bus, stream: &str) -> u64 {
+    bus.jetstream().get_stream(stream).await.unwrap().info().await.unwrap().state.messages
+}
+
+#[tokio::test]
+async fn setup_is_idempotent_across_restarts() {
+    let mut server = NatsServer::start();
+    let bus = connect(&server).await;
+    bus.ensure_contract().await.unwrap();
+    bus.publish(&subjects::inbound("webhook"), &envelope("a"), "webhook:a").await.unwrap();
+    drop(bus);
+
+    server.restart();
+    let bus = connect(&server).await;
+    assert!(bus.contract_present().await);
+    assert_eq!(stream_len(&bus, streams::INBOUND).await, 1, "restart and re-setup kept the stored message");
+    for bucket in buckets::ALL {
+        bus.jetstream().get_key_value(*bucket).await.unwrap();
+    }
+    bus.jetstream().get_object_store(switchboard_core::contract::ATTACHMENTS_STORE).await.unwrap();
+}
+
+#[tokio::test]
+async fn publish_dedupes_by_msg_id_and_sets_schema() {
+    let server = NatsServer::start();
+    let bus = connect(&server).await;
+    let subject = subjects::inbound("webhook");
+    let first = bus.publish(&subject, &envelope("m-1"), "webhook:m-1").await.unwrap();
+    let second = bus.publish(&subject, &envelope("m-1"), "webhook:m-1").await.unwrap();
+    assert!(!first.duplicate);
+    assert!(second.duplicate);
+    assert_eq!(first.sequence, second.sequence);
+    assert_eq!(stream_len(&bus, streams::INBOUND).await, 1);
+
+    let stored = bus.jetstream().get_stream(streams::INBOUND).await.unwrap().get_raw_message(1).await.unwrap();
+    assert_eq!(stored.headers.get(headers::SCHEMA).unwrap().as_str(), "envelope/1");
+    assert_eq!(stored.headers.get(headers::MSG_ID).unwrap().as_str(), "webhook:m-1");
+
+    let mut bad = envelope("m-2");
+    bad.customer.id = String::new();
+    let err = bus.publish(&subject, &bad, "webhook:m-2").await.unwrap_err();
+    assert!(matches!(err, BusError::Invalid { .. }), "{err}");
+    assert!(err.to_string().contains("customer.id"), "{err}");
+    assert_eq!(stream_len(&bus, streams::INBOUND).await, 1, "invalid envelope not stored");
+}
+
+#[tokio::test]
+async fn failing_handler_is_retried_then_dead_lettered() {
+    let server = NatsServer::start();
+    let bus = connect(&server).await;
+    let subject = subjects::outbound("test");
+    bus.publish(&subject, &envelope("fails"), "test:fails").await.unwrap();
+    bus.publish(&subject, &envelope("flaky"), "test:flaky").await.unwrap();
+
+    let mut dlq = bus.client().subscribe(subjects::dlq("test-out")).await.unwrap();
+    let attempts: Arc<std::sync::Mutex<Vec<(String, u64)>>> = Default::default();
+    let ok = Arc::new(AtomicU64::new(0));
+    let mut spec = ConsumerSpec::new("test-out", streams::OUTBOUND, "test-out", &subject);
+    spec.max_deliver = 3;
+    spec.backoff = Backoff { initial: Duration::from_millis(20), max: Duration::from_millis(50) };
+    let shutdown = CancellationToken::new();
+    let consumer = {
+        let (bus, attempts, ok, shutdown) = (bus.clone(), attempts.clone(), ok.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            bus.run_consumer(spec, shutdown, move |d| {
+                let (attempts, ok) = (attempts.clone(), ok.clone());
+                async move {
+                    let env: Envelope = d.decode()?;
+                    attempts.lock().unwrap().push((env.provider_message_id.clone(), d.attempt));
+                    match (env.provider_message_id.as_str(), d.attempt) {
+                        ("flaky", 1) => Err(HandlerError::Retry("first try fails".into())),
+                        ("flaky", _) => {
+                            ok.fetch_add(1, Ordering::SeqCst);
+                            Ok(())
+                        }
+                        _ => Err(HandlerError::Retry("receiver said 503".into())),
+                    }
+                }
+            })
+            .await
+        })
+    };
+
+    let dead =
+        tokio::time::timeout(Duration::from_secs(10), dlq.next()).await.expect("dead letter within 10s").unwrap();
+    let h = dead.headers.as_ref().unwrap();
+    assert_eq!(h.get(headers::DLQ_REASON).unwrap().as_str(), "receiver said 503");
+    assert_eq!(h.get(headers::DLQ_ATTEMPTS).unwrap().as_str(), "3");
+    assert_eq!(h.get(headers::DLQ_COMPONENT).unwrap().as_str(), "test-out");
+    assert_eq!(h.get(headers::DLQ_SUBJECT).unwrap().as_str(), subject);
+    assert_eq!(Envelope::from_json(&dead.payload).unwrap().provider_message_id, "fails");
+
+    shutdown.cancel();
+    consumer.await.unwrap().unwrap();
+    let attempts = attempts.lock().unwrap().clone();
+    let of = |id: &str| attempts.iter().filter(|(p, _)| p == id).map(|(_, a)| *a).collect::<Vec<_>>();
+    assert_eq!(of("fails"), [1, 2, 3]);
+    assert_eq!(of("flaky"), [1, 2]);
+    assert_eq!(ok.load(Ordering::SeqCst), 1);
+    assert_eq!(stream_len(&bus, streams::DLQ).await, 1, "only the permanently failing message is dead-lettered");
+
+    // Everything was acked: a new consumer instance on the same durable gets nothing.
+    let info = bus.jetstream().get_stream(streams::OUTBOUND).await.unwrap().consumer_info("test-out").await.unwrap();
+    assert_eq!(info.num_pending, 0);
+    assert_eq!(info.num_ack_pending, 0);
+}
+
+#[tokio::test]
+async fn rejected_payload_is_dead_lettered_at_once() {
+    let server = NatsServer::start();
+    let bus = connect(&server).await;
+    let subject = subjects::outbound("test");
+    let mut h = async_nats::HeaderMap::new();
+    h.insert(headers::SCHEMA, "envelope/1");
+    bus.publish_raw(&subject, h, "{not json".into(), "junk").await.unwrap();
+    let mut dlq = bus.client().subscribe(subjects::dlq("junk")).await.unwrap();
+    let shutdown = CancellationToken::new();
+    let spec = ConsumerSpec::new("junk", streams::OUTBOUND, "junk", &subject);
+    let task = tokio::spawn({
+        let (bus, shutdown) = (bus.clone(), shutdown.clone());
+        async move { bus.run_consumer(spec, shutdown, |d| async move { d.decode::<Envelope>().map(|_| ()) }).await }
+    });
+    let dead = tokio::time::timeout(Duration::from_secs(10), dlq.next()).await.unwrap().unwrap();
+    let h = dead.headers.unwrap();
+    assert_eq!(h.get(headers::DLQ_ATTEMPTS).unwrap().as_str(), "1");
+    assert!(h.get(headers::DLQ_REASON).unwrap().as_str().starts_with("invalid envelope/1"));
+    shutdown.cancel();
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn connect_waits_for_a_server_that_comes_up_later() {
+    let port = switchboard_testkit::free_port();
+    let mut config = BusConfig::for_url(format!("nats://127.0.0.1:{port}"));
+    config.connect_backoff = Backoff { initial: Duration::from_millis(50), max: Duration::from_millis(200) };
+    let shutdown = CancellationToken::new();
+    let connecting = tokio::spawn(async move { Bus::connect(&config, &shutdown).await });
+    tokio::time::sleep(Duration::from_millis(300)).await; // let a few attempts fail first
+    assert!(!connecting.is_finished(), "no server yet, connect must still be retrying");
+    let _server = NatsServer::start_on(port);
+    let bus = tokio::time::timeout(Duration::from_secs(15), connecting).await.unwrap().unwrap().unwrap();
+    bus.ensure_contract().await.unwrap();
+}
+
+/// A server speaking just enough of the NATS protocol to announce an old version.
+#[tokio::test]
+async fn refuses_a_server_older_than_2_10() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let (mut sock, _) = listener.accept().unwrap();
+        let info = r#"INFO {"server_id":"OLD","server_name":"old","version":"2.9.10","go":"go1.19","host":"127.0.0.1","port":4222,"headers":true,"max_payload":1048576,"proto":1,"jetstream":true}"#;
+        sock.write_all(format!("{info}\r\n").as_bytes()).unwrap();
+        let mut reader = BufReader::new(sock.try_clone().unwrap());
+        let mut line = String::new();
+        while reader.read_line(&mut line).unwrap_or(0) > 0 {
+            if line.starts_with("PING") {
+                let _ = sock.write_all(b"PONG\r\n");
+            }
+            line.clear();
+        }
+    });
+    let err = Bus::connect(&BusConfig::for_url(format!("nats://127.0.0.1:{port}")), &CancellationToken::new())
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, BusError::ServerTooOld { .. }), "{text}");
+    assert!(text.contains("2.9.10") && text.contains("2.10.0"), "names both versions: {text}");
+}

@@ -1,0 +1,107 @@
+//! A NATS server with JetStream on a free port and a temporary store.
+
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use tempfile::TempDir;
+
+use crate::{free_port, wait_until};
+
+/// A running `nats-server -js`, killed on drop. Its store survives [`NatsServer::restart`].
+pub struct NatsServer {
+    binary: PathBuf,
+    port: u16,
+    store: TempDir,
+    child: Option<Child>,
+}
+
+impl NatsServer {
+    /// Starts a server on a free port with a fresh store; panics loudly when it cannot.
+    pub fn start() -> NatsServer {
+        Self::start_on(free_port())
+    }
+
+    /// Starts a server on `port` with a fresh store (for clients already retrying that port).
+    pub fn start_on(port: u16) -> NatsServer {
+        let binary = Self::binary();
+        let store = tempfile::Builder::new().prefix("sb-nats-").tempdir().expect("create a temporary NATS store");
+        let mut server = NatsServer { binary, port, store, child: None };
+        server.spawn();
+        server
+    }
+
+    /// `nats://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The JetStream store directory.
+    pub fn store_dir(&self) -> &Path {
+        self.store.path()
+    }
+
+    /// Kills the server (SIGKILL), keeping its store.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port and store.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    fn spawn(&mut self) {
+        let child = Command::new(&self.binary)
+            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
+            .arg(self.store.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.binary.display()));
+        self.child = Some(child);
+        let addr = format!("127.0.0.1:{}", self.port);
+        wait_until(&format!("nats-server on {addr}"), Duration::from_secs(15), || TcpStream::connect(&addr).is_ok());
+    }
+
+    /// The server binary: `$SWITCHBOARD_NATS_SERVER`, else the project's `tools/bin/nats-server`
+    /// (installed by `make tools`), else `nats-server` on the `PATH`.
+    pub fn binary() -> PathBuf {
+        if let Some(path) = std::env::var_os("SWITCHBOARD_NATS_SERVER") {
+            return PathBuf::from(path);
+        }
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let local = workspace.join("tools/bin/nats-server");
+        if local.exists() {
+            return local;
+        }
+        if let Some(found) = std::env::var_os("PATH")
+            .iter()
+            .flat_map(std::env::split_paths)
+            .map(|dir| dir.join("nats-server"))
+            .find(|p| p.exists())
+        {
+            return found;
+        }
+        panic!(
+            "nats-server not found: run `make tools` (installs NATS 2.15 into tools/bin) \
+             or set SWITCHBOARD_NATS_SERVER to a nats-server 2.10+ binary"
+        );
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
