@@ -1,0 +1,76 @@
+//! The trait a channel implements, and its error types.
+
+use std::future::Future;
+
+use switchboard_core::OutboundMessage;
+
+use crate::Inbound;
+
+/// A channel adapter: translates between one provider and the bus contract.
+pub trait Channel: Send + Sync + 'static {
+    /// The channel's name: the subject token (`sb.in.<name>`, `sb.out.<name>`), e.g. `webhook`.
+    fn name(&self) -> &str;
+
+    /// Pull-style inbound (IMAP, long polling): runs until `inbound.shutdown()` fires, publishing
+    /// envelopes with [`Inbound::publish`]. Push-style channels leave the default and use
+    /// [`Channel::routes`].
+    fn run_inbound(&self, inbound: Inbound) -> impl Future<Output = Result<(), AdapterError>> + Send {
+        async move {
+            inbound.shutdown().cancelled().await;
+            Ok(())
+        }
+    }
+
+    /// Push-style inbound: HTTP routes served on the daemon's one listener.
+    fn routes(&self, inbound: Inbound) -> Option<axum::Router> {
+        let _ = inbound;
+        None
+    }
+
+    /// Sends one message to a customer. Return only once the provider accepted it; the runtime
+    /// acks the bus message on `Ok` and retries or dead-letters on `Err`.
+    fn send(&self, message: &OutboundMessage) -> impl Future<Output = Result<SendReceipt, SendError>> + Send;
+}
+
+/// What the provider said when it accepted a message.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SendReceipt {
+    /// The provider's id for the sent message, when it gives one.
+    pub provider_message_id: Option<String>,
+}
+
+/// Why a send failed, and whether trying again may help.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct SendError {
+    /// True for timeouts, 5xx, rate limits; false for rejections that will not change.
+    pub retryable: bool,
+    /// What happened, e.g. `HTTP 503 from https://...`; recorded in the dead letter.
+    pub reason: String,
+}
+
+impl SendError {
+    /// A failure worth retrying.
+    pub fn retryable(reason: impl Into<String>) -> Self {
+        Self { retryable: true, reason: reason.into() }
+    }
+
+    /// A failure that will not go away.
+    pub fn permanent(reason: impl Into<String>) -> Self {
+        Self { retryable: false, reason: reason.into() }
+    }
+}
+
+/// Why a channel's inbound side stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum AdapterError {
+    /// An I/O error talking to the provider.
+    #[error("I/O: {0}")]
+    Io(#[from] std::io::Error),
+    /// A bus error.
+    #[error(transparent)]
+    Bus(#[from] switchboard_bus::BusError),
+    /// Anything else the channel reports.
+    #[error("{0}")]
+    Other(String),
+}

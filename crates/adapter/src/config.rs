@@ -1,0 +1,50 @@
+//! Runtime settings shared by every channel.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use switchboard_bus::Backoff;
+
+/// How the runtime retries outbound sends and limits inbound senders.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuntimeConfig {
+    /// Send attempts before an outbound message is dead-lettered.
+    pub max_attempts: u64,
+    /// Delay between attempts.
+    pub backoff: Backoff,
+    /// Outbound messages sent at once.
+    pub concurrency: usize,
+    /// Seconds the bus waits for a crashed sender before redelivering.
+    pub ack_wait_secs: u64,
+    /// Per-sender inbound rate limit.
+    pub rate_limit: RateLimitConfig,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            max_attempts: 6,
+            backoff: Backoff { initial: Duration::from_millis(500), max: Duration::from_secs(60) },
+            concurrency: 8,
+            ack_wait_secs: 30,
+            rate_limit: RateLimitConfig::default(),
+        }
+    }
+}
+
+/// A token bucket per sender (customer id): `per_minute` sustained, `burst` at once.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitConfig {
+    /// Messages per minute a single sender may send, sustained.
+    pub per_minute: u32,
+    /// Messages a single sender may send at once.
+    pub burst: u32,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self { per_minute: 60, burst: 20 }
+    }
+}

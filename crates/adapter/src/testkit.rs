@@ -1,0 +1,143 @@
+//! Test kit for channel authors: a real NATS server with the contract set up, builders for
+//! contract values, and readers for what a channel stored or dead-lettered.
+//!
+//! Enable with the `testkit` feature in `[dev-dependencies]`.
+
+use std::future::Future;
+use std::time::Duration;
+
+use async_nats::HeaderMap;
+use bytes::Bytes;
+use switchboard_bus::{Bus, BusConfig, BusSlot};
+use switchboard_core::contract::{streams, subjects};
+use switchboard_core::outbound::ChannelAddress;
+use switchboard_core::{Contract, Customer, Envelope, OutboundKind, OutboundMessage};
+pub use switchboard_testkit::{NatsServer, free_port, wait_until};
+use tokio_util::sync::CancellationToken;
+
+/// A NATS server of its own with the bus contract set up, dropped with the test.
+pub struct TestBus {
+    /// The server; restart or stop it to test faults.
+    pub server: NatsServer,
+    /// A connected bus.
+    pub bus: Bus,
+}
+
+impl TestBus {
+    /// Starts a server and sets the contract up.
+    pub async fn start() -> TestBus {
+        let server = NatsServer::start();
+        let bus = Bus::connect(&BusConfig::for_url(server.url()), &CancellationToken::new())
+            .await
+            .expect("connect to the test NATS server");
+        bus.ensure_contract().await.expect("set up the bus contract");
+        TestBus { server, bus }
+    }
+
+    /// A slot holding the connected bus, for [`crate::ChannelRuntime::new`].
+    pub fn slot(&self) -> BusSlot {
+        BusSlot::ready(self.bus.clone())
+    }
+
+    /// Every message stored on `subject` in `stream`, oldest first, as `(headers, payload)`.
+    pub async fn stored(&self, stream: &str, subject: &str) -> Vec<(HeaderMap, Bytes)> {
+        let stream = self.bus.jetstream().get_stream(stream).await.expect("stream exists");
+        let state = stream.get_info().await.expect("stream info").state;
+        let mut out = Vec::new();
+        if state.messages == 0 {
+            return out;
+        }
+        for seq in state.first_sequence..=state.last_sequence {
+            if let Ok(m) = stream.get_raw_message(seq).await
+                && m.subject.as_str() == subject
+            {
+                out.push((m.headers, m.payload));
+            }
+        }
+        out
+    }
+
+    /// Every envelope stored on `sb.in.<channel>`, parsed and validated.
+    pub async fn envelopes(&self, channel: &str) -> Vec<Envelope> {
+        self.stored(streams::INBOUND, &subjects::inbound(channel))
+            .await
+            .into_iter()
+            .map(|(_, payload)| Envelope::from_json(&payload).expect("stored envelope is valid"))
+            .collect()
+    }
+
+    /// Every dead letter of `component`, as `(headers, payload)`.
+    pub async fn dead_letters(&self, component: &str) -> Vec<(HeaderMap, Bytes)> {
+        self.stored(streams::DLQ, &subjects::dlq(component)).await
+    }
+
+    /// Publishes an outbound message on `sb.out.<channel>` as the router would.
+    pub async fn send_outbound(&self, message: &OutboundMessage) {
+        self.bus
+            .publish(&subjects::outbound(&message.channel), message, &message.id.to_string())
+            .await
+            .expect("publish outbound message");
+    }
+
+    /// Waits until the consumer `out-<channel>` has nothing pending or unacked.
+    pub async fn wait_outbound_drained(&self, channel: &str, timeout: Duration) {
+        let durable = format!("out-{channel}");
+        wait_for(&format!("{durable} drained"), timeout, || async {
+            let Ok(stream) = self.bus.jetstream().get_stream(streams::OUTBOUND).await else { return false };
+            match stream.consumer_info(&durable).await {
+                Ok(info) => info.num_pending == 0 && info.num_ack_pending == 0,
+                Err(_) => false,
+            }
+        })
+        .await;
+    }
+}
+
+/// Polls an async `condition` every 20 ms until it holds; panics naming `what` after `timeout`.
+pub async fn wait_for<F, Fut>(what: &str, timeout: Duration, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    while !condition().await {
+        assert!(tokio::time::Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A valid envelope on `channel` from customer `customer`, with provider id `provider_id`.
+pub fn envelope(channel: &str, provider_id: &str, customer: &str, text: &str) -> Envelope {
+    Envelope {
+        id: uuid::Uuid::now_v7(),
+        channel: channel.into(),
+        provider_message_id: provider_id.into(),
+        received_at: chrono::Utc::now(),
+        customer: Customer { id: customer.into(), name: None, email: None, phone: None, language: None },
+        thread_key: customer.into(),
+        text: text.into(),
+        subject: None,
+        html: None,
+        attachments: vec![],
+        metadata: Default::default(),
+        raw_ref: None,
+    }
+}
+
+/// A valid agent reply on `channel` to `customer`.
+pub fn outbound(channel: &str, customer: &str, text: &str) -> OutboundMessage {
+    OutboundMessage {
+        id: uuid::Uuid::now_v7(),
+        conversation_id: uuid::Uuid::now_v7(),
+        channel: channel.into(),
+        to: ChannelAddress { customer_id: customer.into(), thread_key: customer.into() },
+        text: text.into(),
+        subject: None,
+        attachments: vec![],
+        reply_to: None,
+        kind: OutboundKind::AgentReply,
+        agent_id: Some("agent-1".into()),
+        created_at: chrono::Utc::now(),
+        metadata: Default::default(),
+    }
+}
