@@ -1,1 +1,87 @@
-//! placeholder
+//! Switchboard's generic webhook channel.
+//!
+//! Inbound, `POST /v1/webhooks/{source}` takes a signed JSON message (Standard Webhooks:
+//! `webhook-id`, `webhook-timestamp`, `webhook-signature`) and answers `202` only after JetStream
+//! stored the envelope. Outbound, it consumes `sb.out.webhook` and POSTs each message, signed the
+//! same way, to the source's configured URL. It is the only crate that knows this wire format;
+//! it never decides routing and never logs message bodies or secrets.
+
+mod config;
+mod inbound;
+mod outbound;
+pub mod signature;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+pub use config::{SecretLookup, SourceConfig, WebhookConfig, WebhookConfigError, decode_secret};
+pub use inbound::{WebhookCustomer, WebhookMessage};
+pub use outbound::WebhookDelivery;
+use switchboard_adapter::{Channel, Inbound, SendError, SendReceipt};
+use switchboard_core::OutboundMessage;
+
+/// The channel name: subjects `sb.in.webhook` and `sb.out.webhook`.
+pub const CHANNEL: &str = "webhook";
+
+/// Metadata key naming the source an envelope came from and an outbound message goes to.
+pub const SOURCE_KEY: &str = "webhook_source";
+
+/// One configured source with its secret resolved.
+#[derive(Clone)]
+pub struct Source {
+    /// Source name, the `{source}` path segment.
+    pub name: String,
+    /// HMAC key (the decoded `whsec_` secret).
+    pub key: Arc<[u8]>,
+    /// Where outbound messages for this source are POSTed.
+    pub outbound_url: Option<String>,
+}
+
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Source")
+            .field("name", &self.name)
+            .field("outbound_url", &self.outbound_url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The webhook channel: its enabled sources and HTTP settings.
+#[derive(Clone, Debug)]
+pub struct WebhookChannel {
+    sources: Arc<BTreeMap<String, Source>>,
+    settings: Arc<WebhookConfig>,
+    http: reqwest::Client,
+}
+
+impl WebhookChannel {
+    /// Builds the channel from resolved sources.
+    pub fn new(settings: WebhookConfig, sources: Vec<Source>) -> Result<Self, WebhookConfigError> {
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_millis(settings.request_timeout_ms))
+            .user_agent(concat!("switchboard/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| WebhookConfigError::new("request_timeout_ms", format!("cannot build HTTP client: {e}")))?;
+        let sources = sources.into_iter().map(|s| (s.name.clone(), s)).collect();
+        Ok(Self { sources: Arc::new(sources), settings: Arc::new(settings), http })
+    }
+
+    /// The enabled sources.
+    pub fn sources(&self) -> impl Iterator<Item = &Source> {
+        self.sources.values()
+    }
+}
+
+impl Channel for WebhookChannel {
+    fn name(&self) -> &str {
+        CHANNEL
+    }
+
+    fn routes(&self, inbound: Inbound) -> Option<axum::Router> {
+        Some(inbound::router(self.clone(), inbound))
+    }
+
+    async fn send(&self, message: &OutboundMessage) -> Result<SendReceipt, SendError> {
+        outbound::send(self, message).await
+    }
+}

@@ -1,0 +1,174 @@
+//! `POST /v1/webhooks/{source}`: verify, parse, store, then answer.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde::Deserialize;
+use serde_json::json;
+use switchboard_adapter::{Inbound, InboundError};
+use switchboard_core::{Customer, Envelope, ValidationError, json_error};
+use tracing::{debug, info, warn};
+
+use crate::signature::{self, SignatureError};
+use crate::{CHANNEL, SOURCE_KEY, WebhookChannel};
+
+/// The JSON body a source POSTs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookMessage {
+    /// The sender's own id of the message; the same id twice stores one message.
+    pub message_id: String,
+    /// Who wrote.
+    pub customer: WebhookCustomer,
+    /// The text.
+    pub text: String,
+    /// Subject, if any.
+    #[serde(default)]
+    pub subject: Option<String>,
+    /// Thread within the source; the customer id when absent.
+    #[serde(default)]
+    pub thread_id: Option<String>,
+    /// Routing metadata (string values).
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// The customer of a webhook message.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookCustomer {
+    /// The source's id of the customer.
+    pub id: String,
+    /// Display name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Email address.
+    #[serde(default)]
+    pub email: Option<String>,
+}
+
+#[derive(Clone)]
+struct AppState {
+    channel: WebhookChannel,
+    inbound: Inbound,
+}
+
+pub(crate) fn router(channel: WebhookChannel, inbound: Inbound) -> axum::Router {
+    axum::Router::new().route("/v1/webhooks/{source}", post(receive)).with_state(AppState { channel, inbound })
+}
+
+fn error(status: StatusCode, error: &str, detail: serde_json::Value) -> Response {
+    let mut body = json!({ "error": error });
+    if let (Some(body), Some(detail)) = (body.as_object_mut(), detail.as_object()) {
+        body.extend(detail.clone());
+    }
+    (status, Json(body)).into_response()
+}
+
+fn invalid(e: ValidationError) -> Response {
+    error(StatusCode::BAD_REQUEST, "invalid request", json!({ "field": e.field, "reason": e.reason }))
+}
+
+async fn receive(State(app): State<AppState>, Path(source): Path<String>, headers: HeaderMap, body: Body) -> Response {
+    let Some(src) = app.channel.sources.get(&source) else {
+        return error(StatusCode::NOT_FOUND, "unknown webhook source", json!({ "source": source }));
+    };
+    let limit = app.channel.settings.max_body_bytes;
+    let too_large = || error(StatusCode::PAYLOAD_TOO_LARGE, "body too large", json!({ "limit_bytes": limit }));
+    let declared =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return too_large();
+    }
+    let Ok(body) = axum::body::to_bytes(body, limit).await else {
+        return too_large();
+    };
+
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Err(e) = signature::verify(
+        &src.key,
+        text(signature::ID),
+        text(signature::TIMESTAMP),
+        text(signature::SIGNATURE),
+        &body,
+        chrono::Utc::now().timestamp(),
+        app.channel.settings.timestamp_tolerance_secs,
+    ) {
+        warn!(source = %source, reason = %e, "webhook signature refused");
+        let reason = match e {
+            SignatureError::Mismatch => "signature does not match".to_string(),
+            other => other.to_string(),
+        };
+        return error(StatusCode::UNAUTHORIZED, "invalid signature", json!({ "reason": reason }));
+    }
+
+    let message: WebhookMessage = match serde_json::from_slice(&body) {
+        Ok(m) => m,
+        Err(e) => return invalid(json_error(e)),
+    };
+    let envelope = match to_envelope(&source, message) {
+        Ok(e) => e,
+        Err(e) => return invalid(e),
+    };
+    let customer = envelope.customer.id.clone();
+    match app.inbound.publish(envelope.clone()).await {
+        Ok(published) => {
+            if published.duplicate {
+                debug!(source = %source, "webhook message already stored");
+            } else {
+                info!(source = %source, envelope = %envelope.id, sequence = published.sequence, "webhook message stored");
+            }
+            let body = json!({ "id": envelope.id, "duplicate": published.duplicate, "sequence": published.sequence });
+            (StatusCode::ACCEPTED, Json(body)).into_response()
+        }
+        Err(InboundError::Invalid(e)) => invalid(e),
+        Err(InboundError::RateLimited { retry_after }) => {
+            warn!(source = %source, customer = %customer, "sender over the rate limit");
+            let secs = retry_after.as_secs().max(1);
+            let mut resp = error(StatusCode::TOO_MANY_REQUESTS, "rate limited", json!({ "retry_after_secs": secs }));
+            resp.headers_mut().insert(header::RETRY_AFTER, secs.into());
+            resp
+        }
+        Err(e @ (InboundError::NotReady(_) | InboundError::Bus(_))) => {
+            warn!(source = %source, error = %e, "cannot store webhook message");
+            error(StatusCode::SERVICE_UNAVAILABLE, "not stored, retry later", json!({}))
+        }
+    }
+}
+
+fn to_envelope(source: &str, m: WebhookMessage) -> Result<Envelope, ValidationError> {
+    if m.message_id.trim().is_empty() {
+        return Err(ValidationError::new("message_id", "must not be empty"));
+    }
+    if m.customer.id.trim().is_empty() {
+        return Err(ValidationError::new("customer.id", "must not be empty"));
+    }
+    let thread = m.thread_id.unwrap_or_else(|| m.customer.id.clone());
+    let mut metadata = m.metadata;
+    metadata.insert(SOURCE_KEY.into(), source.into());
+    Ok(Envelope {
+        id: uuid::Uuid::now_v7(),
+        channel: CHANNEL.into(),
+        provider_message_id: format!("{source}:{}", m.message_id),
+        received_at: chrono::Utc::now(),
+        customer: Customer {
+            id: m.customer.id,
+            name: m.customer.name,
+            email: m.customer.email,
+            phone: None,
+            language: None,
+        },
+        thread_key: format!("{source}:{thread}"),
+        text: m.text,
+        subject: m.subject,
+        html: None,
+        attachments: vec![],
+        metadata,
+        raw_ref: Some(format!("webhook:{source}:{}", m.message_id)),
+    })
+}

@@ -1,0 +1,221 @@
+//! The webhook channel end to end against a real NATS server and real HTTP sockets.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::http::{HeaderMap, StatusCode};
+use switchboard_adapter::testkit::{self, TestBus, wait_for};
+use switchboard_adapter::{ChannelRuntime, RuntimeConfig};
+use switchboard_bus::Backoff;
+use switchboard_channel_webhook::{Source, WebhookChannel, WebhookConfig, WebhookDelivery, signature};
+use switchboard_core::contract::headers;
+use tokio_util::sync::CancellationToken;
+
+const KEY: &[u8] = b"test-key-0123456789abcdef";
+
+async fn serve(router: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    format!("http://{addr}")
+}
+
+fn channel(outbound_url: Option<String>) -> WebhookChannel {
+    let settings = WebhookConfig { max_body_bytes: 1024, ..WebhookConfig::default() };
+    let source = Source { name: "shop".into(), key: Arc::from(KEY), outbound_url };
+    WebhookChannel::new(settings, vec![source]).unwrap()
+}
+
+fn runtime_config() -> RuntimeConfig {
+    RuntimeConfig {
+        max_attempts: 4,
+        backoff: Backoff { initial: Duration::from_millis(20), max: Duration::from_millis(80) },
+        ..RuntimeConfig::default()
+    }
+}
+
+struct Inbound {
+    t: TestBus,
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Inbound {
+    async fn start() -> Inbound {
+        let t = TestBus::start().await;
+        let runtime =
+            ChannelRuntime::new(Arc::new(channel(None)), runtime_config(), t.slot(), CancellationToken::new());
+        let base = serve(runtime.routes().unwrap()).await;
+        Inbound { t, base, http: reqwest::Client::new() }
+    }
+
+    async fn post(&self, path: &str, body: &str, id: &str, ts: i64, key: &[u8]) -> (StatusCode, serde_json::Value) {
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .header(signature::ID, id)
+            .header(signature::TIMESTAMP, ts.to_string())
+            .header(signature::SIGNATURE, signature::sign(key, id, ts, body.as_bytes()))
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        let status = StatusCode::from_u16(resp.status().as_u16()).unwrap();
+        (status, resp.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    async fn signed(&self, body: &str) -> (StatusCode, serde_json::Value) {
+        self.post("/v1/webhooks/shop", body, "msg_1", chrono::Utc::now().timestamp(), KEY).await
+    }
+
+    async fn stored(&self) -> usize {
+        self.t.envelopes("webhook").await.len()
+    }
+}
+
+const VALID: &str = r#"{"message_id":"m-1","customer":{"id":"c-7","name":"Ada","email":"ada@example.com"},"text":"Where is my order?","metadata":{"plan":"pro"}}"#;
+
+#[tokio::test]
+async fn valid_message_is_stored_once_even_when_replayed() {
+    let s = Inbound::start().await;
+    let (status, body) = s.signed(VALID).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["duplicate"], false);
+    let (status, body) = s.signed(VALID).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["duplicate"], true);
+
+    let stored = s.t.envelopes("webhook").await;
+    assert_eq!(stored.len(), 1);
+    let e = &stored[0];
+    assert_eq!(e.provider_message_id, "shop:m-1");
+    assert_eq!(e.customer.id, "c-7");
+    assert_eq!(e.customer.email.as_deref(), Some("ada@example.com"));
+    assert_eq!(e.thread_key, "shop:c-7");
+    assert_eq!(e.text, "Where is my order?");
+    assert_eq!(e.metadata.get("plan").map(String::as_str), Some("pro"));
+    assert_eq!(e.metadata.get("webhook_source").map(String::as_str), Some("shop"));
+}
+
+#[tokio::test]
+async fn rejected_requests_get_the_right_status_and_store_nothing() {
+    let s = Inbound::start().await;
+    let now = chrono::Utc::now().timestamp();
+
+    let (status, body) = s.post("/v1/webhooks/shop", VALID, "msg_1", now, b"wrong-key-0123456789abcdef").await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid signature")));
+
+    let (status, body) = s.post("/v1/webhooks/shop", VALID, "msg_1", now - 301, KEY).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(body["reason"].as_str().unwrap().contains("tolerance"), "{body}");
+
+    let (status, body) = s.signed("{not json").await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid request")), "{body}");
+
+    let (status, body) = s.signed(r#"{"message_id":"m-2","customer":{"id":"c-7"}}"#).await;
+    assert_eq!((status, body["field"].as_str()), (StatusCode::BAD_REQUEST, Some("text")), "{body}");
+
+    let (status, body) = s.signed(r#"{"message_id":"m-3","customer":{"id":""},"text":"hi"}"#).await;
+    assert_eq!((status, body["field"].as_str()), (StatusCode::BAD_REQUEST, Some("customer.id")), "{body}");
+
+    let big = format!(r#"{{"message_id":"m-4","customer":{{"id":"c"}},"text":"{}"}}"#, "x".repeat(2000));
+    let (status, body) = s.signed(&big).await;
+    assert_eq!((status, body["limit_bytes"].as_u64()), (StatusCode::PAYLOAD_TOO_LARGE, Some(1024)), "{body}");
+
+    let (status, _) = s.post("/v1/webhooks/nope", VALID, "msg_1", now, KEY).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let unsigned = s.http.post(format!("{}/v1/webhooks/shop", s.base)).body(VALID).send().await.unwrap();
+    assert_eq!(unsigned.status().as_u16(), 401);
+
+    assert_eq!(s.stored().await, 0, "nothing stored for a rejected request");
+}
+
+/// A receiver that answers each request with the next scripted status, then 200.
+#[derive(Clone, Default)]
+struct Receiver {
+    script: Arc<Mutex<Vec<u16>>>,
+    seen: Arc<Mutex<Vec<(HeaderMap, Vec<u8>, u16)>>>,
+}
+
+impl Receiver {
+    fn router(&self) -> axum::Router {
+        let me = self.clone();
+        axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |headers: HeaderMap, body: axum::body::Bytes| {
+                let me = me.clone();
+                async move {
+                    let status = {
+                        let mut script = me.script.lock().unwrap();
+                        if script.is_empty() { 200 } else { script.remove(0) }
+                    };
+                    me.seen.lock().unwrap().push((headers, body.to_vec(), status));
+                    StatusCode::from_u16(status).unwrap()
+                }
+            }),
+        )
+    }
+}
+
+#[tokio::test]
+async fn outbound_is_retried_until_the_receiver_accepts_and_is_signed() {
+    let t = TestBus::start().await;
+    let receiver = Receiver::default();
+    receiver.script.lock().unwrap().extend([503, 500]);
+    let url = format!("{}/hook", serve(receiver.router()).await);
+    let shutdown = CancellationToken::new();
+    let task = ChannelRuntime::new(Arc::new(channel(Some(url))), runtime_config(), t.slot(), shutdown.clone()).spawn();
+
+    let mut message = testkit::outbound("webhook", "c-7", "Your order ships today");
+    message.to.thread_key = "shop:c-7".into();
+    t.send_outbound(&message).await;
+    t.wait_outbound_drained("webhook", Duration::from_secs(10)).await;
+    shutdown.cancel();
+    task.await.unwrap().unwrap();
+
+    let seen = receiver.seen.lock().unwrap().clone();
+    let statuses: Vec<u16> = seen.iter().map(|(_, _, s)| *s).collect();
+    assert_eq!(statuses, [503, 500, 200], "retried after 5xx, exactly one accepted delivery");
+    let (headers, body, _) = &seen[2];
+    let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
+    assert_eq!(h(signature::ID), Some(message.id.to_string().as_str()));
+    signature::verify(
+        KEY,
+        h(signature::ID),
+        h(signature::TIMESTAMP),
+        h(signature::SIGNATURE),
+        body,
+        chrono::Utc::now().timestamp(),
+        300,
+    )
+    .expect("delivery signature verifies");
+    let delivery: WebhookDelivery = serde_json::from_slice(body).unwrap();
+    assert_eq!((delivery.thread_id.as_str(), delivery.text.as_str()), ("c-7", "Your order ships today"));
+    assert!(t.dead_letters("webhook").await.is_empty());
+}
+
+#[tokio::test]
+async fn a_receiver_that_always_fails_ends_in_the_dead_letter_subject() {
+    let t = TestBus::start().await;
+    let receiver = Receiver::default();
+    receiver.script.lock().unwrap().extend([500; 10]);
+    let url = format!("{}/hook", serve(receiver.router()).await);
+    let shutdown = CancellationToken::new();
+    let task = ChannelRuntime::new(Arc::new(channel(Some(url))), runtime_config(), t.slot(), shutdown.clone()).spawn();
+
+    let mut message = testkit::outbound("webhook", "c-7", "hello");
+    message.to.thread_key = "shop:c-7".into();
+    t.send_outbound(&message).await;
+    wait_for("dead letter", Duration::from_secs(10), || async { !t.dead_letters("webhook").await.is_empty() }).await;
+    shutdown.cancel();
+    task.await.unwrap().unwrap();
+
+    let dead = t.dead_letters("webhook").await;
+    assert_eq!(dead.len(), 1);
+    let reason = dead[0].0.get(headers::DLQ_REASON).unwrap().as_str();
+    assert_eq!(reason, "HTTP 500 from receiver of source shop");
+    assert_eq!(dead[0].0.get(headers::DLQ_ATTEMPTS).unwrap().as_str(), "4");
+    assert_eq!(receiver.seen.lock().unwrap().len(), 4, "tried max_attempts times, no more");
+}
