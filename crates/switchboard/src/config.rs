@@ -1,0 +1,167 @@
+//! The daemon's configuration: one TOML file plus `SWITCHBOARD__SECTION__KEY` overrides.
+//!
+//! Errors name the file, the key and the reason, so that `check-config` is a useful CI step.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use switchboard_bus::BusConfig;
+#[cfg(feature = "channel-webhook")]
+use switchboard_channel_webhook::WebhookConfig;
+
+/// Prefix of environment overrides: `SWITCHBOARD__NATS__URL` sets `nats.url`.
+pub const ENV_PREFIX: &str = "SWITCHBOARD";
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// How to reach NATS and shape the streams.
+    pub nats: BusConfig,
+    /// The one HTTP listener.
+    pub http: HttpConfig,
+    /// Logging.
+    pub log: LogConfig,
+    /// Shutdown behaviour.
+    pub shutdown: ShutdownConfig,
+    /// Channel adapters, each enabled or not.
+    pub channels: ChannelsConfig,
+}
+
+/// The HTTP listener shared by health checks, webhooks and (later) the agent API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Longest time one request may take, in milliseconds.
+    pub request_timeout_ms: u64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self { listen: SocketAddr::from(([127, 0, 0, 1], 8080)), request_timeout_ms: 30_000 }
+    }
+}
+
+/// Log output.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `human` or `json`; `--log-format` overrides it.
+    pub format: LogFormat,
+    /// A `tracing` filter, e.g. `info` or `info,switchboard_bus=debug`; `RUST_LOG` overrides it.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { format: LogFormat::Human, level: "info".into() }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Readable lines for a terminal.
+    Human,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// How the daemon stops.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShutdownConfig {
+    /// Seconds in-flight work may take after SIGTERM before it is abandoned (and redelivered).
+    pub grace_secs: u64,
+}
+
+impl Default for ShutdownConfig {
+    fn default() -> Self {
+        Self { grace_secs: 20 }
+    }
+}
+
+/// Every channel the binary was built with; registered here, one field per Cargo feature.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChannelsConfig {
+    /// The generic webhook channel.
+    #[cfg(feature = "channel-webhook")]
+    pub webhook: WebhookConfig,
+}
+
+/// A configuration error: which file, which key, why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}: key `{key}`: {reason}", file.display())]
+pub struct ConfigError {
+    /// The configuration file.
+    pub file: PathBuf,
+    /// The dotted key, e.g. `http.listen` (`(file)` for a problem with the file as a whole).
+    pub key: String,
+    /// Why it is wrong; mentions the environment variable when an override set the key.
+    pub reason: String,
+}
+
+impl Config {
+    /// Reads `path`, applies `SWITCHBOARD__...` overrides from the environment, and validates.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let err = |key: &str, reason: String| ConfigError { file: path.to_path_buf(), key: key.into(), reason };
+        if !path.is_file() {
+            return Err(err("(file)", "no such file".into()));
+        }
+        let merged = config::Config::builder()
+            .add_source(config::File::from(path).format(config::FileFormat::Toml).required(true))
+            .add_source(
+                config::Environment::with_prefix(ENV_PREFIX).prefix_separator("__").separator("__").try_parsing(true),
+            )
+            .build()
+            .map_err(|e| err("(file)", e.to_string()))?;
+        let value: serde_json::Value = merged.try_deserialize().map_err(|e| err("(file)", e.to_string()))?;
+        let config: Config = serde_path_to_error::deserialize(value).map_err(|e| {
+            let key = e.path().to_string();
+            err(&key, with_env_hint(&key, e.into_inner().to_string()))
+        })?;
+        config.validate().map_err(|(key, reason)| err(&key, with_env_hint(&key, reason)))?;
+        Ok(config)
+    }
+
+    /// Checks what the types cannot: non-empty URLs, positive timeouts, coherent sources.
+    fn validate(&self) -> Result<(), (String, String)> {
+        if self.nats.url.trim().is_empty() {
+            return Err(("nats.url".into(), "must not be empty".into()));
+        }
+        if !(1..=5).contains(&self.nats.replicas) {
+            return Err(("nats.replicas".into(), "must be between 1 and 5".into()));
+        }
+        if self.http.request_timeout_ms == 0 {
+            return Err(("http.request_timeout_ms".into(), "must be greater than 0".into()));
+        }
+        if self.shutdown.grace_secs == 0 {
+            return Err(("shutdown.grace_secs".into(), "must be greater than 0".into()));
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            return Err(("log.level".into(), format!("`{}` is not a valid log filter", self.log.level)));
+        }
+        #[cfg(feature = "channel-webhook")]
+        {
+            let webhook = &self.channels.webhook;
+            for (name, source) in &webhook.sources {
+                source.validate(name).map_err(|e| (format!("channels.webhook.{}", e.key), e.reason))?;
+            }
+            if webhook.max_body_bytes == 0 {
+                return Err(("channels.webhook.max_body_bytes".into(), "must be greater than 0".into()));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Adds "(set by SWITCHBOARD__X__Y)" when an environment override is the likely culprit.
+fn with_env_hint(key: &str, reason: String) -> String {
+    let var = format!("{ENV_PREFIX}__{}", key.replace('.', "__").to_uppercase());
+    if std::env::var_os(&var).is_some() { format!("{reason} (set by environment variable {var})") } else { reason }
+}

@@ -1,0 +1,114 @@
+//! Running the daemon: listener first, then the bus, then the components; ordered shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use switchboard_bus::{Bus, BusSlot};
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tower_http::timeout::TimeoutLayer;
+use tracing::{error, info, warn};
+
+use crate::config::Config;
+use crate::http::{Readiness, health_routes};
+
+/// Runs every enabled component until `shutdown` is cancelled, then stops them in order within
+/// `shutdown.grace_secs`: the listener stops taking requests and finishes those in flight, the
+/// consumers finish or leave unacked what they hold, and the NATS connection is flushed.
+///
+/// The listener is bound by the caller so that tests can use `127.0.0.1:0`.
+pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let slot = BusSlot::new();
+    // Components get their own token: it fires only after the listener drained, so a request
+    // that is being stored still finds its publisher.
+    let components_stop = CancellationToken::new();
+    let channels = crate::channels::build(&config.channels, &slot, &components_stop)?;
+
+    let readiness = Readiness {
+        bus: slot.clone(),
+        components: Arc::new(channels.iter().map(|c| (c.name, c.health.clone())).collect()),
+    };
+    let mut app = health_routes(readiness);
+    for channel in &channels {
+        if let Some(routes) = &channel.routes {
+            app = app.merge(routes.clone());
+        }
+    }
+    let app = app.layer(TimeoutLayer::with_status_code(
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        Duration::from_millis(config.http.request_timeout_ms),
+    ));
+
+    let addr = listener.local_addr().context("listener address")?;
+    info!(%addr, channels = channels.len(), "HTTP listener up");
+    let http_stop = shutdown.clone();
+    let mut http = tokio::spawn(async move {
+        axum::serve(listener, app).with_graceful_shutdown(async move { http_stop.cancelled().await }).await
+    });
+
+    // The bus may be down at start-up: keep answering /healthz (and 503 on /readyz) meanwhile.
+    let bus = tokio::select! {
+        bus = Bus::connect(&config.nats, &shutdown) => bus,
+        served = &mut http => {
+            served.context("HTTP task")?.context("HTTP listener")?;
+            anyhow::bail!("HTTP listener stopped before the bus connected");
+        }
+    };
+    let bus = match bus {
+        Ok(bus) => bus,
+        Err(e) if shutdown.is_cancelled() => {
+            info!(error = %e, "shut down before NATS was reached");
+            let _ = http.await;
+            return Ok(());
+        }
+        Err(e) => {
+            shutdown.cancel();
+            let _ = http.await;
+            return Err(e).context("connecting to NATS");
+        }
+    };
+    bus.ensure_contract().await.context("setting up streams and buckets")?;
+    slot.fill(bus.clone());
+
+    let mut running = JoinSet::new();
+    for channel in channels {
+        let name = channel.name;
+        let handle = (channel.start)();
+        running.spawn(async move { (name, handle.await) });
+    }
+    info!("switchboard ready");
+
+    shutdown.cancelled().await;
+    info!(grace_secs = config.shutdown.grace_secs, "shutting down");
+    let grace = Duration::from_secs(config.shutdown.grace_secs);
+    let stopped = tokio::time::timeout(grace, async {
+        match http.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => warn!(error = %e, "HTTP listener stopped with an error"),
+            Err(e) => warn!(error = %e, "HTTP task failed"),
+        }
+        components_stop.cancel();
+        while let Some(joined) = running.join_next().await {
+            match joined {
+                Ok((name, Ok(Ok(())))) => info!(component = name, "stopped"),
+                Ok((name, Ok(Err(e)))) => error!(component = name, error = %e, "stopped with an error"),
+                Ok((name, Err(e))) => error!(component = name, error = %e, "task failed"),
+                Err(e) => error!(error = %e, "component task failed"),
+            }
+        }
+    })
+    .await;
+    components_stop.cancel();
+    if stopped.is_err() {
+        // Whatever is still unacked is redelivered by JetStream: late, not lost.
+        warn!(stragglers = running.len(), "grace period over, abandoning in-flight work");
+        running.abort_all();
+    }
+    if let Err(e) = bus.client().flush().await {
+        warn!(error = %e, "could not flush the NATS connection");
+    }
+    info!("switchboard stopped");
+    Ok(())
+}

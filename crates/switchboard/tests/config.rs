@@ -1,0 +1,78 @@
+//! Configuration errors name the file, the key and the reason; the default config loads as is.
+
+use std::path::PathBuf;
+
+use switchboard::{Config, ConfigError};
+
+fn load(toml: &str) -> Result<Config, ConfigError> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("switchboard.toml");
+    std::fs::write(&path, toml).unwrap();
+    Config::load(&path)
+}
+
+/// Expects `toml` to fail on `key` with a reason containing `reason`.
+fn check(toml: &str, key: &str, reason: &str) {
+    let err = load(toml).unwrap_err();
+    assert_eq!(err.key, key, "{err}");
+    assert!(err.reason.contains(reason), "reason {:?} should contain {reason:?}", err.reason);
+    assert!(err.file.ends_with("switchboard.toml"));
+    let text = err.to_string();
+    assert!(text.contains("switchboard.toml") && text.contains(key), "{text}");
+}
+
+#[test]
+fn default_config_loads() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../config/default.toml");
+    let config = Config::load(&path).unwrap();
+    assert_eq!(config.http.listen.to_string(), "127.0.0.1:8080");
+    let demo = &config.channels.webhook.sources["demo"];
+    assert_eq!(demo.secret_env.as_deref(), Some("SWITCHBOARD_DEMO_WEBHOOK_SECRET"));
+    assert!(demo.outbound_url.is_some());
+}
+
+#[test]
+fn errors_name_file_key_and_reason() {
+    check("[http]\nlisten = \"nope\"\n", "http.listen", "socket address");
+    check("[nats]\nreplicas = 9\n", "nats.replicas", "between 1 and 5");
+    check("[nats]\nurll = \"x\"\n", "nats.urll", "unknown field");
+    check("[shutdown]\ngrace_secs = -1\n", "shutdown.grace_secs", "invalid value");
+    check("[log]\nformat = \"xml\"\n", "log.format", "unknown variant");
+    check(
+        "[channels.webhook.sources.shop]\noutbound_url = \"http://x\"\n",
+        "channels.webhook.sources.shop.secret_env",
+        "set secret_env or secret_file",
+    );
+    check(
+        "[channels.webhook.sources.shop]\nsecret_env = \"X\"\noutbound_url = \"ftp://x\"\n",
+        "channels.webhook.sources.shop.outbound_url",
+        "http",
+    );
+    check(
+        "[channels.webhook.runtime.backoff]\ninitial_ms = \"soon\"\n",
+        "channels.webhook.runtime.backoff.initial_ms",
+        "invalid type",
+    );
+    check("[http\n", "(file)", "TOML parse error");
+}
+
+#[test]
+fn missing_file_is_named() {
+    let err = Config::load(std::path::Path::new("/nonexistent/switchboard.toml")).unwrap_err();
+    assert_eq!((err.key.as_str(), err.reason.as_str()), ("(file)", "no such file"));
+}
+
+#[test]
+fn check_config_exits_non_zero_naming_the_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, "[http]\nrequest_timeout_ms = 0\n").unwrap();
+    let out =
+        std::process::Command::new(env!("CARGO_BIN_EXE_switchboard")).arg("check-config").arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("bad.toml") && stderr.contains("http.request_timeout_ms") && stderr.contains("greater than 0"),
+        "{stderr}"
+    );
+}
