@@ -1,0 +1,96 @@
+//! The webhook channel through the real daemon: a customer's message in, an agent's reply out.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::http::HeaderMap;
+use switchboard_bus::{Bus, BusConfig};
+use switchboard_channel_webhook::{decode_secret, signature};
+use switchboard_core::contract::{streams, subjects};
+use switchboard_core::outbound::ChannelAddress;
+use switchboard_core::{Contract, Envelope, OutboundKind, OutboundMessage};
+use switchboard_e2e::{SECRET, TestDaemon};
+use tokio_util::sync::CancellationToken;
+
+#[tokio::test]
+async fn customer_message_in_and_agent_reply_out() {
+    let received: Arc<Mutex<Vec<(HeaderMap, String)>>> = Arc::default();
+    let receiver = {
+        let received = received.clone();
+        axum::Router::new().route(
+            "/replies",
+            axum::routing::post(move |headers: HeaderMap, body: String| {
+                let received = received.clone();
+                async move {
+                    received.lock().unwrap().push((headers, body));
+                    axum::http::StatusCode::NO_CONTENT
+                }
+            }),
+        )
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/replies", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, receiver).await.unwrap() });
+
+    let daemon = TestDaemon::start(Some(url), |_| {}).await;
+
+    // In: a signed message from the shop's backend is stored as an envelope.
+    let body = r#"{"message_id":"order-17-q1","customer":{"id":"u-17","name":"Ada","email":"ada@example.com"},"thread_id":"order-17","subject":"Order 17","text":"Where is order 17?","metadata":{"order":"17"}}"#;
+    let (status, answer) = daemon.post_signed("evt_1", body).await;
+    assert_eq!(status, 202, "{answer}");
+
+    let bus = Bus::connect(&BusConfig::for_url(daemon.nats.url()), &CancellationToken::new()).await.unwrap();
+    let stream = bus.jetstream().get_stream(streams::INBOUND).await.unwrap();
+    let stored = stream.get_raw_message(1).await.unwrap();
+    assert_eq!(stored.subject.as_str(), subjects::inbound("webhook"));
+    let envelope = Envelope::from_json(&stored.payload).unwrap();
+    assert_eq!(answer["id"], envelope.id.to_string());
+    assert_eq!(envelope.thread_key, "shop:order-17");
+    assert_eq!(envelope.subject.as_deref(), Some("Order 17"));
+
+    // Out: the reply the router would publish reaches the shop, signed, threaded, once.
+    let reply = OutboundMessage {
+        id: uuid::Uuid::now_v7(),
+        conversation_id: uuid::Uuid::now_v7(),
+        channel: "webhook".into(),
+        to: ChannelAddress { customer_id: envelope.customer.id.clone(), thread_key: envelope.thread_key.clone() },
+        text: "It left the warehouse this morning.".into(),
+        subject: envelope.subject.clone(),
+        attachments: vec![],
+        reply_to: Some(envelope.provider_message_id.clone()),
+        kind: OutboundKind::AgentReply,
+        agent_id: Some("alice".into()),
+        created_at: chrono::Utc::now(),
+        metadata: envelope.metadata.clone(),
+    };
+    bus.publish(&subjects::outbound("webhook"), &reply, &reply.id.to_string()).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while received.lock().unwrap().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "reply not delivered within 10 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    daemon.stop().await;
+
+    let received = received.lock().unwrap().clone();
+    assert_eq!(received.len(), 1, "delivered exactly once");
+    let (headers, body) = &received[0];
+    let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
+    let key = decode_secret(SECRET).unwrap();
+    signature::verify(
+        &key,
+        h(signature::ID),
+        h(signature::TIMESTAMP),
+        h(signature::SIGNATURE),
+        body.as_bytes(),
+        chrono::Utc::now().timestamp(),
+        300,
+    )
+    .expect("signed with the source's secret");
+    let json: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(json["thread_id"], "order-17");
+    assert_eq!(json["in_reply_to"], "order-17-q1");
+    assert_eq!(json["customer_id"], "u-17");
+    assert_eq!(json["agent_id"], "alice");
+    assert_eq!(json["metadata"]["order"], "17");
+    assert!(json["metadata"].get("webhook_source").is_none(), "internal routing key not leaked");
+}
