@@ -132,11 +132,14 @@ async fn rejected_requests_get_the_right_status_and_store_nothing() {
     assert_eq!(s.stored().await, 0, "nothing stored for a rejected request");
 }
 
+/// What the receiver saw: headers, body, and the status it answered.
+type Seen = (HeaderMap, Vec<u8>, u16);
+
 /// A receiver that answers each request with the next scripted status, then 200.
 #[derive(Clone, Default)]
 struct Receiver {
     script: Arc<Mutex<Vec<u16>>>,
-    seen: Arc<Mutex<Vec<(HeaderMap, Vec<u8>, u16)>>>,
+    seen: Arc<Mutex<Vec<Seen>>>,
 }
 
 impl Receiver {

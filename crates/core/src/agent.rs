@@ -16,7 +16,7 @@ use crate::{Contract, ValidationError};
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum AgentDelivery {
     /// `offer/1`: a conversation offered to the agent, to accept or decline before a deadline.
-    Offer(Offer),
+    Offer(Box<Offer>),
     /// `message/1`: a new customer message in a conversation the agent holds.
     Message(AgentMessage),
     /// `update/1`: a change to a conversation the agent holds or was offered.
