@@ -28,7 +28,7 @@ $(NATS_SERVER):
 	@$@ --version
 
 nats: tools ## Start a local NATS (JetStream, store in .run/nats) unless one answers on NATS_URL
-	@hostport=$${NATS_URL#nats://}; host=$${hostport%%:*}; port=$${hostport##*:}; \
+	@hostport=$(NATS_URL); hostport=$${hostport#nats://}; host=$${hostport%%:*}; port=$${hostport##*:}; \
 	if (exec 3<>/dev/tcp/$$host/$$port) 2>/dev/null; then \
 		echo "NATS already answers on $$host:$$port"; \
 	else \
@@ -47,7 +47,7 @@ run: nats ## Run the daemon on the default config (starts a local NATS if needed
 	fi; \
 	export SWITCHBOARD_DEMO_WEBHOOK_SECRET=$${SWITCHBOARD_DEMO_WEBHOOK_SECRET:-$$(cat $(RUN_DIR)/demo-webhook-secret)}; \
 	export SWITCHBOARD__NATS__URL=$(NATS_URL); \
-	cargo run --release -p switchboard -- run --config $(CONFIG)
+	cargo run -p switchboard -- run --config $(CONFIG)
 
 test: tools ## Run every test against real servers (installs what is missing)
 	cargo build --workspace --all-targets
