@@ -151,8 +151,13 @@ impl Bus {
             let message = match next {
                 Some(Ok(message)) => message,
                 Some(Err(e)) => {
-                    // Heartbeat misses and reconnects surface here; the stream recovers by itself.
+                    // Heartbeat misses and reconnects surface here; the stream recovers by itself,
+                    // and the pause keeps a persistent error from spinning a core.
                     warn!(durable = %spec.durable, error = %e, "consumer stream error");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+                    }
                     continue;
                 }
                 None => break,
