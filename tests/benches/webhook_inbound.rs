@@ -1,1 +1,371 @@
-fn main() {}
+//! Webhook inbound throughput and latency through the real daemon, against raw JetStream
+//! baselines measured on the same NATS server (file storage) in the same run:
+//! 1. raw async-nats: publish `BENCH_RAW_MESSAGES` 500-byte messages with async acks (256
+//!    outstanding), *then* pull-consume them with explicit acks, so that each rate is measured
+//!    alone; then publish and consume as many again *concurrently* for the end-to-end rate;
+//! 2. raw publish with a synchronous ack each, `BENCH_CONCURRENCY` at a time: the fairer baseline,
+//!    since the daemon answers a webhook only once JetStream stored its envelope;
+//! 3. `BENCH_WEBHOOK_REQUESTS` signed `POST /v1/webhooks/bench` to the daemon run in-process,
+//!    `BENCH_CONCURRENCY` in flight, each of which must be answered `202`.
+//!
+//! Run: `make bench` (= `cargo bench -p switchboard-e2e --bench webhook_inbound`); the defaults are
+//! 50000, 10000 and 32. Client, daemon and NATS share the cores: compare runs on one machine, do
+//! not read capacity into it. Prints a table and writes `bench-results/webhook_inbound.json` under
+//! `$CARGO_TARGET_DIR`, else the workspace's `target`.
+
+use std::collections::VecDeque;
+use std::hash::{BuildHasher, RandomState};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, ensure};
+use async_nats::jetstream::{self, consumer, stream};
+use base64::Engine;
+use futures::{StreamExt, TryStreamExt};
+use hdrhistogram::Histogram;
+use serde_json::json;
+use switchboard_channel_webhook::{SourceConfig, signature};
+use switchboard_testkit::NatsServer;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Async publish acks kept outstanding in the raw baseline.
+const ACK_WINDOW: usize = 256;
+/// Raw message payload: about the size of a serialized webhook envelope.
+const RAW_PAYLOAD: &[u8] = &[b'x'; 500];
+/// Longest wait for one consumed message before the run is declared stuck.
+const STALL: Duration = Duration::from_secs(15);
+
+/// The in-process daemon's task.
+type Daemon = JoinHandle<anyhow::Result<()>>;
+
+/// Sizes of one run.
+struct Sizes {
+    /// Messages per raw async phase.
+    raw: usize,
+    /// Webhook requests, also the message count of the synchronous-ack baseline.
+    webhook: usize,
+    /// Requests (or synchronous publishes) in flight.
+    concurrency: usize,
+}
+
+impl Sizes {
+    /// Reads `BENCH_*` overrides; the defaults finish in well under a minute on 2 cores.
+    fn from_env() -> anyhow::Result<Self> {
+        let var = |name: &str, default: usize| match std::env::var(name) {
+            Ok(v) => v.trim().parse().ok().filter(|n| *n > 0).with_context(|| format!("{name}={v:?}: not a count")),
+            Err(_) => Ok(default),
+        };
+        Ok(Self {
+            raw: var("BENCH_RAW_MESSAGES", 50_000)?,
+            webhook: var("BENCH_WEBHOOK_REQUESTS", 10_000)?,
+            concurrency: var("BENCH_CONCURRENCY", 32)?,
+        })
+    }
+}
+
+/// One reported figure: a table row and an object of the JSON file.
+struct Metric {
+    /// Stable name, for tools that compare runs.
+    name: &'static str,
+    /// The measured value.
+    value: f64,
+    /// `msgs/s`, `ms`, `ratio` or `count`.
+    unit: &'static str,
+    /// The baseline value it is compared with (for a ratio, the rate it was divided by).
+    baseline: Option<f64>,
+}
+
+/// Raw JetStream rates, in messages per second.
+struct RawRates {
+    /// Async-ack publish alone.
+    publish: f64,
+    /// Pull consume with explicit acks alone.
+    consume: f64,
+    /// Publish and consume running concurrently, first publish to last ack.
+    end_to_end: f64,
+    /// Synchronous-ack publish, `concurrency` publishers.
+    sync_publish: f64,
+}
+
+/// Runs every phase on one NATS server, prints the table and writes the JSON file.
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let wall = Instant::now();
+    let sizes = Sizes::from_env()?;
+    let server = NatsServer::start();
+    let raw = raw_baselines(&server.url(), &sizes).await.context("raw JetStream baselines")?;
+    let (elapsed, latency_us) = webhook_inbound(&server.url(), &sizes).await.context("webhook inbound")?;
+
+    let rate = sizes.webhook as f64 / elapsed.as_secs_f64();
+    let ms = |q: f64| latency_us.value_at_quantile(q) as f64 / 1000.0;
+    let metric = |name, value, unit, baseline| Metric { name, value, unit, baseline };
+    let metrics = [
+        metric("raw_messages", sizes.raw as f64, "count", None),
+        metric("webhook_requests", sizes.webhook as f64, "count", None),
+        metric("concurrency", sizes.concurrency as f64, "count", None),
+        metric("raw_js_publish_async_rate", raw.publish, "msgs/s", None),
+        metric("raw_js_consume_rate", raw.consume, "msgs/s", None),
+        metric("raw_js_end_to_end_rate", raw.end_to_end, "msgs/s", None),
+        metric("raw_js_publish_sync_rate", raw.sync_publish, "msgs/s", None),
+        metric("webhook_inbound_rate", rate, "msgs/s", Some(raw.publish)),
+        metric("webhook_inbound_vs_async_publish", rate / raw.publish, "ratio", Some(raw.publish)),
+        metric("webhook_inbound_vs_sync_publish", rate / raw.sync_publish, "ratio", Some(raw.sync_publish)),
+        metric("webhook_latency_p50", ms(0.50), "ms", None),
+        metric("webhook_latency_p90", ms(0.90), "ms", None),
+        metric("webhook_latency_p99", ms(0.99), "ms", None),
+        metric("webhook_latency_max", latency_us.max() as f64 / 1000.0, "ms", None),
+    ];
+    print_table(&metrics);
+    let path = write_json(&metrics)?;
+    println!("\nwrote {} (wall time {:.1} s)", path.display(), wall.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// Measures the raw JetStream baselines on a `BENCH` stream, deleted afterwards so that the
+/// webhook phase does not share the store with it.
+async fn raw_baselines(url: &str, sizes: &Sizes) -> anyhow::Result<RawRates> {
+    let client = async_nats::connect(url).await?;
+    let js = jetstream::new(client.clone());
+    let bench = js
+        .create_stream(stream::Config {
+            name: "BENCH".into(),
+            subjects: vec!["bench.>".into()],
+            storage: stream::StorageType::File,
+            ..Default::default()
+        })
+        .await?;
+    let n = sizes.raw;
+
+    let published = publish_async(&js, "bench.split", n).await?;
+    let consumed = consume(&pull_consumer(&bench, "split").await?, &client, n).await?;
+
+    let both = pull_consumer(&bench, "e2e").await?;
+    let start = Instant::now();
+    let (published_e2e, consumed_e2e) = tokio::join!(publish_async(&js, "bench.e2e", n), consume(&both, &client, n));
+    published_e2e?;
+    consumed_e2e?;
+    let end_to_end = start.elapsed();
+
+    let sync = publish_sync(&js, sizes).await?;
+    js.delete_stream("BENCH").await?;
+    let per_sec = |count: usize, d: Duration| count as f64 / d.as_secs_f64();
+    Ok(RawRates {
+        publish: per_sec(n, published),
+        consume: per_sec(n, consumed),
+        end_to_end: per_sec(n, end_to_end),
+        sync_publish: per_sec(sizes.webhook, sync),
+    })
+}
+
+/// A durable explicit-ack pull consumer `name` on `bench.<name>`.
+async fn pull_consumer(bench: &stream::Stream, name: &str) -> anyhow::Result<consumer::PullConsumer> {
+    let config = consumer::pull::Config {
+        durable_name: Some(name.into()),
+        filter_subject: format!("bench.{name}"),
+        ack_policy: consumer::AckPolicy::Explicit,
+        ..Default::default()
+    };
+    Ok(bench.create_consumer(config).await?)
+}
+
+/// Publishes `n` messages with up to [`ACK_WINDOW`] acks outstanding, awaiting the oldest when the
+/// window is full; returns the time until the last ack.
+async fn publish_async(js: &jetstream::Context, subject: &'static str, n: usize) -> anyhow::Result<Duration> {
+    let start = Instant::now();
+    let mut window = VecDeque::with_capacity(ACK_WINDOW);
+    for _ in 0..n {
+        if window.len() == ACK_WINDOW
+            && let Some(ack) = window.pop_front()
+        {
+            ack.await?;
+        }
+        window.push_back(js.publish(subject, RAW_PAYLOAD.into()).await?);
+    }
+    for ack in window {
+        ack.await?;
+    }
+    Ok(start.elapsed())
+}
+
+/// Publishes as many messages as there are webhook requests, from as many publishers as requests
+/// in flight, each awaiting its ack before its next publish.
+async fn publish_sync(js: &jetstream::Context, sizes: &Sizes) -> anyhow::Result<Duration> {
+    let start = Instant::now();
+    futures::stream::iter(0..sizes.webhook)
+        .map(|_| async {
+            js.publish("bench.sync", RAW_PAYLOAD.into()).await?.await?;
+            anyhow::Ok(())
+        })
+        .buffer_unordered(sizes.concurrency)
+        .try_collect::<()>()
+        .await?;
+    Ok(start.elapsed())
+}
+
+/// Pulls and acks `n` messages; returns the time until the acks were flushed to the server.
+async fn consume(consumer: &consumer::PullConsumer, client: &async_nats::Client, n: usize) -> anyhow::Result<Duration> {
+    let start = Instant::now();
+    let mut messages = consumer.messages().await?;
+    for got in 0..n {
+        let message = tokio::time::timeout(STALL, messages.next())
+            .await
+            .with_context(|| format!("no message for {STALL:?} after {got} of {n}"))?
+            .context("consumer stream ended")??;
+        message.ack().await.map_err(|e| anyhow::anyhow!(e))?;
+    }
+    // `ack` only queues the ack; without the flush the last ones would leave after the clock stops.
+    client.flush().await?;
+    Ok(start.elapsed())
+}
+
+/// Runs the daemon in-process with webhook source `bench`, POSTs the signed requests, checks that
+/// SB_INBOUND stored each one, and stops the daemon. Returns the time from the first request to the
+/// last response and the per-request latencies in µs.
+async fn webhook_inbound(url: &str, sizes: &Sizes) -> anyhow::Result<(Duration, Histogram<u64>)> {
+    let dir = tempfile::tempdir()?;
+    let secret_file = dir.path().join("bench.secret");
+    let secret = format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode(random_key()));
+    std::fs::write(&secret_file, &secret)?;
+    let key = switchboard_channel_webhook::decode_secret(&secret).map_err(anyhow::Error::msg)?;
+
+    let mut config = switchboard::Config::default();
+    config.nats.url = url.into();
+    let source = SourceConfig { secret_env: None, secret_file: Some(secret_file), outbound_url: None };
+    config.channels.webhook.sources.insert("bench".into(), source);
+    // Senders repeat every 1000 requests; the default per-sender limit would answer 429.
+    config.channels.webhook.runtime.rate_limit.per_minute = 10_000_000;
+    config.channels.webhook.runtime.rate_limit.burst = 1_000_000;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let shutdown = CancellationToken::new();
+    let mut daemon = tokio::spawn(switchboard::daemon::run(config, listener, shutdown.clone()));
+
+    // A timeout, so that a daemon that stopped accepting fails the run instead of hanging it.
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
+    wait_ready(&http, &base, &mut daemon).await?;
+
+    let endpoint = format!("{base}/v1/webhooks/bench");
+    let text = "Benchmark message body, roughly the length of a real customer question. ".repeat(4);
+    let start = Instant::now();
+    let (latency_us, rejected) = futures::stream::iter(0..sizes.webhook)
+        .map(|i| post_signed(&http, &endpoint, &key, i, &text))
+        .buffer_unordered(sizes.concurrency)
+        .try_fold((Histogram::<u64>::new(3)?, Vec::new()), |(mut hist, mut rejected), (us, refusal)| async move {
+            hist.record(us)?;
+            rejected.extend(refusal);
+            Ok((hist, rejected))
+        })
+        .await?;
+    let elapsed = start.elapsed();
+    if let Some(first) = rejected.first() {
+        panic!("{} of {} requests were not answered 202; the first: {first}", rejected.len(), sizes.webhook);
+    }
+
+    let js = jetstream::new(async_nats::connect(url).await?);
+    let stored = js.get_stream("SB_INBOUND").await?.info().await?.state.messages;
+    ensure!(stored == sizes.webhook as u64, "SB_INBOUND holds {stored} messages, expected {}", sizes.webhook);
+
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(30), daemon).await.context("daemon did not stop within 30 s")???;
+    Ok((elapsed, latency_us))
+}
+
+/// Polls `/readyz` until it answers 200, failing fast if the daemon exits and after 30 s.
+async fn wait_ready(http: &reqwest::Client, base: &str, daemon: &mut Daemon) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if daemon.is_finished() {
+            daemon.await?.context("daemon failed to start")?;
+            anyhow::bail!("daemon stopped before it was ready");
+        }
+        let status = http.get(format!("{base}/readyz")).send().await.map(|r| r.status());
+        if matches!(status, Ok(reqwest::StatusCode::OK)) {
+            return Ok(());
+        }
+        ensure!(Instant::now() < deadline, "daemon not ready within 30 s: last answer {status:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// POSTs message `i`, signed; returns its latency in µs and, unless answered 202, the status and body.
+async fn post_signed(
+    http: &reqwest::Client,
+    endpoint: &str,
+    key: &[u8],
+    i: usize,
+    text: &str,
+) -> anyhow::Result<(u64, Option<String>)> {
+    let body = json!({
+        "message_id": format!("m-{i}"),
+        "customer": { "id": format!("c-{}", i % 1000), "name": "Bench" },
+        "text": text,
+    });
+    let body = serde_json::to_vec(&body)?;
+    let id = format!("msg_bench_{i}");
+    let ts = chrono::Utc::now().timestamp();
+    let start = Instant::now();
+    let response = http
+        .post(endpoint)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .header(signature::ID, &id)
+        .header(signature::TIMESTAMP, ts.to_string())
+        .header(signature::SIGNATURE, signature::sign(key, &id, ts, &body))
+        .body(body)
+        .send()
+        .await?;
+    let status = response.status();
+    // Reading the body to its end is part of the request and hands the connection back to the pool.
+    let answer = response.text().await?;
+    let us = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
+    let refusal = (status != reqwest::StatusCode::ACCEPTED).then(|| format!("request {i}: {status}: {answer}"));
+    Ok((us, refusal))
+}
+
+/// 32 bytes for the signing secret. `RandomState` is seeded from the OS, which is plenty for a
+/// throwaway benchmark key and spares a dependency on `rand`.
+fn random_key() -> Vec<u8> {
+    (0..4u64).flat_map(|i| RandomState::new().hash_one(i).to_le_bytes()).collect()
+}
+
+/// Prints the metrics as an aligned table.
+fn print_table(metrics: &[Metric]) {
+    println!("\n{:<34} {:>14} {:<7} {:>14}", "metric", "value", "unit", "baseline");
+    println!("{}", "-".repeat(72));
+    for m in metrics {
+        let baseline = m.baseline.map(|b| format!("{b:.1}")).unwrap_or_default();
+        let decimals = if m.unit == "ratio" {
+            3
+        } else if m.unit == "count" {
+            0
+        } else {
+            1
+        };
+        let value = format!("{:.decimals$}", m.value);
+        println!("{:<34} {value:>14} {:<7} {baseline:>14}", m.name, m.unit);
+    }
+}
+
+/// Writes the metrics to `bench-results/webhook_inbound.json` in the target directory.
+fn write_json(metrics: &[Metric]) -> anyhow::Result<PathBuf> {
+    let workspace = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+    // A relative CARGO_TARGET_DIR is taken as relative to the workspace, where `make bench` runs.
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| workspace.join("target"), |d| workspace.join(d));
+    let dir = target.join("bench-results");
+    std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+    let dir = dir.canonicalize()?;
+    let rows: Vec<_> = metrics
+        .iter()
+        .map(|m| {
+            let mut row = json!({ "metric": m.name, "value": m.value, "unit": m.unit });
+            if let Some(baseline) = m.baseline {
+                row["baseline"] = json!(baseline);
+            }
+            row
+        })
+        .collect();
+    let path = dir.join("webhook_inbound.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&rows)? + "\n")
+        .with_context(|| format!("write {}", path.display()))?;
+    Ok(path)
+}
