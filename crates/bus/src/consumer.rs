@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_nats::HeaderMap;
 use async_nats::jetstream::{AckKind, Message, consumer};
 use bytes::Bytes;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use switchboard_core::contract::{headers, subjects};
 use switchboard_core::{Contract, ValidationError};
 use tokio::task::JoinSet;
@@ -144,7 +144,9 @@ impl Bus {
             while in_flight.len() >= spec.concurrency.max(1) {
                 in_flight.join_next().await;
             }
+            // Biased: once shutdown fired, no further message is started even if one is ready.
             let next = tokio::select! {
+                biased;
                 _ = shutdown.cancelled() => break,
                 next = messages.next() => next,
             };
@@ -165,7 +167,18 @@ impl Bus {
             let (bus, handler, spec) = (self.clone(), handler.clone(), spec.clone());
             in_flight.spawn(async move { bus.handle_one(&spec, handler.as_ref(), message).await });
         }
+        // Messages pulled but not started are handed back now, so another process (or this one
+        // after a restart) gets them soon instead of after ack_wait. The short delay keeps the
+        // server from pushing them straight back into this stream while it closes.
+        let mut handed_back = 0u64;
+        while let Some(Some(Ok(message))) = messages.next().now_or_never() {
+            if message.ack_with(AckKind::Nak(Some(Duration::from_millis(500)))).await.is_ok() {
+                handed_back += 1;
+            }
+        }
+        drop(messages);
         while in_flight.join_next().await.is_some() {}
+        debug!(durable = %spec.durable, handed_back, "consumer stopped");
         Ok(())
     }
 

@@ -206,3 +206,74 @@ async fn refuses_a_server_older_than_2_10() {
     assert!(matches!(err, BusError::ServerTooOld { .. }), "{text}");
     assert!(text.contains("2.9.10") && text.contains("2.10.0"), "names both versions: {text}");
 }
+
+/// On shutdown the handler in flight finishes and is acked; messages pulled but not started are
+/// handed back at once rather than held until ack_wait.
+#[tokio::test]
+async fn shutdown_finishes_in_flight_work_and_hands_back_the_rest() {
+    let server = NatsServer::start();
+    let bus = connect(&server).await;
+    let subject = subjects::outbound("slow");
+    for i in 0..5 {
+        bus.publish(&subject, &envelope(&format!("s-{i}")), &format!("slow:{i}")).await.unwrap();
+    }
+    let shutdown = CancellationToken::new();
+    let started = Arc::new(tokio::sync::Notify::new());
+    let handled = Arc::new(AtomicU64::new(0));
+    let spec = ConsumerSpec::new("slow", streams::OUTBOUND, "slow", &subject);
+    let task = tokio::spawn({
+        let (bus, shutdown, started, handled) = (bus.clone(), shutdown.clone(), started.clone(), handled.clone());
+        async move {
+            let stop = shutdown.clone();
+            bus.run_consumer(spec, shutdown, move |_| {
+                let (stop, started, handled) = (stop.clone(), started.clone(), handled.clone());
+                async move {
+                    started.notify_one();
+                    stop.cancelled().await; // still working when shutdown arrives
+                    handled.fetch_add(1, Ordering::SeqCst);
+                    Ok(())
+                }
+            })
+            .await
+        }
+    });
+    tokio::time::timeout(Duration::from_secs(10), started.notified()).await.unwrap();
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(10), task).await.unwrap().unwrap().unwrap();
+
+    assert_eq!(handled.load(Ordering::SeqCst), 1, "the in-flight message finished");
+    let info = bus.jetstream().get_stream(streams::OUTBOUND).await.unwrap().consumer_info("slow").await.unwrap();
+    assert_eq!(info.ack_floor.stream_sequence, 1, "the finished message was acked");
+
+    // A new instance on the same durable gets the other four long before the 30 s ack_wait.
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let shutdown = CancellationToken::new();
+    let spec = ConsumerSpec::new("slow", streams::OUTBOUND, "slow", &subject);
+    let task = tokio::spawn({
+        let (bus, shutdown, seen) = (bus.clone(), shutdown.clone(), seen.clone());
+        async move {
+            bus.run_consumer(spec, shutdown, move |d| {
+                let seen = seen.clone();
+                async move {
+                    seen.lock().unwrap().push(d.decode::<Envelope>()?.provider_message_id);
+                    Ok(())
+                }
+            })
+            .await
+        }
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while seen.lock().unwrap().len() < 4 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "handed-back messages not redelivered: {:?}",
+            seen.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    shutdown.cancel();
+    task.await.unwrap().unwrap();
+    let mut seen = seen.lock().unwrap().clone();
+    seen.sort();
+    assert_eq!(seen, ["s-1", "s-2", "s-3", "s-4"]);
+}
