@@ -1,0 +1,429 @@
+//! Assignment: which agent gets which conversation, offers, and the commands that move
+//! conversations between agents (accept, decline, transfer, escalate, resolve).
+
+use switchboard_core::{AgentStatus, Tier};
+
+use crate::compiled::{next_tier, tier_bit};
+use crate::config::Strategy;
+use crate::engine::{Engine, unknown_agent};
+use crate::model::{ConversationId, Decision, EscalationCause};
+use crate::state::{AgentIx, ConvIx, ConvState, Timer};
+
+/// Why an agent cannot take a conversation (for explanations).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Verdict {
+    /// Could take it.
+    Eligible,
+    /// Not online.
+    NotOnline,
+    /// Not in the conversation's team.
+    OtherTeam,
+    /// Not at an accepted tier.
+    WrongTier,
+    /// Lacks a required skill at the level.
+    MissingSkill,
+    /// No free capacity for this channel or in total.
+    Full,
+    /// Declined it or let an offer lapse.
+    Declined,
+    /// Reserved for the customer's previous agent for now.
+    ReservedForPrevious,
+}
+
+impl Engine {
+    /// Adds (`insert`) or removes an agent from its teams' availability indexes. Every change of
+    /// status, load or turn goes through remove → change → insert.
+    pub(crate) fn index_agent(&mut self, a: AgentIx, insert: bool) {
+        let agent = &self.st.agents[a as usize];
+        if !agent.available() {
+            return;
+        }
+        for &t in &agent.teams {
+            let key = match self.cfg.teams[t as usize].strategy {
+                Strategy::LongestIdle | Strategy::BestSkillMatch => (agent.last_assigned, 0),
+                Strategy::LeastLoaded => (i64::from(agent.total), agent.last_assigned),
+                Strategy::RoundRobin => (agent.rr_seq as i64, 0),
+            };
+            let set = &mut self.st.available[t as usize];
+            if insert {
+                set.insert((key.0, key.1, a));
+            } else {
+                set.remove(&(key.0, key.1, a));
+            }
+        }
+    }
+
+    /// Whether agent `a` may take conversation `ix` now, and if not, why.
+    pub(crate) fn verdict(&self, a: AgentIx, ix: ConvIx) -> Verdict {
+        let agent = &self.st.agents[a as usize];
+        let Some(c) = self.conv(ix) else { return Verdict::OtherTeam };
+        if agent.status != AgentStatus::Online {
+            return Verdict::NotOnline;
+        }
+        if let Some((only, _)) = c.sticky
+            && only != a
+        {
+            return Verdict::ReservedForPrevious;
+        }
+        // A sticky (previous) agent may take it from outside the team.
+        if c.sticky.is_none() && !agent.teams.contains(&c.team) {
+            return Verdict::OtherTeam;
+        }
+        if !agent.has_tier(c.tiers) {
+            return Verdict::WrongTier;
+        }
+        if c.skills.iter().any(|&(s, min)| agent.skills.get(s as usize).copied().unwrap_or(0) < min) {
+            return Verdict::MissingSkill;
+        }
+        if agent.total >= agent.max_total || agent.load_for(c.kind) >= agent.capacity_for(c.kind) {
+            return Verdict::Full;
+        }
+        if c.declined.contains(&a) {
+            return Verdict::Declined;
+        }
+        Verdict::Eligible
+    }
+
+    /// Tries to place a queued conversation with an agent, by its team's strategy.
+    pub(crate) fn route(&mut self, ix: ConvIx, out: &mut Vec<Decision>) {
+        let Some(c) = self.conv(ix) else { return };
+        if c.state != ConvState::Queued {
+            return;
+        }
+        let chosen = if let Some((only, _)) = c.sticky {
+            (self.verdict(only, ix) == Verdict::Eligible).then_some(only)
+        } else {
+            let team = c.team as usize;
+            let pool = &self.st.available[team];
+            match self.cfg.teams[team].strategy {
+                Strategy::BestSkillMatch => {
+                    let score = |a: AgentIx| -> u32 {
+                        let skills = &self.st.agents[a as usize].skills;
+                        c.skills.iter().map(|&(s, _)| u32::from(skills.get(s as usize).copied().unwrap_or(0))).sum()
+                    };
+                    // Highest score; among equals the longest idle (the pool's order).
+                    let mut best: Option<(u32, AgentIx)> = None;
+                    for &(_, _, a) in pool {
+                        if self.verdict(a, ix) == Verdict::Eligible {
+                            let s = score(a);
+                            if best.is_none_or(|(b, _)| s > b) {
+                                best = Some((s, a));
+                            }
+                        }
+                    }
+                    best.map(|(_, a)| a)
+                }
+                _ => pool.iter().map(|&(_, _, a)| a).find(|&a| self.verdict(a, ix) == Verdict::Eligible),
+            }
+        };
+        if let Some(a) = chosen {
+            self.give(ix, a, out);
+        }
+    }
+
+    /// Gives a queued conversation to an agent: an offer with a deadline, or a direct assignment.
+    pub(crate) fn give(&mut self, ix: ConvIx, a: AgentIx, out: &mut Vec<Decision>) {
+        self.dequeue(ix);
+        let now = self.st.now;
+        self.st.seq += 1;
+        let seq = self.st.seq;
+        let (kind, team, id) = {
+            let c = self.conv(ix).expect("live");
+            (c.kind, c.team, c.id)
+        };
+        self.index_agent(a, false);
+        let agent = &mut self.st.agents[a as usize];
+        let load = agent.load_for(kind) + 1;
+        crate::engine::set_at(&mut agent.load, kind, load);
+        agent.total += 1;
+        agent.last_assigned = now;
+        agent.rr_seq = seq;
+        let agent_id = agent.id.clone();
+        self.index_agent(a, true);
+        let offer_timeout = self.cfg.teams[team as usize].offer_timeout_ms;
+        let c = self.conv_mut(ix).expect("live");
+        c.sticky = None;
+        match offer_timeout {
+            Some(timeout) => {
+                let deadline = now + timeout;
+                c.state = ConvState::Offered { agent: a, deadline, offer: seq };
+                self.schedule(deadline, Timer::OfferTimeout { conv: ix, offer: seq });
+                out.push(Decision::Offer { conversation: id, agent: agent_id, deadline });
+            }
+            None => {
+                c.state = ConvState::Assigned { agent: a };
+                c.previous_agent = Some(a);
+                let customer = c.customer.clone();
+                self.remember_agent(&customer, a);
+                self.st.agents[a as usize].missed = 0;
+                out.push(Decision::Assigned { conversation: id, agent: agent_id });
+            }
+        }
+    }
+
+    fn remember_agent(&mut self, customer: &str, a: AgentIx) {
+        if let Some(rec) = self.st.customers.get_mut(customer) {
+            rec.last_agent = Some(a);
+        }
+    }
+
+    /// Frees the agent's capacity for a conversation and puts the conversation back in the queue
+    /// (`declined`: the agent is not offered it again).
+    pub(crate) fn take_back(&mut self, ix: ConvIx, a: AgentIx, declined: bool) {
+        self.release(ix, a);
+        let c = self.conv_mut(ix).expect("live");
+        if declined && !c.declined.contains(&a) {
+            c.declined.push(a);
+        }
+        let mut sink = Vec::new();
+        self.enqueue(ix, &mut sink);
+    }
+
+    /// Frees agent `a`'s capacity held by conversation `ix`.
+    pub(crate) fn release(&mut self, ix: ConvIx, a: AgentIx) {
+        let kind = self.conv(ix).expect("live").kind;
+        self.index_agent(a, false);
+        let agent = &mut self.st.agents[a as usize];
+        let load = agent.load_for(kind).saturating_sub(1);
+        crate::engine::set_at(&mut agent.load, kind, load);
+        agent.total = agent.total.saturating_sub(1);
+        self.index_agent(a, true);
+    }
+
+    /// Gives a free agent the first conversations (in queue order, across its teams) it can take,
+    /// until it is full. Runs on the event that freed it: there is no periodic sweep.
+    pub(crate) fn pull(&mut self, a: AgentIx, out: &mut Vec<Decision>) {
+        loop {
+            if !self.st.agents[a as usize].available() {
+                return;
+            }
+            let mut best: Option<(i64, u64, ConvIx)> = None;
+            for &t in &self.st.agents[a as usize].teams {
+                for &(key, seq, ix) in &self.st.queues[t as usize] {
+                    if best.is_some_and(|b| (key, seq) >= (b.0, b.1)) {
+                        break;
+                    }
+                    if self.verdict(a, ix) == Verdict::Eligible {
+                        best = Some((key, seq, ix));
+                        break;
+                    }
+                }
+            }
+            // Sticky conversations reserved for this agent may sit in a team it is not in.
+            match best {
+                Some((_, _, ix)) => self.give(ix, a, out),
+                None => return,
+            }
+        }
+    }
+
+    fn lookup(&self, agent: &str, conversation: ConversationId) -> Result<(AgentIx, ConvIx), Decision> {
+        let a = *self.agent_ix.get(agent).ok_or_else(|| unknown_agent(agent.to_string(), Some(conversation)))?;
+        let ix = *self.st.conv_ix.get(&conversation).ok_or_else(|| Decision::Rejected {
+            conversation: Some(conversation),
+            agent: Some(agent.to_string()),
+            reason: "unknown conversation".into(),
+        })?;
+        Ok((a, ix))
+    }
+
+    fn reject(conversation: ConversationId, agent: &str, reason: &str) -> Decision {
+        Decision::Rejected { conversation: Some(conversation), agent: Some(agent.to_string()), reason: reason.into() }
+    }
+
+    pub(crate) fn accept(&mut self, agent: String, conversation: ConversationId, out: &mut Vec<Decision>) {
+        let (a, ix) = match self.lookup(&agent, conversation) {
+            Ok(v) => v,
+            Err(d) => return out.push(d),
+        };
+        let c = self.conv_mut(ix).expect("live");
+        match c.state {
+            ConvState::Offered { agent: holder, .. } if holder == a => {
+                c.state = ConvState::Assigned { agent: a };
+                c.previous_agent = Some(a);
+                let customer = c.customer.clone();
+                self.remember_agent(&customer, a);
+                self.st.agents[a as usize].missed = 0;
+                out.push(Decision::Assigned { conversation, agent });
+            }
+            ConvState::Assigned { agent: holder } if holder == a => {} // a repeated accept acts once
+            _ => out.push(Self::reject(conversation, &agent, "no open offer of this conversation to this agent")),
+        }
+    }
+
+    pub(crate) fn decline(&mut self, agent: String, conversation: ConversationId, out: &mut Vec<Decision>) {
+        let (a, ix) = match self.lookup(&agent, conversation) {
+            Ok(v) => v,
+            Err(d) => return out.push(d),
+        };
+        match self.conv(ix).expect("live").state {
+            ConvState::Offered { agent: holder, .. } if holder == a => {
+                self.take_back(ix, a, true);
+                self.route(ix, out);
+                self.pull(a, out);
+            }
+            _ => out.push(Self::reject(conversation, &agent, "no open offer of this conversation to this agent")),
+        }
+    }
+
+    pub(crate) fn replied(&mut self, agent: String, conversation: ConversationId, out: &mut Vec<Decision>) {
+        let (a, ix) = match self.lookup(&agent, conversation) {
+            Ok(v) => v,
+            Err(d) => return out.push(d),
+        };
+        let now = self.st.now;
+        let c = self.conv_mut(ix).expect("live");
+        if c.state != (ConvState::Assigned { agent: a }) {
+            return out.push(Self::reject(conversation, &agent, "the conversation is not assigned to this agent"));
+        }
+        if c.first_response.is_none() {
+            c.first_response = Some(now);
+            out.push(Decision::FirstResponse { conversation, within_sla: now <= c.sla_deadline });
+        }
+    }
+
+    /// The conversation must be held (assigned) by `a`; returns its index or a rejection.
+    fn held_by(&self, agent: &str, conversation: ConversationId) -> Result<(AgentIx, ConvIx), Decision> {
+        let (a, ix) = self.lookup(agent, conversation)?;
+        if self.conv(ix).expect("live").state != (ConvState::Assigned { agent: a }) {
+            return Err(Self::reject(conversation, agent, "the conversation is not assigned to this agent"));
+        }
+        Ok((a, ix))
+    }
+
+    pub(crate) fn transfer(
+        &mut self,
+        agent: String,
+        conversation: ConversationId,
+        to_agent: Option<String>,
+        to_team: Option<String>,
+        note: Option<String>,
+        out: &mut Vec<Decision>,
+    ) {
+        let (a, ix) = match self.held_by(&agent, conversation) {
+            Ok(v) => v,
+            Err(d) => return out.push(d),
+        };
+        let target = match to_agent.as_deref().map(|t| self.agent_ix.get(t).copied().ok_or(t)) {
+            Some(Err(t)) => return out.push(Self::reject(conversation, &agent, &format!("unknown agent `{t}`"))),
+            Some(Ok(t)) if t == a => {
+                return out.push(Self::reject(conversation, &agent, "cannot transfer to yourself"));
+            }
+            Some(Ok(t)) => Some(t),
+            None => None,
+        };
+        let team = match to_team.as_deref().map(|t| self.cfg.team_ix.get(t).copied().ok_or(t)) {
+            Some(Err(t)) => return out.push(Self::reject(conversation, &agent, &format!("unknown team `{t}`"))),
+            Some(Ok(t)) => Some(t),
+            None => None,
+        };
+        if target.is_none() && team.is_none() {
+            return out.push(Self::reject(conversation, &agent, "a transfer needs an agent or a team"));
+        }
+        self.release(ix, a);
+        let now = self.st.now;
+        let team_now = {
+            let c = self.conv_mut(ix).expect("live");
+            if let Some(t) = team {
+                c.team = t;
+                c.steps_taken = 0;
+            }
+            c.declined.clear();
+            c.team
+        };
+        out.push(Decision::Transferred {
+            conversation,
+            from_agent: agent,
+            to_agent: to_agent.clone(),
+            team: self.cfg.teams[team_now as usize].name.clone(),
+            note,
+        });
+        self.enqueue(ix, out);
+        if let Some(t) = target {
+            // Reserved for the named agent for the sticky wait, then open to the team.
+            let until = now + self.cfg.teams[team_now as usize].sticky_wait_ms;
+            let epoch = {
+                let c = self.conv_mut(ix).expect("live");
+                c.sticky = Some((t, until));
+                c.epoch
+            };
+            self.schedule(until, Timer::StickyEnd { conv: ix, epoch });
+        }
+        self.route(ix, out);
+        self.pull(a, out);
+    }
+
+    pub(crate) fn escalate(
+        &mut self,
+        agent: String,
+        conversation: ConversationId,
+        tier: Option<Tier>,
+        note: Option<String>,
+        out: &mut Vec<Decision>,
+    ) {
+        let (a, ix) = match self.held_by(&agent, conversation) {
+            Ok(v) => v,
+            Err(d) => return out.push(d),
+        };
+        let current = self.conv(ix).expect("live").tier;
+        let Some(target) = tier.or_else(|| next_tier(current)) else {
+            return out.push(Self::reject(conversation, &agent, "already at the highest tier"));
+        };
+        if target <= current {
+            return out.push(Self::reject(conversation, &agent, "escalation must go to a higher tier"));
+        }
+        self.release(ix, a);
+        let team = {
+            let c = self.conv_mut(ix).expect("live");
+            c.tier = target;
+            c.tiers = tier_bit(target);
+            c.declined.clear();
+            c.steps_taken = 0;
+            c.team
+        };
+        out.push(Decision::Escalated {
+            conversation,
+            cause: EscalationCause::Agent,
+            tier: target,
+            team: self.cfg.teams[team as usize].name.clone(),
+            note,
+        });
+        self.enqueue(ix, out);
+        self.route(ix, out);
+        self.pull(a, out);
+    }
+
+    pub(crate) fn resolve(&mut self, agent: String, conversation: ConversationId, out: &mut Vec<Decision>) {
+        let Some(&ix) = self.st.conv_ix.get(&conversation) else {
+            return out.push(Decision::Rejected {
+                conversation: Some(conversation),
+                agent: Some(agent),
+                reason: "unknown conversation".into(),
+            });
+        };
+        let state = self.conv(ix).expect("live").state.clone();
+        let holder = match state {
+            ConvState::Resolved { .. } => return, // resolving twice acts once
+            ConvState::Assigned { agent: h } => Some(h),
+            ConvState::Offered { agent: h, .. } => Some(h),
+            ConvState::Queued => {
+                self.dequeue(ix);
+                None
+            }
+            ConvState::Bot => None,
+        };
+        if !agent.is_empty() && holder.is_some_and(|h| self.st.agents[h as usize].id != agent) {
+            return out.push(Self::reject(conversation, &agent, "the conversation is held by another agent"));
+        }
+        if let Some(h) = holder {
+            self.release(ix, h);
+        }
+        let now = self.st.now;
+        self.conv_mut(ix).expect("live").state = ConvState::Resolved { at: now };
+        self.schedule(now + self.cfg.reopen_ms, Timer::Forget { conv: ix, resolved_at: now });
+        out.push(Decision::Resolved { conversation, agent: holder.map(|h| self.st.agents[h as usize].id.clone()) });
+        if let Some(h) = holder {
+            self.pull(h, out);
+        }
+    }
+}

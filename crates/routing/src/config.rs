@@ -1,0 +1,193 @@
+//! The routing configuration: teams, agents, rules, business hours. Deserialised from the
+//! daemon's `[routing]` section and compiled by [`crate::Engine::new`].
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use switchboard_core::{AgentStatus, Tier};
+
+/// Everything the engine needs to know before the first event.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RoutingConfig {
+    /// Team a conversation goes to when no rule sets one.
+    pub default_team: String,
+    /// Timezone (IANA name) for the `time` variables of rules, e.g. `Europe/Moscow`.
+    pub timezone: String,
+    /// How long a resolved conversation can be reopened by the customer (a repeat contact).
+    pub reopen_window_secs: u64,
+    /// Aging: a waiting conversation gains one priority point per this many seconds.
+    pub aging_secs_per_point: u64,
+    /// Phrases (any language, matched case-insensitively as substrings) by which a customer asks
+    /// for a human, e.g. "оператор", "human", "agent".
+    pub human_phrases: Vec<String>,
+    /// Teams by name.
+    pub teams: BTreeMap<String, TeamConfig>,
+    /// Agents.
+    pub agents: Vec<AgentConfig>,
+    /// Routing rules, evaluated in order.
+    pub rules: Vec<RuleConfig>,
+}
+
+/// How a team assigns and escalates.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TeamConfig {
+    /// Which eligible agent gets a conversation.
+    pub strategy: Strategy,
+    /// First-response targets (SLA) in seconds by priority class: `P1`..`P4`.
+    pub first_response_secs: BTreeMap<String, u64>,
+    /// How long an agent has to accept an offer; `0` assigns conversations directly, without offers.
+    pub offer_timeout_secs: Option<u64>,
+    /// Offers an agent may let time out in a row before being set away.
+    pub max_missed_offers: u32,
+    /// How long a repeat contact waits for its previous agent before any agent may take it.
+    pub sticky_wait_secs: u64,
+    /// Time-based escalation steps, in order of `after_secs`.
+    pub escalation: Vec<EscalationStep>,
+    /// Opening hours; absent means always open.
+    pub business_hours: Option<BusinessHoursConfig>,
+    /// Auto-reply out of hours; `{next_open}` is replaced by the next opening time.
+    pub out_of_hours_reply: Option<String>,
+}
+
+impl Default for TeamConfig {
+    fn default() -> Self {
+        Self {
+            strategy: Strategy::LongestIdle,
+            first_response_secs: BTreeMap::new(),
+            offer_timeout_secs: Some(60),
+            max_missed_offers: 2,
+            sticky_wait_secs: 120,
+            escalation: Vec::new(),
+            business_hours: None,
+            out_of_hours_reply: None,
+        }
+    }
+}
+
+/// Assignment strategy among eligible agents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// The agent idle the longest.
+    LongestIdle,
+    /// The agent with the fewest open conversations.
+    LeastLoaded,
+    /// The agent with the highest sum of levels in the required skills.
+    BestSkillMatch,
+    /// Agents in turn.
+    RoundRobin,
+}
+
+/// One escalation step, taken when a conversation has waited `after_secs` unassigned.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EscalationStep {
+    /// Seconds of waiting after which this step applies.
+    pub after_secs: u64,
+    /// What the step does.
+    pub action: EscalationAction,
+}
+
+/// What an escalation step does.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case", tag = "type", deny_unknown_fields)]
+pub enum EscalationAction {
+    /// Lower every required skill level by this much (not below 1).
+    RelaxSkills {
+        /// Levels to subtract.
+        by: u8,
+    },
+    /// Also accept agents of the next tier up.
+    AddNextTier,
+    /// Move to another team's queue.
+    Overflow {
+        /// The team.
+        team: String,
+    },
+}
+
+/// Opening hours of a team, in its timezone.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BusinessHoursConfig {
+    /// IANA timezone, e.g. `Europe/Berlin`.
+    pub timezone: String,
+    /// Opening ranges by weekday (`mon`..`sun`), e.g. `mon = ["09:00-13:00", "14:00-18:00"]`.
+    pub weekly: BTreeMap<String, Vec<String>>,
+    /// Closed days, `YYYY-MM-DD`.
+    #[serde(default)]
+    pub holidays: Vec<String>,
+}
+
+/// One agent.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// Unique id.
+    pub id: String,
+    /// Display name, shown to customers.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Teams the agent works for.
+    pub teams: Vec<String>,
+    /// Tiers the agent works at.
+    pub tiers: Vec<Tier>,
+    /// Skills as `name:level` (level 1-5), e.g. `billing:3`.
+    #[serde(default)]
+    pub skills: Vec<String>,
+    /// Concurrent conversations per channel kind, e.g. `{ webchat = 3, email = 10 }`; a channel
+    /// not listed takes `default_capacity`.
+    #[serde(default)]
+    pub capacity: BTreeMap<String, u32>,
+    /// Capacity for channels not in `capacity`.
+    #[serde(default = "default_capacity")]
+    pub default_capacity: u32,
+    /// Concurrent conversations in total.
+    #[serde(default = "default_max_total")]
+    pub max_total: u32,
+    /// Status at start-up.
+    #[serde(default = "default_status")]
+    pub status: AgentStatus,
+}
+
+fn default_capacity() -> u32 {
+    3
+}
+
+fn default_max_total() -> u32 {
+    10
+}
+
+fn default_status() -> AgentStatus {
+    AgentStatus::Offline
+}
+
+/// One routing rule: when `when` (a CEL expression) holds, apply the actions.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleConfig {
+    /// Unique name, used in errors and explanations.
+    pub name: String,
+    /// CEL condition, e.g. `channel == "email" && "vip" in customer.tags`.
+    pub when: String,
+    /// Priority: `P1`..`P4` or `1`..`100`.
+    #[serde(default)]
+    pub priority: Option<String>,
+    /// Required skills as `name:level`, added to those already required.
+    #[serde(default)]
+    pub skills: Vec<String>,
+    /// Tier to route at.
+    #[serde(default)]
+    pub tier: Option<Tier>,
+    /// Team to route to.
+    #[serde(default)]
+    pub team: Option<String>,
+    /// Automatic reply to send.
+    #[serde(default)]
+    pub auto_reply: Option<String>,
+    /// Stop evaluating later rules when this one matched.
+    #[serde(default)]
+    pub stop: bool,
+}

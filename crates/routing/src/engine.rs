@@ -1,0 +1,563 @@
+//! The engine: inputs in, decisions out, time passed in explicitly.
+
+use std::collections::{BTreeSet, HashMap};
+
+use switchboard_core::{AgentStatus, Priority, Tier};
+
+use crate::compiled::{Compiled, RoutingConfigError, next_tier, priority_class, tier_bit};
+use crate::config::RoutingConfig;
+use crate::model::{AutoReplyReason, ConversationId, Decision, EscalationCause, Input, MessageInfo, Ms};
+use crate::rules::RuleInput;
+use crate::skills::parse_skill;
+use crate::state::{Agent, AgentIx, Conv, ConvIx, ConvState, CustomerRec, State, Timer, queue_key};
+
+/// The routing engine: deterministic, no I/O, no clock. The same inputs give the same decisions.
+pub struct Engine {
+    pub(crate) cfg: Compiled,
+    pub(crate) st: State,
+    pub(crate) agent_ix: HashMap<String, AgentIx>,
+    pub(crate) kind_ix: HashMap<String, u16>,
+}
+
+impl Engine {
+    /// Compiles the configuration; an invalid one is refused naming the key and the reason.
+    pub fn new(config: &RoutingConfig) -> Result<Engine, RoutingConfigError> {
+        let cfg = Compiled::new(config)?;
+        let mut st = State {
+            queues: vec![BTreeSet::new(); cfg.teams.len()],
+            available: vec![BTreeSet::new(); cfg.teams.len()],
+            ..State::default()
+        };
+        let mut engine = Engine { cfg, st: State::default(), agent_ix: HashMap::new(), kind_ix: HashMap::new() };
+        for a in &config.agents {
+            let mut skills = vec![0u8; engine.cfg.skills.len()];
+            for s in &a.skills {
+                // Validated by Compiled::new.
+                if let Ok((name, level)) = parse_skill(s) {
+                    skills[engine.cfg.skill_ix[&name] as usize] = level;
+                }
+            }
+            let mut agent = Agent {
+                id: a.id.clone(),
+                name: a.name.clone(),
+                teams: a.teams.iter().map(|t| engine.cfg.team_ix[t]).collect(),
+                tiers: a.tiers.iter().fold(0, |m, t| m | tier_bit(*t)),
+                skills,
+                capacity: Vec::new(),
+                default_capacity: a.default_capacity,
+                max_total: a.max_total,
+                status: a.status,
+                load: Vec::new(),
+                total: 0,
+                last_assigned: 0,
+                rr_seq: 0,
+                missed: 0,
+            };
+            for (kind, cap) in &a.capacity {
+                let k = intern_kind(&mut st.kinds, &mut engine.kind_ix, kind);
+                set_at(&mut agent.capacity, k, Some(*cap));
+            }
+            engine.agent_ix.insert(a.id.clone(), st.agents.len() as AgentIx);
+            st.agents.push(agent);
+        }
+        engine.st = st;
+        for a in 0..engine.st.agents.len() as AgentIx {
+            engine.index_agent(a, true);
+        }
+        Ok(engine)
+    }
+
+    /// Handles one input and returns the decisions it leads to, in order.
+    pub fn handle(&mut self, input: Input) -> Vec<Decision> {
+        let mut out = Vec::new();
+        self.handle_into(input, &mut out);
+        out
+    }
+
+    /// Like [`Engine::handle`], appending to `out` (no allocation on the hot path).
+    pub fn handle_into(&mut self, input: Input, out: &mut Vec<Decision>) {
+        let at = input.at();
+        self.advance(at, out);
+        match input {
+            Input::CustomerMessage { customer, new_id, message, .. } => {
+                self.customer_message(customer, new_id, message, out)
+            }
+            Input::AgentStatus { agent, status, .. } => match self.agent_ix.get(&agent).copied() {
+                Some(a) => self.set_status(a, status, None, out),
+                None => out.push(unknown_agent(agent, None)),
+            },
+            Input::AgentCapacity { agent, capacity, max_total, .. } => match self.agent_ix.get(&agent).copied() {
+                Some(a) => self.set_capacity(a, capacity, max_total, out),
+                None => out.push(unknown_agent(agent, None)),
+            },
+            Input::Accept { agent, conversation, .. } => self.accept(agent, conversation, out),
+            Input::Decline { agent, conversation, .. } => self.decline(agent, conversation, out),
+            Input::AgentReplied { agent, conversation, .. } => self.replied(agent, conversation, out),
+            Input::Transfer { agent, conversation, to_agent, to_team, note, .. } => {
+                self.transfer(agent, conversation, to_agent, to_team, note, out)
+            }
+            Input::Escalate { agent, conversation, tier, note, .. } => {
+                self.escalate(agent, conversation, tier, note, out)
+            }
+            Input::Resolve { agent, conversation, .. } => self.resolve(agent, conversation, out),
+            Input::Tick { .. } => {}
+        }
+    }
+
+    /// The current time as the engine knows it (the latest input's).
+    pub fn now(&self) -> Ms {
+        self.st.now
+    }
+
+    /// Fires every timer due at or before `at`, each at its own time.
+    fn advance(&mut self, at: Ms, out: &mut Vec<Decision>) {
+        while let Some(&(due, seq, timer)) = self.st.timers.first() {
+            if due > at {
+                break;
+            }
+            self.st.timers.remove(&(due, seq, timer));
+            self.st.now = self.st.now.max(due);
+            self.fire(timer, out);
+        }
+        self.st.now = self.st.now.max(at);
+    }
+
+    pub(crate) fn schedule(&mut self, due: Ms, timer: Timer) {
+        self.st.seq += 1;
+        self.st.timers.insert((due, self.st.seq, timer));
+    }
+
+    fn fire(&mut self, timer: Timer, out: &mut Vec<Decision>) {
+        match timer {
+            Timer::OfferTimeout { conv, offer } => {
+                let Some(c) = self.conv(conv) else { return };
+                let ConvState::Offered { agent, offer: current, .. } = c.state else { return };
+                if current != offer {
+                    return;
+                }
+                out.push(Decision::OfferTimedOut {
+                    conversation: c.id,
+                    agent: self.st.agents[agent as usize].id.clone(),
+                });
+                self.take_back(conv, agent, true);
+                let team = self.conv(conv).map(|c| c.team).unwrap_or(0);
+                let max_missed = self.cfg.teams[team as usize].max_missed.max(1);
+                let a = &mut self.st.agents[agent as usize];
+                a.missed += 1;
+                if a.missed >= max_missed && a.status == AgentStatus::Online {
+                    let reason = format!("{} offers in a row timed out", a.missed);
+                    self.set_status(agent, AgentStatus::Away, Some(reason), out);
+                }
+                self.route(conv, out);
+                self.pull(agent, out);
+            }
+            Timer::Sla { conv } => {
+                let Some(c) = self.conv_mut(conv) else { return };
+                if c.first_response.is_none() && !c.sla_breached && !matches!(c.state, ConvState::Resolved { .. }) {
+                    c.sla_breached = true;
+                    out.push(Decision::SlaBreached { conversation: c.id });
+                }
+            }
+            Timer::Escalation { conv, epoch } => self.escalation_step(conv, epoch, out),
+            Timer::StickyEnd { conv, epoch } => {
+                let Some(c) = self.conv_mut(conv) else { return };
+                if c.epoch != epoch || c.state != ConvState::Queued {
+                    return;
+                }
+                c.sticky = None;
+                self.route(conv, out);
+            }
+            Timer::Forget { conv, resolved_at } => {
+                let Some(c) = self.conv(conv) else { return };
+                if c.state != (ConvState::Resolved { at: resolved_at }) {
+                    return;
+                }
+                let (id, customer) = (c.id, c.customer.clone());
+                if let Some(rec) = self.st.customers.get_mut(&customer)
+                    && rec.last_conv == Some(conv)
+                {
+                    rec.last_conv = None;
+                }
+                self.st.conv_ix.remove(&id);
+                self.st.convs[conv as usize] = None;
+                self.st.free.push(conv);
+            }
+        }
+    }
+
+    pub(crate) fn conv(&self, ix: ConvIx) -> Option<&Conv> {
+        self.st.convs.get(ix as usize).and_then(Option::as_ref)
+    }
+
+    pub(crate) fn conv_mut(&mut self, ix: ConvIx) -> Option<&mut Conv> {
+        self.st.convs.get_mut(ix as usize).and_then(Option::as_mut)
+    }
+
+    fn customer_message(&mut self, customer: String, new_id: ConversationId, m: MessageInfo, out: &mut Vec<Decision>) {
+        let now = self.st.now;
+        let rec = self.st.customers.get(&customer).cloned().unwrap_or_default();
+        if let Some(ix) = rec.last_conv
+            && let Some(c) = self.conv(ix)
+        {
+            let id = c.id;
+            match c.state.clone() {
+                ConvState::Assigned { agent } => {
+                    out.push(Decision::DeliverToAgent {
+                        conversation: id,
+                        agent: self.st.agents[agent as usize].id.clone(),
+                    });
+                    return;
+                }
+                ConvState::Queued | ConvState::Offered { .. } => return,
+                ConvState::Bot => {
+                    // A second message at L0 (or a request for a human) goes to a person.
+                    self.hand_off(ix, out);
+                    return;
+                }
+                ConvState::Resolved { at } if now - at <= self.cfg.reopen_ms => {
+                    out.push(Decision::Reopened { conversation: id });
+                    let c = self.conv_mut(ix).expect("checked above");
+                    c.repeat = true;
+                    c.opened_at = now;
+                    c.first_response = None;
+                    c.sla_breached = false;
+                    c.declined.clear();
+                    self.classify(ix, &m, out);
+                    return;
+                }
+                ConvState::Resolved { .. } => {}
+            }
+        }
+        // A new conversation; it remembers the customer's last agent.
+        let kind = intern_kind(&mut self.st.kinds, &mut self.kind_ix, &m.channel);
+        self.st.seq += 1;
+        let conv = Conv {
+            id: new_id,
+            customer: customer.clone(),
+            kind,
+            team: self.cfg.default_team,
+            tier: Tier::L1,
+            tiers: tier_bit(Tier::L1),
+            priority: Priority::P3,
+            skills: Vec::new(),
+            state: ConvState::Queued,
+            opened_at: now,
+            waiting_since: now,
+            queue_key: 0,
+            seq: self.st.seq,
+            epoch: 0,
+            sla_deadline: now,
+            first_response: None,
+            sla_breached: false,
+            previous_agent: rec.last_agent,
+            sticky: None,
+            declined: Vec::new(),
+            steps_taken: 0,
+            repeat: rec.last_agent.is_some(),
+            matched_rules: Vec::new(),
+        };
+        let ix = match self.st.free.pop() {
+            Some(ix) => {
+                self.st.convs[ix as usize] = Some(conv);
+                ix
+            }
+            None => {
+                self.st.convs.push(Some(conv));
+                (self.st.convs.len() - 1) as ConvIx
+            }
+        };
+        self.st.conv_ix.insert(new_id, ix);
+        self.st.customers.insert(customer, CustomerRec { last_conv: Some(ix), last_agent: rec.last_agent });
+        out.push(Decision::Opened { conversation: new_id, repeat: rec.last_agent.is_some() });
+        self.classify(ix, &m, out);
+    }
+
+    /// Runs the rules over a (re)opened conversation and queues it, or lets the L0 bot answer.
+    fn classify(&mut self, ix: ConvIx, m: &MessageInfo, out: &mut Vec<Decision>) {
+        let now = self.st.now;
+        let (id, repeat, previous, waited) = {
+            let c = self.conv(ix).expect("caller holds a live conversation");
+            (c.id, c.repeat, c.previous_agent, now - c.opened_at)
+        };
+        let previous_id = previous.map(|a| self.st.agents[a as usize].id.clone());
+        let outcome = self.cfg.rules.evaluate(&RuleInput {
+            channel: &m.channel,
+            text: &m.text,
+            subject: m.subject.as_deref(),
+            customer_id: &self.conv(ix).expect("live").customer,
+            customer_tags: &m.tags,
+            customer_language: m.language.as_deref(),
+            vip: m.vip,
+            metadata: &m.metadata,
+            now: crate::time::to_utc(now),
+            repeat_contact: repeat,
+            previous_agent: previous_id.as_deref(),
+            wait_secs: (waited / 1000).max(0) as u64,
+        });
+        let mut tier = outcome.tier.unwrap_or(Tier::L1);
+        let wants_human = self.cfg.asks_for_human(&m.text);
+        if tier == Tier::L0 && wants_human {
+            tier = Tier::L1;
+        }
+        let team =
+            outcome.team.as_ref().and_then(|t| self.cfg.team_ix.get(t).copied()).unwrap_or(self.cfg.default_team);
+        let skills: Vec<(u16, u8)> = outcome
+            .skills
+            .iter()
+            .filter_map(|(name, level)| self.cfg.skill_ix.get(name).map(|s| (*s, *level)))
+            .collect();
+        let priority = outcome.priority.unwrap_or(Priority::P3);
+        {
+            let c = self.conv_mut(ix).expect("live");
+            c.team = team;
+            c.tier = tier;
+            c.tiers = tier_bit(tier);
+            c.priority = priority;
+            c.skills = skills;
+            c.matched_rules = outcome.matched.clone();
+            c.steps_taken = 0;
+        }
+        if let Some(text) = outcome.auto_reply {
+            out.push(Decision::AutoReply { conversation: id, text, reason: AutoReplyReason::Rule });
+        }
+        if tier == Tier::L0 {
+            self.conv_mut(ix).expect("live").state = ConvState::Bot;
+            return;
+        }
+        self.start_waiting(ix, out);
+    }
+
+    /// Starts the SLA clock and queues a conversation for humans.
+    fn start_waiting(&mut self, ix: ConvIx, out: &mut Vec<Decision>) {
+        let now = self.st.now;
+        let (team, class) = {
+            let c = self.conv(ix).expect("live");
+            (c.team, priority_class(c.priority))
+        };
+        let sla = now + self.cfg.teams[team as usize].sla_ms[class];
+        {
+            let c = self.conv_mut(ix).expect("live");
+            c.waiting_since = now;
+            c.sla_deadline = sla;
+        }
+        self.schedule(sla, Timer::Sla { conv: ix });
+        self.out_of_hours_notice(ix, out);
+        self.enqueue(ix, out);
+        // Sticky: a returning customer waits a little for the agent they had, if that agent works today.
+        let (prev, team) = {
+            let c = self.conv(ix).expect("live");
+            (c.previous_agent, c.team)
+        };
+        if let Some(p) = prev
+            && self.st.agents[p as usize].status != AgentStatus::Offline
+        {
+            let until = now + self.cfg.teams[team as usize].sticky_wait_ms;
+            let epoch = {
+                let c = self.conv_mut(ix).expect("live");
+                c.sticky = Some((p, until));
+                c.epoch
+            };
+            self.schedule(until, Timer::StickyEnd { conv: ix, epoch });
+        }
+        self.route(ix, out);
+    }
+
+    fn out_of_hours_notice(&mut self, ix: ConvIx, out: &mut Vec<Decision>) {
+        let now = crate::time::to_utc(self.st.now);
+        let c = self.conv(ix).expect("live");
+        let team = &self.cfg.teams[c.team as usize];
+        let (Some(hours), Some(text)) = (&team.hours, &team.out_of_hours_reply) else { return };
+        if hours.is_open(now) {
+            return;
+        }
+        let next = hours.next_open(now).map(|t| t.to_rfc3339()).unwrap_or_else(|| "soon".into());
+        out.push(Decision::AutoReply {
+            conversation: c.id,
+            text: text.replace("{next_open}", &next),
+            reason: AutoReplyReason::OutOfHours,
+        });
+    }
+
+    /// Puts a conversation in its team's queue (keeping how long it has waited) and schedules
+    /// its next escalation step.
+    pub(crate) fn enqueue(&mut self, ix: ConvIx, out: &mut Vec<Decision>) {
+        let aging = self.cfg.aging_ms;
+        let (team, key, seq, epoch, next_step_at, id, tier, priority, sla) = {
+            let c = self.conv_mut(ix).expect("live");
+            c.state = ConvState::Queued;
+            c.epoch += 1;
+            c.queue_key = queue_key(c.priority, c.waiting_since, aging);
+            (c.team, c.queue_key, c.seq, c.epoch, c.steps_taken, c.id, c.tier, c.priority, c.sla_deadline)
+        };
+        self.st.queues[team as usize].insert((key, seq, ix));
+        let steps = &self.cfg.teams[team as usize].steps;
+        if let Some((after, _)) = steps.get(next_step_at as usize) {
+            let waiting_since = self.conv(ix).expect("live").waiting_since;
+            self.schedule(waiting_since + after, Timer::Escalation { conv: ix, epoch });
+        }
+        out.push(Decision::Queued {
+            conversation: id,
+            team: self.cfg.teams[team as usize].name.clone(),
+            tier,
+            priority,
+            sla_deadline: sla,
+        });
+    }
+
+    pub(crate) fn dequeue(&mut self, ix: ConvIx) {
+        let c = self.conv(ix).expect("live");
+        let entry = (c.queue_key, c.seq, ix);
+        let team = c.team;
+        self.st.queues[team as usize].remove(&entry);
+    }
+
+    fn hand_off(&mut self, ix: ConvIx, out: &mut Vec<Decision>) {
+        let (id, team) = {
+            let c = self.conv_mut(ix).expect("live");
+            c.tier = Tier::L1;
+            c.tiers |= tier_bit(Tier::L1);
+            (c.id, c.team)
+        };
+        out.push(Decision::Escalated {
+            conversation: id,
+            cause: EscalationCause::HumanRequested,
+            tier: Tier::L1,
+            team: self.cfg.teams[team as usize].name.clone(),
+            note: None,
+        });
+        self.start_waiting(ix, out);
+    }
+
+    fn escalation_step(&mut self, ix: ConvIx, epoch: u32, out: &mut Vec<Decision>) {
+        let Some(c) = self.conv(ix) else { return };
+        if c.epoch != epoch || c.state != ConvState::Queued {
+            return;
+        }
+        let team = c.team as usize;
+        let Some((_, step)) = self.cfg.teams[team].steps.get(c.steps_taken as usize).cloned() else { return };
+        self.dequeue(ix);
+        let cause = {
+            let c = self.conv_mut(ix).expect("live");
+            c.steps_taken += 1;
+            match step {
+                crate::compiled::Step::Relax(by) => {
+                    for (_, level) in &mut c.skills {
+                        *level = level.saturating_sub(by).max(1);
+                    }
+                    EscalationCause::SkillsRelaxed
+                }
+                crate::compiled::Step::AddTier => {
+                    let top = (0..5u8).rev().find(|b| c.tiers & (1 << b) != 0).unwrap_or(1);
+                    if let Some(next) = next_tier(tier_from(top)) {
+                        c.tiers |= tier_bit(next);
+                        c.tier = next;
+                    }
+                    EscalationCause::TierAdded
+                }
+                crate::compiled::Step::Overflow(to) => {
+                    c.team = to;
+                    // Steps are the new team's from now on, counted afresh.
+                    c.steps_taken = 0;
+                    EscalationCause::Overflow
+                }
+            }
+        };
+        let c = self.conv(ix).expect("live");
+        out.push(Decision::Escalated {
+            conversation: c.id,
+            cause,
+            tier: c.tier,
+            team: self.cfg.teams[c.team as usize].name.clone(),
+            note: None,
+        });
+        self.enqueue(ix, out);
+        self.route(ix, out);
+    }
+
+    pub(crate) fn set_status(
+        &mut self,
+        a: AgentIx,
+        status: AgentStatus,
+        reason: Option<String>,
+        out: &mut Vec<Decision>,
+    ) {
+        self.index_agent(a, false);
+        let agent = &mut self.st.agents[a as usize];
+        let was = agent.status;
+        agent.status = status;
+        if status == AgentStatus::Online {
+            agent.missed = 0;
+        }
+        let id = agent.id.clone();
+        self.index_agent(a, true);
+        if let Some(reason) = reason {
+            out.push(Decision::AgentStatusChanged { agent: id, status, reason });
+        }
+        if status != AgentStatus::Online && was == AgentStatus::Online {
+            // Offers to someone who stepped away go to somebody else at once.
+            let offered: Vec<ConvIx> = (0..self.st.convs.len() as ConvIx)
+                .filter(|ix| matches!(self.conv(*ix).map(|c| &c.state), Some(ConvState::Offered { agent, .. }) if *agent == a))
+                .collect();
+            for ix in offered {
+                let id = self.conv(ix).expect("live").id;
+                out.push(Decision::OfferWithdrawn { conversation: id, agent: self.st.agents[a as usize].id.clone() });
+                self.take_back(ix, a, false);
+                self.route(ix, out);
+            }
+        }
+        if status == AgentStatus::Online {
+            self.pull(a, out);
+        }
+    }
+
+    fn set_capacity(
+        &mut self,
+        a: AgentIx,
+        capacity: std::collections::BTreeMap<String, u32>,
+        max_total: u32,
+        out: &mut Vec<Decision>,
+    ) {
+        self.index_agent(a, false);
+        let mut caps = Vec::new();
+        for (kind, cap) in capacity {
+            let k = intern_kind(&mut self.st.kinds, &mut self.kind_ix, &kind);
+            set_at(&mut caps, k, Some(cap));
+        }
+        let agent = &mut self.st.agents[a as usize];
+        agent.capacity = caps;
+        agent.max_total = max_total;
+        self.index_agent(a, true);
+        self.pull(a, out);
+    }
+}
+
+pub(crate) fn unknown_agent(agent: String, conversation: Option<ConversationId>) -> Decision {
+    Decision::Rejected { conversation, reason: format!("unknown agent `{agent}`"), agent: Some(agent) }
+}
+
+fn tier_from(bit: u8) -> Tier {
+    match bit {
+        0 => Tier::L0,
+        1 => Tier::L1,
+        2 => Tier::L2,
+        3 => Tier::L3,
+        _ => Tier::L4,
+    }
+}
+
+fn intern_kind(kinds: &mut Vec<String>, ix: &mut HashMap<String, u16>, kind: &str) -> u16 {
+    if let Some(k) = ix.get(kind) {
+        return *k;
+    }
+    kinds.push(kind.to_string());
+    let k = (kinds.len() - 1) as u16;
+    ix.insert(kind.to_string(), k);
+    k
+}
+
+pub(crate) fn set_at<T: Clone + Default>(v: &mut Vec<T>, i: u16, value: T) {
+    if v.len() <= i as usize {
+        v.resize(i as usize + 1, T::default());
+    }
+    v[i as usize] = value;
+}

@@ -1,0 +1,141 @@
+//! Explanations and read-only views: why a conversation is where it is, what waits in the queue,
+//! and snapshots.
+
+use serde::{Deserialize, Serialize};
+use switchboard_core::{Priority, Tier};
+
+use crate::assign::Verdict;
+use crate::engine::Engine;
+use crate::model::{ConversationId, Ms};
+use crate::state::{ConvState, State};
+use crate::{RoutingConfig, RoutingConfigError};
+
+/// Why a conversation is routed the way it is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Explanation {
+    /// The conversation.
+    pub conversation: ConversationId,
+    /// Names of the rules that matched, in order.
+    pub matched_rules: Vec<String>,
+    /// Team, tier, priority it is routed with.
+    pub team: String,
+    /// Tier.
+    pub tier: Tier,
+    /// Priority.
+    pub priority: Priority,
+    /// Required skills as `name:level`.
+    pub skills: Vec<String>,
+    /// `queued`, `offered`, `assigned`, `resolved` or `bot`.
+    pub state: String,
+    /// The agent holding or being offered it.
+    pub agent: Option<String>,
+    /// Every agent and whether it could take the conversation now, and if not why.
+    pub candidates: Vec<(String, Verdict)>,
+}
+
+/// One waiting conversation in the unified queue view.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueueEntry {
+    /// The conversation.
+    pub conversation: ConversationId,
+    /// Team.
+    pub team: String,
+    /// Tier.
+    pub tier: Tier,
+    /// Priority.
+    pub priority: Priority,
+    /// Waiting since.
+    pub waiting_since: Ms,
+    /// First-response deadline.
+    pub sla_deadline: Ms,
+}
+
+impl Engine {
+    /// Explains a conversation's routing: rules matched, requirements, and a verdict per agent.
+    /// The rule part is recorded at routing time; the verdicts are computed now.
+    pub fn explain(&self, conversation: ConversationId) -> Option<Explanation> {
+        let ix = *self.st.conv_ix.get(&conversation)?;
+        let c = self.conv(ix)?;
+        let state = match c.state {
+            ConvState::Bot => "bot",
+            ConvState::Queued => "queued",
+            ConvState::Offered { .. } => "offered",
+            ConvState::Assigned { .. } => "assigned",
+            ConvState::Resolved { .. } => "resolved",
+        };
+        Some(Explanation {
+            conversation,
+            matched_rules: c.matched_rules.iter().map(|r| self.cfg.rules.name(*r).to_string()).collect(),
+            team: self.cfg.teams[c.team as usize].name.clone(),
+            tier: c.tier,
+            priority: c.priority,
+            skills: c.skills.iter().map(|(s, l)| format!("{}:{l}", self.cfg.skills[*s as usize])).collect(),
+            state: state.into(),
+            agent: c.holder().map(|a| self.st.agents[a as usize].id.clone()),
+            candidates: (0..self.st.agents.len() as u32)
+                .map(|a| (self.st.agents[a as usize].id.clone(), self.verdict(a, ix)))
+                .collect(),
+        })
+    }
+
+    /// The unified queue across teams: priority with aging first, then age; oldest first.
+    pub fn queue(&self) -> Vec<QueueEntry> {
+        let mut all: Vec<(i64, u64, u32)> = self.st.queues.iter().flat_map(|q| q.iter().copied()).collect();
+        all.sort_unstable();
+        all.into_iter()
+            .filter_map(|(_, _, ix)| self.conv(ix))
+            .map(|c| QueueEntry {
+                conversation: c.id,
+                team: self.cfg.teams[c.team as usize].name.clone(),
+                tier: c.tier,
+                priority: c.priority,
+                waiting_since: c.waiting_since,
+                sla_deadline: c.sla_deadline,
+            })
+            .collect()
+    }
+
+    /// Number of conversations waiting.
+    pub fn queued(&self) -> usize {
+        self.st.queues.iter().map(|q| q.len()).sum()
+    }
+
+    /// The whole state, to persist; [`Engine::restore`] brings it back exactly.
+    pub fn snapshot(&self) -> State {
+        self.st.clone()
+    }
+
+    /// Rebuilds an engine from the configuration it ran with and a snapshot of its state.
+    pub fn restore(config: &RoutingConfig, snapshot: State) -> Result<Engine, RoutingConfigError> {
+        let mut engine = Engine::new(config)?;
+        if snapshot.agents.len() != engine.st.agents.len()
+            || snapshot.queues.len() != engine.st.queues.len()
+            || snapshot.agents.iter().zip(&engine.st.agents).any(|(a, b)| a.id != b.id)
+        {
+            return Err(RoutingConfigError {
+                key: "agents".into(),
+                reason: "the snapshot was taken with different agents or teams; restore needs the same configuration"
+                    .into(),
+            });
+        }
+        engine.kind_ix = snapshot.kinds.iter().enumerate().map(|(i, k)| (k.clone(), i as u16)).collect();
+        engine.st = snapshot;
+        Ok(engine)
+    }
+
+    /// Where a conversation is: `queued`, `offered`, `assigned`, `resolved` or `bot`, with its agent.
+    pub fn where_is(&self, conversation: ConversationId) -> Option<(&'static str, Option<&str>)> {
+        let c = self.conv(*self.st.conv_ix.get(&conversation)?)?;
+        let agent = c.holder().map(|a| self.st.agents[a as usize].id.as_str());
+        Some((
+            match c.state {
+                ConvState::Bot => "bot",
+                ConvState::Queued => "queued",
+                ConvState::Offered { .. } => "offered",
+                ConvState::Assigned { .. } => "assigned",
+                ConvState::Resolved { .. } => "resolved",
+            },
+            agent,
+        ))
+    }
+}

@@ -1,0 +1,28 @@
+//! Switchboard's routing engine: rules, skills, tiers, one unified queue, assignment, offers,
+//! escalation, transfers and resolution, as a pure deterministic state machine.
+//!
+//! [`Engine::handle`] takes an [`Input`] (a customer wrote, an agent changed status, accepted,
+//! declined, replied, transferred, escalated, resolved, or time advanced) and returns the
+//! [`Decision`]s it leads to. Time comes in with the inputs; the engine has no clock, does no I/O
+//! and must never depend on NATS or a runtime, so it is unit-, property- and benchmark-testable
+//! in isolation. The router service (bus-driven) feeds it and persists [`Engine::snapshot`].
+
+mod assign;
+mod compiled;
+pub mod config;
+mod engine;
+mod explain;
+pub mod hours;
+pub mod model;
+pub mod rules;
+pub mod skills;
+mod state;
+mod time;
+
+pub use assign::Verdict;
+pub use compiled::RoutingConfigError;
+pub use config::RoutingConfig;
+pub use engine::Engine;
+pub use explain::{Explanation, QueueEntry};
+pub use model::{AutoReplyReason, ConversationId, Decision, EscalationCause, Input, MessageInfo, Ms};
+pub use state::State as Snapshot;
