@@ -7,7 +7,7 @@ use crate::compiled::{next_tier, tier_bit};
 use crate::config::Strategy;
 use crate::engine::{Engine, unknown_agent};
 use crate::model::{ConversationId, Decision, EscalationCause};
-use crate::state::{AgentIx, ConvIx, ConvState, Timer};
+use crate::state::{AgentIx, ConvIx, ConvState, TIERS, Timer};
 
 /// Why an agent cannot take a conversation (for explanations).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -44,11 +44,13 @@ impl Engine {
                 Strategy::LeastLoaded => (i64::from(agent.total), agent.last_assigned),
                 Strategy::RoundRobin => (agent.rr_seq as i64, 0),
             };
-            let set = &mut self.st.available[t as usize];
-            if insert {
-                set.insert((key.0, key.1, a));
-            } else {
-                set.remove(&(key.0, key.1, a));
+            for tier in (0..TIERS).filter(|b| agent.tiers & (1 << b) != 0) {
+                let set = &mut self.st.available[t as usize * TIERS + tier];
+                if insert {
+                    set.insert((key.0, key.1, a));
+                } else {
+                    set.remove(&(key.0, key.1, a));
+                }
             }
         }
     }
@@ -72,7 +74,7 @@ impl Engine {
         if !agent.has_tier(c.tiers) {
             return Verdict::WrongTier;
         }
-        if c.skills.iter().any(|&(s, min)| agent.skills.get(s as usize).copied().unwrap_or(0) < min) {
+        if !agent.meets(&c.skills) {
             return Verdict::MissingSkill;
         }
         if agent.total >= agent.max_total || agent.load_for(c.kind) >= agent.capacity_for(c.kind) {
@@ -94,26 +96,42 @@ impl Engine {
             (self.verdict(only, ix) == Verdict::Eligible).then_some(only)
         } else {
             let team = c.team as usize;
-            let pool = &self.st.available[team];
+            // Only the pools of the tiers the conversation accepts; an agent in several appears
+            // in each with the same key.
+            let pools = (0..TIERS).filter(|b| c.tiers & (1 << b) != 0).map(|b| &self.st.available[team * TIERS + b]);
             match self.cfg.teams[team].strategy {
                 Strategy::BestSkillMatch => {
                     let score = |a: AgentIx| -> u32 {
-                        let skills = &self.st.agents[a as usize].skills;
-                        c.skills.iter().map(|&(s, _)| u32::from(skills.get(s as usize).copied().unwrap_or(0))).sum()
+                        let agent = &self.st.agents[a as usize];
+                        c.skills.iter().map(|&(s, _)| u32::from(agent.level(s))).sum()
                     };
-                    // Highest score; among equals the longest idle (the pool's order).
-                    let mut best: Option<(u32, AgentIx)> = None;
-                    for &(_, _, a) in pool {
-                        if self.verdict(a, ix) == Verdict::Eligible {
-                            let s = score(a);
-                            if best.is_none_or(|(b, _)| s > b) {
-                                best = Some((s, a));
+                    // Highest score; among equals the longest idle (the smallest pool key).
+                    let mut best: Option<(u32, (i64, i64, AgentIx))> = None;
+                    for &entry in pools.flatten() {
+                        if self.verdict(entry.2, ix) == Verdict::Eligible {
+                            let s = score(entry.2);
+                            if best.is_none_or(|(bs, be)| s > bs || (s == bs && entry < be)) {
+                                best = Some((s, entry));
                             }
                         }
                     }
-                    best.map(|(_, a)| a)
+                    best.map(|(_, (_, _, a))| a)
                 }
-                _ => pool.iter().map(|&(_, _, a)| a).find(|&a| self.verdict(a, ix) == Verdict::Eligible),
+                _ => {
+                    let mut best: Option<(i64, i64, AgentIx)> = None;
+                    for pool in pools {
+                        for &entry in pool {
+                            if best.is_some_and(|b| entry >= b) {
+                                break;
+                            }
+                            if self.verdict(entry.2, ix) == Verdict::Eligible {
+                                best = Some(entry);
+                                break;
+                            }
+                        }
+                    }
+                    best.map(|(_, _, a)| a)
+                }
             }
         };
         if let Some(a) = chosen {
@@ -138,7 +156,7 @@ impl Engine {
         agent.total += 1;
         agent.last_assigned = now;
         agent.rr_seq = seq;
-        let agent_id = agent.id.clone();
+        let agent_id = agent.id.as_str().to_owned();
         self.index_agent(a, true);
         let offer_timeout = self.cfg.teams[team as usize].offer_timeout_ms;
         let c = self.conv_mut(ix).expect("live");
@@ -153,17 +171,9 @@ impl Engine {
             None => {
                 c.state = ConvState::Assigned { agent: a };
                 c.previous_agent = Some(a);
-                let customer = c.customer.clone();
-                self.remember_agent(&customer, a);
                 self.st.agents[a as usize].missed = 0;
                 out.push(Decision::Assigned { conversation: id, agent: agent_id });
             }
-        }
-    }
-
-    fn remember_agent(&mut self, customer: &str, a: AgentIx) {
-        if let Some(rec) = self.st.customers.get_mut(customer) {
-            rec.last_agent = Some(a);
         }
     }
 
@@ -197,21 +207,8 @@ impl Engine {
             if !self.st.agents[a as usize].available() {
                 return;
             }
-            let mut best: Option<(i64, u64, ConvIx)> = None;
-            for &t in &self.st.agents[a as usize].teams {
-                for &(key, seq, ix) in &self.st.queues[t as usize] {
-                    if best.is_some_and(|b| (key, seq) >= (b.0, b.1)) {
-                        break;
-                    }
-                    if self.verdict(a, ix) == Verdict::Eligible {
-                        best = Some((key, seq, ix));
-                        break;
-                    }
-                }
-            }
-            // Sticky conversations reserved for this agent may sit in a team it is not in.
-            match best {
-                Some((_, _, ix)) => self.give(ix, a, out),
+            match self.next_for(a) {
+                Some(ix) => self.give(ix, a, out),
                 None => return,
             }
         }
@@ -241,8 +238,6 @@ impl Engine {
             ConvState::Offered { agent: holder, .. } if holder == a => {
                 c.state = ConvState::Assigned { agent: a };
                 c.previous_agent = Some(a);
-                let customer = c.customer.clone();
-                self.remember_agent(&customer, a);
                 self.st.agents[a as usize].missed = 0;
                 out.push(Decision::Assigned { conversation, agent });
             }
@@ -321,7 +316,6 @@ impl Engine {
             return out.push(Self::reject(conversation, &agent, "a transfer needs an agent or a team"));
         }
         self.release(ix, a);
-        let now = self.st.now;
         let team_now = {
             let c = self.conv_mut(ix).expect("live");
             if let Some(t) = team {
@@ -338,16 +332,10 @@ impl Engine {
             team: self.cfg.teams[team_now as usize].name.clone(),
             note,
         });
-        self.enqueue(ix, out);
-        if let Some(t) = target {
+        match target {
             // Reserved for the named agent for the sticky wait, then open to the team.
-            let until = now + self.cfg.teams[team_now as usize].sticky_wait_ms;
-            let epoch = {
-                let c = self.conv_mut(ix).expect("live");
-                c.sticky = Some((t, until));
-                c.epoch
-            };
-            self.schedule(until, Timer::StickyEnd { conv: ix, epoch });
+            Some(t) => self.enqueue_reserved(ix, t, out),
+            None => self.enqueue(ix, out),
         }
         self.route(ix, out);
         self.pull(a, out);
@@ -420,8 +408,11 @@ impl Engine {
         }
         let now = self.st.now;
         self.conv_mut(ix).expect("live").state = ConvState::Resolved { at: now };
-        self.schedule(now + self.cfg.reopen_ms, Timer::Forget { conv: ix, resolved_at: now });
-        out.push(Decision::Resolved { conversation, agent: holder.map(|h| self.st.agents[h as usize].id.clone()) });
+        self.schedule_monotonic(now + self.cfg.reopen_ms, Timer::Forget { conv: ix, resolved_at: now });
+        out.push(Decision::Resolved {
+            conversation,
+            agent: holder.map(|h| self.st.agents[h as usize].id.as_str().to_owned()),
+        });
         if let Some(h) = holder {
             self.pull(h, out);
         }

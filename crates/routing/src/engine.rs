@@ -2,52 +2,64 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use smallvec::SmallVec;
 use switchboard_core::{AgentStatus, Priority, Tier};
 
 use crate::compiled::{Compiled, RoutingConfigError, next_tier, priority_class, tier_bit};
 use crate::config::RoutingConfig;
 use crate::model::{AutoReplyReason, ConversationId, Decision, EscalationCause, Input, MessageInfo, Ms};
+use crate::queues::ClassKey;
 use crate::rules::RuleInput;
 use crate::skills::parse_skill;
-use crate::state::{Agent, AgentIx, Conv, ConvIx, ConvState, CustomerRec, State, Timer, queue_key};
+use crate::state::{Agent, AgentIx, Conv, ConvIx, ConvState, CustomerRec, State, TIERS, Timer, queue_key};
 
 /// The routing engine: deterministic, no I/O, no clock. The same inputs give the same decisions.
 pub struct Engine {
     pub(crate) cfg: Compiled,
     pub(crate) st: State,
-    pub(crate) agent_ix: HashMap<String, AgentIx>,
+    pub(crate) agent_ix: rustc_hash::FxHashMap<String, AgentIx>,
     pub(crate) kind_ix: HashMap<String, u16>,
+    /// Queue class by requirements (derived from the state; rebuilt on restore).
+    pub(crate) class_ix: HashMap<ClassKey, u32>,
+    /// Queue classes by team index (derived from the state; rebuilt on restore).
+    pub(crate) team_classes: Vec<Vec<u32>>,
 }
 
 impl Engine {
     /// Compiles the configuration; an invalid one is refused naming the key and the reason.
     pub fn new(config: &RoutingConfig) -> Result<Engine, RoutingConfigError> {
         let cfg = Compiled::new(config)?;
-        let mut st = State {
-            queues: vec![BTreeSet::new(); cfg.teams.len()],
-            available: vec![BTreeSet::new(); cfg.teams.len()],
-            ..State::default()
+        let mut st = State { available: vec![BTreeSet::new(); cfg.teams.len() * TIERS], ..State::default() };
+        let team_classes = vec![Vec::new(); cfg.teams.len()];
+        let mut engine = Engine {
+            cfg,
+            st: State::default(),
+            agent_ix: Default::default(),
+            kind_ix: HashMap::new(),
+            class_ix: HashMap::new(),
+            team_classes,
         };
-        let mut engine = Engine { cfg, st: State::default(), agent_ix: HashMap::new(), kind_ix: HashMap::new() };
         for a in &config.agents {
-            let mut skills = vec![0u8; engine.cfg.skills.len()];
+            let mut skills = SmallVec::new();
             for s in &a.skills {
                 // Validated by Compiled::new.
                 if let Ok((name, level)) = parse_skill(s) {
-                    skills[engine.cfg.skill_ix[&name] as usize] = level;
+                    skills.push((engine.cfg.skill_ix[&name], level));
                 }
             }
+            skills.sort_unstable();
+            skills.dedup_by_key(|(s, _)| *s);
             let mut agent = Agent {
-                id: a.id.clone(),
+                id: a.id.as_str().into(),
                 name: a.name.clone(),
                 teams: a.teams.iter().map(|t| engine.cfg.team_ix[t]).collect(),
                 tiers: a.tiers.iter().fold(0, |m, t| m | tier_bit(*t)),
                 skills,
-                capacity: Vec::new(),
+                capacity: SmallVec::new(),
                 default_capacity: a.default_capacity,
                 max_total: a.max_total,
                 status: a.status,
-                load: Vec::new(),
+                load: SmallVec::new(),
                 total: 0,
                 last_assigned: 0,
                 rr_seq: 0,
@@ -111,11 +123,7 @@ impl Engine {
 
     /// Fires every timer due at or before `at`, each at its own time.
     fn advance(&mut self, at: Ms, out: &mut Vec<Decision>) {
-        while let Some(&(due, seq, timer)) = self.st.timers.first() {
-            if due > at {
-                break;
-            }
-            self.st.timers.remove(&(due, seq, timer));
+        while let Some((due, timer)) = self.st.timers.pop_due(at) {
             self.st.now = self.st.now.max(due);
             self.fire(timer, out);
         }
@@ -124,7 +132,14 @@ impl Engine {
 
     pub(crate) fn schedule(&mut self, due: Ms, timer: Timer) {
         self.st.seq += 1;
-        self.st.timers.insert((due, self.st.seq, timer));
+        self.st.timers.push(due, self.st.seq, timer);
+    }
+
+    /// Like [`Engine::schedule`] for a timer set a fixed delay from now (it never comes due
+    /// before one scheduled earlier the same way).
+    pub(crate) fn schedule_monotonic(&mut self, due: Ms, timer: Timer) {
+        self.st.seq += 1;
+        self.st.timers.push_monotonic(due, self.st.seq, timer);
     }
 
     fn fire(&mut self, timer: Timer, out: &mut Vec<Decision>) {
@@ -137,7 +152,7 @@ impl Engine {
                 }
                 out.push(Decision::OfferTimedOut {
                     conversation: c.id,
-                    agent: self.st.agents[agent as usize].id.clone(),
+                    agent: self.st.agents[agent as usize].id.as_str().to_owned(),
                 });
                 self.take_back(conv, agent, true);
                 let team = self.conv(conv).map(|c| c.team).unwrap_or(0);
@@ -160,11 +175,13 @@ impl Engine {
             }
             Timer::Escalation { conv, epoch } => self.escalation_step(conv, epoch, out),
             Timer::StickyEnd { conv, epoch } => {
-                let Some(c) = self.conv_mut(conv) else { return };
+                let Some(c) = self.conv(conv) else { return };
                 if c.epoch != epoch || c.state != ConvState::Queued {
                     return;
                 }
-                c.sticky = None;
+                self.unplace(conv);
+                self.conv_mut(conv).expect("live").sticky = None;
+                self.place(conv);
                 self.route(conv, out);
             }
             Timer::Forget { conv, resolved_at } => {
@@ -172,11 +189,12 @@ impl Engine {
                 if c.state != (ConvState::Resolved { at: resolved_at }) {
                     return;
                 }
-                let (id, customer) = (c.id, c.customer.clone());
-                if let Some(rec) = self.st.customers.get_mut(&customer)
+                let (id, cust, last_agent) = (c.id, c.cust, c.previous_agent);
+                if let Some(rec) = self.st.customer_recs.get_mut(cust as usize)
                     && rec.last_conv == Some(conv)
                 {
                     rec.last_conv = None;
+                    rec.last_agent = last_agent;
                 }
                 self.st.conv_ix.remove(&id);
                 self.st.convs[conv as usize] = None;
@@ -195,7 +213,23 @@ impl Engine {
 
     fn customer_message(&mut self, customer: String, new_id: ConversationId, m: MessageInfo, out: &mut Vec<Decision>) {
         let now = self.st.now;
-        let rec = self.st.customers.get(&customer).cloned().unwrap_or_default();
+        let cust = match self.st.customers.get(&customer) {
+            Some(&i) => i,
+            None => {
+                self.st.customer_recs.push(CustomerRec::default());
+                let i = (self.st.customer_recs.len() - 1) as u32;
+                self.st.customers.insert(customer.clone(), i);
+                i
+            }
+        };
+        let mut rec = self.st.customer_recs[cust as usize].clone();
+        // The customer's agent is the one of their latest conversation while it is remembered
+        // (kept there, so an assignment does not touch the customer record), else the stored one.
+        if let Some(c) = rec.last_conv.and_then(|ix| self.conv(ix))
+            && c.previous_agent.is_some()
+        {
+            rec.last_agent = c.previous_agent;
+        }
         if let Some(ix) = rec.last_conv
             && let Some(c) = self.conv(ix)
         {
@@ -204,7 +238,7 @@ impl Engine {
                 ConvState::Assigned { agent } => {
                     out.push(Decision::DeliverToAgent {
                         conversation: id,
-                        agent: self.st.agents[agent as usize].id.clone(),
+                        agent: self.st.agents[agent as usize].id.as_str().to_owned(),
                     });
                     return;
                 }
@@ -233,7 +267,8 @@ impl Engine {
         self.st.seq += 1;
         let conv = Conv {
             id: new_id,
-            customer: customer.clone(),
+            customer,
+            cust,
             kind,
             team: self.cfg.default_team,
             tier: Tier::L1,
@@ -244,6 +279,7 @@ impl Engine {
             opened_at: now,
             waiting_since: now,
             queue_key: 0,
+            class: 0,
             seq: self.st.seq,
             epoch: 0,
             sla_deadline: now,
@@ -267,7 +303,7 @@ impl Engine {
             }
         };
         self.st.conv_ix.insert(new_id, ix);
-        self.st.customers.insert(customer, CustomerRec { last_conv: Some(ix), last_agent: rec.last_agent });
+        self.st.customer_recs[cust as usize] = CustomerRec { last_conv: Some(ix), last_agent: rec.last_agent };
         out.push(Decision::Opened { conversation: new_id, repeat: rec.last_agent.is_some() });
         self.classify(ix, &m, out);
     }
@@ -279,7 +315,7 @@ impl Engine {
             let c = self.conv(ix).expect("caller holds a live conversation");
             (c.id, c.repeat, c.previous_agent, now - c.opened_at)
         };
-        let previous_id = previous.map(|a| self.st.agents[a as usize].id.clone());
+        let previous_id = previous.map(|a| self.st.agents[a as usize].id.as_str().to_owned());
         let outcome = self.cfg.rules.evaluate(&RuleInput {
             channel: &m.channel,
             text: &m.text,
@@ -342,22 +378,11 @@ impl Engine {
         }
         self.schedule(sla, Timer::Sla { conv: ix });
         self.out_of_hours_notice(ix, out);
-        self.enqueue(ix, out);
         // Sticky: a returning customer waits a little for the agent they had, if that agent works today.
-        let (prev, team) = {
-            let c = self.conv(ix).expect("live");
-            (c.previous_agent, c.team)
-        };
-        if let Some(p) = prev
-            && self.st.agents[p as usize].status != AgentStatus::Offline
-        {
-            let until = now + self.cfg.teams[team as usize].sticky_wait_ms;
-            let epoch = {
-                let c = self.conv_mut(ix).expect("live");
-                c.sticky = Some((p, until));
-                c.epoch
-            };
-            self.schedule(until, Timer::StickyEnd { conv: ix, epoch });
+        let prev = self.conv(ix).expect("live").previous_agent;
+        match prev {
+            Some(p) if self.st.agents[p as usize].status != AgentStatus::Offline => self.enqueue_reserved(ix, p, out),
+            _ => self.enqueue(ix, out),
         }
         self.route(ix, out);
     }
@@ -382,14 +407,14 @@ impl Engine {
     /// its next escalation step.
     pub(crate) fn enqueue(&mut self, ix: ConvIx, out: &mut Vec<Decision>) {
         let aging = self.cfg.aging_ms;
-        let (team, key, seq, epoch, next_step_at, id, tier, priority, sla) = {
+        let (team, epoch, next_step_at, id, tier, priority, sla) = {
             let c = self.conv_mut(ix).expect("live");
             c.state = ConvState::Queued;
             c.epoch += 1;
             c.queue_key = queue_key(c.priority, c.waiting_since, aging);
-            (c.team, c.queue_key, c.seq, c.epoch, c.steps_taken, c.id, c.tier, c.priority, c.sla_deadline)
+            (c.team, c.epoch, c.steps_taken, c.id, c.tier, c.priority, c.sla_deadline)
         };
-        self.st.queues[team as usize].insert((key, seq, ix));
+        self.place(ix);
         let steps = &self.cfg.teams[team as usize].steps;
         if let Some((after, _)) = steps.get(next_step_at as usize) {
             let waiting_since = self.conv(ix).expect("live").waiting_since;
@@ -404,11 +429,20 @@ impl Engine {
         });
     }
 
+    /// Queues a conversation reserved for agent `a` for the team's sticky wait; after it, the
+    /// whole team may take it.
+    pub(crate) fn enqueue_reserved(&mut self, ix: ConvIx, a: AgentIx, out: &mut Vec<Decision>) {
+        let team = self.conv(ix).expect("live").team;
+        let until = self.st.now + self.cfg.teams[team as usize].sticky_wait_ms;
+        self.conv_mut(ix).expect("live").sticky = Some((a, until));
+        self.enqueue(ix, out);
+        let epoch = self.conv(ix).expect("live").epoch;
+        self.schedule(until, Timer::StickyEnd { conv: ix, epoch });
+    }
+
+    /// Takes a queued conversation out of the queue.
     pub(crate) fn dequeue(&mut self, ix: ConvIx) {
-        let c = self.conv(ix).expect("live");
-        let entry = (c.queue_key, c.seq, ix);
-        let team = c.team;
-        self.st.queues[team as usize].remove(&entry);
+        self.unplace(ix);
     }
 
     fn hand_off(&mut self, ix: ConvIx, out: &mut Vec<Decision>) {
@@ -488,7 +522,7 @@ impl Engine {
         if status == AgentStatus::Online {
             agent.missed = 0;
         }
-        let id = agent.id.clone();
+        let id = agent.id.as_str().to_owned();
         self.index_agent(a, true);
         if let Some(reason) = reason {
             out.push(Decision::AgentStatusChanged { agent: id, status, reason });
@@ -500,7 +534,10 @@ impl Engine {
                 .collect();
             for ix in offered {
                 let id = self.conv(ix).expect("live").id;
-                out.push(Decision::OfferWithdrawn { conversation: id, agent: self.st.agents[a as usize].id.clone() });
+                out.push(Decision::OfferWithdrawn {
+                    conversation: id,
+                    agent: self.st.agents[a as usize].id.as_str().to_owned(),
+                });
                 self.take_back(ix, a, false);
                 self.route(ix, out);
             }
@@ -518,7 +555,7 @@ impl Engine {
         out: &mut Vec<Decision>,
     ) {
         self.index_agent(a, false);
-        let mut caps = Vec::new();
+        let mut caps = SmallVec::new();
         for (kind, cap) in capacity {
             let k = intern_kind(&mut self.st.kinds, &mut self.kind_ix, &kind);
             set_at(&mut caps, k, Some(cap));
@@ -555,7 +592,7 @@ fn intern_kind(kinds: &mut Vec<String>, ix: &mut HashMap<String, u16>, kind: &st
     k
 }
 
-pub(crate) fn set_at<T: Clone + Default>(v: &mut Vec<T>, i: u16, value: T) {
+pub(crate) fn set_at<T: Clone + Default, const N: usize>(v: &mut SmallVec<[T; N]>, i: u16, value: T) {
     if v.len() <= i as usize {
         v.resize(i as usize + 1, T::default());
     }

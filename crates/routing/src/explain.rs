@@ -71,16 +71,16 @@ impl Engine {
             priority: c.priority,
             skills: c.skills.iter().map(|(s, l)| format!("{}:{l}", self.cfg.skills[*s as usize])).collect(),
             state: state.into(),
-            agent: c.holder().map(|a| self.st.agents[a as usize].id.clone()),
+            agent: c.holder().map(|a| self.st.agents[a as usize].id.as_str().to_owned()),
             candidates: (0..self.st.agents.len() as u32)
-                .map(|a| (self.st.agents[a as usize].id.clone(), self.verdict(a, ix)))
+                .map(|a| (self.st.agents[a as usize].id.as_str().to_owned(), self.verdict(a, ix)))
                 .collect(),
         })
     }
 
     /// The unified queue across teams: priority with aging first, then age; oldest first.
     pub fn queue(&self) -> Vec<QueueEntry> {
-        let mut all: Vec<(i64, u64, u32)> = self.st.queues.iter().flat_map(|q| q.iter().copied()).collect();
+        let mut all: Vec<(i64, u64, u32)> = self.waiting().collect();
         all.sort_unstable();
         all.into_iter()
             .filter_map(|(_, _, ix)| self.conv(ix))
@@ -97,7 +97,7 @@ impl Engine {
 
     /// Number of conversations waiting.
     pub fn queued(&self) -> usize {
-        self.st.queues.iter().map(|q| q.len()).sum()
+        self.st.classes.iter().map(|c| c.queue.len()).sum::<usize>() + self.st.reserved.len()
     }
 
     /// The whole state, to persist; [`Engine::restore`] brings it back exactly.
@@ -109,7 +109,8 @@ impl Engine {
     pub fn restore(config: &RoutingConfig, snapshot: State) -> Result<Engine, RoutingConfigError> {
         let mut engine = Engine::new(config)?;
         if snapshot.agents.len() != engine.st.agents.len()
-            || snapshot.queues.len() != engine.st.queues.len()
+            || snapshot.available.len() != engine.st.available.len()
+            || snapshot.classes.iter().any(|c| c.team as usize >= engine.cfg.teams.len())
             || snapshot.agents.iter().zip(&engine.st.agents).any(|(a, b)| a.id != b.id)
         {
             return Err(RoutingConfigError {
@@ -120,6 +121,7 @@ impl Engine {
         }
         engine.kind_ix = snapshot.kinds.iter().enumerate().map(|(i, k)| (k.clone(), i as u16)).collect();
         engine.st = snapshot;
+        engine.index_classes();
         Ok(engine)
     }
 

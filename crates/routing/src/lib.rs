@@ -14,6 +14,7 @@ mod engine;
 mod explain;
 pub mod hours;
 pub mod model;
+mod queues;
 pub mod rules;
 pub mod skills;
 mod state;

@@ -1,7 +1,12 @@
 //! The engine's state: agents, conversations, queues, timers. Serialisable as a whole, so the
 //! service can persist a snapshot and restore it exactly.
 
-use std::collections::{BTreeSet, HashMap};
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap, HashMap, VecDeque};
+
+use compact_str::CompactString;
+use rustc_hash::FxHashMap;
+use smallvec::SmallVec;
 
 use serde::{Deserialize, Serialize};
 use switchboard_core::{AgentStatus, Priority, Tier};
@@ -16,18 +21,20 @@ pub type ConvIx = u32;
 /// One agent's live state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Agent {
-    /// Agent id.
-    pub id: String,
+    /// Agent id; inline for ids up to 24 bytes, so comparing and copying it touches no other
+    /// cache line than the agent's.
+    pub id: CompactString,
     /// Display name.
     pub name: Option<String>,
     /// Team indices.
-    pub teams: Vec<u16>,
+    pub teams: SmallVec<[u16; 4]>,
     /// Tier bitmask: bit `n` set means tier `Ln`.
     pub tiers: u8,
-    /// Skill level by skill index (0 = does not have it).
-    pub skills: Vec<u8>,
+    /// Skills the agent has: (skill index, level), sorted by index. Inline, because every
+    /// assignment reads them and a separate allocation is a cache miss.
+    pub skills: SmallVec<[(u16, u8); 8]>,
     /// Capacity by channel-kind index (`None` = use `default_capacity`).
-    pub capacity: Vec<Option<u32>>,
+    pub capacity: SmallVec<[Option<u32>; 4]>,
     /// Capacity for kinds without an entry.
     pub default_capacity: u32,
     /// Total cap.
@@ -35,7 +42,7 @@ pub struct Agent {
     /// Availability.
     pub status: AgentStatus,
     /// Open conversations (offered or assigned) by channel-kind index.
-    pub load: Vec<u32>,
+    pub load: SmallVec<[u32; 4]>,
     /// Open conversations in total.
     pub total: u32,
     /// When the agent last got a conversation (longest idle = smallest).
@@ -55,6 +62,16 @@ impl Agent {
     /// Open conversations of a channel kind.
     pub fn load_for(&self, kind: u16) -> u32 {
         self.load.get(kind as usize).copied().unwrap_or(0)
+    }
+
+    /// The agent's level in a skill (0 = does not have it).
+    pub fn level(&self, skill: u16) -> u8 {
+        self.skills.iter().find(|(s, _)| *s == skill).map_or(0, |(_, l)| *l)
+    }
+
+    /// Whether the agent has every skill at the level: (skill index, minimum level).
+    pub fn meets(&self, skills: &[(u16, u8)]) -> bool {
+        skills.iter().all(|&(s, min)| self.level(s) >= min)
     }
 
     /// Whether the agent takes new work at all (online and under the total cap).
@@ -103,6 +120,8 @@ pub struct Conv {
     pub id: ConversationId,
     /// Customer key.
     pub customer: String,
+    /// Customer index in [`State::customer_recs`].
+    pub cust: u32,
     /// Channel-kind index.
     pub kind: u16,
     /// Team index.
@@ -123,6 +142,8 @@ pub struct Conv {
     pub waiting_since: Ms,
     /// Its key in the team queue (see [`queue_key`]).
     pub queue_key: i64,
+    /// The queue class it waits in (see [`QueueClass`]); meaningful while queued and not reserved.
+    pub class: u32,
     /// Tie-breaker in queues, from a global sequence.
     pub seq: u64,
     /// Incremented on every (re)queueing, so stale escalation and sticky timers are ignored.
@@ -162,7 +183,8 @@ impl Conv {
 pub struct CustomerRec {
     /// The latest conversation, while it can still be reopened.
     pub last_conv: Option<ConvIx>,
-    /// The agent who last held one of the customer's conversations.
+    /// The agent of the customer's latest conversation once that one is forgotten (while it is
+    /// live, its `previous_agent` is the customer's agent).
     pub last_agent: Option<AgentIx>,
 }
 
@@ -219,16 +241,120 @@ pub struct State {
     pub convs: Vec<Option<Conv>>,
     /// Free slots.
     pub free: Vec<ConvIx>,
-    /// Customers by key.
-    pub customers: HashMap<String, CustomerRec>,
-    /// Queues by team index: (queue key, seq, conversation).
-    pub queues: Vec<BTreeSet<(i64, u64, ConvIx)>>,
-    /// Available agents by team index, ordered by the team strategy's key.
+    /// Customer index by key.
+    pub customers: HashMap<String, u32>,
+    /// Customers' memory by customer index.
+    pub customer_recs: Vec<CustomerRec>,
+    /// Waiting conversations grouped by what they require; see [`QueueClass`].
+    pub classes: Vec<QueueClass>,
+    /// Conversations reserved for one agent for a while (sticky routing, transfer to an agent):
+    /// (agent, queue key, seq, conversation).
+    pub reserved: BTreeSet<(AgentIx, i64, u64, ConvIx)>,
+    /// Available agents by team and tier (`team * TIERS + tier`), ordered by the team strategy's key.
     pub available: Vec<BTreeSet<(i64, i64, AgentIx)>>,
     /// Pending timers.
-    pub timers: BTreeSet<(Ms, u64, Timer)>,
-    /// Conversation index by id.
-    pub conv_ix: HashMap<ConversationId, ConvIx>,
+    pub timers: TimerQueue,
+    /// Conversation index by id. Ids are the router's own (not customer input), so a fast
+    /// non-keyed hash is safe here.
+    pub conv_ix: FxHashMap<ConversationId, ConvIx>,
+}
+
+/// Pending timers, earliest first; equal times fire in creation order (the sequence number).
+/// Timers are only ever added and popped, never cancelled (a stale one is ignored when it
+/// fires), so a heap suffices; timers whose due times only grow (the same delay from "now")
+/// go to a FIFO instead, where a push touches only its tail.
+#[derive(Debug, Clone, Default)]
+pub struct TimerQueue {
+    heap: BinaryHeap<Reverse<(Ms, u64, Timer)>>,
+    fifo: VecDeque<(Ms, u64, Timer)>,
+}
+
+impl TimerQueue {
+    /// Adds a timer.
+    pub fn push(&mut self, due: Ms, seq: u64, timer: Timer) {
+        self.heap.push(Reverse((due, seq, timer)));
+    }
+
+    /// Adds a timer due no earlier than any timer added this way before (else it goes to the heap).
+    pub fn push_monotonic(&mut self, due: Ms, seq: u64, timer: Timer) {
+        if self.fifo.back().is_some_and(|b| (b.0, b.1) > (due, seq)) {
+            return self.push(due, seq, timer);
+        }
+        self.fifo.push_back((due, seq, timer));
+    }
+
+    /// The earliest timer, if due at or before `at`, removed.
+    pub fn pop_due(&mut self, at: Ms) -> Option<(Ms, Timer)> {
+        let heap = self.heap.peek().map(|Reverse(t)| (t.0, t.1));
+        let fifo = self.fifo.front().map(|t| (t.0, t.1));
+        let from_fifo = match (heap, fifo) {
+            (Some(h), Some(f)) => f < h,
+            (None, Some(_)) => true,
+            _ => false,
+        };
+        let next = if from_fifo { fifo } else { heap }?;
+        if next.0 > at {
+            return None;
+        }
+        let (due, _, timer) = if from_fifo { self.fifo.pop_front()? } else { self.heap.pop()?.0 };
+        Some((due, timer))
+    }
+
+    /// Number of pending timers.
+    pub fn len(&self) -> usize {
+        self.heap.len() + self.fifo.len()
+    }
+
+    /// Whether none is pending.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn sorted(&self) -> Vec<(Ms, u64, Timer)> {
+        let mut v: Vec<_> = self.heap.iter().map(|Reverse(t)| *t).chain(self.fifo.iter().copied()).collect();
+        v.sort_unstable();
+        v
+    }
+}
+
+impl PartialEq for TimerQueue {
+    fn eq(&self, other: &Self) -> bool {
+        self.sorted() == other.sorted()
+    }
+}
+
+/// Serialised as the timers in firing order, so equal states give equal snapshots.
+impl Serialize for TimerQueue {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.sorted().serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for TimerQueue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = Vec::<(Ms, u64, Timer)>::deserialize(d)?;
+        Ok(TimerQueue { heap: v.into_iter().map(Reverse).collect(), fifo: VecDeque::new() })
+    }
+}
+
+/// Number of tiers (L0-L4): the stride of [`State::available`].
+pub const TIERS: usize = 5;
+
+/// The queue of waiting conversations that require the same thing (team, tiers, channel kind,
+/// skills at levels). A free agent checks whether it fits a class once and then looks at that
+/// class's head, instead of scanning past every waiting conversation it cannot take.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueueClass {
+    /// Team index.
+    pub team: u16,
+    /// Tier bitmask that may take these conversations.
+    pub tiers: u8,
+    /// Channel-kind index.
+    pub kind: u16,
+    /// Required skills (skill index, minimum level), sorted.
+    pub skills: Vec<(u16, u8)>,
+    /// Waiting conversations in order: (queue key, seq, conversation).
+    pub queue: BTreeSet<(i64, u64, ConvIx)>,
 }
 
 /// The queue key: priority points converted to waiting time, so that ordering by key is

@@ -183,10 +183,22 @@ fn check(engine: &Engine, decisions: &[Decision]) -> Result<(), TestCaseError> {
         }
         if engine.where_is(c.id).map(|w| w.0) == Some("queued") {
             queued += 1;
-            let in_queue = snap.queues[c.team as usize]
-                .iter()
-                .any(|&(_, _, ix)| snap.convs[ix as usize].as_ref().map(|q| q.id) == Some(c.id));
-            prop_assert!(in_queue, "queued conversation {} missing from its team queue", c.id);
+            let ix = snap.convs.iter().position(|s| s.as_ref().is_some_and(|q| q.id == c.id)).expect("slot") as u32;
+            let in_queue = match c.sticky {
+                Some((agent, _)) => snap.reserved.contains(&(agent, c.queue_key, c.seq, ix)),
+                None => snap.classes[c.class as usize].queue.contains(&(c.queue_key, c.seq, ix)),
+            };
+            prop_assert!(in_queue, "queued conversation {} missing from its queue", c.id);
+            if c.sticky.is_none() {
+                let class = &snap.classes[c.class as usize];
+                let mut skills = c.skills.clone();
+                skills.sort_unstable();
+                prop_assert!(
+                    class.team == c.team && class.tiers == c.tiers && class.kind == c.kind && class.skills == skills,
+                    "conversation {} waits in a class with other requirements",
+                    c.id
+                );
+            }
         }
     }
     prop_assert_eq!(queued, engine.queued(), "queue entries without a queued conversation");
@@ -205,19 +217,14 @@ fn check(engine: &Engine, decisions: &[Decision]) -> Result<(), TestCaseError> {
             if withdrawn {
                 continue;
             }
-            let a = snap.agents.iter().find(|x| &x.id == agent).expect("known agent");
+            let a = snap.agents.iter().find(|x| x.id == agent).expect("known agent");
             let c = snap.convs.iter().flatten().find(|c| &c.id == conversation).expect("live conversation");
             if matches!(d, Decision::Offer { .. }) {
                 prop_assert_eq!(a.status, AgentStatus::Online, "offer to {} who is not online", agent);
             }
             prop_assert!(a.has_tier(c.tiers), "{} lacks the tier of {}", agent, conversation);
             for &(s, min) in &c.skills {
-                prop_assert!(
-                    a.skills.get(s as usize).copied().unwrap_or(0) >= min,
-                    "{} lacks a skill for {}",
-                    agent,
-                    conversation
-                );
+                prop_assert!(a.level(s) >= min, "{} lacks a skill for {}", agent, conversation);
             }
         }
     }
