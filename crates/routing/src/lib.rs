@@ -26,4 +26,4 @@ pub use config::RoutingConfig;
 pub use engine::Engine;
 pub use explain::{Explanation, QueueEntry};
 pub use model::{AutoReplyReason, ConversationId, Decision, EscalationCause, Input, MessageInfo, Ms};
-pub use state::State as Snapshot;
+pub use state::{ConvState, State as Snapshot};

@@ -5,7 +5,7 @@ mod sim;
 
 use proptest::prelude::*;
 use switchboard_core::AgentStatus;
-use switchboard_routing::{Decision, Engine, Input, MessageInfo, RoutingConfig, Verdict};
+use switchboard_routing::{ConvState, Decision, Engine, Input, MessageInfo, RoutingConfig, Snapshot, Verdict};
 use uuid::Uuid;
 
 const CONFIG: &str = r#"
@@ -164,8 +164,9 @@ fn config() -> RoutingConfig {
 }
 
 /// Checks every invariant on the engine after one input and its decisions.
-fn check(engine: &Engine, decisions: &[Decision]) -> Result<(), TestCaseError> {
+fn check(engine: &Engine, before: &Snapshot, decisions: &[Decision]) -> Result<(), TestCaseError> {
     let snap = engine.snapshot();
+    priority_order(before, &snap, decisions)?;
     // Capacity: never over the total or a channel's cap.
     for a in &snap.agents {
         prop_assert!(a.total <= a.max_total, "{} over total cap: {}/{}", a.id, a.total, a.max_total);
@@ -237,6 +238,43 @@ fn check(engine: &Engine, decisions: &[Decision]) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// Nothing ahead in the queue was passed over: when agent A got conversation C, no conversation
+/// that waited through the whole input, ranked ahead of C (priority with aging, then age) and that
+/// A could take (same channel kind, so A had room for it) is still waiting.
+fn priority_order(before: &Snapshot, after: &Snapshot, decisions: &[Decision]) -> Result<(), TestCaseError> {
+    for d in decisions {
+        let (Decision::Offer { conversation, agent, .. } | Decision::Assigned { conversation, agent }) = d else {
+            continue;
+        };
+        let a_ix = after.agents.iter().position(|x| x.id == agent).expect("known agent") as u32;
+        let a = &after.agents[a_ix as usize];
+        let c = after.convs.iter().flatten().find(|c| &c.id == conversation).expect("live conversation");
+        for (slot, q) in after.convs.iter().enumerate() {
+            let Some(q) = q else { continue };
+            let was = before.convs.get(slot).and_then(Option::as_ref).filter(|p| p.id == q.id);
+            let waited_through = was.is_some_and(|p| {
+                p.state == ConvState::Queued && p.epoch == q.epoch && p.sticky.is_none() && p.team == q.team
+            });
+            if q.state != ConvState::Queued || !waited_through || q.sticky.is_some() || q.kind != c.kind {
+                continue;
+            }
+            let could = a.status == AgentStatus::Online
+                && a.teams.contains(&q.team)
+                && a.has_tier(q.tiers)
+                && a.meets(&q.skills)
+                && !q.declined.contains(&a_ix);
+            prop_assert!(
+                !(could && (q.queue_key, q.seq) < (c.queue_key, c.seq)),
+                "{} got {} while {} (ahead in the queue) waited",
+                agent,
+                conversation,
+                q.id
+            );
+        }
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, .. ProptestConfig::default() })]
 
@@ -244,8 +282,9 @@ proptest! {
     fn invariants_hold_after_every_input(steps in proptest::collection::vec(step(), 1..60)) {
         let mut engine = Engine::new(&config()).expect("valid config");
         for input in inputs(&steps) {
+            let before = engine.snapshot();
             let decisions = engine.handle(input);
-            check(&engine, &decisions)?;
+            check(&engine, &before, &decisions)?;
         }
     }
 

@@ -556,3 +556,19 @@ fn snapshot_and_restore_continue_exactly() {
     assert_eq!(a.tick(500), b.tick(500));
     assert_eq!(a.engine.snapshot(), b.engine.snapshot());
 }
+
+#[test]
+fn the_readme_example_configuration_compiles_and_routes() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).expect("README.md");
+    let section = readme.split("## Routing rules").nth(1).expect("README has a routing rules section");
+    let toml = section.split("```toml").nth(1).and_then(|s| s.split("```").next()).expect("a toml block");
+    let mut s = Sim::new(toml);
+    let mut vip = switchboard_routing::MessageInfo {
+        channel: "webchat".into(),
+        text: "my invoice is wrong".into(),
+        ..Default::default()
+    };
+    vip.tags = vec!["vip".into()];
+    let out = s.msg_with(0, "u1", vip);
+    assert!(out.iter().any(|d| d.starts_with("queued c1 support L2")), "{out:?}");
+}
