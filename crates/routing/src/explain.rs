@@ -7,7 +7,7 @@ use switchboard_core::{Priority, Tier};
 use crate::assign::Verdict;
 use crate::engine::Engine;
 use crate::model::{ConversationId, Ms};
-use crate::state::{ConvState, State};
+use crate::state::State;
 use crate::{RoutingConfig, RoutingConfigError};
 
 /// Why a conversation is routed the way it is.
@@ -56,13 +56,6 @@ impl Engine {
     pub fn explain(&self, conversation: ConversationId) -> Option<Explanation> {
         let ix = *self.st.conv_ix.get(&conversation)?;
         let c = self.conv(ix)?;
-        let state = match c.state {
-            ConvState::Bot => "bot",
-            ConvState::Queued => "queued",
-            ConvState::Offered { .. } => "offered",
-            ConvState::Assigned { .. } => "assigned",
-            ConvState::Resolved { .. } => "resolved",
-        };
         Some(Explanation {
             conversation,
             matched_rules: c.matched_rules.iter().map(|r| self.cfg.rules.name(*r).to_string()).collect(),
@@ -70,7 +63,7 @@ impl Engine {
             tier: c.tier,
             priority: c.priority,
             skills: c.skills.iter().map(|(s, l)| format!("{}:{l}", self.cfg.skills[*s as usize])).collect(),
-            state: state.into(),
+            state: c.state.name().into(),
             agent: c.holder().map(|a| self.st.agents[a as usize].id.as_str().to_owned()),
             candidates: (0..self.st.agents.len() as u32)
                 .map(|a| (self.st.agents[a as usize].id.as_str().to_owned(), self.verdict(a, ix)))
@@ -129,15 +122,6 @@ impl Engine {
     pub fn where_is(&self, conversation: ConversationId) -> Option<(&'static str, Option<&str>)> {
         let c = self.conv(*self.st.conv_ix.get(&conversation)?)?;
         let agent = c.holder().map(|a| self.st.agents[a as usize].id.as_str());
-        Some((
-            match c.state {
-                ConvState::Bot => "bot",
-                ConvState::Queued => "queued",
-                ConvState::Offered { .. } => "offered",
-                ConvState::Assigned { .. } => "assigned",
-                ConvState::Resolved { .. } => "resolved",
-            },
-            agent,
-        ))
+        Some((c.state.name(), agent))
     }
 }

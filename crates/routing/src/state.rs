@@ -168,6 +168,19 @@ pub struct Conv {
     pub matched_rules: Vec<u16>,
 }
 
+impl ConvState {
+    /// The state's name: `bot`, `queued`, `offered`, `assigned` or `resolved`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ConvState::Bot => "bot",
+            ConvState::Queued => "queued",
+            ConvState::Offered { .. } => "offered",
+            ConvState::Assigned { .. } => "assigned",
+            ConvState::Resolved { .. } => "resolved",
+        }
+    }
+}
+
 impl Conv {
     /// The agent holding or being offered it.
     pub fn holder(&self) -> Option<AgentIx> {
