@@ -3,7 +3,8 @@
 //! It connects (with retry and back-off, refusing servers older than 2.10), creates or updates the
 //! streams, key-value buckets and object store of the bus contract, publishes contract types with
 //! their schema header and de-duplication id while waiting for the JetStream ack, and runs durable
-//! consumers that ack only after their handler succeeded and dead-letter what keeps failing.
+//! consumers that ack only after their handler succeeded and dead-letter what keeps failing, and
+//! holds leadership leases so that one of several processes acts while the others stand by.
 //! It knows the contract's names from `switchboard-core` but never decides routing and never
 //! speaks a provider's wire format.
 
@@ -12,6 +13,7 @@ mod config;
 mod connect;
 pub mod consumer;
 mod error;
+mod lease;
 mod publish;
 mod setup;
 mod version;
@@ -21,6 +23,7 @@ pub use config::BusConfig;
 pub use connect::{Bus, BusSlot};
 pub use consumer::{ConsumerSpec, Delivery, HandlerError};
 pub use error::BusError;
+pub use lease::{Lease, LeaseLost, LeaseRecord};
 pub use publish::Published;
 pub use version::{MIN_SERVER_VERSION, check_server_version};
 
