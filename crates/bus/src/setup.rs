@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use async_nats::jetstream::{kv, object_store, stream};
-use switchboard_core::contract::{ATTACHMENTS_STORE, buckets, streams};
+use switchboard_core::contract::{ATTACHMENTS_STORE, ROUTER_SNAPSHOTS_STORE, buckets, streams};
 use tracing::info;
 
 use crate::{Bus, BusError};
@@ -44,17 +44,19 @@ impl Bus {
                 .await
                 .map_err(|e| BusError::setup(format!("key-value bucket {bucket}"), e))?;
         }
-        if self.jetstream().get_object_store(ATTACHMENTS_STORE).await.is_err() {
-            let config = object_store::Config {
-                bucket: ATTACHMENTS_STORE.to_string(),
-                storage: stream::StorageType::File,
-                num_replicas: cfg.replicas,
-                ..Default::default()
-            };
-            self.jetstream()
-                .create_object_store(config)
-                .await
-                .map_err(|e| BusError::setup(format!("object store {ATTACHMENTS_STORE}"), e))?;
+        for store in [ATTACHMENTS_STORE, ROUTER_SNAPSHOTS_STORE] {
+            if self.jetstream().get_object_store(store).await.is_err() {
+                let config = object_store::Config {
+                    bucket: store.to_string(),
+                    storage: stream::StorageType::File,
+                    num_replicas: cfg.replicas,
+                    ..Default::default()
+                };
+                self.jetstream()
+                    .create_object_store(config)
+                    .await
+                    .map_err(|e| BusError::setup(format!("object store {store}"), e))?;
+            }
         }
         info!(streams = streams::ALL.len(), buckets = buckets::ALL.len(), "bus contract set up");
         Ok(())

@@ -14,6 +14,9 @@ pub mod streams {
     pub const EVENTS: &str = "SB_EVENTS";
     /// Dead letters: original message plus reason, component and attempts.
     pub const DLQ: &str = "SB_DLQ";
+    /// The router's journal: every input it acted on, in order, per routing group. Internal to
+    /// the router (its format is not part of the public contract), but its stream is.
+    pub const ROUTER: &str = "SB_ROUTER";
 
     /// Every stream with the subjects it captures.
     pub const ALL: &[(&str, &[&str])] = &[
@@ -22,6 +25,7 @@ pub mod streams {
         (AGENT, &["sb.agent.out.>", "sb.agent.in"]),
         (EVENTS, &["sb.events.>"]),
         (DLQ, &["sb.dlq.>"]),
+        (ROUTER, &["sb.router.journal.>"]),
     ];
 }
 
@@ -50,6 +54,11 @@ pub mod subjects {
         format!("sb.events.{kind}")
     }
 
+    /// The router journal of one routing group: `sb.router.journal.<group>`.
+    pub fn router_journal(group: &str) -> String {
+        format!("sb.router.journal.{group}")
+    }
+
     /// Dead letters of one component: `sb.dlq.<component>`.
     pub fn dlq(component: &str) -> String {
         format!("sb.dlq.{component}")
@@ -70,6 +79,9 @@ pub mod buckets {
 
 /// The object store for attachments: envelopes carry references, not bytes.
 pub const ATTACHMENTS_STORE: &str = "sb_attachments";
+
+/// The object store for router snapshots (engine state plus the journal sequence it reflects).
+pub const ROUTER_SNAPSHOTS_STORE: &str = "sb_router_snapshots";
 
 /// Header names of the contract.
 pub mod headers {
