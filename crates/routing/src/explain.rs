@@ -118,6 +118,24 @@ impl Engine {
         Ok(engine)
     }
 
+    /// The customer's latest conversation while the engine remembers it (open, or resolved within
+    /// the reopen window): where their next message goes.
+    pub fn current_conversation(&self, customer: &str) -> Option<ConversationId> {
+        let cust = *self.st.customers.get(customer)?;
+        let ix = self.st.customer_recs.get(cust as usize)?.last_conv?;
+        self.conv(ix).map(|c| c.id)
+    }
+
+    /// When the next timer falls due, if any: the service ticks the engine then.
+    pub fn next_due(&self) -> Option<Ms> {
+        self.st.timers.next_due()
+    }
+
+    /// Whether an agent with this id is configured.
+    pub fn knows_agent(&self, agent: &str) -> bool {
+        self.agent_ix.contains_key(agent)
+    }
+
     /// Where a conversation is: `queued`, `offered`, `assigned`, `resolved` or `bot`, with its agent.
     pub fn where_is(&self, conversation: ConversationId) -> Option<(&'static str, Option<&str>)> {
         let c = self.conv(*self.st.conv_ix.get(&conversation)?)?;

@@ -313,6 +313,16 @@ impl TimerQueue {
         Some((due, timer))
     }
 
+    /// When the earliest pending timer is due.
+    pub fn next_due(&self) -> Option<Ms> {
+        let heap = self.heap.peek().map(|Reverse(t)| t.0);
+        let fifo = self.fifo.front().map(|t| t.0);
+        match (heap, fifo) {
+            (Some(h), Some(f)) => Some(h.min(f)),
+            (h, f) => h.or(f),
+        }
+    }
+
     /// Number of pending timers.
     pub fn len(&self) -> usize {
         self.heap.len() + self.fifo.len()

@@ -1,0 +1,43 @@
+//! What applying a journal entry asks the service to do, each with a stable id.
+
+use serde::{Deserialize, Serialize};
+use switchboard_core::{AgentDelivery, Event, OutboundMessage};
+use uuid::Uuid;
+
+use crate::record::ConversationRecord;
+
+/// One effect of a journal entry. Its id ([`effect_id`]) depends only on the entry's sequence
+/// and the effect's position, so a replayed entry yields the same ids and JetStream's
+/// de-duplication drops what was already published.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Effect {
+    /// Publish on `sb.events.<kind>`.
+    Event(Event),
+    /// Publish on `sb.out.<channel>`: a message to the customer.
+    Outbound(OutboundMessage),
+    /// Publish on `sb.agent.out.<kind>`: a delivery to one of the agent's endpoints.
+    Agent {
+        /// The endpoint kind (`webhook`, `telegram`, `email`).
+        kind: String,
+        /// The delivery.
+        delivery: AgentDelivery,
+    },
+    /// Store the conversation's record (KV `sb_conversations`).
+    Store(Box<ConversationRecord>),
+    /// Answer the command's issuer.
+    CommandResult {
+        /// The command.
+        command: Uuid,
+        /// `None` when it was carried out, else why not.
+        rejected: Option<String>,
+    },
+}
+
+/// The id of effect number `index` of the journal entry at `sequence`, timestamped `at_ms`:
+/// a UUIDv7 whose "random" bits are the sequence and index, so it is unique and reproducible.
+pub fn effect_id(at_ms: i64, sequence: u64, index: u16) -> Uuid {
+    let mut bits = [0u8; 10];
+    bits[..8].copy_from_slice(&sequence.to_be_bytes());
+    bits[8..].copy_from_slice(&index.to_be_bytes());
+    uuid::Builder::from_unix_timestamp_millis(at_ms.max(0) as u64, &bits).into_uuid()
+}

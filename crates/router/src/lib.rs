@@ -1,0 +1,20 @@
+//! Switchboard's router: puts the routing engine on the bus.
+//!
+//! [`Router`] is the deterministic heart of the router service: it takes journal [`Entry`]s (an
+//! inbound envelope, an agent command, a clock tick, each with the time the leader stamped on
+//! it) and turns them into [`Effect`]s: events, messages to customers, deliveries to agents,
+//! conversation records to store, and command results. It threads messages into conversations,
+//! links a customer's identities across channels, and keeps each conversation's recent history
+//! for offers. It does no I/O: the service journals an entry first, applies it, then publishes
+//! the effects with ids derived from the journal sequence, so replaying the journal after a crash
+//! or on a standby yields the same effects with the same ids, and JetStream drops the repeats.
+
+mod effect;
+mod entry;
+mod record;
+mod router;
+
+pub use effect::{Effect, effect_id};
+pub use entry::Entry;
+pub use record::{ConversationRecord, HISTORY_KEEP};
+pub use router::{Router, RouterConfig, RouterError, RouterState};

@@ -1,0 +1,635 @@
+//! The deterministic router: journal entries in, effects out.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use switchboard_core::agent::{Author, ConversationUpdate, HistoryEntry, Offer};
+use switchboard_core::outbound::ChannelAddress;
+use switchboard_core::{
+    AgentCommand, AgentDelivery, CommandAction, Envelope, Event, EventKind, OutboundKind, OutboundMessage, Priority,
+    Tier,
+};
+use switchboard_routing::{
+    ConversationId, Decision, Engine, Input, MessageInfo, Ms, RoutingConfig, RoutingConfigError, Snapshot,
+};
+use uuid::Uuid;
+
+use crate::effect::{Effect, effect_id};
+use crate::entry::Entry;
+use crate::record::ConversationRecord;
+
+/// What the router needs besides the routing configuration.
+#[derive(Debug, Clone, Default)]
+pub struct RouterConfig {
+    /// Teams, agents, rules.
+    pub routing: RoutingConfig,
+    /// Endpoint kinds by agent id: an agent's deliveries go to `sb.agent.out.<kind>` for each.
+    pub endpoints: BTreeMap<String, Vec<String>>,
+    /// How many history entries an offer carries (across the customer's linked conversations).
+    pub offer_history: usize,
+}
+
+/// Why a router could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum RouterError {
+    /// The routing configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] RoutingConfigError),
+}
+
+/// Everything the router knows, serialisable: a snapshot plus the journal sequence it reflects.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RouterState {
+    /// The last journal sequence applied.
+    pub sequence: u64,
+    /// The engine's state.
+    pub engine: Snapshot,
+    /// Conversations the engine still knows, by id.
+    pub records: BTreeMap<Uuid, ConversationRecord>,
+    /// Conversation ids by person key, newest last (at most [`PERSON_KEEP`]).
+    pub persons: BTreeMap<String, VecDeque<Uuid>>,
+    /// Resolved conversations in resolution order, to drop their records once forgotten.
+    pub resolved: VecDeque<(Ms, Uuid)>,
+}
+
+/// How many conversations per person are remembered for linked history.
+pub const PERSON_KEEP: usize = 20;
+
+/// The router: an [`Engine`] plus threading, records and effects.
+pub struct Router {
+    cfg: RouterConfig,
+    engine: Engine,
+    st: RouterState,
+}
+
+/// Collects effects with ids from the entry's sequence and a running index.
+struct Fx {
+    at: Ms,
+    sequence: u64,
+    next: u16,
+    out: Vec<Effect>,
+    touched: BTreeSet<Uuid>,
+    rejected: Option<String>,
+    first_response: Option<bool>,
+}
+
+impl Fx {
+    fn id(&mut self) -> Uuid {
+        self.next += 1;
+        effect_id(self.at, self.sequence, self.next)
+    }
+
+    fn event(&mut self, kind: EventKind, conversation: Option<Uuid>, agent: Option<&str>, data: serde_json::Value) {
+        let id = self.id();
+        let data = match data {
+            serde_json::Value::Object(m) => m,
+            _ => serde_json::Map::new(),
+        };
+        let event = Event {
+            id,
+            at: time(self.at),
+            kind,
+            conversation_id: conversation,
+            agent_id: agent.map(str::to_string),
+            channel: None,
+            data,
+        };
+        self.out.push(Effect::Event(event));
+    }
+}
+
+fn time(ms: Ms) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+/// The key that threads a customer's messages into one conversation: channel plus thread.
+fn thread_of(envelope: &Envelope) -> String {
+    format!("{}:{}", envelope.channel, envelope.thread_key)
+}
+
+/// The key that links a customer's identities: an e-mail address when known (the same address
+/// on e-mail and web chat is one person), else the channel's own customer id.
+fn person_of(envelope: &Envelope) -> String {
+    match envelope.customer.email.as_deref().map(str::trim).filter(|e| !e.is_empty()) {
+        Some(email) => format!("email:{}", email.to_lowercase()),
+        None => format!("{}:{}", envelope.channel, envelope.customer.id),
+    }
+}
+
+fn message_info(envelope: &Envelope) -> MessageInfo {
+    let tags = envelope
+        .metadata
+        .get("customer.tags")
+        .map(|t| t.split(',').map(str::trim).filter(|t| !t.is_empty()).map(str::to_string).collect())
+        .unwrap_or_default();
+    MessageInfo {
+        channel: envelope.channel.clone(),
+        text: envelope.text.clone(),
+        subject: envelope.subject.clone(),
+        tags,
+        language: envelope.customer.language.clone(),
+        vip: envelope.metadata.get("customer.vip").is_some_and(|v| v == "true"),
+        metadata: envelope.metadata.clone(),
+    }
+}
+
+impl Router {
+    /// A router with an empty state.
+    pub fn new(cfg: RouterConfig) -> Result<Router, RouterError> {
+        let engine = Engine::new(&cfg.routing)?;
+        Ok(Router { cfg, engine, st: RouterState::default() })
+    }
+
+    /// A router continuing from a snapshot taken with the same configuration.
+    pub fn restore(cfg: RouterConfig, mut state: RouterState) -> Result<Router, RouterError> {
+        let engine = Engine::restore(&cfg.routing, std::mem::take(&mut state.engine))?;
+        Ok(Router { cfg, engine, st: state })
+    }
+
+    /// The whole state, to persist.
+    pub fn state(&self) -> RouterState {
+        RouterState { engine: self.engine.snapshot(), ..self.st.clone() }
+    }
+
+    /// The last journal sequence applied.
+    pub fn sequence(&self) -> u64 {
+        self.st.sequence
+    }
+
+    /// A conversation's record.
+    pub fn record(&self, id: Uuid) -> Option<&ConversationRecord> {
+        self.st.records.get(&id)
+    }
+
+    /// The engine, for read-only views (queue, explain).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// When the next timer is due: the service journals a tick then.
+    pub fn next_due(&self) -> Option<Ms> {
+        self.engine.next_due()
+    }
+
+    /// Applies the journal entry at `sequence`. An entry at or below the last applied sequence
+    /// was applied already (a replay overlapping a snapshot) and yields nothing.
+    pub fn apply(&mut self, sequence: u64, entry: &Entry) -> Vec<Effect> {
+        if sequence <= self.st.sequence {
+            return Vec::new();
+        }
+        self.st.sequence = sequence;
+        let mut fx = Fx {
+            at: entry.at(),
+            sequence,
+            next: 0,
+            out: Vec::new(),
+            touched: BTreeSet::new(),
+            rejected: None,
+            first_response: None,
+        };
+        match entry {
+            Entry::Inbound { at, envelope, new_conversation } => {
+                self.inbound(*at, envelope, *new_conversation, &mut fx)
+            }
+            Entry::Command { at, command } => self.command(*at, command, &mut fx),
+            Entry::Tick { at } => {
+                let decisions = self.engine.handle(Input::Tick { at: *at });
+                self.decisions(decisions, &mut fx);
+            }
+        }
+        self.finish(&mut fx);
+        fx.out
+    }
+
+    fn inbound(&mut self, at: Ms, envelope: &Envelope, new_id: Uuid, fx: &mut Fx) {
+        let thread = thread_of(envelope);
+        let decisions = self.engine.handle(Input::CustomerMessage {
+            at,
+            customer: thread.clone(),
+            new_id,
+            message: message_info(envelope),
+        });
+        let Some(conversation) = self.engine.current_conversation(&thread) else { return };
+        if !self.st.records.contains_key(&conversation) {
+            let person = person_of(envelope);
+            let ids = self.st.persons.entry(person.clone()).or_default();
+            ids.push_back(conversation);
+            if ids.len() > PERSON_KEEP {
+                ids.pop_front();
+            }
+            let record = ConversationRecord {
+                id: conversation,
+                channel: envelope.channel.clone(),
+                customer: envelope.customer.clone(),
+                person,
+                thread_key: envelope.thread_key.clone(),
+                subject: envelope.subject.clone(),
+                last_provider_message_id: None,
+                state: "queued".into(),
+                agent: None,
+                team: self.cfg.routing.default_team.clone(),
+                tier: Tier::L1,
+                priority: Priority::P3,
+                sla_deadline: at,
+                opened_at: at,
+                repeat: false,
+                history: Vec::new(),
+            };
+            self.st.records.insert(conversation, record);
+        }
+        if let Some(r) = self.st.records.get_mut(&conversation) {
+            r.last_provider_message_id = Some(envelope.provider_message_id.clone());
+            r.customer = envelope.customer.clone();
+            r.push(HistoryEntry { at: time(at), from: Author::Customer, author: None, text: envelope.text.clone() });
+        }
+        fx.touched.insert(conversation);
+        let data = serde_json::json!({
+            "envelope_id": envelope.id,
+            "provider_message_id": envelope.provider_message_id,
+        });
+        fx.event(EventKind::MessageReceived, Some(conversation), None, data);
+        if let Some(Effect::Event(e)) = fx.out.last_mut() {
+            e.channel = Some(envelope.channel.clone());
+        }
+        self.decisions(decisions, fx);
+    }
+
+    fn command(&mut self, at: Ms, command: &AgentCommand, fx: &mut Fx) {
+        let agent = command.agent_id.clone();
+        let conversation = command.conversation_id.unwrap_or_default();
+        let input = match &command.action {
+            CommandAction::Accept => Some(Input::Accept { at, agent: agent.clone(), conversation }),
+            CommandAction::Decline { .. } => Some(Input::Decline { at, agent: agent.clone(), conversation }),
+            CommandAction::Reply { .. } => Some(Input::AgentReplied { at, agent: agent.clone(), conversation }),
+            CommandAction::Transfer { to_agent, to_team, note } => Some(Input::Transfer {
+                at,
+                agent: agent.clone(),
+                conversation,
+                to_agent: to_agent.clone(),
+                to_team: to_team.clone(),
+                note: note.clone(),
+            }),
+            CommandAction::Escalate { tier, note } => {
+                Some(Input::Escalate { at, agent: agent.clone(), conversation, tier: *tier, note: note.clone() })
+            }
+            CommandAction::Resolve => Some(Input::Resolve { at, agent: agent.clone(), conversation }),
+            CommandAction::SetStatus { status } => {
+                Some(Input::AgentStatus { at, agent: agent.clone(), status: *status })
+            }
+            CommandAction::Note { .. } => {
+                let decisions = self.engine.handle(Input::Tick { at });
+                self.decisions(decisions, fx);
+                if !self.engine.knows_agent(&agent) {
+                    fx.rejected = Some(format!("unknown agent `{agent}`"));
+                } else if !self.st.records.contains_key(&conversation) {
+                    fx.rejected = Some("unknown conversation".into());
+                }
+                None
+            }
+        };
+        if let Some(input) = input {
+            let decisions = self.engine.handle(input);
+            self.decisions(decisions, fx);
+        }
+        if fx.rejected.is_none() {
+            self.carried_out(at, command, fx);
+        }
+        fx.out.push(Effect::CommandResult { command: command.id, rejected: fx.rejected.clone() });
+    }
+
+    /// What a command does beyond the engine's decisions, once the engine accepted it.
+    fn carried_out(&mut self, at: Ms, command: &AgentCommand, fx: &mut Fx) {
+        let agent = command.agent_id.as_str();
+        let Some(conversation) = command.conversation_id else { return };
+        match &command.action {
+            CommandAction::Reply { text } => {
+                let Some(r) = self.st.records.get_mut(&conversation) else { return };
+                r.push(HistoryEntry {
+                    at: time(at),
+                    from: Author::Agent,
+                    author: Some(agent.into()),
+                    text: text.clone(),
+                });
+                let outbound = OutboundMessage {
+                    id: fx.id(),
+                    conversation_id: conversation,
+                    channel: r.channel.clone(),
+                    to: ChannelAddress { customer_id: r.customer.id.clone(), thread_key: r.thread_key.clone() },
+                    text: text.clone(),
+                    subject: r.subject.as_ref().map(|s| reply_subject(s)),
+                    attachments: Vec::new(),
+                    reply_to: r.last_provider_message_id.clone(),
+                    kind: OutboundKind::AgentReply,
+                    agent_id: Some(agent.into()),
+                    created_at: time(at),
+                    metadata: Default::default(),
+                };
+                fx.out.push(Effect::Outbound(outbound));
+                let data = match fx.first_response {
+                    Some(within_sla) => serde_json::json!({ "first_response": true, "within_sla": within_sla }),
+                    None => serde_json::json!({ "first_response": false }),
+                };
+                fx.event(EventKind::AgentReplied, Some(conversation), Some(agent), data);
+                fx.touched.insert(conversation);
+            }
+            CommandAction::Note { text } => {
+                if let Some(r) = self.st.records.get_mut(&conversation) {
+                    r.push(HistoryEntry {
+                        at: time(at),
+                        from: Author::Note,
+                        author: Some(agent.into()),
+                        text: text.clone(),
+                    });
+                    fx.touched.insert(conversation);
+                }
+            }
+            CommandAction::Decline { reason } => {
+                fx.event(
+                    EventKind::OfferDeclined,
+                    Some(conversation),
+                    Some(agent),
+                    serde_json::json!({ "reason": reason }),
+                );
+            }
+            _ => {}
+        }
+    }
+
+    /// Turns the engine's decisions into effects and record changes.
+    fn decisions(&mut self, decisions: Vec<Decision>, fx: &mut Fx) {
+        for d in decisions {
+            if let Some(c) = conversation_of(&d) {
+                fx.touched.insert(c);
+            }
+            match d {
+                Decision::Opened { conversation, repeat } => {
+                    if let Some(r) = self.st.records.get_mut(&conversation) {
+                        r.repeat = repeat;
+                    }
+                    fx.event(
+                        EventKind::ConversationOpened,
+                        Some(conversation),
+                        None,
+                        serde_json::json!({ "repeat": repeat }),
+                    );
+                }
+                Decision::Reopened { conversation } => {
+                    if let Some(r) = self.st.records.get_mut(&conversation) {
+                        r.repeat = true;
+                    }
+                    fx.event(EventKind::ConversationReopened, Some(conversation), None, serde_json::json!({}));
+                }
+                Decision::Queued { conversation, team, tier, priority, sla_deadline } => {
+                    if let Some(r) = self.st.records.get_mut(&conversation) {
+                        (r.team, r.tier, r.priority, r.sla_deadline) = (team, tier, priority, sla_deadline);
+                    }
+                }
+                Decision::AutoReply { conversation, text, reason } => {
+                    self.auto_reply(conversation, text, &format!("{reason:?}"), fx);
+                }
+                Decision::Offer { conversation, agent, deadline } => {
+                    fx.event(
+                        EventKind::Offered,
+                        Some(conversation),
+                        Some(&agent),
+                        serde_json::json!({ "deadline": deadline }),
+                    );
+                    let actions = ["accept", "decline"];
+                    self.deliver_offer(conversation, &agent, deadline, &actions, fx);
+                }
+                Decision::OfferTimedOut { conversation, agent } => {
+                    fx.event(EventKind::OfferTimedOut, Some(conversation), Some(&agent), serde_json::json!({}));
+                    self.update(conversation, &agent, "offer_withdrawn", None, fx);
+                }
+                Decision::OfferWithdrawn { conversation, agent } => {
+                    let data = serde_json::json!({ "reason": "agent stepped away" });
+                    fx.event(EventKind::OfferDeclined, Some(conversation), Some(&agent), data);
+                    self.update(conversation, &agent, "offer_withdrawn", None, fx);
+                }
+                Decision::Assigned { conversation, agent } => {
+                    let was_offered = self
+                        .st
+                        .records
+                        .get(&conversation)
+                        .is_some_and(|r| r.state == "offered" && r.agent.as_deref() == Some(agent.as_str()));
+                    fx.event(EventKind::Assigned, Some(conversation), Some(&agent), serde_json::json!({}));
+                    if was_offered {
+                        self.update(conversation, &agent, "assigned", None, fx);
+                    } else {
+                        let actions = ["reply", "note", "transfer", "escalate", "resolve"];
+                        self.deliver_offer(conversation, &agent, fx.at, &actions, fx);
+                    }
+                }
+                Decision::DeliverToAgent { conversation, agent } => {
+                    let Some(entry) = self.st.records.get(&conversation).and_then(|r| r.history.last().cloned()) else {
+                        continue;
+                    };
+                    for kind in self.endpoint_kinds(&agent) {
+                        let delivery = AgentDelivery::Message(switchboard_core::agent::AgentMessage {
+                            id: fx.id(),
+                            agent_id: agent.clone(),
+                            conversation_id: conversation,
+                            entry: entry.clone(),
+                        });
+                        fx.out.push(Effect::Agent { kind, delivery });
+                    }
+                }
+                Decision::FirstResponse { within_sla, .. } => fx.first_response = Some(within_sla),
+                Decision::Escalated { conversation, cause, tier, team, note } => {
+                    let data =
+                        serde_json::json!({ "cause": format!("{cause:?}"), "tier": tier, "team": team, "note": note });
+                    fx.event(EventKind::Escalated, Some(conversation), None, data);
+                    self.note(conversation, note, fx);
+                }
+                Decision::Transferred { conversation, from_agent, to_agent, team, note } => {
+                    let data = serde_json::json!({ "to_agent": to_agent, "team": team, "note": note });
+                    fx.event(EventKind::Transferred, Some(conversation), Some(&from_agent), data);
+                    self.update(conversation, &from_agent, "transferred", note.clone(), fx);
+                    self.note(conversation, note, fx);
+                }
+                Decision::SlaBreached { conversation } => {
+                    fx.event(EventKind::SlaBreached, Some(conversation), None, serde_json::json!({}));
+                }
+                Decision::Resolved { conversation, agent } => {
+                    fx.event(EventKind::Resolved, Some(conversation), agent.as_deref(), serde_json::json!({}));
+                    if let Some(agent) = &agent {
+                        self.update(conversation, agent, "resolved", None, fx);
+                    }
+                    self.st.resolved.push_back((fx.at, conversation));
+                }
+                Decision::AgentStatusChanged { agent, status, reason } => {
+                    let data = serde_json::json!({ "status": status, "reason": reason });
+                    fx.event(EventKind::AgentStatusChanged, None, Some(&agent), data);
+                }
+                Decision::Rejected { reason, .. } => fx.rejected = Some(reason),
+            }
+        }
+    }
+
+    fn auto_reply(&mut self, conversation: ConversationId, text: String, reason: &str, fx: &mut Fx) {
+        let Some(r) = self.st.records.get_mut(&conversation) else { return };
+        r.push(HistoryEntry { at: time(fx.at), from: Author::System, author: None, text: text.clone() });
+        let outbound = OutboundMessage {
+            id: fx.id(),
+            conversation_id: conversation,
+            channel: r.channel.clone(),
+            to: ChannelAddress { customer_id: r.customer.id.clone(), thread_key: r.thread_key.clone() },
+            text,
+            subject: r.subject.as_ref().map(|s| reply_subject(s)),
+            attachments: Vec::new(),
+            reply_to: r.last_provider_message_id.clone(),
+            kind: OutboundKind::AutoReply,
+            agent_id: None,
+            created_at: time(fx.at),
+            metadata: Default::default(),
+        };
+        fx.out.push(Effect::Outbound(outbound));
+        fx.event(EventKind::AutoReplied, Some(conversation), None, serde_json::json!({ "reason": reason }));
+        fx.touched.insert(conversation);
+    }
+
+    fn note(&mut self, conversation: ConversationId, note: Option<String>, fx: &mut Fx) {
+        if let (Some(text), Some(r)) = (note, self.st.records.get_mut(&conversation)) {
+            r.push(HistoryEntry { at: time(fx.at), from: Author::Note, author: None, text });
+            fx.touched.insert(conversation);
+        }
+    }
+
+    fn endpoint_kinds(&self, agent: &str) -> Vec<String> {
+        self.cfg.endpoints.get(agent).cloned().unwrap_or_default()
+    }
+
+    fn update(&mut self, conversation: ConversationId, agent: &str, change: &str, note: Option<String>, fx: &mut Fx) {
+        for kind in self.endpoint_kinds(agent) {
+            let delivery = AgentDelivery::Update(ConversationUpdate {
+                id: fx.id(),
+                agent_id: agent.into(),
+                conversation_id: conversation,
+                change: change.into(),
+                note: note.clone(),
+            });
+            fx.out.push(Effect::Agent { kind, delivery });
+        }
+    }
+
+    /// The history an agent sees: the customer's linked conversations' entries, oldest first,
+    /// the last `offer_history` of them.
+    fn history_for(&self, conversation: ConversationId) -> Vec<HistoryEntry> {
+        let Some(r) = self.st.records.get(&conversation) else { return Vec::new() };
+        let mut all: Vec<HistoryEntry> = Vec::new();
+        for id in self.st.persons.get(&r.person).into_iter().flatten() {
+            if *id != conversation
+                && let Some(other) = self.st.records.get(id)
+            {
+                all.extend(other.history.iter().cloned());
+            }
+        }
+        all.extend(r.history.iter().cloned());
+        all.sort_by_key(|e| e.at);
+        let keep = self.cfg.offer_history.max(1);
+        let skip = all.len().saturating_sub(keep);
+        all.split_off(skip)
+    }
+
+    fn deliver_offer(
+        &mut self,
+        conversation: ConversationId,
+        agent: &str,
+        deadline: Ms,
+        actions: &[&str],
+        fx: &mut Fx,
+    ) {
+        let Some(r) = self.st.records.get(&conversation) else { return };
+        let skills = self.engine.explain(conversation).map(|e| e.skills).unwrap_or_default();
+        let skills = skills
+            .iter()
+            .filter_map(|s| s.split_once(':'))
+            .filter_map(|(skill, level)| {
+                Some(switchboard_core::SkillRequirement { skill: skill.into(), min_level: level.parse().ok()? })
+            })
+            .collect();
+        let history = self.history_for(conversation);
+        for kind in self.endpoint_kinds(agent) {
+            let offer = Offer {
+                id: fx.id(),
+                agent_id: agent.into(),
+                conversation_id: conversation,
+                channel: r.channel.clone(),
+                customer: r.customer.clone(),
+                subject: r.subject.clone(),
+                priority: r.priority,
+                tier: r.tier,
+                skills: Vec::clone(&skills),
+                sla_deadline: time(r.sla_deadline),
+                offer_deadline: time(deadline),
+                history: history.clone(),
+                actions: actions.iter().map(|a| a.to_string()).collect(),
+            };
+            fx.out.push(Effect::Agent { kind, delivery: AgentDelivery::Offer(Box::new(offer)) });
+        }
+    }
+
+    /// Brings touched records in line with the engine, stores them, and forgets records of
+    /// conversations the engine forgot (resolved and past the reopen window).
+    fn finish(&mut self, fx: &mut Fx) {
+        for id in std::mem::take(&mut fx.touched) {
+            let Some((state, agent)) = self.engine.where_is(id).map(|(s, a)| (s, a.map(str::to_string))) else {
+                continue;
+            };
+            if let Some(r) = self.st.records.get_mut(&id) {
+                r.state = state.into();
+                r.agent = agent;
+                fx.out.push(Effect::Store(Box::new(r.clone())));
+            }
+        }
+        while let Some(&(_, id)) = self.st.resolved.front() {
+            if self.engine.where_is(id).is_some_and(|(s, _)| s != "resolved") {
+                // Reopened: it will be queued again when resolved once more.
+                self.st.resolved.pop_front();
+                continue;
+            }
+            if self.engine.where_is(id).is_some() {
+                break;
+            }
+            self.st.resolved.pop_front();
+            if let Some(r) = self.st.records.remove(&id)
+                && let Some(ids) = self.st.persons.get_mut(&r.person)
+            {
+                ids.retain(|c| *c != id);
+                if ids.is_empty() {
+                    self.st.persons.remove(&r.person);
+                }
+            }
+        }
+    }
+}
+
+/// The conversation a decision is about, if any.
+fn conversation_of(d: &Decision) -> Option<Uuid> {
+    match d {
+        Decision::Opened { conversation, .. }
+        | Decision::Reopened { conversation }
+        | Decision::Queued { conversation, .. }
+        | Decision::AutoReply { conversation, .. }
+        | Decision::Offer { conversation, .. }
+        | Decision::OfferTimedOut { conversation, .. }
+        | Decision::OfferWithdrawn { conversation, .. }
+        | Decision::Assigned { conversation, .. }
+        | Decision::DeliverToAgent { conversation, .. }
+        | Decision::FirstResponse { conversation, .. }
+        | Decision::Escalated { conversation, .. }
+        | Decision::Transferred { conversation, .. }
+        | Decision::SlaBreached { conversation }
+        | Decision::Resolved { conversation, .. } => Some(*conversation),
+        Decision::AgentStatusChanged { .. } | Decision::Rejected { .. } => None,
+    }
+}
+
+fn reply_subject(subject: &str) -> String {
+    if subject.get(..3).is_some_and(|p| p.eq_ignore_ascii_case("re:")) {
+        subject.to_string()
+    } else {
+        format!("Re: {subject}")
+    }
+}

@@ -1,0 +1,289 @@
+//! The router's deterministic core: threading, identity links, offers with history, replies on
+//! the customer's channel, command results, and replay giving the same effects with the same ids.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use switchboard_core::agent::Author;
+use switchboard_core::{AgentCommand, AgentDelivery, CommandAction, Customer, Envelope, EventKind, OutboundKind};
+use switchboard_router::{Effect, Entry, Router, RouterConfig};
+use uuid::Uuid;
+
+const ROUTING: &str = r#"
+default_team = "support"
+reopen_window_secs = 3600
+[teams.support]
+offer_timeout_secs = 60
+sticky_wait_secs = 120
+[[agents]]
+id = "alice"
+teams = ["support"]
+tiers = ["L1"]
+status = "online"
+[[agents]]
+id = "bob"
+teams = ["support"]
+tiers = ["L1"]
+status = "offline"
+"#;
+
+fn router() -> Router {
+    Router::new(config()).expect("valid config")
+}
+
+fn config() -> RouterConfig {
+    let endpoints =
+        BTreeMap::from([("alice".to_string(), vec!["webhook".to_string()]), ("bob".into(), vec!["webhook".into()])]);
+    RouterConfig { routing: toml::from_str(ROUTING).expect("routing toml"), endpoints, offer_history: 10 }
+}
+
+/// Builds journal entries with increasing sequences and times (seconds).
+struct Journal {
+    seq: u64,
+    next_conv: u128,
+}
+
+impl Journal {
+    fn new() -> Journal {
+        Journal { seq: 0, next_conv: 1 }
+    }
+
+    fn msg(
+        &mut self,
+        secs: i64,
+        channel: &str,
+        customer: &str,
+        thread: &str,
+        email: Option<&str>,
+        text: &str,
+    ) -> (u64, Entry) {
+        self.seq += 1;
+        self.next_conv += 1;
+        let envelope = Envelope {
+            id: Uuid::now_v7(),
+            channel: channel.into(),
+            provider_message_id: format!("p-{}", self.seq),
+            received_at: chrono::DateTime::from_timestamp(secs, 0).unwrap(),
+            customer: Customer {
+                id: customer.into(),
+                name: None,
+                email: email.map(str::to_string),
+                phone: None,
+                language: None,
+            },
+            thread_key: thread.into(),
+            text: text.into(),
+            subject: None,
+            html: None,
+            attachments: vec![],
+            metadata: Default::default(),
+            raw_ref: None,
+        };
+        let entry = Entry::Inbound {
+            at: secs * 1000,
+            envelope: Box::new(envelope),
+            new_conversation: Uuid::from_u128(self.next_conv),
+        };
+        (self.seq, entry)
+    }
+
+    fn cmd(&mut self, secs: i64, agent: &str, conversation: Option<Uuid>, action: CommandAction) -> (u64, Entry) {
+        self.seq += 1;
+        let command = AgentCommand {
+            id: Uuid::from_u128(1_000_000 + u128::from(self.seq)),
+            agent_id: agent.into(),
+            conversation_id: conversation,
+            issued_at: chrono::DateTime::from_timestamp(secs, 0).unwrap(),
+            action,
+        };
+        (self.seq, Entry::Command { at: secs * 1000, command: Box::new(command) })
+    }
+}
+
+fn apply(r: &mut Router, (seq, entry): (u64, Entry)) -> Vec<Effect> {
+    r.apply(seq, &entry)
+}
+
+fn events(fx: &[Effect]) -> Vec<EventKind> {
+    fx.iter().filter_map(|e| if let Effect::Event(e) = e { Some(e.kind) } else { None }).collect()
+}
+
+fn offers(fx: &[Effect]) -> Vec<(String, Vec<String>, Vec<String>)> {
+    fx.iter()
+        .filter_map(|e| match e {
+            Effect::Agent { delivery: AgentDelivery::Offer(o), .. } => {
+                Some((o.agent_id.clone(), o.actions.clone(), o.history.iter().map(|h| h.text.clone()).collect()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn result(fx: &[Effect]) -> Option<String> {
+    fx.iter()
+        .find_map(|e| if let Effect::CommandResult { rejected, .. } = e { Some(rejected.clone()) } else { None })
+        .expect("a command result")
+}
+
+fn conversation(fx: &[Effect]) -> Uuid {
+    fx.iter().find_map(|e| if let Effect::Store(r) = e { Some(r.id) } else { None }).expect("a stored record")
+}
+
+#[test]
+fn a_thread_is_one_conversation_offered_with_its_history_and_the_reply_goes_back_on_its_channel() {
+    let (mut r, mut j) = (router(), Journal::new());
+    let fx = apply(&mut r, j.msg(0, "webhook", "cust-1", "t-1", None, "my order is late"));
+    assert_eq!(events(&fx), [EventKind::MessageReceived, EventKind::ConversationOpened, EventKind::Offered]);
+    assert_eq!(
+        offers(&fx),
+        [("alice".to_string(), vec!["accept".into(), "decline".into()], vec!["my order is late".into()])]
+    );
+    let c = conversation(&fx);
+
+    // The same thread again while the offer is open: same conversation, no second offer.
+    let fx = apply(&mut r, j.msg(5, "webhook", "cust-1", "t-1", None, "order 42"));
+    assert_eq!(conversation(&fx), c);
+    assert!(offers(&fx).is_empty());
+    assert_eq!(r.record(c).unwrap().history.len(), 2);
+
+    let fx = apply(&mut r, j.cmd(10, "alice", Some(c), CommandAction::Accept));
+    assert_eq!(result(&fx), None);
+    assert!(
+        fx.iter()
+            .any(|e| matches!(e, Effect::Agent { delivery: AgentDelivery::Update(u), .. } if u.change == "assigned"))
+    );
+
+    // Assigned: a new customer message goes straight to the agent.
+    let fx = apply(&mut r, j.msg(20, "webhook", "cust-1", "t-1", None, "any news?"));
+    let delivered: Vec<_> = fx
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Agent { kind, delivery: AgentDelivery::Message(m) } => Some((kind.as_str(), m.entry.text.as_str())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(delivered, [("webhook", "any news?")]);
+
+    let fx = apply(&mut r, j.cmd(30, "alice", Some(c), CommandAction::Reply { text: "shipped today".into() }));
+    assert_eq!(result(&fx), None);
+    let out: Vec<_> = fx.iter().filter_map(|e| if let Effect::Outbound(o) = e { Some(o) } else { None }).collect();
+    assert_eq!(out.len(), 1);
+    assert_eq!(
+        (out[0].channel.as_str(), out[0].to.thread_key.as_str(), out[0].to.customer_id.as_str()),
+        ("webhook", "t-1", "cust-1")
+    );
+    assert_eq!(out[0].reply_to.as_deref(), Some("p-4"), "threads under the customer's latest message");
+    assert_eq!(out[0].kind, OutboundKind::AgentReply);
+    let replied = fx.iter().find_map(|e| match e {
+        Effect::Event(e) if e.kind == EventKind::AgentReplied => Some(e.data.clone()),
+        _ => None,
+    });
+    assert_eq!(replied.unwrap()["first_response"], true);
+    let history = &r.record(c).unwrap().history;
+    assert_eq!(history.last().map(|h| (h.from, h.author.as_deref())), Some((Author::Agent, Some("alice"))));
+}
+
+#[test]
+fn reopening_within_the_window_is_a_repeat_contact_back_to_the_same_agent() {
+    let (mut r, mut j) = (router(), Journal::new());
+    let c = conversation(&apply(&mut r, j.msg(0, "webhook", "cust-1", "t-1", None, "hi")));
+    apply(&mut r, j.cmd(1, "alice", Some(c), CommandAction::Accept));
+    let fx = apply(&mut r, j.cmd(2, "alice", Some(c), CommandAction::Resolve));
+    assert!(events(&fx).contains(&EventKind::Resolved));
+    assert_eq!(r.record(c).unwrap().state, "resolved");
+
+    let fx = apply(&mut r, j.msg(600, "webhook", "cust-1", "t-1", None, "it broke again"));
+    assert_eq!(conversation(&fx), c, "the same conversation, reopened");
+    assert!(events(&fx).contains(&EventKind::ConversationReopened));
+    assert!(r.record(c).unwrap().repeat);
+    assert_eq!(offers(&fx)[0].0, "alice");
+
+    // Past the window (and once the engine forgot it) the thread opens a new conversation,
+    // and the old record is dropped from memory.
+    apply(&mut r, j.cmd(601, "alice", Some(c), CommandAction::Accept));
+    apply(&mut r, j.cmd(602, "alice", Some(c), CommandAction::Resolve));
+    let fx = apply(&mut r, j.msg(602 + 3601, "webhook", "cust-1", "t-1", None, "new question"));
+    assert_ne!(conversation(&fx), c);
+    assert!(r.record(c).is_none());
+}
+
+#[test]
+fn the_same_email_on_two_channels_is_one_person_and_the_offer_shows_both_histories() {
+    let (mut r, mut j) = (router(), Journal::new());
+    let first =
+        conversation(&apply(&mut r, j.msg(0, "webchat", "visitor-9", "s-1", Some("Ann@Example.com"), "card declined")));
+    apply(&mut r, j.cmd(1, "alice", Some(first), CommandAction::Accept));
+    let fx = apply(&mut r, j.msg(100, "email", "ann@example.com", "<m1@x>", Some("ann@example.com"), "still declined"));
+    let second = conversation(&fx);
+    assert_ne!(first, second, "another channel thread is another conversation");
+    assert_eq!(r.record(first).unwrap().person, r.record(second).unwrap().person);
+    // Alice has room for a second conversation; its offer carries both threads.
+    let offered = offers(&fx);
+    assert_eq!(offered.len(), 1);
+    assert_eq!(offered[0].2, ["card declined", "still declined"], "nobody asks twice");
+}
+
+#[test]
+fn bad_commands_are_rejected_and_change_nothing() {
+    let (mut r, mut j) = (router(), Journal::new());
+    let c = conversation(&apply(&mut r, j.msg(0, "webhook", "cust-1", "t-1", None, "hi")));
+    let before = r.state();
+
+    let unknown = Uuid::from_u128(999);
+    let fx = apply(&mut r, j.cmd(1, "alice", Some(unknown), CommandAction::Reply { text: "x".into() }));
+    assert_eq!(result(&fx).as_deref(), Some("unknown conversation"));
+    let fx = apply(&mut r, j.cmd(2, "bob", Some(c), CommandAction::Accept));
+    assert!(result(&fx).unwrap().contains("no open offer"), "bob was not offered it");
+    let fx = apply(&mut r, j.cmd(3, "bob", Some(c), CommandAction::Reply { text: "hello".into() }));
+    assert!(result(&fx).unwrap().contains("not assigned"));
+    assert!(!fx.iter().any(|e| matches!(e, Effect::Outbound(_))), "no reply reaches the customer");
+    let fx = apply(&mut r, j.cmd(4, "mallory", Some(c), CommandAction::Note { text: "x".into() }));
+    assert!(result(&fx).unwrap().contains("unknown agent"));
+
+    let mut after = r.state();
+    after.sequence = before.sequence;
+    after.engine.now = before.engine.now;
+    assert_eq!(after, before, "rejected commands changed the state");
+}
+
+#[test]
+fn replay_from_a_snapshot_gives_the_same_effects_with_the_same_ids_and_old_entries_are_ignored() {
+    let mut j = Journal::new();
+    let mut entries = vec![j.msg(0, "webhook", "c1", "t1", None, "one"), j.msg(1, "webhook", "c2", "t2", None, "two")];
+    let mut full = router();
+    let c1 = conversation(&full.apply(entries[0].0, &entries[0].1));
+    full.apply(entries[1].0, &entries[1].1);
+    entries.push(j.cmd(2, "alice", Some(c1), CommandAction::Accept));
+    entries.push(j.cmd(3, "alice", Some(c1), CommandAction::Reply { text: "hi".into() }));
+    entries.push((j.seq + 1, Entry::Tick { at: 120_000 }));
+    entries.push(j.msg(130, "webhook", "c1", "t1", None, "thanks"));
+
+    let mut a = router();
+    let mut b = router();
+    let mut all_ids = BTreeSet::new();
+    let cut = 3;
+    for (i, (seq, entry)) in entries.iter().enumerate() {
+        if i == cut {
+            let json = serde_json::to_string(&b.state()).unwrap();
+            b = Router::restore(config(), serde_json::from_str(&json).unwrap()).unwrap();
+            // Replaying what the snapshot already holds does nothing.
+            for (old_seq, old) in &entries[..cut] {
+                assert!(b.apply(*old_seq, old).is_empty());
+            }
+        }
+        let fa = a.apply(*seq, entry);
+        let fb = b.apply(*seq, entry);
+        assert_eq!(fa, fb, "entry {i} gave different effects after restore");
+        for e in &fa {
+            let id = match e {
+                Effect::Event(e) => e.id,
+                Effect::Outbound(o) => o.id,
+                Effect::Agent { delivery: AgentDelivery::Offer(o), .. } => o.id,
+                Effect::Agent { delivery: AgentDelivery::Message(m), .. } => m.id,
+                Effect::Agent { delivery: AgentDelivery::Update(u), .. } => u.id,
+                Effect::Store(_) | Effect::CommandResult { .. } => continue,
+            };
+            assert!(all_ids.insert(id), "effect id {id} reused");
+        }
+    }
+    assert_eq!(a.state(), b.state());
+}
