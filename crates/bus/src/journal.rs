@@ -42,6 +42,15 @@ pub enum AppendError {
     Bus(#[from] BusError),
 }
 
+/// Where an append landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    /// The entry's sequence (the original's, for a duplicate).
+    pub sequence: u64,
+    /// True when an entry with the same id was already in the journal.
+    pub duplicate: bool,
+}
+
 /// One journal entry read back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JournalEntry {
@@ -90,8 +99,8 @@ impl Journal {
     }
 
     /// Appends an entry if nobody else appended since our last append (or since opening), and
-    /// returns its sequence. `msg_id` de-duplicates a retried append of the same entry.
-    pub async fn append(&mut self, payload: Bytes, msg_id: &str) -> Result<u64, AppendError> {
+    /// says where it landed. `msg_id` de-duplicates a retried append of the same entry.
+    pub async fn append(&mut self, payload: Bytes, msg_id: &str) -> Result<Appended, AppendError> {
         let mut h = HeaderMap::new();
         h.insert(headers::MSG_ID, msg_id);
         h.insert(NATS_EXPECTED_LAST_SUBJECT_SEQUENCE, self.last.to_string().as_str());
@@ -108,8 +117,8 @@ impl Journal {
             .await;
         match ack {
             Ok(ack) => {
-                self.last = ack.sequence;
-                Ok(ack.sequence)
+                self.last = self.last.max(ack.sequence);
+                Ok(Appended { sequence: ack.sequence, duplicate: ack.duplicate })
             }
             Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => {
                 // The server checks the expected sequence before de-duplicating, so a retry of an
@@ -117,7 +126,7 @@ impl Journal {
                 // the append did happen.
                 if let Some(sequence) = self.last_if_ours(msg_id).await {
                     self.last = sequence;
-                    return Ok(sequence);
+                    return Ok(Appended { sequence, duplicate: true });
                 }
                 Err(AppendError::Fenced { subject: self.subject.clone(), expected: self.last })
             }

@@ -24,7 +24,7 @@ pub use config::BusConfig;
 pub use connect::{Bus, BusSlot};
 pub use consumer::{ConsumerSpec, Delivery, HandlerError};
 pub use error::BusError;
-pub use journal::{AppendError, Journal, JournalEntry};
+pub use journal::{AppendError, Appended, Journal, JournalEntry};
 pub use lease::{Lease, LeaseLost, LeaseRecord};
 pub use publish::Published;
 pub use version::{MIN_SERVER_VERSION, check_server_version};

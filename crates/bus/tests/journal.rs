@@ -21,7 +21,7 @@ async fn entries_replay_in_order_from_any_point_and_groups_are_separate() {
     assert_eq!(j.last_sequence(), 0);
     let mut seqs = Vec::new();
     for i in 0..5 {
-        seqs.push(j.append(format!("entry {i}").into(), &format!("g1:{i}")).await.unwrap());
+        seqs.push(j.append(format!("entry {i}").into(), &format!("g1:{i}")).await.unwrap().sequence);
         other.append(format!("other {i}").into(), &format!("g2:{i}")).await.unwrap();
     }
     assert!(seqs.windows(2).all(|w| w[0] < w[1]));
@@ -46,14 +46,14 @@ async fn a_second_writer_is_fenced_by_the_server() {
     let mut a = bus.open_journal(&subject).await.unwrap();
     let mut b = bus.open_journal(&subject).await.unwrap();
 
-    let first = a.append("a1".into(), "a1").await.unwrap();
+    let first = a.append("a1".into(), "a1").await.unwrap().sequence;
     // `b` opened when the journal was empty: its append would fork the history.
     let err = b.append("b1".into(), "b1").await.unwrap_err();
     assert!(matches!(err, AppendError::Fenced { expected: 0, .. }), "{err}");
 
     // A new leader opens after the old one's last append and continues; the old one is fenced.
     let mut b = bus.open_journal(&subject).await.unwrap();
-    let second = b.append("b1".into(), "b1").await.unwrap();
+    let second = b.append("b1".into(), "b1").await.unwrap().sequence;
     assert!(second > first);
     let err = a.append("a2".into(), "a2").await.unwrap_err();
     assert!(matches!(err, AppendError::Fenced { .. }), "{err}");
@@ -71,10 +71,13 @@ async fn a_retried_append_whose_ack_was_lost_is_not_stored_twice() {
     // Two handles at the same position stand for one writer before and after a lost ack.
     let mut before = bus.open_journal(&subject).await.unwrap();
     let mut retry = bus.open_journal(&subject).await.unwrap();
-    let seq = before.append("x".into(), "entry-1").await.unwrap();
+    let seq = before.append("x".into(), "entry-1").await.unwrap().sequence;
     let again = retry.append("x".into(), "entry-1").await.expect("recognised as already appended");
-    assert_eq!(again, seq, "the retry reports the original's sequence");
+    assert_eq!((again.sequence, again.duplicate), (seq, true), "the retry reports the original's sequence");
     assert_eq!(retry.read_after(0).await.unwrap().len(), 1, "stored once");
+    // The same writer re-sending (e.g. a redelivered input) is recognised as a duplicate too.
+    let dup = retry.append("x".into(), "entry-1").await.unwrap();
+    assert_eq!((dup.sequence, dup.duplicate), (seq, true));
     // The retrying writer is back in step: its next append goes through.
     retry.append("y".into(), "entry-2").await.unwrap();
     assert!(matches!(before.append("z".into(), "entry-3").await, Err(AppendError::Fenced { .. })));

@@ -13,8 +13,10 @@ mod effect;
 mod entry;
 mod record;
 mod router;
+mod service;
 
 pub use effect::{Effect, effect_id};
 pub use entry::Entry;
 pub use record::{ConversationRecord, HISTORY_KEEP};
 pub use router::{Router, RouterConfig, RouterError, RouterState};
+pub use service::{RouterService, ServiceConfig, ServiceError};

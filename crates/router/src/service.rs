@@ -1,0 +1,364 @@
+//! The router service: the [`Router`] on the bus, with a lease, a journal and snapshots.
+//!
+//! One process per routing group leads (holds the lease `router.<group>`); the others wait in
+//! [`Bus::acquire_lease`]. The leader restores the latest snapshot, replays the journal after it
+//! (re-publishing the effects of the tail: JetStream drops those already published), and then
+//! for every input: stamps it (time, new conversation id), appends it to the journal, applies
+//! it, publishes its effects, and only then acks the input. A crash at any point leaves either
+//! an unjournaled input (redelivered, handled as new) or a journaled one (replayed by the next
+//! leader; its redelivery is recognised as a duplicate append and changes nothing twice).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use switchboard_bus::async_nats::jetstream::object_store;
+use switchboard_bus::{AppendError, Bus, BusError, ConsumerSpec, Delivery, HandlerError, Journal, Lease};
+use switchboard_core::contract::{ROUTER_SNAPSHOTS_STORE, buckets, headers, streams, subjects};
+use switchboard_core::{AgentCommand, AgentDelivery, Envelope};
+use tokio::io::AsyncReadExt;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+use uuid::Uuid;
+
+use crate::{Effect, Entry, Router, RouterConfig, RouterError, RouterState};
+
+/// How the service runs.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// Routing group: the lease, journal and snapshot are per group.
+    pub group: String,
+    /// This process's unique name in the lease.
+    pub holder: String,
+    /// Lease TTL: a standby takes over this long after the leader stopped renewing.
+    pub lease_ttl: Duration,
+    /// Snapshot after this many journal entries (and on a graceful stop).
+    pub snapshot_every: u64,
+}
+
+impl ServiceConfig {
+    /// Defaults for `group`: a 10 s lease, a snapshot every 1,000 entries, a unique holder.
+    pub fn new(group: &str) -> Self {
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into());
+        ServiceConfig {
+            group: group.into(),
+            holder: format!("{host}:{}:{}", std::process::id(), Uuid::now_v7()),
+            lease_ttl: Duration::from_secs(10),
+            snapshot_every: 1000,
+        }
+    }
+}
+
+/// Why the service stopped leading.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// NATS failed us.
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    /// Another process leads now, or we could not renew the lease in time.
+    #[error("leadership lost: {0}")]
+    Lost(String),
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Router(#[from] RouterError),
+    /// A journal entry or snapshot could not be read.
+    #[error("corrupt {what}: {reason}")]
+    Corrupt {
+        /// Which.
+        what: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// An input waiting for the leader loop, with where to report its outcome.
+struct Work {
+    input: Input,
+    done: oneshot::Sender<Result<(), HandlerError>>,
+}
+
+enum Input {
+    Inbound { envelope: Box<Envelope>, msg_id: String },
+    Command(Box<AgentCommand>),
+}
+
+/// The router service for one routing group.
+pub struct RouterService {
+    bus: Bus,
+    cfg: RouterConfig,
+    svc: ServiceConfig,
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+impl RouterService {
+    /// A service; nothing runs until [`RouterService::run`].
+    pub fn new(bus: Bus, cfg: RouterConfig, svc: ServiceConfig) -> Self {
+        RouterService { bus, cfg, svc }
+    }
+
+    /// Contends for the lease and leads while holding it, until `shutdown`. Losing the lease
+    /// (or a NATS failure while leading) goes back to contending.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), ServiceError> {
+        // Fail fast on a bad configuration rather than in the middle of a takeover.
+        Router::new(self.cfg.clone())?;
+        let lease_name = format!("router.{}", self.svc.group);
+        loop {
+            let acquired = self.bus.acquire_lease(&lease_name, &self.svc.holder, self.svc.lease_ttl, &shutdown).await;
+            let mut lease = match acquired {
+                Ok(Some(lease)) => lease,
+                Ok(None) => return Ok(()),
+                Err(e) => {
+                    warn!(error = %e, "cannot contend for the router lease; retrying");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return Ok(()),
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                    }
+                }
+            };
+            info!(group = %self.svc.group, "leading");
+            match self.lead(&mut lease, &shutdown).await {
+                Ok(()) => {
+                    lease.release().await;
+                    return Ok(());
+                }
+                Err(ServiceError::Router(e)) => return Err(ServiceError::Router(e)),
+                Err(e) => {
+                    warn!(group = %self.svc.group, error = %e, "stopped leading; contending again");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return Ok(()),
+                        _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    async fn lead(&self, lease: &mut Lease, shutdown: &CancellationToken) -> Result<(), ServiceError> {
+        let mut journal = self.bus.open_journal(&subjects::router_journal(&self.svc.group)).await?;
+        let mut router = self.load_snapshot().await?;
+        let replay = journal.read_after(router.sequence()).await?;
+        let replayed = replay.len();
+        for e in replay {
+            let entry: Entry = serde_json::from_slice(&e.payload).map_err(|err| ServiceError::Corrupt {
+                what: format!("journal entry {}", e.sequence),
+                reason: err.to_string(),
+            })?;
+            let effects = router.apply(e.sequence, &entry);
+            self.publish(effects).await?;
+        }
+        info!(group = %self.svc.group, sequence = router.sequence(), replayed, "router state restored");
+
+        let (tx, mut rx) = mpsc::channel::<Work>(64);
+        let stop_inputs = CancellationToken::new();
+        let mut inputs = self.start_inputs(tx, &stop_inputs);
+        let mut renew = tokio::time::interval(lease.renew_every());
+        let mut since_snapshot = 0u64;
+        let result = loop {
+            let due = router.next_due().map(|d| Duration::from_millis((d - now_ms()).clamp(0, 60_000) as u64));
+            let (input, done) = tokio::select! {
+                _ = shutdown.cancelled() => break Ok(()),
+                _ = renew.tick() => {
+                    if let Err(lost) = lease.renew().await {
+                        break Err(ServiceError::Lost(lost.to_string()));
+                    }
+                    continue;
+                }
+                _ = tokio::time::sleep(due.unwrap_or(Duration::from_secs(60))), if due.is_some() => (None, None),
+                work = rx.recv() => match work {
+                    Some(w) => (Some(w.input), Some(w.done)),
+                    None => break Err(ServiceError::Lost("input consumers stopped".into())),
+                },
+            };
+            if !lease.valid() {
+                break Err(ServiceError::Lost("lease not renewed in time".into()));
+            }
+            let at = now_ms().max(router.engine().now());
+            let (entry, msg_id) = match input {
+                None => (Entry::Tick { at }, format!("tick:{}", journal.last_sequence() + 1)),
+                Some(Input::Inbound { envelope, msg_id }) => {
+                    (Entry::Inbound { at, envelope, new_conversation: Uuid::now_v7() }, format!("in:{msg_id}"))
+                }
+                Some(Input::Command(command)) => {
+                    let id = format!("cmd:{}", command.id);
+                    (Entry::Command { at, command }, id)
+                }
+            };
+            let outcome = self.step(&mut journal, &mut router, &entry, &msg_id).await;
+            let failed = outcome.as_ref().err().map(|e| e.to_string());
+            if let Some(done) = done {
+                let _ = done.send(match &failed {
+                    None => Ok(()),
+                    Some(reason) => Err(HandlerError::Retry(reason.clone())),
+                });
+            }
+            if let Err(e) = outcome {
+                break Err(e);
+            }
+            since_snapshot += 1;
+            if since_snapshot >= self.svc.snapshot_every {
+                since_snapshot = 0;
+                if let Err(e) = self.save_snapshot(&router).await {
+                    warn!(error = %e, "snapshot failed; the journal still has everything");
+                }
+            }
+        };
+        stop_inputs.cancel();
+        rx.close();
+        while let Some(w) = rx.recv().await {
+            let _ = w.done.send(Err(HandlerError::Retry("router stopping".into())));
+        }
+        while inputs.join_next().await.is_some() {}
+        if result.is_ok()
+            && let Err(e) = self.save_snapshot(&router).await
+        {
+            warn!(error = %e, "final snapshot failed; the next leader replays the journal");
+        }
+        result
+    }
+
+    /// Journals one entry, applies it and publishes its effects.
+    async fn step(
+        &self,
+        journal: &mut Journal,
+        router: &mut Router,
+        entry: &Entry,
+        msg_id: &str,
+    ) -> Result<(), ServiceError> {
+        let payload = Bytes::from(serde_json::to_vec(entry).expect("journal entries serialise"));
+        let appended = journal.append(payload, msg_id).await.map_err(|e| match e {
+            AppendError::Fenced { .. } => ServiceError::Lost(e.to_string()),
+            AppendError::Bus(e) => ServiceError::Bus(e),
+        })?;
+        if appended.duplicate {
+            debug!(msg_id, sequence = appended.sequence, "input already journaled; nothing to do twice");
+            return Ok(());
+        }
+        let effects = router.apply(appended.sequence, entry);
+        self.publish(effects).await
+    }
+
+    fn start_inputs(&self, tx: mpsc::Sender<Work>, stop: &CancellationToken) -> JoinSet<()> {
+        let mut set = JoinSet::new();
+        let component = format!("router-{}", self.svc.group);
+        let inbound = ConsumerSpec::new(&component, streams::INBOUND, &component, "sb.in.>");
+        let commands =
+            ConsumerSpec::new(&component, streams::AGENT, &format!("{component}-commands"), subjects::AGENT_IN);
+        for (mut spec, kind) in [(inbound, 0), (commands, 1)] {
+            // An input fails here only because the router is not leading or NATS is down: never
+            // a reason to give a customer's message up. Bad payloads are still rejected at once.
+            spec.max_deliver = u64::MAX;
+            spec.ack_wait = self.svc.lease_ttl.max(Duration::from_secs(5));
+            let (bus, tx, stop) = (self.bus.clone(), tx.clone(), stop.clone());
+            set.spawn(async move {
+                let handler = move |d: Delivery| {
+                    let tx = tx.clone();
+                    async move {
+                        let input = if kind == 0 {
+                            let envelope = d.decode::<Envelope>()?;
+                            let msg_id = d
+                                .headers
+                                .get(headers::MSG_ID)
+                                .map(|v| v.as_str().to_string())
+                                .unwrap_or_else(|| format!("seq:{}", d.stream_sequence));
+                            Input::Inbound { envelope: Box::new(envelope), msg_id }
+                        } else {
+                            Input::Command(Box::new(d.decode::<AgentCommand>()?))
+                        };
+                        let (done, result) = oneshot::channel();
+                        if tx.send(Work { input, done }).await.is_err() {
+                            return Err(HandlerError::Retry("router not leading".into()));
+                        }
+                        result.await.unwrap_or_else(|_| Err(HandlerError::Retry("router stopped".into())))
+                    }
+                };
+                if let Err(e) = bus.run_consumer(spec, stop, handler).await {
+                    warn!(error = %e, "router input consumer failed");
+                }
+            });
+        }
+        set
+    }
+
+    /// Publishes effects in order; each carries its stable id as `Nats-Msg-Id`.
+    async fn publish(&self, effects: Vec<Effect>) -> Result<(), ServiceError> {
+        for effect in effects {
+            match effect {
+                Effect::Event(e) => {
+                    self.bus.publish(&subjects::event(e.kind.as_str()), &e, &e.id.to_string()).await?;
+                }
+                Effect::Outbound(o) => {
+                    self.bus.publish(&subjects::outbound(&o.channel), &o, &o.id.to_string()).await?;
+                }
+                Effect::Agent { kind, delivery } => {
+                    let id = match &delivery {
+                        AgentDelivery::Offer(o) => o.id,
+                        AgentDelivery::Message(m) => m.id,
+                        AgentDelivery::Update(u) => u.id,
+                    };
+                    self.bus.publish(&subjects::agent_out(&kind), &delivery, &id.to_string()).await?;
+                }
+                Effect::Store(record) => self.store(&record).await,
+                Effect::CommandResult { command, rejected: Some(reason) } => {
+                    info!(%command, %reason, "agent command rejected");
+                }
+                Effect::CommandResult { .. } => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Stores a conversation record for readers (the agent API); losing one write is repaired
+    /// by the next change of the conversation, so a failure is logged, not fatal.
+    async fn store(&self, record: &crate::ConversationRecord) {
+        let kv = match self.bus.jetstream().get_key_value(buckets::CONVERSATIONS).await {
+            Ok(kv) => kv,
+            Err(e) => return warn!(error = %e, "conversation bucket unavailable"),
+        };
+        let value = serde_json::to_vec(record).expect("records serialise");
+        if let Err(e) = kv.put(record.id.to_string(), value.into()).await {
+            warn!(conversation = %record.id, error = %e, "storing the conversation record failed");
+        }
+    }
+
+    async fn snapshots(&self) -> Result<object_store::ObjectStore, ServiceError> {
+        self.bus
+            .jetstream()
+            .get_object_store(ROUTER_SNAPSHOTS_STORE)
+            .await
+            .map_err(|e| ServiceError::Bus(BusError::Setup { what: ROUTER_SNAPSHOTS_STORE.into(), source: e.into() }))
+    }
+
+    async fn load_snapshot(&self) -> Result<Router, ServiceError> {
+        let store = self.snapshots().await?;
+        let mut object = match store.get(&self.svc.group).await {
+            Ok(object) => object,
+            Err(e) if e.kind() == object_store::GetErrorKind::NotFound => return Ok(Router::new(self.cfg.clone())?),
+            Err(e) => {
+                return Err(ServiceError::Bus(BusError::Setup { what: "router snapshot".into(), source: e.into() }));
+            }
+        };
+        let mut bytes = Vec::new();
+        object
+            .read_to_end(&mut bytes)
+            .await
+            .map_err(|e| ServiceError::Corrupt { what: "router snapshot".into(), reason: e.to_string() })?;
+        let state: RouterState = serde_json::from_slice(&bytes)
+            .map_err(|e| ServiceError::Corrupt { what: "router snapshot".into(), reason: e.to_string() })?;
+        Ok(Router::restore(self.cfg.clone(), state)?)
+    }
+
+    async fn save_snapshot(&self, router: &Router) -> Result<(), ServiceError> {
+        let bytes = serde_json::to_vec(&router.state()).expect("router state serialises");
+        let store = self.snapshots().await?;
+        store
+            .put(self.svc.group.as_str(), &mut bytes.as_slice())
+            .await
+            .map_err(|e| ServiceError::Bus(BusError::Setup { what: "router snapshot".into(), source: e.into() }))?;
+        debug!(sequence = router.sequence(), bytes = bytes.len(), "router snapshot saved");
+        Ok(())
+    }
+}

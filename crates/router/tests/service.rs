@@ -1,0 +1,191 @@
+//! The router service on a real NATS server: a message is offered, accepted and answered on the
+//! customer's channel; state survives a restart and a crash of the leader; a standby takes over.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use switchboard_adapter::testkit::{TestBus, envelope, wait_for};
+use switchboard_bus::{Bus, BusConfig};
+use switchboard_core::contract::{buckets, streams, subjects};
+use switchboard_core::{AgentCommand, AgentDelivery, CommandAction, Contract, OutboundMessage};
+use switchboard_router::{ConversationRecord, RouterConfig, RouterService, ServiceConfig};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+const ROUTING: &str = r#"
+default_team = "support"
+[teams.support]
+offer_timeout_secs = 300
+[[agents]]
+id = "alice"
+teams = ["support"]
+tiers = ["L1"]
+default_capacity = 50
+max_total = 50
+status = "online"
+"#;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn config() -> RouterConfig {
+    RouterConfig {
+        routing: toml::from_str(ROUTING).expect("routing toml"),
+        endpoints: BTreeMap::from([("alice".to_string(), vec!["webhook".to_string()])]),
+        offer_history: 10,
+    }
+}
+
+/// A router process of its own (own NATS connection), stopped by its token or aborted.
+struct Proc {
+    stop: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+async fn start_router(t: &TestBus, name: &str) -> Proc {
+    let bus = Bus::connect(&BusConfig::for_url(t.server.url()), &CancellationToken::new()).await.unwrap();
+    let mut svc = ServiceConfig::new("default");
+    svc.holder = name.into();
+    svc.lease_ttl = Duration::from_secs(1);
+    svc.snapshot_every = 3;
+    let stop = CancellationToken::new();
+    let service = RouterService::new(bus, config(), svc);
+    let token = stop.clone();
+    let task = tokio::spawn(async move { service.run(token).await.expect("router service") });
+    Proc { stop, task }
+}
+
+impl Proc {
+    async fn stop(self) {
+        self.stop.cancel();
+        tokio::time::timeout(WAIT, self.task).await.expect("router stops").unwrap();
+    }
+
+    /// Like kill -9: no release, no final snapshot, in-flight work abandoned.
+    fn kill(self) {
+        self.task.abort();
+    }
+}
+
+async fn deliveries(t: &TestBus) -> Vec<AgentDelivery> {
+    let stored = t.stored(streams::AGENT, &subjects::agent_out("webhook")).await;
+    stored.iter().map(|(_, p)| serde_json::from_slice(p).unwrap()).collect()
+}
+
+async fn offers(t: &TestBus) -> Vec<(Uuid, Vec<String>)> {
+    deliveries(t)
+        .await
+        .into_iter()
+        .filter_map(|d| match d {
+            AgentDelivery::Offer(o) => Some((o.conversation_id, o.history.into_iter().map(|h| h.text).collect())),
+            _ => None,
+        })
+        .collect()
+}
+
+async fn say(t: &TestBus, provider_id: &str, customer: &str, text: &str) {
+    let e = envelope("webhook", provider_id, customer, text);
+    t.bus.publish(&subjects::inbound("webhook"), &e, &format!("webhook:{provider_id}")).await.unwrap();
+}
+
+async fn command(t: &TestBus, conversation: Uuid, action: CommandAction) {
+    let c = AgentCommand {
+        id: Uuid::now_v7(),
+        agent_id: "alice".into(),
+        conversation_id: Some(conversation),
+        issued_at: chrono::Utc::now(),
+        action,
+    };
+    c.validate().unwrap();
+    t.bus.publish(subjects::AGENT_IN, &c, &c.id.to_string()).await.unwrap();
+}
+
+async fn record(t: &TestBus, id: Uuid) -> Option<ConversationRecord> {
+    let kv = t.bus.jetstream().get_key_value(buckets::CONVERSATIONS).await.unwrap();
+    let value = kv.get(id.to_string()).await.unwrap()?;
+    Some(serde_json::from_slice(&value).unwrap())
+}
+
+#[tokio::test]
+async fn a_message_is_offered_accepted_and_answered_and_the_state_survives_restart_and_crash() {
+    let t = TestBus::start().await;
+    let router = start_router(&t, "r1").await;
+    say(&t, "p1", "cust-1", "where is my order?").await;
+    wait_for("the offer", WAIT, || async { offers(&t).await.len() == 1 }).await;
+    let (c, history) = offers(&t).await.remove(0);
+    assert_eq!(history, ["where is my order?"]);
+
+    command(&t, c, CommandAction::Accept).await;
+    wait_for("the assignment", WAIT, || async {
+        record(&t, c).await.is_some_and(|r| r.state == "assigned" && r.agent.as_deref() == Some("alice"))
+    })
+    .await;
+
+    // A graceful restart: the next process continues from the snapshot.
+    router.stop().await;
+    let router = start_router(&t, "r2").await;
+    command(&t, c, CommandAction::Reply { text: "it ships today".into() }).await;
+    wait_for("the reply on the customer's channel", WAIT, || async {
+        !t.stored(streams::OUTBOUND, &subjects::outbound("webhook")).await.is_empty()
+    })
+    .await;
+    let out = t.stored(streams::OUTBOUND, &subjects::outbound("webhook")).await;
+    let reply: OutboundMessage = serde_json::from_slice(&out[0].1).unwrap();
+    assert_eq!(
+        (reply.text.as_str(), reply.to.thread_key.as_str(), reply.conversation_id),
+        ("it ships today", "cust-1", c)
+    );
+
+    // A crash: the next process replays the journal after the last snapshot.
+    router.kill();
+    let router = start_router(&t, "r3").await;
+    say(&t, "p2", "cust-1", "thanks!").await;
+    wait_for("the follow-up delivered to the assigned agent", WAIT, || async {
+        deliveries(&t)
+            .await
+            .iter()
+            .any(|d| matches!(d, AgentDelivery::Message(m) if m.entry.text == "thanks!" && m.conversation_id == c))
+    })
+    .await;
+    assert_eq!(offers(&t).await.len(), 1, "the follow-up is not a new conversation");
+    assert_eq!(t.stored(streams::OUTBOUND, &subjects::outbound("webhook")).await.len(), 1, "the reply went once");
+    router.stop().await;
+}
+
+#[tokio::test]
+async fn a_standby_takes_over_when_the_leader_dies_and_nothing_is_lost_or_offered_twice() {
+    let t = TestBus::start().await;
+    let leader = start_router(&t, "leader").await;
+    // Give the leader the lease before the standby starts contending.
+    wait_for("the leader's lease", WAIT, || async {
+        let kv = t.bus.jetstream().get_key_value(buckets::ROUTER).await.unwrap();
+        kv.get("lease.router.default").await.unwrap().is_some_and(|v| String::from_utf8_lossy(&v).contains("leader"))
+    })
+    .await;
+    let standby = start_router(&t, "standby").await;
+
+    for i in 0..10 {
+        say(&t, &format!("a{i}"), &format!("cust-{i}"), "help").await;
+    }
+    wait_for("ten offers from the leader", WAIT, || async { offers(&t).await.len() == 10 }).await;
+    leader.kill();
+    for i in 10..20 {
+        say(&t, &format!("a{i}"), &format!("cust-{i}"), "help").await;
+    }
+    wait_for("ten more offers from the standby", WAIT, || async { offers(&t).await.len() >= 20 }).await;
+    // Anything in flight at the kill is redelivered: wait until every input is acknowledged.
+    wait_for("every inbound message acknowledged", WAIT, || async {
+        let stream = t.bus.jetstream().get_stream(streams::INBOUND).await.unwrap();
+        let mut consumer = stream
+            .get_consumer::<switchboard_bus::async_nats::jetstream::consumer::pull::Config>("router-default")
+            .await
+            .unwrap();
+        let info = consumer.info().await.unwrap();
+        info.num_pending == 0 && info.num_ack_pending == 0
+    })
+    .await;
+    let all = offers(&t).await;
+    let distinct: std::collections::BTreeSet<_> = all.iter().map(|(c, _)| *c).collect();
+    assert_eq!((all.len(), distinct.len()), (20, 20), "every message offered once");
+    standby.stop().await;
+}
