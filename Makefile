@@ -45,7 +45,14 @@ run: nats ## Run the daemon on the default config (starts a local NATS if needed
 		echo "development secret for webhook source 'demo' (from $(RUN_DIR)/demo-webhook-secret):"; \
 		echo "  export SWITCHBOARD_DEMO_WEBHOOK_SECRET=$$(cat $(RUN_DIR)/demo-webhook-secret)"; \
 	fi; \
+	if [ -z "$$SWITCHBOARD_DEMO_AGENT_TOKEN" ]; then \
+		mkdir -p $(RUN_DIR); \
+		[ -s $(RUN_DIR)/demo-agent-token ] || head -c 24 /dev/urandom | base64 | tr -d '/+=' > $(RUN_DIR)/demo-agent-token; \
+		echo "agent API token for demo-agent (from $(RUN_DIR)/demo-agent-token):"; \
+		echo "  export SWITCHBOARD_DEMO_AGENT_TOKEN=$$(cat $(RUN_DIR)/demo-agent-token)"; \
+	fi; \
 	export SWITCHBOARD_DEMO_WEBHOOK_SECRET=$${SWITCHBOARD_DEMO_WEBHOOK_SECRET:-$$(cat $(RUN_DIR)/demo-webhook-secret)}; \
+	export SWITCHBOARD_DEMO_AGENT_TOKEN=$${SWITCHBOARD_DEMO_AGENT_TOKEN:-$$(cat $(RUN_DIR)/demo-agent-token)}; \
 	export SWITCHBOARD__NATS__URL=$(NATS_URL); \
 	cargo run -p switchboard -- run --config $(CONFIG)
 

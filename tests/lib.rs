@@ -43,6 +43,8 @@ impl TestDaemon {
             .webhook
             .sources
             .insert("shop".into(), SourceConfig { secret_env: None, secret_file: Some(secret_file), outbound_url });
+        // The router needs a routing configuration; tests that route turn it on and give one.
+        config.router.enabled = false;
         edit(&mut config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
@@ -92,5 +94,62 @@ impl TestDaemon {
             .expect("daemon stops within 30 s")
             .expect("daemon task")
             .expect("daemon exits cleanly");
+    }
+}
+
+/// An HTTP endpoint that records every POST it receives (headers and body) and answers `204`:
+/// stands in for a shop's reply receiver or an agent's helpdesk.
+pub struct Receiver {
+    /// The URL to POST to.
+    pub url: String,
+    received: std::sync::Arc<std::sync::Mutex<Vec<(axum::http::HeaderMap, String)>>>,
+}
+
+impl Receiver {
+    /// Starts a receiver on a free port at `path`.
+    pub async fn start(path: &str) -> Receiver {
+        let received: std::sync::Arc<std::sync::Mutex<Vec<(axum::http::HeaderMap, String)>>> = Default::default();
+        let sink = received.clone();
+        let app = axum::Router::new().route(
+            path,
+            axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+                let sink = sink.clone();
+                async move {
+                    sink.lock().expect("receiver lock").push((headers, body));
+                    axum::http::StatusCode::NO_CONTENT
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind receiver");
+        let url = format!("http://{}{path}", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, app).await.expect("receiver serves") });
+        Receiver { url, received }
+    }
+
+    /// Everything received so far.
+    pub fn received(&self) -> Vec<(axum::http::HeaderMap, String)> {
+        self.received.lock().expect("receiver lock").clone()
+    }
+
+    /// Waits until a received body satisfies `matches`, and returns it parsed as JSON.
+    pub async fn wait_for(
+        &self,
+        what: &str,
+        timeout: Duration,
+        matches: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let found = self
+                .received()
+                .into_iter()
+                .filter_map(|(_, body)| serde_json::from_str::<serde_json::Value>(&body).ok())
+                .find(|v| matches(v));
+            if let Some(v) = found {
+                return v;
+            }
+            assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }

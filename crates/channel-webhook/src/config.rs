@@ -23,6 +23,51 @@ pub struct WebhookConfig {
     pub sources: BTreeMap<String, SourceConfig>,
     /// Retries, concurrency and per-sender rate limit.
     pub runtime: RuntimeConfig,
+    /// Agent endpoints by agent id: where that agent's offers, messages and updates are POSTed
+    /// (a helpdesk or chat tool), signed like outbound messages.
+    pub agents: BTreeMap<String, AgentEndpointConfig>,
+}
+
+/// One agent's webhook endpoint.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentEndpointConfig {
+    /// URL deliveries are POSTed to.
+    pub url: String,
+    /// Environment variable holding the signing secret (`whsec_<base64>`).
+    pub secret_env: Option<String>,
+    /// File holding the signing secret.
+    pub secret_file: Option<PathBuf>,
+}
+
+impl AgentEndpointConfig {
+    /// Checks the URL and that exactly one secret source is named; `key` is relative to
+    /// `channels.webhook`.
+    pub fn validate(&self, agent: &str) -> Result<(), WebhookConfigError> {
+        let key = format!("agents.{agent}.url");
+        if !(self.url.starts_with("http://") || self.url.starts_with("https://")) {
+            return Err(WebhookConfigError::new(key, format!("`{}` is not an http(s) URL", self.url)));
+        }
+        match (&self.secret_env, &self.secret_file) {
+            (None, None) => {
+                Err(WebhookConfigError::new(format!("agents.{agent}.secret_env"), "set secret_env or secret_file"))
+            }
+            (Some(_), Some(_)) => Err(WebhookConfigError::new(
+                format!("agents.{agent}.secret_file"),
+                "set only one of secret_env and secret_file",
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Reads and decodes the signing secret.
+    pub fn resolve_secret(&self, agent: &str) -> Result<SecretLookup, WebhookConfigError> {
+        self.as_source().resolve_secret(agent)
+    }
+
+    fn as_source(&self) -> SourceConfig {
+        SourceConfig { secret_env: self.secret_env.clone(), secret_file: self.secret_file.clone(), outbound_url: None }
+    }
 }
 
 impl Default for WebhookConfig {
@@ -34,6 +79,7 @@ impl Default for WebhookConfig {
             request_timeout_ms: 10_000,
             sources: BTreeMap::new(),
             runtime: RuntimeConfig::default(),
+            agents: BTreeMap::new(),
         }
     }
 }

@@ -3,9 +3,12 @@
 //! Inbound, `POST /v1/webhooks/{source}` takes a signed JSON message (Standard Webhooks:
 //! `webhook-id`, `webhook-timestamp`, `webhook-signature`) and answers `202` only after JetStream
 //! stored the envelope. Outbound, it consumes `sb.out.webhook` and POSTs each message, signed the
-//! same way, to the source's configured URL. It is the only crate that knows this wire format;
+//! same way, to the source's configured URL; and it serves agents whose helpdesk takes webhooks,
+//! POSTing their offers, messages and updates from `sb.agent.out.webhook` to the agent's endpoint.
+//! It is the only crate that knows this wire format;
 //! it never decides routing and never logs message bodies or secrets.
 
+mod agent;
 mod config;
 mod inbound;
 mod outbound;
@@ -14,7 +17,8 @@ pub mod signature;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-pub use config::{SecretLookup, SourceConfig, WebhookConfig, WebhookConfigError, decode_secret};
+pub use agent::{AgentEndpoint, AgentEndpoints, ENDPOINT_KIND};
+pub use config::{AgentEndpointConfig, SecretLookup, SourceConfig, WebhookConfig, WebhookConfigError, decode_secret};
 pub use inbound::{WebhookCustomer, WebhookMessage};
 pub use outbound::WebhookDelivery;
 use switchboard_adapter::{Channel, Inbound, SendError, SendReceipt};

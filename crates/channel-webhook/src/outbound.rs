@@ -76,27 +76,39 @@ pub(crate) async fn send(channel: &WebhookChannel, message: &OutboundMessage) ->
         metadata,
     };
     let body = serde_json::to_vec(&delivery).map_err(|e| SendError::permanent(format!("cannot encode: {e}")))?;
-    let id = message.id.to_string();
+    post_signed(&channel.http, url, &source.key, &message.id.to_string(), body, &format!("source {name}")).await?;
+    Ok(SendReceipt::default())
+}
+
+/// POSTs a JSON body signed with Standard Webhooks headers (`webhook-id` = `id`), and classifies
+/// failures: timeouts, refused connections, 5xx, 408 and 429 are worth retrying; other 4xx are not.
+pub(crate) async fn post_signed(
+    http: &reqwest::Client,
+    url: &str,
+    key: &[u8],
+    id: &str,
+    body: Vec<u8>,
+    receiver: &str,
+) -> Result<(), SendError> {
     let ts = Utc::now().timestamp();
-    let response = channel
-        .http
+    let response = http
         .post(url)
         .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .header(signature::ID, &id)
+        .header(signature::ID, id)
         .header(signature::TIMESTAMP, ts.to_string())
-        .header(signature::SIGNATURE, signature::sign(&source.key, &id, ts, &body))
+        .header(signature::SIGNATURE, signature::sign(key, id, ts, &body))
         .body(body)
         .send()
         .await
         .map_err(|e| {
             let what = if e.is_timeout() { "timed out" } else { "unreachable" };
-            SendError::retryable(format!("receiver of source {name} {what}"))
+            SendError::retryable(format!("receiver of {receiver} {what}"))
         })?;
     let status = response.status();
     if status.is_success() {
-        return Ok(SendReceipt::default());
+        return Ok(());
     }
-    let reason = format!("HTTP {} from receiver of source {name}", status.as_u16());
+    let reason = format!("HTTP {} from receiver of {receiver}", status.as_u16());
     // 408 and 429 say "later"; other 4xx say the request itself is wrong and will stay wrong.
     if status.is_server_error() || status.as_u16() == 408 || status.as_u16() == 429 {
         Err(SendError::retryable(reason))

@@ -59,6 +59,18 @@ pub mod subjects {
         format!("sb.router.journal.{group}")
     }
 
+    /// Core NATS (not stored): the outcome of one agent command, published by the router once
+    /// it applied the command: `sb.router.result.<command id>`.
+    pub fn router_result(command_id: &str) -> String {
+        format!("sb.router.result.{command_id}")
+    }
+
+    /// Core NATS request-reply: the leading router of a group answers with its queue view:
+    /// `sb.router.rpc.queue.<group>`.
+    pub fn router_queue(group: &str) -> String {
+        format!("sb.router.rpc.queue.{group}")
+    }
+
     /// Dead letters of one component: `sb.dlq.<component>`.
     pub fn dlq(component: &str) -> String {
         format!("sb.dlq.{component}")

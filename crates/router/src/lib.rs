@@ -17,6 +17,6 @@ mod service;
 
 pub use effect::{Effect, effect_id};
 pub use entry::Entry;
-pub use record::{ConversationRecord, HISTORY_KEEP};
+pub use record::{ConversationRecord, HISTORY_KEEP, QueueItem};
 pub use router::{Router, RouterConfig, RouterError, RouterState};
 pub use service::{RouterService, ServiceConfig, ServiceError};

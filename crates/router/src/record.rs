@@ -58,3 +58,24 @@ impl ConversationRecord {
         }
     }
 }
+
+/// One waiting conversation in the queue view (`GET /v1/queue`), oldest first within a priority.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueueItem {
+    /// The conversation.
+    pub conversation_id: Uuid,
+    /// Its channel.
+    pub channel: String,
+    /// Team.
+    pub team: String,
+    /// Tier.
+    pub tier: Tier,
+    /// Priority.
+    pub priority: Priority,
+    /// Waiting since, ms since the epoch.
+    pub waiting_since: i64,
+    /// First-response deadline, ms since the epoch.
+    pub sla_deadline: i64,
+    /// Seconds left until the deadline (negative: breached).
+    pub sla_left_secs: i64,
+}

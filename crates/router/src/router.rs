@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use crate::effect::{Effect, effect_id};
 use crate::entry::Entry;
-use crate::record::ConversationRecord;
+use crate::record::{ConversationRecord, QueueItem};
 
 /// What the router needs besides the routing configuration.
 #[derive(Debug, Clone, Default)]
@@ -165,6 +165,24 @@ impl Router {
     /// The engine, for read-only views (queue, explain).
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// What waits, in unified queue order, with SLA time left at `now`.
+    pub fn queue_view(&self, now: Ms) -> Vec<QueueItem> {
+        self.engine
+            .queue()
+            .into_iter()
+            .map(|q| QueueItem {
+                conversation_id: q.conversation,
+                channel: self.st.records.get(&q.conversation).map(|r| r.channel.clone()).unwrap_or_default(),
+                team: q.team,
+                tier: q.tier,
+                priority: q.priority,
+                waiting_since: q.waiting_since,
+                sla_deadline: q.sla_deadline,
+                sla_left_secs: (q.sla_deadline - now).div_euclid(1000),
+            })
+            .collect()
     }
 
     /// When the next timer is due: the service journals a tick then.

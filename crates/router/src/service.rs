@@ -11,6 +11,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::StreamExt;
 use switchboard_bus::async_nats::jetstream::object_store;
 use switchboard_bus::{AppendError, Bus, BusError, ConsumerSpec, Delivery, HandlerError, Journal, Lease};
 use switchboard_core::contract::{ROUTER_SNAPSHOTS_STORE, buckets, headers, streams, subjects};
@@ -152,6 +153,12 @@ impl RouterService {
         }
         info!(group = %self.svc.group, sequence = router.sequence(), replayed, "router state restored");
 
+        let mut queue_requests = self
+            .bus
+            .client()
+            .subscribe(subjects::router_queue(&self.svc.group))
+            .await
+            .map_err(|e| BusError::Setup { what: "queue view subscription".into(), source: e.into() })?;
         let (tx, mut rx) = mpsc::channel::<Work>(64);
         let stop_inputs = CancellationToken::new();
         let mut inputs = self.start_inputs(tx, &stop_inputs);
@@ -168,6 +175,10 @@ impl RouterService {
                     continue;
                 }
                 _ = tokio::time::sleep(due.unwrap_or(Duration::from_secs(60))), if due.is_some() => (None, None),
+                Some(request) = queue_requests.next() => {
+                    self.answer_queue(&router, request).await;
+                    continue;
+                }
                 work = rx.recv() => match work {
                     Some(w) => (Some(w.input), Some(w.done)),
                     None => break Err(ServiceError::Lost("input consumers stopped".into())),
@@ -218,6 +229,14 @@ impl RouterService {
             warn!(error = %e, "final snapshot failed; the next leader replays the journal");
         }
         result
+    }
+
+    async fn answer_queue(&self, router: &Router, request: switchboard_bus::async_nats::Message) {
+        let Some(reply) = request.reply else { return };
+        let body = serde_json::to_vec(&router.queue_view(now_ms())).expect("queue view serialises");
+        if let Err(e) = self.bus.client().publish(reply, body.into()).await {
+            debug!(error = %e, "queue view not sent");
+        }
     }
 
     /// Journals one entry, applies it and publishes its effects.
@@ -302,10 +321,18 @@ impl RouterService {
                     self.bus.publish(&subjects::agent_out(&kind), &delivery, &id.to_string()).await?;
                 }
                 Effect::Store(record) => self.store(&record).await,
-                Effect::CommandResult { command, rejected: Some(reason) } => {
-                    info!(%command, %reason, "agent command rejected");
+                Effect::CommandResult { command, rejected } => {
+                    if let Some(reason) = &rejected {
+                        info!(%command, %reason, "agent command rejected");
+                    }
+                    // Core NATS: whoever issued it and waits (the agent API) hears the outcome;
+                    // nobody listening is fine, the journal and events have it.
+                    let body = serde_json::json!({ "command_id": command, "rejected": rejected });
+                    let subject = subjects::router_result(&command.to_string());
+                    if let Err(e) = self.bus.client().publish(subject, body.to_string().into()).await {
+                        debug!(error = %e, "command result not published");
+                    }
                 }
-                Effect::CommandResult { .. } => {}
             }
         }
         Ok(())

@@ -1,7 +1,10 @@
 //! The one place channels are registered: each behind its Cargo feature, built from its config.
 
+use std::collections::BTreeMap;
 use switchboard_adapter::{AdapterError, Health};
-use switchboard_bus::BusSlot;
+
+use futures::future::BoxFuture;
+use switchboard_bus::{Bus, BusSlot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -17,6 +20,35 @@ pub struct BuiltChannel {
     pub health: Health,
     /// Starts it; called once the bus is connected.
     pub start: Box<dyn FnOnce() -> JoinHandle<Result<(), AdapterError>> + Send>,
+}
+
+/// A component that runs on the bus until its token fires.
+pub type Component = Box<dyn FnOnce(Bus, CancellationToken) -> BoxFuture<'static, Result<(), String>> + Send>;
+
+/// Endpoint kinds by agent id: which `sb.agent.out.<kind>` subjects the router delivers to.
+pub fn endpoint_kinds(config: &ChannelsConfig) -> BTreeMap<String, Vec<String>> {
+    #[allow(unused_mut)]
+    let mut kinds: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    #[cfg(feature = "channel-webhook")]
+    if config.webhook.enabled {
+        for agent in config.webhook.agents.keys() {
+            kinds.entry(agent.clone()).or_default().push(switchboard_channel_webhook::ENDPOINT_KIND.into());
+        }
+    }
+    let _ = config;
+    kinds
+}
+
+/// The agent endpoint deliverers of the enabled channels.
+pub fn agent_endpoints(config: &ChannelsConfig) -> anyhow::Result<Vec<(&'static str, Component)>> {
+    #[allow(unused_mut)]
+    let mut components: Vec<(&'static str, Component)> = Vec::new();
+    #[cfg(feature = "channel-webhook")]
+    if config.webhook.enabled && !config.webhook.agents.is_empty() {
+        components.push(("agent-webhook", webhook::agent_endpoints(&config.webhook)?));
+    }
+    let _ = config;
+    Ok(components)
 }
 
 /// Builds every enabled channel. Problems that only disable part of a channel (a source without
@@ -43,11 +75,32 @@ mod webhook {
     use anyhow::Context;
     use switchboard_adapter::ChannelRuntime;
     use switchboard_bus::BusSlot;
-    use switchboard_channel_webhook::{SecretLookup, Source, WebhookChannel, WebhookConfig};
+    use switchboard_channel_webhook::{
+        AgentEndpoint, AgentEndpoints, SecretLookup, Source, WebhookChannel, WebhookConfig,
+    };
     use tokio_util::sync::CancellationToken;
     use tracing::{info, warn};
 
-    use super::BuiltChannel;
+    use super::{BuiltChannel, Component};
+
+    pub fn agent_endpoints(config: &WebhookConfig) -> anyhow::Result<Component> {
+        let mut endpoints = std::collections::BTreeMap::new();
+        for (agent, endpoint) in &config.agents {
+            match endpoint.resolve_secret(agent).with_context(|| format!("channels.webhook.agents.{agent}"))? {
+                SecretLookup::Found(key) => {
+                    endpoints.insert(agent.clone(), AgentEndpoint { url: endpoint.url.clone(), key: Arc::from(key) });
+                }
+                SecretLookup::Missing(reason) => {
+                    warn!(agent = %agent, %reason, "agent webhook endpoint disabled: no signing secret");
+                }
+            }
+        }
+        let timeout = std::time::Duration::from_millis(config.request_timeout_ms);
+        let deliverer = AgentEndpoints::new(endpoints, timeout).map_err(anyhow::Error::msg)?;
+        Ok(Box::new(move |bus, stop| {
+            Box::pin(async move { deliverer.run(bus, stop).await.map_err(|e| e.to_string()) })
+        }))
+    }
 
     pub fn build(config: &WebhookConfig, bus: &BusSlot, shutdown: &CancellationToken) -> anyhow::Result<BuiltChannel> {
         let mut sources = Vec::new();

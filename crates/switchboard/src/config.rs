@@ -5,10 +5,13 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 use switchboard_bus::BusConfig;
 #[cfg(feature = "channel-webhook")]
 use switchboard_channel_webhook::WebhookConfig;
+use switchboard_routing::RoutingConfig;
 
 /// Prefix of environment overrides: `SWITCHBOARD__NATS__URL` sets `nats.url`.
 pub const ENV_PREFIX: &str = "SWITCHBOARD";
@@ -27,6 +30,63 @@ pub struct Config {
     pub shutdown: ShutdownConfig,
     /// Channel adapters, each enabled or not.
     pub channels: ChannelsConfig,
+    /// Teams, agents and rules: what the router routes by.
+    pub routing: RoutingConfig,
+    /// The router service.
+    pub router: RouterSection,
+    /// The agent API on the HTTP listener.
+    pub api: ApiConfig,
+}
+
+/// The router service's settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RouterSection {
+    /// Whether this process runs a router (several may: one leads, the others stand by).
+    pub enabled: bool,
+    /// Routing group: processes of one group share a lease, a journal and snapshots.
+    pub group: String,
+    /// Seconds after the leader's last lease renewal before a standby takes over.
+    pub lease_ttl_secs: u64,
+    /// Journal entries between snapshots.
+    pub snapshot_every: u64,
+    /// History entries an offer carries.
+    pub offer_history: usize,
+}
+
+impl Default for RouterSection {
+    fn default() -> Self {
+        Self { enabled: true, group: "default".into(), lease_ttl_secs: 10, snapshot_every: 1000, offer_history: 20 }
+    }
+}
+
+/// The agent API: bearer tokens, each for one agent or for an integration acting for any agent.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// Tokens by name (the name appears in logs, never the token).
+    pub tokens: BTreeMap<String, ApiTokenConfig>,
+    /// How long `POST /v1/agent/commands` waits for the router's verdict before answering `202`.
+    pub command_wait_ms: u64,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self { tokens: BTreeMap::new(), command_wait_ms: 5000 }
+    }
+}
+
+/// One API token.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiTokenConfig {
+    /// Environment variable holding the token.
+    pub token_env: Option<String>,
+    /// File holding the token.
+    pub token_file: Option<PathBuf>,
+    /// The agent this token acts as; none makes it an integration token that names the agent
+    /// in each command.
+    pub agent: Option<String>,
 }
 
 /// The HTTP listener shared by health checks, webhooks and (later) the agent API.
@@ -146,14 +206,45 @@ impl Config {
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return Err(("log.level".into(), format!("`{}` is not a valid log filter", self.log.level)));
         }
+        for (name, token) in &self.api.tokens {
+            if token.token_env.is_some() == token.token_file.is_some() {
+                return Err((
+                    format!("api.tokens.{name}.token_env"),
+                    "set exactly one of token_env and token_file".into(),
+                ));
+            }
+            if let Some(agent) = &token.agent
+                && !self.routing.agents.iter().any(|a| &a.id == agent)
+            {
+                return Err((format!("api.tokens.{name}.agent"), format!("unknown agent `{agent}`")));
+            }
+        }
         #[cfg(feature = "channel-webhook")]
         {
             let webhook = &self.channels.webhook;
+            for (agent, endpoint) in &webhook.agents {
+                endpoint.validate(agent).map_err(|e| (format!("channels.webhook.{}", e.key), e.reason))?;
+            }
             for (name, source) in &webhook.sources {
                 source.validate(name).map_err(|e| (format!("channels.webhook.{}", e.key), e.reason))?;
             }
             if webhook.max_body_bytes == 0 {
                 return Err(("channels.webhook.max_body_bytes".into(), "must be greater than 0".into()));
+            }
+        }
+        // Last, so that a simpler mistake elsewhere is reported first.
+        if self.router.enabled {
+            switchboard_routing::Engine::new(&self.routing)
+                .map_err(|e| (format!("routing.{}", e.key), e.reason.clone()))?;
+            if self.router.group.is_empty()
+                || !self.router.group.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return Err(("router.group".into(), "use only a-z, 0-9, '-', '_'".into()));
+            }
+            if self.router.lease_ttl_secs == 0 || self.router.snapshot_every == 0 {
+                let key =
+                    if self.router.lease_ttl_secs == 0 { "router.lease_ttl_secs" } else { "router.snapshot_every" };
+                return Err((key.into(), "must be greater than 0".into()));
             }
         }
         Ok(())

@@ -11,6 +11,8 @@ use tokio_util::sync::CancellationToken;
 use tower_http::timeout::TimeoutLayer;
 use tracing::{error, info, warn};
 
+use switchboard_router::{RouterConfig, RouterService, ServiceConfig};
+
 use crate::config::Config;
 use crate::http::{Readiness, health_routes};
 
@@ -20,6 +22,10 @@ use crate::http::{Readiness, health_routes};
 ///
 /// The listener is bound by the caller so that tests can use `127.0.0.1:0`.
 pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+    if config.router.enabled {
+        // Refuse a routing configuration the router cannot run before anything starts.
+        switchboard_router::Router::new(router_config(&config)).context("routing configuration")?;
+    }
     let slot = BusSlot::new();
     // Components get their own token: it fires only after the listener drained, so a request
     // that is being stored still finds its publisher.
@@ -30,7 +36,8 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         bus: slot.clone(),
         components: Arc::new(channels.iter().map(|c| (c.name, c.health.clone())).collect()),
     };
-    let mut app = health_routes(readiness);
+    let mut app =
+        health_routes(readiness).merge(crate::api::Api::new(&config.api, slot.clone(), &config.router.group).routes());
     for channel in &channels {
         if let Some(routes) = &channel.routes {
             app = app.merge(routes.clone());
@@ -72,11 +79,22 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     bus.ensure_contract().await.context("setting up streams and buckets")?;
     slot.fill(bus.clone());
 
-    let mut running = JoinSet::new();
+    let mut running: JoinSet<(&'static str, Result<(), String>)> = JoinSet::new();
     for channel in channels {
         let name = channel.name;
         let handle = (channel.start)();
-        running.spawn(async move { (name, handle.await) });
+        running.spawn(async move {
+            (name, handle.await.map_err(|e| e.to_string()).and_then(|r| r.map_err(|e| e.to_string())))
+        });
+    }
+    for (name, component) in crate::channels::agent_endpoints(&config.channels)? {
+        let (bus, stop) = (bus.clone(), components_stop.clone());
+        running.spawn(async move { (name, component(bus, stop).await) });
+    }
+    if config.router.enabled {
+        let service = RouterService::new(bus.clone(), router_config(&config), service_config(&config));
+        let stop = components_stop.clone();
+        running.spawn(async move { ("router", service.run(stop).await.map_err(|e| e.to_string())) });
     }
     info!("switchboard ready");
 
@@ -92,9 +110,8 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         components_stop.cancel();
         while let Some(joined) = running.join_next().await {
             match joined {
-                Ok((name, Ok(Ok(())))) => info!(component = name, "stopped"),
-                Ok((name, Ok(Err(e)))) => error!(component = name, error = %e, "stopped with an error"),
-                Ok((name, Err(e))) => error!(component = name, error = %e, "task failed"),
+                Ok((name, Ok(()))) => info!(component = name, "stopped"),
+                Ok((name, Err(e))) => error!(component = name, error = %e, "stopped with an error"),
                 Err(e) => error!(error = %e, "component task failed"),
             }
         }
@@ -111,4 +128,20 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     }
     info!("switchboard stopped");
     Ok(())
+}
+
+/// The router's configuration: the routing section plus each agent's endpoint kinds.
+pub fn router_config(config: &Config) -> RouterConfig {
+    RouterConfig {
+        routing: config.routing.clone(),
+        endpoints: crate::channels::endpoint_kinds(&config.channels),
+        offer_history: config.router.offer_history,
+    }
+}
+
+fn service_config(config: &Config) -> ServiceConfig {
+    let mut svc = ServiceConfig::new(&config.router.group);
+    svc.lease_ttl = Duration::from_secs(config.router.lease_ttl_secs);
+    svc.snapshot_every = config.router.snapshot_every;
+    svc
 }

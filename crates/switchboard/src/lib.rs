@@ -3,6 +3,7 @@
 //! end-to-end tests drive [`daemon::run`] on `127.0.0.1:0`. It wires components together and must
 //! never hold routing logic or a provider's wire format itself.
 
+pub mod api;
 pub mod channels;
 pub mod config;
 pub mod daemon;

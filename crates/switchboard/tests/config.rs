@@ -38,6 +38,15 @@ fn errors_name_file_key_and_reason() {
     check("[nats]\nurll = \"x\"\n", "nats.urll", "unknown field");
     check("[shutdown]\ngrace_secs = -1\n", "shutdown.grace_secs", "invalid value");
     check("[log]\nformat = \"xml\"\n", "log.format", "unknown variant");
+    let routing = "[routing]\ndefault_team = \"s\"\n[routing.teams.s]\n";
+    check("[router]\nenabled = true\n", "routing.teams", "at least one team");
+    check(&format!("{routing}[[routing.rules]]\nname = \"r\"\nwhen = \"text.contains(\"\n"), "routing.rules", "`r`");
+    check(
+        &format!("{routing}[api.tokens.t]\ntoken_env = \"X\"\nagent = \"ghost\"\n"),
+        "api.tokens.t.agent",
+        "unknown agent",
+    );
+    check(&format!("{routing}[api.tokens.t]\nagent = \"ghost\"\n"), "api.tokens.t.token_env", "exactly one");
     check(
         "[channels.webhook.sources.shop]\noutbound_url = \"http://x\"\n",
         "channels.webhook.sources.shop.secret_env",

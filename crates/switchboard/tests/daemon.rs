@@ -47,6 +47,7 @@ async fn readiness_waits_for_nats_then_turns_ready() {
     let mut config = Config::default();
     config.nats.url = format!("nats://127.0.0.1:{nats_port}");
     config.nats.connect_backoff.max = Duration::from_millis(200);
+    config.router.enabled = false;
     config.channels.webhook.sources.insert(
         "shop".into(),
         SourceConfig { secret_env: None, secret_file: Some(write_secret(dir.path())), outbound_url: None },
@@ -98,7 +99,7 @@ async fn sigterm_loses_nothing_that_got_a_202() {
     std::fs::write(
         &config_path,
         format!(
-            "[nats]\nurl = \"{}\"\n[http]\nlisten = \"127.0.0.1:{port}\"\n[shutdown]\ngrace_secs = 10\n\
+            "[nats]\nurl = \"{}\"\n[http]\nlisten = \"127.0.0.1:{port}\"\n[shutdown]\ngrace_secs = 10\n[router]\nenabled = false\n\
              [channels.webhook.runtime.rate_limit]\nper_minute = 100000\nburst = 100000\n\
              [channels.webhook.sources.shop]\nsecret_file = \"{}\"\n",
             nats.url(),

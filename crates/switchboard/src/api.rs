@@ -1,0 +1,204 @@
+//! The agent API on the daemon's listener: commands, conversations, the queue.
+//!
+//! Every request carries `Authorization: Bearer <token>`. An agent token acts as its agent; an
+//! integration token (no agent) names the agent in each command. A command is published on
+//! `sb.agent.in` like any integration's, and the answer waits (up to `api.command_wait_ms`) for
+//! the router's verdict, so a command that cannot apply gets a clear 4xx.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use futures::StreamExt;
+use serde::Deserialize;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use switchboard_bus::BusSlot;
+use switchboard_core::contract::{buckets, subjects};
+use switchboard_core::{AgentCommand, CommandAction, Contract};
+use tracing::{info, warn};
+use uuid::Uuid;
+
+use crate::config::ApiConfig;
+
+/// A token as the API keeps it: only its digest.
+struct Token {
+    name: String,
+    digest: [u8; 32],
+    agent: Option<String>,
+}
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct Api {
+    bus: BusSlot,
+    tokens: Arc<Vec<Token>>,
+    group: String,
+    wait: Duration,
+}
+
+/// The body of `POST /v1/agent/commands`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CommandRequest {
+    /// Idempotency key: the same id twice acts once. Generated when absent.
+    #[serde(default)]
+    id: Option<Uuid>,
+    /// Required with an integration token; must match with an agent token.
+    #[serde(default)]
+    agent_id: Option<String>,
+    #[serde(default)]
+    conversation_id: Option<Uuid>,
+    action: CommandAction,
+}
+
+fn error(code: StatusCode, message: impl Into<String>) -> Response {
+    (code, Json(json!({ "error": message.into() }))).into_response()
+}
+
+fn digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+impl Api {
+    /// Resolves the configured tokens (a token whose variable or file is missing is disabled,
+    /// with a warning naming it).
+    pub fn new(config: &ApiConfig, bus: BusSlot, group: &str) -> Api {
+        let mut tokens = Vec::new();
+        for (name, t) in &config.tokens {
+            let value = match (&t.token_env, &t.token_file) {
+                (Some(var), _) => std::env::var(var).ok(),
+                (_, Some(path)) => std::fs::read_to_string(path).ok(),
+                _ => None,
+            };
+            match value.map(|v| v.trim().to_string()).filter(|v| !v.is_empty()) {
+                Some(v) => tokens.push(Token { name: name.clone(), digest: digest(&v), agent: t.agent.clone() }),
+                None => warn!(token = %name, "API token disabled: its variable or file is empty or missing"),
+            }
+        }
+        info!(tokens = tokens.len(), "agent API enabled");
+        Api { bus, tokens: Arc::new(tokens), group: group.into(), wait: Duration::from_millis(config.command_wait_ms) }
+    }
+
+    /// The API's routes.
+    pub fn routes(self) -> axum::Router {
+        axum::Router::new()
+            .route("/v1/agent/commands", post(command))
+            .route("/v1/conversations/{id}", get(conversation))
+            .route("/v1/queue", get(queue))
+            .with_state(self)
+    }
+
+    /// The token presented, compared in constant time against every configured one.
+    fn authenticate(&self, headers: &HeaderMap) -> Result<&Token, &'static str> {
+        let presented = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or("missing bearer token")?;
+        let d = digest(presented.trim());
+        let mut found = None;
+        for t in self.tokens.iter() {
+            if bool::from(t.digest.ct_eq(&d)) {
+                found = Some(t);
+            }
+        }
+        found.ok_or("unknown token")
+    }
+}
+
+async fn command(State(api): State<Api>, headers: HeaderMap, body: Bytes) -> Response {
+    let token = match api.authenticate(&headers) {
+        Ok(t) => t,
+        Err(why) => return error(StatusCode::UNAUTHORIZED, why),
+    };
+    let req: CommandRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid JSON: {e}")),
+    };
+    let agent_id = match (&token.agent, req.agent_id) {
+        (Some(own), Some(named)) if *own != named => {
+            return error(StatusCode::FORBIDDEN, format!("this token acts as `{own}`, not `{named}`"));
+        }
+        (Some(own), _) => own.clone(),
+        (None, Some(named)) => named,
+        (None, None) => return error(StatusCode::BAD_REQUEST, "agent_id: required with an integration token"),
+    };
+    let command = AgentCommand {
+        id: req.id.unwrap_or_else(Uuid::now_v7),
+        agent_id,
+        conversation_id: req.conversation_id,
+        issued_at: chrono::Utc::now(),
+        action: req.action,
+    };
+    if let Err(e) = command.validate() {
+        return error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string());
+    }
+    let Ok(bus) = api.bus.get() else { return error(StatusCode::SERVICE_UNAVAILABLE, "not connected to NATS yet") };
+    // Listen before publishing, so the verdict cannot slip past.
+    let mut verdict = match bus.client().subscribe(subjects::router_result(&command.id.to_string())).await {
+        Ok(s) => s,
+        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, format!("cannot subscribe: {e}")),
+    };
+    if let Err(e) = bus.publish(subjects::AGENT_IN, &command, &command.id.to_string()).await {
+        return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
+    }
+    info!(token = %token.name, command = %command.id, "agent command accepted");
+    let answer = tokio::time::timeout(api.wait, verdict.next()).await;
+    let id = command.id;
+    match answer {
+        Ok(Some(m)) => {
+            let v: serde_json::Value = serde_json::from_slice(&m.payload).unwrap_or_default();
+            match v.get("rejected").and_then(|r| r.as_str()) {
+                None => (StatusCode::OK, Json(json!({ "command_id": id, "status": "done" }))).into_response(),
+                Some(reason) => {
+                    let code = if reason.starts_with("unknown") { StatusCode::NOT_FOUND } else { StatusCode::CONFLICT };
+                    (code, Json(json!({ "command_id": id, "error": reason }))).into_response()
+                }
+            }
+        }
+        // Stored on the bus: the router applies it when it can.
+        _ => (StatusCode::ACCEPTED, Json(json!({ "command_id": id, "status": "queued" }))).into_response(),
+    }
+}
+
+async fn conversation(State(api): State<Api>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    if let Err(why) = api.authenticate(&headers) {
+        return error(StatusCode::UNAUTHORIZED, why);
+    }
+    let Ok(id) = id.parse::<Uuid>() else { return error(StatusCode::BAD_REQUEST, "conversation id: not a UUID") };
+    let Ok(bus) = api.bus.get() else { return error(StatusCode::SERVICE_UNAVAILABLE, "not connected to NATS yet") };
+    let kv = match bus.jetstream().get_key_value(buckets::CONVERSATIONS).await {
+        Ok(kv) => kv,
+        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    };
+    match kv.get(id.to_string()).await {
+        Ok(Some(value)) => match serde_json::from_slice::<serde_json::Value>(&value) {
+            Ok(record) => (StatusCode::OK, Json(record)).into_response(),
+            Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("stored record unreadable: {e}")),
+        },
+        Ok(None) => error(StatusCode::NOT_FOUND, "unknown conversation"),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+async fn queue(State(api): State<Api>, headers: HeaderMap) -> Response {
+    if let Err(why) = api.authenticate(&headers) {
+        return error(StatusCode::UNAUTHORIZED, why);
+    }
+    let Ok(bus) = api.bus.get() else { return error(StatusCode::SERVICE_UNAVAILABLE, "not connected to NATS yet") };
+    let request = bus.client().request(subjects::router_queue(&api.group), Bytes::new());
+    match tokio::time::timeout(Duration::from_secs(3), request).await {
+        Ok(Ok(m)) => match serde_json::from_slice::<serde_json::Value>(&m.payload) {
+            Ok(items) => (StatusCode::OK, Json(json!({ "queue": items }))).into_response(),
+            Err(e) => error(StatusCode::BAD_GATEWAY, format!("router answered garbage: {e}")),
+        },
+        _ => error(StatusCode::SERVICE_UNAVAILABLE, "no router is leading this group right now"),
+    }
+}
