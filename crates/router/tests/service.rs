@@ -28,10 +28,32 @@ status = "online"
 
 const WAIT: Duration = Duration::from_secs(20);
 
+const SHORT_OFFERS: &str = r#"
+default_team = "support"
+[teams.support]
+offer_timeout_secs = 1
+max_missed_offers = 5
+[[agents]]
+id = "alice"
+teams = ["support"]
+tiers = ["L1"]
+status = "online"
+[[agents]]
+id = "bob"
+teams = ["support"]
+tiers = ["L1"]
+status = "online"
+"#;
+
 fn config() -> RouterConfig {
+    config_with(ROUTING)
+}
+
+fn config_with(routing: &str) -> RouterConfig {
+    let endpoints = ["alice", "bob"].map(|a| (a.to_string(), vec!["webhook".to_string()]));
     RouterConfig {
-        routing: toml::from_str(ROUTING).expect("routing toml"),
-        endpoints: BTreeMap::from([("alice".to_string(), vec!["webhook".to_string()])]),
+        routing: toml::from_str(routing).expect("routing toml"),
+        endpoints: BTreeMap::from(endpoints),
         offer_history: 10,
     }
 }
@@ -43,13 +65,17 @@ struct Proc {
 }
 
 async fn start_router(t: &TestBus, name: &str) -> Proc {
+    start_router_with(t, name, config()).await
+}
+
+async fn start_router_with(t: &TestBus, name: &str, config: RouterConfig) -> Proc {
     let bus = Bus::connect(&BusConfig::for_url(t.server.url()), &CancellationToken::new()).await.unwrap();
     let mut svc = ServiceConfig::new("default");
     svc.holder = name.into();
     svc.lease_ttl = Duration::from_secs(1);
     svc.snapshot_every = 3;
     let stop = CancellationToken::new();
-    let service = RouterService::new(bus, config(), svc);
+    let service = RouterService::new(bus, config, svc);
     let token = stop.clone();
     let task = tokio::spawn(async move { service.run(token).await.expect("router service") });
     Proc { stop, task }
@@ -188,4 +214,35 @@ async fn a_standby_takes_over_when_the_leader_dies_and_nothing_is_lost_or_offere
     let distinct: std::collections::BTreeSet<_> = all.iter().map(|(c, _)| *c).collect();
     assert_eq!((all.len(), distinct.len()), (20, 20), "every message offered once");
     standby.stop().await;
+}
+
+#[tokio::test]
+async fn an_offer_deadline_that_passed_while_no_router_ran_fires_on_the_next_start() {
+    let t = TestBus::start().await;
+    let router = start_router_with(&t, "r1", config_with(SHORT_OFFERS)).await;
+    say(&t, "p1", "cust-1", "hello?").await;
+    wait_for("the first offer", WAIT, || async { offers(&t).await.len() == 1 }).await;
+    let first = deliveries(&t).await.into_iter().find_map(|d| match d {
+        AgentDelivery::Offer(o) => Some((o.agent_id, o.offer_deadline)),
+        _ => None,
+    });
+    let (first_agent, deadline) = first.unwrap();
+    router.stop().await;
+
+    // The deadline passes while nothing runs; the stored timer must still fire.
+    while chrono::Utc::now() <= deadline + chrono::Duration::milliseconds(200) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let router = start_router_with(&t, "r2", config_with(SHORT_OFFERS)).await;
+    wait_for("the lapsed offer reported and the next agent offered", WAIT, || async {
+        !t.stored(streams::EVENTS, &subjects::event("offer_timed_out")).await.is_empty() && offers(&t).await.len() >= 2
+    })
+    .await;
+    let second = deliveries(&t).await.into_iter().filter_map(|d| match d {
+        AgentDelivery::Offer(o) => Some(o.agent_id),
+        _ => None,
+    });
+    let agents: Vec<_> = second.collect();
+    assert_ne!(agents[1], first_agent, "the lapsed offer went to the other agent: {agents:?}");
+    router.stop().await;
 }
