@@ -120,6 +120,17 @@ async fn a_customer_message_reaches_the_agents_helpdesk_and_the_answer_reaches_t
     assert_eq!(texts, [json!("Where is order 17?"), json!("It left the warehouse today.")]);
     assert_eq!(api(&daemon, "wrong-token", "GET", &format!("/v1/conversations/{conversation}"), None).await.0, 401);
 
+    // `switchboard explain` asks the leading router why.
+    let mut cli = switchboard::Config::default();
+    cli.nats.url = daemon.nats.url();
+    let why = switchboard::explain::fetch(&cli, &conversation).await.expect("explained");
+    assert_eq!(why["explanation"]["state"], "assigned");
+    assert_eq!(why["explanation"]["matched_rules"], json!(["orders"]));
+    let text = switchboard::explain::render(&why);
+    assert!(text.contains("rules matched: orders") && text.contains("alice"), "{text}");
+    let unknown = switchboard::explain::fetch(&cli, "0190a5f0-0000-7000-8000-000000000000").await.unwrap_err();
+    assert!(unknown.to_string().contains("unknown conversation"), "{unknown}");
+
     let (code, queue) = api(&daemon, TOKEN, "GET", "/v1/queue", None).await;
     assert_eq!((code, queue["queue"].clone()), (200, json!([])), "nothing waits");
     daemon.stop().await;

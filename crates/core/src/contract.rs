@@ -71,6 +71,12 @@ pub mod subjects {
         format!("sb.router.rpc.queue.{group}")
     }
 
+    /// Core NATS request-reply: the leading router of a group explains one conversation (the
+    /// request body is its id): `sb.router.rpc.explain.<group>`.
+    pub fn router_explain(group: &str) -> String {
+        format!("sb.router.rpc.explain.{group}")
+    }
+
     /// Dead letters of one component: `sb.dlq.<component>`.
     pub fn dlq(component: &str) -> String {
         format!("sb.dlq.{component}")

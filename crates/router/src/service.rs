@@ -159,6 +159,12 @@ impl RouterService {
             .subscribe(subjects::router_queue(&self.svc.group))
             .await
             .map_err(|e| BusError::Setup { what: "queue view subscription".into(), source: e.into() })?;
+        let mut explain_requests = self
+            .bus
+            .client()
+            .subscribe(subjects::router_explain(&self.svc.group))
+            .await
+            .map_err(|e| BusError::Setup { what: "explain subscription".into(), source: e.into() })?;
         let (tx, mut rx) = mpsc::channel::<Work>(64);
         let stop_inputs = CancellationToken::new();
         let mut inputs = self.start_inputs(tx, &stop_inputs);
@@ -177,6 +183,10 @@ impl RouterService {
                 _ = tokio::time::sleep(due.unwrap_or(Duration::from_secs(60))), if due.is_some() => (None, None),
                 Some(request) = queue_requests.next() => {
                     self.answer_queue(&router, request).await;
+                    continue;
+                }
+                Some(request) = explain_requests.next() => {
+                    self.answer_explain(&router, request).await;
                     continue;
                 }
                 work = rx.recv() => match work {
@@ -236,6 +246,25 @@ impl RouterService {
         let body = serde_json::to_vec(&router.queue_view(now_ms())).expect("queue view serialises");
         if let Err(e) = self.bus.client().publish(reply, body.into()).await {
             debug!(error = %e, "queue view not sent");
+        }
+    }
+
+    async fn answer_explain(&self, router: &Router, request: switchboard_bus::async_nats::Message) {
+        let Some(reply) = request.reply else { return };
+        let id = std::str::from_utf8(&request.payload).ok().and_then(|s| s.trim().parse::<Uuid>().ok());
+        let body = match id {
+            None => serde_json::json!({ "error": "not a conversation id" }),
+            Some(id) => match (router.engine().explain(id), router.record(id)) {
+                (Some(why), record) => serde_json::json!({
+                    "explanation": why,
+                    "channel": record.map(|r| r.channel.clone()),
+                    "customer": record.map(|r| r.customer.id.clone()),
+                }),
+                (None, _) => serde_json::json!({ "error": "unknown conversation (or resolved and forgotten)" }),
+            },
+        };
+        if let Err(e) = self.bus.client().publish(reply, body.to_string().into()).await {
+            debug!(error = %e, "explanation not sent");
         }
     }
 

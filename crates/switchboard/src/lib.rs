@@ -7,6 +7,7 @@ pub mod api;
 pub mod channels;
 pub mod config;
 pub mod daemon;
+pub mod explain;
 pub mod http;
 pub mod logging;
 

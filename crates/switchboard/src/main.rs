@@ -1,4 +1,4 @@
-//! `switchboard`: run the daemon, or check a configuration file.
+//! `switchboard`: run the daemon, check a configuration file, or explain a routing decision.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -28,6 +28,17 @@ enum Command {
         #[arg(long, value_enum)]
         log_format: Option<LogFormat>,
     },
+    /// Asks the leading router why a conversation went where it went.
+    Explain {
+        /// The conversation id.
+        conversation: String,
+        /// Configuration file: NATS and the routing group.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Print the router's JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Validates a configuration file; exits non-zero naming the file, key and reason.
     CheckConfig {
         /// Configuration file (TOML).
@@ -47,6 +58,29 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Command::Explain { conversation, config, json } => {
+            let config = match Config::load(&config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            match explain(&config, &conversation) {
+                Ok(answer) if json => {
+                    println!("{answer:#}");
+                    ExitCode::SUCCESS
+                }
+                Ok(answer) => {
+                    print!("{}", switchboard::explain::render(&answer));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Run { config, log_format } => {
             let config = match Config::load(&config) {
                 Ok(c) => c,
@@ -66,6 +100,11 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+#[tokio::main]
+async fn explain(config: &Config, conversation: &str) -> anyhow::Result<serde_json::Value> {
+    switchboard::explain::fetch(config, conversation).await
 }
 
 #[tokio::main]
