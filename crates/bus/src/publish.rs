@@ -29,6 +29,29 @@ impl Bus {
         self.publish_raw(subject, headers, payload.into(), msg_id).await
     }
 
+    /// Like [`Bus::publish`], but returns as soon as the message is sent: await
+    /// [`PendingPublish::acked`] for the ack. Several sent in a row on one connection are stored
+    /// in the order sent, and their acks are awaited together instead of one round trip each.
+    pub async fn start_publish<T: Contract>(
+        &self,
+        subject: &str,
+        value: &T,
+        msg_id: &str,
+    ) -> Result<PendingPublish, BusError> {
+        value.validate().map_err(|source| BusError::Invalid { schema: T::SCHEMA, source })?;
+        let payload =
+            serde_json::to_vec(value).map_err(|e| BusError::Publish { subject: subject.into(), source: e.into() })?;
+        let mut headers = HeaderMap::new();
+        headers.insert(headers::SCHEMA, T::SCHEMA);
+        headers.insert(headers::MSG_ID, msg_id);
+        let ack = self
+            .jetstream()
+            .publish_with_headers(subject.to_string(), headers, payload.into())
+            .await
+            .map_err(|e| BusError::Publish { subject: subject.into(), source: e.into() })?;
+        Ok(PendingPublish { subject: subject.to_string(), ack })
+    }
+
     /// Publishes bytes with the given headers plus `Nats-Msg-Id`, waiting for the ack.
     pub async fn publish_raw(
         &self,
@@ -47,6 +70,20 @@ impl Bus {
             .map_err(|e| err(e.into()))?
             .await
             .map_err(|e| err(e.into()))?;
+        Ok(Published { stream: ack.stream, sequence: ack.sequence, duplicate: ack.duplicate })
+    }
+}
+
+/// A message sent to JetStream whose ack is still to come.
+pub struct PendingPublish {
+    subject: String,
+    ack: async_nats::jetstream::context::PublishAckFuture,
+}
+
+impl PendingPublish {
+    /// Waits for the ack: the message is stored once this returns `Ok`.
+    pub async fn acked(self) -> Result<Published, BusError> {
+        let ack = self.ack.await.map_err(|e| BusError::Publish { subject: self.subject, source: e.into() })?;
         Ok(Published { stream: ack.stream, sequence: ack.sequence, duplicate: ack.duplicate })
     }
 }

@@ -331,15 +331,19 @@ impl RouterService {
         set
     }
 
-    /// Publishes effects in order; each carries its stable id as `Nats-Msg-Id`.
+    /// Publishes effects: all sent in order on one connection (so JetStream stores them in that
+    /// order), then every ack awaited; each carries its stable id as `Nats-Msg-Id`.
     async fn publish(&self, effects: Vec<Effect>) -> Result<(), ServiceError> {
+        let mut pending = Vec::new();
+        let mut records = Vec::new();
+        let mut results = Vec::new();
         for effect in effects {
             match effect {
                 Effect::Event(e) => {
-                    self.bus.publish(&subjects::event(e.kind.as_str()), &e, &e.id.to_string()).await?;
+                    pending.push(self.bus.start_publish(&subjects::event(e.kind.as_str()), &e, &e.id.to_string()).await?);
                 }
                 Effect::Outbound(o) => {
-                    self.bus.publish(&subjects::outbound(&o.channel), &o, &o.id.to_string()).await?;
+                    pending.push(self.bus.start_publish(&subjects::outbound(&o.channel), &o, &o.id.to_string()).await?);
                 }
                 Effect::Agent { kind, delivery } => {
                     let id = match &delivery {
@@ -347,21 +351,28 @@ impl RouterService {
                         AgentDelivery::Message(m) => m.id,
                         AgentDelivery::Update(u) => u.id,
                     };
-                    self.bus.publish(&subjects::agent_out(&kind), &delivery, &id.to_string()).await?;
+                    pending.push(self.bus.start_publish(&subjects::agent_out(&kind), &delivery, &id.to_string()).await?);
                 }
-                Effect::Store(record) => self.store(&record).await,
-                Effect::CommandResult { command, rejected } => {
-                    if let Some(reason) = &rejected {
-                        info!(%command, %reason, "agent command rejected");
-                    }
-                    // Core NATS: whoever issued it and waits (the agent API) hears the outcome;
-                    // nobody listening is fine, the journal and events have it.
-                    let body = serde_json::json!({ "command_id": command, "rejected": rejected });
-                    let subject = subjects::router_result(&command.to_string());
-                    if let Err(e) = self.bus.client().publish(subject, body.to_string().into()).await {
-                        debug!(error = %e, "command result not published");
-                    }
-                }
+                Effect::Store(record) => records.push(record),
+                Effect::CommandResult { command, rejected } => results.push((command, rejected)),
+            }
+        }
+        for record in &records {
+            self.store(record).await;
+        }
+        for p in pending {
+            p.acked().await?;
+        }
+        // Only now, with every effect stored, does the issuer (the agent API) hear the outcome,
+        // over core NATS: nobody listening is fine, the journal and events have it.
+        for (command, rejected) in results {
+            if let Some(reason) = &rejected {
+                info!(%command, %reason, "agent command rejected");
+            }
+            let body = serde_json::json!({ "command_id": command, "rejected": rejected });
+            let subject = subjects::router_result(&command.to_string());
+            if let Err(e) = self.bus.client().publish(subject, body.to_string().into()).await {
+                debug!(error = %e, "command result not published");
             }
         }
         Ok(())
