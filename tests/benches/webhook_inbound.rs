@@ -13,13 +13,10 @@
 //! not read capacity into it. Prints a table and writes `bench-results/webhook_inbound.json` under
 //! `$CARGO_TARGET_DIR`, else the workspace's `target`.
 
-use std::collections::VecDeque;
-use std::hash::{BuildHasher, RandomState};
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
-use async_nats::jetstream::{self, consumer, stream};
+use async_nats::jetstream::{self, stream};
 use base64::Engine;
 use futures::{StreamExt, TryStreamExt};
 use hdrhistogram::Histogram;
@@ -29,12 +26,8 @@ use switchboard_testkit::NatsServer;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-/// Async publish acks kept outstanding in the raw baseline.
-const ACK_WINDOW: usize = 256;
-/// Raw message payload: about the size of a serialized webhook envelope.
-const RAW_PAYLOAD: &[u8] = &[b'x'; 500];
-/// Longest wait for one consumed message before the run is declared stuck.
-const STALL: Duration = Duration::from_secs(15);
+mod common;
+use common::*;
 
 /// The in-process daemon's task.
 type Daemon = JoinHandle<anyhow::Result<()>>;
@@ -62,18 +55,6 @@ impl Sizes {
             concurrency: var("BENCH_CONCURRENCY", 32)?,
         })
     }
-}
-
-/// One reported figure: a table row and an object of the JSON file.
-struct Metric {
-    /// Stable name, for tools that compare runs.
-    name: &'static str,
-    /// The measured value.
-    value: f64,
-    /// `msgs/s`, `ms`, `ratio` or `count`.
-    unit: &'static str,
-    /// The baseline value it is compared with (for a ratio, the rate it was divided by).
-    baseline: Option<f64>,
 }
 
 /// Raw JetStream rates, in messages per second.
@@ -117,7 +98,7 @@ async fn main() -> anyhow::Result<()> {
         metric("webhook_latency_max", latency_us.max() as f64 / 1000.0, "ms", None),
     ];
     print_table(&metrics);
-    let path = write_json(&metrics)?;
+    let path = write_json("webhook_inbound", &metrics)?;
     println!("\nwrote {} (wall time {:.1} s)", path.display(), wall.elapsed().as_secs_f64());
     Ok(())
 }
@@ -158,36 +139,6 @@ async fn raw_baselines(url: &str, sizes: &Sizes) -> anyhow::Result<RawRates> {
     })
 }
 
-/// A durable explicit-ack pull consumer `name` on `bench.<name>`.
-async fn pull_consumer(bench: &stream::Stream, name: &str) -> anyhow::Result<consumer::PullConsumer> {
-    let config = consumer::pull::Config {
-        durable_name: Some(name.into()),
-        filter_subject: format!("bench.{name}"),
-        ack_policy: consumer::AckPolicy::Explicit,
-        ..Default::default()
-    };
-    Ok(bench.create_consumer(config).await?)
-}
-
-/// Publishes `n` messages with up to [`ACK_WINDOW`] acks outstanding, awaiting the oldest when the
-/// window is full; returns the time until the last ack.
-async fn publish_async(js: &jetstream::Context, subject: &'static str, n: usize) -> anyhow::Result<Duration> {
-    let start = Instant::now();
-    let mut window = VecDeque::with_capacity(ACK_WINDOW);
-    for _ in 0..n {
-        if window.len() == ACK_WINDOW
-            && let Some(ack) = window.pop_front()
-        {
-            ack.await?;
-        }
-        window.push_back(js.publish(subject, RAW_PAYLOAD.into()).await?);
-    }
-    for ack in window {
-        ack.await?;
-    }
-    Ok(start.elapsed())
-}
-
 /// Publishes as many messages as there are webhook requests, from as many publishers as requests
 /// in flight, each awaiting its ack before its next publish.
 async fn publish_sync(js: &jetstream::Context, sizes: &Sizes) -> anyhow::Result<Duration> {
@@ -200,22 +151,6 @@ async fn publish_sync(js: &jetstream::Context, sizes: &Sizes) -> anyhow::Result<
         .buffer_unordered(sizes.concurrency)
         .try_collect::<()>()
         .await?;
-    Ok(start.elapsed())
-}
-
-/// Pulls and acks `n` messages; returns the time until the acks were flushed to the server.
-async fn consume(consumer: &consumer::PullConsumer, client: &async_nats::Client, n: usize) -> anyhow::Result<Duration> {
-    let start = Instant::now();
-    let mut messages = consumer.messages().await?;
-    for got in 0..n {
-        let message = tokio::time::timeout(STALL, messages.next())
-            .await
-            .with_context(|| format!("no message for {STALL:?} after {got} of {n}"))?
-            .context("consumer stream ended")??;
-        message.ack().await.map_err(|e| anyhow::anyhow!(e))?;
-    }
-    // `ack` only queues the ack; without the flush the last ones would leave after the clock stops.
-    client.flush().await?;
     Ok(start.elapsed())
 }
 
@@ -320,52 +255,4 @@ async fn post_signed(
     let us = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
     let refusal = (status != reqwest::StatusCode::ACCEPTED).then(|| format!("request {i}: {status}: {answer}"));
     Ok((us, refusal))
-}
-
-/// 32 bytes for the signing secret. `RandomState` is seeded from the OS, which is plenty for a
-/// throwaway benchmark key and spares a dependency on `rand`.
-fn random_key() -> Vec<u8> {
-    (0..4u64).flat_map(|i| RandomState::new().hash_one(i).to_le_bytes()).collect()
-}
-
-/// Prints the metrics as an aligned table.
-fn print_table(metrics: &[Metric]) {
-    println!("\n{:<34} {:>14} {:<7} {:>14}", "metric", "value", "unit", "baseline");
-    println!("{}", "-".repeat(72));
-    for m in metrics {
-        let baseline = m.baseline.map(|b| format!("{b:.1}")).unwrap_or_default();
-        let decimals = if m.unit == "ratio" {
-            3
-        } else if m.unit == "count" {
-            0
-        } else {
-            1
-        };
-        let value = format!("{:.decimals$}", m.value);
-        println!("{:<34} {value:>14} {:<7} {baseline:>14}", m.name, m.unit);
-    }
-}
-
-/// Writes the metrics to `bench-results/webhook_inbound.json` in the target directory.
-fn write_json(metrics: &[Metric]) -> anyhow::Result<PathBuf> {
-    let workspace = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
-    // A relative CARGO_TARGET_DIR is taken as relative to the workspace, where `make bench` runs.
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| workspace.join("target"), |d| workspace.join(d));
-    let dir = target.join("bench-results");
-    std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
-    let dir = dir.canonicalize()?;
-    let rows: Vec<_> = metrics
-        .iter()
-        .map(|m| {
-            let mut row = json!({ "metric": m.name, "value": m.value, "unit": m.unit });
-            if let Some(baseline) = m.baseline {
-                row["baseline"] = json!(baseline);
-            }
-            row
-        })
-        .collect();
-    let path = dir.join("webhook_inbound.json");
-    std::fs::write(&path, serde_json::to_string_pretty(&rows)? + "\n")
-        .with_context(|| format!("write {}", path.display()))?;
-    Ok(path)
 }

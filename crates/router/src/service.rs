@@ -340,7 +340,8 @@ impl RouterService {
         for effect in effects {
             match effect {
                 Effect::Event(e) => {
-                    pending.push(self.bus.start_publish(&subjects::event(e.kind.as_str()), &e, &e.id.to_string()).await?);
+                    pending
+                        .push(self.bus.start_publish(&subjects::event(e.kind.as_str()), &e, &e.id.to_string()).await?);
                 }
                 Effect::Outbound(o) => {
                     pending.push(self.bus.start_publish(&subjects::outbound(&o.channel), &o, &o.id.to_string()).await?);
@@ -351,7 +352,8 @@ impl RouterService {
                         AgentDelivery::Message(m) => m.id,
                         AgentDelivery::Update(u) => u.id,
                     };
-                    pending.push(self.bus.start_publish(&subjects::agent_out(&kind), &delivery, &id.to_string()).await?);
+                    pending
+                        .push(self.bus.start_publish(&subjects::agent_out(&kind), &delivery, &id.to_string()).await?);
                 }
                 Effect::Store(record) => records.push(record),
                 Effect::CommandResult { command, rejected } => results.push((command, rejected)),
