@@ -287,3 +287,116 @@ fn replay_from_a_snapshot_gives_the_same_effects_with_the_same_ids_and_old_entri
     }
     assert_eq!(a.state(), b.state());
 }
+
+const TIERED: &str = r#"
+default_team = "support"
+reopen_window_secs = 3600
+[teams.support]
+offer_timeout_secs = 30
+[teams.billing]
+offer_timeout_secs = 30
+[[agents]]
+id = "alice"
+teams = ["support"]
+tiers = ["L1"]
+capacity = { webchat = 1, email = 5 }
+status = "online"
+[[agents]]
+id = "carol"
+teams = ["support", "billing"]
+tiers = ["L2"]
+skills = ["billing:4"]
+status = "online"
+[[agents]]
+id = "dave"
+teams = ["billing"]
+tiers = ["L1"]
+status = "online"
+[[rules]]
+name = "invoices"
+when = 'text.contains("invoice")'
+skills = ["billing:3"]
+tier = "L2"
+priority = "P1"
+stop = true
+"#;
+
+/// A scenario across channels, skills, tiers, offers, transfer, escalation, resolve and reopen.
+fn scenario(j: &mut Journal) -> Vec<(u64, Entry)> {
+    let mut e = vec![
+        j.msg(0, "webchat", "u1", "s1", None, "hello"), // -> alice (L1)
+        j.msg(1, "email", "u2", "<e2@x>", None, "my invoice is wrong"), // rule: billing:3, L2, P1 -> carol
+        j.msg(2, "webchat", "u3", "s3", None, "hi there"), // alice full for webchat: waits
+    ];
+    // New conversations get ids 2, 3, 4, ... from Journal::msg's counter.
+    let (c1, c2) = (Uuid::from_u128(2), Uuid::from_u128(3));
+    e.push(j.cmd(3, "alice", Some(c1), CommandAction::Accept));
+    e.push(j.cmd(4, "carol", Some(c2), CommandAction::Accept));
+    e.push(j.cmd(5, "alice", Some(c1), CommandAction::Reply { text: "how can I help?".into() }));
+    e.push(j.cmd(
+        6,
+        "alice",
+        Some(c1),
+        CommandAction::Transfer {
+            to_agent: None,
+            to_team: Some("billing".into()),
+            note: Some("refund question".into()),
+        },
+    ));
+    e.push(j.cmd(7, "carol", Some(c2), CommandAction::Escalate { tier: None, note: Some("needs L3".into()) }));
+    e.push((j.seq + 1, Entry::Tick { at: 40_000 }));
+    j.seq += 1;
+    e.push(j.cmd(41, "alice", Some(c1), CommandAction::Note { text: "not mine any more".into() }));
+    e.push(j.msg(42, "webchat", "u1", "s1", None, "anyone?"));
+    e
+}
+
+#[test]
+fn restoring_between_every_step_gives_the_same_effects_as_running_straight_through() {
+    let routing: switchboard_routing::RoutingConfig = toml::from_str(TIERED).unwrap();
+    let endpoints: BTreeMap<_, _> =
+        ["alice", "carol", "dave"].map(|a| (a.to_string(), vec!["webhook".to_string()])).into();
+    let cfg = || RouterConfig { routing: routing.clone(), endpoints: endpoints.clone(), offer_history: 10 };
+    let entries = scenario(&mut Journal::new());
+    let mut straight = Router::new(cfg()).unwrap();
+    let mut restarted = Router::new(cfg()).unwrap();
+    let mut all = Vec::new();
+    for (seq, entry) in &entries {
+        let a = straight.apply(*seq, entry);
+        let json = serde_json::to_string(&restarted.state()).unwrap();
+        restarted = Router::restore(cfg(), serde_json::from_str(&json).unwrap()).unwrap();
+        let b = restarted.apply(*seq, entry);
+        assert_eq!(a, b, "entry {seq} differs after a restart");
+        all.extend(a);
+    }
+    assert_eq!(straight.state(), restarted.state());
+
+    // And the scenario did what the rules say.
+    let offered: Vec<(String, Uuid)> = all
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Agent { delivery: AgentDelivery::Offer(o), .. } if o.actions[0] == "accept" => {
+                Some((o.agent_id.clone(), o.conversation_id))
+            }
+            _ => None,
+        })
+        .collect();
+    let (c1, c2, c3) = (Uuid::from_u128(2), Uuid::from_u128(3), Uuid::from_u128(4));
+    assert_eq!(offered[0], ("alice".into(), c1), "L1 generalist");
+    assert_eq!(offered[1], ("carol".into(), c2), "the invoice rule asks for billing:3 at L2: {offered:?}");
+    assert!(!offered[..2].iter().any(|(_, c)| *c == c3), "alice had no webchat room for c3 at first");
+    let kinds = events(&all);
+    assert!(kinds.contains(&EventKind::Transferred) && kinds.contains(&EventKind::Escalated));
+    let r1 = straight.record(c1).unwrap();
+    assert_eq!(r1.team, "billing", "transferred with its history");
+    assert!(
+        r1.history.iter().any(|h| h.from == Author::Note && h.text == "refund question"),
+        "the transfer note travels"
+    );
+    assert!(r1.history.iter().any(|h| h.text == "not mine any more"));
+    let r2 = straight.record(c2).unwrap();
+    assert_eq!(r2.tier, switchboard_core::Tier::L3, "escalated one tier up");
+    assert!(r2.history.iter().any(|h| h.text == "needs L3"));
+    // After alice let c1 go, her webchat slot took the waiting c3 at once.
+    assert!(offered.iter().any(|(a, c)| a == "alice" && *c == c3), "{offered:?}");
+}
