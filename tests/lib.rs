@@ -153,3 +153,20 @@ impl Receiver {
         }
     }
 }
+
+/// Asserts that a received POST carries a valid Standard Webhooks signature made with [`SECRET`].
+pub fn verify_signed(headers: &axum::http::HeaderMap, body: &str) {
+    let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
+    let key = decode_secret(SECRET).expect("valid secret");
+    let now = chrono::Utc::now().timestamp();
+    signature::verify(
+        &key,
+        h(signature::ID),
+        h(signature::TIMESTAMP),
+        h(signature::SIGNATURE),
+        body.as_bytes(),
+        now,
+        300,
+    )
+    .expect("signed with the shared test secret");
+}

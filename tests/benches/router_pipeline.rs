@@ -16,12 +16,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
-use async_nats::jetstream::{self, stream};
-use base64::Engine;
+use async_nats::jetstream;
 use futures::StreamExt;
 use hdrhistogram::Histogram;
 use serde_json::json;
-use switchboard_channel_webhook::{AgentEndpointConfig, SourceConfig, signature};
+use switchboard_channel_webhook::{AgentEndpointConfig, signature};
 use switchboard_testkit::NatsServer;
 use tokio_util::sync::CancellationToken;
 
@@ -121,14 +120,7 @@ async fn main() -> anyhow::Result<()> {
     // 1. Raw JetStream end to end on the same server.
     let client = async_nats::connect(server.url()).await?;
     let js = jetstream::new(client.clone());
-    let bench = js
-        .create_stream(stream::Config {
-            name: "BENCH".into(),
-            subjects: vec!["bench.>".into()],
-            storage: stream::StorageType::File,
-            ..Default::default()
-        })
-        .await?;
+    let bench = bench_stream(&js).await?;
     let consumer = pull_consumer(&bench, "e2e").await?;
     let start = Instant::now();
     let (p, c) = tokio::join!(publish_async(&js, "bench.e2e", max_n * 4), consume(&consumer, &client, max_n * 4));
@@ -141,22 +133,14 @@ async fn main() -> anyhow::Result<()> {
     let arrivals: Arrivals = Arc::default();
     let helpdesk_url = helpdesk(arrivals.clone()).await?;
     let dir = tempfile::tempdir()?;
-    let secret_file = dir.path().join("bench.secret");
-    let secret = format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode(random_key()));
-    std::fs::write(&secret_file, &secret)?;
-    let key = switchboard_channel_webhook::decode_secret(&secret).map_err(anyhow::Error::msg)?;
-    let mut config = switchboard::Config::default();
-    config.nats.url = server.url();
-    let source = SourceConfig { secret_env: None, secret_file: Some(secret_file.clone()), outbound_url: None };
-    config.channels.webhook.sources.insert("bench".into(), source);
-    config.channels.webhook.runtime.rate_limit.per_minute = 10_000_000;
-    config.channels.webhook.runtime.rate_limit.burst = 1_000_000;
+    let (mut config, secret_file, key) = daemon_config(&server.url(), dir.path())?;
     let agents: Vec<_> = (0..AGENTS)
         .map(|a| {
             json!({ "id": format!("a{a}"), "teams": ["support"], "tiers": ["L1"], "status": "online",
                          "default_capacity": 100_000, "max_total": 100_000 })
         })
         .collect();
+    config.router.enabled = true;
     config.routing = serde_json::from_value(json!({
         "default_team": "support",
         "teams": { "support": { "offer_timeout_secs": 3600 } },

@@ -16,12 +16,11 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
-use async_nats::jetstream::{self, stream};
-use base64::Engine;
+use async_nats::jetstream;
 use futures::{StreamExt, TryStreamExt};
 use hdrhistogram::Histogram;
 use serde_json::json;
-use switchboard_channel_webhook::{SourceConfig, signature};
+use switchboard_channel_webhook::signature;
 use switchboard_testkit::NatsServer;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -108,14 +107,7 @@ async fn main() -> anyhow::Result<()> {
 async fn raw_baselines(url: &str, sizes: &Sizes) -> anyhow::Result<RawRates> {
     let client = async_nats::connect(url).await?;
     let js = jetstream::new(client.clone());
-    let bench = js
-        .create_stream(stream::Config {
-            name: "BENCH".into(),
-            subjects: vec!["bench.>".into()],
-            storage: stream::StorageType::File,
-            ..Default::default()
-        })
-        .await?;
+    let bench = bench_stream(&js).await?;
     let n = sizes.raw;
 
     let published = publish_async(&js, "bench.split", n).await?;
@@ -159,18 +151,7 @@ async fn publish_sync(js: &jetstream::Context, sizes: &Sizes) -> anyhow::Result<
 /// last response and the per-request latencies in µs.
 async fn webhook_inbound(url: &str, sizes: &Sizes) -> anyhow::Result<(Duration, Histogram<u64>)> {
     let dir = tempfile::tempdir()?;
-    let secret_file = dir.path().join("bench.secret");
-    let secret = format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode(random_key()));
-    std::fs::write(&secret_file, &secret)?;
-    let key = switchboard_channel_webhook::decode_secret(&secret).map_err(anyhow::Error::msg)?;
-
-    let mut config = switchboard::Config::default();
-    config.nats.url = url.into();
-    let source = SourceConfig { secret_env: None, secret_file: Some(secret_file), outbound_url: None };
-    config.channels.webhook.sources.insert("bench".into(), source);
-    // Senders repeat every 1000 requests; the default per-sender limit would answer 429.
-    config.channels.webhook.runtime.rate_limit.per_minute = 10_000_000;
-    config.channels.webhook.runtime.rate_limit.burst = 1_000_000;
+    let (config, _, key) = daemon_config(url, dir.path())?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
     let shutdown = CancellationToken::new();

@@ -6,27 +6,11 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use switchboard::config::ApiTokenConfig;
-use switchboard_channel_webhook::{AgentEndpointConfig, decode_secret, signature};
-use switchboard_e2e::{Receiver, SECRET, TestDaemon};
+use switchboard_channel_webhook::AgentEndpointConfig;
+use switchboard_e2e::{Receiver, SECRET, TestDaemon, verify_signed};
 
 const WAIT: Duration = Duration::from_secs(20);
 const TOKEN: &str = "alice-token-for-tests";
-
-fn verify_signed(headers: &axum::http::HeaderMap, body: &str) {
-    let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
-    let key = decode_secret(SECRET).unwrap();
-    let now = chrono::Utc::now().timestamp();
-    signature::verify(
-        &key,
-        h(signature::ID),
-        h(signature::TIMESTAMP),
-        h(signature::SIGNATURE),
-        body.as_bytes(),
-        now,
-        300,
-    )
-    .expect("a valid Standard Webhooks signature");
-}
 
 async fn api(daemon: &TestDaemon, token: &str, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
     let url = format!("{}{path}", daemon.base);

@@ -5,11 +5,10 @@ use std::time::Duration;
 
 use axum::http::HeaderMap;
 use switchboard_bus::{Bus, BusConfig};
-use switchboard_channel_webhook::{decode_secret, signature};
 use switchboard_core::contract::{streams, subjects};
 use switchboard_core::outbound::ChannelAddress;
 use switchboard_core::{Contract, Envelope, OutboundKind, OutboundMessage};
-use switchboard_e2e::{SECRET, TestDaemon};
+use switchboard_e2e::{TestDaemon, verify_signed};
 use tokio_util::sync::CancellationToken;
 
 #[tokio::test]
@@ -74,18 +73,7 @@ async fn customer_message_in_and_agent_reply_out() {
     let received = received.lock().unwrap().clone();
     assert_eq!(received.len(), 1, "delivered exactly once");
     let (headers, body) = &received[0];
-    let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
-    let key = decode_secret(SECRET).unwrap();
-    signature::verify(
-        &key,
-        h(signature::ID),
-        h(signature::TIMESTAMP),
-        h(signature::SIGNATURE),
-        body.as_bytes(),
-        chrono::Utc::now().timestamp(),
-        300,
-    )
-    .expect("signed with the source's secret");
+    verify_signed(headers, body);
     let json: serde_json::Value = serde_json::from_str(body).unwrap();
     assert_eq!(json["thread_id"], "order-17");
     assert_eq!(json["in_reply_to"], "order-17-q1");

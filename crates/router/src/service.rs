@@ -153,18 +153,8 @@ impl RouterService {
         }
         info!(group = %self.svc.group, sequence = router.sequence(), replayed, "router state restored");
 
-        let mut queue_requests = self
-            .bus
-            .client()
-            .subscribe(subjects::router_queue(&self.svc.group))
-            .await
-            .map_err(|e| BusError::Setup { what: "queue view subscription".into(), source: e.into() })?;
-        let mut explain_requests = self
-            .bus
-            .client()
-            .subscribe(subjects::router_explain(&self.svc.group))
-            .await
-            .map_err(|e| BusError::Setup { what: "explain subscription".into(), source: e.into() })?;
+        let mut queue_requests = self.subscribe(subjects::router_queue(&self.svc.group)).await?;
+        let mut explain_requests = self.subscribe(subjects::router_explain(&self.svc.group)).await?;
         let (tx, mut rx) = mpsc::channel::<Work>(64);
         let stop_inputs = CancellationToken::new();
         let mut inputs = self.start_inputs(tx, &stop_inputs);
@@ -239,6 +229,16 @@ impl RouterService {
             warn!(error = %e, "final snapshot failed; the next leader replays the journal");
         }
         result
+    }
+
+    /// A core NATS subscription for the leader's request-reply views.
+    async fn subscribe(&self, subject: String) -> Result<switchboard_bus::async_nats::Subscriber, ServiceError> {
+        let what = format!("subscription to {subject}");
+        self.bus
+            .client()
+            .subscribe(subject)
+            .await
+            .map_err(|e| ServiceError::Bus(BusError::Setup { what, source: e.into() }))
     }
 
     async fn answer_queue(&self, router: &Router, request: switchboard_bus::async_nats::Message) {

@@ -129,3 +129,38 @@ pub fn write_json(bench: &str, metrics: &[Metric]) -> anyhow::Result<PathBuf> {
         .with_context(|| format!("write {}", path.display()))?;
     Ok(path)
 }
+
+/// Creates the raw baselines' `BENCH` stream (file storage, `bench.>`); delete it after use.
+pub async fn bench_stream(js: &jetstream::Context) -> anyhow::Result<stream::Stream> {
+    let config = stream::Config {
+        name: "BENCH".into(),
+        subjects: vec!["bench.>".into()],
+        storage: stream::StorageType::File,
+        ..Default::default()
+    };
+    Ok(js.create_stream(config).await?)
+}
+
+/// A daemon configuration on NATS `url` with webhook source `bench` whose secret is written to
+/// `dir`, and no per-sender limit in the way; returns it with the secret's file and HMAC key.
+pub fn daemon_config(url: &str, dir: &Path) -> anyhow::Result<(switchboard::Config, PathBuf, Vec<u8>)> {
+    use base64::Engine;
+    let secret_file = dir.join("bench.secret");
+    let secret = format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode(random_key()));
+    std::fs::write(&secret_file, &secret)?;
+    let key = switchboard_channel_webhook::decode_secret(&secret).map_err(anyhow::Error::msg)?;
+    let mut config = switchboard::Config::default();
+    config.nats.url = url.into();
+    let source = switchboard_channel_webhook::SourceConfig {
+        secret_env: None,
+        secret_file: Some(secret_file.clone()),
+        outbound_url: None,
+    };
+    config.channels.webhook.sources.insert("bench".into(), source);
+    // Inbound alone unless a benchmark gives the router a routing configuration and turns it on.
+    config.router.enabled = false;
+    // Benchmarks repeat senders; the default per-sender limit would answer 429.
+    config.channels.webhook.runtime.rate_limit.per_minute = 10_000_000;
+    config.channels.webhook.runtime.rate_limit.burst = 1_000_000;
+    Ok((config, secret_file, key))
+}
