@@ -185,6 +185,14 @@ pub enum CommandAction {
         /// The new status.
         status: AgentStatus,
     },
+    /// Change how much the agent takes at once (e.g. fewer chats while training).
+    SetCapacity {
+        /// Concurrent conversations per channel kind, e.g. `{"webchat": 2, "email": 8}`.
+        #[serde(default)]
+        capacity: std::collections::BTreeMap<String, u32>,
+        /// Concurrent conversations in total.
+        max_total: u32,
+    },
 }
 
 impl Contract for AgentCommand {
@@ -192,7 +200,8 @@ impl Contract for AgentCommand {
 
     fn validate(&self) -> Result<(), ValidationError> {
         non_empty("agent_id", &self.agent_id)?;
-        let needs_conversation = !matches!(self.action, CommandAction::SetStatus { .. });
+        let needs_conversation =
+            !matches!(self.action, CommandAction::SetStatus { .. } | CommandAction::SetCapacity { .. });
         if needs_conversation && self.conversation_id.is_none() {
             return Err(ValidationError::new("conversation_id", "is required for this action"));
         }
@@ -203,6 +212,17 @@ impl Contract for AgentCommand {
             }
             CommandAction::Transfer { to_agent: None, to_team: None, .. } => {
                 return Err(ValidationError::new("action.to_agent", "a transfer needs to_agent or to_team"));
+            }
+            CommandAction::SetCapacity { capacity, max_total } => {
+                if *max_total == 0 {
+                    return Err(ValidationError::new(
+                        "action.max_total",
+                        "must be at least 1 (set status away instead)",
+                    ));
+                }
+                for kind in capacity.keys() {
+                    token("action.capacity", kind)?;
+                }
             }
             _ => {}
         }

@@ -295,6 +295,12 @@ impl Router {
             CommandAction::SetStatus { status } => {
                 Some(Input::AgentStatus { at, agent: agent.clone(), status: *status })
             }
+            CommandAction::SetCapacity { capacity, max_total } => Some(Input::AgentCapacity {
+                at,
+                agent: agent.clone(),
+                capacity: capacity.clone(),
+                max_total: *max_total,
+            }),
             CommandAction::Note { .. } => {
                 let decisions = self.engine.handle(Input::Tick { at });
                 self.decisions(decisions, fx);

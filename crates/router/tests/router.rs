@@ -400,3 +400,20 @@ fn restoring_between_every_step_gives_the_same_effects_as_running_straight_throu
     // After alice let c1 go, her webchat slot took the waiting c3 at once.
     assert!(offered.iter().any(|(a, c)| a == "alice" && *c == c3), "{offered:?}");
 }
+
+#[test]
+fn an_agent_changes_capacity_at_runtime_and_waiting_work_flows_at_once() {
+    let (mut r, mut j) = (router(), Journal::new());
+    for i in 0..4 {
+        apply(&mut r, j.msg(i, "webhook", &format!("cust-{i}"), &format!("t-{i}"), None, "hi"));
+    }
+    assert_eq!(r.queue_view(10_000).len(), 1, "alice's default capacity is 3");
+    let more = CommandAction::SetCapacity { capacity: BTreeMap::from([("webhook".into(), 5)]), max_total: 10 };
+    let fx = apply(&mut r, j.cmd(5, "alice", None, more));
+    assert_eq!(result(&fx), None);
+    assert_eq!(offers(&fx).len(), 1, "the waiting conversation is offered on the change itself");
+    assert!(r.queue_view(10_000).is_empty());
+    let bad = CommandAction::SetCapacity { capacity: BTreeMap::new(), max_total: 3 };
+    let fx = apply(&mut r, j.cmd(6, "nobody", None, bad));
+    assert!(result(&fx).unwrap().contains("unknown agent"));
+}
