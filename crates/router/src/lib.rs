@@ -19,4 +19,4 @@ pub use effect::{Effect, effect_id};
 pub use entry::Entry;
 pub use record::{ConversationRecord, HISTORY_KEEP, QueueItem};
 pub use router::{Router, RouterConfig, RouterError, RouterState};
-pub use service::{RouterService, ServiceConfig, ServiceError};
+pub use service::{Role, RouterService, ServiceConfig, ServiceError};

@@ -84,11 +84,25 @@ enum Input {
     Command(Box<AgentCommand>),
 }
 
+/// What the service is doing, for health reporting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Role {
+    /// Not contending yet.
+    Starting,
+    /// Waiting for the lease: healthy, ready to take over.
+    Standby,
+    /// Holding the lease and routing.
+    Leading,
+    /// Stopped for good (e.g. an invalid configuration), with the reason.
+    Failed(String),
+}
+
 /// The router service for one routing group.
 pub struct RouterService {
     bus: Bus,
     cfg: RouterConfig,
     svc: ServiceConfig,
+    role: tokio::sync::watch::Sender<Role>,
 }
 
 fn now_ms() -> i64 {
@@ -98,16 +112,25 @@ fn now_ms() -> i64 {
 impl RouterService {
     /// A service; nothing runs until [`RouterService::run`].
     pub fn new(bus: Bus, cfg: RouterConfig, svc: ServiceConfig) -> Self {
-        RouterService { bus, cfg, svc }
+        RouterService { bus, cfg, svc, role: tokio::sync::watch::Sender::new(Role::Starting) }
+    }
+
+    /// Follows what the service is doing (standby, leading, failed).
+    pub fn role(&self) -> tokio::sync::watch::Receiver<Role> {
+        self.role.subscribe()
     }
 
     /// Contends for the lease and leads while holding it, until `shutdown`. Losing the lease
     /// (or a NATS failure while leading) goes back to contending.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), ServiceError> {
         // Fail fast on a bad configuration rather than in the middle of a takeover.
-        Router::new(self.cfg.clone())?;
+        if let Err(e) = Router::new(self.cfg.clone()) {
+            self.role.send_replace(Role::Failed(e.to_string()));
+            return Err(e.into());
+        }
         let lease_name = format!("router.{}", self.svc.group);
         loop {
+            self.role.send_replace(Role::Standby);
             let acquired = self.bus.acquire_lease(&lease_name, &self.svc.holder, self.svc.lease_ttl, &shutdown).await;
             let mut lease = match acquired {
                 Ok(Some(lease)) => lease,
@@ -121,12 +144,16 @@ impl RouterService {
                 }
             };
             info!(group = %self.svc.group, "leading");
+            self.role.send_replace(Role::Leading);
             match self.lead(&mut lease, &shutdown).await {
                 Ok(()) => {
                     lease.release().await;
                     return Ok(());
                 }
-                Err(ServiceError::Router(e)) => return Err(ServiceError::Router(e)),
+                Err(ServiceError::Router(e)) => {
+                    self.role.send_replace(Role::Failed(e.to_string()));
+                    return Err(ServiceError::Router(e));
+                }
                 Err(e) => {
                     warn!(group = %self.svc.group, error = %e, "stopped leading; contending again");
                     tokio::select! {

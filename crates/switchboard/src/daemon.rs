@@ -11,7 +11,8 @@ use tokio_util::sync::CancellationToken;
 use tower_http::timeout::TimeoutLayer;
 use tracing::{error, info, warn};
 
-use switchboard_router::{RouterConfig, RouterService, ServiceConfig};
+use switchboard_adapter::{Health, HealthStatus};
+use switchboard_router::{Role, RouterConfig, RouterService, ServiceConfig};
 
 use crate::config::Config;
 use crate::http::{Readiness, health_routes};
@@ -32,10 +33,12 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     let components_stop = CancellationToken::new();
     let channels = crate::channels::build(&config.channels, &slot, &components_stop)?;
 
-    let readiness = Readiness {
-        bus: slot.clone(),
-        components: Arc::new(channels.iter().map(|c| (c.name, c.health.clone())).collect()),
-    };
+    let router_health = Health::default();
+    let mut components: Vec<(&'static str, Health)> = channels.iter().map(|c| (c.name, c.health.clone())).collect();
+    if config.router.enabled {
+        components.push(("router", router_health.clone()));
+    }
+    let readiness = Readiness { bus: slot.clone(), components: Arc::new(components) };
     let mut app =
         health_routes(readiness).merge(crate::api::Api::new(&config.api, slot.clone(), &config.router.group).routes());
     for channel in &channels {
@@ -93,6 +96,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     }
     if config.router.enabled {
         let service = RouterService::new(bus.clone(), router_config(&config), service_config(&config));
+        tokio::spawn(report_role(service.role(), router_health));
         let stop = components_stop.clone();
         running.spawn(async move { ("router", service.run(stop).await.map_err(|e| e.to_string())) });
     }
@@ -144,4 +148,20 @@ fn service_config(config: &Config) -> ServiceConfig {
     svc.lease_ttl = Duration::from_secs(config.router.lease_ttl_secs);
     svc.snapshot_every = config.router.snapshot_every;
     svc
+}
+
+/// Mirrors the router's role into its health: standing by and leading are both ready (a standby
+/// is what makes failover work); a router that stopped for good is not.
+async fn report_role(mut role: tokio::sync::watch::Receiver<Role>, health: Health) {
+    loop {
+        let status = match &*role.borrow_and_update() {
+            Role::Starting => HealthStatus::Starting,
+            Role::Standby | Role::Leading => HealthStatus::Ready,
+            Role::Failed(why) => HealthStatus::Stopped(why.clone()),
+        };
+        health.set(status);
+        if role.changed().await.is_err() {
+            return;
+        }
+    }
 }
