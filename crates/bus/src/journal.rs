@@ -12,6 +12,7 @@ use async_nats::HeaderMap;
 use async_nats::header::NATS_EXPECTED_LAST_SUBJECT_SEQUENCE;
 use async_nats::jetstream::consumer::{DeliverPolicy, pull};
 use async_nats::jetstream::context::PublishErrorKind;
+use async_nats::jetstream::stream::LastRawMessageErrorKind;
 use bytes::Bytes;
 use futures::StreamExt;
 use switchboard_core::contract::{headers, streams};
@@ -76,14 +77,10 @@ impl Journal {
             durable: format!("last of {}", self.subject),
             source: e,
         };
-        let mut stream = self.bus.jetstream().get_stream(streams::ROUTER).await.map_err(|e| err(e.into()))?;
-        let info = stream.info().await.map_err(|e| err(e.into()))?;
-        if info.state.messages == 0 {
-            return Ok(0);
-        }
+        let stream = self.bus.jetstream().get_stream(streams::ROUTER).await.map_err(|e| err(e.into()))?;
         match stream.get_last_raw_message_by_subject(&self.subject).await {
             Ok(m) => Ok(m.sequence),
-            Err(e) if e.to_string().contains("no message found") || e.to_string().contains("not found") => Ok(0),
+            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(0),
             Err(e) => Err(err(e.into())),
         }
     }
