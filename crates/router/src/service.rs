@@ -103,6 +103,8 @@ pub struct RouterService {
     cfg: RouterConfig,
     svc: ServiceConfig,
     role: tokio::sync::watch::Sender<Role>,
+    /// The conversations bucket, looked up once (a lookup is a JetStream API request).
+    conversations: tokio::sync::OnceCell<switchboard_bus::async_nats::jetstream::kv::Store>,
 }
 
 fn now_ms() -> i64 {
@@ -112,7 +114,8 @@ fn now_ms() -> i64 {
 impl RouterService {
     /// A service; nothing runs until [`RouterService::run`].
     pub fn new(bus: Bus, cfg: RouterConfig, svc: ServiceConfig) -> Self {
-        RouterService { bus, cfg, svc, role: tokio::sync::watch::Sender::new(Role::Starting) }
+        let role = tokio::sync::watch::Sender::new(Role::Starting);
+        RouterService { bus, cfg, svc, role, conversations: tokio::sync::OnceCell::new() }
     }
 
     /// Follows what the service is doing (standby, leading, failed).
@@ -410,7 +413,8 @@ impl RouterService {
     /// Stores a conversation record for readers (the agent API); losing one write is repaired
     /// by the next change of the conversation, so a failure is logged, not fatal.
     async fn store(&self, record: &crate::ConversationRecord) {
-        let kv = match self.bus.jetstream().get_key_value(buckets::CONVERSATIONS).await {
+        let bucket = self.conversations.get_or_try_init(|| self.bus.jetstream().get_key_value(buckets::CONVERSATIONS));
+        let kv = match bucket.await {
             Ok(kv) => kv,
             Err(e) => return warn!(error = %e, "conversation bucket unavailable"),
         };
