@@ -383,7 +383,7 @@ impl Router {
     /// Turns the engine's decisions into effects and record changes.
     fn decisions(&mut self, decisions: Vec<Decision>, fx: &mut Fx) {
         for d in decisions {
-            if let Some(c) = conversation_of(&d) {
+            if let Some(c) = d.conversation() {
                 fx.touched.insert(c);
             }
             match d {
@@ -626,27 +626,6 @@ impl Router {
                 }
             }
         }
-    }
-}
-
-/// The conversation a decision is about, if any.
-fn conversation_of(d: &Decision) -> Option<Uuid> {
-    match d {
-        Decision::Opened { conversation, .. }
-        | Decision::Reopened { conversation }
-        | Decision::Queued { conversation, .. }
-        | Decision::AutoReply { conversation, .. }
-        | Decision::Offer { conversation, .. }
-        | Decision::OfferTimedOut { conversation, .. }
-        | Decision::OfferWithdrawn { conversation, .. }
-        | Decision::Assigned { conversation, .. }
-        | Decision::DeliverToAgent { conversation, .. }
-        | Decision::FirstResponse { conversation, .. }
-        | Decision::Escalated { conversation, .. }
-        | Decision::Transferred { conversation, .. }
-        | Decision::SlaBreached { conversation }
-        | Decision::Resolved { conversation, .. } => Some(*conversation),
-        Decision::AgentStatusChanged { .. } | Decision::Rejected { .. } => None,
     }
 }
 

@@ -318,3 +318,26 @@ pub enum Decision {
         reason: String,
     },
 }
+
+impl Decision {
+    /// The conversation the decision changes, if any (a rejection changes nothing).
+    pub fn conversation(&self) -> Option<ConversationId> {
+        match self {
+            Decision::Opened { conversation, .. }
+            | Decision::Reopened { conversation }
+            | Decision::Queued { conversation, .. }
+            | Decision::AutoReply { conversation, .. }
+            | Decision::Offer { conversation, .. }
+            | Decision::OfferTimedOut { conversation, .. }
+            | Decision::OfferWithdrawn { conversation, .. }
+            | Decision::Assigned { conversation, .. }
+            | Decision::DeliverToAgent { conversation, .. }
+            | Decision::FirstResponse { conversation, .. }
+            | Decision::Escalated { conversation, .. }
+            | Decision::Transferred { conversation, .. }
+            | Decision::SlaBreached { conversation }
+            | Decision::Resolved { conversation, .. } => Some(*conversation),
+            Decision::AgentStatusChanged { .. } | Decision::Rejected { .. } => None,
+        }
+    }
+}
