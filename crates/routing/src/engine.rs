@@ -179,7 +179,7 @@ impl Engine {
                 if c.epoch != epoch || c.state != ConvState::Queued {
                     return;
                 }
-                self.unplace(conv);
+                self.dequeue(conv);
                 self.conv_mut(conv).expect("live").sticky = None;
                 self.place(conv);
                 self.route(conv, out);
@@ -438,11 +438,6 @@ impl Engine {
         self.enqueue(ix, out);
         let epoch = self.conv(ix).expect("live").epoch;
         self.schedule(until, Timer::StickyEnd { conv: ix, epoch });
-    }
-
-    /// Takes a queued conversation out of the queue.
-    pub(crate) fn dequeue(&mut self, ix: ConvIx) {
-        self.unplace(ix);
     }
 
     fn hand_off(&mut self, ix: ConvIx, out: &mut Vec<Decision>) {

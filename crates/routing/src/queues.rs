@@ -54,9 +54,9 @@ impl Engine {
         self.st.classes[cl as usize].queue.insert((key, seq, ix));
     }
 
-    /// Takes a conversation out of where [`Engine::place`] put it. Must run before any field
-    /// that decides the place (sticky, requirements, key) changes.
-    pub(crate) fn unplace(&mut self, ix: ConvIx) {
+    /// Takes a queued conversation out of where [`Engine::place`] put it. Must run before any
+    /// field that decides the place (sticky, requirements, key) changes.
+    pub(crate) fn dequeue(&mut self, ix: ConvIx) {
         let c = self.conv(ix).expect("live");
         let (key, seq) = (c.queue_key, c.seq);
         match c.sticky {
