@@ -608,15 +608,18 @@ impl Router {
             }
         }
         while let Some(&(_, id)) = self.st.resolved.front() {
-            if self.engine.where_is(id).is_some_and(|(s, _)| s != "resolved") {
-                // Reopened: it will be queued again when resolved once more.
-                self.st.resolved.pop_front();
-                continue;
+            match self.engine.where_is(id).map(|(state, _)| state) {
+                // Still within the reopen window; so is everything behind it.
+                Some("resolved") => break,
+                // Reopened: it is queued here again when resolved once more.
+                Some(_) => {
+                    self.st.resolved.pop_front();
+                    continue;
+                }
+                None => {
+                    self.st.resolved.pop_front();
+                }
             }
-            if self.engine.where_is(id).is_some() {
-                break;
-            }
-            self.st.resolved.pop_front();
             if let Some(r) = self.st.records.remove(&id)
                 && let Some(ids) = self.st.persons.get_mut(&r.person)
             {
