@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use switchboard_core::agent::Author;
-use switchboard_core::{AgentCommand, AgentDelivery, CommandAction, Customer, Envelope, EventKind, OutboundKind};
+use switchboard_core::{AgentCommand, AgentDelivery, CommandAction, EventKind, OutboundKind};
 use switchboard_router::{Effect, Entry, Router, RouterConfig};
 use uuid::Uuid;
 
@@ -58,26 +58,10 @@ impl Journal {
     ) -> (u64, Entry) {
         self.seq += 1;
         self.next_conv += 1;
-        let envelope = Envelope {
-            id: Uuid::now_v7(),
-            channel: channel.into(),
-            provider_message_id: format!("p-{}", self.seq),
-            received_at: chrono::DateTime::from_timestamp(secs, 0).unwrap(),
-            customer: Customer {
-                id: customer.into(),
-                name: None,
-                email: email.map(str::to_string),
-                phone: None,
-                language: None,
-            },
-            thread_key: thread.into(),
-            text: text.into(),
-            subject: None,
-            html: None,
-            attachments: vec![],
-            metadata: Default::default(),
-            raw_ref: None,
-        };
+        let mut envelope = switchboard_adapter::testkit::envelope(channel, &format!("p-{}", self.seq), customer, text);
+        envelope.received_at = chrono::DateTime::from_timestamp(secs, 0).unwrap();
+        envelope.customer.email = email.map(str::to_string);
+        envelope.thread_key = thread.into();
         let entry = Entry::Inbound {
             at: secs * 1000,
             envelope: Box::new(envelope),
