@@ -1,37 +1,18 @@
 //! The webhook channel through the real daemon: a customer's message in, an agent's reply out.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::http::HeaderMap;
 use switchboard_bus::{Bus, BusConfig};
 use switchboard_core::contract::{streams, subjects};
 use switchboard_core::outbound::ChannelAddress;
 use switchboard_core::{Contract, Envelope, OutboundKind, OutboundMessage};
-use switchboard_e2e::{TestDaemon, verify_signed};
+use switchboard_e2e::{Receiver, TestDaemon, verify_signed};
 use tokio_util::sync::CancellationToken;
 
 #[tokio::test]
 async fn customer_message_in_and_agent_reply_out() {
-    let received: Arc<Mutex<Vec<(HeaderMap, String)>>> = Arc::default();
-    let receiver = {
-        let received = received.clone();
-        axum::Router::new().route(
-            "/replies",
-            axum::routing::post(move |headers: HeaderMap, body: String| {
-                let received = received.clone();
-                async move {
-                    received.lock().unwrap().push((headers, body));
-                    axum::http::StatusCode::NO_CONTENT
-                }
-            }),
-        )
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/replies", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, receiver).await.unwrap() });
-
-    let daemon = TestDaemon::start(Some(url), |_| {}).await;
+    let shop = Receiver::start("/replies").await;
+    let daemon = TestDaemon::start(Some(shop.url.clone()), |_| {}).await;
 
     // In: a signed message from the shop's backend is stored as an envelope.
     let body = r#"{"message_id":"order-17-q1","customer":{"id":"u-17","name":"Ada","email":"ada@example.com"},"thread_id":"order-17","subject":"Order 17","text":"Where is order 17?","metadata":{"order":"17"}}"#;
@@ -63,14 +44,10 @@ async fn customer_message_in_and_agent_reply_out() {
         metadata: envelope.metadata.clone(),
     };
     bus.publish(&subjects::outbound("webhook"), &reply, &reply.id.to_string()).await.unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while received.lock().unwrap().is_empty() {
-        assert!(std::time::Instant::now() < deadline, "reply not delivered within 10 s");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    shop.wait_for("the reply at the shop", Duration::from_secs(10), |_| true).await;
     daemon.stop().await;
 
-    let received = received.lock().unwrap().clone();
+    let received = shop.received();
     assert_eq!(received.len(), 1, "delivered exactly once");
     let (headers, body) = &received[0];
     verify_signed(headers, body);
