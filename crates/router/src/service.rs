@@ -325,7 +325,7 @@ impl RouterService {
         let inbound = ConsumerSpec::new(&component, streams::INBOUND, &component, "sb.in.>");
         let commands =
             ConsumerSpec::new(&component, streams::AGENT, &format!("{component}-commands"), subjects::AGENT_IN);
-        for (mut spec, kind) in [(inbound, 0), (commands, 1)] {
+        for (mut spec, customers) in [(inbound, true), (commands, false)] {
             // An input fails here only because the router is not leading or NATS is down: never
             // a reason to give a customer's message up. Bad payloads are still rejected at once.
             spec.max_deliver = u64::MAX;
@@ -335,7 +335,7 @@ impl RouterService {
                 let handler = move |d: Delivery| {
                     let tx = tx.clone();
                     async move {
-                        let input = if kind == 0 {
+                        let input = if customers {
                             let envelope = d.decode::<Envelope>()?;
                             let msg_id = d
                                 .headers
