@@ -48,16 +48,7 @@ impl AgentEndpointConfig {
         if !(self.url.starts_with("http://") || self.url.starts_with("https://")) {
             return Err(WebhookConfigError::new(key, format!("`{}` is not an http(s) URL", self.url)));
         }
-        match (&self.secret_env, &self.secret_file) {
-            (None, None) => {
-                Err(WebhookConfigError::new(format!("agents.{agent}.secret_env"), "set secret_env or secret_file"))
-            }
-            (Some(_), Some(_)) => Err(WebhookConfigError::new(
-                format!("agents.{agent}.secret_file"),
-                "set only one of secret_env and secret_file",
-            )),
-            _ => Ok(()),
-        }
+        self.as_source().check_secret_location(&format!("agents.{agent}"))
     }
 
     /// Reads and decodes the signing secret.
@@ -123,19 +114,27 @@ pub enum SecretLookup {
 }
 
 impl SourceConfig {
+    /// Exactly one of `secret_env` and `secret_file`; `prefix` is the key they sit under.
+    fn check_secret_location(&self, prefix: &str) -> Result<(), WebhookConfigError> {
+        match (&self.secret_env, &self.secret_file) {
+            (None, None) => {
+                Err(WebhookConfigError::new(format!("{prefix}.secret_env"), "set secret_env or secret_file"))
+            }
+            (Some(_), Some(_)) => Err(WebhookConfigError::new(
+                format!("{prefix}.secret_file"),
+                "set only one of secret_env and secret_file",
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// Checks the source's keys: a secret location, a usable URL.
     pub fn validate(&self, name: &str) -> Result<(), WebhookConfigError> {
         let key = |k: &str| format!("sources.{name}.{k}");
         if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') || name.is_empty() {
             return Err(WebhookConfigError::new(format!("sources.{name}"), "source names use only a-z, 0-9, '-', '_'"));
         }
-        match (&self.secret_env, &self.secret_file) {
-            (None, None) => return Err(WebhookConfigError::new(key("secret_env"), "set secret_env or secret_file")),
-            (Some(_), Some(_)) => {
-                return Err(WebhookConfigError::new(key("secret_file"), "set only one of secret_env and secret_file"));
-            }
-            _ => {}
-        }
+        self.check_secret_location(&format!("sources.{name}"))?;
         if let Some(url) = &self.outbound_url
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
