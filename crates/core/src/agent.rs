@@ -193,6 +193,36 @@ pub enum CommandAction {
         /// Concurrent conversations in total.
         max_total: u32,
     },
+    /// Add an agent, or change one that was added this way (agents from the configuration
+    /// file are changed in the file). Sent by an administrator, not by the agent.
+    DefineAgent {
+        /// Display name, shown to customers.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        /// Teams the agent works for (configured teams).
+        teams: Vec<String>,
+        /// Tiers the agent works at.
+        tiers: Vec<Tier>,
+        /// Skills as `name:level` (level 1-5), e.g. `billing:3`.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        skills: Vec<String>,
+        /// Concurrent conversations per channel kind.
+        #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+        capacity: std::collections::BTreeMap<String, u32>,
+        /// Capacity for channel kinds not in `capacity` (3 when absent).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        default_capacity: Option<u32>,
+        /// Concurrent conversations in total (10 when absent).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_total: Option<u32>,
+        /// Status to set; a new agent starts `offline` and a known one keeps its status when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        status: Option<AgentStatus>,
+        /// Endpoint kinds the agent's deliveries go to (`webhook`, ...); their addresses and
+        /// secrets are registered with the endpoint's channel, never carried here.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        endpoints: Vec<String>,
+    },
 }
 
 impl Contract for AgentCommand {
@@ -200,8 +230,10 @@ impl Contract for AgentCommand {
 
     fn validate(&self) -> Result<(), ValidationError> {
         non_empty("agent_id", &self.agent_id)?;
-        let needs_conversation =
-            !matches!(self.action, CommandAction::SetStatus { .. } | CommandAction::SetCapacity { .. });
+        let needs_conversation = !matches!(
+            self.action,
+            CommandAction::SetStatus { .. } | CommandAction::SetCapacity { .. } | CommandAction::DefineAgent { .. }
+        );
         if needs_conversation && self.conversation_id.is_none() {
             return Err(ValidationError::new("conversation_id", "is required for this action"));
         }
@@ -222,6 +254,24 @@ impl Contract for AgentCommand {
                 }
                 for kind in capacity.keys() {
                     token("action.capacity", kind)?;
+                }
+            }
+            CommandAction::DefineAgent { teams, tiers, endpoints, max_total, capacity, .. } => {
+                token("agent_id", &self.agent_id)?;
+                if teams.is_empty() {
+                    return Err(ValidationError::new("action.teams", "an agent needs at least one team"));
+                }
+                if tiers.is_empty() {
+                    return Err(ValidationError::new("action.tiers", "an agent needs at least one tier"));
+                }
+                if *max_total == Some(0) {
+                    return Err(ValidationError::new("action.max_total", "must be at least 1"));
+                }
+                for kind in capacity.keys() {
+                    token("action.capacity", kind)?;
+                }
+                for kind in endpoints {
+                    token("action.endpoints", kind)?;
                 }
             }
             _ => {}

@@ -122,7 +122,7 @@ pub struct BusinessHoursConfig {
 }
 
 /// One agent.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AgentConfig {
     /// Unique id.

@@ -5,13 +5,13 @@ use std::collections::{BTreeSet, HashMap};
 use smallvec::SmallVec;
 use switchboard_core::{AgentStatus, Priority, Tier};
 
+use crate::agents::build_agent;
 use crate::compiled::{Compiled, RoutingConfigError, next_tier, priority_class, tier_bit};
 use crate::config::RoutingConfig;
 use crate::model::{AutoReplyReason, ConversationId, Decision, EscalationCause, Input, MessageInfo, Ms};
 use crate::queues::ClassKey;
 use crate::rules::RuleInput;
-use crate::skills::parse_skill;
-use crate::state::{Agent, AgentIx, Conv, ConvIx, ConvState, CustomerRec, State, TIERS, Timer, queue_key};
+use crate::state::{AgentIx, Conv, ConvIx, ConvState, CustomerRec, State, TIERS, Timer, queue_key};
 
 /// The routing engine: deterministic, no I/O, no clock. The same inputs give the same decisions.
 pub struct Engine {
@@ -39,36 +39,9 @@ impl Engine {
             class_ix: HashMap::new(),
             team_classes,
         };
-        for a in &config.agents {
-            let mut skills = SmallVec::new();
-            for s in &a.skills {
-                // Validated by Compiled::new.
-                if let Ok((name, level)) = parse_skill(s) {
-                    skills.push((engine.cfg.skill_ix[&name], level));
-                }
-            }
-            skills.sort_unstable();
-            skills.dedup_by_key(|(s, _)| *s);
-            let mut agent = Agent {
-                id: a.id.as_str().into(),
-                name: a.name.clone(),
-                teams: a.teams.iter().map(|t| engine.cfg.team_ix[t]).collect(),
-                tiers: a.tiers.iter().fold(0, |m, t| m | tier_bit(*t)),
-                skills,
-                capacity: SmallVec::new(),
-                default_capacity: a.default_capacity,
-                max_total: a.max_total,
-                status: a.status,
-                load: SmallVec::new(),
-                total: 0,
-                last_assigned: 0,
-                rr_seq: 0,
-                missed: 0,
-            };
-            for (kind, cap) in &a.capacity {
-                let k = intern_kind(&mut st.kinds, &mut engine.kind_ix, kind);
-                set_at(&mut agent.capacity, k, Some(*cap));
-            }
+        for (i, a) in config.agents.iter().enumerate() {
+            let agent = build_agent(&engine.cfg, &mut st, &mut engine.kind_ix, a)
+                .map_err(|e| RoutingConfigError { key: format!("agents[{i}].{}", e.key), reason: e.reason })?;
             engine.agent_ix.insert(a.id.clone(), st.agents.len() as AgentIx);
             st.agents.push(agent);
         }
@@ -112,6 +85,7 @@ impl Engine {
                 self.escalate(agent, conversation, tier, note, out)
             }
             Input::Resolve { agent, conversation, .. } => self.resolve(agent, conversation, out),
+            Input::DefineAgent { agent, keep_status, .. } => self.define_agent(*agent, keep_status, out),
             Input::Tick { .. } => {}
         }
     }
@@ -577,7 +551,7 @@ fn tier_from(bit: u8) -> Tier {
     }
 }
 
-fn intern_kind(kinds: &mut Vec<String>, ix: &mut HashMap<String, u16>, kind: &str) -> u16 {
+pub(crate) fn intern_kind(kinds: &mut Vec<String>, ix: &mut HashMap<String, u16>, kind: &str) -> u16 {
     if let Some(k) = ix.get(kind) {
         return *k;
     }

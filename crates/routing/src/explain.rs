@@ -101,19 +101,17 @@ impl Engine {
     /// Rebuilds an engine from the configuration it ran with and a snapshot of its state.
     pub fn restore(config: &RoutingConfig, snapshot: State) -> Result<Engine, RoutingConfigError> {
         let mut engine = Engine::new(config)?;
-        if snapshot.agents.len() != engine.st.agents.len()
-            || snapshot.available.len() != engine.st.available.len()
+        if snapshot.available.len() != engine.st.available.len()
             || snapshot.classes.iter().any(|c| c.team as usize >= engine.cfg.teams.len())
-            || snapshot.agents.iter().zip(&engine.st.agents).any(|(a, b)| a.id != b.id)
         {
             return Err(RoutingConfigError {
-                key: "agents".into(),
-                reason: "the snapshot was taken with different agents or teams; restore needs the same configuration"
-                    .into(),
+                key: "teams".into(),
+                reason: "the snapshot was taken with different teams; restore needs the same teams".into(),
             });
         }
         engine.kind_ix = snapshot.kinds.iter().enumerate().map(|(i, k)| (k.clone(), i as u16)).collect();
         engine.st = snapshot;
+        engine.reconcile_agents(&config.agents)?;
         engine.index_classes();
         Ok(engine)
     }

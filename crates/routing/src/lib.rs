@@ -7,6 +7,7 @@
 //! and must never depend on NATS or a runtime, so it is unit-, property- and benchmark-testable
 //! in isolation. The router service (bus-driven) feeds it and persists [`Engine::snapshot`].
 
+mod agents;
 mod assign;
 mod compiled;
 pub mod config;

@@ -131,6 +131,15 @@ pub enum Input {
         /// The conversation.
         conversation: ConversationId,
     },
+    /// An agent is added, or an added one redefined (teams, tiers, skills, capacity), at runtime.
+    DefineAgent {
+        /// When.
+        at: Ms,
+        /// The definition.
+        agent: Box<crate::config::AgentConfig>,
+        /// Keep a known agent's current status instead of the definition's.
+        keep_status: bool,
+    },
     /// Time advanced: fire due timers.
     Tick {
         /// Now.
@@ -151,6 +160,7 @@ impl Input {
             | Input::Transfer { at, .. }
             | Input::Escalate { at, .. }
             | Input::Resolve { at, .. }
+            | Input::DefineAgent { at, .. }
             | Input::Tick { at } => *at,
         }
     }

@@ -112,6 +112,12 @@ impl Sim {
         })
     }
 
+    /// Adds or redefines an agent from a TOML `[[agents]]` body (without the header).
+    pub fn define(&mut self, secs: i64, agent_toml: &str, keep_status: bool) -> Vec<String> {
+        let agent = toml::from_str(agent_toml).unwrap_or_else(|e| panic!("test agent does not parse: {e}"));
+        self.run(Input::DefineAgent { at: secs * 1000, agent: Box::new(agent), keep_status })
+    }
+
     pub fn tick(&mut self, secs: i64) -> Vec<String> {
         self.run(Input::Tick { at: secs * 1000 })
     }

@@ -1,0 +1,145 @@
+//! Agents' definitions: built from the configuration at start, added or redefined at runtime, and
+//! reconciled with a snapshot on restore (the file defines its agents, runtime state is kept).
+
+use smallvec::SmallVec;
+use switchboard_core::AgentStatus;
+
+use crate::compiled::{Compiled, RoutingConfigError, tier_bit};
+use crate::config::AgentConfig;
+use crate::engine::{Engine, intern_kind, set_at};
+use crate::model::Decision;
+use crate::skills::parse_skill;
+use crate::state::{Agent, AgentIx, State};
+
+/// The definition part of an agent (what configuration says), checked against the compiled
+/// configuration; runtime fields (status, load, turns) start empty.
+pub(crate) fn build_agent(
+    cfg: &Compiled,
+    st: &mut State,
+    engine_kinds: &mut std::collections::HashMap<String, u16>,
+    a: &AgentConfig,
+) -> Result<Agent, RoutingConfigError> {
+    let err = |key: &str, reason: String| RoutingConfigError { key: key.into(), reason };
+    if a.teams.is_empty() {
+        return Err(err("teams", "an agent needs at least one team".into()));
+    }
+    let mut teams = SmallVec::new();
+    for t in &a.teams {
+        teams.push(*cfg.team_ix.get(t).ok_or_else(|| err("teams", format!("unknown team `{t}`")))?);
+    }
+    if a.tiers.is_empty() {
+        return Err(err("tiers", "an agent needs at least one tier".into()));
+    }
+    if a.max_total == 0 {
+        return Err(err("max_total", "must be greater than 0".into()));
+    }
+    let mut skills = SmallVec::new();
+    for s in &a.skills {
+        let (name, level) = parse_skill(s).map_err(|e| err("skills", e))?;
+        let ix = cfg.skill_ix.get(&name).ok_or_else(|| {
+            err("skills", format!("skill `{name}` is used by no rule and no agent of the configuration file"))
+        })?;
+        skills.push((*ix, level));
+    }
+    skills.sort_unstable();
+    skills.dedup_by_key(|(s, _)| *s);
+    let mut capacity = SmallVec::new();
+    for (kind, cap) in &a.capacity {
+        let k = intern_kind(&mut st.kinds, engine_kinds, kind);
+        set_at(&mut capacity, k, Some(*cap));
+    }
+    Ok(Agent {
+        id: a.id.as_str().into(),
+        name: a.name.clone(),
+        teams,
+        tiers: a.tiers.iter().fold(0, |m, t| m | tier_bit(*t)),
+        skills,
+        capacity,
+        default_capacity: a.default_capacity,
+        max_total: a.max_total,
+        status: a.status,
+        load: SmallVec::new(),
+        total: 0,
+        last_assigned: 0,
+        rr_seq: 0,
+        missed: 0,
+    })
+}
+
+impl Engine {
+    /// Adds an agent, or replaces a known agent's definition while keeping what it holds.
+    pub(crate) fn define_agent(&mut self, a: AgentConfig, keep_status: bool, out: &mut Vec<Decision>) {
+        let mut st = std::mem::take(&mut self.st);
+        let built = build_agent(&self.cfg, &mut st, &mut self.kind_ix, &a);
+        self.st = st;
+        let new = match built {
+            Ok(agent) => agent,
+            Err(e) => {
+                out.push(Decision::Rejected {
+                    conversation: None,
+                    agent: Some(a.id),
+                    reason: format!("invalid agent: {}: {}", e.key, e.reason),
+                });
+                return;
+            }
+        };
+        let Some(ix) = self.agent_ix.get(&a.id).copied() else {
+            let ix = self.st.agents.len() as AgentIx;
+            let status = new.status;
+            self.st.agents.push(Agent { status: AgentStatus::Offline, ..new });
+            self.agent_ix.insert(a.id, ix);
+            self.set_status(ix, status, None, out);
+            return;
+        };
+        let status = if keep_status { self.st.agents[ix as usize].status } else { new.status };
+        self.redefine(ix, new);
+        self.set_status(ix, status, None, out);
+    }
+
+    /// Replaces agent `ix`'s definition, keeping its status, load and turns.
+    pub(crate) fn redefine(&mut self, ix: AgentIx, new: Agent) {
+        self.index_agent(ix, false);
+        let agent = &mut self.st.agents[ix as usize];
+        agent.name = new.name;
+        agent.teams = new.teams;
+        agent.tiers = new.tiers;
+        agent.skills = new.skills;
+        agent.capacity = new.capacity;
+        agent.default_capacity = new.default_capacity;
+        agent.max_total = new.max_total;
+        self.index_agent(ix, true);
+    }
+
+    /// Reconciles a restored state with the configuration file: agents the file defines take
+    /// its definition (status, capacity changes made at runtime and what they hold are kept:
+    /// runtime state), agents new in the file are added, agents added at runtime stay.
+    pub(crate) fn reconcile_agents(&mut self, agents: &[AgentConfig]) -> Result<(), RoutingConfigError> {
+        self.agent_ix = self.st.agents.iter().enumerate().map(|(i, a)| (a.id.to_string(), i as AgentIx)).collect();
+        for a in agents {
+            let mut st = std::mem::take(&mut self.st);
+            let built = build_agent(&self.cfg, &mut st, &mut self.kind_ix, a);
+            self.st = st;
+            let new = built?;
+            match self.agent_ix.get(&a.id).copied() {
+                Some(ix) => {
+                    let old = &self.st.agents[ix as usize];
+                    // Capacity set at runtime stays; the file's other fields win.
+                    let kept = Agent {
+                        capacity: old.capacity.clone(),
+                        default_capacity: old.default_capacity,
+                        max_total: old.max_total,
+                        ..new
+                    };
+                    self.redefine(ix, kept);
+                }
+                None => {
+                    let ix = self.st.agents.len() as AgentIx;
+                    self.st.agents.push(new);
+                    self.agent_ix.insert(a.id.clone(), ix);
+                    self.index_agent(ix, true);
+                }
+            }
+        }
+        Ok(())
+    }
+}
