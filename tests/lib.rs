@@ -32,7 +32,16 @@ impl TestDaemon {
     /// Starts NATS and the daemon with one webhook source `shop` (secret [`SECRET`]) whose replies
     /// go to `outbound_url`; returns once `/readyz` says ready.
     pub async fn start(outbound_url: Option<String>, edit: impl FnOnce(&mut Config)) -> TestDaemon {
-        let nats = NatsServer::start();
+        Self::start_on(NatsServer::start(), outbound_url, edit).await
+    }
+
+    /// Like [`TestDaemon::start`], on a NATS server that is already running (e.g. one a stopped
+    /// daemon left with its state).
+    pub async fn start_on(
+        nats: NatsServer,
+        outbound_url: Option<String>,
+        edit: impl FnOnce(&mut Config),
+    ) -> TestDaemon {
         let dir = tempfile::tempdir().expect("temp dir");
         let secret_file: PathBuf = dir.path().join("shop.secret");
         std::fs::write(&secret_file, SECRET).expect("write secret");
@@ -86,14 +95,34 @@ impl TestDaemon {
         (status, resp.json().await.unwrap_or(serde_json::Value::Null))
     }
 
+    /// Calls the agent API with a bearer token; returns status and JSON body.
+    pub async fn api(&self, token: &str, method: &str, path: &str, body: Option<&str>) -> (u16, serde_json::Value) {
+        let url = format!("{}{path}", self.base);
+        let req = match method {
+            "POST" => self.http.post(url),
+            "PUT" => self.http.put(url),
+            _ => self.http.get(url),
+        };
+        let req = req.body(body.unwrap_or_default().to_string());
+        let resp =
+            req.bearer_auth(token).header("content-type", "application/json").send().await.expect("request sent");
+        (resp.status().as_u16(), resp.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
     /// Stops the daemon and waits for it to finish cleanly.
     pub async fn stop(self) {
+        self.stop_keeping_nats().await;
+    }
+
+    /// Stops the daemon cleanly and hands back its NATS server, still running, with its state.
+    pub async fn stop_keeping_nats(self) -> NatsServer {
         self.shutdown.cancel();
         tokio::time::timeout(Duration::from_secs(30), self.task)
             .await
             .expect("daemon stops within 30 s")
             .expect("daemon task")
             .expect("daemon exits cleanly");
+        self.nats
     }
 }
 

@@ -4,23 +4,13 @@
 
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::json;
 use switchboard::config::ApiTokenConfig;
 use switchboard_channel_webhook::AgentEndpointConfig;
 use switchboard_e2e::{Receiver, SECRET, TestDaemon, verify_signed};
 
 const WAIT: Duration = Duration::from_secs(20);
 const TOKEN: &str = "alice-token-for-tests";
-
-async fn api(daemon: &TestDaemon, token: &str, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
-    let url = format!("{}{path}", daemon.base);
-    let req = match method {
-        "POST" => daemon.http.post(url).body(body.unwrap_or_default().to_string()),
-        _ => daemon.http.get(url),
-    };
-    let resp = req.bearer_auth(token).header("content-type", "application/json").send().await.unwrap();
-    (resp.status().as_u16(), resp.json().await.unwrap_or(Value::Null))
-}
 
 #[tokio::test]
 async fn a_customer_message_reaches_the_agents_helpdesk_and_the_answer_reaches_the_customer() {
@@ -46,7 +36,7 @@ async fn a_customer_message_reaches_the_agents_helpdesk_and_the_answer_reaches_t
         );
         c.api.tokens.insert(
             "alice".into(),
-            ApiTokenConfig { token_env: None, token_file: Some(token_file), agent: Some("alice".into()) },
+            ApiTokenConfig { token_file: Some(token_file), agent: Some("alice".into()), ..Default::default() },
         );
     })
     .await;
@@ -67,26 +57,26 @@ async fn a_customer_message_reaches_the_agents_helpdesk_and_the_answer_reaches_t
 
     // Bad commands: clear 4xx, nothing changes.
     let accept = format!(r#"{{"conversation_id":"{conversation}","action":{{"type":"accept"}}}}"#);
-    assert_eq!(api(&daemon, "wrong-token", "POST", "/v1/agent/commands", Some(&accept)).await.0, 401);
-    assert_eq!(api(&daemon, TOKEN, "POST", "/v1/agent/commands", Some("{not json")).await.0, 400);
+    assert_eq!(daemon.api("wrong-token", "POST", "/v1/agent/commands", Some(&accept)).await.0, 401);
+    assert_eq!(daemon.api(TOKEN, "POST", "/v1/agent/commands", Some("{not json")).await.0, 400);
     let as_bob = format!(r#"{{"agent_id":"bob","conversation_id":"{conversation}","action":{{"type":"accept"}}}}"#);
-    assert_eq!(api(&daemon, TOKEN, "POST", "/v1/agent/commands", Some(&as_bob)).await.0, 403);
+    assert_eq!(daemon.api(TOKEN, "POST", "/v1/agent/commands", Some(&as_bob)).await.0, 403);
     let unknown = r#"{"conversation_id":"0190a5f0-0000-7000-8000-000000000000","action":{"type":"reply","text":"hi"}}"#;
-    let (code, why) = api(&daemon, TOKEN, "POST", "/v1/agent/commands", Some(unknown)).await;
+    let (code, why) = daemon.api(TOKEN, "POST", "/v1/agent/commands", Some(unknown)).await;
     assert_eq!(code, 404, "{why}");
     let early_reply =
         format!(r#"{{"conversation_id":"{conversation}","action":{{"type":"reply","text":"too early"}}}}"#);
-    let (code, why) = api(&daemon, TOKEN, "POST", "/v1/agent/commands", Some(&early_reply)).await;
+    let (code, why) = daemon.api(TOKEN, "POST", "/v1/agent/commands", Some(&early_reply)).await;
     assert_eq!(code, 409, "replying before accepting: {why}");
 
-    let (code, why) = api(&daemon, TOKEN, "POST", "/v1/agent/commands", Some(&accept)).await;
+    let (code, why) = daemon.api(TOKEN, "POST", "/v1/agent/commands", Some(&accept)).await;
     assert_eq!(code, 200, "{why}");
     helpdesk.wait_for("the assignment update", WAIT, |v| v["type"] == "update" && v["change"] == "assigned").await;
 
     let reply = format!(
         r#"{{"conversation_id":"{conversation}","action":{{"type":"reply","text":"It left the warehouse today."}}}}"#
     );
-    let (code, why) = api(&daemon, TOKEN, "POST", "/v1/agent/commands", Some(&reply)).await;
+    let (code, why) = daemon.api(TOKEN, "POST", "/v1/agent/commands", Some(&reply)).await;
     assert_eq!(code, 200, "{why}");
     let delivered = customer.wait_for("the reply at the shop", WAIT, |v| v["kind"] == "agent_reply").await;
     assert_eq!(delivered["text"], "It left the warehouse today.");
@@ -97,12 +87,12 @@ async fn a_customer_message_reaches_the_agents_helpdesk_and_the_answer_reaches_t
     verify_signed(&headers, &raw);
     assert_eq!(customer.received().len(), 1, "the early reply never reached the customer");
 
-    let (code, record) = api(&daemon, TOKEN, "GET", &format!("/v1/conversations/{conversation}"), None).await;
+    let (code, record) = daemon.api(TOKEN, "GET", &format!("/v1/conversations/{conversation}"), None).await;
     assert_eq!(code, 200);
     assert_eq!(record["state"], "assigned");
     let texts: Vec<_> = record["history"].as_array().unwrap().iter().map(|h| h["text"].clone()).collect();
     assert_eq!(texts, [json!("Where is order 17?"), json!("It left the warehouse today.")]);
-    assert_eq!(api(&daemon, "wrong-token", "GET", &format!("/v1/conversations/{conversation}"), None).await.0, 401);
+    assert_eq!(daemon.api("wrong-token", "GET", &format!("/v1/conversations/{conversation}"), None).await.0, 401);
 
     // `switchboard explain` asks the leading router why.
     let mut cli = switchboard::Config::default();
@@ -115,7 +105,7 @@ async fn a_customer_message_reaches_the_agents_helpdesk_and_the_answer_reaches_t
     let unknown = switchboard::explain::fetch(&cli, "0190a5f0-0000-7000-8000-000000000000").await.unwrap_err();
     assert!(unknown.to_string().contains("unknown conversation"), "{unknown}");
 
-    let (code, queue) = api(&daemon, TOKEN, "GET", "/v1/queue", None).await;
+    let (code, queue) = daemon.api(TOKEN, "GET", "/v1/queue", None).await;
     assert_eq!((code, queue["queue"].clone()), (200, json!([])), "nothing waits");
     daemon.stop().await;
 }

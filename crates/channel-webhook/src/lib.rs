@@ -17,7 +17,7 @@ pub mod signature;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-pub use agent::{AgentEndpoint, AgentEndpoints, ENDPOINT_KIND};
+pub use agent::{AgentEndpoint, AgentEndpoints, ENDPOINT_KIND, RegisteredEndpoint, registry_key};
 pub use config::{AgentEndpointConfig, SecretLookup, SourceConfig, WebhookConfig, WebhookConfigError, decode_secret};
 pub use inbound::{WebhookCustomer, WebhookMessage};
 pub use outbound::WebhookDelivery;

@@ -10,6 +10,7 @@ use switchboard_core::{
     AgentCommand, AgentDelivery, CommandAction, Envelope, Event, EventKind, OutboundKind, OutboundMessage, Priority,
     Tier,
 };
+use switchboard_routing::config::AgentConfig;
 use switchboard_routing::{
     ConversationId, Decision, Engine, Input, MessageInfo, Ms, RoutingConfig, RoutingConfigError, Snapshot,
 };
@@ -51,6 +52,9 @@ pub struct RouterState {
     pub persons: BTreeMap<String, VecDeque<Uuid>>,
     /// Resolved conversations in resolution order, to drop their records once forgotten.
     pub resolved: VecDeque<(Ms, Uuid)>,
+    /// Endpoint kinds of agents defined at runtime (`define_agent`), by agent id.
+    #[serde(default)]
+    pub agent_endpoints: BTreeMap<String, Vec<String>>,
 }
 
 /// How many conversations per person are remembered for linked history.
@@ -72,6 +76,8 @@ struct Fx {
     touched: BTreeSet<Uuid>,
     rejected: Option<String>,
     first_response: Option<bool>,
+    /// A runtime agent's endpoint kinds before a `define_agent`, to undo it if rejected.
+    previous_endpoints: Option<Option<Vec<String>>>,
 }
 
 impl Fx {
@@ -205,6 +211,7 @@ impl Router {
             touched: BTreeSet::new(),
             rejected: None,
             first_response: None,
+            previous_endpoints: None,
         };
         match entry {
             Entry::Inbound { at, envelope, new_conversation } => {
@@ -301,6 +308,7 @@ impl Router {
                 capacity: capacity.clone(),
                 max_total: *max_total,
             }),
+            CommandAction::DefineAgent { .. } => self.define_agent(at, command, fx),
             CommandAction::Note { .. } => {
                 let decisions = self.engine.handle(Input::Tick { at });
                 self.decisions(decisions, fx);
@@ -318,6 +326,11 @@ impl Router {
         }
         if fx.rejected.is_none() {
             self.carried_out(at, command, fx);
+        } else if let Some(previous) = fx.previous_endpoints.take() {
+            match previous {
+                Some(kinds) => self.st.agent_endpoints.insert(agent.clone(), kinds),
+                None => self.st.agent_endpoints.remove(&agent),
+            };
         }
         fx.out.push(Effect::CommandResult { command: command.id, rejected: fx.rejected.clone() });
     }
@@ -521,7 +534,48 @@ impl Router {
     }
 
     fn endpoint_kinds(&self, agent: &str) -> Vec<String> {
-        self.cfg.endpoints.get(agent).cloned().unwrap_or_default()
+        let runtime = self.st.agent_endpoints.get(agent);
+        runtime.or_else(|| self.cfg.endpoints.get(agent)).cloned().unwrap_or_default()
+    }
+
+    /// The engine input for a `define_agent` command, or a rejection: agents of the configuration
+    /// file are changed in the file, since every start applies the file to them again.
+    fn define_agent(&mut self, at: Ms, command: &AgentCommand, fx: &mut Fx) -> Option<Input> {
+        let CommandAction::DefineAgent {
+            name,
+            teams,
+            tiers,
+            skills,
+            capacity,
+            default_capacity,
+            max_total,
+            status,
+            endpoints,
+        } = &command.action
+        else {
+            return None;
+        };
+        let id = &command.agent_id;
+        if self.cfg.routing.agents.iter().any(|a| a.id == *id) {
+            fx.rejected = Some(format!("agent `{id}` is defined in the configuration file; change it there"));
+            return None;
+        }
+        let defaults = AgentConfig::new(id);
+        let agent = AgentConfig {
+            id: id.clone(),
+            name: name.clone(),
+            teams: teams.clone(),
+            tiers: tiers.clone(),
+            skills: skills.clone(),
+            capacity: capacity.clone(),
+            default_capacity: default_capacity.unwrap_or(defaults.default_capacity),
+            max_total: max_total.unwrap_or(defaults.max_total),
+            status: status.unwrap_or(defaults.status),
+        };
+        // Recorded before the engine decides, so an offer made at once goes to the new endpoints;
+        // a rejected definition is undone in `command`.
+        fx.previous_endpoints = Some(self.st.agent_endpoints.insert(id.clone(), endpoints.clone()));
+        Some(Input::DefineAgent { at, agent: Box::new(agent), keep_status: status.is_none() })
     }
 
     fn update(&mut self, conversation: ConversationId, agent: &str, change: &str, note: Option<String>, fx: &mut Fx) {

@@ -401,3 +401,66 @@ fn an_agent_changes_capacity_at_runtime_and_waiting_work_flows_at_once() {
     let fx = apply(&mut r, j.cmd(6, "nobody", None, bad));
     assert!(result(&fx).unwrap().contains("unknown agent"));
 }
+
+fn define(endpoints: &[&str], status: Option<switchboard_core::AgentStatus>) -> CommandAction {
+    CommandAction::DefineAgent {
+        name: Some("Dave".into()),
+        teams: vec!["support".into()],
+        tiers: vec![switchboard_core::Tier::L1],
+        skills: vec![],
+        capacity: BTreeMap::new(),
+        default_capacity: None,
+        max_total: None,
+        status,
+        endpoints: endpoints.iter().map(|e| e.to_string()).collect(),
+    }
+}
+
+#[test]
+fn an_agent_defined_at_runtime_gets_offers_on_its_endpoints_and_survives_a_restore() {
+    let (mut r, mut j) = (router(), Journal::new());
+    for i in 0..4 {
+        apply(&mut r, j.msg(i, "webhook", &format!("cust-{i}"), &format!("t-{i}"), None, "hi"));
+    }
+    assert_eq!(r.queue_view(10_000).len(), 1, "alice is full");
+    let online = Some(switchboard_core::AgentStatus::Online);
+    let fx = apply(&mut r, j.cmd(5, "dave", None, define(&["webhook", "telegram"], online)));
+    assert_eq!(result(&fx), None);
+    let kinds: Vec<&str> = fx
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Agent { kind, delivery: AgentDelivery::Offer(o) } if o.agent_id == "dave" => Some(kind.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(kinds, ["webhook", "telegram"], "the waiting conversation is offered on both new endpoints");
+    // A restore (snapshot, JSON, same file) keeps dave and his endpoints.
+    let state: switchboard_router::RouterState =
+        serde_json::from_str(&serde_json::to_string(&r.state()).unwrap()).unwrap();
+    let mut restored = Router::restore(config(), state).expect("restore");
+    assert_eq!(restored.state(), r.state());
+    // Redefined with one endpoint and no status: keeps online, deliveries go to the webhook only.
+    let fx = apply(&mut restored, j.cmd(6, "dave", None, define(&["webhook"], None)));
+    assert_eq!(result(&fx), None);
+    let fx = apply(&mut restored, j.msg(7, "webhook", "cust-9", "t-9", None, "hi"));
+    let to_dave: Vec<&str> =
+        fx.iter().filter_map(|e| if let Effect::Agent { kind, .. } = e { Some(kind.as_str()) } else { None }).collect();
+    assert_eq!(to_dave, ["webhook"]);
+}
+
+#[test]
+fn defining_a_file_agent_or_an_invalid_one_is_rejected_and_changes_nothing() {
+    let (mut r, mut j) = (router(), Journal::new());
+    apply(&mut r, j.msg(0, "webhook", "cust", "t", None, "hi"));
+    let before = r.state();
+    let fx = apply(&mut r, j.cmd(1, "alice", None, define(&["webhook"], None)));
+    assert_eq!(result(&fx).as_deref(), Some("agent `alice` is defined in the configuration file; change it there"));
+    let mut bad = define(&["webhook"], None);
+    if let CommandAction::DefineAgent { teams, .. } = &mut bad {
+        *teams = vec!["nowhere".into()];
+    }
+    let fx = apply(&mut r, j.cmd(2, "dave", None, bad));
+    assert_eq!(result(&fx).as_deref(), Some("invalid agent: teams: unknown team `nowhere`"));
+    let after = r.state();
+    assert_eq!((after.engine.agents, after.agent_endpoints), (before.engine.agents, before.agent_endpoints));
+}

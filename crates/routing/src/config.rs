@@ -152,6 +152,23 @@ pub struct AgentConfig {
     pub status: AgentStatus,
 }
 
+impl AgentConfig {
+    /// An agent with this id, no teams, tiers or skills, and the default capacity and status.
+    pub fn new(id: &str) -> AgentConfig {
+        AgentConfig {
+            id: id.into(),
+            name: None,
+            teams: Vec::new(),
+            tiers: Vec::new(),
+            skills: Vec::new(),
+            capacity: BTreeMap::new(),
+            default_capacity: default_capacity(),
+            max_total: default_max_total(),
+            status: default_status(),
+        }
+    }
+}
+
 fn default_capacity() -> u32 {
     3
 }

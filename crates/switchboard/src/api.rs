@@ -5,6 +5,7 @@
 //! `sb.agent.in` like any integration's, and the answer waits (up to `api.command_wait_ms`) for
 //! the router's verdict, so a command that cannot apply gets a clear 4xx.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +14,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::json;
@@ -21,7 +22,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use switchboard_bus::BusSlot;
 use switchboard_core::contract::{buckets, subjects};
-use switchboard_core::{AgentCommand, CommandAction, Contract};
+use switchboard_core::{AgentCommand, AgentStatus, CommandAction, Contract, Tier};
 use tracing::{info, warn};
 use uuid::Uuid;
 
@@ -32,6 +33,7 @@ struct Token {
     name: String,
     digest: [u8; 32],
     agent: Option<String>,
+    admin: bool,
 }
 
 /// What the handlers share.
@@ -78,7 +80,12 @@ impl Api {
                 _ => None,
             };
             match value.map(|v| v.trim().to_string()).filter(|v| !v.is_empty()) {
-                Some(v) => tokens.push(Token { name: name.clone(), digest: digest(&v), agent: t.agent.clone() }),
+                Some(v) => tokens.push(Token {
+                    name: name.clone(),
+                    digest: digest(&v),
+                    agent: t.agent.clone(),
+                    admin: t.admin,
+                }),
                 None => warn!(token = %name, "API token disabled: its variable or file is empty or missing"),
             }
         }
@@ -92,6 +99,7 @@ impl Api {
             .route("/v1/agent/commands", post(command))
             .route("/v1/conversations/{id}", get(conversation))
             .route("/v1/queue", get(queue))
+            .route("/v1/agents/{id}", put(define_agent))
             .with_state(self)
     }
 
@@ -137,6 +145,12 @@ async fn command(State(api): State<Api>, headers: HeaderMap, body: Bytes) -> Res
         issued_at: chrono::Utc::now(),
         action: req.action,
     };
+    send(&api, token, command).await
+}
+
+/// Publishes a command on `sb.agent.in` and answers with the router's verdict, or `202` when
+/// none came in time (the command is stored and applies when a router leads again).
+async fn send(api: &Api, token: &Token, command: AgentCommand) -> Response {
     if let Err(e) = command.validate() {
         return error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string());
     }
@@ -165,6 +179,104 @@ async fn command(State(api): State<Api>, headers: HeaderMap, body: Bytes) -> Res
         }
         // Stored on the bus: the router applies it when it can.
         _ => (StatusCode::ACCEPTED, Json(json!({ "command_id": id, "status": "queued" }))).into_response(),
+    }
+}
+
+/// The body of `PUT /v1/agents/{id}`: the agent's definition and its endpoints' addresses.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AgentRequest {
+    #[serde(default)]
+    name: Option<String>,
+    teams: Vec<String>,
+    tiers: Vec<Tier>,
+    #[serde(default)]
+    skills: Vec<String>,
+    #[serde(default)]
+    capacity: BTreeMap<String, u32>,
+    #[serde(default)]
+    default_capacity: Option<u32>,
+    #[serde(default)]
+    max_total: Option<u32>,
+    #[serde(default)]
+    status: Option<AgentStatus>,
+    /// Endpoint kind → its address and secret, as that kind's channel takes them.
+    #[serde(default)]
+    endpoints: BTreeMap<String, serde_json::Value>,
+}
+
+/// Adds an agent, or changes one added this way: registers its endpoints' addresses (secrets
+/// stay out of the journal), then sends the definition to the router as a `define_agent` command.
+async fn define_agent(State(api): State<Api>, headers: HeaderMap, Path(id): Path<String>, body: Bytes) -> Response {
+    let token = match api.authenticate(&headers) {
+        Ok(t) => t,
+        Err(why) => return error(StatusCode::UNAUTHORIZED, why),
+    };
+    if !token.admin {
+        return error(StatusCode::FORBIDDEN, "defining agents needs an admin token (`admin = true`)");
+    }
+    let req: AgentRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid JSON: {e}")),
+    };
+    let command = AgentCommand {
+        id: Uuid::now_v7(),
+        agent_id: id,
+        conversation_id: None,
+        issued_at: chrono::Utc::now(),
+        action: CommandAction::DefineAgent {
+            name: req.name,
+            teams: req.teams,
+            tiers: req.tiers,
+            skills: req.skills,
+            capacity: req.capacity,
+            default_capacity: req.default_capacity,
+            max_total: req.max_total,
+            status: req.status,
+            endpoints: req.endpoints.keys().cloned().collect(),
+        },
+    };
+    if let Err(e) = command.validate() {
+        return error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string());
+    }
+    let Ok(bus) = api.bus.get() else { return error(StatusCode::SERVICE_UNAVAILABLE, "not connected to NATS yet") };
+    // Checked in full before anything is stored, so a bad endpoint changes nothing.
+    let mut registrations = Vec::new();
+    for (kind, value) in &req.endpoints {
+        match endpoint_registration(&command.agent_id, kind, value) {
+            Ok(r) => registrations.push(r),
+            Err(why) => return error(StatusCode::UNPROCESSABLE_ENTITY, format!("endpoints.{kind}: {why}")),
+        }
+    }
+    if !registrations.is_empty() {
+        let kv = match bus.jetstream().get_key_value(buckets::AGENTS).await {
+            Ok(kv) => kv,
+            Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        };
+        for (key, value) in registrations {
+            if let Err(e) = kv.put(key, value.into()).await {
+                return error(StatusCode::SERVICE_UNAVAILABLE, format!("cannot store the endpoint: {e}"));
+            }
+        }
+    }
+    send(&api, token, command).await
+}
+
+/// The registry key and value of one endpoint, checked; kinds without a registry are refused.
+fn endpoint_registration(agent: &str, kind: &str, value: &serde_json::Value) -> Result<(String, Vec<u8>), String> {
+    match kind {
+        #[cfg(feature = "channel-webhook")]
+        switchboard_channel_webhook::ENDPOINT_KIND => {
+            let endpoint: switchboard_channel_webhook::RegisteredEndpoint =
+                serde_json::from_value(value.clone()).map_err(|e| e.to_string())?;
+            endpoint.validate().map_err(|(field, reason)| format!("{field}: {reason}"))?;
+            let bytes = serde_json::to_vec(&endpoint).map_err(|e| e.to_string())?;
+            Ok((switchboard_channel_webhook::registry_key(agent), bytes))
+        }
+        _ => {
+            let _ = (agent, value);
+            Err(format!("endpoint kind `{kind}` cannot be registered through the API"))
+        }
     }
 }
 

@@ -44,7 +44,8 @@ pub fn agent_endpoints(config: &ChannelsConfig) -> anyhow::Result<Vec<(&'static 
     #[allow(unused_mut)]
     let mut components: Vec<(&'static str, Component)> = Vec::new();
     #[cfg(feature = "channel-webhook")]
-    if config.webhook.enabled && !config.webhook.agents.is_empty() {
+    // Runs with no agents in the file too: agents defined at runtime register their endpoints.
+    if config.webhook.enabled {
         components.push(("agent-webhook", webhook::agent_endpoints(&config.webhook)?));
     }
     let _ = config;

@@ -87,6 +87,8 @@ pub struct ApiTokenConfig {
     /// The agent this token acts as; none makes it an integration token that names the agent
     /// in each command.
     pub agent: Option<String>,
+    /// Whether the token may define agents (`PUT /v1/agents/{id}`).
+    pub admin: bool,
 }
 
 /// The HTTP listener shared by health checks, webhooks and (later) the agent API.
