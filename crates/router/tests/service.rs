@@ -246,3 +246,72 @@ async fn an_offer_deadline_that_passed_while_no_router_ran_fires_on_the_next_sta
     assert_ne!(agents[1], first_agent, "the lapsed offer went to the other agent: {agents:?}");
     router.stop().await;
 }
+
+const PRIORITIES: &str = r#"
+default_team = "support"
+[teams.support]
+offer_timeout_secs = 300
+[[agents]]
+id = "alice"
+teams = ["support"]
+tiers = ["L1"]
+max_total = 1
+status = "away"
+[[rules]]
+name = "urgent"
+when = 'text.contains("urgent")'
+priority = "P1"
+[[rules]]
+name = "chat is live"
+when = 'channel == "webchat"'
+priority = "P2"
+[[rules]]
+name = "mail can wait"
+when = 'channel == "email"'
+priority = "P4"
+"#;
+
+#[tokio::test]
+async fn waiting_work_from_every_channel_is_offered_in_one_priority_order() {
+    let t = TestBus::start().await;
+    let router = start_router_with(&t, "r1", config_with(PRIORITIES)).await;
+    // Arrival order is the reverse of priority order, across four channels.
+    let arrivals = [
+        ("email", "m1", "mail-cust", "my invoice"),
+        ("webhook", "m2", "hook-cust", "a question"),
+        ("webchat", "m3", "chat-cust", "hello"),
+        ("telegram", "m4", "tg-cust", "urgent: cannot log in"),
+    ];
+    for (channel, id, customer, text) in arrivals {
+        let e = envelope(channel, id, customer, text);
+        t.bus.publish(&subjects::inbound(channel), &e, &format!("{channel}:{id}")).await.unwrap();
+    }
+    let queued = || async {
+        let m = t.bus.client().request(subjects::router_queue("default"), "".into()).await.ok()?;
+        serde_json::from_slice::<Vec<serde_json::Value>>(&m.payload).ok()
+    };
+    wait_for("all four queued", WAIT, || async { queued().await.is_some_and(|q| q.len() == 4) }).await;
+    let channels: Vec<String> =
+        queued().await.unwrap().iter().map(|q| q["channel"].as_str().unwrap_or_default().to_string()).collect();
+    assert_eq!(channels, ["telegram", "webchat", "webhook", "email"], "the queue view is in priority order");
+
+    // Alice comes online with room for one at a time: each resolve frees her for the next.
+    let online = AgentCommand {
+        id: Uuid::now_v7(),
+        agent_id: "alice".into(),
+        conversation_id: None,
+        issued_at: chrono::Utc::now(),
+        action: CommandAction::SetStatus { status: switchboard_core::AgentStatus::Online },
+    };
+    t.bus.publish(subjects::AGENT_IN, &online, &online.id.to_string()).await.unwrap();
+    let mut order = Vec::new();
+    for n in 1..=4 {
+        wait_for("the next offer", WAIT, || async { offers(&t).await.len() == n }).await;
+        let (c, history) = offers(&t).await.remove(n - 1);
+        order.push(history[0].clone());
+        command(&t, c, CommandAction::Accept).await;
+        command(&t, c, CommandAction::Resolve).await;
+    }
+    assert_eq!(order, ["urgent: cannot log in", "hello", "a question", "my invoice"]);
+    router.stop().await;
+}
