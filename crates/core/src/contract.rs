@@ -91,8 +91,10 @@ pub mod buckets {
     pub const AGENTS: &str = "sb_agents";
     /// Router leases and offsets.
     pub const ROUTER: &str = "sb_router";
+    /// Channels' own state: cursors (IMAP UIDs, Telegram offsets) and reply-token mappings.
+    pub const CHANNELS: &str = "sb_channels";
     /// Every bucket of the contract.
-    pub const ALL: &[&str] = &[CONVERSATIONS, AGENTS, ROUTER];
+    pub const ALL: &[&str] = &[CONVERSATIONS, AGENTS, ROUTER, CHANNELS];
 }
 
 /// The object store for attachments: envelopes carry references, not bytes.
