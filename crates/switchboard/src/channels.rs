@@ -1,6 +1,9 @@
 //! The one place channels are registered: each behind its Cargo feature, built from its config.
 
 use std::collections::BTreeMap;
+
+#[allow(unused_imports)]
+use anyhow::Context;
 use switchboard_adapter::{AdapterError, Health};
 
 use futures::future::BoxFuture;
@@ -35,6 +38,12 @@ pub fn endpoint_kinds(config: &ChannelsConfig) -> BTreeMap<String, Vec<String>> 
             kinds.entry(agent.clone()).or_default().push(switchboard_channel_webhook::ENDPOINT_KIND.into());
         }
     }
+    #[cfg(feature = "channel-email")]
+    if config.email.enabled {
+        for agent in config.email.agents.keys() {
+            kinds.entry(agent.clone()).or_default().push(switchboard_channel_email::ENDPOINT_KIND.into());
+        }
+    }
     let _ = config;
     kinds
 }
@@ -47,6 +56,15 @@ pub fn agent_endpoints(config: &ChannelsConfig) -> anyhow::Result<Vec<(&'static 
     // Runs with no agents in the file too: agents defined at runtime register their endpoints.
     if config.webhook.enabled {
         components.push(("agent-webhook", webhook::agent_endpoints(&config.webhook)?));
+    }
+    #[cfg(feature = "channel-email")]
+    if config.email.enabled
+        && let Some(agents) = switchboard_channel_email::agent_mail(&config.email).context("channels.email")?
+    {
+        components.push((
+            "agent-email",
+            Box::new(move |bus, stop| Box::pin(async move { agents.run(bus, stop).await.map_err(|e| e.to_string()) })),
+        ));
     }
     let _ = config;
     Ok(components)
@@ -64,6 +82,23 @@ pub fn build(
     #[cfg(feature = "channel-webhook")]
     if config.webhook.enabled {
         built.push(webhook::build(&config.webhook, bus, shutdown)?);
+    }
+    #[cfg(feature = "channel-email")]
+    if config.email.enabled {
+        let channel =
+            switchboard_channel_email::EmailChannel::new(&config.email, bus.clone()).context("channels.email")?;
+        let runtime = switchboard_adapter::ChannelRuntime::new(
+            std::sync::Arc::new(channel),
+            config.email.runtime.clone(),
+            bus.clone(),
+            shutdown.clone(),
+        );
+        built.push(BuiltChannel {
+            name: switchboard_channel_email::CHANNEL,
+            routes: None,
+            health: runtime.health(),
+            start: Box::new(move || runtime.spawn()),
+        });
     }
     let _ = (config, bus, shutdown);
     Ok(built)

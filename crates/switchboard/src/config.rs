@@ -154,6 +154,9 @@ pub struct ChannelsConfig {
     /// The generic webhook channel.
     #[cfg(feature = "channel-webhook")]
     pub webhook: WebhookConfig,
+    /// The email channel.
+    #[cfg(feature = "channel-email")]
+    pub email: switchboard_channel_email::EmailConfig,
 }
 
 /// A configuration error: which file, which key, why.
@@ -232,6 +235,18 @@ impl Config {
             }
             if webhook.max_body_bytes == 0 {
                 return Err(("channels.webhook.max_body_bytes".into(), "must be greater than 0".into()));
+            }
+        }
+        #[cfg(feature = "channel-email")]
+        {
+            let email = &self.channels.email;
+            email.validate().map_err(|e| (format!("channels.email.{}", e.key), e.reason))?;
+            if email.enabled {
+                for agent in email.agents.keys() {
+                    if !self.routing.agents.iter().any(|a| &a.id == agent) {
+                        return Err((format!("channels.email.agents.{agent}"), format!("unknown agent `{agent}`")));
+                    }
+                }
             }
         }
         // Last, so that a simpler mistake elsewhere is reported first.

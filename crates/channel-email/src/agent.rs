@@ -1,0 +1,284 @@
+//! Agents working from their mailbox (endpoint kind `email`): offers, new customer messages and
+//! updates arrive as mail whose reply address carries a token signed for that agent and that
+//! conversation; the agent's answer comes back through the watched mailbox and becomes commands.
+//! Only mail from the agent's configured address with a token signed for that agent acts.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use lettre::Message;
+use lettre::message::header::ContentType;
+use lettre::message::{Mailbox, SinglePart};
+use sha2::{Digest, Sha256};
+use switchboard_adapter::SendError;
+use switchboard_bus::{Bus, BusError, ConsumerSpec, Delivery, HandlerError};
+use switchboard_core::agent::{Author, HistoryEntry};
+use switchboard_core::contract::{streams, subjects};
+use switchboard_core::{AgentCommand, AgentDelivery, CommandAction, Contract};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+use uuid::Uuid;
+
+use crate::error::EmailError;
+use crate::handle::Outcome;
+use crate::outbound::Sender;
+use crate::parse::{AgentEmailCommand, ParsedMail, parse_agent_command, reply_address};
+use crate::smtp::Mailer;
+use crate::token::message_id;
+
+/// The endpoint kind this crate serves: subject `sb.agent.out.email`.
+pub const ENDPOINT_KIND: &str = "email";
+
+/// How long an agent's command waits for the router's verdict before the agent is not told.
+const VERDICT_WAIT: Duration = Duration::from_secs(3);
+
+/// Agents on email: their addresses, and how to write to them.
+#[derive(Clone)]
+pub struct AgentMail(Arc<Inner>);
+
+struct Inner {
+    /// Agent id by address (lower case).
+    by_address: BTreeMap<String, String>,
+    /// Address by agent id.
+    addresses: BTreeMap<String, String>,
+    sender: Sender,
+    mailer: Mailer,
+}
+
+impl AgentMail {
+    /// Agents by id with their addresses.
+    pub fn new(agents: BTreeMap<String, String>, sender: Sender, mailer: Mailer) -> AgentMail {
+        let by_address = agents.iter().map(|(id, a)| (a.trim().to_lowercase(), id.clone())).collect();
+        AgentMail(Arc::new(Inner { by_address, addresses: agents, sender, mailer }))
+    }
+
+    /// Consumes `sb.agent.out.email` until `shutdown`: each delivery is mailed to its agent,
+    /// acked once the relay accepted it, retried or dead-lettered (`sb.dlq.agent-email`) otherwise.
+    pub async fn run(self, bus: Bus, shutdown: CancellationToken) -> Result<(), BusError> {
+        let spec = ConsumerSpec::new("agent-email", streams::AGENT, "agent-email", &subjects::agent_out(ENDPOINT_KIND));
+        bus.run_consumer(spec, shutdown, move |d: Delivery| {
+            let this = self.clone();
+            async move {
+                let delivery: AgentDelivery = d.decode()?;
+                this.deliver(&delivery).await.map_err(|e| match e.retryable {
+                    true => HandlerError::Retry(e.reason),
+                    false => HandlerError::Reject(e.reason),
+                })
+            }
+        })
+        .await
+    }
+
+    /// Mails one delivery to its agent.
+    pub async fn deliver(&self, delivery: &AgentDelivery) -> Result<(), SendError> {
+        let message = self.compose(delivery)?;
+        self.0.mailer.send(message).await
+    }
+
+    /// The mail for one delivery: subject and body by kind, reply address signed for the agent.
+    pub fn compose(&self, delivery: &AgentDelivery) -> Result<Message, SendError> {
+        let (id, agent, conversation) = match delivery {
+            AgentDelivery::Offer(o) => (o.id, &o.agent_id, o.conversation_id),
+            AgentDelivery::Message(m) => (m.id, &m.agent_id, m.conversation_id),
+            AgentDelivery::Update(u) => (u.id, &u.agent_id, u.conversation_id),
+        };
+        let address = self
+            .0
+            .addresses
+            .get(agent)
+            .ok_or_else(|| SendError::permanent(format!("agent {agent} has no email endpoint")))?;
+        let short = conversation.simple().to_string()[..8].to_string();
+        let (subject, body) = match delivery {
+            AgentDelivery::Offer(o) => {
+                let mut body = String::new();
+                let who = o.customer.name.clone().unwrap_or_else(|| o.customer.id.clone());
+                let _ = writeln!(body, "New conversation from {who} on {}.", o.channel);
+                let _ = writeln!(
+                    body,
+                    "Priority {}, tier {:?}, first reply due {}.",
+                    o.priority.0,
+                    o.tier,
+                    o.sla_deadline.format("%Y-%m-%d %H:%M UTC")
+                );
+                if o.actions.iter().any(|a| a == "accept") {
+                    let _ = writeln!(
+                        body,
+                        "Answer by {} or it goes to someone else.",
+                        o.offer_deadline.format("%H:%M UTC")
+                    );
+                }
+                let _ = writeln!(body, "\n{}", history(&o.history));
+                let _ = writeln!(
+                    body,
+                    "Reply to this mail: the first line may be a command, the rest goes to the customer."
+                );
+                let _ = writeln!(
+                    body,
+                    "  #accept  #decline [reason]  #resolve  #transfer <team> [note]  #escalate [note]  #note <text>"
+                );
+                let topic = o.subject.clone().unwrap_or_else(|| "New conversation".into());
+                (format!("[{short}] {topic}"), body)
+            }
+            AgentDelivery::Message(m) => (format!("[{short}] New message"), history(std::slice::from_ref(&m.entry))),
+            AgentDelivery::Update(u) => {
+                let mut body = format!("Conversation {short}: {}.\n", u.change.replace('_', " "));
+                if let Some(note) = &u.note {
+                    let _ = writeln!(body, "\nNote: {note}");
+                }
+                (format!("[{short}] {}", u.change.replace('_', " ")), body)
+            }
+        };
+        let token = self.0.sender.key.agent_token(agent, conversation);
+        let s = &self.0.sender;
+        let reply_to: Mailbox = reply_address(&s.address, &token)
+            .ok_or_else(|| SendError::permanent("cannot build the agent reply address"))?
+            .parse()
+            .map_err(|e| SendError::permanent(format!("agent reply address: {e}")))?;
+        let to: Mailbox =
+            address.parse().map_err(|e| SendError::permanent(format!("agent address `{address}`: {e}")))?;
+        // One root per conversation so the agent's mail client threads its mails together.
+        let root = format!("<conversation.{}@{}>", conversation.simple(), s.domain);
+        Message::builder()
+            .from(s.from()?)
+            .reply_to(reply_to)
+            .to(to)
+            .subject(subject)
+            .message_id(Some(format!("<{}>", message_id(id, conversation, &token, &s.domain))))
+            .references(root)
+            .singlepart(SinglePart::builder().header(ContentType::TEXT_PLAIN).body(body))
+            .map_err(|e| SendError::permanent(format!("cannot build the mail: {e}")))
+    }
+
+    /// An agent's reply to one of our mails, carrying agent token `token`: check the sender and
+    /// the token, read the command line, and send the commands to the router.
+    pub async fn handle_reply(&self, bus: &Bus, mail: &ParsedMail, token: &str) -> Result<Outcome, EmailError> {
+        let from = mail.from.address.trim().to_lowercase();
+        let Some(agent) = self.0.by_address.get(&from) else {
+            warn!(token, "agent token in mail from an address that is not an agent's; ignored");
+            return Ok(Outcome::Ignored("agent token from a non-agent address".into()));
+        };
+        let Some(conversation) = self.0.sender.key.verify_agent_token(agent, token) else {
+            warn!(agent = %agent, "agent token not signed for this agent; ignored");
+            return Ok(Outcome::Ignored("agent token not valid for this agent".into()));
+        };
+        let actions = match parse_agent_command(&mail.new_text) {
+            Ok(parsed) => actions(parsed, &mail.new_text),
+            Err(e) => {
+                self.tell(agent, conversation, &format!("Nothing was done: {e}.")).await;
+                return Ok(Outcome::Ignored(format!("agent command: {e}")));
+            }
+        };
+        for (i, action) in actions.into_iter().enumerate() {
+            let command = AgentCommand {
+                id: command_id(&mail.dedupe_id(), i),
+                agent_id: agent.clone(),
+                conversation_id: Some(conversation),
+                issued_at: chrono::Utc::now(),
+                action,
+            };
+            if let Err(e) = command.validate() {
+                self.tell(agent, conversation, &format!("Nothing was done: {e}.")).await;
+                return Ok(Outcome::Ignored(e.to_string()));
+            }
+            let verdict = bus.client().subscribe(subjects::router_result(&command.id.to_string())).await;
+            if let Err(e) = bus.publish(subjects::AGENT_IN, &command, &command.id.to_string()).await {
+                return Ok(Outcome::Retry(e.to_string()));
+            }
+            info!(agent = %agent, command = %command.id, "agent command from email");
+            let Ok(mut verdict) = verdict else { continue };
+            if let Ok(Some(m)) = tokio::time::timeout(VERDICT_WAIT, verdict.next()).await {
+                let v: serde_json::Value = serde_json::from_slice(&m.payload).unwrap_or_default();
+                if let Some(reason) = v.get("rejected").and_then(|r| r.as_str()) {
+                    self.tell(agent, conversation, &format!("Your mail was not applied: {reason}.")).await;
+                    break;
+                }
+            }
+        }
+        Ok(Outcome::AgentCommands)
+    }
+
+    /// Tells an agent something went wrong with their mail (best effort: the agent's mail itself
+    /// is handled either way).
+    async fn tell(&self, agent: &str, conversation: Uuid, text: &str) {
+        let update = AgentDelivery::Update(switchboard_core::agent::ConversationUpdate {
+            id: Uuid::now_v7(),
+            agent_id: agent.into(),
+            conversation_id: conversation,
+            change: "command_refused".into(),
+            note: Some(text.into()),
+        });
+        if let Err(e) = self.deliver(&update).await {
+            warn!(agent = %agent, error = %e, "cannot tell the agent their command was refused");
+        }
+    }
+}
+
+/// The commands for one agent mail, in the order they must apply.
+fn actions(parsed: Option<(AgentEmailCommand, String)>, whole: &str) -> Vec<CommandAction> {
+    let reply = |text: &str| (!text.trim().is_empty()).then(|| CommandAction::Reply { text: text.trim().to_string() });
+    match parsed {
+        None => reply(whole).into_iter().collect(),
+        Some((AgentEmailCommand::Accept, rest)) => std::iter::once(CommandAction::Accept).chain(reply(&rest)).collect(),
+        Some((AgentEmailCommand::Decline { reason }, _)) => vec![CommandAction::Decline { reason }],
+        Some((AgentEmailCommand::Note { text }, _)) => vec![CommandAction::Note { text }],
+        // The answer first, then the conversation moves on or closes.
+        Some((AgentEmailCommand::Resolve, rest)) => reply(&rest).into_iter().chain([CommandAction::Resolve]).collect(),
+        Some((AgentEmailCommand::Transfer { team, note }, rest)) => reply(&rest)
+            .into_iter()
+            .chain([CommandAction::Transfer { to_agent: None, to_team: Some(team), note }])
+            .collect(),
+        Some((AgentEmailCommand::Escalate { note }, rest)) => {
+            reply(&rest).into_iter().chain([CommandAction::Escalate { tier: None, note }]).collect()
+        }
+    }
+}
+
+/// The same mail gives the same command ids, so a mail fetched twice acts once.
+fn command_id(dedupe_id: &str, index: usize) -> Uuid {
+    let digest = Sha256::digest(format!("email-command:{dedupe_id}:{index}").as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_random_bytes(bytes).into_uuid()
+}
+
+fn history(entries: &[HistoryEntry]) -> String {
+    let mut out = String::new();
+    for e in entries {
+        let who = match e.from {
+            Author::Customer => e.author.clone().unwrap_or_else(|| "Customer".into()),
+            Author::Agent => e.author.clone().unwrap_or_else(|| "Agent".into()),
+            Author::Note => format!("Note by {}", e.author.as_deref().unwrap_or("system")),
+            Author::System => "Switchboard".into(),
+        };
+        let _ = writeln!(out, "--- {} {who}:\n{}\n", e.at.format("%Y-%m-%d %H:%M"), e.text.trim());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_apply_in_the_order_an_agent_means() {
+        let parse = |t: &str| actions(parse_agent_command(t).unwrap(), t);
+        assert_eq!(parse("Thanks, fixed."), [CommandAction::Reply { text: "Thanks, fixed.".into() }]);
+        assert_eq!(parse("#accept"), [CommandAction::Accept]);
+        assert_eq!(parse("#accept\nOn it!"), [CommandAction::Accept, CommandAction::Reply { text: "On it!".into() }]);
+        assert_eq!(parse("#resolve\nDone."), [CommandAction::Reply { text: "Done.".into() }, CommandAction::Resolve]);
+        assert_eq!(
+            parse("#transfer billing refund over 100"),
+            [CommandAction::Transfer {
+                to_agent: None,
+                to_team: Some("billing".into()),
+                note: Some("refund over 100".into())
+            }]
+        );
+        assert_eq!(parse("#note called them"), [CommandAction::Note { text: "called them".into() }]);
+        assert_eq!(command_id("a", 0), command_id("a", 0));
+        assert_ne!(command_id("a", 0), command_id("a", 1));
+    }
+}

@@ -1,0 +1,277 @@
+//! What happens to one fetched message: a customer's mail becomes an envelope, a bounce becomes a
+//! `delivery_failed` event on its conversation, an agent's reply becomes commands, noise and
+//! auto-replies are left alone, and what cannot be read becomes a dead letter with the reason.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_nats::HeaderMap;
+use bytes::Bytes;
+use switchboard_adapter::{Inbound, InboundError};
+use switchboard_bus::{Bus, BusSlot};
+use switchboard_core::contract::{ATTACHMENTS_STORE, buckets, headers, subjects};
+use switchboard_core::envelope::AttachmentRef;
+use switchboard_core::{Customer, Envelope, Event, EventKind};
+use tracing::{info, warn};
+
+use crate::agent::AgentMail;
+use crate::error::EmailError;
+use crate::parse::{BounceInfo, Classification, ParseLimits, ParsedMail, classify, parse, reply_token, thread_root};
+use crate::token::{Token, our_message_id, thread_key_of, token_kind};
+
+/// The channel name: subjects `sb.in.email`, `sb.out.email`.
+pub const CHANNEL: &str = "email";
+
+/// The dead-letter component of inbound mail: `sb.dlq.email-in`.
+pub const DLQ_COMPONENT: &str = "email-in";
+
+/// Largest raw message kept in a dead letter; bigger ones keep their headers only.
+const DLQ_MAX_BYTES: usize = 512 * 1024;
+
+/// What became of a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Stored as an envelope.
+    Published,
+    /// Stored before (a re-delivery); nothing new.
+    Duplicate,
+    /// A bounce, recorded on its conversation.
+    Bounce,
+    /// An agent's reply, turned into commands.
+    AgentCommands,
+    /// Not for routing (auto-reply, list mail, our own mail); the reason says which.
+    Ignored(String),
+    /// Unreadable or refused; stored in the dead-letter stream with the reason.
+    DeadLettered(String),
+    /// Nothing could be stored (the bus failed): leave the mail as it is and try again.
+    Retry(String),
+}
+
+impl Outcome {
+    /// A short name for logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Outcome::Published => "published",
+            Outcome::Duplicate => "duplicate",
+            Outcome::Bounce => "bounce",
+            Outcome::AgentCommands => "agent_commands",
+            Outcome::Ignored(_) => "ignored",
+            Outcome::DeadLettered(_) => "dead_lettered",
+            Outcome::Retry(_) => "retry",
+        }
+    }
+}
+
+/// Shared by every mailbox of the channel.
+#[derive(Clone)]
+pub struct Handler(Arc<Shared>);
+
+struct Shared {
+    bus: BusSlot,
+    limits: ParseLimits,
+    /// Our support address (`support@example.com`): tokens are read from `support+<token>@...`.
+    address: String,
+    domain: String,
+    /// Every address that is ours: mail from them is a loop.
+    ours: Vec<String>,
+    agents: Option<AgentMail>,
+}
+
+impl Handler {
+    /// A handler publishing through `bus`.
+    pub fn new(
+        bus: BusSlot,
+        limits: ParseLimits,
+        address: &str,
+        ours: Vec<String>,
+        agents: Option<AgentMail>,
+    ) -> Handler {
+        let domain = address.rsplit_once('@').map(|(_, d)| d.to_lowercase()).unwrap_or_default();
+        Handler(Arc::new(Shared { bus, limits, address: address.to_lowercase(), domain, ours, agents }))
+    }
+
+    /// The bus, once connected.
+    pub fn bus(&self) -> Result<&Bus, EmailError> {
+        Ok(self.0.bus.get()?)
+    }
+
+    /// Handles one raw message fetched from `raw_ref` (mailbox, UIDVALIDITY, UID).
+    pub async fn handle(&self, raw: &[u8], raw_ref: &str, inbound: &Inbound) -> Result<Outcome, EmailError> {
+        let s = &self.0;
+        let mail = match parse(raw, &s.limits) {
+            Ok(m) => m,
+            Err(e) => return self.dead_letter(raw, raw_ref, &e.to_string()).await,
+        };
+        match classify(&mail, &s.ours) {
+            Classification::Customer => {}
+            Classification::Bounce(info) => return self.bounce(&mail, &info).await,
+            Classification::AutoReply(reason) => {
+                info!(raw_ref, reason = ?reason, "auto-reply not routed");
+                return Ok(Outcome::Ignored(format!("auto-reply: {reason:?}")));
+            }
+            Classification::Noise(reason) => {
+                info!(raw_ref, reason = ?reason, "mail not routed");
+                return Ok(Outcome::Ignored(format!("{reason:?}")));
+            }
+        }
+        let token = reply_token(&mail, std::slice::from_ref(&s.address));
+        if let Some(Token::Agent(token)) = token.as_ref().and_then(|t| token_kind(&t.token)) {
+            return match &s.agents {
+                Some(agents) => agents.handle_reply(self.bus()?, &mail, &token).await,
+                None => Ok(Outcome::Ignored("agent token but no agents on email".into())),
+            };
+        }
+        let thread_key = self.thread_key(&mail, token.map(|t| t.token)).await?;
+        let envelope = match self.envelope(&mail, thread_key, raw_ref).await {
+            Ok(e) => e,
+            Err(Outcome::Retry(r)) => return Ok(Outcome::Retry(r)),
+            Err(other) => return Ok(other),
+        };
+        match inbound.publish(envelope).await {
+            Ok(p) if p.duplicate => Ok(Outcome::Duplicate),
+            Ok(_) => Ok(Outcome::Published),
+            Err(InboundError::Bus(e)) => Ok(Outcome::Retry(e.to_string())),
+            Err(InboundError::NotReady(why)) => Ok(Outcome::Retry(why.into())),
+            // A flood from one sender or a message the contract refuses: kept, not routed.
+            Err(e) => self.dead_letter(raw, raw_ref, &e.to_string()).await,
+        }
+    }
+
+    /// The conversation thread: one of our Message-IDs it answers, else a thread token in the
+    /// reply address or subject, else the thread's first Message-ID.
+    async fn thread_key(&self, mail: &ParsedMail, token: Option<String>) -> Result<String, EmailError> {
+        let s = &self.0;
+        let referenced = mail.in_reply_to.iter().chain(mail.references.iter().rev());
+        let ours = referenced.filter_map(|id| our_message_id(id, &s.domain)).map(|o| o.token).next();
+        let candidates = ours.into_iter().chain(token.filter(|t| matches!(token_kind(t), Some(Token::Thread(_)))));
+        let kv =
+            self.bus()?.jetstream().get_key_value(buckets::CHANNELS).await.map_err(|e| EmailError::imap("kv", e))?;
+        for token in candidates {
+            if let Ok(Some(key)) = kv.get(thread_key_of(&token)).await {
+                return Ok(String::from_utf8_lossy(&key).into_owned());
+            }
+        }
+        Ok(thread_root(mail))
+    }
+
+    async fn envelope(&self, mail: &ParsedMail, thread_key: String, raw_ref: &str) -> Result<Envelope, Outcome> {
+        let address = mail.from.address.trim().to_lowercase();
+        let mut metadata = BTreeMap::new();
+        if mail.text_truncated {
+            metadata.insert("email.text_truncated".into(), "true".into());
+        }
+        if mail.attachments_omitted > 0 {
+            metadata.insert("email.attachments_omitted".into(), mail.attachments_omitted.to_string());
+        }
+        let attachments = self.store_attachments(mail).await?;
+        Ok(Envelope {
+            id: uuid::Uuid::now_v7(),
+            channel: CHANNEL.into(),
+            provider_message_id: mail.dedupe_id(),
+            received_at: chrono::Utc::now(),
+            customer: Customer {
+                id: address.clone(),
+                name: mail.from.name.clone(),
+                email: Some(address),
+                phone: None,
+                language: None,
+            },
+            thread_key,
+            text: mail.new_text.clone(),
+            subject: mail.subject.clone(),
+            html: mail.html.clone(),
+            attachments,
+            metadata,
+            raw_ref: Some(raw_ref.into()),
+        })
+    }
+
+    /// Stores attachment bytes in the object store under names derived from the message, so a
+    /// retry overwrites rather than duplicates.
+    async fn store_attachments(&self, mail: &ParsedMail) -> Result<Vec<AttachmentRef>, Outcome> {
+        if mail.attachments.is_empty() {
+            return Ok(Vec::new());
+        }
+        let bus = self.bus().map_err(|e| Outcome::Retry(e.to_string()))?;
+        let store = bus
+            .jetstream()
+            .get_object_store(ATTACHMENTS_STORE)
+            .await
+            .map_err(|e| Outcome::Retry(format!("attachment store: {e}")))?;
+        let mut refs = Vec::new();
+        for (i, a) in mail.attachments.iter().enumerate() {
+            let mut object = String::new();
+            if a.skipped.is_none() {
+                object = format!("email/{}/{i}", mail.raw_sha256);
+                let mut bytes = a.bytes.as_slice();
+                store
+                    .put(object.as_str(), &mut bytes)
+                    .await
+                    .map_err(|e| Outcome::Retry(format!("store attachment: {e}")))?;
+            }
+            refs.push(AttachmentRef {
+                object,
+                filename: a.filename.clone(),
+                content_type: a.content_type.clone(),
+                size: a.size,
+                skipped: a.skipped.clone(),
+            });
+        }
+        Ok(refs)
+    }
+
+    /// A bounce of something we sent: a `delivery_failed` event on its conversation.
+    async fn bounce(&self, mail: &ParsedMail, info: &BounceInfo) -> Result<Outcome, EmailError> {
+        let ours = info.original_message_id.as_deref().and_then(|id| our_message_id(id, &self.0.domain));
+        let mut data = serde_json::Map::new();
+        data.insert(
+            "reason".into(),
+            format!("bounced: {}", info.diagnostic.as_deref().unwrap_or("no diagnostic")).into(),
+        );
+        data.insert("recipient".into(), info.recipient.clone().into());
+        data.insert("status".into(), info.status.clone().into());
+        data.insert("permanent".into(), info.is_permanent().into());
+        if let Some(o) = &ours {
+            data.insert("outbound_id".into(), o.outbound.to_string().into());
+        }
+        let event = Event {
+            id: uuid::Uuid::now_v7(),
+            at: chrono::Utc::now(),
+            kind: EventKind::DeliveryFailed,
+            conversation_id: ours.as_ref().map(|o| o.conversation),
+            agent_id: None,
+            channel: Some(CHANNEL.into()),
+            data,
+        };
+        let msg_id = format!("bounce:{}", mail.dedupe_id());
+        match self.bus()?.publish(&subjects::event(EventKind::DeliveryFailed.as_str()), &event, &msg_id).await {
+            Ok(_) => {
+                info!(conversation = ?event.conversation_id, status = ?info.status, "bounce recorded");
+                Ok(Outcome::Bounce)
+            }
+            Err(e) => Ok(Outcome::Retry(e.to_string())),
+        }
+    }
+
+    /// Keeps a message that cannot be routed on `sb.dlq.email-in`, with the reason.
+    async fn dead_letter(&self, raw: &[u8], raw_ref: &str, reason: &str) -> Result<Outcome, EmailError> {
+        warn!(raw_ref, %reason, "mail dead-lettered");
+        let mut h = HeaderMap::new();
+        h.insert(headers::DLQ_REASON, reason.replace(['\r', '\n'], " ").as_str());
+        h.insert(headers::DLQ_COMPONENT, DLQ_COMPONENT);
+        h.insert(headers::DLQ_SUBJECT, subjects::inbound(CHANNEL).as_str());
+        h.insert("Sb-Raw-Ref", raw_ref);
+        let payload = if raw.len() <= DLQ_MAX_BYTES {
+            Bytes::copy_from_slice(raw)
+        } else {
+            // The headers are what an operator needs to find it in the mailbox.
+            let end = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(DLQ_MAX_BYTES.min(raw.len()));
+            Bytes::copy_from_slice(&raw[..end.min(DLQ_MAX_BYTES)])
+        };
+        let msg_id = format!("dlq:email:{raw_ref}");
+        match self.bus()?.publish_raw(&subjects::dlq(DLQ_COMPONENT), h, payload, &msg_id).await {
+            Ok(_) => Ok(Outcome::DeadLettered(reason.into())),
+            Err(e) => Ok(Outcome::Retry(e.to_string())),
+        }
+    }
+}

@@ -1,0 +1,345 @@
+//! Reading the MIME tree with `mail-parser`: headers, bodies, attachments and report parts.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use chrono::{DateTime, TimeZone, Utc};
+use mail_parser::{Address, HeaderName, HeaderValue, Message, MessageParser, MessagePart, MimeHeaders, PartType};
+
+use super::report::{self, DeliveryReport};
+use super::{Attachment, Mailbox, ParseError, ParseLimits};
+
+/// The readable body, and where it came from: quote detection differs for plain text and HTML.
+pub(super) enum Body {
+    Plain(String),
+    Html(String),
+}
+
+/// Everything `parse` needs from the MIME tree, before quote splitting and text limits.
+pub(super) struct MimeParts {
+    pub message_id: Option<String>,
+    pub in_reply_to: Vec<String>,
+    pub references: Vec<String>,
+    pub from: Mailbox,
+    pub to: Vec<Mailbox>,
+    pub cc: Vec<Mailbox>,
+    pub delivered_to: Vec<String>,
+    pub reply_to: Vec<Mailbox>,
+    pub subject: Option<String>,
+    pub date: Option<DateTime<Utc>>,
+    pub body: Body,
+    pub html: Option<String>,
+    pub attachments: Vec<Attachment>,
+    pub attachments_omitted: usize,
+    pub report: Option<DeliveryReport>,
+    pub headers: Vec<(String, String)>,
+}
+
+/// Longest file name kept, in bytes; file systems and mail clients choke on longer ones.
+const MAX_FILENAME_BYTES: usize = 200;
+
+pub(super) fn read(raw: &[u8], limits: &ParseLimits) -> Result<MimeParts, ParseError> {
+    // mail-parser promises never to panic; this keeps a broken promise from taking the IMAP task
+    // down with it.
+    let message = match catch_unwind(|| MessageParser::default().parse(raw)) {
+        Ok(Some(m)) if !m.parts.is_empty() => m,
+        Ok(_) => return Err(ParseError::NoHeaders),
+        Err(_) => return Err(ParseError::Malformed),
+    };
+    // Reading the parsed tree goes through mail-parser accessors too.
+    catch_unwind(AssertUnwindSafe(|| from_message(&message, raw, limits))).unwrap_or(Err(ParseError::Malformed))
+}
+
+fn from_message(message: &Message<'_>, raw: &[u8], limits: &ParseLimits) -> Result<MimeParts, ParseError> {
+    let from = mailboxes(message, HeaderName::From)
+        .into_iter()
+        .chain(mailboxes(message, HeaderName::Sender))
+        .next()
+        .ok_or(ParseError::NoFrom)?;
+    let (body, html) = bodies(message);
+    let report_type = message
+        .root_part()
+        .content_type()
+        .filter(|ct| ct.ctype().eq_ignore_ascii_case("multipart"))
+        .filter(|ct| ct.subtype().is_some_and(|s| s.eq_ignore_ascii_case("report")))
+        .map(|ct| ct.attribute("report-type").unwrap_or_default().to_ascii_lowercase());
+    let mut report = report::Builder::new(report_type);
+    let mut attachments = Vec::new();
+    let mut attachments_omitted = 0;
+    for &id in &message.attachments {
+        let Some(part) = message.parts.get(id as usize) else { continue };
+        let content_type = content_type(part);
+        if report.take(&content_type, part, raw) {
+            continue;
+        }
+        if attachments.len() >= limits.max_attachments {
+            attachments_omitted += 1;
+            continue;
+        }
+        attachments.push(attachment(part, content_type, raw, attachments.len() + 1, limits));
+    }
+    Ok(MimeParts {
+        message_id: message.message_id().and_then(clean_id),
+        in_reply_to: ids(message.in_reply_to()),
+        references: ids(message.references()),
+        from,
+        to: mailboxes(message, HeaderName::To),
+        cc: mailboxes(message, HeaderName::Cc),
+        delivered_to: delivered_to(message),
+        reply_to: mailboxes(message, HeaderName::ReplyTo),
+        subject: message.subject().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()),
+        date: message.date().filter(|d| d.is_valid()).and_then(|d| Utc.timestamp_opt(d.to_timestamp(), 0).single()),
+        body,
+        html,
+        attachments,
+        attachments_omitted,
+        report: report.finish(),
+        headers: headers(message, raw),
+    })
+}
+
+/// Every address in every instance of an address header, groups flattened; entries without an
+/// address (a bare display name, an empty group) are skipped.
+fn mailboxes(message: &Message<'_>, name: HeaderName<'_>) -> Vec<Mailbox> {
+    message
+        .header_values(name)
+        .filter_map(HeaderValue::as_address)
+        .flat_map(Address::iter)
+        .filter_map(mailbox)
+        .collect()
+}
+
+fn mailbox(addr: &mail_parser::Addr<'_>) -> Option<Mailbox> {
+    let address = addr.address()?.trim();
+    if address.is_empty() || address.contains(char::is_whitespace) {
+        return None;
+    }
+    let name = addr.name().map(|n| n.trim().to_string()).filter(|n| !n.is_empty() && n != address);
+    Some(Mailbox { address: address.to_string(), name })
+}
+
+fn ids(value: &HeaderValue<'_>) -> Vec<String> {
+    let mut out: Vec<String> = match value {
+        HeaderValue::Text(id) => clean_id(id).into_iter().collect(),
+        HeaderValue::TextList(ids) => ids.iter().filter_map(|id| clean_id(id)).collect(),
+        _ => Vec::new(),
+    };
+    // A client that repeats an id would otherwise make it look like two ancestors.
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|id| seen.insert(id.clone()));
+    out
+}
+
+/// Trims an id and its angle brackets; ids with whitespace or control characters inside are
+/// refused because they cannot be matched reliably against another message's headers.
+pub(super) fn clean_id(id: &str) -> Option<String> {
+    let id = id.trim().trim_start_matches('<').trim_end_matches('>').trim();
+    (!id.is_empty() && !id.chars().any(|c| c.is_whitespace() || c.is_control())).then(|| id.to_string())
+}
+
+fn delivered_to(message: &Message<'_>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for header in message.headers() {
+        let name = header.name.as_str();
+        if !(name.eq_ignore_ascii_case("delivered-to") || name.eq_ignore_ascii_case("x-original-to")) {
+            continue;
+        }
+        let Some(value) = header.value.as_text() else { continue };
+        let address = value.trim().trim_start_matches('<').trim_end_matches('>').trim();
+        if !address.is_empty()
+            && !address.contains(char::is_whitespace)
+            && !out.iter().any(|a| a.eq_ignore_ascii_case(address))
+        {
+            out.push(address.to_string());
+        }
+    }
+    out
+}
+
+fn headers(message: &Message<'_>, raw: &[u8]) -> Vec<(String, String)> {
+    message
+        .headers()
+        .iter()
+        .map(|h| {
+            let value = raw.get(h.offset_start as usize..h.offset_end as usize).unwrap_or_default();
+            let value = String::from_utf8_lossy(value);
+            let unfolded = value.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ");
+            (h.name.as_str().to_string(), unfolded)
+        })
+        .collect()
+}
+
+/// The readable body and the original HTML. Plain text wins when the message has both, because
+/// it is what the author's client meant as the text version.
+fn bodies(message: &Message<'_>) -> (Body, Option<String>) {
+    let parts = |ids: &[u32]| ids.iter().filter_map(|&id| message.parts.get(id as usize)).collect::<Vec<_>>();
+    let texts: Vec<&str> = parts(&message.text_body)
+        .into_iter()
+        .filter_map(|p| match &p.body {
+            PartType::Text(t) => Some(t.as_ref()),
+            _ => None,
+        })
+        .collect();
+    let htmls: Vec<&str> = parts(&message.html_body)
+        .into_iter()
+        .chain(parts(&message.text_body))
+        .filter_map(|p| match &p.body {
+            PartType::Html(h) => Some(h.as_ref()),
+            _ => None,
+        })
+        .collect();
+    let mut html_seen = Vec::new();
+    for h in htmls {
+        if !html_seen.contains(&h) {
+            html_seen.push(h);
+        }
+    }
+    let html = (!html_seen.is_empty()).then(|| html_seen.join("\n"));
+    let body = if !texts.is_empty() || html.is_none() {
+        Body::Plain(normalise_newlines(&texts.join("\n")))
+    } else {
+        Body::Html(html.clone().unwrap_or_default())
+    };
+    (body, html)
+}
+
+fn normalise_newlines(text: &str) -> String {
+    text.replace("\r\n", "\n").replace('\r', "\n")
+}
+
+pub(super) fn content_type(part: &MessagePart<'_>) -> String {
+    match part.content_type() {
+        Some(ct) => {
+            let subtype = ct.subtype().unwrap_or(match ct.ctype() {
+                "text" => "plain",
+                _ => "octet-stream",
+            });
+            format!("{}/{}", ct.ctype(), subtype).to_ascii_lowercase()
+        }
+        None => match part.body {
+            PartType::Html(_) => "text/html".into(),
+            PartType::Text(_) => "text/plain".into(),
+            PartType::Message(_) => "message/rfc822".into(),
+            _ => "application/octet-stream".into(),
+        },
+    }
+}
+
+/// The decoded content of a part. A nested `message/rfc822` keeps its raw bytes: mail-parser's
+/// own accessor for it returns the whole outer message.
+pub(super) fn part_bytes<'a>(part: &'a MessagePart<'_>, raw: &'a [u8]) -> &'a [u8] {
+    match &part.body {
+        PartType::Message(_) => raw.get(part.offset_body as usize..part.offset_end as usize).unwrap_or_default(),
+        _ => part.contents(),
+    }
+}
+
+fn attachment(
+    part: &MessagePart<'_>,
+    content_type: String,
+    raw: &[u8],
+    number: usize,
+    limits: &ParseLimits,
+) -> Attachment {
+    let bytes = part_bytes(part, raw);
+    let size = bytes.len();
+    let nested_subject = part.message().and_then(|m| m.subject()).map(|s| format!("{s}.eml"));
+    let filename = part
+        .attachment_name()
+        .and_then(sanitise_filename)
+        .or_else(|| nested_subject.as_deref().and_then(sanitise_filename))
+        .unwrap_or_else(|| format!("attachment-{number}.{}", extension(&content_type)));
+    let disposition_inline = part.content_disposition().map(|d| d.is_inline());
+    let inline = matches!(part.body, PartType::InlineBinary(_))
+        || disposition_inline == Some(true)
+        || (disposition_inline.is_none() && part.content_id().is_some());
+    let (bytes, skipped) = if size > limits.max_attachment_bytes {
+        (Vec::new(), Some(format!("{size} bytes, over the attachment limit of {} bytes", limits.max_attachment_bytes)))
+    } else {
+        (bytes.to_vec(), None)
+    };
+    Attachment {
+        filename,
+        content_type,
+        size: size as u64,
+        content_id: part.content_id().and_then(clean_id),
+        inline,
+        bytes,
+        skipped,
+    }
+}
+
+/// A file name safe to store and show: no directories, no control or reserved characters, no
+/// leading dots, bounded length with the extension kept.
+pub(super) fn sanitise_filename(name: &str) -> Option<String> {
+    let base = name.rsplit(['/', '\\']).next().unwrap_or_default();
+    let cleaned: String = base
+        .chars()
+        .filter(|c| !c.is_control())
+        .map(|c| if matches!(c, '<' | '>' | ':' | '"' | '|' | '?' | '*') { '_' } else { c })
+        .collect();
+    let cleaned = cleaned.trim().trim_matches('.').trim();
+    if cleaned.is_empty() {
+        return None;
+    }
+    if cleaned.len() <= MAX_FILENAME_BYTES {
+        return Some(cleaned.to_string());
+    }
+    let (stem, ext) = match cleaned.rsplit_once('.') {
+        Some((stem, ext)) if !ext.is_empty() && ext.len() <= 16 => (stem, Some(ext)),
+        _ => (cleaned, None),
+    };
+    let room = MAX_FILENAME_BYTES - ext.map_or(0, |e| e.len() + 1);
+    let mut end = room.min(stem.len());
+    while !stem.is_char_boundary(end) {
+        end -= 1;
+    }
+    Some(match ext {
+        Some(ext) => format!("{}.{ext}", &stem[..end]),
+        None => stem[..end].to_string(),
+    })
+}
+
+fn extension(content_type: &str) -> &'static str {
+    match content_type {
+        "image/png" => "png",
+        "image/jpeg" | "image/jpg" => "jpg",
+        "image/gif" => "gif",
+        "image/webp" => "webp",
+        "application/pdf" => "pdf",
+        "text/plain" => "txt",
+        "text/html" => "html",
+        "text/calendar" => "ics",
+        "message/rfc822" => "eml",
+        _ => "bin",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_lose_paths_and_reserved_characters() {
+        let check = |name: &str, expected: Option<&str>| {
+            assert_eq!(sanitise_filename(name).as_deref(), expected, "{name:?}");
+        };
+        check("report.pdf", Some("report.pdf"));
+        check("../../etc/passwd", Some("passwd"));
+        check("C:\\Users\\ivan\\Desktop\\счёт.xlsx", Some("счёт.xlsx"));
+        check("..", None);
+        check("   ", None);
+        check(".htaccess", Some("htaccess"));
+        check("a\u{0}b\nc.txt", Some("abc.txt"));
+        check("what?<>.txt", Some("what___.txt"));
+        let long = format!("{}.pdf", "я".repeat(300));
+        let cut = sanitise_filename(&long).unwrap_or_default();
+        assert!(cut.len() <= MAX_FILENAME_BYTES && cut.ends_with(".pdf"), "{cut}");
+    }
+
+    #[test]
+    fn ids_lose_brackets_and_refuse_whitespace() {
+        assert_eq!(clean_id(" <abc@example.com> ").as_deref(), Some("abc@example.com"));
+        assert_eq!(clean_id("<>"), None);
+        assert_eq!(clean_id("a b@c"), None);
+    }
+}
