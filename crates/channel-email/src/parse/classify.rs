@@ -196,12 +196,21 @@ fn classic_bounce(mail: &ParsedMail) -> BounceInfo {
             None => is_smtp_reply(l).then_some(l),
         })
         .map(str::to_string);
-    let status = text.split(|c: char| c.is_whitespace() || c == '(' || c == ')').find(|w| is_status_code(w));
-    let recipient = text
-        .split(|c: char| c.is_whitespace() || matches!(c, '<' | '>' | '"' | '\'' | ',' | ';'))
-        .map(|w| w.trim_end_matches([':', '.']))
-        .find(|w| w.contains('@') && !w.eq_ignore_ascii_case(&mail.from.address) && w.len() > 2)
-        .map(str::to_string);
+    let status = text.split(|c: char| c.is_whitespace() || matches!(c, '(' | ')' | '#')).find(|w| is_status_code(w));
+    let address_in = |line: &str| {
+        line.split(|c: char| c.is_whitespace() || matches!(c, '<' | '>' | '"' | '\'' | ',' | ';'))
+            .map(|w| w.trim_end_matches([':', '.']))
+            .find(|w| w.contains('@') && !w.eq_ignore_ascii_case(&mail.from.address) && w.len() > 2)
+            .map(str::to_string)
+    };
+    let lines: Vec<&str> = text.lines().map(str::trim).collect();
+    let recipient_line = lines.iter().position(|l| address_in(l).is_some());
+    let recipient = recipient_line.and_then(|i| address_in(lines[i]));
+    // qmail and Exim put the reason on the line after `<address>:`.
+    let diagnostic = diagnostic.or_else(|| {
+        let i = recipient_line.filter(|&i| lines[i].ends_with(':'))?;
+        lines[i + 1..].iter().find(|l| !l.is_empty()).map(|l| l.to_string())
+    });
     let original_message_id = mail
         .attachments
         .iter()

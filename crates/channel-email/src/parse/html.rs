@@ -61,15 +61,17 @@ pub(crate) fn to_text(html: &str) -> String {
         Some(text) => drop_echoed_links(&text),
         None => catch_unwind(|| mail_parser::decoders::html::html_to_text(html)).unwrap_or_default(),
     };
-    tidy(&text)
+    // A no-break space (`&nbsp;`) looks like a space to the agent and must match like one in
+    // routing rules.
+    tidy(&text.replace('\u{a0}', " "))
 }
 
 /// A cheap upper bound of how deep elements nest: opening tags minus closing ones, not counting
 /// void elements and those HTML closes by itself (`<p>`, `<li>`, table cells).
 fn nesting_depth(html: &str) -> usize {
     const NOT_NESTING: [&str; 22] = [
-        "br", "img", "hr", "meta", "link", "input", "col", "area", "base", "wbr", "source", "embed", "param",
-        "track", "p", "li", "td", "th", "tr", "dt", "dd", "option",
+        "br", "img", "hr", "meta", "link", "input", "col", "area", "base", "wbr", "source", "embed", "param", "track",
+        "p", "li", "td", "th", "tr", "dt", "dd", "option",
     ];
     let bytes = html.as_bytes();
     let (mut depth, mut deepest) = (0usize, 0usize);
@@ -78,9 +80,10 @@ fn nesting_depth(html: &str) -> usize {
         let start = i + offset + 1;
         let closing = bytes.get(start) == Some(&b'/');
         let name_start = if closing { start + 1 } else { start };
-        let name_len = bytes.get(name_start..).map_or(0, |rest| rest.iter().take_while(|b| b.is_ascii_alphanumeric()).count());
+        let name_len =
+            bytes.get(name_start..).map_or(0, |rest| rest.iter().take_while(|b| b.is_ascii_alphanumeric()).count());
         i = name_start + name_len;
-        if name_len == 0 {
+        if name_len == 0 || !bytes.get(name_start).is_some_and(u8::is_ascii_alphabetic) {
             continue;
         }
         let name = html.get(name_start..i).unwrap_or_default().to_ascii_lowercase();
@@ -248,10 +251,7 @@ mod tests {
 
     #[test]
     fn renders_readable_text() {
-        check(
-            "<p>Hello&nbsp;there &amp; welcome</p><p>Second<br>line</p>",
-            "Hello\u{a0}there & welcome\n\nSecond\nline",
-        );
+        check("<p>Hello&nbsp;there &amp; welcome</p><p>Second<br>line</p>", "Hello there & welcome\n\nSecond\nline");
         check("<html><head><style>p{color:red}</style><script>alert(1)</script></head><body>Hi</body></html>", "Hi");
         check("<p>See <a href=\"https://example.com/faq\">the FAQ</a>.</p>", "See the FAQ <https://example.com/faq>.");
         check("<a href=\"https://example.com\">https://example.com</a>", "https://example.com");

@@ -55,7 +55,7 @@ fn from_message(message: &Message<'_>, raw: &[u8], limits: &ParseLimits) -> Resu
         .chain(mailboxes(message, HeaderName::Sender))
         .next()
         .ok_or(ParseError::NoFrom)?;
-    let (body, html) = bodies(message);
+    let (body, html, taken_as_body) = bodies(message);
     let report_type = message
         .root_part()
         .content_type()
@@ -65,7 +65,7 @@ fn from_message(message: &Message<'_>, raw: &[u8], limits: &ParseLimits) -> Resu
     let mut report = report::Builder::new(report_type);
     let mut attachments = Vec::new();
     let mut attachments_omitted = 0;
-    for &id in &message.attachments {
+    for &id in message.attachments.iter().filter(|&&id| Some(id) != taken_as_body) {
         let Some(part) = message.parts.get(id as usize) else { continue };
         let content_type = content_type(part);
         if report.take(&content_type, part, raw) {
@@ -168,38 +168,77 @@ fn headers(message: &Message<'_>, raw: &[u8]) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The readable body and the original HTML. Plain text wins when the message has both, because
-/// it is what the author's client meant as the text version.
-fn bodies(message: &Message<'_>) -> (Body, Option<String>) {
+/// The readable body, the original HTML, and the id of an attachment part that was taken as the
+/// body. Plain text wins when the message has both, because it is what the author's client meant
+/// as the text version.
+fn bodies(message: &Message<'_>) -> (Body, Option<String>, Option<u32>) {
     let parts = |ids: &[u32]| ids.iter().filter_map(|&id| message.parts.get(id as usize)).collect::<Vec<_>>();
-    let texts: Vec<&str> = parts(&message.text_body)
+    let mut texts: Vec<String> = parts(&message.text_body)
         .into_iter()
         .filter_map(|p| match &p.body {
-            PartType::Text(t) => Some(t.as_ref()),
+            PartType::Text(t) => Some(recovered_text(p).unwrap_or_else(|| t.to_string())),
             _ => None,
         })
         .collect();
-    let htmls: Vec<&str> = parts(&message.html_body)
-        .into_iter()
-        .chain(parts(&message.text_body))
-        .filter_map(|p| match &p.body {
-            PartType::Html(h) => Some(h.as_ref()),
-            _ => None,
-        })
-        .collect();
-    let mut html_seen = Vec::new();
-    for h in htmls {
-        if !html_seen.contains(&h) {
-            html_seen.push(h);
+    let mut htmls: Vec<&str> = Vec::new();
+    for part in parts(&message.html_body).into_iter().chain(parts(&message.text_body)) {
+        if let PartType::Html(h) = &part.body
+            && !htmls.contains(&h.as_ref())
+        {
+            htmls.push(h);
         }
     }
-    let html = (!html_seen.is_empty()).then(|| html_seen.join("\n"));
-    let body = if !texts.is_empty() || html.is_none() {
-        Body::Plain(normalise_newlines(&texts.join("\n")))
-    } else {
-        Body::Html(html.clone().unwrap_or_default())
+    let html = (!htmls.is_empty()).then(|| htmls.join("\n"));
+    // A text part whose encoding broke is filed as an attachment; with no other body it is the
+    // body, and its readable beginning is better than nothing.
+    let mut taken = None;
+    if texts.is_empty()
+        && html.is_none()
+        && let Some((id, text)) = message.attachments.iter().find_map(|&id| {
+            let part = message.parts.get(id as usize)?;
+            let unnamed =
+                part.attachment_name().is_none() && !part.content_disposition().is_some_and(|d| d.is_attachment());
+            unnamed.then(|| recovered_text(part)).flatten().map(|t| (id, t))
+        })
+    {
+        texts.push(text);
+        taken = Some(id);
+    }
+    let body = match &html {
+        Some(html) if texts.is_empty() => Body::Html(html.clone()),
+        _ => Body::Plain(normalise_newlines(&texts.join("\n"))),
     };
-    (body, html)
+    (body, html, taken)
+}
+
+/// The text of a `text/plain` part mail-parser flagged as badly encoded: base64 decoded up to the
+/// first character that is not base64, in the part's charset.
+fn recovered_text(part: &MessagePart<'_>) -> Option<String> {
+    let PartType::Text(text) = &part.body else { return None };
+    let plain = part.content_type().is_none_or(|ct| {
+        ct.ctype().eq_ignore_ascii_case("text") && ct.subtype().is_none_or(|s| s.eq_ignore_ascii_case("plain"))
+    });
+    if !part.is_encoding_problem || !plain {
+        return None;
+    }
+    if !part.content_transfer_encoding().is_some_and(|e| e.trim().eq_ignore_ascii_case("base64")) {
+        return Some(text.to_string());
+    }
+    let mut valid: Vec<u8> = text
+        .bytes()
+        .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=') || b.is_ascii_whitespace())
+        .filter(|b| !b.is_ascii_whitespace())
+        .collect();
+    if let Some(pad) = valid.iter().position(|&b| b == b'=') {
+        valid.truncate(pad.div_ceil(4) * 4);
+    }
+    valid.truncate(valid.len() / 4 * 4);
+    let bytes = mail_parser::decoders::base64::base64_decode(&valid)?;
+    let charset = part.content_type().and_then(|ct| ct.attribute("charset")).unwrap_or("utf-8");
+    Some(match mail_parser::decoders::charsets::map::charset_decoder(charset.as_bytes()) {
+        Some(decode) => decode(&bytes),
+        None => String::from_utf8_lossy(&bytes).into_owned(),
+    })
 }
 
 fn normalise_newlines(text: &str) -> String {
@@ -252,7 +291,14 @@ fn attachment(
     let inline = matches!(part.body, PartType::InlineBinary(_))
         || disposition_inline == Some(true)
         || (disposition_inline.is_none() && part.content_id().is_some());
-    let (bytes, skipped) = if size > limits.max_attachment_bytes {
+    let undecodable = part
+        .content_transfer_encoding()
+        .map(|e| e.trim().to_ascii_lowercase())
+        .filter(|e| part.is_encoding_problem && (e == "base64" || e == "quoted-printable"));
+    let (bytes, skipped) = if let Some(encoding) = undecodable {
+        // The bytes would be the broken encoded text under the part's file name: misleading.
+        (Vec::new(), Some(format!("the {encoding} content could not be decoded")))
+    } else if size > limits.max_attachment_bytes {
         (Vec::new(), Some(format!("{size} bytes, over the attachment limit of {} bytes", limits.max_attachment_bytes)))
     } else {
         (bytes.to_vec(), None)

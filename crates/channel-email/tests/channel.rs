@@ -1,0 +1,274 @@
+//! The email channel against real servers: dovecot (IMAP, LMTP) and OpenSMTPD started by the test
+//! harness, and a real NATS server. Mail in a mailbox becomes envelopes once each, threaded;
+//! replies leave over SMTP threaded into the customer's mail client; noise is never routed,
+//! bounces are recorded, unreadable mail is dead-lettered, and a restart loses and repeats nothing.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use switchboard_adapter::testkit::{TestBus, wait_for};
+use switchboard_adapter::{ChannelRuntime, RuntimeConfig};
+use switchboard_channel_email::{EmailChannel, EmailConfig, MailboxConfig, Security};
+use switchboard_core::contract::{ATTACHMENTS_STORE, streams, subjects};
+use switchboard_core::{Envelope, Event, OutboundKind};
+use switchboard_testkit::MailServer;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+struct Running {
+    stop: CancellationToken,
+    task: JoinHandle<Result<(), switchboard_adapter::AdapterError>>,
+}
+
+impl Running {
+    async fn stop(self) {
+        self.stop.cancel();
+        tokio::time::timeout(WAIT, self.task).await.expect("channel stops").unwrap().unwrap();
+    }
+}
+
+fn config(mail: &MailServer, dir: &std::path::Path) -> EmailConfig {
+    std::fs::write(dir.join("imap.pass"), mail.password("support")).unwrap();
+    std::fs::write(dir.join("token.key"), "a-test-key-for-reply-tokens").unwrap();
+    let mut cfg = EmailConfig {
+        enabled: true,
+        address: mail.address("support"),
+        display_name: Some("Example Support".into()),
+        token_secret_file: Some(dir.join("token.key")),
+        ..EmailConfig::default()
+    };
+    cfg.mailboxes.insert(
+        "support".into(),
+        MailboxConfig {
+            host: mail.host().into(),
+            port: mail.imap_port(),
+            security: Security::None,
+            username: "support".into(),
+            password_file: Some(dir.join("imap.pass")),
+            poll_secs: 30,
+            ..MailboxConfig::default()
+        },
+    );
+    cfg.smtp.host = mail.host().into();
+    cfg.smtp.port = mail.smtp_port();
+    cfg.smtp.security = Security::None;
+    cfg
+}
+
+fn start(t: &TestBus, cfg: &EmailConfig) -> Running {
+    let channel = EmailChannel::new(cfg, t.slot()).expect("valid email config");
+    let stop = CancellationToken::new();
+    let runtime = ChannelRuntime::new(Arc::new(channel), RuntimeConfig::default(), t.slot(), stop.clone());
+    Running { stop, task: runtime.spawn() }
+}
+
+fn mail(from: &str, subject: &str, id: Option<&str>, extra_headers: &str, body: &str) -> Vec<u8> {
+    let id = id.map(|i| format!("Message-ID: <{i}>\r\n")).unwrap_or_default();
+    format!(
+        "From: {from}\r\nTo: support@example.test\r\nSubject: {subject}\r\nDate: Mon, 23 Nov 2026 10:00:00 +0000\r\n{id}{extra_headers}MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n"
+    )
+    .into_bytes()
+}
+
+/// Waits (without blocking the runtime the channel runs on) for `n` mails in `user`'s mailbox.
+async fn mails(server: &MailServer, user: &str, n: usize) -> Vec<Vec<u8>> {
+    wait_for(&format!("{n} mail(s) for {user}"), WAIT, || async { server.messages(user).len() >= n }).await;
+    server.messages(user)
+}
+
+async fn envelopes(t: &TestBus) -> Vec<Envelope> {
+    t.envelopes("email").await
+}
+
+#[tokio::test]
+async fn mail_becomes_envelopes_once_threaded_and_noise_is_not_routed() {
+    let t = TestBus::start().await;
+    let server = MailServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&server, dir.path());
+    let support = server.address("support");
+
+    server.deliver_raw(
+        &support,
+        &mail("Ada <ada@customer.test>", "Order 17", Some("q1@customer.test"), "", "Where is order 17?"),
+    );
+    let koi8 = b"From: =?koi8-r?B?6dfBzg==?= <ivan@customer.test>\r\nTo: support@example.test\r\nSubject: =?koi8-r?B?89fF1ME=?=\r\nMessage-ID: <koi@customer.test>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=koi8-r\r\nContent-Transfer-Encoding: 8bit\r\n\r\n\xf0\xd2\xc9\xd7\xc5\xd4\r\n";
+    server.deliver_raw(&support, koi8);
+    let ooo = mail(
+        "Bob <bob@customer.test>",
+        "Out of office",
+        Some("ooo@customer.test"),
+        "Auto-Submitted: auto-replied\r\n",
+        "I am away.",
+    );
+    server.deliver_raw(&support, &ooo);
+    server.deliver_raw(
+        &support,
+        &mail(
+            "Ada <ada@customer.test>",
+            "Re: Order 17",
+            Some("q2@customer.test"),
+            "In-Reply-To: <q1@customer.test>\r\nReferences: <q1@customer.test>\r\n",
+            "Any news?\r\n\r\nOn Mon, Ada wrote:\r\n> Where is order 17?",
+        ),
+    );
+    server.deliver_raw(&support, &mail("Cy <cy@customer.test>", "No id", None, "", "A message without an id"));
+    server.deliver_raw(&support, b"\x00\x01 this is not a mail at all");
+
+    let running = start(&t, &cfg);
+    wait_for("four envelopes", WAIT, || async { envelopes(&t).await.len() == 4 }).await;
+    wait_for("the dead letter", WAIT, || async { t.dead_letters("email-in").await.len() == 1 }).await;
+    let got = envelopes(&t).await;
+    let texts: Vec<&str> = got.iter().map(|e| e.text.as_str()).collect();
+    assert_eq!(
+        texts,
+        ["Where is order 17?", "Привет", "Any news?", "A message without an id"],
+        "in mailbox order, quotes stripped, auto-reply left out"
+    );
+    assert_eq!(got[0].customer.email.as_deref(), Some("ada@customer.test"));
+    assert_eq!(got[0].subject.as_deref(), Some("Order 17"));
+    assert_eq!(
+        (got[1].customer.name.as_deref(), got[1].subject.as_deref()),
+        (Some("Иван"), Some("Света")),
+        "KOI8-R headers decoded"
+    );
+    assert_eq!(got[0].thread_key, got[2].thread_key, "the reply is in its thread");
+    assert!(got[3].provider_message_id.starts_with("sha256:"), "no Message-ID: a hash of the bytes");
+    assert!(got.iter().all(|e| e.raw_ref.as_deref().is_some_and(|r| r.starts_with("imap:support:"))));
+    let (headers, _) = t.dead_letters("email-in").await.remove(0);
+    assert!(headers.get("Sb-Dlq-Reason").is_some_and(|r| r.as_str().contains("From")), "{headers:?}");
+
+    // New mail while running arrives through IDLE.
+    server.deliver_raw(&support, &mail("Dee <dee@customer.test>", "Hi", Some("d1@customer.test"), "", "Live mail"));
+    wait_for("the live envelope", WAIT, || async { envelopes(&t).await.len() == 5 }).await;
+    running.stop().await;
+
+    // A restart after more mail: nothing lost, nothing twice.
+    for i in 0..3 {
+        server.deliver_raw(
+            &support,
+            &mail("Eve <eve@customer.test>", "Batch", Some(&format!("b{i}@customer.test")), "", &format!("batch {i}")),
+        );
+    }
+    let running = start(&t, &cfg);
+    wait_for("eight envelopes", WAIT, || async { envelopes(&t).await.len() == 8 }).await;
+    // A second restart with nothing new publishes nothing.
+    running.stop().await;
+    let running = start(&t, &cfg);
+    server.deliver_raw(&support, &mail("Eve <eve@customer.test>", "Last", Some("last@customer.test"), "", "last"));
+    wait_for("nine envelopes", WAIT, || async { envelopes(&t).await.len() == 9 }).await;
+    let ids: BTreeSet<String> = envelopes(&t).await.into_iter().map(|e| e.provider_message_id).collect();
+    assert_eq!(ids.len(), 9, "no duplicates");
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn replies_leave_threaded_and_the_customers_answer_comes_back_to_its_thread() {
+    let t = TestBus::start().await;
+    let server = MailServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&server, dir.path());
+    let support = server.address("support");
+    let customer = server.address("customer");
+    server.deliver_raw(&support, &mail(&customer, "Refund", Some("r1@customer.test"), "", "I want a refund"));
+    let running = start(&t, &cfg);
+    wait_for("the envelope", WAIT, || async { envelopes(&t).await.len() == 1 }).await;
+    let first = envelopes(&t).await.remove(0);
+
+    let mut reply = switchboard_adapter::testkit::outbound("email", &customer, "Refund is on its way.");
+    reply.to.thread_key = first.thread_key.clone();
+    reply.reply_to = Some(first.provider_message_id.clone());
+    reply.subject = Some("Refund".into());
+    t.send_outbound(&reply).await;
+    let got = mails(&server, "customer", 1).await;
+    let text = String::from_utf8_lossy(&got[0]).to_string();
+    let header = |name: &str| {
+        text.lines()
+            .find(|l| l.to_ascii_lowercase().starts_with(&format!("{}:", name.to_ascii_lowercase())))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(header("Subject").starts_with("Subject: Re: Refund [#t"), "{text}");
+    assert_eq!(header("In-Reply-To"), "In-Reply-To: <r1@customer.test>");
+    assert!(header("References").contains("<r1@customer.test>"), "{text}");
+    assert!(header("Reply-To").contains("support+t"), "{text}");
+    assert!(header("Auto-Submitted").is_empty(), "an agent's reply is not automatic");
+    assert!(text.contains("Refund is on its way."));
+
+    // The customer's client keeps only In-Reply-To (our Message-ID): still the same thread.
+    let our_id = header("Message-ID").trim_start_matches("Message-ID:").trim().to_string();
+    let answer =
+        mail(&customer, "Re: Refund", Some("r2@customer.test"), &format!("In-Reply-To: {our_id}\r\n"), "Thanks!");
+    server.deliver_raw(&support, &answer);
+    // Another drops every header but answers to the reply address with the token.
+    let reply_to = header("Reply-To");
+    let token_address = reply_to.split(['<', '>']).nth(1).unwrap_or_default().to_string();
+    let bare = format!(
+        "From: {customer}\r\nTo: {token_address}\r\nSubject: again\r\nMessage-ID: <r3@customer.test>\r\n\r\nStill there?\r\n"
+    );
+    server.deliver_raw(&support, bare.as_bytes());
+    wait_for("both answers", WAIT, || async { envelopes(&t).await.len() == 3 }).await;
+    let all = envelopes(&t).await;
+    assert!(
+        all.iter().all(|e| e.thread_key == first.thread_key),
+        "{:?}",
+        all.iter().map(|e| &e.thread_key).collect::<Vec<_>>()
+    );
+
+    // An automatic reply says so, for the customer's mail robots.
+    let mut auto = switchboard_adapter::testkit::outbound("email", &customer, "We got your message.");
+    auto.kind = OutboundKind::AutoReply;
+    auto.to.thread_key = first.thread_key.clone();
+    t.send_outbound(&auto).await;
+    let got = mails(&server, "customer", 2).await;
+    assert!(String::from_utf8_lossy(&got[1]).contains("Auto-Submitted: auto-replied"));
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn a_bounce_is_recorded_on_its_conversation_and_attachments_are_stored() {
+    let t = TestBus::start().await;
+    let server = MailServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(&server, dir.path());
+    cfg.max_attachment_bytes = 1000;
+    let support = server.address("support");
+    let conversation = uuid::Uuid::now_v7();
+    let ours =
+        format!("{}.{}.t0123456789abcdef0123@example.test", uuid::Uuid::now_v7().simple(), conversation.simple());
+    let bounce = format!(
+        "From: MAILER-DAEMON@mx.customer.test\r\nTo: support@example.test\r\nSubject: Undelivered Mail Returned to Sender\r\nMessage-ID: <bounce1@mx.customer.test>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\r\n\r\n--B\r\nContent-Type: text/plain\r\n\r\nDelivery failed.\r\n--B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.customer.test\r\n\r\nFinal-Recipient: rfc822; gone@customer.test\r\nAction: failed\r\nStatus: 5.1.1\r\nDiagnostic-Code: smtp; 550 5.1.1 No such user\r\n\r\n--B\r\nContent-Type: text/rfc822-headers\r\n\r\nMessage-ID: <{ours}>\r\nSubject: Re: Help\r\n\r\n--B--\r\n"
+    );
+    server.deliver_raw(&support, bounce.as_bytes());
+    let small = "aGVsbG8gd29ybGQ="; // "hello world"
+    let big = "QUFB".repeat(500); // 1,500 bytes decoded
+    let with_files = format!(
+        "From: Ann <ann@customer.test>\r\nTo: support@example.test\r\nSubject: Files\r\nMessage-ID: <files@customer.test>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"M\"\r\n\r\n--M\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nSee attached.\r\n--M\r\nContent-Type: text/plain; name=\"note.txt\"\r\nContent-Disposition: attachment; filename=\"note.txt\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{small}\r\n--M\r\nContent-Type: application/octet-stream; name=\"big.bin\"\r\nContent-Disposition: attachment; filename=\"big.bin\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{big}\r\n--M--\r\n"
+    );
+    server.deliver_raw(&support, with_files.as_bytes());
+    let running = start(&t, &cfg);
+    wait_for("the envelope with files", WAIT, || async { envelopes(&t).await.len() == 1 }).await;
+    let events = t.stored(streams::EVENTS, &subjects::event("delivery_failed")).await;
+    assert_eq!(events.len(), 1, "the bounce is an event, not a customer message");
+    let event: Event = serde_json::from_slice(&events[0].1).unwrap();
+    assert_eq!(event.conversation_id, Some(conversation));
+    assert_eq!(event.data["recipient"], "gone@customer.test");
+    assert_eq!(event.data["permanent"], true);
+
+    let e = envelopes(&t).await.remove(0);
+    assert_eq!(e.text, "See attached.");
+    assert_eq!(e.attachments.len(), 2);
+    let (note, big) = (&e.attachments[0], &e.attachments[1]);
+    assert_eq!((note.filename.as_str(), note.size, note.skipped.is_none()), ("note.txt", 11, true));
+    assert_eq!((big.filename.as_str(), big.size, big.object.as_str()), ("big.bin", 1500, ""));
+    assert!(big.skipped.as_deref().is_some_and(|s| s.contains("limit")), "{big:?}");
+    let store = t.bus.jetstream().get_object_store(ATTACHMENTS_STORE).await.unwrap();
+    let mut object = store.get(note.object.as_str()).await.unwrap();
+    let mut bytes = Vec::new();
+    tokio::io::AsyncReadExt::read_to_end(&mut object, &mut bytes).await.unwrap();
+    assert_eq!(bytes, b"hello world");
+    running.stop().await;
+}
