@@ -7,8 +7,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use switchboard_adapter::ChannelRuntime;
 use switchboard_adapter::testkit::{TestBus, wait_for};
-use switchboard_adapter::{ChannelRuntime, RuntimeConfig};
 use switchboard_channel_email::{EmailChannel, EmailConfig, MailboxConfig, Security};
 use switchboard_core::contract::{ATTACHMENTS_STORE, streams, subjects};
 use switchboard_core::{Envelope, Event, OutboundKind};
@@ -61,7 +61,7 @@ fn config(mail: &MailServer, dir: &std::path::Path) -> EmailConfig {
 fn start(t: &TestBus, cfg: &EmailConfig) -> Running {
     let channel = EmailChannel::new(cfg, t.slot()).expect("valid email config");
     let stop = CancellationToken::new();
-    let runtime = ChannelRuntime::new(Arc::new(channel), RuntimeConfig::default(), t.slot(), stop.clone());
+    let runtime = ChannelRuntime::new(Arc::new(channel), cfg.runtime.clone(), t.slot(), stop.clone());
     Running { stop, task: runtime.spawn() }
 }
 
@@ -270,5 +270,49 @@ async fn a_bounce_is_recorded_on_its_conversation_and_attachments_are_stored() {
     let mut bytes = Vec::new();
     tokio::io::AsyncReadExt::read_to_end(&mut object, &mut bytes).await.unwrap();
     assert_eq!(bytes, b"hello world");
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn tls_both_ways_our_own_mail_is_never_answered_and_a_flood_is_held_back() {
+    let t = TestBus::start().await;
+    let server = MailServer::start_with(switchboard_testkit::MailConfig::default().tls(true));
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, server.cert_pem().expect("a TLS server has a certificate")).unwrap();
+    let mut cfg = config(&server, dir.path());
+    let mailbox = cfg.mailboxes.get_mut("support").unwrap();
+    (mailbox.port, mailbox.security, mailbox.ca_file) = (server.imaps_port().unwrap(), Security::Tls, Some(ca.clone()));
+    std::fs::write(dir.path().join("smtp.pass"), server.password("support")).unwrap();
+    cfg.smtp.port = server.submission_port();
+    cfg.smtp.security = Security::Starttls;
+    cfg.smtp.ca_file = Some(ca);
+    cfg.smtp.username = "support".into();
+    cfg.smtp.password_file = Some(dir.path().join("smtp.pass"));
+    cfg.runtime.rate_limit.per_minute = 1;
+    cfg.runtime.rate_limit.burst = 2;
+    let support = server.address("support");
+    // Our own address writing to us (a loop in the making) is never routed.
+    server.deliver_raw(&support, &mail(&support, "Re: Order", Some("loop@example.test"), "", "An echo"));
+    for i in 0..4 {
+        server.deliver_raw(
+            &support,
+            &mail("Flood <flood@customer.test>", "spam", Some(&format!("f{i}@customer.test")), "", "again"),
+        );
+    }
+    let running = start(&t, &cfg);
+    wait_for("the burst's envelopes", WAIT, || async { envelopes(&t).await.len() == 2 }).await;
+    wait_for("the rest held back", WAIT, || async { t.dead_letters("email-in").await.len() == 2 }).await;
+    let (headers, _) = t.dead_letters("email-in").await.remove(0);
+    assert!(headers.get("Sb-Dlq-Reason").is_some_and(|r| r.as_str().contains("rate")), "{headers:?}");
+    assert!(envelopes(&t).await.iter().all(|e| e.customer.id == "flood@customer.test"), "the echo was not routed");
+
+    // Out over STARTTLS with a login, trusting only the test certificate.
+    let customer = server.address("customer");
+    let mut reply = switchboard_adapter::testkit::outbound("email", &customer, "Over TLS.");
+    reply.to.thread_key = "tls-thread@customer.test".into();
+    t.send_outbound(&reply).await;
+    let got = mails(&server, "customer", 1).await;
+    assert!(String::from_utf8_lossy(&got[0]).contains("Over TLS."));
     running.stop().await;
 }
