@@ -41,7 +41,9 @@ pub(super) fn split(html: &str) -> Split {
 /// Byte offset of the `<` opening the first quoting element.
 fn quote_start(html: &str) -> Option<usize> {
     let lower = html.to_ascii_lowercase();
-    let found = QUOTE_MARKERS.iter().filter_map(|m| lower.find(m)).min()?;
+    // Style sheets in the head name the same classes (`blockquote.gmail_quote { ... }`).
+    let body = lower.find("</head>").unwrap_or(0);
+    let found = QUOTE_MARKERS.iter().filter_map(|m| lower[body..].find(m)).min()? + body;
     // `to_ascii_lowercase` keeps byte offsets, and `<` is ASCII, so this is a char boundary.
     lower[..=found].rfind('<')
 }
@@ -288,5 +290,7 @@ mod tests {
         assert_eq!(split.quoted.as_deref(), Some("On Mon, Anna <a@x.com> wrote:\n\n> Is it fixed?"));
         assert_eq!(quote_start("<p>x</p><BLOCKQUOTE type=cite>y</BLOCKQUOTE>"), Some(8));
         assert_eq!(quote_start("<p>x</p>"), None);
+        let styled = "<head><style>blockquote.gmail_quote{margin:0}</style></head><p>x</p><blockquote>y";
+        assert_eq!(quote_start(styled), styled.find("<blockquote>"));
     }
 }

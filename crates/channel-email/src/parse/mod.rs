@@ -154,8 +154,8 @@ pub struct ParsedMail {
     pub attachments_omitted: usize,
     /// The machine-readable part of a delivery or read report (`multipart/report`).
     pub report: Option<DeliveryReport>,
-    /// Top-level header fields as `(name, value)`, values unfolded, in message order; kept for
-    /// classification and audit.
+    /// Top-level header fields as `(name, raw value)` in message order, values unfolded but not
+    /// decoded; kept for classification and audit.
     pub headers: Vec<(String, String)>,
     /// SHA-256 of the raw bytes, lower-case hex.
     pub raw_sha256: String,
