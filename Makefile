@@ -87,6 +87,7 @@ lint: ## Formatting and clippy, warnings are errors
 bench: tools ## Benchmarks; figures also in target/bench-results/*.json
 	cargo bench -p switchboard-e2e --bench webhook_inbound
 	cargo bench -p switchboard-e2e --bench router_pipeline
+	cargo bench -p switchboard-e2e --bench email_inbound
 	cargo bench -p switchboard-routing --bench engine
 
 schema: ## Regenerate docs/schema/*.json from the contract types

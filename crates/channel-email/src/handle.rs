@@ -75,6 +75,8 @@ struct Shared {
     /// Every address that is ours: mail from them is a loop.
     ours: Vec<String>,
     agents: Option<AgentMail>,
+    /// The `sb_channels` bucket, looked up once (each lookup is a JetStream API request).
+    channels: tokio::sync::OnceCell<async_nats::jetstream::kv::Store>,
 }
 
 impl Handler {
@@ -87,7 +89,15 @@ impl Handler {
         agents: Option<AgentMail>,
     ) -> Handler {
         let domain = address.rsplit_once('@').map(|(_, d)| d.to_lowercase()).unwrap_or_default();
-        Handler(Arc::new(Shared { bus, limits, address: address.to_lowercase(), domain, ours, agents }))
+        Handler(Arc::new(Shared {
+            bus,
+            limits,
+            address: address.to_lowercase(),
+            domain,
+            ours,
+            agents,
+            channels: Default::default(),
+        }))
     }
 
     /// The bus, once connected.
@@ -143,9 +153,17 @@ impl Handler {
         let s = &self.0;
         let referenced = mail.in_reply_to.iter().chain(mail.references.iter().rev());
         let ours = referenced.filter_map(|id| our_message_id(id, &s.domain)).map(|o| o.token).next();
-        let candidates = ours.into_iter().chain(token.filter(|t| matches!(token_kind(t), Some(Token::Thread(_)))));
-        let kv =
-            self.bus()?.jetstream().get_key_value(buckets::CHANNELS).await.map_err(|e| EmailError::imap("kv", e))?;
+        let candidates: Vec<String> =
+            ours.into_iter().chain(token.filter(|t| matches!(token_kind(t), Some(Token::Thread(_))))).collect();
+        if candidates.is_empty() {
+            return Ok(thread_root(mail));
+        }
+        let bus = self.bus()?;
+        let kv = s
+            .channels
+            .get_or_try_init(|| bus.jetstream().get_key_value(buckets::CHANNELS))
+            .await
+            .map_err(|e| EmailError::imap("kv", e))?;
         for token in candidates {
             if let Ok(Some(key)) = kv.get(thread_key_of(&token)).await {
                 return Ok(String::from_utf8_lossy(&key).into_owned());

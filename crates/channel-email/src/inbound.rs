@@ -6,6 +6,7 @@
 //! handled. The order publish → mark → cursor means a crash can only repeat the last message, and
 //! JetStream's de-duplication (the message's dedupe id) drops the repeat.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use futures::TryStreamExt;
@@ -18,6 +19,11 @@ use tracing::{debug, info, warn};
 use crate::error::EmailError;
 use crate::handle::{Handler, Outcome};
 use crate::imap::{Connector, ImapSession};
+
+/// Messages fetched per round trip while catching up.
+const BATCH: usize = 64;
+/// Bytes fetched per round trip at most (a single bigger message is fetched alone).
+const BATCH_BYTES: u64 = 8 * 1024 * 1024;
 
 /// Where a mailbox stands.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -156,50 +162,102 @@ impl MailboxWatcher {
         if !uids.is_empty() {
             debug!(mailbox = %self.connector.name(), count = uids.len(), "new mail");
         }
-        for uid in uids {
+        // Sizes first, so a batch stays small in memory.
+        for chunk in uids.chunks(BATCH) {
+            let sizes = self.sizes(session, chunk).await?;
+            let mut batch: Vec<u32> = Vec::new();
+            let mut bytes = 0u64;
+            for &uid in chunk {
+                let size = sizes.get(&uid).copied().unwrap_or(0);
+                if !batch.is_empty() && bytes + size > BATCH_BYTES {
+                    self.handle_batch(session, &batch, cursor, inbound, kv, key).await?;
+                    (batch, bytes) = (Vec::new(), 0);
+                }
+                batch.push(uid);
+                bytes += size;
+            }
+            if !batch.is_empty() {
+                self.handle_batch(session, &batch, cursor, inbound, kv, key).await?;
+            }
             if inbound.shutdown().is_cancelled() {
                 return Ok(());
             }
-            let raw = self.fetch(session, uid).await?;
-            let Some(raw) = raw else { continue };
-            let raw_ref = format!("imap:{}:{}:{uid}", self.connector.name(), cursor.uid_validity);
-            let outcome = self.handler.handle(&raw, &raw_ref, inbound).await?;
-            debug!(mailbox = %self.connector.name(), uid, outcome = outcome.name(), "message handled");
-            if let Outcome::Retry(reason) = outcome {
-                // Not stored anywhere: leave it unmarked and try again on the next round.
-                return Err(self.err(format!("uid {uid}: {reason}")));
-            }
-            self.mark_handled(session, uid).await?;
-            cursor.last_uid = uid;
-            let value = serde_json::to_vec(cursor).unwrap_or_default();
-            kv.put(key, value.into()).await.map_err(|e| self.err(format!("store cursor: {e}")))?;
         }
         Ok(())
     }
 
-    async fn fetch(&self, session: &mut ImapSession, uid: u32) -> Result<Option<Vec<u8>>, EmailError> {
+    async fn sizes(&self, session: &mut ImapSession, uids: &[u32]) -> Result<HashMap<u32, u64>, EmailError> {
         let fetches = session
-            .uid_fetch(uid.to_string(), "(UID BODY.PEEK[])")
+            .uid_fetch(uid_set(uids), "(UID RFC822.SIZE)")
             .await
-            .map_err(|e| self.err(format!("fetch {uid}: {e}")))?;
-        let fetched: Vec<_> = fetches.try_collect().await.map_err(|e| self.err(format!("fetch {uid}: {e}")))?;
-        Ok(fetched.into_iter().find(|f| f.uid == Some(uid)).and_then(|f| f.body().map(<[u8]>::to_vec)))
+            .map_err(|e| self.err(format!("fetch sizes: {e}")))?;
+        let fetched: Vec<_> = fetches.try_collect().await.map_err(|e| self.err(format!("fetch sizes: {e}")))?;
+        Ok(fetched.into_iter().filter_map(|f| Some((f.uid?, u64::from(f.size?)))).collect())
     }
 
-    async fn mark_handled(&self, session: &mut ImapSession, uid: u32) -> Result<(), EmailError> {
-        let set = uid.to_string();
+    /// Fetches a batch in one round trip, handles each message in UID order, then marks the ones
+    /// handled and moves the cursor once. A message that could not be stored stops the batch:
+    /// what came before it is marked, it and what follows are tried again.
+    async fn handle_batch(
+        &self,
+        session: &mut ImapSession,
+        uids: &[u32],
+        cursor: &mut Cursor,
+        inbound: &Inbound,
+        kv: &async_nats::jetstream::kv::Store,
+        key: &str,
+    ) -> Result<(), EmailError> {
+        let fetches =
+            session.uid_fetch(uid_set(uids), "(UID BODY.PEEK[])").await.map_err(|e| self.err(format!("fetch: {e}")))?;
+        let fetched: Vec<_> = fetches.try_collect().await.map_err(|e| self.err(format!("fetch: {e}")))?;
+        let mut bodies: HashMap<u32, Vec<u8>> =
+            fetched.into_iter().filter_map(|f| Some((f.uid?, f.body()?.to_vec()))).collect();
+        let mut done = Vec::new();
+        let mut failure = None;
+        for &uid in uids {
+            // Expunged between the search and the fetch: nothing to do.
+            let Some(raw) = bodies.remove(&uid) else { continue };
+            let raw_ref = format!("imap:{}:{}:{uid}", self.connector.name(), cursor.uid_validity);
+            let outcome = self.handler.handle(&raw, &raw_ref, inbound).await?;
+            debug!(mailbox = %self.connector.name(), uid, outcome = outcome.name(), "message handled");
+            if let Outcome::Retry(reason) = outcome {
+                failure = Some(format!("uid {uid}: {reason}"));
+                break;
+            }
+            done.push(uid);
+        }
+        if let Some(&last) = done.last() {
+            self.mark_handled(session, &done).await?;
+            cursor.last_uid = last;
+            let value = serde_json::to_vec(cursor).unwrap_or_default();
+            kv.put(key, value.into()).await.map_err(|e| self.err(format!("store cursor: {e}")))?;
+        }
+        match failure {
+            // Not stored anywhere: left unmarked, tried again on the next session.
+            Some(reason) => Err(self.err(reason)),
+            None => Ok(()),
+        }
+    }
+
+    async fn mark_handled(&self, session: &mut ImapSession, uids: &[u32]) -> Result<(), EmailError> {
+        let set = uid_set(uids);
         match &self.connector.config().move_to {
             Some(folder) => {
-                session.uid_mv(&set, folder).await.map_err(|e| self.err(format!("move {uid} to {folder}: {e}")))?
+                session.uid_mv(&set, folder).await.map_err(|e| self.err(format!("move to {folder}: {e}")))?
             }
             None => {
                 let updates = session
                     .uid_store(&set, "+FLAGS.SILENT (\\Seen)")
                     .await
-                    .map_err(|e| self.err(format!("mark {uid} seen: {e}")))?;
-                let _: Vec<_> = updates.try_collect().await.map_err(|e| self.err(format!("mark {uid} seen: {e}")))?;
+                    .map_err(|e| self.err(format!("mark seen: {e}")))?;
+                let _: Vec<_> = updates.try_collect().await.map_err(|e| self.err(format!("mark seen: {e}")))?;
             }
         }
         Ok(())
     }
+}
+
+/// `1,2,5`: an IMAP UID set.
+fn uid_set(uids: &[u32]) -> String {
+    uids.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
 }
