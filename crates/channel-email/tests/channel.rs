@@ -316,3 +316,26 @@ async fn tls_both_ways_our_own_mail_is_never_answered_and_a_flood_is_held_back()
     assert!(String::from_utf8_lossy(&got[0]).contains("Over TLS."));
     running.stop().await;
 }
+
+#[tokio::test]
+async fn without_idle_it_polls_and_after_the_server_restarts_it_reconnects_and_resumes() {
+    let t = TestBus::start().await;
+    let mut server = MailServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(&server, dir.path());
+    let mailbox = cfg.mailboxes.get_mut("support").unwrap();
+    (mailbox.idle, mailbox.poll_secs) = (false, 1);
+    let support = server.address("support");
+    let running = start(&t, &cfg);
+    server.deliver_raw(&support, &mail("Ann <ann@customer.test>", "One", Some("p1@customer.test"), "", "first"));
+    wait_for("the polled envelope", WAIT, || async { envelopes(&t).await.len() == 1 }).await;
+
+    // The IMAP server goes away under the watcher and comes back on the same port and maildir.
+    server.stop();
+    server.restart();
+    server.deliver_raw(&support, &mail("Ann <ann@customer.test>", "Two", Some("p2@customer.test"), "", "second"));
+    wait_for("the envelope after the reconnect", WAIT, || async { envelopes(&t).await.len() == 2 }).await;
+    let texts: Vec<String> = envelopes(&t).await.into_iter().map(|e| e.text).collect();
+    assert_eq!(texts, ["first", "second"], "nothing lost, nothing twice");
+    running.stop().await;
+}
