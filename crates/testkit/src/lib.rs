@@ -2,12 +2,21 @@
 //!
 //! Tests talk to real servers, never mocks: a NATS JetStream server ([`NatsServer`]) and dovecot
 //! with OpenSMTPD for mail ([`MailServer`]). When a server binary is missing the harness panics
-//! with the command that installs it: a test must never pass by skipping its server.
+//! with the command that installs it: a test must never pass by skipping its server. The one
+//! exception is Telegram, unreachable from CI: behind the `telegram` feature, `FakeBotApi` serves
+//! the Bot API's real wire format and enforces its rules, for the real client to talk to.
 
 mod mail;
 mod nats;
+#[cfg(feature = "telegram")]
+mod telegram;
 mod wait;
 
 pub use mail::{MAIL_DOMAIN, MailConfig, MailServer};
 pub use nats::NatsServer;
+#[cfg(feature = "telegram")]
+pub use telegram::{
+    AnsweredCallback, ApiRequest, EditedMessage, FAKE_BOT_FIRST_NAME, FAKE_BOT_USERNAME, FakeBotApi, FakeError,
+    GetUpdatesCall, SentFile, SentMessage, Webhook,
+};
 pub use wait::{free_port, wait_until};
