@@ -6,7 +6,8 @@
 pub const MAX_TEXT_CHARS: usize = 4096;
 
 /// Characters MarkdownV2 reserves outside entities (Bot API, "MarkdownV2 style").
-const RESERVED: &[char] = &['_', '*', '[', ']', '(', ')', '~', '`', '>', '#', '+', '-', '=', '|', '{', '}', '.', '!', '\\'];
+const RESERVED: &[char] =
+    &['_', '*', '[', ']', '(', ')', '~', '`', '>', '#', '+', '-', '=', '|', '{', '}', '.', '!', '\\'];
 
 /// Escapes text so MarkdownV2 shows it as written: nothing a customer or agent types can format,
 /// link or break a message.
@@ -91,7 +92,10 @@ mod tests {
 
     #[test]
     fn everything_reserved_is_escaped_and_nothing_else() {
-        assert_eq!(escape("1.5 - (a_b) *x* [l](u) #tag a+b=c !"), r"1\.5 \- \(a\_b\) \*x\* \[l\]\(u\) \#tag a\+b\=c \!");
+        assert_eq!(
+            escape("1.5 - (a_b) *x* [l](u) #tag a+b=c !"),
+            r"1\.5 \- \(a\_b\) \*x\* \[l\]\(u\) \#tag a\+b\=c \!"
+        );
         assert_eq!(escape(r"C:\path"), r"C:\\path");
         assert_eq!(escape("Привет, <b>мир</b>"), r"Привет, <b\>мир</b\>", "HTML is text; `>` would start a quote");
         assert_eq!(bold("P1 - urgent"), r"*P1 \- urgent*");
