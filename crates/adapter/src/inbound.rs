@@ -67,6 +67,12 @@ impl Inbound {
         &self.shutdown
     }
 
+    /// The bus, once connected: for what a channel stores besides envelopes (cursors, events,
+    /// attachments).
+    pub fn bus(&self) -> Result<&switchboard_bus::Bus, switchboard_bus::BusError> {
+        self.bus.get()
+    }
+
     /// The channel's health cell, for reporting provider trouble.
     pub fn health(&self) -> &Health {
         &self.health

@@ -1,8 +1,68 @@
 //! Switchboard's Telegram channel.
 //!
-//! A Telegram bot is a customer channel (updates in by long polling or webhook, replies out with
-//! Telegram's rate limits respected) and an agent endpoint (offers with Accept/Decline buttons,
-//! replies mapped back to their conversation). Customer- and agent-supplied text is always escaped.
-//! It never decides routing and never logs message bodies or the bot token.
+//! A Telegram bot is a customer channel: updates come in by long polling, each becomes an
+//! envelope (edits and blocks become events), and the offset is stored only after that, so a
+//! restart neither skips nor repeats an update; replies go out escaped, split at Telegram's limit,
+//! within its rate limits and honouring `retry_after`. Customer- and agent-supplied text is always
+//! escaped. It never decides routing and never logs message bodies or the bot token.
 
+mod config;
 pub mod format;
+mod inbound;
+mod outbound;
+
+use switchboard_adapter::{AdapterError, Channel, Inbound, SendError, SendReceipt};
+use switchboard_core::OutboundMessage;
+use teloxide_core::Bot;
+
+pub use config::{TelegramConfig, TelegramConfigError};
+pub use inbound::{Poller, UpdateOutcome, envelope, offset_key};
+pub use outbound::{Outgoing, Sender, classify};
+
+/// The channel name: subjects `sb.in.telegram`, `sb.out.telegram`.
+pub const CHANNEL: &str = "telegram";
+
+/// The Telegram channel: one bot.
+pub struct TelegramChannel {
+    poller: Poller,
+    sender: Sender,
+}
+
+impl TelegramChannel {
+    /// Builds the channel; reads the token now, so a bad setting stops the start with its key.
+    pub fn new(cfg: &TelegramConfig) -> Result<TelegramChannel, TelegramConfigError> {
+        cfg.validate()?;
+        let token = cfg.token()?;
+        let url = reqwest::Url::parse(&cfg.api_url)
+            .map_err(|e| TelegramConfigError { key: "api_url".into(), reason: e.to_string() })?;
+        let bot = Bot::new(&token).set_api_url(url);
+        Ok(TelegramChannel {
+            poller: Poller::new(&cfg.api_url, &token, cfg.poll_timeout_secs),
+            sender: Sender::new(bot, cfg.per_chat_per_sec, cfg.per_bot_per_sec, cfg.max_retry_after_secs),
+        })
+    }
+}
+
+impl Channel for TelegramChannel {
+    fn name(&self) -> &str {
+        CHANNEL
+    }
+
+    async fn run_inbound(&self, inbound: Inbound) -> Result<(), AdapterError> {
+        self.poller.run(inbound).await;
+        Ok(())
+    }
+
+    async fn send(&self, message: &OutboundMessage) -> Result<SendReceipt, SendError> {
+        let chat: i64 = message
+            .to
+            .thread_key
+            .parse()
+            .map_err(|_| SendError::permanent(format!("`{}` is not a Telegram chat id", message.to.thread_key)))?;
+        // Replies answer the customer's message: provider ids are `<chat>:<message>`.
+        let reply_to = message.reply_to.as_deref().and_then(|r| r.rsplit_once(':')).and_then(|(_, m)| m.parse().ok());
+        let markdown = format::escape(&message.text);
+        let sent = self.sender.send(Outgoing { chat, markdown: &markdown, reply_to, keyboard: None }).await?;
+        Ok(SendReceipt { provider_message_id: sent.first().map(|m| format!("{chat}:{}", m.id.0)) })
+    }
+}

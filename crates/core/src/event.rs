@@ -68,6 +68,10 @@ pub enum EventKind {
     CsatReceived,
     /// An agent's status changed.
     AgentStatusChanged,
+    /// A customer edited a message they had sent (recorded, not a new contact).
+    MessageEdited,
+    /// A customer blocked (or unblocked) the channel's bot or account; `data.blocked` says which.
+    CustomerBlocked,
 }
 
 impl EventKind {
@@ -90,6 +94,8 @@ impl EventKind {
             EventKind::SlaBreached => "sla_breached",
             EventKind::CsatReceived => "csat_received",
             EventKind::AgentStatusChanged => "agent_status_changed",
+            EventKind::MessageEdited => "message_edited",
+            EventKind::CustomerBlocked => "customer_blocked",
         }
     }
 }

@@ -100,6 +100,23 @@ pub fn build(
             start: Box::new(move || runtime.spawn()),
         });
     }
+    #[cfg(feature = "channel-telegram")]
+    if config.telegram.enabled {
+        let channel =
+            switchboard_channel_telegram::TelegramChannel::new(&config.telegram).context("channels.telegram")?;
+        let runtime = switchboard_adapter::ChannelRuntime::new(
+            std::sync::Arc::new(channel),
+            config.telegram.runtime.clone(),
+            bus.clone(),
+            shutdown.clone(),
+        );
+        built.push(BuiltChannel {
+            name: switchboard_channel_telegram::CHANNEL,
+            routes: None,
+            health: runtime.health(),
+            start: Box::new(move || runtime.spawn()),
+        });
+    }
     let _ = (config, bus, shutdown);
     Ok(built)
 }

@@ -157,6 +157,9 @@ pub struct ChannelsConfig {
     /// The email channel.
     #[cfg(feature = "channel-email")]
     pub email: switchboard_channel_email::EmailConfig,
+    /// The Telegram channel.
+    #[cfg(feature = "channel-telegram")]
+    pub telegram: switchboard_channel_telegram::TelegramConfig,
 }
 
 /// A configuration error: which file, which key, why.
@@ -249,6 +252,8 @@ impl Config {
                 }
             }
         }
+        #[cfg(feature = "channel-telegram")]
+        self.channels.telegram.validate().map_err(|e| (format!("channels.telegram.{}", e.key), e.reason))?;
         // Last, so that a simpler mistake elsewhere is reported first.
         if self.router.enabled {
             switchboard_routing::Engine::new(&self.routing)

@@ -1,0 +1,329 @@
+//! Customer updates by long polling: every update becomes an envelope, an event or nothing, and
+//! the offset that confirms them to Telegram is stored (KV `sb_channels`, `telegram.offset.<bot>`)
+//! only after that, so a restart neither skips nor repeats an update.
+//!
+//! `getUpdates` is read element by element: one update Switchboard cannot read is logged and
+//! skipped (its id still confirmed), never a reason to stall the bot or crash.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::Value;
+use switchboard_adapter::{HealthStatus, Inbound, InboundError};
+use switchboard_bus::Bus;
+use switchboard_core::contract::{buckets, subjects};
+use switchboard_core::{Customer, Envelope, Event, EventKind};
+use teloxide_core::types::{ChatMemberKind, Message, Update, UpdateKind};
+use tracing::{debug, info, warn};
+
+use crate::CHANNEL;
+
+/// What one update became.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpdateOutcome {
+    /// Stored as an envelope (or already stored).
+    Published,
+    /// Recorded as an event (an edit, the customer blocking the bot).
+    Recorded,
+    /// Nothing to route (a service message, an update kind not handled here).
+    Ignored,
+    /// Refused (rate limit, validation): the reason, logged.
+    Refused(String),
+}
+
+/// Polls one bot's updates.
+pub struct Poller {
+    /// `<api>/bot<token>/getUpdates`; never logged (it holds the token).
+    url: String,
+    http: reqwest::Client,
+    timeout: u32,
+    bot_id: String,
+}
+
+/// The `sb_channels` key of a bot's update offset.
+pub fn offset_key(bot_id: &str) -> String {
+    format!("telegram.offset.{bot_id}")
+}
+
+impl Poller {
+    /// A poller for the bot `token` at `api_url`.
+    pub fn new(api_url: &str, token: &str, timeout: u32) -> Poller {
+        let bot_id = token.split(':').next().unwrap_or_default().to_string();
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(u64::from(timeout) + 15))
+            .build()
+            .unwrap_or_default();
+        Poller { url: format!("{}/bot{token}/getUpdates", api_url.trim_end_matches('/')), http, timeout, bot_id }
+    }
+
+    /// Polls until shutdown; errors are retried with back-off and shown in the health.
+    pub async fn run(&self, inbound: Inbound) {
+        let shutdown = inbound.shutdown().clone();
+        let backoff = switchboard_bus::Backoff { initial: Duration::from_millis(200), max: Duration::from_secs(30) };
+        let mut failures = 0;
+        let mut state = PollState::default();
+        while !shutdown.is_cancelled() {
+            let round = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                r = self.round(&inbound, &mut state) => r,
+            };
+            match round {
+                Ok(()) => {
+                    failures = 0;
+                    inbound.health().set(HealthStatus::Ready);
+                }
+                Err(e) => {
+                    failures += 1;
+                    let wait = backoff.delay(failures);
+                    warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "telegram polling failed");
+                    inbound.health().set(HealthStatus::Degraded(format!("telegram polling: {e}")));
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// One long poll and what it brought.
+    async fn round(&self, inbound: &Inbound, state: &mut PollState) -> Result<(), String> {
+        let offset = &mut state.offset;
+        let bus = inbound_bus(inbound)?;
+        let kv = bus.jetstream().get_key_value(buckets::CHANNELS).await.map_err(|e| format!("offset bucket: {e}"))?;
+        let key = offset_key(&self.bot_id);
+        if offset.is_none() {
+            let stored = kv.get(&key).await.map_err(|e| format!("read offset: {e}"))?;
+            *offset = stored.and_then(|v| String::from_utf8_lossy(&v).parse().ok());
+            info!(offset = ?offset, "telegram polling starts");
+        }
+        let mut body = serde_json::json!({ "timeout": self.timeout, "allowed_updates": ALLOWED });
+        if let Some(o) = offset {
+            body["offset"] = (*o).into();
+        }
+        if state.isolate {
+            body["limit"] = 1.into();
+            body["timeout"] = 0.into();
+        }
+        let response = self
+            .http
+            .post(&self.url)
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| format!("getUpdates: {}", e.without_url()))?;
+        let status = response.status();
+        let text = response.text().await.map_err(|e| format!("getUpdates body: {}", e.without_url()))?;
+        let updates = match serde_json::from_str::<Value>(&text) {
+            Ok(v) if v["ok"] == true => v["result"].as_array().cloned().unwrap_or_default(),
+            Ok(v) => {
+                return Err(format!(
+                    "getUpdates: HTTP {status}: {}",
+                    v["description"].as_str().unwrap_or("no description")
+                ));
+            }
+            Err(e) if !state.isolate => {
+                // Not even JSON: ask for one update at a time until the broken one is alone.
+                warn!(error = %e, "unreadable getUpdates answer; isolating the update that breaks it");
+                state.isolate = true;
+                return Ok(());
+            }
+            Err(e) => {
+                // The broken update alone: skip it by the id its text names, or it comes back forever.
+                let Some(id) = first_update_id(&text) else {
+                    return Err(format!("getUpdates: unreadable answer: {e}"));
+                };
+                warn!(update_id = id, error = %e, "unreadable telegram update skipped");
+                state.isolate = false;
+                *offset = Some(id + 1);
+                kv.put(&key, (id + 1).to_string().into()).await.map_err(|e| format!("store offset: {e}"))?;
+                return Ok(());
+            }
+        };
+        // One readable update past the broken one's turn: back to whole batches.
+        state.isolate = false;
+        if updates.is_empty() {
+            return Ok(());
+        }
+        let mut next = offset.unwrap_or(0);
+        for raw in updates {
+            let id = raw["update_id"].as_i64();
+            // From text, not from the `Value`: teloxide reads update kinds as borrowed keys,
+            // which a `Value` cannot lend.
+            match serde_json::from_str::<Update>(&raw.to_string()) {
+                Ok(update) => {
+                    let outcome = handle(bus, inbound, &update).await?;
+                    debug!(update_id = update.id.0, ?outcome, "telegram update handled");
+                }
+                Err(e) => warn!(update_id = ?id, error = %e, "unreadable telegram update skipped"),
+            }
+            if let Some(id) = id {
+                next = next.max(id + 1);
+            }
+        }
+        *offset = Some(next);
+        kv.put(&key, next.to_string().into()).await.map_err(|e| format!("store offset: {e}"))?;
+        Ok(())
+    }
+}
+
+/// Where polling stands.
+#[derive(Debug, Default)]
+struct PollState {
+    /// The next `offset` (confirms every update below it); read from KV at the first round.
+    offset: Option<i64>,
+    /// Ask for one update at a time: the last answer could not be read at all.
+    isolate: bool,
+}
+
+/// Update kinds the channel asks for.
+const ALLOWED: &[&str] = &["message", "edited_message", "callback_query", "my_chat_member"];
+
+fn inbound_bus(inbound: &Inbound) -> Result<&Bus, String> {
+    inbound.bus().map_err(|e| e.to_string())
+}
+
+/// The first `"update_id": <n>` in a body that is not JSON.
+fn first_update_id(text: &str) -> Option<i64> {
+    let at = text.find("\"update_id\"")?;
+    let rest = text[at + 11..].trim_start().strip_prefix(':')?.trim_start();
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+/// What one update means for Switchboard.
+async fn handle(bus: &Bus, inbound: &Inbound, update: &Update) -> Result<UpdateOutcome, String> {
+    match &update.kind {
+        UpdateKind::Message(m) => match envelope(m, update.id.0) {
+            Some(e) => publish(inbound, e).await,
+            None => Ok(UpdateOutcome::Ignored),
+        },
+        UpdateKind::EditedMessage(m) => {
+            let mut data = serde_json::Map::new();
+            data.insert("chat_id".into(), m.chat.id.0.into());
+            data.insert("message_id".into(), m.id.0.into());
+            data.insert("text".into(), m.text().or(m.caption()).unwrap_or_default().into());
+            record(bus, EventKind::MessageEdited, &format!("tg-edit:{}:{}:{}", m.chat.id.0, m.id.0, update.id.0), data)
+                .await
+        }
+        UpdateKind::MyChatMember(change) if change.chat.is_private() => {
+            let blocked = matches!(change.new_chat_member.kind, ChatMemberKind::Banned(_) | ChatMemberKind::Left);
+            let mut data = serde_json::Map::new();
+            data.insert("chat_id".into(), change.chat.id.0.into());
+            data.insert("blocked".into(), blocked.into());
+            record(bus, EventKind::CustomerBlocked, &format!("tg-member:{}", update.id.0), data).await
+        }
+        _ => Ok(UpdateOutcome::Ignored),
+    }
+}
+
+async fn publish(inbound: &Inbound, envelope: Envelope) -> Result<UpdateOutcome, String> {
+    match inbound.publish(envelope).await {
+        Ok(_) => Ok(UpdateOutcome::Published),
+        // Nothing stored: the update is not confirmed and comes again.
+        Err(InboundError::Bus(e)) => Err(e.to_string()),
+        Err(InboundError::NotReady(why)) => Err(why.into()),
+        Err(e) => {
+            warn!(reason = %e, "telegram message refused");
+            Ok(UpdateOutcome::Refused(e.to_string()))
+        }
+    }
+}
+
+async fn record(
+    bus: &Bus,
+    kind: EventKind,
+    msg_id: &str,
+    data: serde_json::Map<String, Value>,
+) -> Result<UpdateOutcome, String> {
+    let event = Event {
+        id: uuid::Uuid::now_v7(),
+        at: chrono::Utc::now(),
+        kind,
+        conversation_id: None,
+        agent_id: None,
+        channel: Some(CHANNEL.into()),
+        data,
+    };
+    bus.publish(&subjects::event(kind.as_str()), &event, msg_id).await.map_err(|e| e.to_string())?;
+    Ok(UpdateOutcome::Recorded)
+}
+
+/// A customer's message as an envelope; `None` for what is not a customer writing (service
+/// messages, a message without text, caption or file).
+pub fn envelope(m: &Message, update_id: u32) -> Option<Envelope> {
+    let from = m.from.as_ref()?;
+    if from.is_bot {
+        return None;
+    }
+    let mut metadata = BTreeMap::new();
+    let mut text = m.text().or(m.caption()).unwrap_or_default().to_string();
+    if let Some(rest) = text.strip_prefix("/start") {
+        let payload = rest.trim();
+        if rest.is_empty() || rest.starts_with(' ') {
+            if !payload.is_empty() {
+                metadata.insert("telegram.start".into(), payload.chars().take(64).collect());
+            }
+            text = "/start".into();
+        }
+    }
+    let mut attachments = Vec::new();
+    if let Some(sizes) = m.photo()
+        && let Some(photo) = sizes.iter().max_by_key(|p| p.width * p.height)
+    {
+        attachments.push(file_ref(&photo.file.id.0, "photo.jpg", "image/jpeg", photo.file.size));
+    }
+    if let Some(doc) = m.document() {
+        let name = doc.file_name.clone().unwrap_or_else(|| "document".into());
+        let mime = doc.mime_type.as_ref().map(|m| m.to_string()).unwrap_or_else(|| "application/octet-stream".into());
+        attachments.push(file_ref(&doc.file.id.0, &name, &mime, doc.file.size));
+    }
+    if text.trim().is_empty() && attachments.is_empty() {
+        return None;
+    }
+    metadata.insert("telegram.message_id".into(), m.id.0.to_string());
+    let name = [from.first_name.as_str(), from.last_name.as_deref().unwrap_or_default()].join(" ").trim().to_string();
+    Some(Envelope {
+        id: uuid::Uuid::now_v7(),
+        channel: CHANNEL.into(),
+        provider_message_id: format!("{}:{}", m.chat.id.0, m.id.0),
+        received_at: chrono::Utc::now(),
+        customer: Customer {
+            id: from.id.0.to_string(),
+            name: (!name.is_empty()).then_some(name),
+            email: None,
+            phone: None,
+            language: from.language_code.clone(),
+        },
+        thread_key: m.chat.id.0.to_string(),
+        text,
+        subject: None,
+        html: None,
+        attachments,
+        metadata,
+        raw_ref: Some(format!("update:{update_id}")),
+    })
+}
+
+/// A file as the envelope lists it: the Telegram file id stands in for the object until the
+/// content is fetched.
+fn file_ref(file_id: &str, name: &str, mime: &str, size: u32) -> switchboard_core::envelope::AttachmentRef {
+    switchboard_core::envelope::AttachmentRef {
+        object: String::new(),
+        filename: name.into(),
+        content_type: mime.into(),
+        size: u64::from(size),
+        skipped: Some(format!("telegram file {file_id}, not fetched")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_update_id;
+
+    #[test]
+    fn the_first_update_id_of_a_broken_body_is_found() {
+        assert_eq!(first_update_id(r#"{"ok":true,"result":[{"update_id": 42, "message": {oops"#), Some(42));
+        assert_eq!(first_update_id("garbage"), None);
+    }
+}

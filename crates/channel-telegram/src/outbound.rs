@@ -1,0 +1,141 @@
+//! Sending: escaped MarkdownV2, long texts split, Telegram's limits kept (about one message a
+//! second to a chat, thirty a second for the bot), `retry_after` honoured, and errors sorted into
+//! permanent (the customer blocked the bot, the chat is gone) and worth retrying.
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
+use switchboard_adapter::SendError;
+use teloxide_core::Bot;
+use teloxide_core::errors::{ApiError, RequestError};
+use teloxide_core::payloads::SendMessageSetters;
+use teloxide_core::prelude::Requester;
+use teloxide_core::types::{ChatId, InlineKeyboardMarkup, Message, MessageId, ParseMode, ReplyParameters};
+use tracing::warn;
+
+use crate::format;
+
+/// Sends messages to chats within Telegram's limits.
+#[derive(Clone)]
+pub struct Sender {
+    bot: Bot,
+    per_chat: Arc<DefaultKeyedRateLimiter<i64>>,
+    per_bot: Arc<DefaultDirectRateLimiter>,
+    max_retry_after: Duration,
+}
+
+/// What to send: text already in MarkdownV2 (escape what others wrote with [`format::escape`]).
+pub struct Outgoing<'a> {
+    /// The chat.
+    pub chat: i64,
+    /// MarkdownV2 text; split when longer than Telegram allows.
+    pub markdown: &'a str,
+    /// The message to answer, if any (only the first part answers it).
+    pub reply_to: Option<i32>,
+    /// Buttons under the last part.
+    pub keyboard: Option<InlineKeyboardMarkup>,
+}
+
+impl Sender {
+    /// A sender for `bot` with the configured rates.
+    pub fn new(bot: Bot, per_chat_per_sec: u32, per_bot_per_sec: u32, max_retry_after_secs: u32) -> Sender {
+        let rate = |n: u32| NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN);
+        Sender {
+            bot,
+            per_chat: Arc::new(RateLimiter::keyed(Quota::per_second(rate(per_chat_per_sec)))),
+            per_bot: Arc::new(RateLimiter::direct(Quota::per_second(rate(per_bot_per_sec)))),
+            max_retry_after: Duration::from_secs(u64::from(max_retry_after_secs)),
+        }
+    }
+
+    /// The bot, for other requests.
+    pub fn bot(&self) -> &Bot {
+        &self.bot
+    }
+
+    /// Sends every part; returns the messages Telegram created.
+    pub async fn send(&self, out: Outgoing<'_>) -> Result<Vec<Message>, SendError> {
+        let parts = format::split(out.markdown, format::MAX_TEXT_CHARS);
+        let last = parts.len() - 1;
+        let mut sent = Vec::with_capacity(parts.len());
+        for (i, part) in parts.into_iter().enumerate() {
+            let reply_to = if i == 0 { out.reply_to } else { None };
+            let keyboard = if i == last { out.keyboard.clone() } else { None };
+            sent.push(self.send_one(out.chat, &part, reply_to, keyboard).await?);
+        }
+        Ok(sent)
+    }
+
+    async fn send_one(
+        &self,
+        chat: i64,
+        text: &str,
+        reply_to: Option<i32>,
+        keyboard: Option<InlineKeyboardMarkup>,
+    ) -> Result<Message, SendError> {
+        let mut waited = Duration::ZERO;
+        loop {
+            self.per_chat.until_key_ready(&chat).await;
+            self.per_bot.until_ready().await;
+            let mut request = self.bot.send_message(ChatId(chat), text).parse_mode(ParseMode::MarkdownV2);
+            if let Some(id) = reply_to {
+                request = request.reply_parameters(ReplyParameters::new(MessageId(id)).allow_sending_without_reply());
+            }
+            if let Some(k) = keyboard.clone() {
+                request = request.reply_markup(k);
+            }
+            match request.await {
+                Ok(m) => return Ok(m),
+                Err(RequestError::RetryAfter(secs)) => {
+                    let wait = secs.duration();
+                    if waited + wait > self.max_retry_after {
+                        return Err(SendError::retryable(format!("Telegram asked to wait {}s", wait.as_secs())));
+                    }
+                    warn!(chat, retry_after_secs = wait.as_secs(), "Telegram flood control; waiting as asked");
+                    waited += wait;
+                    tokio::time::sleep(wait).await;
+                }
+                Err(e) => return Err(classify(e)),
+            }
+        }
+    }
+}
+
+/// Sorts a failed request: what will never work is permanent, the rest is retried.
+pub fn classify(e: RequestError) -> SendError {
+    match e {
+        RequestError::Api(api) => {
+            let permanent = matches!(
+                api,
+                ApiError::BotBlocked
+                    | ApiError::ChatNotFound
+                    | ApiError::UserDeactivated
+                    | ApiError::BotKicked
+                    | ApiError::BotKickedFromSupergroup
+                    | ApiError::CantInitiateConversation
+                    | ApiError::CantTalkWithBots
+                    | ApiError::MessageIsTooLong
+                    | ApiError::CantParseEntities(_)
+                    | ApiError::MessageTextIsEmpty
+            );
+            if permanent {
+                SendError::permanent(format!("Telegram refused: {api}"))
+            } else {
+                SendError::retryable(format!("Telegram: {api}"))
+            }
+        }
+        RequestError::MigrateToChatId(id) => SendError::permanent(format!("the group moved to chat {}", id.0)),
+        RequestError::Network(e) => SendError::retryable(format!("network: {}", strip_url(&e.to_string()))),
+        other => SendError::retryable(strip_url(&other.to_string())),
+    }
+}
+
+/// Error texts from the HTTP client may carry the request URL, which holds the bot token.
+fn strip_url(text: &str) -> String {
+    match text.find("/bot") {
+        Some(at) => format!("{}/bot<token>…", &text[..at]),
+        None => text.to_string(),
+    }
+}

@@ -1,0 +1,179 @@
+//! The Telegram channel against a fake Bot API that speaks the real wire format, with the real
+//! `teloxide-core` client and a real NATS server: updates become envelopes (edits and blocks
+//! become events), unreadable updates are skipped, a restart neither loses nor repeats an update,
+//! and replies go out escaped, split, within the per-chat limit and after `retry_after`.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use switchboard_adapter::ChannelRuntime;
+use switchboard_adapter::testkit::{TestBus, outbound, wait_for};
+use switchboard_channel_telegram::{TelegramChannel, TelegramConfig};
+use switchboard_core::contract::{streams, subjects};
+use switchboard_core::{Envelope, Event};
+use switchboard_testkit::{FakeBotApi, FakeError};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+const WAIT: Duration = Duration::from_secs(20);
+const TOKEN: &str = "123456:test-token-for-the-fake-bot-api";
+
+struct Running {
+    stop: CancellationToken,
+    task: JoinHandle<Result<(), switchboard_adapter::AdapterError>>,
+}
+
+impl Running {
+    async fn stop(self) {
+        self.stop.cancel();
+        tokio::time::timeout(WAIT, self.task).await.expect("channel stops").unwrap().unwrap();
+    }
+}
+
+fn config(api: &FakeBotApi, dir: &std::path::Path) -> TelegramConfig {
+    std::fs::write(dir.join("bot.token"), TOKEN).unwrap();
+    TelegramConfig {
+        enabled: true,
+        token_file: Some(dir.join("bot.token")),
+        api_url: api.url(),
+        poll_timeout_secs: 1,
+        ..TelegramConfig::default()
+    }
+}
+
+fn start(t: &TestBus, cfg: &TelegramConfig) -> Running {
+    let channel = TelegramChannel::new(cfg).expect("valid telegram config");
+    let stop = CancellationToken::new();
+    let runtime = ChannelRuntime::new(Arc::new(channel), cfg.runtime.clone(), t.slot(), stop.clone());
+    Running { stop, task: runtime.spawn() }
+}
+
+async fn envelopes(t: &TestBus) -> Vec<Envelope> {
+    t.envelopes("telegram").await
+}
+
+async fn events(t: &TestBus, kind: &str) -> Vec<Event> {
+    let stored = t.stored(streams::EVENTS, &subjects::event(kind)).await;
+    stored.iter().map(|(_, p)| serde_json::from_slice(p).unwrap()).collect()
+}
+
+#[tokio::test]
+async fn updates_become_envelopes_or_events_and_unreadable_ones_are_skipped() {
+    let t = TestBus::start().await;
+    let api = FakeBotApi::start(TOKEN).await;
+    let dir = tempfile::tempdir().unwrap();
+    let running = start(&t, &config(&api, dir.path()));
+
+    api.push_update(api.text_message(501, 501, "/start promo-42"));
+    api.push_update(api.text_message(501, 501, "Where is my order? (#17)"));
+    // Valid JSON of a shape no client knows, then something that is not JSON at all.
+    api.push_raw_update(r#"{"update_id": 1000, "message": "not a message"}"#);
+    api.push_update(api.edited_message(501, 501, 2, "Where is my order 17?"));
+    api.push_update(api.my_chat_member_blocked(777, 777));
+    api.push_update(api.text_message(-100, 502, "a group message"));
+    wait_for("three envelopes", WAIT, || async { envelopes(&t).await.len() == 3 }).await;
+    wait_for("the edit and the block", WAIT, || async {
+        events(&t, "message_edited").await.len() == 1 && events(&t, "customer_blocked").await.len() == 1
+    })
+    .await;
+    let got = envelopes(&t).await;
+    assert_eq!(got[0].text, "/start");
+    assert_eq!(got[0].metadata.get("telegram.start").map(String::as_str), Some("promo-42"));
+    assert_eq!(got[1].text, "Where is my order? (#17)");
+    assert_eq!((got[1].thread_key.as_str(), got[1].customer.id.as_str()), ("501", "501"));
+    assert!(got[1].provider_message_id.starts_with("501:"));
+    assert_eq!(got[2].thread_key, "-100", "a group is its own thread");
+    let edit = &events(&t, "message_edited").await[0];
+    assert_eq!(edit.data["text"], "Where is my order 17?");
+    assert_eq!(events(&t, "customer_blocked").await[0].data["blocked"], true);
+
+    // Not even JSON: skipped, and what comes after still flows.
+    let before = api.push_update(api.text_message(501, 501, "just before"));
+    // Its id is the next one, as Telegram's would be; the body names it, and only it is skipped.
+    let broken = api.push_raw_update(format!(r#"{{"update_id": {}, "message": {{broken"#, before + 1));
+    assert_eq!(broken, before + 1);
+    api.push_update(api.text_message(501, 501, "still here"));
+    wait_for("the messages around the broken one", WAIT, || async { envelopes(&t).await.len() == 5 }).await;
+    let texts: Vec<String> = envelopes(&t).await.into_iter().skip(3).map(|e| e.text).collect();
+    assert_eq!(texts, ["just before", "still here"]);
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn a_restart_neither_loses_nor_repeats_an_update() {
+    let t = TestBus::start().await;
+    let api = FakeBotApi::start(TOKEN).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&api, dir.path());
+    let running = start(&t, &cfg);
+    for i in 0..3 {
+        api.push_update(api.text_message(600 + i, 600 + i, &format!("before {i}")));
+    }
+    wait_for("three envelopes", WAIT, || async { envelopes(&t).await.len() == 3 }).await;
+    running.stop().await;
+    for i in 0..3 {
+        api.push_update(api.text_message(700 + i, 700 + i, &format!("while down {i}")));
+    }
+    let calls_before = api.get_updates_calls().len();
+    let running = start(&t, &cfg);
+    wait_for("six envelopes", WAIT, || async { envelopes(&t).await.len() == 6 }).await;
+    let resumed = &api.get_updates_calls()[calls_before];
+    let last_before = api.get_updates_calls()[..calls_before].iter().filter_map(|c| c.offset).max();
+    assert!(resumed.offset >= last_before && resumed.offset.is_some(), "resumed from the stored offset: {resumed:?}");
+    let ids: BTreeSet<String> = envelopes(&t).await.into_iter().map(|e| e.provider_message_id).collect();
+    assert_eq!(ids.len(), 6, "nothing twice");
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn replies_are_escaped_split_paced_per_chat_and_wait_when_telegram_says_so() {
+    let t = TestBus::start().await;
+    let api = FakeBotApi::start(TOKEN).await;
+    let dir = tempfile::tempdir().unwrap();
+    let running = start(&t, &config(&api, dir.path()));
+
+    let question = api.text_message(501, 501, "Is it fixed?");
+    let asked_id = question["message"]["message_id"].as_i64().unwrap();
+    api.push_update(question);
+    wait_for("the question", WAIT, || async { envelopes(&t).await.len() == 1 }).await;
+    // Reserved characters everywhere: the fake parses MarkdownV2 as Telegram does.
+    let mut reply =
+        outbound("telegram", "501", "Fixed! See https://example.com/a_b (ticket #17) - 1.5 * 2 = 3 <b>ok</b>");
+    reply.to.thread_key = "501".into();
+    reply.reply_to = Some(envelopes(&t).await[0].provider_message_id.clone());
+    t.send_outbound(&reply).await;
+    let sent = api.wait_for_sent(1, WAIT).await;
+    assert_eq!(sent[0].chat_id, 501);
+    assert_eq!(sent[0].reply_to_message_id, Some(asked_id), "answers the customer's message");
+    assert_eq!(sent[0].parse_mode.as_deref(), Some("MarkdownV2"));
+
+    // 9,000 characters: three parts, in order.
+    let mut long = outbound("telegram", "502", &"0123456789 ".repeat(818));
+    long.to.thread_key = "502".into();
+    t.send_outbound(&long).await;
+    let sent = api.wait_for_sent(4, WAIT).await;
+    let parts: Vec<_> = sent.iter().filter(|s| s.chat_id == 502).collect();
+    assert_eq!(parts.len(), 3);
+    assert!(parts.windows(2).all(|w| w[1].at - w[0].at >= Duration::from_millis(900)), "about one a second per chat");
+
+    // Flood control: Telegram says wait 1 s; the channel waits, then sends.
+    api.fail_next("sendMessage", 1, FakeError::RetryAfter(1));
+    let mut paced = outbound("telegram", "503", "after the wait");
+    paced.to.thread_key = "503".into();
+    let asked = tokio::time::Instant::now();
+    t.send_outbound(&paced).await;
+    let sent = api.wait_for_sent(5, WAIT).await;
+    assert!(sent[4].at - asked >= Duration::from_secs(1), "retry_after respected");
+    assert_eq!(sent[4].chat_id, 503);
+
+    // The customer blocked the bot: permanent, dead-lettered with the reason.
+    api.fail_next("sendMessage", 1, FakeError::BotBlocked);
+    let mut blocked = outbound("telegram", "504", "hello?");
+    blocked.to.thread_key = "504".into();
+    t.send_outbound(&blocked).await;
+    wait_for("the dead letter", WAIT, || async { t.dead_letters("telegram").await.len() == 1 }).await;
+    let (headers, _) = t.dead_letters("telegram").await.remove(0);
+    assert!(headers.get("Sb-Dlq-Reason").is_some_and(|r| r.as_str().contains("blocked")), "{headers:?}");
+    running.stop().await;
+}
