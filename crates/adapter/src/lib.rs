@@ -91,6 +91,7 @@
 //! ```
 
 mod channel;
+mod command;
 mod config;
 mod health;
 mod inbound;
@@ -99,6 +100,7 @@ mod runtime;
 pub mod testkit;
 
 pub use channel::{AdapterError, Channel, SendError, SendReceipt};
+pub use command::{Verdict, send_command};
 pub use config::{RateLimitConfig, RuntimeConfig};
 pub use health::{Health, HealthStatus};
 pub use inbound::{Inbound, InboundError};

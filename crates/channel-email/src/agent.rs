@@ -8,12 +8,11 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use lettre::Message;
 use lettre::message::header::ContentType;
 use lettre::message::{Mailbox, SinglePart};
 use sha2::{Digest, Sha256};
-use switchboard_adapter::SendError;
+use switchboard_adapter::{SendError, Verdict, send_command};
 use switchboard_bus::{Bus, BusError, ConsumerSpec, Delivery, HandlerError};
 use switchboard_core::agent::{Author, HistoryEntry};
 use switchboard_core::contract::{streams, subjects};
@@ -183,18 +182,14 @@ impl AgentMail {
                 self.tell(agent, conversation, &format!("Nothing was done: {e}.")).await;
                 return Ok(Outcome::Ignored(e.to_string()));
             }
-            let verdict = bus.client().subscribe(subjects::router_result(&command.id.to_string())).await;
-            if let Err(e) = bus.publish(subjects::AGENT_IN, &command, &command.id.to_string()).await {
-                return Ok(Outcome::Retry(e.to_string()));
-            }
             info!(agent = %agent, command = %command.id, "agent command from email");
-            let Ok(mut verdict) = verdict else { continue };
-            if let Ok(Some(m)) = tokio::time::timeout(VERDICT_WAIT, verdict.next()).await {
-                let v: serde_json::Value = serde_json::from_slice(&m.payload).unwrap_or_default();
-                if let Some(reason) = v.get("rejected").and_then(|r| r.as_str()) {
+            match send_command(bus, &command, VERDICT_WAIT).await {
+                Ok(Verdict::Rejected(reason)) => {
                     self.tell(agent, conversation, &format!("Your mail was not applied: {reason}.")).await;
                     break;
                 }
+                Ok(_) => {}
+                Err(e) => return Ok(Outcome::Retry(e.to_string())),
             }
         }
         Ok(Outcome::AgentCommands)

@@ -15,11 +15,11 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
-use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+use switchboard_adapter::{Verdict, send_command};
 use switchboard_bus::BusSlot;
 use switchboard_core::contract::{buckets, subjects};
 use switchboard_core::{AgentCommand, AgentStatus, CommandAction, Contract, Tier};
@@ -155,30 +155,22 @@ async fn send(api: &Api, token: &Token, command: AgentCommand) -> Response {
         return error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string());
     }
     let Ok(bus) = api.bus.get() else { return error(StatusCode::SERVICE_UNAVAILABLE, "not connected to NATS yet") };
-    // Listen before publishing, so the verdict cannot slip past.
-    let mut verdict = match bus.client().subscribe(subjects::router_result(&command.id.to_string())).await {
-        Ok(s) => s,
-        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, format!("cannot subscribe: {e}")),
-    };
-    if let Err(e) = bus.publish(subjects::AGENT_IN, &command, &command.id.to_string()).await {
-        return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
-    }
-    info!(token = %token.name, command = %command.id, "agent command accepted");
-    let answer = tokio::time::timeout(api.wait, verdict.next()).await;
     let id = command.id;
-    match answer {
-        Ok(Some(m)) => {
-            let v: serde_json::Value = serde_json::from_slice(&m.payload).unwrap_or_default();
-            match v.get("rejected").and_then(|r| r.as_str()) {
-                None => (StatusCode::OK, Json(json!({ "command_id": id, "status": "done" }))).into_response(),
-                Some(reason) => {
-                    let code = if reason.starts_with("unknown") { StatusCode::NOT_FOUND } else { StatusCode::CONFLICT };
-                    (code, Json(json!({ "command_id": id, "error": reason }))).into_response()
-                }
-            }
+    let verdict = match send_command(bus, &command, api.wait).await {
+        Ok(v) => v,
+        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    };
+    info!(token = %token.name, command = %id, "agent command accepted");
+    match verdict {
+        Verdict::Done => (StatusCode::OK, Json(json!({ "command_id": id, "status": "done" }))).into_response(),
+        Verdict::Rejected(reason) => {
+            let code = if reason.starts_with("unknown") { StatusCode::NOT_FOUND } else { StatusCode::CONFLICT };
+            (code, Json(json!({ "command_id": id, "error": reason }))).into_response()
         }
         // Stored on the bus: the router applies it when it can.
-        _ => (StatusCode::ACCEPTED, Json(json!({ "command_id": id, "status": "queued" }))).into_response(),
+        Verdict::Pending => {
+            (StatusCode::ACCEPTED, Json(json!({ "command_id": id, "status": "queued" }))).into_response()
+        }
     }
 }
 
