@@ -30,6 +30,9 @@ pub struct TelegramConfig {
     pub max_file_bytes: u64,
     /// Retries, concurrency and per-sender rate limit.
     pub runtime: RuntimeConfig,
+    /// Agents who work from Telegram (endpoint kind `telegram`); each links a chat with a code
+    /// from `POST /v1/agent/telegram-link`.
+    pub agents: Vec<String>,
 }
 
 impl Default for TelegramConfig {
@@ -45,6 +48,7 @@ impl Default for TelegramConfig {
             max_retry_after_secs: 60,
             max_file_bytes: 10 * 1024 * 1024,
             runtime: RuntimeConfig::default(),
+            agents: Vec::new(),
         }
     }
 }

@@ -17,6 +17,7 @@ use teloxide_core::types::{ChatMemberKind, Message, Update, UpdateKind};
 use tracing::{debug, info, warn};
 
 use crate::CHANNEL;
+use crate::agent::AgentChats;
 
 /// What one update became.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +39,7 @@ pub struct Poller {
     http: reqwest::Client,
     timeout: u32,
     bot_id: String,
+    agents: Option<AgentChats>,
 }
 
 /// The `sb_channels` key of a bot's update offset.
@@ -47,13 +49,14 @@ pub fn offset_key(bot_id: &str) -> String {
 
 impl Poller {
     /// A poller for the bot `token` at `api_url`.
-    pub fn new(api_url: &str, token: &str, timeout: u32) -> Poller {
+    pub fn new(api_url: &str, token: &str, timeout: u32, agents: Option<AgentChats>) -> Poller {
         let bot_id = token.split(':').next().unwrap_or_default().to_string();
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(u64::from(timeout) + 15))
             .build()
             .unwrap_or_default();
-        Poller { url: format!("{}/bot{token}/getUpdates", api_url.trim_end_matches('/')), http, timeout, bot_id }
+        let url = format!("{}/bot{token}/getUpdates", api_url.trim_end_matches('/'));
+        Poller { url, http, timeout, bot_id, agents }
     }
 
     /// Polls until shutdown; errors are retried with back-off and shown in the health.
@@ -152,7 +155,7 @@ impl Poller {
             // which a `Value` cannot lend.
             match serde_json::from_str::<Update>(&raw.to_string()) {
                 Ok(update) => {
-                    let outcome = handle(bus, inbound, &update).await?;
+                    let outcome = handle(bus, inbound, self.agents.as_ref(), &update).await?;
                     debug!(update_id = update.id.0, ?outcome, "telegram update handled");
                 }
                 Err(e) => warn!(update_id = ?id, error = %e, "unreadable telegram update skipped"),
@@ -192,8 +195,22 @@ fn first_update_id(text: &str) -> Option<i64> {
 }
 
 /// What one update means for Switchboard.
-async fn handle(bus: &Bus, inbound: &Inbound, update: &Update) -> Result<UpdateOutcome, String> {
+async fn handle(
+    bus: &Bus,
+    inbound: &Inbound,
+    agents: Option<&AgentChats>,
+    update: &Update,
+) -> Result<UpdateOutcome, String> {
+    if let (Some(agents), UpdateKind::Message(m)) = (agents, &update.kind)
+        && let Some(outcome) = agents.handle_message(bus, m).await?
+    {
+        return Ok(outcome);
+    }
     match &update.kind {
+        UpdateKind::CallbackQuery(q) => match agents {
+            Some(agents) => agents.handle_callback(bus, q).await,
+            None => Ok(UpdateOutcome::Ignored),
+        },
         UpdateKind::Message(m) => match envelope(m, update.id.0) {
             Some(e) => publish(inbound, e).await,
             None => Ok(UpdateOutcome::Ignored),

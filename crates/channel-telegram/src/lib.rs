@@ -6,6 +6,7 @@
 //! within its rate limits and honouring `retry_after`. Customer- and agent-supplied text is always
 //! escaped. It never decides routing and never logs message bodies or the bot token.
 
+mod agent;
 mod config;
 pub mod format;
 mod inbound;
@@ -15,6 +16,7 @@ use switchboard_adapter::{AdapterError, Channel, Inbound, SendError, SendReceipt
 use switchboard_core::OutboundMessage;
 use teloxide_core::Bot;
 
+pub use agent::{AgentChats, ENDPOINT_KIND, LINK_CODE_TTL, issue_link_code};
 pub use config::{TelegramConfig, TelegramConfigError};
 pub use inbound::{Poller, UpdateOutcome, envelope, offset_key};
 pub use outbound::{Outgoing, Sender, classify};
@@ -28,18 +30,27 @@ pub struct TelegramChannel {
     sender: Sender,
 }
 
+/// The bot's sender from the configuration.
+fn sender(cfg: &TelegramConfig) -> Result<(String, Sender), TelegramConfigError> {
+    cfg.validate()?;
+    let token = cfg.token()?;
+    let url = reqwest::Url::parse(&cfg.api_url)
+        .map_err(|e| TelegramConfigError { key: "api_url".into(), reason: e.to_string() })?;
+    let bot = Bot::new(&token).set_api_url(url);
+    Ok((token, Sender::new(bot, cfg.per_chat_per_sec, cfg.per_bot_per_sec, cfg.max_retry_after_secs)))
+}
+
+/// The deliverer for agents who work from Telegram (`sb.agent.out.telegram`).
+pub fn agent_chats(cfg: &TelegramConfig) -> Result<AgentChats, TelegramConfigError> {
+    Ok(AgentChats::new(sender(cfg)?.1))
+}
+
 impl TelegramChannel {
     /// Builds the channel; reads the token now, so a bad setting stops the start with its key.
     pub fn new(cfg: &TelegramConfig) -> Result<TelegramChannel, TelegramConfigError> {
-        cfg.validate()?;
-        let token = cfg.token()?;
-        let url = reqwest::Url::parse(&cfg.api_url)
-            .map_err(|e| TelegramConfigError { key: "api_url".into(), reason: e.to_string() })?;
-        let bot = Bot::new(&token).set_api_url(url);
-        Ok(TelegramChannel {
-            poller: Poller::new(&cfg.api_url, &token, cfg.poll_timeout_secs),
-            sender: Sender::new(bot, cfg.per_chat_per_sec, cfg.per_bot_per_sec, cfg.max_retry_after_secs),
-        })
+        let (token, sender) = sender(cfg)?;
+        let agents = AgentChats::new(sender.clone());
+        Ok(TelegramChannel { poller: Poller::new(&cfg.api_url, &token, cfg.poll_timeout_secs, Some(agents)), sender })
     }
 }
 

@@ -100,6 +100,7 @@ impl Api {
             .route("/v1/conversations/{id}", get(conversation))
             .route("/v1/queue", get(queue))
             .route("/v1/agents/{id}", put(define_agent))
+            .route("/v1/agent/telegram-link", post(telegram_link))
             .with_state(self)
     }
 
@@ -171,6 +172,34 @@ async fn send(api: &Api, token: &Token, command: AgentCommand) -> Response {
         Verdict::Pending => {
             (StatusCode::ACCEPTED, Json(json!({ "command_id": id, "status": "queued" }))).into_response()
         }
+    }
+}
+
+/// A one-time code the token's agent sends to the bot (`/link <code>`) to link their chat.
+async fn telegram_link(State(api): State<Api>, headers: HeaderMap) -> Response {
+    let token = match api.authenticate(&headers) {
+        Ok(t) => t,
+        Err(why) => return error(StatusCode::UNAUTHORIZED, why),
+    };
+    let Some(agent) = token.agent.clone() else {
+        return error(StatusCode::BAD_REQUEST, "link codes are for agent tokens (a token with `agent`)");
+    };
+    let Ok(bus) = api.bus.get() else { return error(StatusCode::SERVICE_UNAVAILABLE, "not connected to NATS yet") };
+    #[cfg(feature = "channel-telegram")]
+    {
+        match switchboard_channel_telegram::issue_link_code(bus, &agent).await {
+            Ok(code) => {
+                let ttl = switchboard_channel_telegram::LINK_CODE_TTL.as_secs();
+                let body = json!({ "code": code, "expires_in_secs": ttl, "send": format!("/link {code}") });
+                (StatusCode::OK, Json(body)).into_response()
+            }
+            Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e),
+        }
+    }
+    #[cfg(not(feature = "channel-telegram"))]
+    {
+        let _ = (bus, agent);
+        error(StatusCode::NOT_FOUND, "this build has no Telegram channel")
     }
 }
 

@@ -38,6 +38,12 @@ pub fn endpoint_kinds(config: &ChannelsConfig) -> BTreeMap<String, Vec<String>> 
             kinds.entry(agent.clone()).or_default().push(switchboard_channel_webhook::ENDPOINT_KIND.into());
         }
     }
+    #[cfg(feature = "channel-telegram")]
+    if config.telegram.enabled {
+        for agent in &config.telegram.agents {
+            kinds.entry(agent.clone()).or_default().push(switchboard_channel_telegram::ENDPOINT_KIND.into());
+        }
+    }
     #[cfg(feature = "channel-email")]
     if config.email.enabled {
         for agent in config.email.agents.keys() {
@@ -63,6 +69,14 @@ pub fn agent_endpoints(config: &ChannelsConfig) -> anyhow::Result<Vec<(&'static 
     {
         components.push((
             "agent-email",
+            Box::new(move |bus, stop| Box::pin(async move { agents.run(bus, stop).await.map_err(|e| e.to_string()) })),
+        ));
+    }
+    #[cfg(feature = "channel-telegram")]
+    if config.telegram.enabled && !config.telegram.agents.is_empty() {
+        let agents = switchboard_channel_telegram::agent_chats(&config.telegram).context("channels.telegram")?;
+        components.push((
+            "agent-telegram",
             Box::new(move |bus, stop| Box::pin(async move { agents.run(bus, stop).await.map_err(|e| e.to_string()) })),
         ));
     }

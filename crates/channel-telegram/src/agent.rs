@@ -1,0 +1,381 @@
+//! Agents on Telegram (endpoint kind `telegram`): an agent links their chat with a one-time code
+//! (`/link <code>`), then offers arrive with Accept/Decline buttons, new customer messages and
+//! updates arrive as messages, and the agent answers by replying to a conversation's message.
+//! Which conversation a message belongs to is kept per sent message in KV, so several
+//! conversations at once stay apart; a button pressed twice is the same command and acts once.
+//!
+//! KV `sb_channels` keys: `telegram.link.<code>` (agent, expiry), `telegram.agent.<agent>` (chat),
+//! `telegram.chat.<chat>` (agent), `telegram.msg.<chat>.<message>` (conversation).
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use async_nats::jetstream::kv::Store;
+use sha2::{Digest, Sha256};
+use switchboard_adapter::{SendError, Verdict, send_command};
+use switchboard_bus::{Bus, BusError, ConsumerSpec, Delivery, HandlerError};
+use switchboard_core::agent::{Author, HistoryEntry};
+use switchboard_core::contract::{buckets, streams, subjects};
+use switchboard_core::{AgentCommand, AgentDelivery, AgentStatus, CommandAction, Contract};
+use teloxide_core::payloads::AnswerCallbackQuerySetters;
+use teloxide_core::prelude::Requester;
+use teloxide_core::types::{CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+use uuid::Uuid;
+
+use crate::format::{bold, escape, italic};
+use crate::inbound::UpdateOutcome;
+use crate::outbound::{Outgoing, Sender};
+
+/// The endpoint kind this crate serves: subject `sb.agent.out.telegram`.
+pub const ENDPOINT_KIND: &str = "telegram";
+
+/// How long a command waits for the router's verdict before the agent is told "received".
+const VERDICT_WAIT: Duration = Duration::from_secs(3);
+
+/// How long a link code stays valid.
+pub const LINK_CODE_TTL: Duration = Duration::from_secs(15 * 60);
+
+/// Agents' chats: linking, deliveries, and what agents send back.
+#[derive(Clone)]
+pub struct AgentChats {
+    sender: Sender,
+}
+
+fn key_link(code: &str) -> String {
+    format!("telegram.link.{code}")
+}
+fn key_agent(agent: &str) -> String {
+    format!("telegram.agent.{agent}")
+}
+fn key_chat(chat: i64) -> String {
+    format!("telegram.chat.{chat}")
+}
+fn key_msg(chat: i64, message: i32) -> String {
+    format!("telegram.msg.{chat}.{message}")
+}
+
+async fn channels_kv(bus: &Bus) -> Result<Store, String> {
+    bus.jetstream().get_key_value(buckets::CHANNELS).await.map_err(|e| format!("channel state bucket: {e}"))
+}
+
+async fn get_string(kv: &Store, key: String) -> Result<Option<String>, String> {
+    let value = kv.get(key).await.map_err(|e| format!("read channel state: {e}"))?;
+    Ok(value.map(|v| String::from_utf8_lossy(&v).into_owned()))
+}
+
+/// Issues a one-time code that links the chat it is sent from (`/link <code>`) to `agent`.
+pub async fn issue_link_code(bus: &Bus, agent: &str) -> Result<String, String> {
+    let digest = Sha256::digest(Uuid::new_v4().as_bytes());
+    let code: String = digest.iter().take(5).map(|b| format!("{b:02X}")).collect();
+    let expires = chrono::Utc::now() + chrono::Duration::from_std(LINK_CODE_TTL).unwrap_or_default();
+    let value = serde_json::json!({ "agent": agent, "expires_at": expires });
+    let kv = channels_kv(bus).await?;
+    kv.put(key_link(&code), value.to_string().into()).await.map_err(|e| format!("store link code: {e}"))?;
+    Ok(code)
+}
+
+impl AgentChats {
+    /// Agents' chats, written to with `sender`.
+    pub fn new(sender: Sender) -> AgentChats {
+        AgentChats { sender }
+    }
+
+    /// Consumes `sb.agent.out.telegram` until `shutdown`: acked once Telegram took the message,
+    /// retried or dead-lettered (`sb.dlq.agent-telegram`) otherwise.
+    pub async fn run(self, bus: Bus, shutdown: CancellationToken) -> Result<(), BusError> {
+        let spec =
+            ConsumerSpec::new("agent-telegram", streams::AGENT, "agent-telegram", &subjects::agent_out(ENDPOINT_KIND));
+        let inner = bus.clone();
+        bus.run_consumer(spec, shutdown, move |d: Delivery| {
+            let (this, bus) = (self.clone(), inner.clone());
+            async move {
+                let delivery: AgentDelivery = d.decode()?;
+                this.deliver(&bus, &delivery).await.map_err(|e| match e.retryable {
+                    true => HandlerError::Retry(e.reason),
+                    false => HandlerError::Reject(e.reason),
+                })
+            }
+        })
+        .await
+    }
+
+    /// Sends one delivery to its agent's linked chat and remembers which conversation it is.
+    pub async fn deliver(&self, bus: &Bus, delivery: &AgentDelivery) -> Result<(), SendError> {
+        let (agent, conversation) = match delivery {
+            AgentDelivery::Offer(o) => (&o.agent_id, o.conversation_id),
+            AgentDelivery::Message(m) => (&m.agent_id, m.conversation_id),
+            AgentDelivery::Update(u) => (&u.agent_id, u.conversation_id),
+        };
+        let kv = channels_kv(bus).await.map_err(SendError::retryable)?;
+        let chat = get_string(&kv, key_agent(agent))
+            .await
+            .map_err(SendError::retryable)?
+            .and_then(|c| c.parse::<i64>().ok())
+            .ok_or_else(|| SendError::permanent(format!("agent {agent} has not linked a Telegram chat")))?;
+        let (markdown, keyboard) = compose(delivery, conversation);
+        let sent = self.sender.send(Outgoing { chat, markdown: &markdown, reply_to: None, keyboard }).await?;
+        for m in sent {
+            kv.put(key_msg(chat, m.id.0), conversation.to_string().into())
+                .await
+                .map_err(|e| SendError::retryable(format!("remember the conversation: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// An update from an agent's chat (or a `/link`), handled here; `None` when it is a customer's.
+    pub async fn handle_message(&self, bus: &Bus, m: &Message) -> Result<Option<UpdateOutcome>, String> {
+        if !m.chat.is_private() {
+            return Ok(None);
+        }
+        let chat = m.chat.id.0;
+        let text = m.text().unwrap_or_default().trim();
+        let kv = channels_kv(bus).await?;
+        if let Some(code) = text.strip_prefix("/link") {
+            return self.link(&kv, chat, code.trim()).await.map(Some);
+        }
+        let Some(agent) = get_string(&kv, key_chat(chat)).await? else { return Ok(None) };
+        let status = match text {
+            "/online" => Some(AgentStatus::Online),
+            "/away" => Some(AgentStatus::Away),
+            "/offline" => Some(AgentStatus::Offline),
+            _ => None,
+        };
+        let conversation = match m.reply_to_message() {
+            Some(r) => get_string(&kv, key_msg(chat, r.id.0)).await?.and_then(|c| c.parse::<Uuid>().ok()),
+            None => None,
+        };
+        let action = match (status, conversation) {
+            (Some(status), _) => CommandAction::SetStatus { status },
+            (None, Some(_)) => match action_for(text) {
+                Ok(a) => a,
+                Err(why) => {
+                    self.say(chat, &why).await;
+                    return Ok(Some(UpdateOutcome::Refused(why)));
+                }
+            },
+            (None, None) => {
+                self.say(chat, "Reply to a conversation's message to answer it, or send /online or /away.").await;
+                return Ok(Some(UpdateOutcome::Ignored));
+            }
+        };
+        let id = command_id(&format!("msg:{chat}:{}", m.id.0));
+        let verdict = self.command(bus, &agent, conversation, id, action).await?;
+        if let Verdict::Rejected(reason) = verdict {
+            self.say(chat, &format!("Not done: {reason}.")).await;
+        }
+        Ok(Some(UpdateOutcome::Recorded))
+    }
+
+    /// A button under one of our messages.
+    pub async fn handle_callback(&self, bus: &Bus, q: &CallbackQuery) -> Result<UpdateOutcome, String> {
+        let kv = channels_kv(bus).await?;
+        let chat = q.message.as_ref().map(|m| m.chat().id.0).unwrap_or(q.from.id.0 as i64);
+        let answer = |text: String| {
+            let bot = self.sender.bot().clone();
+            let id = q.id.clone();
+            async move {
+                if let Err(e) = bot.answer_callback_query(id).text(text).await {
+                    warn!(error = %crate::outbound::classify(e), "cannot answer a button press");
+                }
+            }
+        };
+        let Some(agent) = get_string(&kv, key_chat(chat)).await? else {
+            answer("This chat is not linked to an agent.".into()).await;
+            return Ok(UpdateOutcome::Ignored);
+        };
+        let data = q.data.as_deref().unwrap_or_default();
+        let (verb, conversation) = data.split_once(':').unwrap_or((data, ""));
+        let Ok(conversation) = Uuid::try_parse(conversation) else {
+            answer("Unknown button.".into()).await;
+            return Ok(UpdateOutcome::Ignored);
+        };
+        let action = match verb {
+            "acc" => CommandAction::Accept,
+            "dec" => CommandAction::Decline { reason: None },
+            "res" => CommandAction::Resolve,
+            _ => {
+                answer("Unknown button.".into()).await;
+                return Ok(UpdateOutcome::Ignored);
+            }
+        };
+        // The same button on the same message is the same command: pressed twice, it acts once.
+        let message = q.message.as_ref().map(|m| m.id().0).unwrap_or_default();
+        let id = command_id(&format!("btn:{chat}:{message}:{data}"));
+        let text = match self.command(bus, &agent, Some(conversation), id, action).await? {
+            Verdict::Done => "Done.".to_string(),
+            Verdict::Rejected(reason) => format!("Not done: {reason}."),
+            Verdict::Pending => "Received.".to_string(),
+        };
+        answer(text).await;
+        Ok(UpdateOutcome::Recorded)
+    }
+
+    async fn link(&self, kv: &Store, chat: i64, code: &str) -> Result<UpdateOutcome, String> {
+        let entry = match code.is_empty() {
+            true => None,
+            false => get_string(kv, key_link(&code.to_ascii_uppercase())).await?,
+        };
+        let entry: Option<serde_json::Value> = entry.and_then(|e| serde_json::from_str(&e).ok());
+        let valid = entry.as_ref().and_then(|e| {
+            let expires: chrono::DateTime<chrono::Utc> = serde_json::from_value(e["expires_at"].clone()).ok()?;
+            (expires > chrono::Utc::now()).then(|| e["agent"].as_str().map(str::to_string)).flatten()
+        });
+        let Some(agent) = valid else {
+            self.say(chat, "That code is unknown or expired. Ask for a new one.").await;
+            return Ok(UpdateOutcome::Refused("bad link code".into()));
+        };
+        // One-time: gone before anything else can use it.
+        kv.purge(key_link(&code.to_ascii_uppercase())).await.map_err(|e| format!("drop link code: {e}"))?;
+        kv.put(key_agent(&agent), chat.to_string().into()).await.map_err(|e| format!("link: {e}"))?;
+        kv.put(key_chat(chat), agent.clone().into()).await.map_err(|e| format!("link: {e}"))?;
+        info!(agent = %agent, "agent linked a Telegram chat");
+        self.say(chat, &format!("Linked to agent {agent}. Offers will arrive here.")).await;
+        Ok(UpdateOutcome::Recorded)
+    }
+
+    async fn command(
+        &self,
+        bus: &Bus,
+        agent: &str,
+        conversation: Option<Uuid>,
+        id: Uuid,
+        action: CommandAction,
+    ) -> Result<Verdict, String> {
+        let command = AgentCommand {
+            id,
+            agent_id: agent.into(),
+            conversation_id: conversation,
+            issued_at: chrono::Utc::now(),
+            action,
+        };
+        command.validate().map_err(|e| e.to_string())?;
+        send_command(bus, &command, VERDICT_WAIT).await.map_err(|e| e.to_string())
+    }
+
+    /// A short notice to an agent's chat (best effort).
+    async fn say(&self, chat: i64, text: &str) {
+        let markdown = italic(text);
+        if let Err(e) = self.sender.send(Outgoing { chat, markdown: &markdown, reply_to: None, keyboard: None }).await {
+            warn!(error = %e, "cannot send a notice to an agent's chat");
+        }
+    }
+}
+
+/// What an agent's reply to a conversation's message asks for.
+fn action_for(text: &str) -> Result<CommandAction, String> {
+    let (word, rest) = text.split_once(char::is_whitespace).unwrap_or((text, ""));
+    let rest = rest.trim();
+    let note = (!rest.is_empty()).then(|| rest.to_string());
+    Ok(match word {
+        "/resolve" => CommandAction::Resolve,
+        "/decline" => CommandAction::Decline { reason: note },
+        "/escalate" => CommandAction::Escalate { tier: None, note },
+        "/note" if note.is_some() => CommandAction::Note { text: rest.into() },
+        "/transfer" => {
+            let (team, note) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+            if team.is_empty() {
+                return Err("/transfer needs a team: /transfer billing <note>".into());
+            }
+            let note = (!note.trim().is_empty()).then(|| note.trim().to_string());
+            CommandAction::Transfer { to_agent: None, to_team: Some(team.into()), note }
+        }
+        w if w.starts_with('/') => {
+            return Err(format!("Unknown command {w}. Commands: /resolve /decline /escalate /note /transfer"));
+        }
+        _ if text.is_empty() => return Err("Send text to answer the customer.".into()),
+        _ => CommandAction::Reply { text: text.into() },
+    })
+}
+
+/// The same agent message or button gives the same command id.
+fn command_id(what: &str) -> Uuid {
+    let digest = Sha256::digest(format!("telegram-command:{what}").as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_random_bytes(bytes).into_uuid()
+}
+
+/// The text and buttons for one delivery.
+fn compose(delivery: &AgentDelivery, conversation: Uuid) -> (String, Option<InlineKeyboardMarkup>) {
+    let short = conversation.simple().to_string()[..8].to_string();
+    let button =
+        |label: &str, verb: &str| InlineKeyboardButton::callback(label, format!("{verb}:{}", conversation.simple()));
+    match delivery {
+        AgentDelivery::Offer(o) => {
+            let who = o.customer.name.clone().unwrap_or_else(|| o.customer.id.clone());
+            let mut text = format!(
+                "{} {}\n",
+                bold(&format!("New conversation {short}")),
+                escape(&format!("from {who} on {}", o.channel))
+            );
+            let _ = writeln!(
+                text,
+                "{}",
+                escape(&format!("Priority {}, first reply due {}", o.priority.0, o.sla_deadline.format("%H:%M UTC")))
+            );
+            if let Some(subject) = &o.subject {
+                let _ = writeln!(text, "{}", italic(subject));
+            }
+            let _ = write!(text, "\n{}", history(&o.history));
+            let _ = write!(
+                text,
+                "\n{}",
+                italic("Reply to this message to answer; /resolve /note /escalate /transfer <team> as replies.")
+            );
+            let keyboard = o
+                .actions
+                .iter()
+                .any(|a| a == "accept")
+                .then(|| InlineKeyboardMarkup::new([[button("Accept", "acc"), button("Decline", "dec")]]));
+            let keyboard = keyboard.or_else(|| Some(InlineKeyboardMarkup::new([[button("Resolve", "res")]])));
+            (text, keyboard)
+        }
+        AgentDelivery::Message(m) => (format!("{} {}", bold(&short), history(std::slice::from_ref(&m.entry))), None),
+        AgentDelivery::Update(u) => {
+            let mut text = format!("{} {}", bold(&short), escape(&u.change.replace('_', " ")));
+            if let Some(note) = &u.note {
+                let _ = write!(text, "\n{}", escape(note));
+            }
+            let keyboard = (u.change == "assigned").then(|| InlineKeyboardMarkup::new([[button("Resolve", "res")]]));
+            (text, keyboard)
+        }
+    }
+}
+
+fn history(entries: &[HistoryEntry]) -> String {
+    let mut out = String::new();
+    for e in entries {
+        let who = match e.from {
+            Author::Customer => e.author.clone().unwrap_or_else(|| "Customer".into()),
+            Author::Agent => e.author.clone().unwrap_or_else(|| "Agent".into()),
+            Author::Note => format!("Note by {}", e.author.as_deref().unwrap_or("system")),
+            Author::System => "Switchboard".into(),
+        };
+        let _ = writeln!(out, "{}\n{}", bold(&who), escape(e.text.trim()));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn agent_replies_become_commands() {
+        assert_eq!(action_for("Hello there"), Ok(CommandAction::Reply { text: "Hello there".into() }));
+        assert_eq!(action_for("/resolve"), Ok(CommandAction::Resolve));
+        assert_eq!(
+            action_for("/transfer billing refund > 100"),
+            Ok(CommandAction::Transfer {
+                to_agent: None,
+                to_team: Some("billing".into()),
+                note: Some("refund > 100".into())
+            })
+        );
+        assert!(action_for("/transfer").is_err());
+        assert!(action_for("/frobnicate").unwrap_err().contains("Unknown command"));
+        assert_eq!(command_id("btn:1:2:acc:x"), command_id("btn:1:2:acc:x"));
+    }
+}

@@ -1,0 +1,100 @@
+//! Telegram end to end through the daemon, with the real `teloxide-core` client against a fake Bot
+//! API that speaks the real wire format: an agent links their chat with a one-time code, a
+//! customer's message is offered there with buttons, Accept pressed (twice: it acts once), the
+//! agent answers by replying to the offer, and the customer receives the answer in their chat.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use switchboard::config::ApiTokenConfig;
+use switchboard_channel_telegram::format::escape;
+use switchboard_e2e::TestDaemon;
+use switchboard_testkit::FakeBotApi;
+
+const WAIT: Duration = Duration::from_secs(20);
+const BOT: &str = "424242:e2e-token-for-the-fake-bot-api";
+const ALICE: &str = "alice-token-for-tests";
+const AGENT_CHAT: i64 = 900;
+const CUSTOMER_CHAT: i64 = 501;
+
+/// The callback data of the button labelled `label` in a sent message's inline keyboard.
+fn button(markup: &Option<Value>, label: &str) -> Option<String> {
+    let rows = markup.as_ref()?["inline_keyboard"].as_array()?.clone();
+    rows.iter()
+        .flat_map(|r| r.as_array().cloned().unwrap_or_default())
+        .find_map(|b| (b["text"] == label).then(|| b["callback_data"].as_str().map(str::to_string)).flatten())
+}
+
+#[tokio::test]
+async fn a_customer_on_telegram_is_answered_by_an_agent_on_telegram() {
+    let api = FakeBotApi::start(BOT).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (bot_file, alice_file) = (dir.path().join("bot.token"), dir.path().join("alice.token"));
+    std::fs::write(&bot_file, BOT).unwrap();
+    std::fs::write(&alice_file, ALICE).unwrap();
+    let api_url = api.url();
+    let daemon = TestDaemon::start(None, move |c| {
+        c.router.enabled = true;
+        c.routing = serde_json::from_value(json!({
+            "default_team": "support",
+            "teams": { "support": { "offer_timeout_secs": 300 } },
+            "agents": [ { "id": "alice", "name": "Alice", "teams": ["support"], "tiers": ["L1"], "status": "away" } ]
+        }))
+        .unwrap();
+        let tg = &mut c.channels.telegram;
+        (tg.enabled, tg.token_file, tg.api_url, tg.poll_timeout_secs) = (true, Some(bot_file), api_url, 1);
+        tg.agents = vec!["alice".into()];
+        c.api.tokens.insert(
+            "alice".into(),
+            ApiTokenConfig { token_file: Some(alice_file), agent: Some("alice".into()), ..Default::default() },
+        );
+    })
+    .await;
+
+    // Linking: a one-time code from the agent API, sent to the bot from the agent's own chat.
+    let (code, body) = daemon.api(ALICE, "POST", "/v1/agent/telegram-link", None).await;
+    assert_eq!(code, 200, "{body}");
+    let link = body["send"].as_str().unwrap().to_string();
+    api.push_update(api.text_message(AGENT_CHAT, AGENT_CHAT, &link));
+    let sent = api.wait_for_sent(1, WAIT).await;
+    assert!(sent[0].text.as_deref().unwrap_or_default().contains("Linked to agent alice"), "{:?}", sent[0].text);
+    let online = r#"{"action":{"type":"set_status","status":"online"}}"#;
+    assert_eq!(daemon.api(ALICE, "POST", "/v1/agent/commands", Some(online)).await.0, 200);
+
+    // The customer writes; the offer arrives in the agent's chat with Accept and Decline.
+    api.push_update(api.text_message(CUSTOMER_CHAT, CUSTOMER_CHAT, "Hi! My order #17 is late (again)."));
+    let sent = api.wait_for_sent(2, WAIT).await;
+    let offer = &sent[1];
+    assert_eq!(offer.chat_id, AGENT_CHAT);
+    // The text as sent: MarkdownV2, with what the customer wrote escaped.
+    let customer_text = escape("Hi! My order #17 is late (again).");
+    assert!(offer.text.as_deref().unwrap_or_default().contains(&customer_text), "{:?}", offer.text);
+    let accept = button(&offer.reply_markup, "Accept").expect("an Accept button");
+    assert!(button(&offer.reply_markup, "Decline").is_some());
+
+    // Accept, pressed twice: acts once.
+    api.push_update(api.callback_query(AGENT_CHAT, AGENT_CHAT, offer.message_id, &accept));
+    let answered = api.wait_for_answered_callbacks(1, WAIT).await;
+    assert_eq!(answered[0].text.as_deref(), Some("Done."));
+    api.push_update(api.callback_query(AGENT_CHAT, AGENT_CHAT, offer.message_id, &accept));
+    api.wait_for_answered_callbacks(2, WAIT).await;
+
+    // The agent answers by replying to the offer.
+    let mut reply = api.text_message(AGENT_CHAT, AGENT_CHAT, "Sorry, Ada: it ships today.");
+    let mut original = api.text_message(AGENT_CHAT, AGENT_CHAT, "x")["message"].clone();
+    original["message_id"] = json!(offer.message_id);
+    reply["message"]["reply_to_message"] = original;
+    api.push_update(reply);
+    let deadline = std::time::Instant::now() + WAIT;
+    let answer = loop {
+        if let Some(m) = api.sent().into_iter().find(|m| m.chat_id == CUSTOMER_CHAT) {
+            break m;
+        }
+        assert!(std::time::Instant::now() < deadline, "no answer reached the customer: {:?}", api.sent());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(answer.text.as_deref(), Some(escape("Sorry, Ada: it ships today.").as_str()));
+    assert!(answer.reply_to_message_id.is_some(), "it answers the customer's message");
+    assert_eq!(api.sent().iter().filter(|m| m.chat_id == CUSTOMER_CHAT).count(), 1, "once");
+    daemon.stop().await;
+}
