@@ -30,6 +30,13 @@ pub struct TelegramConfig {
     pub max_file_bytes: u64,
     /// Retries, concurrency and per-sender rate limit.
     pub runtime: RuntimeConfig,
+    /// Public HTTPS URL Telegram POSTs updates to (ending in `/v1/telegram/updates`); updates come
+    /// by long polling when absent.
+    pub webhook_url: Option<String>,
+    /// Environment variable holding the webhook's secret token (`A-Z a-z 0-9 _ -`, 1-256).
+    pub webhook_secret_env: Option<String>,
+    /// File holding the webhook's secret token.
+    pub webhook_secret_file: Option<PathBuf>,
     /// Agents who work from Telegram (endpoint kind `telegram`); each links a chat with a code
     /// from `POST /v1/agent/telegram-link`.
     pub agents: Vec<String>,
@@ -48,6 +55,9 @@ impl Default for TelegramConfig {
             max_retry_after_secs: 60,
             max_file_bytes: 10 * 1024 * 1024,
             runtime: RuntimeConfig::default(),
+            webhook_url: None,
+            webhook_secret_env: None,
+            webhook_secret_file: None,
             agents: Vec::new(),
         }
     }
@@ -82,10 +92,39 @@ impl TelegramConfig {
         if self.poll_timeout_secs > 50 {
             return Err(err("poll_timeout_secs", "at most 50 (Telegram closes longer polls)"));
         }
+        if let Some(url) = &self.webhook_url {
+            if !url.starts_with("https://") {
+                return Err(err("webhook_url", "Telegram only posts to https:// URLs"));
+            }
+            if self.webhook_secret_env.is_some() == self.webhook_secret_file.is_some() {
+                return Err(err(
+                    "webhook_secret_env",
+                    "a webhook needs exactly one of `webhook_secret_env` and `webhook_secret_file`",
+                ));
+            }
+        }
         if self.per_chat_per_sec == 0 || self.per_bot_per_sec == 0 {
             return Err(err("per_chat_per_sec", "rates must be at least 1"));
         }
         Ok(())
+    }
+
+    /// Reads the webhook's secret token, when updates come by webhook; checks its characters.
+    pub fn webhook_secret(&self) -> Result<Option<String>, TelegramConfigError> {
+        let value = match (&self.webhook_secret_env, &self.webhook_secret_file) {
+            (Some(var), _) => std::env::var(var)
+                .map_err(|_| err("webhook_secret_env", format!("environment variable `{var}` is not set")))?,
+            (_, Some(path)) => std::fs::read_to_string(path)
+                .map_err(|e| err("webhook_secret_file", format!("cannot read `{}`: {e}", path.display())))?,
+            _ => return Ok(None),
+        };
+        let secret = value.trim().to_string();
+        let ok = (16..=256).contains(&secret.len())
+            && secret.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if !ok {
+            return Err(err("webhook_secret_env", "16-256 characters of A-Z a-z 0-9 _ -"));
+        }
+        Ok(Some(secret))
     }
 
     /// Reads the bot token from the variable or file named; checks its shape (`<id>:<secret>`).

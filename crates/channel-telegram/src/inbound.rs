@@ -195,7 +195,7 @@ fn first_update_id(text: &str) -> Option<i64> {
 }
 
 /// What one update means for Switchboard.
-async fn handle(
+pub(crate) async fn handle(
     bus: &Bus,
     inbound: &Inbound,
     agents: Option<&AgentChats>,

@@ -11,6 +11,7 @@ mod config;
 pub mod format;
 mod inbound;
 mod outbound;
+pub mod webhook;
 
 use switchboard_adapter::{AdapterError, Channel, Inbound, SendError, SendReceipt};
 use switchboard_core::OutboundMessage;
@@ -28,6 +29,9 @@ pub const CHANNEL: &str = "telegram";
 pub struct TelegramChannel {
     poller: Poller,
     sender: Sender,
+    agents: AgentChats,
+    /// `(public URL, secret)` when updates come by webhook.
+    webhook: Option<(String, String)>,
 }
 
 /// The bot's sender from the configuration.
@@ -50,7 +54,12 @@ impl TelegramChannel {
     pub fn new(cfg: &TelegramConfig) -> Result<TelegramChannel, TelegramConfigError> {
         let (token, sender) = sender(cfg)?;
         let agents = AgentChats::new(sender.clone());
-        Ok(TelegramChannel { poller: Poller::new(&cfg.api_url, &token, cfg.poll_timeout_secs, Some(agents)), sender })
+        let webhook = match (&cfg.webhook_url, cfg.webhook_secret()?) {
+            (Some(url), Some(secret)) => Some((url.clone(), secret)),
+            _ => None,
+        };
+        let poller = Poller::new(&cfg.api_url, &token, cfg.poll_timeout_secs, Some(agents.clone()));
+        Ok(TelegramChannel { poller, sender, agents, webhook })
     }
 }
 
@@ -60,8 +69,28 @@ impl Channel for TelegramChannel {
     }
 
     async fn run_inbound(&self, inbound: Inbound) -> Result<(), AdapterError> {
-        self.poller.run(inbound).await;
+        match &self.webhook {
+            // Updates arrive on the route; registering tells Telegram where (retried until it works).
+            Some((url, secret)) => {
+                let mut attempt = 0;
+                while let Err(e) = webhook::register(&self.sender, url, secret).await {
+                    attempt += 1;
+                    tracing::warn!(error = %e, attempt, "cannot register the telegram webhook; retrying");
+                    tokio::select! {
+                        _ = inbound.shutdown().cancelled() => return Ok(()),
+                        _ = tokio::time::sleep(std::time::Duration::from_secs(attempt.min(30))) => {}
+                    }
+                }
+                inbound.shutdown().cancelled().await;
+            }
+            None => self.poller.run(inbound).await,
+        }
         Ok(())
+    }
+
+    fn routes(&self, inbound: Inbound) -> Option<axum::Router> {
+        let (_, secret) = self.webhook.as_ref()?;
+        Some(webhook::router(inbound, Some(self.agents.clone()), secret))
     }
 
     async fn send(&self, message: &OutboundMessage) -> Result<SendReceipt, SendError> {

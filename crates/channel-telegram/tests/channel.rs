@@ -177,3 +177,44 @@ async fn replies_are_escaped_split_paced_per_chat_and_wait_when_telegram_says_so
     assert!(headers.get("Sb-Dlq-Reason").is_some_and(|r| r.as_str().contains("blocked")), "{headers:?}");
     running.stop().await;
 }
+
+#[tokio::test]
+async fn by_webhook_only_telegrams_secret_is_accepted_and_a_redelivered_update_counts_once() {
+    let t = TestBus::start().await;
+    let api = FakeBotApi::start(TOKEN).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(&api, dir.path());
+    std::fs::write(dir.path().join("hook.secret"), "webhook-secret-for-tests_0123").unwrap();
+    cfg.webhook_url = Some("https://bot.example.test/v1/telegram/updates".into());
+    cfg.webhook_secret_file = Some(dir.path().join("hook.secret"));
+    let channel = TelegramChannel::new(&cfg).expect("valid telegram config");
+    let stop = CancellationToken::new();
+    let runtime = ChannelRuntime::new(Arc::new(channel), cfg.runtime.clone(), t.slot(), stop.clone());
+    let routes = runtime.routes().expect("webhook mode serves a route");
+    let running = Running { stop, task: runtime.spawn() };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, routes).await });
+
+    wait_for("the webhook registered", WAIT, || async { api.webhook().is_some() }).await;
+    let hook = api.webhook().unwrap();
+    assert_eq!(hook.url, "https://bot.example.test/v1/telegram/updates");
+    assert_eq!(hook.secret_token.as_deref(), Some("webhook-secret-for-tests_0123"));
+
+    let mut update = api.text_message(801, 801, "by webhook");
+    update["update_id"] = serde_json::json!(77);
+    let http = reqwest::Client::new();
+    let post = |secret: &'static str| {
+        http.post(format!("{base}/v1/telegram/updates"))
+            .header("X-Telegram-Bot-Api-Secret-Token", secret)
+            .json(&update)
+            .send()
+    };
+    assert_eq!(post("wrong-secret").await.unwrap().status(), 401);
+    assert_eq!(post("webhook-secret-for-tests_0123").await.unwrap().status(), 200);
+    assert_eq!(post("webhook-secret-for-tests_0123").await.unwrap().status(), 200, "a redelivery is fine");
+    let got = envelopes(&t).await;
+    assert_eq!(got.len(), 1, "stored once");
+    assert_eq!(got[0].text, "by webhook");
+    running.stop().await;
+}

@@ -126,7 +126,7 @@ pub fn build(
         );
         built.push(BuiltChannel {
             name: switchboard_channel_telegram::CHANNEL,
-            routes: None,
+            routes: runtime.routes(),
             health: runtime.health(),
             start: Box::new(move || runtime.spawn()),
         });
