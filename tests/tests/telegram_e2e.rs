@@ -98,3 +98,70 @@ async fn a_customer_on_telegram_is_answered_by_an_agent_on_telegram() {
     assert_eq!(api.sent().iter().filter(|m| m.chat_id == CUSTOMER_CHAT).count(), 1, "once");
     daemon.stop().await;
 }
+
+#[tokio::test]
+async fn an_unanswered_offer_moves_on_and_the_bot_answers_what_a_rule_says() {
+    let api = FakeBotApi::start(BOT).await;
+    let dir = tempfile::tempdir().unwrap();
+    let bot_file = dir.path().join("bot.token");
+    std::fs::write(&bot_file, BOT).unwrap();
+    let api_url = api.url();
+    let daemon = TestDaemon::start(None, move |c| {
+        c.router.enabled = true;
+        c.routing = serde_json::from_value(json!({
+            "default_team": "support",
+            "teams": { "support": { "offer_timeout_secs": 1, "strategy": "round_robin" } },
+            "agents": [
+                { "id": "alice", "teams": ["support"], "tiers": ["L1"], "status": "online" },
+                { "id": "bob", "teams": ["support"], "tiers": ["L1"], "status": "online" }
+            ],
+            "rules": [ { "name": "hours", "when": "text.contains(\"opening hours\")", "tier": "L0",
+                         "auto_reply": "We are open 9:00-18:00 (Mon-Fri)." } ]
+        }))
+        .unwrap();
+        let tg = &mut c.channels.telegram;
+        (tg.enabled, tg.token_file, tg.api_url, tg.poll_timeout_secs) = (true, Some(bot_file), api_url, 1);
+        tg.agents = vec!["alice".into(), "bob".into()];
+    })
+    .await;
+    // Both agents link their chats (codes issued straight from the channel, as the API does).
+    let bus = switchboard_bus::Bus::connect(
+        &switchboard_bus::BusConfig::for_url(daemon.nats.url()),
+        &tokio_util::sync::CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    for (agent, chat) in [("alice", 910), ("bob", 920)] {
+        let code = switchboard_channel_telegram::issue_link_code(&bus, agent).await.unwrap();
+        api.push_update(api.text_message(chat, chat, &format!("/link {code}")));
+    }
+    api.wait_for_sent(2, WAIT).await;
+
+    // L0: the bot answers from the rule, escaped, in the customer's chat.
+    api.push_update(api.text_message(CUSTOMER_CHAT, CUSTOMER_CHAT, "What are your opening hours?"));
+    let deadline = std::time::Instant::now() + WAIT;
+    let auto = loop {
+        if let Some(m) = api.sent().into_iter().find(|m| m.chat_id == CUSTOMER_CHAT) {
+            break m;
+        }
+        assert!(std::time::Instant::now() < deadline, "no automatic answer: {:?}", api.sent());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(auto.text.as_deref(), Some(escape("We are open 9:00-18:00 (Mon-Fri).").as_str()));
+
+    // A question for a human: offered to one agent; unanswered, withdrawn there and offered to the other.
+    api.push_update(api.text_message(502, 502, "I need a human about my refund"));
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let offers: Vec<i64> =
+            api.sent().iter().filter(|m| button(&m.reply_markup, "Accept").is_some()).map(|m| m.chat_id).collect();
+        let withdrawn = api.sent().iter().any(|m| m.text.as_deref().unwrap_or_default().contains("offer withdrawn"));
+        if offers.len() >= 2 && withdrawn {
+            assert_ne!(offers[0], offers[1], "the second offer goes to the other agent: {offers:?}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the offer did not move on: {:?}", api.sent());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    daemon.stop().await;
+}

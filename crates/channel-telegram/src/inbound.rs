@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde_json::Value;
 use switchboard_adapter::{HealthStatus, Inbound, InboundError};
 use switchboard_bus::Bus;
-use switchboard_core::contract::{buckets, subjects};
+use switchboard_core::contract::{buckets, headers, subjects};
 use switchboard_core::{Customer, Envelope, Event, EventKind};
 use teloxide_core::types::{ChatMemberKind, Message, Update, UpdateKind};
 use tracing::{debug, info, warn};
@@ -235,16 +235,33 @@ pub(crate) async fn handle(
 }
 
 async fn publish(inbound: &Inbound, envelope: Envelope) -> Result<UpdateOutcome, String> {
-    match inbound.publish(envelope).await {
+    match inbound.publish(envelope.clone()).await {
         Ok(_) => Ok(UpdateOutcome::Published),
         // Nothing stored: the update is not confirmed and comes again.
         Err(InboundError::Bus(e)) => Err(e.to_string()),
         Err(InboundError::NotReady(why)) => Err(why.into()),
+        // A flood from one chat or a message the contract refuses: kept as a dead letter, not routed.
         Err(e) => {
             warn!(reason = %e, "telegram message refused");
+            dead_letter(inbound, &envelope, &e.to_string()).await?;
             Ok(UpdateOutcome::Refused(e.to_string()))
         }
     }
+}
+
+/// The dead-letter component of inbound Telegram messages: `sb.dlq.telegram-in`.
+pub const DLQ_COMPONENT: &str = "telegram-in";
+
+async fn dead_letter(inbound: &Inbound, envelope: &Envelope, reason: &str) -> Result<(), String> {
+    let bus = inbound_bus(inbound)?;
+    let mut h = async_nats::HeaderMap::new();
+    h.insert(headers::DLQ_REASON, reason.replace(['\r', '\n'], " ").as_str());
+    h.insert(headers::DLQ_COMPONENT, DLQ_COMPONENT);
+    h.insert(headers::DLQ_SUBJECT, subjects::inbound(CHANNEL).as_str());
+    let payload = serde_json::to_vec(envelope).map_err(|e| e.to_string())?;
+    let msg_id = format!("dlq:telegram:{}", envelope.provider_message_id);
+    bus.publish_raw(&subjects::dlq(DLQ_COMPONENT), h, payload.into(), &msg_id).await.map_err(|e| e.to_string())?;
+    Ok(())
 }
 
 async fn record(

@@ -218,3 +218,23 @@ async fn by_webhook_only_telegrams_secret_is_accepted_and_a_redelivered_update_c
     assert_eq!(got[0].text, "by webhook");
     running.stop().await;
 }
+
+#[tokio::test]
+async fn a_flood_from_one_chat_is_held_back_as_dead_letters_while_others_flow() {
+    let t = TestBus::start().await;
+    let api = FakeBotApi::start(TOKEN).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(&api, dir.path());
+    (cfg.runtime.rate_limit.per_minute, cfg.runtime.rate_limit.burst) = (1, 3);
+    let running = start(&t, &cfg);
+    for i in 0..10 {
+        api.push_update(api.text_message(901, 901, &format!("spam {i}")));
+    }
+    api.push_update(api.text_message(902, 902, "a normal customer"));
+    wait_for("the burst and the other customer", WAIT, || async { envelopes(&t).await.len() == 4 }).await;
+    wait_for("the flood held back", WAIT, || async { t.dead_letters("telegram-in").await.len() == 7 }).await;
+    let got = envelopes(&t).await;
+    assert_eq!(got.iter().filter(|e| e.customer.id == "901").count(), 3, "the burst");
+    assert!(got.iter().any(|e| e.customer.id == "902"), "another customer is not held back by the flood");
+    running.stop().await;
+}
