@@ -11,13 +11,15 @@ use std::time::Duration;
 use serde_json::Value;
 use switchboard_adapter::{HealthStatus, Inbound, InboundError};
 use switchboard_bus::Bus;
-use switchboard_core::contract::{buckets, headers, subjects};
+use switchboard_core::contract::{ATTACHMENTS_STORE, buckets, headers, subjects};
 use switchboard_core::{Customer, Envelope, Event, EventKind};
 use teloxide_core::types::{ChatMemberKind, Message, Update, UpdateKind};
 use tracing::{debug, info, warn};
 
 use crate::CHANNEL;
 use crate::agent::AgentChats;
+use crate::outbound::classify;
+use teloxide_core::prelude::Requester;
 
 /// What one update became.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +42,16 @@ pub struct Poller {
     timeout: u32,
     bot_id: String,
     agents: Option<AgentChats>,
+    files: Files,
+}
+
+/// Fetches customers' files into the object store, within a size limit.
+#[derive(Clone)]
+pub struct Files {
+    /// The bot that downloads them.
+    pub bot: teloxide_core::Bot,
+    /// Largest file fetched, in bytes; bigger ones are listed as skipped.
+    pub max_bytes: u64,
 }
 
 /// The `sb_channels` key of a bot's update offset.
@@ -49,14 +61,14 @@ pub fn offset_key(bot_id: &str) -> String {
 
 impl Poller {
     /// A poller for the bot `token` at `api_url`.
-    pub fn new(api_url: &str, token: &str, timeout: u32, agents: Option<AgentChats>) -> Poller {
+    pub fn new(api_url: &str, token: &str, timeout: u32, agents: Option<AgentChats>, files: Files) -> Poller {
         let bot_id = token.split(':').next().unwrap_or_default().to_string();
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(u64::from(timeout) + 15))
             .build()
             .unwrap_or_default();
         let url = format!("{}/bot{token}/getUpdates", api_url.trim_end_matches('/'));
-        Poller { url, http, timeout, bot_id, agents }
+        Poller { url, http, timeout, bot_id, agents, files }
     }
 
     /// Polls until shutdown; errors are retried with back-off and shown in the health.
@@ -155,7 +167,7 @@ impl Poller {
             // which a `Value` cannot lend.
             match serde_json::from_str::<Update>(&raw.to_string()) {
                 Ok(update) => {
-                    let outcome = handle(bus, inbound, self.agents.as_ref(), &update).await?;
+                    let outcome = handle(bus, inbound, self.agents.as_ref(), &self.files, &update).await?;
                     debug!(update_id = update.id.0, ?outcome, "telegram update handled");
                 }
                 Err(e) => warn!(update_id = ?id, error = %e, "unreadable telegram update skipped"),
@@ -199,6 +211,7 @@ pub(crate) async fn handle(
     bus: &Bus,
     inbound: &Inbound,
     agents: Option<&AgentChats>,
+    files: &Files,
     update: &Update,
 ) -> Result<UpdateOutcome, String> {
     if let (Some(agents), UpdateKind::Message(m)) = (agents, &update.kind)
@@ -212,7 +225,10 @@ pub(crate) async fn handle(
             None => Ok(UpdateOutcome::Ignored),
         },
         UpdateKind::Message(m) => match envelope(m, update.id.0) {
-            Some(e) => publish(inbound, e).await,
+            Some(mut e) => {
+                files.fetch(bus, m, &mut e).await?;
+                publish(inbound, e).await
+            }
             None => Ok(UpdateOutcome::Ignored),
         },
         UpdateKind::EditedMessage(m) => {
@@ -337,6 +353,44 @@ pub fn envelope(m: &Message, update_id: u32) -> Option<Envelope> {
         metadata,
         raw_ref: Some(format!("update:{update_id}")),
     })
+}
+
+impl Files {
+    /// Stores the message's photo or document (under `telegram/<file unique id>`, so a redelivery
+    /// overwrites) and fills in the envelope's references; over the limit it stays listed as
+    /// skipped. A download that fails is an error: the update is tried again.
+    async fn fetch(&self, bus: &Bus, m: &Message, envelope: &mut Envelope) -> Result<(), String> {
+        use teloxide_core::net::Download;
+        let mut metas = Vec::new();
+        if let Some(photo) = m.photo().and_then(|sizes| sizes.iter().max_by_key(|p| p.width * p.height)) {
+            metas.push(photo.file.clone());
+        }
+        if let Some(doc) = m.document() {
+            metas.push(doc.file.clone());
+        }
+        for (meta, attachment) in metas.iter().zip(envelope.attachments.iter_mut()) {
+            if u64::from(meta.size) > self.max_bytes {
+                attachment.skipped = Some(format!("over the {} byte limit", self.max_bytes));
+                continue;
+            }
+            let file = self.bot.get_file(meta.id.clone()).await.map_err(|e| classify(e).reason)?;
+            let mut bytes = Vec::new();
+            self.bot.download_file(&file.path, &mut bytes).await.map_err(|e| format!("download a file: {e}"))?;
+            if bytes.len() as u64 > self.max_bytes {
+                attachment.skipped = Some(format!("over the {} byte limit", self.max_bytes));
+                continue;
+            }
+            let store = bus
+                .jetstream()
+                .get_object_store(ATTACHMENTS_STORE)
+                .await
+                .map_err(|e| format!("attachment store: {e}"))?;
+            let object = format!("telegram/{}", meta.unique_id.0);
+            store.put(object.as_str(), &mut bytes.as_slice()).await.map_err(|e| format!("store a file: {e}"))?;
+            (attachment.object, attachment.size, attachment.skipped) = (object, bytes.len() as u64, None);
+        }
+        Ok(())
+    }
 }
 
 /// A file as the envelope lists it: the Telegram file id stands in for the object until the

@@ -19,7 +19,7 @@ use teloxide_core::Bot;
 
 pub use agent::{AgentChats, ENDPOINT_KIND, LINK_CODE_TTL, issue_link_code};
 pub use config::{TelegramConfig, TelegramConfigError};
-pub use inbound::{Poller, UpdateOutcome, envelope, offset_key};
+pub use inbound::{DLQ_COMPONENT, Files, Poller, UpdateOutcome, envelope, offset_key};
 pub use outbound::{Outgoing, Sender, classify};
 
 /// The channel name: subjects `sb.in.telegram`, `sb.out.telegram`.
@@ -30,6 +30,7 @@ pub struct TelegramChannel {
     poller: Poller,
     sender: Sender,
     agents: AgentChats,
+    files: Files,
     /// `(public URL, secret)` when updates come by webhook.
     webhook: Option<(String, String)>,
 }
@@ -58,8 +59,9 @@ impl TelegramChannel {
             (Some(url), Some(secret)) => Some((url.clone(), secret)),
             _ => None,
         };
-        let poller = Poller::new(&cfg.api_url, &token, cfg.poll_timeout_secs, Some(agents.clone()));
-        Ok(TelegramChannel { poller, sender, agents, webhook })
+        let files = Files { bot: sender.bot().clone(), max_bytes: cfg.max_file_bytes };
+        let poller = Poller::new(&cfg.api_url, &token, cfg.poll_timeout_secs, Some(agents.clone()), files.clone());
+        Ok(TelegramChannel { poller, sender, agents, files, webhook })
     }
 }
 
@@ -90,7 +92,7 @@ impl Channel for TelegramChannel {
 
     fn routes(&self, inbound: Inbound) -> Option<axum::Router> {
         let (_, secret) = self.webhook.as_ref()?;
-        Some(webhook::router(inbound, Some(self.agents.clone()), secret))
+        Some(webhook::router(inbound, Some(self.agents.clone()), self.files.clone(), secret))
     }
 
     async fn send(&self, message: &OutboundMessage) -> Result<SendReceipt, SendError> {

@@ -17,7 +17,7 @@ use teloxide_core::types::{AllowedUpdate, Update};
 use tracing::{info, warn};
 
 use crate::agent::AgentChats;
-use crate::inbound::handle;
+use crate::inbound::{Files, handle};
 use crate::outbound::{Sender, classify};
 
 /// The header Telegram puts the secret token in.
@@ -30,13 +30,14 @@ pub const PATH: &str = "/v1/telegram/updates";
 struct Hook {
     inbound: Inbound,
     agents: Option<AgentChats>,
+    files: Files,
     secret: Arc<[u8; 32]>,
 }
 
 /// The webhook route.
-pub fn router(inbound: Inbound, agents: Option<AgentChats>, secret: &str) -> axum::Router {
+pub fn router(inbound: Inbound, agents: Option<AgentChats>, files: Files, secret: &str) -> axum::Router {
     let secret = Arc::new(Sha256::digest(secret.as_bytes()).into());
-    axum::Router::new().route(PATH, post(receive)).with_state(Hook { inbound, agents, secret })
+    axum::Router::new().route(PATH, post(receive)).with_state(Hook { inbound, agents, files, secret })
 }
 
 /// Tells Telegram where to POST updates, with the secret token.
@@ -75,7 +76,7 @@ async fn receive(State(hook): State<Hook>, headers: HeaderMap, body: Bytes) -> S
         }
     };
     let Ok(bus) = hook.inbound.bus() else { return StatusCode::SERVICE_UNAVAILABLE };
-    match handle(bus, &hook.inbound, hook.agents.as_ref(), &update).await {
+    match handle(bus, &hook.inbound, hook.agents.as_ref(), &hook.files, &update).await {
         Ok(_) => StatusCode::OK,
         Err(e) => {
             warn!(update_id = update.id.0, error = %e, "telegram update not stored; Telegram will retry");

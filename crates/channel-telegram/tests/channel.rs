@@ -238,3 +238,31 @@ async fn a_flood_from_one_chat_is_held_back_as_dead_letters_while_others_flow() 
     assert!(got.iter().any(|e| e.customer.id == "902"), "another customer is not held back by the flood");
     running.stop().await;
 }
+
+#[tokio::test]
+async fn files_are_fetched_into_the_object_store_within_the_limit() {
+    let t = TestBus::start().await;
+    let api = FakeBotApi::start(TOKEN).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(&api, dir.path());
+    cfg.max_file_bytes = 1000;
+    api.add_file("photo-1", b"\x89PNG small picture".to_vec());
+    api.add_file("big-doc", vec![b'x'; 5000]);
+    let running = start(&t, &cfg);
+    api.push_update(api.photo_message(601, 601, "photo-1", Some("my broken parcel")));
+    api.push_update(api.document_message(601, 601, "big-doc", "invoice.pdf", None));
+    wait_for("two envelopes", WAIT, || async { envelopes(&t).await.len() == 2 }).await;
+    let got = envelopes(&t).await;
+    assert_eq!(got[0].text, "my broken parcel");
+    let photo = &got[0].attachments[0];
+    assert!(photo.skipped.is_none() && !photo.object.is_empty(), "{photo:?}");
+    let store = t.bus.jetstream().get_object_store(switchboard_core::contract::ATTACHMENTS_STORE).await.unwrap();
+    let mut object = store.get(photo.object.as_str()).await.unwrap();
+    let mut bytes = Vec::new();
+    tokio::io::AsyncReadExt::read_to_end(&mut object, &mut bytes).await.unwrap();
+    assert_eq!(bytes, b"\x89PNG small picture");
+    let doc = &got[1].attachments[0];
+    assert_eq!((doc.filename.as_str(), doc.size, doc.object.as_str()), ("invoice.pdf", 5000, ""));
+    assert!(doc.skipped.as_deref().is_some_and(|s| s.contains("limit")), "{doc:?}");
+    running.stop().await;
+}
