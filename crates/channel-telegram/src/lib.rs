@@ -14,6 +14,7 @@ mod outbound;
 pub mod webhook;
 
 use switchboard_adapter::{AdapterError, Channel, Inbound, SendError, SendReceipt};
+use switchboard_bus::BusSlot;
 use switchboard_core::OutboundMessage;
 use teloxide_core::Bot;
 
@@ -33,6 +34,8 @@ pub struct TelegramChannel {
     files: Files,
     /// `(public URL, secret)` when updates come by webhook.
     webhook: Option<(String, String)>,
+    /// For attachments to send.
+    bus: BusSlot,
 }
 
 /// The bot's sender from the configuration.
@@ -52,7 +55,7 @@ pub fn agent_chats(cfg: &TelegramConfig) -> Result<AgentChats, TelegramConfigErr
 
 impl TelegramChannel {
     /// Builds the channel; reads the token now, so a bad setting stops the start with its key.
-    pub fn new(cfg: &TelegramConfig) -> Result<TelegramChannel, TelegramConfigError> {
+    pub fn new(cfg: &TelegramConfig, bus: BusSlot) -> Result<TelegramChannel, TelegramConfigError> {
         let (token, sender) = sender(cfg)?;
         let agents = AgentChats::new(sender.clone());
         let webhook = match (&cfg.webhook_url, cfg.webhook_secret()?) {
@@ -61,7 +64,26 @@ impl TelegramChannel {
         };
         let files = Files { bot: sender.bot().clone(), max_bytes: cfg.max_file_bytes };
         let poller = Poller::new(&cfg.api_url, &token, cfg.poll_timeout_secs, Some(agents.clone()), files.clone());
-        Ok(TelegramChannel { poller, sender, agents, files, webhook })
+        Ok(TelegramChannel { poller, sender, agents, files, webhook, bus })
+    }
+}
+
+impl TelegramChannel {
+    /// An attachment's bytes from the object store.
+    async fn attachment(&self, object: &str) -> Result<Vec<u8>, SendError> {
+        let bus = self.bus.get().map_err(|e| SendError::retryable(e.to_string()))?;
+        let store = bus
+            .jetstream()
+            .get_object_store(switchboard_core::contract::ATTACHMENTS_STORE)
+            .await
+            .map_err(|e| SendError::retryable(format!("attachment store: {e}")))?;
+        let mut reader =
+            store.get(object).await.map_err(|e| SendError::permanent(format!("attachment {object}: {e}")))?;
+        let mut bytes = Vec::new();
+        tokio::io::AsyncReadExt::read_to_end(&mut reader, &mut bytes)
+            .await
+            .map_err(|e| SendError::retryable(format!("read attachment {object}: {e}")))?;
+        Ok(bytes)
     }
 }
 
@@ -103,8 +125,17 @@ impl Channel for TelegramChannel {
             .map_err(|_| SendError::permanent(format!("`{}` is not a Telegram chat id", message.to.thread_key)))?;
         // Replies answer the customer's message: provider ids are `<chat>:<message>`.
         let reply_to = message.reply_to.as_deref().and_then(|r| r.rsplit_once(':')).and_then(|(_, m)| m.parse().ok());
-        let markdown = format::escape(&message.text);
-        let sent = self.sender.send(Outgoing { chat, markdown: &markdown, reply_to, keyboard: None }).await?;
-        Ok(SendReceipt { provider_message_id: sent.first().map(|m| format!("{chat}:{}", m.id.0)) })
+        let mut first = None;
+        if !message.text.trim().is_empty() {
+            let markdown = format::escape(&message.text);
+            let sent = self.sender.send(Outgoing { chat, markdown: &markdown, reply_to, keyboard: None }).await?;
+            first = sent.first().map(|m| m.id.0);
+        }
+        for a in message.attachments.iter().filter(|a| a.skipped.is_none() && !a.object.is_empty()) {
+            let bytes = self.attachment(&a.object).await?;
+            let sent = self.sender.send_file(chat, bytes, &a.filename).await?;
+            first = first.or(Some(sent.id.0));
+        }
+        Ok(SendReceipt { provider_message_id: first.map(|m| format!("{chat}:{m}")) })
     }
 }

@@ -12,7 +12,8 @@ use teloxide_core::Bot;
 use teloxide_core::errors::{ApiError, RequestError};
 use teloxide_core::payloads::SendMessageSetters;
 use teloxide_core::prelude::Requester;
-use teloxide_core::types::{ChatId, InlineKeyboardMarkup, Message, MessageId, ParseMode, ReplyParameters};
+use teloxide_core::requests::Request;
+use teloxide_core::types::{ChatId, InlineKeyboardMarkup, InputFile, Message, MessageId, ParseMode, ReplyParameters};
 use tracing::warn;
 
 use crate::format;
@@ -75,10 +76,7 @@ impl Sender {
         reply_to: Option<i32>,
         keyboard: Option<InlineKeyboardMarkup>,
     ) -> Result<Message, SendError> {
-        let mut waited = Duration::ZERO;
-        loop {
-            self.per_chat.until_key_ready(&chat).await;
-            self.per_bot.until_ready().await;
+        self.paced(chat, || {
             let mut request = self.bot.send_message(ChatId(chat), text).parse_mode(ParseMode::MarkdownV2);
             if let Some(id) = reply_to {
                 request = request.reply_parameters(ReplyParameters::new(MessageId(id)).allow_sending_without_reply());
@@ -86,7 +84,33 @@ impl Sender {
             if let Some(k) = keyboard.clone() {
                 request = request.reply_markup(k);
             }
-            match request.await {
+            request.send()
+        })
+        .await
+    }
+
+    /// Sends a file as a document.
+    pub async fn send_file(&self, chat: i64, bytes: Vec<u8>, name: &str) -> Result<Message, SendError> {
+        let bytes = bytes::Bytes::from(bytes);
+        self.paced(chat, || {
+            let file = InputFile::memory(bytes.clone()).file_name(name.to_string());
+            self.bot.send_document(ChatId(chat), file).send()
+        })
+        .await
+    }
+
+    /// Runs one request within the per-chat and per-bot limits, waiting out `retry_after` up to
+    /// the configured maximum.
+    async fn paced<F, Fut>(&self, chat: i64, mut request: F) -> Result<Message, SendError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<Message, RequestError>>,
+    {
+        let mut waited = Duration::ZERO;
+        loop {
+            self.per_chat.until_key_ready(&chat).await;
+            self.per_bot.until_ready().await;
+            match request().await {
                 Ok(m) => return Ok(m),
                 Err(RequestError::RetryAfter(secs)) => {
                     let wait = secs.duration();

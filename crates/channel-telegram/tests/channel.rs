@@ -43,7 +43,7 @@ fn config(api: &FakeBotApi, dir: &std::path::Path) -> TelegramConfig {
 }
 
 fn start(t: &TestBus, cfg: &TelegramConfig) -> Running {
-    let channel = TelegramChannel::new(cfg).expect("valid telegram config");
+    let channel = TelegramChannel::new(cfg, t.slot()).expect("valid telegram config");
     let stop = CancellationToken::new();
     let runtime = ChannelRuntime::new(Arc::new(channel), cfg.runtime.clone(), t.slot(), stop.clone());
     Running { stop, task: runtime.spawn() }
@@ -187,7 +187,7 @@ async fn by_webhook_only_telegrams_secret_is_accepted_and_a_redelivered_update_c
     std::fs::write(dir.path().join("hook.secret"), "webhook-secret-for-tests_0123").unwrap();
     cfg.webhook_url = Some("https://bot.example.test/v1/telegram/updates".into());
     cfg.webhook_secret_file = Some(dir.path().join("hook.secret"));
-    let channel = TelegramChannel::new(&cfg).expect("valid telegram config");
+    let channel = TelegramChannel::new(&cfg, t.slot()).expect("valid telegram config");
     let stop = CancellationToken::new();
     let runtime = ChannelRuntime::new(Arc::new(channel), cfg.runtime.clone(), t.slot(), stop.clone());
     let routes = runtime.routes().expect("webhook mode serves a route");
@@ -264,5 +264,29 @@ async fn files_are_fetched_into_the_object_store_within_the_limit() {
     let doc = &got[1].attachments[0];
     assert_eq!((doc.filename.as_str(), doc.size, doc.object.as_str()), ("invoice.pdf", 5000, ""));
     assert!(doc.skipped.as_deref().is_some_and(|s| s.contains("limit")), "{doc:?}");
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn an_attachment_in_a_reply_is_sent_as_a_document() {
+    let t = TestBus::start().await;
+    let api = FakeBotApi::start(TOKEN).await;
+    let dir = tempfile::tempdir().unwrap();
+    let running = start(&t, &config(&api, dir.path()));
+    let store = t.bus.jetstream().get_object_store(switchboard_core::contract::ATTACHMENTS_STORE).await.unwrap();
+    store.put("replies/label.pdf", &mut b"%PDF-1.4 label".as_slice()).await.unwrap();
+    let mut reply = outbound("telegram", "505", "Here is your return label.");
+    reply.to.thread_key = "505".into();
+    reply.attachments.push(switchboard_core::envelope::AttachmentRef {
+        object: "replies/label.pdf".into(),
+        filename: "label.pdf".into(),
+        content_type: "application/pdf".into(),
+        size: 14,
+        skipped: None,
+    });
+    t.send_outbound(&reply).await;
+    let sent = api.wait_for_sent(2, WAIT).await;
+    assert_eq!((sent[0].method.as_str(), sent[1].method.as_str()), ("sendMessage", "sendDocument"));
+    assert!(sent[1].file.is_some(), "{:?}", sent[1]);
     running.stop().await;
 }

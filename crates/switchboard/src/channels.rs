@@ -116,8 +116,8 @@ pub fn build(
     }
     #[cfg(feature = "channel-telegram")]
     if config.telegram.enabled {
-        let channel =
-            switchboard_channel_telegram::TelegramChannel::new(&config.telegram).context("channels.telegram")?;
+        let channel = switchboard_channel_telegram::TelegramChannel::new(&config.telegram, bus.clone())
+            .context("channels.telegram")?;
         let runtime = switchboard_adapter::ChannelRuntime::new(
             std::sync::Arc::new(channel),
             config.telegram.runtime.clone(),
