@@ -38,3 +38,23 @@ pub async fn send_command(bus: &Bus, command: &AgentCommand, wait: Duration) -> 
         _ => Ok(Verdict::Pending),
     }
 }
+
+/// A command id derived from what caused it (`"email:<message id>:0"`, `"telegram:btn:..."`):
+/// the same agent mail or button press gives the same id, so fetched or pressed twice it acts once.
+pub fn derived_command_id(source: &str) -> uuid::Uuid {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(format!("switchboard-command:{source}").as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_random_bytes(bytes).into_uuid()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_same_source_gives_the_same_id() {
+        use super::derived_command_id as id;
+        assert_eq!(id("email:m1@x:0"), id("email:m1@x:0"));
+        assert_ne!(id("email:m1@x:0"), id("email:m1@x:1"));
+    }
+}

@@ -100,7 +100,7 @@ mod runtime;
 pub mod testkit;
 
 pub use channel::{AdapterError, Channel, SendError, SendReceipt};
-pub use command::{Verdict, send_command};
+pub use command::{Verdict, derived_command_id, send_command};
 pub use config::{RateLimitConfig, RuntimeConfig};
 pub use health::{Health, HealthStatus};
 pub use inbound::{Inbound, InboundError};

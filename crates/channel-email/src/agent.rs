@@ -11,10 +11,9 @@ use std::time::Duration;
 use lettre::Message;
 use lettre::message::header::ContentType;
 use lettre::message::{Mailbox, SinglePart};
-use sha2::{Digest, Sha256};
-use switchboard_adapter::{SendError, Verdict, send_command};
+use switchboard_adapter::{SendError, Verdict, derived_command_id, send_command};
 use switchboard_bus::{Bus, BusError, ConsumerSpec, Delivery, HandlerError};
-use switchboard_core::agent::{Author, HistoryEntry};
+use switchboard_core::agent::HistoryEntry;
 use switchboard_core::contract::{streams, subjects};
 use switchboard_core::{AgentCommand, AgentDelivery, CommandAction, Contract};
 use tokio_util::sync::CancellationToken;
@@ -172,7 +171,7 @@ impl AgentMail {
         };
         for (i, action) in actions.into_iter().enumerate() {
             let command = AgentCommand {
-                id: command_id(&mail.dedupe_id(), i),
+                id: derived_command_id(&format!("email:{}:{i}", mail.dedupe_id())),
                 agent_id: agent.clone(),
                 conversation_id: Some(conversation),
                 issued_at: chrono::Utc::now(),
@@ -231,23 +230,10 @@ fn actions(parsed: Option<(AgentEmailCommand, String)>, whole: &str) -> Vec<Comm
     }
 }
 
-/// The same mail gives the same command ids, so a mail fetched twice acts once.
-fn command_id(dedupe_id: &str, index: usize) -> Uuid {
-    let digest = Sha256::digest(format!("email-command:{dedupe_id}:{index}").as_bytes());
-    let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&digest[..16]);
-    uuid::Builder::from_random_bytes(bytes).into_uuid()
-}
-
 fn history(entries: &[HistoryEntry]) -> String {
     let mut out = String::new();
     for e in entries {
-        let who = match e.from {
-            Author::Customer => e.author.clone().unwrap_or_else(|| "Customer".into()),
-            Author::Agent => e.author.clone().unwrap_or_else(|| "Agent".into()),
-            Author::Note => format!("Note by {}", e.author.as_deref().unwrap_or("system")),
-            Author::System => "Switchboard".into(),
-        };
+        let who = e.author_label();
         let _ = writeln!(out, "--- {} {who}:\n{}\n", e.at.format("%Y-%m-%d %H:%M"), e.text.trim());
     }
     out
@@ -273,7 +259,5 @@ mod tests {
             }]
         );
         assert_eq!(parse("#note called them"), [CommandAction::Note { text: "called them".into() }]);
-        assert_eq!(command_id("a", 0), command_id("a", 0));
-        assert_ne!(command_id("a", 0), command_id("a", 1));
     }
 }

@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use async_nats::jetstream::kv::Store;
 use sha2::{Digest, Sha256};
-use switchboard_adapter::{SendError, Verdict, send_command};
+use switchboard_adapter::{SendError, Verdict, derived_command_id, send_command};
 use switchboard_bus::{Bus, BusError, ConsumerSpec, Delivery, HandlerError};
-use switchboard_core::agent::{Author, HistoryEntry};
+use switchboard_core::agent::HistoryEntry;
 use switchboard_core::contract::{buckets, streams, subjects};
 use switchboard_core::{AgentCommand, AgentDelivery, AgentStatus, CommandAction, Contract};
 use teloxide_core::payloads::AnswerCallbackQuerySetters;
@@ -160,7 +160,7 @@ impl AgentChats {
                 return Ok(Some(UpdateOutcome::Ignored));
             }
         };
-        let id = command_id(&format!("msg:{chat}:{}", m.id.0));
+        let id = derived_command_id(&format!("telegram:msg:{chat}:{}", m.id.0));
         let verdict = self.command(bus, &agent, conversation, id, action).await?;
         if let Verdict::Rejected(reason) = verdict {
             self.say(chat, &format!("Not done: {reason}.")).await;
@@ -202,7 +202,7 @@ impl AgentChats {
         };
         // The same button on the same message is the same command: pressed twice, it acts once.
         let message = q.message.as_ref().map(|m| m.id().0).unwrap_or_default();
-        let id = command_id(&format!("btn:{chat}:{message}:{data}"));
+        let id = derived_command_id(&format!("telegram:btn:{chat}:{message}:{data}"));
         let text = match self.command(bus, &agent, Some(conversation), id, action).await? {
             Verdict::Done => "Done.".to_string(),
             Verdict::Rejected(reason) => format!("Not done: {reason}."),
@@ -289,14 +289,6 @@ fn action_for(text: &str) -> Result<CommandAction, String> {
     })
 }
 
-/// The same agent message or button gives the same command id.
-fn command_id(what: &str) -> Uuid {
-    let digest = Sha256::digest(format!("telegram-command:{what}").as_bytes());
-    let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&digest[..16]);
-    uuid::Builder::from_random_bytes(bytes).into_uuid()
-}
-
 /// The text and buttons for one delivery.
 fn compose(delivery: &AgentDelivery, conversation: Uuid) -> (String, Option<InlineKeyboardMarkup>) {
     let short = conversation.simple().to_string()[..8].to_string();
@@ -347,12 +339,7 @@ fn compose(delivery: &AgentDelivery, conversation: Uuid) -> (String, Option<Inli
 fn history(entries: &[HistoryEntry]) -> String {
     let mut out = String::new();
     for e in entries {
-        let who = match e.from {
-            Author::Customer => e.author.clone().unwrap_or_else(|| "Customer".into()),
-            Author::Agent => e.author.clone().unwrap_or_else(|| "Agent".into()),
-            Author::Note => format!("Note by {}", e.author.as_deref().unwrap_or("system")),
-            Author::System => "Switchboard".into(),
-        };
+        let who = e.author_label();
         let _ = writeln!(out, "{}\n{}", bold(&who), escape(e.text.trim()));
     }
     out
@@ -376,6 +363,5 @@ mod tests {
         );
         assert!(action_for("/transfer").is_err());
         assert!(action_for("/frobnicate").unwrap_err().contains("Unknown command"));
-        assert_eq!(command_id("btn:1:2:acc:x"), command_id("btn:1:2:acc:x"));
     }
 }

@@ -103,6 +103,18 @@ pub struct HistoryEntry {
     pub text: String,
 }
 
+impl HistoryEntry {
+    /// Who wrote it, for people: the author's name, or the kind of author.
+    pub fn author_label(&self) -> String {
+        match self.from {
+            Author::Customer => self.author.clone().unwrap_or_else(|| "Customer".into()),
+            Author::Agent => self.author.clone().unwrap_or_else(|| "Agent".into()),
+            Author::Note => format!("Note by {}", self.author.as_deref().unwrap_or("system")),
+            Author::System => "Switchboard".into(),
+        }
+    }
+}
+
 /// Who wrote a history entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
