@@ -237,15 +237,37 @@ impl Bus {
     async fn dead_letter(&self, spec: &ConsumerSpec, delivery: &Delivery, reason: &str) -> Result<(), BusError> {
         warn!(component = %spec.component, subject = %delivery.subject, attempts = delivery.attempt, %reason, "dead-lettering message");
         let mut headers = delivery.headers.clone();
-        // publish_raw replaces the original's Nats-Msg-Id with one naming this dead letter, so a
-        // failure redelivered after a crash lands in the DLQ once.
-        headers.insert(headers::DLQ_REASON, one_line(reason).as_str());
-        headers.insert(headers::DLQ_COMPONENT, spec.component.as_str());
         headers.insert(headers::DLQ_ATTEMPTS, delivery.attempt.to_string().as_str());
-        headers.insert(headers::DLQ_SUBJECT, delivery.subject.as_str());
         headers.insert(headers::DLQ_STREAM_SEQ, delivery.stream_sequence.to_string().as_str());
         let msg_id = format!("dlq:{}:{}:{}", spec.component, spec.stream, delivery.stream_sequence);
-        self.publish_raw(&subjects::dlq(&spec.component), headers, delivery.payload.clone(), &msg_id).await?;
+        self.publish_dead_letter(
+            &spec.component,
+            &delivery.subject,
+            reason,
+            headers,
+            delivery.payload.clone(),
+            &msg_id,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Stores `payload` on `sb.dlq.<component>` with the reason (one line), the component and the
+    /// subject it was meant for in the `Sb-Dlq-*` headers. `msg_id` names this dead letter, so a
+    /// failure handled again after a crash lands in the DLQ once (it replaces any `Nats-Msg-Id`).
+    pub async fn publish_dead_letter(
+        &self,
+        component: &str,
+        subject: &str,
+        reason: &str,
+        mut headers: HeaderMap,
+        payload: Bytes,
+        msg_id: &str,
+    ) -> Result<(), BusError> {
+        headers.insert(headers::DLQ_REASON, one_line(reason).as_str());
+        headers.insert(headers::DLQ_COMPONENT, component);
+        headers.insert(headers::DLQ_SUBJECT, subject);
+        self.publish_raw(&subjects::dlq(component), headers, payload, msg_id).await?;
         Ok(())
     }
 }

@@ -9,7 +9,7 @@ use async_nats::HeaderMap;
 use bytes::Bytes;
 use switchboard_adapter::{Inbound, InboundError};
 use switchboard_bus::{Bus, BusSlot};
-use switchboard_core::contract::{ATTACHMENTS_STORE, buckets, headers, subjects};
+use switchboard_core::contract::{ATTACHMENTS_STORE, buckets, subjects};
 use switchboard_core::envelope::AttachmentRef;
 use switchboard_core::{Customer, Envelope, Event, EventKind};
 use tracing::{info, warn};
@@ -275,9 +275,6 @@ impl Handler {
     async fn dead_letter(&self, raw: &[u8], raw_ref: &str, reason: &str) -> Result<Outcome, EmailError> {
         warn!(raw_ref, %reason, "mail dead-lettered");
         let mut h = HeaderMap::new();
-        h.insert(headers::DLQ_REASON, reason.replace(['\r', '\n'], " ").as_str());
-        h.insert(headers::DLQ_COMPONENT, DLQ_COMPONENT);
-        h.insert(headers::DLQ_SUBJECT, subjects::inbound(CHANNEL).as_str());
         h.insert("Sb-Raw-Ref", raw_ref);
         let payload = if raw.len() <= DLQ_MAX_BYTES {
             Bytes::copy_from_slice(raw)
@@ -287,7 +284,8 @@ impl Handler {
             Bytes::copy_from_slice(&raw[..end.min(DLQ_MAX_BYTES)])
         };
         let msg_id = format!("dlq:email:{raw_ref}");
-        match self.bus()?.publish_raw(&subjects::dlq(DLQ_COMPONENT), h, payload, &msg_id).await {
+        let subject = subjects::inbound(CHANNEL);
+        match self.bus()?.publish_dead_letter(DLQ_COMPONENT, &subject, reason, h, payload, &msg_id).await {
             Ok(_) => Ok(Outcome::DeadLettered(reason.into())),
             Err(e) => Ok(Outcome::Retry(e.to_string())),
         }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde_json::Value;
 use switchboard_adapter::{HealthStatus, Inbound, InboundError};
 use switchboard_bus::Bus;
-use switchboard_core::contract::{ATTACHMENTS_STORE, buckets, headers, subjects};
+use switchboard_core::contract::{ATTACHMENTS_STORE, buckets, subjects};
 use switchboard_core::{Customer, Envelope, Event, EventKind};
 use teloxide_core::types::{ChatMemberKind, Message, Update, UpdateKind};
 use tracing::{debug, info, warn};
@@ -270,14 +270,12 @@ pub const DLQ_COMPONENT: &str = "telegram-in";
 
 async fn dead_letter(inbound: &Inbound, envelope: &Envelope, reason: &str) -> Result<(), String> {
     let bus = inbound_bus(inbound)?;
-    let mut h = async_nats::HeaderMap::new();
-    h.insert(headers::DLQ_REASON, reason.replace(['\r', '\n'], " ").as_str());
-    h.insert(headers::DLQ_COMPONENT, DLQ_COMPONENT);
-    h.insert(headers::DLQ_SUBJECT, subjects::inbound(CHANNEL).as_str());
     let payload = serde_json::to_vec(envelope).map_err(|e| e.to_string())?;
     let msg_id = format!("dlq:telegram:{}", envelope.provider_message_id);
-    bus.publish_raw(&subjects::dlq(DLQ_COMPONENT), h, payload.into(), &msg_id).await.map_err(|e| e.to_string())?;
-    Ok(())
+    let subject = subjects::inbound(CHANNEL);
+    bus.publish_dead_letter(DLQ_COMPONENT, &subject, reason, Default::default(), payload.into(), &msg_id)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 async fn record(
