@@ -105,6 +105,16 @@ impl Handler {
         Ok(self.0.bus.get()?)
     }
 
+    /// The `sb_channels` bucket (thread tokens), looked up once for inbound and outbound alike.
+    pub(crate) async fn channels(&self) -> Result<&async_nats::jetstream::kv::Store, EmailError> {
+        let bus = self.bus()?;
+        self.0
+            .channels
+            .get_or_try_init(|| bus.jetstream().get_key_value(buckets::CHANNELS))
+            .await
+            .map_err(|e| EmailError::imap("kv", e))
+    }
+
     /// Handles one raw message fetched from `raw_ref` (mailbox, UIDVALIDITY, UID).
     pub async fn handle(&self, raw: &[u8], raw_ref: &str, inbound: &Inbound) -> Result<Outcome, EmailError> {
         let s = &self.0;
@@ -158,12 +168,7 @@ impl Handler {
         if candidates.is_empty() {
             return Ok(thread_root(mail));
         }
-        let bus = self.bus()?;
-        let kv = s
-            .channels
-            .get_or_try_init(|| bus.jetstream().get_key_value(buckets::CHANNELS))
-            .await
-            .map_err(|e| EmailError::imap("kv", e))?;
+        let kv = self.channels().await?;
         for token in candidates {
             if let Ok(Some(key)) = kv.get(thread_key_of(&token)).await {
                 return Ok(String::from_utf8_lossy(&key).into_owned());

@@ -22,7 +22,6 @@ pub mod token;
 use switchboard_adapter::{AdapterError, Channel, Inbound, SendError, SendReceipt};
 use switchboard_bus::BusSlot;
 use switchboard_core::OutboundMessage;
-use switchboard_core::contract::buckets;
 
 pub use agent::{AgentMail, ENDPOINT_KIND};
 pub use config::{AgentMailConfig, EmailConfig, EmailConfigError, MailboxConfig, Security, SmtpConfig};
@@ -43,7 +42,6 @@ pub struct EmailChannel {
     mailer: Mailer,
     handler: Handler,
     connectors: Vec<Connector>,
-    bus: BusSlot,
 }
 
 /// Who we are and how mail leaves, from the configuration.
@@ -79,9 +77,9 @@ impl EmailChannel {
             max_attachment_bytes: cfg.max_attachment_bytes,
             ..ParseLimits::default()
         };
-        let handler = Handler::new(bus.clone(), limits, &cfg.address, ours, agent_mail(cfg)?);
+        let handler = Handler::new(bus, limits, &cfg.address, ours, agent_mail(cfg)?);
         let connectors = cfg.mailboxes.iter().map(|(name, m)| Connector::new(name, m)).collect::<Result<_, _>>()?;
-        Ok(EmailChannel { sender, mailer, handler, connectors, bus })
+        Ok(EmailChannel { sender, mailer, handler, connectors })
     }
 }
 
@@ -109,12 +107,8 @@ impl Channel for EmailChannel {
     async fn send(&self, message: &OutboundMessage) -> Result<SendReceipt, SendError> {
         let (mail, token) = self.sender.reply(message)?;
         // Remember the thread before the mail leaves, so the customer's answer always finds it.
-        let bus = self.bus.get().map_err(|e| SendError::retryable(e.to_string()))?;
-        let kv = bus
-            .jetstream()
-            .get_key_value(buckets::CHANNELS)
-            .await
-            .map_err(|e| SendError::retryable(format!("channel state bucket: {e}")))?;
+        let kv =
+            self.handler.channels().await.map_err(|e| SendError::retryable(format!("channel state bucket: {e}")))?;
         kv.put(thread_key_of(&token), message.to.thread_key.clone().into())
             .await
             .map_err(|e| SendError::retryable(format!("store the thread token: {e}")))?;

@@ -8,6 +8,7 @@
 //! `telegram.chat.<chat>` (agent), `telegram.msg.<chat>.<message>` (conversation).
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::kv::Store;
@@ -20,6 +21,7 @@ use switchboard_core::{AgentCommand, AgentDelivery, AgentStatus, CommandAction, 
 use teloxide_core::payloads::AnswerCallbackQuerySetters;
 use teloxide_core::prelude::Requester;
 use teloxide_core::types::{CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message};
+use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use uuid::Uuid;
@@ -41,6 +43,9 @@ pub const LINK_CODE_TTL: Duration = Duration::from_secs(15 * 60);
 #[derive(Clone)]
 pub struct AgentChats {
     sender: Sender,
+    /// The `sb_channels` bucket, looked up once: every customer message asks it whether its chat
+    /// is an agent's, and each lookup of the bucket is a JetStream API request.
+    kv: Arc<OnceCell<Store>>,
 }
 
 fn key_link(code: &str) -> String {
@@ -79,7 +84,11 @@ pub async fn issue_link_code(bus: &Bus, agent: &str) -> Result<String, String> {
 impl AgentChats {
     /// Agents' chats, written to with `sender`.
     pub fn new(sender: Sender) -> AgentChats {
-        AgentChats { sender }
+        AgentChats { sender, kv: Arc::default() }
+    }
+
+    async fn kv(&self, bus: &Bus) -> Result<&Store, String> {
+        self.kv.get_or_try_init(|| channels_kv(bus)).await
     }
 
     /// Consumes `sb.agent.out.telegram` until `shutdown`: acked once Telegram took the message,
@@ -108,8 +117,8 @@ impl AgentChats {
             AgentDelivery::Message(m) => (&m.agent_id, m.conversation_id),
             AgentDelivery::Update(u) => (&u.agent_id, u.conversation_id),
         };
-        let kv = channels_kv(bus).await.map_err(SendError::retryable)?;
-        let chat = get_string(&kv, key_agent(agent))
+        let kv = self.kv(bus).await.map_err(SendError::retryable)?;
+        let chat = get_string(kv, key_agent(agent))
             .await
             .map_err(SendError::retryable)?
             .and_then(|c| c.parse::<i64>().ok())
@@ -131,11 +140,11 @@ impl AgentChats {
         }
         let chat = m.chat.id.0;
         let text = m.text().unwrap_or_default().trim();
-        let kv = channels_kv(bus).await?;
+        let kv = self.kv(bus).await?;
         if let Some(code) = text.strip_prefix("/link") {
-            return self.link(&kv, chat, code.trim()).await.map(Some);
+            return self.link(kv, chat, code.trim()).await.map(Some);
         }
-        let Some(agent) = get_string(&kv, key_chat(chat)).await? else { return Ok(None) };
+        let Some(agent) = get_string(kv, key_chat(chat)).await? else { return Ok(None) };
         let status = match text {
             "/online" => Some(AgentStatus::Online),
             "/away" => Some(AgentStatus::Away),
@@ -143,7 +152,7 @@ impl AgentChats {
             _ => None,
         };
         let conversation = match m.reply_to_message() {
-            Some(r) => get_string(&kv, key_msg(chat, r.id.0)).await?.and_then(|c| c.parse::<Uuid>().ok()),
+            Some(r) => get_string(kv, key_msg(chat, r.id.0)).await?.and_then(|c| c.parse::<Uuid>().ok()),
             None => None,
         };
         let action = match (status, conversation) {
@@ -170,7 +179,7 @@ impl AgentChats {
 
     /// A button under one of our messages.
     pub async fn handle_callback(&self, bus: &Bus, q: &CallbackQuery) -> Result<UpdateOutcome, String> {
-        let kv = channels_kv(bus).await?;
+        let kv = self.kv(bus).await?;
         let chat = q.message.as_ref().map(|m| m.chat().id.0).unwrap_or(q.from.id.0 as i64);
         let answer = |text: String| {
             let bot = self.sender.bot().clone();
@@ -181,7 +190,7 @@ impl AgentChats {
                 }
             }
         };
-        let Some(agent) = get_string(&kv, key_chat(chat)).await? else {
+        let Some(agent) = get_string(kv, key_chat(chat)).await? else {
             answer("This chat is not linked to an agent.".into()).await;
             return Ok(UpdateOutcome::Ignored);
         };

@@ -43,6 +43,8 @@ pub struct Poller {
     bot_id: String,
     agents: Option<AgentChats>,
     files: Files,
+    /// The `sb_channels` bucket (the offset), looked up once rather than every poll.
+    kv: tokio::sync::OnceCell<async_nats::jetstream::kv::Store>,
 }
 
 /// Fetches customers' files into the object store, within a size limit.
@@ -68,7 +70,7 @@ impl Poller {
             .build()
             .unwrap_or_default();
         let url = format!("{}/bot{token}/getUpdates", api_url.trim_end_matches('/'));
-        Poller { url, http, timeout, bot_id, agents, files }
+        Poller { url, http, timeout, bot_id, agents, files, kv: Default::default() }
     }
 
     /// Polls until shutdown; errors are retried with back-off and shown in the health.
@@ -105,7 +107,11 @@ impl Poller {
     async fn round(&self, inbound: &Inbound, state: &mut PollState) -> Result<(), String> {
         let offset = &mut state.offset;
         let bus = inbound_bus(inbound)?;
-        let kv = bus.jetstream().get_key_value(buckets::CHANNELS).await.map_err(|e| format!("offset bucket: {e}"))?;
+        let kv = self
+            .kv
+            .get_or_try_init(|| bus.jetstream().get_key_value(buckets::CHANNELS))
+            .await
+            .map_err(|e| format!("offset bucket: {e}"))?;
         let key = offset_key(&self.bot_id);
         if offset.is_none() {
             let stored = kv.get(&key).await.map_err(|e| format!("read offset: {e}"))?;
