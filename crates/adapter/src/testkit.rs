@@ -15,6 +15,26 @@ use switchboard_core::{Contract, Customer, Envelope, OutboundKind, OutboundMessa
 pub use switchboard_testkit::{NatsServer, free_port, wait_until};
 use tokio_util::sync::CancellationToken;
 
+/// A channel running under its runtime in a test ([`TestBus::run_channel`]).
+pub struct RunningChannel {
+    /// The channel's HTTP routes, for the test to serve, if it has any.
+    pub routes: Option<axum::Router>,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<Result<(), crate::AdapterError>>,
+}
+
+impl RunningChannel {
+    /// Stops the channel and checks that it stops cleanly within 20 seconds.
+    pub async fn stop(self) {
+        self.stop.cancel();
+        tokio::time::timeout(Duration::from_secs(20), self.task)
+            .await
+            .expect("the channel stops within 20 s")
+            .expect("the channel task")
+            .expect("the channel exits cleanly");
+    }
+}
+
 /// A NATS server of its own with the bus contract set up, dropped with the test.
 pub struct TestBus {
     /// The server; restart or stop it to test faults.
@@ -32,6 +52,14 @@ impl TestBus {
             .expect("connect to the test NATS server");
         bus.ensure_contract().await.expect("set up the bus contract");
         TestBus { server, bus }
+    }
+
+    /// Runs `channel` under its runtime on this bus until the returned handle is stopped.
+    pub fn run_channel<C: crate::Channel>(&self, channel: C, config: crate::RuntimeConfig) -> RunningChannel {
+        let stop = CancellationToken::new();
+        let runtime = crate::ChannelRuntime::new(std::sync::Arc::new(channel), config, self.slot(), stop.clone());
+        let routes = runtime.routes();
+        RunningChannel { routes, stop, task: runtime.spawn() }
     }
 
     /// A slot holding the connected bus, for [`crate::ChannelRuntime::new`].

@@ -144,8 +144,8 @@ impl Handler {
         let thread_key = self.thread_key(&mail, token.map(|t| t.token)).await?;
         let envelope = match self.envelope(&mail, thread_key, raw_ref).await {
             Ok(e) => e,
-            Err(Outcome::Retry(r)) => return Ok(Outcome::Retry(r)),
-            Err(other) => return Ok(other),
+            // Attachments could not be stored: what to do is the outcome itself (a retry).
+            Err(outcome) => return Ok(outcome),
         };
         match inbound.publish(envelope).await {
             Ok(p) if p.duplicate => Ok(Outcome::Duplicate),

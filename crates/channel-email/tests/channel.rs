@@ -4,31 +4,15 @@
 //! bounces are recorded, unreadable mail is dead-lettered, and a restart loses and repeats nothing.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 use std::time::Duration;
 
-use switchboard_adapter::ChannelRuntime;
-use switchboard_adapter::testkit::{TestBus, wait_for};
+use switchboard_adapter::testkit::{RunningChannel, TestBus, wait_for};
 use switchboard_channel_email::{EmailChannel, EmailConfig, MailboxConfig, Security};
 use switchboard_core::contract::{ATTACHMENTS_STORE, streams, subjects};
 use switchboard_core::{Envelope, Event, OutboundKind};
 use switchboard_testkit::MailServer;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
 const WAIT: Duration = Duration::from_secs(20);
-
-struct Running {
-    stop: CancellationToken,
-    task: JoinHandle<Result<(), switchboard_adapter::AdapterError>>,
-}
-
-impl Running {
-    async fn stop(self) {
-        self.stop.cancel();
-        tokio::time::timeout(WAIT, self.task).await.expect("channel stops").unwrap().unwrap();
-    }
-}
 
 fn config(mail: &MailServer, dir: &std::path::Path) -> EmailConfig {
     std::fs::write(dir.join("imap.pass"), mail.password("support")).unwrap();
@@ -58,11 +42,8 @@ fn config(mail: &MailServer, dir: &std::path::Path) -> EmailConfig {
     cfg
 }
 
-fn start(t: &TestBus, cfg: &EmailConfig) -> Running {
-    let channel = EmailChannel::new(cfg, t.slot()).expect("valid email config");
-    let stop = CancellationToken::new();
-    let runtime = ChannelRuntime::new(Arc::new(channel), cfg.runtime.clone(), t.slot(), stop.clone());
-    Running { stop, task: runtime.spawn() }
+fn start(t: &TestBus, cfg: &EmailConfig) -> RunningChannel {
+    t.run_channel(EmailChannel::new(cfg, t.slot()).expect("valid email config"), cfg.runtime.clone())
 }
 
 fn mail(from: &str, subject: &str, id: Option<&str>, extra_headers: &str, body: &str) -> Vec<u8> {

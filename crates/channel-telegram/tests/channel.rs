@@ -4,32 +4,16 @@
 //! and replies go out escaped, split, within the per-chat limit and after `retry_after`.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 use std::time::Duration;
 
-use switchboard_adapter::ChannelRuntime;
-use switchboard_adapter::testkit::{TestBus, outbound, wait_for};
+use switchboard_adapter::testkit::{RunningChannel, TestBus, outbound, wait_for};
 use switchboard_channel_telegram::{TelegramChannel, TelegramConfig};
 use switchboard_core::contract::{streams, subjects};
 use switchboard_core::{Envelope, Event};
 use switchboard_testkit::{FakeBotApi, FakeError};
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
 const WAIT: Duration = Duration::from_secs(20);
 const TOKEN: &str = "123456:test-token-for-the-fake-bot-api";
-
-struct Running {
-    stop: CancellationToken,
-    task: JoinHandle<Result<(), switchboard_adapter::AdapterError>>,
-}
-
-impl Running {
-    async fn stop(self) {
-        self.stop.cancel();
-        tokio::time::timeout(WAIT, self.task).await.expect("channel stops").unwrap().unwrap();
-    }
-}
 
 fn config(api: &FakeBotApi, dir: &std::path::Path) -> TelegramConfig {
     std::fs::write(dir.join("bot.token"), TOKEN).unwrap();
@@ -42,11 +26,8 @@ fn config(api: &FakeBotApi, dir: &std::path::Path) -> TelegramConfig {
     }
 }
 
-fn start(t: &TestBus, cfg: &TelegramConfig) -> Running {
-    let channel = TelegramChannel::new(cfg, t.slot()).expect("valid telegram config");
-    let stop = CancellationToken::new();
-    let runtime = ChannelRuntime::new(Arc::new(channel), cfg.runtime.clone(), t.slot(), stop.clone());
-    Running { stop, task: runtime.spawn() }
+fn start(t: &TestBus, cfg: &TelegramConfig) -> RunningChannel {
+    t.run_channel(TelegramChannel::new(cfg, t.slot()).expect("valid telegram config"), cfg.runtime.clone())
 }
 
 async fn envelopes(t: &TestBus) -> Vec<Envelope> {
@@ -187,11 +168,8 @@ async fn by_webhook_only_telegrams_secret_is_accepted_and_a_redelivered_update_c
     std::fs::write(dir.path().join("hook.secret"), "webhook-secret-for-tests_0123").unwrap();
     cfg.webhook_url = Some("https://bot.example.test/v1/telegram/updates".into());
     cfg.webhook_secret_file = Some(dir.path().join("hook.secret"));
-    let channel = TelegramChannel::new(&cfg, t.slot()).expect("valid telegram config");
-    let stop = CancellationToken::new();
-    let runtime = ChannelRuntime::new(Arc::new(channel), cfg.runtime.clone(), t.slot(), stop.clone());
-    let routes = runtime.routes().expect("webhook mode serves a route");
-    let running = Running { stop, task: runtime.spawn() };
+    let mut running = start(&t, &cfg);
+    let routes = running.routes.take().expect("webhook mode serves a route");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, routes).await });
