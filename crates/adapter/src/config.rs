@@ -48,3 +48,17 @@ impl Default for RateLimitConfig {
         Self { per_minute: 60, burst: 20 }
     }
 }
+
+/// Reads a secret from the environment variable or the file a configuration names, trimmed;
+/// `Ok(None)` when it names neither. The error says why in words for a `file: key: reason` report.
+pub fn read_secret(env: Option<&str>, file: Option<&std::path::Path>) -> Result<Option<String>, String> {
+    let value = match (env, file) {
+        (Some(_), Some(_)) => return Err("name either an environment variable or a file, not both".into()),
+        (Some(var), None) => std::env::var(var).map_err(|_| format!("environment variable `{var}` is not set"))?,
+        (None, Some(path)) => {
+            std::fs::read_to_string(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?
+        }
+        (None, None) => return Ok(None),
+    };
+    Ok(Some(value.trim().to_string()))
+}

@@ -101,7 +101,7 @@ pub mod testkit;
 
 pub use channel::{AdapterError, Channel, SendError, SendReceipt};
 pub use command::{Verdict, derived_command_id, send_command};
-pub use config::{RateLimitConfig, RuntimeConfig};
+pub use config::{RateLimitConfig, RuntimeConfig, read_secret};
 pub use health::{Health, HealthStatus};
 pub use inbound::{Inbound, InboundError};
 pub use runtime::ChannelRuntime;

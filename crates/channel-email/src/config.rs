@@ -177,21 +177,11 @@ fn err(key: impl Into<String>, reason: impl Into<String>) -> EmailConfigError {
 
 /// Reads a secret from the environment variable or the file named, trimmed.
 pub fn read_secret(env: &Option<String>, file: &Option<PathBuf>, key: &str) -> Result<String, EmailConfigError> {
-    let value = match (env, file) {
-        (Some(var), None) => {
-            std::env::var(var).map_err(|_| err(key, format!("environment variable `{var}` is not set")))?
-        }
-        (None, Some(path)) => {
-            std::fs::read_to_string(path).map_err(|e| err(key, format!("cannot read `{}`: {e}", path.display())))?
-        }
-        (Some(_), Some(_)) => return Err(err(key, "name either an environment variable or a file, not both")),
-        (None, None) => return Err(err(key, "name an environment variable (`*_env`) or a file (`*_file`)")),
-    };
-    let value = value.trim().to_string();
-    if value.is_empty() {
-        return Err(err(key, "is empty"));
+    match switchboard_adapter::read_secret(env.as_deref(), file.as_deref()).map_err(|reason| err(key, reason))? {
+        None => Err(err(key, "name an environment variable (`*_env`) or a file (`*_file`)")),
+        Some(value) if value.is_empty() => Err(err(key, "is empty")),
+        Some(value) => Ok(value),
     }
-    Ok(value)
 }
 
 /// The local part and domain of an address, lower-cased.

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use serde::Deserialize;
-use switchboard_adapter::RuntimeConfig;
+use switchboard_adapter::{RuntimeConfig, read_secret};
 
 /// Settings of the Telegram channel.
 #[derive(Debug, Clone, Deserialize)]
@@ -111,14 +111,9 @@ impl TelegramConfig {
 
     /// Reads the webhook's secret token, when updates come by webhook; checks its characters.
     pub fn webhook_secret(&self) -> Result<Option<String>, TelegramConfigError> {
-        let value = match (&self.webhook_secret_env, &self.webhook_secret_file) {
-            (Some(var), _) => std::env::var(var)
-                .map_err(|_| err("webhook_secret_env", format!("environment variable `{var}` is not set")))?,
-            (_, Some(path)) => std::fs::read_to_string(path)
-                .map_err(|e| err("webhook_secret_file", format!("cannot read `{}`: {e}", path.display())))?,
-            _ => return Ok(None),
-        };
-        let secret = value.trim().to_string();
+        let key = if self.webhook_secret_file.is_some() { "webhook_secret_file" } else { "webhook_secret_env" };
+        let read = read_secret(self.webhook_secret_env.as_deref(), self.webhook_secret_file.as_deref());
+        let Some(secret) = read.map_err(|reason| err(key, reason))? else { return Ok(None) };
         let ok = (16..=256).contains(&secret.len())
             && secret.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
         if !ok {
@@ -129,15 +124,10 @@ impl TelegramConfig {
 
     /// Reads the bot token from the variable or file named; checks its shape (`<id>:<secret>`).
     pub fn token(&self) -> Result<String, TelegramConfigError> {
-        let value = match (&self.token_env, &self.token_file) {
-            (Some(var), _) => {
-                std::env::var(var).map_err(|_| err("token_env", format!("environment variable `{var}` is not set")))?
-            }
-            (_, Some(path)) => std::fs::read_to_string(path)
-                .map_err(|e| err("token_file", format!("cannot read `{}`: {e}", path.display())))?,
-            _ => return Err(err("token_env", "name `token_env` or `token_file`")),
-        };
-        let token = value.trim().to_string();
+        let key = if self.token_file.is_some() { "token_file" } else { "token_env" };
+        let read =
+            read_secret(self.token_env.as_deref(), self.token_file.as_deref()).map_err(|reason| err(key, reason))?;
+        let token = read.ok_or_else(|| err("token_env", "name `token_env` or `token_file`"))?;
         let shaped = token
             .split_once(':')
             .is_some_and(|(id, secret)| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) && secret.len() >= 20);

@@ -74,12 +74,8 @@ impl Api {
     pub fn new(config: &ApiConfig, bus: BusSlot, group: &str) -> Api {
         let mut tokens = Vec::new();
         for (name, t) in &config.tokens {
-            let value = match (&t.token_env, &t.token_file) {
-                (Some(var), _) => std::env::var(var).ok(),
-                (_, Some(path)) => std::fs::read_to_string(path).ok(),
-                _ => None,
-            };
-            match value.map(|v| v.trim().to_string()).filter(|v| !v.is_empty()) {
+            let value = switchboard_adapter::read_secret(t.token_env.as_deref(), t.token_file.as_deref());
+            match value.ok().flatten().filter(|v| !v.is_empty()) {
                 Some(v) => tokens.push(Token {
                     name: name.clone(),
                     digest: digest(&v),
