@@ -71,7 +71,18 @@ impl NatsServer {
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.binary.display()));
         self.child = Some(child);
         let addr = format!("127.0.0.1:{}", self.port);
-        wait_until(&format!("nats-server on {addr}"), Duration::from_secs(15), || TcpStream::connect(&addr).is_ok());
+        // Up means our own child is still running and a NATS server answers on the port: another
+        // server that took the port must not pass for ours.
+        wait_until(&format!("nats-server on {addr}"), Duration::from_secs(15), || {
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
+                panic!("nats-server for {addr} exited ({status}); is the port taken?");
+            }
+            TcpStream::connect(&addr).is_ok_and(|mut s| {
+                let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
+                let mut greeting = [0u8; 4];
+                std::io::Read::read_exact(&mut s, &mut greeting).is_ok() && &greeting == b"INFO"
+            })
+        });
     }
 
     /// The server binary: `$SWITCHBOARD_NATS_SERVER`, else the project's `tools/bin/nats-server`
