@@ -8,6 +8,9 @@ use tracing::info;
 
 use crate::{Bus, BusError};
 
+/// Entries kept per web-chat session transcript; older ones are dropped first.
+pub const WEBCHAT_KEEP_PER_SESSION: i64 = 1000;
+
 impl Bus {
     /// Creates every stream, KV bucket and the object store of the contract, or updates them to
     /// the configured shape. Safe to call at every start-up and from several processes at once.
@@ -24,6 +27,8 @@ impl Bus {
                 max_age,
                 duplicate_window: Duration::from_secs(cfg.duplicate_window_secs),
                 allow_direct: true,
+                // A web-chat transcript is replayed whole into the widget: keep it bounded.
+                max_messages_per_subject: if *name == streams::WEBCHAT { WEBCHAT_KEEP_PER_SESSION } else { 0 },
                 ..Default::default()
             };
             self.jetstream()

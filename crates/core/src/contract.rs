@@ -17,6 +17,9 @@ pub mod streams {
     /// The router's journal: every input it acted on, in order, per routing group. Internal to
     /// the router (its format is not part of the public contract), but its stream is.
     pub const ROUTER: &str = "SB_ROUTER";
+    /// Web-chat transcripts, one subject per visitor session: what the widget shows, in order,
+    /// and what it replays after a reload or a reconnect.
+    pub const WEBCHAT: &str = "SB_WEBCHAT";
 
     /// Every stream with the subjects it captures.
     pub const ALL: &[(&str, &[&str])] = &[
@@ -26,6 +29,7 @@ pub mod streams {
         (EVENTS, &["sb.events.>"]),
         (DLQ, &["sb.dlq.>"]),
         (ROUTER, &["sb.router.journal.>"]),
+        (WEBCHAT, &["sb.webchat.>"]),
     ];
 }
 
@@ -77,6 +81,15 @@ pub mod subjects {
         format!("sb.router.rpc.explain.{group}")
     }
 
+    /// Core NATS (not stored): an agent is typing in a conversation (`{"conversation_id",
+    /// "agent_id"}`), for channels that can show it.
+    pub const AGENT_TYPING: &str = "sb.agent.typing";
+
+    /// The transcript of one web-chat session: `sb.webchat.session.<session id>`.
+    pub fn webchat_session(session: &str) -> String {
+        format!("sb.webchat.session.{session}")
+    }
+
     /// Dead letters of one component: `sb.dlq.<component>`.
     pub fn dlq(component: &str) -> String {
         format!("sb.dlq.{component}")
@@ -95,6 +108,12 @@ pub mod buckets {
     pub const CHANNELS: &str = "sb_channels";
     /// Every bucket of the contract.
     pub const ALL: &[&str] = &[CONVERSATIONS, AGENTS, ROUTER, CHANNELS];
+}
+
+/// Well-known keys in the `metadata` of envelopes and outbound messages.
+pub mod metadata {
+    /// The display name of the agent who wrote an outbound message.
+    pub const AGENT_NAME: &str = "agent_name";
 }
 
 /// The object store for attachments: envelopes carry references, not bytes.

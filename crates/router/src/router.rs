@@ -360,7 +360,7 @@ impl Router {
                     kind: OutboundKind::AgentReply,
                     agent_id: Some(agent.into()),
                     created_at: time(at),
-                    metadata: Default::default(),
+                    metadata: agent_name_metadata(self.engine.agent_name(agent)),
                 };
                 fx.out.push(Effect::Outbound(outbound));
                 let data = match fx.first_response {
@@ -450,7 +450,11 @@ impl Router {
                         .records
                         .get(&conversation)
                         .is_some_and(|r| r.state == "offered" && r.agent.as_deref() == Some(agent.as_str()));
-                    fx.event(EventKind::Assigned, Some(conversation), Some(&agent), serde_json::json!({}));
+                    let data = match self.engine.agent_name(&agent) {
+                        Some(name) => serde_json::json!({ "agent_name": name }),
+                        None => serde_json::json!({}),
+                    };
+                    fx.event(EventKind::Assigned, Some(conversation), Some(&agent), data);
                     if was_offered {
                         self.update(conversation, &agent, "assigned", None, fx);
                     } else {
@@ -692,4 +696,15 @@ fn reply_subject(subject: &str) -> String {
     } else {
         format!("Re: {subject}")
     }
+}
+
+/// Outbound metadata naming the agent who wrote, so chat channels can show who answers.
+fn agent_name_metadata(name: Option<&str>) -> std::collections::BTreeMap<String, String> {
+    name.map(|n| {
+        std::collections::BTreeMap::from([(
+            switchboard_core::contract::metadata::AGENT_NAME.to_string(),
+            n.to_string(),
+        )])
+    })
+    .unwrap_or_default()
 }

@@ -134,6 +134,12 @@ impl Engine {
         self.agent_ix.contains_key(agent)
     }
 
+    /// An agent's display name, when the agent is known and has one.
+    pub fn agent_name(&self, agent: &str) -> Option<&str> {
+        let ix = *self.agent_ix.get(agent)?;
+        self.st.agents[ix as usize].name.as_deref()
+    }
+
     /// Where a conversation is: `queued`, `offered`, `assigned`, `resolved` or `bot`, with its agent.
     pub fn where_is(&self, conversation: ConversationId) -> Option<(&'static str, Option<&str>)> {
         let c = self.conv(*self.st.conv_ix.get(&conversation)?)?;
