@@ -75,6 +75,12 @@ pub mod subjects {
         format!("sb.router.rpc.queue.{group}")
     }
 
+    /// Core NATS request-reply: the leading router of a group answers with every team's
+    /// availability (online agents, within business hours): `sb.router.rpc.availability.<group>`.
+    pub fn router_availability(group: &str) -> String {
+        format!("sb.router.rpc.availability.{group}")
+    }
+
     /// Core NATS request-reply: the leading router of a group explains one conversation (the
     /// request body is its id): `sb.router.rpc.explain.<group>`.
     pub fn router_explain(group: &str) -> String {

@@ -185,6 +185,7 @@ impl RouterService {
 
         let mut queue_requests = self.subscribe(subjects::router_queue(&self.svc.group)).await?;
         let mut explain_requests = self.subscribe(subjects::router_explain(&self.svc.group)).await?;
+        let mut availability_requests = self.subscribe(subjects::router_availability(&self.svc.group)).await?;
         let (tx, mut rx) = mpsc::channel::<Work>(64);
         let stop_inputs = CancellationToken::new();
         let mut inputs = self.start_inputs(tx, &stop_inputs);
@@ -207,6 +208,11 @@ impl RouterService {
                 }
                 Some(request) = explain_requests.next() => {
                     self.answer_explain(&router, request).await;
+                    continue;
+                }
+                Some(request) = availability_requests.next() => {
+                    let body = serde_json::to_vec(&router.engine().availability(now_ms())).expect("availability serialises");
+                    self.answer(request, body).await;
                     continue;
                 }
                 work = rx.recv() => match work {
@@ -272,10 +278,15 @@ impl RouterService {
     }
 
     async fn answer_queue(&self, router: &Router, request: switchboard_bus::async_nats::Message) {
-        let Some(reply) = request.reply else { return };
         let body = serde_json::to_vec(&router.queue_view(now_ms())).expect("queue view serialises");
+        self.answer(request, body).await;
+    }
+
+    /// Sends a request-reply answer; a requester that gave up is not an error.
+    async fn answer(&self, request: switchboard_bus::async_nats::Message, body: Vec<u8>) {
+        let Some(reply) = request.reply else { return };
         if let Err(e) = self.bus.client().publish(reply, body.into()).await {
-            debug!(error = %e, "queue view not sent");
+            debug!(error = %e, subject = %request.subject, "answer not sent");
         }
     }
 

@@ -33,6 +33,17 @@ pub struct Explanation {
     pub candidates: Vec<(String, Verdict)>,
 }
 
+/// Whether a team can answer now: what a chat widget shows before the visitor writes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TeamAvailability {
+    /// Team name.
+    pub team: String,
+    /// Agents of the team who are online now.
+    pub online_agents: u32,
+    /// Within the team's business hours (always true for a team without hours).
+    pub open: bool,
+}
+
 /// One waiting conversation in the unified queue view.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QueueEntry {
@@ -132,6 +143,26 @@ impl Engine {
     /// Whether an agent with this id is configured.
     pub fn knows_agent(&self, agent: &str) -> bool {
         self.agent_ix.contains_key(agent)
+    }
+
+    /// Every team's availability at `now` (ms since the epoch).
+    pub fn availability(&self, now: Ms) -> Vec<TeamAvailability> {
+        let at = crate::time::to_utc(now);
+        self.cfg
+            .teams
+            .iter()
+            .enumerate()
+            .map(|(ix, team)| TeamAvailability {
+                team: team.name.clone(),
+                online_agents: self
+                    .st
+                    .agents
+                    .iter()
+                    .filter(|a| a.status == switchboard_core::AgentStatus::Online && a.teams.contains(&(ix as u16)))
+                    .count() as u32,
+                open: team.hours.as_ref().is_none_or(|h| h.is_open(at)),
+            })
+            .collect()
     }
 
     /// An agent's display name, when the agent is known and has one.
