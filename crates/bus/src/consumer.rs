@@ -37,6 +37,9 @@ pub struct ConsumerSpec {
     pub ack_wait: Duration,
     /// Messages handled at once.
     pub concurrency: usize,
+    /// A new durable starts with messages stored after it was created, not the stream's start
+    /// (for consumers that react to what happens, not to history).
+    pub only_new: bool,
 }
 
 impl ConsumerSpec {
@@ -51,6 +54,7 @@ impl ConsumerSpec {
             backoff: Backoff::default(),
             ack_wait: Duration::from_secs(30),
             concurrency: 1,
+            only_new: false,
         }
     }
 }
@@ -126,6 +130,11 @@ impl Bus {
                 // Unlimited on the server: we dead-letter ourselves, so nothing is silently dropped.
                 max_deliver: -1,
                 max_ack_pending: (spec.concurrency * 4).max(16) as i64,
+                deliver_policy: if spec.only_new {
+                    consumer::DeliverPolicy::New
+                } else {
+                    consumer::DeliverPolicy::All
+                },
                 ..Default::default()
             })
             .await

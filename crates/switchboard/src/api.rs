@@ -97,6 +97,7 @@ impl Api {
             .route("/v1/queue", get(queue))
             .route("/v1/agents/{id}", put(define_agent))
             .route("/v1/agent/telegram-link", post(telegram_link))
+            .route("/v1/agent/typing", post(typing))
             .with_state(self)
     }
 
@@ -127,13 +128,9 @@ async fn command(State(api): State<Api>, headers: HeaderMap, body: Bytes) -> Res
         Ok(r) => r,
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid JSON: {e}")),
     };
-    let agent_id = match (&token.agent, req.agent_id) {
-        (Some(own), Some(named)) if *own != named => {
-            return error(StatusCode::FORBIDDEN, format!("this token acts as `{own}`, not `{named}`"));
-        }
-        (Some(own), _) => own.clone(),
-        (None, Some(named)) => named,
-        (None, None) => return error(StatusCode::BAD_REQUEST, "agent_id: required with an integration token"),
+    let agent_id = match acting_agent(token, req.agent_id) {
+        Ok(a) => a,
+        Err(refused) => return refused,
     };
     let command = AgentCommand {
         id: req.id.unwrap_or_else(Uuid::now_v7),
@@ -143,6 +140,18 @@ async fn command(State(api): State<Api>, headers: HeaderMap, body: Bytes) -> Res
         action: req.action,
     };
     send(&api, token, command).await
+}
+
+/// The agent a request acts as: an agent token's own, or the one an integration token names.
+fn acting_agent(token: &Token, named: Option<String>) -> Result<String, Response> {
+    match (&token.agent, named) {
+        (Some(own), Some(named)) if *own != named => {
+            Err(error(StatusCode::FORBIDDEN, format!("this token acts as `{own}`, not `{named}`")))
+        }
+        (Some(own), _) => Ok(own.clone()),
+        (None, Some(named)) => Ok(named),
+        (None, None) => Err(error(StatusCode::BAD_REQUEST, "agent_id: required with an integration token")),
+    }
 }
 
 /// Publishes a command on `sb.agent.in` and answers with the router's verdict, or `202` when
@@ -168,6 +177,38 @@ async fn send(api: &Api, token: &Token, command: AgentCommand) -> Response {
         Verdict::Pending => {
             (StatusCode::ACCEPTED, Json(json!({ "command_id": id, "status": "queued" }))).into_response()
         }
+    }
+}
+
+/// The body of `POST /v1/agent/typing`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TypingRequest {
+    conversation_id: Uuid,
+    /// Required with an integration token; must match with an agent token.
+    #[serde(default)]
+    agent_id: Option<String>,
+}
+
+/// "The agent is typing": a signal on core NATS that chat channels show; not stored.
+async fn typing(State(api): State<Api>, headers: HeaderMap, body: Bytes) -> Response {
+    let token = match api.authenticate(&headers) {
+        Ok(t) => t,
+        Err(why) => return error(StatusCode::UNAUTHORIZED, why),
+    };
+    let req: TypingRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid JSON: {e}")),
+    };
+    let agent_id = match acting_agent(token, req.agent_id) {
+        Ok(a) => a,
+        Err(refused) => return refused,
+    };
+    let Ok(bus) = api.bus.get() else { return error(StatusCode::SERVICE_UNAVAILABLE, "not connected to NATS yet") };
+    let signal = json!({ "conversation_id": req.conversation_id, "agent_id": agent_id });
+    match bus.client().publish(switchboard_core::contract::subjects::AGENT_TYPING, signal.to_string().into()).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     }
 }
 

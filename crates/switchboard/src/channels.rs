@@ -88,6 +88,7 @@ pub fn agent_endpoints(config: &ChannelsConfig) -> anyhow::Result<Vec<(&'static 
 /// its secret) are logged with the reason; hard configuration errors are returned.
 pub fn build(
     config: &ChannelsConfig,
+    group: &str,
     bus: &BusSlot,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<Vec<BuiltChannel>> {
@@ -131,7 +132,24 @@ pub fn build(
             start: Box::new(move || runtime.spawn()),
         });
     }
-    let _ = (config, bus, shutdown);
+    #[cfg(feature = "channel-webchat")]
+    if config.webchat.enabled {
+        let channel = switchboard_channel_webchat::WebchatChannel::new(&config.webchat, group, bus.clone())
+            .context("channels.webchat")?;
+        let runtime = switchboard_adapter::ChannelRuntime::new(
+            std::sync::Arc::new(channel),
+            config.webchat.runtime.clone(),
+            bus.clone(),
+            shutdown.clone(),
+        );
+        built.push(BuiltChannel {
+            name: switchboard_channel_webchat::CHANNEL,
+            routes: runtime.routes(),
+            health: runtime.health(),
+            start: Box::new(move || runtime.spawn()),
+        });
+    }
+    let _ = (config, group, bus, shutdown);
     Ok(built)
 }
 

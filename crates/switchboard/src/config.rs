@@ -160,6 +160,9 @@ pub struct ChannelsConfig {
     /// The Telegram channel.
     #[cfg(feature = "channel-telegram")]
     pub telegram: switchboard_channel_telegram::TelegramConfig,
+    /// The web chat.
+    #[cfg(feature = "channel-webchat")]
+    pub webchat: switchboard_channel_webchat::WebchatConfig,
 }
 
 /// A configuration error: which file, which key, why.
@@ -254,6 +257,8 @@ impl Config {
         }
         #[cfg(feature = "channel-telegram")]
         self.channels.telegram.validate().map_err(|e| (format!("channels.telegram.{}", e.key), e.reason))?;
+        #[cfg(feature = "channel-webchat")]
+        self.channels.webchat.validate().map_err(|e| (format!("channels.webchat.{}", e.key), e.reason))?;
         // Last, so that a simpler mistake elsewhere is reported first.
         if self.router.enabled {
             switchboard_routing::Engine::new(&self.routing)

@@ -31,7 +31,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     // Components get their own token: it fires only after the listener drained, so a request
     // that is being stored still finds its publisher.
     let components_stop = CancellationToken::new();
-    let channels = crate::channels::build(&config.channels, &slot, &components_stop)?;
+    let channels = crate::channels::build(&config.channels, &config.router.group, &slot, &components_stop)?;
 
     let router_health = Health::default();
     let mut components: Vec<(&'static str, Health)> = channels.iter().map(|c| (c.name, c.health.clone())).collect();
@@ -55,6 +55,8 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     info!(%addr, channels = channels.len(), "HTTP listener up");
     let http_stop = shutdown.clone();
     let mut http = tokio::spawn(async move {
+        // The peer address feeds per-IP limits (web chat).
+        let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
         axum::serve(listener, app).with_graceful_shutdown(async move { http_stop.cancelled().await }).await
     });
 

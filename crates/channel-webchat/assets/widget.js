@@ -1,0 +1,673 @@
+/*! Switchboard web chat widget. Protocol: docs/webchat-protocol.md. No dependencies, no build.
+ * Security rule: text from customers and agents only ever reaches the page through text nodes
+ * (textContent); this file never uses innerHTML. */
+(function () {
+  'use strict';
+  if (window.SwitchboardChat) return;
+  var script = document.currentScript ||
+    [].slice.call(document.querySelectorAll('script[src*="/chat/widget.js"]')).pop();
+  if (!script) return;
+  var ds = script.dataset;
+  var src = new URL(script.src, location.href);
+  var base = src.origin + src.pathname.replace(/\/chat\/widget\.js$/, '');
+  var wsUrl = base.replace(/^http/, 'ws') + '/chat/ws';
+  var KEY = 'switchboard.chat.' + base;
+
+  // ---- strings: one table per language ----
+  var STRINGS = {
+    en: {
+      title: 'Support', open: 'Open chat', close: 'Close chat', unread: 'unread messages',
+      log: 'Messages', input: 'Message', placeholder: 'Type a message…', send: 'Send',
+      attach: 'Attach a file', remove: 'Remove', name: 'Your name', email: 'Email', topic: 'Topic',
+      choose: 'Choose a topic', prechat: 'Before we start, tell us a little about your question.',
+      offline: 'No one is available right now — leave a message and your email, we will answer.',
+      needEmail: 'Please enter a valid email address so that we can answer you.',
+      refused: 'Chat is not available on this site.',
+      connecting: 'Connecting…', reconnecting: 'Connection lost. Reconnecting…', paused: 'Disconnected.',
+      uploading: 'Uploading…',
+      joined: '{name} joined the chat', agent: 'Agent', auto: 'Automatic reply', you: 'You',
+      resolved: 'The conversation has been resolved. How would you rate it?',
+      rate: 'Rate {n} out of 5', rated: 'Thank you for your rating: {n} out of 5.', thanks: 'Thank you for your rating.',
+      typing: '{name} is typing…', typingAnon: 'The agent is typing…',
+      sending: 'Sending', sent: 'Sent', delivered: 'Delivered', read: 'Read', failed: 'Not sent',
+      rate_limited: 'You are sending messages too fast. Please wait a moment.',
+      too_large: 'This message is too long.', invalid: 'This message could not be sent.',
+      unavailable: 'The chat is temporarily unavailable. We will try again.',
+      unauthorized: 'Your chat session has expired. Please reload the page.',
+      fileTooLarge: 'This file is too large.', uploadFailed: 'The file could not be uploaded.',
+      error: 'Something went wrong.'
+    },
+    ru: {
+      title: 'Поддержка', open: 'Открыть чат', close: 'Закрыть чат', unread: 'непрочитанных сообщений',
+      log: 'Сообщения', input: 'Сообщение', placeholder: 'Введите сообщение…', send: 'Отправить',
+      attach: 'Прикрепить файл', remove: 'Убрать', name: 'Ваше имя', email: 'Эл. почта', topic: 'Тема',
+      choose: 'Выберите тему', prechat: 'Прежде чем начать, расскажите немного о своём вопросе.',
+      offline: 'Сейчас никого нет на связи — оставьте сообщение и свою почту, мы ответим.',
+      needEmail: 'Укажите правильный адрес эл. почты, чтобы мы могли ответить.',
+      refused: 'Чат недоступен на этом сайте.',
+      connecting: 'Подключение…', reconnecting: 'Связь потеряна. Подключаемся снова…', paused: 'Отключено.',
+      uploading: 'Загрузка…',
+      joined: '{name} присоединяется к чату', agent: 'Оператор', auto: 'Автоответ', you: 'Вы',
+      resolved: 'Разговор завершён. Как вы его оцените?',
+      rate: 'Оценка {n} из 5', rated: 'Спасибо за оценку: {n} из 5.', thanks: 'Спасибо за оценку.',
+      typing: '{name} печатает…', typingAnon: 'Оператор печатает…',
+      sending: 'Отправляется', sent: 'Отправлено', delivered: 'Доставлено', read: 'Прочитано', failed: 'Не отправлено',
+      rate_limited: 'Вы отправляете сообщения слишком часто. Подождите немного.',
+      too_large: 'Сообщение слишком длинное.', invalid: 'Это сообщение не удалось отправить.',
+      unavailable: 'Чат временно недоступен. Мы попробуем ещё раз.',
+      unauthorized: 'Сессия чата истекла. Обновите страницу.',
+      fileTooLarge: 'Файл слишком большой.', uploadFailed: 'Не удалось загрузить файл.',
+      error: 'Что-то пошло не так.'
+    }
+  };
+  var lang = (ds.lang || navigator.language || 'en').toLowerCase().slice(0, 2);
+  if (!STRINGS[lang]) lang = 'en';
+  function t(k, v) {
+    var s = STRINGS[lang][k] || STRINGS.en[k] || k;
+    return v ? s.replace(/\{(\w+)\}/g, (_, x) => v[x]) : s;
+  }
+  var TRANSIENT = { rate_limited: 1, unavailable: 1 };
+  var STATE_ICON = { sending: '◷', sent: '✓', delivered: '✓✓', read: '✓✓', failed: '!' };
+
+  // ---- persisted session: token, outbox, counters ----
+  var S = {};
+  try { S = JSON.parse(localStorage.getItem(KEY)) || {}; } catch (e) { S = {}; }
+  S.outbox = S.outbox || [];
+  S.rid = S.rid || Math.random().toString(36).slice(2, 10);
+  S.n = S.n || 0;
+  function save() { try { localStorage.setItem(KEY, JSON.stringify(S)); } catch (e) { /* private mode */ } }
+
+  // ---- page-lifetime state ----
+  var entries = new Map();   // seq -> entry
+  var byClient = new Map();  // client_id -> seq of its customer entry
+  var acked = new Map();     // client_id -> {item, seq}: acked, entry not seen yet
+  var failed = new Map();    // client_id -> {item, code}: refused for good
+  var itemErr = new Map();   // client_id -> code: transient error, still in the outbox
+  var csatSent = new Map();  // conversation_id -> score sent, answer not seen yet
+  var nodes = new Map();     // render key -> <li>
+  var ord = new Map();       // client_id -> local order of pending items
+  var ordN = 0;
+  var lastSeq = 0, ws = null, sock = null, paused = false, refused = false, started = false;
+  var attempt = 0, noOpen = 0, timer = null, retryTimer = null, retryDelay = 2000;
+  var typingTimer = null, errTimer = null, lastTyping = 0, unread = 0, isOpen = false;
+  var staged = [];           // uploaded attachments waiting for the next send: {ref, name}
+  var cfg = S.cfg || { online: true, prechat: null, limits: {} };
+
+  // ---- DOM helpers (no innerHTML anywhere) ----
+  function h(tag, attrs, kids) {
+    var el = document.createElement(tag);
+    for (var k in attrs || {}) {
+      var v = attrs[k];
+      if (v == null || v === false) continue;
+      if (k === 'text') el.textContent = v;
+      else if (k.slice(0, 2) === 'on') el.addEventListener(k.slice(2), v);
+      else el.setAttribute(k, v === true ? '' : v);
+    }
+    (kids || []).forEach((c) => { if (c) el.appendChild(typeof c === 'string' ? document.createTextNode(c) : c); });
+    return el;
+  }
+  function icon(d) {
+    var NS = 'http://www.w3.org/2000/svg';
+    var s = document.createElementNS(NS, 'svg');
+    s.setAttribute('viewBox', '0 0 24 24'); s.setAttribute('aria-hidden', 'true'); s.setAttribute('focusable', 'false');
+    var p = document.createElementNS(NS, 'path');
+    p.setAttribute('d', d); p.setAttribute('fill', 'currentColor');
+    s.appendChild(p);
+    return s;
+  }
+
+  var CSS = [
+    ':host{all:initial;position:fixed!important;z-index:2147483000!important;bottom:20px!important;right:20px!important;display:block!important}',
+    // The host page's styles still reach the host element and are inherited from it: reset here.
+    '.w{all:initial;display:block;font:15px/1.4 system-ui,-apple-system,"Segoe UI",Roboto,Arial,sans-serif;color:#1c1e21}',
+    ':host([data-position=left]){right:auto!important;left:20px!important}',
+    '*{box-sizing:border-box}[hidden]{display:none!important}',
+    '.vh{position:absolute!important;width:1px;height:1px;margin:-1px;padding:0;border:0;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}',
+    'button{font:inherit;cursor:pointer}button:disabled{opacity:.5;cursor:default}',
+    ':focus-visible{outline:3px solid #ffbf47;outline-offset:1px}',
+    '.launcher{width:56px;height:56px;border-radius:50%;border:0;background:var(--sb-accent,#1f5fd1);color:#fff;box-shadow:0 4px 14px rgba(0,0,0,.3);display:flex;align-items:center;justify-content:center;position:relative}',
+    '.launcher svg{width:28px;height:28px}',
+    '.badge{position:absolute;top:-3px;right:-3px;min-width:20px;height:20px;padding:0 5px;border-radius:10px;background:#c5221f;color:#fff;font-size:12px;line-height:20px}',
+    '.panel{position:absolute;bottom:70px;right:0;width:370px;height:min(600px,calc(100vh - 110px));background:#fff;border-radius:12px;box-shadow:0 8px 30px rgba(0,0,0,.28);display:flex;flex-direction:column;overflow:hidden}',
+    ':host([data-position=left]) .panel{right:auto;left:0}',
+    'header{background:var(--sb-accent,#1f5fd1);color:#fff;padding:10px 8px 10px 14px;display:flex;align-items:center;gap:8px}',
+    'h2{font-size:16px;margin:0;font-weight:600}.agent{font-size:13px;margin:0;opacity:.92}',
+    '.x{margin-left:auto;background:none;border:0;color:#fff;font-size:26px;line-height:1;width:40px;height:40px;border-radius:8px}',
+    '.note{padding:8px 14px;font-size:13px;background:#fff4d6;border-bottom:1px solid #eedca8}.refused{background:#fdecea;font-weight:600}',
+    '.status{padding:4px 14px;font-size:12px;color:#444;background:#f1f3f5}',
+    '.log{flex:1;overflow-y:auto;margin:0;padding:12px;list-style:none;display:flex;flex-direction:column;gap:8px}',
+    '.m{max-width:85%;display:flex;flex-direction:column;align-items:flex-start}',
+    '.me{align-self:flex-end;align-items:flex-end}',
+    '.who{font-size:12px;color:#555;margin:0 6px 2px}',
+    '.b{padding:8px 12px;border-radius:14px;background:#eceff3;white-space:pre-wrap;overflow-wrap:anywhere}',
+    '.me .b{background:var(--sb-accent,#1f5fd1);color:#fff}.me .b a{color:#fff}',
+    '.b a{display:block;color:inherit}',
+    '.ds{font-size:11px;color:#666;margin:1px 6px}[data-state=read] .ds{color:var(--sb-accent,#1f5fd1)}',
+    '[data-state=failed] .ds,.merr{color:#b3261e;font-size:12px;margin:1px 6px}',
+    '.sys{align-self:center;text-align:center;font-size:13px;color:#555;max-width:95%}',
+    '.csat{display:flex;gap:6px;justify-content:center;margin-top:6px}',
+    '.csat button{width:38px;height:38px;border-radius:50%;border:1px solid #999;background:#fff;color:#1c1e21}',
+    '.csat button[aria-pressed=true]{background:var(--sb-accent,#1f5fd1);color:#fff}',
+    '.typing{padding:0 14px 4px;font-size:12px;color:#555;font-style:italic}',
+    '.alert{padding:6px 14px;font-size:13px;color:#b3261e;background:#fdecea}',
+    'form{border-top:1px solid #e1e4e8;padding:8px;margin:0}',
+    '.pre{display:grid;gap:6px;margin:0 0 8px;padding:0;border:0}.pre p{margin:0;font-size:13px;color:#444}',
+    '.f{font-size:12px;color:#444;display:flex;flex-direction:column;gap:2px}',
+    'input,select,textarea{font:inherit;color:inherit;border:1px solid #b9bdc3;border-radius:8px;padding:7px 9px;background:#fff;width:100%}',
+    '.row{display:flex;gap:6px;align-items:flex-end}',
+    'textarea{resize:none;max-height:120px;height:40px;flex:1}',
+    '.ib{width:40px;height:40px;flex:none;border:0;border-radius:8px;background:none;color:#555;display:flex;align-items:center;justify-content:center}',
+    '.ib svg{width:22px;height:22px}.send{background:var(--sb-accent,#1f5fd1);color:#fff}',
+    '.chips{display:flex;flex-wrap:wrap;gap:4px;margin-bottom:6px;font-size:12px}',
+    '.chip{background:#eceff3;border-radius:10px;padding:2px 4px 2px 8px}.chip button{border:0;background:none;padding:0 4px}',
+    '@media (max-width:480px){:host{bottom:12px!important;right:12px!important}:host([data-position=left]){right:auto!important;left:12px!important}',
+    '.panel{position:fixed;inset:0;width:auto;height:auto;border-radius:0}:host([data-open]) .launcher{display:none}}'
+  ].join('\n');
+
+  // ---- skeleton ----
+  var host = h('div', { id: 'switchboard-chat', 'data-testid': 'widget', 'data-state': 'idle',
+    'data-position': ds.position === 'left' ? 'left' : 'right', lang: lang });
+  var root = host.attachShadow ? host.attachShadow({ mode: 'open' }) : host;
+  var badge = h('span', { class: 'badge', 'data-testid': 'unread', hidden: true });
+  var launcher = h('button', { type: 'button', class: 'launcher', 'data-testid': 'launcher', 'aria-label': t('open'),
+    'aria-expanded': 'false', 'aria-controls': 'sb-panel', onclick: () => { isOpen ? close() : open(); } },
+    [icon('M4 3h16a2 2 0 0 1 2 2v11a2 2 0 0 1-2 2H9l-5 4v-4a2 2 0 0 1-2-2V5a2 2 0 0 1 2-2z'), badge]);
+  var agentEl = h('p', { class: 'agent', 'data-testid': 'agent-name', hidden: true });
+  var closeBtn = h('button', { type: 'button', class: 'x', 'data-testid': 'close', 'aria-label': t('close'),
+    onclick: () => { close(true); } }, ['×']);
+  var statusEl = h('div', { class: 'status', role: 'status', 'data-testid': 'status', hidden: true });
+  var offlineEl = h('div', { class: 'note', 'data-testid': 'offline-notice', text: t('offline'), hidden: true });
+  var refusedEl = h('div', { class: 'note refused', role: 'alert', 'data-testid': 'refused-notice', text: t('refused'), hidden: true });
+  var list = h('ol', { class: 'log', role: 'log', 'aria-live': 'polite', 'aria-label': t('log'), 'data-testid': 'messages', tabindex: '0' });
+  var typingEl = h('div', { class: 'typing', 'data-testid': 'typing', 'aria-live': 'polite', hidden: true });
+  var alertEl = h('div', { class: 'alert', role: 'alert', 'data-testid': 'error', hidden: true });
+  function field(id, label, el) {
+    el.id = id;
+    return h('div', { class: 'f' }, [h('label', { for: id, text: label }), el]);
+  }
+  var nameIn = h('input', { type: 'text', autocomplete: 'name', maxlength: '200', 'data-testid': 'prechat-name' });
+  var emailIn = h('input', { type: 'email', autocomplete: 'email', maxlength: '320', 'data-testid': 'prechat-email' });
+  var topicIn = h('select', { 'data-testid': 'prechat-topic' });
+  var nameF = field('sb-name', t('name'), nameIn), emailF = field('sb-email', t('email'), emailIn),
+    topicF = field('sb-topic', t('topic'), topicIn);
+  var preIntro = h('p', { text: t('prechat') });
+  var pre = h('fieldset', { class: 'pre', 'data-testid': 'prechat', hidden: true }, [preIntro, nameF, emailF, topicF]);
+  var input = h('textarea', { id: 'sb-input', rows: '1', placeholder: t('placeholder'), 'data-testid': 'input' });
+  var fileIn = h('input', { type: 'file', class: 'vh', tabindex: '-1', 'aria-hidden': 'true', 'data-testid': 'file' });
+  var attachBtn = h('button', { type: 'button', class: 'ib', 'data-testid': 'attach', 'aria-label': t('attach'), title: t('attach'),
+    onclick: () => { fileIn.click(); } },
+    [icon('M16.5 6v11.5a4 4 0 0 1-8 0V5a2.5 2.5 0 0 1 5 0v10.5a1 1 0 0 1-2 0V6H10v9.5a2.5 2.5 0 0 0 5 0V5a4 4 0 0 0-8 0v12.5a5.5 5.5 0 0 0 11 0V6h-1.5z')]);
+  var sendBtn = h('button', { type: 'submit', class: 'ib send', 'data-testid': 'send', 'aria-label': t('send'), title: t('send') },
+    [icon('M2 21l21-9L2 3v7l15 2-15 2v7z')]);
+  var chips = h('div', { class: 'chips', 'data-testid': 'staged', hidden: true });
+  var form = h('form', { 'data-testid': 'composer', novalidate: true, onsubmit: (e) => { e.preventDefault(); submit(); } },
+    [pre, chips, h('div', { class: 'row' }, [h('label', { for: 'sb-input', class: 'vh', text: t('input') }), input, fileIn, attachBtn, sendBtn])]);
+  var panel = h('div', { id: 'sb-panel', class: 'panel', role: 'dialog', 'aria-labelledby': 'sb-title', 'data-testid': 'panel', hidden: true },
+    [h('header', {}, [h('div', {}, [h('h2', { id: 'sb-title', 'data-testid': 'title', text: ds.title || t('title') }), agentEl]), closeBtn]),
+      offlineEl, refusedEl, statusEl, list, typingEl, alertEl, form]);
+  root.appendChild(h('style', { text: CSS }));
+  root.appendChild(h('div', { class: 'w' }, [panel, launcher]));
+
+  // ---- transcript model -> DOM ----
+  function stateOf(seq, facts) {
+    if (facts.agentMax > seq) return 'read';
+    if (facts.assignedMax > seq || facts.heldAt(seq)) return 'delivered';
+    return 'sent';
+  }
+  function items() {
+    var out = [], sorted = Array.from(entries.values()).sort((a, b) => a.seq - b.seq);
+    var facts = { agentMax: 0, assignedMax: 0, spans: [] }, held = null, answered = {};
+    sorted.forEach((e) => {
+      if (e.kind === 'agent') facts.agentMax = e.seq;
+      if (e.kind === 'assigned') { facts.assignedMax = e.seq; held = e.seq; }
+      if (e.kind === 'resolved' && held != null) { facts.spans.push([held, e.seq]); held = null; }
+      if (e.kind === 'csat_answer') answered[e.conversation_id] = 1;
+    });
+    if (held != null) facts.spans.push([held, Infinity]);
+    // "an agent was assigned before it and no resolved since"
+    facts.heldAt = (s) => { return facts.spans.some((p) => p[0] < s && s < p[1]); };
+    sorted.forEach((e) => {
+      var mine = e.kind === 'customer';
+      out.push({ key: mine && e.client_id ? 'c' + e.client_id : 's' + e.seq, e: e, seq: e.seq, o: 0,
+        state: mine ? stateOf(e.seq, facts) : null, csat: e.kind === 'resolved' && e.conversation_id && !answered[e.conversation_id] });
+    });
+    // Pending messages; one that already has its entry is shown once, as that entry.
+    function pend(cid, p) { if (!byClient.has(cid)) { p.key = 'c' + cid; p.o = ordOf(cid); out.push(p); } }
+    acked.forEach((a, cid) => { pend(cid, { item: a.item, seq: a.seq, state: stateOf(a.seq, facts) }); });
+    S.outbox.forEach((it) => { pend(it.client_id, { item: it, seq: Infinity, state: 'sending', err: itemErr.get(it.client_id) }); });
+    failed.forEach((f, cid) => { pend(cid, { item: f.item, seq: Infinity, state: 'failed', err: f.code }); });
+    return out.sort((a, b) => a.seq - b.seq || a.o - b.o);
+  }
+  function ordOf(cid) { if (!ord.has(cid)) ord.set(cid, ++ordN); return ord.get(cid); }
+  function safeUrl(u) {
+    try { var x = new URL(u, base + '/'); return /^https?:$/.test(x.protocol) ? x.href : null; } catch (e) { return null; }
+  }
+  function size(n) { return n >= 1048576 ? (n / 1048576).toFixed(1) + ' MB' : n >= 1024 ? Math.round(n / 1024) + ' KB' : n + ' B'; }
+  function attachmentsEl(list) {
+    return (list || []).map((a) => {
+      var label = (a.name || 'file') + (a.size != null ? ' (' + size(a.size) + ')' : ''), href = a.url && safeUrl(a.url);
+      return href ? h('a', { href: href, target: '_blank', rel: 'noopener noreferrer', 'data-testid': 'attachment', text: label })
+        : h('span', { 'data-testid': 'attachment', text: label });
+    });
+  }
+  function body(it) {
+    var e = it.e, kids = [];
+    if (!e || e.kind === 'customer') {
+      var src = e || it.item;
+      var atts = e ? e.attachments : (src.names || []).map((n) => { return { name: n }; });
+      kids.push(h('div', { class: 'b' }, [h('span', { 'data-testid': 'text', text: src.text || '' })].concat(attachmentsEl(atts))));
+      kids.push(h('span', { class: 'ds', 'data-testid': 'delivery' }, [h('span', { 'aria-hidden': 'true', class: 'ic' }), h('span', { class: 'vh st' })]));
+      if (it.err) kids.push(h('span', { class: 'merr', 'data-testid': 'message-error', text: t(it.err) }));
+      return { cls: 'm me', kids: kids };
+    }
+    var name = e.agent_name || '';
+    switch (e.kind) {
+      case 'agent': case 'auto':
+        kids.push(h('span', { class: 'who', 'data-testid': 'author', text: e.kind === 'auto' ? t('auto') : name || t('agent') }));
+        kids.push(h('div', { class: 'b' }, [h('span', { 'data-testid': 'text', text: e.text || '' })].concat(attachmentsEl(e.attachments))));
+        return { cls: 'm', kids: kids };
+      case 'assigned':
+        return { cls: 'sys', kids: [h('span', { 'data-testid': 'text', text: t('joined', { name: name || t('agent') }) })] };
+      case 'resolved':
+        kids.push(h('span', { 'data-testid': 'text', text: e.text || t('resolved') }));
+        if (it.csat) {
+          var chosen = csatSent.get(e.conversation_id);
+          kids.push(h('div', { class: 'csat', role: 'group', 'aria-label': t('resolved'), 'data-testid': 'csat' }, [1, 2, 3, 4, 5].map((n) => {
+            return h('button', { type: 'button', 'data-testid': 'csat-' + n, 'aria-label': t('rate', { n: n }), title: t('rate', { n: n }),
+              'aria-pressed': chosen === n ? 'true' : 'false', disabled: chosen != null, onclick: () => { rate(e.conversation_id, n); }, text: String(n) });
+          })));
+        }
+        return { cls: 'sys', kids: kids };
+      case 'csat_answer':
+        return { cls: 'sys', kids: [h('span', { 'data-testid': 'text', text: e.score ? t('rated', { n: e.score }) : t('thanks') })] };
+      default: // system and kinds this widget does not know yet
+        return { cls: 'sys', kids: [h('span', { 'data-testid': 'text', text: e.text || '' })] };
+    }
+  }
+  function render() {
+    var atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 60;
+    var keep = new Set(), prev = null, active = root.activeElement, lostFocus = false;
+    items().forEach((it) => {
+      var node = nodes.get(it.key), e = it.e || {};
+      var sig = [it.e ? 's' + it.seq : 'p', it.err || '', it.csat ? 'q' + (csatSent.get(e.conversation_id) || '') : ''].join('|');
+      if (!node) { node = h('li', { 'data-testid': 'message' }); nodes.set(it.key, node); }
+      if (node._sig !== sig) {
+        if (active && node.contains(active)) lostFocus = true;
+        var b = body(it);
+        node.className = b.cls;
+        node.textContent = '';
+        b.kids.forEach((k) => { node.appendChild(k); });
+        node._sig = sig;
+      }
+      var cid = e.client_id || (it.item && it.item.client_id);
+      node.setAttribute('data-kind', it.e ? e.kind : 'customer');
+      attr(node, 'data-seq', it.seq !== Infinity ? it.seq : null);
+      attr(node, 'data-client-id', cid || null);
+      attr(node, 'data-conversation-id', e.conversation_id || null);
+      if (e.at) node.title = new Date(e.at).toLocaleString(lang);
+      if (it.state) {
+        node.setAttribute('data-state', it.state);
+        var d = node.querySelector('.ds');
+        d.title = t(it.state);
+        d.querySelector('.ic').textContent = STATE_ICON[it.state];
+        d.querySelector('.st').textContent = t(it.state);
+      }
+      keep.add(it.key);
+      var at = prev ? prev.nextSibling : list.firstChild;
+      if (node !== at) list.insertBefore(node, at);
+      prev = node;
+    });
+    nodes.forEach((node, key) => {
+      if (!keep.has(key)) { if (active && node.contains(active)) lostFocus = true; node.remove(); nodes.delete(key); }
+    });
+    if (lostFocus && isOpen) input.focus();
+    if (atBottom) list.scrollTop = list.scrollHeight;
+    renderChrome();
+  }
+  function attr(el, k, v) { if (v == null) el.removeAttribute(k); else el.setAttribute(k, v); }
+  function agentName() {
+    var name = null;
+    Array.from(entries.values()).sort((a, b) => a.seq - b.seq).forEach((e) => {
+      if (e.kind === 'assigned') name = e.agent_name || null;
+      else if (e.kind === 'resolved') name = null;
+      else if (e.kind === 'agent' && e.agent_name && name !== null) name = e.agent_name;
+    });
+    return name;
+  }
+  function hasSent() {
+    if (S.outbox.length || acked.size) return true;
+    for (var e of entries.values()) if (e.kind === 'customer') return true;
+    return false;
+  }
+  function needEmail() { return !cfg.online && !S.email && !ds.userEmail; }
+  function prechatOn() { return !!(cfg.prechat && !S.prechatDone && !hasSent()); }
+  function renderChrome() {
+    var name = agentName();
+    agentEl.hidden = !name;
+    agentEl.textContent = name || '';
+    var fields = (cfg.prechat && cfg.prechat.fields) || ['name', 'email', 'topic'], on = prechatOn();
+    var topics = (cfg.prechat && cfg.prechat.topics) || [];
+    preIntro.hidden = !on;
+    nameF.hidden = !(on && fields.indexOf('name') >= 0);
+    topicF.hidden = !(on && fields.indexOf('topic') >= 0 && topics.length);
+    emailF.hidden = !((on && fields.indexOf('email') >= 0) || needEmail());
+    emailIn.required = needEmail();
+    pre.hidden = nameF.hidden && topicF.hidden && emailF.hidden;
+    if (!topicF.hidden && topicIn._topics !== topics) {
+      topicIn._topics = topics;
+      topicIn.textContent = '';
+      topicIn.appendChild(h('option', { value: '', text: t('choose') }));
+      topics.forEach((tp) => { topicIn.appendChild(h('option', { value: tp.id, text: tp.label || tp.id })); });
+    }
+    offlineEl.hidden = refused || cfg.online !== false;
+    refusedEl.hidden = !refused;
+    [input, sendBtn, attachBtn, nameIn, emailIn, topicIn].forEach((el) => { el.disabled = refused; });
+    attachBtn.hidden = !S.token || cfg.limits.max_upload_bytes === 0;
+    var st = host.getAttribute('data-state');
+    statusEl.hidden = refused || !isOpen || !t(st) || st === 'ready' || st === 'idle';
+    statusEl.textContent = statusEl.hidden ? '' : t(st);
+    chips.hidden = !staged.length;
+    badge.hidden = !unread || isOpen;
+    badge.textContent = unread;
+    launcher.setAttribute('aria-label', t('open') + (unread && !isOpen ? ' (' + unread + ' ' + t('unread') + ')' : ''));
+  }
+  function setState(s) { host.setAttribute('data-state', s); renderChrome(); }
+  function showError(code) {
+    alertEl.textContent = t(STRINGS.en[code] ? code : 'error');
+    alertEl.hidden = false;
+    clearTimeout(errTimer);
+    errTimer = setTimeout(() => { alertEl.hidden = true; }, 8000);
+  }
+
+  // ---- connection ----
+  function frame(o) { if (ws && ws.readyState === 1) { ws.send(JSON.stringify(o)); return true; } return false; }
+  function connect() {
+    clearTimeout(timer); timer = null;
+    if (paused || refused || ws) return;
+    started = true;
+    setState(attempt || lastSeq ? 'reconnecting' : 'connecting');
+    var c = { opened: false, synced: false, sent: new Set() }, s;
+    try { s = new WebSocket(wsUrl); } catch (e) { return retry(c); }
+    ws = s; sock = c;
+    s.onopen = () => {
+      c.opened = true; noOpen = 0;
+      var hello = { type: 'hello', after: lastSeq, lang: lang, page: location.href };
+      if (S.token) hello.token = S.token;
+      if (ds.userId && ds.userHash) {
+        hello.identity = { user_id: ds.userId, hash: ds.userHash };
+        if (ds.userName) hello.identity.name = ds.userName;
+        if (ds.userEmail) hello.identity.email = ds.userEmail;
+      }
+      frame(hello);
+    };
+    s.onmessage = (ev) => {
+      if (ws !== s) return;
+      var m;
+      try { m = JSON.parse(ev.data); } catch (e) { return; }
+      if (m && typeof m.type === 'string' && handlers[m.type]) handlers[m.type](m, c);
+    };
+    s.onclose = (ev) => {
+      if (ws !== s) return;
+      ws = null; sock = null;
+      if (ev.code === 4403) return refuse();
+      if (paused) return;
+      retry(c, ev.code === 4429 ? 8 : 0);
+    };
+  }
+  function retry(c, minAttempt) {
+    ws = null;
+    if (!c.opened && ++noOpen >= 3) {
+      // Never opened three times running. If the daemon answers plain HTTP, the upgrade itself
+      // is refused (HTTP 403 for this origin): stop. If it does not answer, it is down: keep trying.
+      return fetch(base + '/chat/widget.js', { mode: 'no-cors', cache: 'no-store' })
+        .then(() => { refuse(); }, () => { schedule(minAttempt); });
+    }
+    schedule(minAttempt);
+  }
+  function schedule(minAttempt) {
+    if (paused || refused) return;
+    attempt = Math.max(attempt, minAttempt || 0) + 1;
+    var d = Math.min(10000, 500 * Math.pow(2, attempt - 1)) * (0.75 + Math.random() * 0.5);
+    setState('reconnecting');
+    clearTimeout(timer);
+    timer = setTimeout(connect, d);
+  }
+  function refuse() {
+    refused = true;
+    clearTimeout(timer);
+    if (ws) { var s = ws; ws = null; s.close(); }
+    setState('refused');
+  }
+  var handlers = {
+    welcome: (m) => {
+      if (S.session && m.session && m.session !== S.session) {
+        // A new session (the old token was not accepted): the transcript shown belongs to the old one.
+        entries.clear(); byClient.clear(); acked.clear(); lastSeq = 0; S.prechatDone = false;
+      }
+      S.token = m.token || S.token;
+      S.session = m.session || S.session;
+      cfg = S.cfg = { online: m.online !== false, prechat: m.prechat || null, limits: m.limits || {} };
+      save();
+      render();
+    },
+    entry: (m, c) => {
+      var seq = Number(m.seq), e = m.entry;
+      if (!e || !(seq > 0) || entries.has(seq)) return;
+      e = Object.assign({}, e, { seq: seq });
+      entries.set(seq, e);
+      if (seq > lastSeq) lastSeq = seq;
+      if (e.kind === 'customer' && e.client_id) {
+        byClient.set(e.client_id, seq);
+        dropOutbox(e.client_id);
+        acked.delete(e.client_id); failed.delete(e.client_id); itemErr.delete(e.client_id);
+      }
+      if (e.kind === 'csat_answer') csatSent.delete(e.conversation_id);
+      if (e.kind === 'agent' || e.kind === 'auto') {
+        hideTyping();
+        if (c.synced && !isOpen) unread++;
+      }
+      render();
+    },
+    synced: (m, c) => {
+      c.synced = true;
+      if (Number(m.seq) > lastSeq) lastSeq = Number(m.seq);
+      attempt = 0;
+      setState('ready');
+      S.outbox.slice().forEach((it) => { if (byClient.has(it.client_id)) dropOutbox(it.client_id); });
+      flush();
+      csatSent.forEach((score, conv) => { frame({ type: 'csat', conversation_id: conv, score: score }); });
+      render();
+    },
+    ack: (m) => {
+      var cid = m.client_id, it = find(cid);
+      if (!it) return;
+      dropOutbox(cid);
+      itemErr.delete(cid);
+      if (!byClient.has(cid)) acked.set(cid, { item: it, seq: Number(m.seq) || Infinity });
+      render();
+    },
+    error: (m, c) => {
+      var code = m.code || 'error', cid = m.client_id, it = cid && find(cid);
+      if (it) {
+        c.sent.delete(cid);
+        if (TRANSIENT[code]) {
+          itemErr.set(cid, code);
+          clearTimeout(retryTimer);
+          retryTimer = setTimeout(flush, retryDelay);
+          retryDelay = Math.min(retryDelay * 2, 30000);
+        } else {
+          dropOutbox(cid);
+          failed.set(cid, { item: it, code: code });
+        }
+        render();
+      }
+      showError(code);
+    },
+    typing: (m) => {
+      typingEl.textContent = m.agent_name ? t('typing', { name: m.agent_name }) : t('typingAnon');
+      typingEl.hidden = false;
+      clearTimeout(typingTimer);
+      typingTimer = setTimeout(hideTyping, 5000);
+    }
+  };
+  function hideTyping() { clearTimeout(typingTimer); typingEl.hidden = true; typingEl.textContent = ''; }
+  function find(cid) {
+    for (var i = 0; i < S.outbox.length; i++) if (S.outbox[i].client_id === cid) return S.outbox[i];
+    return null;
+  }
+  function dropOutbox(cid) {
+    var n = S.outbox.length;
+    S.outbox = S.outbox.filter((it) => it.client_id !== cid);
+    if (S.outbox.length !== n) save();
+  }
+  // Sends every outbox item not yet sent on this connection, in order, once history is replayed.
+  function flush() {
+    var c = sock;
+    if (!c || !c.synced) return;
+    S.outbox.forEach((it) => {
+      if (c.sent.has(it.client_id)) return;
+      var f = { type: 'send', client_id: it.client_id, text: it.text };
+      if (it.attachments) f.attachments = it.attachments;
+      if (it.prechat) f.prechat = it.prechat;
+      if (frame(f)) c.sent.add(it.client_id);
+    });
+  }
+
+  // ---- visitor actions ----
+  function submit() {
+    if (refused) return;
+    var text = input.value.trim();
+    if (!text && !staged.length) return;
+    var max = cfg.limits.max_text_bytes;
+    if (max && new TextEncoder().encode(text).length > max) { showError('too_large'); return; }
+    var pc = {}, on = prechatOn();
+    var email = emailIn.value.trim();
+    if (!emailF.hidden && (email || emailIn.required) && !/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(email)) {
+      showError('needEmail');
+      emailIn.setAttribute('aria-invalid', 'true');
+      emailIn.focus();
+      return;
+    }
+    emailIn.removeAttribute('aria-invalid');
+    if (on) {
+      if (!nameF.hidden && nameIn.value.trim()) pc.name = nameIn.value.trim();
+      if (!topicF.hidden && topicIn.value) pc.topic = topicIn.value;
+    }
+    if (!emailF.hidden && email) { pc.email = email; S.email = email; }
+    var it = { client_id: S.rid + '-' + (++S.n), text: text };
+    if (Object.keys(pc).length) it.prechat = pc;
+    if (staged.length) {
+      it.attachments = staged.map((a) => a.ref);
+      it.names = staged.map((a) => a.name);
+      staged = []; chips.textContent = '';
+    }
+    if (on) S.prechatDone = true;
+    ordOf(it.client_id);
+    S.outbox.push(it);
+    save();
+    input.value = '';
+    grow();
+    alertEl.hidden = true;
+    retryDelay = 2000;
+    render();
+    list.scrollTop = list.scrollHeight;
+    if (!ws && !paused && !refused && !timer) connect();
+    flush();
+    input.focus();
+  }
+  function rate(conv, score) {
+    csatSent.set(conv, score);
+    frame({ type: 'csat', conversation_id: conv, score: score });
+    render();
+  }
+  function upload(file) {
+    var lim = cfg.limits.max_upload_bytes;
+    if (lim && file.size > lim) return showError('fileTooLarge');
+    if (!S.token) return showError('uploadFailed');
+    attachBtn.disabled = true;
+    fetch(base + '/chat/upload?token=' + encodeURIComponent(S.token), { method: 'POST', body: file,
+      headers: { 'Content-Type': file.type || 'application/octet-stream', 'X-Filename': encodeURIComponent(file.name) } })
+      .then((r) => {
+        if (!r.ok) throw new Error(r.status === 413 ? 'fileTooLarge' : r.status === 429 ? 'rate_limited' : r.status === 401 ? 'unauthorized' : 'uploadFailed');
+        return r.json();
+      })
+      .then((j) => {
+        if (!j || !j.ref) throw new Error('uploadFailed');
+        var a = { ref: j.ref, name: file.name };
+        staged.push(a);
+        var chip = h('span', { class: 'chip', 'data-testid': 'staged-file' }, [file.name, h('button', { type: 'button', 'aria-label': t('remove') + ': ' + file.name,
+          onclick: () => { staged = staged.filter((x) => x !== a); chip.remove(); renderChrome(); input.focus(); } }, ['×'])]);
+        chips.appendChild(chip);
+      })
+      .catch((e) => { showError(STRINGS.en[e.message] ? e.message : 'uploadFailed'); })
+      .then(() => { attachBtn.disabled = refused; fileIn.value = ''; renderChrome(); });
+  }
+  function grow() { input.style.height = ''; input.style.height = Math.min(input.scrollHeight + 2, 120) + 'px'; }
+
+  function open() {
+    isOpen = true;
+    unread = 0;
+    panel.hidden = false;
+    host.setAttribute('data-open', '');
+    launcher.setAttribute('aria-expanded', 'true');
+    S.open = true; save();
+    if (!started) connect();
+    render();
+    list.scrollTop = list.scrollHeight;
+    var first = [nameIn, emailIn].filter((el) => !el.parentNode.hidden && !el.value)[0];
+    (refused ? closeBtn : prechatOn() && first ? first : input).focus();
+  }
+  function close(toLauncher) {
+    var inside = panel.contains(root.activeElement);
+    isOpen = false;
+    panel.hidden = true;
+    host.removeAttribute('data-open');
+    launcher.setAttribute('aria-expanded', 'false');
+    S.open = false; save();
+    renderChrome();
+    if (toLauncher || inside) launcher.focus();
+  }
+
+  input.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing && e.keyCode !== 229) { e.preventDefault(); submit(); }
+  });
+  input.addEventListener('input', () => {
+    grow();
+    var now = Date.now();
+    if (input.value && sock && sock.synced && now - lastTyping > 3000) { lastTyping = now; frame({ type: 'typing' }); }
+  });
+  panel.addEventListener('keydown', (e) => { if (e.key === 'Escape') { e.stopPropagation(); close(true); } });
+  fileIn.addEventListener('change', () => { if (fileIn.files && fileIn.files[0]) upload(fileIn.files[0]); });
+  window.addEventListener('online', () => { if (timer) connect(); });
+
+  window.SwitchboardChat = {
+    open: open,
+    close: () => { close(false); },
+    debug: {
+      disconnect: () => {
+        paused = true;
+        clearTimeout(timer); timer = null;
+        if (ws) { var s = ws; ws = null; sock = null; s.close(1000); }
+        setState('paused');
+      },
+      reconnect: () => {
+        paused = false; refused = false; noOpen = 0; attempt = 0;
+        if (ws) { var s = ws; ws = null; sock = null; s.close(1000); }
+        connect();
+      },
+      state: () => {
+        return { connected: !!(ws && ws.readyState === 1 && sock && sock.synced), lastSeq: lastSeq,
+          outbox: S.outbox.length, state: host.getAttribute('data-state') };
+      }
+    }
+  };
+
+  function mount() {
+    document.body.appendChild(host);
+    render();
+    // Returning visitors (a session or unsent messages) connect at once; new ones when they open the chat.
+    if (S.open) open();
+    else if (S.token || S.outbox.length) connect();
+  }
+  if (document.body) mount(); else document.addEventListener('DOMContentLoaded', mount);
+})();

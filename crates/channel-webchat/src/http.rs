@@ -1,0 +1,194 @@
+//! The channel's HTTP routes: the widget script, the WebSocket, uploads and files.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json};
+use serde::Deserialize;
+use serde_json::json;
+use switchboard_core::AttachmentRef;
+use switchboard_core::contract::ATTACHMENTS_STORE;
+use tracing::{info, warn};
+
+use crate::server::Shared;
+use crate::upload;
+
+/// The widget, served at `/chat/widget.js`.
+pub const WIDGET_JS: &str = include_str!("../assets/widget.js");
+
+pub(crate) fn routes(shared: Arc<Shared>) -> Router {
+    let upload_limit = shared.cfg.max_upload_bytes;
+    Router::new()
+        .route("/chat/widget.js", get(widget))
+        .route("/chat/ws", get(socket))
+        .route("/chat/upload", post(upload).options(preflight).layer(DefaultBodyLimit::max(upload_limit)))
+        .route("/chat/files/{session}/{file}", get(file))
+        .with_state(shared)
+}
+
+async fn widget() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        WIDGET_JS,
+    )
+        .into_response()
+}
+
+fn refuse(code: StatusCode, message: &str) -> Response {
+    (code, Json(json!({ "error": message }))).into_response()
+}
+
+/// The page's origin when it may use the chat.
+fn allowed_origin<'a>(shared: &Shared, headers: &'a HeaderMap) -> Result<&'a str, Response> {
+    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if origin.is_empty() || !shared.cfg.origin_allowed(origin) {
+        info!(origin, "web chat refused to a page from an origin not allowed");
+        return Err(refuse(StatusCode::FORBIDDEN, "this site may not open the chat"));
+    }
+    Ok(origin)
+}
+
+async fn socket(
+    State(shared): State<Arc<Shared>>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    if let Err(refused) = allowed_origin(&shared, &headers) {
+        return refused;
+    }
+    if shared.inbound.bus().is_err() {
+        return refuse(StatusCode::SERVICE_UNAVAILABLE, "starting, try again");
+    }
+    let ip = shared.client_ip(peer.map(|Extension(ConnectInfo(p))| p), &headers);
+    let Some(slot) = shared.claim_socket(ip) else {
+        warn!(%ip, "web-chat socket refused: too many from one address");
+        return refuse(StatusCode::TOO_MANY_REQUESTS, "too many chats open from this address");
+    };
+    upgrade
+        .max_message_size(shared.cfg.max_frame_bytes)
+        .max_frame_size(shared.cfg.max_frame_bytes)
+        .on_upgrade(move |ws| crate::socket::run(shared, ws, ip, slot))
+}
+
+#[derive(Deserialize)]
+struct TokenQuery {
+    token: String,
+}
+
+fn cors(origin: &str, mut response: Response) -> Response {
+    if let Ok(v) = HeaderValue::from_str(origin) {
+        response.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
+        response.headers_mut().insert(header::VARY, HeaderValue::from_static("Origin"));
+    }
+    response
+}
+
+async fn preflight(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    let origin = match allowed_origin(&shared, &headers) {
+        Ok(o) => o,
+        Err(refused) => return refused,
+    };
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    let h = response.headers_mut();
+    h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("POST"));
+    h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("content-type, x-filename"));
+    h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+    cors(origin, response)
+}
+
+async fn upload(
+    State(shared): State<Arc<Shared>>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    Query(q): Query<TokenQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let origin = match allowed_origin(&shared, &headers) {
+        Ok(o) => o.to_string(),
+        Err(refused) => return refused,
+    };
+    let Some(session) = shared.sessions.verify(&q.token) else {
+        return cors(&origin, refuse(StatusCode::UNAUTHORIZED, "not a session token of this chat"));
+    };
+    let ip = shared.client_ip(peer.map(|Extension(ConnectInfo(p))| p), &headers);
+    if !shared.check_ip_rate(ip) {
+        return cors(&origin, refuse(StatusCode::TOO_MANY_REQUESTS, "too many uploads from this address"));
+    }
+    if body.is_empty() {
+        return cors(&origin, refuse(StatusCode::BAD_REQUEST, "the file is empty"));
+    }
+    let filename = headers
+        .get("x-filename")
+        .and_then(|v| v.to_str().ok())
+        .map(upload::decode_filename)
+        .unwrap_or_else(|| "file".into());
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.len() < 128)
+        .unwrap_or("application/octet-stream")
+        .to_string();
+    let object = format!("{}{}", upload::object_prefix(&session), uuid::Uuid::new_v4().simple());
+    let stored = async {
+        let bus = shared.bus().map_err(|e| e.to_string())?;
+        let store = bus.jetstream().get_object_store(ATTACHMENTS_STORE).await.map_err(|e| e.to_string())?;
+        store.put(object.as_str(), &mut body.as_ref()).await.map_err(|e| e.to_string())
+    };
+    if let Err(e) = stored.await {
+        warn!(error = %e, "web-chat upload not stored");
+        return cors(&origin, refuse(StatusCode::SERVICE_UNAVAILABLE, "not stored, try again"));
+    }
+    let reference = AttachmentRef { object, filename, content_type, size: body.len() as u64, skipped: None };
+    cors(&origin, Json(json!({ "ref": reference })).into_response())
+}
+
+#[derive(Deserialize)]
+struct SigQuery {
+    sig: String,
+}
+
+async fn file(
+    State(shared): State<Arc<Shared>>,
+    Path((session, file)): Path<(String, String)>,
+    Query(q): Query<SigQuery>,
+) -> Response {
+    let object = format!("{}{file}", upload::object_prefix(&session));
+    if !upload::verify_link(&shared.sessions, &object, &q.sig) {
+        return refuse(StatusCode::NOT_FOUND, "no such file");
+    }
+    let read = async {
+        let bus = shared.bus().map_err(|e| e.to_string())?;
+        let store = bus.jetstream().get_object_store(ATTACHMENTS_STORE).await.map_err(|e| e.to_string())?;
+        let mut reader = store.get(object.as_str()).await.map_err(|e| e.to_string())?;
+        let mut bytes = Vec::new();
+        tokio::io::AsyncReadExt::read_to_end(&mut reader, &mut bytes).await.map_err(|e| e.to_string())?;
+        Ok::<_, String>(bytes)
+    };
+    match read.await {
+        Ok(bytes) => (
+            [
+                (header::CONTENT_TYPE, "application/octet-stream"),
+                (header::CONTENT_DISPOSITION, "attachment"),
+                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            ],
+            bytes,
+        )
+            .into_response(),
+        Err(e) => {
+            warn!(error = %e, "web-chat file not read");
+            refuse(StatusCode::NOT_FOUND, "no such file")
+        }
+    }
+}

@@ -1,0 +1,541 @@
+//! One visitor's WebSocket: hello, history replay, then messages both ways until it closes.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use switchboard_adapter::InboundError;
+use switchboard_core::contract::subjects;
+use switchboard_core::{AttachmentRef, Customer, Envelope, Event, EventKind};
+use tracing::{debug, info, warn};
+
+use crate::hub::Push;
+use crate::server::{IpSlot, Shared};
+use crate::session::ClaimedIdentity;
+use crate::transcript::{self, Attachment, Entry, EntryKind};
+use crate::{CHANNEL, Profile};
+
+/// Entries replayed at most on connect (the transcript keeps 1,000 per session).
+const HISTORY_LIMIT: usize = 1000;
+/// How long a new socket may take to say hello.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Close codes the widget understands (see `docs/webchat-protocol.md`).
+pub(crate) mod close {
+    /// Protocol error.
+    pub const PROTOCOL: u16 = 4400;
+    /// Too many sockets or messages from one IP.
+    pub const TOO_MANY: u16 = 4429;
+    /// The server is going away; reconnect.
+    pub const RESTART: u16 = 1012;
+    /// The socket fell behind; reconnect and resume.
+    pub const TRY_AGAIN: u16 = 1013;
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ClientFrame {
+    Hello {
+        #[serde(default)]
+        token: Option<String>,
+        #[serde(default)]
+        after: u64,
+        #[serde(default)]
+        lang: Option<String>,
+        #[serde(default)]
+        identity: Option<ClaimedIdentity>,
+        #[serde(default)]
+        page: Option<String>,
+    },
+    Send {
+        client_id: String,
+        #[serde(default)]
+        text: String,
+        #[serde(default)]
+        attachments: Vec<AttachmentRef>,
+        #[serde(default)]
+        prechat: Option<Prechat>,
+    },
+    Typing {},
+    Csat {
+        conversation_id: String,
+        score: u8,
+    },
+}
+
+/// The pre-chat form's answers.
+#[derive(Debug, Default, Deserialize)]
+struct Prechat {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    topic: Option<String>,
+}
+
+/// Who is on the other end, and what this socket has seen.
+struct Conn {
+    shared: Arc<Shared>,
+    ip: IpAddr,
+    session: String,
+    customer: Customer,
+    verified: bool,
+    page: Option<String>,
+    profile: Option<Profile>,
+    /// Sequence of the last entry sent to the widget.
+    last_seq: u64,
+    /// The visitor's messages in the transcript, by client id, with their sequence.
+    sent: HashMap<String, u64>,
+    /// Resolved conversations of this session, and those already rated.
+    resolved: HashSet<String>,
+    rated: HashSet<String>,
+}
+
+/// Runs one socket to its end.
+pub(crate) async fn run(shared: Arc<Shared>, mut ws: WebSocket, ip: IpAddr, _slot: IpSlot) {
+    let hello = match tokio::time::timeout(HELLO_TIMEOUT, next_frame(&mut ws)).await {
+        Ok(Some(Ok(ClientFrame::Hello { token, after, lang, identity, page }))) => (token, after, lang, identity, page),
+        Ok(Some(Ok(_))) | Ok(Some(Err(_))) => return close_with(ws, close::PROTOCOL, "say hello first").await,
+        Ok(None) => return,
+        Err(_) => return close_with(ws, close::PROTOCOL, "no hello").await,
+    };
+    let (token, after, lang, identity, page) = hello;
+    let (session, token) = match token.as_deref().and_then(|t| shared.sessions.verify(t)) {
+        Some(session) => (session, token.unwrap_or_default()),
+        None => shared.sessions.issue(),
+    };
+    let verified_user = identity.as_ref().and_then(|claim| shared.sessions.verify_identity(claim));
+    let customer = Customer {
+        id: match &verified_user {
+            Some(user) => format!("user:{user}"),
+            None => format!("visitor:{session}"),
+        },
+        name: identity.as_ref().filter(|_| verified_user.is_some()).and_then(|c| c.name.clone()),
+        // An address is an identity link (same email = one person), so only a vouched-for one.
+        email: identity
+            .as_ref()
+            .filter(|_| verified_user.is_some())
+            .and_then(|c| c.email.clone())
+            .filter(|e| e.contains('@')),
+        phone: None,
+        language: lang.filter(|l| l.len() <= 16 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')),
+    };
+    let (_registration, mut pushes) = shared.hub.register(&session);
+    let profile = shared.profile(&session).await.unwrap_or_else(|e| {
+        warn!(session = %session, error = %e, "pre-chat answers unavailable");
+        None
+    });
+    let mut conn = Conn {
+        shared: shared.clone(),
+        ip,
+        session,
+        customer,
+        verified: verified_user.is_some(),
+        page: page.map(|p| p.chars().take(512).collect()),
+        profile,
+        last_seq: after,
+        sent: HashMap::new(),
+        resolved: HashSet::new(),
+        rated: HashSet::new(),
+    };
+    debug!(session = %conn.session, verified = conn.verified, "web-chat socket open");
+
+    let team = conn.team();
+    let online = shared.online(&team).await;
+    let welcome = json!({
+        "type": "welcome",
+        "token": token,
+        "session": conn.session,
+        "online": online,
+        "prechat": shared.cfg.prechat.then(|| prechat_form(&shared, conn.customer.language.as_deref())),
+        "limits": { "max_text_bytes": shared.cfg.max_text_bytes, "max_upload_bytes": shared.cfg.max_upload_bytes },
+    });
+    if send_json(&mut ws, &welcome).await.is_err() {
+        return;
+    }
+    // History from the start, so the socket knows every sent message and resolved conversation;
+    // only what the widget has not seen is sent to it.
+    let history = match shared.bus() {
+        Ok(bus) => transcript::history(bus, &conn.session, 0, HISTORY_LIMIT).await,
+        Err(e) => Err(e),
+    };
+    let history = match history {
+        Ok(h) => h,
+        Err(e) => {
+            warn!(session = %conn.session, error = %e, "transcript unavailable");
+            return close_with(ws, close::RESTART, "try again").await;
+        }
+    };
+    for (seq, entry) in history {
+        if conn.learn(seq, &entry) && send_entry(&mut ws, seq, &entry).await.is_err() {
+            return;
+        }
+    }
+    if send_json(&mut ws, &json!({ "type": "synced", "seq": conn.last_seq })).await.is_err() {
+        return;
+    }
+
+    let mut ping = tokio::time::interval(Duration::from_secs(shared.cfg.ping_secs));
+    ping.reset();
+    let mut unanswered_pings = 0u32;
+    let shutdown = shared.inbound.shutdown().clone();
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return close_with(ws, close::RESTART, "server restarting").await,
+            push = pushes.recv() => match push {
+                Some(Push::Entry(seq, entry)) => {
+                    if conn.learn(seq, &entry) && send_entry(&mut ws, seq, &entry).await.is_err() {
+                        return;
+                    }
+                }
+                Some(Push::Typing(agent_name)) => {
+                    if send_json(&mut ws, &json!({ "type": "typing", "agent_name": agent_name })).await.is_err() {
+                        return;
+                    }
+                }
+                None => return close_with(ws, close::TRY_AGAIN, "fell behind").await,
+            },
+            _ = ping.tick() => {
+                if unanswered_pings >= 2 {
+                    debug!(session = %conn.session, "peer stopped answering pings");
+                    return;
+                }
+                unanswered_pings += 1;
+                if ws.send(Message::Ping(Default::default())).await.is_err() {
+                    return;
+                }
+            }
+            frame = ws.recv() => {
+                unanswered_pings = 0;
+                let text = match frame {
+                    None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                    Some(Ok(Message::Text(text))) => text,
+                    Some(Ok(Message::Binary(_))) => return close_with(ws, close::PROTOCOL, "text frames only").await,
+                    Some(Ok(_)) => continue,
+                };
+                let reply = match serde_json::from_str::<ClientFrame>(&text) {
+                    Ok(frame) => conn.handle(frame).await,
+                    Err(e) => Some(error_frame(None, "invalid", &format!("unreadable frame: {e}"))),
+                };
+                if let Some(reply) = reply {
+                    let too_many = reply["code"] == "rate_limited_ip";
+                    if send_json(&mut ws, &reply).await.is_err() {
+                        return;
+                    }
+                    if too_many {
+                        return close_with(ws, close::TOO_MANY, "too many messages from this address").await;
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Conn {
+    /// Records what an entry tells about the session; true when the widget has not seen it.
+    fn learn(&mut self, seq: u64, entry: &Entry) -> bool {
+        match entry.kind {
+            EntryKind::Customer => {
+                if let Some(id) = &entry.client_id {
+                    self.sent.entry(id.clone()).or_insert(seq);
+                }
+            }
+            EntryKind::Resolved => {
+                if let Some(c) = &entry.conversation_id {
+                    self.resolved.insert(c.clone());
+                }
+            }
+            EntryKind::CsatAnswer => {
+                if let Some(c) = &entry.conversation_id {
+                    self.rated.insert(c.clone());
+                }
+            }
+            _ => {}
+        }
+        if seq <= self.last_seq {
+            return false;
+        }
+        self.last_seq = seq;
+        true
+    }
+
+    /// The team whose availability counts for this visitor.
+    fn team(&self) -> String {
+        self.profile
+            .as_ref()
+            .and_then(|p| p.topic.as_ref())
+            .and_then(|t| self.shared.cfg.topics.get(t))
+            .and_then(|t| t.team.clone())
+            .unwrap_or_else(|| self.shared.cfg.team.clone())
+    }
+
+    async fn handle(&mut self, frame: ClientFrame) -> Option<Value> {
+        match frame {
+            ClientFrame::Hello { .. } => Some(error_frame(None, "invalid", "already said hello")),
+            ClientFrame::Typing {} => None,
+            ClientFrame::Send { client_id, text, attachments, prechat } => {
+                Some(match self.send(&client_id, text, attachments, prechat).await {
+                    Ok(seq) => json!({ "type": "ack", "client_id": client_id, "seq": seq }),
+                    Err((code, message)) => error_frame(Some(&client_id), code, &message),
+                })
+            }
+            ClientFrame::Csat { conversation_id, score } => match self.rate(&conversation_id, score).await {
+                Ok(()) => None,
+                Err((code, message)) => Some(error_frame(None, code, &message)),
+            },
+        }
+    }
+
+    async fn send(
+        &mut self,
+        client_id: &str,
+        text: String,
+        attachments: Vec<AttachmentRef>,
+        prechat: Option<Prechat>,
+    ) -> Result<u64, (&'static str, String)> {
+        if client_id.is_empty()
+            || client_id.len() > 64
+            || !client_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(("invalid", "client_id must be 1-64 letters, digits, `-` or `_`".into()));
+        }
+        // Sent before (a resend after a reconnect): acknowledge, store nothing.
+        if let Some(seq) = self.sent.get(client_id) {
+            return Ok(*seq);
+        }
+        let cfg = &self.shared.cfg;
+        if text.len() > cfg.max_text_bytes {
+            return Err(("too_large", format!("messages are limited to {} bytes", cfg.max_text_bytes)));
+        }
+        if text.trim().is_empty() && attachments.is_empty() {
+            return Err(("invalid", "the message is empty".into()));
+        }
+        if attachments.len() > 10 {
+            return Err(("invalid", "at most 10 attachments per message".into()));
+        }
+        let prefix = crate::upload::object_prefix(&self.session);
+        if attachments.iter().any(|a| !a.object.starts_with(&prefix)) {
+            return Err(("invalid", "attachments must be uploaded in this session".into()));
+        }
+        if !self.shared.check_ip_rate(self.ip) {
+            return Err(("rate_limited_ip", "too many messages from this address".into()));
+        }
+        if let Some(answers) = prechat {
+            self.take_prechat(answers).await?;
+        }
+        let team = self.team();
+        let online = self.shared.online(&team).await;
+        let contact_email = self.profile.as_ref().and_then(|p| p.email.clone()).or(self.customer.email.clone());
+        if !online && contact_email.is_none() && self.sent.is_empty() {
+            return Err(("invalid", "no one is available now: leave your email so we can answer".into()));
+        }
+
+        let mut metadata = BTreeMap::new();
+        metadata.insert("verified".into(), self.verified.to_string());
+        if !online {
+            metadata.insert("offline".into(), "true".into());
+        }
+        if let Some(email) = contact_email {
+            metadata.insert("contact_email".into(), email);
+        }
+        if let Some(p) = &self.profile {
+            if let Some(topic) = &p.topic {
+                metadata.insert("topic".into(), topic.clone());
+            }
+            if let Some(name) = &p.name {
+                metadata.insert("prechat_name".into(), name.clone());
+            }
+        }
+        if let Some(page) = &self.page {
+            metadata.insert("page_url".into(), page.clone());
+        }
+        let mut customer = self.customer.clone();
+        if customer.name.is_none() {
+            customer.name = self.profile.as_ref().and_then(|p| p.name.clone());
+        }
+        let envelope = Envelope {
+            id: uuid::Uuid::now_v7(),
+            channel: CHANNEL.into(),
+            provider_message_id: format!("{}:{client_id}", self.session),
+            received_at: Utc::now(),
+            customer,
+            thread_key: self.session.clone(),
+            text: text.clone(),
+            subject: None,
+            html: None,
+            attachments: attachments.clone(),
+            metadata,
+            raw_ref: None,
+        };
+        match self.shared.inbound.publish(envelope.clone()).await {
+            Ok(_) => {}
+            Err(InboundError::RateLimited { retry_after }) => {
+                return Err(("rate_limited", format!("too many messages; try again in {} s", retry_after.as_secs() + 1)));
+            }
+            Err(InboundError::Invalid(e)) => return Err(("invalid", e.to_string())),
+            Err(e) => {
+                warn!(session = %self.session, error = %e, "web-chat message not stored");
+                return Err(("unavailable", "not stored, try again".into()));
+            }
+        }
+        let entry = Entry {
+            id: envelope.id.to_string(),
+            kind: EntryKind::Customer,
+            at: envelope.received_at,
+            text,
+            client_id: Some(client_id.to_string()),
+            agent_name: None,
+            conversation_id: None,
+            attachments: attachments.iter().map(|a| crate::upload::entry_attachment(&self.shared, a)).collect(),
+            score: None,
+        };
+        let bus = self.shared.bus().map_err(|_| ("unavailable", "not stored, try again".to_string()))?;
+        let msg_id = format!("c:{}:{client_id}", self.session);
+        match transcript::append(bus, &self.session, &entry, &msg_id).await {
+            Ok(stored) => {
+                self.sent.insert(client_id.to_string(), stored.seq);
+                info!(session = %self.session, seq = stored.seq, duplicate = stored.duplicate, "web-chat message stored");
+                Ok(stored.seq)
+            }
+            Err(e) => {
+                // The envelope is stored; a resend finds it de-duplicated and appends the entry.
+                warn!(session = %self.session, error = %e, "transcript entry not stored");
+                Err(("unavailable", "not stored, try again".into()))
+            }
+        }
+    }
+
+    async fn take_prechat(&mut self, answers: Prechat) -> Result<(), (&'static str, String)> {
+        let name = answers.name.map(|n| n.trim().to_string()).filter(|n| !n.is_empty());
+        let email = answers.email.map(|e| e.trim().to_string()).filter(|e| !e.is_empty());
+        let topic = answers.topic.filter(|t| !t.is_empty());
+        if name.as_ref().is_some_and(|n| n.chars().count() > 100) {
+            return Err(("invalid", "the name is longer than 100 characters".into()));
+        }
+        if let Some(e) = &email
+            && (e.len() > 254 || !e.contains('@') || e.starts_with('@') || e.ends_with('@') || e.contains(char::is_whitespace))
+        {
+            return Err(("invalid", "that is not an email address".into()));
+        }
+        if let Some(t) = &topic
+            && !self.shared.cfg.topics.contains_key(t)
+        {
+            return Err(("invalid", format!("unknown topic `{t}`")));
+        }
+        let old = self.profile.clone().unwrap_or_default();
+        let profile = Profile { name: name.or(old.name), email: email.or(old.email), topic: topic.or(old.topic) };
+        if self.profile.as_ref() != Some(&profile) {
+            self.shared.store_profile(&self.session, &profile).await.map_err(|e| {
+                warn!(session = %self.session, error = %e, "pre-chat answers not stored");
+                ("unavailable", "not stored, try again".to_string())
+            })?;
+            self.profile = Some(profile);
+        }
+        Ok(())
+    }
+
+    async fn rate(&mut self, conversation_id: &str, score: u8) -> Result<(), (&'static str, String)> {
+        if !(1..=5).contains(&score) {
+            return Err(("invalid", "the score is 1 to 5".into()));
+        }
+        if !self.resolved.contains(conversation_id) {
+            return Err(("invalid", "no resolved conversation with that id in this chat".into()));
+        }
+        if self.rated.contains(conversation_id) {
+            return Ok(());
+        }
+        let unavailable = |e: &dyn std::fmt::Display| {
+            warn!(error = %e, "CSAT answer not stored");
+            ("unavailable", "not stored, try again".to_string())
+        };
+        let bus = self.shared.bus().map_err(|e| unavailable(&e))?;
+        let conversation = uuid::Uuid::parse_str(conversation_id).map_err(|e| unavailable(&e))?;
+        let agent = self.shared.conversation(conversation_id).await.ok().flatten().and_then(|r| r.agent);
+        let mut data = serde_json::Map::new();
+        data.insert("score".into(), score.into());
+        let event = Event {
+            id: uuid::Uuid::now_v7(),
+            at: Utc::now(),
+            kind: EventKind::CsatReceived,
+            conversation_id: Some(conversation),
+            agent_id: agent,
+            channel: Some(CHANNEL.into()),
+            data,
+        };
+        // One answer per conversation: the id is the conversation's, so a second is dropped.
+        let msg_id = format!("csat:{conversation_id}");
+        bus.publish(&subjects::event(EventKind::CsatReceived.as_str()), &event, &msg_id)
+            .await
+            .map_err(|e| unavailable(&e))?;
+        let entry = Entry {
+            id: event.id.to_string(),
+            kind: EntryKind::CsatAnswer,
+            at: event.at,
+            text: String::new(),
+            client_id: None,
+            agent_name: None,
+            conversation_id: Some(conversation_id.to_string()),
+            attachments: Vec::<Attachment>::new(),
+            score: Some(score),
+        };
+        transcript::append(bus, &self.session, &entry, &msg_id).await.map_err(|e| unavailable(&e))?;
+        self.rated.insert(conversation_id.to_string());
+        Ok(())
+    }
+}
+
+fn prechat_form(shared: &Shared, lang: Option<&str>) -> Value {
+    let russian = lang.is_some_and(|l| l.starts_with("ru"));
+    let topics: Vec<Value> = shared
+        .cfg
+        .topics
+        .iter()
+        .map(|(id, t)| {
+            let label = if russian { t.ru.clone().unwrap_or_else(|| t.en.clone()) } else { t.en.clone() };
+            json!({ "id": id, "label": label })
+        })
+        .collect();
+    let mut fields = vec!["name", "email"];
+    if !topics.is_empty() {
+        fields.push("topic");
+    }
+    json!({ "fields": fields, "topics": topics })
+}
+
+fn error_frame(client_id: Option<&str>, code: &str, message: &str) -> Value {
+    let code = if code == "rate_limited_ip" { "rate_limited" } else { code };
+    let mut frame = json!({ "type": "error", "code": code, "message": message });
+    if let Some(id) = client_id {
+        frame["client_id"] = id.into();
+    }
+    frame
+}
+
+async fn next_frame(ws: &mut WebSocket) -> Option<Result<ClientFrame, ()>> {
+    loop {
+        match ws.recv().await? {
+            Ok(Message::Text(text)) => return Some(serde_json::from_str(&text).map_err(|_| ())),
+            Ok(Message::Ping(_)) | Ok(Message::Pong(_)) => continue,
+            _ => return None,
+        }
+    }
+}
+
+async fn send_json(ws: &mut WebSocket, value: &Value) -> Result<(), axum::Error> {
+    ws.send(Message::Text(Utf8Bytes::from(value.to_string()))).await
+}
+
+async fn send_entry(ws: &mut WebSocket, seq: u64, entry: &Entry) -> Result<(), axum::Error> {
+    send_json(ws, &json!({ "type": "entry", "seq": seq, "entry": entry })).await
+}
+
+async fn close_with(mut ws: WebSocket, code: u16, reason: &str) {
+    let frame = CloseFrame { code, reason: Utf8Bytes::from(reason.to_string()) };
+    let _ = ws.send(Message::Close(Some(frame))).await;
+}

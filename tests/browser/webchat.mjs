@@ -1,0 +1,359 @@
+// Browser end-to-end scenario of the web chat: the widget in headless Chromium against a running
+// daemon, with the agent acting through the agent API. Started by a Rust test that has already
+// started NATS, the daemon and the pages. Exit code 0 only if every step passed.
+//
+// Env: SB_DAEMON_URL, SB_PAGE_URL (allowed origin), SB_BAD_PAGE_URL (origin not allowed),
+//      SB_AGENT_TOKEN (agent `anna`), SB_AGENT_INBOX_URL (JSON array of what anna's webhook got),
+//      SB_OUTPUT_DIR (screenshots). Optional: CHROMIUM (default /usr/bin/chromium),
+//      SB_AGENT_NAME (name the widget must show, default "Anna"), SB_TIMEOUT_MS (per wait,
+//      default 15000), SB_TOTAL_TIMEOUT_MS (whole run, default 240000).
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+
+function need(name) {
+  const v = process.env[name];
+  if (!v) {
+    console.error(`webchat.mjs: environment variable ${name} is not set`);
+    process.exit(2);
+  }
+  return v;
+}
+const DAEMON = need('SB_DAEMON_URL').replace(/\/$/, '');
+const PAGE = need('SB_PAGE_URL');
+const BAD_PAGE = need('SB_BAD_PAGE_URL');
+const AGENT_TOKEN = need('SB_AGENT_TOKEN');
+const INBOX = need('SB_AGENT_INBOX_URL');
+const OUT = need('SB_OUTPUT_DIR');
+const AGENT_NAME = process.env.SB_AGENT_NAME || 'Anna';
+const T = Number(process.env.SB_TIMEOUT_MS || 15000);
+const TOTAL = Number(process.env.SB_TOTAL_TIMEOUT_MS || 240000);
+fs.mkdirSync(OUT, { recursive: true });
+
+const FIRST = 'Hello, my order is late';
+const REPLY = 'Hi, this is Anna';
+const AWAY = 'while you were away';
+const XSS_IN = '<img src=x onerror="window.__xss=1">';
+const XSS_OUT = '<b>bold</b><script>window.__xss=2</script>';
+const ACKED = ['sent', 'delivered', 'read'];
+
+// ---------- helpers ----------
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Polls `fn` until it returns a truthy value; fails naming `what` and the last value seen. */
+async function until(what, fn, timeout = T) {
+  const end = Date.now() + timeout;
+  let last, lastErr;
+  for (;;) {
+    try {
+      last = await fn();
+      if (last) return last;
+    } catch (e) {
+      lastErr = e;
+    }
+    if (Date.now() > end) {
+      const seen = lastErr ? `last error: ${lastErr.message}` : `last value: ${JSON.stringify(last)}`;
+      throw new Error(`timed out after ${timeout} ms waiting for ${what} (${seen})`);
+    }
+    await sleep(100);
+  }
+}
+
+/** Agent API command as anna; answers the parsed JSON, fails on anything but 200/202. */
+async function agent(conversationId, action) {
+  const res = await fetch(`${DAEMON}/v1/agent/commands`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${AGENT_TOKEN}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ conversation_id: conversationId, action }),
+  });
+  const text = await res.text();
+  assert.ok(res.status === 200 || res.status === 202,
+    `agent API ${JSON.stringify(action)} on ${conversationId}: HTTP ${res.status} ${text}`);
+  return JSON.parse(text);
+}
+
+/** What anna's helpdesk webhook received, normalised and de-duplicated by delivery id
+ *  (the webhook is at-least-once: a retried POST carries the same id). */
+async function deliveries() {
+  const res = await fetch(INBOX);
+  assert.equal(res.status, 200, `GET ${INBOX}: HTTP ${res.status}`);
+  const raw = await res.json();
+  assert.ok(Array.isArray(raw), `agent inbox is not a JSON array: ${JSON.stringify(raw).slice(0, 200)}`);
+  const seen = new Set();
+  const out = [];
+  for (const d of raw) {
+    if (d.id && seen.has(d.id)) continue;
+    if (d.id) seen.add(d.id);
+    // The daemon posts the `AgentDelivery` as serialised ({"type":"offer"|"message"|"update"});
+    // a {"schema":"offer/1"} form is accepted as well.
+    const kind = d.schema ? String(d.schema).split('/')[0] : d.type;
+    let texts = [];
+    if (kind === 'offer') texts = (d.history || []).filter((h) => h.from === 'customer').map((h) => h.text);
+    if (kind === 'message' && d.entry && d.entry.from === 'customer') texts = [d.entry.text];
+    out.push({ kind, id: d.id, conversation_id: d.conversation_id, texts });
+  }
+  return out;
+}
+/** Customer texts delivered to anna as message/1 for a conversation, in order. */
+async function messageTexts(conv) {
+  return (await deliveries()).filter((d) => d.kind === 'message' && d.conversation_id === conv).flatMap((d) => d.texts);
+}
+
+/** The widget's transcript as rendered: one object per list item, in DOM order. */
+function transcript(page) {
+  return page.locator('[data-testid=messages] [data-testid=message]').evaluateAll((els) => els.map((el) => ({
+    kind: el.dataset.kind,
+    seq: el.dataset.seq ? Number(el.dataset.seq) : null,
+    clientId: el.dataset.clientId || null,
+    state: el.dataset.state || null,
+    text: (el.querySelector('[data-testid=text]') || {}).textContent ?? null,
+    author: (el.querySelector('[data-testid=author]') || {}).textContent ?? null,
+  })));
+}
+const texts = (items, kinds) => items.filter((i) => kinds.includes(i.kind)).map((i) => i.text);
+const count = (items, kind, text) => items.filter((i) => i.kind === kind && i.text === text).length;
+const widgetState = (page) => page.evaluate(() => window.SwitchboardChat.debug.state());
+
+async function openWidget(page) {
+  await page.locator('[data-testid=launcher]').waitFor({ state: 'visible', timeout: T });
+  const open = await page.locator('[data-testid=panel]').isVisible();
+  if (!open) await page.locator('[data-testid=launcher]').click();
+  await page.locator('[data-testid=panel]').waitFor({ state: 'visible', timeout: T });
+}
+async function send(page, text) {
+  const input = page.locator('[data-testid=input]');
+  await input.fill(text);
+  await input.press('Enter');
+  await until(`the input to clear after sending ${JSON.stringify(text)}`, async () => (await input.inputValue()) === '');
+}
+/** Waits until exactly one customer message with `text` exists and its state is acked. */
+function waitAcked(page, text) {
+  return until(`customer message ${JSON.stringify(text)} to be shown once and acked`, async () => {
+    const mine = (await transcript(page)).filter((i) => i.kind === 'customer' && i.text === text);
+    return mine.length === 1 && ACKED.includes(mine[0].state) && mine[0];
+  });
+}
+
+// ---------- run ----------
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  headless: true,
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync'],
+});
+const deadline = setTimeout(() => {
+  console.log(`FAIL: the whole scenario exceeded ${TOTAL} ms`);
+  process.exit(1);
+}, TOTAL);
+
+const pageErrors = [];
+const consoleLines = [];
+async function newPage(viewport = { width: 1280, height: 800 }) {
+  const context = await browser.newContext({ viewport });
+  const page = await context.newPage();
+  page.on('pageerror', (e) => pageErrors.push(`${page.url()}: ${e.message}`));
+  page.on('console', (m) => consoleLines.push(`[${m.type()}] ${m.text()}`));
+  page.setDefaultTimeout(T);
+  return page;
+}
+
+const ctx = { page: null, current: null, conv: null };
+const steps = [
+  ['open the widget, keyboard and ARIA basics, screenshots', async () => {
+    const page = (ctx.page = ctx.current = await newPage());
+    await page.goto(PAGE);
+    const launcher = page.locator('[data-testid=launcher]');
+    await launcher.waitFor({ state: 'visible' });
+    assert.ok(await launcher.getAttribute('aria-label'), 'launcher has no aria-label');
+    await launcher.click();
+    await page.locator('[data-testid=panel]').waitFor({ state: 'visible' });
+    const dialog = page.getByRole('dialog');
+    assert.equal(await dialog.count(), 1, 'no single role=dialog');
+    const labelledby = await dialog.getAttribute('aria-labelledby');
+    assert.ok(labelledby, 'dialog has no aria-labelledby');
+    assert.equal(await page.getByRole('log').getAttribute('aria-live'), 'polite', 'message list is not an aria-live=polite log');
+    const focused = () => page.evaluate(() => {
+      const root = document.querySelector('[data-testid=widget]');
+      const a = root.shadowRoot ? root.shadowRoot.activeElement : document.activeElement;
+      return a ? a.getAttribute('data-testid') || a.tagName : null;
+    });
+    const inPanel = await page.locator('[data-testid=panel]').evaluate((p) => {
+      const a = p.getRootNode().activeElement;
+      return !!a && p.contains(a);
+    });
+    assert.ok(inPanel, `focus did not move into the panel on open (focused: ${await focused()})`);
+    await page.keyboard.press('Escape');
+    await page.locator('[data-testid=panel]').waitFor({ state: 'hidden' });
+    assert.equal(await focused(), 'launcher', 'Escape did not return focus to the launcher');
+    await launcher.click();
+    await page.locator('[data-testid=panel]').waitFor({ state: 'visible' });
+    await page.locator('[data-testid=widget][data-state=ready]').waitFor({ timeout: T });
+    await page.screenshot({ path: path.join(OUT, 'webchat-open.png') });
+    await page.setViewportSize({ width: 390, height: 844 });
+    const box = await page.locator('[data-testid=panel]').boundingBox();
+    assert.ok(box && box.width >= 380 && box.height >= 800, `panel is not full-screen at 390x844: ${JSON.stringify(box)}`);
+    await page.screenshot({ path: path.join(OUT, 'webchat-open-390x844.png') });
+    await page.setViewportSize({ width: 1280, height: 800 });
+  }],
+
+  ['send a message, the agent accepts and replies', async () => {
+    const { page } = ctx;
+    await send(page, FIRST);
+    await waitAcked(page, FIRST);
+    const offer = await until(`an offer to anna with ${JSON.stringify(FIRST)}`, async () =>
+      (await deliveries()).filter((d) => d.kind === 'offer' && d.texts.includes(FIRST)).pop());
+    ctx.conv = offer.conversation_id;
+    assert.ok(ctx.conv, 'the offer has no conversation_id');
+    await agent(ctx.conv, { type: 'accept' });
+    await agent(ctx.conv, { type: 'reply', text: REPLY });
+    const reply = await until(`the agent's reply ${JSON.stringify(REPLY)} in the widget`, async () =>
+      (await transcript(page)).find((i) => i.kind === 'agent' && i.text === REPLY));
+    assert.equal(reply.author, AGENT_NAME, `agent reply shown with author ${JSON.stringify(reply.author)}`);
+    await until(`the agent's name ${AGENT_NAME} in the header`, async () =>
+      (await page.locator('[data-testid=agent-name]').textContent()).includes(AGENT_NAME));
+    const items = await transcript(page);
+    assert.ok(items.some((i) => i.kind === 'assigned'), 'no "joined" line for the assignment');
+    assert.equal(count(items, 'agent', REPLY), 1, 'agent reply shown more than once');
+    await until(`${JSON.stringify(FIRST)} to be marked read`, async () =>
+      (await transcript(page)).find((i) => i.kind === 'customer' && i.text === FIRST)?.state === 'read');
+  }],
+
+  ['reload: the history is shown once, in order', async () => {
+    const { page } = ctx;
+    await page.reload();
+    await page.locator('[data-testid=widget][data-state=ready]').waitFor();
+    await page.evaluate(() => window.SwitchboardChat.open());
+    await page.locator('[data-testid=panel]').waitFor({ state: 'visible' });
+    const items = await until('both messages after the reload', async () => {
+      const all = await transcript(page);
+      return count(all, 'customer', FIRST) && count(all, 'agent', REPLY) ? all : null;
+    });
+    assert.deepEqual(texts(items, ['customer', 'agent']), [FIRST, REPLY], 'history after reload');
+    assert.equal(items.find((i) => i.text === FIRST).state, 'read', 'state of the first message after reload');
+  }],
+
+  ['offline outbox: three messages while disconnected, resent once each after reconnect', async () => {
+    const { page } = ctx;
+    await page.evaluate(() => window.SwitchboardChat.debug.disconnect());
+    assert.equal((await widgetState(page)).connected, false, 'still connected after debug.disconnect()');
+    for (const t of ['one', 'two', 'three']) await send(page, t);
+    let items = await transcript(page);
+    for (const t of ['one', 'two', 'three']) {
+      const m = items.filter((i) => i.kind === 'customer' && i.text === t);
+      assert.equal(m.length, 1, `${t} shown ${m.length} times while disconnected`);
+      assert.equal(m[0].state, 'sending', `${t} is ${m[0].state} while disconnected`);
+      assert.ok(m[0].clientId, `${t} has no data-client-id`);
+    }
+    assert.equal((await widgetState(page)).outbox, 3, 'outbox size while disconnected');
+    await agent(ctx.conv, { type: 'reply', text: AWAY });
+    await page.evaluate(() => window.SwitchboardChat.debug.reconnect());
+    items = await until('one, two, three acked and the reply shown after reconnect', async () => {
+      const all = await transcript(page);
+      const ok = ['one', 'two', 'three'].every((t) => all.some((i) => i.kind === 'customer' && i.text === t && ACKED.includes(i.state)))
+        && all.some((i) => i.kind === 'agent' && i.text === AWAY);
+      return ok && all;
+    });
+    for (const t of ['one', 'two', 'three']) assert.equal(count(items, 'customer', t), 1, `${t} shown more than once`);
+    assert.equal(count(items, 'agent', AWAY), 1, `${JSON.stringify(AWAY)} shown more than once`);
+    assert.deepEqual(texts(items, ['customer']), [FIRST, 'one', 'two', 'three'], 'order of the customer messages');
+    const seqs = items.filter((i) => i.seq != null).map((i) => i.seq);
+    assert.deepEqual(seqs, [...seqs].sort((a, b) => a - b), 'entries not in seq order');
+    assert.equal(new Set(seqs).size, seqs.length, 'an entry (seq) is shown twice');
+    const st = await until('an empty outbox and a connection', async () => {
+      const s = await widgetState(page);
+      return s.connected && s.outbox === 0 && s;
+    });
+    assert.ok(st.lastSeq >= Math.max(...seqs), `lastSeq ${st.lastSeq} below the highest rendered seq`);
+    const got = await until('one, two, three in anna\'s inbox', async () => {
+      const m = await messageTexts(ctx.conv);
+      return ['one', 'two', 'three'].every((t) => m.includes(t)) && m;
+    });
+    assert.deepEqual(got.filter((t) => ['one', 'two', 'three'].includes(t)), ['one', 'two', 'three'],
+      'anna got one, two, three not exactly once each in order');
+  }],
+
+  ['markup in messages is shown as text', async () => {
+    const { page } = ctx;
+    await send(page, XSS_IN);
+    await waitAcked(page, XSS_IN);
+    await agent(ctx.conv, { type: 'reply', text: XSS_OUT });
+    await until('the agent\'s markup reply as literal text', async () =>
+      count(await transcript(page), 'agent', XSS_OUT) === 1);
+    const tags = await page.locator('[data-testid=messages]').evaluate((l) =>
+      l.querySelectorAll('img, b, script, iframe, svg image').length);
+    assert.equal(tags, 0, 'the message list contains elements made from message text');
+    assert.equal(await page.evaluate(() => typeof window.__xss), 'undefined', 'window.__xss was set');
+    assert.equal(count(await transcript(page), 'customer', XSS_IN), 1, 'the customer markup message is not shown once as text');
+    // Anna got it, and still exactly one of each earlier message (no late duplicates).
+    const m = await until('the markup message in anna\'s inbox', async () => {
+      const got = await messageTexts(ctx.conv);
+      return got.includes(XSS_IN) && got;
+    });
+    for (const t of ['one', 'two', 'three', XSS_IN]) assert.equal(m.filter((x) => x === t).length, 1, `anna got ${t} more than once`);
+  }],
+
+  ['resolve: CSAT buttons, rate 5', async () => {
+    const { page } = ctx;
+    await agent(ctx.conv, { type: 'resolve' });
+    const five = page.locator('[data-testid=csat-5]');
+    await five.waitFor({ state: 'visible' });
+    assert.equal(await page.locator('[data-testid=csat] button').count(), 5, 'not five CSAT buttons');
+    for (let n = 1; n <= 5; n++) {
+      assert.ok(await page.locator(`[data-testid=csat-${n}]`).getAttribute('aria-label'), `CSAT button ${n} has no aria-label`);
+    }
+    await five.click();
+    await page.locator('[data-testid=csat] button').first().waitFor({ state: 'detached' });
+    await until('a csat_answer entry', async () => (await transcript(page)).some((i) => i.kind === 'csat_answer'));
+    await page.screenshot({ path: path.join(OUT, 'webchat-conversation.png') });
+  }],
+
+  ['a page on an origin that is not allowed gets "not available"', async () => {
+    const page = (ctx.current = await newPage());
+    let sockets = 0;
+    page.on('websocket', () => sockets++);
+    await page.goto(BAD_PAGE);
+    await openWidget(page);
+    await page.locator('[data-testid=widget][data-state=refused]').waitFor({ timeout: Math.max(T, 20000) });
+    await page.locator('[data-testid=refused-notice]').waitFor({ state: 'visible' });
+    assert.ok(await page.locator('[data-testid=input]').isDisabled(), 'input enabled on a refused widget');
+    assert.ok(await page.locator('[data-testid=send]').isDisabled(), 'send button enabled on a refused widget');
+    const st = await widgetState(page);
+    assert.equal(st.connected, false, 'refused widget reports connected');
+    await page.screenshot({ path: path.join(OUT, 'webchat-refused.png') });
+    // It stopped retrying: no new socket within an observation window longer than the back-off.
+    const before = sockets;
+    await sleep(3000);
+    assert.equal(sockets, before, `the refused widget kept opening sockets (${sockets - before} more in 3 s)`);
+    assert.equal((await transcript(page)).length, 0, 'something was shown in a refused widget');
+  }],
+];
+
+let passed = 0;
+let failed = 0;
+const started = Date.now();
+for (const [i, [name, fn]] of steps.entries()) {
+  const t0 = Date.now();
+  try {
+    await fn();
+    if (pageErrors.length) throw new Error(`uncaught error in the page: ${pageErrors.join(' | ')}`);
+    passed++;
+    console.log(`ok ${i + 1} - ${name} (${Date.now() - t0} ms)`);
+  } catch (e) {
+    failed++;
+    console.log(`not ok ${i + 1} - ${name} (${Date.now() - t0} ms)\n  ${String(e.message).split('\n').join('\n  ')}`);
+    if (ctx.current) {
+      await ctx.current.screenshot({ path: path.join(OUT, `webchat-failed-step${i + 1}.png`) }).catch(() => {});
+      const items = await transcript(ctx.current).catch(() => null);
+      if (items) console.log(`  transcript: ${JSON.stringify(items)}`);
+    }
+    console.log(`  last browser console lines:\n    ${consoleLines.slice(-15).join('\n    ')}`);
+    break;
+  }
+}
+clearTimeout(deadline);
+await browser.close();
+const skipped = steps.length - passed - failed;
+console.log(`total ${Date.now() - started} ms`);
+console.log(`webchat: ${passed} passed, ${failed} failed, ${skipped} skipped`);
+process.exit(failed || skipped ? 1 : 0);
