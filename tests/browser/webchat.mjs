@@ -189,6 +189,8 @@ const steps = [
     await launcher.click();
     await page.locator('[data-testid=panel]').waitFor({ state: 'visible' });
     await page.locator('[data-testid=widget][data-state=ready]').waitFor({ timeout: T });
+    assert.ok(await page.locator('[data-testid=offline-notice]').isHidden(),
+      'the widget shows the offline notice: welcome.online was false (anna must be online within business hours)');
     await page.screenshot({ path: path.join(OUT, 'webchat-open.png') });
     await page.setViewportSize({ width: 390, height: 844 });
     const box = await page.locator('[data-testid=panel]').boundingBox();

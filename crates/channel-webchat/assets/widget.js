@@ -27,7 +27,7 @@
       uploading: 'Uploading…',
       joined: '{name} joined the chat', agent: 'Agent', auto: 'Automatic reply', you: 'You',
       resolved: 'The conversation has been resolved. How would you rate it?',
-      rate: 'Rate {n} out of 5', rated: 'Thank you for your rating: {n} out of 5.', thanks: 'Thank you for your rating.',
+      rating: 'Rating', rate: 'Rate {n} out of 5', rated: 'Thank you for your rating: {n} out of 5.', thanks: 'Thank you for your rating.',
       typing: '{name} is typing…', typingAnon: 'The agent is typing…',
       sending: 'Sending', sent: 'Sent', delivered: 'Delivered', read: 'Read', failed: 'Not sent',
       rate_limited: 'You are sending messages too fast. Please wait a moment.',
@@ -49,7 +49,7 @@
       uploading: 'Загрузка…',
       joined: '{name} присоединяется к чату', agent: 'Оператор', auto: 'Автоответ', you: 'Вы',
       resolved: 'Разговор завершён. Как вы его оцените?',
-      rate: 'Оценка {n} из 5', rated: 'Спасибо за оценку: {n} из 5.', thanks: 'Спасибо за оценку.',
+      rating: 'Оценка', rate: 'Оценка {n} из 5', rated: 'Спасибо за оценку: {n} из 5.', thanks: 'Спасибо за оценку.',
       typing: '{name} печатает…', typingAnon: 'Оператор печатает…',
       sending: 'Отправляется', sent: 'Отправлено', delivered: 'Доставлено', read: 'Прочитано', failed: 'Не отправлено',
       rate_limited: 'Вы отправляете сообщения слишком часто. Подождите немного.',
@@ -78,18 +78,15 @@
   function save() { try { localStorage.setItem(KEY, JSON.stringify(S)); } catch (e) { /* private mode */ } }
 
   // ---- page-lifetime state ----
-  var entries = new Map();   // seq -> entry
-  var byClient = new Map();  // client_id -> seq of its customer entry
-  var acked = new Map();     // client_id -> {item, seq}: acked, entry not seen yet
-  var failed = new Map();    // client_id -> {item, code}: refused for good
-  var itemErr = new Map();   // client_id -> code: transient error, still in the outbox
-  var csatSent = new Map();  // conversation_id -> score sent, answer not seen yet
-  var nodes = new Map();     // render key -> <li>
-  var ord = new Map();       // client_id -> local order of pending items
-  var ordN = 0;
-  var lastSeq = 0, ws = null, sock = null, paused = false, refused = false, started = false;
+  // entries: seq -> entry; byClient: client_id -> seq of its entry; acked: client_id -> {item, seq}
+  // (acked, entry not seen yet); failed: client_id -> {item, code} (refused for good); itemErr:
+  // client_id -> transient error code (still in the outbox); csatSent: conversation -> score sent;
+  // nodes: render key -> <li>; ord: client_id -> local order of pending items.
+  var entries = new Map(), byClient = new Map(), acked = new Map(), failed = new Map(), itemErr = new Map(),
+    csatSent = new Map(), nodes = new Map(), ord = new Map(), ordN = 0;
+  var lastSeq = 0, ws = null, sock = null, paused = false, refused = false, started = false, everOpened = false;
   var attempt = 0, noOpen = 0, timer = null, retryTimer = null, retryDelay = 2000;
-  var typingTimer = null, errTimer = null, lastTyping = 0, unread = 0, isOpen = false;
+  var typingTimer = null, errTimer = null, lastTyping = 0, unread = 0, isOpen = false, uploading = false;
   var staged = [];           // uploaded attachments waiting for the next send: {ref, name}
   var cfg = S.cfg || { online: true, prechat: null, limits: {} };
 
@@ -119,7 +116,7 @@
   var CSS = [
     ':host{all:initial;position:fixed!important;z-index:2147483000!important;bottom:20px!important;right:20px!important;display:block!important}',
     // The host page's styles still reach the host element and are inherited from it: reset here.
-    '.w{all:initial;display:block;font:15px/1.4 system-ui,-apple-system,"Segoe UI",Roboto,Arial,sans-serif;color:#1c1e21}',
+    '.w{all:initial;display:block;font:15px/1.4 system-ui,sans-serif;color:#1c1e21}',
     ':host([data-position=left]){right:auto!important;left:20px!important}',
     '*{box-sizing:border-box}[hidden]{display:none!important}',
     '.vh{position:absolute!important;width:1px;height:1px;margin:-1px;padding:0;border:0;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}',
@@ -193,7 +190,7 @@
   var preIntro = h('p', { text: t('prechat') });
   var pre = h('fieldset', { class: 'pre', 'data-testid': 'prechat', hidden: true }, [preIntro, nameF, emailF, topicF]);
   var input = h('textarea', { id: 'sb-input', rows: '1', placeholder: t('placeholder'), 'data-testid': 'input' });
-  var fileIn = h('input', { type: 'file', class: 'vh', tabindex: '-1', 'aria-hidden': 'true', 'data-testid': 'file' });
+  var fileIn = h('input', { type: 'file', hidden: true, 'aria-label': t('attach'), 'data-testid': 'file' });
   var attachBtn = h('button', { type: 'button', class: 'ib', 'data-testid': 'attach', 'aria-label': t('attach'), title: t('attach'),
     onclick: () => { fileIn.click(); } },
     [icon('M16.5 6v11.5a4 4 0 0 1-8 0V5a2.5 2.5 0 0 1 5 0v10.5a1 1 0 0 1-2 0V6H10v9.5a2.5 2.5 0 0 0 5 0V5a4 4 0 0 0-8 0v12.5a5.5 5.5 0 0 0 11 0V6h-1.5z')]);
@@ -225,7 +222,7 @@
     });
     if (held != null) facts.spans.push([held, Infinity]);
     // "an agent was assigned before it and no resolved since"
-    facts.heldAt = (s) => { return facts.spans.some((p) => p[0] < s && s < p[1]); };
+    facts.heldAt = (s) => facts.spans.some((p) => p[0] < s && s < p[1]);
     sorted.forEach((e) => {
       var mine = e.kind === 'customer';
       out.push({ key: mine && e.client_id ? 'c' + e.client_id : 's' + e.seq, e: e, seq: e.seq, o: 0,
@@ -254,7 +251,7 @@
     var e = it.e, kids = [];
     if (!e || e.kind === 'customer') {
       var src = e || it.item;
-      var atts = e ? e.attachments : (src.names || []).map((n) => { return { name: n }; });
+      var atts = e ? e.attachments : (src.names || []).map((n) => ({ name: n }));
       kids.push(h('div', { class: 'b' }, [h('span', { 'data-testid': 'text', text: src.text || '' })].concat(attachmentsEl(atts))));
       kids.push(h('span', { class: 'ds', 'data-testid': 'delivery' }, [h('span', { 'aria-hidden': 'true', class: 'ic' }), h('span', { class: 'vh st' })]));
       if (it.err) kids.push(h('span', { class: 'merr', 'data-testid': 'message-error', text: t(it.err) }));
@@ -269,11 +266,11 @@
       case 'assigned':
         return { cls: 'sys', kids: [h('span', { 'data-testid': 'text', text: t('joined', { name: name || t('agent') }) })] };
       case 'resolved':
-        kids.push(h('span', { 'data-testid': 'text', text: e.text || t('resolved') }));
+        kids.push(h('span', { 'data-testid': 'text', text: t('resolved') }));
         if (it.csat) {
           var chosen = csatSent.get(e.conversation_id);
-          kids.push(h('div', { class: 'csat', role: 'group', 'aria-label': t('resolved'), 'data-testid': 'csat' }, [1, 2, 3, 4, 5].map((n) => {
-            return h('button', { type: 'button', 'data-testid': 'csat-' + n, 'aria-label': t('rate', { n: n }), title: t('rate', { n: n }),
+          kids.push(h('div', { class: 'csat', role: 'group', 'aria-label': t('rating'), 'data-testid': 'csat' }, [1, 2, 3, 4, 5].map((n) => {
+            return h('button', { type: 'button', 'data-testid': 'csat-' + n, 'aria-label': t('rate', { n: n }),
               'aria-pressed': chosen === n ? 'true' : 'false', disabled: chosen != null, onclick: () => { rate(e.conversation_id, n); }, text: String(n) });
           })));
         }
@@ -304,7 +301,8 @@
       attr(node, 'data-seq', it.seq !== Infinity ? it.seq : null);
       attr(node, 'data-client-id', cid || null);
       attr(node, 'data-conversation-id', e.conversation_id || null);
-      if (e.at) node.title = new Date(e.at).toLocaleString(lang);
+      var bub = node.querySelector('.b');
+      if (bub && e.at) bub.title = new Date(e.at).toLocaleString(lang);
       if (it.state) {
         node.setAttribute('data-state', it.state);
         var d = node.querySelector('.ds');
@@ -361,7 +359,8 @@
     }
     offlineEl.hidden = refused || cfg.online !== false;
     refusedEl.hidden = !refused;
-    [input, sendBtn, attachBtn, nameIn, emailIn, topicIn].forEach((el) => { el.disabled = refused; });
+    [input, sendBtn, nameIn, emailIn, topicIn].forEach((el) => { el.disabled = refused; });
+    attachBtn.disabled = refused || uploading;
     attachBtn.hidden = !S.token || cfg.limits.max_upload_bytes === 0;
     var st = host.getAttribute('data-state');
     statusEl.hidden = refused || !isOpen || !t(st) || st === 'ready' || st === 'idle';
@@ -404,7 +403,7 @@
       if (ws !== s) return;
       var m;
       try { m = JSON.parse(ev.data); } catch (e) { return; }
-      if (m && typeof m.type === 'string' && handlers[m.type]) handlers[m.type](m, c);
+      if (m && Object.prototype.hasOwnProperty.call(handlers, m.type)) handlers[m.type](m, c);
     };
     s.onclose = (ev) => {
       if (ws !== s) return;
@@ -416,11 +415,13 @@
   }
   function retry(c, minAttempt) {
     ws = null;
-    if (!c.opened && ++noOpen >= 3) {
-      // Never opened three times running. If the daemon answers plain HTTP, the upgrade itself
-      // is refused (HTTP 403 for this origin): stop. If it does not answer, it is down: keep trying.
+    if (c.opened) everOpened = true;
+    else if (++noOpen >= 3 && !everOpened && !S.token) {
+      // Never opened three times running, and this origin never had a session (a stored token
+      // proves it was allowed: then this is an outage). If the daemon answers plain HTTP, the
+      // upgrade itself is refused (HTTP 403 for this origin): stop. If not, it is down: keep trying.
       return fetch(base + '/chat/widget.js', { mode: 'no-cors', cache: 'no-store' })
-        .then(() => { refuse(); }, () => { schedule(minAttempt); });
+        .then(() => { if (!paused) refuse(); }, () => { schedule(minAttempt); });
     }
     schedule(minAttempt);
   }
@@ -584,7 +585,8 @@
     var lim = cfg.limits.max_upload_bytes;
     if (lim && file.size > lim) return showError('fileTooLarge');
     if (!S.token) return showError('uploadFailed');
-    attachBtn.disabled = true;
+    uploading = true;
+    renderChrome();
     fetch(base + '/chat/upload?token=' + encodeURIComponent(S.token), { method: 'POST', body: file,
       headers: { 'Content-Type': file.type || 'application/octet-stream', 'X-Filename': encodeURIComponent(file.name) } })
       .then((r) => {
@@ -600,7 +602,7 @@
         chips.appendChild(chip);
       })
       .catch((e) => { showError(STRINGS.en[e.message] ? e.message : 'uploadFailed'); })
-      .then(() => { attachBtn.disabled = refused; fileIn.value = ''; renderChrome(); });
+      .then(() => { uploading = false; fileIn.value = ''; renderChrome(); });
   }
   function grow() { input.style.height = ''; input.style.height = Math.min(input.scrollHeight + 2, 120) + 'px'; }
 

@@ -1,0 +1,436 @@
+//! The web-chat server against a real NATS server, spoken to over real WebSockets.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use switchboard_adapter::testkit::{RunningChannel, TestBus, outbound};
+use switchboard_adapter::{RateLimitConfig, RuntimeConfig};
+use switchboard_channel_webchat::{CHANNEL, TopicConfig, WebchatChannel, WebchatConfig, sign_identity};
+use switchboard_core::contract::{buckets, streams, subjects};
+use switchboard_core::{Event, EventKind};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+const ORIGIN: &str = "http://shop.test";
+const WAIT: Duration = Duration::from_secs(10);
+
+struct Chat {
+    bus: TestBus,
+    base: String,
+    running: Option<RunningChannel>,
+    _dir: tempfile::TempDir,
+}
+
+fn config(dir: &std::path::Path) -> WebchatConfig {
+    let secret = dir.join("session.key");
+    std::fs::write(&secret, "session-key-for-tests-0123456789abcdef").unwrap();
+    let identity = dir.join("identity.key");
+    std::fs::write(&identity, "identity-key-for-tests").unwrap();
+    let mut cfg = WebchatConfig {
+        enabled: true,
+        session_secret_file: Some(secret),
+        identity_secret_file: Some(identity),
+        allowed_origins: vec![ORIGIN.into()],
+        max_connections_per_ip: 4,
+        ..Default::default()
+    };
+    cfg.topics.insert("billing".into(), TopicConfig { en: "Billing".into(), ru: None, team: Some("billing".into()) });
+    cfg
+}
+
+impl Chat {
+    async fn start(edit: impl FnOnce(&mut WebchatConfig)) -> Chat {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = config(dir.path());
+        edit(&mut cfg);
+        let bus = TestBus::start().await;
+        let channel = WebchatChannel::new(&cfg, "main", bus.slot()).expect("channel");
+        let running = bus.run_channel(channel, cfg.runtime.clone());
+        let app = running.routes.clone().expect("web chat has routes");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("127.0.0.1:{}", listener.local_addr().unwrap().port());
+        tokio::spawn(async move {
+            axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await.unwrap();
+        });
+        let chat = Chat { bus, base, running: Some(running), _dir: dir };
+        // The live feed and the events consumer start with the channel; wait for the consumer.
+        let js = chat.bus.bus.jetstream().clone();
+        switchboard_adapter::testkit::wait_for("the events consumer", WAIT, || {
+            let js = js.clone();
+            async move {
+                match js.get_stream(streams::EVENTS).await {
+                    Ok(s) => s.consumer_info("webchat-events").await.is_ok(),
+                    Err(_) => false,
+                }
+            }
+        })
+        .await;
+        chat
+    }
+
+    async fn connect_from(&self, origin: Option<&str>) -> Result<Ws, WsError> {
+        let mut request = format!("ws://{}/chat/ws", self.base).into_client_request().unwrap();
+        if let Some(origin) = origin {
+            request.headers_mut().insert("origin", origin.parse().unwrap());
+        }
+        let (ws, _) = tokio_tungstenite::connect_async(request).await?;
+        Ok(Ws { ws })
+    }
+
+    /// A socket that said hello; returns it with the welcome frame.
+    async fn open(&self, hello: Value) -> (Ws, Value) {
+        let mut ws = self.connect_from(Some(ORIGIN)).await.expect("upgrade");
+        let mut hello = hello;
+        hello["type"] = "hello".into();
+        ws.send(hello).await;
+        let welcome = ws.next_of("welcome").await;
+        (ws, welcome)
+    }
+
+    async fn envelopes(&self) -> Vec<switchboard_core::Envelope> {
+        self.bus.envelopes(CHANNEL).await
+    }
+}
+
+struct Ws {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+impl Ws {
+    async fn send(&mut self, frame: Value) {
+        self.ws.send(Message::text(frame.to_string())).await.expect("send frame");
+    }
+
+    /// The next text frame, or `None` when the socket closed (with its close code).
+    async fn next(&mut self) -> Result<Value, Option<u16>> {
+        loop {
+            let msg = tokio::time::timeout(WAIT, self.ws.next()).await.expect("a frame within the wait");
+            match msg {
+                Some(Ok(Message::Text(t))) => return Ok(serde_json::from_str(&t).expect("JSON frame")),
+                Some(Ok(Message::Close(frame))) => return Err(frame.map(|f| u16::from(f.code))),
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return Err(None),
+            }
+        }
+    }
+
+    async fn next_of(&mut self, kind: &str) -> Value {
+        loop {
+            let frame = self.next().await.unwrap_or_else(|code| panic!("closed ({code:?}) waiting for {kind}"));
+            if frame["type"] == kind {
+                return frame;
+            }
+        }
+    }
+
+    /// The next entry of `kind`, skipping other frames.
+    async fn entry_of(&mut self, kind: &str) -> Value {
+        loop {
+            let frame = self.next_of("entry").await;
+            if frame["entry"]["kind"] == kind {
+                return frame;
+            }
+        }
+    }
+
+    /// Reads until the socket closes; its close code.
+    async fn closed(&mut self) -> Option<u16> {
+        loop {
+            if let Err(code) = self.next().await {
+                return code;
+            }
+        }
+    }
+
+    /// Entries until `synced`.
+    async fn history(&mut self) -> Vec<Value> {
+        let mut entries = Vec::new();
+        loop {
+            let frame = self.next().await.expect("history");
+            match frame["type"].as_str() {
+                Some("entry") => entries.push(frame),
+                Some("synced") => return entries,
+                _ => {}
+            }
+        }
+    }
+}
+
+fn texts(entries: &[Value]) -> Vec<String> {
+    entries.iter().map(|e| format!("{}:{}", e["entry"]["kind"].as_str().unwrap(), e["entry"]["text"].as_str().unwrap_or(""))).collect()
+}
+
+#[tokio::test]
+async fn pages_from_other_origins_are_refused() {
+    let chat = Chat::start(|_| {}).await;
+    for origin in [Some("http://evil.test"), None, Some("http://shop.test.evil.test")] {
+        match chat.connect_from(origin).await {
+            Err(WsError::Http(response)) => assert_eq!(response.status(), 403, "{origin:?}"),
+            other => panic!("{origin:?} should be refused with 403, got {:?}", other.map(|_| "a socket")),
+        }
+    }
+    let widget = reqwest::get(format!("http://{}/chat/widget.js", chat.base)).await.unwrap();
+    assert_eq!(widget.status(), 200);
+    assert!(widget.headers()["content-type"].to_str().unwrap().starts_with("text/javascript"));
+    assert!(chat.envelopes().await.is_empty());
+    chat.running.unwrap().stop().await;
+}
+
+#[tokio::test]
+async fn a_message_is_stored_once_and_replayed_in_order_after_reconnects() {
+    let chat = Chat::start(|_| {}).await;
+    let (mut ws, welcome) = chat.open(json!({ "after": 0, "lang": "en", "page": "http://shop.test/cart" })).await;
+    let token = welcome["token"].as_str().unwrap().to_string();
+    let session = welcome["session"].as_str().unwrap().to_string();
+    assert!(ws.history().await.is_empty());
+
+    ws.send(json!({ "type": "send", "client_id": "tab1-1", "text": "Hello, my order is late",
+        "prechat": { "name": "Olga", "email": "olga@example.com", "topic": "billing" } }))
+        .await;
+    let ack = ws.next_of("ack").await;
+    assert_eq!(ack["client_id"], "tab1-1");
+    let first_seq = ack["seq"].as_u64().unwrap();
+    let entry = ws.next_of("entry").await;
+    assert_eq!(entry["seq"].as_u64().unwrap(), first_seq);
+    assert_eq!(entry["entry"]["client_id"], "tab1-1");
+
+    let envelopes = chat.envelopes().await;
+    assert_eq!(envelopes.len(), 1);
+    let e = &envelopes[0];
+    assert_eq!(e.thread_key, session);
+    assert_eq!(e.customer.id, format!("visitor:{session}"));
+    assert_eq!(e.customer.name.as_deref(), Some("Olga"));
+    assert_eq!(e.customer.email, None, "an unverified address never becomes the identity");
+    assert_eq!(e.metadata["contact_email"], "olga@example.com");
+    assert_eq!(e.metadata["topic"], "billing");
+    assert_eq!(e.metadata["page_url"], "http://shop.test/cart");
+    assert_eq!(e.metadata["verified"], "false");
+    assert_eq!(e.provider_message_id, format!("{session}:tab1-1"));
+
+    // The socket drops; meanwhile an agent answers; the widget resumes and resends its outbox.
+    drop(ws);
+    let mut reply = outbound(CHANNEL, &format!("visitor:{session}"), "Hi, this is Anna");
+    reply.to.thread_key = session.clone();
+    reply.metadata.insert("agent_name".into(), "Anna".into());
+    chat.bus.send_outbound(&reply).await;
+    chat.bus.wait_outbound_drained(CHANNEL, WAIT).await;
+
+    let (mut ws, welcome) = chat.open(json!({ "token": token, "after": first_seq })).await;
+    assert_eq!(welcome["session"], session.as_str(), "the signed token resumes the session");
+    let missed = ws.history().await;
+    assert_eq!(texts(&missed), ["agent:Hi, this is Anna"]);
+    assert_eq!(missed[0]["entry"]["agent_name"], "Anna");
+    ws.send(json!({ "type": "send", "client_id": "tab1-1", "text": "Hello, my order is late" })).await;
+    assert_eq!(ws.next_of("ack").await["seq"].as_u64().unwrap(), first_seq, "a resend is acked, not stored");
+    ws.send(json!({ "type": "send", "client_id": "tab1-2", "text": "one" })).await;
+    ws.next_of("ack").await;
+    ws.send(json!({ "type": "send", "client_id": "tab1-3", "text": "two" })).await;
+    ws.next_of("ack").await;
+    drop(ws);
+
+    // A reload replays everything, once, in order.
+    let (mut ws, _) = chat.open(json!({ "token": token, "after": 0 })).await;
+    let all = ws.history().await;
+    assert_eq!(
+        texts(&all),
+        ["customer:Hello, my order is late", "agent:Hi, this is Anna", "customer:one", "customer:two"]
+    );
+    let seqs: Vec<u64> = all.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    let stored: Vec<String> = chat.envelopes().await.iter().map(|e| e.text.clone()).collect();
+    assert_eq!(stored, ["Hello, my order is late", "one", "two"]);
+    chat.running.unwrap().stop().await;
+}
+
+#[tokio::test]
+async fn bad_frames_get_clear_errors_and_store_nothing() {
+    let chat = Chat::start(|cfg| cfg.max_text_bytes = 100).await;
+    // Anything before hello closes the socket with 4400.
+    let mut ws = chat.connect_from(Some(ORIGIN)).await.unwrap();
+    ws.send(json!({ "type": "send", "client_id": "a", "text": "hi" })).await;
+    assert_eq!(ws.next().await.err(), Some(Some(4400)));
+
+    let (mut ws, _) = chat.open(json!({})).await;
+    ws.history().await;
+    ws.ws.send(Message::text("{not json")).await.unwrap();
+    assert_eq!(ws.next_of("error").await["code"], "invalid");
+    for (frame, code) in [
+        (json!({ "type": "send", "client_id": "x", "text": "a".repeat(101) }), "too_large"),
+        (json!({ "type": "send", "client_id": "bad id!", "text": "hi" }), "invalid"),
+        (json!({ "type": "send", "client_id": "x", "text": "   " }), "invalid"),
+        (json!({ "type": "send", "client_id": "x", "text": "hi", "prechat": { "email": "not-an-address" } }), "invalid"),
+        (json!({ "type": "send", "client_id": "x", "text": "hi", "prechat": { "topic": "nope" } }), "invalid"),
+        (json!({ "type": "send", "client_id": "x", "text": "hi",
+            "attachments": [{ "object": "webchat/other/x", "filename": "a", "content_type": "text/plain", "size": 1 }] }), "invalid"),
+        (json!({ "type": "csat", "conversation_id": "0199", "score": 5 }), "invalid"),
+        (json!({ "type": "csat", "conversation_id": "0199", "score": 9 }), "invalid"),
+    ] {
+        ws.send(frame.clone()).await;
+        let error = ws.next_of("error").await;
+        assert_eq!(error["code"], code, "{frame}: {error}");
+    }
+    // The socket still works after all that.
+    ws.send(json!({ "type": "send", "client_id": "ok", "text": "fine" })).await;
+    ws.next_of("ack").await;
+    assert_eq!(chat.envelopes().await.len(), 1);
+    // A frame over the limit closes the socket.
+    ws.ws.send(Message::text(format!("{{\"type\":\"send\",\"client_id\":\"big\",\"text\":\"{}\"}}", "b".repeat(70_000)))).await.ok();
+    ws.closed().await;
+    assert_eq!(chat.envelopes().await.len(), 1);
+    chat.running.unwrap().stop().await;
+}
+
+#[tokio::test]
+async fn floods_are_limited_per_visitor_and_per_address() {
+    let chat = Chat::start(|cfg| {
+        cfg.runtime = RuntimeConfig { rate_limit: RateLimitConfig { per_minute: 1, burst: 3 }, ..Default::default() };
+        cfg.max_connections_per_ip = 2;
+    })
+    .await;
+    let (mut ws, _) = chat.open(json!({})).await;
+    ws.history().await;
+    let mut codes = Vec::new();
+    for i in 0..6 {
+        ws.send(json!({ "type": "send", "client_id": format!("m{i}"), "text": "spam" })).await;
+        loop {
+            let f = ws.next().await.unwrap();
+            if f["type"] == "ack" || f["type"] == "error" {
+                codes.push(f["code"].as_str().unwrap_or("ack").to_string());
+                break;
+            }
+        }
+    }
+    assert_eq!(codes, ["ack", "ack", "ack", "rate_limited", "rate_limited", "rate_limited"]);
+    assert_eq!(chat.envelopes().await.len(), 3);
+
+    let (_second, _) = chat.open(json!({})).await;
+    match chat.connect_from(Some(ORIGIN)).await {
+        Err(WsError::Http(response)) => assert_eq!(response.status(), 429),
+        Ok(_) => panic!("a third socket from one address is refused"),
+        Err(e) => panic!("unexpected: {e}"),
+    }
+    chat.running.unwrap().stop().await;
+}
+
+#[tokio::test]
+async fn a_signed_identity_links_the_visitor_and_a_forged_one_does_not() {
+    let chat = Chat::start(|_| {}).await;
+    let hash = sign_identity(b"identity-key-for-tests", "42");
+    let (mut ws, _) = chat
+        .open(json!({ "identity": { "user_id": "42", "hash": hash, "name": "Olga", "email": "olga@example.com" } }))
+        .await;
+    ws.history().await;
+    ws.send(json!({ "type": "send", "client_id": "a", "text": "signed in" })).await;
+    ws.next_of("ack").await;
+    let forged = sign_identity(b"identity-key-for-tests", "43");
+    let (mut ws2, welcome) = chat
+        .open(json!({ "identity": { "user_id": "42", "hash": forged, "name": "Mallory", "email": "mallory@example.com" } }))
+        .await;
+    ws2.history().await;
+    ws2.send(json!({ "type": "send", "client_id": "a", "text": "forged" })).await;
+    ws2.next_of("ack").await;
+    let envelopes = chat.envelopes().await;
+    assert_eq!(envelopes[0].customer.id, "user:42");
+    assert_eq!(envelopes[0].customer.email.as_deref(), Some("olga@example.com"));
+    assert_eq!(envelopes[0].metadata["verified"], "true");
+    assert_eq!(envelopes[1].customer.id, format!("visitor:{}", welcome["session"].as_str().unwrap()));
+    assert_eq!(envelopes[1].customer.email, None);
+    assert_eq!(envelopes[1].customer.name, None);
+    assert_eq!(envelopes[1].metadata["verified"], "false");
+
+    // A token this server did not sign starts a new session.
+    let (_ws3, fresh) = chat.open(json!({ "token": "v1.0123456789abcdef0123456789abcdef.AAAA" })).await;
+    assert_ne!(fresh["session"], "0123456789abcdef0123456789abcdef");
+    chat.running.unwrap().stop().await;
+}
+
+#[tokio::test]
+async fn offline_mode_asks_for_an_email_and_marks_the_message() {
+    let chat = Chat::start(|_| {}).await;
+    // Stand in for the router: nobody of `support` is online; `billing` is staffed.
+    let mut requests = chat.bus.bus.client().subscribe(subjects::router_availability("main")).await.unwrap();
+    let client = chat.bus.bus.client().clone();
+    tokio::spawn(async move {
+        while let Some(request) = requests.next().await {
+            let body = json!([{ "team": "support", "online_agents": 0, "open": true },
+                              { "team": "billing", "online_agents": 2, "open": true }]);
+            client.publish(request.reply.unwrap(), body.to_string().into()).await.unwrap();
+        }
+    });
+    let (mut ws, welcome) = chat.open(json!({ "lang": "ru" })).await;
+    assert_eq!(welcome["online"], false);
+    assert_eq!(welcome["prechat"]["fields"], json!(["name", "email", "topic"]));
+    assert_eq!(welcome["prechat"]["topics"], json!([{ "id": "billing", "label": "Billing" }]));
+    ws.history().await;
+    ws.send(json!({ "type": "send", "client_id": "a", "text": "anyone?" })).await;
+    assert!(ws.next_of("error").await["message"].as_str().unwrap().contains("email"));
+    ws.send(json!({ "type": "send", "client_id": "b", "text": "anyone?", "prechat": { "email": "olga@example.com" } }))
+        .await;
+    ws.next_of("ack").await;
+    let e = &chat.envelopes().await[0];
+    assert_eq!(e.metadata["offline"], "true");
+    assert_eq!(e.metadata["contact_email"], "olga@example.com");
+    assert_eq!(e.customer.language.as_deref(), Some("ru"));
+    // A topic whose team is staffed is online.
+    ws.send(json!({ "type": "send", "client_id": "c", "text": "billing question", "prechat": { "topic": "billing" } }))
+        .await;
+    ws.next_of("ack").await;
+    let e = &chat.envelopes().await[1];
+    assert!(!e.metadata.contains_key("offline"), "{:?}", e.metadata);
+    chat.running.unwrap().stop().await;
+}
+
+#[tokio::test]
+async fn assignment_resolution_typing_and_one_rating_per_conversation() {
+    let chat = Chat::start(|_| {}).await;
+    let (mut ws, welcome) = chat.open(json!({})).await;
+    let session = welcome["session"].as_str().unwrap().to_string();
+    ws.history().await;
+    ws.send(json!({ "type": "send", "client_id": "a", "text": "help" })).await;
+    ws.next_of("ack").await;
+
+    // What the router would store and publish for this conversation.
+    let conversation = uuid::Uuid::now_v7();
+    let kv = chat.bus.bus.jetstream().get_key_value(buckets::CONVERSATIONS).await.unwrap();
+    let record = json!({ "id": conversation, "channel": "webchat", "thread_key": session, "agent": "anna" });
+    kv.put(conversation.to_string(), record.to_string().into()).await.unwrap();
+    let event = |kind: EventKind, data: Value| Event {
+        id: uuid::Uuid::now_v7(),
+        at: chrono::Utc::now(),
+        kind,
+        conversation_id: Some(conversation),
+        agent_id: Some("anna".into()),
+        channel: None,
+        data: data.as_object().unwrap().clone(),
+    };
+    let assigned = event(EventKind::Assigned, json!({ "agent_name": "Anna" }));
+    chat.bus.bus.publish(&subjects::event("assigned"), &assigned, &assigned.id.to_string()).await.unwrap();
+    let entry = ws.entry_of("assigned").await;
+    assert_eq!(entry["entry"]["agent_name"], "Anna");
+
+    let typing = json!({ "conversation_id": conversation, "agent_id": "anna" });
+    chat.bus.bus.client().publish(subjects::AGENT_TYPING, typing.to_string().into()).await.unwrap();
+    ws.next_of("typing").await;
+
+    let resolved = event(EventKind::Resolved, json!({}));
+    chat.bus.bus.publish(&subjects::event("resolved"), &resolved, &resolved.id.to_string()).await.unwrap();
+    let entry = ws.entry_of("resolved").await;
+    assert_eq!(entry["entry"]["conversation_id"], conversation.to_string());
+
+    for score in [5, 1] {
+        ws.send(json!({ "type": "csat", "conversation_id": conversation, "score": score })).await;
+    }
+    let answer = ws.entry_of("csat_answer").await;
+    assert_eq!(answer["entry"]["score"], 5);
+    let stored = chat.bus.stored(streams::EVENTS, "sb.events.csat_received").await;
+    assert_eq!(stored.len(), 1, "one rating per conversation");
+    let csat: Event = serde_json::from_slice(&stored[0].1).unwrap();
+    assert_eq!(csat.data["score"], 5);
+    assert_eq!(csat.agent_id.as_deref(), Some("anna"));
+    assert_eq!(csat.channel.as_deref(), Some("webchat"));
+    chat.running.unwrap().stop().await;
+}
