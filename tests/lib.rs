@@ -138,7 +138,20 @@ impl Receiver {
     /// Starts a receiver on a free port at `path`.
     pub async fn start(path: &str) -> Receiver {
         let received: std::sync::Arc<std::sync::Mutex<Vec<(axum::http::HeaderMap, String)>>> = Default::default();
-        let sink = received.clone();
+        let (sink, source) = (received.clone(), received.clone());
+        // GET lists the JSON bodies received so far, for test drivers outside this process.
+        let list = move || {
+            let source = source.clone();
+            async move {
+                let bodies: Vec<serde_json::Value> = source
+                    .lock()
+                    .expect("receiver lock")
+                    .iter()
+                    .filter_map(|(_, body)| serde_json::from_str(body).ok())
+                    .collect();
+                axum::Json(bodies)
+            }
+        };
         let app = axum::Router::new().route(
             path,
             axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
@@ -147,7 +160,8 @@ impl Receiver {
                     sink.lock().expect("receiver lock").push((headers, body));
                     axum::http::StatusCode::NO_CONTENT
                 }
-            }),
+            })
+            .get(list),
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind receiver");
         let url = format!("http://{}{path}", listener.local_addr().expect("addr"));

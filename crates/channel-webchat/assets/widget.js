@@ -24,8 +24,7 @@
       needEmail: 'Please enter a valid email address so that we can answer you.',
       refused: 'Chat is not available on this site.',
       connecting: 'Connecting…', reconnecting: 'Connection lost. Reconnecting…', paused: 'Disconnected.',
-      uploading: 'Uploading…',
-      joined: '{name} joined the chat', agent: 'Agent', auto: 'Automatic reply', you: 'You',
+      joined: '{name} joined the chat', agent: 'Agent', auto: 'Automatic reply',
       resolved: 'The conversation has been resolved. How would you rate it?',
       rating: 'Rating', rate: 'Rate {n} out of 5', rated: 'Thank you for your rating: {n} out of 5.', thanks: 'Thank you for your rating.',
       typing: '{name} is typing…', typingAnon: 'The agent is typing…',
@@ -46,8 +45,7 @@
       needEmail: 'Укажите правильный адрес эл. почты, чтобы мы могли ответить.',
       refused: 'Чат недоступен на этом сайте.',
       connecting: 'Подключение…', reconnecting: 'Связь потеряна. Подключаемся снова…', paused: 'Отключено.',
-      uploading: 'Загрузка…',
-      joined: '{name} присоединяется к чату', agent: 'Оператор', auto: 'Автоответ', you: 'Вы',
+      joined: '{name} присоединяется к чату', agent: 'Оператор', auto: 'Автоответ',
       resolved: 'Разговор завершён. Как вы его оцените?',
       rating: 'Оценка', rate: 'Оценка {n} из 5', rated: 'Спасибо за оценку: {n} из 5.', thanks: 'Спасибо за оценку.',
       typing: '{name} печатает…', typingAnon: 'Оператор печатает…',
@@ -73,8 +71,8 @@
   var S = {};
   try { S = JSON.parse(localStorage.getItem(KEY)) || {}; } catch (e) { S = {}; }
   S.outbox = S.outbox || [];
-  S.rid = S.rid || Math.random().toString(36).slice(2, 10);
-  S.n = S.n || 0;
+  // client_id = <random per page load>-<counter>: two tabs of one visitor never collide.
+  var rid = Math.random().toString(36).slice(2, 10) + Date.now().toString(36), n = 0;
   function save() { try { localStorage.setItem(KEY, JSON.stringify(S)); } catch (e) { /* private mode */ } }
 
   // ---- page-lifetime state ----
@@ -103,6 +101,8 @@
     (kids || []).forEach((c) => { if (c) el.appendChild(typeof c === 'string' ? document.createTextNode(c) : c); });
     return el;
   }
+  // Message text: always a text node (textContent), never markup.
+  function tx(s) { return h('span', { 'data-testid': 'text', text: s || '' }); }
   function icon(d) {
     var NS = 'http://www.w3.org/2000/svg';
     var s = document.createElementNS(NS, 'svg');
@@ -237,7 +237,7 @@
   }
   function ordOf(cid) { if (!ord.has(cid)) ord.set(cid, ++ordN); return ord.get(cid); }
   function safeUrl(u) {
-    try { var x = new URL(u, base + '/'); return /^https?:$/.test(x.protocol) ? x.href : null; } catch (e) { return null; }
+    try { var x = new URL(/^\/[^/]/.test(u) ? base + u : u, base + '/'); return /^https?:$/.test(x.protocol) ? x.href : null; } catch (e) { return null; }
   }
   function size(n) { return n >= 1048576 ? (n / 1048576).toFixed(1) + ' MB' : n >= 1024 ? Math.round(n / 1024) + ' KB' : n + ' B'; }
   function attachmentsEl(list) {
@@ -252,7 +252,7 @@
     if (!e || e.kind === 'customer') {
       var src = e || it.item;
       var atts = e ? e.attachments : (src.names || []).map((n) => ({ name: n }));
-      kids.push(h('div', { class: 'b' }, [h('span', { 'data-testid': 'text', text: src.text || '' })].concat(attachmentsEl(atts))));
+      kids.push(h('div', { class: 'b' }, [tx(src.text)].concat(attachmentsEl(atts))));
       kids.push(h('span', { class: 'ds', 'data-testid': 'delivery' }, [h('span', { 'aria-hidden': 'true', class: 'ic' }), h('span', { class: 'vh st' })]));
       if (it.err) kids.push(h('span', { class: 'merr', 'data-testid': 'message-error', text: t(it.err) }));
       return { cls: 'm me', kids: kids };
@@ -261,12 +261,12 @@
     switch (e.kind) {
       case 'agent': case 'auto':
         kids.push(h('span', { class: 'who', 'data-testid': 'author', text: e.kind === 'auto' ? t('auto') : name || t('agent') }));
-        kids.push(h('div', { class: 'b' }, [h('span', { 'data-testid': 'text', text: e.text || '' })].concat(attachmentsEl(e.attachments))));
+        kids.push(h('div', { class: 'b' }, [tx(e.text)].concat(attachmentsEl(e.attachments))));
         return { cls: 'm', kids: kids };
       case 'assigned':
-        return { cls: 'sys', kids: [h('span', { 'data-testid': 'text', text: t('joined', { name: name || t('agent') }) })] };
+        return { cls: 'sys', kids: [tx(t('joined', { name: name || t('agent') }))] };
       case 'resolved':
-        kids.push(h('span', { 'data-testid': 'text', text: t('resolved') }));
+        kids.push(tx(t('resolved')));
         if (it.csat) {
           var chosen = csatSent.get(e.conversation_id);
           kids.push(h('div', { class: 'csat', role: 'group', 'aria-label': t('rating'), 'data-testid': 'csat' }, [1, 2, 3, 4, 5].map((n) => {
@@ -276,9 +276,9 @@
         }
         return { cls: 'sys', kids: kids };
       case 'csat_answer':
-        return { cls: 'sys', kids: [h('span', { 'data-testid': 'text', text: e.score ? t('rated', { n: e.score }) : t('thanks') })] };
+        return { cls: 'sys', kids: [tx(e.score ? t('rated', { n: e.score }) : t('thanks'))] };
       default: // system and kinds this widget does not know yet
-        return { cls: 'sys', kids: [h('span', { 'data-testid': 'text', text: e.text || '' })] };
+        return { cls: 'sys', kids: [tx(e.text)] };
     }
   }
   function render() {
@@ -337,7 +337,9 @@
     for (var e of entries.values()) if (e.kind === 'customer') return true;
     return false;
   }
-  function needEmail() { return !cfg.online && !S.email && !ds.userEmail; }
+  // Offline: ask for an email unless we have one (a host-signed identity's counts); required
+  // until the first message, as the server requires it then.
+  function needEmail() { return !cfg.online && !S.email && !(ds.userEmail && ds.userHash); }
   function prechatOn() { return !!(cfg.prechat && !S.prechatDone && !hasSent()); }
   function renderChrome() {
     var name = agentName();
@@ -349,7 +351,7 @@
     nameF.hidden = !(on && fields.indexOf('name') >= 0);
     topicF.hidden = !(on && fields.indexOf('topic') >= 0 && topics.length);
     emailF.hidden = !((on && fields.indexOf('email') >= 0) || needEmail());
-    emailIn.required = needEmail();
+    emailIn.required = needEmail() && !hasSent();
     pre.hidden = nameF.hidden && topicF.hidden && emailF.hidden;
     if (!topicF.hidden && topicIn._topics !== topics) {
       topicIn._topics = topics;
@@ -443,7 +445,7 @@
     welcome: (m) => {
       if (S.session && m.session && m.session !== S.session) {
         // A new session (the old token was not accepted): the transcript shown belongs to the old one.
-        entries.clear(); byClient.clear(); acked.clear(); lastSeq = 0; S.prechatDone = false;
+        entries.clear(); byClient.clear(); acked.clear(); csatSent.clear(); lastSeq = 0; S.prechatDone = false;
       }
       S.token = m.token || S.token;
       S.session = m.session || S.session;
@@ -488,7 +490,7 @@
       render();
     },
     error: (m, c) => {
-      var code = m.code || 'error', cid = m.client_id, it = cid && find(cid);
+      var code = m.code === 'rate_limited_ip' ? 'rate_limited' : m.code || 'error', cid = m.client_id, it = cid && find(cid);
       if (it) {
         c.sent.delete(cid);
         if (TRANSIENT[code]) {
@@ -502,7 +504,7 @@
         }
         render();
       }
-      showError(code);
+      showError(it || code !== 'invalid' ? code : 'error');
     },
     typing: (m) => {
       typingEl.textContent = m.agent_name ? t('typing', { name: m.agent_name }) : t('typingAnon');
@@ -555,7 +557,7 @@
       if (!topicF.hidden && topicIn.value) pc.topic = topicIn.value;
     }
     if (!emailF.hidden && email) { pc.email = email; S.email = email; }
-    var it = { client_id: S.rid + '-' + (++S.n), text: text };
+    var it = { client_id: rid + '-' + (++n), text: text };
     if (Object.keys(pc).length) it.prechat = pc;
     if (staged.length) {
       it.attachments = staged.map((a) => a.ref);
@@ -606,7 +608,7 @@
   }
   function grow() { input.style.height = ''; input.style.height = Math.min(input.scrollHeight + 2, 120) + 'px'; }
 
-  function open() {
+  function open(quiet) {
     isOpen = true;
     unread = 0;
     panel.hidden = false;
@@ -617,7 +619,7 @@
     render();
     list.scrollTop = list.scrollHeight;
     var first = [nameIn, emailIn].filter((el) => !el.parentNode.hidden && !el.value)[0];
-    (refused ? closeBtn : prechatOn() && first ? first : input).focus();
+    if (quiet !== true) (refused ? closeBtn : prechatOn() && first ? first : input).focus();
   }
   function close(toLauncher) {
     var inside = panel.contains(root.activeElement);
@@ -643,7 +645,7 @@
   window.addEventListener('online', () => { if (timer) connect(); });
 
   window.SwitchboardChat = {
-    open: open,
+    open: () => { open(); },
     close: () => { close(false); },
     debug: {
       disconnect: () => {
@@ -668,7 +670,7 @@
     document.body.appendChild(host);
     render();
     // Returning visitors (a session or unsent messages) connect at once; new ones when they open the chat.
-    if (S.open) open();
+    if (S.open) open(true); // restored open, without taking the focus from the page
     else if (S.token || S.outbox.length) connect();
   }
   if (document.body) mount(); else document.addEventListener('DOMContentLoaded', mount);

@@ -1,0 +1,130 @@
+//! The web chat in a real browser: Debian's Chromium, driven by playwright-core from npm, opens a
+//! shop page that embeds the widget from the daemon; the visitor's message is routed to an agent's
+//! helpdesk, the agent answers through the agent API, the answer shows up, survives a reload and
+//! a dropped socket without loss or duplicates; markup stays text; another site is refused.
+//!
+//! The browser steps are in `tests/browser/webchat.mjs`; this test starts NATS, the daemon, the
+//! agent's helpdesk and two host pages, then runs the script. `make tools` installs Chromium and
+//! the npm package; without them this test fails and says so.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::json;
+use switchboard::config::ApiTokenConfig;
+use switchboard_channel_webchat::WebchatConfig;
+use switchboard_channel_webhook::AgentEndpointConfig;
+use switchboard_e2e::{Receiver, SECRET, TestDaemon};
+
+const ANNA_TOKEN: &str = "anna-token-for-browser-tests";
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+}
+
+/// Serves, on `listener`, a shop page that embeds the widget from `daemon`; returns its URL.
+fn host_page(daemon: &str, listener: tokio::net::TcpListener) -> String {
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>Shop</title></head>\
+         <body><h1>Shop</h1><p>Orders ship within two days.</p>\
+         <script src=\"{daemon}/chat/widget.js\" data-lang=\"en\" data-title=\"Shop support\" async></script>\
+         </body></html>"
+    );
+    let app = axum::Router::new().route("/", axum::routing::get(move || async move { axum::response::Html(html) }));
+    let url = format!("http://{}/", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("page serves") });
+    url
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_widget_works_end_to_end_in_chromium() {
+    let root = workspace();
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(Path::new(&chromium).exists(), "{chromium} is missing: run `make tools` (installs Debian's chromium)");
+    let script = root.join("tests/browser/webchat.mjs");
+    assert!(
+        root.join("tests/browser/node_modules/playwright-core").exists(),
+        "playwright-core is missing: run `make tools` (npm ci in tests/browser)"
+    );
+
+    let helpdesk = Receiver::start("/anna").await;
+    let dir = tempfile::tempdir().unwrap();
+    let (token_file, secret_file, session_file) =
+        (dir.path().join("anna.token"), dir.path().join("anna.secret"), dir.path().join("session.key"));
+    std::fs::write(&token_file, ANNA_TOKEN).unwrap();
+    std::fs::write(&secret_file, SECRET).unwrap();
+    std::fs::write(&session_file, "browser-test-session-key-0123456789abcdef").unwrap();
+
+    // The allowed page's origin goes into the daemon's configuration: bind its port first.
+    let page_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let page_origin = format!("http://{}", page_listener.local_addr().unwrap());
+    let helpdesk_url = helpdesk.url.clone();
+    let origin = page_origin.clone();
+    let daemon = TestDaemon::start(None, move |c| {
+        c.router.enabled = true;
+        c.routing = serde_json::from_value(json!({
+            "default_team": "support",
+            "teams": { "support": { "offer_timeout_secs": 300 } },
+            "agents": [ { "id": "anna", "name": "Anna", "teams": ["support"], "tiers": ["L1"], "status": "online" } ]
+        }))
+        .unwrap();
+        c.channels.webhook.agents.insert(
+            "anna".into(),
+            AgentEndpointConfig { url: helpdesk_url, secret_env: None, secret_file: Some(secret_file) },
+        );
+        c.api.tokens.insert(
+            "anna".into(),
+            ApiTokenConfig { token_file: Some(token_file), agent: Some("anna".into()), ..Default::default() },
+        );
+        c.channels.webchat = WebchatConfig {
+            enabled: true,
+            session_secret_file: Some(session_file),
+            allowed_origins: vec![origin],
+            prechat: false,
+            ..Default::default()
+        };
+    })
+    .await;
+    let page = host_page(&daemon.base, page_listener);
+    let bad_page = host_page(&daemon.base, tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap());
+
+    let output = root.join("target/test-output");
+    std::fs::create_dir_all(&output).unwrap();
+    let daemon_url = daemon.base.clone();
+    let inbox = helpdesk.url.clone();
+    let run = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .arg(&script)
+            .current_dir(root.join("tests/browser"))
+            .env("SB_DAEMON_URL", daemon_url)
+            .env("SB_PAGE_URL", page)
+            .env("SB_BAD_PAGE_URL", bad_page)
+            .env("SB_AGENT_TOKEN", ANNA_TOKEN)
+            .env("SB_AGENT_INBOX_URL", inbox)
+            .env("SB_OUTPUT_DIR", &output)
+            .env("CHROMIUM", chromium)
+            .output()
+            .expect("run node (Node.js 20 is on the machine)")
+    });
+    let out = tokio::time::timeout(Duration::from_secs(300), run).await.expect("the browser run ends").unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}");
+    eprintln!("{stderr}");
+    assert!(out.status.success(), "the browser scenario failed ({}):\n{stdout}\n{stderr}", out.status);
+
+    // What the helpdesk saw, checked from this side too: each visitor message exactly once.
+    let texts: Vec<String> = helpdesk
+        .received()
+        .iter()
+        .filter_map(|(_, body)| serde_json::from_str::<serde_json::Value>(body).ok())
+        .filter(|v| v["type"] == "message")
+        .filter_map(|v| v["entry"]["text"].as_str().map(str::to_string))
+        .collect();
+    for text in ["one", "two", "three"] {
+        assert_eq!(texts.iter().filter(|t| *t == text).count(), 1, "{text} reached the agent once: {texts:?}");
+    }
+    daemon.stop().await;
+}
