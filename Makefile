@@ -82,6 +82,12 @@ run: nats ## Run the daemon on the default config (starts a local NATS if needed
 		echo "agent API token for demo-agent (from $(RUN_DIR)/demo-agent-token):"; \
 		echo "  export SWITCHBOARD_DEMO_AGENT_TOKEN=$$(cat $(RUN_DIR)/demo-agent-token)"; \
 	fi; \
+	if [ -z "$$SWITCHBOARD_WEBCHAT_SECRET" ]; then \
+		mkdir -p $(RUN_DIR); \
+		[ -s $(RUN_DIR)/webchat-secret ] || head -c 32 /dev/urandom | base64 | tr -d '/+=' > $(RUN_DIR)/webchat-secret; \
+		echo "web chat demo page: http://127.0.0.1:8080/chat/demo (session key in $(RUN_DIR)/webchat-secret)"; \
+	fi; \
+	export SWITCHBOARD_WEBCHAT_SECRET=$${SWITCHBOARD_WEBCHAT_SECRET:-$$(cat $(RUN_DIR)/webchat-secret)}; \
 	export SWITCHBOARD_DEMO_WEBHOOK_SECRET=$${SWITCHBOARD_DEMO_WEBHOOK_SECRET:-$$(cat $(RUN_DIR)/demo-webhook-secret)}; \
 	export SWITCHBOARD_DEMO_AGENT_TOKEN=$${SWITCHBOARD_DEMO_AGENT_TOKEN:-$$(cat $(RUN_DIR)/demo-agent-token)}; \
 	export SWITCHBOARD__NATS__URL=$(NATS_URL); \
@@ -101,6 +107,7 @@ bench: tools ## Benchmarks; figures also in target/bench-results/*.json
 	cargo bench -p switchboard-e2e --bench webhook_inbound
 	cargo bench -p switchboard-e2e --bench router_pipeline
 	cargo bench -p switchboard-e2e --bench email_inbound
+	cargo bench -p switchboard-e2e --bench webchat_idle
 	cargo bench -p switchboard-routing --bench engine
 
 schema: ## Regenerate docs/schema/*.json from the contract types

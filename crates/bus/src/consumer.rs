@@ -130,11 +130,7 @@ impl Bus {
                 // Unlimited on the server: we dead-letter ourselves, so nothing is silently dropped.
                 max_deliver: -1,
                 max_ack_pending: (spec.concurrency * 4).max(16) as i64,
-                deliver_policy: if spec.only_new {
-                    consumer::DeliverPolicy::New
-                } else {
-                    consumer::DeliverPolicy::All
-                },
+                deliver_policy: if spec.only_new { consumer::DeliverPolicy::New } else { consumer::DeliverPolicy::All },
                 ..Default::default()
             })
             .await

@@ -45,6 +45,9 @@ pub struct WebchatConfig {
     pub availability_cache_secs: u64,
     /// Trust the last address of `X-Forwarded-For` as the client's IP (behind a reverse proxy).
     pub trust_forwarded_for: bool,
+    /// Serve a demo page that embeds the widget at `/chat/demo` (add the daemon's own origin to
+    /// `allowed_origins`).
+    pub demo_page: bool,
     /// Retries, concurrency and the per-visitor rate limit.
     pub runtime: RuntimeConfig,
 }
@@ -83,6 +86,7 @@ impl Default for WebchatConfig {
             ping_secs: 30,
             availability_cache_secs: 10,
             trust_forwarded_for: false,
+            demo_page: false,
             runtime: RuntimeConfig::default(),
         }
     }
@@ -113,7 +117,9 @@ impl WebchatConfig {
             if !ok {
                 return Err(err(
                     &format!("allowed_origins[{i}]"),
-                    format!("`{origin}` is not an origin like `https://shop.example.com` (scheme and host, no path) or `*`"),
+                    format!(
+                        "`{origin}` is not an origin like `https://shop.example.com` (scheme and host, no path) or `*`"
+                    ),
                 ));
             }
         }

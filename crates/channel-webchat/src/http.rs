@@ -20,17 +20,35 @@ use tracing::{info, warn};
 use crate::server::Shared;
 use crate::upload;
 
+/// Read and write buffer of each socket. Chat frames are small, and tungstenite's defaults
+/// (128 KiB each) would make an idle socket cost well over 100 KiB.
+pub const SOCKET_BUFFER_BYTES: usize = 4 * 1024;
+
 /// The widget, served at `/chat/widget.js`.
 pub const WIDGET_JS: &str = include_str!("../assets/widget.js");
 
 pub(crate) fn routes(shared: Arc<Shared>) -> Router {
     let upload_limit = shared.cfg.max_upload_bytes;
-    Router::new()
+    let demo = shared.cfg.demo_page;
+    let router = Router::new()
         .route("/chat/widget.js", get(widget))
         .route("/chat/ws", get(socket))
         .route("/chat/upload", post(upload).options(preflight).layer(DefaultBodyLimit::max(upload_limit)))
-        .route("/chat/files/{session}/{file}", get(file))
-        .with_state(shared)
+        .route("/chat/files/{session}/{file}", get(file));
+    let router = if demo { router.route("/chat/demo", get(demo_page)) } else { router };
+    router.with_state(shared)
+}
+
+/// A page that embeds the widget, for trying the chat on a fresh install.
+async fn demo_page() -> Response {
+    axum::response::Html(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>Switchboard web chat demo</title></head><body>\
+         <h1>Switchboard web chat demo</h1><p>The chat button is in the bottom corner.</p>\
+         <script src=\"/chat/widget.js\" async></script></body></html>",
+    )
+    .into_response()
 }
 
 async fn widget() -> Response {
@@ -50,13 +68,17 @@ fn refuse(code: StatusCode, message: &str) -> Response {
 }
 
 /// The page's origin when it may use the chat.
-fn allowed_origin<'a>(shared: &Shared, headers: &'a HeaderMap) -> Result<&'a str, Response> {
+fn allowed_origin<'a>(shared: &Shared, headers: &'a HeaderMap) -> Option<&'a str> {
     let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()).unwrap_or("");
     if origin.is_empty() || !shared.cfg.origin_allowed(origin) {
         info!(origin, "web chat refused to a page from an origin not allowed");
-        return Err(refuse(StatusCode::FORBIDDEN, "this site may not open the chat"));
+        return None;
     }
-    Ok(origin)
+    Some(origin)
+}
+
+fn foreign_origin() -> Response {
+    refuse(StatusCode::FORBIDDEN, "this site may not open the chat")
 }
 
 async fn socket(
@@ -65,8 +87,8 @@ async fn socket(
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    if let Err(refused) = allowed_origin(&shared, &headers) {
-        return refused;
+    if allowed_origin(&shared, &headers).is_none() {
+        return foreign_origin();
     }
     if shared.inbound.bus().is_err() {
         return refuse(StatusCode::SERVICE_UNAVAILABLE, "starting, try again");
@@ -77,6 +99,8 @@ async fn socket(
         return refuse(StatusCode::TOO_MANY_REQUESTS, "too many chats open from this address");
     };
     upgrade
+        .read_buffer_size(SOCKET_BUFFER_BYTES)
+        .write_buffer_size(SOCKET_BUFFER_BYTES)
         .max_message_size(shared.cfg.max_frame_bytes)
         .max_frame_size(shared.cfg.max_frame_bytes)
         .on_upgrade(move |ws| crate::socket::run(shared, ws, ip, slot))
@@ -96,10 +120,7 @@ fn cors(origin: &str, mut response: Response) -> Response {
 }
 
 async fn preflight(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
-    let origin = match allowed_origin(&shared, &headers) {
-        Ok(o) => o,
-        Err(refused) => return refused,
-    };
+    let Some(origin) = allowed_origin(&shared, &headers) else { return foreign_origin() };
     let mut response = StatusCode::NO_CONTENT.into_response();
     let h = response.headers_mut();
     h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("POST"));
@@ -115,10 +136,7 @@ async fn upload(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let origin = match allowed_origin(&shared, &headers) {
-        Ok(o) => o.to_string(),
-        Err(refused) => return refused,
-    };
+    let Some(origin) = allowed_origin(&shared, &headers).map(str::to_string) else { return foreign_origin() };
     let Some(session) = shared.sessions.verify(&q.token) else {
         return cors(&origin, refuse(StatusCode::UNAUTHORIZED, "not a session token of this chat"));
     };

@@ -33,10 +33,13 @@ pub enum Push {
     Typing(Option<String>),
 }
 
+/// The sockets of one session: (socket id, its queue).
+type Sockets = Vec<(u64, mpsc::Sender<Push>)>;
+
 /// Sockets by session.
 #[derive(Clone, Default)]
 pub struct Hub {
-    inner: Arc<std::sync::Mutex<HashMap<String, Vec<(u64, mpsc::Sender<Push>)>>>>,
+    inner: Arc<std::sync::Mutex<HashMap<String, Sockets>>>,
     next_id: Arc<AtomicU64>,
 }
 

@@ -138,14 +138,19 @@ impl Shared {
 
     /// The pre-chat answers of a session, if it gave any.
     pub async fn profile(&self, session: &str) -> Result<Option<Profile>, WebchatError> {
-        let value = self.channels().await?.get(profile_key(session)).await.map_err(|e| WebchatError::Nats(e.to_string()))?;
+        let value =
+            self.channels().await?.get(profile_key(session)).await.map_err(|e| WebchatError::Nats(e.to_string()))?;
         Ok(value.and_then(|v| serde_json::from_slice(&v).ok()))
     }
 
     /// Stores a session's pre-chat answers.
     pub async fn store_profile(&self, session: &str, profile: &Profile) -> Result<(), WebchatError> {
         let value = serde_json::to_vec(profile).expect("profiles serialise");
-        self.channels().await?.put(profile_key(session), value.into()).await.map_err(|e| WebchatError::Nats(e.to_string()))?;
+        self.channels()
+            .await?
+            .put(profile_key(session), value.into())
+            .await
+            .map_err(|e| WebchatError::Nats(e.to_string()))?;
         Ok(())
     }
 
@@ -155,8 +160,8 @@ impl Shared {
         match value {
             None => Err(WebchatError::UnknownConversation(id.to_string())),
             Some(v) => {
-                let record: RecordView =
-                    serde_json::from_slice(&v).map_err(|e| WebchatError::Nats(format!("conversation record {id}: {e}")))?;
+                let record: RecordView = serde_json::from_slice(&v)
+                    .map_err(|e| WebchatError::Nats(format!("conversation record {id}: {e}")))?;
                 Ok((record.channel == crate::CHANNEL).then_some(record))
             }
         }

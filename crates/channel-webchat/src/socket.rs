@@ -147,7 +147,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut ws: WebSocket, ip: IpAddr, _slo
     debug!(session = %conn.session, verified = conn.verified, "web-chat socket open");
 
     let team = conn.team();
-    let online = shared.online(&team).await;
+    let online = Box::pin(shared.online(&team)).await;
     let welcome = json!({
         "type": "welcome",
         "token": token,
@@ -162,7 +162,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut ws: WebSocket, ip: IpAddr, _slo
     // History from the start, so the socket knows every sent message and resolved conversation;
     // only what the widget has not seen is sent to it.
     let history = match shared.bus() {
-        Ok(bus) => transcript::history(bus, &conn.session, 0, HISTORY_LIMIT).await,
+        Ok(bus) => Box::pin(transcript::history(bus, &conn.session, 0, HISTORY_LIMIT)).await,
         Err(e) => Err(e),
     };
     let history = match history {
@@ -220,7 +220,9 @@ pub(crate) async fn run(shared: Arc<Shared>, mut ws: WebSocket, ip: IpAddr, _slo
                     Some(Ok(_)) => continue,
                 };
                 let reply = match serde_json::from_str::<ClientFrame>(&text) {
-                    Ok(frame) => conn.handle(frame).await,
+                    // Boxed: the handling future is large, and an idle socket should not carry
+                    // its space in its own state for its whole life.
+                    Ok(frame) => Box::pin(conn.handle(frame)).await,
                     Err(e) => Some(error_frame(None, "invalid", &format!("unreadable frame: {e}"))),
                 };
                 if let Some(reply) = reply {
@@ -376,7 +378,10 @@ impl Conn {
         match self.shared.inbound.publish(envelope.clone()).await {
             Ok(_) => {}
             Err(InboundError::RateLimited { retry_after }) => {
-                return Err(("rate_limited", format!("too many messages; try again in {} s", retry_after.as_secs() + 1)));
+                return Err((
+                    "rate_limited",
+                    format!("too many messages; try again in {} s", retry_after.as_secs() + 1),
+                ));
             }
             Err(InboundError::Invalid(e)) => return Err(("invalid", e.to_string())),
             Err(e) => {
@@ -419,7 +424,11 @@ impl Conn {
             return Err(("invalid", "the name is longer than 100 characters".into()));
         }
         if let Some(e) = &email
-            && (e.len() > 254 || !e.contains('@') || e.starts_with('@') || e.ends_with('@') || e.contains(char::is_whitespace))
+            && (e.len() > 254
+                || !e.contains('@')
+                || e.starts_with('@')
+                || e.ends_with('@')
+                || e.contains(char::is_whitespace))
         {
             return Err(("invalid", "that is not an email address".into()));
         }

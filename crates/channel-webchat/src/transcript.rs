@@ -113,7 +113,9 @@ pub async fn history(bus: &Bus, session: &str, after: u64, limit: usize) -> Resu
                 next = message.sequence + 1;
                 match serde_json::from_slice::<Entry>(&message.payload) {
                     Ok(entry) => out.push((message.sequence, entry)),
-                    Err(e) => tracing::warn!(session, seq = message.sequence, error = %e, "unreadable transcript entry skipped"),
+                    Err(e) => {
+                        tracing::warn!(session, seq = message.sequence, error = %e, "unreadable transcript entry skipped")
+                    }
                 }
             }
             Err(e) if e.kind() == async_nats::jetstream::stream::DirectGetErrorKind::NotFound => break,

@@ -161,7 +161,10 @@ impl Ws {
 }
 
 fn texts(entries: &[Value]) -> Vec<String> {
-    entries.iter().map(|e| format!("{}:{}", e["entry"]["kind"].as_str().unwrap(), e["entry"]["text"].as_str().unwrap_or(""))).collect()
+    entries
+        .iter()
+        .map(|e| format!("{}:{}", e["entry"]["kind"].as_str().unwrap(), e["entry"]["text"].as_str().unwrap_or("")))
+        .collect()
 }
 
 #[tokio::test]
@@ -262,10 +265,16 @@ async fn bad_frames_get_clear_errors_and_store_nothing() {
         (json!({ "type": "send", "client_id": "x", "text": "a".repeat(101) }), "too_large"),
         (json!({ "type": "send", "client_id": "bad id!", "text": "hi" }), "invalid"),
         (json!({ "type": "send", "client_id": "x", "text": "   " }), "invalid"),
-        (json!({ "type": "send", "client_id": "x", "text": "hi", "prechat": { "email": "not-an-address" } }), "invalid"),
+        (
+            json!({ "type": "send", "client_id": "x", "text": "hi", "prechat": { "email": "not-an-address" } }),
+            "invalid",
+        ),
         (json!({ "type": "send", "client_id": "x", "text": "hi", "prechat": { "topic": "nope" } }), "invalid"),
-        (json!({ "type": "send", "client_id": "x", "text": "hi",
-            "attachments": [{ "object": "webchat/other/x", "filename": "a", "content_type": "text/plain", "size": 1 }] }), "invalid"),
+        (
+            json!({ "type": "send", "client_id": "x", "text": "hi",
+            "attachments": [{ "object": "webchat/other/x", "filename": "a", "content_type": "text/plain", "size": 1 }] }),
+            "invalid",
+        ),
         (json!({ "type": "csat", "conversation_id": "0199", "score": 5 }), "invalid"),
         (json!({ "type": "csat", "conversation_id": "0199", "score": 9 }), "invalid"),
     ] {
@@ -278,7 +287,10 @@ async fn bad_frames_get_clear_errors_and_store_nothing() {
     ws.next_of("ack").await;
     assert_eq!(chat.envelopes().await.len(), 1);
     // A frame over the limit closes the socket.
-    ws.ws.send(Message::text(format!("{{\"type\":\"send\",\"client_id\":\"big\",\"text\":\"{}\"}}", "b".repeat(70_000)))).await.ok();
+    ws.ws
+        .send(Message::text(format!("{{\"type\":\"send\",\"client_id\":\"big\",\"text\":\"{}\"}}", "b".repeat(70_000))))
+        .await
+        .ok();
     ws.closed().await;
     assert_eq!(chat.envelopes().await.len(), 1);
     chat.running.unwrap().stop().await;

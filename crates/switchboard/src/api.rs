@@ -130,7 +130,7 @@ async fn command(State(api): State<Api>, headers: HeaderMap, body: Bytes) -> Res
     };
     let agent_id = match acting_agent(token, req.agent_id) {
         Ok(a) => a,
-        Err(refused) => return refused,
+        Err((code, why)) => return error(code, why),
     };
     let command = AgentCommand {
         id: req.id.unwrap_or_else(Uuid::now_v7),
@@ -143,14 +143,14 @@ async fn command(State(api): State<Api>, headers: HeaderMap, body: Bytes) -> Res
 }
 
 /// The agent a request acts as: an agent token's own, or the one an integration token names.
-fn acting_agent(token: &Token, named: Option<String>) -> Result<String, Response> {
+fn acting_agent(token: &Token, named: Option<String>) -> Result<String, (StatusCode, String)> {
     match (&token.agent, named) {
         (Some(own), Some(named)) if *own != named => {
-            Err(error(StatusCode::FORBIDDEN, format!("this token acts as `{own}`, not `{named}`")))
+            Err((StatusCode::FORBIDDEN, format!("this token acts as `{own}`, not `{named}`")))
         }
         (Some(own), _) => Ok(own.clone()),
         (None, Some(named)) => Ok(named),
-        (None, None) => Err(error(StatusCode::BAD_REQUEST, "agent_id: required with an integration token")),
+        (None, None) => Err((StatusCode::BAD_REQUEST, "agent_id: required with an integration token".into())),
     }
 }
 
@@ -202,7 +202,7 @@ async fn typing(State(api): State<Api>, headers: HeaderMap, body: Bytes) -> Resp
     };
     let agent_id = match acting_agent(token, req.agent_id) {
         Ok(a) => a,
-        Err(refused) => return refused,
+        Err((code, why)) => return error(code, why),
     };
     let Ok(bus) = api.bus.get() else { return error(StatusCode::SERVICE_UNAVAILABLE, "not connected to NATS yet") };
     let signal = json!({ "conversation_id": req.conversation_id, "agent_id": agent_id });

@@ -29,6 +29,9 @@ fn default_config_loads() {
     let demo = &config.channels.webhook.sources["demo"];
     assert_eq!(demo.secret_env.as_deref(), Some("SWITCHBOARD_DEMO_WEBHOOK_SECRET"));
     assert!(demo.outbound_url.is_some());
+    let chat = &config.channels.webchat;
+    assert!(chat.enabled && chat.demo_page);
+    assert!(chat.origin_allowed("http://127.0.0.1:8080"), "the demo page's own origin may open the chat");
 }
 
 #[test]
@@ -47,6 +50,13 @@ fn errors_name_file_key_and_reason() {
         "unknown agent",
     );
     check(&format!("{routing}[api.tokens.t]\nagent = \"ghost\"\n"), "api.tokens.t.token_env", "exactly one");
+    check(
+        "[channels.webchat]\nallowed_origins = [\"shop.example.com\"]\n",
+        "channels.webchat.allowed_origins[0]",
+        "not an origin",
+    );
+    check("[channels.webchat]\nmax_text_bytes = 0\n", "channels.webchat.max_text_bytes", "between 1 and");
+    check("[channels.webchat.topics.\"a b\"]\nen = \"x\"\n", "channels.webchat.topics.a b", "topic ids");
     check(
         "[channels.webhook.sources.shop]\noutbound_url = \"http://x\"\n",
         "channels.webhook.sources.shop.secret_env",
