@@ -34,5 +34,5 @@ pub use dims::{Dims, GroupBy, Routing, UNKNOWN, priority_class};
 pub use fold::{Agent, Contact, Conversation, Csat, Metrics, Ms, Phase, Resolution};
 pub use prom::{ExpositionError, exposition};
 pub use report::{AGE_BUCKETS, AgentKpis, Backlog, Forecast, Kpis, Query, Report, backlog};
-pub use table::{Targets, render_table};
+pub use table::{Targets, render_grid, render_table};
 pub use totals::{AHT_BUCKETS, AgentCounts, Counts, FRT_BUCKETS, Hist, Totals};

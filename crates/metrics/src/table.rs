@@ -98,11 +98,11 @@ pub fn render_table(columns: &[(String, &Kpis)], targets: &Targets) -> String {
         row.extend(columns.iter().map(|(_, k)| value(k)));
         cells.push(row);
     }
-    grid(&cells)
+    render_grid(&cells)
 }
 
 /// Aligns rows of cells: the first column left, the others right.
-pub(crate) fn grid(cells: &[Vec<String>]) -> String {
+pub fn render_grid(cells: &[Vec<String>]) -> String {
     let n = cells.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> =
         (0..n).map(|i| cells.iter().filter_map(|r| r.get(i)).map(|c| c.chars().count()).max().unwrap_or(0)).collect();
