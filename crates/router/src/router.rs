@@ -338,6 +338,14 @@ impl Router {
     /// What a command does beyond the engine's decisions, once the engine accepted it.
     fn carried_out(&mut self, at: Ms, command: &AgentCommand, fx: &mut Fx) {
         let agent = command.agent_id.as_str();
+        // The engine reports only the status changes it makes itself; an agent's own ones are
+        // needed too, for occupancy (time logged in).
+        if let CommandAction::SetStatus { status } | CommandAction::DefineAgent { status: Some(status), .. } =
+            &command.action
+        {
+            let data = serde_json::json!({ "status": status, "reason": "set by the agent" });
+            fx.event(EventKind::AgentStatusChanged, None, Some(agent), data);
+        }
         let Some(conversation) = command.conversation_id else { return };
         match &command.action {
             CommandAction::Reply { text } => {
@@ -367,7 +375,7 @@ impl Router {
                     Some(within_sla) => serde_json::json!({ "first_response": true, "within_sla": within_sla }),
                     None => serde_json::json!({ "first_response": false }),
                 };
-                fx.event(EventKind::AgentReplied, Some(conversation), Some(agent), data);
+                self.conversation_event(fx, EventKind::AgentReplied, conversation, Some(agent), data);
                 fx.touched.insert(conversation);
             }
             CommandAction::Note { text } => {
@@ -382,9 +390,10 @@ impl Router {
                 }
             }
             CommandAction::Decline { reason } => {
-                fx.event(
+                self.conversation_event(
+                    fx,
                     EventKind::OfferDeclined,
-                    Some(conversation),
+                    conversation,
                     Some(agent),
                     serde_json::json!({ "reason": reason }),
                 );
@@ -395,7 +404,8 @@ impl Router {
 
     /// Turns the engine's decisions into effects and record changes.
     fn decisions(&mut self, decisions: Vec<Decision>, fx: &mut Fx) {
-        for d in decisions {
+        for (i, d) in decisions.iter().cloned().enumerate() {
+            let ahead = &decisions[i + 1..];
             if let Some(c) = d.conversation() {
                 fx.touched.insert(c);
             }
@@ -404,18 +414,16 @@ impl Router {
                     if let Some(r) = self.st.records.get_mut(&conversation) {
                         r.repeat = repeat;
                     }
-                    fx.event(
-                        EventKind::ConversationOpened,
-                        Some(conversation),
-                        None,
-                        serde_json::json!({ "repeat": repeat }),
-                    );
+                    let mut data = self.routing_ahead(conversation, ahead);
+                    data["repeat"] = repeat.into();
+                    self.conversation_event(fx, EventKind::ConversationOpened, conversation, None, data);
                 }
                 Decision::Reopened { conversation } => {
                     if let Some(r) = self.st.records.get_mut(&conversation) {
                         r.repeat = true;
                     }
-                    fx.event(EventKind::ConversationReopened, Some(conversation), None, serde_json::json!({}));
+                    let data = self.routing_ahead(conversation, ahead);
+                    self.conversation_event(fx, EventKind::ConversationReopened, conversation, None, data);
                 }
                 Decision::Queued { conversation, team, tier, priority, sla_deadline } => {
                     if let Some(r) = self.st.records.get_mut(&conversation) {
@@ -426,9 +434,10 @@ impl Router {
                     self.auto_reply(conversation, text, &format!("{reason:?}"), fx);
                 }
                 Decision::Offer { conversation, agent, deadline } => {
-                    fx.event(
+                    self.conversation_event(
+                        fx,
                         EventKind::Offered,
-                        Some(conversation),
+                        conversation,
                         Some(&agent),
                         serde_json::json!({ "deadline": deadline }),
                     );
@@ -436,12 +445,18 @@ impl Router {
                     self.deliver_offer(conversation, &agent, deadline, &actions, fx);
                 }
                 Decision::OfferTimedOut { conversation, agent } => {
-                    fx.event(EventKind::OfferTimedOut, Some(conversation), Some(&agent), serde_json::json!({}));
+                    self.conversation_event(
+                        fx,
+                        EventKind::OfferTimedOut,
+                        conversation,
+                        Some(&agent),
+                        serde_json::json!({}),
+                    );
                     self.update(conversation, &agent, "offer_withdrawn", None, fx);
                 }
                 Decision::OfferWithdrawn { conversation, agent } => {
                     let data = serde_json::json!({ "reason": "agent stepped away" });
-                    fx.event(EventKind::OfferDeclined, Some(conversation), Some(&agent), data);
+                    self.conversation_event(fx, EventKind::OfferDeclined, conversation, Some(&agent), data);
                     self.update(conversation, &agent, "offer_withdrawn", None, fx);
                 }
                 Decision::Assigned { conversation, agent } => {
@@ -454,7 +469,7 @@ impl Router {
                         Some(name) => serde_json::json!({ "agent_name": name }),
                         None => serde_json::json!({}),
                     };
-                    fx.event(EventKind::Assigned, Some(conversation), Some(&agent), data);
+                    self.conversation_event(fx, EventKind::Assigned, conversation, Some(&agent), data);
                     if was_offered {
                         self.update(conversation, &agent, "assigned", None, fx);
                     } else {
@@ -480,20 +495,26 @@ impl Router {
                 Decision::Escalated { conversation, cause, tier, team, note } => {
                     let data =
                         serde_json::json!({ "cause": format!("{cause:?}"), "tier": tier, "team": team, "note": note });
-                    fx.event(EventKind::Escalated, Some(conversation), None, data);
+                    self.conversation_event(fx, EventKind::Escalated, conversation, None, data);
                     self.note(conversation, note, fx);
                 }
                 Decision::Transferred { conversation, from_agent, to_agent, team, note } => {
                     let data = serde_json::json!({ "to_agent": to_agent, "team": team, "note": note });
-                    fx.event(EventKind::Transferred, Some(conversation), Some(&from_agent), data);
+                    self.conversation_event(fx, EventKind::Transferred, conversation, Some(&from_agent), data);
                     self.update(conversation, &from_agent, "transferred", note.clone(), fx);
                     self.note(conversation, note, fx);
                 }
                 Decision::SlaBreached { conversation } => {
-                    fx.event(EventKind::SlaBreached, Some(conversation), None, serde_json::json!({}));
+                    self.conversation_event(fx, EventKind::SlaBreached, conversation, None, serde_json::json!({}));
                 }
                 Decision::Resolved { conversation, agent } => {
-                    fx.event(EventKind::Resolved, Some(conversation), agent.as_deref(), serde_json::json!({}));
+                    self.conversation_event(
+                        fx,
+                        EventKind::Resolved,
+                        conversation,
+                        agent.as_deref(),
+                        serde_json::json!({}),
+                    );
                     if let Some(agent) = &agent {
                         self.update(conversation, agent, "resolved", None, fx);
                     }
@@ -505,6 +526,47 @@ impl Router {
                 }
                 Decision::Rejected { reason, .. } => fx.rejected = Some(reason),
             }
+        }
+    }
+
+    /// Emits an event about a conversation. Every one carries the conversation's channel and its
+    /// routing (team, tier, priority) as of now, so that KPIs can be cut by any of them without
+    /// replaying the conversation's history; keys the caller set (e.g. the new tier of an
+    /// escalation) win.
+    fn conversation_event(
+        &self,
+        fx: &mut Fx,
+        kind: EventKind,
+        conversation: ConversationId,
+        agent: Option<&str>,
+        mut data: serde_json::Value,
+    ) {
+        let record = self.st.records.get(&conversation);
+        if let (Some(r), serde_json::Value::Object(m)) = (record, &mut data) {
+            m.entry("team").or_insert_with(|| r.team.clone().into());
+            m.entry("tier").or_insert_with(|| serde_json::json!(r.tier));
+            m.entry("priority").or_insert_with(|| r.priority.0.into());
+        }
+        fx.event(kind, Some(conversation), agent, data);
+        if let Some(Effect::Event(e)) = fx.out.last_mut() {
+            e.channel = record.map(|r| r.channel.clone());
+        }
+    }
+
+    /// The routing a (re)opened conversation gets from this input: its `Queued` decision further
+    /// on (the record is updated only when that decision is handled), else, for one the L0 bot
+    /// answers, the engine's view.
+    fn routing_ahead(&self, conversation: ConversationId, ahead: &[Decision]) -> serde_json::Value {
+        let queued = ahead.iter().find_map(|d| match d {
+            Decision::Queued { conversation: c, team, tier, priority, .. } if *c == conversation => {
+                Some((team.clone(), *tier, *priority))
+            }
+            _ => None,
+        });
+        let routing = queued.or_else(|| self.engine.explain(conversation).map(|e| (e.team, e.tier, e.priority)));
+        match routing {
+            Some((team, tier, priority)) => serde_json::json!({ "team": team, "tier": tier, "priority": priority.0 }),
+            None => serde_json::json!({}),
         }
     }
 
@@ -526,7 +588,13 @@ impl Router {
             metadata: Default::default(),
         };
         fx.out.push(Effect::Outbound(outbound));
-        fx.event(EventKind::AutoReplied, Some(conversation), None, serde_json::json!({ "reason": reason }));
+        self.conversation_event(
+            fx,
+            EventKind::AutoReplied,
+            conversation,
+            None,
+            serde_json::json!({ "reason": reason }),
+        );
         fx.touched.insert(conversation);
     }
 

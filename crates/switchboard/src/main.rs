@@ -1,4 +1,7 @@
-//! `switchboard`: run the daemon, check a configuration file, or explain a routing decision.
+//! `switchboard`: run the daemon, check a configuration file, explain a routing decision, or
+//! simulate a day of traffic against routing configurations.
+
+mod simulate;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -44,10 +47,66 @@ enum Command {
         /// Configuration file (TOML).
         file: PathBuf,
     },
+    /// Replays a day of traffic through the router in virtual time and prints the KPIs.
+    Simulate {
+        /// Routing configuration: a daemon configuration file (its `[routing]`) or the section alone.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// A second routing configuration to compare side by side on the same traffic.
+        #[arg(long)]
+        compare: Option<PathBuf>,
+        /// Traffic file (JSON): arrivals per channel, topics, handle times, agents and shifts.
+        #[arg(long, conflicts_with = "generate", required_unless_present = "generate")]
+        traffic: Option<PathBuf>,
+        /// Synthetic traffic: about this many conversations in a day, with a roster sized for them.
+        #[arg(long)]
+        generate: Option<u64>,
+        /// Seed of every random draw: the same seed gives the same numbers.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: simulate::Format,
+        /// First response target, seconds (checked on the 90th percentile).
+        #[arg(long, default_value_t = 7200)]
+        frt_target_secs: u64,
+        /// First-contact resolution target (share).
+        #[arg(long, default_value_t = 0.85)]
+        fcr_target: f64,
+        /// CSAT target (share of 4 and 5).
+        #[arg(long, default_value_t = 0.90)]
+        csat_target: f64,
+        /// Backlog sampling interval, seconds of simulated time.
+        #[arg(long, default_value_t = 3600)]
+        sample_every_secs: i64,
+    },
 }
 
 fn main() -> ExitCode {
     match Cli::parse().command {
+        Command::Simulate {
+            config,
+            compare,
+            traffic,
+            generate,
+            seed,
+            format,
+            frt_target_secs,
+            fcr_target,
+            csat_target,
+            sample_every_secs,
+        } => {
+            let targets =
+                switchboard_metrics::Targets { frt_secs: frt_target_secs, fcr: fcr_target, csat: csat_target };
+            let args = simulate::Args { config, compare, traffic, generate, seed, format, targets, sample_every_secs };
+            match simulate::run(args) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::CheckConfig { file } => match Config::load(&file) {
             Ok(_) => {
                 println!("{}: ok", file.display());

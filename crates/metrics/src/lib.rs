@@ -1,0 +1,38 @@
+//! Support KPIs from Switchboard's event stream, and their Prometheus exposition. Pure: no I/O,
+//! no clock; time comes with the events.
+//!
+//! [`Metrics`] folds `event/1` events into per-conversation and per-agent facts, one event id
+//! once, and is serialisable so a daemon can persist it and continue. [`Report::compute`] turns
+//! the facts into KPIs over a time window, cut by channel, team, tier, priority or agent:
+//!
+//! - **FRT** (first response time): the first agent reply minus the customer's first message of
+//!   the contact (an opening or a reopening); mean, p50, p90 and the share within a target.
+//! - **AHT** (handle time): from the contact's first assignment to its resolution.
+//! - **FCR**: the share of resolved conversations with no reopen, no transfer and no escalation.
+//! - **Repeat contact rate**: reopenings per resolution.
+//! - **Escalation and transfer rates**: the share of opened conversations escalated to a higher
+//!   tier (by an agent, a time step or the customer asking the bot for a human) or transferred.
+//! - **SLA compliance**: first responses within the conversation's deadline over those plus
+//!   deadlines that passed first.
+//! - **CSAT**: the share of 4 and 5 among 1-5 answers (`csat_received`, `data.score`).
+//! - **Backlog**: conversations waiting now per tier, team, priority and channel; unanswered
+//!   ones by age; arrival and resolution rates and the offered load as a forecast.
+//! - **Occupancy**: per agent, time logged in while holding at least one conversation over time
+//!   logged in.
+//!
+//! [`Report::from_events`] recomputes the same numbers from a slice of events. [`exposition`]
+//! encodes cumulative counters, gauges and histograms in the Prometheus text format.
+
+mod dims;
+mod fold;
+mod prom;
+mod report;
+mod table;
+mod totals;
+
+pub use dims::{Dims, GroupBy, Routing, UNKNOWN, priority_class};
+pub use fold::{Agent, Contact, Conversation, Csat, Metrics, Ms, Phase, Resolution};
+pub use prom::{ExpositionError, exposition};
+pub use report::{AGE_BUCKETS, AgentKpis, Backlog, Forecast, Kpis, Query, Report, backlog};
+pub use table::{Targets, render_grid, render_table};
+pub use totals::{AHT_BUCKETS, AgentCounts, Counts, FRT_BUCKETS, Hist, Totals};

@@ -1,0 +1,404 @@
+//! KPIs over a time window, cut by one dimension, computed from the fold's facts.
+//!
+//! Attribution: a first response, SLA decision, resolution, reopening or CSAT answer counts in
+//! the window it happened in; conversation-level rates (escalation, transfer) count
+//! conversations opened in the window; the backlog and unanswered ages are as of `now`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use switchboard_core::Event;
+
+use crate::dims::{Dims, GroupBy};
+use crate::fold::{Agent, Metrics, Ms, Phase};
+
+/// What to report on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Query {
+    /// Window start (inclusive), ms since the epoch; `None`: from the beginning.
+    pub from: Option<Ms>,
+    /// Window end (exclusive); `None`: up to `now`.
+    pub to: Option<Ms>,
+    /// The time the backlog, unanswered ages and open intervals are measured at; `None`: the
+    /// latest event's time.
+    pub now: Option<Ms>,
+    /// The breakdown.
+    pub by: GroupBy,
+    /// The first-response target (seconds) the FRT share is measured against.
+    pub frt_target_secs: u64,
+}
+
+impl Default for Query {
+    fn default() -> Self {
+        Query { from: None, to: None, now: None, by: GroupBy::None, frt_target_secs: 2 * 3600 }
+    }
+}
+
+impl Query {
+    fn contains(&self, at: Ms) -> bool {
+        self.from.is_none_or(|f| at >= f) && self.to.is_none_or(|t| at < t)
+    }
+}
+
+/// The KPIs of one group (or of everything).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Kpis {
+    /// Conversations opened.
+    pub opened: u64,
+    /// First responses (one per contact: opening or reopening).
+    pub first_responses: u64,
+    /// Mean first response time, seconds.
+    pub frt_mean_secs: Option<f64>,
+    /// Median first response time, seconds.
+    pub frt_p50_secs: Option<f64>,
+    /// 90th percentile first response time, seconds.
+    pub frt_p90_secs: Option<f64>,
+    /// Share of first responses within the FRT target.
+    pub frt_within_target: Option<f64>,
+    /// Conversations resolved.
+    pub resolved: u64,
+    /// Mean handle time (assigned until resolved), seconds.
+    pub aht_mean_secs: Option<f64>,
+    /// First-contact resolution: share of resolved conversations with no reopen, transfer or escalation.
+    pub fcr: Option<f64>,
+    /// Reopenings.
+    pub reopened: u64,
+    /// Reopenings per resolution.
+    pub repeat_contact_rate: Option<f64>,
+    /// Share of opened conversations escalated to a higher tier.
+    pub escalation_rate: Option<f64>,
+    /// Share of opened conversations transferred.
+    pub transfer_rate: Option<f64>,
+    /// First responses within the conversation's SLA deadline.
+    pub sla_met: u64,
+    /// First responses after it, or deadlines passed without one.
+    pub sla_missed: u64,
+    /// `sla_met` over both.
+    pub sla_compliance: Option<f64>,
+    /// CSAT answers.
+    pub csat_responses: u64,
+    /// Share of CSAT answers of 4 or 5.
+    pub csat: Option<f64>,
+}
+
+/// Conversations waiting for an agent now.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Backlog {
+    /// All waiting (queued or offered, not yet accepted).
+    pub waiting: u64,
+    /// By tier.
+    pub by_tier: BTreeMap<String, u64>,
+    /// By team.
+    pub by_team: BTreeMap<String, u64>,
+    /// By priority class.
+    pub by_priority: BTreeMap<String, u64>,
+    /// By channel.
+    pub by_channel: BTreeMap<String, u64>,
+    /// Open contacts without a first response yet, by age since the customer wrote.
+    pub unanswered: Vec<(String, u64)>,
+}
+
+/// Age buckets of unanswered conversations: upper bound in seconds and label.
+pub const AGE_BUCKETS: &[(i64, &str)] =
+    &[(900, "<15m"), (3600, "15m-1h"), (7200, "1h-2h"), (28800, "2h-8h"), (86400, "8h-24h"), (i64::MAX, ">24h")];
+
+/// One agent's KPIs.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AgentKpis {
+    /// Seconds logged in (online or away).
+    pub logged_in_secs: f64,
+    /// Seconds logged in while holding at least one conversation.
+    pub busy_secs: f64,
+    /// `busy_secs / logged_in_secs`.
+    pub occupancy: Option<f64>,
+    /// Conversations resolved.
+    pub resolved: u64,
+    /// Mean handle time of those, seconds.
+    pub aht_mean_secs: Option<f64>,
+}
+
+/// Arrivals and the load they bring, for a backlog forecast.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Forecast {
+    /// Contacts (openings and reopenings) per hour in the window.
+    pub arrivals_per_hour: f64,
+    /// Resolutions per hour in the window.
+    pub resolutions_per_hour: f64,
+    /// Agents needed just to keep up: arrival rate × mean handle time (Erlangs).
+    pub offered_load_erlangs: Option<f64>,
+    /// Expected backlog change per hour at these rates (positive: it grows).
+    pub net_inflow_per_hour: f64,
+}
+
+/// A KPI report.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// The query answered.
+    pub query: Query,
+    /// Everything.
+    pub total: Kpis,
+    /// By the query's dimension.
+    pub groups: BTreeMap<String, Kpis>,
+    /// Waiting now.
+    pub backlog: Backlog,
+    /// By agent.
+    pub agents: BTreeMap<String, AgentKpis>,
+    /// Rates and load.
+    pub forecast: Forecast,
+}
+
+/// Sums of one group while the report is built; integer milliseconds, so that the result does
+/// not depend on the order of summation.
+#[derive(Default)]
+struct Acc {
+    opened: u64,
+    escalated: u64,
+    transferred: u64,
+    frt: Vec<Ms>,
+    frt_within: u64,
+    resolved: u64,
+    fcr: u64,
+    resolutions: u64,
+    handle_sum: i64,
+    handle_n: u64,
+    reopened: u64,
+    sla_met: u64,
+    sla_missed: u64,
+    csat_n: u64,
+    csat_sat: u64,
+}
+
+fn ratio(n: u64, d: u64) -> Option<f64> {
+    (d > 0).then(|| n as f64 / d as f64)
+}
+
+fn mean_secs(sum_ms: i64, n: u64) -> Option<f64> {
+    (n > 0).then(|| sum_ms as f64 / n as f64 / 1000.0)
+}
+
+impl Acc {
+    fn kpis(mut self) -> Kpis {
+        self.frt.sort_unstable();
+        let quantile = |q: f64| -> Option<f64> {
+            let mut h = hdrhistogram::Histogram::<u64>::new(3).ok()?;
+            for ms in &self.frt {
+                h.record((*ms).max(0) as u64).ok()?;
+            }
+            (!self.frt.is_empty()).then(|| h.value_at_quantile(q) as f64 / 1000.0)
+        };
+        Kpis {
+            opened: self.opened,
+            first_responses: self.frt.len() as u64,
+            frt_mean_secs: mean_secs(self.frt.iter().sum(), self.frt.len() as u64),
+            frt_p50_secs: quantile(0.5),
+            frt_p90_secs: quantile(0.9),
+            frt_within_target: ratio(self.frt_within, self.frt.len() as u64),
+            resolved: self.resolved,
+            aht_mean_secs: mean_secs(self.handle_sum, self.handle_n),
+            fcr: ratio(self.fcr, self.resolved),
+            reopened: self.reopened,
+            repeat_contact_rate: ratio(self.reopened, self.resolutions),
+            escalation_rate: ratio(self.escalated, self.opened),
+            transfer_rate: ratio(self.transferred, self.opened),
+            sla_met: self.sla_met,
+            sla_missed: self.sla_missed,
+            sla_compliance: ratio(self.sla_met, self.sla_met + self.sla_missed),
+            csat_responses: self.csat_n,
+            csat: ratio(self.csat_sat, self.csat_n),
+        }
+    }
+}
+
+/// The total and the per-group sums.
+struct Groups {
+    by: GroupBy,
+    total: Acc,
+    groups: BTreeMap<String, Acc>,
+}
+
+impl Groups {
+    fn add(&mut self, dims: &Dims, f: impl Fn(&mut Acc)) {
+        f(&mut self.total);
+        if let Some(key) = dims.get(self.by) {
+            f(self.groups.entry(key.to_string()).or_default());
+        }
+    }
+}
+
+impl Report {
+    /// Recomputes from scratch: folds `events` (each id once) and reports on `query`.
+    pub fn from_events(events: &[Event], query: &Query) -> Report {
+        Report::compute(&Metrics::from_events(events), query)
+    }
+
+    /// The report on `query` from a fold's facts.
+    pub fn compute(m: &Metrics, query: &Query) -> Report {
+        let now = query.now.unwrap_or(m.last_at);
+        let mut g = Groups { by: query.by, total: Acc::default(), groups: BTreeMap::new() };
+        let target_ms = query.frt_target_secs as i64 * 1000;
+        let mut arrivals = 0u64;
+        let mut agents: BTreeMap<String, (u64, i64, u64)> = BTreeMap::new();
+        for c in m.conversations.values() {
+            let conversation_dims = c.dims(c.last_agent.as_deref());
+            if query.contains(c.opened_at) {
+                let opened = Dims { agent: c.last_agent.clone(), ..c.opened.clone() };
+                g.add(&opened, |a| {
+                    a.opened += 1;
+                    a.escalated += u64::from(c.escalated);
+                    a.transferred += u64::from(c.transferred);
+                });
+            }
+            for k in &c.contacts {
+                if query.contains(k.start) {
+                    arrivals += 1;
+                    if k.reopen {
+                        g.add(&conversation_dims, |a| a.reopened += 1);
+                    }
+                }
+                if let Some((at, dims)) = &k.first_response
+                    && query.contains(*at)
+                {
+                    let ms = (at - k.start).max(0);
+                    g.add(dims, |a| {
+                        a.frt.push(ms);
+                        a.frt_within += u64::from(ms <= target_ms);
+                    });
+                }
+                if let Some((at, met, dims)) = &k.sla
+                    && query.contains(*at)
+                {
+                    g.add(dims, |a| if *met { a.sla_met += 1 } else { a.sla_missed += 1 });
+                }
+            }
+            let mut last_in_window = None;
+            for r in c.resolutions.iter().filter(|r| query.contains(r.at)) {
+                g.add(&r.dims, |a| {
+                    a.resolutions += 1;
+                    if let Some(ms) = r.handle_ms {
+                        a.handle_sum += ms;
+                        a.handle_n += 1;
+                    }
+                });
+                if let Some(agent) = &r.dims.agent {
+                    let e = agents.entry(agent.clone()).or_default();
+                    e.0 += 1;
+                    if let Some(ms) = r.handle_ms {
+                        (e.1, e.2) = (e.1 + ms, e.2 + 1);
+                    }
+                }
+                last_in_window = Some(r);
+            }
+            if let Some(r) = last_in_window {
+                let fcr = c.first_contact_resolution();
+                g.add(&r.dims, |a| {
+                    a.resolved += 1;
+                    a.fcr += u64::from(fcr);
+                });
+            }
+        }
+        for s in m.csat.iter().filter(|s| query.contains(s.at)) {
+            g.add(&s.dims, |a| {
+                a.csat_n += 1;
+                a.csat_sat += u64::from(s.score >= 4);
+            });
+        }
+        let end = query.to.map_or(now, |t| t.min(now));
+        let start = query.from.unwrap_or_else(|| first_time(m));
+        let agents = m
+            .agents
+            .iter()
+            .map(|(id, a)| (id.clone(), agent_kpis(a, start, end, agents.get(id).copied().unwrap_or_default())))
+            .chain(
+                agents
+                    .iter()
+                    .filter(|(id, _)| !m.agents.contains_key(*id))
+                    .map(|(id, r)| (id.clone(), agent_kpis(&Agent::default(), start, end, *r))),
+            )
+            .collect();
+        let resolutions = g.total.resolutions;
+        let total = std::mem::take(&mut g.total).kpis();
+        let hours = ((end - start).max(1) as f64) / 3_600_000.0;
+        let forecast = Forecast {
+            arrivals_per_hour: arrivals as f64 / hours,
+            resolutions_per_hour: resolutions as f64 / hours,
+            offered_load_erlangs: total.aht_mean_secs.map(|aht| arrivals as f64 / (hours * 3600.0) * aht),
+            net_inflow_per_hour: (arrivals as f64 - resolutions as f64) / hours,
+        };
+        Report {
+            query: query.clone(),
+            total,
+            groups: g.groups.into_iter().map(|(k, a)| (k, a.kpis())).collect(),
+            backlog: backlog(m, now),
+            agents,
+            forecast,
+        }
+    }
+}
+
+/// The earliest time the fold knows of.
+fn first_time(m: &Metrics) -> Ms {
+    let conv = m.conversations.values().map(|c| c.opened_at).min();
+    let agent = m.agents.values().filter_map(|a| a.status.first().map(|s| s.0)).min();
+    conv.into_iter().chain(agent).min().unwrap_or(m.last_at)
+}
+
+/// Waiting conversations and unanswered ages at `now`.
+pub fn backlog(m: &Metrics, now: Ms) -> Backlog {
+    let mut b = Backlog::default();
+    let mut ages = vec![0u64; AGE_BUCKETS.len()];
+    for c in m.conversations.values() {
+        if matches!(c.phase, Phase::Waiting | Phase::Offered) {
+            b.waiting += 1;
+            *b.by_tier.entry(c.routing.tier.clone()).or_default() += 1;
+            *b.by_team.entry(c.routing.team.clone()).or_default() += 1;
+            *b.by_priority.entry(c.routing.priority.clone()).or_default() += 1;
+            *b.by_channel.entry(c.channel.clone()).or_default() += 1;
+        }
+        if matches!(c.phase, Phase::Resolved | Phase::Bot) {
+            continue;
+        }
+        if let Some(k) = c.contacts.last().filter(|k| k.first_response.is_none()) {
+            let age = (now - k.start).max(0) / 1000;
+            let i = AGE_BUCKETS.iter().position(|(upper, _)| age < *upper).unwrap_or(AGE_BUCKETS.len() - 1);
+            ages[i] += 1;
+        }
+    }
+    b.unanswered = AGE_BUCKETS.iter().zip(ages).map(|((_, label), n)| (label.to_string(), n)).collect();
+    b
+}
+
+/// Logged-in and busy time of an agent within `[start, end)`, with their resolutions.
+fn agent_kpis(a: &Agent, start: Ms, end: Ms, (resolved, handle_sum, handle_n): (u64, i64, u64)) -> AgentKpis {
+    // Sweep both step functions together; each segment lasts until the next change of either.
+    let (mut si, mut li) = (0, 0);
+    let (mut on, mut held) = (false, 0u32);
+    let (mut logged_in, mut busy) = (0i64, 0i64);
+    loop {
+        let next_s = a.status.get(si).map(|s| s.0);
+        let next_l = a.load.get(li).map(|l| l.0);
+        let Some(t) = next_s.into_iter().chain(next_l).min() else { break };
+        while a.status.get(si).is_some_and(|s| s.0 == t) {
+            on = a.status[si].1;
+            si += 1;
+        }
+        while a.load.get(li).is_some_and(|l| l.0 == t) {
+            held = a.load[li].1;
+            li += 1;
+        }
+        let next = a.status.get(si).map(|s| s.0).into_iter().chain(a.load.get(li).map(|l| l.0)).min();
+        let (from, to) = (t.max(start), next.unwrap_or(end).min(end));
+        if on && to > from {
+            logged_in += to - from;
+            if held > 0 {
+                busy += to - from;
+            }
+        }
+    }
+    AgentKpis {
+        logged_in_secs: logged_in as f64 / 1000.0,
+        busy_secs: busy as f64 / 1000.0,
+        occupancy: (logged_in > 0).then(|| busy as f64 / logged_in as f64),
+        resolved,
+        aht_mean_secs: mean_secs(handle_sum, handle_n),
+    }
+}

@@ -1,0 +1,107 @@
+//! The Prometheus exposition parses, follows the naming conventions and keeps labels bounded.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::Stream;
+use prometheus_parse::{LineInfo, SampleType, Scrape, Value};
+use switchboard_metrics::{Metrics, exposition};
+
+fn stream() -> Stream {
+    let mut s = Stream::new();
+    s.status(0, "alice", "online");
+    for c in 1..=4 {
+        s.opened(c as i64, c);
+    }
+    s.assigned(10, 1, "alice");
+    s.replied(70, 1, "alice", Some(true));
+    s.resolved(400, 1, Some("alice"));
+    s.csat(500, 1, 5);
+    s.assigned(20, 2, "alice");
+    s.transferred(30, 2, "alice", "billing");
+    s.breached(4000, 3);
+    s
+}
+
+fn snake_case(name: &str) -> bool {
+    !name.is_empty()
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && !name.starts_with('_')
+        && !name.contains("__")
+}
+
+#[test]
+fn the_exposition_parses_and_names_follow_prometheus_conventions() {
+    let m = Metrics::from_events(&stream().events);
+    let text = exposition(&m, Some(5_000_000)).expect("encodes");
+    let scrape = Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).expect("parses");
+    assert!(!scrape.samples.is_empty());
+
+    let types: Vec<(String, SampleType)> = text
+        .lines()
+        .filter_map(|l| match LineInfo::parse(l) {
+            LineInfo::Type { metric_name, metric_alias, sample_type } => {
+                Some((metric_alias.unwrap_or(metric_name), sample_type))
+            }
+            _ => None,
+        })
+        .collect();
+    for (family, kind) in &types {
+        assert!(snake_case(family) && family.starts_with("switchboard_"), "{family}");
+        match kind {
+            SampleType::Histogram => assert!(family.ends_with("_seconds"), "histograms are in seconds: {family}"),
+            SampleType::Gauge => assert!(!family.ends_with("_total"), "{family}"),
+            _ => {}
+        }
+    }
+    let counters: BTreeSet<&str> =
+        types.iter().filter(|(_, k)| *k == SampleType::Counter).map(|(f, _)| f.as_str()).collect();
+    let allowed_labels: BTreeSet<&str> = ["channel", "team", "tier", "priority", "agent", "age"].into();
+    for sample in &scrape.samples {
+        assert!(snake_case(&sample.metric), "{}", sample.metric);
+        if let Some(family) = sample.metric.strip_suffix("_total") {
+            assert!(counters.contains(family), "only counters end in _total: {}", sample.metric);
+        } else {
+            assert!(!counters.contains(sample.metric.as_str()), "a counter without _total: {}", sample.metric);
+        }
+        for (label, _) in sample.labels.iter() {
+            assert!(allowed_labels.contains(label.as_str()), "unbounded label {label} on {}", sample.metric);
+        }
+    }
+
+    let value = |name: &str, label: (&str, &str)| -> f64 {
+        scrape
+            .samples
+            .iter()
+            .filter(|s| s.metric == name && s.labels.get(label.0) == Some(label.1))
+            .map(|s| match &s.value {
+                Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => *v,
+                Value::Histogram(b) => b.iter().map(|b| b.count).fold(0.0, f64::max),
+                Value::Summary(_) => f64::NAN,
+            })
+            .sum()
+    };
+    assert_eq!(value("switchboard_conversations_opened_total", ("team", "support")), 4.0);
+    assert_eq!(value("switchboard_conversations_transferred_total", ("team", "billing")), 1.0);
+    assert_eq!(value("switchboard_sla_missed_total", ("tier", "L1")), 1.0);
+    assert_eq!(value("switchboard_backlog_conversations", ("channel", "webchat")), 1.0, "3 waits; 1 is resolved");
+    assert_eq!(
+        value("switchboard_backlog_conversations", ("channel", "email")),
+        2.0,
+        "4 waits, 2 went back to the queue"
+    );
+    assert_eq!(value("switchboard_first_response_seconds", ("channel", "webchat")), 1.0, "one observation");
+    assert_eq!(value("switchboard_agent_resolved_total", ("agent", "alice")), 1.0);
+    let buckets = scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == "switchboard_first_response_seconds" && s.labels.get("channel") == Some("webchat"))
+        .map(|s| match &s.value {
+            Value::Histogram(b) => b.iter().map(|b| (b.less_than, b.count)).collect::<Vec<_>>(),
+            _ => Vec::new(),
+        })
+        .expect("the FRT histogram");
+    // 69 seconds: not within a minute, within two.
+    assert!(buckets.contains(&(60.0, 0.0)) && buckets.contains(&(120.0, 1.0)), "{buckets:?}");
+}

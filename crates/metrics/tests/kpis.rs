@@ -1,0 +1,191 @@
+//! Each KPI on hand-built event streams, with the edge cases: no reply yet, reopened,
+//! transferred, escalated, resolved without a reply, and agents' occupancy in a window.
+
+mod common;
+
+use common::Stream;
+use switchboard_metrics::{GroupBy, Metrics, Query, Report};
+
+fn report(s: &Stream, query: Query) -> Report {
+    Report::from_events(&s.events, &query)
+}
+
+fn total(s: &Stream) -> switchboard_metrics::Kpis {
+    report(s, Query::default()).total
+}
+
+#[test]
+fn first_response_time_and_sla_are_measured_from_the_customers_first_message() {
+    let mut s = Stream::new();
+    s.opened(0, 1);
+    s.assigned(10, 1, "alice");
+    s.replied(60, 1, "alice", Some(true));
+    s.replied(120, 1, "alice", None); // not a first response: no second sample
+    s.opened(0, 3);
+    s.breached(3600, 3);
+    s.assigned(7000, 3, "bob");
+    s.replied(3 * 3600, 3, "bob", Some(false)); // late, after the breach: one SLA miss, not two
+    let k = total(&s);
+    assert_eq!(k.first_responses, 2);
+    assert_eq!(k.frt_mean_secs, Some((60.0 + 10800.0) / 2.0));
+    let p50 = k.frt_p50_secs.unwrap();
+    assert!((59.9..=60.1).contains(&p50), "p50 {p50}");
+    let p90 = k.frt_p90_secs.unwrap();
+    assert!((10790.0..=10810.0).contains(&p90), "p90 {p90}");
+    assert_eq!(k.frt_within_target, Some(0.5), "one of two within 2h");
+    assert_eq!((k.sla_met, k.sla_missed, k.sla_compliance), (1, 1, Some(0.5)));
+}
+
+#[test]
+fn a_conversation_without_a_reply_has_no_frt_but_waits_in_the_backlog_and_counts_as_unanswered() {
+    let mut s = Stream::new();
+    s.opened_with(0, 1, "billing", "L2", 1);
+    s.opened(0, 2);
+    s.offered(5, 2, "alice"); // offered is still waiting
+    s.opened(0, 3);
+    s.assigned(5, 3, "alice"); // assigned is not in the backlog, but still unanswered
+    let r = report(&s, Query { now: Some((2 * 3600 + 60) * 1000), ..Query::default() });
+    assert_eq!(r.total.first_responses, 0);
+    assert_eq!(r.total.frt_mean_secs, None);
+    assert_eq!(r.backlog.waiting, 2);
+    assert_eq!(r.backlog.by_tier.get("L2"), Some(&1));
+    assert_eq!(r.backlog.by_priority.get("P1"), Some(&1));
+    assert_eq!(r.backlog.by_team.get("support"), Some(&1));
+    assert_eq!(r.backlog.by_channel.get("email"), Some(&1));
+    let unanswered: u64 = r.backlog.unanswered.iter().map(|(_, n)| n).sum();
+    assert_eq!(unanswered, 3);
+    assert_eq!(r.backlog.unanswered.iter().find(|(b, _)| b == "2h-8h").map(|b| b.1), Some(3));
+    // The deadline passes with no reply: an SLA miss without a first response.
+    s.breached(3600, 1);
+    assert_eq!((total(&s).sla_met, total(&s).sla_missed), (0, 1));
+}
+
+#[test]
+fn a_conversation_resolved_without_a_reply_counts_as_resolved_with_no_frt_or_handle_time() {
+    let mut s = Stream::new();
+    s.opened(0, 1);
+    s.resolved(30, 1, None);
+    let k = total(&s);
+    assert_eq!((k.resolved, k.first_responses, k.aht_mean_secs), (1, 0, None));
+    assert_eq!(k.fcr, Some(1.0), "nothing reopened, transferred or escalated");
+    assert_eq!(report(&s, Query::default()).backlog.waiting, 0);
+}
+
+#[test]
+fn a_reopened_conversation_is_a_repeat_contact_not_first_contact_resolved_with_a_second_frt() {
+    let mut s = Stream::new();
+    s.opened(0, 1);
+    s.assigned(0, 1, "alice");
+    s.replied(100, 1, "alice", Some(true));
+    s.resolved(600, 1, Some("alice"));
+    let k = total(&s);
+    assert_eq!((k.fcr, k.aht_mean_secs), (Some(1.0), Some(600.0)));
+    s.reopened(1000, 1);
+    s.assigned(1100, 1, "alice");
+    s.replied(1300, 1, "alice", Some(true));
+    s.resolved(1500, 1, Some("alice"));
+    let k = total(&s);
+    assert_eq!(k.resolved, 1, "one conversation");
+    assert_eq!(k.fcr, Some(0.0));
+    assert_eq!(k.reopened, 1);
+    assert_eq!(k.repeat_contact_rate, Some(0.5), "one reopening per two resolutions");
+    assert_eq!(k.first_responses, 2);
+    assert_eq!(k.frt_mean_secs, Some((100.0 + 300.0) / 2.0), "the second FRT runs from the reopening");
+    assert_eq!(k.aht_mean_secs, Some((600.0 + 400.0) / 2.0));
+}
+
+#[test]
+fn transfers_and_escalations_count_per_conversation_and_break_first_contact_resolution() {
+    let mut s = Stream::new();
+    for c in 1..=4 {
+        s.opened(0, c);
+        s.assigned(10, c, "alice");
+    }
+    s.transferred(100, 1, "alice", "billing");
+    s.transferred(150, 1, "bob", "support"); // a second transfer of the same conversation
+    s.assigned(200, 1, "bob");
+    s.resolved(400, 1, Some("bob"));
+    s.escalated(100, 2, "Agent", "L2");
+    s.resolved(300, 2, None);
+    s.escalated(100, 3, "SkillsRelaxed", "L1"); // a routing step, not an escalation
+    s.resolved(300, 3, Some("alice"));
+    s.resolved(300, 4, Some("alice"));
+    let k = total(&s);
+    assert_eq!(k.transfer_rate, Some(0.25));
+    assert_eq!(k.escalation_rate, Some(0.25));
+    assert_eq!(k.fcr, Some(0.5), "3 and 4 only");
+    assert_eq!(k.aht_mean_secs, Some((390.0 + 290.0 + 290.0 + 290.0) / 4.0), "from the first assignment");
+    let by_team = report(&s, Query { by: GroupBy::Team, ..Query::default() }).groups;
+    assert_eq!(by_team["support"].transfer_rate, Some(0.25), "opened in support");
+    assert_eq!(by_team["support"].resolved, 4, "1 was transferred back to support");
+    let by_tier = report(&s, Query { by: GroupBy::Tier, ..Query::default() }).groups;
+    assert_eq!(by_tier["L2"].resolved, 1, "resolved at the tier it was escalated to");
+}
+
+#[test]
+fn csat_is_the_share_of_four_and_five_and_ignores_answers_outside_one_to_five() {
+    let mut s = Stream::new();
+    s.opened(0, 1);
+    s.opened(0, 2);
+    for (c, score) in [(1, 5), (1, 4), (2, 3), (2, 1), (2, 0), (2, 9)] {
+        s.csat(100, c, score);
+    }
+    let k = total(&s);
+    assert_eq!((k.csat_responses, k.csat), (4, Some(0.5)));
+    let by_channel = report(&s, Query { by: GroupBy::Channel, ..Query::default() }).groups;
+    assert_eq!((by_channel["webchat"].csat, by_channel["email"].csat), (Some(1.0), Some(0.0)));
+}
+
+#[test]
+fn occupancy_is_busy_time_over_logged_in_time_within_the_window() {
+    let mut s = Stream::new();
+    s.status(0, "alice", "online");
+    s.opened(100, 1);
+    s.assigned(100, 1, "alice");
+    s.opened(150, 3);
+    s.assigned(150, 3, "alice"); // overlapping: busy is not double counted
+    s.resolved(300, 1, Some("alice"));
+    s.status(350, "alice", "away"); // away is still logged in
+    s.resolved(400, 3, Some("alice"));
+    s.status(1000, "alice", "offline");
+    s.status(2000, "alice", "online");
+    let r = report(&s, Query { now: Some(2_500_000), ..Query::default() });
+    let a = &r.agents["alice"];
+    assert_eq!((a.logged_in_secs, a.busy_secs), (1500.0, 300.0));
+    assert_eq!(a.occupancy, Some(0.2));
+    assert_eq!((a.resolved, a.aht_mean_secs), (2, Some(225.0)));
+    let r = report(&s, Query { from: Some(200_000), to: Some(600_000), ..Query::default() });
+    let a = &r.agents["alice"];
+    assert_eq!((a.logged_in_secs, a.busy_secs), (400.0, 200.0));
+}
+
+#[test]
+fn windows_count_what_happened_inside_them_and_group_by_agent_uses_who_replied() {
+    let mut s = Stream::new();
+    s.opened(0, 1);
+    s.assigned(0, 1, "alice");
+    s.replied(60, 1, "alice", Some(true));
+    s.opened(3600, 3);
+    s.assigned(3600, 3, "bob");
+    s.replied(3720, 3, "bob", Some(true));
+    let first_hour = report(&s, Query { from: Some(0), to: Some(3_600_000), ..Query::default() }).total;
+    assert_eq!((first_hour.opened, first_hour.first_responses, first_hour.frt_mean_secs), (1, 1, Some(60.0)));
+    let by_agent = report(&s, Query { by: GroupBy::Agent, ..Query::default() }).groups;
+    assert_eq!(by_agent["bob"].frt_mean_secs, Some(120.0));
+    assert_eq!(by_agent["alice"].frt_mean_secs, Some(60.0));
+}
+
+#[test]
+fn the_same_event_applied_twice_counts_once() {
+    let mut s = Stream::new();
+    s.opened(0, 1);
+    s.assigned(0, 1, "alice");
+    s.resolved(60, 1, Some("alice"));
+    let mut m = Metrics::new();
+    for e in &s.events {
+        assert!(m.apply(e));
+        assert!(!m.apply(e), "a re-delivery changes nothing");
+    }
+    let k = Report::compute(&m, &Query::default()).total;
+    assert_eq!((k.opened, k.resolved, k.aht_mean_secs), (1, 1, Some(60.0)));
+}

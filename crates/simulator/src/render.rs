@@ -1,0 +1,72 @@
+//! A run (or several side by side) as text: the KPI table with targets, load and staffing, and
+//! the backlog over time; or as JSON.
+
+use switchboard_metrics::{Query, Report, Targets, render_grid, render_table};
+
+use crate::sim::Outcome;
+
+/// The report of a run over the whole simulated period.
+pub fn report(outcome: &Outcome) -> Report {
+    let (from, to) = outcome.window;
+    Report::compute(&outcome.metrics, &Query { from: Some(from), to: Some(to), now: Some(to), ..Query::default() })
+}
+
+fn hhmm(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms).map_or_else(|| ms.to_string(), |t| t.format("%d %H:%M").to_string())
+}
+
+/// Runs side by side: KPIs against the targets, then load, then the backlog over time.
+pub fn render(runs: &[(String, &Outcome)], targets: &Targets) -> String {
+    let reports: Vec<Report> = runs.iter().map(|(_, o)| report(o)).collect();
+    let columns: Vec<(String, &switchboard_metrics::Kpis)> =
+        runs.iter().zip(&reports).map(|((name, _), r)| (name.clone(), &r.total)).collect();
+    let mut out = render_table(&columns, targets);
+    out.push('\n');
+    let mut load = vec![std::iter::once("Load".to_string()).chain(runs.iter().map(|(n, _)| n.clone())).collect()];
+    let row = |name: &str, f: &dyn Fn(&Report, &Outcome) -> String| -> Vec<String> {
+        std::iter::once(name.to_string()).chain(reports.iter().zip(runs).map(|(r, (_, o))| f(r, o))).collect()
+    };
+    load.push(row("Arrivals per hour", &|r, _| format!("{:.1}", r.forecast.arrivals_per_hour)));
+    load.push(row("Offered load (Erlangs)", &|r, _| {
+        r.forecast.offered_load_erlangs.map_or("-".into(), |e| format!("{e:.1}"))
+    }));
+    load.push(row("Mean agent occupancy", &|r, _| {
+        let occ: Vec<f64> = r.agents.values().filter_map(|a| a.occupancy).collect();
+        if occ.is_empty() { "-".into() } else { format!("{:.1}%", 100.0 * occ.iter().sum::<f64>() / occ.len() as f64) }
+    }));
+    load.push(row("Peak waiting", &|_, o| o.timeline.iter().map(|p| p.waiting).max().unwrap_or(0).to_string()));
+    load.push(row("Waiting at the end", &|r, _| r.backlog.waiting.to_string()));
+    load.push(row("Commands refused", &|_, o| o.stats.rejected.to_string()));
+    out.push_str(&render_grid(&load));
+    out.push('\n');
+    let mut timeline = vec![
+        std::iter::once("Time (UTC)".to_string())
+            .chain(runs.iter().flat_map(|(n, _)| [format!("waiting {n}"), format!("unanswered {n}")]))
+            .collect::<Vec<_>>(),
+    ];
+    let points = runs.first().map_or(0, |(_, o)| o.timeline.len());
+    for i in 0..points {
+        let at = runs[0].1.timeline[i].at;
+        let mut cells = vec![hhmm(at)];
+        for (_, o) in runs {
+            let p = o.timeline.get(i);
+            cells.push(p.map_or("-".into(), |p| p.waiting.to_string()));
+            cells.push(p.map_or("-".into(), |p| p.unanswered.to_string()));
+        }
+        timeline.push(cells);
+    }
+    out.push_str(&render_grid(&timeline));
+    out
+}
+
+/// Runs as JSON: per run its report, backlog over time and counts.
+pub fn render_json(runs: &[(String, &Outcome)], targets: &Targets) -> serde_json::Value {
+    let runs: serde_json::Map<String, serde_json::Value> = runs
+        .iter()
+        .map(|(name, o)| {
+            let value = serde_json::json!({ "report": report(o), "timeline": o.timeline, "stats": o.stats });
+            (name.clone(), value)
+        })
+        .collect();
+    serde_json::json!({ "targets": targets, "runs": runs })
+}

@@ -1,0 +1,159 @@
+//! The simulator drives the real router: the same seed gives the same run, its events give the
+//! same KPIs recomputed, an M/M/c queue waits as Erlang C says, and in the shipped example
+//! skills routing beats round robin on first response time and SLA.
+
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use switchboard_metrics::{Query, Report};
+use switchboard_simulator::{
+    AgentBehaviour, AgentGroup, ChannelTraffic, Dist, Options, Topic, Traffic, load_routing, load_traffic,
+    parse_routing, report, simulate, synthetic,
+};
+
+fn start() -> DateTime<Utc> {
+    "2026-03-02T00:00:00Z".parse().unwrap()
+}
+
+const SUPPORT: &str = r#"
+default_team = "support"
+reopen_window_secs = 3600
+[teams.support]
+strategy = "best_skill_match"
+first_response_secs = { P1 = 300, P2 = 900, P3 = 1800, P4 = 7200 }
+offer_timeout_secs = 30
+[[rules]]
+name = "billing"
+when = 'text.contains("invoice")'
+skills = ["billing:3"]
+"#;
+
+#[test]
+fn the_same_seed_gives_the_same_run_and_another_seed_another() {
+    let routing = parse_routing(SUPPORT).unwrap();
+    let traffic = synthetic(1500, "support", start());
+    let run = |seed| simulate(&routing, &traffic, &Options { seed, ..Options::default() }).unwrap();
+    let (a, b, c) = (run(5), run(5), run(6));
+    assert!(a.stats.conversations > 1300, "{:?}", a.stats);
+    assert_eq!(a.stats, b.stats);
+    assert_eq!(a.timeline, b.timeline);
+    assert_eq!(report(&a), report(&b));
+    assert_ne!(a.stats, c.stats);
+}
+
+#[test]
+fn the_routers_events_recomputed_give_the_runs_kpis() {
+    let routing = parse_routing(SUPPORT).unwrap();
+    let traffic = synthetic(800, "support", start());
+    let outcome = simulate(&routing, &traffic, &Options { seed: 3, keep_events: true, ..Options::default() }).unwrap();
+    let k = report(&outcome).total;
+    assert!(k.resolved > 600 && k.reopened > 0 && k.csat_responses > 100 && k.escalation_rate > Some(0.0), "{k:?}");
+    for by in [switchboard_metrics::GroupBy::Channel, switchboard_metrics::GroupBy::Agent] {
+        let q = Query { by, from: Some(start().timestamp_millis() + 6 * 3_600_000), ..Query::default() };
+        assert_eq!(Report::compute(&outcome.metrics, &q), Report::from_events(&outcome.events, &q));
+    }
+    // Every conversation event names its channel.
+    assert!(outcome.events.iter().filter(|e| e.conversation_id.is_some()).all(|e| e.channel.is_some()));
+}
+
+/// Erlang C: the probability that an arrival waits in an M/M/c queue with offered load `a`.
+fn erlang_c(c: u32, a: f64) -> f64 {
+    let mut term = 1.0; // a^k / k!
+    let mut sum = 0.0;
+    for k in 0..c {
+        sum += term;
+        term *= a / f64::from(k + 1);
+    }
+    let top = term * f64::from(c) / (f64::from(c) - a);
+    top / (sum + top)
+}
+
+#[test]
+fn an_m_m_c_queue_waits_as_erlang_c_says() {
+    // 10 agents taking one conversation at a time, exponential handle times of 60 s, Poisson
+    // arrivals at 8 Erlangs; agents take work at once and reply at once, so FRT is the wait.
+    let (c, a, handle) = (10u32, 8.0, 60.0);
+    let routing = parse_routing(
+        r#"
+default_team = "q"
+[teams.q]
+offer_timeout_secs = 0
+first_response_secs = { P3 = 86400 }
+"#,
+    )
+    .unwrap();
+    let hours = 96;
+    let per_day = a / handle * 86_400.0;
+    let traffic = Traffic {
+        start: start(),
+        hours,
+        channels: vec![ChannelTraffic {
+            channel: "webchat".into(),
+            per_day,
+            profile: Vec::new(),
+            topics: vec![Topic {
+                name: "any".into(),
+                weight: 1.0,
+                text: "hello".into(),
+                metadata: Default::default(),
+                skill: None,
+                handle: None,
+                escalate_probability: 0.0,
+            }],
+        }],
+        agent: AgentBehaviour {
+            accept: Dist::Fixed { secs: 0.0 },
+            first_reply: Dist::Fixed { secs: 0.0 },
+            handle: Dist::Exponential { mean_secs: handle },
+            unskilled_factor: 1.0,
+            skill_level: 1,
+        },
+        customer: Default::default(),
+        shifts: Default::default(),
+        agents: vec![AgentGroup {
+            id: "a".into(),
+            count: c,
+            teams: vec!["q".into()],
+            tiers: vec![switchboard_core::Tier::L1],
+            skills: Vec::new(),
+            capacity: Default::default(),
+            default_capacity: Some(1),
+            max_total: Some(1),
+            shift: None,
+        }],
+    };
+    let outcome = simulate(&routing, &traffic, &Options { seed: 42, ..Options::default() }).unwrap();
+    let k = report(&outcome).total;
+    let n = k.first_responses as f64;
+    assert!(n > 40_000.0, "enough arrivals: {n}");
+    // P(wait): the share of first responses later than the customer's message (target 0 s).
+    let zero = Query { frt_target_secs: 0, ..Query::default() };
+    let p_wait = 1.0 - Report::compute(&outcome.metrics, &zero).total.frt_within_target.unwrap();
+    let expected_p = erlang_c(c, a);
+    let expected_wait = expected_p * handle / (f64::from(c) - a);
+    let mean_wait = k.frt_mean_secs.unwrap();
+    println!(
+        "P(wait) {p_wait:.4} vs Erlang C {expected_p:.4}; mean wait {mean_wait:.2}s vs {expected_wait:.2}s; n {n}"
+    );
+    assert!((p_wait - expected_p).abs() / expected_p < 0.05, "P(wait) {p_wait} vs {expected_p}");
+    assert!((mean_wait - expected_wait).abs() / expected_wait < 0.08, "mean wait {mean_wait} vs {expected_wait}");
+}
+
+fn example(file: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/simulate").join(file)
+}
+
+#[test]
+fn in_the_example_skills_routing_beats_round_robin_on_frt_and_sla() {
+    let traffic = load_traffic(&example("traffic.json")).unwrap();
+    let options = Options { seed: 7, ..Options::default() };
+    let skills = simulate(&load_routing(&example("skills.toml")).unwrap(), &traffic, &options).unwrap();
+    let rr = simulate(&load_routing(&example("round_robin.toml")).unwrap(), &traffic, &options).unwrap();
+    let (s, r) = (report(&skills).total, report(&rr).total);
+    let runs = [("skills".to_string(), &skills), ("round robin".to_string(), &rr)];
+    println!("{}", switchboard_simulator::render(&runs, &Default::default()));
+    assert!(s.frt_mean_secs < r.frt_mean_secs, "FRT mean {:?} vs {:?}", s.frt_mean_secs, r.frt_mean_secs);
+    assert!(s.frt_p90_secs < r.frt_p90_secs, "FRT p90 {:?} vs {:?}", s.frt_p90_secs, r.frt_p90_secs);
+    assert!(s.sla_compliance > r.sla_compliance, "SLA {:?} vs {:?}", s.sla_compliance, r.sla_compliance);
+    assert!(s.aht_mean_secs < r.aht_mean_secs, "specialists are faster");
+}
