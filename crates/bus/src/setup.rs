@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use async_nats::jetstream::{kv, object_store, stream};
-use switchboard_core::contract::{ATTACHMENTS_STORE, ROUTER_SNAPSHOTS_STORE, buckets, streams};
+use switchboard_core::contract::{ATTACHMENTS_STORE, METRICS_STORE, ROUTER_SNAPSHOTS_STORE, buckets, streams};
 use tracing::info;
 
 use crate::{Bus, BusError};
@@ -49,7 +49,7 @@ impl Bus {
                 .await
                 .map_err(|e| BusError::setup(format!("key-value bucket {bucket}"), e))?;
         }
-        for store in [ATTACHMENTS_STORE, ROUTER_SNAPSHOTS_STORE] {
+        for store in [ATTACHMENTS_STORE, ROUTER_SNAPSHOTS_STORE, METRICS_STORE] {
             if self.jetstream().get_object_store(store).await.is_err() {
                 let config = object_store::Config {
                     bucket: store.to_string(),

@@ -116,6 +116,9 @@ pub mod buckets {
     pub const ALL: &[&str] = &[CONVERSATIONS, AGENTS, ROUTER, CHANNELS];
 }
 
+/// The object store for the metrics component's snapshot (its KPI fold and stream position).
+pub const METRICS_STORE: &str = "sb_metrics";
+
 /// Well-known keys in the `metadata` of envelopes and outbound messages.
 pub mod metadata {
     /// The display name of the agent who wrote an outbound message.

@@ -36,6 +36,8 @@ pub struct Config {
     pub router: RouterSection,
     /// The agent API on the HTTP listener.
     pub api: ApiConfig,
+    /// Support KPIs from the event stream, served at `/metrics`.
+    pub metrics: crate::metrics::MetricsConfig,
 }
 
 /// The router service's settings.

@@ -41,6 +41,10 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     let readiness = Readiness { bus: slot.clone(), components: Arc::new(components) };
     let mut app =
         health_routes(readiness).merge(crate::api::Api::new(&config.api, slot.clone(), &config.router.group).routes());
+    let metrics = crate::metrics::LiveMetrics::default();
+    if config.metrics.enabled {
+        app = app.merge(metrics.routes());
+    }
     for channel in &channels {
         if let Some(routes) = &channel.routes {
             app = app.merge(routes.clone());
@@ -95,6 +99,10 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     for (name, component) in crate::channels::agent_endpoints(&config.channels)? {
         let (bus, stop) = (bus.clone(), components_stop.clone());
         running.spawn(async move { (name, component(bus, stop).await) });
+    }
+    if config.metrics.enabled {
+        let (bus, stop, cfg) = (bus.clone(), components_stop.clone(), config.metrics.clone());
+        running.spawn(async move { ("metrics", metrics.run(bus, cfg, stop).await) });
     }
     if config.router.enabled {
         let service = RouterService::new(bus.clone(), router_config(&config), service_config(&config));

@@ -10,5 +10,6 @@ pub mod daemon;
 pub mod explain;
 pub mod http;
 pub mod logging;
+pub mod metrics;
 
 pub use config::{Config, ConfigError};

@@ -1,0 +1,196 @@
+//! The metrics component: folds `sb.events.>` into support KPIs as they happen and serves them
+//! in the Prometheus text format at `/metrics`.
+//!
+//! The fold ([`switchboard_metrics::Metrics`]) and the stream sequence it reached are saved
+//! together in the object store `sb_metrics` every `snapshot_secs` and at shutdown. A restart
+//! loads the snapshot and reads on from the next sequence, so every event is counted once: an
+//! event after the snapshot is read again and was not in it; the fold also ignores an event id
+//! it has seen. Several processes may run the component: each folds the whole stream, and any
+//! snapshot is a consistent prefix of it.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use switchboard_bus::async_nats::jetstream::consumer::{DeliverPolicy, pull};
+use switchboard_bus::{Backoff, Bus};
+use switchboard_core::contract::{METRICS_STORE, streams};
+use switchboard_core::{Contract, Event};
+use switchboard_metrics::Metrics;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+/// Object name of the snapshot in `sb_metrics`.
+const SNAPSHOT: &str = "kpis";
+
+/// The `[metrics]` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Whether this process folds events and serves `/metrics`.
+    pub enabled: bool,
+    /// Seconds between snapshots of the fold.
+    pub snapshot_secs: u64,
+    /// Days of per-conversation detail kept (older resolved conversations leave the fold;
+    /// counters keep them).
+    pub retention_days: u64,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self { enabled: true, snapshot_secs: 30, retention_days: 35 }
+    }
+}
+
+/// The fold and how far into `SB_EVENTS` it got.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Fold {
+    /// Stream sequence of the last event applied.
+    last_seq: u64,
+    metrics: Metrics,
+    /// Events that could not be read (counted, not applied).
+    #[serde(default)]
+    unreadable: u64,
+}
+
+/// The running fold, shared with the `/metrics` route.
+#[derive(Clone, Default)]
+pub struct LiveMetrics(Arc<RwLock<Fold>>);
+
+impl LiveMetrics {
+    /// The `/metrics` route.
+    pub fn routes(&self) -> Router {
+        Router::new().route("/metrics", get(scrape)).with_state(self.clone())
+    }
+
+    /// Folds events until `stop` fires; saves a snapshot on the way out.
+    pub async fn run(self, bus: Bus, cfg: MetricsConfig, stop: CancellationToken) -> Result<(), String> {
+        match load(&bus).await {
+            Ok(Some(fold)) => {
+                info!(last_seq = fold.last_seq, "metrics resume from their snapshot");
+                *self.0.write().expect("metrics lock") = fold;
+            }
+            Ok(None) => info!("metrics start from the beginning of the event stream"),
+            Err(e) => warn!(error = %e, "metrics snapshot unreadable; folding the event stream again"),
+        }
+        let backoff = Backoff { initial: Duration::from_millis(200), max: Duration::from_secs(10) };
+        let mut attempt = 0;
+        loop {
+            match self.follow(&bus, &cfg, &stop).await {
+                Ok(()) => break,
+                Err(e) => {
+                    attempt += 1;
+                    warn!(error = %e, attempt, "metrics stopped reading events; retrying");
+                    tokio::select! {
+                        _ = stop.cancelled() => break,
+                        _ = tokio::time::sleep(backoff.delay(attempt)) => {}
+                    }
+                }
+            }
+        }
+        self.save(&bus).await.map_err(|e| format!("final metrics snapshot: {e}"))
+    }
+
+    async fn follow(&self, bus: &Bus, cfg: &MetricsConfig, stop: &CancellationToken) -> Result<(), String> {
+        let next = self.0.read().expect("metrics lock").last_seq + 1;
+        let stream = bus.jetstream().get_stream(streams::EVENTS).await.map_err(|e| e.to_string())?;
+        let consumer = stream
+            .create_consumer(pull::OrderedConfig {
+                filter_subject: "sb.events.>".into(),
+                deliver_policy: DeliverPolicy::ByStartSequence { start_sequence: next },
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut messages = consumer.messages().await.map_err(|e| e.to_string())?;
+        let mut snapshot = tokio::time::interval(Duration::from_secs(cfg.snapshot_secs.max(1)));
+        snapshot.reset();
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return Ok(()),
+                _ = snapshot.tick() => {
+                    let retention = Duration::from_secs(cfg.retention_days.saturating_mul(86_400));
+                    let before = chrono::Utc::now().timestamp_millis() - retention.as_millis() as i64;
+                    self.0.write().expect("metrics lock").metrics.forget_before(before);
+                    if let Err(e) = self.save(bus).await {
+                        warn!(error = %e, "metrics snapshot not saved; the next one covers it");
+                    }
+                }
+                message = messages.next() => {
+                    let message = match message {
+                        Some(Ok(m)) => m,
+                        Some(Err(e)) => return Err(e.to_string()),
+                        None => return Err("event stream ended".into()),
+                    };
+                    let seq = message.info().map_err(|e| e.to_string())?.stream_sequence;
+                    let event = serde_json::from_slice::<Event>(&message.payload)
+                        .ok()
+                        .filter(|e| e.validate().is_ok());
+                    let mut fold = self.0.write().expect("metrics lock");
+                    match event {
+                        Some(event) => {
+                            fold.metrics.apply(&event);
+                        }
+                        None => {
+                            fold.unreadable += 1;
+                            debug!(seq, "unreadable event skipped by metrics");
+                        }
+                    }
+                    fold.last_seq = seq;
+                }
+            }
+        }
+    }
+
+    async fn save(&self, bus: &Bus) -> Result<(), String> {
+        let bytes = serde_json::to_vec(&*self.0.read().expect("metrics lock")).map_err(|e| e.to_string())?;
+        let store = bus.jetstream().get_object_store(METRICS_STORE).await.map_err(|e| e.to_string())?;
+        store.put(SNAPSHOT, &mut bytes.as_slice()).await.map_err(|e| e.to_string())?;
+        Ok(())
+    }
+}
+
+async fn load(bus: &Bus) -> Result<Option<Fold>, String> {
+    let store = bus.jetstream().get_object_store(METRICS_STORE).await.map_err(|e| e.to_string())?;
+    let mut reader = match store.get(SNAPSHOT).await {
+        Ok(r) => r,
+        Err(e) if e.kind() == switchboard_bus::async_nats::jetstream::object_store::GetErrorKind::NotFound => {
+            return Ok(None);
+        }
+        Err(e) => return Err(e.to_string()),
+    };
+    let mut bytes = Vec::new();
+    tokio::io::AsyncReadExt::read_to_end(&mut reader, &mut bytes).await.map_err(|e| e.to_string())?;
+    serde_json::from_slice(&bytes).map(Some).map_err(|e| e.to_string())
+}
+
+async fn scrape(State(live): State<LiveMetrics>) -> Response {
+    let now = chrono::Utc::now().timestamp_millis();
+    let fold = live.0.read().expect("metrics lock");
+    match switchboard_metrics::exposition(&fold.metrics, Some(now)) {
+        Ok(mut text) => {
+            // Where the fold stands, so a stalled component shows on a dashboard.
+            if let Some(eof) = text.rfind("# EOF") {
+                text.truncate(eof);
+            }
+            text.push_str(&format!(
+                "# HELP switchboard_metrics_events_sequence Stream sequence of the last event folded.\n\
+                 # TYPE switchboard_metrics_events_sequence gauge\n\
+                 switchboard_metrics_events_sequence {}\n\
+                 # HELP switchboard_metrics_unreadable_events Events the fold could not read.\n\
+                 # TYPE switchboard_metrics_unreadable_events gauge\n\
+                 switchboard_metrics_unreadable_events {}\n# EOF\n",
+                fold.last_seq, fold.unreadable
+            ));
+            ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text)
+                .into_response()
+        }
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
