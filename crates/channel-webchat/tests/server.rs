@@ -446,3 +446,42 @@ async fn assignment_resolution_typing_and_one_rating_per_conversation() {
     assert_eq!(csat.channel.as_deref(), Some("webchat"));
     chat.running.unwrap().stop().await;
 }
+
+#[tokio::test]
+async fn uploads_are_limited_attached_and_served_only_by_their_signed_link() {
+    let chat = Chat::start(|cfg| cfg.max_upload_bytes = 1024).await;
+    let (mut ws, welcome) = chat.open(json!({})).await;
+    let token = welcome["token"].as_str().unwrap().to_string();
+    ws.history().await;
+    let http = reqwest::Client::new();
+    let upload = |token: &str, origin: &str, body: Vec<u8>| {
+        http.post(format!("http://{}/chat/upload?token={token}", chat.base))
+            .header("origin", origin)
+            .header("content-type", "text/plain")
+            .header("x-filename", "..%2Fnotes%20%C3%A9.txt")
+            .body(body)
+            .send()
+    };
+    assert_eq!(upload(&token, ORIGIN, vec![b'x'; 2048]).await.unwrap().status(), 413, "over max_upload_bytes");
+    assert_eq!(upload("v1.forged.token", ORIGIN, b"hi".to_vec()).await.unwrap().status(), 401);
+    assert_eq!(upload(&token, "http://evil.test", b"hi".to_vec()).await.unwrap().status(), 403);
+    let response = upload(&token, ORIGIN, b"order 17, twice".to_vec()).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["access-control-allow-origin"], ORIGIN);
+    let reference = response.json::<Value>().await.unwrap()["ref"].clone();
+    assert_eq!(reference["filename"], "notes é.txt", "no path from the client's name");
+
+    ws.send(json!({ "type": "send", "client_id": "f1", "text": "", "attachments": [reference] })).await;
+    ws.next_of("ack").await;
+    let entry = ws.entry_of("customer").await;
+    let url = entry["entry"]["attachments"][0]["url"].as_str().unwrap().to_string();
+    let envelope = &chat.envelopes().await[0];
+    assert_eq!(envelope.attachments[0].size, 15);
+    let got = http.get(format!("http://{}{url}", chat.base)).send().await.unwrap();
+    assert_eq!(got.status(), 200);
+    assert_eq!(got.headers()["content-disposition"], "attachment", "never rendered by the browser");
+    assert_eq!(got.bytes().await.unwrap().as_ref(), b"order 17, twice");
+    let tampered = url.replace("sig=", "sig=A");
+    assert_eq!(http.get(format!("http://{}{tampered}", chat.base)).send().await.unwrap().status(), 404);
+    chat.running.unwrap().stop().await;
+}

@@ -120,16 +120,8 @@ impl Api {
 }
 
 async fn command(State(api): State<Api>, headers: HeaderMap, body: Bytes) -> Response {
-    let token = match api.authenticate(&headers) {
-        Ok(t) => t,
-        Err(why) => return error(StatusCode::UNAUTHORIZED, why),
-    };
-    let req: CommandRequest = match serde_json::from_slice(&body) {
-        Ok(r) => r,
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid JSON: {e}")),
-    };
-    let agent_id = match acting_agent(token, req.agent_id) {
-        Ok(a) => a,
+    let (token, req, agent_id) = match agent_request::<CommandRequest>(&api, &headers, &body, |r| r.agent_id.clone()) {
+        Ok(parts) => parts,
         Err((code, why)) => return error(code, why),
     };
     let command = AgentCommand {
@@ -140,6 +132,19 @@ async fn command(State(api): State<Api>, headers: HeaderMap, body: Bytes) -> Res
         action: req.action,
     };
     send(&api, token, command).await
+}
+
+/// An agent request's token, body and the agent it acts as, or the status and reason to refuse it.
+fn agent_request<'a, T: serde::de::DeserializeOwned>(
+    api: &'a Api,
+    headers: &HeaderMap,
+    body: &[u8],
+    named: impl FnOnce(&T) -> Option<String>,
+) -> Result<(&'a Token, T, String), (StatusCode, String)> {
+    let token = api.authenticate(headers).map_err(|why| (StatusCode::UNAUTHORIZED, why.to_string()))?;
+    let req: T = serde_json::from_slice(body).map_err(|e| (StatusCode::BAD_REQUEST, format!("invalid JSON: {e}")))?;
+    let agent = acting_agent(token, named(&req))?;
+    Ok((token, req, agent))
 }
 
 /// The agent a request acts as: an agent token's own, or the one an integration token names.
@@ -192,16 +197,8 @@ struct TypingRequest {
 
 /// "The agent is typing": a signal on core NATS that chat channels show; not stored.
 async fn typing(State(api): State<Api>, headers: HeaderMap, body: Bytes) -> Response {
-    let token = match api.authenticate(&headers) {
-        Ok(t) => t,
-        Err(why) => return error(StatusCode::UNAUTHORIZED, why),
-    };
-    let req: TypingRequest = match serde_json::from_slice(&body) {
-        Ok(r) => r,
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid JSON: {e}")),
-    };
-    let agent_id = match acting_agent(token, req.agent_id) {
-        Ok(a) => a,
+    let (_, req, agent_id) = match agent_request::<TypingRequest>(&api, &headers, &body, |r| r.agent_id.clone()) {
+        Ok(parts) => parts,
         Err((code, why)) => return error(code, why),
     };
     let Ok(bus) = api.bus.get() else { return error(StatusCode::SERVICE_UNAVAILABLE, "not connected to NATS yet") };
