@@ -62,6 +62,20 @@ impl TestBus {
         RunningChannel { routes, stop, task: runtime.spawn() }
     }
 
+    /// Stores a conversation record the way the router does (KV `sb_conversations`), with what
+    /// channels read back: where it is and its agent.
+    pub async fn store_conversation(&self, id: uuid::Uuid, channel: &str, thread_key: &str, agent: Option<&str>) {
+        let kv = self.bus.jetstream().get_key_value(switchboard_core::contract::buckets::CONVERSATIONS).await.unwrap();
+        let record = serde_json::json!({ "id": id, "channel": channel, "thread_key": thread_key, "agent": agent });
+        kv.put(id.to_string(), serde_json::to_vec(&record).unwrap().into()).await.expect("store the record");
+    }
+
+    /// Every `csat_received` event stored, oldest first.
+    pub async fn csat_events(&self) -> Vec<switchboard_core::Event> {
+        let stored = self.stored(streams::EVENTS, &subjects::event("csat_received")).await;
+        stored.iter().map(|(_, p)| serde_json::from_slice(p).expect("an event/1")).collect()
+    }
+
     /// A slot holding the connected bus, for [`crate::ChannelRuntime::new`].
     pub fn slot(&self) -> BusSlot {
         BusSlot::ready(self.bus.clone())
@@ -167,5 +181,23 @@ pub fn outbound(channel: &str, customer: &str, text: &str) -> OutboundMessage {
         agent_id: Some("agent-1".into()),
         created_at: chrono::Utc::now(),
         metadata: Default::default(),
+    }
+}
+
+/// The router's satisfaction question for `conversation` on `channel`, as the router sends it.
+pub fn csat_request(channel: &str, customer: &str, conversation: uuid::Uuid, agent: &str) -> OutboundMessage {
+    use switchboard_core::contract::metadata;
+    let metadata = [
+        (metadata::CSAT, metadata::CSAT_REQUEST.to_string()),
+        (metadata::CSAT_CONVERSATION, conversation.to_string()),
+        (metadata::CSAT_AGENT, agent.to_string()),
+    ];
+    OutboundMessage {
+        conversation_id: conversation,
+        text: "How did we do? Rate your conversation from 1 (poor) to 5 (great).".into(),
+        kind: OutboundKind::System,
+        agent_id: None,
+        metadata: metadata.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+        ..outbound(channel, customer, "")
     }
 }

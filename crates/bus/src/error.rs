@@ -68,6 +68,14 @@ pub enum BusError {
         /// Which field and why.
         source: ValidationError,
     },
+    /// A key-value bucket could not be opened or read.
+    #[error("key-value bucket {bucket}: {source}")]
+    Kv {
+        /// The bucket.
+        bucket: String,
+        /// Why.
+        source: Source,
+    },
     /// The bus is not connected yet.
     #[error("the bus is not connected yet")]
     NotReady,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use async_nats::HeaderMap;
 use bytes::Bytes;
-use switchboard_adapter::{Inbound, InboundError};
+use switchboard_adapter::{Inbound, InboundError, conversation_ref, csat_event, publish_csat};
 use switchboard_bus::{Bus, BusSlot};
 use switchboard_core::contract::{ATTACHMENTS_STORE, buckets, subjects};
 use switchboard_core::envelope::AttachmentRef;
@@ -16,8 +16,10 @@ use tracing::{info, warn};
 
 use crate::agent::AgentMail;
 use crate::error::EmailError;
-use crate::parse::{BounceInfo, Classification, ParseLimits, ParsedMail, classify, parse, reply_token, thread_root};
-use crate::token::{Token, our_message_id, thread_key_of, token_kind};
+use crate::parse::{
+    BounceInfo, Classification, ParseLimits, ParsedMail, classify, csat_score, parse, reply_token, thread_root,
+};
+use crate::token::{Token, csat_key_of, our_message_id, thread_key_of, token_kind};
 
 /// The channel name: subjects `sb.in.email`, `sb.out.email`.
 pub const CHANNEL: &str = "email";
@@ -39,6 +41,8 @@ pub enum Outcome {
     Bounce,
     /// An agent's reply, turned into commands.
     AgentCommands,
+    /// A customer's answer to the satisfaction survey, stored as `csat_received`.
+    Csat,
     /// Not for routing (auto-reply, list mail, our own mail); the reason says which.
     Ignored(String),
     /// Unreadable or refused; stored in the dead-letter stream with the reason.
@@ -55,6 +59,7 @@ impl Outcome {
             Outcome::Duplicate => "duplicate",
             Outcome::Bounce => "bounce",
             Outcome::AgentCommands => "agent_commands",
+            Outcome::Csat => "csat",
             Outcome::Ignored(_) => "ignored",
             Outcome::DeadLettered(_) => "dead_lettered",
             Outcome::Retry(_) => "retry",
@@ -142,6 +147,9 @@ impl Handler {
             };
         }
         let thread_key = self.thread_key(&mail, token.map(|t| t.token)).await?;
+        if let Some(outcome) = self.csat_answer(&mail, &thread_key).await? {
+            return Ok(outcome);
+        }
         let envelope = match self.envelope(&mail, thread_key, raw_ref).await {
             Ok(e) => e,
             // Attachments could not be stored: what to do is the outcome itself (a retry).
@@ -175,6 +183,38 @@ impl Handler {
             }
         }
         Ok(thread_root(mail))
+    }
+
+    /// A reply to our survey mail (its direct parent) whose new text is only a score: the
+    /// conversation's rating rather than a new message, so it does not reopen the conversation.
+    async fn csat_answer(&self, mail: &ParsedMail, thread_key: &str) -> Result<Option<Outcome>, EmailError> {
+        let Some(score) = csat_score(&mail.new_text) else { return Ok(None) };
+        let Some(parent) = mail.in_reply_to.iter().find_map(|id| our_message_id(id, &self.0.domain)) else {
+            return Ok(None);
+        };
+        let marked = self.channels().await?.get(csat_key_of(parent.outbound)).await;
+        match marked {
+            Ok(Some(_)) => {}
+            Ok(None) => return Ok(None),
+            Err(e) => return Ok(Some(Outcome::Retry(format!("survey marker: {e}")))),
+        }
+        let bus = self.bus()?;
+        let record = match conversation_ref(bus, parent.conversation).await {
+            Ok(r) => r,
+            Err(e) => return Ok(Some(Outcome::Retry(e.to_string()))),
+        };
+        // The rating counts for the conversation of this thread only.
+        let Some(record) = record.filter(|r| r.channel == CHANNEL && r.thread_key == thread_key) else {
+            return Ok(None);
+        };
+        let event = csat_event(parent.conversation, record.agent, CHANNEL, score);
+        match publish_csat(bus, &event).await {
+            Ok(p) => {
+                info!(conversation = %parent.conversation, duplicate = p.duplicate, "survey answered");
+                Ok(Some(Outcome::Csat))
+            }
+            Err(e) => Ok(Some(Outcome::Retry(e.to_string()))),
+        }
     }
 
     async fn envelope(&self, mail: &ParsedMail, thread_key: String, raw_ref: &str) -> Result<Envelope, Outcome> {

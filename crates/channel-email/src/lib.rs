@@ -34,7 +34,7 @@ pub use smtp::Mailer;
 
 use crate::config::{read_secret, split_address};
 use crate::parse::ParseLimits;
-use crate::token::{TokenKey, thread_key_of};
+use crate::token::{TokenKey, csat_key_of, thread_key_of};
 
 /// The email channel: mailboxes in, SMTP out.
 pub struct EmailChannel {
@@ -112,6 +112,11 @@ impl Channel for EmailChannel {
         kv.put(thread_key_of(&token), message.to.thread_key.clone().into())
             .await
             .map_err(|e| SendError::retryable(format!("store the thread token: {e}")))?;
+        if outbound::is_csat_request(message) {
+            kv.put(csat_key_of(message.id), message.conversation_id.to_string().into())
+                .await
+                .map_err(|e| SendError::retryable(format!("mark the survey: {e}")))?;
+        }
         let id = mail.headers().get_raw("Message-ID").map(str::to_string);
         self.mailer.send(mail).await?;
         Ok(SendReceipt { provider_message_id: id })

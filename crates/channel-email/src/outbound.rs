@@ -23,6 +23,15 @@ pub struct Sender {
     pub key: TokenKey,
 }
 
+/// What the survey mail adds to the router's question: mail has no buttons.
+pub const CSAT_HOW_TO_ANSWER: &str = "Reply with a number from 1 to 5.";
+
+/// Whether an outbound message is the satisfaction survey.
+pub fn is_csat_request(msg: &OutboundMessage) -> bool {
+    use switchboard_core::contract::metadata;
+    msg.metadata.get(metadata::CSAT).is_some_and(|v| v == metadata::CSAT_REQUEST)
+}
+
 /// `Auto-Submitted`, RFC 3834: what mail robots (and our own loop protection) look at.
 const AUTO_SUBMITTED: HeaderName = HeaderName::new_from_ascii_str("Auto-Submitted");
 
@@ -81,7 +90,11 @@ impl Sender {
         if let Some(value) = auto {
             builder = builder.raw_header(HeaderValue::new(AUTO_SUBMITTED, value.into()));
         }
-        let body = SinglePart::builder().header(ContentType::TEXT_PLAIN).body(msg.text.clone());
+        let text = match is_csat_request(msg) {
+            true => format!("{}\n\n{CSAT_HOW_TO_ANSWER}", msg.text),
+            false => msg.text.clone(),
+        };
+        let body = SinglePart::builder().header(ContentType::TEXT_PLAIN).body(text);
         let message =
             builder.singlepart(body).map_err(|e| SendError::permanent(format!("cannot build the mail: {e}")))?;
         Ok((message, token))

@@ -84,6 +84,12 @@ pub fn thread_key_of(token: &str) -> String {
     format!("email.thread.{token}")
 }
 
+/// The KV key (bucket `sb_channels`) marking one of our mails as the satisfaction survey, so
+/// that only a reply to the survey itself is read as a rating.
+pub fn csat_key_of(outbound: Uuid) -> String {
+    format!("email.csat.{}", outbound.simple())
+}
+
 /// Our Message-ID for a message we send: its id, the conversation, then the thread token, so a
 /// bounce names the conversation and a reply that only keeps `In-Reply-To` still names the thread.
 pub fn message_id(outbound: Uuid, conversation: Uuid, token: &str, domain: &str) -> String {

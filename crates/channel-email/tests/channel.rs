@@ -320,3 +320,56 @@ async fn without_idle_it_polls_and_after_the_server_restarts_it_reconnects_and_r
     assert_eq!(texts, ["first", "second"], "nothing lost, nothing twice");
     running.stop().await;
 }
+
+#[tokio::test]
+async fn a_reply_to_the_survey_that_is_just_a_number_is_the_rating_not_a_new_message() {
+    let t = TestBus::start().await;
+    let server = MailServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&server, dir.path());
+    let support = server.address("support");
+    let customer = server.address("customer");
+    server.deliver_raw(&support, &mail(&customer, "Refund", Some("c1@customer.test"), "", "I want a refund"));
+    let running = start(&t, &cfg);
+    wait_for("the envelope", WAIT, || async { envelopes(&t).await.len() == 1 }).await;
+    let first = envelopes(&t).await.remove(0);
+    let conversation = uuid::Uuid::now_v7();
+    t.store_conversation(conversation, "email", &first.thread_key, Some("anna")).await;
+
+    let mut survey = switchboard_adapter::testkit::csat_request("email", &customer, conversation, "anna");
+    survey.to.thread_key = first.thread_key.clone();
+    survey.reply_to = Some(first.provider_message_id.clone());
+    survey.subject = Some("Refund".into());
+    t.send_outbound(&survey).await;
+    let got = mails(&server, "customer", 1).await;
+    let text = String::from_utf8_lossy(&got[0]).to_string();
+    assert!(text.contains("Reply with a number from 1 to 5."), "{text}");
+    assert!(text.contains("Auto-Submitted: auto-generated"), "{text}");
+    let our_id = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Message-ID:").or_else(|| l.strip_prefix("Message-Id:")))
+        .expect("our Message-ID")
+        .trim()
+        .to_string();
+
+    let answer = |id: &str, body: &str| {
+        mail(&customer, "Re: Refund", Some(id), &format!("In-Reply-To: {our_id}\r\nReferences: {our_id}\r\n"), body)
+    };
+    server.deliver_raw(
+        &support,
+        &answer("a1@customer.test", "5 - great\r\n\r\nOn Mon, Support wrote:\r\n> How did we do?"),
+    );
+    server.deliver_raw(&support, &answer("a2@customer.test", "Оценка: 2"));
+    server.deliver_raw(&support, &answer("a3@customer.test", "2 items are still missing"));
+    // Mail is read in mailbox order: once the last one is an envelope, the others were handled.
+    wait_for("the message after the ratings", WAIT, || async { envelopes(&t).await.len() == 2 }).await;
+    assert_eq!(envelopes(&t).await[1].text, "2 items are still missing");
+    let csat = t.csat_events().await;
+    assert_eq!(csat.len(), 1, "only the first rating of a conversation counts");
+    assert_eq!(csat[0].data["score"], 5);
+    assert_eq!(
+        (csat[0].conversation_id, csat[0].agent_id.as_deref(), csat[0].channel.as_deref()),
+        (Some(conversation), Some("anna"), Some("email"))
+    );
+    running.stop().await;
+}

@@ -226,6 +226,7 @@ pub(crate) async fn handle(
         return Ok(outcome);
     }
     match &update.kind {
+        UpdateKind::CallbackQuery(q) if crate::csat::is_answer(q) => crate::csat::handle(bus, &files.bot, q).await,
         UpdateKind::CallbackQuery(q) => match agents {
             Some(agents) => agents.handle_callback(bus, q).await,
             None => Ok(UpdateOutcome::Ignored),

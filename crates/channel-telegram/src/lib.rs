@@ -8,6 +8,7 @@
 
 mod agent;
 mod config;
+mod csat;
 pub mod format;
 mod inbound;
 mod outbound;
@@ -128,7 +129,8 @@ impl Channel for TelegramChannel {
         let mut first = None;
         if !message.text.trim().is_empty() {
             let markdown = format::escape(&message.text);
-            let sent = self.sender.send(Outgoing { chat, markdown: &markdown, reply_to, keyboard: None }).await?;
+            let keyboard = csat::is_request(message).then(|| csat::keyboard(message.conversation_id));
+            let sent = self.sender.send(Outgoing { chat, markdown: &markdown, reply_to, keyboard }).await?;
             first = sent.first().map(|m| m.id.0);
         }
         for a in message.attachments.iter().filter(|a| a.skipped.is_none() && !a.object.is_empty()) {

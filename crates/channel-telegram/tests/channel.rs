@@ -268,3 +268,42 @@ async fn an_attachment_in_a_reply_is_sent_as_a_document() {
     assert!(sent[1].file.is_some(), "{:?}", sent[1]);
     running.stop().await;
 }
+
+#[tokio::test]
+async fn the_survey_has_five_buttons_and_the_first_press_in_the_customers_chat_counts() {
+    let t = TestBus::start().await;
+    let api = FakeBotApi::start(TOKEN).await;
+    let dir = tempfile::tempdir().unwrap();
+    let running = start(&t, &config(&api, dir.path()));
+    let conversation = uuid::Uuid::now_v7();
+    t.store_conversation(conversation, "telegram", "501", Some("anna")).await;
+
+    t.send_outbound(&switchboard_adapter::testkit::csat_request("telegram", "501", conversation, "anna")).await;
+    let sent = api.wait_for_sent(1, WAIT).await;
+    let buttons = sent[0].reply_markup.as_ref().expect("a keyboard")["inline_keyboard"][0].clone();
+    let data: Vec<String> = (0..5).map(|i| buttons[i]["callback_data"].as_str().unwrap().to_string()).collect();
+    assert_eq!(buttons[4]["text"], "5");
+    assert_eq!(data[3], format!("csat:{}:4", conversation.simple()));
+
+    let message = sent[0].message_id;
+    api.push_update(api.callback_query(501, 501, message, &data[3]));
+    let answered = api.wait_for_answered_callbacks(1, WAIT).await;
+    assert_eq!(answered[0].text.as_deref(), Some("Thank you!"));
+    let edits = api.wait_for_edits(1, WAIT).await;
+    assert_eq!((edits[0].method.as_str(), edits[0].message_id), ("editMessageReplyMarkup", message));
+    wait_for("the answer", WAIT, || async { t.csat_events().await.len() == 1 }).await;
+    let csat = &t.csat_events().await[0];
+    assert_eq!(csat.data["score"], 4);
+    assert_eq!(
+        (csat.conversation_id, csat.agent_id.as_deref(), csat.channel.as_deref()),
+        (Some(conversation), Some("anna"), Some("telegram"))
+    );
+
+    // A second press counts no more; a press from another chat (forged data) is refused.
+    api.push_update(api.callback_query(501, 501, message, &data[0]));
+    api.push_update(api.callback_query(777, 777, message, &data[0]));
+    let answered = api.wait_for_answered_callbacks(3, WAIT).await;
+    assert_eq!(answered[2].text.as_deref(), Some("This survey is closed."));
+    assert_eq!(t.csat_events().await.len(), 1);
+    running.stop().await;
+}

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde::Deserialize;
 use serde_json::json;
-use switchboard_adapter::{Inbound, InboundError};
+use switchboard_adapter::{CSAT_SCORES, Inbound, InboundError, conversation_ref, csat_event, publish_csat};
 use switchboard_core::{Customer, Envelope, ValidationError, json_error};
 use tracing::{debug, info, warn};
 
@@ -50,6 +50,32 @@ pub struct WebhookCustomer {
     /// Email address.
     #[serde(default)]
     pub email: Option<String>,
+}
+
+/// The JSON body a source POSTs with a customer's answer to the satisfaction survey (sent to it
+/// as a `system` message with `metadata.csat = "request"`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookCsat {
+    /// The answer.
+    pub csat: WebhookCsatAnswer,
+}
+
+/// A survey answer: which conversation (`conversation_id` of the survey) and the score.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookCsatAnswer {
+    /// The conversation the survey asked about.
+    pub conversation_id: uuid::Uuid,
+    /// 1 (poor) to 5 (great); any other number is refused with `422`.
+    pub score: i64,
+}
+
+/// Only to tell a survey answer from a message before parsing either strictly.
+#[derive(Deserialize)]
+struct CsatProbe {
+    #[serde(default)]
+    csat: Option<serde_json::Value>,
 }
 
 #[derive(Clone)]
@@ -107,6 +133,11 @@ async fn receive(State(app): State<AppState>, Path(source): Path<String>, header
         return error(StatusCode::UNAUTHORIZED, "invalid signature", json!({ "reason": reason }));
     }
 
+    if let Ok(answer) = serde_json::from_slice::<CsatProbe>(&body)
+        && answer.csat.is_some()
+    {
+        return csat(&app, &source, &body).await;
+    }
     let message: WebhookMessage = match serde_json::from_slice(&body) {
         Ok(m) => m,
         Err(e) => return invalid(json_error(e)),
@@ -171,4 +202,44 @@ fn to_envelope(source: &str, m: WebhookMessage) -> Result<Envelope, ValidationEr
         metadata,
         raw_ref: Some(format!("webhook:{source}:{}", m.message_id)),
     })
+}
+
+/// A survey answer: checked against the conversation's record (it must be this source's), then
+/// stored as `csat_received`; only the first answer of a conversation counts.
+async fn csat(app: &AppState, source: &str, body: &[u8]) -> Response {
+    let answer = match serde_json::from_slice::<WebhookCsat>(body) {
+        Ok(a) => a.csat,
+        Err(e) => return invalid(json_error(e)),
+    };
+    let Some(score) = u8::try_from(answer.score).ok().filter(|s| CSAT_SCORES.contains(s)) else {
+        let detail = json!({ "field": "csat.score", "reason": "must be 1 to 5" });
+        return error(StatusCode::UNPROCESSABLE_ENTITY, "invalid score", detail);
+    };
+    let unavailable = |e: &dyn std::fmt::Display| {
+        warn!(source = %source, error = %e, "cannot store a survey answer");
+        error(StatusCode::SERVICE_UNAVAILABLE, "not stored, retry later", json!({}))
+    };
+    let bus = match app.inbound.bus() {
+        Ok(b) => b,
+        Err(e) => return unavailable(&e),
+    };
+    let conversation = answer.conversation_id;
+    let record = match conversation_ref(bus, conversation).await {
+        Ok(r) => r,
+        Err(e) => return unavailable(&e),
+    };
+    // A source rates only its own customers' conversations.
+    let prefix = format!("{source}:");
+    let Some(record) = record.filter(|r| r.channel == CHANNEL && r.thread_key.starts_with(&prefix)) else {
+        return error(StatusCode::NOT_FOUND, "unknown conversation", json!({ "conversation_id": conversation }));
+    };
+    let event = csat_event(conversation, record.agent, CHANNEL, score);
+    match publish_csat(bus, &event).await {
+        Ok(published) => {
+            info!(source = %source, %conversation, duplicate = published.duplicate, "survey answer stored");
+            let body = json!({ "id": event.id, "duplicate": published.duplicate, "sequence": published.sequence });
+            (StatusCode::ACCEPTED, Json(body)).into_response()
+        }
+        Err(e) => unavailable(&e),
+    }
 }

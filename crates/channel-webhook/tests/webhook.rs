@@ -222,3 +222,48 @@ async fn a_receiver_that_always_fails_ends_in_the_dead_letter_subject() {
     assert_eq!(dead[0].0.get(headers::DLQ_ATTEMPTS).unwrap().as_str(), "4");
     assert_eq!(receiver.seen.lock().unwrap().len(), 4, "tried max_attempts times, no more");
 }
+
+#[tokio::test]
+async fn the_survey_is_delivered_with_its_metadata_and_the_answer_becomes_one_csat_event() {
+    let t = TestBus::start().await;
+    let receiver = Receiver::default();
+    let url = format!("{}/hook", serve(receiver.router()).await);
+    let shutdown = CancellationToken::new();
+    let task = ChannelRuntime::new(Arc::new(channel(Some(url))), runtime_config(), t.slot(), shutdown.clone()).spawn();
+    let conversation = uuid::Uuid::now_v7();
+    let mut survey = testkit::csat_request("webhook", "c-7", conversation, "anna");
+    survey.to.thread_key = "shop:c-7".into();
+    t.send_outbound(&survey).await;
+    t.wait_outbound_drained("webhook", Duration::from_secs(10)).await;
+    shutdown.cancel();
+    task.await.unwrap().unwrap();
+    let seen = receiver.seen.lock().unwrap().clone();
+    let delivery: WebhookDelivery = serde_json::from_slice(&seen[0].1).unwrap();
+    assert_eq!(delivery.kind, switchboard_core::OutboundKind::System);
+    assert_eq!(delivery.metadata.get("csat").map(String::as_str), Some("request"));
+    assert_eq!(delivery.metadata.get("csat.conversation"), Some(&conversation.to_string()));
+    drop(t);
+
+    let s = Inbound::start().await;
+    s.t.store_conversation(conversation, "webhook", "shop:c-7", Some("anna")).await;
+    let answer = |score: &str| format!(r#"{{"csat":{{"conversation_id":"{conversation}","score":{score}}}}}"#);
+    for bad in ["0", "6", "-1"] {
+        let (status, body) = s.signed(&answer(bad)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {body}");
+    }
+    let (status, body) = s.signed(&answer("4")).await;
+    assert_eq!((status, body["duplicate"].as_bool()), (StatusCode::ACCEPTED, Some(false)), "{body}");
+    let (status, body) = s.signed(&answer("1")).await;
+    assert_eq!((status, body["duplicate"].as_bool()), (StatusCode::ACCEPTED, Some(true)), "only the first counts");
+    let unknown = format!(r#"{{"csat":{{"conversation_id":"{}","score":5}}}}"#, uuid::Uuid::now_v7());
+    assert_eq!(s.signed(&unknown).await.0, StatusCode::NOT_FOUND);
+
+    let csat = s.t.csat_events().await;
+    assert_eq!(csat.len(), 1);
+    assert_eq!(csat[0].data["score"], 4);
+    assert_eq!(
+        (csat[0].conversation_id, csat[0].agent_id.as_deref(), csat[0].channel.as_deref()),
+        (Some(conversation), Some("anna"), Some("webhook"))
+    );
+    assert_eq!(s.stored().await, 0, "an answer is not a message");
+}

@@ -123,6 +123,14 @@ pub const METRICS_STORE: &str = "sb_metrics";
 pub mod metadata {
     /// The display name of the agent who wrote an outbound message.
     pub const AGENT_NAME: &str = "agent_name";
+    /// Marks a satisfaction survey sent to a customer; its value is [`CSAT_REQUEST`].
+    pub const CSAT: &str = "csat";
+    /// The value of [`CSAT`] on the survey question itself.
+    pub const CSAT_REQUEST: &str = "request";
+    /// The conversation a survey asks about (its UUID), for the answer to name.
+    pub const CSAT_CONVERSATION: &str = "csat.conversation";
+    /// The agent who resolved the conversation a survey asks about.
+    pub const CSAT_AGENT: &str = "csat.agent";
 }
 
 /// The object store for attachments: envelopes carry references, not bytes.

@@ -18,5 +18,5 @@ mod service;
 pub use effect::{Effect, effect_id};
 pub use entry::Entry;
 pub use record::{ConversationRecord, HISTORY_KEEP, QueueItem};
-pub use router::{Router, RouterConfig, RouterError, RouterState};
+pub use router::{CSAT_QUESTION, Router, RouterConfig, RouterError, RouterState};
 pub use service::{Role, RouterService, ServiceConfig, ServiceError};

@@ -57,6 +57,12 @@ pub struct RouterState {
     pub agent_endpoints: BTreeMap<String, Vec<String>>,
 }
 
+/// The satisfaction question sent after a conversation is resolved; channels add how to answer.
+pub const CSAT_QUESTION: &str = "How did we do? Rate your conversation from 1 (poor) to 5 (great).";
+
+/// The channel that asks its own satisfaction question.
+const WEBCHAT: &str = "webchat";
+
 /// How many conversations per person are remembered for linked history.
 pub const PERSON_KEEP: usize = 20;
 
@@ -518,6 +524,7 @@ impl Router {
                     if let Some(agent) = &agent {
                         self.update(conversation, agent, "resolved", None, fx);
                     }
+                    self.csat_survey(conversation, agent.as_deref(), fx);
                     self.st.resolved.push_back((fx.at, conversation));
                 }
                 Decision::AgentStatusChanged { agent, status, reason } => {
@@ -596,6 +603,42 @@ impl Router {
             serde_json::json!({ "reason": reason }),
         );
         fx.touched.insert(conversation);
+    }
+
+    /// Asks the customer to rate a resolved conversation on the channel they used. The web chat
+    /// asks by itself (buttons on the `resolved` event), so it gets no question from here. Not
+    /// added to the history: it is not part of what the agent and customer said.
+    fn csat_survey(&self, conversation: ConversationId, agent: Option<&str>, fx: &mut Fx) {
+        use switchboard_core::contract::metadata;
+        if !self.cfg.routing.csat_survey {
+            return;
+        }
+        let Some(r) = self.st.records.get(&conversation) else { return };
+        if r.channel == WEBCHAT {
+            return;
+        }
+        let mut meta = BTreeMap::from([
+            (metadata::CSAT.to_string(), metadata::CSAT_REQUEST.to_string()),
+            (metadata::CSAT_CONVERSATION.to_string(), conversation.to_string()),
+        ]);
+        if let Some(agent) = agent {
+            meta.insert(metadata::CSAT_AGENT.to_string(), agent.to_string());
+        }
+        let outbound = OutboundMessage {
+            id: fx.id(),
+            conversation_id: conversation,
+            channel: r.channel.clone(),
+            to: ChannelAddress { customer_id: r.customer.id.clone(), thread_key: r.thread_key.clone() },
+            text: CSAT_QUESTION.to_string(),
+            subject: r.subject.as_ref().map(|s| reply_subject(s)),
+            attachments: Vec::new(),
+            reply_to: r.last_provider_message_id.clone(),
+            kind: OutboundKind::System,
+            agent_id: None,
+            created_at: time(fx.at),
+            metadata: meta,
+        };
+        fx.out.push(Effect::Outbound(outbound));
     }
 
     fn note(&mut self, conversation: ConversationId, note: Option<String>, fx: &mut Fx) {

@@ -464,3 +464,48 @@ fn defining_a_file_agent_or_an_invalid_one_is_rejected_and_changes_nothing() {
     let after = r.state();
     assert_eq!((after.engine.agents, after.agent_endpoints), (before.engine.agents, before.agent_endpoints));
 }
+
+fn surveys(fx: &[Effect]) -> Vec<&switchboard_core::OutboundMessage> {
+    fx.iter()
+        .filter_map(|e| match e {
+            Effect::Outbound(o) if o.kind == OutboundKind::System => Some(o),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_resolve_asks_the_customer_for_a_rating_on_their_channel_except_in_web_chat_or_when_disabled() {
+    use switchboard_core::contract::metadata;
+    let (mut r, mut j) = (router(), Journal::new());
+    let c = conversation(&apply(&mut r, j.msg(0, "telegram", "cust-1", "chat-1", None, "hi")));
+    apply(&mut r, j.cmd(1, "alice", Some(c), CommandAction::Accept));
+    let fx = apply(&mut r, j.cmd(2, "alice", Some(c), CommandAction::Resolve));
+    let asked = surveys(&fx);
+    assert_eq!(asked.len(), 1);
+    let q = asked[0];
+    assert_eq!(
+        (q.channel.as_str(), q.to.customer_id.as_str(), q.to.thread_key.as_str()),
+        ("telegram", "cust-1", "chat-1")
+    );
+    assert_eq!(q.text, switchboard_router::CSAT_QUESTION);
+    assert_eq!(q.metadata.get(metadata::CSAT).map(String::as_str), Some(metadata::CSAT_REQUEST));
+    assert_eq!(q.metadata.get(metadata::CSAT_CONVERSATION), Some(&c.to_string()));
+    assert_eq!(q.metadata.get(metadata::CSAT_AGENT).map(String::as_str), Some("alice"));
+    assert_eq!(q.conversation_id, c);
+
+    let w = conversation(&apply(&mut r, j.msg(10, "webchat", "visitor-1", "s-1", None, "hello")));
+    apply(&mut r, j.cmd(11, "alice", Some(w), CommandAction::Accept));
+    let fx = apply(&mut r, j.cmd(12, "alice", Some(w), CommandAction::Resolve));
+    assert!(events(&fx).contains(&EventKind::Resolved));
+    assert!(surveys(&fx).is_empty(), "the web chat asks by itself");
+
+    let mut cfg = config();
+    cfg.routing.csat_survey = false;
+    let (mut r, mut j) = (Router::new(cfg).unwrap(), Journal::new());
+    let c = conversation(&apply(&mut r, j.msg(0, "email", "a@example.com", "<m@x>", None, "hi")));
+    apply(&mut r, j.cmd(1, "alice", Some(c), CommandAction::Accept));
+    let fx = apply(&mut r, j.cmd(2, "alice", Some(c), CommandAction::Resolve));
+    assert!(events(&fx).contains(&EventKind::Resolved));
+    assert!(surveys(&fx).is_empty(), "csat_survey = false");
+}

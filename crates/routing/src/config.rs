@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use switchboard_core::{AgentStatus, Tier};
 
 /// Everything the engine needs to know before the first event.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RoutingConfig {
     /// Team a conversation goes to when no rule sets one.
@@ -27,6 +27,25 @@ pub struct RoutingConfig {
     pub agents: Vec<AgentConfig>,
     /// Routing rules, evaluated in order.
     pub rules: Vec<RuleConfig>,
+    /// Whether the router asks the customer to rate a resolved conversation (1-5) on the channel
+    /// they used. Read by the router, not the engine; the web chat asks by itself.
+    pub csat_survey: bool,
+}
+
+impl Default for RoutingConfig {
+    fn default() -> Self {
+        Self {
+            default_team: String::new(),
+            timezone: String::new(),
+            reopen_window_secs: 0,
+            aging_secs_per_point: 0,
+            human_phrases: Vec::new(),
+            teams: BTreeMap::new(),
+            agents: Vec::new(),
+            rules: Vec::new(),
+            csat_survey: true,
+        }
+    }
 }
 
 /// How a team assigns and escalates.

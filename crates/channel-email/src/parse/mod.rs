@@ -9,6 +9,7 @@
 
 mod classify;
 mod command;
+mod csat;
 mod html;
 mod mime;
 mod quote;
@@ -21,6 +22,7 @@ use sha2::{Digest, Sha256};
 
 pub use classify::{AutoReplyReason, BounceInfo, Classification, NoiseReason, classify};
 pub use command::{AgentEmailCommand, CommandError, parse_agent_command};
+pub use csat::score as csat_score;
 pub use quote::split_quoted;
 pub use report::{DeliveryReport, ReportRecipient};
 pub use thread::{
