@@ -10,8 +10,7 @@ use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use switchboard_adapter::InboundError;
-use switchboard_core::contract::subjects;
-use switchboard_core::{AttachmentRef, Customer, Envelope, Event, EventKind};
+use switchboard_core::{AttachmentRef, Customer, Envelope};
 use tracing::{debug, info, warn};
 
 use crate::hub::Push;
@@ -466,22 +465,10 @@ impl Conn {
         let bus = self.shared.bus().map_err(|e| unavailable(&e))?;
         let conversation = uuid::Uuid::parse_str(conversation_id).map_err(|e| unavailable(&e))?;
         let agent = self.shared.conversation(conversation_id).await.ok().flatten().and_then(|r| r.agent);
-        let mut data = serde_json::Map::new();
-        data.insert("score".into(), score.into());
-        let event = Event {
-            id: uuid::Uuid::now_v7(),
-            at: Utc::now(),
-            kind: EventKind::CsatReceived,
-            conversation_id: Some(conversation),
-            agent_id: agent,
-            channel: Some(CHANNEL.into()),
-            data,
-        };
         // One answer per conversation: the id is the conversation's, so a second is dropped.
-        let msg_id = format!("csat:{conversation_id}");
-        bus.publish(&subjects::event(EventKind::CsatReceived.as_str()), &event, &msg_id)
-            .await
-            .map_err(|e| unavailable(&e))?;
+        let event = switchboard_adapter::csat_event(conversation, agent, CHANNEL, score);
+        switchboard_adapter::publish_csat(bus, &event).await.map_err(|e| unavailable(&e))?;
+        let msg_id = switchboard_adapter::csat_msg_id(conversation);
         let entry = Entry {
             id: event.id.to_string(),
             kind: EntryKind::CsatAnswer,
