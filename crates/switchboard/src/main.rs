@@ -1,7 +1,8 @@
-//! `switchboard`: run the daemon, check a configuration file, explain a routing decision, or
-//! simulate a day of traffic against routing configurations.
+//! `switchboard`: run the daemon, check a configuration file, explain a routing decision,
+//! simulate a day of traffic against routing configurations, or report KPIs from the event stream.
 
 mod simulate;
+mod stats;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -80,6 +81,37 @@ enum Command {
         #[arg(long, default_value_t = 3600)]
         sample_every_secs: i64,
     },
+    /// Reports support KPIs over a time window from the event stream, against targets.
+    Stats {
+        /// Configuration file: how to reach NATS (`[nats]`).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Window start: a duration before now (`30m`, `24h`, `7d`) or an RFC 3339 time.
+        #[arg(long, default_value = "24h", value_parser = stats::parse_when)]
+        since: stats::When,
+        /// Window end, like `--since`; default: now.
+        #[arg(long, value_parser = stats::parse_when)]
+        until: Option<stats::When>,
+        /// Breakdown: one column per team, tier, channel, agent or priority class.
+        #[arg(long, default_value = "none")]
+        by: switchboard_metrics::GroupBy,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: stats::Format,
+        /// First response target (checked on the 90th percentile), e.g. `2h`, `15m`.
+        #[arg(long, default_value = "2h", value_parser = stats::parse_duration)]
+        frt_target: std::time::Duration,
+        /// First-contact resolution target, percent.
+        #[arg(long, default_value = "85", value_parser = stats::parse_percent)]
+        fcr_target: f64,
+        /// CSAT target (share of 4 and 5), percent.
+        #[arg(long, default_value = "90", value_parser = stats::parse_percent)]
+        csat_target: f64,
+        /// How far before the window's start to read events, so that replies to conversations
+        /// opened earlier have their start; default 7d.
+        #[arg(long, value_parser = stats::parse_duration)]
+        lookback: Option<std::time::Duration>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -101,6 +133,28 @@ fn main() -> ExitCode {
             let args = simulate::Args { config, compare, traffic, generate, seed, format, targets, sample_every_secs };
             match simulate::run(args) {
                 Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Stats { config, since, until, by, format, frt_target, fcr_target, csat_target, lookback } => {
+            let config = match Config::load(&config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let targets =
+                switchboard_metrics::Targets { frt_secs: frt_target.as_secs(), fcr: fcr_target, csat: csat_target };
+            let args = stats::Args { since, until, by, format, targets, lookback: lookback.unwrap_or(stats::LOOKBACK) };
+            match stats(&config, &args) {
+                Ok(out) => {
+                    print!("{out}");
+                    ExitCode::SUCCESS
+                }
                 Err(e) => {
                     eprintln!("error: {e:#}");
                     ExitCode::FAILURE
@@ -164,6 +218,11 @@ fn main() -> ExitCode {
 #[tokio::main]
 async fn explain(config: &Config, conversation: &str) -> anyhow::Result<serde_json::Value> {
     switchboard::explain::fetch(config, conversation).await
+}
+
+#[tokio::main]
+async fn stats(config: &Config, args: &stats::Args) -> anyhow::Result<String> {
+    stats::run(&config.nats, args, chrono::Utc::now()).await
 }
 
 #[tokio::main]
