@@ -11,5 +11,6 @@ pub mod explain;
 pub mod http;
 pub mod logging;
 pub mod metrics;
+pub mod stats;
 
 pub use config::{Config, ConfigError};

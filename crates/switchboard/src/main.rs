@@ -2,7 +2,6 @@
 //! simulate a day of traffic against routing configurations, or report KPIs from the event stream.
 
 mod simulate;
-mod stats;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,6 +9,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use switchboard::config::{Config, LogFormat};
+use switchboard::stats;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 

@@ -1,12 +1,9 @@
 //! `switchboard stats` against a real NATS: hand-built events published on `SB_EVENTS` come back
 //! as the same report `Report::from_events` computes, through the library function and the binary.
 
-// The command lives in the binary; the test compiles the same file to call it directly.
-#[path = "../src/stats.rs"]
-mod stats;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
+use switchboard::stats;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
