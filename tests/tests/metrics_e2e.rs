@@ -65,10 +65,10 @@ async fn stored_events(daemon: &TestDaemon) -> Vec<Event> {
 /// Waits until `/metrics` has folded every stored event and `family` reached `value`.
 async fn wait_metric(daemon: &TestDaemon, family: &str, value: f64) -> BTreeMap<String, f64> {
     let deadline = std::time::Instant::now() + WAIT;
+    let client = switchboard_bus::async_nats::connect(daemon.nats.url()).await.unwrap();
+    let mut stream = switchboard_bus::async_nats::jetstream::new(client).get_stream(streams::EVENTS).await.unwrap();
     loop {
         let (sums, text) = scrape(daemon).await;
-        let client = switchboard_bus::async_nats::connect(daemon.nats.url()).await.unwrap();
-        let mut stream = switchboard_bus::async_nats::jetstream::new(client).get_stream(streams::EVENTS).await.unwrap();
         let last = stream.info().await.unwrap().state.last_sequence as f64;
         if sums.get(family) == Some(&value) && sums.get("switchboard_metrics_events_sequence") == Some(&last) {
             return sums;

@@ -53,13 +53,21 @@ pub struct ConversationRef {
 
 /// A conversation as the router last stored it (KV `sb_conversations`); `None` when unknown.
 pub async fn conversation_ref(bus: &Bus, conversation: Uuid) -> Result<Option<ConversationRef>, BusError> {
-    let kv_error = |e: &dyn std::fmt::Display| BusError::Kv {
-        bucket: buckets::CONVERSATIONS.into(),
-        source: e.to_string().into(),
-    };
     let store = bus.jetstream().get_key_value(buckets::CONVERSATIONS).await.map_err(|e| kv_error(&e))?;
+    conversation_ref_in(&store, conversation).await
+}
+
+/// [`conversation_ref`] in a bucket handle the caller keeps, for callers that look up often.
+pub async fn conversation_ref_in(
+    store: &async_nats::jetstream::kv::Store,
+    conversation: Uuid,
+) -> Result<Option<ConversationRef>, BusError> {
     let value = store.get(conversation.to_string()).await.map_err(|e| kv_error(&e))?;
     // A record the router wrote but we cannot read counts as unknown rather than as an error
     // worth retrying: retrying will not make it readable.
     Ok(value.and_then(|v| serde_json::from_slice(&v).ok()))
+}
+
+fn kv_error(e: &dyn std::fmt::Display) -> BusError {
+    BusError::Kv { bucket: buckets::CONVERSATIONS.into(), source: e.to_string().into() }
 }

@@ -103,7 +103,9 @@ pub mod testkit;
 pub use channel::{AdapterError, Channel, SendError, SendReceipt};
 pub use command::{Verdict, derived_command_id, send_command};
 pub use config::{RateLimitConfig, RuntimeConfig, read_secret};
-pub use csat::{CSAT_SCORES, ConversationRef, conversation_ref, csat_event, csat_msg_id, publish_csat};
+pub use csat::{
+    CSAT_SCORES, ConversationRef, conversation_ref, conversation_ref_in, csat_event, csat_msg_id, publish_csat,
+};
 pub use health::{Health, HealthStatus};
 pub use inbound::{Inbound, InboundError};
 pub use runtime::ChannelRuntime;

@@ -11,7 +11,6 @@ use switchboard_core::{Event, EventKind};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-use crate::WebchatError;
 use crate::hub::Push;
 use crate::server::Shared;
 use crate::transcript::{self, Entry, EntryKind};
@@ -43,11 +42,10 @@ async fn on_event(shared: &Shared, bus: &Bus, delivery: Delivery) -> Result<(), 
     }
     let event: Event = delivery.decode()?;
     let Some(conversation) = event.conversation_id else { return Ok(()) };
-    let record = match shared.conversation(&conversation.to_string()).await {
+    // An unknown conversation is retried too: the router stores the record after publishing.
+    let record = match shared.conversation(conversation).await {
         Ok(Some(record)) => record,
         Ok(None) => return Ok(()),
-        // The router stores the record after publishing the event: try again shortly.
-        Err(e @ WebchatError::UnknownConversation(_)) => return Err(HandlerError::Retry(e.to_string())),
         Err(e) => return Err(HandlerError::Retry(e.to_string())),
     };
     let kind = if event.kind == EventKind::Assigned { EntryKind::Assigned } else { EntryKind::Resolved };
@@ -72,7 +70,7 @@ async fn on_event(shared: &Shared, bus: &Bus, delivery: Delivery) -> Result<(), 
 /// `sb.agent.typing`: what an agent's client says while the agent types.
 #[derive(Debug, serde::Deserialize)]
 struct Typing {
-    conversation_id: String,
+    conversation_id: uuid::Uuid,
     #[serde(default)]
     agent_name: Option<String>,
 }
@@ -96,7 +94,7 @@ pub(crate) async fn run_typing(shared: Arc<Shared>, bus: Bus, stop: Cancellation
                 m = sub.next() => match m { Some(m) => m, None => break },
             };
             let Ok(typing) = serde_json::from_slice::<Typing>(&message.payload) else { continue };
-            let lookup = tokio::time::timeout(Duration::from_secs(2), shared.conversation(&typing.conversation_id));
+            let lookup = tokio::time::timeout(Duration::from_secs(2), shared.conversation(typing.conversation_id));
             if let Ok(Ok(Some(record))) = lookup.await
                 && shared.hub.has(&record.thread_key)
             {

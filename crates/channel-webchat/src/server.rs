@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::kv;
 use axum::http::HeaderMap;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use switchboard_adapter::Inbound;
+use switchboard_adapter::{ConversationRef, Inbound, conversation_ref_in};
 use switchboard_bus::Bus;
 use switchboard_core::contract::{buckets, subjects};
 use tokio::sync::OnceCell;
@@ -51,15 +51,6 @@ impl Drop for IpSlot {
             }
         }
     }
-}
-
-/// A conversation record's fields the channel needs (the router owns the full record).
-#[derive(Debug, serde::Deserialize)]
-pub(crate) struct RecordView {
-    pub channel: String,
-    pub thread_key: String,
-    #[serde(default)]
-    pub agent: Option<String>,
 }
 
 impl Shared {
@@ -154,16 +145,11 @@ impl Shared {
         Ok(())
     }
 
-    /// The web-chat session a conversation belongs to, or `Ok(None)` when it is another channel's.
-    pub async fn conversation(&self, id: &str) -> Result<Option<RecordView>, WebchatError> {
-        let value = self.conversations().await?.get(id).await.map_err(|e| WebchatError::Nats(e.to_string()))?;
-        match value {
+    /// The web-chat conversation's record, or `Ok(None)` when it is another channel's.
+    pub async fn conversation(&self, id: uuid::Uuid) -> Result<Option<ConversationRef>, WebchatError> {
+        match conversation_ref_in(self.conversations().await?, id).await? {
             None => Err(WebchatError::UnknownConversation(id.to_string())),
-            Some(v) => {
-                let record: RecordView = serde_json::from_slice(&v)
-                    .map_err(|e| WebchatError::Nats(format!("conversation record {id}: {e}")))?;
-                Ok((record.channel == crate::CHANNEL).then_some(record))
-            }
+            Some(record) => Ok((record.channel == crate::CHANNEL).then_some(record)),
         }
     }
 

@@ -464,7 +464,7 @@ impl Conn {
         };
         let bus = self.shared.bus().map_err(|e| unavailable(&e))?;
         let conversation = uuid::Uuid::parse_str(conversation_id).map_err(|e| unavailable(&e))?;
-        let agent = self.shared.conversation(conversation_id).await.ok().flatten().and_then(|r| r.agent);
+        let agent = self.shared.conversation(conversation).await.ok().flatten().and_then(|r| r.agent);
         // One answer per conversation: the id is the conversation's, so a second is dropped.
         let event = switchboard_adapter::csat_event(conversation, agent, CHANNEL, score);
         switchboard_adapter::publish_csat(bus, &event).await.map_err(|e| unavailable(&e))?;
