@@ -144,6 +144,22 @@ impl Journal {
         if self.last <= after {
             return Ok(Vec::new());
         }
+        self.read(DeliverPolicy::ByStartSequence { start_sequence: after + 1 }).await
+    }
+
+    /// Every entry the server stored at or after `since` (by its clock), in order: what a new
+    /// writer reads to learn which inputs were journaled lately.
+    pub async fn read_since(&mut self, since: std::time::SystemTime) -> Result<Vec<JournalEntry>, BusError> {
+        self.last = self.fetch_last().await?;
+        if self.last == 0 {
+            return Ok(Vec::new());
+        }
+        self.read(DeliverPolicy::ByStartTime { start_time: time::OffsetDateTime::from(since) }).await
+    }
+
+    /// Reads from `policy` as many entries as the server said were pending when the reader was
+    /// created: nothing else is appended meanwhile, since we are the only writer.
+    async fn read(&self, policy: DeliverPolicy) -> Result<Vec<JournalEntry>, BusError> {
         let err = |e: Box<dyn std::error::Error + Send + Sync>| BusError::Consumer {
             stream: streams::ROUTER.into(),
             durable: format!("replay of {}", self.subject),
@@ -153,21 +169,25 @@ impl Journal {
         let consumer = stream
             .create_consumer(pull::OrderedConfig {
                 filter_subject: self.subject.clone(),
-                deliver_policy: DeliverPolicy::ByStartSequence { start_sequence: after + 1 },
+                deliver_policy: policy,
                 ..Default::default()
             })
             .await
             .map_err(|e| err(e.into()))?;
+        let pending = consumer.cached_info().num_pending;
+        let mut entries = Vec::with_capacity(pending as usize);
+        if pending == 0 {
+            return Ok(entries);
+        }
         let mut messages = consumer.messages().await.map_err(|e| err(e.into()))?;
-        let mut entries = Vec::new();
         while let Some(next) = tokio::time::timeout(Duration::from_secs(30), messages.next())
             .await
             .map_err(|_| err("replay stalled for 30 s".into()))?
         {
             let message = next.map_err(|e| err(e.into()))?;
-            let sequence = message.info().map_err(|e| err(e.to_string().into()))?.stream_sequence;
-            entries.push(JournalEntry { sequence, payload: message.payload.clone() });
-            if sequence >= self.last {
+            let info = message.info().map_err(|e| err(e.to_string().into()))?;
+            entries.push(JournalEntry { sequence: info.stream_sequence, payload: message.payload.clone() });
+            if info.pending == 0 || entries.len() as u64 >= pending {
                 break;
             }
         }

@@ -41,3 +41,15 @@ pub fn effect_id(at_ms: i64, sequence: u64, index: u16) -> Uuid {
     bits[8..].copy_from_slice(&index.to_be_bytes());
     uuid::Builder::from_unix_timestamp_millis(at_ms.max(0) as u64, &bits).into_uuid()
 }
+
+/// How many entries one journal message may hold: the position takes the top 16 bits of the
+/// sequence that [`effect_id`] is given.
+pub const MAX_BATCH: usize = 1 << 15;
+
+/// The sequence that effect ids of entry `position` of the journal message at `sequence` derive
+/// from: the sequence itself for the first (so a single entry's ids are what they always were),
+/// the position in the top 16 bits for the others (journal sequences stay far below 2^48).
+pub fn effect_sequence(sequence: u64, position: usize) -> u64 {
+    debug_assert!(position < MAX_BATCH && sequence < 1 << 48);
+    sequence | ((position as u64) << 48)
+}

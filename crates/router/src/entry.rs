@@ -41,3 +41,77 @@ impl Entry {
         }
     }
 }
+
+/// The tag a batch of entries carries in the journal. A journal message holds either one
+/// [`Entry`] (as every message did before entries were committed in groups, and still does when
+/// a group has one entry) or `{"type":"batch","entries":[...]}`.
+const BATCH_PREFIX: &[u8] = br#"{"type":"batch","#;
+
+/// A batch as read back (the tag was recognised by its prefix).
+#[derive(Deserialize)]
+struct BatchIn {
+    entries: Vec<Entry>,
+}
+
+/// Encodes one entry on its own, as a part for [`encode_entries`].
+pub fn encode_entry(entry: &Entry) -> Vec<u8> {
+    serde_json::to_vec(entry).expect("journal entries serialise")
+}
+
+/// The payload of one journal message from its entries, each encoded by [`encode_entry`]: the
+/// entry itself when there is one, else a batch (built from the parts, not encoded again).
+pub fn encode_entries(parts: &[Vec<u8>]) -> Vec<u8> {
+    if let [one] = parts {
+        return one.clone();
+    }
+    let size = parts.iter().map(|p| p.len() + 1).sum::<usize>() + BATCH_PREFIX.len() + 16;
+    let mut out = Vec::with_capacity(size);
+    out.extend_from_slice(BATCH_PREFIX);
+    out.extend_from_slice(br#""entries":["#);
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(part);
+    }
+    out.extend_from_slice(b"]}");
+    out
+}
+
+/// Decodes one journal message into its entries, in the order they were applied.
+pub fn decode_entries(payload: &[u8]) -> Result<Vec<Entry>, serde_json::Error> {
+    if payload.starts_with(BATCH_PREFIX) {
+        Ok(serde_json::from_slice::<BatchIn>(payload)?.entries)
+    } else {
+        Ok(vec![serde_json::from_slice(payload)?])
+    }
+}
+
+impl Entry {
+    /// The id of the input this entry journals (the envelope's or the command's), by which a
+    /// redelivered input is recognised; ticks have none.
+    pub fn input_id(&self) -> Option<Uuid> {
+        match self {
+            Entry::Inbound { envelope, .. } => Some(envelope.id),
+            Entry::Command { command, .. } => Some(command.id),
+            Entry::Tick { .. } => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_entry_is_written_as_before_and_batches_round_trip() {
+        let tick = Entry::Tick { at: 5 };
+        assert_eq!(encode_entries(&[encode_entry(&tick)]), serde_json::to_vec(&tick).unwrap());
+        assert_eq!(decode_entries(&serde_json::to_vec(&tick).unwrap()).unwrap(), vec![tick.clone()]);
+        let batch = vec![Entry::Tick { at: 1 }, Entry::Tick { at: 2 }];
+        let bytes = encode_entries(&batch.iter().map(encode_entry).collect::<Vec<_>>());
+        assert!(bytes.starts_with(BATCH_PREFIX), "{}", String::from_utf8_lossy(&bytes));
+        assert_eq!(decode_entries(&bytes).unwrap(), batch);
+        assert!(decode_entries(br#"{"type":"batch","entries":7}"#).is_err());
+    }
+}

@@ -11,12 +11,13 @@
 
 mod effect;
 mod entry;
+mod group;
 mod record;
 mod router;
 mod service;
 
-pub use effect::{Effect, effect_id};
-pub use entry::Entry;
+pub use effect::{Effect, MAX_BATCH, effect_id, effect_sequence};
+pub use entry::{Entry, decode_entries, encode_entries, encode_entry};
 pub use record::{ConversationRecord, HISTORY_KEEP, QueueItem};
 pub use router::{CSAT_QUESTION, Router, RouterConfig, RouterError, RouterState};
 pub use service::{Role, RouterService, ServiceConfig, ServiceError};

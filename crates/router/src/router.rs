@@ -16,7 +16,7 @@ use switchboard_routing::{
 };
 use uuid::Uuid;
 
-use crate::effect::{Effect, effect_id};
+use crate::effect::{Effect, effect_id, effect_sequence};
 use crate::entry::Entry;
 use crate::record::{ConversationRecord, QueueItem};
 
@@ -205,10 +205,24 @@ impl Router {
     /// Applies the journal entry at `sequence`. An entry at or below the last applied sequence
     /// was applied already (a replay overlapping a snapshot) and yields nothing.
     pub fn apply(&mut self, sequence: u64, entry: &Entry) -> Vec<Effect> {
+        self.apply_batch(sequence, std::slice::from_ref(entry))
+    }
+
+    /// Applies the entries of the journal message at `sequence` in order (a group commit), as
+    /// [`Router::apply`] does one; each entry's effects get ids from its position in the batch.
+    pub fn apply_batch(&mut self, sequence: u64, entries: &[Entry]) -> Vec<Effect> {
         if sequence <= self.st.sequence {
             return Vec::new();
         }
         self.st.sequence = sequence;
+        let mut out = Vec::new();
+        for (position, entry) in entries.iter().enumerate() {
+            out.extend(self.apply_one(effect_sequence(sequence, position), entry));
+        }
+        out
+    }
+
+    fn apply_one(&mut self, sequence: u64, entry: &Entry) -> Vec<Effect> {
         let mut fx = Fx {
             at: entry.at(),
             sequence,

@@ -14,8 +14,9 @@ use bytes::Bytes;
 use futures::StreamExt;
 use switchboard_bus::async_nats::jetstream::object_store;
 use switchboard_bus::{AppendError, Bus, BusError, ConsumerSpec, Delivery, HandlerError, Journal, Lease};
-use switchboard_core::contract::{ROUTER_SNAPSHOTS_STORE, buckets, headers, streams, subjects};
+use switchboard_core::contract::{ROUTER_SNAPSHOTS_STORE, buckets, streams, subjects};
 use switchboard_core::{AgentCommand, AgentDelivery, Envelope};
+use switchboard_routing::Ms;
 use tokio::io::AsyncReadExt;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
@@ -23,7 +24,17 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 use uuid::Uuid;
 
-use crate::{Effect, Entry, Router, RouterConfig, RouterError, RouterState};
+use crate::group::{Done, Group, Offered, Recent};
+use crate::{Effect, Entry, Router, RouterConfig, RouterError, RouterState, decode_entries};
+
+/// How many inputs each input consumer hands the leader at once.
+const INPUT_CONCURRENCY: usize = 256;
+
+/// The entries of a journal message, or why they cannot be read.
+fn decode(e: &switchboard_bus::JournalEntry) -> Result<Vec<Entry>, ServiceError> {
+    decode_entries(&e.payload)
+        .map_err(|err| ServiceError::Corrupt { what: format!("journal entry {}", e.sequence), reason: err.to_string() })
+}
 
 /// How the service runs.
 #[derive(Debug, Clone)]
@@ -36,6 +47,11 @@ pub struct ServiceConfig {
     pub lease_ttl: Duration,
     /// Snapshot after this many journal entries (and on a graceful stop).
     pub snapshot_every: u64,
+    /// How long a journaled input is remembered, so that its redelivery (after a leader died
+    /// between journaling and acking it) is not acted on twice. It must exceed the inputs'
+    /// ack wait plus a takeover by far; a publisher's own retries are de-duplicated by the
+    /// input streams' 24 h window before they get here.
+    pub redelivery_window: Duration,
 }
 
 impl ServiceConfig {
@@ -47,6 +63,7 @@ impl ServiceConfig {
             holder: format!("{host}:{}:{}", std::process::id(), Uuid::now_v7()),
             lease_ttl: Duration::from_secs(10),
             snapshot_every: 1000,
+            redelivery_window: Duration::from_secs(300),
         }
     }
 }
@@ -76,12 +93,31 @@ pub enum ServiceError {
 /// An input waiting for the leader loop, with where to report its outcome.
 struct Work {
     input: Input,
-    done: oneshot::Sender<Result<(), HandlerError>>,
+    done: Done,
 }
 
 enum Input {
-    Inbound { envelope: Box<Envelope>, msg_id: String },
+    Inbound(Box<Envelope>),
     Command(Box<AgentCommand>),
+    /// Stamped in an earlier step whose group it did not fit.
+    Carried(Box<Entry>),
+}
+
+impl Work {
+    /// An entry that did not fit its step's group, for the next step.
+    fn carried(entry: Entry, done: Done) -> Work {
+        Work { input: Input::Carried(Box::new(entry)), done }
+    }
+
+    /// The journal entry for this input, taken at `at`.
+    fn stamp(self, at: Ms) -> (Entry, Done) {
+        let entry = match self.input {
+            Input::Inbound(envelope) => Entry::Inbound { at, envelope, new_conversation: Uuid::now_v7() },
+            Input::Command(command) => Entry::Command { at, command },
+            Input::Carried(entry) => *entry,
+        };
+        (entry, self.done)
+    }
 }
 
 /// What the service is doing, for health reporting.
@@ -174,78 +210,96 @@ impl RouterService {
         let replay = journal.read_after(router.sequence()).await?;
         let replayed = replay.len();
         for e in replay {
-            let entry: Entry = serde_json::from_slice(&e.payload).map_err(|err| ServiceError::Corrupt {
-                what: format!("journal entry {}", e.sequence),
-                reason: err.to_string(),
-            })?;
-            let effects = router.apply(e.sequence, &entry);
+            let effects = router.apply_batch(e.sequence, &decode(&e)?);
             self.publish(effects).await?;
         }
-        info!(group = %self.svc.group, sequence = router.sequence(), replayed, "router state restored");
+        let mut recent = Recent::new(self.svc.redelivery_window);
+        let since = std::time::SystemTime::now() - self.svc.redelivery_window;
+        for e in journal.read_since(since).await? {
+            for entry in decode(&e)? {
+                if let Some(id) = entry.input_id() {
+                    recent.insert(entry.at(), id);
+                }
+            }
+        }
+        info!(group = %self.svc.group, sequence = router.sequence(), replayed, remembered = recent.len(), "router state restored");
 
         let mut queue_requests = self.subscribe(subjects::router_queue(&self.svc.group)).await?;
         let mut explain_requests = self.subscribe(subjects::router_explain(&self.svc.group)).await?;
         let mut availability_requests = self.subscribe(subjects::router_availability(&self.svc.group)).await?;
-        let (tx, mut rx) = mpsc::channel::<Work>(64);
+        let (tx, mut rx) = mpsc::channel::<Work>(INPUT_CONCURRENCY * 2);
         let stop_inputs = CancellationToken::new();
         let mut inputs = self.start_inputs(tx, &stop_inputs);
         let mut renew = tokio::time::interval(lease.renew_every());
         let mut since_snapshot = 0u64;
+        // An input taken but left out of a full group starts the next one.
+        let mut carried: Option<(Entry, Done)> = None;
         let result = loop {
             let due = router.next_due().map(|d| Duration::from_millis((d - now_ms()).clamp(0, 60_000) as u64));
-            let (input, done) = tokio::select! {
-                _ = shutdown.cancelled() => break Ok(()),
-                _ = renew.tick() => {
-                    if let Err(lost) = lease.renew().await {
-                        break Err(ServiceError::Lost(lost.to_string()));
+            let (tick, first) = match carried.take() {
+                Some((entry, done)) => (false, Some(Work::carried(entry, done))),
+                None => tokio::select! {
+                    _ = shutdown.cancelled() => break Ok(()),
+                    _ = renew.tick() => {
+                        if let Err(lost) = lease.renew().await {
+                            break Err(ServiceError::Lost(lost.to_string()));
+                        }
+                        continue;
                     }
-                    continue;
-                }
-                _ = tokio::time::sleep(due.unwrap_or(Duration::from_secs(60))), if due.is_some() => (None, None),
-                Some(request) = queue_requests.next() => {
-                    self.answer_queue(&router, request).await;
-                    continue;
-                }
-                Some(request) = explain_requests.next() => {
-                    self.answer_explain(&router, request).await;
-                    continue;
-                }
-                Some(request) = availability_requests.next() => {
-                    let body = serde_json::to_vec(&router.engine().availability(now_ms())).expect("availability serialises");
-                    self.answer(request, body).await;
-                    continue;
-                }
-                work = rx.recv() => match work {
-                    Some(w) => (Some(w.input), Some(w.done)),
-                    None => break Err(ServiceError::Lost("input consumers stopped".into())),
+                    _ = tokio::time::sleep(due.unwrap_or(Duration::from_secs(60))), if due.is_some() => (true, None),
+                    Some(request) = queue_requests.next() => {
+                        self.answer_queue(&router, request).await;
+                        continue;
+                    }
+                    Some(request) = explain_requests.next() => {
+                        self.answer_explain(&router, request).await;
+                        continue;
+                    }
+                    Some(request) = availability_requests.next() => {
+                        let body = serde_json::to_vec(&router.engine().availability(now_ms())).expect("availability serialises");
+                        self.answer(request, body).await;
+                        continue;
+                    }
+                    work = rx.recv() => match work {
+                        Some(w) => (false, Some(w)),
+                        None => break Err(ServiceError::Lost("input consumers stopped".into())),
+                    },
                 },
             };
             if !lease.valid() {
                 break Err(ServiceError::Lost("lease not renewed in time".into()));
             }
+            // Everything taken in this step shares one time, one journal append, one publish.
             let at = now_ms().max(router.engine().now());
-            let (entry, msg_id) = match input {
-                None => (Entry::Tick { at }, format!("tick:{}", journal.last_sequence() + 1)),
-                Some(Input::Inbound { envelope, msg_id }) => {
-                    (Entry::Inbound { at, envelope, new_conversation: Uuid::now_v7() }, format!("in:{msg_id}"))
-                }
-                Some(Input::Command(command)) => {
-                    let id = format!("cmd:{}", command.id);
-                    (Entry::Command { at, command }, id)
-                }
-            };
-            let outcome = self.step(&mut journal, &mut router, &entry, &msg_id).await;
-            let failed = outcome.as_ref().err().map(|e| e.to_string());
-            if let Some(done) = done {
-                let _ = done.send(match &failed {
-                    None => Ok(()),
-                    Some(reason) => Err(HandlerError::Retry(reason.clone())),
-                });
+            recent.expire(at);
+            let mut group = Group::default();
+            if tick {
+                group.offer(Entry::Tick { at }, None, &recent);
             }
+            let mut next = first;
+            while let Some(work) = next.take() {
+                let (entry, done) = work.stamp(at);
+                if let Offered::Full(entry, done) = group.offer(entry, Some(done), &recent) {
+                    carried = Some((entry, done));
+                    break;
+                }
+                if group.has_room() {
+                    next = rx.try_recv().ok();
+                }
+            }
+            if group.is_empty() {
+                continue;
+            }
+            let taken = group.entries().len() as u64;
+            let outcome = self.step(&mut journal, &mut router, &group).await;
+            group.finish(outcome.as_ref().map(|_| ()).map_err(|e| HandlerError::Retry(e.to_string())), &mut recent);
             if let Err(e) = outcome {
+                if let Some((_, done)) = carried.take() {
+                    let _ = done.send(Err(HandlerError::Retry("router stopping".into())));
+                }
                 break Err(e);
             }
-            since_snapshot += 1;
+            since_snapshot += taken;
             if since_snapshot >= self.svc.snapshot_every {
                 since_snapshot = 0;
                 if let Err(e) = self.save_snapshot(&router).await {
@@ -253,6 +307,9 @@ impl RouterService {
                 }
             }
         };
+        if let Some((_, done)) = carried.take() {
+            let _ = done.send(Err(HandlerError::Retry("router stopping".into())));
+        }
         stop_inputs.cancel();
         rx.close();
         while let Some(w) = rx.recv().await {
@@ -309,24 +366,18 @@ impl RouterService {
         }
     }
 
-    /// Journals one entry, applies it and publishes its effects.
-    async fn step(
-        &self,
-        journal: &mut Journal,
-        router: &mut Router,
-        entry: &Entry,
-        msg_id: &str,
-    ) -> Result<(), ServiceError> {
-        let payload = Bytes::from(serde_json::to_vec(entry).expect("journal entries serialise"));
-        let appended = journal.append(payload, msg_id).await.map_err(|e| match e {
+    /// Journals a group of entries as one message, applies them and publishes their effects.
+    async fn step(&self, journal: &mut Journal, router: &mut Router, group: &Group) -> Result<(), ServiceError> {
+        let msg_id = format!("group:{}", Uuid::now_v7());
+        let appended = journal.append(Bytes::from(group.payload()), &msg_id).await.map_err(|e| match e {
             AppendError::Fenced { .. } => ServiceError::Lost(e.to_string()),
             AppendError::Bus(e) => ServiceError::Bus(e),
         })?;
         if appended.duplicate {
-            debug!(msg_id, sequence = appended.sequence, "input already journaled; nothing to do twice");
+            debug!(msg_id, sequence = appended.sequence, "group already journaled; nothing to do twice");
             return Ok(());
         }
-        let effects = router.apply(appended.sequence, entry);
+        let effects = router.apply_batch(appended.sequence, group.entries());
         self.publish(effects).await
     }
 
@@ -341,19 +392,15 @@ impl RouterService {
             // a reason to give a customer's message up. Bad payloads are still rejected at once.
             spec.max_deliver = u64::MAX;
             spec.ack_wait = self.svc.lease_ttl.max(Duration::from_secs(5));
+            // Many inputs in flight, so that the leader finds a group's worth waiting.
+            spec.concurrency = INPUT_CONCURRENCY;
             let (bus, tx, stop) = (self.bus.clone(), tx.clone(), stop.clone());
             set.spawn(async move {
                 let handler = move |d: Delivery| {
                     let tx = tx.clone();
                     async move {
                         let input = if customers {
-                            let envelope = d.decode::<Envelope>()?;
-                            let msg_id = d
-                                .headers
-                                .get(headers::MSG_ID)
-                                .map(|v| v.as_str().to_string())
-                                .unwrap_or_else(|| format!("seq:{}", d.stream_sequence));
-                            Input::Inbound { envelope: Box::new(envelope), msg_id }
+                            Input::Inbound(Box::new(d.decode::<Envelope>()?))
                         } else {
                             Input::Command(Box::new(d.decode::<AgentCommand>()?))
                         };
@@ -400,9 +447,13 @@ impl RouterService {
                 Effect::CommandResult { command, rejected } => results.push((command, rejected)),
             }
         }
-        for record in &records {
-            self.store(record).await;
+        // A record is the conversation's whole state: of several in one group the last wins, and
+        // the rest can be written at once since they are for different conversations.
+        let mut latest = std::collections::HashMap::new();
+        for record in records {
+            latest.insert(record.id, record);
         }
+        futures::future::join_all(latest.values().map(|record| self.store(record))).await;
         for p in pending {
             p.acked().await?;
         }

@@ -315,3 +315,51 @@ async fn waiting_work_from_every_channel_is_offered_in_one_priority_order() {
     assert_eq!(order, ["urgent: cannot log in", "hello", "a question", "my invoice"]);
     router.stop().await;
 }
+
+#[tokio::test]
+async fn inputs_journaled_in_a_group_by_a_leader_that_died_before_acking_act_once() {
+    let t = TestBus::start().await;
+    // A leader journaled two messages as one group and died before publishing or acking anything:
+    // both are still pending on the input stream.
+    let now = chrono::Utc::now().timestamp_millis();
+    let (first, second) = (envelope("webhook", "g1", "cust-1", "help"), envelope("webhook", "g2", "cust-2", "help"));
+    for e in [&first, &second] {
+        t.bus.publish(&subjects::inbound("webhook"), e, &format!("webhook:{}", e.id)).await.unwrap();
+    }
+    let entries = [&first, &second].map(|e| switchboard_router::Entry::Inbound {
+        at: now,
+        envelope: Box::new(e.clone()),
+        new_conversation: Uuid::now_v7(),
+    });
+    let parts: Vec<_> = entries.iter().map(switchboard_router::encode_entry).collect();
+    let mut journal = t.bus.open_journal(&subjects::router_journal("default")).await.unwrap();
+    journal.append(switchboard_router::encode_entries(&parts).into(), "group:dead-leader").await.unwrap();
+
+    let router = start_router(&t, "next").await;
+    wait_for("both inputs acknowledged", WAIT, || async {
+        let stream = t.bus.jetstream().get_stream(streams::INBOUND).await.unwrap();
+        let Ok(mut consumer) = stream
+            .get_consumer::<switchboard_bus::async_nats::jetstream::consumer::pull::Config>("router-default")
+            .await
+        else {
+            return false;
+        };
+        let info = consumer.info().await.unwrap();
+        info.delivered.stream_sequence == 2 && info.num_pending == 0 && info.num_ack_pending == 0
+    })
+    .await;
+    // The replayed group offered both; their redeliveries were recognised, not threaded again.
+    let all = deliveries(&t).await;
+    assert_eq!(all.len(), 2, "one offer each and nothing more: {all:?}");
+    let conversations: std::collections::BTreeSet<_> = offers(&t).await.into_iter().map(|(c, _)| c).collect();
+    let journaled: std::collections::BTreeSet<_> = entries
+        .iter()
+        .map(|e| match e {
+            switchboard_router::Entry::Inbound { new_conversation, .. } => *new_conversation,
+            _ => unreachable!(),
+        })
+        .collect();
+    assert_eq!(conversations, journaled, "the offers are for the journaled conversations");
+    assert_eq!(journal.read_after(0).await.unwrap().len(), 1, "nothing journaled again");
+    router.stop().await;
+}
