@@ -1,15 +1,22 @@
-//! The whole inbound pipeline through the real daemon: a signed webhook in, the router's offer
-//! POSTed to the agent's helpdesk endpoint. Against raw JetStream on the same server in the run:
+//! The whole pipeline through the real daemon, both ways, against raw JetStream on the same
+//! server in the same run:
 //! 1. raw publish and consume concurrently (the bus alone carrying messages end to end);
 //! 2. steady load: `BENCH_STEADY_RATE` messages per second (500) for `BENCH_STEADY_SECS` (6 s),
-//!    latency from sending the webhook to the offer arriving at the helpdesk, p50/p90/p99/max;
+//!    latency from sending the webhook to the offer arriving at the helpdesk, p50/p90/p99/p99.9;
 //! 3. maximum sustained rate: `BENCH_MAX_MESSAGES` (3000) sent `BENCH_CONCURRENCY` (32) at a time,
-//!    from the first send to the last offer received.
+//!    from the first send to the last offer received;
+//! 4. the reply path: for `BENCH_REPLIES` (1000) of those conversations, `BENCH_CONCURRENCY` at a
+//!    time, the agent accepts and replies through the agent API and the reply is POSTed to the
+//!    customer's webhook: replies per second, and latency from sending the reply command to the
+//!    customer receiving it.
 //!
 //! Every message opens a conversation (a new customer) and is offered at once (agents with room),
-//! so each one costs: webhook verify + store, router journal append, routing, events, the offer
-//! and the record, and the agent endpoint's signed POST. Run: `make bench` (or `cargo bench -p
-//! switchboard-e2e --bench router_pipeline`). Writes `bench-results/router_pipeline.json`.
+//! so each one costs: webhook verify + store, the router's journal append (shared by the inputs
+//! the leader takes in one step), routing, events, the offer and the record, and the agent
+//! endpoint's signed POST. A reply costs two agent commands (accept, reply) each answered with
+//! the router's verdict, their journal appends, events, the outbound message and the customer
+//! webhook's signed POST. Run: `make bench` (or `cargo bench -p switchboard-e2e --bench
+//! router_pipeline`). Writes `bench-results/router_pipeline.json`.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -32,6 +39,9 @@ const AGENTS: usize = 20;
 /// When each message's offer reached the helpdesk, by message index.
 type Arrivals = Arc<Mutex<BTreeMap<usize, Instant>>>;
 
+/// Who was offered message `i`'s conversation, and which conversation it is.
+type Offered = Arc<Mutex<BTreeMap<usize, (String, String)>>>;
+
 fn var(name: &str, default: usize) -> anyhow::Result<usize> {
     match std::env::var(name) {
         Ok(v) => v.trim().parse().ok().filter(|n| *n > 0).with_context(|| format!("{name}={v:?}: not a count")),
@@ -39,12 +49,13 @@ fn var(name: &str, default: usize) -> anyhow::Result<usize> {
     }
 }
 
-/// The helpdesk: records when the offer for message `i` (its history says `bench {i}:`) arrived.
-async fn helpdesk(arrivals: Arrivals) -> anyhow::Result<String> {
+/// The helpdesk: records when the offer for message `i` (its history says `bench {i}:`) arrived,
+/// to whom and for which conversation.
+async fn helpdesk(arrivals: Arrivals, offered: Offered) -> anyhow::Result<String> {
     let app = axum::Router::new().route(
         "/agent",
         axum::routing::post(move |body: String| {
-            let arrivals = arrivals.clone();
+            let (arrivals, offered) = (arrivals.clone(), offered.clone());
             async move {
                 let now = Instant::now();
                 let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
@@ -53,13 +64,40 @@ async fn helpdesk(arrivals: Arrivals) -> anyhow::Result<String> {
                     && let Some(i) = text.strip_prefix("bench ").and_then(|t| t.split(':').next()?.parse().ok())
                 {
                     arrivals.lock().expect("lock").entry(i).or_insert(now);
+                    let who =
+                        (v["agent_id"].as_str().unwrap_or_default(), v["conversation_id"].as_str().unwrap_or_default());
+                    offered.lock().expect("lock").insert(i, (who.0.to_string(), who.1.to_string()));
                 }
                 axum::http::StatusCode::NO_CONTENT
             }
         }),
     );
+    serve(app, "/agent").await
+}
+
+/// The customer's webhook receiver: records when the reply to message `i` (`reply {i}`) arrived.
+async fn customer(arrivals: Arrivals) -> anyhow::Result<String> {
+    let app = axum::Router::new().route(
+        "/customer",
+        axum::routing::post(move |body: String| {
+            let arrivals = arrivals.clone();
+            async move {
+                let now = Instant::now();
+                let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+                let text = v["text"].as_str().unwrap_or_default();
+                if let Some(i) = text.strip_prefix("reply ").and_then(|t| t.split(':').next()?.parse().ok()) {
+                    arrivals.lock().expect("lock").entry(i).or_insert(now);
+                }
+                axum::http::StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    serve(app, "/customer").await
+}
+
+async fn serve(app: axum::Router, path: &str) -> anyhow::Result<String> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}/agent", listener.local_addr()?);
+    let url = format!("http://{}{path}", listener.local_addr()?);
     tokio::spawn(async move { axum::serve(listener, app).await });
     Ok(url)
 }
@@ -68,6 +106,8 @@ struct Pipeline {
     http: reqwest::Client,
     endpoint: String,
     key: Vec<u8>,
+    /// The agent API's commands endpoint.
+    commands: String,
 }
 
 impl Pipeline {
@@ -94,6 +134,80 @@ impl Pipeline {
         ensure!(r.status() == reqwest::StatusCode::ACCEPTED, "message {i}: {}", r.status());
         Ok(sent)
     }
+
+    /// Sends an agent command with the agent's token; fails unless the router carried it out.
+    async fn command(&self, agent: &str, conversation: &str, action: serde_json::Value) -> anyhow::Result<()> {
+        let body = json!({ "conversation_id": conversation, "action": action });
+        let r = self.http.post(&self.commands).bearer_auth(token(agent)).json(&body).send().await?;
+        let status = r.status();
+        ensure!(status.is_success(), "{agent} {action}: {status} {}", r.text().await.unwrap_or_default());
+        Ok(())
+    }
+
+    /// Accepts message `i`'s conversation as its agent, then replies; returns when the reply was sent.
+    async fn answer(&self, i: usize, agent: &str, conversation: &str) -> anyhow::Result<Instant> {
+        self.command(agent, conversation, json!({ "type": "accept" })).await?;
+        let sent = Instant::now();
+        let text = format!("reply {i}: it left our warehouse this morning");
+        self.command(agent, conversation, json!({ "type": "reply", "text": text })).await?;
+        Ok(sent)
+    }
+}
+
+/// Agent `agent`'s API token.
+fn token(agent: &str) -> String {
+    format!("bench-token-{agent}")
+}
+
+/// A second nats-server that fsyncs every write before acking it (`sync_interval: always`), to
+/// show what that setting costs the raw bus; killed when dropped.
+struct SyncedServer {
+    child: std::process::Child,
+    port: u16,
+    _store: tempfile::TempDir,
+}
+
+impl SyncedServer {
+    fn start() -> anyhow::Result<SyncedServer> {
+        let store = tempfile::tempdir()?;
+        let port = switchboard_testkit::free_port();
+        let conf = store.path().join("nats.conf");
+        let dir = store.path().join("js");
+        std::fs::write(&conf, format!("jetstream {{\n  store_dir: {dir:?}\n  sync_interval: always\n}}\n"))?;
+        let child = std::process::Command::new(NatsServer::binary())
+            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-c"])
+            .arg(&conf)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()?;
+        let server = SyncedServer { child, port, _store: store };
+        switchboard_testkit::wait_until("the synced nats-server", Duration::from_secs(15), || {
+            std::net::TcpStream::connect(("127.0.0.1", server.port)).is_ok()
+        });
+        Ok(server)
+    }
+}
+
+impl Drop for SyncedServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Raw JetStream end to end: `n` messages published and consumed concurrently; messages/s.
+async fn raw_end_to_end(url: &str, n: usize) -> anyhow::Result<f64> {
+    let client = async_nats::connect(url).await?;
+    let js = jetstream::new(client.clone());
+    let bench = bench_stream(&js).await?;
+    let consumer = pull_consumer(&bench, "e2e").await?;
+    let start = Instant::now();
+    let (p, c) = tokio::join!(publish_async(&js, "bench.e2e", n), consume(&consumer, &client, n));
+    p?;
+    c?;
+    let rate = n as f64 / start.elapsed().as_secs_f64();
+    js.delete_stream("BENCH").await?;
+    Ok(rate)
 }
 
 async fn wait_all(arrivals: &Arrivals, range: std::ops::Range<usize>) -> anyhow::Result<()> {
@@ -103,7 +217,7 @@ async fn wait_all(arrivals: &Arrivals, range: std::ops::Range<usize>) -> anyhow:
         if done == range.len() {
             return Ok(());
         }
-        ensure!(Instant::now() < deadline, "only {done} of {} offers arrived within 120 s", range.len());
+        ensure!(Instant::now() < deadline, "only {done} of {} arrived within 120 s", range.len());
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
@@ -115,25 +229,23 @@ async fn main() -> anyhow::Result<()> {
     let secs = var("BENCH_STEADY_SECS", 6)?;
     let max_n = var("BENCH_MAX_MESSAGES", 3000)?;
     let concurrency = var("BENCH_CONCURRENCY", 32)?;
+    let replies = var("BENCH_REPLIES", 1000)?.min(max_n);
     let server = NatsServer::start();
 
-    // 1. Raw JetStream end to end on the same server.
-    let client = async_nats::connect(server.url()).await?;
-    let js = jetstream::new(client.clone());
-    let bench = bench_stream(&js).await?;
-    let consumer = pull_consumer(&bench, "e2e").await?;
-    let start = Instant::now();
-    let (p, c) = tokio::join!(publish_async(&js, "bench.e2e", max_n * 4), consume(&consumer, &client, max_n * 4));
-    p?;
-    c?;
-    let raw_rate = (max_n * 4) as f64 / start.elapsed().as_secs_f64();
-    js.delete_stream("BENCH").await?;
+    // 1. Raw JetStream end to end on the same server, and on one that fsyncs every write.
+    let raw_rate = raw_end_to_end(&server.url(), max_n * 4).await?;
+    let synced_rate = {
+        let synced = SyncedServer::start()?;
+        raw_end_to_end(&format!("nats://127.0.0.1:{}", synced.port), max_n).await?
+    };
 
     // The daemon with the router and one helpdesk for all agents.
-    let arrivals: Arrivals = Arc::default();
-    let helpdesk_url = helpdesk(arrivals.clone()).await?;
+    let (arrivals, offered, answered): (Arrivals, Offered, Arrivals) = Default::default();
+    let helpdesk_url = helpdesk(arrivals.clone(), offered.clone()).await?;
+    let customer_url = customer(answered.clone()).await?;
     let dir = tempfile::tempdir()?;
     let (mut config, secret_file, key) = daemon_config(&server.url(), dir.path())?;
+    config.channels.webhook.sources.get_mut("bench").context("the bench source")?.outbound_url = Some(customer_url);
     let agents: Vec<_> = (0..AGENTS)
         .map(|a| {
             json!({ "id": format!("a{a}"), "teams": ["support"], "tiers": ["L1"], "status": "online",
@@ -150,6 +262,14 @@ async fn main() -> anyhow::Result<()> {
         let endpoint =
             AgentEndpointConfig { url: helpdesk_url.clone(), secret_env: None, secret_file: Some(secret_file.clone()) };
         config.channels.webhook.agents.insert(format!("a{a}"), endpoint);
+        let token_file = dir.path().join(format!("a{a}.token"));
+        std::fs::write(&token_file, token(&format!("a{a}")))?;
+        let api = switchboard::config::ApiTokenConfig {
+            token_file: Some(token_file),
+            agent: Some(format!("a{a}")),
+            ..Default::default()
+        };
+        config.api.tokens.insert(format!("a{a}"), api);
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
@@ -161,7 +281,12 @@ async fn main() -> anyhow::Result<()> {
         ensure!(Instant::now() < deadline, "daemon not ready within 30 s");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let pipeline = Arc::new(Pipeline { http, endpoint: format!("{base}/v1/webhooks/bench"), key });
+    let pipeline = Arc::new(Pipeline {
+        http,
+        endpoint: format!("{base}/v1/webhooks/bench"),
+        key,
+        commands: format!("{base}/v1/agent/commands"),
+    });
 
     // 2. Steady load.
     let steady = rate * secs;
@@ -201,10 +326,35 @@ async fn main() -> anyhow::Result<()> {
         .collect::<anyhow::Result<Vec<_>>>()?;
     wait_all(&arrivals, steady..steady + max_n).await?;
     let max_rate = max_n as f64 / start.elapsed().as_secs_f64();
+
+    // 4. The reply path, on conversations of the maximum-rate run.
+    let to_answer: Vec<(usize, (String, String))> =
+        offered.lock().expect("lock").range(steady..steady + replies).map(|(i, who)| (*i, who.clone())).collect();
+    let start = Instant::now();
+    let reply_sent = futures::stream::iter(to_answer)
+        .map(|(i, (agent, conversation))| {
+            let p = p.clone();
+            async move { p.answer(i, &agent, &conversation).await.map(|sent| (i, sent)) }
+        })
+        .buffer_unordered(concurrency)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    wait_all(&answered, steady..steady + replies).await?;
+    let reply_rate = replies as f64 / start.elapsed().as_secs_f64();
+    let mut reply_latency = Histogram::<u64>::new(3)?;
+    {
+        let arrived = answered.lock().expect("lock");
+        for (i, sent) in &reply_sent {
+            reply_latency.record(arrived[i].duration_since(*sent).as_micros() as u64)?;
+        }
+    }
     shutdown.cancel();
     tokio::time::timeout(Duration::from_secs(30), daemon).await.context("daemon did not stop")???;
 
     let ms = |q: f64| latency.value_at_quantile(q) as f64 / 1000.0;
+    let reply_ms = |q: f64| reply_latency.value_at_quantile(q) as f64 / 1000.0;
     let metric = |name, value, unit, baseline| Metric { name, value, unit, baseline };
     let metrics = [
         metric("steady_rate", rate as f64, "msgs/s", None),
@@ -212,10 +362,18 @@ async fn main() -> anyhow::Result<()> {
         metric("offer_latency_p50", ms(0.50), "ms", None),
         metric("offer_latency_p90", ms(0.90), "ms", None),
         metric("offer_latency_p99", ms(0.99), "ms", None),
+        metric("offer_latency_p99_9", ms(0.999), "ms", None),
         metric("offer_latency_max", latency.max() as f64 / 1000.0, "ms", None),
         metric("raw_js_end_to_end_rate", raw_rate, "msgs/s", None),
+        metric("raw_js_sync_always_rate", synced_rate, "msgs/s", Some(raw_rate)),
         metric("pipeline_max_rate", max_rate, "msgs/s", Some(raw_rate)),
         metric("pipeline_vs_raw_end_to_end", max_rate / raw_rate, "ratio", Some(raw_rate)),
+        metric("replies", replies as f64, "count", None),
+        metric("reply_latency_p50", reply_ms(0.50), "ms", None),
+        metric("reply_latency_p99", reply_ms(0.99), "ms", None),
+        metric("reply_latency_p99_9", reply_ms(0.999), "ms", None),
+        metric("reply_path_rate", reply_rate, "msgs/s", Some(raw_rate)),
+        metric("reply_path_vs_raw_end_to_end", reply_rate / raw_rate, "ratio", Some(raw_rate)),
     ];
     print_table(&metrics);
     let path = write_json("router_pipeline", &metrics)?;
