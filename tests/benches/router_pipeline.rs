@@ -210,6 +210,26 @@ async fn raw_end_to_end(url: &str, n: usize) -> anyhow::Result<f64> {
     Ok(rate)
 }
 
+/// What the bus did for the daemon: every stream's writes (its last sequence: KV keeps only the
+/// latest value, but each put was a write) and every consumer's deliveries, by stream.
+async fn bus_work(url: &str) -> anyhow::Result<Vec<(String, u64, u64)>> {
+    let js = jetstream::new(async_nats::connect(url).await?);
+    let mut out = Vec::new();
+    let mut streams = js.streams();
+    while let Some(info) = streams.next().await {
+        let info = info?;
+        let stream = js.get_stream(&info.config.name).await?;
+        let mut delivered = 0;
+        let mut consumers = stream.consumers();
+        while let Some(c) = consumers.next().await {
+            delivered += c?.delivered.consumer_sequence;
+        }
+        out.push((info.config.name.clone(), info.state.last_sequence, delivered));
+    }
+    out.sort();
+    Ok(out)
+}
+
 async fn wait_all(arrivals: &Arrivals, range: std::ops::Range<usize>) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
@@ -350,6 +370,7 @@ async fn main() -> anyhow::Result<()> {
             reply_latency.record(arrived[i].duration_since(*sent).as_micros() as u64)?;
         }
     }
+    let work = bus_work(&server.url()).await?;
     shutdown.cancel();
     tokio::time::timeout(Duration::from_secs(30), daemon).await.context("daemon did not stop")???;
 
@@ -376,6 +397,18 @@ async fn main() -> anyhow::Result<()> {
         metric("reply_path_vs_raw_end_to_end", reply_rate / raw_rate, "ratio", Some(raw_rate)),
     ];
     print_table(&metrics);
+    // Where the bus's share of the time goes: how many stored writes and consumer deliveries each
+    // customer message (with its offer, and for some a reply) cost, against 1 + 1 for the raw run.
+    let messages = (steady + max_n) as f64;
+    println!("\nbus work per customer message ({messages} messages, {replies} of them answered):");
+    println!("{:<28} {:>8} {:>10}", "stream", "writes", "deliveries");
+    let (mut writes, mut deliveries) = (0, 0);
+    for (name, w, d) in &work {
+        println!("{name:<28} {:>8.2} {:>10.2}", *w as f64 / messages, *d as f64 / messages);
+        writes += w;
+        deliveries += d;
+    }
+    println!("{:<28} {:>8.2} {:>10.2}", "all", writes as f64 / messages, deliveries as f64 / messages);
     let path = write_json("router_pipeline", &metrics)?;
     println!("\nwrote {} (wall time {:.1} s)", path.display(), wall.elapsed().as_secs_f64());
     Ok(())
