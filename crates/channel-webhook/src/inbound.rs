@@ -159,7 +159,8 @@ async fn receive(State(app): State<AppState>, Path(source): Path<String>, header
         }
         Err(InboundError::Invalid(e)) => invalid(e),
         Err(InboundError::RateLimited { retry_after }) => {
-            warn!(source = %source, customer = %customer, "sender over the rate limit");
+            // Debug, not warn: a flood would otherwise write a line per refused request.
+            debug!(source = %source, customer = %customer, "sender over the rate limit");
             let secs = retry_after.as_secs().max(1);
             let mut resp = error(StatusCode::TOO_MANY_REQUESTS, "rate limited", json!({ "retry_after_secs": secs }));
             resp.headers_mut().insert(header::RETRY_AFTER, secs.into());
