@@ -232,6 +232,7 @@ impl Config {
                 return Err((format!("api.tokens.{name}.agent"), format!("unknown agent `{agent}`")));
             }
         }
+        self.metrics.validate().map_err(|(key, reason)| (format!("metrics.{key}"), reason))?;
         #[cfg(feature = "channel-webhook")]
         {
             let webhook = &self.channels.webhook;

@@ -56,6 +56,8 @@ fn errors_name_file_key_and_reason() {
         "not an origin",
     );
     check("[channels.webchat]\nmax_text_bytes = 0\n", "channels.webchat.max_text_bytes", "between 1 and");
+    check("[metrics]\ntoken_env = \"A\"\ntoken_file = \"/b\"\n", "metrics.token_file", "only one");
+    check("[metrics]\ntoken_env = \" \"\n", "metrics.token_env", "environment variable");
     check("[channels.webchat.topics.\"a b\"]\nen = \"x\"\n", "channels.webchat.topics.a b", "topic ids");
     check(
         "[channels.webhook.sources.shop]\noutbound_url = \"http://x\"\n",
