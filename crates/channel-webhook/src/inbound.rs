@@ -11,7 +11,7 @@ use axum::routing::post;
 use serde::Deserialize;
 use serde_json::json;
 use switchboard_adapter::{CSAT_SCORES, Inbound, InboundError, conversation_ref, csat_event, publish_csat};
-use switchboard_core::{Customer, Envelope, ValidationError, json_error};
+use switchboard_core::{Contract, Customer, Envelope, ValidationError, json_error};
 use tracing::{debug, info, warn};
 
 use crate::signature::{self, SignatureError};
@@ -149,12 +149,15 @@ async fn receive(State(app): State<AppState>, Path(source): Path<String>, header
     let customer = envelope.customer.id.clone();
     match app.inbound.publish(envelope.clone()).await {
         Ok(published) => {
-            if published.duplicate {
+            let id = if published.duplicate {
                 debug!(source = %source, "webhook message already stored");
+                // The id this attempt made up was never stored: answer with the original's.
+                stored_id(&app.inbound, &published).await
             } else {
                 info!(source = %source, envelope = %envelope.id, sequence = published.sequence, "webhook message stored");
-            }
-            let body = json!({ "id": envelope.id, "duplicate": published.duplicate, "sequence": published.sequence });
+                Some(envelope.id)
+            };
+            let body = json!({ "id": id, "duplicate": published.duplicate, "sequence": published.sequence });
             (StatusCode::ACCEPTED, Json(body)).into_response()
         }
         Err(InboundError::Invalid(e)) => invalid(e),
@@ -171,6 +174,15 @@ async fn receive(State(app): State<AppState>, Path(source): Path<String>, header
             error(StatusCode::SERVICE_UNAVAILABLE, "not stored, retry later", json!({}))
         }
     }
+}
+
+/// The id of the envelope stored first under a duplicate's message id (`None` when it cannot be
+/// read back, e.g. it aged out of the stream).
+async fn stored_id(inbound: &Inbound, published: &switchboard_bus::Published) -> Option<uuid::Uuid> {
+    let bus = inbound.bus().ok()?;
+    let stream = bus.jetstream().get_stream(&published.stream).await.ok()?;
+    let message = stream.direct_get(published.sequence).await.ok()?;
+    Envelope::from_json(&message.payload).ok().map(|e| e.id)
 }
 
 fn to_envelope(source: &str, m: WebhookMessage) -> Result<Envelope, ValidationError> {
