@@ -80,10 +80,12 @@ async fn a_flooding_webhook_sender_gets_its_rate_and_others_are_unaffected() {
     let secs = elapsed.as_secs_f64();
     println!(
         "webhook flood: {FLOOD} requests from one sender in {secs:.2} s ({:.0} req/s, {CONCURRENCY} in flight); \
-         accepted {accepted} (202, {:.1}/s), refused {} (429, {:.0}/s), Retry-After {:?}..{:?} s; \
-         limit {per_minute}/min burst {burst} allows at most {limit}; other senders: {}/{} accepted",
+         accepted {accepted} (202, {:.1}/s; beyond the burst {:.1}/s), refused {} (429, {:.0}/s), \
+         Retry-After {:?}..{:?} s; limit {per_minute}/min burst {burst} allows at most {limit}; \
+         other senders: {}/{} accepted",
         FLOOD as f64 / secs,
         accepted as f64 / secs,
+        accepted.saturating_sub(burst as usize) as f64 / secs,
         refused.len(),
         refused.len() as f64 / secs,
         refused.iter().filter_map(|(_, r)| *r).min(),
