@@ -110,11 +110,11 @@ $(CARGO_DENY):
 	cargo install --locked --root $(TOOLS) cargo-deny@$(CARGO_DENY_VERSION)
 
 deny: $(CARGO_DENY) ## Check the dependency tree's licenses, duplicate versions and sources (deny.toml)
-	$(CARGO_DENY) --all-features --locked check licenses bans sources
+	$(CARGO_DENY) --all-features --locked check --hide-inclusion-graph licenses bans sources
 
 # RustSec advisories: cargo-deny clones its database from GitHub, so this needs GitHub access.
 deny-advisories: $(CARGO_DENY) ## Check dependencies against the RustSec advisory database (fetches it from GitHub)
-	$(CARGO_DENY) --all-features --locked check advisories
+	$(CARGO_DENY) --all-features --locked check --hide-inclusion-graph advisories
 
 bench: tools ## Benchmarks; figures also in target/bench-results/*.json
 	cargo bench -p switchboard-e2e --bench webhook_inbound
