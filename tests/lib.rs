@@ -213,3 +213,101 @@ pub fn verify_signed(headers: &axum::http::HeaderMap, body: &str) {
     )
     .expect("signed with the shared test secret");
 }
+
+/// Signs `body` for source `shop` as a webhook source would at Unix time `ts`: the headers
+/// `webhook-id`, `webhook-timestamp` and `webhook-signature`.
+pub fn signed_headers(id: &str, ts: i64, body: &str) -> [(&'static str, String); 3] {
+    let key = decode_secret(SECRET).expect("valid secret");
+    [
+        (signature::ID, id.to_string()),
+        (signature::TIMESTAMP, ts.to_string()),
+        (signature::SIGNATURE, signature::sign(&key, id, ts, body.as_bytes())),
+    ]
+}
+
+/// How many messages `stream` holds on `subject`.
+pub async fn stored_on(nats_url: &str, stream: &str, subject: &str) -> usize {
+    let client = async_nats::connect(nats_url).await.expect("connect to NATS");
+    let js = async_nats::jetstream::new(client);
+    let mut stream = js.get_stream(stream).await.expect("stream");
+    let info = stream.info().await.expect("stream info");
+    let mut n = 0;
+    for seq in info.state.first_sequence..=info.state.last_sequence {
+        if let Ok(m) = stream.get_raw_message(seq).await
+            && m.subject.as_str() == subject
+        {
+            n += 1;
+        }
+    }
+    n
+}
+
+/// A web-chat visitor's WebSocket on a daemon's `/chat/ws`.
+pub struct ChatSocket {
+    ws: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+}
+
+impl ChatSocket {
+    /// Opens a socket as a page of `origin` would; the HTTP status when the upgrade is refused.
+    pub async fn connect(base: &str, origin: &str) -> Result<ChatSocket, u16> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let url = format!("{}/chat/ws", base.replacen("http://", "ws://", 1));
+        let mut request = url.into_client_request().expect("request");
+        request.headers_mut().insert("origin", origin.parse().expect("origin header"));
+        match tokio_tungstenite::connect_async(request).await {
+            Ok((ws, _)) => Ok(ChatSocket { ws }),
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => Err(response.status().as_u16()),
+            Err(e) => panic!("web-chat socket failed: {e}"),
+        }
+    }
+
+    /// Sends one JSON frame.
+    pub async fn send(&mut self, frame: serde_json::Value) {
+        use futures::SinkExt;
+        let text = tokio_tungstenite::tungstenite::Message::text(frame.to_string());
+        self.ws.send(text).await.expect("send frame");
+    }
+
+    /// The next JSON frame; panics when the socket closes or nothing comes within 10 s.
+    pub async fn next(&mut self) -> serde_json::Value {
+        use futures::StreamExt;
+        loop {
+            let msg = tokio::time::timeout(Duration::from_secs(10), self.ws.next()).await.expect("a frame in 10 s");
+            match msg {
+                Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t))) => {
+                    return serde_json::from_str(&t).expect("JSON frame");
+                }
+                Some(Ok(tokio_tungstenite::tungstenite::Message::Close(f))) => panic!("socket closed: {f:?}"),
+                Some(Ok(_)) => continue,
+                other => panic!("socket failed: {other:?}"),
+            }
+        }
+    }
+
+    /// Says `hello` and reads the history up to `synced`; returns the welcome frame.
+    pub async fn hello(&mut self, mut hello: serde_json::Value) -> serde_json::Value {
+        hello["type"] = "hello".into();
+        self.send(hello).await;
+        let mut welcome = None;
+        loop {
+            let frame = self.next().await;
+            match frame["type"].as_str() {
+                Some("welcome") => welcome = Some(frame),
+                Some("synced") => return welcome.expect("welcome before synced"),
+                _ => {}
+            }
+        }
+    }
+
+    /// Reads frames until an `ack` or an `error`; returns `"ack"` or the error's code.
+    pub async fn outcome(&mut self) -> String {
+        loop {
+            let frame = self.next().await;
+            match frame["type"].as_str() {
+                Some("ack") => return "ack".into(),
+                Some("error") => return frame["code"].as_str().unwrap_or("error").to_string(),
+                _ => {}
+            }
+        }
+    }
+}

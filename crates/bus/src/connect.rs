@@ -28,7 +28,7 @@ impl Bus {
                 Err(err @ (BusError::ServerTooOld { .. } | BusError::NoJetStream { .. })) => return Err(err),
                 Err(err) => {
                     let delay = config.connect_backoff.delay(attempt);
-                    warn!(url = %config.url, attempt, retry_in_ms = delay.as_millis() as u64, error = %err, "NATS not reachable yet");
+                    warn!(url = %redacted_url(&config.url), attempt, retry_in_ms = delay.as_millis() as u64, error = %err, "NATS not reachable yet");
                     tokio::select! {
                         _ = shutdown.cancelled() => return Err(err),
                         _ = tokio::time::sleep(delay) => {}
@@ -40,7 +40,7 @@ impl Bus {
 
     /// One connection attempt, with the version and JetStream checks.
     pub async fn connect_once(config: &BusConfig) -> Result<Bus, BusError> {
-        let url = config.url.clone();
+        let url = redacted_url(&config.url);
         let connect_err =
             |source: Box<dyn std::error::Error + Send + Sync>| BusError::Connect { url: url.clone(), source };
         let mut options = async_nats::ConnectOptions::new()
@@ -65,7 +65,7 @@ impl Bus {
         if !server.jetstream {
             return Err(BusError::NoJetStream { url });
         }
-        info!(url = %config.url, server_version = %server.version, "connected to NATS");
+        info!(url = %url, server_version = %server.version, "connected to NATS");
         Ok(Bus { jetstream: jetstream::new(client.clone()), client, config: Arc::new(config.clone()) })
     }
 
@@ -116,5 +116,35 @@ impl BusSlot {
     /// The bus, once connected.
     pub fn get(&self) -> Result<&Bus, BusError> {
         self.0.get().ok_or(BusError::NotReady)
+    }
+}
+
+/// `url` (one or several comma-separated server URLs) with any user name, password or token
+/// replaced by `***`, for logs and errors: `nats://user:pass@host` carries credentials.
+pub fn redacted_url(url: &str) -> String {
+    url.split(',')
+        .map(|server| {
+            let (scheme, rest) = server.split_once("://").map_or(("", server), |(s, r)| (s, r));
+            let authority_end = rest.find('/').unwrap_or(rest.len());
+            let redacted = match rest[..authority_end].rfind('@') {
+                Some(at) => format!("***{}", &rest[at..]),
+                None => rest.to_string(),
+            };
+            if scheme.is_empty() { redacted } else { format!("{scheme}://{redacted}") }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+#[cfg(test)]
+mod redaction_tests {
+    use super::redacted_url;
+
+    #[test]
+    fn credentials_never_reach_the_logs() {
+        assert_eq!(redacted_url("nats://127.0.0.1:4222"), "nats://127.0.0.1:4222");
+        assert_eq!(redacted_url("nats://alice:s3cret@nats.internal:4222"), "nats://***@nats.internal:4222");
+        assert_eq!(redacted_url("tls://t0k3n@a:4222, nats://b:4222"), "tls://***@a:4222, nats://b:4222");
+        assert_eq!(redacted_url("u:p@host"), "***@host");
     }
 }

@@ -155,7 +155,7 @@ impl AgentMail {
     pub async fn handle_reply(&self, bus: &Bus, mail: &ParsedMail, token: &str) -> Result<Outcome, EmailError> {
         let from = mail.from.address.trim().to_lowercase();
         let Some(agent) = self.0.by_address.get(&from) else {
-            warn!(token, "agent token in mail from an address that is not an agent's; ignored");
+            warn!("agent token in mail from an address that is not an agent's; ignored");
             return Ok(Outcome::Ignored("agent token from a non-agent address".into()));
         };
         let Some(conversation) = self.0.sender.key.verify_agent_token(agent, token) else {

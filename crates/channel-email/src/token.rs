@@ -7,6 +7,7 @@
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
 type HmacSha256 = Hmac<Sha256>;
@@ -53,9 +54,8 @@ impl TokenKey {
         }
         let conversation = Uuid::try_parse(&rest[..32]).ok()?;
         let expected = self.agent_token(agent, conversation);
-        // Constant-time: a forged token must not be guessable byte by byte.
-        let same = expected.len() == token.len()
-            && expected.bytes().zip(token.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
+        // Constant-time (the lengths are public): a forged token must not be guessable byte by byte.
+        let same = bool::from(expected.as_bytes().ct_eq(token.as_bytes()));
         same.then_some(conversation)
     }
 }

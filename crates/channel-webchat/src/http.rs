@@ -4,9 +4,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Query, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -28,12 +28,11 @@ pub const SOCKET_BUFFER_BYTES: usize = 4 * 1024;
 pub const WIDGET_JS: &str = include_str!("../assets/widget.js");
 
 pub(crate) fn routes(shared: Arc<Shared>) -> Router {
-    let upload_limit = shared.cfg.max_upload_bytes;
     let demo = shared.cfg.demo_page;
     let router = Router::new()
         .route("/chat/widget.js", get(widget))
         .route("/chat/ws", get(socket))
-        .route("/chat/upload", post(upload).options(preflight).layer(DefaultBodyLimit::max(upload_limit)))
+        .route("/chat/upload", post(upload).options(preflight))
         .route("/chat/files/{session}/{file}", get(file));
     let router = if demo { router.route("/chat/demo", get(demo_page)) } else { router };
     router.with_state(shared)
@@ -134,7 +133,7 @@ async fn upload(
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     Query(q): Query<TokenQuery>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     let Some(origin) = allowed_origin(&shared, &headers).map(str::to_string) else { return foreign_origin() };
     let Some(session) = shared.sessions.verify(&q.token) else {
@@ -144,6 +143,11 @@ async fn upload(
     if !shared.check_ip_rate(ip) {
         return cors(&origin, refuse(StatusCode::TOO_MANY_REQUESTS, "too many uploads from this address"));
     }
+    // Read only now, so that a request without a session or over its address's rate is refused
+    // before up to max_upload_bytes of it are buffered.
+    let Ok(body) = axum::body::to_bytes(body, shared.cfg.max_upload_bytes).await else {
+        return cors(&origin, refuse(StatusCode::PAYLOAD_TOO_LARGE, "the file is too large"));
+    };
     if body.is_empty() {
         return cors(&origin, refuse(StatusCode::BAD_REQUEST, "the file is empty"));
     }

@@ -11,7 +11,7 @@ use axum::routing::post;
 use serde::Deserialize;
 use serde_json::json;
 use switchboard_adapter::{CSAT_SCORES, Inbound, InboundError, conversation_ref, csat_event, publish_csat};
-use switchboard_core::{Customer, Envelope, ValidationError, json_error};
+use switchboard_core::{Contract, Customer, Envelope, ValidationError, json_error};
 use tracing::{debug, info, warn};
 
 use crate::signature::{self, SignatureError};
@@ -149,17 +149,21 @@ async fn receive(State(app): State<AppState>, Path(source): Path<String>, header
     let customer = envelope.customer.id.clone();
     match app.inbound.publish(envelope.clone()).await {
         Ok(published) => {
-            if published.duplicate {
+            let id = if published.duplicate {
                 debug!(source = %source, "webhook message already stored");
+                // The id this attempt made up was never stored: answer with the original's.
+                stored_id(&app.inbound, &published).await
             } else {
                 info!(source = %source, envelope = %envelope.id, sequence = published.sequence, "webhook message stored");
-            }
-            let body = json!({ "id": envelope.id, "duplicate": published.duplicate, "sequence": published.sequence });
+                Some(envelope.id)
+            };
+            let body = json!({ "id": id, "duplicate": published.duplicate, "sequence": published.sequence });
             (StatusCode::ACCEPTED, Json(body)).into_response()
         }
         Err(InboundError::Invalid(e)) => invalid(e),
         Err(InboundError::RateLimited { retry_after }) => {
-            warn!(source = %source, customer = %customer, "sender over the rate limit");
+            // Debug, not warn: a flood would otherwise write a line per refused request.
+            debug!(source = %source, customer = %customer, "sender over the rate limit");
             let secs = retry_after.as_secs().max(1);
             let mut resp = error(StatusCode::TOO_MANY_REQUESTS, "rate limited", json!({ "retry_after_secs": secs }));
             resp.headers_mut().insert(header::RETRY_AFTER, secs.into());
@@ -170,6 +174,15 @@ async fn receive(State(app): State<AppState>, Path(source): Path<String>, header
             error(StatusCode::SERVICE_UNAVAILABLE, "not stored, retry later", json!({}))
         }
     }
+}
+
+/// The id of the envelope stored first under a duplicate's message id (`None` when it cannot be
+/// read back, e.g. it aged out of the stream).
+async fn stored_id(inbound: &Inbound, published: &switchboard_bus::Published) -> Option<uuid::Uuid> {
+    let bus = inbound.bus().ok()?;
+    let stream = bus.jetstream().get_stream(&published.stream).await.ok()?;
+    let message = stream.direct_get(published.sequence).await.ok()?;
+    Envelope::from_json(&message.payload).ok().map(|e| e.id)
 }
 
 fn to_envelope(source: &str, m: WebhookMessage) -> Result<Envelope, ValidationError> {

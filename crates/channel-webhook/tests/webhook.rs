@@ -79,12 +79,13 @@ const VALID: &str = r#"{"message_id":"m-1","customer":{"id":"c-7","name":"Ada","
 #[tokio::test]
 async fn valid_message_is_stored_once_even_when_replayed() {
     let s = Inbound::start().await;
-    let (status, body) = s.signed(VALID).await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-    assert_eq!(body["duplicate"], false);
+    let (status, first) = s.signed(VALID).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{first}");
+    assert_eq!(first["duplicate"], false);
     let (status, body) = s.signed(VALID).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     assert_eq!(body["duplicate"], true);
+    assert_eq!((&body["id"], &body["sequence"]), (&first["id"], &first["sequence"]), "the original's id");
 
     let stored = s.t.envelopes("webhook").await;
     assert_eq!(stored.len(), 1);

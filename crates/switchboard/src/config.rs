@@ -232,6 +232,7 @@ impl Config {
                 return Err((format!("api.tokens.{name}.agent"), format!("unknown agent `{agent}`")));
             }
         }
+        self.metrics.validate().map_err(|(key, reason)| (format!("metrics.{key}"), reason))?;
         #[cfg(feature = "channel-webhook")]
         {
             let webhook = &self.channels.webhook;
@@ -243,6 +244,19 @@ impl Config {
             }
             if webhook.max_body_bytes == 0 {
                 return Err(("channels.webhook.max_body_bytes".into(), "must be greater than 0".into()));
+            }
+            // A signed request is accepted while its timestamp is within the tolerance on either
+            // side of now, so for up to twice the tolerance after it was first stored; only the
+            // duplicate window stops a replay in that time, so it must cover all of it.
+            let exposed = webhook.timestamp_tolerance_secs.saturating_mul(2);
+            if webhook.enabled && !webhook.sources.is_empty() && self.nats.duplicate_window_secs < exposed {
+                return Err((
+                    "nats.duplicate_window_secs".into(),
+                    format!(
+                        "must be at least twice channels.webhook.timestamp_tolerance_secs ({exposed} s): a captured \
+                         webhook request could otherwise be replayed after JetStream forgot its message id"
+                    ),
+                ));
             }
         }
         #[cfg(feature = "channel-email")]

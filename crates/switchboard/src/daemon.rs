@@ -43,7 +43,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         health_routes(readiness).merge(crate::api::Api::new(&config.api, slot.clone(), &config.router.group).routes());
     let metrics = crate::metrics::LiveMetrics::default();
     if config.metrics.enabled {
-        app = app.merge(metrics.routes());
+        app = app.merge(metrics.routes(&config.metrics));
     }
     for channel in &channels {
         if let Some(routes) = &channel.routes {

@@ -8,16 +8,19 @@
 //! it has seen. Several processes may run the component: each folds the whole stream, and any
 //! snapshot is a consistent prefix of it.
 
+use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 use switchboard_bus::async_nats::jetstream::consumer::{DeliverPolicy, pull};
 use switchboard_bus::{Backoff, Bus};
 use switchboard_core::contract::{METRICS_STORE, streams};
@@ -40,11 +43,79 @@ pub struct MetricsConfig {
     /// Days of per-conversation detail kept (older resolved conversations leave the fold;
     /// counters keep them).
     pub retention_days: u64,
+    /// Environment variable holding a bearer token `/metrics` then requires (none: open).
+    pub token_env: Option<String>,
+    /// File holding that token (e.g. the same file Prometheus reads as `bearer_token_file`).
+    pub token_file: Option<PathBuf>,
 }
 
 impl Default for MetricsConfig {
     fn default() -> Self {
-        Self { enabled: true, snapshot_secs: 30, retention_days: 35 }
+        Self { enabled: true, snapshot_secs: 30, retention_days: 35, token_env: None, token_file: None }
+    }
+}
+
+impl MetricsConfig {
+    /// Checks what can be checked without reading the token: a key relative to `metrics` and
+    /// the reason.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        if self.token_env.is_some() && self.token_file.is_some() {
+            return Err(("token_file".into(), "set only one of token_env and token_file".into()));
+        }
+        if self.token_env.as_deref().is_some_and(|v| v.trim().is_empty()) {
+            return Err(("token_env".into(), "must name an environment variable".into()));
+        }
+        Ok(())
+    }
+}
+
+/// Who may scrape `/metrics`.
+#[derive(Clone)]
+enum Access {
+    /// No token configured: anyone who reaches the listener.
+    Open,
+    /// Only requests with this token (kept as its digest, compared in constant time).
+    Token([u8; 32]),
+    /// A token was configured but cannot be read: nobody, rather than everybody.
+    Locked,
+}
+
+impl Access {
+    fn from_config(cfg: &MetricsConfig) -> Access {
+        if cfg.token_env.is_none() && cfg.token_file.is_none() {
+            return Access::Open;
+        }
+        match switchboard_adapter::read_secret(cfg.token_env.as_deref(), cfg.token_file.as_deref()) {
+            Ok(Some(token)) if !token.is_empty() => {
+                info!("/metrics requires its bearer token");
+                Access::Token(Sha256::digest(token.as_bytes()).into())
+            }
+            Ok(_) => {
+                warn!("metrics token is empty: /metrics refuses every request until it is set");
+                Access::Locked
+            }
+            Err(reason) => {
+                warn!(%reason, "metrics token unreadable: /metrics refuses every request until it is set");
+                Access::Locked
+            }
+        }
+    }
+
+    fn allows(&self, headers: &HeaderMap) -> bool {
+        let expected = match self {
+            Access::Open => return true,
+            Access::Locked => return false,
+            Access::Token(digest) => digest,
+        };
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
+        let Some(presented) = presented else { return false };
+        // Digests have one length, so the comparison's time says nothing about the token.
+        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        bool::from(digest.ct_eq(expected))
     }
 }
 
@@ -64,9 +135,10 @@ struct Fold {
 pub struct LiveMetrics(Arc<RwLock<Fold>>);
 
 impl LiveMetrics {
-    /// The `/metrics` route.
-    pub fn routes(&self) -> Router {
-        Router::new().route("/metrics", get(scrape)).with_state(self.clone())
+    /// The `/metrics` route, behind the bearer token when `cfg` names one.
+    pub fn routes(&self, cfg: &MetricsConfig) -> Router {
+        let state = Scrape { live: self.clone(), access: Access::from_config(cfg) };
+        Router::new().route("/metrics", get(scrape)).with_state(state)
     }
 
     /// Folds events until `stop` fires; saves a snapshot on the way out.
@@ -170,7 +242,18 @@ async fn load(bus: &Bus) -> Result<Option<Fold>, String> {
     serde_json::from_slice(&bytes).map(Some).map_err(|e| e.to_string())
 }
 
-async fn scrape(State(live): State<LiveMetrics>) -> Response {
+/// What the `/metrics` handler needs.
+#[derive(Clone)]
+struct Scrape {
+    live: LiveMetrics,
+    access: Access,
+}
+
+async fn scrape(State(Scrape { live, access }): State<Scrape>, headers: HeaderMap) -> Response {
+    if !access.allows(&headers) {
+        return (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], "metrics need the bearer token\n")
+            .into_response();
+    }
     let now = chrono::Utc::now().timestamp_millis();
     let fold = live.0.read().expect("metrics lock");
     match switchboard_metrics::exposition(&fold.metrics, Some(now)) {

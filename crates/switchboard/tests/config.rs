@@ -56,6 +56,19 @@ fn errors_name_file_key_and_reason() {
         "not an origin",
     );
     check("[channels.webchat]\nmax_text_bytes = 0\n", "channels.webchat.max_text_bytes", "between 1 and");
+    check("[metrics]\ntoken_env = \"A\"\ntoken_file = \"/b\"\n", "metrics.token_file", "only one");
+    check("[metrics]\ntoken_env = \" \"\n", "metrics.token_env", "environment variable");
+    let source = "[channels.webhook.sources.s]\nsecret_env = \"S\"\n";
+    check(
+        &format!("[nats]\nduplicate_window_secs = 599\n{source}"),
+        "nats.duplicate_window_secs",
+        "at least twice channels.webhook.timestamp_tolerance_secs (600 s)",
+    );
+    check(
+        &format!("[nats]\nduplicate_window_secs = 3600\n[channels.webhook]\ntimestamp_tolerance_secs = 1801\n{source}"),
+        "nats.duplicate_window_secs",
+        "replayed",
+    );
     check("[channels.webchat.topics.\"a b\"]\nen = \"x\"\n", "channels.webchat.topics.a b", "topic ids");
     check(
         "[channels.webhook.sources.shop]\noutbound_url = \"http://x\"\n",
