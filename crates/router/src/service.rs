@@ -2,11 +2,13 @@
 //!
 //! One process per routing group leads (holds the lease `router.<group>`); the others wait in
 //! [`Bus::acquire_lease`]. The leader restores the latest snapshot, replays the journal after it
-//! (re-publishing the effects of the tail: JetStream drops those already published), and then
-//! for every input: stamps it (time, new conversation id), appends it to the journal, applies
-//! it, publishes its effects, and only then acks the input. A crash at any point leaves either
-//! an unjournaled input (redelivered, handled as new) or a journaled one (replayed by the next
-//! leader; its redelivery is recognised as a duplicate append and changes nothing twice).
+//! (re-publishing the effects of the tail: JetStream drops those already published), and then in
+//! steps: it takes the inputs that are waiting (up to a group's worth), stamps them (time, new
+//! conversation ids), appends them to the journal as one message (group commit), applies them in
+//! order, publishes their effects, and only then acks them. A crash at any point leaves either
+//! unjournaled inputs (redelivered, handled as new) or journaled ones (replayed by the next
+//! leader; their redelivery is recognised by the ids of recently journaled inputs, which the
+//! next leader reads back from the journal, and changes nothing twice).
 
 use std::time::Duration;
 
