@@ -204,8 +204,9 @@ fn inbound_bus(inbound: &Inbound) -> Result<&Bus, String> {
     inbound.bus().map_err(|e| e.to_string())
 }
 
-/// The first `"update_id": <n>` in a body that is not JSON.
-fn first_update_id(text: &str) -> Option<i64> {
+/// The first `"update_id": <n>` in a `getUpdates` answer that is not JSON, so the broken update
+/// can be skipped.
+pub fn first_update_id(text: &str) -> Option<i64> {
     let at = text.find("\"update_id\"")?;
     let rest = text[at + 11..].trim_start().strip_prefix(':')?.trim_start();
     let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();

@@ -172,7 +172,9 @@ async fn receive(State(app): State<AppState>, Path(source): Path<String>, header
     }
 }
 
-fn to_envelope(source: &str, m: WebhookMessage) -> Result<Envelope, ValidationError> {
+/// The envelope of a message a source POSTed (before the contract's own validation, which
+/// publishing applies).
+pub fn to_envelope(source: &str, m: WebhookMessage) -> Result<Envelope, ValidationError> {
     if m.message_id.trim().is_empty() {
         return Err(ValidationError::new("message_id", "must not be empty"));
     }
