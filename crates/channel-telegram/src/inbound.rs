@@ -13,7 +13,7 @@ use switchboard_adapter::{HealthStatus, Inbound, InboundError};
 use switchboard_bus::Bus;
 use switchboard_core::contract::{ATTACHMENTS_STORE, buckets, subjects};
 use switchboard_core::{Customer, Envelope, Event, EventKind};
-use teloxide_core::types::{ChatMemberKind, Message, Update, UpdateKind};
+use teloxide_core::types::{ChatMemberKind, Message, PhotoSize, Update, UpdateKind};
 use tracing::{debug, info, warn};
 
 use crate::CHANNEL;
@@ -325,7 +325,7 @@ pub fn envelope(m: &Message, update_id: u32) -> Option<Envelope> {
     }
     let mut attachments = Vec::new();
     if let Some(sizes) = m.photo()
-        && let Some(photo) = sizes.iter().max_by_key(|p| p.width * p.height)
+        && let Some(photo) = largest(sizes)
     {
         attachments.push(file_ref(&photo.file.id.0, "photo.jpg", "image/jpeg", photo.file.size));
     }
@@ -361,6 +361,11 @@ pub fn envelope(m: &Message, update_id: u32) -> Option<Envelope> {
     })
 }
 
+/// The largest size of a photo; in u64, because width times height of two u32 need not fit a u32.
+fn largest(sizes: &[PhotoSize]) -> Option<&PhotoSize> {
+    sizes.iter().max_by_key(|p| u64::from(p.width) * u64::from(p.height))
+}
+
 impl Files {
     /// Stores the message's photo or document (under `telegram/<file unique id>`, so a redelivery
     /// overwrites) and fills in the envelope's references; over the limit it stays listed as
@@ -368,7 +373,7 @@ impl Files {
     async fn fetch(&self, bus: &Bus, m: &Message, envelope: &mut Envelope) -> Result<(), String> {
         use teloxide_core::net::Download;
         let mut metas = Vec::new();
-        if let Some(photo) = m.photo().and_then(|sizes| sizes.iter().max_by_key(|p| p.width * p.height)) {
+        if let Some(photo) = m.photo().and_then(largest) {
             metas.push(photo.file.clone());
         }
         if let Some(doc) = m.document() {
@@ -413,7 +418,24 @@ fn file_ref(file_id: &str, name: &str, mime: &str, size: u32) -> switchboard_cor
 
 #[cfg(test)]
 mod tests {
-    use super::first_update_id;
+    use super::{envelope, first_update_id};
+    use teloxide_core::types::Message;
+
+    /// Found by the `telegram_update` fuzz target: width times height overflowed a u32.
+    #[test]
+    fn huge_photo_sizes_pick_the_largest_without_overflow() {
+        let size = |id: &str, side: u32| serde_json::json!({ "file_id": id, "file_unique_id": id, "file_size": 1, "width": side, "height": side });
+        let m: Message = serde_json::from_value(serde_json::json!({
+            "message_id": 9, "date": 1772440200,
+            "from": { "id": 1234, "is_bot": false, "first_name": "U" },
+            "chat": { "id": 1234, "first_name": "U", "type": "private" },
+            "photo": [size("small", 90), size("huge", 70_000), size("big", 800)],
+        }))
+        .unwrap_or_else(|e| panic!("{e}"));
+        let e = envelope(&m, 1).unwrap_or_else(|| panic!("a photo is a message"));
+        assert_eq!(e.attachments.len(), 1);
+        assert_eq!(e.attachments[0].skipped.as_deref(), Some("telegram file huge, not fetched"));
+    }
 
     #[test]
     fn the_first_update_id_of_a_broken_body_is_found() {
