@@ -155,4 +155,4 @@ schema: ## Regenerate docs/schema/*.json from the contract types
 
 clean: ## Remove build output, tools and local run state
 	cargo clean
-	rm -rf $(TOOLS) $(RUN_DIR)
+	rm -rf $(TOOLS) $(RUN_DIR) fuzz/target fuzz/work fuzz/artifacts
