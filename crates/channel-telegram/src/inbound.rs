@@ -330,7 +330,8 @@ pub fn envelope(m: &Message, update_id: u32) -> Option<Envelope> {
         attachments.push(file_ref(&photo.file.id.0, "photo.jpg", "image/jpeg", photo.file.size));
     }
     if let Some(doc) = m.document() {
-        let name = doc.file_name.clone().unwrap_or_else(|| "document".into());
+        // A blank name would make the contract refuse the envelope, and the message would be lost.
+        let name = doc.file_name.clone().filter(|n| !n.trim().is_empty()).unwrap_or_else(|| "document".into());
         let mime = doc.mime_type.as_ref().map(|m| m.to_string()).unwrap_or_else(|| "application/octet-stream".into());
         attachments.push(file_ref(&doc.file.id.0, &name, &mime, doc.file.size));
     }
@@ -421,7 +422,7 @@ mod tests {
     use super::{envelope, first_update_id};
     use teloxide_core::types::Message;
 
-    /// Found by the `telegram_update` fuzz target: width times height overflowed a u32.
+    /// Found while writing the `telegram_update` fuzz target: width times height overflowed a u32.
     #[test]
     fn huge_photo_sizes_pick_the_largest_without_overflow() {
         let size = |id: &str, side: u32| serde_json::json!({ "file_id": id, "file_unique_id": id, "file_size": 1, "width": side, "height": side });
@@ -435,6 +436,23 @@ mod tests {
         let e = envelope(&m, 1).unwrap_or_else(|| panic!("a photo is a message"));
         assert_eq!(e.attachments.len(), 1);
         assert_eq!(e.attachments[0].skipped.as_deref(), Some("telegram file huge, not fetched"));
+    }
+
+    /// Found with the `telegram_update` fuzz target's envelope check: a blank file name made the
+    /// envelope invalid, so the customer's message was dead-lettered instead of routed.
+    #[test]
+    fn a_document_with_a_blank_name_is_still_a_valid_envelope() {
+        use switchboard_core::Contract;
+        let m: Message = serde_json::from_value(serde_json::json!({
+            "message_id": 10, "date": 1772440200,
+            "from": { "id": 1234, "is_bot": false, "first_name": "U" },
+            "chat": { "id": 1234, "first_name": "U", "type": "private" },
+            "document": { "file_name": " ", "file_id": "doc-1", "file_unique_id": "u-doc-1", "file_size": 1 },
+        }))
+        .unwrap_or_else(|e| panic!("{e}"));
+        let e = envelope(&m, 1).unwrap_or_else(|| panic!("a document is a message"));
+        assert_eq!(e.attachments[0].filename, "document");
+        assert_eq!(e.validate(), Ok(()));
     }
 
     #[test]
