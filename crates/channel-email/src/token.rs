@@ -162,7 +162,7 @@ mod tests {
         let other = TokenKey::new(b"another-secret-key-16").unwrap();
         assert_eq!(other.verify_agent_token("alice", &t), None);
         assert_eq!(key().verify_agent_token("alice", "a-short"), None);
-        // Found by the `mime` fuzz target: 46 bytes after `a`, but not 32 ASCII characters first.
+        // Found while writing the `mime` fuzz target: 46 bytes after `a`, but not 32 ASCII characters first.
         let multibyte = format!("a{}é{}", "0".repeat(31), "0".repeat(13));
         assert_eq!(multibyte.len(), 47);
         assert_eq!(key().verify_agent_token("alice", &multibyte), None);

@@ -259,7 +259,7 @@ mod tests {
         Engine::new(&cfg)
     }
 
-    /// Found by the `rules` fuzz target: seconds times 1000 overflowed (a panic with overflow
+    /// Found while writing the `rules` fuzz target: seconds times 1000 overflowed (a panic with overflow
     /// checks, a negative deadline without).
     #[test]
     fn durations_beyond_ten_years_are_refused_naming_the_key() {
