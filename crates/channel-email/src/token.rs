@@ -52,7 +52,8 @@ impl TokenKey {
         if rest.len() != 46 {
             return None;
         }
-        let conversation = Uuid::try_parse(&rest[..32]).ok()?;
+        // `get`: the length is in bytes, and a token from elsewhere need not be ASCII.
+        let conversation = Uuid::try_parse(rest.get(..32)?).ok()?;
         let expected = self.agent_token(agent, conversation);
         // Constant-time (the lengths are public): a forged token must not be guessable byte by byte.
         let same = bool::from(expected.as_bytes().ct_eq(token.as_bytes()));
@@ -161,6 +162,10 @@ mod tests {
         let other = TokenKey::new(b"another-secret-key-16").unwrap();
         assert_eq!(other.verify_agent_token("alice", &t), None);
         assert_eq!(key().verify_agent_token("alice", "a-short"), None);
+        // Found while writing the `mime` fuzz target: 46 bytes after `a`, but not 32 ASCII characters first.
+        let multibyte = format!("a{}é{}", "0".repeat(31), "0".repeat(13));
+        assert_eq!(multibyte.len(), 47);
+        assert_eq!(key().verify_agent_token("alice", &multibyte), None);
         assert!(TokenKey::new(b"short").is_err());
     }
 }

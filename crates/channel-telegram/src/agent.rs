@@ -272,8 +272,9 @@ impl AgentChats {
     }
 }
 
-/// What an agent's reply to a conversation's message asks for.
-fn action_for(text: &str) -> Result<CommandAction, String> {
+/// What an agent's reply to a conversation's message asks for: a command, or the notice to
+/// send back when the text is not one.
+pub fn action_for(text: &str) -> Result<CommandAction, String> {
     let (word, rest) = text.split_once(char::is_whitespace).unwrap_or((text, ""));
     let rest = rest.trim();
     let note = (!rest.is_empty()).then(|| rest.to_string());

@@ -36,7 +36,8 @@ pub(crate) fn is_answer(q: &CallbackQuery) -> bool {
     q.data.as_deref().is_some_and(|d| d.starts_with(PREFIX))
 }
 
-fn parse(data: &str) -> Option<(Uuid, u8)> {
+/// The conversation and score a survey button's callback data names; `None` for anything else.
+pub fn parse(data: &str) -> Option<(Uuid, u8)> {
     let (conversation, score) = data.strip_prefix(PREFIX)?.split_once(':')?;
     let score: u8 = score.parse().ok()?;
     Some((Uuid::try_parse(conversation).ok()?, score)).filter(|_| CSAT_SCORES.contains(&score))

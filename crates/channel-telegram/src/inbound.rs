@@ -13,7 +13,7 @@ use switchboard_adapter::{HealthStatus, Inbound, InboundError};
 use switchboard_bus::Bus;
 use switchboard_core::contract::{ATTACHMENTS_STORE, buckets, subjects};
 use switchboard_core::{Customer, Envelope, Event, EventKind};
-use teloxide_core::types::{ChatMemberKind, Message, Update, UpdateKind};
+use teloxide_core::types::{ChatMemberKind, Message, PhotoSize, Update, UpdateKind};
 use tracing::{debug, info, warn};
 
 use crate::CHANNEL;
@@ -204,8 +204,9 @@ fn inbound_bus(inbound: &Inbound) -> Result<&Bus, String> {
     inbound.bus().map_err(|e| e.to_string())
 }
 
-/// The first `"update_id": <n>` in a body that is not JSON.
-fn first_update_id(text: &str) -> Option<i64> {
+/// The first `"update_id": <n>` in a `getUpdates` answer that is not JSON, so the broken update
+/// can be skipped.
+pub fn first_update_id(text: &str) -> Option<i64> {
     let at = text.find("\"update_id\"")?;
     let rest = text[at + 11..].trim_start().strip_prefix(':')?.trim_start();
     let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
@@ -324,12 +325,13 @@ pub fn envelope(m: &Message, update_id: u32) -> Option<Envelope> {
     }
     let mut attachments = Vec::new();
     if let Some(sizes) = m.photo()
-        && let Some(photo) = sizes.iter().max_by_key(|p| p.width * p.height)
+        && let Some(photo) = largest(sizes)
     {
         attachments.push(file_ref(&photo.file.id.0, "photo.jpg", "image/jpeg", photo.file.size));
     }
     if let Some(doc) = m.document() {
-        let name = doc.file_name.clone().unwrap_or_else(|| "document".into());
+        // A blank name would make the contract refuse the envelope, and the message would be lost.
+        let name = doc.file_name.clone().filter(|n| !n.trim().is_empty()).unwrap_or_else(|| "document".into());
         let mime = doc.mime_type.as_ref().map(|m| m.to_string()).unwrap_or_else(|| "application/octet-stream".into());
         attachments.push(file_ref(&doc.file.id.0, &name, &mime, doc.file.size));
     }
@@ -360,6 +362,11 @@ pub fn envelope(m: &Message, update_id: u32) -> Option<Envelope> {
     })
 }
 
+/// The largest size of a photo; in u64, because width times height of two u32 need not fit a u32.
+fn largest(sizes: &[PhotoSize]) -> Option<&PhotoSize> {
+    sizes.iter().max_by_key(|p| u64::from(p.width) * u64::from(p.height))
+}
+
 impl Files {
     /// Stores the message's photo or document (under `telegram/<file unique id>`, so a redelivery
     /// overwrites) and fills in the envelope's references; over the limit it stays listed as
@@ -367,7 +374,7 @@ impl Files {
     async fn fetch(&self, bus: &Bus, m: &Message, envelope: &mut Envelope) -> Result<(), String> {
         use teloxide_core::net::Download;
         let mut metas = Vec::new();
-        if let Some(photo) = m.photo().and_then(|sizes| sizes.iter().max_by_key(|p| p.width * p.height)) {
+        if let Some(photo) = m.photo().and_then(largest) {
             metas.push(photo.file.clone());
         }
         if let Some(doc) = m.document() {
@@ -412,7 +419,41 @@ fn file_ref(file_id: &str, name: &str, mime: &str, size: u32) -> switchboard_cor
 
 #[cfg(test)]
 mod tests {
-    use super::first_update_id;
+    use super::{envelope, first_update_id};
+    use teloxide_core::types::Message;
+
+    /// Found while writing the `telegram_update` fuzz target: width times height overflowed a u32.
+    #[test]
+    fn huge_photo_sizes_pick_the_largest_without_overflow() {
+        let size = |id: &str, side: u32| serde_json::json!({ "file_id": id, "file_unique_id": id, "file_size": 1, "width": side, "height": side });
+        let m: Message = serde_json::from_value(serde_json::json!({
+            "message_id": 9, "date": 1772440200,
+            "from": { "id": 1234, "is_bot": false, "first_name": "U" },
+            "chat": { "id": 1234, "first_name": "U", "type": "private" },
+            "photo": [size("small", 90), size("huge", 70_000), size("big", 800)],
+        }))
+        .unwrap_or_else(|e| panic!("{e}"));
+        let e = envelope(&m, 1).unwrap_or_else(|| panic!("a photo is a message"));
+        assert_eq!(e.attachments.len(), 1);
+        assert_eq!(e.attachments[0].skipped.as_deref(), Some("telegram file huge, not fetched"));
+    }
+
+    /// Found with the `telegram_update` fuzz target's envelope check: a blank file name made the
+    /// envelope invalid, so the customer's message was dead-lettered instead of routed.
+    #[test]
+    fn a_document_with_a_blank_name_is_still_a_valid_envelope() {
+        use switchboard_core::Contract;
+        let m: Message = serde_json::from_value(serde_json::json!({
+            "message_id": 10, "date": 1772440200,
+            "from": { "id": 1234, "is_bot": false, "first_name": "U" },
+            "chat": { "id": 1234, "first_name": "U", "type": "private" },
+            "document": { "file_name": " ", "file_id": "doc-1", "file_unique_id": "u-doc-1", "file_size": 1 },
+        }))
+        .unwrap_or_else(|e| panic!("{e}"));
+        let e = envelope(&m, 1).unwrap_or_else(|| panic!("a document is a message"));
+        assert_eq!(e.attachments[0].filename, "document");
+        assert_eq!(e.validate(), Ok(()));
+    }
 
     #[test]
     fn the_first_update_id_of_a_broken_body_is_found() {

@@ -19,9 +19,10 @@ use switchboard_bus::BusSlot;
 use switchboard_core::OutboundMessage;
 use teloxide_core::Bot;
 
-pub use agent::{AgentChats, ENDPOINT_KIND, LINK_CODE_TTL, issue_link_code};
+pub use agent::{AgentChats, ENDPOINT_KIND, LINK_CODE_TTL, action_for, issue_link_code};
 pub use config::{TelegramConfig, TelegramConfigError};
-pub use inbound::{DLQ_COMPONENT, Files, Poller, UpdateOutcome, envelope, offset_key};
+pub use csat::parse as csat_answer;
+pub use inbound::{DLQ_COMPONENT, Files, Poller, UpdateOutcome, envelope, first_update_id, offset_key};
 pub use outbound::{Outgoing, Sender, classify};
 
 /// The channel name: subjects `sb.in.telegram`, `sb.out.telegram`.

@@ -185,7 +185,9 @@ async fn stored_id(inbound: &Inbound, published: &switchboard_bus::Published) ->
     Envelope::from_json(&message.payload).ok().map(|e| e.id)
 }
 
-fn to_envelope(source: &str, m: WebhookMessage) -> Result<Envelope, ValidationError> {
+/// The envelope of a message a source POSTed (before the contract's own validation, which
+/// publishing applies).
+pub fn to_envelope(source: &str, m: WebhookMessage) -> Result<Envelope, ValidationError> {
     if m.message_id.trim().is_empty() {
         return Err(ValidationError::new("message_id", "must not be empty"));
     }

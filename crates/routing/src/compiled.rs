@@ -25,6 +25,19 @@ fn err(key: impl Into<String>, reason: impl Into<String>) -> RoutingConfigError 
     RoutingConfigError { key: key.into(), reason: reason.into() }
 }
 
+/// Longest duration a setting may give (ten years), so that milliseconds and deadlines computed
+/// from it stay far inside `Ms`.
+const MAX_DURATION_SECS: u64 = 10 * 365 * 24 * 3600;
+
+/// A duration setting in milliseconds, refused (naming `key`) over [`MAX_DURATION_SECS`].
+fn duration_ms(key: impl FnOnce() -> String, secs: u64) -> Result<Ms, RoutingConfigError> {
+    if secs > MAX_DURATION_SECS {
+        return Err(err(key(), format!("{secs} s is longer than ten years ({MAX_DURATION_SECS} s)")));
+    }
+    // Within the bound the product fits easily.
+    Ok(secs as Ms * 1000)
+}
+
 /// A compiled escalation step.
 #[derive(Debug, Clone)]
 pub(crate) enum Step {
@@ -86,7 +99,7 @@ impl Compiled {
                     "P4" => 3,
                     _ => return Err(err(key("first_response_secs"), format!("`{class}` is not P1..P4"))),
                 };
-                sla_ms[i] = *secs as Ms * 1000;
+                sla_ms[i] = duration_ms(|| key(&format!("first_response_secs.{class}")), *secs)?;
             }
             let mut steps = Vec::new();
             let mut last = 0;
@@ -106,19 +119,23 @@ impl Compiled {
                             err(key(&format!("escalation[{i}].team")), format!("unknown team `{team}`"))
                         })?),
                     };
-                steps.push((s.after_secs as Ms * 1000, step));
+                steps.push((duration_ms(|| key(&format!("escalation[{i}].after_secs")), s.after_secs)?, step));
             }
             let hours = match &t.business_hours {
                 Some(h) => Some(BusinessHours::compile(h).map_err(|e| err(key("business_hours"), e))?),
+                None => None,
+            };
+            let offer_timeout_ms = match t.offer_timeout_secs.filter(|s| *s > 0) {
+                Some(secs) => Some(duration_ms(|| key("offer_timeout_secs"), secs)?),
                 None => None,
             };
             teams.push(Team {
                 name: name.clone(),
                 strategy: t.strategy,
                 sla_ms,
-                offer_timeout_ms: t.offer_timeout_secs.filter(|s| *s > 0).map(|s| s as Ms * 1000),
+                offer_timeout_ms,
                 max_missed: t.max_missed_offers,
-                sticky_wait_ms: t.sticky_wait_secs as Ms * 1000,
+                sticky_wait_ms: duration_ms(|| key("sticky_wait_secs"), t.sticky_wait_secs)?,
                 steps,
                 hours,
                 out_of_hours_reply: t.out_of_hours_reply.clone(),
@@ -179,6 +196,11 @@ impl Compiled {
         let tz = crate::rules::parse_timezone(tz).map_err(|e| err("timezone", e))?;
         let rules = RuleSet::compile(&cfg.rules, tz).map_err(|e| err("rules", e.to_string()))?;
         let aging_secs = if cfg.aging_secs_per_point == 0 { 30 } else { cfg.aging_secs_per_point };
+        let aging_ms = duration_ms(|| "aging_secs_per_point".into(), aging_secs)?;
+        let reopen_ms = match cfg.reopen_window_secs {
+            0 => 7 * 24 * 3600 * 1000,
+            secs => duration_ms(|| "reopen_window_secs".into(), secs)?,
+        };
         Ok(Compiled {
             teams,
             team_ix,
@@ -186,12 +208,8 @@ impl Compiled {
             skill_ix,
             rules,
             default_team,
-            reopen_ms: if cfg.reopen_window_secs == 0 {
-                7 * 24 * 3600 * 1000
-            } else {
-                cfg.reopen_window_secs as Ms * 1000
-            },
-            aging_ms: aging_secs as i64 * 1000,
+            reopen_ms,
+            aging_ms,
             human_phrases: cfg.human_phrases.iter().map(|p| p.to_lowercase()).filter(|p| !p.is_empty()).collect(),
         })
     }
@@ -229,5 +247,42 @@ pub(crate) fn priority_class(p: switchboard_core::Priority) -> usize {
         25..=49 => 1,
         50..=74 => 2,
         _ => 3,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Engine, RoutingConfig};
+
+    fn engine(toml: &str) -> Result<Engine, crate::RoutingConfigError> {
+        let cfg: RoutingConfig = toml::from_str(toml).unwrap_or_else(|e| panic!("{e}"));
+        Engine::new(&cfg)
+    }
+
+    /// Found while writing the `rules` fuzz target: seconds times 1000 overflowed (a panic with overflow
+    /// checks, a negative deadline without).
+    #[test]
+    fn durations_beyond_ten_years_are_refused_naming_the_key() {
+        let huge = i64::MAX;
+        for (toml, key) in [
+            (format!("[teams.s]\nfirst_response_secs = {{ P1 = {huge} }}"), "teams.s.first_response_secs.P1"),
+            (format!("[teams.s]\noffer_timeout_secs = {huge}"), "teams.s.offer_timeout_secs"),
+            (format!("[teams.s]\nsticky_wait_secs = {huge}"), "teams.s.sticky_wait_secs"),
+            (
+                format!("[teams.s]\nescalation = [{{ after_secs = {huge}, action = {{ type = \"add_next_tier\" }} }}]"),
+                "teams.s.escalation[0].after_secs",
+            ),
+            (format!("reopen_window_secs = {huge}\n[teams.s]"), "reopen_window_secs"),
+            (format!("aging_secs_per_point = {huge}\n[teams.s]"), "aging_secs_per_point"),
+        ] {
+            let err =
+                engine(&format!("default_team = \"s\"\n{toml}")).err().unwrap_or_else(|| panic!("{toml} accepted"));
+            assert_eq!(err.key, key, "{err}");
+            assert!(err.reason.contains("longer than ten years"), "{err}");
+        }
+        let ten_years = 10 * 365 * 24 * 3600;
+        assert!(
+            engine(&format!("default_team = \"s\"\n[teams.s]\nfirst_response_secs = {{ P1 = {ten_years} }}")).is_ok()
+        );
     }
 }
