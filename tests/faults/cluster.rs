@@ -300,8 +300,18 @@ pub struct Cluster {
     pub daemons: Vec<Daemon>,
     /// A client for health checks.
     pub http: reqwest::Client,
-    /// Where configurations, secrets and logs are.
-    pub dir: tempfile::TempDir,
+    /// Where configurations, secrets and logs are (kept when the test fails).
+    dir: Option<tempfile::TempDir>,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if std::thread::panicking()
+            && let Some(dir) = self.dir.take()
+        {
+            eprintln!("FAULTS: daemon configurations and logs kept in {}", dir.keep().display());
+        }
+    }
 }
 
 impl Cluster {
@@ -320,7 +330,7 @@ impl Cluster {
     pub fn configure(nats: NatsServer, roles: Vec<Role>, settings: &Settings) -> Cluster {
         let dir = tempfile::Builder::new().prefix("sb-faults-").tempdir().expect("temp dir");
         let daemons = roles.into_iter().map(|r| Daemon::new(dir.path(), &nats.url(), r, settings)).collect();
-        Cluster { nats, daemons, http: reqwest::Client::new(), dir }
+        Cluster { nats, daemons, http: reqwest::Client::new(), dir: Some(dir) }
     }
 
     /// Waits until every process says ready.

@@ -39,6 +39,11 @@ impl Traffic {
     }
 }
 
+/// How long a run with `traffic` may take to be answered in full, faults included.
+pub fn budget(traffic: &Traffic) -> Duration {
+    traffic.spread + Duration::from_secs(90 + traffic.total() as u64 / 10)
+}
+
 /// One run.
 pub struct Workload {
     /// Customer messages reaching agents.
@@ -165,7 +170,7 @@ impl Workload {
     /// Waits for every customer to finish, for the bus to go quiet, sweeps the web chat
     /// transcripts and reads the dead letters; prints one line per stream and returns the reports
     /// (customer->agent, agent->customer, dead letters).
-    pub async fn finish(mut self, cluster: &Cluster, run: &str) -> [Report; 3] {
+    pub async fn finish(&mut self, cluster: &Cluster, run: &str) -> [Report; 3] {
         let wait = self.env.deadline.saturating_duration_since(Instant::now()) + Duration::from_secs(5);
         let mut visitors = Vec::new();
         let all = async {

@@ -11,12 +11,12 @@ use rand::{Rng, SeedableRng};
 use switchboard_e2e::faults::checker::Report;
 use switchboard_e2e::faults::cluster::{Cluster, Role};
 use switchboard_e2e::faults::desk::DeskBehaviour;
-use switchboard_e2e::faults::workload::{Traffic, Workload};
+use switchboard_e2e::faults::workload::{Traffic, Workload, budget};
 use switchboard_e2e::faults::{env_or, seed};
 
 async fn run(name: &str, seed: u64, traffic: &Traffic, kills: usize) -> [Report; 3] {
     let mut rng = StdRng::seed_from_u64(seed);
-    let mut work = Workload::new(DeskBehaviour { answer: true, ..Default::default() }, Duration::from_secs(300)).await;
+    let mut work = Workload::new(DeskBehaviour { answer: true, ..Default::default() }, budget(traffic)).await;
     let roles = vec![
         Role::new("all", true, true, true),
         Role::new("router-b", true, false, false),
