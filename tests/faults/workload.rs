@@ -153,6 +153,13 @@ impl Workload {
         }
     }
 
+    /// Customer `customer` of source `shop` writes messages `0..count` now (a message written
+    /// before is sent again with the same id, which stores nothing new), without waiting for
+    /// answers.
+    pub async fn write(&self, customer: &str, count: usize) {
+        webhook_customer(self.env.clone(), "shop".into(), customer.into(), count, false).await;
+    }
+
     /// Customer messages acknowledged so far.
     pub fn acknowledged(&self) -> usize {
         self.inbound.acked()

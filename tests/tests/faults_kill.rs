@@ -85,8 +85,8 @@ async fn kill_9_of_each_component_under_traffic() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "long: make test-faults"]
 async fn kill_9_of_each_component_under_traffic_long() {
-    let scale = env_or("FAULT_SCALE", 2);
+    let scale = env_or("FAULT_SCALE", 1);
     let traffic =
-        Traffic { webhook: 30 * scale, webchat: 15 * scale, dead: 0, messages: 5, spread: Duration::from_secs(20) };
+        Traffic { webhook: 30 * scale, webchat: 15 * scale, dead: 0, messages: 5, spread: Duration::from_secs(15) };
     runs("kill-9 long", env_or("FAULT_RUNS", 20), traffic, env_or("FAULT_KILLS", 4)).await;
 }

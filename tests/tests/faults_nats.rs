@@ -78,9 +78,9 @@ async fn nats_restart_under_traffic() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "long: make test-faults"]
 async fn nats_restart_under_traffic_long() {
-    let scale = env_or("FAULT_SCALE", 2);
+    let scale = env_or("FAULT_SCALE", 1);
     let traffic =
-        Traffic { webhook: 30 * scale, webchat: 15 * scale, dead: 0, messages: 5, spread: Duration::from_secs(20) };
+        Traffic { webhook: 30 * scale, webchat: 15 * scale, dead: 0, messages: 5, spread: Duration::from_secs(15) };
     restart_runs("nats-restart long", env_or("FAULT_RUNS", 20), traffic, 2).await;
 }
 
