@@ -178,6 +178,7 @@ async fn receive(
 
 impl Inner {
     async fn act(&self, agent: &str, conversation: &str, accept: bool, messages: Vec<String>) {
+        let mut accepted = None;
         if accept {
             let key = format!("accept:{conversation}:{agent}");
             let (outcome, status) = self.command(agent, conversation, &key, json!({"type": "accept"}), None).await;
@@ -185,12 +186,19 @@ impl Inner {
                 eprintln!("desk: accept of {conversation} by {agent} ended {outcome:?} ({status})");
                 return;
             }
+            accepted = Some(status);
         }
         let dead = self.customers.lock().expect("desk lock").get(conversation).is_some_and(|c| c.starts_with("dead-"));
         let checker = if dead { &self.dead } else { &self.replies };
         for id in messages {
             let action = json!({"type": "reply", "text": format!("Answer to {}", tag(&id))});
-            self.command(agent, conversation, &format!("reply:{id}"), action, Some((checker, &id))).await;
+            let (outcome, status) =
+                self.command(agent, conversation, &format!("reply:{id}"), action, Some((checker, &id))).await;
+            if outcome != Outcome::Acked {
+                eprintln!(
+                    "desk: reply to {id} in {conversation} by {agent} ended {outcome:?} ({status}); accepted: {accepted:?}"
+                );
+            }
         }
     }
 

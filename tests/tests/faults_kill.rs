@@ -32,9 +32,12 @@ async fn run(name: &str, seed: u64, traffic: &Traffic, kills: usize) -> [Report;
         let slice = (total * 8 / 10) / kills;
         let at = k * slice + rng.random_range(1..=slice.max(1));
         work.wait_acknowledged(at, Duration::from_secs(120)).await;
-        let leader = cluster.leader().await.unwrap_or(1);
+        let leader = cluster.leader().await;
         let (target, what) = match rng.random_range(0..3) {
-            0 => (leader, "router leader"),
+            0 => match leader {
+                Some(i) => (i, "router leader"),
+                None => (1, "a router; no leader right now"),
+            },
             1 => (2, "adapter"),
             _ => (0, "whole daemon"),
         };
