@@ -341,6 +341,9 @@ impl RouterService {
             // a reason to give a customer's message up. Bad payloads are still rejected at once.
             spec.max_deliver = u64::MAX;
             spec.ack_wait = self.svc.lease_ttl.max(Duration::from_secs(5));
+            // FAULTS FIX (see the fault tests' report): inputs in stream order, so an accept that
+            // is retried, or was held by a leader that died, is not overtaken by the reply after it.
+            spec.in_order = true;
             let (bus, tx, stop) = (self.bus.clone(), tx.clone(), stop.clone());
             set.spawn(async move {
                 let handler = move |d: Delivery| {
