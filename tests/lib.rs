@@ -3,6 +3,8 @@
 //! The helpers here run the real daemon in-process on `127.0.0.1:0` against a real NATS server
 //! and sign requests the way a webhook source does.
 
+pub mod faults;
+
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 

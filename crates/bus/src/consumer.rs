@@ -40,6 +40,10 @@ pub struct ConsumerSpec {
     /// A new durable starts with messages stored after it was created, not the stream's start
     /// (for consumers that react to what happens, not to history).
     pub only_new: bool,
+    /// Strictly in stream order: the server hands out the next message only once the previous
+    /// one is acked, so a message that is retried (nak with back-off) or was held by a process
+    /// that died is never overtaken by a later one. Needs `concurrency` 1.
+    pub in_order: bool,
 }
 
 impl ConsumerSpec {
@@ -55,6 +59,7 @@ impl ConsumerSpec {
             ack_wait: Duration::from_secs(30),
             concurrency: 1,
             only_new: false,
+            in_order: false,
         }
     }
 }
@@ -129,7 +134,7 @@ impl Bus {
                 ack_wait: spec.ack_wait,
                 // Unlimited on the server: we dead-letter ourselves, so nothing is silently dropped.
                 max_deliver: -1,
-                max_ack_pending: (spec.concurrency * 4).max(16) as i64,
+                max_ack_pending: if spec.in_order { 1 } else { (spec.concurrency * 4).max(16) as i64 },
                 deliver_policy: if spec.only_new { consumer::DeliverPolicy::New } else { consumer::DeliverPolicy::All },
                 ..Default::default()
             })

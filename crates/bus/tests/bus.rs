@@ -277,3 +277,46 @@ async fn shutdown_finishes_in_flight_work_and_hands_back_the_rest() {
     seen.sort();
     assert_eq!(seen, ["s-1", "s-2", "s-3", "s-4"]);
 }
+
+#[tokio::test]
+async fn an_in_order_consumer_never_lets_a_later_message_overtake_a_retried_one() {
+    let server = NatsServer::start();
+    let bus = connect(&server).await;
+    let subject = subjects::outbound("ordered");
+    for id in ["first", "second", "third"] {
+        bus.publish(&subject, &envelope(id), &format!("ordered:{id}")).await.unwrap();
+    }
+    let handled: Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+    let mut spec = ConsumerSpec::new("ordered", streams::OUTBOUND, "ordered", &subject);
+    spec.in_order = true;
+    spec.backoff = Backoff { initial: Duration::from_millis(300), max: Duration::from_millis(300) };
+    let shutdown = CancellationToken::new();
+    let consumer = {
+        let (bus, handled, shutdown) = (bus.clone(), handled.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            bus.run_consumer(spec, shutdown, move |d| {
+                let handled = handled.clone();
+                async move {
+                    let env: Envelope = d.decode()?;
+                    let id = env.provider_message_id;
+                    // The first message fails twice (a router that is not leading yet, say).
+                    if id == "first" && d.attempt < 3 {
+                        handled.lock().unwrap().push(format!("{id} retried"));
+                        return Err(HandlerError::Retry("not yet".into()));
+                    }
+                    handled.lock().unwrap().push(id);
+                    Ok(())
+                }
+            })
+            .await
+        })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while handled.lock().unwrap().len() < 5 {
+        assert!(std::time::Instant::now() < deadline, "handled only {:?}", handled.lock().unwrap());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    shutdown.cancel();
+    consumer.await.unwrap().unwrap();
+    assert_eq!(*handled.lock().unwrap(), ["first retried", "first retried", "first", "second", "third"]);
+}

@@ -126,11 +126,15 @@ impl Hub {
         stop: &CancellationToken,
         last_seq: &mut Option<u64>,
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        let stream = bus.jetstream().get_stream(streams::WEBCHAT).await?;
-        let deliver_policy = match *last_seq {
-            Some(seq) => DeliverPolicy::ByStartSequence { start_sequence: seq + 1 },
-            None => DeliverPolicy::New,
+        let mut stream = bus.jetstream().get_stream(streams::WEBCHAT).await?;
+        // The first start begins after what is stored now, and remembers that position: a feed
+        // that restarts before it saw any entry must still resume there, not at "new" again,
+        // or entries stored while it was down never reach the sockets open here.
+        let start = match *last_seq {
+            Some(seq) => seq,
+            None => *last_seq.insert(stream.info().await?.state.last_sequence),
         };
+        let deliver_policy = DeliverPolicy::ByStartSequence { start_sequence: start + 1 };
         let consumer = stream
             .create_consumer(pull::OrderedConfig {
                 filter_subject: "sb.webchat.session.>".into(),

@@ -485,3 +485,39 @@ async fn uploads_are_limited_attached_and_served_only_by_their_signed_link() {
     assert_eq!(http.get(format!("http://{}{tampered}", chat.base)).send().await.unwrap().status(), 404);
     chat.running.unwrap().stop().await;
 }
+
+#[tokio::test]
+async fn entries_stored_while_the_live_feed_restarts_reach_open_sockets() {
+    let mut chat = Chat::start(|_| {}).await;
+    let (mut ws, welcome) = chat.open(json!({})).await;
+    let session = welcome["session"].as_str().unwrap().to_string();
+    assert!(ws.history().await.is_empty());
+    // NATS restarts before the live feed saw any entry (its ephemeral consumer is gone), and an
+    // agent answers before the feed notices and starts over.
+    chat.bus.server.restart();
+    let mut reply = outbound(CHANNEL, &format!("visitor:{session}"), "Still there?");
+    reply.to.thread_key = session.clone();
+    let subject = subjects::outbound(CHANNEL);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while chat.bus.bus.publish(&subject, &reply, &reply.id.to_string()).await.is_err() {
+        assert!(std::time::Instant::now() < deadline, "the bus never reconnected");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    chat.bus.wait_outbound_drained(CHANNEL, Duration::from_secs(30)).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    let entry = loop {
+        assert!(std::time::Instant::now() < deadline, "the answer never reached the open socket");
+        match tokio::time::timeout(Duration::from_secs(1), ws.ws.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) => {
+                let v: Value = serde_json::from_str(&t).unwrap();
+                if v["type"] == "entry" {
+                    break v;
+                }
+            }
+            Ok(Some(Ok(_))) | Err(_) => {}
+            Ok(other) => panic!("the socket closed: {other:?}"),
+        }
+    };
+    assert_eq!(entry["entry"]["text"], "Still there?");
+    chat.running.take().unwrap().stop().await;
+}

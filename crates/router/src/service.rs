@@ -394,8 +394,17 @@ impl RouterService {
             // a reason to give a customer's message up. Bad payloads are still rejected at once.
             spec.max_deliver = u64::MAX;
             spec.ack_wait = self.svc.lease_ttl.max(Duration::from_secs(5));
-            // Many inputs in flight, so that the leader finds a group's worth waiting.
-            spec.concurrency = INPUT_CONCURRENCY;
+            if customers {
+                // Many customer messages in flight, so that the leader finds a group's worth
+                // waiting. One retried around a failover may be overtaken by a later one (of
+                // another conversation, or the same customer's next message): nothing is lost.
+                spec.concurrency = INPUT_CONCURRENCY;
+            } else {
+                // Agents' commands strictly in stream order: an accept that is retried, or was
+                // held by a leader that died, must not be overtaken by the reply after it (found
+                // by the fault tests: the router refused the reply as not assigned).
+                spec.in_order = true;
+            }
             let (bus, tx, stop) = (self.bus.clone(), tx.clone(), stop.clone());
             set.spawn(async move {
                 let handler = move |d: Delivery| {

@@ -143,6 +143,7 @@ impl Engine {
     pub(crate) fn give(&mut self, ix: ConvIx, a: AgentIx, out: &mut Vec<Decision>) {
         self.dequeue(ix);
         let now = self.st.now;
+        let offered_at = now.max(self.input_at);
         self.st.seq += 1;
         let seq = self.st.seq;
         let (kind, team, id) = {
@@ -163,7 +164,7 @@ impl Engine {
         c.sticky = None;
         match offer_timeout {
             Some(timeout) => {
-                let deadline = now + timeout;
+                let deadline = offered_at + timeout;
                 c.state = ConvState::Offered { agent: a, deadline, offer: seq };
                 self.schedule(deadline, Timer::OfferTimeout { conv: ix, offer: seq });
                 out.push(Decision::Offer { conversation: id, agent: agent_id, deadline });

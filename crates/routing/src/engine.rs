@@ -23,6 +23,10 @@ pub struct Engine {
     pub(crate) class_ix: HashMap<ClassKey, u32>,
     /// Queue classes by team index (derived from the state; rebuilt on restore).
     pub(crate) team_classes: Vec<Vec<u32>>,
+    /// The time of the input being handled. Timers that fell due before it fire at their own
+    /// time, but an offer made while catching up is timed from this, so that it does not lapse
+    /// in the same catch-up (after a clock jump or a pause of the router).
+    pub(crate) input_at: Ms,
 }
 
 impl Engine {
@@ -38,6 +42,7 @@ impl Engine {
             kind_ix: HashMap::new(),
             class_ix: HashMap::new(),
             team_classes,
+            input_at: 0,
         };
         for (i, a) in config.agents.iter().enumerate() {
             let agent = build_agent(&engine.cfg, &mut st, &mut engine.kind_ix, a)
@@ -62,6 +67,7 @@ impl Engine {
     /// Like [`Engine::handle`], appending to `out` (no allocation on the hot path).
     pub fn handle_into(&mut self, input: Input, out: &mut Vec<Decision>) {
         let at = input.at();
+        self.input_at = at;
         self.advance(at, out);
         match input {
             Input::CustomerMessage { customer, new_id, message, .. } => {

@@ -156,6 +156,16 @@ fn an_unanswered_offer_goes_to_the_next_agent_and_repeated_misses_set_the_agent_
 }
 
 #[test]
+fn an_offer_made_while_catching_up_on_late_timers_gets_its_whole_timeout() {
+    let mut s = Sim::new(OFFERS);
+    assert_eq!(s.msg(0, "u1", "webchat", "hi")[2], "offer c1 alice");
+    // The next tick comes an hour late: the wall clock jumped, or no router ran meanwhile.
+    assert_eq!(s.tick(3600), ["timeout c1 alice", "offer c1 bob"], "bob's offer does not lapse at once");
+    assert_eq!(s.tick(3629), Vec::<String>::new());
+    assert_eq!(s.accept(3629, "bob", "c1"), ["assigned c1 bob"]);
+}
+
+#[test]
 fn a_declined_offer_goes_to_someone_else_and_never_back_to_the_decliner() {
     let mut s = Sim::new(OFFERS);
     s.msg(0, "u1", "webchat", "hi");

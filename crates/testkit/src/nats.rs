@@ -55,7 +55,20 @@ impl NatsServer {
         }
     }
 
-    /// Starts it again on the same port and store.
+    /// Stops the server the way an operator does (SIGTERM: it flushes its store and exits),
+    /// keeping its store; waits for it to exit.
+    pub fn terminate(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let pid = child.id().to_string();
+            let signalled = Command::new("kill").args(["-TERM", &pid]).status().is_ok_and(|s| s.success());
+            if !signalled {
+                let _ = child.kill();
+            }
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port and store (killing it first if it runs).
     pub fn restart(&mut self) {
         self.stop();
         self.spawn();
