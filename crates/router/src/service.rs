@@ -211,7 +211,13 @@ impl RouterService {
         let mut router = self.load_snapshot().await?;
         let replay = journal.read_after(router.sequence()).await?;
         let replayed = replay.len();
+        // A long replay must not let the lease lapse: another process would start replaying too.
+        let mut renew_at = tokio::time::Instant::now() + lease.renew_every();
         for e in replay {
+            if tokio::time::Instant::now() >= renew_at {
+                lease.renew().await.map_err(|lost| ServiceError::Lost(lost.to_string()))?;
+                renew_at = tokio::time::Instant::now() + lease.renew_every();
+            }
             let effects = router.apply_batch(e.sequence, &decode(&e)?);
             self.publish(effects).await?;
         }
