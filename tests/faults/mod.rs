@@ -22,6 +22,27 @@ pub fn seed(test: &str) -> u64 {
     seed
 }
 
+/// Runs `run` `runs` times (run `i` with seed `seed(test) + i`) and prints the checker's totals
+/// over all runs for the customer→agent and agent→customer directions.
+pub async fn repeat<F, Fut>(test: &str, runs: usize, mut run: F)
+where
+    F: FnMut(String, u64) -> Fut,
+    Fut: std::future::Future<Output = [checker::Report; 3]>,
+{
+    let seed = seed(test);
+    let mut totals = [checker::Report::default(), checker::Report::default()];
+    for i in 0..runs {
+        let reports = run(format!("{test} run {}/{runs}", i + 1), seed + i as u64).await;
+        for (t, r) in totals.iter_mut().zip(&reports) {
+            t.name = r.name.clone();
+            t.add(r);
+        }
+    }
+    for t in &totals {
+        println!("FAULTS {test} TOTAL over {runs} runs: {t}");
+    }
+}
+
 /// A number from the environment, else `default`.
 pub fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)

@@ -12,7 +12,7 @@ use switchboard_e2e::faults::checker::Report;
 use switchboard_e2e::faults::cluster::{Cluster, Role};
 use switchboard_e2e::faults::desk::DeskBehaviour;
 use switchboard_e2e::faults::workload::{Traffic, Workload, budget};
-use switchboard_e2e::faults::{env_or, seed};
+use switchboard_e2e::faults::{env_or, repeat};
 
 async fn run(name: &str, seed: u64, traffic: &Traffic, kills: usize) -> [Report; 3] {
     let mut rng = StdRng::seed_from_u64(seed);
@@ -65,18 +65,11 @@ async fn run(name: &str, seed: u64, traffic: &Traffic, kills: usize) -> [Report;
 }
 
 async fn runs(test: &str, runs: usize, traffic: Traffic, kills: usize) {
-    let seed = seed(test);
-    let mut totals = [Report::default(), Report::default()];
-    for i in 0..runs {
-        let reports = run(&format!("{test} run {}/{runs}", i + 1), seed + i as u64, &traffic, kills).await;
-        for (t, r) in totals.iter_mut().zip(&reports) {
-            t.name = r.name.clone();
-            t.add(r);
-        }
-    }
-    for t in &totals {
-        println!("FAULTS {test} TOTAL over {runs} runs: {t}");
-    }
+    repeat(test, runs, |name, seed| {
+        let traffic = &traffic;
+        async move { run(&name, seed, traffic, kills).await }
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -12,7 +12,7 @@ use switchboard_e2e::faults::checker::Report;
 use switchboard_e2e::faults::cluster::{Cluster, Role};
 use switchboard_e2e::faults::desk::DeskBehaviour;
 use switchboard_e2e::faults::workload::{Traffic, Workload, budget};
-use switchboard_e2e::faults::{env_or, seed};
+use switchboard_e2e::faults::{env_or, repeat, seed};
 use switchboard_testkit::NatsServer;
 
 fn roles() -> Vec<Role> {
@@ -65,18 +65,11 @@ async fn restart_run(name: &str, seed: u64, traffic: &Traffic, outages: usize) -
 }
 
 async fn restart_runs(test: &str, runs: usize, traffic: Traffic, outages: usize) {
-    let seed = seed(test);
-    let mut totals = [Report::default(), Report::default()];
-    for i in 0..runs {
-        let reports = restart_run(&format!("{test} run {}/{runs}", i + 1), seed + i as u64, &traffic, outages).await;
-        for (t, r) in totals.iter_mut().zip(&reports) {
-            t.name = r.name.clone();
-            t.add(r);
-        }
-    }
-    for t in &totals {
-        println!("FAULTS {test} TOTAL over {runs} runs: {t}");
-    }
+    repeat(test, runs, |name, seed| {
+        let traffic = &traffic;
+        async move { restart_run(&name, seed, traffic, outages).await }
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
