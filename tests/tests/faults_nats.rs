@@ -139,10 +139,10 @@ async fn nats_unavailable_at_start_up() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "long: make test-faults"]
 async fn nats_unavailable_at_start_up_long() {
-    let seed = seed("nats-at-start-up long");
     let traffic = Traffic { webhook: 20, webchat: 10, dead: 0, messages: 5, spread: Duration::from_secs(5) };
-    let runs = env_or("FAULT_RUNS", 20).div_ceil(4);
-    for i in 0..runs {
-        start_up_run(&format!("nats-at-start-up long run {}/{runs}", i + 1), seed + i as u64, &traffic).await;
-    }
+    let traffic = &traffic;
+    repeat("nats-at-start-up long", env_or("FAULT_RUNS", 20).div_ceil(4), |name, seed| async move {
+        start_up_run(&name, seed, traffic).await
+    })
+    .await;
 }

@@ -9,7 +9,7 @@ use switchboard_e2e::faults::checker::Report;
 use switchboard_e2e::faults::cluster::{Cluster, Role};
 use switchboard_e2e::faults::desk::DeskBehaviour;
 use switchboard_e2e::faults::workload::{Traffic, Workload, budget};
-use switchboard_e2e::faults::{env_or, seed};
+use switchboard_e2e::faults::{env_or, repeat, seed};
 
 const MAX_ATTEMPTS: u64 = 4;
 const REFUSALS: u32 = 2;
@@ -62,10 +62,10 @@ async fn slow_and_failing_receivers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "long: make test-faults"]
 async fn slow_and_failing_receivers_long() {
-    let seed = seed("receivers long");
     let traffic = Traffic { webhook: 30, webchat: 15, dead: 20, messages: 4, spread: Duration::from_secs(10) };
-    let runs = env_or("FAULT_RUNS", 20).div_ceil(4);
-    for i in 0..runs {
-        run(&format!("receivers long run {}/{runs}", i + 1), seed + i as u64, &traffic).await;
-    }
+    let traffic = &traffic;
+    repeat("receivers long", env_or("FAULT_RUNS", 20).div_ceil(4), |name, seed| async move {
+        run(&name, seed, traffic).await
+    })
+    .await;
 }
