@@ -143,7 +143,7 @@ grace_secs = 5
 
 [router]
 enabled = {router}
-group = "{GROUP}"
+groups = ["{GROUP}"]
 lease_ttl_secs = 2
 
 [metrics]

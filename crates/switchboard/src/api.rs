@@ -41,7 +41,8 @@ struct Token {
 pub struct Api {
     bus: BusSlot,
     tokens: Arc<Vec<Token>>,
-    group: String,
+    /// Every routing group, in configuration order: the queue is theirs together.
+    groups: Arc<Vec<String>>,
     wait: Duration,
 }
 
@@ -71,7 +72,7 @@ fn digest(token: &str) -> [u8; 32] {
 impl Api {
     /// Resolves the configured tokens (a token whose variable or file is missing is disabled,
     /// with a warning naming it).
-    pub fn new(config: &ApiConfig, bus: BusSlot, group: &str) -> Api {
+    pub fn new(config: &ApiConfig, bus: BusSlot, groups: Vec<String>) -> Api {
         let mut tokens = Vec::new();
         for (name, t) in &config.tokens {
             let value = switchboard_adapter::read_secret(t.token_env.as_deref(), t.token_file.as_deref());
@@ -86,7 +87,12 @@ impl Api {
             }
         }
         info!(tokens = tokens.len(), "agent API enabled");
-        Api { bus, tokens: Arc::new(tokens), group: group.into(), wait: Duration::from_millis(config.command_wait_ms) }
+        Api {
+            bus,
+            tokens: Arc::new(tokens),
+            groups: Arc::new(groups),
+            wait: Duration::from_millis(config.command_wait_ms),
+        }
     }
 
     /// The API's routes.
@@ -360,12 +366,27 @@ async fn queue(State(api): State<Api>, headers: HeaderMap) -> Response {
         return error(StatusCode::UNAUTHORIZED, why);
     }
     let Ok(bus) = api.bus.get() else { return error(StatusCode::SERVICE_UNAVAILABLE, "not connected to NATS yet") };
-    let request = bus.client().request(subjects::router_queue(&api.group), Bytes::new());
-    match tokio::time::timeout(Duration::from_secs(3), request).await {
-        Ok(Ok(m)) => match serde_json::from_slice::<serde_json::Value>(&m.payload) {
-            Ok(items) => (StatusCode::OK, Json(json!({ "queue": items }))).into_response(),
-            Err(e) => error(StatusCode::BAD_GATEWAY, format!("router answered garbage: {e}")),
-        },
-        _ => error(StatusCode::SERVICE_UNAVAILABLE, "no router is leading this group right now"),
+    // Each group's leader answers for its own conversations; asked at once, listed group by group.
+    let asks = api.groups.iter().map(|group| {
+        let request = bus.client().request(subjects::router_queue(group), Bytes::new());
+        async move { (group, tokio::time::timeout(Duration::from_secs(3), request).await) }
+    });
+    let mut queue = Vec::new();
+    for (group, answer) in futures::future::join_all(asks).await {
+        let Ok(Ok(m)) = answer else {
+            return error(StatusCode::SERVICE_UNAVAILABLE, format!("no router is leading group `{group}` right now"));
+        };
+        match serde_json::from_slice::<Vec<serde_json::Value>>(&m.payload) {
+            Ok(items) => queue.extend(items.into_iter().map(|mut item| {
+                if let Some(fields) = item.as_object_mut() {
+                    fields.insert("group".into(), json!(group));
+                }
+                item
+            })),
+            Err(e) => {
+                return error(StatusCode::BAD_GATEWAY, format!("router of group `{group}` answered garbage: {e}"));
+            }
+        }
     }
+    (StatusCode::OK, Json(json!({ "queue": queue }))).into_response()
 }

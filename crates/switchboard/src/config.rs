@@ -46,8 +46,9 @@ pub struct Config {
 pub struct RouterSection {
     /// Whether this process runs a router (several may: one leads, the others stand by).
     pub enabled: bool,
-    /// Routing group: processes of one group share a lease, a journal and snapshots.
-    pub group: String,
+    /// The routing groups (`routing.groups`) this process runs a router for; empty runs every
+    /// group. Processes of one group share its lease, journal and snapshots: one leads.
+    pub groups: Vec<String>,
     /// Seconds after the leader's last lease renewal before a standby takes over.
     pub lease_ttl_secs: u64,
     /// Journal entries between snapshots.
@@ -58,7 +59,7 @@ pub struct RouterSection {
 
 impl Default for RouterSection {
     fn default() -> Self {
-        Self { enabled: true, group: "default".into(), lease_ttl_secs: 10, snapshot_every: 1000, offer_history: 20 }
+        Self { enabled: true, groups: Vec::new(), lease_ttl_secs: 10, snapshot_every: 1000, offer_history: 20 }
     }
 }
 
@@ -275,14 +276,23 @@ impl Config {
         self.channels.telegram.validate().map_err(|e| (format!("channels.telegram.{}", e.key), e.reason))?;
         #[cfg(feature = "channel-webchat")]
         self.channels.webchat.validate().map_err(|e| (format!("channels.webchat.{}", e.key), e.reason))?;
-        // Last, so that a simpler mistake elsewhere is reported first.
+        // Last, so that a simpler mistake elsewhere is reported first. Every process checks the
+        // groups, since every process decides which group owns what.
+        let layout = self.layout().map_err(|e| (format!("routing.{}", e.key), e.reason.clone()))?;
         if self.router.enabled {
-            switchboard_routing::Engine::new(&self.routing)
-                .map_err(|e| (format!("routing.{}", e.key), e.reason.clone()))?;
-            if self.router.group.is_empty()
-                || !self.router.group.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-            {
-                return Err(("router.group".into(), "use only a-z, 0-9, '-', '_'".into()));
+            for group in layout.names() {
+                let routing = layout.config_for(&self.routing, group).unwrap_or_default();
+                switchboard_routing::Engine::new(&routing)
+                    .map_err(|e| (format!("routing.{}", e.key), e.reason.clone()))?;
+            }
+            if let Some((i, unknown)) = self.router.groups.iter().enumerate().find(|(_, g)| !layout.contains(g)) {
+                return Err((
+                    format!("router.groups[{i}]"),
+                    format!(
+                        "`{unknown}` is not one of routing.groups ({})",
+                        layout.names().collect::<Vec<_>>().join(", ")
+                    ),
+                ));
             }
             if self.router.lease_ttl_secs == 0 || self.router.snapshot_every == 0 {
                 let key =
@@ -291,6 +301,22 @@ impl Config {
             }
         }
         Ok(())
+    }
+}
+
+impl Config {
+    /// Which routing group owns what; every process computes the same from the same file.
+    pub fn layout(&self) -> Result<switchboard_routing::Layout, switchboard_routing::RoutingConfigError> {
+        switchboard_routing::Layout::new(&self.routing)
+    }
+
+    /// The routing groups this process runs a router for, in configuration order.
+    pub fn router_groups(&self, layout: &switchboard_routing::Layout) -> Vec<String> {
+        layout
+            .names()
+            .filter(|g| self.router.groups.is_empty() || self.router.groups.iter().any(|r| r == g))
+            .map(str::to_string)
+            .collect()
     }
 }
 

@@ -12,7 +12,8 @@ use tower_http::timeout::TimeoutLayer;
 use tracing::{error, info, warn};
 
 use switchboard_adapter::{Health, HealthStatus};
-use switchboard_router::{Role, RouterConfig, RouterService, ServiceConfig};
+use switchboard_router::{Role, RouterConfig, RouterService, RoutingGroup, ServiceConfig};
+use switchboard_routing::{Layout, MessageInfo};
 
 use crate::config::Config;
 use crate::http::{Readiness, health_routes};
@@ -23,24 +24,26 @@ use crate::http::{Readiness, health_routes};
 ///
 /// The listener is bound by the caller so that tests can use `127.0.0.1:0`.
 pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
-    if config.router.enabled {
-        // Refuse a routing configuration the router cannot run before anything starts.
-        switchboard_router::Router::new(router_config(&config)).context("routing configuration")?;
+    let layout = Arc::new(config.layout().context("routing groups")?);
+    let groups = if config.router.enabled { config.router_groups(&layout) } else { Vec::new() };
+    // Refuse a routing configuration the router cannot run before anything starts.
+    for group in &groups {
+        switchboard_router::Router::new(router_config(&config, &layout, group)).context("routing configuration")?;
     }
     let slot = BusSlot::new();
     // Components get their own token: it fires only after the listener drained, so a request
     // that is being stored still finds its publisher.
     let components_stop = CancellationToken::new();
-    let channels = crate::channels::build(&config.channels, &config.router.group, &slot, &components_stop)?;
+    // The web chat asks the group that owns its messages whether anyone is available.
+    let webchat_group = layout.owner_of_message(&MessageInfo { channel: "webchat".into(), ..Default::default() }, "");
+    let channels = crate::channels::build(&config.channels, webchat_group, &slot, &components_stop)?;
 
-    let router_health = Health::default();
     let mut components: Vec<(&'static str, Health)> = channels.iter().map(|c| (c.name, c.health.clone())).collect();
-    if config.router.enabled {
-        components.push(("router", router_health.clone()));
-    }
+    let router_health: Vec<Health> = groups.iter().map(|_| Health::default()).collect();
+    components.extend(router_health.iter().map(|h| ("router", h.clone())));
     let readiness = Readiness { bus: slot.clone(), components: Arc::new(components) };
-    let mut app =
-        health_routes(readiness).merge(crate::api::Api::new(&config.api, slot.clone(), &config.router.group).routes());
+    let all_groups = layout.names().map(str::to_string).collect();
+    let mut app = health_routes(readiness).merge(crate::api::Api::new(&config.api, slot.clone(), all_groups).routes());
     let metrics = crate::metrics::LiveMetrics::default();
     if config.metrics.enabled {
         app = app.merge(metrics.routes(&config.metrics));
@@ -104,9 +107,10 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         let (bus, stop, cfg) = (bus.clone(), components_stop.clone(), config.metrics.clone());
         running.spawn(async move { ("metrics", metrics.run(bus, cfg, stop).await) });
     }
-    if config.router.enabled {
-        let service = RouterService::new(bus.clone(), router_config(&config), service_config(&config));
-        tokio::spawn(report_role(service.role(), router_health));
+    for (group, health) in groups.iter().zip(router_health) {
+        let service =
+            RouterService::new(bus.clone(), router_config(&config, &layout, group), service_config(&config, group));
+        tokio::spawn(report_role(service.role(), health));
         let stop = components_stop.clone();
         running.spawn(async move { ("router", service.run(stop).await.map_err(|e| e.to_string())) });
     }
@@ -144,17 +148,19 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     Ok(())
 }
 
-/// The router's configuration: the routing section plus each agent's endpoint kinds.
-pub fn router_config(config: &Config) -> RouterConfig {
+/// The configuration of the router of routing group `group`: the routing section plus each
+/// agent's endpoint kinds, and the layout that tells it which inputs are its group's.
+pub fn router_config(config: &Config, layout: &Arc<Layout>, group: &str) -> RouterConfig {
     RouterConfig {
         routing: config.routing.clone(),
         endpoints: crate::channels::endpoint_kinds(&config.channels),
         offer_history: config.router.offer_history,
+        group: Some(RoutingGroup { name: group.to_string(), layout: Arc::clone(layout) }),
     }
 }
 
-fn service_config(config: &Config) -> ServiceConfig {
-    let mut svc = ServiceConfig::new(&config.router.group);
+fn service_config(config: &Config, group: &str) -> ServiceConfig {
+    let mut svc = ServiceConfig::new(group);
     svc.lease_ttl = Duration::from_secs(config.router.lease_ttl_secs);
     svc.snapshot_every = config.router.snapshot_every;
     svc
