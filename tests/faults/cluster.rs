@@ -51,12 +51,19 @@ pub struct Role {
     pub webhook: bool,
     /// Runs the web chat.
     pub webchat: bool,
+    /// The routing groups its router runs (`router.groups`); empty: every group.
+    pub groups: Vec<String>,
 }
 
 impl Role {
     /// A role by name with the given components.
     pub fn new(name: &str, router: bool, webhook: bool, webchat: bool) -> Role {
-        Role { name: name.into(), router, webhook, webchat }
+        Role { name: name.into(), router, webhook, webchat, groups: Vec::new() }
+    }
+
+    /// A router-only process for the routing groups `groups`.
+    pub fn router_of(name: &str, groups: &[&str]) -> Role {
+        Role { groups: groups.iter().map(|g| g.to_string()).collect(), ..Role::new(name, true, false, false) }
     }
 }
 
@@ -73,6 +80,10 @@ pub struct Settings {
     pub first_response_secs: u64,
     /// Extra environment for the child (e.g. libfaketime).
     pub env: Vec<(String, String)>,
+    /// Extra routing configuration (TOML under `[routing]`: teams, groups) after team `support`.
+    pub routing_extra: String,
+    /// The team the web chat reports availability for.
+    pub webchat_team: String,
 }
 
 impl Default for Settings {
@@ -83,6 +94,8 @@ impl Default for Settings {
             offer_timeout_secs: 3600,
             first_response_secs: 86_400,
             env: Vec::new(),
+            routing_extra: String::new(),
+            webchat_team: "support".into(),
         }
     }
 }
@@ -143,7 +156,7 @@ grace_secs = 5
 
 [router]
 enabled = {router}
-groups = ["{GROUP}"]
+groups = {groups:?}
 lease_ttl_secs = 2
 
 [metrics]
@@ -175,7 +188,7 @@ burst = 1000
 enabled = {webchat}
 session_secret_file = "{session}"
 allowed_origins = ["*"]
-team = "support"
+team = "{webchat_team}"
 prechat = false
 max_connections_per_ip = 100000
 ip_messages_per_minute = 100000
@@ -195,7 +208,11 @@ csat_survey = false
 strategy = "longest_idle"
 offer_timeout_secs = {offer}
 first_response_secs = {{ P1 = {first}, P2 = {first}, P3 = {first}, P4 = {first} }}
+{routing_extra}
 "#,
+            groups = role.groups,
+            webchat_team = settings.webchat_team,
+            routing_extra = settings.routing_extra,
             name = role.name,
             router = role.router,
             webhook = role.webhook,
@@ -348,10 +365,15 @@ impl Cluster {
 
     /// The index of the process holding the router lease, if a running one does.
     pub async fn leader(&self) -> Option<usize> {
+        self.leader_of(GROUP).await
+    }
+
+    /// The index of the process holding routing group `group`'s lease, if a running one does.
+    pub async fn leader_of(&self, group: &str) -> Option<usize> {
         let client = async_nats::connect(self.nats.url()).await.ok()?;
         let kv =
             async_nats::jetstream::new(client).get_key_value(switchboard_core::contract::buckets::ROUTER).await.ok()?;
-        let value = kv.get(format!("lease.router.{GROUP}")).await.ok()??;
+        let value = kv.get(format!("lease.router.{group}")).await.ok()??;
         let record: serde_json::Value = serde_json::from_slice(&value).ok()?;
         let pid: u32 = record["holder"].as_str()?.split(':').nth(1)?.parse().ok()?;
         self.daemons.iter().position(|d| d.pid() == Some(pid))
