@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use switchboard_bus::async_nats;
-use switchboard_testkit::{NatsServer, free_port};
+use switchboard_testkit::{NatsCluster, NatsServer, free_port};
 
 use crate::SECRET;
 
@@ -84,6 +84,8 @@ pub struct Settings {
     pub routing_extra: String,
     /// The team the web chat reports availability for.
     pub webchat_team: String,
+    /// `nats.replicas`: 3 on a three-node cluster.
+    pub replicas: usize,
 }
 
 impl Default for Settings {
@@ -96,6 +98,7 @@ impl Default for Settings {
             env: Vec::new(),
             routing_extra: String::new(),
             webchat_team: "support".into(),
+            replicas: 1,
         }
     }
 }
@@ -140,6 +143,7 @@ impl Daemon {
             r#"[nats]
 url = "{nats_url}"
 client_name = "sb-{name}"
+replicas = {replicas}
 [nats.connect_backoff]
 initial_ms = 100
 max_ms = 1000
@@ -211,6 +215,7 @@ first_response_secs = {{ P1 = {first}, P2 = {first}, P3 = {first}, P4 = {first} 
 {routing_extra}
 "#,
             groups = role.groups,
+            replicas = settings.replicas,
             webchat_team = settings.webchat_team,
             routing_extra = settings.routing_extra,
             name = role.name,
@@ -309,10 +314,78 @@ impl Drop for Daemon {
     }
 }
 
-/// A NATS server and the daemon processes of one run.
+/// A client of a server or cluster: `url` may list several servers with commas.
+pub async fn connect(url: &str) -> Result<async_nats::Client, async_nats::ConnectError> {
+    let servers: Vec<async_nats::ServerAddr> =
+        url.split(',').map(|u| u.trim().parse().expect("a valid NATS URL")).collect();
+    async_nats::connect(servers).await
+}
+
+/// What the processes of a run talk to: one NATS server, or a cluster of nodes.
+pub enum Nats {
+    /// One server.
+    Single(NatsServer),
+    /// A JetStream cluster.
+    Cluster(NatsCluster),
+}
+
+impl From<NatsServer> for Nats {
+    fn from(server: NatsServer) -> Nats {
+        Nats::Single(server)
+    }
+}
+
+impl From<NatsCluster> for Nats {
+    fn from(cluster: NatsCluster) -> Nats {
+        Nats::Cluster(cluster)
+    }
+}
+
+impl Nats {
+    /// The URL(s) clients connect to.
+    pub fn url(&self) -> String {
+        match self {
+            Nats::Single(s) => s.url(),
+            Nats::Cluster(c) => c.url(),
+        }
+    }
+
+    /// The single server; panics for a cluster (whose nodes are stopped one by one).
+    pub fn server(&mut self) -> &mut NatsServer {
+        match self {
+            Nats::Single(s) => s,
+            Nats::Cluster(_) => panic!("this run has a NATS cluster: stop its nodes through `nodes()`"),
+        }
+    }
+
+    /// The cluster's nodes; panics for a single server.
+    pub fn nodes(&mut self) -> &mut NatsCluster {
+        match self {
+            Nats::Cluster(c) => c,
+            Nats::Single(_) => panic!("this run has a single NATS server"),
+        }
+    }
+
+    /// Kills the single server (SIGKILL), keeping its store.
+    pub fn stop(&mut self) {
+        self.server().stop();
+    }
+
+    /// Stops the single server with SIGTERM, keeping its store.
+    pub fn terminate(&mut self) {
+        self.server().terminate();
+    }
+
+    /// Starts the single server again on its store.
+    pub fn restart(&mut self) {
+        self.server().restart();
+    }
+}
+
+/// A NATS server (or cluster) and the daemon processes of one run.
 pub struct Cluster {
-    /// The NATS server (stop and restart it on the same store).
-    pub nats: NatsServer,
+    /// The NATS server or cluster (a single server can be stopped and restarted on its store).
+    pub nats: Nats,
     /// The processes.
     pub daemons: Vec<Daemon>,
     /// A client for health checks.
@@ -344,7 +417,8 @@ impl Cluster {
     }
 
     /// Writes the configurations against `nats`; starts nothing.
-    pub fn configure(nats: NatsServer, roles: Vec<Role>, settings: &Settings) -> Cluster {
+    pub fn configure(nats: impl Into<Nats>, roles: Vec<Role>, settings: &Settings) -> Cluster {
+        let nats = nats.into();
         let dir = tempfile::Builder::new().prefix("sb-faults-").tempdir().expect("temp dir");
         let daemons = roles.into_iter().map(|r| Daemon::new(dir.path(), &nats.url(), r, settings)).collect();
         Cluster { nats, daemons, http: reqwest::Client::new(), dir: Some(dir) }
@@ -370,7 +444,7 @@ impl Cluster {
 
     /// The index of the process holding routing group `group`'s lease, if a running one does.
     pub async fn leader_of(&self, group: &str) -> Option<usize> {
-        let client = async_nats::connect(self.nats.url()).await.ok()?;
+        let client = connect(&self.nats.url()).await.ok()?;
         let kv =
             async_nats::jetstream::new(client).get_key_value(switchboard_core::contract::buckets::ROUTER).await.ok()?;
         let value = kv.get(format!("lease.router.{group}")).await.ok()??;
@@ -404,7 +478,7 @@ impl Cluster {
 
 /// Durable consumers with pending or unacknowledged messages, as `stream/consumer: n+m`.
 async fn busy_consumers(url: &str) -> Result<Vec<String>, String> {
-    let client = async_nats::connect(url).await.map_err(|e| e.to_string())?;
+    let client = connect(url).await.map_err(|e| e.to_string())?;
     let js = async_nats::jetstream::new(client);
     let mut busy = Vec::new();
     let names: Vec<String> = js.stream_names().filter_map(|n| async { n.ok() }).collect().await;

@@ -209,7 +209,7 @@ impl Workload {
 
 /// Every message of `stream` (subject, headers, payload), oldest first.
 pub async fn read_stream(url: &str, stream: &str) -> Vec<async_nats::jetstream::Message> {
-    let client = async_nats::connect(url).await.expect("connect to NATS");
+    let client = super::cluster::connect(url).await.expect("connect to NATS");
     let js = async_nats::jetstream::new(client);
     let mut stream = js.get_stream(stream).await.expect("the stream exists");
     let last = stream.info().await.expect("stream info").state.last_sequence;
