@@ -192,10 +192,14 @@ mod webhook {
         for (name, source) in &config.sources {
             match source.resolve_secret(name).with_context(|| format!("channels.webhook.sources.{name}"))? {
                 SecretLookup::Found(key) => {
-                    info!(source = %name, outbound = source.outbound_url.is_some(), "webhook source enabled");
+                    let previous = source
+                        .resolve_previous_secret(name)
+                        .with_context(|| format!("channels.webhook.sources.{name}"))?;
+                    info!(source = %name, outbound = source.outbound_url.is_some(), rotating = previous.is_some(), "webhook source enabled");
                     sources.push(Source {
                         name: name.clone(),
                         key: Arc::from(key),
+                        previous_key: previous.map(Arc::from),
                         outbound_url: source.outbound_url.clone(),
                     });
                 }
