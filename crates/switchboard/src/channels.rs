@@ -33,6 +33,9 @@ pub struct ChannelsConfig {
     /// The web chat.
     #[cfg(feature = "channel-webchat")]
     pub webchat: switchboard_channel_webchat::WebchatConfig,
+    /// The example SMS channel (`examples/rust-adapter`).
+    #[cfg(feature = "example-sms")]
+    pub sms: switchboard_example_sms::SmsConfig,
 }
 
 /// Checks each channel's section (and what it must agree with elsewhere in the file), as
@@ -80,6 +83,8 @@ pub fn validate(config: &Config) -> Result<(), (String, String)> {
     config.channels.telegram.validate().map_err(|e| (format!("channels.telegram.{}", e.key), e.reason))?;
     #[cfg(feature = "channel-webchat")]
     config.channels.webchat.validate().map_err(|e| (format!("channels.webchat.{}", e.key), e.reason))?;
+    #[cfg(feature = "example-sms")]
+    config.channels.sms.validate().map_err(|e| (format!("channels.sms.{}", e.key), e.reason))?;
     let _ = config;
     Ok(())
 }
@@ -215,6 +220,23 @@ pub fn build(
         );
         built.push(BuiltChannel {
             name: switchboard_channel_webchat::CHANNEL,
+            routes: runtime.routes(),
+            health: runtime.health(),
+            start: Box::new(move || runtime.spawn()),
+        });
+    }
+    #[cfg(feature = "example-sms")]
+    if config.sms.enabled {
+        let token = config.sms.token().context("channels.sms")?;
+        let channel = switchboard_example_sms::SmsChannel::new(&config.sms, token).context("channels.sms")?;
+        let runtime = switchboard_adapter::ChannelRuntime::new(
+            std::sync::Arc::new(channel),
+            config.sms.runtime.clone(),
+            bus.clone(),
+            shutdown.clone(),
+        );
+        built.push(BuiltChannel {
+            name: switchboard_example_sms::CHANNEL,
             routes: runtime.routes(),
             health: runtime.health(),
             start: Box::new(move || runtime.spawn()),
