@@ -251,8 +251,12 @@ class Adapter:
                 delay_ms = min(self.backoff_ms * 2 ** (attempt - 1), self.backoff_max_ms)
                 log.warning("send failed, will retry attempt=%d reason=%s", attempt, failure.reason)
                 await msg.nak(delay=delay_ms / 1000)
-            else:
+                return
+            try:
                 await self.dead_letter(msg, failure.reason, attempt)
+            except Exception as e:  # the bus refused the dead letter: keep the message, try later
+                log.error("cannot dead-letter, will redeliver: %s", e)
+                await msg.nak(delay=self.backoff_max_ms / 1000)
             return
         # Only now, the gateway having taken it: ack, and wait for the server to confirm the ack.
         await msg.ack_sync()
@@ -296,7 +300,14 @@ class Adapter:
                 msgs = await sub.fetch(batch=8, timeout=1)
             except FetchTimeout:
                 continue
-            await asyncio.gather(*(self.handle(m) for m in msgs))
+            except Exception as e:  # NATS away: nats-py reconnects; ask again shortly
+                log.warning("fetch failed, retrying: %s", e)
+                await asyncio.sleep(1)
+                continue
+            for outcome in await asyncio.gather(*(self.handle(m) for m in msgs), return_exceptions=True):
+                if isinstance(outcome, Exception):
+                    # Unacked, so JetStream redelivers it after ack_wait: late, not lost.
+                    log.error("message left for redelivery: %s", outcome)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
