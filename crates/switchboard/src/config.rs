@@ -9,9 +9,10 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 use switchboard_bus::BusConfig;
-#[cfg(feature = "channel-webhook")]
-use switchboard_channel_webhook::WebhookConfig;
 use switchboard_routing::RoutingConfig;
+
+// Channels register their sections in `channels.rs`, the one place a channel is added.
+pub use crate::channels::ChannelsConfig;
 
 /// Prefix of environment overrides: `SWITCHBOARD__NATS__URL` sets `nats.url`.
 pub const ENV_PREFIX: &str = "SWITCHBOARD";
@@ -150,24 +151,6 @@ impl Default for ShutdownConfig {
     }
 }
 
-/// Every channel the binary was built with; registered here, one field per Cargo feature.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ChannelsConfig {
-    /// The generic webhook channel.
-    #[cfg(feature = "channel-webhook")]
-    pub webhook: WebhookConfig,
-    /// The email channel.
-    #[cfg(feature = "channel-email")]
-    pub email: switchboard_channel_email::EmailConfig,
-    /// The Telegram channel.
-    #[cfg(feature = "channel-telegram")]
-    pub telegram: switchboard_channel_telegram::TelegramConfig,
-    /// The web chat.
-    #[cfg(feature = "channel-webchat")]
-    pub webchat: switchboard_channel_webchat::WebchatConfig,
-}
-
 /// A configuration error: which file, which key, why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{}: key `{key}`: {reason}", file.display())]
@@ -234,48 +217,7 @@ impl Config {
             }
         }
         self.metrics.validate().map_err(|(key, reason)| (format!("metrics.{key}"), reason))?;
-        #[cfg(feature = "channel-webhook")]
-        {
-            let webhook = &self.channels.webhook;
-            for (agent, endpoint) in &webhook.agents {
-                endpoint.validate(agent).map_err(|e| (format!("channels.webhook.{}", e.key), e.reason))?;
-            }
-            for (name, source) in &webhook.sources {
-                source.validate(name).map_err(|e| (format!("channels.webhook.{}", e.key), e.reason))?;
-            }
-            if webhook.max_body_bytes == 0 {
-                return Err(("channels.webhook.max_body_bytes".into(), "must be greater than 0".into()));
-            }
-            // A signed request is accepted while its timestamp is within the tolerance on either
-            // side of now, so for up to twice the tolerance after it was first stored; only the
-            // duplicate window stops a replay in that time, so it must cover all of it.
-            let exposed = webhook.timestamp_tolerance_secs.saturating_mul(2);
-            if webhook.enabled && !webhook.sources.is_empty() && self.nats.duplicate_window_secs < exposed {
-                return Err((
-                    "nats.duplicate_window_secs".into(),
-                    format!(
-                        "must be at least twice channels.webhook.timestamp_tolerance_secs ({exposed} s): a captured \
-                         webhook request could otherwise be replayed after JetStream forgot its message id"
-                    ),
-                ));
-            }
-        }
-        #[cfg(feature = "channel-email")]
-        {
-            let email = &self.channels.email;
-            email.validate().map_err(|e| (format!("channels.email.{}", e.key), e.reason))?;
-            if email.enabled {
-                for agent in email.agents.keys() {
-                    if !self.routing.agents.iter().any(|a| &a.id == agent) {
-                        return Err((format!("channels.email.agents.{agent}"), format!("unknown agent `{agent}`")));
-                    }
-                }
-            }
-        }
-        #[cfg(feature = "channel-telegram")]
-        self.channels.telegram.validate().map_err(|e| (format!("channels.telegram.{}", e.key), e.reason))?;
-        #[cfg(feature = "channel-webchat")]
-        self.channels.webchat.validate().map_err(|e| (format!("channels.webchat.{}", e.key), e.reason))?;
+        crate::channels::validate(self)?;
         // Last, so that a simpler mistake elsewhere is reported first. Every process checks the
         // groups, since every process decides which group owns what.
         let layout = self.layout().map_err(|e| (format!("routing.{}", e.key), e.reason.clone()))?;
