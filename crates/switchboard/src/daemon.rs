@@ -39,6 +39,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         components.push(("router", router_health.clone()));
     }
     let readiness = Readiness { bus: slot.clone(), components: Arc::new(components) };
+    let presence_readiness = readiness.clone();
     let mut app =
         health_routes(readiness).merge(crate::api::Api::new(&config.api, slot.clone(), &config.router.group).routes());
     let metrics = crate::metrics::LiveMetrics::default();
@@ -89,8 +90,11 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     slot.fill(bus.clone());
 
     let mut running: JoinSet<(&'static str, Result<(), String>)> = JoinSet::new();
+    let svc = service_config(&config);
+    let mut enabled: Vec<String> = Vec::new();
     for channel in channels {
         let name = channel.name;
+        enabled.push(name.to_string());
         let handle = (channel.start)();
         running.spawn(async move {
             (name, handle.await.map_err(|e| e.to_string()).and_then(|r| r.map_err(|e| e.to_string())))
@@ -98,18 +102,35 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     }
     for (name, component) in crate::channels::agent_endpoints(&config.channels)? {
         let (bus, stop) = (bus.clone(), components_stop.clone());
+        enabled.push(name.to_string());
         running.spawn(async move { (name, component(bus, stop).await) });
     }
     if config.metrics.enabled {
         let (bus, stop, cfg) = (bus.clone(), components_stop.clone(), config.metrics.clone());
+        enabled.push("metrics".into());
         running.spawn(async move { ("metrics", metrics.run(bus, cfg, stop).await) });
     }
     if config.router.enabled {
-        let service = RouterService::new(bus.clone(), router_config(&config), service_config(&config));
+        enabled.push("router".into());
+        let service = RouterService::new(bus.clone(), router_config(&config), svc.clone());
         tokio::spawn(report_role(service.role(), router_health));
         let stop = components_stop.clone();
         running.spawn(async move { ("router", service.run(stop).await.map_err(|e| e.to_string())) });
     }
+    let presence = crate::presence::PresenceRecord {
+        holder: svc.holder.clone(),
+        host: crate::presence::host_name(),
+        pid: std::process::id(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        components: enabled,
+        router_group: config.router.enabled.then(|| config.router.group.clone()),
+        ready: false,
+        not_ready: Default::default(),
+        started_at: chrono::Utc::now(),
+    };
+    let (bus_p, stop) = (bus.clone(), components_stop.clone());
+    running
+        .spawn(async move { ("presence", crate::presence::announce(bus_p, presence, presence_readiness, stop).await) });
     info!("switchboard ready");
 
     shutdown.cancelled().await;
