@@ -4,6 +4,7 @@
 //! never hold routing logic or a provider's wire format itself.
 
 pub mod api;
+pub mod cli;
 pub mod channels;
 pub mod config;
 pub mod daemon;
