@@ -4,8 +4,8 @@
 //! never hold routing logic or a provider's wire format itself.
 
 pub mod api;
-pub mod cli;
 pub mod channels;
+pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod explain;

@@ -23,10 +23,13 @@ fn config(dir: &Path, nats: &str, group: &str, helpdesk: &str) -> PathBuf {
     let secret = dir.join("shared.secret");
     std::fs::write(&secret, SECRET).unwrap();
     let path = dir.join(format!("switchboard-{group}.toml"));
+    let port = free_port();
     let toml = format!(
         r#"
 [nats]
 url = "{nats}"
+[http]
+listen = "127.0.0.1:{port}"
 [router]
 group = "{group}"
 lease_ttl_secs = 5
@@ -67,7 +70,7 @@ async fn wait_until(what: &str, timeout: Duration, mut ok: impl AsyncFnMut() -> 
     let deadline = Instant::now() + timeout;
     while !ok().await {
         assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -255,7 +258,7 @@ async fn status_dlq_and_agents_against_a_running_daemon() {
     let r = &replayed["results"][0];
     assert_eq!(r["outcome"], "replayed");
     assert_eq!(r["subject"], "sb.agent.out.webhook");
-    assert_eq!(r["replayed_to"][0], streams::AGENT);
+    assert_eq!(r["replayed_to"]["stream"], streams::AGENT);
     assert_eq!(r["duplicate"], false);
     wait_until("the replayed offer to be delivered", Duration::from_secs(10), async || {
         desk.accepted.lock().unwrap().contains(&first)
@@ -354,4 +357,52 @@ async fn status_exits_non_zero_when_nats_is_unreachable() {
     assert!(text.contains("UNREACHABLE") && text.contains("PROBLEMS"), "{text}");
     let (code, _) = switchboard(&["dlq", "list", "--config", path.to_str().unwrap()]).await;
     assert_eq!(code, 1);
+}
+
+/// A daemon process, killed (SIGKILL) and reaped when dropped, so a failing test leaves none behind.
+struct Proc(std::process::Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn a_daemon_that_died_is_marked_stale_and_its_group_leaderless() {
+    let nats = NatsServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let path = config(dir.path(), &nats.url(), "default", "http://127.0.0.1:9/agent");
+    let cfg = path.to_str().unwrap();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(["run", "--config", cfg])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("daemon.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let mut daemon = Proc(child);
+    let pid = daemon.0.id();
+    wait_until("the daemon to announce itself, ready and leading", Duration::from_secs(30), async || {
+        let (code, s) = json(&["status", "--config", cfg, "--format", "json"]).await;
+        code == 0 && s["daemons"][0]["pid"] == pid && s["groups"][0]["state"] == "leading"
+    })
+    .await;
+
+    daemon.0.kill().unwrap();
+    daemon.0.wait().unwrap();
+    let mut last = Value::Null;
+    wait_until("the dead daemon to be marked stale", Duration::from_secs(30), async || {
+        let (code, s) = json(&["status", "--config", cfg, "--format", "json"]).await;
+        last = s.clone();
+        code == 1 && s["daemons"][0]["stale"] == true
+    })
+    .await;
+    assert_eq!(last["daemons"][0]["pid"], pid);
+    assert_eq!(last["groups"][0]["state"], "expired", "{last:#}");
+    let problems = last["problems"].to_string();
+    assert!(problems.contains("has no leader (expired)") && problems.contains("not seen for"), "{last:#}");
+    let (code, text) = switchboard(&["status", "--config", cfg]).await;
+    assert_eq!(code, 1);
+    assert!(text.contains("STALE"), "{text}");
 }

@@ -78,12 +78,21 @@ pub struct Outcome {
     pub component: Option<String>,
     /// The subject it was replayed to.
     pub subject: Option<String>,
-    /// Where the replay was stored: stream and sequence.
-    pub replayed_to: Option<(String, u64)>,
+    /// Where the replay was stored.
+    pub replayed_to: Option<Stored>,
     /// The target stream already had this replay (an earlier, interrupted run).
     pub duplicate: bool,
     /// Why it failed.
     pub error: Option<String>,
+}
+
+/// Where JetStream stored a replay.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stored {
+    /// The stream.
+    pub stream: String,
+    /// Its sequence there.
+    pub sequence: u64,
 }
 
 /// Which dead letters `replay` and `drop` act on.
@@ -266,7 +275,7 @@ pub async fn replay(bus: &Bus, selection: &Selection, component: Option<&str>) -
             bus.publish_raw(&subject, replay_headers(&m.headers), m.payload.clone(), &replay_msg_id(&m)).await;
         match published {
             Ok(p) => {
-                o.replayed_to = Some((p.stream, p.sequence));
+                o.replayed_to = Some(Stored { stream: p.stream, sequence: p.sequence });
                 o.duplicate = p.duplicate;
                 if let Err(e) = stream.delete_message(seq).await {
                     o.outcome = "failed".into();
@@ -342,9 +351,11 @@ pub fn render_outcomes(outcomes: &[Outcome]) -> String {
     for o in outcomes {
         let detail = match (&o.replayed_to, &o.error) {
             (_, Some(e)) => format!(": {e}"),
-            (Some((stream, seq)), None) => format!(
-                " to {} ({stream} #{seq}{})",
+            (Some(at), None) => format!(
+                " to {} ({} #{}{})",
                 o.subject.as_deref().unwrap_or("?"),
+                at.stream,
+                at.sequence,
                 if o.duplicate { ", already stored by an earlier run" } else { "" }
             ),
             (None, None) => String::new(),
