@@ -90,7 +90,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     slot.fill(bus.clone());
 
     let mut running: JoinSet<(&'static str, Result<(), String>)> = JoinSet::new();
-    let svc = service_config(&config);
+    let holder = crate::presence::new_holder();
     let mut enabled: Vec<String> = Vec::new();
     for channel in channels {
         let name = channel.name;
@@ -112,18 +112,21 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     }
     if config.router.enabled {
         enabled.push("router".into());
-        let service = RouterService::new(bus.clone(), router_config(&config), svc.clone());
+        let mut svc = service_config(&config);
+        // The lease names this process as its presence entry does, so status can tell who leads.
+        svc.holder = holder.clone();
+        let service = RouterService::new(bus.clone(), router_config(&config), svc);
         tokio::spawn(report_role(service.role(), router_health));
         let stop = components_stop.clone();
         running.spawn(async move { ("router", service.run(stop).await.map_err(|e| e.to_string())) });
     }
     let presence = crate::presence::PresenceRecord {
-        holder: svc.holder.clone(),
+        holder,
         host: crate::presence::host_name(),
         pid: std::process::id(),
         version: env!("CARGO_PKG_VERSION").into(),
         components: enabled,
-        router_group: config.router.enabled.then(|| config.router.group.clone()),
+        router_groups: if config.router.enabled { crate::cli::routing_groups(&config) } else { Vec::new() },
         ready: false,
         not_ready: Default::default(),
         started_at: chrono::Utc::now(),

@@ -27,7 +27,7 @@ pub const STALE_AFTER: Duration = Duration::from_secs(15);
 /// What a daemon announces about itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PresenceRecord {
-    /// The process's unique name; the router uses the same one as its lease holder.
+    /// The daemon run's unique name; its routers hold their leases under the same name.
     pub holder: String,
     /// Host name.
     pub host: String,
@@ -37,8 +37,8 @@ pub struct PresenceRecord {
     pub version: String,
     /// The components it runs (channels, agent endpoints, metrics, router).
     pub components: Vec<String>,
-    /// The routing group its router contends for, when the router is enabled.
-    pub router_group: Option<String>,
+    /// The routing groups its routers contend for (none when the router is disabled).
+    pub router_groups: Vec<String>,
     /// Whether `/readyz` would answer 200 right now.
     pub ready: bool,
     /// What is not ready and why (`bus` or a component name → its status).
@@ -51,6 +51,11 @@ pub struct PresenceRecord {
 /// split the key into tokens.
 pub fn presence_key(holder: &str) -> String {
     holder.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect()
+}
+
+/// A new holder name for this process: `<host>:<pid>:<UUIDv7>`, unique per daemon run.
+pub fn new_holder() -> String {
+    format!("{}:{}:{}", host_name(), std::process::id(), uuid::Uuid::now_v7())
 }
 
 /// This machine's host name, for the record (the `HOSTNAME` variable is not exported by every

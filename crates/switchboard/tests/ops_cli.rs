@@ -213,6 +213,9 @@ async fn status_dlq_and_agents_against_a_running_daemon() {
     assert_eq!(status["daemons"].as_array().unwrap().len(), 1, "{status:#}");
     assert_eq!(group["leader"], daemon_entry["holder"], "the leader is the daemon that announced itself");
     assert_eq!(daemon_entry["pid"], std::process::id());
+    assert_eq!(daemon_entry["router_groups"], serde_json::json!(["default"]));
+    let host = daemon_entry["host"].as_str().unwrap();
+    assert!(group["leader"].as_str().unwrap().starts_with(&format!("{host}:{}:", std::process::id())), "{group}");
     assert_eq!(daemon_entry["ready"], true);
     assert_eq!(daemon_entry["stale"], false);
     for component in ["webhook", "agent-webhook", "router"] {
