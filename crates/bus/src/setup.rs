@@ -8,6 +8,10 @@ use tracing::{info, warn};
 
 use crate::{Bus, BusError};
 
+/// How long a presence entry (`sb_presence`) outlives its last renewal: a daemon that died
+/// without saying goodbye disappears from `switchboard status` after this.
+pub const PRESENCE_MAX_AGE: Duration = Duration::from_secs(60);
+
 /// Entries kept per web-chat session transcript; older ones are dropped first.
 pub const WEBCHAT_KEEP_PER_SESSION: i64 = 1000;
 
@@ -69,9 +73,12 @@ impl Bus {
             settle(&format!("stream {name}"), || js.create_or_update_stream(config.clone())).await?;
         }
         for bucket in buckets::ALL {
+            // Presence is a heartbeat: only the latest value matters, and it must expire.
+            let presence = *bucket == buckets::PRESENCE;
             let config = kv::Config {
                 bucket: bucket.to_string(),
-                history: 5,
+                history: if presence { 1 } else { 5 },
+                max_age: if presence { PRESENCE_MAX_AGE } else { Duration::ZERO },
                 storage: stream::StorageType::File,
                 num_replicas: cfg.replicas,
                 ..Default::default()

@@ -244,6 +244,7 @@ impl RouterService {
         let mut queue_requests = self.subscribe(subjects::router_queue(&self.svc.group)).await?;
         let mut explain_requests = self.subscribe(subjects::router_explain(&self.svc.group)).await?;
         let mut availability_requests = self.subscribe(subjects::router_availability(&self.svc.group)).await?;
+        let mut agents_requests = self.subscribe(subjects::router_agents(&self.svc.group)).await?;
         let (tx, mut rx) = mpsc::channel::<Work>(INPUT_CONCURRENCY * 2);
         let stop_inputs = CancellationToken::new();
         let mut inputs = self.start_inputs(tx, &stop_inputs);
@@ -274,6 +275,11 @@ impl RouterService {
                     }
                     Some(request) = availability_requests.next() => {
                         let body = serde_json::to_vec(&router.engine().availability(now_ms())).expect("availability serialises");
+                        self.answer(request, body).await;
+                        continue;
+                    }
+                    Some(request) = agents_requests.next() => {
+                        let body = serde_json::to_vec(&router.engine().agents()).expect("agents serialise");
                         self.answer(request, body).await;
                         continue;
                     }

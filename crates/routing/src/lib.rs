@@ -26,7 +26,7 @@ pub use assign::Verdict;
 pub use compiled::RoutingConfigError;
 pub use config::RoutingConfig;
 pub use engine::Engine;
-pub use explain::{Explanation, QueueEntry, TeamAvailability};
+pub use explain::{AgentView, Explanation, QueueEntry, TeamAvailability};
 pub use groups::Layout;
 pub use model::{AutoReplyReason, ConversationId, Decision, EscalationCause, Input, MessageInfo, Ms};
 pub use state::{ConvState, State as Snapshot};

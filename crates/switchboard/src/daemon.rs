@@ -42,6 +42,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     let router_health: Vec<Health> = groups.iter().map(|_| Health::default()).collect();
     components.extend(router_health.iter().map(|h| ("router", h.clone())));
     let readiness = Readiness { bus: slot.clone(), components: Arc::new(components) };
+    let presence_readiness = readiness.clone();
     let all_groups = layout.names().map(str::to_string).collect();
     let mut app = health_routes(readiness).merge(crate::api::Api::new(&config.api, slot.clone(), all_groups).routes());
     let metrics = crate::metrics::LiveMetrics::default();
@@ -92,8 +93,11 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     slot.fill(bus.clone());
 
     let mut running: JoinSet<(&'static str, Result<(), String>)> = JoinSet::new();
+    let holder = crate::presence::new_holder();
+    let mut enabled: Vec<String> = Vec::new();
     for channel in channels {
         let name = channel.name;
+        enabled.push(name.to_string());
         let handle = (channel.start)();
         running.spawn(async move {
             (name, handle.await.map_err(|e| e.to_string()).and_then(|r| r.map_err(|e| e.to_string())))
@@ -101,19 +105,40 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     }
     for (name, component) in crate::channels::agent_endpoints(&config.channels)? {
         let (bus, stop) = (bus.clone(), components_stop.clone());
+        enabled.push(name.to_string());
         running.spawn(async move { (name, component(bus, stop).await) });
     }
     if config.metrics.enabled {
         let (bus, stop, cfg) = (bus.clone(), components_stop.clone(), config.metrics.clone());
+        enabled.push("metrics".into());
         running.spawn(async move { ("metrics", metrics.run(bus, cfg, stop).await) });
     }
+    if !groups.is_empty() {
+        enabled.push("router".into());
+    }
     for (group, health) in groups.iter().zip(router_health) {
-        let service =
-            RouterService::new(bus.clone(), router_config(&config, &layout, group), service_config(&config, group));
+        let mut svc = service_config(&config, group);
+        // The lease names this process as its presence entry does, so status can tell who leads.
+        svc.holder = holder.clone();
+        let service = RouterService::new(bus.clone(), router_config(&config, &layout, group), svc);
         tokio::spawn(report_role(service.role(), health));
         let stop = components_stop.clone();
         running.spawn(async move { ("router", service.run(stop).await.map_err(|e| e.to_string())) });
     }
+    let presence = crate::presence::PresenceRecord {
+        holder,
+        host: crate::presence::host_name(),
+        pid: std::process::id(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        components: enabled,
+        router_groups: groups.clone(),
+        ready: false,
+        not_ready: Default::default(),
+        started_at: chrono::Utc::now(),
+    };
+    let (bus_p, stop) = (bus.clone(), components_stop.clone());
+    running
+        .spawn(async move { ("presence", crate::presence::announce(bus_p, presence, presence_readiness, stop).await) });
     info!("switchboard ready");
 
     shutdown.cancelled().await;

@@ -28,25 +28,62 @@ pub fn health_routes(readiness: Readiness) -> axum::Router {
         .with_state(readiness)
 }
 
-async fn readyz(State(r): State<Readiness>) -> impl IntoResponse {
-    let bus = match r.bus.get() {
-        Err(_) => "connecting",
-        Ok(bus) if !bus.is_connected() => "disconnected",
-        Ok(bus) if !bus.contract_present().await => "streams missing",
-        Ok(_) => "ready",
-    };
-    let mut ready = bus == "ready";
-    let mut components = serde_json::Map::new();
-    for (name, health) in r.components.iter() {
-        let status = match health.get() {
-            HealthStatus::Ready => "ready".to_string(),
-            HealthStatus::Starting => "starting".to_string(),
-            HealthStatus::Degraded(why) => format!("degraded: {why}"),
-            HealthStatus::Stopped(why) => format!("stopped: {why}"),
-        };
-        ready &= status == "ready";
-        components.insert(name.to_string(), status.into());
+/// What the readiness check found.
+#[derive(Debug, Clone)]
+pub struct ReadinessReport {
+    /// Bus and every component ready.
+    pub ready: bool,
+    /// The bus: `connecting`, `disconnected`, `streams missing` or `ready`.
+    pub bus: &'static str,
+    /// Each component's status by name: `ready`, `starting`, `degraded: ...`, `stopped: ...`.
+    pub components: serde_json::Map<String, serde_json::Value>,
+}
+
+impl ReadinessReport {
+    /// What is not ready (`bus` or a component) and its status.
+    pub fn problems(&self) -> std::collections::BTreeMap<String, String> {
+        let mut out = std::collections::BTreeMap::new();
+        if self.bus != "ready" {
+            out.insert("bus".to_string(), self.bus.to_string());
+        }
+        for (name, status) in &self.components {
+            let status = status.as_str().unwrap_or_default();
+            if status != "ready" {
+                out.insert(name.clone(), status.to_string());
+            }
+        }
+        out
     }
-    let code = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (code, Json(json!({ "status": if ready { "ready" } else { "not ready" }, "bus": bus, "components": components })))
+}
+
+impl Readiness {
+    /// Checks the bus and every component: what `/readyz` answers and presence announces.
+    pub async fn check(&self) -> ReadinessReport {
+        let bus = match self.bus.get() {
+            Err(_) => "connecting",
+            Ok(bus) if !bus.is_connected() => "disconnected",
+            Ok(bus) if !bus.contract_present().await => "streams missing",
+            Ok(_) => "ready",
+        };
+        let mut ready = bus == "ready";
+        let mut components = serde_json::Map::new();
+        for (name, health) in self.components.iter() {
+            let status = match health.get() {
+                HealthStatus::Ready => "ready".to_string(),
+                HealthStatus::Starting => "starting".to_string(),
+                HealthStatus::Degraded(why) => format!("degraded: {why}"),
+                HealthStatus::Stopped(why) => format!("stopped: {why}"),
+            };
+            ready &= status == "ready";
+            components.insert(name.to_string(), status.into());
+        }
+        ReadinessReport { ready, bus, components }
+    }
+}
+
+async fn readyz(State(r): State<Readiness>) -> impl IntoResponse {
+    let report = r.check().await;
+    let code = if report.ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if report.ready { "ready" } else { "not ready" };
+    (code, Json(json!({ "status": status, "bus": report.bus, "components": report.components })))
 }

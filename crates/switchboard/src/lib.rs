@@ -5,12 +5,14 @@
 
 pub mod api;
 pub mod channels;
+pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod explain;
 pub mod http;
 pub mod logging;
 pub mod metrics;
+pub mod presence;
 pub mod stats;
 
 pub use config::{Config, ConfigError};
