@@ -125,27 +125,24 @@ impl Bus {
             durable: spec.durable.clone(),
             source,
         };
-        let stream = self.jetstream().get_stream(&spec.stream).await.map_err(|e| err(e.into()))?;
-        let consumer = stream
-            .create_consumer(consumer::pull::Config {
-                durable_name: Some(spec.durable.clone()),
-                filter_subject: spec.filter_subject.clone(),
-                ack_policy: consumer::AckPolicy::Explicit,
-                ack_wait: spec.ack_wait,
-                // Unlimited on the server: we dead-letter ourselves, so nothing is silently dropped.
-                max_deliver: -1,
-                max_ack_pending: if spec.in_order { 1 } else { (spec.concurrency * 4).max(16) as i64 },
-                deliver_policy: if spec.only_new { consumer::DeliverPolicy::New } else { consumer::DeliverPolicy::All },
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| err(e.into()))?;
-        let mut messages = consumer
-            .stream()
-            .max_messages_per_batch(spec.concurrency.max(1) * 2)
-            .messages()
-            .await
-            .map_err(|e| err(e.into()))?;
+        // Setting the consumer up can fail for a while (a JetStream cluster electing a stream
+        // leader after losing a node, NATS restarting): keep trying until shutdown, since a
+        // consumer given up here would leave its component running with nothing to do (seen:
+        // the router kept leading without its agent commands after a node was killed).
+        let mut delay = Duration::from_millis(250);
+        let mut messages = loop {
+            match self.open_consumer(&spec).await {
+                Ok(messages) => break messages,
+                Err(e) => {
+                    warn!(durable = %spec.durable, error = %err(e), retry_in_ms = delay.as_millis() as u64, "cannot open consumer; retrying");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return Ok(()),
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        };
 
         let handler = Arc::new(handler);
         let spec = Arc::new(spec);
@@ -190,6 +187,28 @@ impl Bus {
         while in_flight.join_next().await.is_some() {}
         debug!(durable = %spec.durable, handed_back, "consumer stopped");
         Ok(())
+    }
+
+    /// Creates (or binds to) the durable consumer of `spec` and opens its message stream.
+    async fn open_consumer(
+        &self,
+        spec: &ConsumerSpec,
+    ) -> Result<consumer::pull::Stream, Box<dyn std::error::Error + Send + Sync>> {
+        let stream = self.jetstream().get_stream(&spec.stream).await?;
+        let consumer = stream
+            .create_consumer(consumer::pull::Config {
+                durable_name: Some(spec.durable.clone()),
+                filter_subject: spec.filter_subject.clone(),
+                ack_policy: consumer::AckPolicy::Explicit,
+                ack_wait: spec.ack_wait,
+                // Unlimited on the server: we dead-letter ourselves, so nothing is silently dropped.
+                max_deliver: -1,
+                max_ack_pending: if spec.in_order { 1 } else { (spec.concurrency * 4).max(16) as i64 },
+                deliver_policy: if spec.only_new { consumer::DeliverPolicy::New } else { consumer::DeliverPolicy::All },
+                ..Default::default()
+            })
+            .await?;
+        Ok(consumer.stream().max_messages_per_batch(spec.concurrency.max(1) * 2).messages().await?)
     }
 
     async fn handle_one<H, F>(&self, spec: &ConsumerSpec, handler: &H, message: Message)

@@ -320,3 +320,39 @@ async fn an_in_order_consumer_never_lets_a_later_message_overtake_a_retried_one(
     consumer.await.unwrap().unwrap();
     assert_eq!(*handled.lock().unwrap(), ["first retried", "first retried", "first", "second", "third"]);
 }
+
+#[tokio::test]
+async fn a_consumer_that_cannot_be_opened_yet_keeps_trying_until_it_can() {
+    let server = NatsServer::start();
+    // Connected, but the contract is not set up: the stream the consumer reads does not exist.
+    let bus = Bus::connect(&BusConfig::for_url(server.url()), &CancellationToken::new()).await.unwrap();
+    let handled = Arc::new(AtomicU64::new(0));
+    let shutdown = CancellationToken::new();
+    let subject = subjects::outbound("late");
+    let consumer = {
+        let (bus, handled, shutdown) = (bus.clone(), handled.clone(), shutdown.clone());
+        let spec = ConsumerSpec::new("late-out", streams::OUTBOUND, "late-out", &subject);
+        tokio::spawn(async move {
+            bus.run_consumer(spec, shutdown, move |_| {
+                let handled = handled.clone();
+                async move {
+                    handled.fetch_add(1, Ordering::SeqCst);
+                    Ok(())
+                }
+            })
+            .await
+        })
+    };
+    // The stream appears only after the consumer had time to fail to open (it used to give up).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!consumer.is_finished(), "the consumer gave up instead of retrying");
+    bus.ensure_contract().await.unwrap();
+    bus.publish(&subject, &envelope("late"), "late:1").await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while handled.load(Ordering::SeqCst) == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "the consumer never opened once the stream existed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    shutdown.cancel();
+    consumer.await.unwrap().unwrap();
+}

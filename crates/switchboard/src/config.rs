@@ -173,7 +173,13 @@ impl Config {
         let merged = config::Config::builder()
             .add_source(config::File::from(path).format(config::FileFormat::Toml).required(true))
             .add_source(
-                config::Environment::with_prefix(ENV_PREFIX).prefix_separator("__").separator("__").try_parsing(true),
+                config::Environment::with_prefix(ENV_PREFIX)
+                    .prefix_separator("__")
+                    .separator("__")
+                    .try_parsing(true)
+                    // `SWITCHBOARD__ROUTER__GROUPS=eu,us`: one router Deployment per group.
+                    .list_separator(",")
+                    .with_list_parse_key("router.groups"),
             )
             .build()
             .map_err(|e| err("(file)", e.to_string()))?;

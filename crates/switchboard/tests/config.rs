@@ -108,3 +108,30 @@ fn check_config_exits_non_zero_naming_the_problem() {
         "{stderr}"
     );
 }
+
+#[test]
+fn router_groups_come_from_the_environment_as_a_list_and_unknown_ones_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("groups.toml");
+    let toml = "[routing]\ndefault_team = \"a\"\n[routing.teams.a]\n[routing.teams.b]\n\
+                [[routing.groups]]\nname = \"eu\"\nteams = [\"a\"]\nselect = 'channel == \"email\"'\n\
+                [[routing.groups]]\nname = \"main\"\nteams = [\"b\"]\n";
+    std::fs::write(&path, toml).unwrap();
+    let check = |groups: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+            .arg("check-config")
+            .arg(&path)
+            .env("SWITCHBOARD__ROUTER__GROUPS", groups)
+            .output()
+            .unwrap()
+    };
+    let ok = check("eu,main");
+    assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stderr));
+    let bad = check("eu,us");
+    assert_eq!(bad.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        stderr.contains("router.groups[1]") && stderr.contains("`us` is not one of routing.groups (eu, main)"),
+        "{stderr}"
+    );
+}
