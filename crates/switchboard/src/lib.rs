@@ -11,6 +11,7 @@ pub mod explain;
 pub mod http;
 pub mod logging;
 pub mod metrics;
+pub mod openapi;
 pub mod stats;
 
 pub use config::{Config, ConfigError};

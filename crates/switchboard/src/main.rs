@@ -1,5 +1,6 @@
 //! `switchboard`: run the daemon, check a configuration file, explain a routing decision,
-//! simulate a day of traffic against routing configurations, or report KPIs from the event stream.
+//! simulate a day of traffic against routing configurations, report KPIs from the event stream,
+//! or print the HTTP API as OpenAPI.
 
 mod simulate;
 
@@ -43,6 +44,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Prints the HTTP API as an OpenAPI 3.1 document (JSON), generated from the handlers.
+    Openapi,
     /// Validates a configuration file; exits non-zero naming the file, key and reason.
     CheckConfig {
         /// Configuration file (TOML).
@@ -160,6 +163,10 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+        Command::Openapi => {
+            print!("{}", switchboard::openapi::render());
+            ExitCode::SUCCESS
         }
         Command::CheckConfig { file } => match Config::load(&file) {
             Ok(_) => {
