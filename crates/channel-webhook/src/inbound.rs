@@ -73,11 +73,13 @@ pub struct WebhookCsatAnswer {
     pub score: i64,
 }
 
-/// What a source may POST, for the OpenAPI document: a message, or a survey answer (told apart
-/// by the `csat` key before either is parsed strictly).
+/// What a source may POST: a message, or an answer to the satisfaction survey (a body with a
+/// `csat` key).
+// Only for the OpenAPI document: `receive` tells the two apart by the `csat` key and then parses
+// the one it is strictly, for errors that name the field.
 #[derive(Deserialize, ToSchema)]
 #[serde(untagged)]
-#[allow(dead_code)] // describes the body only; `receive` parses each variant on its own
+#[allow(dead_code)]
 enum WebhookBody {
     /// A customer message.
     Message(WebhookMessage),
