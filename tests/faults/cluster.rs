@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use switchboard_bus::async_nats;
-use switchboard_testkit::{NatsServer, free_port};
+use switchboard_testkit::{NatsCluster, NatsServer, free_port};
 
 use crate::SECRET;
 
@@ -51,12 +51,19 @@ pub struct Role {
     pub webhook: bool,
     /// Runs the web chat.
     pub webchat: bool,
+    /// The routing groups its router runs (`router.groups`); empty: every group.
+    pub groups: Vec<String>,
 }
 
 impl Role {
     /// A role by name with the given components.
     pub fn new(name: &str, router: bool, webhook: bool, webchat: bool) -> Role {
-        Role { name: name.into(), router, webhook, webchat }
+        Role { name: name.into(), router, webhook, webchat, groups: Vec::new() }
+    }
+
+    /// A router-only process for the routing groups `groups`.
+    pub fn router_of(name: &str, groups: &[&str]) -> Role {
+        Role { groups: groups.iter().map(|g| g.to_string()).collect(), ..Role::new(name, true, false, false) }
     }
 }
 
@@ -73,6 +80,12 @@ pub struct Settings {
     pub first_response_secs: u64,
     /// Extra environment for the child (e.g. libfaketime).
     pub env: Vec<(String, String)>,
+    /// Extra routing configuration (TOML under `[routing]`: teams, groups) after team `support`.
+    pub routing_extra: String,
+    /// The team the web chat reports availability for.
+    pub webchat_team: String,
+    /// `nats.replicas`: 3 on a three-node cluster.
+    pub replicas: usize,
 }
 
 impl Default for Settings {
@@ -83,6 +96,9 @@ impl Default for Settings {
             offer_timeout_secs: 3600,
             first_response_secs: 86_400,
             env: Vec::new(),
+            routing_extra: String::new(),
+            webchat_team: "support".into(),
+            replicas: 1,
         }
     }
 }
@@ -127,6 +143,7 @@ impl Daemon {
             r#"[nats]
 url = "{nats_url}"
 client_name = "sb-{name}"
+replicas = {replicas}
 [nats.connect_backoff]
 initial_ms = 100
 max_ms = 1000
@@ -143,7 +160,7 @@ grace_secs = 5
 
 [router]
 enabled = {router}
-group = "{GROUP}"
+groups = {groups:?}
 lease_ttl_secs = 2
 
 [metrics]
@@ -175,7 +192,7 @@ burst = 1000
 enabled = {webchat}
 session_secret_file = "{session}"
 allowed_origins = ["*"]
-team = "support"
+team = "{webchat_team}"
 prechat = false
 max_connections_per_ip = 100000
 ip_messages_per_minute = 100000
@@ -195,7 +212,12 @@ csat_survey = false
 strategy = "longest_idle"
 offer_timeout_secs = {offer}
 first_response_secs = {{ P1 = {first}, P2 = {first}, P3 = {first}, P4 = {first} }}
+{routing_extra}
 "#,
+            groups = role.groups,
+            replicas = settings.replicas,
+            webchat_team = settings.webchat_team,
+            routing_extra = settings.routing_extra,
             name = role.name,
             router = role.router,
             webhook = role.webhook,
@@ -292,10 +314,78 @@ impl Drop for Daemon {
     }
 }
 
-/// A NATS server and the daemon processes of one run.
+/// A client of a server or cluster: `url` may list several servers with commas.
+pub async fn connect(url: &str) -> Result<async_nats::Client, async_nats::ConnectError> {
+    let servers: Vec<async_nats::ServerAddr> =
+        url.split(',').map(|u| u.trim().parse().expect("a valid NATS URL")).collect();
+    async_nats::connect(servers).await
+}
+
+/// What the processes of a run talk to: one NATS server, or a cluster of nodes.
+pub enum Nats {
+    /// One server.
+    Single(NatsServer),
+    /// A JetStream cluster.
+    Cluster(NatsCluster),
+}
+
+impl From<NatsServer> for Nats {
+    fn from(server: NatsServer) -> Nats {
+        Nats::Single(server)
+    }
+}
+
+impl From<NatsCluster> for Nats {
+    fn from(cluster: NatsCluster) -> Nats {
+        Nats::Cluster(cluster)
+    }
+}
+
+impl Nats {
+    /// The URL(s) clients connect to.
+    pub fn url(&self) -> String {
+        match self {
+            Nats::Single(s) => s.url(),
+            Nats::Cluster(c) => c.url(),
+        }
+    }
+
+    /// The single server; panics for a cluster (whose nodes are stopped one by one).
+    pub fn server(&mut self) -> &mut NatsServer {
+        match self {
+            Nats::Single(s) => s,
+            Nats::Cluster(_) => panic!("this run has a NATS cluster: stop its nodes through `nodes()`"),
+        }
+    }
+
+    /// The cluster's nodes; panics for a single server.
+    pub fn nodes(&mut self) -> &mut NatsCluster {
+        match self {
+            Nats::Cluster(c) => c,
+            Nats::Single(_) => panic!("this run has a single NATS server"),
+        }
+    }
+
+    /// Kills the single server (SIGKILL), keeping its store.
+    pub fn stop(&mut self) {
+        self.server().stop();
+    }
+
+    /// Stops the single server with SIGTERM, keeping its store.
+    pub fn terminate(&mut self) {
+        self.server().terminate();
+    }
+
+    /// Starts the single server again on its store.
+    pub fn restart(&mut self) {
+        self.server().restart();
+    }
+}
+
+/// A NATS server (or cluster) and the daemon processes of one run.
 pub struct Cluster {
-    /// The NATS server (stop and restart it on the same store).
-    pub nats: NatsServer,
+    /// The NATS server or cluster (a single server can be stopped and restarted on its store).
+    pub nats: Nats,
     /// The processes.
     pub daemons: Vec<Daemon>,
     /// A client for health checks.
@@ -327,7 +417,8 @@ impl Cluster {
     }
 
     /// Writes the configurations against `nats`; starts nothing.
-    pub fn configure(nats: NatsServer, roles: Vec<Role>, settings: &Settings) -> Cluster {
+    pub fn configure(nats: impl Into<Nats>, roles: Vec<Role>, settings: &Settings) -> Cluster {
+        let nats = nats.into();
         let dir = tempfile::Builder::new().prefix("sb-faults-").tempdir().expect("temp dir");
         let daemons = roles.into_iter().map(|r| Daemon::new(dir.path(), &nats.url(), r, settings)).collect();
         Cluster { nats, daemons, http: reqwest::Client::new(), dir: Some(dir) }
@@ -348,10 +439,15 @@ impl Cluster {
 
     /// The index of the process holding the router lease, if a running one does.
     pub async fn leader(&self) -> Option<usize> {
-        let client = async_nats::connect(self.nats.url()).await.ok()?;
+        self.leader_of(GROUP).await
+    }
+
+    /// The index of the process holding routing group `group`'s lease, if a running one does.
+    pub async fn leader_of(&self, group: &str) -> Option<usize> {
+        let client = connect(&self.nats.url()).await.ok()?;
         let kv =
             async_nats::jetstream::new(client).get_key_value(switchboard_core::contract::buckets::ROUTER).await.ok()?;
-        let value = kv.get(format!("lease.router.{GROUP}")).await.ok()??;
+        let value = kv.get(format!("lease.router.{group}")).await.ok()??;
         let record: serde_json::Value = serde_json::from_slice(&value).ok()?;
         let pid: u32 = record["holder"].as_str()?.split(':').nth(1)?.parse().ok()?;
         self.daemons.iter().position(|d| d.pid() == Some(pid))
@@ -382,7 +478,7 @@ impl Cluster {
 
 /// Durable consumers with pending or unacknowledged messages, as `stream/consumer: n+m`.
 async fn busy_consumers(url: &str) -> Result<Vec<String>, String> {
-    let client = async_nats::connect(url).await.map_err(|e| e.to_string())?;
+    let client = connect(url).await.map_err(|e| e.to_string())?;
     let js = async_nats::jetstream::new(client);
     let mut busy = Vec::new();
     let names: Vec<String> = js.stream_names().filter_map(|n| async { n.ok() }).collect().await;

@@ -102,13 +102,19 @@ impl Workload {
         self.desk.use_api(cluster.daemons.iter().map(|d| d.base.clone()).collect());
     }
 
-    /// Defines online agents with the desk as their webhook endpoint, through the admin API.
+    /// Defines online agents of team `support` with the desk as their webhook endpoint, through
+    /// the admin API.
     pub async fn define_agents(&self, cluster: &Cluster, agents: &[&str]) {
+        self.define_agents_of(cluster, "support", agents).await;
+    }
+
+    /// Defines online agents of `team` with the desk as their webhook endpoint.
+    pub async fn define_agents_of(&self, cluster: &Cluster, team: &str, agents: &[&str]) {
         let http = reqwest::Client::new();
         let base = &cluster.daemons[0].base;
         for agent in agents {
             let body = json!({
-                "name": agent, "teams": ["support"], "tiers": ["L1"], "status": "online",
+                "name": agent, "teams": [team], "tiers": ["L1"], "status": "online",
                 "default_capacity": 1000, "max_total": 1000,
                 "endpoints": { "webhook": { "url": format!("{}/{agent}", self.desk.url), "secret": SECRET } }
             });
@@ -203,7 +209,7 @@ impl Workload {
 
 /// Every message of `stream` (subject, headers, payload), oldest first.
 pub async fn read_stream(url: &str, stream: &str) -> Vec<async_nats::jetstream::Message> {
-    let client = async_nats::connect(url).await.expect("connect to NATS");
+    let client = super::cluster::connect(url).await.expect("connect to NATS");
     let js = async_nats::jetstream::new(client);
     let mut stream = js.get_stream(stream).await.expect("the stream exists");
     let last = stream.info().await.expect("stream info").state.last_sequence;

@@ -21,6 +21,15 @@ pub trait Channel: Send + Sync + 'static {
         }
     }
 
+    /// Whether the inbound side must run in one process at a time: a poller of one provider
+    /// account (an IMAP mailbox, a bot's `getUpdates`) that two processes would fight over. The
+    /// runtime then runs it only while holding the lease `channel.<name>`; another process of
+    /// the same channel stands by and takes over when the holder stops renewing it. Push-style
+    /// inbound and outbound sending scale out in any number of processes regardless.
+    fn exclusive_inbound(&self) -> bool {
+        false
+    }
+
     /// Push-style inbound: HTTP routes served on the daemon's one listener.
     fn routes(&self, inbound: Inbound) -> Option<axum::Router> {
         let _ = inbound;

@@ -19,6 +19,9 @@ pub struct RuntimeConfig {
     pub ack_wait_secs: u64,
     /// Per-sender inbound rate limit.
     pub rate_limit: RateLimitConfig,
+    /// Seconds a polling inbound side (IMAP, Telegram long polling) may go without renewing its
+    /// lease before another process takes the polling over.
+    pub inbound_lease_ttl_secs: u64,
 }
 
 impl Default for RuntimeConfig {
@@ -29,6 +32,7 @@ impl Default for RuntimeConfig {
             concurrency: 8,
             ack_wait_secs: 30,
             rate_limit: RateLimitConfig::default(),
+            inbound_lease_ttl_secs: 10,
         }
     }
 }

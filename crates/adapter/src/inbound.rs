@@ -67,6 +67,11 @@ impl Inbound {
         &self.shutdown
     }
 
+    /// The same publisher with another stop signal (an inbound side that stops when its lease is lost).
+    pub(crate) fn with_shutdown(&self, shutdown: CancellationToken) -> Inbound {
+        Inbound { shutdown, ..self.clone() }
+    }
+
     /// The bus, once connected: for what a channel stores besides envelopes (cursors, events,
     /// attachments).
     pub fn bus(&self) -> Result<&switchboard_bus::Bus, switchboard_bus::BusError> {

@@ -8,6 +8,9 @@
 //! the rest: it consumes `sb.out.<channel>`, retries with back-off, acks only after the provider
 //! accepted, dead-letters what keeps failing and reports health. A channel never decides routing.
 //!
+//! The step-by-step guide (the test kit, registering a channel in the daemon, the contract rules)
+//! is `docs/adapters.md`; `examples/rust-adapter` is a complete channel tested with this SDK.
+//!
 //! # Example: a complete adapter
 //!
 //! A channel that takes lines from a TCP socket (`<customer> <text>`) and "sends" replies by

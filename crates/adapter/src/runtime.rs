@@ -75,12 +75,19 @@ impl<C: Channel> ChannelRuntime<C> {
         };
         let inbound_task = {
             let (channel, inbound, health) = (self.channel.clone(), self.inbound.clone(), self.health.clone());
-            tokio::spawn(async move {
-                if let Err(e) = channel.run_inbound(inbound).await {
+            let (bus, ttl) = (bus.clone(), Duration::from_secs(self.config.inbound_lease_ttl_secs.max(1)));
+            // Aborted with the runtime: a runtime that is dropped must not leave a poller behind.
+            tokio_util::task::AbortOnDropHandle::new(tokio::spawn(async move {
+                let outcome = if channel.exclusive_inbound() {
+                    run_exclusive(channel.as_ref(), &bus, inbound, ttl).await
+                } else {
+                    channel.run_inbound(inbound).await
+                };
+                if let Err(e) = outcome {
                     error!(channel = channel.name(), error = %e, "inbound side stopped");
                     health.set(HealthStatus::Degraded(format!("inbound stopped: {e}")));
                 }
-            })
+            }))
         };
 
         info!(channel = %name, %subject, "channel running");
@@ -100,6 +107,58 @@ impl<C: Channel> ChannelRuntime<C> {
         self.health.set(HealthStatus::Stopped("shut down".into()));
         info!(channel = %name, "channel stopped");
         outcome.map_err(AdapterError::from)
+    }
+}
+
+/// Runs a channel's inbound side only while this process holds the lease `channel.<name>`:
+/// contends, runs it, renews the lease meanwhile, and stops it (to contend again) when the lease
+/// is lost. Returns when the runtime shuts down, or with the inbound side's own error.
+async fn run_exclusive<C: Channel>(
+    channel: &C,
+    bus: &switchboard_bus::Bus,
+    inbound: Inbound,
+    ttl: Duration,
+) -> Result<(), AdapterError> {
+    let name = format!("channel.{}", channel.name());
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into());
+    let holder = format!("{host}:{}:{}", std::process::id(), uuid::Uuid::now_v7());
+    let shutdown = inbound.shutdown().clone();
+    loop {
+        let mut lease = match bus.acquire_lease(&name, &holder, ttl, &shutdown).await {
+            Ok(Some(lease)) => lease,
+            Ok(None) => return Ok(()),
+            Err(e) => {
+                warn!(lease = %name, error = %e, "cannot contend for the inbound lease; retrying");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return Ok(()),
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                }
+            }
+        };
+        info!(lease = %name, "polling inbound here");
+        let stop = shutdown.child_token();
+        let run = channel.run_inbound(inbound.with_shutdown(stop.clone()));
+        tokio::pin!(run);
+        let mut renew = tokio::time::interval(lease.renew_every());
+        let lost = loop {
+            tokio::select! {
+                outcome = &mut run => {
+                    lease.release().await;
+                    return outcome;
+                }
+                _ = renew.tick() => {
+                    if let Err(lost) = lease.renew().await {
+                        break lost;
+                    }
+                }
+            }
+        };
+        // Stop polling before anyone else may start: the lease's margin leaves time for it.
+        warn!(lease = %name, error = %lost, "inbound lease lost; stopping the inbound side and contending again");
+        stop.cancel();
+        if let Err(e) = run.await {
+            warn!(lease = %name, error = %e, "inbound side stopped with an error after losing its lease");
+        }
     }
 }
 

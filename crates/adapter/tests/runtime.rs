@@ -133,3 +133,94 @@ async fn permanent_and_exhausted_failures_are_dead_lettered_with_an_event() {
     assert!(events.iter().all(|e| e.kind == EventKind::DeliveryFailed));
     assert_eq!(events[0].conversation_id, Some(gone.conversation_id));
 }
+
+/// How many pollers run right now, at most at once, and which ran last.
+#[derive(Default)]
+struct Polls {
+    running: std::sync::atomic::AtomicUsize,
+    most: std::sync::atomic::AtomicUsize,
+    starts: Mutex<Vec<usize>>,
+}
+
+/// A polling channel (like IMAP or long polling) that records when it runs.
+struct Poller {
+    id: usize,
+    polls: Arc<Polls>,
+}
+
+/// Counts a poller as running until dropped (also when its task is aborted).
+struct Running(Arc<Polls>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.running.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Channel for Poller {
+    fn name(&self) -> &str {
+        "poller"
+    }
+
+    fn exclusive_inbound(&self) -> bool {
+        true
+    }
+
+    async fn run_inbound(
+        &self,
+        inbound: switchboard_adapter::Inbound,
+    ) -> Result<(), switchboard_adapter::AdapterError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let now = self.polls.running.fetch_add(1, SeqCst) + 1;
+        let _running = Running(self.polls.clone());
+        self.polls.most.fetch_max(now, SeqCst);
+        self.polls.starts.lock().unwrap().push(self.id);
+        inbound.shutdown().cancelled().await;
+        Ok(())
+    }
+
+    async fn send(&self, _: &OutboundMessage) -> Result<SendReceipt, SendError> {
+        Ok(SendReceipt::default())
+    }
+}
+
+#[tokio::test]
+async fn a_polling_inbound_side_runs_in_one_process_and_another_takes_over() {
+    let t = TestBus::start().await;
+    let polls = Arc::new(Polls::default());
+    let cfg = RuntimeConfig { inbound_lease_ttl_secs: 1, ..config() };
+    let stops = [CancellationToken::new(), CancellationToken::new()];
+    let mut tasks: Vec<_> = (0..2)
+        .map(|id| {
+            let poller = Arc::new(Poller { id, polls: polls.clone() });
+            Some(ChannelRuntime::new(poller, cfg.clone(), t.slot(), stops[id].clone()).spawn())
+        })
+        .collect();
+    let started = |n: usize| {
+        let polls = polls.clone();
+        move || {
+            let polls = polls.clone();
+            async move { polls.starts.lock().unwrap().len() >= n }
+        }
+    };
+    wait_for("one process polls", Duration::from_secs(10), started(1)).await;
+    let first = polls.starts.lock().unwrap()[0];
+
+    // The holder dies without releasing the lease: the other takes over after the lease's TTL.
+    tasks[first].take().unwrap().abort();
+    wait_for("the other process takes the polling over", Duration::from_secs(10), started(2)).await;
+    let second = polls.starts.lock().unwrap()[1];
+    assert_ne!(first, second, "the standby took over");
+
+    // The first comes back and stands by; the second stops cleanly, releasing the lease at once.
+    let poller = Arc::new(Poller { id: first, polls: polls.clone() });
+    let restarted = CancellationToken::new();
+    tasks[first] = Some(ChannelRuntime::new(poller, cfg.clone(), t.slot(), restarted.clone()).spawn());
+    stops[second].cancel();
+    tasks[second].take().unwrap().await.unwrap().unwrap();
+    wait_for("the restarted process polls again", Duration::from_secs(10), started(3)).await;
+    assert_eq!(polls.starts.lock().unwrap()[2], first);
+    assert_eq!(polls.most.load(std::sync::atomic::Ordering::SeqCst), 1, "never two pollers at once");
+    restarted.cancel();
+    tasks[first].take().unwrap().await.unwrap().unwrap();
+}

@@ -57,7 +57,14 @@ impl Bus {
         if let Some(path) = &config.credentials_file {
             options = options.credentials_file(path).await.map_err(|e| connect_err(e.into()))?;
         }
-        let client = options.connect(config.url.as_str()).await.map_err(|e| connect_err(e.into()))?;
+        // async-nats parses a `&str` as one address; a cluster's servers are listed with commas.
+        let servers = config
+            .url
+            .split(',')
+            .map(|u| u.trim().parse::<async_nats::ServerAddr>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| connect_err(e.into()))?;
+        let client = options.connect(servers).await.map_err(|e| connect_err(e.into()))?;
         let server = client.server_info();
         if let Err(found) = check_server_version(&server.version) {
             return Err(BusError::ServerTooOld { url, found, required: MIN_SERVER_VERSION });

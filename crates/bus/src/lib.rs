@@ -27,6 +27,7 @@ pub use error::BusError;
 pub use journal::{AppendError, Appended, Journal, JournalEntry};
 pub use lease::{Lease, LeaseLost, LeaseRecord};
 pub use publish::{PendingPublish, Published};
+pub use setup::PRESENCE_MAX_AGE;
 pub use version::{MIN_SERVER_VERSION, check_server_version};
 
 /// Re-exported so that callers can build headers and inspect messages without a direct dependency.

@@ -4,12 +4,48 @@ use std::time::Duration;
 
 use async_nats::jetstream::{kv, object_store, stream};
 use switchboard_core::contract::{ATTACHMENTS_STORE, METRICS_STORE, ROUTER_SNAPSHOTS_STORE, buckets, streams};
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::{Bus, BusError};
 
+/// How long a presence entry (`sb_presence`) outlives its last renewal: a daemon that died
+/// without saying goodbye disappears from `switchboard status` after this.
+pub const PRESENCE_MAX_AGE: Duration = Duration::from_secs(60);
+
 /// Entries kept per web-chat session transcript; older ones are dropped first.
 pub const WEBCHAT_KEEP_PER_SESSION: i64 = 1000;
+
+/// Attempts of one setup step before start-up gives up.
+const SETUP_ATTEMPTS: u32 = 8;
+
+/// How long one setup request waits for JetStream's answer.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Runs one idempotent setup step, again after a failure: on a JetStream cluster a request can
+/// go unanswered while a stream leader is being elected or another process creates the same
+/// stream (seen: three processes starting together against three nodes each had their first
+/// request for every stream time out, and the retry found it created).
+async fn settle<T, E, F, Fut>(what: &str, mut step: F) -> Result<T, BusError>
+where
+    E: std::fmt::Display + Into<Box<dyn std::error::Error + Send + Sync>>,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let mut delay = Duration::from_millis(250);
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match step().await {
+            Ok(done) => return Ok(done),
+            Err(e) if attempt < SETUP_ATTEMPTS => {
+                warn!(what, attempt, error = %e, retry_in_ms = delay.as_millis() as u64, "setup step failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(4));
+            }
+            Err(e) => return Err(BusError::setup(what.to_string(), e)),
+        }
+    }
+}
 
 impl Bus {
     /// Creates every stream, KV bucket and the object store of the contract, or updates them to
@@ -17,6 +53,9 @@ impl Bus {
     pub async fn ensure_contract(&self) -> Result<(), BusError> {
         let cfg = self.config();
         let max_age = Duration::from_secs(cfg.max_age_secs);
+        // A short timeout per attempt: a lost answer is retried rather than waited out.
+        let mut js = async_nats::jetstream::new(self.client().clone());
+        js.set_timeout(SETUP_TIMEOUT);
         for (name, subjects) in streams::ALL {
             let config = stream::Config {
                 name: name.to_string(),
@@ -31,23 +70,20 @@ impl Bus {
                 max_messages_per_subject: if *name == streams::WEBCHAT { WEBCHAT_KEEP_PER_SESSION } else { 0 },
                 ..Default::default()
             };
-            self.jetstream()
-                .create_or_update_stream(config)
-                .await
-                .map_err(|e| BusError::setup(format!("stream {name}"), e))?;
+            settle(&format!("stream {name}"), || js.create_or_update_stream(config.clone())).await?;
         }
         for bucket in buckets::ALL {
+            // Presence is a heartbeat: only the latest value matters, and it must expire.
+            let presence = *bucket == buckets::PRESENCE;
             let config = kv::Config {
                 bucket: bucket.to_string(),
-                history: 5,
+                history: if presence { 1 } else { 5 },
+                max_age: if presence { PRESENCE_MAX_AGE } else { Duration::ZERO },
                 storage: stream::StorageType::File,
                 num_replicas: cfg.replicas,
                 ..Default::default()
             };
-            self.jetstream()
-                .create_or_update_key_value(config)
-                .await
-                .map_err(|e| BusError::setup(format!("key-value bucket {bucket}"), e))?;
+            settle(&format!("key-value bucket {bucket}"), || js.create_or_update_key_value(config.clone())).await?;
         }
         for store in [ATTACHMENTS_STORE, ROUTER_SNAPSHOTS_STORE, METRICS_STORE] {
             if self.jetstream().get_object_store(store).await.is_err() {
@@ -57,10 +93,14 @@ impl Bus {
                     num_replicas: cfg.replicas,
                     ..Default::default()
                 };
-                self.jetstream()
-                    .create_object_store(config)
-                    .await
-                    .map_err(|e| BusError::setup(format!("object store {store}"), e))?;
+                settle(&format!("object store {store}"), || async {
+                    // Another process may have created it since we looked.
+                    match js.get_object_store(store).await {
+                        Ok(existing) => Ok(existing),
+                        Err(_) => js.create_object_store(config.clone()).await.map_err(|e| e.to_string()),
+                    }
+                })
+                .await?;
             }
         }
         info!(streams = streams::ALL.len(), buckets = buckets::ALL.len(), "bus contract set up");

@@ -88,6 +88,12 @@ impl Channel for EmailChannel {
         CHANNEL
     }
 
+    /// Mailboxes are watched by one process at a time (the others stand by): two watchers of
+    /// one mailbox would fetch and mark the same messages.
+    fn exclusive_inbound(&self) -> bool {
+        true
+    }
+
     async fn run_inbound(&self, inbound: Inbound) -> Result<(), AdapterError> {
         let watchers: Vec<_> = self
             .connectors

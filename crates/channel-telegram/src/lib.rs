@@ -95,6 +95,12 @@ impl Channel for TelegramChannel {
         CHANNEL
     }
 
+    /// Long polling runs in one process at a time: Telegram refuses a second `getUpdates` for
+    /// the same bot (409 Conflict). Updates by webhook arrive at any process.
+    fn exclusive_inbound(&self) -> bool {
+        self.webhook.is_none()
+    }
+
     async fn run_inbound(&self, inbound: Inbound) -> Result<(), AdapterError> {
         match &self.webhook {
             // Updates arrive on the route; registering tells Telegram where (retried until it works).

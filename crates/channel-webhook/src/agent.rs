@@ -87,7 +87,7 @@ impl AgentEndpoints {
             None => Self::registered(agent, registry).await?,
         };
         let body = serde_json::to_vec(delivery).map_err(|e| SendError::permanent(format!("cannot encode: {e}")))?;
-        post_signed(&self.http, &endpoint.url, &endpoint.key, &id.to_string(), body, &format!("agent {agent}")).await
+        post_signed(&self.http, &endpoint.url, &[&endpoint.key], &id.to_string(), body, &format!("agent {agent}")).await
     }
 
     /// Looked up on every delivery, so a changed URL or a rotated secret applies at once.

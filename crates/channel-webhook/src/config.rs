@@ -57,7 +57,11 @@ impl AgentEndpointConfig {
     }
 
     fn as_source(&self) -> SourceConfig {
-        SourceConfig { secret_env: self.secret_env.clone(), secret_file: self.secret_file.clone(), outbound_url: None }
+        SourceConfig {
+            secret_env: self.secret_env.clone(),
+            secret_file: self.secret_file.clone(),
+            ..SourceConfig::default()
+        }
     }
 }
 
@@ -84,6 +88,11 @@ pub struct SourceConfig {
     pub secret_env: Option<String>,
     /// File holding the signing secret (e.g. a mounted Kubernetes secret).
     pub secret_file: Option<PathBuf>,
+    /// During a secret rotation: the environment variable holding the previous secret, which
+    /// still verifies inbound requests and also signs outbound ones. Unset or empty otherwise.
+    pub previous_secret_env: Option<String>,
+    /// During a secret rotation: the file holding the previous secret.
+    pub previous_secret_file: Option<PathBuf>,
     /// URL that outbound messages for this source are POSTed to; none means replies fail.
     pub outbound_url: Option<String>,
 }
@@ -135,6 +144,12 @@ impl SourceConfig {
             return Err(WebhookConfigError::new(format!("sources.{name}"), "source names use only a-z, 0-9, '-', '_'"));
         }
         self.check_secret_location(&format!("sources.{name}"))?;
+        if self.previous_secret_env.is_some() && self.previous_secret_file.is_some() {
+            return Err(WebhookConfigError::new(
+                key("previous_secret_file"),
+                "set only one of previous_secret_env and previous_secret_file",
+            ));
+        }
         if let Some(url) = &self.outbound_url
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
@@ -159,6 +174,30 @@ impl SourceConfig {
             return Ok(SecretLookup::Missing("no secret configured".into()));
         };
         decode_secret(raw.trim()).map(SecretLookup::Found).map_err(|reason| WebhookConfigError::new(key, reason))
+    }
+}
+
+impl SourceConfig {
+    /// Reads and decodes the previous secret of a rotation: `None` when none is named or the
+    /// variable or file is empty (the usual state outside a rotation); an error when it is set but
+    /// is not a valid secret, so that a typo does not silently lock the sender out.
+    pub fn resolve_previous_secret(&self, name: &str) -> Result<Option<Vec<u8>>, WebhookConfigError> {
+        let (raw, key) = if let Some(var) = &self.previous_secret_env {
+            (std::env::var(var).unwrap_or_default(), format!("sources.{name}.previous_secret_env"))
+        } else if let Some(path) = &self.previous_secret_file {
+            let key = format!("sources.{name}.previous_secret_file");
+            match std::fs::read_to_string(path) {
+                Ok(v) => (v, key),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => (String::new(), key),
+                Err(e) => return Err(WebhookConfigError::new(key, format!("cannot read {}: {e}", path.display()))),
+            }
+        } else {
+            return Ok(None);
+        };
+        if raw.trim().is_empty() {
+            return Ok(None);
+        }
+        decode_secret(raw.trim()).map(Some).map_err(|reason| WebhookConfigError::new(key, reason))
     }
 }
 

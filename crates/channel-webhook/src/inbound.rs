@@ -199,8 +199,8 @@ async fn receive(State(app): State<AppState>, Path(source): Path<String>, header
     };
 
     let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    if let Err(e) = signature::verify(
-        &src.key,
+    if let Err(e) = signature::verify_any(
+        &src.keys(),
         text(signature::ID),
         text(signature::TIMESTAMP),
         text(signature::SIGNATURE),

@@ -39,6 +39,9 @@ pub struct Source {
     pub name: String,
     /// HMAC key (the decoded `whsec_` secret).
     pub key: Arc<[u8]>,
+    /// The previous key while the secret is being rotated: inbound requests signed with it are
+    /// still accepted, and outbound messages carry a signature with each key.
+    pub previous_key: Option<Arc<[u8]>>,
     /// Where outbound messages for this source are POSTed.
     pub outbound_url: Option<String>,
 }
@@ -48,7 +51,15 @@ impl std::fmt::Debug for Source {
         f.debug_struct("Source")
             .field("name", &self.name)
             .field("outbound_url", &self.outbound_url)
+            .field("rotating", &self.previous_key.is_some())
             .finish_non_exhaustive()
+    }
+}
+
+impl Source {
+    /// The keys a signature may be made with: the current one first, then the previous one.
+    pub fn keys(&self) -> Vec<&[u8]> {
+        std::iter::once(&*self.key).chain(self.previous_key.as_deref()).collect()
     }
 }
 

@@ -76,16 +76,16 @@ pub(crate) async fn send(channel: &WebhookChannel, message: &OutboundMessage) ->
         metadata,
     };
     let body = serde_json::to_vec(&delivery).map_err(|e| SendError::permanent(format!("cannot encode: {e}")))?;
-    post_signed(&channel.http, url, &source.key, &message.id.to_string(), body, &format!("source {name}")).await?;
+    post_signed(&channel.http, url, &source.keys(), &message.id.to_string(), body, &format!("source {name}")).await?;
     Ok(SendReceipt::default())
 }
 
 /// POSTs a JSON body signed with Standard Webhooks headers (`webhook-id` = `id`), and classifies
-/// failures: timeouts, refused connections, 5xx, 408 and 429 are worth retrying; other 4xx are not.
+/// failures (one signature per key: several while a secret is rotated): timeouts, refused connections, 5xx, 408 and 429 are worth retrying; other 4xx are not.
 pub(crate) async fn post_signed(
     http: &reqwest::Client,
     url: &str,
-    key: &[u8],
+    keys: &[&[u8]],
     id: &str,
     body: Vec<u8>,
     receiver: &str,
@@ -96,7 +96,7 @@ pub(crate) async fn post_signed(
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .header(signature::ID, id)
         .header(signature::TIMESTAMP, ts.to_string())
-        .header(signature::SIGNATURE, signature::sign(key, id, ts, &body))
+        .header(signature::SIGNATURE, signature::sign_all(keys, id, ts, &body))
         .body(body)
         .send()
         .await

@@ -46,10 +46,30 @@ pub fn sign(key: &[u8], id: &str, timestamp: i64, body: &[u8]) -> String {
     format!("v1,{}", STANDARD.encode(mac(key, id, timestamp, body).finalize().into_bytes()))
 }
 
+/// The `webhook-signature` value with one signature per key, space-separated: during a secret
+/// rotation a receiver holding either the old or the new secret finds one that matches.
+pub fn sign_all(keys: &[&[u8]], id: &str, timestamp: i64, body: &[u8]) -> String {
+    keys.iter().map(|key| sign(key, id, timestamp, body)).collect::<Vec<_>>().join(" ")
+}
+
 /// Verifies headers and body against `key`, with `now` and `tolerance_secs` bounding the
 /// timestamp. The comparison is constant-time.
 pub fn verify(
     key: &[u8],
+    id: Option<&str>,
+    timestamp: Option<&str>,
+    signatures: Option<&str>,
+    body: &[u8],
+    now: i64,
+    tolerance_secs: u64,
+) -> Result<(), SignatureError> {
+    verify_any(&[key], id, timestamp, signatures, body, now, tolerance_secs)
+}
+
+/// Like [`verify`], accepting a signature made with any of `keys`: the current secret and, while
+/// it is being rotated, the previous one.
+pub fn verify_any(
+    keys: &[&[u8]],
     id: Option<&str>,
     timestamp: Option<&str>,
     signatures: Option<&str>,
@@ -65,12 +85,12 @@ pub fn verify(
     if skew.unsigned_abs() > tolerance_secs {
         return Err(SignatureError::StaleTimestamp(skew));
     }
-    let expected = mac(key, id, ts, body);
+    let expected: Vec<_> = keys.iter().map(|key| mac(key, id, ts, body)).collect();
     let matched = signatures
         .split_whitespace()
         .filter_map(|s| s.strip_prefix("v1,"))
         .filter_map(|b64| STANDARD.decode(b64).ok())
-        .any(|sig| expected.clone().verify_slice(&sig).is_ok());
+        .any(|sig| expected.iter().any(|mac| mac.clone().verify_slice(&sig).is_ok()));
     if matched { Ok(()) } else { Err(SignatureError::Mismatch) }
 }
 
@@ -94,6 +114,25 @@ mod tests {
         assert_eq!(check(&sig, b"{}", 1_699_999_600), Err(SignatureError::StaleTimestamp(-400)));
         assert_eq!(verify(KEY, None, Some("1"), Some(&sig), b"{}", 1, 300), Err(SignatureError::MissingHeader(ID)));
         assert_eq!(verify(KEY, Some("a"), Some("x"), Some(&sig), b"{}", 1, 300), Err(SignatureError::BadTimestamp));
+    }
+
+    #[test]
+    fn a_rotation_accepts_either_key_and_signs_with_both() {
+        const OLD: &[u8] = b"fedcba9876543210fedcba9876543210";
+        let keys: &[&[u8]] = &[KEY, OLD];
+        let check = |sigs: &str, keys: &[&[u8]]| {
+            verify_any(keys, Some("msg_1"), Some("1700000000"), Some(sigs), b"{}", 1_700_000_000, 300)
+        };
+        let by_old = sign(OLD, "msg_1", 1_700_000_000, b"{}");
+        let by_new = sign(KEY, "msg_1", 1_700_000_000, b"{}");
+        assert_eq!(check(&by_old, keys), Ok(()));
+        assert_eq!(check(&by_new, keys), Ok(()));
+        assert_eq!(check(&by_old, &[KEY]), Err(SignatureError::Mismatch), "the old key alone is no longer enough");
+        let both = sign_all(keys, "msg_1", 1_700_000_000, b"{}");
+        assert_eq!(both, format!("{by_new} {by_old}"));
+        assert_eq!(check(&both, &[OLD]), Ok(()), "a receiver still on the old secret");
+        assert_eq!(check(&both, &[KEY]), Ok(()), "a receiver already on the new secret");
+        assert_eq!(check(&both, &[b"another-key-0123456789"]), Err(SignatureError::Mismatch));
     }
 
     /// The example from the Standard Webhooks specification's reference implementations.

@@ -22,7 +22,7 @@ async fn serve(router: axum::Router) -> String {
 
 fn channel(outbound_url: Option<String>) -> WebhookChannel {
     let settings = WebhookConfig { max_body_bytes: 1024, ..WebhookConfig::default() };
-    let source = Source { name: "shop".into(), key: Arc::from(KEY), outbound_url };
+    let source = Source { name: "shop".into(), key: Arc::from(KEY), previous_key: None, outbound_url };
     WebhookChannel::new(settings, vec![source]).unwrap()
 }
 
@@ -267,4 +267,64 @@ async fn the_survey_is_delivered_with_its_metadata_and_the_answer_becomes_one_cs
         (Some(conversation), Some("anna"), Some("webhook"))
     );
     assert_eq!(s.stored().await, 0, "an answer is not a message");
+}
+
+/// The secret a source used before the rotation under way.
+const OLD_KEY: &[u8] = b"old-key-0123456789abcdef0";
+
+/// A secret rotation: with the new secret current and the old one as `previous_key`, requests
+/// signed with either are stored and any other key is refused; deliveries carry one signature per
+/// key, so a receiver still on the old secret and one already on the new both accept them.
+#[tokio::test]
+async fn during_a_secret_rotation_both_secrets_verify_and_deliveries_carry_both_signatures() {
+    let t = TestBus::start().await;
+    let receiver = Receiver::default();
+    let url = format!("{}/hook", serve(receiver.router()).await);
+    let source = Source {
+        name: "shop".into(),
+        key: Arc::from(KEY),
+        previous_key: Some(Arc::from(OLD_KEY)),
+        outbound_url: Some(url),
+    };
+    let channel = WebhookChannel::new(WebhookConfig::default(), vec![source]).unwrap();
+    let shutdown = CancellationToken::new();
+    let runtime = ChannelRuntime::new(Arc::new(channel), runtime_config(), t.slot(), shutdown.clone());
+    let base = serve(runtime.routes().unwrap()).await;
+    let s = Inbound { t, base, http: reqwest::Client::new() };
+
+    let now = chrono::Utc::now().timestamp();
+    let body = |n: u32| format!(r#"{{"message_id":"m-{n}","customer":{{"id":"c-7"}},"text":"hello {n}"}}"#);
+    let (status, answer) = s.post("/v1/webhooks/shop", &body(1), "msg_1", now, OLD_KEY).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "signed with the previous secret: {answer}");
+    let (status, answer) = s.post("/v1/webhooks/shop", &body(2), "msg_2", now, KEY).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "signed with the new secret: {answer}");
+    let (status, _) = s.post("/v1/webhooks/shop", &body(3), "msg_3", now, b"wrong-key-0123456789abcdef").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "any other key is still refused");
+    assert_eq!(s.stored().await, 2);
+
+    let task = runtime.spawn();
+    let mut message = testkit::outbound("webhook", "c-7", "Your order ships today");
+    message.to.thread_key = "shop:c-7".into();
+    s.t.send_outbound(&message).await;
+    s.t.wait_outbound_drained("webhook", Duration::from_secs(10)).await;
+    shutdown.cancel();
+    task.await.unwrap().unwrap();
+
+    let seen = receiver.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1, "one delivery");
+    let (headers, body, _) = &seen[0];
+    let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
+    assert_eq!(h(signature::SIGNATURE).map(|v| v.split(' ').count()), Some(2), "one signature per key");
+    for (who, key) in [("a receiver on the new secret", KEY), ("a receiver still on the old secret", OLD_KEY)] {
+        let verdict = signature::verify(
+            key,
+            h(signature::ID),
+            h(signature::TIMESTAMP),
+            h(signature::SIGNATURE),
+            body,
+            chrono::Utc::now().timestamp(),
+            300,
+        );
+        assert_eq!(verdict, Ok(()), "{who} accepts the delivery");
+    }
 }

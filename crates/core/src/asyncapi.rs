@@ -216,11 +216,19 @@ fn channel_list() -> Vec<Chan> {
             messages: &["explainRequest"],
         },
         Chan {
+            id: "routerAgents",
+            address: Some(subjects::router_agents(&p("group"))),
+            description: "Core NATS request-reply: the leading router answers with every agent it knows \
+                          (status, load, teams).",
+            params: &[("group", "The routing group.")],
+            messages: &["emptyRequest"],
+        },
+        Chan {
             id: "rpcReply",
             address: None,
             description: "The requester's reply inbox of a request-reply exchange (the NATS reply subject).",
             params: &[],
-            messages: &["queueReply", "availabilityReply", "explainReply"],
+            messages: &["queueReply", "availabilityReply", "explainReply", "agentsReply"],
         },
         Chan {
             id: "agentTyping",
@@ -277,7 +285,12 @@ fn operation_list() -> Vec<Op> {
         op("publishEvent", "send", "events", "The router and the channel adapters."),
         op("consumeEvents", "receive", "events", "The metrics component; the web chat (assignments, resolutions)."),
         op("publishDeadLetter", "send", "deadLetters", "Any consumer that gives up on a message."),
-        op("consumeDeadLetters", "receive", "deadLetters", "Operators (inspection and replay)."),
+        op(
+            "consumeDeadLetters",
+            "receive",
+            "deadLetters",
+            "Operators: `switchboard dlq` lists, replays and drops them.",
+        ),
         op("appendJournal", "send", "routerJournal", "The router holding the group's lease."),
         op("replayJournal", "receive", "routerJournal", "A router taking the lease (replays before it leads)."),
         rpc("requestQueue", "send", "routerQueue", "The agent API (`GET /v1/queue`).", "queueReply"),
@@ -292,6 +305,8 @@ fn operation_list() -> Vec<Op> {
         rpc("answerAvailability", "receive", "routerAvailability", "The leading router.", "availabilityReply"),
         rpc("requestExplain", "send", "routerExplain", "`switchboard explain`.", "explainReply"),
         rpc("answerExplain", "receive", "routerExplain", "The leading router.", "explainReply"),
+        rpc("requestAgents", "send", "routerAgents", "`switchboard agents list`.", "agentsReply"),
+        rpc("answerAgents", "receive", "routerAgents", "The leading router.", "agentsReply"),
         op("publishTyping", "send", "agentTyping", "The agent API (`POST /v1/agent/typing`)."),
         op("consumeTyping", "receive", "agentTyping", "The web chat."),
         op("appendTranscript", "send", "webchatTranscript", "The web chat channel."),
@@ -443,6 +458,8 @@ fn messages() -> Value {
                 "error": { "type": "string", "description": "Instead of the others: not a conversation id, or unknown." },
             },
         })),
+        "agentsReply": plain("Every agent the router knows", json!({ "type": "array", "items": { "type": "object" },
+            "description": "Per agent: id, status, load and teams." })),
         "typing": plain("An agent is typing", json!({
             "type": "object",
             "required": ["conversation_id", "agent_id"],

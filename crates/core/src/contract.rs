@@ -87,6 +87,12 @@ pub mod subjects {
         format!("sb.router.rpc.explain.{group}")
     }
 
+    /// Core NATS request-reply: the leading router of a group answers with every agent it knows
+    /// (status, load, teams): `sb.router.rpc.agents.<group>`.
+    pub fn router_agents(group: &str) -> String {
+        format!("sb.router.rpc.agents.{group}")
+    }
+
     /// Core NATS (not stored): an agent is typing in a conversation (`{"conversation_id",
     /// "agent_id"}`), for channels that can show it.
     pub const AGENT_TYPING: &str = "sb.agent.typing";
@@ -112,8 +118,11 @@ pub mod buckets {
     pub const ROUTER: &str = "sb_router";
     /// Channels' own state: cursors (IMAP UIDs, Telegram offsets) and reply-token mappings.
     pub const CHANNELS: &str = "sb_channels";
+    /// Running daemons announce themselves here (key: the process's holder name), renewed every
+    /// few seconds; the bucket's max age drops the entries of processes that died.
+    pub const PRESENCE: &str = "sb_presence";
     /// Every bucket of the contract.
-    pub const ALL: &[&str] = &[CONVERSATIONS, AGENTS, ROUTER, CHANNELS];
+    pub const ALL: &[&str] = &[CONVERSATIONS, AGENTS, ROUTER, CHANNELS, PRESENCE];
 }
 
 /// The object store for the metrics component's snapshot (its KPI fold and stream position).

@@ -9,6 +9,7 @@
 //! the effects with ids derived from the journal sequence, so replaying the journal after a crash
 //! or on a standby yields the same effects with the same ids, and JetStream drops the repeats.
 
+mod claims;
 mod effect;
 mod entry;
 mod group;
@@ -19,5 +20,5 @@ mod service;
 pub use effect::{Effect, MAX_BATCH, effect_id, effect_sequence};
 pub use entry::{Entry, decode_entries, encode_entries, encode_entry};
 pub use record::{ConversationRecord, HISTORY_KEEP, QueueItem};
-pub use router::{CSAT_QUESTION, Router, RouterConfig, RouterError, RouterState};
+pub use router::{CSAT_QUESTION, Router, RouterConfig, RouterError, RouterState, RoutingGroup};
 pub use service::{Role, RouterService, ServiceConfig, ServiceError};

@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use switchboard_core::agent::{Author, ConversationUpdate, HistoryEntry, Offer};
 use switchboard_core::outbound::ChannelAddress;
 use switchboard_core::{
@@ -14,6 +15,8 @@ use switchboard_routing::config::AgentConfig;
 use switchboard_routing::{
     ConversationId, Decision, Engine, Input, MessageInfo, Ms, RoutingConfig, RoutingConfigError, Snapshot,
 };
+
+use switchboard_routing::Layout;
 use uuid::Uuid;
 
 use crate::effect::{Effect, effect_id, effect_sequence};
@@ -29,6 +32,18 @@ pub struct RouterConfig {
     pub endpoints: BTreeMap<String, Vec<String>>,
     /// How many history entries an offer carries (across the customer's linked conversations).
     pub offer_history: usize,
+    /// The routing group this router routes, when the teams are divided into groups: it then
+    /// runs that group's part of `routing` and claims only that group's inputs.
+    pub group: Option<RoutingGroup>,
+}
+
+/// A router's routing group and the layout every process agrees on.
+#[derive(Debug, Clone)]
+pub struct RoutingGroup {
+    /// The group's name.
+    pub name: String,
+    /// Which group owns what.
+    pub layout: Arc<Layout>,
 }
 
 /// Why a router could not be built.
@@ -37,6 +52,9 @@ pub enum RouterError {
     /// The routing configuration is invalid.
     #[error(transparent)]
     Config(#[from] RoutingConfigError),
+    /// The group is not one of `routing.groups`.
+    #[error("routing group `{0}` is not configured (routing.groups)")]
+    UnknownGroup(String),
 }
 
 /// Everything the router knows, serialisable: a snapshot plus the journal sequence it reflects.
@@ -55,6 +73,10 @@ pub struct RouterState {
     /// Endpoint kinds of agents defined at runtime (`define_agent`), by agent id.
     #[serde(default)]
     pub agent_endpoints: BTreeMap<String, Vec<String>>,
+    /// Agents defined at runtime for another routing group, with that group: their commands
+    /// are that group's.
+    #[serde(default)]
+    pub elsewhere: BTreeMap<String, String>,
 }
 
 /// The satisfaction question sent after a conversation is resolved; channels add how to answer.
@@ -68,9 +90,9 @@ pub const PERSON_KEEP: usize = 20;
 
 /// The router: an [`Engine`] plus threading, records and effects.
 pub struct Router {
-    cfg: RouterConfig,
-    engine: Engine,
-    st: RouterState,
+    pub(crate) cfg: RouterConfig,
+    pub(crate) engine: Engine,
+    pub(crate) st: RouterState,
 }
 
 /// Collects effects with ids from the entry's sequence and a running index.
@@ -129,7 +151,7 @@ fn person_of(envelope: &Envelope) -> String {
     }
 }
 
-fn message_info(envelope: &Envelope) -> MessageInfo {
+pub(crate) fn message_info(envelope: &Envelope) -> MessageInfo {
     let tags = envelope
         .metadata
         .get("customer.tags")
@@ -149,12 +171,14 @@ fn message_info(envelope: &Envelope) -> MessageInfo {
 impl Router {
     /// A router with an empty state.
     pub fn new(cfg: RouterConfig) -> Result<Router, RouterError> {
+        let cfg = crate::claims::narrowed(cfg)?;
         let engine = Engine::new(&cfg.routing)?;
         Ok(Router { cfg, engine, st: RouterState::default() })
     }
 
     /// A router continuing from a snapshot taken with the same configuration.
     pub fn restore(cfg: RouterConfig, mut state: RouterState) -> Result<Router, RouterError> {
+        let cfg = crate::claims::narrowed(cfg)?;
         let engine = Engine::restore(&cfg.routing, std::mem::take(&mut state.engine))?;
         Ok(Router { cfg, engine, st: state })
     }
@@ -302,6 +326,14 @@ impl Router {
 
     fn command(&mut self, at: Ms, command: &AgentCommand, fx: &mut Fx) {
         let agent = command.agent_id.clone();
+        if let CommandAction::DefineAgent { teams, .. } = &command.action {
+            // Another group's agent: that group answers; this one only remembers where it lives.
+            if let Some(owner) = self.defined_elsewhere(&agent, teams) {
+                self.st.elsewhere.insert(agent, owner);
+                return;
+            }
+            self.st.elsewhere.remove(&agent);
+        }
         let conversation = command.conversation_id.unwrap_or_default();
         let input = match &command.action {
             CommandAction::Accept => Some(Input::Accept { at, agent: agent.clone(), conversation }),

@@ -111,10 +111,19 @@ impl Work {
         Work { input: Input::Carried(Box::new(entry)), done }
     }
 
+    /// Whether this router's routing group is to act on the input (a carried one was claimed).
+    fn claimed(&self, router: &Router) -> bool {
+        match &self.input {
+            Input::Inbound(envelope) => router.claims_envelope(envelope),
+            Input::Command(command) => router.claims_command(command),
+            Input::Carried(_) => true,
+        }
+    }
+
     /// The journal entry for this input, taken at `at`.
-    fn stamp(self, at: Ms) -> (Entry, Done) {
+    fn stamp(self, at: Ms, router: &Router) -> (Entry, Done) {
         let entry = match self.input {
-            Input::Inbound(envelope) => Entry::Inbound { at, envelope, new_conversation: Uuid::now_v7() },
+            Input::Inbound(envelope) => Entry::Inbound { at, envelope, new_conversation: router.new_conversation_id() },
             Input::Command(command) => Entry::Command { at, command },
             Input::Carried(entry) => *entry,
         };
@@ -235,6 +244,7 @@ impl RouterService {
         let mut queue_requests = self.subscribe(subjects::router_queue(&self.svc.group)).await?;
         let mut explain_requests = self.subscribe(subjects::router_explain(&self.svc.group)).await?;
         let mut availability_requests = self.subscribe(subjects::router_availability(&self.svc.group)).await?;
+        let mut agents_requests = self.subscribe(subjects::router_agents(&self.svc.group)).await?;
         let (tx, mut rx) = mpsc::channel::<Work>(INPUT_CONCURRENCY * 2);
         let stop_inputs = CancellationToken::new();
         let mut inputs = self.start_inputs(tx, &stop_inputs);
@@ -268,6 +278,11 @@ impl RouterService {
                         self.answer(request, body).await;
                         continue;
                     }
+                    Some(request) = agents_requests.next() => {
+                        let body = serde_json::to_vec(&router.engine().agents()).expect("agents serialise");
+                        self.answer(request, body).await;
+                        continue;
+                    }
                     work = rx.recv() => match work {
                         Some(w) => (false, Some(w)),
                         None => break Err(ServiceError::Lost("input consumers stopped".into())),
@@ -286,7 +301,13 @@ impl RouterService {
             }
             let mut next = first;
             while let Some(work) = next.take() {
-                let (entry, done) = work.stamp(at);
+                if !work.claimed(&router) {
+                    // Another routing group's input: acked untouched, never journaled here.
+                    let _ = work.done.send(Ok(()));
+                    next = rx.try_recv().ok();
+                    continue;
+                }
+                let (entry, done) = work.stamp(at, &router);
                 if let Offered::Full(entry, done) = group.offer(entry, Some(done), &recent) {
                     carried = Some((entry, done));
                     break;

@@ -46,7 +46,8 @@ impl Run {
     fn new() -> Run {
         let routing = toml::from_str(ROUTING).expect("routing toml");
         Run {
-            router: Router::new(RouterConfig { routing, endpoints: BTreeMap::new(), offer_history: 5 }).unwrap(),
+            router: Router::new(RouterConfig { routing, endpoints: BTreeMap::new(), offer_history: 5, group: None })
+                .unwrap(),
             seq: 0,
         }
     }

@@ -33,7 +33,7 @@ fn router() -> Router {
 fn config() -> RouterConfig {
     let endpoints =
         BTreeMap::from([("alice".to_string(), vec!["webhook".to_string()]), ("bob".into(), vec!["webhook".into()])]);
-    RouterConfig { routing: toml::from_str(ROUTING).expect("routing toml"), endpoints, offer_history: 10 }
+    RouterConfig { routing: toml::from_str(ROUTING).expect("routing toml"), endpoints, offer_history: 10, group: None }
 }
 
 /// Builds journal entries with increasing sequences and times (seconds).
@@ -340,7 +340,8 @@ fn restoring_between_every_step_gives_the_same_effects_as_running_straight_throu
     let routing: switchboard_routing::RoutingConfig = toml::from_str(TIERED).unwrap();
     let endpoints: BTreeMap<_, _> =
         ["alice", "carol", "dave"].map(|a| (a.to_string(), vec!["webhook".to_string()])).into();
-    let cfg = || RouterConfig { routing: routing.clone(), endpoints: endpoints.clone(), offer_history: 10 };
+    let cfg =
+        || RouterConfig { routing: routing.clone(), endpoints: endpoints.clone(), offer_history: 10, group: None };
     let entries = scenario(&mut Journal::new());
     let mut straight = Router::new(cfg()).unwrap();
     let mut restarted = Router::new(cfg()).unwrap();

@@ -55,6 +55,7 @@ fn config_with(routing: &str) -> RouterConfig {
         routing: toml::from_str(routing).expect("routing toml"),
         endpoints: BTreeMap::from(endpoints),
         offer_history: 10,
+        group: None,
     }
 }
 

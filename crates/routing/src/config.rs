@@ -30,6 +30,26 @@ pub struct RoutingConfig {
     /// Whether the router asks the customer to rate a resolved conversation (1-5) on the channel
     /// they used. Read by the router, not the engine; the web chat asks by itself.
     pub csat_survey: bool,
+    /// Routing groups (team sets), each routed by its own leader; none means one group,
+    /// `default`, with every team. See [`crate::groups`].
+    pub groups: Vec<GroupConfig>,
+}
+
+/// One routing group: a set of teams with its own router leader, lease and journal.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GroupConfig {
+    /// The group's name (`a-z`, `0-9`, `-`, `_`): its lease is `router.<name>`.
+    pub name: String,
+    /// The teams it routes to; each team belongs to exactly one group.
+    pub teams: Vec<String>,
+    /// Which customer messages it owns: a CEL condition over `channel`, `metadata` and
+    /// `customer` (the variables that stay the same within a thread). The last group has none:
+    /// it owns every message no other group selects.
+    pub select: Option<String>,
+    /// Team for its messages no rule sends elsewhere; `routing.default_team` if it is one of
+    /// the group's teams, else the group's first team.
+    pub default_team: Option<String>,
 }
 
 impl Default for RoutingConfig {
@@ -44,6 +64,7 @@ impl Default for RoutingConfig {
             agents: Vec::new(),
             rules: Vec::new(),
             csat_survey: true,
+            groups: Vec::new(),
         }
     }
 }

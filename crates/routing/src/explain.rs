@@ -2,7 +2,7 @@
 //! and snapshots.
 
 use serde::{Deserialize, Serialize};
-use switchboard_core::{Priority, Tier};
+use switchboard_core::{AgentStatus, Priority, Tier};
 
 use crate::assign::Verdict;
 use crate::engine::Engine;
@@ -42,6 +42,27 @@ pub struct TeamAvailability {
     pub online_agents: u32,
     /// Within the team's business hours (always true for a team without hours).
     pub open: bool,
+}
+
+/// One agent as the router sees it now: what `switchboard agents list` shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentView {
+    /// Agent id.
+    pub id: String,
+    /// Display name.
+    pub name: Option<String>,
+    /// Availability.
+    pub status: AgentStatus,
+    /// Team names.
+    pub teams: Vec<String>,
+    /// Tiers the agent works at.
+    pub tiers: Vec<Tier>,
+    /// Open conversations (offered or assigned).
+    pub load: u32,
+    /// The agent's total cap.
+    pub max_total: u32,
+    /// Offers timed out in a row.
+    pub missed_offers: u32,
 }
 
 /// One waiting conversation in the unified queue view.
@@ -163,6 +184,28 @@ impl Engine {
                 open: team.hours.as_ref().is_none_or(|h| h.is_open(at)),
             })
             .collect()
+    }
+
+    /// Every agent the engine knows (configured or defined at runtime), in id order.
+    pub fn agents(&self) -> Vec<AgentView> {
+        const TIERS: [Tier; 5] = [Tier::L0, Tier::L1, Tier::L2, Tier::L3, Tier::L4];
+        let mut all: Vec<AgentView> = self
+            .st
+            .agents
+            .iter()
+            .map(|a| AgentView {
+                id: a.id.to_string(),
+                name: a.name.clone(),
+                status: a.status,
+                teams: a.teams.iter().map(|t| self.cfg.teams[*t as usize].name.clone()).collect(),
+                tiers: TIERS.iter().enumerate().filter(|(bit, _)| a.tiers & (1 << bit) != 0).map(|(_, t)| *t).collect(),
+                load: a.total,
+                max_total: a.max_total,
+                missed_offers: a.missed,
+            })
+            .collect();
+        all.sort_by(|a, b| a.id.cmp(&b.id));
+        all
     }
 
     /// An agent's display name, when the agent is known and has one.

@@ -279,6 +279,11 @@ impl RuleSet {
         self.rules.get(usize::from(index)).map_or("", |r| r.name.as_str())
     }
 
+    /// The variables the rules reference, e.g. `["channel", "metadata"]`.
+    pub fn variables(&self) -> Vec<&'static str> {
+        VARIABLES.iter().enumerate().filter(|(bit, _)| self.uses & (1 << bit) != 0).map(|(_, name)| *name).collect()
+    }
+
     /// The timezone of the `time` variables.
     pub fn timezone(&self) -> Tz {
         self.tz

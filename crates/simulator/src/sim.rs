@@ -151,9 +151,13 @@ pub fn simulate(routing: &RoutingConfig, traffic: &Traffic, options: &Options) -
     let end = start + i64::from(traffic.hours) * 3_600_000;
     let horizon = end + i64::from(options.drain_hours) * 3_600_000;
     let roster = roster(routing, traffic, start, horizon)?;
-    let router =
-        Router::new(RouterConfig { routing: roster.routing.clone(), endpoints: BTreeMap::new(), offer_history: 1 })
-            .map_err(SimError::Router)?;
+    let router = Router::new(RouterConfig {
+        routing: roster.routing.clone(),
+        endpoints: BTreeMap::new(),
+        offer_history: 1,
+        group: None,
+    })
+    .map_err(SimError::Router)?;
     let mut run = Run {
         traffic,
         rng: ChaCha8Rng::seed_from_u64(options.seed),

@@ -45,7 +45,8 @@ struct Token {
 pub struct Api {
     bus: BusSlot,
     tokens: Arc<Vec<Token>>,
-    group: String,
+    /// Every routing group, in configuration order: the queue is theirs together.
+    groups: Arc<Vec<String>>,
     wait: Duration,
 }
 
@@ -116,11 +117,12 @@ struct LinkCode {
     send: String,
 }
 
-/// The routing group's queue, as its leading router sees it.
+/// The queue of every routing group, as their leading routers see it.
 #[derive(Serialize, ToSchema)]
 struct QueueView {
-    /// Waiting conversations in the order they will be offered.
-    queue: serde_json::Value,
+    /// Waiting conversations, group by group in configuration order, each in the order it will
+    /// be offered and with its `group`.
+    queue: Vec<serde_json::Value>,
 }
 
 fn error(code: StatusCode, message: impl Into<String>) -> Response {
@@ -150,7 +152,7 @@ fn digest(token: &str) -> [u8; 32] {
 impl Api {
     /// Resolves the configured tokens (a token whose variable or file is missing is disabled,
     /// with a warning naming it).
-    pub fn new(config: &ApiConfig, bus: BusSlot, group: &str) -> Api {
+    pub fn new(config: &ApiConfig, bus: BusSlot, groups: Vec<String>) -> Api {
         let mut tokens = Vec::new();
         for (name, t) in &config.tokens {
             let value = switchboard_adapter::read_secret(t.token_env.as_deref(), t.token_file.as_deref());
@@ -165,7 +167,12 @@ impl Api {
             }
         }
         info!(tokens = tokens.len(), "agent API enabled");
-        Api { bus, tokens: Arc::new(tokens), group: group.into(), wait: Duration::from_millis(config.command_wait_ms) }
+        Api {
+            bus,
+            tokens: Arc::new(tokens),
+            groups: Arc::new(groups),
+            wait: Duration::from_millis(config.command_wait_ms),
+        }
     }
 
     /// The API's routes.
@@ -522,7 +529,7 @@ async fn conversation(State(api): State<Api>, headers: HeaderMap, Path(id): Path
     }
 }
 
-/// The routing group's queue, from its leading router (waits up to 3 s for it).
+/// The queue of every routing group, from their leading routers (waits up to 3 s for them).
 #[utoipa::path(
     get,
     path = "/v1/queue",
@@ -531,8 +538,8 @@ async fn conversation(State(api): State<Api>, headers: HeaderMap, Path(id): Path
     responses(
         (status = 200, description = "The queue.", body = QueueView),
         (status = 401, description = "Missing or unknown bearer token.", body = ApiError),
-        (status = 502, description = "The router's answer was unreadable.", body = ApiError),
-        (status = 503, description = "No router is leading the group.", body = ApiError),
+        (status = 502, description = "A router's answer was unreadable.", body = ApiError),
+        (status = 503, description = "No router is leading one of the groups.", body = ApiError),
     )
 )]
 async fn queue(State(api): State<Api>, headers: HeaderMap) -> Response {
@@ -540,12 +547,27 @@ async fn queue(State(api): State<Api>, headers: HeaderMap) -> Response {
         return error(StatusCode::UNAUTHORIZED, why);
     }
     let Ok(bus) = api.bus.get() else { return error(StatusCode::SERVICE_UNAVAILABLE, "not connected to NATS yet") };
-    let request = bus.client().request(subjects::router_queue(&api.group), Bytes::new());
-    match tokio::time::timeout(Duration::from_secs(3), request).await {
-        Ok(Ok(m)) => match serde_json::from_slice::<serde_json::Value>(&m.payload) {
-            Ok(items) => (StatusCode::OK, Json(QueueView { queue: items })).into_response(),
-            Err(e) => error(StatusCode::BAD_GATEWAY, format!("router answered garbage: {e}")),
-        },
-        _ => error(StatusCode::SERVICE_UNAVAILABLE, "no router is leading this group right now"),
+    // Each group's leader answers for its own conversations; asked at once, listed group by group.
+    let asks = api.groups.iter().map(|group| {
+        let request = bus.client().request(subjects::router_queue(group), Bytes::new());
+        async move { (group, tokio::time::timeout(Duration::from_secs(3), request).await) }
+    });
+    let mut queue = Vec::new();
+    for (group, answer) in futures::future::join_all(asks).await {
+        let Ok(Ok(m)) = answer else {
+            return error(StatusCode::SERVICE_UNAVAILABLE, format!("no router is leading group `{group}` right now"));
+        };
+        match serde_json::from_slice::<Vec<serde_json::Value>>(&m.payload) {
+            Ok(items) => queue.extend(items.into_iter().map(|mut item| {
+                if let Some(fields) = item.as_object_mut() {
+                    fields.insert("group".into(), json!(group));
+                }
+                item
+            })),
+            Err(e) => {
+                return error(StatusCode::BAD_GATEWAY, format!("router of group `{group}` answered garbage: {e}"));
+            }
+        }
     }
+    (StatusCode::OK, Json(QueueView { queue })).into_response()
 }

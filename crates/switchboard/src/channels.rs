@@ -1,4 +1,6 @@
-//! The one place channels are registered: each behind its Cargo feature, built from its config.
+//! The one place channels are registered: each channel's config section, validation and
+//! construction live here, behind its Cargo feature. Adding a channel touches this file and the
+//! feature in `Cargo.toml`, nothing else in the daemon (`docs/adapters.md`, "Register it").
 
 use std::collections::BTreeMap;
 
@@ -11,7 +13,81 @@ use switchboard_bus::{Bus, BusSlot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::ChannelsConfig;
+use serde::Deserialize;
+
+use crate::config::Config;
+
+/// Every channel the binary was built with: one `[channels.<name>]` section per Cargo feature.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChannelsConfig {
+    /// The generic webhook channel.
+    #[cfg(feature = "channel-webhook")]
+    pub webhook: switchboard_channel_webhook::WebhookConfig,
+    /// The email channel.
+    #[cfg(feature = "channel-email")]
+    pub email: switchboard_channel_email::EmailConfig,
+    /// The Telegram channel.
+    #[cfg(feature = "channel-telegram")]
+    pub telegram: switchboard_channel_telegram::TelegramConfig,
+    /// The web chat.
+    #[cfg(feature = "channel-webchat")]
+    pub webchat: switchboard_channel_webchat::WebchatConfig,
+    /// The example SMS channel (`examples/rust-adapter`).
+    #[cfg(feature = "example-sms")]
+    pub sms: switchboard_example_sms::SmsConfig,
+}
+
+/// Checks each channel's section (and what it must agree with elsewhere in the file), as
+/// `(dotted key, reason)` for the configuration error.
+pub fn validate(config: &Config) -> Result<(), (String, String)> {
+    #[cfg(feature = "channel-webhook")]
+    {
+        let webhook = &config.channels.webhook;
+        for (agent, endpoint) in &webhook.agents {
+            endpoint.validate(agent).map_err(|e| (format!("channels.webhook.{}", e.key), e.reason))?;
+        }
+        for (name, source) in &webhook.sources {
+            source.validate(name).map_err(|e| (format!("channels.webhook.{}", e.key), e.reason))?;
+        }
+        if webhook.max_body_bytes == 0 {
+            return Err(("channels.webhook.max_body_bytes".into(), "must be greater than 0".into()));
+        }
+        // A signed request is accepted while its timestamp is within the tolerance on either
+        // side of now, so for up to twice the tolerance after it was first stored; only the
+        // duplicate window stops a replay in that time, so it must cover all of it.
+        let exposed = webhook.timestamp_tolerance_secs.saturating_mul(2);
+        if webhook.enabled && !webhook.sources.is_empty() && config.nats.duplicate_window_secs < exposed {
+            return Err((
+                "nats.duplicate_window_secs".into(),
+                format!(
+                    "must be at least twice channels.webhook.timestamp_tolerance_secs ({exposed} s): a captured \
+                     webhook request could otherwise be replayed after JetStream forgot its message id"
+                ),
+            ));
+        }
+    }
+    #[cfg(feature = "channel-email")]
+    {
+        let email = &config.channels.email;
+        email.validate().map_err(|e| (format!("channels.email.{}", e.key), e.reason))?;
+        if email.enabled {
+            for agent in email.agents.keys() {
+                if !config.routing.agents.iter().any(|a| &a.id == agent) {
+                    return Err((format!("channels.email.agents.{agent}"), format!("unknown agent `{agent}`")));
+                }
+            }
+        }
+    }
+    #[cfg(feature = "channel-telegram")]
+    config.channels.telegram.validate().map_err(|e| (format!("channels.telegram.{}", e.key), e.reason))?;
+    #[cfg(feature = "channel-webchat")]
+    config.channels.webchat.validate().map_err(|e| (format!("channels.webchat.{}", e.key), e.reason))?;
+    #[cfg(feature = "example-sms")]
+    config.channels.sms.validate().map_err(|e| (format!("channels.sms.{}", e.key), e.reason))?;
+    let _ = config;
+    Ok(())
+}
 
 /// A channel built from configuration, ready to start once the bus is up.
 pub struct BuiltChannel {
@@ -149,6 +225,23 @@ pub fn build(
             start: Box::new(move || runtime.spawn()),
         });
     }
+    #[cfg(feature = "example-sms")]
+    if config.sms.enabled {
+        let token = config.sms.token().context("channels.sms")?;
+        let channel = switchboard_example_sms::SmsChannel::new(&config.sms, token).context("channels.sms")?;
+        let runtime = switchboard_adapter::ChannelRuntime::new(
+            std::sync::Arc::new(channel),
+            config.sms.runtime.clone(),
+            bus.clone(),
+            shutdown.clone(),
+        );
+        built.push(BuiltChannel {
+            name: switchboard_example_sms::CHANNEL,
+            routes: runtime.routes(),
+            health: runtime.health(),
+            start: Box::new(move || runtime.spawn()),
+        });
+    }
     let _ = (config, group, bus, shutdown);
     Ok(built)
 }
@@ -192,10 +285,14 @@ mod webhook {
         for (name, source) in &config.sources {
             match source.resolve_secret(name).with_context(|| format!("channels.webhook.sources.{name}"))? {
                 SecretLookup::Found(key) => {
-                    info!(source = %name, outbound = source.outbound_url.is_some(), "webhook source enabled");
+                    let previous = source
+                        .resolve_previous_secret(name)
+                        .with_context(|| format!("channels.webhook.sources.{name}"))?;
+                    info!(source = %name, outbound = source.outbound_url.is_some(), rotating = previous.is_some(), "webhook source enabled");
                     sources.push(Source {
                         name: name.clone(),
                         key: Arc::from(key),
+                        previous_key: previous.map(Arc::from),
                         outbound_url: source.outbound_url.clone(),
                     });
                 }

@@ -9,9 +9,10 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 use switchboard_bus::BusConfig;
-#[cfg(feature = "channel-webhook")]
-use switchboard_channel_webhook::WebhookConfig;
 use switchboard_routing::RoutingConfig;
+
+// Channels register their sections in `channels.rs`, the one place a channel is added.
+pub use crate::channels::ChannelsConfig;
 
 /// Prefix of environment overrides: `SWITCHBOARD__NATS__URL` sets `nats.url`.
 pub const ENV_PREFIX: &str = "SWITCHBOARD";
@@ -46,8 +47,9 @@ pub struct Config {
 pub struct RouterSection {
     /// Whether this process runs a router (several may: one leads, the others stand by).
     pub enabled: bool,
-    /// Routing group: processes of one group share a lease, a journal and snapshots.
-    pub group: String,
+    /// The routing groups (`routing.groups`) this process runs a router for; empty runs every
+    /// group. Processes of one group share its lease, journal and snapshots: one leads.
+    pub groups: Vec<String>,
     /// Seconds after the leader's last lease renewal before a standby takes over.
     pub lease_ttl_secs: u64,
     /// Journal entries between snapshots.
@@ -58,7 +60,7 @@ pub struct RouterSection {
 
 impl Default for RouterSection {
     fn default() -> Self {
-        Self { enabled: true, group: "default".into(), lease_ttl_secs: 10, snapshot_every: 1000, offer_history: 20 }
+        Self { enabled: true, groups: Vec::new(), lease_ttl_secs: 10, snapshot_every: 1000, offer_history: 20 }
     }
 }
 
@@ -149,24 +151,6 @@ impl Default for ShutdownConfig {
     }
 }
 
-/// Every channel the binary was built with; registered here, one field per Cargo feature.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ChannelsConfig {
-    /// The generic webhook channel.
-    #[cfg(feature = "channel-webhook")]
-    pub webhook: WebhookConfig,
-    /// The email channel.
-    #[cfg(feature = "channel-email")]
-    pub email: switchboard_channel_email::EmailConfig,
-    /// The Telegram channel.
-    #[cfg(feature = "channel-telegram")]
-    pub telegram: switchboard_channel_telegram::TelegramConfig,
-    /// The web chat.
-    #[cfg(feature = "channel-webchat")]
-    pub webchat: switchboard_channel_webchat::WebchatConfig,
-}
-
 /// A configuration error: which file, which key, why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{}: key `{key}`: {reason}", file.display())]
@@ -233,56 +217,24 @@ impl Config {
             }
         }
         self.metrics.validate().map_err(|(key, reason)| (format!("metrics.{key}"), reason))?;
-        #[cfg(feature = "channel-webhook")]
-        {
-            let webhook = &self.channels.webhook;
-            for (agent, endpoint) in &webhook.agents {
-                endpoint.validate(agent).map_err(|e| (format!("channels.webhook.{}", e.key), e.reason))?;
+        crate::channels::validate(self)?;
+        // Last, so that a simpler mistake elsewhere is reported first. Every process checks the
+        // groups, since every process decides which group owns what.
+        let layout = self.layout().map_err(|e| (format!("routing.{}", e.key), e.reason.clone()))?;
+        if self.router.enabled {
+            for group in layout.names() {
+                let routing = layout.config_for(&self.routing, group).unwrap_or_default();
+                switchboard_routing::Engine::new(&routing)
+                    .map_err(|e| (format!("routing.{}", e.key), e.reason.clone()))?;
             }
-            for (name, source) in &webhook.sources {
-                source.validate(name).map_err(|e| (format!("channels.webhook.{}", e.key), e.reason))?;
-            }
-            if webhook.max_body_bytes == 0 {
-                return Err(("channels.webhook.max_body_bytes".into(), "must be greater than 0".into()));
-            }
-            // A signed request is accepted while its timestamp is within the tolerance on either
-            // side of now, so for up to twice the tolerance after it was first stored; only the
-            // duplicate window stops a replay in that time, so it must cover all of it.
-            let exposed = webhook.timestamp_tolerance_secs.saturating_mul(2);
-            if webhook.enabled && !webhook.sources.is_empty() && self.nats.duplicate_window_secs < exposed {
+            if let Some((i, unknown)) = self.router.groups.iter().enumerate().find(|(_, g)| !layout.contains(g)) {
                 return Err((
-                    "nats.duplicate_window_secs".into(),
+                    format!("router.groups[{i}]"),
                     format!(
-                        "must be at least twice channels.webhook.timestamp_tolerance_secs ({exposed} s): a captured \
-                         webhook request could otherwise be replayed after JetStream forgot its message id"
+                        "`{unknown}` is not one of routing.groups ({})",
+                        layout.names().collect::<Vec<_>>().join(", ")
                     ),
                 ));
-            }
-        }
-        #[cfg(feature = "channel-email")]
-        {
-            let email = &self.channels.email;
-            email.validate().map_err(|e| (format!("channels.email.{}", e.key), e.reason))?;
-            if email.enabled {
-                for agent in email.agents.keys() {
-                    if !self.routing.agents.iter().any(|a| &a.id == agent) {
-                        return Err((format!("channels.email.agents.{agent}"), format!("unknown agent `{agent}`")));
-                    }
-                }
-            }
-        }
-        #[cfg(feature = "channel-telegram")]
-        self.channels.telegram.validate().map_err(|e| (format!("channels.telegram.{}", e.key), e.reason))?;
-        #[cfg(feature = "channel-webchat")]
-        self.channels.webchat.validate().map_err(|e| (format!("channels.webchat.{}", e.key), e.reason))?;
-        // Last, so that a simpler mistake elsewhere is reported first.
-        if self.router.enabled {
-            switchboard_routing::Engine::new(&self.routing)
-                .map_err(|e| (format!("routing.{}", e.key), e.reason.clone()))?;
-            if self.router.group.is_empty()
-                || !self.router.group.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-            {
-                return Err(("router.group".into(), "use only a-z, 0-9, '-', '_'".into()));
             }
             if self.router.lease_ttl_secs == 0 || self.router.snapshot_every == 0 {
                 let key =
@@ -291,6 +243,22 @@ impl Config {
             }
         }
         Ok(())
+    }
+}
+
+impl Config {
+    /// Which routing group owns what; every process computes the same from the same file.
+    pub fn layout(&self) -> Result<switchboard_routing::Layout, switchboard_routing::RoutingConfigError> {
+        switchboard_routing::Layout::new(&self.routing)
+    }
+
+    /// The routing groups this process runs a router for, in configuration order.
+    pub fn router_groups(&self, layout: &switchboard_routing::Layout) -> Vec<String> {
+        layout
+            .names()
+            .filter(|g| self.router.groups.is_empty() || self.router.groups.iter().any(|r| r == g))
+            .map(str::to_string)
+            .collect()
     }
 }
 

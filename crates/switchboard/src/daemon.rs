@@ -12,7 +12,8 @@ use tower_http::timeout::TimeoutLayer;
 use tracing::{error, info, warn};
 
 use switchboard_adapter::{Health, HealthStatus};
-use switchboard_router::{Role, RouterConfig, RouterService, ServiceConfig};
+use switchboard_router::{Role, RouterConfig, RouterService, RoutingGroup, ServiceConfig};
+use switchboard_routing::{Layout, MessageInfo};
 
 use crate::config::Config;
 use crate::http::{Readiness, health_routes};
@@ -23,24 +24,27 @@ use crate::http::{Readiness, health_routes};
 ///
 /// The listener is bound by the caller so that tests can use `127.0.0.1:0`.
 pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
-    if config.router.enabled {
-        // Refuse a routing configuration the router cannot run before anything starts.
-        switchboard_router::Router::new(router_config(&config)).context("routing configuration")?;
+    let layout = Arc::new(config.layout().context("routing groups")?);
+    let groups = if config.router.enabled { config.router_groups(&layout) } else { Vec::new() };
+    // Refuse a routing configuration the router cannot run before anything starts.
+    for group in &groups {
+        switchboard_router::Router::new(router_config(&config, &layout, group)).context("routing configuration")?;
     }
     let slot = BusSlot::new();
     // Components get their own token: it fires only after the listener drained, so a request
     // that is being stored still finds its publisher.
     let components_stop = CancellationToken::new();
-    let channels = crate::channels::build(&config.channels, &config.router.group, &slot, &components_stop)?;
+    // The web chat asks the group that owns its messages whether anyone is available.
+    let webchat_group = layout.owner_of_message(&MessageInfo { channel: "webchat".into(), ..Default::default() }, "");
+    let channels = crate::channels::build(&config.channels, webchat_group, &slot, &components_stop)?;
 
-    let router_health = Health::default();
     let mut components: Vec<(&'static str, Health)> = channels.iter().map(|c| (c.name, c.health.clone())).collect();
-    if config.router.enabled {
-        components.push(("router", router_health.clone()));
-    }
+    let router_health: Vec<Health> = groups.iter().map(|_| Health::default()).collect();
+    components.extend(router_health.iter().map(|h| ("router", h.clone())));
     let readiness = Readiness { bus: slot.clone(), components: Arc::new(components) };
-    let mut app =
-        health_routes(readiness).merge(crate::api::Api::new(&config.api, slot.clone(), &config.router.group).routes());
+    let presence_readiness = readiness.clone();
+    let all_groups = layout.names().map(str::to_string).collect();
+    let mut app = health_routes(readiness).merge(crate::api::Api::new(&config.api, slot.clone(), all_groups).routes());
     let metrics = crate::metrics::LiveMetrics::default();
     if config.metrics.enabled {
         app = app.merge(metrics.routes(&config.metrics));
@@ -89,8 +93,11 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     slot.fill(bus.clone());
 
     let mut running: JoinSet<(&'static str, Result<(), String>)> = JoinSet::new();
+    let holder = crate::presence::new_holder();
+    let mut enabled: Vec<String> = Vec::new();
     for channel in channels {
         let name = channel.name;
+        enabled.push(name.to_string());
         let handle = (channel.start)();
         running.spawn(async move {
             (name, handle.await.map_err(|e| e.to_string()).and_then(|r| r.map_err(|e| e.to_string())))
@@ -98,18 +105,40 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     }
     for (name, component) in crate::channels::agent_endpoints(&config.channels)? {
         let (bus, stop) = (bus.clone(), components_stop.clone());
+        enabled.push(name.to_string());
         running.spawn(async move { (name, component(bus, stop).await) });
     }
     if config.metrics.enabled {
         let (bus, stop, cfg) = (bus.clone(), components_stop.clone(), config.metrics.clone());
+        enabled.push("metrics".into());
         running.spawn(async move { ("metrics", metrics.run(bus, cfg, stop).await) });
     }
-    if config.router.enabled {
-        let service = RouterService::new(bus.clone(), router_config(&config), service_config(&config));
-        tokio::spawn(report_role(service.role(), router_health));
+    if !groups.is_empty() {
+        enabled.push("router".into());
+    }
+    for (group, health) in groups.iter().zip(router_health) {
+        let mut svc = service_config(&config, group);
+        // The lease names this process as its presence entry does, so status can tell who leads.
+        svc.holder = holder.clone();
+        let service = RouterService::new(bus.clone(), router_config(&config, &layout, group), svc);
+        tokio::spawn(report_role(service.role(), health));
         let stop = components_stop.clone();
         running.spawn(async move { ("router", service.run(stop).await.map_err(|e| e.to_string())) });
     }
+    let presence = crate::presence::PresenceRecord {
+        holder,
+        host: crate::presence::host_name(),
+        pid: std::process::id(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        components: enabled,
+        router_groups: groups.clone(),
+        ready: false,
+        not_ready: Default::default(),
+        started_at: chrono::Utc::now(),
+    };
+    let (bus_p, stop) = (bus.clone(), components_stop.clone());
+    running
+        .spawn(async move { ("presence", crate::presence::announce(bus_p, presence, presence_readiness, stop).await) });
     info!("switchboard ready");
 
     shutdown.cancelled().await;
@@ -144,17 +173,19 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     Ok(())
 }
 
-/// The router's configuration: the routing section plus each agent's endpoint kinds.
-pub fn router_config(config: &Config) -> RouterConfig {
+/// The configuration of the router of routing group `group`: the routing section plus each
+/// agent's endpoint kinds, and the layout that tells it which inputs are its group's.
+pub fn router_config(config: &Config, layout: &Arc<Layout>, group: &str) -> RouterConfig {
     RouterConfig {
         routing: config.routing.clone(),
         endpoints: crate::channels::endpoint_kinds(&config.channels),
         offer_history: config.router.offer_history,
+        group: Some(RoutingGroup { name: group.to_string(), layout: Arc::clone(layout) }),
     }
 }
 
-fn service_config(config: &Config) -> ServiceConfig {
-    let mut svc = ServiceConfig::new(&config.router.group);
+fn service_config(config: &Config, group: &str) -> ServiceConfig {
+    let mut svc = ServiceConfig::new(group);
     svc.lease_ttl = Duration::from_secs(config.router.lease_ttl_secs);
     svc.snapshot_every = config.router.snapshot_every;
     svc

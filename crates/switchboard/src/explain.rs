@@ -12,12 +12,15 @@ use crate::config::Config;
 
 /// Asks the group's leading router to explain `conversation`; returns its JSON answer.
 pub async fn fetch(config: &Config, conversation: &str) -> anyhow::Result<Value> {
+    let layout = config.layout().context("routing groups")?;
+    // The conversation's id names its group; an id that is not one is the router's to refuse.
+    let group = conversation.parse().map_or(layout.catch_all(), |id| layout.owner_of_conversation(id));
     let bus = Bus::connect_once(&config.nats).await.context("connecting to NATS")?;
-    let request = bus.client().request(subjects::router_explain(&config.router.group), conversation.to_string().into());
+    let request = bus.client().request(subjects::router_explain(group), conversation.to_string().into());
     let answer = tokio::time::timeout(Duration::from_secs(5), request)
         .await
-        .map_err(|_| anyhow::anyhow!("no router of group `{}` answered within 5 s", config.router.group))?
-        .with_context(|| format!("no router of group `{}` is leading", config.router.group))?;
+        .map_err(|_| anyhow::anyhow!("no router of group `{group}` answered within 5 s"))?
+        .with_context(|| format!("no router of group `{group}` is leading"))?;
     let value: Value = serde_json::from_slice(&answer.payload).context("the router's answer is not JSON")?;
     if let Some(error) = value.get("error").and_then(Value::as_str) {
         bail!("{error}");

@@ -31,6 +31,59 @@ pub struct Liveness {
     pub status: &'static str,
 }
 
+/// What the readiness check found.
+#[derive(Debug, Clone)]
+pub struct ReadinessReport {
+    /// Bus and every component ready.
+    pub ready: bool,
+    /// The bus: `connecting`, `disconnected`, `streams missing` or `ready`.
+    pub bus: &'static str,
+    /// Each component's status by name: `ready`, `starting`, `degraded: ...`, `stopped: ...`.
+    pub components: serde_json::Map<String, serde_json::Value>,
+}
+
+impl ReadinessReport {
+    /// What is not ready (`bus` or a component) and its status.
+    pub fn problems(&self) -> std::collections::BTreeMap<String, String> {
+        let mut out = std::collections::BTreeMap::new();
+        if self.bus != "ready" {
+            out.insert("bus".to_string(), self.bus.to_string());
+        }
+        for (name, status) in &self.components {
+            let status = status.as_str().unwrap_or_default();
+            if status != "ready" {
+                out.insert(name.clone(), status.to_string());
+            }
+        }
+        out
+    }
+}
+
+impl Readiness {
+    /// Checks the bus and every component: what `/readyz` answers and presence announces.
+    pub async fn check(&self) -> ReadinessReport {
+        let bus = match self.bus.get() {
+            Err(_) => "connecting",
+            Ok(bus) if !bus.is_connected() => "disconnected",
+            Ok(bus) if !bus.contract_present().await => "streams missing",
+            Ok(_) => "ready",
+        };
+        let mut ready = bus == "ready";
+        let mut components = serde_json::Map::new();
+        for (name, health) in self.components.iter() {
+            let status = match health.get() {
+                HealthStatus::Ready => "ready".to_string(),
+                HealthStatus::Starting => "starting".to_string(),
+                HealthStatus::Degraded(why) => format!("degraded: {why}"),
+                HealthStatus::Stopped(why) => format!("stopped: {why}"),
+            };
+            ready &= status == "ready";
+            components.insert(name.to_string(), status.into());
+        }
+        ReadinessReport { ready, bus, components }
+    }
+}
+
 /// The body of `GET /readyz`.
 #[derive(Serialize, ToSchema)]
 pub struct ReadyState {
@@ -76,24 +129,10 @@ async fn healthz() -> Json<Liveness> {
     )
 )]
 async fn readyz(State(r): State<Readiness>) -> impl IntoResponse {
-    let bus = match r.bus.get() {
-        Err(_) => "connecting",
-        Ok(bus) if !bus.is_connected() => "disconnected",
-        Ok(bus) if !bus.contract_present().await => "streams missing",
-        Ok(_) => "ready",
-    };
-    let mut ready = bus == "ready";
-    let mut components = BTreeMap::new();
-    for (name, health) in r.components.iter() {
-        let status = match health.get() {
-            HealthStatus::Ready => "ready".to_string(),
-            HealthStatus::Starting => "starting".to_string(),
-            HealthStatus::Degraded(why) => format!("degraded: {why}"),
-            HealthStatus::Stopped(why) => format!("stopped: {why}"),
-        };
-        ready &= status == "ready";
-        components.insert(name.to_string(), status);
-    }
-    let code = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (code, Json(ReadyState { status: if ready { "ready" } else { "not ready" }, bus, components }))
+    let report = r.check().await;
+    let code = if report.ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if report.ready { "ready" } else { "not ready" };
+    let components =
+        report.components.iter().map(|(name, s)| (name.clone(), s.as_str().unwrap_or_default().to_string())).collect();
+    (code, Json(ReadyState { status, bus: report.bus, components }))
 }

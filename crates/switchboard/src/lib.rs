@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod channels;
+pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod explain;
@@ -12,6 +13,7 @@ pub mod http;
 pub mod logging;
 pub mod metrics;
 pub mod openapi;
+pub mod presence;
 pub mod stats;
 
 pub use config::{Config, ConfigError};

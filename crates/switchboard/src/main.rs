@@ -1,7 +1,8 @@
 //! `switchboard`: run the daemon, check a configuration file, explain a routing decision,
 //! simulate a day of traffic against routing configurations, report KPIs from the event stream,
-//! or print the HTTP API as OpenAPI.
+//! print the HTTP API as OpenAPI, and the operators' commands: status, dead letters, agents.
 
+mod ops;
 mod simulate;
 
 use std::path::PathBuf;
@@ -84,6 +85,18 @@ enum Command {
         #[arg(long, default_value_t = 3600)]
         sample_every_secs: i64,
     },
+    /// Shows NATS, streams, consumer lag, dead letters, routing leaders and running daemons;
+    /// exits 1 when something is wrong (NATS unreachable, a group without a leader, a stale daemon).
+    Status {
+        #[command(flatten)]
+        common: ops::Common,
+    },
+    /// Lists, replays or drops dead letters (`SB_DLQ`).
+    #[command(subcommand)]
+    Dlq(ops::Dlq),
+    /// Lists agents as the leading routers see them, or changes an agent's status.
+    #[command(subcommand)]
+    Agents(ops::Agents),
     /// Reports support KPIs over a time window from the event stream, against targets.
     Stats {
         /// Configuration file: how to reach NATS (`[nats]`).
@@ -119,6 +132,9 @@ enum Command {
 
 fn main() -> ExitCode {
     match Cli::parse().command {
+        Command::Status { common } => ops::status(common),
+        Command::Dlq(command) => ops::dlq(command),
+        Command::Agents(command) => ops::agents(command),
         Command::Simulate {
             config,
             compare,

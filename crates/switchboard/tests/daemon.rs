@@ -48,10 +48,11 @@ async fn readiness_waits_for_nats_then_turns_ready() {
     config.nats.url = format!("nats://127.0.0.1:{nats_port}");
     config.nats.connect_backoff.max = Duration::from_millis(200);
     config.router.enabled = false;
-    config.channels.webhook.sources.insert(
-        "shop".into(),
-        SourceConfig { secret_env: None, secret_file: Some(write_secret(dir.path())), outbound_url: None },
-    );
+    config
+        .channels
+        .webhook
+        .sources
+        .insert("shop".into(), SourceConfig { secret_file: Some(write_secret(dir.path())), ..SourceConfig::default() });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let shutdown = CancellationToken::new();

@@ -8,12 +8,14 @@
 
 mod mail;
 mod nats;
+mod nats_cluster;
 #[cfg(feature = "telegram")]
 mod telegram;
 mod wait;
 
 pub use mail::{MAIL_DOMAIN, MailConfig, MailServer};
 pub use nats::NatsServer;
+pub use nats_cluster::NatsCluster;
 #[cfg(feature = "telegram")]
 pub use telegram::{
     AnsweredCallback, ApiRequest, EditedMessage, FAKE_BOT_FIRST_NAME, FAKE_BOT_USERNAME, FakeBotApi, FakeError,

@@ -32,6 +32,14 @@ impl NatsServer {
         server
     }
 
+    /// Starts a server on a free port on an existing store, e.g. a copy of another server's
+    /// (how a backup is restored); the directory is removed when the server is dropped.
+    pub fn start_with_store(store: TempDir) -> NatsServer {
+        let mut server = NatsServer { binary: Self::binary(), port: free_port(), store, child: None };
+        server.spawn();
+        server
+    }
+
     /// `nats://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)

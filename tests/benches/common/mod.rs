@@ -152,9 +152,8 @@ pub fn daemon_config(url: &str, dir: &Path) -> anyhow::Result<(switchboard::Conf
     let mut config = switchboard::Config::default();
     config.nats.url = url.into();
     let source = switchboard_channel_webhook::SourceConfig {
-        secret_env: None,
         secret_file: Some(secret_file.clone()),
-        outbound_url: None,
+        ..switchboard_channel_webhook::SourceConfig::default()
     };
     config.channels.webhook.sources.insert("bench".into(), source);
     // Inbound alone unless a benchmark gives the router a routing configuration and turns it on.

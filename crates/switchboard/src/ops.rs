@@ -1,0 +1,182 @@
+//! The operators' subcommands on the command line: `status`, `dlq`, `agents`. The work is in
+//! the library (`switchboard::cli`); this is parsing, the runtime and the exit code.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use switchboard::cli::{self, Format, Output};
+use switchboard::config::Config;
+use switchboard_core::AgentStatus;
+
+/// What every operator command takes.
+#[derive(Args, Debug, Clone)]
+pub struct Common {
+    /// Configuration file: NATS (`[nats]`) and the routing group (`[router]`).
+    #[arg(long, short)]
+    config: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    format: Format,
+}
+
+/// `switchboard dlq ...`.
+#[derive(Subcommand, Debug)]
+pub enum Dlq {
+    /// Lists dead letters, oldest first: reason, component, attempts, subject, age, size.
+    List {
+        #[command(flatten)]
+        common: Common,
+        /// Only this component's (`sb.dlq.<component>`).
+        #[arg(long)]
+        component: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Print the payloads too (they hold customer data).
+        #[arg(long)]
+        show_body: bool,
+    },
+    /// Republishes dead letters to their original subject, then deletes them.
+    Replay {
+        #[command(flatten)]
+        common: Common,
+        /// `SB_DLQ` sequences, as `dlq list` shows them.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        seqs: Vec<u64>,
+        /// Every dead letter stored now (of `--component`, when given).
+        #[arg(long)]
+        all: bool,
+        /// Only this component's.
+        #[arg(long)]
+        component: Option<String>,
+    },
+    /// Deletes dead letters for good.
+    Drop {
+        #[command(flatten)]
+        common: Common,
+        /// `SB_DLQ` sequences, as `dlq list` shows them.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        seqs: Vec<u64>,
+        /// Every dead letter stored now (of `--component`, when given).
+        #[arg(long)]
+        all: bool,
+        /// Only this component's.
+        #[arg(long)]
+        component: Option<String>,
+    },
+}
+
+/// `switchboard agents ...`.
+#[derive(Subcommand, Debug)]
+pub enum Agents {
+    /// Lists the agents the leading routers know: status, load, teams, tiers.
+    List {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Changes an agent's status through the router (a `set_status` command on `sb.agent.in`).
+    SetStatus {
+        #[command(flatten)]
+        common: Common,
+        /// The agent id.
+        agent: String,
+        /// online, away or offline.
+        #[arg(value_parser = cli::agents::parse_status)]
+        status: AgentStatus,
+        /// How long to wait for the router's verdict, seconds.
+        #[arg(long, default_value_t = 5)]
+        wait_secs: u64,
+    },
+}
+
+fn load(common: &Common) -> Result<Config, ExitCode> {
+    Config::load(&common.config).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(cli::EXIT_CONFIG)
+    })
+}
+
+fn finish(result: anyhow::Result<Output>) -> ExitCode {
+    match result {
+        Ok(out) => {
+            print!("{}", out.stdout);
+            ExitCode::from(out.code)
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(cli::EXIT_PROBLEM)
+        }
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime")
+}
+
+/// `switchboard status`.
+pub fn status(common: Common) -> ExitCode {
+    let config = match load(&common) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    finish(Ok(runtime().block_on(cli::status::run(&config, common.format))))
+}
+
+fn selection(seqs: Vec<u64>, all: bool) -> cli::dlq::Selection {
+    if all { cli::dlq::Selection::All } else { cli::dlq::Selection::Seqs(seqs) }
+}
+
+/// `switchboard dlq ...`.
+pub fn dlq(command: Dlq) -> ExitCode {
+    let common = match &command {
+        Dlq::List { common, .. } | Dlq::Replay { common, .. } | Dlq::Drop { common, .. } => common.clone(),
+    };
+    let config = match load(&common) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    finish(runtime().block_on(async move {
+        let bus = cli::connect(&config).await?;
+        Ok(match command {
+            Dlq::List { component, limit, show_body, .. } => {
+                let listing = cli::dlq::list(&bus, component.as_deref(), Some(limit), show_body).await?;
+                cli::dlq::listing_output(&listing, common.format)
+            }
+            Dlq::Replay { seqs, all, component, .. } => {
+                let outcomes = cli::dlq::replay(&bus, &selection(seqs, all), component.as_deref()).await?;
+                cli::dlq::outcomes_output(&outcomes, common.format)
+            }
+            Dlq::Drop { seqs, all, component, .. } => {
+                let outcomes = cli::dlq::drop(&bus, &selection(seqs, all), component.as_deref()).await?;
+                cli::dlq::outcomes_output(&outcomes, common.format)
+            }
+        })
+    }))
+}
+
+/// `switchboard agents ...`.
+pub fn agents(command: Agents) -> ExitCode {
+    let common = match &command {
+        Agents::List { common } | Agents::SetStatus { common, .. } => common.clone(),
+    };
+    let config = match load(&common) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    finish(runtime().block_on(async move {
+        let bus = cli::connect(&config).await?;
+        Ok(match command {
+            Agents::List { .. } => {
+                let groups = cli::agents::list(&bus, &cli::routing_groups(&config)).await;
+                cli::agents::list_output(&groups, common.format)
+            }
+            Agents::SetStatus { agent, status, wait_secs, .. } => {
+                let wait = Duration::from_secs(wait_secs);
+                let result = cli::agents::set_status(&bus, &agent, status, wait).await?;
+                cli::agents::set_status_output(&result, common.format)
+            }
+        })
+    }))
+}
