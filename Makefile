@@ -229,8 +229,10 @@ uninstall: ## Remove what `make install` installed, except the configuration in 
 	-rmdir "$(DESTDIR)$(DATADIR)" 2>/dev/null
 	@echo "left $(DESTDIR)$(SYSCONFDIR)/switchboard and the switchboard user in place"
 
-schema: ## Regenerate docs/schema/*.json from the contract types
+schema: ## Regenerate docs/schema/*.json, docs/asyncapi.yaml and docs/openapi.json from the code
 	SB_BLESS=1 cargo test -q -p switchboard-core --test contract checked_in_schemas_match_the_types
+	SB_BLESS=1 cargo test -q -p switchboard-core --test asyncapi checked_in_asyncapi_matches_the_code
+	SB_BLESS=1 cargo test -q -p switchboard --test openapi checked_in_openapi_matches_the_code
 
 clean: ## Remove build output, tools and local run state
 	cargo clean

@@ -24,6 +24,7 @@ pub use config::{TelegramConfig, TelegramConfigError};
 pub use csat::parse as csat_answer;
 pub use inbound::{DLQ_COMPONENT, Files, Poller, UpdateOutcome, envelope, first_update_id, offset_key};
 pub use outbound::{Outgoing, Sender, classify};
+pub use webhook::openapi;
 
 /// The channel name: subjects `sb.in.telegram`, `sb.out.telegram`.
 pub const CHANNEL: &str = "telegram";

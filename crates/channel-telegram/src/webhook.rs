@@ -8,7 +8,6 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use switchboard_adapter::Inbound;
@@ -16,6 +15,8 @@ use teloxide_core::payloads::SetWebhookSetters;
 use teloxide_core::prelude::Requester;
 use teloxide_core::types::{AllowedUpdate, Update};
 use tracing::{info, warn};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::agent::AgentChats;
 use crate::inbound::{Files, handle};
@@ -35,10 +36,20 @@ struct Hook {
     secret: Arc<[u8; 32]>,
 }
 
+/// The webhook route, for both serving and documenting it.
+fn documented() -> OpenApiRouter<Hook> {
+    OpenApiRouter::new().routes(routes!(receive))
+}
+
 /// The webhook route.
 pub fn router(inbound: Inbound, agents: Option<AgentChats>, files: Files, secret: &str) -> axum::Router {
     let secret = Arc::new(Sha256::digest(secret.as_bytes()).into());
-    axum::Router::new().route(PATH, post(receive)).with_state(Hook { inbound, agents, files, secret })
+    documented().split_for_parts().0.with_state(Hook { inbound, agents, files, secret })
+}
+
+/// The OpenAPI paths of [`router`].
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    documented().into_openapi()
 }
 
 /// Tells Telegram where to POST updates, with the secret token.
@@ -61,6 +72,19 @@ pub async fn register(sender: &Sender, public_url: &str, secret: &str) -> Result
     Ok(())
 }
 
+/// One update from Telegram, answered `200` only once it was handled (stored).
+#[utoipa::path(
+    post,
+    path = PATH,
+    tag = "telegram",
+    security(("telegramSecret" = [])),
+    request_body(content = Object, description = "A Telegram Bot API `Update` (see Telegram's documentation)."),
+    responses(
+        (status = 200, description = "Handled, or unreadable and skipped (Telegram would only resend it)."),
+        (status = 401, description = "Wrong or missing secret token."),
+        (status = 503, description = "Not stored; Telegram retries."),
+    )
+)]
 async fn receive(State(hook): State<Hook>, headers: HeaderMap, body: Bytes) -> StatusCode {
     let presented = headers.get(SECRET_HEADER).map(|v| v.as_bytes()).unwrap_or_default();
     let digest: [u8; 32] = Sha256::digest(presented).into();

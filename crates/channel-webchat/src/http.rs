@@ -9,13 +9,15 @@ use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::json;
 use switchboard_core::AttachmentRef;
 use switchboard_core::contract::ATTACHMENTS_STORE;
 use tracing::{info, warn};
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::server::Shared;
 use crate::upload;
@@ -27,18 +29,32 @@ pub const SOCKET_BUFFER_BYTES: usize = 4 * 1024;
 /// The widget, served at `/chat/widget.js`.
 pub const WIDGET_JS: &str = include_str!("../assets/widget.js");
 
+/// The channel's routes, for both serving and documenting them; the demo page only with `demo`.
+fn documented(demo: bool) -> OpenApiRouter<Arc<Shared>> {
+    let router = OpenApiRouter::new()
+        .routes(routes!(widget))
+        .routes(routes!(socket))
+        .routes(routes!(upload, preflight))
+        .routes(routes!(file));
+    if demo { router.routes(routes!(demo_page)) } else { router }
+}
+
 pub(crate) fn routes(shared: Arc<Shared>) -> Router {
-    let demo = shared.cfg.demo_page;
-    let router = Router::new()
-        .route("/chat/widget.js", get(widget))
-        .route("/chat/ws", get(socket))
-        .route("/chat/upload", post(upload).options(preflight))
-        .route("/chat/files/{session}/{file}", get(file));
-    let router = if demo { router.route("/chat/demo", get(demo_page)) } else { router };
-    router.with_state(shared)
+    documented(shared.cfg.demo_page).split_for_parts().0.with_state(shared)
+}
+
+/// The OpenAPI paths of the channel's routes (`demo_page` as configured).
+pub fn openapi(demo_page: bool) -> utoipa::openapi::OpenApi {
+    documented(demo_page).into_openapi()
 }
 
 /// A page that embeds the widget, for trying the chat on a fresh install.
+#[utoipa::path(
+    get,
+    path = "/chat/demo",
+    tag = "webchat",
+    responses((status = 200, description = "An HTML page with the widget (only with `demo_page = true`).", content_type = "text/html", body = String))
+)]
 async fn demo_page() -> Response {
     axum::response::Html(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
@@ -50,6 +66,13 @@ async fn demo_page() -> Response {
     .into_response()
 }
 
+/// The widget script, for any page to embed.
+#[utoipa::path(
+    get,
+    path = "/chat/widget.js",
+    tag = "webchat",
+    responses((status = 200, description = "The widget (cached 5 min).", content_type = "text/javascript", body = String))
+)]
 async fn widget() -> Response {
     (
         [
@@ -80,6 +103,26 @@ fn foreign_origin() -> Response {
     refuse(StatusCode::FORBIDDEN, "this site may not open the chat")
 }
 
+/// The chat's WebSocket: frames as in `webchat-protocol.md`, starting with the visitor's `hello`.
+#[utoipa::path(
+    get,
+    path = "/chat/ws",
+    tag = "webchat",
+    params(
+        ("Origin" = String, Header, description = "The page's origin; must be in `allowed_origins`."),
+        ("Upgrade" = String, Header, description = "`websocket`."),
+        ("Connection" = String, Header, description = "`Upgrade`."),
+        ("Sec-WebSocket-Key" = String, Header, description = "The client's handshake key."),
+        ("Sec-WebSocket-Version" = String, Header, description = "`13`."),
+    ),
+    responses(
+        (status = 101, description = "Switching Protocols: the WebSocket is open; the visitor says `hello` within 10 s."),
+        (status = 400, description = "Not a WebSocket upgrade request."),
+        (status = 403, description = "An origin not allowed.", body = Object),
+        (status = 429, description = "Too many sockets open from this address.", body = Object),
+        (status = 503, description = "Starting (no bus yet).", body = Object),
+    )
+)]
 async fn socket(
     State(shared): State<Arc<Shared>>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
@@ -105,8 +148,10 @@ async fn socket(
         .on_upgrade(move |ws| crate::socket::run(shared, ws, ip, slot))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct TokenQuery {
+    /// The visitor's session token, signed by this server.
     token: String,
 }
 
@@ -118,6 +163,17 @@ fn cors(origin: &str, mut response: Response) -> Response {
     response
 }
 
+/// CORS preflight of an upload.
+#[utoipa::path(
+    options,
+    path = "/chat/upload",
+    tag = "webchat",
+    params(("Origin" = String, Header, description = "The page's origin; must be in `allowed_origins`.")),
+    responses(
+        (status = 204, description = "Allowed: `POST` with `content-type` and `x-filename`, for the origin."),
+        (status = 403, description = "An origin not allowed.", body = Object),
+    )
+)]
 async fn preflight(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
     let Some(origin) = allowed_origin(&shared, &headers) else { return foreign_origin() };
     let mut response = StatusCode::NO_CONTENT.into_response();
@@ -128,6 +184,28 @@ async fn preflight(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Res
     cors(origin, response)
 }
 
+/// A visitor's file, stored in `sb_attachments`; its reference goes into the next message.
+#[utoipa::path(
+    post,
+    path = "/chat/upload",
+    tag = "webchat",
+    security(("webchatSession" = [])),
+    params(
+        TokenQuery,
+        ("Origin" = String, Header, description = "The page's origin; must be in `allowed_origins`."),
+        ("x-filename" = Option<String>, Header, description = "The file's name (percent-encoded)."),
+    ),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The file's bytes (any `Content-Type`)."),
+    responses(
+        (status = 200, description = "Stored: `{\"ref\": AttachmentRef}` (`envelope/1`'s attachment reference).", body = Object),
+        (status = 400, description = "An empty file.", body = Object),
+        (status = 401, description = "Not a session token of this chat.", body = Object),
+        (status = 403, description = "An origin not allowed.", body = Object),
+        (status = 413, description = "Over `max_upload_bytes`.", body = Object),
+        (status = 429, description = "Too many messages and uploads from this address.", body = Object),
+        (status = 503, description = "Not stored; try again.", body = Object),
+    )
+)]
 async fn upload(
     State(shared): State<Arc<Shared>>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
@@ -176,11 +254,29 @@ async fn upload(
     cors(&origin, Json(json!({ "ref": reference })).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct SigQuery {
+    /// The link's signature, from the transcript.
     sig: String,
 }
 
+/// A file of a session, by a signed link from its transcript.
+#[utoipa::path(
+    get,
+    path = "/chat/files/{session}/{file}",
+    tag = "webchat",
+    security(("webchatFileLink" = [])),
+    params(
+        ("session" = String, Path, description = "The web-chat session."),
+        ("file" = String, Path, description = "The file's object name within the session."),
+        SigQuery,
+    ),
+    responses(
+        (status = 200, description = "The file, as an attachment (`nosniff`).", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 404, description = "No such file, or a wrong signature (the same answer).", body = Object),
+    )
+)]
 async fn file(
     State(shared): State<Arc<Shared>>,
     Path((session, file)): Path<(String, String)>,

@@ -34,7 +34,7 @@ use tracing::{info, warn};
 pub use config::{TopicConfig, WebchatConfig, WebchatConfigError};
 pub use error::WebchatError;
 pub use events::EVENTS_CONSUMER;
-pub use http::{SOCKET_BUFFER_BYTES, WIDGET_JS};
+pub use http::{SOCKET_BUFFER_BYTES, WIDGET_JS, openapi};
 pub use hub::Hub;
 pub use session::{Sessions, sign_identity};
 

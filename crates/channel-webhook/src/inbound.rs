@@ -7,18 +7,20 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use switchboard_adapter::{CSAT_SCORES, Inbound, InboundError, conversation_ref, csat_event, publish_csat};
 use switchboard_core::{Contract, Customer, Envelope, ValidationError, json_error};
 use tracing::{debug, info, warn};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::signature::{self, SignatureError};
 use crate::{CHANNEL, SOURCE_KEY, WebhookChannel};
 
 /// The JSON body a source POSTs.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookMessage {
     /// The sender's own id of the message; the same id twice stores one message.
@@ -39,7 +41,7 @@ pub struct WebhookMessage {
 }
 
 /// The customer of a webhook message.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookCustomer {
     /// The source's id of the customer.
@@ -54,7 +56,7 @@ pub struct WebhookCustomer {
 
 /// The JSON body a source POSTs with a customer's answer to the satisfaction survey (sent to it
 /// as a `system` message with `metadata.csat = "request"`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookCsat {
     /// The answer.
@@ -62,13 +64,59 @@ pub struct WebhookCsat {
 }
 
 /// A survey answer: which conversation (`conversation_id` of the survey) and the score.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookCsatAnswer {
     /// The conversation the survey asked about.
     pub conversation_id: uuid::Uuid,
     /// 1 (poor) to 5 (great); any other number is refused with `422`.
     pub score: i64,
+}
+
+/// What a source may POST: a message, or an answer to the satisfaction survey (a body with a
+/// `csat` key).
+// Only for the OpenAPI document: `receive` tells the two apart by the `csat` key and then parses
+// the one it is strictly, for errors that name the field.
+#[derive(Deserialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum WebhookBody {
+    /// A customer message.
+    Message(WebhookMessage),
+    /// A satisfaction survey answer.
+    Csat(WebhookCsat),
+}
+
+/// The answer to a stored message or survey answer.
+#[derive(Serialize, ToSchema)]
+pub struct WebhookAccepted {
+    /// The stored envelope's (or event's) id; the original's for a duplicate, null when it can
+    /// no longer be read back.
+    pub id: Option<uuid::Uuid>,
+    /// The same message (or answer) was stored before; nothing was stored twice.
+    pub duplicate: bool,
+    /// Its stream sequence.
+    pub sequence: u64,
+}
+
+/// A refused request, as `error` writes it: what was wrong, with details by case.
+#[derive(ToSchema)]
+#[allow(dead_code)] // describes `error`'s JSON only
+struct WebhookError {
+    /// What was wrong.
+    error: String,
+    /// 400, 422: the field that is wrong.
+    field: Option<String>,
+    /// 400, 401, 422: why.
+    reason: Option<String>,
+    /// 413: the body limit.
+    limit_bytes: Option<usize>,
+    /// 429: seconds to wait (also in `Retry-After`).
+    retry_after_secs: Option<u64>,
+    /// 404: the unknown source.
+    source: Option<String>,
+    /// 404: the unknown conversation of a survey answer.
+    conversation_id: Option<uuid::Uuid>,
 }
 
 /// Only to tell a survey answer from a message before parsing either strictly.
@@ -84,8 +132,18 @@ struct AppState {
     inbound: Inbound,
 }
 
+/// The channel's routes, for both serving and documenting them.
+fn documented() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(receive))
+}
+
 pub(crate) fn router(channel: WebhookChannel, inbound: Inbound) -> axum::Router {
-    axum::Router::new().route("/v1/webhooks/{source}", post(receive)).with_state(AppState { channel, inbound })
+    documented().split_for_parts().0.with_state(AppState { channel, inbound })
+}
+
+/// The OpenAPI paths of the channel's routes.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    documented().into_openapi()
 }
 
 fn error(status: StatusCode, error: &str, detail: serde_json::Value) -> Response {
@@ -100,6 +158,31 @@ fn invalid(e: ValidationError) -> Response {
     error(StatusCode::BAD_REQUEST, "invalid request", json!({ "field": e.field, "reason": e.reason }))
 }
 
+/// Stores a source's message (or survey answer) once its signature checks out.
+#[utoipa::path(
+    post,
+    path = "/v1/webhooks/{source}",
+    tag = "webhook",
+    security(("standardWebhooks" = [])),
+    params(
+        ("source" = String, Path, description = "A configured source (`[channels.webhook.sources.<name>]`)."),
+        ("webhook-id" = String, Header, description = "The message's unique id (Standard Webhooks)."),
+        ("webhook-timestamp" = i64, Header, description = "Unix seconds; within `timestamp_tolerance_secs` of the receiver's clock."),
+        ("webhook-signature" = String, Header, description = "`v1,<base64 signature>`; several space-separated are allowed."),
+    ),
+    request_body(content = inline(WebhookBody), description = "A message, or an answer to the satisfaction survey."),
+    responses(
+        (status = 202, description = "Stored (or a duplicate of a stored one).", body = WebhookAccepted),
+        (status = 400, description = "Not a valid message; names the field.", body = inline(WebhookError)),
+        (status = 401, description = "Missing, stale or mismatched signature.", body = inline(WebhookError)),
+        (status = 404, description = "Unknown source, or (survey answer) unknown conversation.", body = inline(WebhookError)),
+        (status = 413, description = "Body over `max_body_bytes`.", body = inline(WebhookError)),
+        (status = 422, description = "Survey score not 1 to 5.", body = inline(WebhookError)),
+        (status = 429, description = "The customer is over the rate limit.", body = inline(WebhookError),
+            headers(("Retry-After" = u64, description = "Seconds to wait."))),
+        (status = 503, description = "Not stored; retry later.", body = inline(WebhookError)),
+    )
+)]
 async fn receive(State(app): State<AppState>, Path(source): Path<String>, headers: HeaderMap, body: Body) -> Response {
     let Some(src) = app.channel.sources.get(&source) else {
         return error(StatusCode::NOT_FOUND, "unknown webhook source", json!({ "source": source }));
@@ -157,7 +240,7 @@ async fn receive(State(app): State<AppState>, Path(source): Path<String>, header
                 info!(source = %source, envelope = %envelope.id, sequence = published.sequence, "webhook message stored");
                 Some(envelope.id)
             };
-            let body = json!({ "id": id, "duplicate": published.duplicate, "sequence": published.sequence });
+            let body = WebhookAccepted { id, duplicate: published.duplicate, sequence: published.sequence };
             (StatusCode::ACCEPTED, Json(body)).into_response()
         }
         Err(InboundError::Invalid(e)) => invalid(e),
@@ -252,7 +335,8 @@ async fn csat(app: &AppState, source: &str, body: &[u8]) -> Response {
     match publish_csat(bus, &event).await {
         Ok(published) => {
             info!(source = %source, %conversation, duplicate = published.duplicate, "survey answer stored");
-            let body = json!({ "id": event.id, "duplicate": published.duplicate, "sequence": published.sequence });
+            let body =
+                WebhookAccepted { id: Some(event.id), duplicate: published.duplicate, sequence: published.sequence };
             (StatusCode::ACCEPTED, Json(body)).into_response()
         }
         Err(e) => unavailable(&e),

@@ -19,7 +19,9 @@ use std::sync::Arc;
 
 pub use agent::{AgentEndpoint, AgentEndpoints, ENDPOINT_KIND, RegisteredEndpoint, registry_key};
 pub use config::{AgentEndpointConfig, SecretLookup, SourceConfig, WebhookConfig, WebhookConfigError, decode_secret};
-pub use inbound::{WebhookCsat, WebhookCsatAnswer, WebhookCustomer, WebhookMessage, to_envelope};
+pub use inbound::{
+    WebhookAccepted, WebhookCsat, WebhookCsatAnswer, WebhookCustomer, WebhookMessage, openapi, to_envelope,
+};
 pub use outbound::WebhookDelivery;
 use switchboard_adapter::{Channel, Inbound, SendError, SendReceipt};
 use switchboard_core::OutboundMessage;

@@ -148,6 +148,9 @@ pub const ATTACHMENTS_STORE: &str = "sb_attachments";
 /// The object store for router snapshots (engine state plus the journal sequence it reflects).
 pub const ROUTER_SNAPSHOTS_STORE: &str = "sb_router_snapshots";
 
+/// Every object store of the contract.
+pub const OBJECT_STORES: &[&str] = &[ATTACHMENTS_STORE, ROUTER_SNAPSHOTS_STORE, METRICS_STORE];
+
 /// Header names of the contract.
 pub mod headers {
     /// Schema id of the payload, e.g. `envelope/1`.
@@ -164,6 +167,10 @@ pub mod headers {
     pub const DLQ_SUBJECT: &str = "Sb-Dlq-Subject";
     /// Dead letters: the original stream sequence, for audit.
     pub const DLQ_STREAM_SEQ: &str = "Sb-Dlq-Stream-Seq";
+    /// The headers only dead letters carry, in the order they are documented.
+    pub const DLQ: &[&str] = &[DLQ_REASON, DLQ_COMPONENT, DLQ_ATTEMPTS, DLQ_SUBJECT, DLQ_STREAM_SEQ];
+    /// Every header of the contract.
+    pub const ALL: &[&str] = &[SCHEMA, MSG_ID, DLQ_REASON, DLQ_COMPONENT, DLQ_ATTEMPTS, DLQ_SUBJECT, DLQ_STREAM_SEQ];
 }
 
 /// De-duplication id of an inbound message: `<channel>:<provider message id>`.

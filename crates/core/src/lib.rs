@@ -7,6 +7,7 @@
 //! from the JSON Schemas generated here (`docs/schema/`).
 
 pub mod agent;
+pub mod asyncapi;
 pub mod contract;
 pub mod domain;
 pub mod envelope;

@@ -5,7 +5,7 @@
 
 use schemars::{JsonSchema, schema_for};
 
-use crate::{AgentCommand, AgentDelivery, Envelope, Event, OutboundMessage};
+use crate::{AgentCommand, AgentDelivery, Contract, Envelope, Event, OutboundMessage};
 
 /// Every contract schema as `(file name, pretty JSON)`, in a stable order.
 pub fn all() -> Vec<(&'static str, String)> {
@@ -15,6 +15,18 @@ pub fn all() -> Vec<(&'static str, String)> {
         ("agent-delivery.v1.json", render::<AgentDelivery>()),
         ("command.v1.json", render::<AgentCommand>()),
         ("event.v1.json", render::<Event>()),
+    ]
+}
+
+/// Every contract schema as `(schema id carried in Sb-Schema, file name in docs/schema/)`, in
+/// the order of [`all`].
+pub fn ids() -> Vec<(&'static str, &'static str)> {
+    vec![
+        (Envelope::SCHEMA, "envelope.v1.json"),
+        (OutboundMessage::SCHEMA, "outbound.v1.json"),
+        (AgentDelivery::SCHEMA, "agent-delivery.v1.json"),
+        (AgentCommand::SCHEMA, "command.v1.json"),
+        (Event::SCHEMA, "event.v1.json"),
     ]
 }
 

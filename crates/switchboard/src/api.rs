@@ -14,8 +14,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -24,6 +23,11 @@ use switchboard_bus::BusSlot;
 use switchboard_core::contract::{buckets, subjects};
 use switchboard_core::{AgentCommand, AgentStatus, CommandAction, Contract, Tier};
 use tracing::{info, warn};
+use utoipa::ToSchema;
+use utoipa::openapi::schema::{ArrayBuilder, Schema};
+use utoipa::openapi::{Ref, RefOr};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::config::ApiConfig;
@@ -46,8 +50,26 @@ pub struct Api {
     wait: Duration,
 }
 
+/// A `$ref` to a definition of the checked-in `command/1` JSON Schema (`docs/schema/`), for the
+/// request fields that are contract types.
+fn command_def(name: &str) -> Ref {
+    Ref::new(format!("./schema/command.v1.json#/$defs/{name}"))
+}
+
+fn action_schema() -> Ref {
+    command_def("CommandAction")
+}
+
+fn tiers_schema() -> RefOr<Schema> {
+    ArrayBuilder::new().items(command_def("Tier")).build().into()
+}
+
+fn status_schema() -> Ref {
+    command_def("AgentStatus")
+}
+
 /// The body of `POST /v1/agent/commands`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CommandRequest {
     /// Idempotency key: the same id twice acts once. Generated when absent.
@@ -56,13 +78,71 @@ struct CommandRequest {
     /// Required with an integration token; must match with an agent token.
     #[serde(default)]
     agent_id: Option<String>,
+    /// The conversation the action applies to (required by most actions).
     #[serde(default)]
     conversation_id: Option<Uuid>,
+    /// What to do, tagged by `type` (as in `command/1`).
+    #[schema(schema_with = action_schema)]
     action: CommandAction,
 }
 
+/// Any refused request: what was wrong.
+#[derive(Serialize, ToSchema)]
+struct ApiError {
+    /// Why, in words.
+    error: String,
+}
+
+/// The router's verdict on a command.
+#[derive(Serialize, ToSchema)]
+struct CommandOutcome {
+    /// The command's id (given or generated).
+    command_id: Uuid,
+    /// `done` (applied) or `queued` (stored; applies when a router leads again).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<&'static str>,
+    /// Why the router refused it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+/// A Telegram link code for the token's agent.
+#[derive(Serialize, ToSchema)]
+struct LinkCode {
+    /// The one-time code.
+    code: String,
+    /// How long it stays valid.
+    expires_in_secs: u64,
+    /// What to send the bot: `/link <code>`.
+    send: String,
+}
+
+/// The queue of every routing group, as their leading routers see it.
+#[derive(Serialize, ToSchema)]
+struct QueueView {
+    /// Waiting conversations, group by group in configuration order, each in the order it will
+    /// be offered and with its `group`.
+    queue: Vec<serde_json::Value>,
+}
+
 fn error(code: StatusCode, message: impl Into<String>) -> Response {
-    (code, Json(json!({ "error": message.into() }))).into_response()
+    (code, Json(ApiError { error: message.into() })).into_response()
+}
+
+/// The API's routes, for both serving and documenting them.
+fn documented() -> OpenApiRouter<Api> {
+    OpenApiRouter::new()
+        .routes(routes!(command))
+        .routes(routes!(conversation))
+        .routes(routes!(queue))
+        .routes(routes!(define_agent))
+        .routes(routes!(telegram_link))
+        .routes(routes!(typing))
+}
+
+/// The OpenAPI paths of [`Api::routes`].
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    documented().into_openapi()
 }
 
 fn digest(token: &str) -> [u8; 32] {
@@ -97,14 +177,7 @@ impl Api {
 
     /// The API's routes.
     pub fn routes(self) -> axum::Router {
-        axum::Router::new()
-            .route("/v1/agent/commands", post(command))
-            .route("/v1/conversations/{id}", get(conversation))
-            .route("/v1/queue", get(queue))
-            .route("/v1/agents/{id}", put(define_agent))
-            .route("/v1/agent/telegram-link", post(telegram_link))
-            .route("/v1/agent/typing", post(typing))
-            .with_state(self)
+        documented().split_for_parts().0.with_state(self)
     }
 
     /// The token presented, compared in constant time against every configured one.
@@ -125,6 +198,25 @@ impl Api {
     }
 }
 
+/// Sends an agent command and waits (up to `api.command_wait_ms`) for the router's verdict.
+#[utoipa::path(
+    post,
+    path = "/v1/agent/commands",
+    tag = "agent",
+    security(("bearer" = [])),
+    request_body = CommandRequest,
+    responses(
+        (status = 200, description = "Applied.", body = CommandOutcome),
+        (status = 202, description = "Stored; no verdict in time (applies when a router leads again).", body = CommandOutcome),
+        (status = 400, description = "Unreadable body, or no `agent_id` with an integration token.", body = ApiError),
+        (status = 401, description = "Missing or unknown bearer token.", body = ApiError),
+        (status = 403, description = "An agent token acting as another agent.", body = ApiError),
+        (status = 404, description = "The router refused it: unknown conversation or agent.", body = CommandOutcome),
+        (status = 409, description = "The router refused it: it does not apply now.", body = CommandOutcome),
+        (status = 422, description = "The command is not valid `command/1`.", body = ApiError),
+        (status = 503, description = "Not connected to NATS.", body = ApiError),
+    )
+)]
 async fn command(State(api): State<Api>, headers: HeaderMap, body: Bytes) -> Response {
     let (token, req, agent_id) = match agent_request::<CommandRequest>(&api, &headers, &body, |r| r.agent_id.clone()) {
         Ok(parts) => parts,
@@ -179,22 +271,26 @@ async fn send(api: &Api, token: &Token, command: AgentCommand) -> Response {
     };
     info!(token = %token.name, command = %id, "agent command accepted");
     match verdict {
-        Verdict::Done => (StatusCode::OK, Json(json!({ "command_id": id, "status": "done" }))).into_response(),
+        Verdict::Done => {
+            (StatusCode::OK, Json(CommandOutcome { command_id: id, status: Some("done"), error: None })).into_response()
+        }
         Verdict::Rejected(reason) => {
             let code = if reason.starts_with("unknown") { StatusCode::NOT_FOUND } else { StatusCode::CONFLICT };
-            (code, Json(json!({ "command_id": id, "error": reason }))).into_response()
+            (code, Json(CommandOutcome { command_id: id, status: None, error: Some(reason) })).into_response()
         }
         // Stored on the bus: the router applies it when it can.
         Verdict::Pending => {
-            (StatusCode::ACCEPTED, Json(json!({ "command_id": id, "status": "queued" }))).into_response()
+            (StatusCode::ACCEPTED, Json(CommandOutcome { command_id: id, status: Some("queued"), error: None }))
+                .into_response()
         }
     }
 }
 
 /// The body of `POST /v1/agent/typing`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct TypingRequest {
+    /// The conversation the agent is typing in.
     conversation_id: Uuid,
     /// Required with an integration token; must match with an agent token.
     #[serde(default)]
@@ -202,6 +298,20 @@ struct TypingRequest {
 }
 
 /// "The agent is typing": a signal on core NATS that chat channels show; not stored.
+#[utoipa::path(
+    post,
+    path = "/v1/agent/typing",
+    tag = "agent",
+    security(("bearer" = [])),
+    request_body = TypingRequest,
+    responses(
+        (status = 204, description = "Signalled (on `sb.agent.typing`)."),
+        (status = 400, description = "Unreadable body, or no `agent_id` with an integration token.", body = ApiError),
+        (status = 401, description = "Missing or unknown bearer token.", body = ApiError),
+        (status = 403, description = "An agent token acting as another agent.", body = ApiError),
+        (status = 503, description = "Not connected to NATS.", body = ApiError),
+    )
+)]
 async fn typing(State(api): State<Api>, headers: HeaderMap, body: Bytes) -> Response {
     let (_, req, agent_id) = match agent_request::<TypingRequest>(&api, &headers, &body, |r| r.agent_id.clone()) {
         Ok(parts) => parts,
@@ -216,6 +326,19 @@ async fn typing(State(api): State<Api>, headers: HeaderMap, body: Bytes) -> Resp
 }
 
 /// A one-time code the token's agent sends to the bot (`/link <code>`) to link their chat.
+#[utoipa::path(
+    post,
+    path = "/v1/agent/telegram-link",
+    tag = "agent",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A code for the token's agent.", body = LinkCode),
+        (status = 400, description = "Not an agent token (an integration token has no agent).", body = ApiError),
+        (status = 401, description = "Missing or unknown bearer token.", body = ApiError),
+        (status = 404, description = "This build has no Telegram channel.", body = ApiError),
+        (status = 503, description = "Not connected to NATS, or the code could not be stored.", body = ApiError),
+    )
+)]
 async fn telegram_link(State(api): State<Api>, headers: HeaderMap) -> Response {
     let token = match api.authenticate(&headers) {
         Ok(t) => t,
@@ -230,7 +353,7 @@ async fn telegram_link(State(api): State<Api>, headers: HeaderMap) -> Response {
         match switchboard_channel_telegram::issue_link_code(bus, &agent).await {
             Ok(code) => {
                 let ttl = switchboard_channel_telegram::LINK_CODE_TTL.as_secs();
-                let body = json!({ "code": code, "expires_in_secs": ttl, "send": format!("/link {code}") });
+                let body = LinkCode { send: format!("/link {code}"), code, expires_in_secs: ttl };
                 (StatusCode::OK, Json(body)).into_response()
             }
             Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e),
@@ -244,22 +367,32 @@ async fn telegram_link(State(api): State<Api>, headers: HeaderMap) -> Response {
 }
 
 /// The body of `PUT /v1/agents/{id}`: the agent's definition and its endpoints' addresses.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AgentRequest {
+    /// Display name.
     #[serde(default)]
     name: Option<String>,
+    /// Teams the agent works in.
     teams: Vec<String>,
+    /// Tiers the agent handles.
+    #[schema(schema_with = tiers_schema)]
     tiers: Vec<Tier>,
+    /// Skills the agent has.
     #[serde(default)]
     skills: Vec<String>,
+    /// Concurrent conversations per channel.
     #[serde(default)]
     capacity: BTreeMap<String, u32>,
+    /// Concurrent conversations on channels not in `capacity`.
     #[serde(default)]
     default_capacity: Option<u32>,
+    /// Concurrent conversations in all.
     #[serde(default)]
     max_total: Option<u32>,
+    /// The status to start in.
     #[serde(default)]
+    #[schema(schema_with = status_schema)]
     status: Option<AgentStatus>,
     /// Endpoint kind → its address and secret, as that kind's channel takes them.
     #[serde(default)]
@@ -268,6 +401,25 @@ struct AgentRequest {
 
 /// Adds an agent, or changes one added this way: registers its endpoints' addresses (secrets
 /// stay out of the journal), then sends the definition to the router as a `define_agent` command.
+#[utoipa::path(
+    put,
+    path = "/v1/agents/{id}",
+    tag = "agent",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The agent's id.")),
+    request_body = AgentRequest,
+    responses(
+        (status = 200, description = "Defined.", body = CommandOutcome),
+        (status = 202, description = "Stored; applies when a router leads again.", body = CommandOutcome),
+        (status = 400, description = "Unreadable body.", body = ApiError),
+        (status = 401, description = "Missing or unknown bearer token.", body = ApiError),
+        (status = 403, description = "Not an admin token.", body = ApiError),
+        (status = 404, description = "The router refused it (unknown).", body = CommandOutcome),
+        (status = 409, description = "The router refused it.", body = CommandOutcome),
+        (status = 422, description = "An invalid definition or endpoint; nothing was stored.", body = ApiError),
+        (status = 503, description = "Not connected to NATS.", body = ApiError),
+    )
+)]
 async fn define_agent(State(api): State<Api>, headers: HeaderMap, Path(id): Path<String>, body: Bytes) -> Response {
     let token = match api.authenticate(&headers) {
         Ok(t) => t,
@@ -341,6 +493,22 @@ fn endpoint_registration(agent: &str, kind: &str, value: &serde_json::Value) -> 
     }
 }
 
+/// A conversation's record as the router keeps it in `sb_conversations`.
+#[utoipa::path(
+    get,
+    path = "/v1/conversations/{id}",
+    tag = "agent",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The conversation id.")),
+    responses(
+        (status = 200, description = "The conversation's record.", body = Object),
+        (status = 400, description = "Not a UUID.", body = ApiError),
+        (status = 401, description = "Missing or unknown bearer token.", body = ApiError),
+        (status = 404, description = "Unknown conversation.", body = ApiError),
+        (status = 500, description = "The stored record is unreadable.", body = ApiError),
+        (status = 503, description = "Not connected to NATS.", body = ApiError),
+    )
+)]
 async fn conversation(State(api): State<Api>, headers: HeaderMap, Path(id): Path<String>) -> Response {
     if let Err(why) = api.authenticate(&headers) {
         return error(StatusCode::UNAUTHORIZED, why);
@@ -361,6 +529,19 @@ async fn conversation(State(api): State<Api>, headers: HeaderMap, Path(id): Path
     }
 }
 
+/// The queue of every routing group, from their leading routers (waits up to 3 s for them).
+#[utoipa::path(
+    get,
+    path = "/v1/queue",
+    tag = "agent",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The queue.", body = QueueView),
+        (status = 401, description = "Missing or unknown bearer token.", body = ApiError),
+        (status = 502, description = "A router's answer was unreadable.", body = ApiError),
+        (status = 503, description = "No router is leading one of the groups.", body = ApiError),
+    )
+)]
 async fn queue(State(api): State<Api>, headers: HeaderMap) -> Response {
     if let Err(why) = api.authenticate(&headers) {
         return error(StatusCode::UNAUTHORIZED, why);
@@ -388,5 +569,5 @@ async fn queue(State(api): State<Api>, headers: HeaderMap) -> Response {
             }
         }
     }
-    (StatusCode::OK, Json(json!({ "queue": queue }))).into_response()
+    (StatusCode::OK, Json(QueueView { queue })).into_response()
 }

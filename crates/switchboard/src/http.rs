@@ -1,15 +1,18 @@
 //! The daemon's HTTP surface: health and readiness, plus whatever channels mount.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::get;
-use serde_json::json;
+use serde::Serialize;
 use switchboard_adapter::{Health, HealthStatus};
 use switchboard_bus::BusSlot;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// What `/readyz` looks at.
 #[derive(Clone)]
@@ -20,12 +23,12 @@ pub struct Readiness {
     pub components: Arc<Vec<(&'static str, Health)>>,
 }
 
-/// `/healthz` and `/readyz`.
-pub fn health_routes(readiness: Readiness) -> axum::Router {
-    axum::Router::new()
-        .route("/healthz", get(|| async { Json(json!({ "status": "up" })) }))
-        .route("/readyz", get(readyz))
-        .with_state(readiness)
+/// The body of `GET /healthz`.
+#[derive(Serialize, ToSchema)]
+pub struct Liveness {
+    /// Always `up`: the process answers.
+    #[schema(example = "up")]
+    pub status: &'static str,
 }
 
 /// What the readiness check found.
@@ -81,9 +84,55 @@ impl Readiness {
     }
 }
 
+/// The body of `GET /readyz`.
+#[derive(Serialize, ToSchema)]
+pub struct ReadyState {
+    /// `ready` or `not ready`.
+    #[schema(example = "ready")]
+    pub status: &'static str,
+    /// The bus: `connecting`, `disconnected`, `streams missing` or `ready`.
+    #[schema(example = "ready")]
+    pub bus: &'static str,
+    /// Each component's status: `ready`, `starting`, `degraded: <why>` or `stopped: <why>`.
+    pub components: BTreeMap<String, String>,
+}
+
+/// The health routes, for both serving and documenting them.
+fn documented() -> OpenApiRouter<Readiness> {
+    OpenApiRouter::new().routes(routes!(healthz)).routes(routes!(readyz))
+}
+
+/// `/healthz` and `/readyz`.
+pub fn health_routes(readiness: Readiness) -> axum::Router {
+    documented().split_for_parts().0.with_state(readiness)
+}
+
+/// The OpenAPI paths of [`health_routes`].
+pub fn health_openapi() -> utoipa::openapi::OpenApi {
+    documented().into_openapi()
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, description = "The process is up.", body = Liveness)))]
+async fn healthz() -> Json<Liveness> {
+    Json(Liveness { status: "up" })
+}
+
+/// Readiness: the bus is connected with its streams, and every component is ready.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "health",
+    responses(
+        (status = 200, description = "Ready to take traffic.", body = ReadyState),
+        (status = 503, description = "Not ready: the bus or a component is not (yet) ready.", body = ReadyState),
+    )
+)]
 async fn readyz(State(r): State<Readiness>) -> impl IntoResponse {
     let report = r.check().await;
     let code = if report.ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let status = if report.ready { "ready" } else { "not ready" };
-    (code, Json(json!({ "status": status, "bus": report.bus, "components": report.components })))
+    let components =
+        report.components.iter().map(|(name, s)| (name.clone(), s.as_str().unwrap_or_default().to_string())).collect();
+    (code, Json(ReadyState { status, bus: report.bus, components }))
 }

@@ -12,6 +12,7 @@ pub mod explain;
 pub mod http;
 pub mod logging;
 pub mod metrics;
+pub mod openapi;
 pub mod presence;
 pub mod stats;
 

@@ -1,6 +1,6 @@
 //! `switchboard`: run the daemon, check a configuration file, explain a routing decision,
 //! simulate a day of traffic against routing configurations, report KPIs from the event stream,
-//! and the operators' commands: status, dead letters, agents.
+//! print the HTTP API as OpenAPI, and the operators' commands: status, dead letters, agents.
 
 mod ops;
 mod simulate;
@@ -45,6 +45,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Prints the HTTP API as an OpenAPI 3.1 document (JSON), generated from the handlers.
+    Openapi,
     /// Validates a configuration file; exits non-zero naming the file, key and reason.
     CheckConfig {
         /// Configuration file (TOML).
@@ -177,6 +179,10 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+        Command::Openapi => {
+            print!("{}", switchboard::openapi::render());
+            ExitCode::SUCCESS
         }
         Command::CheckConfig { file } => match Config::load(&file) {
             Ok(_) => {

@@ -16,7 +16,6 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -28,6 +27,8 @@ use switchboard_core::{Contract, Event};
 use switchboard_metrics::Metrics;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// Object name of the snapshot in `sb_metrics`.
 const SNAPSHOT: &str = "kpis";
@@ -138,7 +139,12 @@ impl LiveMetrics {
     /// The `/metrics` route, behind the bearer token when `cfg` names one.
     pub fn routes(&self, cfg: &MetricsConfig) -> Router {
         let state = Scrape { live: self.clone(), access: Access::from_config(cfg) };
-        Router::new().route("/metrics", get(scrape)).with_state(state)
+        documented().split_for_parts().0.with_state(state)
+    }
+
+    /// The OpenAPI paths of [`LiveMetrics::routes`].
+    pub fn openapi() -> utoipa::openapi::OpenApi {
+        documented().into_openapi()
     }
 
     /// Folds events until `stop` fires; saves a snapshot on the way out.
@@ -249,6 +255,25 @@ struct Scrape {
     access: Access,
 }
 
+/// The metrics route, for both serving and documenting it.
+fn documented() -> OpenApiRouter<Scrape> {
+    OpenApiRouter::new().routes(routes!(scrape))
+}
+
+/// The KPIs in the OpenMetrics text format, for Prometheus.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "metrics",
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The KPIs (counts, durations, agent ids as labels).",
+            content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8", body = String),
+        (status = 401, description = "`[metrics] token_env`/`token_file` is set and the request lacks the token.",
+            headers(("WWW-Authenticate" = String, description = "`Bearer`")), body = String, content_type = "text/plain"),
+        (status = 500, description = "The exposition could not be written.", body = String, content_type = "text/plain"),
+    )
+)]
 async fn scrape(State(Scrape { live, access }): State<Scrape>, headers: HeaderMap) -> Response {
     if !access.allows(&headers) {
         return (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], "metrics need the bearer token\n")

@@ -1,0 +1,473 @@
+//! The bus contract as an AsyncAPI 3.0 document, built from the names in [`crate::contract`] and
+//! the JSON Schemas of [`crate::schema`].
+//!
+//! `docs/asyncapi.yaml` is the checked-in rendering; a test fails when it drifts from what this
+//! builds (run `make schema` to regenerate it after a deliberate change). Channel addresses come
+//! from calling the subject functions with `{parameter}` placeholders, and each channel's stream
+//! from matching its address against [`streams::ALL`], so a renamed subject or stream shows up in
+//! the document by itself.
+
+use serde_json::{Map, Value, json};
+
+use crate::contract::{self, buckets, headers, streams, subjects};
+use crate::{AgentCommand, AgentDelivery, Contract, Envelope, Event, OutboundMessage};
+
+/// The AsyncAPI version the document follows.
+pub const ASYNCAPI_VERSION: &str = "3.0.0";
+
+/// Where payload schemas are referred to, relative to the document in `docs/`.
+const SCHEMA_DIR: &str = "./schema/";
+
+/// schemars writes JSON Schema 2020-12; AsyncAPI takes it as a multi-format schema.
+const SCHEMA_FORMAT: &str = "application/schema+json;version=draft-2020-12";
+
+/// How the versioning rules read, in the document's `info` and its `x-switchboard-versioning`.
+const VERSIONING: &[&str] = &[
+    "Every stored payload names its schema in the `Sb-Schema` header: `<name>/<major>`, e.g. `envelope/1`.",
+    "Adding an optional field is a minor change and keeps the version.",
+    "Anything else (a new required field, a renamed or removed field, a changed meaning) is a new version (`envelope/2`), published beside the old one until readers have moved.",
+    "Readers accept the versions they know and dead-letter the rest with the reason `unsupported schema`.",
+    "Readers reject unknown fields of a version they know, so a writer must not add fields without a schema change.",
+];
+
+/// One channel of the document.
+struct Chan {
+    id: &'static str,
+    address: Option<String>,
+    description: &'static str,
+    params: &'static [(&'static str, &'static str)],
+    messages: &'static [&'static str],
+}
+
+/// One operation: who sends or receives what on a channel.
+struct Op {
+    id: &'static str,
+    action: &'static str,
+    channel: &'static str,
+    by: &'static str,
+    /// A request-reply operation's reply message on `rpcReply`.
+    reply: Option<&'static str>,
+}
+
+/// The whole document as JSON (render it as YAML or JSON; both are the same document).
+pub fn document() -> Value {
+    let channels = channel_list();
+    let mut channel_map = Map::new();
+    for c in &channels {
+        channel_map.insert(c.id.into(), channel(c));
+    }
+    let mut operations = Map::new();
+    for op in operation_list() {
+        operations.insert(op.id.into(), operation(&op, &channels));
+    }
+    let stream_list: Vec<Value> = streams::ALL
+        .iter()
+        .map(|(name, subjects)| {
+            json!({
+                "name": name,
+                "subjects": subjects,
+                "channels": channels.iter().filter(|c| c.address.as_deref().and_then(stream_of) == Some(name)).map(|c| c.id).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    json!({
+        "asyncapi": ASYNCAPI_VERSION,
+        "info": {
+            "title": "Switchboard bus contract",
+            "version": "1",
+            "description": format!(
+                "Everything that crosses NATS between Switchboard's components and external adapters \
+                 (generated from `crates/core/src/contract.rs` and the payload types; prose in `contract.md`).\n\n\
+                 Operations are written from each participant's side: a `send` names who publishes, \
+                 a `receive` who consumes. Channels with `x-switchboard-stream` are stored in that \
+                 JetStream stream; the others are core NATS (not stored).\n\n## Versioning\n\n- {}",
+                VERSIONING.join("\n- ")
+            ),
+            "license": { "name": "Apache-2.0" },
+        },
+        "defaultContentType": "application/json",
+        "servers": {
+            "nats": {
+                "host": "127.0.0.1:4222",
+                "protocol": "nats",
+                "description": "The NATS server (JetStream enabled) named by `nats.url`.",
+            },
+        },
+        "channels": channel_map,
+        "operations": operations,
+        "components": { "messages": messages() },
+        "x-switchboard-versioning": VERSIONING,
+        "x-switchboard-streams": stream_list,
+        "x-switchboard-buckets": buckets::ALL,
+        "x-switchboard-object-stores": contract::OBJECT_STORES,
+    })
+}
+
+/// The stream whose subjects capture `address` (placeholders count as any one token).
+pub fn stream_of(address: &str) -> Option<&'static str> {
+    streams::ALL.iter().find(|(_, patterns)| patterns.iter().any(|p| captures(p, address))).map(|(name, _)| *name)
+}
+
+/// NATS subject matching where a `{parameter}` token of the address is "any token": a literal
+/// token of the pattern does not capture it, `*` and `>` do.
+fn captures(pattern: &str, address: &str) -> bool {
+    let mut subject = address.split('.');
+    for token in pattern.split('.') {
+        match (token, subject.next()) {
+            (">", Some(_)) => return true,
+            ("*", Some(_)) => {}
+            (literal, Some(t)) if literal == t && !t.starts_with('{') => {}
+            _ => return false,
+        }
+    }
+    subject.next().is_none()
+}
+
+fn channel_list() -> Vec<Chan> {
+    let p = |name: &str| format!("{{{name}}}");
+    vec![
+        Chan {
+            id: "inbound",
+            address: Some(subjects::inbound(&p("channel"))),
+            description: "Inbound customer messages of one channel, published by its adapter.",
+            params: &[(
+                "channel",
+                "The channel's name: `webhook`, `email`, `telegram`, `webchat` or an external adapter's (a-z, 0-9, `-`, `_`).",
+            )],
+            messages: &["envelope"],
+        },
+        Chan {
+            id: "outbound",
+            address: Some(subjects::outbound(&p("channel"))),
+            description: "Messages to customers on one channel (agent replies, auto-replies, surveys).",
+            params: &[("channel", "The channel the customer wrote on.")],
+            messages: &["outbound"],
+        },
+        Chan {
+            id: "agentOut",
+            address: Some(subjects::agent_out(&p("kind"))),
+            description: "Deliveries to agent endpoints of one kind: offers, conversation messages, updates.",
+            params: &[(
+                "kind",
+                "The endpoint kind: `webhook` (a helpdesk), `email`, `telegram`, or an external endpoint's.",
+            )],
+            messages: &["agentDelivery"],
+        },
+        Chan {
+            id: "agentIn",
+            address: Some(subjects::AGENT_IN.to_string()),
+            description: "Agent commands: accept, decline, reply, resolve, transfer, status, define agent.",
+            params: &[],
+            messages: &["command"],
+        },
+        Chan {
+            id: "events",
+            address: Some(subjects::event(&p("kind"))),
+            description: "The audit log and the only input of metrics: one subject per event kind.",
+            params: &[("kind", "The event kind (`kind` of `event/1`).")],
+            messages: &["event"],
+        },
+        Chan {
+            id: "deadLetters",
+            address: Some(subjects::dlq(&p("component"))),
+            description: "Dead letters: the original message (payload and headers) plus why and where it was given up.",
+            params: &[(
+                "component",
+                "The component (consumer) that gave up: `router-<group>`, a channel's name (`webhook`, `email`, ...), `agent-<kind>`.",
+            )],
+            messages: &["deadLetter"],
+        },
+        Chan {
+            id: "routerJournal",
+            address: Some(subjects::router_journal(&p("group"))),
+            description: "The router's journal of one routing group: every input it acted on, in order. \
+                          Appended only by the lease holder with `Nats-Expected-Last-Subject-Sequence`. \
+                          Its format is internal to the router; the stream and subject are contract.",
+            params: &[("group", "The routing group (`router.group`).")],
+            messages: &["journalEntry"],
+        },
+        Chan {
+            id: "commandResult",
+            address: Some(subjects::router_result(&p("commandId"))),
+            description: "Core NATS: the outcome of one agent command, once the router applied it.",
+            params: &[("commandId", "The command's `id` (UUID).")],
+            messages: &["commandResult"],
+        },
+        Chan {
+            id: "routerQueue",
+            address: Some(subjects::router_queue(&p("group"))),
+            description: "Core NATS request-reply: the leading router of the group answers with its queue.",
+            params: &[("group", "The routing group.")],
+            messages: &["emptyRequest"],
+        },
+        Chan {
+            id: "routerAvailability",
+            address: Some(subjects::router_availability(&p("group"))),
+            description: "Core NATS request-reply: the leading router answers with every team's availability \
+                          (online agents, within business hours).",
+            params: &[("group", "The routing group.")],
+            messages: &["emptyRequest"],
+        },
+        Chan {
+            id: "routerExplain",
+            address: Some(subjects::router_explain(&p("group"))),
+            description: "Core NATS request-reply: the leading router explains one conversation's routing.",
+            params: &[("group", "The routing group.")],
+            messages: &["explainRequest"],
+        },
+        Chan {
+            id: "routerAgents",
+            address: Some(subjects::router_agents(&p("group"))),
+            description: "Core NATS request-reply: the leading router answers with every agent it knows \
+                          (status, load, teams).",
+            params: &[("group", "The routing group.")],
+            messages: &["emptyRequest"],
+        },
+        Chan {
+            id: "rpcReply",
+            address: None,
+            description: "The requester's reply inbox of a request-reply exchange (the NATS reply subject).",
+            params: &[],
+            messages: &["queueReply", "availabilityReply", "explainReply", "agentsReply"],
+        },
+        Chan {
+            id: "agentTyping",
+            address: Some(subjects::AGENT_TYPING.to_string()),
+            description: "Core NATS: an agent is typing in a conversation, for channels that can show it.",
+            params: &[],
+            messages: &["typing"],
+        },
+        Chan {
+            id: "webchatTranscript",
+            address: Some(subjects::webchat_session(&p("session"))),
+            description: "The transcript of one web-chat session: what the widget shows, in order, and replays \
+                          after a reload. Entries are the web chat channel's own format (`docs/webchat-protocol.md`).",
+            params: &[("session", "The web-chat session id.")],
+            messages: &["webchatEntry"],
+        },
+    ]
+}
+
+fn operation_list() -> Vec<Op> {
+    let op = |id, action, channel, by| Op { id, action, channel, by, reply: None };
+    let rpc = |id, action, channel, by, reply| Op { id, action, channel, by, reply: Some(reply) };
+    vec![
+        op(
+            "publishInbound",
+            "send",
+            "inbound",
+            "Channel adapters (webhook, email, Telegram, web chat, external ones).",
+        ),
+        op("consumeInbound", "receive", "inbound", "The router of the routing group."),
+        op("publishOutbound", "send", "outbound", "The router (replies, auto-replies, surveys)."),
+        op("consumeOutbound", "receive", "outbound", "The channel adapter named by `{channel}`."),
+        op("publishAgentDelivery", "send", "agentOut", "The router."),
+        op(
+            "consumeAgentDelivery",
+            "receive",
+            "agentOut",
+            "The agent endpoint of `{kind}` (webhook helpdesks, email, Telegram).",
+        ),
+        op(
+            "publishCommand",
+            "send",
+            "agentIn",
+            "Agent endpoints (helpdesk callbacks, email replies, Telegram agent chats) and the agent API (`POST /v1/agent/commands`, `PUT /v1/agents/{id}`).",
+        ),
+        op("consumeCommand", "receive", "agentIn", "The router."),
+        op("publishCommandResult", "send", "commandResult", "The router, after applying the command."),
+        op(
+            "awaitCommandResult",
+            "receive",
+            "commandResult",
+            "Whoever sent the command and waits for its verdict (the agent API).",
+        ),
+        op("publishEvent", "send", "events", "The router and the channel adapters."),
+        op("consumeEvents", "receive", "events", "The metrics component; the web chat (assignments, resolutions)."),
+        op("publishDeadLetter", "send", "deadLetters", "Any consumer that gives up on a message."),
+        op(
+            "consumeDeadLetters",
+            "receive",
+            "deadLetters",
+            "Operators: `switchboard dlq` lists, replays and drops them.",
+        ),
+        op("appendJournal", "send", "routerJournal", "The router holding the group's lease."),
+        op("replayJournal", "receive", "routerJournal", "A router taking the lease (replays before it leads)."),
+        rpc("requestQueue", "send", "routerQueue", "The agent API (`GET /v1/queue`).", "queueReply"),
+        rpc("answerQueue", "receive", "routerQueue", "The leading router.", "queueReply"),
+        rpc(
+            "requestAvailability",
+            "send",
+            "routerAvailability",
+            "The web chat (whether a team is online).",
+            "availabilityReply",
+        ),
+        rpc("answerAvailability", "receive", "routerAvailability", "The leading router.", "availabilityReply"),
+        rpc("requestExplain", "send", "routerExplain", "`switchboard explain`.", "explainReply"),
+        rpc("answerExplain", "receive", "routerExplain", "The leading router.", "explainReply"),
+        rpc("requestAgents", "send", "routerAgents", "`switchboard agents list`.", "agentsReply"),
+        rpc("answerAgents", "receive", "routerAgents", "The leading router.", "agentsReply"),
+        op("publishTyping", "send", "agentTyping", "The agent API (`POST /v1/agent/typing`)."),
+        op("consumeTyping", "receive", "agentTyping", "The web chat."),
+        op("appendTranscript", "send", "webchatTranscript", "The web chat channel."),
+        op("replayTranscript", "receive", "webchatTranscript", "The web chat channel (to the widget, on connect)."),
+    ]
+}
+
+fn channel(c: &Chan) -> Value {
+    let mut out = json!({ "address": c.address, "description": c.description });
+    let messages: Map<String, Value> =
+        c.messages.iter().map(|m| (m.to_string(), json!({ "$ref": format!("#/components/messages/{m}") }))).collect();
+    out["messages"] = messages.into();
+    if !c.params.is_empty() {
+        let params: Map<String, Value> =
+            c.params.iter().map(|(name, what)| (name.to_string(), parameter(c, name, what))).collect();
+        out["parameters"] = params.into();
+    }
+    match c.address.as_deref().and_then(stream_of) {
+        Some(stream) => out["x-switchboard-stream"] = stream.into(),
+        None if c.address.is_some() => out["x-switchboard-transport"] = "core NATS (not stored)".into(),
+        None => {}
+    }
+    out
+}
+
+fn parameter(c: &Chan, name: &str, what: &str) -> Value {
+    let mut p = json!({ "description": what });
+    if c.id == "events" && name == "kind" {
+        p["enum"] = event_kinds().into();
+    }
+    p
+}
+
+/// The event kinds, as the generated `event/1` schema lists them.
+fn event_kinds() -> Vec<Value> {
+    let schema = schemars::schema_for!(crate::EventKind);
+    let value = serde_json::to_value(&schema).unwrap_or_default();
+    let variants =
+        value.get("oneOf").or_else(|| value.get("anyOf")).and_then(Value::as_array).cloned().unwrap_or_default();
+    variants.iter().filter_map(|v| v.get("const").or_else(|| v.get("enum").and_then(|e| e.get(0)))).cloned().collect()
+}
+
+fn operation(op: &Op, channels: &[Chan]) -> Value {
+    let chan = channels.iter().find(|c| c.id == op.channel).map(|c| c.messages).unwrap_or_default();
+    let messages: Vec<Value> =
+        chan.iter().map(|m| json!({ "$ref": format!("#/channels/{}/messages/{m}", op.channel) })).collect();
+    let mut out = json!({
+        "action": op.action,
+        "channel": { "$ref": format!("#/channels/{}", op.channel) },
+        "summary": op.by,
+        "messages": messages,
+    });
+    if let Some(reply) = op.reply {
+        out["reply"] = json!({
+            "channel": { "$ref": "#/channels/rpcReply" },
+            "messages": [{ "$ref": format!("#/channels/rpcReply/messages/{reply}") }],
+        });
+    }
+    out
+}
+
+/// A stored contract message: `Sb-Schema` is its schema id, `Nats-Msg-Id` de-duplicates it.
+fn stored(schema_id: &str, file: &str, title: &str, msg_id: &str) -> Value {
+    json!({
+        "name": schema_id,
+        "title": title,
+        "contentType": "application/json",
+        "headers": {
+            "type": "object",
+            "required": [headers::SCHEMA, headers::MSG_ID],
+            "properties": {
+                (headers::SCHEMA): { "type": "string", "const": schema_id, "description": "The payload's schema id." },
+                (headers::MSG_ID): { "type": "string", "description": msg_id },
+            },
+        },
+        "payload": { "schemaFormat": SCHEMA_FORMAT, "schema": { "$ref": format!("{SCHEMA_DIR}{file}") } },
+        "x-switchboard-schema-id": schema_id,
+    })
+}
+
+/// A message whose payload is not a versioned contract schema.
+fn plain(title: &str, payload: Value) -> Value {
+    json!({ "title": title, "contentType": "application/json", "payload": payload })
+}
+
+fn file_of(schema_id: &str) -> &'static str {
+    crate::schema::ids().into_iter().find(|(id, _)| *id == schema_id).map(|(_, f)| f).unwrap_or_default()
+}
+
+fn messages() -> Value {
+    let uuid = json!({ "type": "string", "format": "uuid" });
+    let mut dlq_headers = Map::new();
+    let dlq_meaning = [
+        "Why the message was given up.",
+        "The component that gave up.",
+        "How many deliveries were attempted.",
+        "The subject the message was originally published on.",
+        "The original stream sequence, for audit.",
+    ];
+    for (name, meaning) in headers::DLQ.iter().zip(dlq_meaning) {
+        dlq_headers.insert(name.to_string(), json!({ "type": "string", "description": meaning }));
+    }
+    dlq_headers.insert(
+        headers::SCHEMA.into(),
+        json!({ "type": "string", "description": "The original message's schema id, when it had one." }),
+    );
+    dlq_headers.insert(
+        headers::MSG_ID.into(),
+        json!({ "type": "string", "description": "The original message's de-duplication id." }),
+    );
+    json!({
+        "envelope": stored(Envelope::SCHEMA, file_of(Envelope::SCHEMA), "An inbound customer message",
+            "`<channel>:<provider message id>`: the same provider message twice is stored once."),
+        "outbound": stored(OutboundMessage::SCHEMA, file_of(OutboundMessage::SCHEMA), "A message to a customer",
+            "The outbound message's `id`."),
+        "agentDelivery": stored(AgentDelivery::SCHEMA, file_of(AgentDelivery::SCHEMA),
+            "An offer, a conversation message or an update for an agent (by `type`)", "The delivery's id."),
+        "command": stored(AgentCommand::SCHEMA, file_of(AgentCommand::SCHEMA), "An agent command",
+            "The command's `id`: the same id twice acts once."),
+        "event": stored(Event::SCHEMA, file_of(Event::SCHEMA), "An event of the audit log",
+            "The event's `id`; `csat:<conversation id>` for `csat_received`, so only the first answer counts."),
+        "deadLetter": {
+            "title": "A dead letter",
+            "description": "The original payload, unchanged, with the original headers and the dead-letter headers.",
+            "headers": { "type": "object", "required": headers::DLQ, "properties": dlq_headers },
+            "payload": { "description": "The original message's payload (any content type)." },
+        },
+        "journalEntry": plain("A router journal entry", json!({ "description": "Internal to the router; not part of the public contract." })),
+        "commandResult": plain("A command's verdict", json!({
+            "type": "object",
+            "required": ["command_id", "rejected"],
+            "properties": {
+                "command_id": uuid,
+                "rejected": { "type": ["string", "null"], "description": "Why the command was refused; null when it applied." },
+            },
+        })),
+        "emptyRequest": plain("A request without a body", json!({ "type": "string", "maxLength": 0 })),
+        "explainRequest": plain("A conversation id", json!({ "type": "string", "format": "uuid", "contentMediaType": "text/plain" })),
+        "queueReply": plain("The group's queue", json!({ "type": "array", "items": { "type": "object" },
+            "description": "Waiting conversations in the order they will be offered." })),
+        "availabilityReply": plain("Every team's availability", json!({ "type": "object",
+            "description": "Per team: online agents and whether it is within business hours." })),
+        "explainReply": plain("Why a conversation is routed as it is", json!({
+            "type": "object",
+            "properties": {
+                "explanation": { "description": "The routing engine's explanation." },
+                "channel": { "type": ["string", "null"] },
+                "customer": { "type": ["string", "null"] },
+                "error": { "type": "string", "description": "Instead of the others: not a conversation id, or unknown." },
+            },
+        })),
+        "agentsReply": plain("Every agent the router knows", json!({ "type": "array", "items": { "type": "object" },
+            "description": "Per agent: id, status, load and teams." })),
+        "typing": plain("An agent is typing", json!({
+            "type": "object",
+            "required": ["conversation_id", "agent_id"],
+            "properties": { "conversation_id": uuid, "agent_id": { "type": "string" } },
+        })),
+        "webchatEntry": plain("A web-chat transcript entry", json!({
+            "type": "object",
+            "description": "The web chat channel's own entry format, named by its `Sb-Schema` header; see `webchat-protocol.md`.",
+        })),
+    })
+}

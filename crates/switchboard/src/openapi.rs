@@ -1,0 +1,91 @@
+//! The HTTP API as an OpenAPI 3.1 document, generated from the handlers' own annotations.
+//!
+//! Every route is registered through utoipa-axum's `routes!` with its `#[utoipa::path]`, so the
+//! paths the daemon serves and the paths documented here come from one place. `docs/openapi.json`
+//! is the checked-in rendering (with every channel built in); a test fails when it drifts
+//! (`make schema` regenerates it), and `switchboard openapi` prints it.
+
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::tag::TagBuilder;
+use utoipa::openapi::{ComponentsBuilder, InfoBuilder, LicenseBuilder, OpenApi, OpenApiBuilder};
+
+/// The whole HTTP API of a daemon with every channel built in and enabled (the web chat with
+/// its demo page, Telegram updates by webhook).
+pub fn document() -> OpenApi {
+    let info = InfoBuilder::new()
+        .title("Switchboard HTTP API")
+        .version(env!("CARGO_PKG_VERSION"))
+        .description(Some(
+            "Every route of the daemon's one listener (`http.listen`): health, metrics, the agent API, \
+             inbound webhooks and the channels' routes. Routes of a channel exist only when it is enabled \
+             (and built in). Generated from the handlers (`switchboard openapi`); who may call what is in \
+             `security.md`, the payload schemas of the bus in `schema/`.",
+        ))
+        .license(Some(LicenseBuilder::new().name("Apache-2.0").identifier(Some("Apache-2.0")).build()))
+        .build();
+    let mut doc = OpenApiBuilder::new().info(info).build();
+    doc.merge(crate::http::health_openapi());
+    doc.merge(crate::metrics::LiveMetrics::openapi());
+    doc.merge(crate::api::openapi());
+    #[cfg(feature = "channel-webhook")]
+    doc.merge(switchboard_channel_webhook::openapi());
+    #[cfg(feature = "channel-telegram")]
+    doc.merge(switchboard_channel_telegram::openapi());
+    #[cfg(feature = "channel-webchat")]
+    doc.merge(switchboard_channel_webchat::openapi(true));
+
+    let mut components = doc.components.take().unwrap_or_else(|| ComponentsBuilder::new().build());
+    for (name, scheme) in security_schemes() {
+        components.add_security_scheme(name, scheme);
+    }
+    doc.components = Some(components);
+    doc.tags = Some(
+        [
+            ("health", "Liveness and readiness probes (no credentials, on purpose)."),
+            ("metrics", "KPIs for Prometheus."),
+            ("agent", "The agent API: commands, conversations, the queue, agent definitions."),
+            ("webhook", "Inbound messages from webhook sources (Standard Webhooks signatures)."),
+            ("telegram", "Telegram updates by webhook."),
+            ("webchat", "The web chat: widget, WebSocket, uploads and files."),
+        ]
+        .into_iter()
+        .map(|(name, what)| TagBuilder::new().name(name).description(Some(what)).build())
+        .collect(),
+    );
+    doc
+}
+
+/// The document as checked in: pretty JSON with a final newline.
+pub fn render() -> String {
+    // Serialising the document is infallible: it is plain data.
+    let mut text = document().to_pretty_json().unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+fn security_schemes() -> Vec<(&'static str, SecurityScheme)> {
+    let header =
+        |name: &str, what: &str| SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(name, what)));
+    let query =
+        |name: &str, what: &str| SecurityScheme::ApiKey(ApiKey::Query(ApiKeyValue::with_description(name, what)));
+    let mut bearer = Http::new(HttpAuthScheme::Bearer);
+    bearer.description =
+        Some("An `[api.tokens.*]` token (agent, integration or admin), or on `/metrics` the `[metrics]` token.".into());
+    vec![
+        ("bearer", SecurityScheme::Http(bearer)),
+        (
+            "standardWebhooks",
+            header(
+                "webhook-signature",
+                "Standard Webhooks: `v1,<base64 HMAC-SHA256>` over `<webhook-id>.<webhook-timestamp>.<body>` \
+                 with the source's `whsec_` secret; `webhook-id` and `webhook-timestamp` headers are required too.",
+            ),
+        ),
+        ("telegramSecret", header("X-Telegram-Bot-Api-Secret-Token", "The webhook secret given to Telegram.")),
+        (
+            "webchatSession",
+            query("token", "A web-chat session token `v1.<session>.<HMAC>` signed by this server (from `hello`)."),
+        ),
+        ("webchatFileLink", query("sig", "The HMAC of the object name with the session key, from the transcript.")),
+    ]
+}
