@@ -316,9 +316,7 @@ impl Drop for Daemon {
 
 /// A client of a server or cluster: `url` may list several servers with commas.
 pub async fn connect(url: &str) -> Result<async_nats::Client, async_nats::ConnectError> {
-    let servers: Vec<async_nats::ServerAddr> =
-        url.split(',').map(|u| u.trim().parse().expect("a valid NATS URL")).collect();
-    async_nats::connect(servers).await
+    async_nats::connect(switchboard_bus::server_list(url).expect("a valid NATS URL")).await
 }
 
 /// What the processes of a run talk to: one NATS server, or a cluster of nodes.

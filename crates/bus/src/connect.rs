@@ -57,13 +57,7 @@ impl Bus {
         if let Some(path) = &config.credentials_file {
             options = options.credentials_file(path).await.map_err(|e| connect_err(e.into()))?;
         }
-        // async-nats parses a `&str` as one address; a cluster's servers are listed with commas.
-        let servers = config
-            .url
-            .split(',')
-            .map(|u| u.trim().parse::<async_nats::ServerAddr>())
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| connect_err(e.into()))?;
+        let servers = server_list(&config.url).map_err(|e| connect_err(e.into()))?;
         let client = options.connect(servers).await.map_err(|e| connect_err(e.into()))?;
         let server = client.server_info();
         if let Err(found) = check_server_version(&server.version) {
@@ -124,6 +118,12 @@ impl BusSlot {
     pub fn get(&self) -> Result<&Bus, BusError> {
         self.0.get().ok_or(BusError::NotReady)
     }
+}
+
+/// The servers of `nats.url` (one or several comma-separated URLs), for a client to connect to.
+pub fn server_list(url: &str) -> Result<Vec<async_nats::ServerAddr>, std::io::Error> {
+    // async-nats parses a `&str` as one address; a cluster's servers are listed with commas.
+    url.split(',').map(|u| u.trim().parse()).collect()
 }
 
 /// `url` (one or several comma-separated server URLs) with any user name, password or token

@@ -129,17 +129,19 @@ impl Bus {
         // leader after losing a node, NATS restarting): keep trying until shutdown, since a
         // consumer given up here would leave its component running with nothing to do (seen:
         // the router kept leading without its agent commands after a node was killed).
-        let mut delay = Duration::from_millis(250);
+        let backoff = Backoff { initial: Duration::from_millis(250), max: Duration::from_secs(5) };
+        let mut attempt = 0;
         let mut messages = loop {
             match self.open_consumer(&spec).await {
                 Ok(messages) => break messages,
                 Err(e) => {
+                    attempt += 1;
+                    let delay = backoff.delay(attempt);
                     warn!(durable = %spec.durable, error = %err(e), retry_in_ms = delay.as_millis() as u64, "cannot open consumer; retrying");
                     tokio::select! {
                         _ = shutdown.cancelled() => return Ok(()),
                         _ = tokio::time::sleep(delay) => {}
                     }
-                    delay = (delay * 2).min(Duration::from_secs(5));
                 }
             }
         };

@@ -21,7 +21,7 @@ mod version;
 
 pub use backoff::Backoff;
 pub use config::BusConfig;
-pub use connect::{Bus, BusSlot, redacted_url};
+pub use connect::{Bus, BusSlot, redacted_url, server_list};
 pub use consumer::{ConsumerSpec, Delivery, HandlerError};
 pub use error::BusError;
 pub use journal::{AppendError, Appended, Journal, JournalEntry};

@@ -6,7 +6,7 @@ use async_nats::jetstream::{kv, object_store, stream};
 use switchboard_core::contract::{ATTACHMENTS_STORE, METRICS_STORE, ROUTER_SNAPSHOTS_STORE, buckets, streams};
 use tracing::{info, warn};
 
-use crate::{Bus, BusError};
+use crate::{Backoff, Bus, BusError};
 
 /// How long a presence entry (`sb_presence`) outlives its last renewal: a daemon that died
 /// without saying goodbye disappears from `switchboard status` after this.
@@ -31,16 +31,16 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, E>>,
 {
-    let mut delay = Duration::from_millis(250);
+    let backoff = Backoff { initial: Duration::from_millis(250), max: Duration::from_secs(4) };
     let mut attempt = 0;
     loop {
         attempt += 1;
         match step().await {
             Ok(done) => return Ok(done),
             Err(e) if attempt < SETUP_ATTEMPTS => {
+                let delay = backoff.delay(u64::from(attempt));
                 warn!(what, attempt, error = %e, retry_in_ms = delay.as_millis() as u64, "setup step failed; retrying");
                 tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(4));
             }
             Err(e) => return Err(BusError::setup(what.to_string(), e)),
         }
