@@ -21,6 +21,26 @@ pub struct Common {
     format: Format,
 }
 
+/// Which dead letters `replay` and `drop` act on.
+#[derive(Args, Debug)]
+pub struct Pick {
+    /// `SB_DLQ` sequences, as `dlq list` shows them.
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    seqs: Vec<u64>,
+    /// Every dead letter stored now (of `--component`, when given).
+    #[arg(long)]
+    all: bool,
+    /// Only this component's.
+    #[arg(long)]
+    component: Option<String>,
+}
+
+impl Pick {
+    fn selection(self) -> cli::dlq::Selection {
+        if self.all { cli::dlq::Selection::All } else { cli::dlq::Selection::Seqs(self.seqs) }
+    }
+}
+
 /// `switchboard dlq ...`.
 #[derive(Subcommand, Debug)]
 pub enum Dlq {
@@ -42,29 +62,15 @@ pub enum Dlq {
     Replay {
         #[command(flatten)]
         common: Common,
-        /// `SB_DLQ` sequences, as `dlq list` shows them.
-        #[arg(required_unless_present = "all", conflicts_with = "all")]
-        seqs: Vec<u64>,
-        /// Every dead letter stored now (of `--component`, when given).
-        #[arg(long)]
-        all: bool,
-        /// Only this component's.
-        #[arg(long)]
-        component: Option<String>,
+        #[command(flatten)]
+        pick: Pick,
     },
     /// Deletes dead letters for good.
     Drop {
         #[command(flatten)]
         common: Common,
-        /// `SB_DLQ` sequences, as `dlq list` shows them.
-        #[arg(required_unless_present = "all", conflicts_with = "all")]
-        seqs: Vec<u64>,
-        /// Every dead letter stored now (of `--component`, when given).
-        #[arg(long)]
-        all: bool,
-        /// Only this component's.
-        #[arg(long)]
-        component: Option<String>,
+        #[command(flatten)]
+        pick: Pick,
     },
 }
 
@@ -124,10 +130,6 @@ pub fn status(common: Common) -> ExitCode {
     finish(Ok(runtime().block_on(cli::status::run(&config, common.format))))
 }
 
-fn selection(seqs: Vec<u64>, all: bool) -> cli::dlq::Selection {
-    if all { cli::dlq::Selection::All } else { cli::dlq::Selection::Seqs(seqs) }
-}
-
 /// `switchboard dlq ...`.
 pub fn dlq(command: Dlq) -> ExitCode {
     let common = match &command {
@@ -144,12 +146,14 @@ pub fn dlq(command: Dlq) -> ExitCode {
                 let listing = cli::dlq::list(&bus, component.as_deref(), Some(limit), show_body).await?;
                 cli::dlq::listing_output(&listing, common.format)
             }
-            Dlq::Replay { seqs, all, component, .. } => {
-                let outcomes = cli::dlq::replay(&bus, &selection(seqs, all), component.as_deref()).await?;
+            Dlq::Replay { pick, .. } => {
+                let component = pick.component.clone();
+                let outcomes = cli::dlq::replay(&bus, &pick.selection(), component.as_deref()).await?;
                 cli::dlq::outcomes_output(&outcomes, common.format)
             }
-            Dlq::Drop { seqs, all, component, .. } => {
-                let outcomes = cli::dlq::drop(&bus, &selection(seqs, all), component.as_deref()).await?;
+            Dlq::Drop { pick, .. } => {
+                let component = pick.component.clone();
+                let outcomes = cli::dlq::drop(&bus, &pick.selection(), component.as_deref()).await?;
                 cli::dlq::outcomes_output(&outcomes, common.format)
             }
         })
