@@ -56,17 +56,38 @@ pub struct SendError {
     pub retryable: bool,
     /// What happened, e.g. `HTTP 503 from https://...`; recorded in the dead letter.
     pub reason: String,
+    /// The provider asked to wait this long before trying again (HTTP 429 `Retry-After`,
+    /// Telegram's `retry_after`): the runtime waits it out and never dead-letters a message
+    /// only because the provider keeps asking to wait.
+    pub retry_after: Option<std::time::Duration>,
 }
 
 impl SendError {
     /// A failure worth retrying.
     pub fn retryable(reason: impl Into<String>) -> Self {
-        Self { retryable: true, reason: reason.into() }
+        Self { retryable: true, reason: reason.into(), retry_after: None }
+    }
+
+    /// The provider asked to wait `after` before the next try (flood control, `Retry-After`).
+    pub fn wait(reason: impl Into<String>, after: std::time::Duration) -> Self {
+        Self { retryable: true, reason: reason.into(), retry_after: Some(after) }
     }
 
     /// A failure that will not go away.
     pub fn permanent(reason: impl Into<String>) -> Self {
-        Self { retryable: false, reason: reason.into() }
+        Self { retryable: false, reason: reason.into(), retry_after: None }
+    }
+}
+
+impl From<SendError> for switchboard_bus::HandlerError {
+    /// A wait the provider asked for stays a wait (never a dead letter), a retryable failure is
+    /// retried, the rest is dead-lettered.
+    fn from(e: SendError) -> Self {
+        match (e.retry_after, e.retryable) {
+            (Some(after), _) => switchboard_bus::HandlerError::Wait { after, reason: e.reason },
+            (None, true) => switchboard_bus::HandlerError::Retry(e.reason),
+            (None, false) => switchboard_bus::HandlerError::Reject(e.reason),
+        }
     }
 }
 

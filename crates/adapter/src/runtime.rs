@@ -176,6 +176,10 @@ async fn deliver<C: Channel>(
     }
     match channel.send(&message).await {
         Ok(_) => Ok(()),
+        Err(e) if e.retry_after.is_some() => {
+            warn!(channel = channel.name(), message = %message.id, attempt = delivery.attempt, retry_after_ms = e.retry_after.unwrap_or_default().as_millis() as u64, "provider asked to wait");
+            Err(e.into())
+        }
         Err(e) => {
             let last = !e.retryable || delivery.attempt >= max_attempts;
             if last {

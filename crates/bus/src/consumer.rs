@@ -17,6 +17,9 @@ use tracing::{debug, error, warn};
 
 use crate::{Backoff, Bus, BusError};
 
+/// The default ceiling of a wait a receiver asks for: an hour.
+pub const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(3600);
+
 /// What a consumer reads and how it retries.
 #[derive(Debug, Clone)]
 pub struct ConsumerSpec {
@@ -44,6 +47,9 @@ pub struct ConsumerSpec {
     /// one is acked, so a message that is retried (nak with back-off) or was held by a process
     /// that died is never overtaken by a later one. Needs `concurrency` 1.
     pub in_order: bool,
+    /// Longest wait honoured when a handler is asked to wait ([`HandlerError::Wait`]); a longer
+    /// one is cut to this, and the message is simply tried again then.
+    pub max_wait: Duration,
 }
 
 impl ConsumerSpec {
@@ -60,6 +66,7 @@ impl ConsumerSpec {
             concurrency: 1,
             only_new: false,
             in_order: false,
+            max_wait: DEFAULT_MAX_WAIT,
         }
     }
 }
@@ -73,6 +80,17 @@ pub enum HandlerError {
     /// Will never succeed (bad payload, a 4xx); dead-lettered at once.
     #[error("{0}")]
     Reject(String),
+    /// The receiver asked to wait (flood control, `Retry-After`): tried again after `after`
+    /// (at most [`ConsumerSpec::max_wait`]). Never dead-lettered for this: on the last allowed
+    /// delivery the message is stored again as a fresh copy that is not handled before the wait
+    /// is over, and the original is acked.
+    #[error("asked to wait {after:?}: {reason}")]
+    Wait {
+        /// How long the receiver asked to wait.
+        after: Duration,
+        /// What it said.
+        reason: String,
+    },
 }
 
 /// One delivery of a message to a handler.
@@ -232,6 +250,13 @@ impl Bus {
             stream_sequence,
         };
 
+        // A copy stored again after a wait (see `requeue`) is not handled before its time.
+        if let Some(left) = not_before(&delivery.headers) {
+            debug!(durable = %spec.durable, stream_sequence, wait_ms = left.as_millis() as u64, "not due yet");
+            let _ = message.ack_with(AckKind::Nak(Some(left))).await;
+            return;
+        }
+
         // A previous process may have crashed after the last allowed attempt: give up now.
         let outcome = if attempt > spec.max_deliver {
             Err(HandlerError::Retry(format!("exceeded {} deliveries", spec.max_deliver)))
@@ -244,6 +269,21 @@ impl Bus {
 
         let result = match outcome {
             Ok(()) => message.double_ack().await,
+            Err(HandlerError::Wait { after, reason }) => {
+                let after = after.min(spec.max_wait);
+                if attempt < spec.max_deliver {
+                    debug!(durable = %spec.durable, attempt, wait_ms = after.as_millis() as u64, %reason, "asked to wait");
+                    message.ack_with(AckKind::Nak(Some(after))).await
+                } else {
+                    match self.requeue(spec, &delivery, after).await {
+                        Ok(()) => message.double_ack().await,
+                        Err(e) => {
+                            error!(durable = %spec.durable, error = %e, "cannot store the message again, will redeliver");
+                            message.ack_with(AckKind::Nak(Some(after))).await
+                        }
+                    }
+                }
+            }
             Err(HandlerError::Retry(reason)) if attempt < spec.max_deliver => {
                 let delay = spec.backoff.delay(attempt);
                 debug!(durable = %spec.durable, attempt, retry_in_ms = delay.as_millis() as u64, %reason, "handler failed, will retry");
@@ -263,6 +303,20 @@ impl Bus {
             // The server redelivers after ack_wait; handlers are idempotent by contract.
             warn!(durable = %spec.durable, stream_sequence, error = %e, "ack not confirmed");
         }
+    }
+
+    /// Stores `delivery` again on its subject as a fresh message (its deliveries counted from 1)
+    /// that is not handled before `after` has passed: a receiver that only asks to wait never
+    /// makes a message a dead letter. The id is derived from the original, so a requeue repeated
+    /// after a crash stores one copy.
+    async fn requeue(&self, spec: &ConsumerSpec, delivery: &Delivery, after: Duration) -> Result<(), BusError> {
+        warn!(component = %spec.component, subject = %delivery.subject, attempts = delivery.attempt, wait_ms = after.as_millis() as u64, "still asked to wait after the last delivery; storing the message again for later");
+        let due = unix_ms() + after.as_millis() as i64;
+        let mut headers = delivery.headers.clone();
+        headers.insert(headers::NOT_BEFORE, due.to_string().as_str());
+        let msg_id = format!("requeue:{}:{}:{}", spec.durable, spec.stream, delivery.stream_sequence);
+        self.publish_raw(&delivery.subject, headers, delivery.payload.clone(), &msg_id).await?;
+        Ok(())
     }
 
     async fn dead_letter(&self, spec: &ConsumerSpec, delivery: &Delivery, reason: &str) -> Result<(), BusError> {
@@ -314,6 +368,17 @@ fn keep_alive(client: async_nats::Client, message: &Message, ack_wait: Duration)
             let _ = client.publish(reply.clone(), Bytes::from_static(b"+WPI")).await;
         }
     })
+}
+
+/// How long a message stored again after a wait still has to wait (`None`: due now).
+fn not_before(headers: &HeaderMap) -> Option<Duration> {
+    let due: i64 = headers.get(headers::NOT_BEFORE)?.as_str().parse().ok()?;
+    let left = due - unix_ms();
+    (left > 0).then(|| Duration::from_millis(left as u64))
+}
+
+fn unix_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Header values cannot hold line breaks.

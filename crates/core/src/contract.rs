@@ -167,10 +167,14 @@ pub mod headers {
     pub const DLQ_SUBJECT: &str = "Sb-Dlq-Subject";
     /// Dead letters: the original stream sequence, for audit.
     pub const DLQ_STREAM_SEQ: &str = "Sb-Dlq-Stream-Seq";
+    /// A message stored again because its receiver asked to wait: not handled before this time
+    /// (Unix milliseconds).
+    pub const NOT_BEFORE: &str = "Sb-Not-Before";
     /// The headers only dead letters carry, in the order they are documented.
     pub const DLQ: &[&str] = &[DLQ_REASON, DLQ_COMPONENT, DLQ_ATTEMPTS, DLQ_SUBJECT, DLQ_STREAM_SEQ];
     /// Every header of the contract.
-    pub const ALL: &[&str] = &[SCHEMA, MSG_ID, DLQ_REASON, DLQ_COMPONENT, DLQ_ATTEMPTS, DLQ_SUBJECT, DLQ_STREAM_SEQ];
+    pub const ALL: &[&str] =
+        &[SCHEMA, MSG_ID, NOT_BEFORE, DLQ_REASON, DLQ_COMPONENT, DLQ_ATTEMPTS, DLQ_SUBJECT, DLQ_STREAM_SEQ];
 }
 
 /// De-duplication id of an inbound message: `<channel>:<provider message id>`.

@@ -72,6 +72,10 @@ pub enum EventKind {
     MessageEdited,
     /// A customer blocked (or unblocked) the channel's bot or account; `data.blocked` says which.
     CustomerBlocked,
+    /// An inbound item that concerns a conversation was deliberately not routed (an auto-reply,
+    /// a bounce, list mail, a message kind the channel cannot carry) or was dead-lettered;
+    /// `data.outcome` is `not_routed` or `dead_letter`, `data.reason` says why.
+    MessageNotRouted,
 }
 
 impl EventKind {
@@ -96,6 +100,7 @@ impl EventKind {
             EventKind::AgentStatusChanged => "agent_status_changed",
             EventKind::MessageEdited => "message_edited",
             EventKind::CustomerBlocked => "customer_blocked",
+            EventKind::MessageNotRouted => "message_not_routed",
         }
     }
 }

@@ -287,6 +287,7 @@ async fn scrape(State(Scrape { live, access }): State<Scrape>, headers: HeaderMa
             if let Some(eof) = text.rfind("# EOF") {
                 text.truncate(eof);
             }
+            text.push_str(&switchboard_bus::outcomes::exposition());
             text.push_str(&format!(
                 "# HELP switchboard_metrics_events_sequence Stream sequence of the last event folded.\n\
                  # TYPE switchboard_metrics_events_sequence gauge\n\
