@@ -380,6 +380,7 @@ fn stored(schema_id: &str, file: &str, title: &str, msg_id: &str) -> Value {
             "properties": {
                 (headers::SCHEMA): { "type": "string", "const": schema_id, "description": "The payload's schema id." },
                 (headers::MSG_ID): { "type": "string", "description": msg_id },
+                (headers::NOT_BEFORE): { "type": "string", "description": "Set on a copy stored again because its receiver asked to wait: not handled before this time (Unix milliseconds)." },
             },
         },
         "payload": { "schemaFormat": SCHEMA_FORMAT, "schema": { "$ref": format!("{SCHEMA_DIR}{file}") } },
