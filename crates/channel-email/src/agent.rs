@@ -203,6 +203,7 @@ impl AgentMail {
             conversation_id: conversation,
             change: "command_refused".into(),
             note: Some(text.into()),
+            history: Vec::new(),
         });
         if let Err(e) = self.deliver(&update).await {
             warn!(agent = %agent, error = %e, "cannot tell the agent their command was refused");

@@ -86,6 +86,10 @@ pub struct ConversationUpdate {
     /// A note that came with the change (e.g. a transfer note).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// What the customer wrote since the offer was made, oldest first (with `assigned` after
+    /// an offer), so the agent who accepts has it with the acceptance.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<HistoryEntry>,
 }
 
 /// One entry of a conversation's history.

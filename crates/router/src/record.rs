@@ -44,6 +44,10 @@ pub struct ConversationRecord {
     pub opened_at: i64,
     /// Whether it is a repeat contact.
     pub repeat: bool,
+    /// When the current offer was made, ms since the epoch (what the customer wrote since then
+    /// goes with the `assigned` update).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offered_at: Option<i64>,
     /// Recent history, oldest first (at most [`HISTORY_KEEP`]).
     pub history: Vec<HistoryEntry>,
 }

@@ -303,6 +303,7 @@ impl Router {
                 sla_deadline: at,
                 opened_at: at,
                 repeat: false,
+                offered_at: None,
                 history: Vec::new(),
             };
             self.st.records.insert(conversation, record);
@@ -486,6 +487,9 @@ impl Router {
                     self.auto_reply(conversation, text, &format!("{reason:?}"), fx);
                 }
                 Decision::Offer { conversation, agent, deadline } => {
+                    if let Some(r) = self.st.records.get_mut(&conversation) {
+                        r.offered_at = Some(fx.at);
+                    }
                     self.conversation_event(
                         fx,
                         EventKind::Offered,
@@ -523,7 +527,8 @@ impl Router {
                     };
                     self.conversation_event(fx, EventKind::Assigned, conversation, Some(&agent), data);
                     if was_offered {
-                        self.update(conversation, &agent, "assigned", None, fx);
+                        let since = self.since_offer(conversation);
+                        self.update_with(conversation, &agent, "assigned", None, since, fx);
                     } else {
                         let actions = ["reply", "note", "transfer", "escalate", "resolve"];
                         self.deliver_offer(conversation, &agent, fx.at, &actions, fx);
@@ -740,6 +745,18 @@ impl Router {
     }
 
     fn update(&mut self, conversation: ConversationId, agent: &str, change: &str, note: Option<String>, fx: &mut Fx) {
+        self.update_with(conversation, agent, change, note, Vec::new(), fx);
+    }
+
+    fn update_with(
+        &mut self,
+        conversation: ConversationId,
+        agent: &str,
+        change: &str,
+        note: Option<String>,
+        history: Vec<HistoryEntry>,
+        fx: &mut Fx,
+    ) {
         for kind in self.endpoint_kinds(agent) {
             let delivery = AgentDelivery::Update(ConversationUpdate {
                 id: fx.id(),
@@ -747,9 +764,17 @@ impl Router {
                 conversation_id: conversation,
                 change: change.into(),
                 note: note.clone(),
+                history: history.clone(),
             });
             fx.out.push(Effect::Agent { kind, delivery });
         }
+    }
+
+    /// What the customer wrote in `conversation` since its current offer was made.
+    fn since_offer(&self, conversation: ConversationId) -> Vec<HistoryEntry> {
+        let Some(r) = self.st.records.get(&conversation) else { return Vec::new() };
+        let Some(since) = r.offered_at.map(time) else { return Vec::new() };
+        r.history.iter().filter(|e| e.from == Author::Customer && e.at > since).cloned().collect()
     }
 
     /// The history an agent sees: the customer's linked conversations' entries, oldest first,

@@ -16,6 +16,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use switchboard_bus::async_nats::jetstream::object_store;
 use switchboard_bus::{AppendError, Bus, BusError, ConsumerSpec, Delivery, HandlerError, Journal, Lease};
+use switchboard_bus::{InboundOutcome, outcomes};
 use switchboard_core::contract::{ROUTER_SNAPSHOTS_STORE, buckets, streams, subjects};
 use switchboard_core::{AgentCommand, AgentDelivery, Envelope};
 use switchboard_routing::Ms;
@@ -90,6 +91,21 @@ pub enum ServiceError {
         /// Why.
         reason: String,
     },
+}
+
+/// A customer message as the router accepts it: a valid envelope whose channel is the one of the
+/// subject it arrived on (`sb.in.<channel>`), so that NATS subject permissions bound what an
+/// adapter can write: one allowed only `sb.in.pigeon` cannot speak for webhook customers.
+fn inbound_envelope(d: &Delivery) -> Result<Envelope, HandlerError> {
+    let envelope = d.decode::<Envelope>()?;
+    let subject_channel = d.subject.strip_prefix("sb.in.").unwrap_or(&d.subject);
+    if envelope.channel != subject_channel {
+        return Err(HandlerError::Reject(format!(
+            "channel mismatch: the envelope says channel `{}` but arrived on `{}`; an adapter publishes only on sb.in.<its channel>",
+            envelope.channel, d.subject
+        )));
+    }
+    Ok(envelope)
 }
 
 /// An input waiting for the leader loop, with where to report its outcome.
@@ -321,6 +337,13 @@ impl RouterService {
             }
             let taken = group.entries().len() as u64;
             let outcome = self.step(&mut journal, &mut router, &group).await;
+            if outcome.is_ok() {
+                for entry in group.entries() {
+                    if let Entry::Inbound { envelope, .. } = entry {
+                        outcomes::record(&envelope.channel, InboundOutcome::Routed);
+                    }
+                }
+            }
             group.finish(outcome.as_ref().map(|_| ()).map_err(|e| HandlerError::Retry(e.to_string())), &mut recent);
             if let Err(e) = outcome {
                 if let Some((_, done)) = carried.take() {
@@ -433,12 +456,23 @@ impl RouterService {
                 spec.in_order = true;
             }
             let (bus, tx, stop) = (self.bus.clone(), tx.clone(), stop.clone());
+            let answers_bad_input = self.answers_bad_input();
             set.spawn(async move {
                 let handler = move |d: Delivery| {
                     let tx = tx.clone();
                     async move {
                         let input = if customers {
-                            Input::Inbound(Box::new(d.decode::<Envelope>()?))
+                            match inbound_envelope(&d) {
+                                Ok(envelope) => Input::Inbound(Box::new(envelope)),
+                                // Every group reads every input: one of them keeps the bad one.
+                                Err(_) if !answers_bad_input => return Ok(()),
+                                Err(e) => {
+                                    let channel = d.subject.strip_prefix("sb.in.").unwrap_or(&d.subject);
+                                    warn!(subject = %d.subject, reason = %e, "inbound message refused");
+                                    outcomes::record(channel, InboundOutcome::DeadLetter);
+                                    return Err(e);
+                                }
+                            }
                         } else {
                             Input::Command(Box::new(d.decode::<AgentCommand>()?))
                         };
@@ -455,6 +489,16 @@ impl RouterService {
             });
         }
         set
+    }
+
+    /// Whether this router dead-letters inputs nobody can route (unreadable, or on another
+    /// channel's subject): with the teams divided into groups only the last group does, so such
+    /// an input becomes one dead letter, not one per group.
+    fn answers_bad_input(&self) -> bool {
+        match self.cfg.group.as_ref().filter(|g| g.layout.divided()) {
+            Some(g) => g.layout.catch_all() == g.name,
+            None => true,
+        }
     }
 
     /// Publishes effects: all sent in order on one connection (so JetStream stores them in that

@@ -548,3 +548,41 @@ fn a_group_of_entries_acts_like_the_entries_one_by_one_with_distinct_reproducibl
     assert_eq!(effect_ids(&replayed.apply_batch(1, &entries)), ids);
     assert!(replayed.apply_batch(1, &entries).is_empty(), "an applied group is not applied twice");
 }
+
+#[test]
+fn a_customer_message_while_offered_reaches_the_offered_agent_and_comes_with_the_assignment() {
+    let (mut r, mut j) = (router(), Journal::new());
+    let fx = apply(&mut r, j.msg(0, "webhook", "cust-1", "t-1", None, "my order is late"));
+    let c = conversation(&fx);
+    assert_eq!(offers(&fx)[0].0, "alice");
+    // Offered, not yet accepted: the customer writes twice more.
+    let messages = |fx: &[Effect]| -> Vec<(String, String)> {
+        fx.iter()
+            .filter_map(|e| match e {
+                Effect::Agent { delivery: AgentDelivery::Message(m), .. } => {
+                    Some((m.agent_id.clone(), m.entry.text.clone()))
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    let fx = apply(&mut r, j.msg(5, "webhook", "cust-1", "t-1", None, "order 17, by the way"));
+    assert_eq!(messages(&fx), [("alice".to_string(), "order 17, by the way".to_string())]);
+    let fx = apply(&mut r, j.msg(6, "webhook", "cust-1", "t-1", None, "hello?"));
+    assert_eq!(messages(&fx), [("alice".to_string(), "hello?".to_string())]);
+    // The acceptance carries what came in after the offer, not the offer's own history again.
+    let fx = apply(&mut r, j.cmd(10, "alice", Some(c), CommandAction::Accept));
+    let assigned: Vec<Vec<String>> = fx
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Agent { delivery: AgentDelivery::Update(u), .. } if u.change == "assigned" => {
+                Some(u.history.iter().map(|h| h.text.clone()).collect())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(assigned, [vec!["order 17, by the way".to_string(), "hello?".to_string()]]);
+    // Held now: a further message is a plain delivery, as before.
+    let fx = apply(&mut r, j.msg(20, "webhook", "cust-1", "t-1", None, "thanks"));
+    assert_eq!(messages(&fx), [("alice".to_string(), "thanks".to_string())]);
+}

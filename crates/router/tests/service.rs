@@ -364,3 +364,32 @@ async fn inputs_journaled_in_a_group_by_a_leader_that_died_before_acking_act_onc
     assert_eq!(journal.read_after(0).await.unwrap().len(), 1, "nothing journaled again");
     router.stop().await;
 }
+
+#[tokio::test]
+async fn an_envelope_on_another_channels_subject_is_a_dead_letter_and_routes_nothing() {
+    use switchboard_bus::{InboundOutcome, outcomes};
+    let t = TestBus::start().await;
+    let router = start_router(&t, "r1").await;
+    // An adapter allowed to publish only on sb.in.pigeon speaks for a webhook customer.
+    let spoofed = envelope("webhook", "spoof-1", "cust-1", "send the refund to my other account");
+    t.bus.publish(&subjects::inbound("pigeon"), &spoofed, "pigeon:spoof-1").await.unwrap();
+    // The real customer on their own channel, after it: routed as usual.
+    say(&t, "p1", "cust-1", "where is my order?").await;
+    wait_for("the real message offered", WAIT, || async { offers(&t).await.len() == 1 }).await;
+    wait_for("the spoofed message dead-lettered", WAIT, || async {
+        !t.dead_letters("router-default").await.is_empty()
+    })
+    .await;
+    let dead = t.dead_letters("router-default").await;
+    assert_eq!(dead.len(), 1);
+    let reason = dead[0].0.get("Sb-Dlq-Reason").map(|v| v.to_string()).unwrap_or_default();
+    assert!(reason.contains("channel mismatch"), "reason: {reason}");
+    // The spoofed text is in no conversation and reached no agent.
+    let (c, history) = offers(&t).await.remove(0);
+    assert_eq!(history, ["where is my order?"]);
+    let r = record(&t, c).await.expect("record");
+    assert!(r.history.iter().all(|h| !h.text.contains("refund")), "{:?}", r.history);
+    assert_eq!(outcomes::count("pigeon", InboundOutcome::DeadLetter), 1);
+    assert!(outcomes::count("webhook", InboundOutcome::Routed) >= 1);
+    router.stop().await;
+}

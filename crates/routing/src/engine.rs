@@ -222,7 +222,15 @@ impl Engine {
                     });
                     return;
                 }
-                ConvState::Queued | ConvState::Offered { .. } => return,
+                // The agent holding the offer sees the conversation grow while deciding.
+                ConvState::Offered { agent, .. } => {
+                    out.push(Decision::DeliverToAgent {
+                        conversation: id,
+                        agent: self.st.agents[agent as usize].id.as_str().to_owned(),
+                    });
+                    return;
+                }
+                ConvState::Queued => return,
                 ConvState::Bot => {
                     // A second message at L0 (or a request for a human) goes to a person.
                     self.hand_off(ix, out);

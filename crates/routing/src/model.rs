@@ -257,7 +257,8 @@ pub enum Decision {
         /// The agent.
         agent: String,
     },
-    /// The customer wrote again in a conversation an agent holds: deliver it to them.
+    /// The customer wrote again in a conversation an agent holds or is being offered: deliver
+    /// it to them.
     DeliverToAgent {
         /// The conversation.
         conversation: ConversationId,
