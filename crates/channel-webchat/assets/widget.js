@@ -95,8 +95,18 @@
   function save() {
     // Merged over what is stored, so a field this tab does not know is kept.
     var cur = readJSON(KEY) || {};
-    delete cur.outbox;
+    adopt(cur);
     store(KEY, Object.assign(cur, S));
+  }
+  // An outbox kept in the session value by an older widget (one list for all tabs, still open in
+  // a tab that has not reloaded): its items become this tab's.
+  function adopt(v) {
+    if (!Array.isArray(v.outbox)) return;
+    v.outbox.forEach((it) => {
+      if (it && it.client_id && !known.has(it.client_id) && !mine.items.some((x) => x.client_id === it.client_id)) mine.items.push(it);
+    });
+    delete v.outbox;
+    writeMine();
   }
   function outKeys() {
     var ks = [];
@@ -163,13 +173,7 @@
     writeMine();
     refresh();
   }
-  // An outbox kept by an older widget (one value for all tabs): becomes this tab's.
-  if (Array.isArray(S.outbox)) {
-    mine.items = S.outbox.filter((it) => it && it.client_id);
-    delete S.outbox;
-    writeMine();
-    save();
-  }
+  if (Array.isArray(S.outbox)) { adopt(S); save(); }
   refresh();
 
   // ---- page-lifetime state ----
@@ -355,8 +359,9 @@
       if (it.err) kids.push(h('span', { class: 'merr', 'data-testid': 'message-error', text: t(it.err) }));
       if (it.state === 'failed' && it.item) {
         var cid = it.item.client_id;
+        // Named with the start of the message: several failed messages each have a Retry.
         kids.push(h('button', { type: 'button', class: 'retry', 'data-testid': 'retry', text: t('retry'),
-          onclick: () => { resend(cid); } }));
+          'aria-label': t('retry') + ': ' + (it.item.text || '').slice(0, 40), onclick: () => { resend(cid); } }));
       }
       return { cls: 'm me', kids: kids };
     }
@@ -775,6 +780,7 @@
     if (e.key === KEY || e.key === null) {
       var v = readJSON(KEY) || {};
       if (!S.token && v.token) { S.token = v.token; S.session = v.session; }
+      if (Array.isArray(v.outbox)) save(); // written by an older widget: adopted
     }
     // Our key was removed while we still have messages waiting: write it again.
     if ((e.key === MINE || e.key === null) && !readJSON(MINE) && (mine.items.length || Object.keys(mine.failed).length)) writeMine();
