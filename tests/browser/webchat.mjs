@@ -375,6 +375,13 @@ const steps = [
       !(await widgetState(a)).connected && !(await widgetState(b)).connected);
     await send(b, TAB_B);
     await send(a, TAB_A);
+    // The outbox is shared: each tab shows what the other queued, waiting to be sent.
+    for (const [tab, name] of [[a, 'A'], [b, 'B']]) {
+      await until(`tab ${name} to show both offline messages as sending`, async () => {
+        const all = await transcript(tab);
+        return [TAB_B, TAB_A].every((t) => all.some((i) => i.kind === 'customer' && i.text === t && i.state === 'sending'));
+      });
+    }
     await b.close();
     await net.up();
     // Tab A reconnects by itself and sends both, in the order they were written, once each.

@@ -157,5 +157,10 @@ async fn the_widget_works_end_to_end_in_chromium() {
         assert_eq!(stored.iter().filter(|t| *t == text).count(), 1, "{text} stored once on sb.in.webchat: {stored:?}");
     }
     assert!(!stored.iter().any(|t| t.starts_with("Too long")), "the message over the limit was stored");
+    // The channel's own outcomes are on /metrics; nothing the widgets sent was refused (the message
+    // over the limit never left the browser).
+    let metrics = daemon.http.get(format!("{}/metrics", daemon.base)).send().await.unwrap().text().await.unwrap();
+    let rejected = "switchboard_inbound_total{channel=\"webchat\",outcome=\"rejected\"} 0";
+    assert!(metrics.contains(rejected), "no `{rejected}` on /metrics:\n{metrics}");
     daemon.stop().await;
 }
