@@ -149,7 +149,8 @@
       if (refused[cid]) failedView.set(cid, { item: it, code: refused[cid] });
       else outbox.push(it);
     });
-    outbox.sort((a, b) => (a.at || 0) - (b.at || 0) || (a.client_id < b.client_id ? -1 : 1));
+    // Stable: items typed in the same millisecond keep their tab's order.
+    outbox.sort((a, b) => (a.at || 0) - (b.at || 0));
     loaded = true;
     if (gone.length) {
       // Keep their done ids (the items they name may still be listed elsewhere), then remove them.
