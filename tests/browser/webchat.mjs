@@ -369,6 +369,20 @@ const steps = [
     await b.goto(PAGE);
     await openWidget(b);
     await waitAcked(b, TAB_FIRST); // the same visitor: one session, one transcript
+    // Both online, typing in turn: every message shown once in both tabs and stored once.
+    const both = [];
+    for (let i = 1; i <= 3; i++) {
+      for (const [tab, name] of [[a, 'A'], [b, 'B']]) {
+        both.push(`tab ${name} says ${i}`);
+        await send(tab, both[both.length - 1]);
+      }
+    }
+    for (const tab of [a, b]) for (const t of both) await waitAcked(tab, t);
+    const online = await until('the messages typed in turn in anna\'s inbox', async () => {
+      const m = await messageTexts(conv);
+      return both.every((t) => m.includes(t)) && m;
+    });
+    assert.deepEqual(online.filter((t) => both.includes(t)), both, 'anna did not get the messages typed in turn once each, in order');
 
     await net.down();
     await until('both tabs to lose the connection', async () =>
@@ -404,9 +418,9 @@ const steps = [
     await openWidget(c);
     const items = await until('the conversation in a new tab', async () => {
       const all = await transcript(c);
-      return [TAB_FIRST, TAB_B, TAB_A].every((t) => count(all, 'customer', t) === 1) && all;
+      return [TAB_FIRST, ...both, TAB_B, TAB_A].every((t) => count(all, 'customer', t) === 1) && all;
     });
-    assert.deepEqual(texts(items, ['customer']), [TAB_FIRST, TAB_B, TAB_A], 'the customer messages in a new tab');
+    assert.deepEqual(texts(items, ['customer']), [TAB_FIRST, ...both, TAB_B, TAB_A], 'the customer messages in a new tab');
     assert.ok(items.filter((i) => i.kind === 'customer').every((i) => ACKED.includes(i.state)), 'a message is not shown as sent');
     await agent(conv, { type: 'resolve' });
     await context.close();

@@ -162,5 +162,8 @@ async fn the_widget_works_end_to_end_in_chromium() {
     let metrics = daemon.http.get(format!("{}/metrics", daemon.base)).send().await.unwrap().text().await.unwrap();
     let rejected = "switchboard_inbound_total{channel=\"webchat\",outcome=\"rejected\"} 0";
     assert!(metrics.contains(rejected), "no `{rejected}` on /metrics:\n{metrics}");
+    for line in metrics.lines().filter(|l| l.starts_with("switchboard_inbound_total{channel=\"webchat\"")) {
+        println!("{line}");
+    }
     daemon.stop().await;
 }
