@@ -1,9 +1,10 @@
 //! The web chat in a real browser: Debian's Chromium, driven by playwright-core from npm, opens a
 //! shop page that embeds the widget from the daemon; the visitor's message is routed to an agent's
 //! helpdesk, the agent answers through the agent API, the answer shows up, survives a reload and
-//! a dropped socket without loss or duplicates; markup stays text; what a visitor wrote offline in
-//! a tab that was then closed is sent once by another tab; a message that cannot be sent is marked
-//! failed, with a retry; another site is refused.
+//! a dropped socket without loss or duplicates; markup stays text; two tabs of one visitor share
+//! one conversation, and what the visitor wrote offline in a tab that was then closed is sent once
+//! by the other; a message that cannot be sent is marked failed, with a retry; another site is
+//! refused.
 //!
 //! The browser steps are in `tests/browser/webchat.mjs`; this test starts NATS, the daemon, the
 //! agent's helpdesk and two host pages, then runs the script. `make tools` installs Chromium and
