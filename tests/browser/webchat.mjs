@@ -304,11 +304,13 @@ const steps = [
     const seqs = items.filter((i) => i.seq != null).map((i) => i.seq);
     assert.deepEqual(seqs, [...seqs].sort((a, b) => a - b), 'entries not in seq order');
     assert.equal(new Set(seqs).size, seqs.length, 'an entry (seq) is shown twice');
-    const st = await until('an empty outbox and a connection', async () => {
+    // A message shown as sent has its seq from the ack; its entry (which moves lastSeq) follows on
+    // the live feed a moment later, so wait for it rather than read lastSeq at once.
+    const top = Math.max(...seqs);
+    await until(`an empty outbox, a connection and lastSeq at least ${top}`, async () => {
       const s = await widgetState(page);
-      return s.connected && s.outbox === 0 && s;
+      return s.connected && s.outbox === 0 && s.lastSeq >= top && s;
     });
-    assert.ok(st.lastSeq >= Math.max(...seqs), `lastSeq ${st.lastSeq} below the highest rendered seq`);
     const got = await until('one, two, three in anna\'s inbox', async () => {
       const m = await messageTexts(ctx.conv);
       return ['one', 'two', 'three'].every((t) => m.includes(t)) && m;
