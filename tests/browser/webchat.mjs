@@ -37,6 +37,12 @@ const AWAY = 'while you were away';
 const XSS_IN = '<img src=x onerror="window.__xss=1">';
 const XSS_OUT = '<b>bold</b><script>window.__xss=2</script>';
 const ACKED = ['sent', 'delivered', 'read'];
+const TAB_FIRST = 'Tab A here: is my parcel insured?';
+const TAB_B = 'Written in tab B while offline';
+const TAB_A = 'Written in tab A while offline';
+// Over the daemon's max_text_bytes (8 KiB by default), under its frame limit.
+const LONG = `Too long: ${'x'.repeat(9000)}`;
+const SHORT = 'The short version';
 
 // ---------- helpers ----------
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -150,12 +156,48 @@ const deadline = setTimeout(() => {
 const pageErrors = [];
 const consoleLines = [];
 async function newPage(viewport = { width: 1280, height: 800 }) {
-  const context = await browser.newContext({ viewport });
+  return pageIn(await browser.newContext({ viewport }));
+}
+/** A new tab in `context` (tabs of one context share localStorage, like a visitor's tabs). */
+async function pageIn(context) {
   const page = await context.newPage();
   page.on('pageerror', (e) => pageErrors.push(`${page.url()}: ${e.message}`));
   page.on('console', (m) => consoleLines.push(`[${m.type()}] ${m.text()}`));
   page.setDefaultTimeout(T);
   return page;
+}
+
+/** A visitor's network, to take away and give back: HTTP through setOffline, and the chat's
+ *  WebSockets through a route that passes them to the daemon while up and closes them (the open
+ *  ones and every new attempt) while down, since Chromium's offline emulation leaves open
+ *  WebSockets alone. Set up before the context's first page. */
+async function network(context) {
+  let up = true;
+  const open = [];
+  await context.routeWebSocket(/\/chat\/ws$/, (ws) => {
+    if (!up) return ws.close({ code: 1001, reason: 'network down' });
+    ws.connectToServer();
+    open.push(ws);
+  });
+  return {
+    async down() {
+      up = false;
+      await context.setOffline(true);
+      for (const ws of open.splice(0)) await ws.close({ code: 1001, reason: 'network down' }).catch(() => {});
+    },
+    async up() {
+      up = true;
+      await context.setOffline(false);
+    },
+  };
+}
+/** localStorage of the page's origin: every key of the widget's outbox with what waits in it. */
+function storedOutbox(page) {
+  return page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('switchboard.chat.')).map((k) => {
+    const v = JSON.parse(localStorage.getItem(k));
+    const done = new Set(v.done || []);
+    return { key: k, waiting: (v.outbox || v.items || []).filter((i) => !done.has(i.client_id)).map((i) => i.text) };
+  }).filter((k) => k.waiting.length));
 }
 
 const ctx = { page: null, current: null, conv: null };
@@ -262,11 +304,13 @@ const steps = [
     const seqs = items.filter((i) => i.seq != null).map((i) => i.seq);
     assert.deepEqual(seqs, [...seqs].sort((a, b) => a - b), 'entries not in seq order');
     assert.equal(new Set(seqs).size, seqs.length, 'an entry (seq) is shown twice');
-    const st = await until('an empty outbox and a connection', async () => {
+    // A message shown as sent has its seq from the ack; its entry (which moves lastSeq) follows on
+    // the live feed a moment later, so wait for it rather than read lastSeq at once.
+    const top = Math.max(...seqs);
+    await until(`an empty outbox, a connection and lastSeq at least ${top}`, async () => {
       const s = await widgetState(page);
-      return s.connected && s.outbox === 0 && s;
+      return s.connected && s.outbox === 0 && s.lastSeq >= top && s;
     });
-    assert.ok(st.lastSeq >= Math.max(...seqs), `lastSeq ${st.lastSeq} below the highest rendered seq`);
     const got = await until('one, two, three in anna\'s inbox', async () => {
       const m = await messageTexts(ctx.conv);
       return ['one', 'two', 'three'].every((t) => m.includes(t)) && m;
@@ -310,6 +354,125 @@ const steps = [
     await page.screenshot({ path: path.join(OUT, 'webchat-conversation.png') });
   }],
 
+  ['two tabs, network down: what tab B wrote before it was closed is sent once by tab A', async () => {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    const net = await network(context);
+    const a = (ctx.current = await pageIn(context));
+    await a.goto(PAGE);
+    await openWidget(a);
+    await a.locator('[data-testid=widget][data-state=ready]').waitFor();
+    await send(a, TAB_FIRST);
+    await waitAcked(a, TAB_FIRST);
+    const offer = await until(`an offer to anna with ${JSON.stringify(TAB_FIRST)}`, async () =>
+      (await deliveries()).filter((d) => d.kind === 'offer' && d.texts.includes(TAB_FIRST)).pop());
+    const conv = offer.conversation_id;
+    await agent(conv, { type: 'accept' });
+    const b = await pageIn(context);
+    await b.goto(PAGE);
+    await openWidget(b);
+    await waitAcked(b, TAB_FIRST); // the same visitor: one session, one transcript
+    // Both online, typing in turn: every message shown once in both tabs and stored once.
+    const both = [];
+    for (let i = 1; i <= 3; i++) {
+      for (const [tab, name] of [[a, 'A'], [b, 'B']]) {
+        both.push(`tab ${name} says ${i}`);
+        await send(tab, both[both.length - 1]);
+      }
+    }
+    for (const tab of [a, b]) for (const t of both) await waitAcked(tab, t);
+    const online = await until('the messages typed in turn in anna\'s inbox', async () => {
+      const m = await messageTexts(conv);
+      return both.every((t) => m.includes(t)) && m;
+    });
+    assert.deepEqual(online.filter((t) => both.includes(t)), both, 'anna did not get the messages typed in turn once each, in order');
+
+    await net.down();
+    await until('both tabs to lose the connection', async () =>
+      !(await widgetState(a)).connected && !(await widgetState(b)).connected);
+    await send(b, TAB_B);
+    await send(a, TAB_A);
+    // The outbox is shared: each tab shows what the other queued, waiting to be sent.
+    for (const [tab, name] of [[a, 'A'], [b, 'B']]) {
+      await until(`tab ${name} to show both offline messages as sending`, async () => {
+        const all = await transcript(tab);
+        return [TAB_B, TAB_A].every((t) => all.some((i) => i.kind === 'customer' && i.text === t && i.state === 'sending'));
+      });
+    }
+    await b.close();
+    await net.up();
+    // Tab A reconnects by itself and sends both, in the order they were written, once each.
+    const got = await until('both offline messages in anna\'s inbox', async () => {
+      const m = await messageTexts(conv);
+      return [TAB_B, TAB_A].every((t) => m.includes(t)) && m;
+    }, 3 * T);
+    assert.deepEqual(got.filter((t) => t === TAB_B || t === TAB_A), [TAB_B, TAB_A],
+      'anna did not get the two offline messages exactly once each, in the order written');
+    await waitAcked(a, TAB_B);
+    await waitAcked(a, TAB_A);
+    await until('an empty outbox in tab A', async () => {
+      const s = await widgetState(a);
+      return s.connected && s.outbox === 0 && s.failed === 0;
+    });
+    assert.deepEqual(await storedOutbox(a), [], 'messages left waiting in localStorage');
+    // A new tab of the visitor shows the conversation once, nothing pending.
+    const c = (ctx.current = await pageIn(context));
+    await c.goto(PAGE);
+    await openWidget(c);
+    const items = await until('the conversation in a new tab', async () => {
+      const all = await transcript(c);
+      return [TAB_FIRST, ...both, TAB_B, TAB_A].every((t) => count(all, 'customer', t) === 1) && all;
+    });
+    assert.deepEqual(texts(items, ['customer']), [TAB_FIRST, ...both, TAB_B, TAB_A], 'the customer messages in a new tab');
+    assert.ok(items.filter((i) => i.kind === 'customer').every((i) => ACKED.includes(i.state)), 'a message is not shown as sent');
+    await agent(conv, { type: 'resolve' });
+    await context.close();
+  }],
+
+  ['a message that cannot be sent is marked failed, stays so after a reload, and can be retried', async () => {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    const net = await network(context);
+    const page = (ctx.current = await pageIn(context));
+    await page.goto(PAGE);
+    // A new visitor whose network goes before the chat ever connected: the widget does not know
+    // the daemon's limits, so it queues a message that is too long.
+    await net.down();
+    await openWidget(page);
+    await send(page, LONG);
+    const pending = (await transcript(page)).filter((i) => i.kind === 'customer');
+    assert.deepEqual(pending.map((i) => i.state), ['sending'], 'the long message is not shown as sending while offline');
+    await net.up();
+    const failed = page.locator('[data-testid=message][data-state=failed]');
+    await failed.waitFor({ timeout: 3 * T });
+    const markFailed = async () => {
+      assert.equal(await failed.count(), 1, 'not one failed message');
+      assert.equal(await failed.locator('[data-testid=text]').textContent(), LONG, 'the failed message is not the long one');
+      assert.equal(await failed.locator('[data-testid=message-error]').textContent(), 'This message is too long.');
+      assert.ok((await failed.locator('[data-testid=delivery]').textContent()).includes('Not sent'), 'no "Not sent" state');
+      assert.ok(await failed.getByRole('button', { name: 'Retry' }).isVisible(), 'no Retry button on the failed message');
+      assert.ok(await failed.evaluate((el) => el.closest('[aria-live]') !== null), 'the failed message is outside a live region');
+    };
+    await markFailed();
+    assert.equal(await page.getByRole('alert').filter({ hasText: 'This message is too long.' }).count(), 1,
+      'the failure is not announced (role=alert)');
+    // Not silently gone: a reload still shows it failed, with its retry.
+    await page.reload();
+    await openWidget(page);
+    await page.locator('[data-testid=widget][data-state=ready]').waitFor();
+    await failed.waitFor();
+    await markFailed();
+    assert.equal((await widgetState(page)).failed, 1, 'the failed message is not kept');
+    // Retry puts it back into the composer; too long, it stays there to be shortened.
+    await failed.getByRole('button', { name: 'Retry' }).click();
+    assert.equal(await page.locator('[data-testid=input]').inputValue(), LONG, 'Retry did not give the text back');
+    await until('the failed message to go', async () => (await failed.count()) === 0);
+    await send(page, SHORT);
+    await waitAcked(page, SHORT);
+    const st = await widgetState(page);
+    assert.equal(st.outbox + st.failed, 0, `something still waits: ${JSON.stringify(st)}`);
+    assert.deepEqual(await storedOutbox(page), [], 'messages left waiting in localStorage');
+    await context.close();
+  }],
+
   ['a page on an origin that is not allowed gets "not available"', async () => {
     const page = (ctx.current = await newPage());
     let sockets = 0;
@@ -347,7 +510,8 @@ for (const [i, [name, fn]] of steps.entries()) {
     if (ctx.current) {
       await ctx.current.screenshot({ path: path.join(OUT, `webchat-failed-step${i + 1}.png`) }).catch(() => {});
       const items = await transcript(ctx.current).catch(() => null);
-      if (items) console.log(`  transcript: ${JSON.stringify(items)}`);
+      const short = (t) => (t && t.length > 80 ? `${t.slice(0, 80)}… (${t.length} chars)` : t);
+      if (items) console.log(`  transcript: ${JSON.stringify(items.map((i) => ({ ...i, text: short(i.text) })))}`);
     }
     console.log(`  last browser console lines:\n    ${consoleLines.slice(-15).join('\n    ')}`);
     break;

@@ -1,7 +1,10 @@
 //! The web chat in a real browser: Debian's Chromium, driven by playwright-core from npm, opens a
 //! shop page that embeds the widget from the daemon; the visitor's message is routed to an agent's
 //! helpdesk, the agent answers through the agent API, the answer shows up, survives a reload and
-//! a dropped socket without loss or duplicates; markup stays text; another site is refused.
+//! a dropped socket without loss or duplicates; markup stays text; two tabs of one visitor share
+//! one conversation, and what the visitor wrote offline in a tab that was then closed is sent once
+//! by the other; a message that cannot be sent is marked failed, with a retry; another site is
+//! refused.
 //!
 //! The browser steps are in `tests/browser/webchat.mjs`; this test starts NATS, the daemon, the
 //! agent's helpdesk and two host pages, then runs the script. `make tools` installs Chromium and
@@ -15,9 +18,31 @@ use serde_json::json;
 use switchboard::config::ApiTokenConfig;
 use switchboard_channel_webchat::WebchatConfig;
 use switchboard_channel_webhook::AgentEndpointConfig;
+use switchboard_core::contract::{streams, subjects};
+use switchboard_core::{Contract, Envelope};
 use switchboard_e2e::{Receiver, SECRET, TestDaemon};
 
 const ANNA_TOKEN: &str = "anna-token-for-browser-tests";
+/// Texts the two-tab step of `webchat.mjs` writes: one online, one in each tab while offline.
+const TAB_TEXTS: [&str; 3] =
+    ["Tab A here: is my parcel insured?", "Written in tab B while offline", "Written in tab A while offline"];
+
+/// The text of every envelope stored on `sb.in.webchat`.
+async fn stored_texts(nats_url: &str) -> Vec<String> {
+    let js = async_nats::jetstream::new(async_nats::connect(nats_url).await.expect("connect to NATS"));
+    let mut stream = js.get_stream(streams::INBOUND).await.expect("inbound stream");
+    let info = stream.info().await.expect("stream info");
+    let mut texts = Vec::new();
+    for seq in info.state.first_sequence..=info.state.last_sequence {
+        if let Ok(m) = stream.get_raw_message(seq).await
+            && m.subject.as_str() == subjects::inbound("webchat")
+        {
+            let envelope = Envelope::from_json(&m.payload).expect("a valid envelope");
+            texts.push(envelope.text);
+        }
+    }
+    texts
+}
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
@@ -123,8 +148,23 @@ async fn the_widget_works_end_to_end_in_chromium() {
         .filter(|v| v["type"] == "message")
         .filter_map(|v| v["entry"]["text"].as_str().map(str::to_string))
         .collect();
-    for text in ["one", "two", "three"] {
+    // (The two-tab step's first message reached anna inside its offer, the others as messages.)
+    for text in ["one", "two", "three"].into_iter().chain(TAB_TEXTS[1..].iter().copied()) {
         assert_eq!(texts.iter().filter(|t| *t == text).count(), 1, "{text} reached the agent once: {texts:?}");
+    }
+    // And on the bus: each stored once, the one that could not be sent not at all.
+    let stored = stored_texts(&daemon.nats.url()).await;
+    for text in TAB_TEXTS {
+        assert_eq!(stored.iter().filter(|t| *t == text).count(), 1, "{text} stored once on sb.in.webchat: {stored:?}");
+    }
+    assert!(!stored.iter().any(|t| t.starts_with("Too long")), "the message over the limit was stored");
+    // The channel's own outcomes are on /metrics; nothing the widgets sent was refused (the message
+    // over the limit never left the browser).
+    let metrics = daemon.http.get(format!("{}/metrics", daemon.base)).send().await.unwrap().text().await.unwrap();
+    let rejected = "switchboard_inbound_total{channel=\"webchat\",outcome=\"rejected\"} 0";
+    assert!(metrics.contains(rejected), "no `{rejected}` on /metrics:\n{metrics}");
+    for line in metrics.lines().filter(|l| l.starts_with("switchboard_inbound_total{channel=\"webchat\"")) {
+        println!("{line}");
     }
     daemon.stop().await;
 }

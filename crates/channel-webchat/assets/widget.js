@@ -28,7 +28,7 @@
       resolved: 'The conversation has been resolved. How would you rate it?',
       rating: 'Rating', rate: 'Rate {n} out of 5', rated: 'Thank you for your rating: {n} out of 5.', thanks: 'Thank you for your rating.',
       typing: '{name} is typing…', typingAnon: 'The agent is typing…',
-      sending: 'Sending', sent: 'Sent', delivered: 'Delivered', read: 'Read', failed: 'Not sent',
+      sending: 'Sending', sent: 'Sent', delivered: 'Delivered', read: 'Read', failed: 'Not sent', retry: 'Retry',
       rate_limited: 'You are sending messages too fast. Please wait a moment.',
       too_large: 'This message is too long.', invalid: 'This message could not be sent.',
       unavailable: 'The chat is temporarily unavailable. We will try again.',
@@ -49,7 +49,7 @@
       resolved: 'Разговор завершён. Как вы его оцените?',
       rating: 'Оценка', rate: 'Оценка {n} из 5', rated: 'Спасибо за оценку: {n} из 5.', thanks: 'Спасибо за оценку.',
       typing: '{name} печатает…', typingAnon: 'Оператор печатает…',
-      sending: 'Отправляется', sent: 'Отправлено', delivered: 'Доставлено', read: 'Прочитано', failed: 'Не отправлено',
+      sending: 'Отправляется', sent: 'Отправлено', delivered: 'Доставлено', read: 'Прочитано', failed: 'Не отправлено', retry: 'Повторить',
       rate_limited: 'Вы отправляете сообщения слишком часто. Подождите немного.',
       too_large: 'Сообщение слишком длинное.', invalid: 'Это сообщение не удалось отправить.',
       unavailable: 'Чат временно недоступен. Мы попробуем ещё раз.',
@@ -67,20 +67,122 @@
   var TRANSIENT = { rate_limited: 1, unavailable: 1 };
   var STATE_ICON = { sending: '◷', sent: '✓', delivered: '✓✓', read: '✓✓', failed: '!' };
 
-  // ---- persisted session: token, outbox, counters ----
-  var S = {};
-  try { S = JSON.parse(localStorage.getItem(KEY)) || {}; } catch (e) { S = {}; }
-  S.outbox = S.outbox || [];
+  // ---- persisted session (one key) and the outbox shared by the visitor's tabs ----
+  // Tabs of one visitor share localStorage. The session (token, settings) is one value, last
+  // writer wins. The outbox is not: a tab that rewrote one shared outbox from its own copy would
+  // drop what another tab queued meanwhile (and localStorage is only eventually consistent
+  // between tabs, so even read-merge-write can lose an item). So each tab writes only its own key,
+  // OUT + rid = {items, done, failed}: the messages it queued, the client ids it saw stored (done)
+  // and those the server refused for good (failed: client_id -> error code). The outbox is the
+  // union of every tab's items minus every tab's done and failed ids; any connected tab sends it,
+  // and the server's de-duplication by client_id stores a message once whichever tab sent it. A
+  // tab removes another tab's key only when nothing in it is waiting (the key of a closed tab),
+  // keeping its done ids; a tab whose key was removed while it still waits writes it again.
+  var S = readJSON(KEY) || {};
+  var OUT = KEY + '#out:';
   // client_id = <random per page load>-<counter>: two tabs of one visitor never collide.
   var rid = Math.random().toString(36).slice(2, 10) + Date.now().toString(36), n = 0;
-  function save() { try { localStorage.setItem(KEY, JSON.stringify(S)); } catch (e) { /* private mode */ } }
+  var MINE = OUT + rid, mine = { items: [], done: [], failed: {} };
+  // Derived from every tab's key by refresh(): outbox (to send, oldest first), failedView
+  // (client_id -> {item, code}), known (client_id -> item), seen (client_id -> when this tab
+  // first saw another tab's item appear: that tab is likely sending it itself).
+  var outbox = [], failedView = new Map(), known = new Map(), seen = new Map(), loaded = false;
+  var GRACE = 3000;
+  function readJSON(k) { try { return JSON.parse(localStorage.getItem(k)); } catch (e) { return null; } }
+  function store(k, v) {
+    try { if (v == null) localStorage.removeItem(k); else localStorage.setItem(k, JSON.stringify(v)); } catch (e) { /* private mode */ }
+  }
+  function save() {
+    // Merged over what is stored, so a field this tab does not know is kept.
+    var cur = readJSON(KEY) || {};
+    adopt(cur);
+    store(KEY, Object.assign(cur, S));
+  }
+  // An outbox kept in the session value by an older widget (one list for all tabs, still open in
+  // a tab that has not reloaded): its items become this tab's.
+  function adopt(v) {
+    if (!Array.isArray(v.outbox)) return;
+    v.outbox.forEach((it) => {
+      if (it && it.client_id && !known.has(it.client_id) && !mine.items.some((x) => x.client_id === it.client_id)) mine.items.push(it);
+    });
+    delete v.outbox;
+    writeMine();
+  }
+  function outKeys() {
+    var ks = [];
+    try { for (var i = 0; i < localStorage.length; i++) { var k = localStorage.key(i); if (k && k.indexOf(OUT) === 0) ks.push(k); } } catch (e) { /* no storage */ }
+    return ks;
+  }
+  function writeMine() {
+    var ids = new Set(known.keys());
+    mine.items.forEach((it) => { ids.add(it.client_id); });
+    // done ids matter only while some tab still lists the item.
+    mine.done = mine.done.filter((c) => ids.has(c));
+    Object.keys(mine.failed).forEach((c) => { if (!ids.has(c)) delete mine.failed[c]; });
+    store(MINE, mine.items.length || mine.done.length || Object.keys(mine.failed).length ? mine : null);
+  }
+  // Recomputes the outbox from every tab's key; removes the keys of tabs with nothing waiting.
+  function refresh() {
+    var vals = [], done = new Set(mine.done), refused = {}, all = new Map(), gone = [];
+    outKeys().forEach((k) => {
+      if (k === MINE) return;
+      var v = readJSON(k);
+      if (!v || typeof v !== 'object') return;
+      v.items = Array.isArray(v.items) ? v.items : []; v.done = Array.isArray(v.done) ? v.done : [];
+      vals.push([k, v]);
+      v.done.forEach((c) => { done.add(c); });
+    });
+    vals.push([MINE, mine]);
+    vals.forEach((kv) => {
+      var v = kv[1];
+      v.items.forEach((it) => { if (it && it.client_id && !all.has(it.client_id)) all.set(it.client_id, it); });
+      for (var c in v.failed || {}) refused[c] = v.failed[c];
+      var wait = v.items.some((it) => it && !done.has(it.client_id)) || Object.keys(v.failed || {}).some((c) => !done.has(c));
+      if (kv[0] !== MINE && !wait) gone.push(kv);
+    });
+    var before = mine.items.length;
+    mine.items = mine.items.filter((it) => !done.has(it.client_id));
+    known = all; outbox = []; failedView = new Map();
+    all.forEach((it, cid) => {
+      if (done.has(cid)) return;
+      if (!seen.has(cid)) seen.set(cid, loaded ? Date.now() : 0);
+      if (refused[cid]) failedView.set(cid, { item: it, code: refused[cid] });
+      else outbox.push(it);
+    });
+    // Stable: items typed in the same millisecond keep their tab's order.
+    outbox.sort((a, b) => (a.at || 0) - (b.at || 0));
+    loaded = true;
+    if (gone.length) {
+      // Keep their done ids (the items they name may still be listed elsewhere), then remove them.
+      gone.forEach((kv) => { kv[1].done.forEach((c) => { if (mine.done.indexOf(c) < 0) mine.done.push(c); }); });
+      writeMine();
+      gone.forEach((kv) => { store(kv[0], null); });
+    } else if (mine.items.length !== before) writeMine();
+  }
+  // This tab saw `cid` stored: it leaves the outbox in every tab.
+  function settle(cid) {
+    if (!known.has(cid) && !mine.items.some((it) => it.client_id === cid)) return;
+    if (mine.done.indexOf(cid) < 0) mine.done.push(cid);
+    mine.items = mine.items.filter((it) => it.client_id !== cid);
+    delete mine.failed[cid];
+    writeMine();
+    refresh();
+  }
+  // The server refused `cid` for good: shown as not sent, with a retry, in every tab.
+  function fail(cid, code) {
+    mine.failed[cid] = code;
+    writeMine();
+    refresh();
+  }
+  if (Array.isArray(S.outbox)) { adopt(S); save(); }
+  refresh();
 
   // ---- page-lifetime state ----
   // entries: seq -> entry; byClient: client_id -> seq of its entry; acked: client_id -> {item, seq}
-  // (acked, entry not seen yet); failed: client_id -> {item, code} (refused for good); itemErr:
-  // client_id -> transient error code (still in the outbox); csatSent: conversation -> score sent;
-  // nodes: render key -> <li>; ord: client_id -> local order of pending items.
-  var entries = new Map(), byClient = new Map(), acked = new Map(), failed = new Map(), itemErr = new Map(),
+  // (acked, entry not seen yet); itemErr: client_id -> transient error code (still in the outbox);
+  // csatSent: conversation -> score sent; nodes: render key -> <li>; ord: client_id -> local order
+  // of pending items.
+  var entries = new Map(), byClient = new Map(), acked = new Map(), itemErr = new Map(),
     csatSent = new Map(), nodes = new Map(), ord = new Map(), ordN = 0;
   var lastSeq = 0, ws = null, sock = null, paused = false, refused = false, started = false, everOpened = false;
   var attempt = 0, noOpen = 0, timer = null, retryTimer = null, retryDelay = 2000;
@@ -141,6 +243,7 @@
     '.b a{display:block;color:inherit}',
     '.ds{font-size:11px;color:#666;margin:1px 6px}[data-state=read] .ds{color:var(--sb-accent,#1f5fd1)}',
     '[data-state=failed] .ds,.merr{color:#b3261e;font-size:12px;margin:1px 6px}',
+    '.retry{font-size:12px;margin:2px 6px;padding:2px 10px;border:1px solid #b3261e;border-radius:10px;background:#fff;color:#b3261e}',
     '.sys{align-self:center;text-align:center;font-size:13px;color:#555;max-width:95%}',
     '.csat{display:flex;gap:6px;justify-content:center;margin-top:6px}',
     '.csat button{width:38px;height:38px;border-radius:50%;border:1px solid #999;background:#fff;color:#1c1e21}',
@@ -231,8 +334,8 @@
     // Pending messages; one that already has its entry is shown once, as that entry.
     function pend(cid, p) { if (!byClient.has(cid)) { p.key = 'c' + cid; p.o = ordOf(cid); out.push(p); } }
     acked.forEach((a, cid) => { pend(cid, { item: a.item, seq: a.seq, state: stateOf(a.seq, facts) }); });
-    S.outbox.forEach((it) => { pend(it.client_id, { item: it, seq: Infinity, state: 'sending', err: itemErr.get(it.client_id) }); });
-    failed.forEach((f, cid) => { pend(cid, { item: f.item, seq: Infinity, state: 'failed', err: f.code }); });
+    outbox.forEach((it) => { pend(it.client_id, { item: it, seq: Infinity, state: 'sending', err: itemErr.get(it.client_id) }); });
+    failedView.forEach((f, cid) => { pend(cid, { item: f.item, seq: Infinity, state: 'failed', err: f.code }); });
     return out.sort((a, b) => a.seq - b.seq || a.o - b.o);
   }
   function ordOf(cid) { if (!ord.has(cid)) ord.set(cid, ++ordN); return ord.get(cid); }
@@ -255,6 +358,12 @@
       kids.push(h('div', { class: 'b' }, [tx(src.text)].concat(attachmentsEl(atts))));
       kids.push(h('span', { class: 'ds', 'data-testid': 'delivery' }, [h('span', { 'aria-hidden': 'true', class: 'ic' }), h('span', { class: 'vh st' })]));
       if (it.err) kids.push(h('span', { class: 'merr', 'data-testid': 'message-error', text: t(it.err) }));
+      if (it.state === 'failed' && it.item) {
+        var cid = it.item.client_id;
+        // Named with the start of the message: several failed messages each have a Retry.
+        kids.push(h('button', { type: 'button', class: 'retry', 'data-testid': 'retry', text: t('retry'),
+          'aria-label': t('retry') + ': ' + (it.item.text || '').slice(0, 40), onclick: () => { resend(cid); } }));
+      }
       return { cls: 'm me', kids: kids };
     }
     var name = e.agent_name || '';
@@ -286,7 +395,7 @@
     var keep = new Set(), prev = null, active = root.activeElement, lostFocus = false;
     items().forEach((it) => {
       var node = nodes.get(it.key), e = it.e || {};
-      var sig = [it.e ? 's' + it.seq : 'p', it.err || '', it.csat ? 'q' + (csatSent.get(e.conversation_id) || '') : ''].join('|');
+      var sig = [it.e ? 's' + it.seq : 'p' + (it.state === 'failed' ? 'f' : ''), it.err || '', it.csat ? 'q' + (csatSent.get(e.conversation_id) || '') : ''].join('|');
       if (!node) { node = h('li', { 'data-testid': 'message' }); nodes.set(it.key, node); }
       if (node._sig !== sig) {
         if (active && node.contains(active)) lostFocus = true;
@@ -333,7 +442,7 @@
     return name;
   }
   function hasSent() {
-    if (S.outbox.length || acked.size) return true;
+    if (outbox.length || failedView.size || acked.size) return true;
     for (var e of entries.values()) if (e.kind === 'customer') return true;
     return false;
   }
@@ -461,8 +570,8 @@
       if (seq > lastSeq) lastSeq = seq;
       if (e.kind === 'customer' && e.client_id) {
         byClient.set(e.client_id, seq);
-        dropOutbox(e.client_id);
-        acked.delete(e.client_id); failed.delete(e.client_id); itemErr.delete(e.client_id);
+        settle(e.client_id);
+        acked.delete(e.client_id); itemErr.delete(e.client_id);
       }
       if (e.kind === 'csat_answer') csatSent.delete(e.conversation_id);
       if (e.kind === 'agent' || e.kind === 'auto') {
@@ -476,7 +585,8 @@
       if (Number(m.seq) > lastSeq) lastSeq = Number(m.seq);
       attempt = 0;
       setState('ready');
-      S.outbox.slice().forEach((it) => { if (byClient.has(it.client_id)) dropOutbox(it.client_id); });
+      refresh();
+      outbox.slice().forEach((it) => { if (byClient.has(it.client_id)) settle(it.client_id); });
       flush();
       csatSent.forEach((score, conv) => { frame({ type: 'csat', conversation_id: conv, score: score }); });
       render();
@@ -484,7 +594,7 @@
     ack: (m) => {
       var cid = m.client_id, it = find(cid);
       if (!it) return;
-      dropOutbox(cid);
+      settle(cid);
       itemErr.delete(cid);
       if (!byClient.has(cid)) acked.set(cid, { item: it, seq: Number(m.seq) || Infinity });
       render();
@@ -499,8 +609,7 @@
           retryTimer = setTimeout(flush, retryDelay);
           retryDelay = Math.min(retryDelay * 2, 30000);
         } else {
-          dropOutbox(cid);
-          failed.set(cid, { item: it, code: code });
+          fail(cid, code);
         }
         render();
       }
@@ -515,25 +624,30 @@
   };
   function hideTyping() { clearTimeout(typingTimer); typingEl.hidden = true; typingEl.textContent = ''; }
   function find(cid) {
-    for (var i = 0; i < S.outbox.length; i++) if (S.outbox[i].client_id === cid) return S.outbox[i];
-    return null;
+    return known.get(cid) || mine.items.filter((it) => it.client_id === cid)[0] || null;
   }
-  function dropOutbox(cid) {
-    var n = S.outbox.length;
-    S.outbox = S.outbox.filter((it) => it.client_id !== cid);
-    if (S.outbox.length !== n) save();
-  }
-  // Sends every outbox item not yet sent on this connection, in order, once history is replayed.
+  // Sends every outbox item (of any tab) not yet sent on this connection, in order, once history is
+  // replayed. An item another tab queued while this one watched is left to that tab for GRACE ms
+  // (it is likely sending it itself); the items after it wait too, so the order is kept.
+  var graceTimer = null;
   function flush() {
     var c = sock;
     if (!c || !c.synced) return;
-    S.outbox.forEach((it) => {
-      if (c.sent.has(it.client_id)) return;
+    refresh();
+    clearTimeout(graceTimer);
+    var now = Date.now(), max = cfg.limits.max_text_bytes;
+    for (var i = 0; i < outbox.length; i++) {
+      var it = outbox[i];
+      if (c.sent.has(it.client_id)) continue;
+      // Queued before this page knew the limit (offline since the start): it cannot be sent.
+      if (max && new TextEncoder().encode(it.text || '').length > max) { fail(it.client_id, 'too_large'); showError('too_large'); render(); return flush(); }
+      var wait = seen.get(it.client_id) + GRACE - now;
+      if (wait > 0 && !mine.items.some((x) => x.client_id === it.client_id)) { graceTimer = setTimeout(flush, wait + 50); return; }
       var f = { type: 'send', client_id: it.client_id, text: it.text };
       if (it.attachments) f.attachments = it.attachments;
       if (it.prechat) f.prechat = it.prechat;
       if (frame(f)) c.sent.add(it.client_id);
-    });
+    }
   }
 
   // ---- visitor actions ----
@@ -557,7 +671,7 @@
       if (!topicF.hidden && topicIn.value) pc.topic = topicIn.value;
     }
     if (!emailF.hidden && email) { pc.email = email; S.email = email; }
-    var it = { client_id: rid + '-' + (++n), text: text };
+    var it = { client_id: rid + '-' + (++n), text: text, at: Date.now() };
     if (Object.keys(pc).length) it.prechat = pc;
     if (staged.length) {
       it.attachments = staged.map((a) => a.ref);
@@ -566,8 +680,10 @@
     }
     if (on) S.prechatDone = true;
     ordOf(it.client_id);
-    S.outbox.push(it);
+    mine.items.push(it);
+    writeMine();
     save();
+    refresh();
     input.value = '';
     grow();
     alertEl.hidden = true;
@@ -597,14 +713,30 @@
       })
       .then((j) => {
         if (!j || !j.ref) throw new Error('uploadFailed');
-        var a = { ref: j.ref, name: file.name };
-        staged.push(a);
-        var chip = h('span', { class: 'chip', 'data-testid': 'staged-file' }, [file.name, h('button', { type: 'button', 'aria-label': t('remove') + ': ' + file.name,
-          onclick: () => { staged = staged.filter((x) => x !== a); chip.remove(); renderChrome(); input.focus(); } }, ['×'])]);
-        chips.appendChild(chip);
+        stage({ ref: j.ref, name: file.name });
       })
       .catch((e) => { showError(STRINGS.en[e.message] ? e.message : 'uploadFailed'); })
       .then(() => { uploading = false; fileIn.value = ''; renderChrome(); });
+  }
+  function stage(a) {
+    staged.push(a);
+    var chip = h('span', { class: 'chip', 'data-testid': 'staged-file' }, [a.name, h('button', { type: 'button', 'aria-label': t('remove') + ': ' + a.name,
+      onclick: () => { staged = staged.filter((x) => x !== a); chip.remove(); renderChrome(); input.focus(); } }, ['×'])]);
+    chips.appendChild(chip);
+  }
+  // A message refused for good goes back into the composer and is sent again as a new message
+  // (a new client_id); if it is refused here (too long), it stays in the input to be edited.
+  function resend(cid) {
+    var f = failedView.get(cid);
+    if (!f) return;
+    settle(cid);
+    input.value = f.item.text || '';
+    staged = []; chips.textContent = '';
+    (f.item.attachments || []).forEach((ref, i) => { stage({ ref: ref, name: (f.item.names || [])[i] || 'file' }); });
+    grow();
+    render();
+    submit();
+    input.focus();
   }
   function grow() { input.style.height = ''; input.style.height = Math.min(input.scrollHeight + 2, 120) + 'px'; }
 
@@ -643,6 +775,21 @@
   panel.addEventListener('keydown', (e) => { if (e.key === 'Escape') { e.stopPropagation(); close(true); } });
   fileIn.addEventListener('change', () => { if (fileIn.files && fileIn.files[0]) upload(fileIn.files[0]); });
   window.addEventListener('online', () => { if (timer) connect(); });
+  // Another tab changed the outbox or the session: show its messages, send them when connected.
+  window.addEventListener('storage', (e) => {
+    if (e.key !== null && e.key !== KEY && e.key.indexOf(OUT) !== 0) return;
+    if (e.key === KEY || e.key === null) {
+      var v = readJSON(KEY) || {};
+      if (!S.token && v.token) { S.token = v.token; S.session = v.session; }
+      if (Array.isArray(v.outbox)) save(); // written by an older widget: adopted
+    }
+    // Our key was removed while we still have messages waiting: write it again.
+    if ((e.key === MINE || e.key === null) && !readJSON(MINE) && (mine.items.length || Object.keys(mine.failed).length)) writeMine();
+    refresh();
+    render();
+    flush();
+    if (outbox.length && !ws && !paused && !refused && !timer && started) connect();
+  });
 
   window.SwitchboardChat = {
     open: () => { open(); },
@@ -661,7 +808,7 @@
       },
       state: () => {
         return { connected: !!(ws && ws.readyState === 1 && sock && sock.synced), lastSeq: lastSeq,
-          outbox: S.outbox.length, state: host.getAttribute('data-state') };
+          outbox: outbox.length, failed: failedView.size, state: host.getAttribute('data-state') };
       }
     }
   };
@@ -671,7 +818,7 @@
     render();
     // Returning visitors (a session or unsent messages) connect at once; new ones when they open the chat.
     if (S.open) open(true); // restored open, without taking the focus from the page
-    else if (S.token || S.outbox.length) connect();
+    else if (S.token || outbox.length) connect();
   }
   if (document.body) mount(); else document.addEventListener('DOMContentLoaded', mount);
 })();

@@ -117,6 +117,7 @@ impl Channel for WebchatChannel {
     }
 
     async fn run_inbound(&self, inbound: Inbound) -> Result<(), AdapterError> {
+        switchboard_bus::outcomes::register(CHANNEL);
         let shared = self.shared(&inbound);
         let bus = inbound.bus()?.clone();
         let stop = inbound.shutdown().clone();

@@ -10,6 +10,7 @@ use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use switchboard_adapter::InboundError;
+use switchboard_bus::{InboundOutcome, outcomes};
 use switchboard_core::{AttachmentRef, Customer, Envelope};
 use tracing::{debug, info, warn};
 
@@ -100,6 +101,11 @@ struct Conn {
 pub(crate) async fn run(shared: Arc<Shared>, mut ws: WebSocket, ip: IpAddr, _slot: IpSlot) {
     let hello = match tokio::time::timeout(HELLO_TIMEOUT, next_frame(&mut ws)).await {
         Ok(Some(Ok(ClientFrame::Hello { token, after, lang, identity, page }))) => (token, after, lang, identity, page),
+        Ok(Some(Ok(ClientFrame::Send { .. }))) => {
+            // A message before hello is refused (the widget always says hello first): counted.
+            outcomes::record(CHANNEL, InboundOutcome::Rejected);
+            return close_with(ws, close::PROTOCOL, "say hello first").await;
+        }
         Ok(Some(Ok(_))) | Ok(Some(Err(_))) => return close_with(ws, close::PROTOCOL, "say hello first").await,
         Ok(None) => return,
         Err(_) => return close_with(ws, close::PROTOCOL, "no hello").await,
@@ -222,7 +228,13 @@ pub(crate) async fn run(shared: Arc<Shared>, mut ws: WebSocket, ip: IpAddr, _slo
                     // Boxed: the handling future is large, and an idle socket should not carry
                     // its space in its own state for its whole life.
                     Ok(frame) => Box::pin(conn.handle(frame)).await,
-                    Err(e) => Some(error_frame(None, "invalid", &format!("unreadable frame: {e}"))),
+                    Err(e) => {
+                        // A message the visitor sent that cannot be read is refused: counted.
+                        if serde_json::from_str::<Value>(&text).is_ok_and(|v| v["type"] == "send") {
+                            outcomes::record(CHANNEL, InboundOutcome::Rejected);
+                        }
+                        Some(error_frame(None, "invalid", &format!("unreadable frame: {e}")))
+                    }
                 };
                 if let Some(reply) = reply {
                     let too_many = reply["code"] == "rate_limited_ip";
@@ -281,8 +293,12 @@ impl Conn {
             ClientFrame::Hello { .. } => Some(error_frame(None, "invalid", "already said hello")),
             ClientFrame::Typing {} => None,
             ClientFrame::Send { client_id, text, attachments, prechat } => {
-                Some(match self.send(&client_id, text, attachments, prechat).await {
-                    Ok(seq) => json!({ "type": "ack", "client_id": client_id, "seq": seq }),
+                let result = self.send(&client_id, text, attachments, prechat).await;
+                if let Some(outcome) = outcome_of(&result) {
+                    outcomes::record(CHANNEL, outcome);
+                }
+                Some(match result {
+                    Ok(Sent { seq, .. }) => json!({ "type": "ack", "client_id": client_id, "seq": seq }),
                     Err((code, message)) => error_frame(Some(&client_id), code, &message),
                 })
             }
@@ -299,16 +315,16 @@ impl Conn {
         text: String,
         attachments: Vec<AttachmentRef>,
         prechat: Option<Prechat>,
-    ) -> Result<u64, (&'static str, String)> {
+    ) -> Result<Sent, (&'static str, String)> {
         if client_id.is_empty()
             || client_id.len() > 64
             || !client_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         {
             return Err(("invalid", "client_id must be 1-64 letters, digits, `-` or `_`".into()));
         }
-        // Sent before (a resend after a reconnect): acknowledge, store nothing.
+        // Sent before (a resend after a reconnect, or from another tab): acknowledge, store nothing.
         if let Some(seq) = self.sent.get(client_id) {
-            return Ok(*seq);
+            return Ok(Sent { seq: *seq, duplicate: true });
         }
         let cfg = &self.shared.cfg;
         if text.len() > cfg.max_text_bytes {
@@ -374,8 +390,10 @@ impl Conn {
             metadata,
             raw_ref: None,
         };
-        match self.shared.inbound.publish(envelope.clone()).await {
-            Ok(_) => {}
+        // Another socket of the session (another tab) may have stored the same client id since
+        // this one learnt the transcript: JetStream's de-duplication on the message id says so.
+        let duplicate = match self.shared.inbound.publish(envelope.clone()).await {
+            Ok(published) => published.duplicate,
             Err(InboundError::RateLimited { retry_after }) => {
                 return Err((
                     "rate_limited",
@@ -387,7 +405,7 @@ impl Conn {
                 warn!(session = %self.session, error = %e, "web-chat message not stored");
                 return Err(("unavailable", "not stored, try again".into()));
             }
-        }
+        };
         let entry = Entry {
             id: envelope.id.to_string(),
             kind: EntryKind::Customer,
@@ -404,8 +422,8 @@ impl Conn {
         match transcript::append(bus, &self.session, &entry, &msg_id).await {
             Ok(stored) => {
                 self.sent.insert(client_id.to_string(), stored.seq);
-                info!(session = %self.session, seq = stored.seq, duplicate = stored.duplicate, "web-chat message stored");
-                Ok(stored.seq)
+                info!(session = %self.session, seq = stored.seq, duplicate, "web-chat message stored");
+                Ok(Sent { seq: stored.seq, duplicate })
             }
             Err(e) => {
                 // The envelope is stored; a resend finds it de-duplicated and appends the entry.
@@ -483,6 +501,24 @@ impl Conn {
         transcript::append(bus, &self.session, &entry, &msg_id).await.map_err(|e| unavailable(&e))?;
         self.rated.insert(conversation_id.to_string());
         Ok(())
+    }
+}
+
+/// A visitor's message the server took: its transcript sequence, and whether it was stored before.
+struct Sent {
+    seq: u64,
+    duplicate: bool,
+}
+
+/// The outcome this socket counts for a visitor's message; `None` when another place counts it
+/// (a stored envelope: the router) or it is not settled yet (`unavailable`: the widget sends it
+/// again).
+fn outcome_of(result: &Result<Sent, (&'static str, String)>) -> Option<InboundOutcome> {
+    match result {
+        Ok(Sent { duplicate: true, .. }) => Some(InboundOutcome::Duplicate),
+        Ok(Sent { duplicate: false, .. }) => None,
+        Err(("unavailable", _)) => None,
+        Err(_) => Some(InboundOutcome::Rejected),
     }
 }
 

@@ -521,3 +521,50 @@ async fn entries_stored_while_the_live_feed_restarts_reach_open_sockets() {
     assert_eq!(entry["entry"]["text"], "Still there?");
     chat.running.take().unwrap().stop().await;
 }
+
+#[tokio::test]
+async fn one_message_sent_from_two_tabs_is_stored_once_and_every_message_is_counted() {
+    use switchboard_bus::{InboundOutcome, outcomes};
+    let count = |o| outcomes::count(CHANNEL, o);
+    let (dup0, rej0) = (count(InboundOutcome::Duplicate), count(InboundOutcome::Rejected));
+    let chat = Chat::start(|cfg| cfg.max_text_bytes = 100).await;
+    // Two tabs of one visitor: two sockets of one session (the token is shared).
+    let (mut a, welcome) = chat.open(json!({})).await;
+    let token = welcome["token"].as_str().unwrap().to_string();
+    a.history().await;
+    let (mut b, _) = chat.open(json!({ "token": token })).await;
+    b.history().await;
+
+    // Both tabs send the same outbox item at once: stored once, both acked with its sequence.
+    let frame = json!({ "type": "send", "client_id": "tabB-1", "text": "written in tab B" });
+    a.send(frame.clone()).await;
+    b.send(frame.clone()).await;
+    let (ack_a, ack_b) = (a.next_of("ack").await, b.next_of("ack").await);
+    assert_eq!(ack_a["seq"], ack_b["seq"], "one message, one transcript entry");
+    // And again later, from a tab that knows it is stored.
+    a.send(frame).await;
+    assert_eq!(a.next_of("ack").await["seq"], ack_a["seq"]);
+    let stored: Vec<String> = chat.envelopes().await.iter().map(|e| e.text.clone()).collect();
+    assert_eq!(stored, ["written in tab B"], "the message is stored once");
+    let (mut c, _) = chat.open(json!({ "token": token })).await;
+    assert_eq!(texts(&c.history().await), ["customer:written in tab B"]);
+
+    // Refused messages: the visitor is told, nothing is stored, each is counted.
+    for bad in [
+        json!({ "type": "send", "client_id": "x1", "text": "a".repeat(101) }),
+        json!({ "type": "send", "client_id": "bad id!", "text": "hi" }),
+        json!({ "type": "send", "text": "no client id" }),
+    ] {
+        c.send(bad).await;
+        c.next_of("error").await;
+    }
+    assert_eq!(chat.envelopes().await.len(), 1);
+    // The stored envelope is the router's to count; the two copies and the refusals are ours.
+    assert_eq!(count(InboundOutcome::Duplicate) - dup0, 2, "two copies counted as duplicates");
+    assert_eq!(count(InboundOutcome::Rejected) - rej0, 3, "three refused messages counted");
+    assert!(
+        outcomes::snapshot().iter().any(|(ch, _, _)| ch == CHANNEL),
+        "the channel is listed on /metrics from its start"
+    );
+    chat.running.unwrap().stop().await;
+}
