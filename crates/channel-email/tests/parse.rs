@@ -501,10 +501,18 @@ fn exercise(raw: &[u8], limits: &ParseLimits) -> bool {
 
 #[test]
 fn never_panics_on_garbage() {
-    let seeds: Vec<Vec<u8>> = std::fs::read_dir(format!("{}/tests/fixtures", env!("CARGO_MANIFEST_DIR")))
-        .map(|dir| dir.filter_map(|e| e.ok()).filter_map(|e| std::fs::read(e.path()).ok()).collect())
-        .unwrap_or_default();
-    assert!(seeds.len() >= 20, "fixtures found");
+    let root = env!("CARGO_MANIFEST_DIR");
+    let seeds: Vec<Vec<u8>> = [
+        format!("{root}/tests/fixtures"),
+        format!("{root}/tests/fixtures/corpus"),
+        format!("{root}/../../fuzz/corpus/mime"),
+        format!("{root}/../../fuzz/regressions/mime"),
+    ]
+    .iter()
+    .filter_map(|dir| std::fs::read_dir(dir).ok())
+    .flat_map(|dir| dir.filter_map(|e| e.ok()).filter_map(|e| std::fs::read(e.path()).ok()).collect::<Vec<_>>())
+    .collect();
+    assert!(seeds.len() >= 60, "fixtures found: {}", seeds.len());
     let limits = ParseLimits { max_text_bytes: 2048, max_attachments: 4, ..ParseLimits::default() };
     let mut rng = Rng(0x5eed_5eed_cafe_f00d);
     let mut parsed = 0;
@@ -518,7 +526,7 @@ fn never_panics_on_garbage() {
         parsed += usize::from(exercise(&raw, &limits));
     }
     for seed in &seeds {
-        for end in (0..seed.len()).step_by(17) {
+        for end in (0..seed.len()).step_by((seed.len() / 200).max(17)) {
             parsed += usize::from(exercise(&seed[..end], &limits));
         }
     }

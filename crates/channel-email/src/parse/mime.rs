@@ -104,7 +104,9 @@ fn from_message(message: &Message<'_>, raw: &[u8], limits: &ParseLimits) -> Resu
         if report.take(&content_type, part, raw) {
             continue;
         }
-        if let Some(nested) = part.message() {
+        if let Some(nested) = part.message()
+            && forwarded.len() < limits.max_attachments
+        {
             forwarded.push(forwarded_text(nested, 1));
         }
         if attachments.len() >= limits.max_attachments {
@@ -138,10 +140,9 @@ fn from_message(message: &Message<'_>, raw: &[u8], limits: &ParseLimits) -> Resu
     })
 }
 
-/// Where a value of a header field came from and what it says, for fields mail-parser
-/// decoded without knowing the charset of their raw 8-bit bytes: such bytes are decoded with the
-/// message's own charset instead of becoming replacement characters. `None` when the field is
-/// missing or plain ASCII/UTF-8 (mail-parser's decoding stands).
+/// The first value of a header field written in raw 8-bit bytes that are not UTF-8, decoded with
+/// the message's own charset: mail-parser cannot know it and would make them replacement
+/// characters. `None` when the field is missing or ASCII/UTF-8 (mail-parser's decoding stands).
 fn header_text(message: &Message<'_>, raw: &[u8], name: HeaderName<'_>, charset: Option<&str>) -> Option<String> {
     let charset = charset?;
     let header = message.headers().iter().find(|h| h.name == name)?;
