@@ -459,3 +459,35 @@ fn noise(reason: &NoiseReason) -> String {
         NoiseReason::ReadReceipt => "read receipt".into(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_outcome_is_counted_once_and_publishing_is_left_to_the_router() {
+        // The counters are process-wide: compare before and after, nothing else counts `email` here.
+        let snapshot = || InboundOutcome::ALL.map(|o| outcomes::count(CHANNEL, o));
+        for (outcome, expected) in [
+            (Outcome::Published, None),
+            (Outcome::Retry("bus down".into()), None),
+            (Outcome::Duplicate, Some(InboundOutcome::Duplicate)),
+            (Outcome::Bounce, Some(InboundOutcome::NotRouted)),
+            (Outcome::AgentCommands, Some(InboundOutcome::NotRouted)),
+            (Outcome::Csat, Some(InboundOutcome::NotRouted)),
+            (Outcome::Ignored("list mail".into()), Some(InboundOutcome::NotRouted)),
+            (Outcome::DeadLettered("not an email".into()), Some(InboundOutcome::DeadLetter)),
+        ] {
+            let before = snapshot();
+            count(&outcome, "imap:support:1:7");
+            let after = snapshot();
+            let changed: Vec<(InboundOutcome, u64)> = InboundOutcome::ALL
+                .iter()
+                .zip(before.iter().zip(after.iter()))
+                .filter(|(_, (b, a))| a != b)
+                .map(|(o, (b, a))| (*o, a - b))
+                .collect();
+            assert_eq!(changed, expected.map(|o| (o, 1)).into_iter().collect::<Vec<_>>(), "{outcome:?}");
+        }
+    }
+}
