@@ -8,16 +8,18 @@ use std::sync::Arc;
 use async_nats::HeaderMap;
 use bytes::Bytes;
 use switchboard_adapter::{Inbound, InboundError, conversation_ref, csat_event, publish_csat};
+use switchboard_bus::outcomes::{self, InboundOutcome};
 use switchboard_bus::{Bus, BusSlot};
 use switchboard_core::contract::{ATTACHMENTS_STORE, buckets, subjects};
 use switchboard_core::envelope::AttachmentRef;
 use switchboard_core::{Customer, Envelope, Event, EventKind};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::agent::AgentMail;
 use crate::error::EmailError;
 use crate::parse::{
-    BounceInfo, Classification, ParseLimits, ParsedMail, classify, csat_score, parse, reply_token, thread_root,
+    AutoReplyReason, BounceInfo, Classification, NoiseReason, ParseLimits, ParsedMail, SenderSource, classify,
+    csat_score, parse, reply_token, thread_root,
 };
 use crate::token::{Token, csat_key_of, our_message_id, thread_key_of, token_kind};
 
@@ -120,24 +122,31 @@ impl Handler {
             .map_err(|e| EmailError::imap("kv", e))
     }
 
-    /// Handles one raw message fetched from `raw_ref` (mailbox, UIDVALIDITY, UID).
+    /// Handles one raw message fetched from `raw_ref` (mailbox, UIDVALIDITY, UID), and counts its
+    /// outcome (`switchboard_inbound_total{channel="email"}`): a duplicate, not routed (bounce,
+    /// auto-reply, list mail, our own mail, an agent's commands, a survey answer) or a dead letter.
+    /// A published envelope is counted by the router that takes it; a retry is no outcome yet.
+    /// The same raw mail handled again is a [`Outcome::Duplicate`].
     pub async fn handle(&self, raw: &[u8], raw_ref: &str, inbound: &Inbound) -> Result<Outcome, EmailError> {
+        let outcome = self.decide(raw, raw_ref, inbound).await?;
+        count(&outcome, raw_ref);
+        Ok(outcome)
+    }
+
+    async fn decide(&self, raw: &[u8], raw_ref: &str, inbound: &Inbound) -> Result<Outcome, EmailError> {
         let s = &self.0;
         let mail = match parse(raw, &s.limits) {
             Ok(m) => m,
-            Err(e) => return self.dead_letter(raw, raw_ref, &e.to_string()).await,
+            Err(e) => return self.dead_letter(raw, raw_ref, &e.to_string(), None).await,
         };
         match classify(&mail, &s.ours) {
             Classification::Customer => {}
-            Classification::Bounce(info) => return self.bounce(&mail, &info).await,
-            Classification::AutoReply(reason) => {
-                info!(raw_ref, reason = ?reason, "auto-reply not routed");
-                return Ok(Outcome::Ignored(format!("auto-reply: {reason:?}")));
-            }
-            Classification::Noise(reason) => {
-                info!(raw_ref, reason = ?reason, "mail not routed");
-                return Ok(Outcome::Ignored(format!("{reason:?}")));
-            }
+            Classification::Bounce(info) => return self.bounce(&mail, &info, raw_ref).await,
+            Classification::AutoReply(reason) => return self.not_routed(&mail, raw_ref, auto_reply(&reason)).await,
+            Classification::Noise(reason) => return self.not_routed(&mail, raw_ref, noise(&reason)).await,
+        }
+        if let Err(e) = mail.author() {
+            return self.dead_letter(raw, raw_ref, &e.to_string(), Some(&mail)).await;
         }
         let token = reply_token(&mail, std::slice::from_ref(&s.address));
         if let Some(Token::Agent(token)) = token.as_ref().and_then(|t| token_kind(&t.token)) {
@@ -161,7 +170,55 @@ impl Handler {
             Err(InboundError::Bus(e)) => Ok(Outcome::Retry(e.to_string())),
             Err(InboundError::NotReady(why)) => Ok(Outcome::Retry(why.into())),
             // A flood from one sender or a message the contract refuses: kept, not routed.
-            Err(e) => self.dead_letter(raw, raw_ref, &e.to_string()).await,
+            Err(e) => self.dead_letter(raw, raw_ref, &e.to_string(), Some(&mail)).await,
+        }
+    }
+
+    /// The conversation a mail concerns, when it answers one of our Message-IDs.
+    fn conversation_of(&self, mail: &ParsedMail) -> Option<uuid::Uuid> {
+        let referenced = mail.in_reply_to.iter().chain(mail.references.iter().rev());
+        referenced.filter_map(|id| our_message_id(id, &self.0.domain)).map(|o| o.conversation).next()
+    }
+
+    /// A mail deliberately not routed: recorded on its conversation (`message_not_routed`) when
+    /// it concerns one, so an agent sees the customer's auto-reply.
+    async fn not_routed(&self, mail: &ParsedMail, raw_ref: &str, reason: String) -> Result<Outcome, EmailError> {
+        match self.record_on_conversation(mail, raw_ref, "not_routed", &reason).await {
+            Ok(Some(true)) => Ok(Outcome::Duplicate),
+            Ok(_) => Ok(Outcome::Ignored(reason)),
+            Err(e) => Ok(Outcome::Retry(e)),
+        }
+    }
+
+    /// Publishes `message_not_routed` on the mail's conversation, when it has one: `Some(duplicate)`
+    /// when published, `None` without a conversation, the error when the bus failed.
+    async fn record_on_conversation(
+        &self,
+        mail: &ParsedMail,
+        raw_ref: &str,
+        outcome: &str,
+        reason: &str,
+    ) -> Result<Option<bool>, String> {
+        let Some(conversation) = self.conversation_of(mail) else { return Ok(None) };
+        let mut data = serde_json::Map::new();
+        data.insert("outcome".into(), outcome.into());
+        data.insert("reason".into(), reason.into());
+        data.insert("raw_ref".into(), raw_ref.into());
+        data.insert("provider_message_id".into(), mail.dedupe_id().into());
+        let event = Event {
+            id: uuid::Uuid::now_v7(),
+            at: chrono::Utc::now(),
+            kind: EventKind::MessageNotRouted,
+            conversation_id: Some(conversation),
+            agent_id: None,
+            channel: Some(CHANNEL.into()),
+            data,
+        };
+        let msg_id = format!("not_routed:{}", mail.dedupe_id());
+        let bus = self.bus().map_err(|e| e.to_string())?;
+        match bus.publish(&subjects::event(EventKind::MessageNotRouted.as_str()), &event, &msg_id).await {
+            Ok(p) => Ok(Some(p.duplicate)),
+            Err(e) => Err(e.to_string()),
         }
     }
 
@@ -220,6 +277,17 @@ impl Handler {
     async fn envelope(&self, mail: &ParsedMail, thread_key: String, raw_ref: &str) -> Result<Envelope, Outcome> {
         let address = mail.from.address.trim().to_lowercase();
         let mut metadata = BTreeMap::new();
+        let (text, text_source) = mail.routable_text();
+        if let Some(source) = text_source {
+            metadata.insert("email.text_source".into(), source.as_str().into());
+        }
+        if let Some(source) = mail.from_source.filter(|s| *s != SenderSource::From) {
+            // The customer's address is a fallback: an agent may want to check it.
+            metadata.insert("email.sender_from".into(), source.as_str().into());
+        }
+        if mail.forwarded > 0 {
+            metadata.insert("email.forwarded".into(), mail.forwarded.to_string());
+        }
         if mail.text_truncated {
             metadata.insert("email.text_truncated".into(), "true".into());
         }
@@ -240,7 +308,7 @@ impl Handler {
                 language: None,
             },
             thread_key,
-            text: mail.new_text.clone(),
+            text,
             subject: mail.subject.clone(),
             html: mail.html.clone(),
             attachments,
@@ -284,7 +352,7 @@ impl Handler {
     }
 
     /// A bounce of something we sent: a `delivery_failed` event on its conversation.
-    async fn bounce(&self, mail: &ParsedMail, info: &BounceInfo) -> Result<Outcome, EmailError> {
+    async fn bounce(&self, mail: &ParsedMail, info: &BounceInfo, raw_ref: &str) -> Result<Outcome, EmailError> {
         let ours = info.original_message_id.as_deref().and_then(|id| our_message_id(id, &self.0.domain));
         let mut data = serde_json::Map::new();
         data.insert(
@@ -308,17 +376,24 @@ impl Handler {
         };
         let msg_id = format!("bounce:{}", mail.dedupe_id());
         match self.bus()?.publish(&subjects::event(EventKind::DeliveryFailed.as_str()), &event, &msg_id).await {
+            Ok(p) if p.duplicate => Ok(Outcome::Duplicate),
             Ok(_) => {
-                info!(conversation = ?event.conversation_id, status = ?info.status, "bounce recorded");
+                debug!(raw_ref, conversation = ?event.conversation_id, status = ?info.status, "bounce recorded");
                 Ok(Outcome::Bounce)
             }
             Err(e) => Ok(Outcome::Retry(e.to_string())),
         }
     }
 
-    /// Keeps a message that cannot be routed on `sb.dlq.email-in`, with the reason.
-    async fn dead_letter(&self, raw: &[u8], raw_ref: &str, reason: &str) -> Result<Outcome, EmailError> {
-        warn!(raw_ref, %reason, "mail dead-lettered");
+    /// Keeps a message that cannot be routed on `sb.dlq.email-in`, with the reason, and records
+    /// that on its conversation when it concerns one.
+    async fn dead_letter(
+        &self,
+        raw: &[u8],
+        raw_ref: &str,
+        reason: &str,
+        mail: Option<&ParsedMail>,
+    ) -> Result<Outcome, EmailError> {
         let mut h = HeaderMap::new();
         h.insert("Sb-Raw-Ref", raw_ref);
         let payload = if raw.len() <= DLQ_MAX_BYTES {
@@ -330,9 +405,89 @@ impl Handler {
         };
         let msg_id = format!("dlq:email:{raw_ref}");
         let subject = subjects::inbound(CHANNEL);
-        match self.bus()?.publish_dead_letter(DLQ_COMPONENT, &subject, reason, h, payload, &msg_id).await {
-            Ok(_) => Ok(Outcome::DeadLettered(reason.into())),
-            Err(e) => Ok(Outcome::Retry(e.to_string())),
+        if let Err(e) = self.bus()?.publish_dead_letter(DLQ_COMPONENT, &subject, reason, h, payload, &msg_id).await {
+            return Ok(Outcome::Retry(e.to_string()));
+        }
+        if let Some(mail) = mail
+            && let Err(e) = self.record_on_conversation(mail, raw_ref, "dead_letter", reason).await
+        {
+            // Handled again, the dead letter is de-duplicated by its id and the event follows.
+            return Ok(Outcome::Retry(e));
+        }
+        Ok(Outcome::DeadLettered(reason.into()))
+    }
+}
+
+/// Counts and logs one outcome: every mail not routed or dead-lettered leaves a line with its
+/// `raw_ref` and the reason (never the body).
+fn count(outcome: &Outcome, raw_ref: &str) {
+    let (counted, reason) = match outcome {
+        // The router counts what it takes; a retry is not an outcome yet.
+        Outcome::Published | Outcome::Retry(_) => return,
+        Outcome::Duplicate => (InboundOutcome::Duplicate, "a copy of a mail handled before"),
+        Outcome::Bounce => (InboundOutcome::NotRouted, "bounce, recorded as delivery_failed"),
+        Outcome::AgentCommands => (InboundOutcome::NotRouted, "an agent's reply, turned into commands"),
+        Outcome::Csat => (InboundOutcome::NotRouted, "a survey answer, recorded as csat_received"),
+        Outcome::Ignored(reason) => (InboundOutcome::NotRouted, reason.as_str()),
+        Outcome::DeadLettered(reason) => (InboundOutcome::DeadLetter, reason.as_str()),
+    };
+    outcomes::record(CHANNEL, counted);
+    match counted {
+        InboundOutcome::DeadLetter => warn!(raw_ref, reason, "mail dead-lettered"),
+        _ => info!(raw_ref, outcome = counted.as_str(), reason, "mail not routed"),
+    }
+}
+
+/// An auto-reply's reason as an operator reads it.
+fn auto_reply(reason: &AutoReplyReason) -> String {
+    match reason {
+        AutoReplyReason::AutoSubmitted(v) => format!("auto-reply (Auto-Submitted: {v})"),
+        AutoReplyReason::Autoresponder => "auto-reply (X-Autoreply/X-Autorespond)".into(),
+        AutoReplyReason::AutoResponseSuppress(v) => format!("auto-reply (X-Auto-Response-Suppress: {v})"),
+        AutoReplyReason::NullReturnPath => "auto-reply (Return-Path: <>)".into(),
+        AutoReplyReason::Subject => "auto-reply (out-of-office subject)".into(),
+    }
+}
+
+/// Why mail nobody needs to see is not routed, as an operator reads it.
+fn noise(reason: &NoiseReason) -> String {
+    match reason {
+        NoiseReason::Loop => "our own mail (From is one of our addresses)".into(),
+        NoiseReason::SystemSender(a) => format!("from a system mailbox ({a})"),
+        NoiseReason::MailingList => "list mail (List-Id/List-Unsubscribe)".into(),
+        NoiseReason::Bulk(p) => format!("bulk mail (Precedence: {p})"),
+        NoiseReason::ReadReceipt => "read receipt".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_outcome_is_counted_once_and_publishing_is_left_to_the_router() {
+        // The counters are process-wide: compare before and after, nothing else counts `email` here.
+        let snapshot = || InboundOutcome::ALL.map(|o| outcomes::count(CHANNEL, o));
+        for (outcome, expected) in [
+            (Outcome::Published, None),
+            (Outcome::Retry("bus down".into()), None),
+            (Outcome::Duplicate, Some(InboundOutcome::Duplicate)),
+            (Outcome::Bounce, Some(InboundOutcome::NotRouted)),
+            (Outcome::AgentCommands, Some(InboundOutcome::NotRouted)),
+            (Outcome::Csat, Some(InboundOutcome::NotRouted)),
+            (Outcome::Ignored("list mail".into()), Some(InboundOutcome::NotRouted)),
+            (Outcome::DeadLettered("not an email".into()), Some(InboundOutcome::DeadLetter)),
+        ] {
+            let before = snapshot();
+            count(&outcome, "imap:support:1:7");
+            let after = snapshot();
+            let changed: Vec<(InboundOutcome, u64)> = InboundOutcome::ALL
+                .iter()
+                .zip(before.iter().zip(after.iter()))
+                .filter(|(_, (b, a))| a != b)
+                .map(|(o, (b, a))| (*o, a - b))
+                .collect();
+            assert_eq!(changed, expected.map(|o| (o, 1)).into_iter().collect::<Vec<_>>(), "{outcome:?}");
         }
     }
 }

@@ -219,7 +219,7 @@ impl MailboxWatcher {
             let Some(raw) = bodies.remove(&uid) else { continue };
             let raw_ref = format!("imap:{}:{}:{uid}", self.connector.name(), cursor.uid_validity);
             let outcome = self.handler.handle(&raw, &raw_ref, inbound).await?;
-            debug!(mailbox = %self.connector.name(), uid, outcome = outcome.name(), "message handled");
+            debug!(mailbox = %self.connector.name(), uid, raw_ref, outcome = outcome.name(), "message handled");
             if let Outcome::Retry(reason) = outcome {
                 failure = Some(format!("uid {uid}: {reason}"));
                 break;

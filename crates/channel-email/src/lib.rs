@@ -3,7 +3,8 @@
 //! Inbound, it watches IMAP mailboxes (IDLE, with polling as the fallback), turns each message into
 //! an envelope and marks it handled only after JetStream stored the envelope; bounces become
 //! `delivery_failed` events on their conversation, auto-replies and list mail are never routed,
-//! unreadable mail becomes a dead letter with the reason. Outbound, it sends replies over SMTP
+//! unreadable mail becomes a dead letter with the reason; each fetched mail's outcome is counted
+//! once (`switchboard_inbound_total{channel="email"}`). Outbound, it sends replies over SMTP
 //! threaded into the customer's mail client. Agents can work conversations from their own
 //! mailbox (endpoint kind `email`). It never decides routing and never logs message bodies or
 //! secrets.

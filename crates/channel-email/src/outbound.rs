@@ -7,7 +7,7 @@ use lettre::message::{Mailbox, SinglePart};
 use switchboard_adapter::SendError;
 use switchboard_core::{OutboundKind, OutboundMessage};
 
-use crate::parse::{reply_address, reply_subject, subject_tag};
+use crate::parse::{message_id_of, reply_address, reply_subject, subject_tag};
 use crate::token::{TokenKey, message_id};
 
 /// Who we are on outgoing mail.
@@ -36,9 +36,10 @@ pub fn is_csat_request(msg: &OutboundMessage) -> bool {
 const AUTO_SUBMITTED: HeaderName = HeaderName::new_from_ascii_str("Auto-Submitted");
 
 /// An id as it goes into `In-Reply-To` and `References`: in angle brackets, or nothing when it is
-/// not a Message-ID (a message without one is known by a hash of its bytes).
+/// not a Message-ID (a message without one is known by a hash of its content). The envelope's
+/// id of a mail carries a content digest after the Message-ID, which is taken off here.
 pub fn angle(id: &str) -> Option<String> {
-    let id = id.trim().trim_start_matches('<').trim_end_matches('>');
+    let id = message_id_of(id.trim())?.trim_start_matches('<').trim_end_matches('>');
     (id.contains('@') && !id.contains(char::is_whitespace) && !id.is_empty()).then(|| format!("<{id}>"))
 }
 

@@ -13,8 +13,8 @@
 //! The checks run in that order: a bounce from `MAILER-DAEMON` is a bounce, not noise, and an
 //! out-of-office from a customer on a mailing list is still list traffic.
 
-use super::ParsedMail;
 use super::report::message_id_in_headers;
+use super::{ParsedMail, SenderSource};
 
 /// What kind of mail a message is, and so what the channel does with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,24 +164,61 @@ fn bounce(mail: &ParsedMail) -> Option<BounceInfo> {
             original_message_id: report.original_message_id.clone(),
         });
     }
-    let daemon = local_part(&mail.from.address)
-        .is_some_and(|l| l.eq_ignore_ascii_case("mailer-daemon") || l.eq_ignore_ascii_case("postmaster"));
+    if !from_mail_system(mail) {
+        return None;
+    }
     let subject = mail.subject.as_deref().unwrap_or_default().to_lowercase();
-    const BOUNCE_SUBJECTS: [&str; 9] = [
+    const BOUNCE_SUBJECTS: [&str; 14] = [
         "undelivered mail returned to sender",
         "delivery status notification (failure)",
+        "delivery status notification (delay)",
         "mail delivery failed",
         "returned mail:",
         "undeliverable:",
+        "undeliverable mail",
         "delivery failure",
         "failure notice",
         "mail delivery failure",
+        "could not be delivered",
+        "unzustellbar",
+        "non remis",
         "недоставленное сообщение",
     ];
-    if !daemon || !BOUNCE_SUBJECTS.iter().any(|s| subject.contains(s)) {
+    // What the mail systems' own texts begin with, for bounces with an unusual subject.
+    const BOUNCE_TEXTS: [&str; 6] = [
+        "this is the mail system at host",
+        "this is the qmail-send program",
+        "this message was created automatically by mail delivery software",
+        "i'm afraid i wasn't able to deliver",
+        "delivery to the following recipient",
+        "could not be delivered to one or more recipients",
+    ];
+    let head: String = mail.text.chars().take(2000).collect::<String>().to_lowercase();
+    if !BOUNCE_SUBJECTS.iter().any(|s| subject.contains(s)) && !BOUNCE_TEXTS.iter().any(|t| head.contains(t)) {
         return None;
     }
     Some(classic_bounce(mail))
+}
+
+/// Whether the mail comes from a mail system rather than a person: a `MAILER-DAEMON` or
+/// `postmaster` address or display name (`Mail Delivery System <MAILER-DAEMON@…>`,
+/// `MAILER-DAEMON <>`), or the null sender `From: <>` that RFC 5321 gives delivery reports.
+fn from_mail_system(mail: &ParsedMail) -> bool {
+    let daemon = |s: &str| {
+        let s = s.to_ascii_lowercase();
+        ["mailer-daemon", "mailer daemon", "mail delivery", "postmaster", "mail administrator"]
+            .iter()
+            .any(|d| s.contains(d))
+    };
+    let local = mail.from_source.filter(|s| *s == SenderSource::From).and_then(|_| local_part(&mail.from.address));
+    if local.is_some_and(daemon) {
+        return true;
+    }
+    // `From` is what counts here, not the fallback address taken for answering.
+    let from_unusable = mail.from_source != Some(SenderSource::From);
+    let null = mail.header("From").is_some_and(|f| f.trim().is_empty() || f.contains("<>"));
+    let raw_from = mail.header("From").unwrap_or_default();
+    (from_unusable && (null || daemon(raw_from))) || mail.from.name.as_deref().is_some_and(daemon)
 }
 
 /// What a plain-text bounce (qmail, Exim, old Postfix) gives away: the first address it names,
@@ -200,7 +237,11 @@ fn classic_bounce(mail: &ParsedMail) -> BounceInfo {
     let address_in = |line: &str| {
         line.split(|c: char| c.is_whitespace() || matches!(c, '<' | '>' | '"' | '\'' | ',' | ';'))
             .map(|w| w.trim_end_matches([':', '.']))
-            .find(|w| w.contains('@') && !w.eq_ignore_ascii_case(&mail.from.address) && w.len() > 2)
+            .find(|w| {
+                w.contains('@')
+                    && (mail.from.address.is_empty() || !w.eq_ignore_ascii_case(&mail.from.address))
+                    && w.len() > 2
+            })
             .map(str::to_string)
     };
     let lines: Vec<&str> = text.lines().map(str::trim).collect();
@@ -258,6 +299,9 @@ fn is_ours(address: &str, ours: &[String]) -> bool {
             None => a.to_string(),
         }
     };
+    if address.trim().is_empty() {
+        return false;
+    }
     let address = without_tag(address.trim());
     ours.iter().any(|o| without_tag(o.trim()).eq_ignore_ascii_case(&address))
 }

@@ -5,8 +5,10 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use chrono::{DateTime, TimeZone, Utc};
 use mail_parser::{Address, HeaderName, HeaderValue, Message, MessageParser, MessagePart, MimeHeaders, PartType};
 
+use sha2::{Digest, Sha256};
+
 use super::report::{self, DeliveryReport};
-use super::{Attachment, Mailbox, ParseError, ParseLimits};
+use super::{Attachment, Mailbox, ParseError, ParseLimits, SenderSource, hex};
 
 /// The readable body, and where it came from: quote detection differs for plain text and HTML.
 pub(super) enum Body {
@@ -20,6 +22,7 @@ pub(super) struct MimeParts {
     pub in_reply_to: Vec<String>,
     pub references: Vec<String>,
     pub from: Mailbox,
+    pub from_source: Option<SenderSource>,
     pub to: Vec<Mailbox>,
     pub cc: Vec<Mailbox>,
     pub delivered_to: Vec<String>,
@@ -32,7 +35,35 @@ pub(super) struct MimeParts {
     pub attachments_omitted: usize,
     pub report: Option<DeliveryReport>,
     pub headers: Vec<(String, String)>,
+    /// Readable renderings of forwarded `message/rfc822` parts, in message order.
+    pub forwarded: Vec<String>,
 }
+
+/// How deep forwarded messages inside forwarded messages are rendered.
+const MAX_FORWARD_DEPTH: usize = 3;
+
+/// The separator line a forwarded message's rendering starts with, as mail clients write it.
+pub(super) const FORWARD_SEPARATOR: &str = "---------- Forwarded message ----------";
+
+/// Header fields that make a header block a message rather than trace lines an MTA prepended
+/// (`Return-Path`, `Received`, `Delivered-To`) to something that is not mail.
+const MESSAGE_HEADERS: [&str; 12] = [
+    "from",
+    "sender",
+    "reply-to",
+    "to",
+    "cc",
+    "subject",
+    "date",
+    "message-id",
+    "in-reply-to",
+    "references",
+    "mime-version",
+    "content-type",
+];
+
+/// Longest address taken as a sender (RFC 5321's path limit); a longer one is not an address.
+const MAX_ADDRESS_BYTES: usize = 254;
 
 /// Longest file name kept, in bytes; file systems and mail clients choke on longer ones.
 const MAX_FILENAME_BYTES: usize = 200;
@@ -50,11 +81,12 @@ pub(super) fn read(raw: &[u8], limits: &ParseLimits) -> Result<MimeParts, ParseE
 }
 
 fn from_message(message: &Message<'_>, raw: &[u8], limits: &ParseLimits) -> Result<MimeParts, ParseError> {
-    let from = mailboxes(message, HeaderName::From)
-        .into_iter()
-        .chain(mailboxes(message, HeaderName::Sender))
-        .next()
-        .ok_or(ParseError::NoFrom)?;
+    let headers = headers(message, raw);
+    if !headers.iter().any(|(name, _)| MESSAGE_HEADERS.iter().any(|m| name.eq_ignore_ascii_case(m))) {
+        return Err(ParseError::NoHeaders);
+    }
+    let charset = eight_bit_charset(message);
+    let (from, from_source) = author(message, &headers, raw, charset.as_deref());
     let (body, html, taken_as_body) = bodies(message);
     let report_type = message
         .root_part()
@@ -65,11 +97,17 @@ fn from_message(message: &Message<'_>, raw: &[u8], limits: &ParseLimits) -> Resu
     let mut report = report::Builder::new(report_type);
     let mut attachments = Vec::new();
     let mut attachments_omitted = 0;
+    let mut forwarded = Vec::new();
     for &id in message.attachments.iter().filter(|&&id| Some(id) != taken_as_body) {
         let Some(part) = message.parts.get(id as usize) else { continue };
         let content_type = content_type(part);
         if report.take(&content_type, part, raw) {
             continue;
+        }
+        if let Some(nested) = part.message()
+            && forwarded.len() < limits.max_attachments
+        {
+            forwarded.push(forwarded_text(nested, 1));
         }
         if attachments.len() >= limits.max_attachments {
             attachments_omitted += 1;
@@ -82,19 +120,166 @@ fn from_message(message: &Message<'_>, raw: &[u8], limits: &ParseLimits) -> Resu
         in_reply_to: ids(message.in_reply_to()),
         references: ids(message.references()),
         from,
+        from_source,
         to: mailboxes(message, HeaderName::To),
         cc: mailboxes(message, HeaderName::Cc),
         delivered_to: delivered_to(message),
         reply_to: mailboxes(message, HeaderName::ReplyTo),
-        subject: message.subject().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()),
+        subject: header_text(message, raw, HeaderName::Subject, charset.as_deref())
+            .or_else(|| message.subject().map(str::to_string))
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty()),
         date: message.date().filter(|d| d.is_valid()).and_then(|d| Utc.timestamp_opt(d.to_timestamp(), 0).single()),
         body,
         html,
         attachments,
         attachments_omitted,
         report: report.finish(),
-        headers: headers(message, raw),
+        headers,
+        forwarded,
     })
+}
+
+/// The first value of a header field written in raw 8-bit bytes that are not UTF-8, decoded with
+/// the message's own charset: mail-parser cannot know it and would make them replacement
+/// characters. `None` when the field is missing or ASCII/UTF-8 (mail-parser's decoding stands).
+fn header_text(message: &Message<'_>, raw: &[u8], name: HeaderName<'_>, charset: Option<&str>) -> Option<String> {
+    let charset = charset?;
+    let header = message.headers().iter().find(|h| h.name == name)?;
+    let value = raw.get(header.offset_start as usize..header.offset_end as usize)?;
+    if value.is_ascii() || std::str::from_utf8(value).is_ok() {
+        return None;
+    }
+    let decode = mail_parser::decoders::charsets::map::charset_decoder(charset.as_bytes())?;
+    let text = decode(value);
+    Some(text.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" "))
+}
+
+/// The charset raw 8-bit header bytes are most likely in: the one the message declares for its
+/// text (its own `Content-Type`, else its first text part's). Clients that put unencoded 8-bit
+/// text into headers write it in the charset they write the body in.
+fn eight_bit_charset(message: &Message<'_>) -> Option<String> {
+    let of = |part: &MessagePart<'_>| part.content_type().and_then(|ct| ct.attribute("charset")).map(str::to_string);
+    let root = message.root_part();
+    of(root).or_else(|| message.text_body.iter().filter_map(|&id| message.parts.get(id as usize)).find_map(of))
+}
+
+/// The author: the `From` address; when `From` is missing, empty (`<>`) or not an address, the
+/// `Sender`, then `Reply-To`, then the envelope sender (`Return-Path`), so that mail with a broken
+/// `From` still reaches someone who can answer it. The display name is `From`'s where it has one.
+/// An empty address (with `None`) when none of them holds one.
+fn author(
+    message: &Message<'_>,
+    headers: &[(String, String)],
+    raw: &[u8],
+    charset: Option<&str>,
+) -> (Mailbox, Option<SenderSource>) {
+    let from_name =
+        header_text(message, raw, HeaderName::From, charset).and_then(|decoded| display_name(&decoded)).or_else(|| {
+            message
+                .header_values(HeaderName::From)
+                .filter_map(HeaderValue::as_address)
+                .flat_map(Address::iter)
+                .find_map(|a| a.name().map(|n| n.trim().to_string()).filter(|n| !n.is_empty()))
+        });
+    let raw_from = headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("from"))
+        .find_map(|(_, v)| address_in_text(v))
+        .map(|address| Mailbox { address, name: None });
+    let return_path = headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case("return-path")).find_map(|(_, v)| {
+        let v = v.trim().trim_start_matches('<').trim_end_matches('>').trim();
+        valid_address(v).then(|| Mailbox { address: v.to_string(), name: None })
+    });
+    let candidates = [
+        (mailboxes(message, HeaderName::From).into_iter().next().or(raw_from), SenderSource::From),
+        (mailboxes(message, HeaderName::Sender).into_iter().next(), SenderSource::Sender),
+        (mailboxes(message, HeaderName::ReplyTo).into_iter().next(), SenderSource::ReplyTo),
+        (return_path, SenderSource::ReturnPath),
+    ];
+    match candidates.into_iter().find_map(|(m, source)| m.map(|m| (m, source))) {
+        Some((mut mailbox, source)) => {
+            if from_name.is_some() && from_name.as_deref() != Some(mailbox.address.as_str()) {
+                mailbox.name = from_name;
+            }
+            (mailbox, Some(source))
+        }
+        None => (Mailbox { address: String::new(), name: from_name }, None),
+    }
+}
+
+/// The display name of a decoded address field: `Иван <i@x>` → `Иван`.
+fn display_name(value: &str) -> Option<String> {
+    let name = value.split('<').next().unwrap_or_default().trim().trim_matches('"').trim();
+    (!name.is_empty() && !name.contains('@')).then(|| name.to_string())
+}
+
+/// The first word of a raw header value that is an address, for `From` values mail-parser could
+/// not read (`Ivan <ivan@example.com`, `ivan@example.com, (Ivan)`).
+fn address_in_text(value: &str) -> Option<String> {
+    value
+        .split(|c: char| c.is_whitespace() || matches!(c, '<' | '>' | '"' | '(' | ')' | ',' | ';' | '[' | ']'))
+        .map(|w| w.trim_end_matches([':', '.']))
+        .find(|w| valid_address(w))
+        .map(str::to_string)
+}
+
+/// Something mail can be sent to: `local@domain`, no whitespace or control characters, bounded.
+fn valid_address(address: &str) -> bool {
+    let Some((local, domain)) = address.rsplit_once('@') else { return false };
+    !local.is_empty()
+        && !domain.is_empty()
+        && address.len() <= MAX_ADDRESS_BYTES
+        && !address.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+/// A forwarded message made readable: the separator, its `From`, `Date`, `Subject` and `To`,
+/// its text (HTML made readable), then the messages it forwards in turn, up to
+/// [`MAX_FORWARD_DEPTH`].
+fn forwarded_text(message: &Message<'_>, depth: usize) -> String {
+    use std::fmt::Write as _;
+    let mut out = format!("{FORWARD_SEPARATOR}\n");
+    let addresses = |name: HeaderName<'_>| {
+        let list: Vec<String> = message
+            .header_values(name)
+            .filter_map(HeaderValue::as_address)
+            .flat_map(Address::iter)
+            .filter_map(|a| match (a.name(), a.address()) {
+                (Some(n), Some(a)) if !n.trim().is_empty() => Some(format!("{} <{a}>", n.trim())),
+                (_, Some(a)) => Some(a.to_string()),
+                (Some(n), None) => Some(n.trim().to_string()),
+                (None, None) => None,
+            })
+            .collect();
+        (!list.is_empty()).then(|| list.join(", "))
+    };
+    let date = message.date().filter(|d| d.is_valid()).map(|d| d.to_rfc822());
+    for (label, value) in [
+        ("From", addresses(HeaderName::From)),
+        ("Date", date),
+        ("Subject", message.subject().map(|s| s.trim().to_string())),
+        ("To", addresses(HeaderName::To)),
+    ] {
+        if let Some(value) = value.filter(|v| !v.is_empty()) {
+            let _ = writeln!(out, "{label}: {value}");
+        }
+    }
+    let text = match bodies(message).0 {
+        Body::Plain(text) => text,
+        Body::Html(html) => super::html::split(&html).text,
+    };
+    let text = text.trim();
+    if !text.is_empty() {
+        let _ = write!(out, "\n{text}\n");
+    }
+    if depth < MAX_FORWARD_DEPTH {
+        for &id in &message.attachments {
+            if let Some(nested) = message.parts.get(id as usize).and_then(|p| p.message()) {
+                let _ = write!(out, "\n{}", forwarded_text(nested, depth + 1));
+            }
+        }
+    }
+    out.trim_end().to_string()
 }
 
 /// Every address in every instance of an address header, groups flattened; entries without an
@@ -110,7 +295,7 @@ fn mailboxes(message: &Message<'_>, name: HeaderName<'_>) -> Vec<Mailbox> {
 
 fn mailbox(addr: &mail_parser::Addr<'_>) -> Option<Mailbox> {
     let address = addr.address()?.trim();
-    if address.is_empty() || address.contains(char::is_whitespace) {
+    if !valid_address(address) {
         return None;
     }
     let name = addr.name().map(|n| n.trim().to_string()).filter(|n| !n.is_empty() && n != address);
@@ -281,6 +466,7 @@ fn attachment(
 ) -> Attachment {
     let bytes = part_bytes(part, raw);
     let size = bytes.len();
+    let sha256 = hex(&Sha256::digest(bytes));
     let nested_subject = part.message().and_then(|m| m.subject()).map(|s| format!("{s}.eml"));
     let filename = part
         .attachment_name()
@@ -311,6 +497,7 @@ fn attachment(
         inline,
         bytes,
         skipped,
+        sha256,
     }
 }
 

@@ -73,11 +73,14 @@ pub enum ParseError {
         /// The configured limit.
         limit: usize,
     },
-    /// Nothing that looks like a header block was found.
-    #[error("no message headers found")]
+    /// Nothing that looks like a header block was found, or only the trace lines a mail server
+    /// puts on top of whatever it was given (`Return-Path`, `Received`).
+    #[error("not an email: no From, To, Subject, Date or Message-ID header")]
     NoHeaders,
-    /// Neither `From` nor `Sender` holds an email address, so there is nobody to answer.
-    #[error("no From address")]
+    /// No sender address anywhere (`From`, `Sender`, `Reply-To`, `Return-Path` missing, empty or
+    /// not an address), so there is nobody to answer. [`parse`] itself reads such mail (a bounce
+    /// from `<>` is one); [`ParsedMail::author`] refuses it where an answer is needed.
+    #[error("no sender address: From, Sender, Reply-To and Return-Path are missing, empty or not addresses")]
     NoFrom,
     /// The MIME parser failed in a way it should not have; the message is refused, not the process.
     #[error("the MIME structure could not be read")]
@@ -110,7 +113,57 @@ pub struct Attachment {
     pub bytes: Vec<u8>,
     /// Why the bytes were not kept (e.g. over the size limit); the message still flows.
     pub skipped: Option<String>,
+    /// SHA-256 of the decoded content (also when the bytes were not kept), lower-case hex.
+    pub sha256: String,
 }
+
+/// Which header field the author's address was taken from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SenderSource {
+    /// `From`, as it should be.
+    From,
+    /// `Sender`: `From` held no address.
+    Sender,
+    /// `Reply-To`: neither `From` nor `Sender` held an address.
+    ReplyTo,
+    /// `Return-Path`, the envelope sender: the last resort.
+    ReturnPath,
+}
+
+impl SenderSource {
+    /// The header field's name in lower case, e.g. `reply-to`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SenderSource::From => "from",
+            SenderSource::Sender => "sender",
+            SenderSource::ReplyTo => "reply-to",
+            SenderSource::ReturnPath => "return-path",
+        }
+    }
+}
+
+/// Where the text of an envelope came from when the mail has no text of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextSource {
+    /// The body was empty: the subject is the text.
+    Subject,
+    /// No body and no subject: a placeholder naming the attachments, or saying the mail is empty.
+    Placeholder,
+}
+
+impl TextSource {
+    /// The value of the envelope's `email.text_source` metadata.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TextSource::Subject => "subject",
+            TextSource::Placeholder => "placeholder",
+        }
+    }
+}
+
+/// The text of a mail with no body, no subject and no attachments.
+pub const EMPTY_MAIL_TEXT: &str = "(empty message: no subject, no text)";
 
 /// One message, read and decoded.
 #[derive(Debug, Clone, PartialEq)]
@@ -121,8 +174,12 @@ pub struct ParsedMail {
     pub in_reply_to: Vec<String>,
     /// `References` ids, oldest first.
     pub references: Vec<String>,
-    /// The author (`From`, or `Sender` when `From` has no address).
+    /// The author: `From`, else `Sender`, `Reply-To` or `Return-Path` (see `from_source`). The
+    /// address is empty when none of them holds one (a null sender `<>`, as bounces have); the
+    /// name is `From`'s display name where it has one.
     pub from: Mailbox,
+    /// Which header field `from.address` came from; `None` when it is empty.
+    pub from_source: Option<SenderSource>,
     /// `To` recipients (groups flattened).
     pub to: Vec<Mailbox>,
     /// `Cc` recipients.
@@ -137,12 +194,15 @@ pub struct ParsedMail {
     /// `Date`, when present and valid.
     pub date: Option<DateTime<Utc>>,
     /// The whole plain-text body: the `text/plain` part, or the HTML made readable when the
-    /// message has only HTML.
+    /// message has only HTML; then the forwarded messages it carries as `message/rfc822` parts,
+    /// each as a `---------- Forwarded message ----------` block with its From, Date, Subject
+    /// and text.
     pub text: String,
     /// The original HTML body, when there is one within the text limit.
     pub html: Option<String>,
-    /// What the author wrote this time: `text` without quoted replies and signature; the whole
-    /// `text` when nothing else would be left.
+    /// What the author wrote this time: `text` without quoted replies and signature (the whole
+    /// `text` when nothing else would be left), then the forwarded messages, which are what the
+    /// author sends rather than a quote.
     pub new_text: String,
     /// What was taken out of `text` to get `new_text` (quoted replies, signature).
     pub quoted: Option<String>,
@@ -159,18 +219,62 @@ pub struct ParsedMail {
     /// Top-level header fields as `(name, raw value)` in message order, values unfolded but not
     /// decoded; kept for classification and audit.
     pub headers: Vec<(String, String)>,
+    /// How many forwarded messages (`message/rfc822` parts) were rendered into the text.
+    pub forwarded: usize,
     /// SHA-256 of the raw bytes, lower-case hex.
     pub raw_sha256: String,
+    /// SHA-256 of what identifies the content (see [`ParsedMail::dedupe_id`]), lower-case hex.
+    pub content_sha256: String,
 }
 
+/// Header fields that identify a mail's content: the same in every copy of one mail, whichever
+/// mailbox or folder it was fetched from. Trace fields (`Received`, `Return-Path`,
+/// `Delivered-To`, `DKIM-Signature`, `Authentication-Results`, spam scores) differ per copy and
+/// are left out.
+const CONTENT_HEADERS: [&str; 9] =
+    ["from", "sender", "reply-to", "to", "cc", "subject", "date", "in-reply-to", "references"];
+
+/// Between the Message-ID and the content digest in a dedupe id.
+const DIGEST_TAG: &str = "#sha256:";
+
+/// Hex digits of the content digest in a dedupe id that has a Message-ID (128 bits).
+const DIGEST_HEX: usize = 32;
+
 impl ParsedMail {
-    /// The id that makes a re-delivered copy a duplicate: the `Message-ID`, else `sha256:<hex>`
-    /// of the raw bytes.
+    /// The id that makes a re-delivered copy a duplicate and nothing else:
+    /// `<Message-ID>#sha256:<128-bit content digest>`, or `sha256:<content digest>` without a
+    /// `Message-ID`. The content digest covers the header fields that identify the mail (From,
+    /// Sender, Reply-To, To, Cc, Subject, Date, In-Reply-To, References) and the decoded text,
+    /// HTML, attachments and report, not the trace fields every copy gets on its way. So the same
+    /// mail fetched twice, or from a second mailbox, is a duplicate; two different mails under
+    /// one reused `Message-ID` (list software, broken clients) are two messages.
     pub fn dedupe_id(&self) -> String {
         match &self.message_id {
-            Some(id) => stable_id(id),
-            None => format!("sha256:{}", self.raw_sha256),
+            Some(id) => format!("{}{DIGEST_TAG}{}", stable_id(id), &self.content_sha256[..DIGEST_HEX]),
+            None => format!("sha256:{}", self.content_sha256),
         }
+    }
+
+    /// The author, or [`ParseError::NoFrom`] when the mail names no sender address at all.
+    pub fn author(&self) -> Result<&Mailbox, ParseError> {
+        if self.from.address.is_empty() { Err(ParseError::NoFrom) } else { Ok(&self.from) }
+    }
+
+    /// The text to route and, when it is not the mail's own, where it came from: the new text;
+    /// for an empty body the subject; with neither, a placeholder naming the attachments, or
+    /// [`EMPTY_MAIL_TEXT`].
+    pub fn routable_text(&self) -> (String, Option<TextSource>) {
+        if !self.new_text.trim().is_empty() {
+            return (self.new_text.clone(), None);
+        }
+        if let Some(subject) = self.subject.as_deref().filter(|s| !s.trim().is_empty()) {
+            return (subject.trim().to_string(), Some(TextSource::Subject));
+        }
+        if self.attachments.is_empty() {
+            return (EMPTY_MAIL_TEXT.to_string(), Some(TextSource::Placeholder));
+        }
+        let names: Vec<&str> = self.attachments.iter().map(|a| a.filename.as_str()).collect();
+        (format!("(no text; attached: {})", names.join(", ")), Some(TextSource::Placeholder))
     }
 
     /// The first value of a top-level header field, matched case-insensitively.
@@ -200,10 +304,17 @@ pub fn parse(raw: &[u8], limits: &ParseLimits) -> Result<ParsedMail, ParseError>
     }
     let raw_sha256 = hex(&Sha256::digest(raw));
     let parts = mime::read(raw, limits)?;
-    let body = match parts.body {
+    let content_sha256 = content_digest(&parts);
+    let mut body = match parts.body {
         mime::Body::Plain(text) => quote::Split::from_text(text),
         mime::Body::Html(html) => html::split(&html),
     };
+    if !parts.forwarded.is_empty() {
+        let forwarded = parts.forwarded.join("\n\n");
+        let append = |s: &str| if s.trim().is_empty() { forwarded.clone() } else { format!("{s}\n\n{forwarded}") };
+        body.text = append(&body.text);
+        body.new_text = append(&body.new_text);
+    }
     let mut text_truncated = false;
     let mut cut = |s: String| {
         let (s, was_cut) = truncate(s, limits.max_text_bytes);
@@ -222,6 +333,7 @@ pub fn parse(raw: &[u8], limits: &ParseLimits) -> Result<ParsedMail, ParseError>
         in_reply_to: parts.in_reply_to,
         references: parts.references,
         from: parts.from,
+        from_source: parts.from_source,
         to: parts.to,
         cc: parts.cc,
         delivered_to: parts.delivered_to,
@@ -238,8 +350,65 @@ pub fn parse(raw: &[u8], limits: &ParseLimits) -> Result<ParsedMail, ParseError>
         attachments_omitted: parts.attachments_omitted,
         report: parts.report,
         headers: parts.headers,
+        forwarded: parts.forwarded.len(),
         raw_sha256,
+        content_sha256,
     })
+}
+
+/// SHA-256 over what identifies a mail's content, each piece length-prefixed so that no two
+/// different contents hash alike: the [`CONTENT_HEADERS`] (whitespace normalised, so refolding
+/// does not matter), the decoded body, the HTML, every attachment's type, name and content
+/// digest, and the report. Decoded rather than raw, so a relay that re-encodes a part (8bit to
+/// quoted-printable) or changes line ends does not make a copy look new.
+fn content_digest(parts: &mime::MimeParts) -> String {
+    let mut hash = Sha256::new();
+    let mut put = |label: &str, value: &[u8]| {
+        for piece in [label.as_bytes(), value] {
+            hash.update((piece.len() as u64).to_be_bytes());
+            hash.update(piece);
+        }
+    };
+    for name in CONTENT_HEADERS {
+        for (_, value) in parts.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name)) {
+            put(name, value.split_whitespace().collect::<Vec<_>>().join(" ").as_bytes());
+        }
+    }
+    let (kind, body) = match &parts.body {
+        mime::Body::Plain(text) => ("text", text),
+        mime::Body::Html(html) => ("html-text", html),
+    };
+    put(kind, body.trim().replace("\r\n", "\n").as_bytes());
+    if let Some(html) = &parts.html {
+        put("html", html.trim().replace("\r\n", "\n").as_bytes());
+    }
+    for a in &parts.attachments {
+        put("attachment", format!("{}\n{}\n{}", a.content_type, a.filename, a.sha256).as_bytes());
+    }
+    put("omitted", parts.attachments_omitted.to_string().as_bytes());
+    if let Some(report) = &parts.report {
+        put("report", format!("{report:?}").as_bytes());
+    }
+    hex(&hash.finalize())
+}
+
+/// The Message-ID inside a dedupe id (see [`ParsedMail::dedupe_id`]), to answer the mail with
+/// `In-Reply-To`; `None` for a mail that had none (`sha256:…`). An id without a digest (stored
+/// before digests were added) is returned as it is.
+pub fn message_id_of(dedupe_id: &str) -> Option<&str> {
+    if dedupe_id.starts_with("sha256:") && !dedupe_id.contains('@') {
+        return None;
+    }
+    let id = match dedupe_id.rsplit_once(DIGEST_TAG) {
+        Some((id, digest))
+            if digest.len() == DIGEST_HEX
+                && digest.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) =>
+        {
+            id
+        }
+        _ => dedupe_id,
+    };
+    (!id.is_empty()).then_some(id)
 }
 
 /// Longest message id used as is in a dedupe id or thread key; longer ones are hashed so they
