@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use switchboard_bus::{BusSlot, ConsumerSpec, Delivery, HandlerError};
+use switchboard_bus::{BusSlot, Delivery, HandlerError};
 use switchboard_core::contract::{streams, subjects};
 use switchboard_core::{Event, EventKind, OutboundMessage};
 use tokio::task::JoinHandle;
@@ -56,13 +56,7 @@ impl<C: Channel> ChannelRuntime<C> {
         let bus = self.bus.get()?.clone();
         let name = self.channel.name().to_string();
         let subject = subjects::outbound(&name);
-        let spec = ConsumerSpec {
-            max_deliver: self.config.max_attempts.max(1),
-            backoff: self.config.backoff,
-            ack_wait: Duration::from_secs(self.config.ack_wait_secs.max(1)),
-            concurrency: self.config.concurrency.max(1),
-            ..ConsumerSpec::new(&name, streams::OUTBOUND, &format!("out-{name}"), &subject)
-        };
+        let spec = self.config.consumer_spec(&name, streams::OUTBOUND, &format!("out-{name}"), &subject);
 
         let housekeeping = {
             let (inbound, shutdown) = (self.inbound.clone(), self.shutdown.clone());
@@ -93,12 +87,11 @@ impl<C: Channel> ChannelRuntime<C> {
         info!(channel = %name, %subject, "channel running");
         self.health.set(HealthStatus::Ready);
         let channel = self.channel.clone();
-        let max_attempts = spec.max_deliver;
         let events = bus.clone();
         let outcome = bus
             .run_consumer(spec, self.shutdown.clone(), move |delivery| {
                 let (channel, events) = (channel.clone(), events.clone());
-                async move { deliver(channel.as_ref(), &events, delivery, max_attempts).await }
+                async move { deliver(channel.as_ref(), &events, delivery).await }
             })
             .await;
 
@@ -164,12 +157,7 @@ async fn run_exclusive<C: Channel>(
 
 /// Sends one outbound message; on a final failure also records a `delivery_failed` event so the
 /// conversation shows it.
-async fn deliver<C: Channel>(
-    channel: &C,
-    bus: &switchboard_bus::Bus,
-    delivery: Delivery,
-    max_attempts: u64,
-) -> Result<(), HandlerError> {
+async fn deliver<C: Channel>(channel: &C, bus: &switchboard_bus::Bus, delivery: Delivery) -> Result<(), HandlerError> {
     let message: OutboundMessage = delivery.decode()?;
     if message.channel != channel.name() {
         return Err(HandlerError::Reject(format!("message for channel {} on {}", message.channel, channel.name())));
@@ -181,7 +169,7 @@ async fn deliver<C: Channel>(
             Err(e.into())
         }
         Err(e) => {
-            let last = !e.retryable || delivery.attempt >= max_attempts;
+            let last = !e.retryable || delivery.last;
             if last {
                 record_failure(bus, &message, &e.reason, delivery.attempt).await;
                 Err(HandlerError::Reject(e.reason))

@@ -34,6 +34,8 @@ impl Channel for Scripted {
 fn config() -> RuntimeConfig {
     RuntimeConfig {
         max_attempts: 3,
+        // Given up after the attempts alone, not after the default ten-minute window.
+        retry_for_secs: 0,
         backoff: Backoff { initial: Duration::from_millis(20), max: Duration::from_millis(50) },
         rate_limit: RateLimitConfig { per_minute: 60, burst: 3 },
         ..RuntimeConfig::default()

@@ -3,7 +3,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use async_nats::HeaderMap;
 use async_nats::jetstream::{AckKind, Message, consumer};
@@ -31,8 +31,14 @@ pub struct ConsumerSpec {
     pub durable: String,
     /// Subject filter within the stream.
     pub filter_subject: String,
-    /// Deliveries before a message is dead-lettered (1 = no retry).
+    /// Deliveries before a message is dead-lettered (1 = no retry), unless `retry_for` asks
+    /// for more.
     pub max_deliver: u64,
+    /// A message failing with [`HandlerError::Retry`] is retried at least this long after it
+    /// was stored, however many deliveries that takes (zero: `max_deliver` alone decides). Lets
+    /// a receiver be down for a while (a helpdesk restarting) without its messages becoming
+    /// dead letters.
+    pub retry_for: Duration,
     /// Delay between deliveries of a failing message.
     pub backoff: Backoff,
     /// How long the server waits for an ack before redelivering; progress is signalled while a
@@ -40,6 +46,10 @@ pub struct ConsumerSpec {
     pub ack_wait: Duration,
     /// Messages handled at once.
     pub concurrency: usize,
+    /// Messages handed out and not yet acked, including those waiting for their next try;
+    /// `None`: four per handler, at least 16. Raise it for consumers whose messages go to many
+    /// receivers and may wait long (one receiver that is down must not hold up the others).
+    pub max_pending: Option<usize>,
     /// A new durable starts with messages stored after it was created, not the stream's start
     /// (for consumers that react to what happens, not to history).
     pub only_new: bool,
@@ -61,13 +71,30 @@ impl ConsumerSpec {
             durable: durable.into(),
             filter_subject: filter_subject.into(),
             max_deliver: 5,
+            retry_for: Duration::ZERO,
             backoff: Backoff::default(),
             ack_wait: Duration::from_secs(30),
             concurrency: 1,
+            max_pending: None,
             only_new: false,
             in_order: false,
             max_wait: DEFAULT_MAX_WAIT,
         }
+    }
+
+    /// Whether a message on its `attempt`-th delivery, stored `age` ago, is given up (dead-lettered)
+    /// if this delivery fails too: `max_deliver` deliveries made and `retry_for` passed.
+    pub fn gives_up(&self, attempt: u64, age: Duration) -> bool {
+        attempt >= self.max_deliver && age >= self.retry_for
+    }
+
+    /// Whether the delivery before this one (`attempt - 1`) was already the last: then a
+    /// delivery beyond `max_deliver` means the process handling it died and the message is
+    /// dead-lettered without another try. That delivery happened about one back-off (or, if it
+    /// crashed, one `ack_wait`) ago; counting both errs towards one more try.
+    fn gave_up_before(&self, attempt: u64, age: Duration) -> bool {
+        let since_previous = self.backoff.delay(attempt.saturating_sub(1)) + self.ack_wait;
+        attempt > self.max_deliver && age.saturating_sub(since_previous) >= self.retry_for
     }
 }
 
@@ -106,6 +133,11 @@ pub struct Delivery {
     pub attempt: u64,
     /// Its sequence in the stream.
     pub stream_sequence: u64,
+    /// How long ago it was stored.
+    pub age: Duration,
+    /// Whether this is the last try: a [`HandlerError::Retry`] now makes it a dead letter (see
+    /// [`ConsumerSpec::gives_up`]). A handler that records failures does so on this one.
+    pub last: bool,
 }
 
 impl Delivery {
@@ -223,7 +255,11 @@ impl Bus {
                 ack_wait: spec.ack_wait,
                 // Unlimited on the server: we dead-letter ourselves, so nothing is silently dropped.
                 max_deliver: -1,
-                max_ack_pending: if spec.in_order { 1 } else { (spec.concurrency * 4).max(16) as i64 },
+                max_ack_pending: if spec.in_order {
+                    1
+                } else {
+                    spec.max_pending.unwrap_or((spec.concurrency * 4).max(16)).max(spec.concurrency) as i64
+                },
                 deliver_policy: if spec.only_new { consumer::DeliverPolicy::New } else { consumer::DeliverPolicy::All },
                 ..Default::default()
             })
@@ -241,30 +277,36 @@ impl Bus {
             let _ = message.ack_with(AckKind::Term).await;
             return;
         };
-        let (attempt, stream_sequence) = (info.delivered.max(1) as u64, info.stream_sequence);
-        let delivery = Delivery {
-            subject: message.subject.to_string(),
-            headers: message.headers.clone().unwrap_or_default(),
-            payload: message.payload.clone(),
-            attempt,
-            stream_sequence,
-        };
-
+        let headers = message.headers.clone().unwrap_or_default();
         // A copy stored again after a wait (see `requeue`) is not handled before its time.
-        if let Some(left) = not_before(&delivery.headers) {
-            debug!(durable = %spec.durable, stream_sequence, wait_ms = left.as_millis() as u64, "not due yet");
+        if let Some(left) = not_before(&headers) {
+            debug!(durable = %spec.durable, stream_sequence = info.stream_sequence, wait_ms = left.as_millis() as u64, "not due yet");
             let _ = message.ack_with(AckKind::Nak(Some(left))).await;
             return;
         }
+        // Such a copy was usually delivered once before it was due (just above): that delivery
+        // is not an attempt. Counting it would dead-letter a copy with `max_deliver` 1 without a
+        // single try; not counting it when the copy was first delivered late costs one extra try.
+        let delivered = info.delivered.max(1) as u64;
+        let attempt = if headers.get(headers::NOT_BEFORE).is_some() { (delivered - 1).max(1) } else { delivered };
+        let age = SystemTime::now().duration_since(SystemTime::from(info.published)).unwrap_or_default();
+        let delivery = Delivery {
+            subject: message.subject.to_string(),
+            headers,
+            payload: message.payload.clone(),
+            attempt,
+            stream_sequence: info.stream_sequence,
+            age,
+            last: spec.gives_up(attempt, age),
+        };
+        let stream_sequence = delivery.stream_sequence;
 
         // A previous process may have crashed after the last allowed attempt: give up now.
-        let outcome = if attempt > spec.max_deliver {
+        let outcome = if spec.gave_up_before(attempt, age) {
             Err(HandlerError::Retry(format!("exceeded {} deliveries", spec.max_deliver)))
         } else {
-            let progress = keep_alive(self.client().clone(), &message, spec.ack_wait);
-            let outcome = handler(delivery.clone()).await;
-            progress.abort();
-            outcome
+            let _progress = keep_alive(self.client().clone(), &message, spec.ack_wait);
+            handler(delivery.clone()).await
         };
 
         let result = match outcome {
@@ -284,7 +326,7 @@ impl Bus {
                     }
                 }
             }
-            Err(HandlerError::Retry(reason)) if attempt < spec.max_deliver => {
+            Err(HandlerError::Retry(reason)) if !delivery.last => {
                 let delay = spec.backoff.delay(attempt);
                 debug!(durable = %spec.durable, attempt, retry_in_ms = delay.as_millis() as u64, %reason, "handler failed, will retry");
                 message.ack_with(AckKind::Nak(Some(delay))).await
@@ -357,17 +399,28 @@ impl Bus {
     }
 }
 
+/// Stops the task it holds when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Tells the server the message is still being worked on, so a slow handler is not redelivered.
-fn keep_alive(client: async_nats::Client, message: &Message, ack_wait: Duration) -> tokio::task::JoinHandle<()> {
+/// Stops when the returned guard is dropped, also when the handler's task is aborted: a
+/// consumer torn down mid-handler must not keep the message from being redelivered.
+fn keep_alive(client: async_nats::Client, message: &Message, ack_wait: Duration) -> AbortOnDrop {
     let period = (ack_wait / 3).max(Duration::from_millis(100));
     let reply = message.reply.clone();
-    tokio::spawn(async move {
+    AbortOnDrop(tokio::spawn(async move {
         let Some(reply) = reply else { return };
         loop {
             tokio::time::sleep(period).await;
             let _ = client.publish(reply.clone(), Bytes::from_static(b"+WPI")).await;
         }
-    })
+    }))
 }
 
 /// How long a message stored again after a wait still has to wait (`None`: due now).

@@ -356,3 +356,218 @@ async fn a_consumer_that_cannot_be_opened_yet_keeps_trying_until_it_can() {
     shutdown.cancel();
     consumer.await.unwrap().unwrap();
 }
+
+/// A receiver that answers "wait" on every delivery, up to and beyond `max_deliver` (1 here: no
+/// retry at all), is never dead-lettered: the message is stored again with `Sb-Not-Before`, each
+/// wait is honoured (no delivery before it is over), and it is handled once the receiver accepts.
+#[tokio::test]
+async fn a_receiver_that_keeps_asking_to_wait_is_never_dead_lettered() {
+    const WAIT: Duration = Duration::from_secs(1);
+    const WAITS: usize = 3;
+    let server = NatsServer::start();
+    let bus = connect(&server).await;
+    let subject = subjects::outbound("patient");
+    bus.publish(&subject, &envelope("wait-me"), "patient:1").await.unwrap();
+
+    let calls: Arc<std::sync::Mutex<Vec<(std::time::Instant, u64)>>> = Default::default();
+    let mut spec = ConsumerSpec::new("patient", streams::OUTBOUND, "patient", &subject);
+    spec.max_deliver = 1;
+    let shutdown = CancellationToken::new();
+    let consumer = {
+        let (bus, calls, shutdown) = (bus.clone(), calls.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            bus.run_consumer(spec, shutdown, move |d| {
+                let calls = calls.clone();
+                async move {
+                    let n = {
+                        let mut calls = calls.lock().unwrap();
+                        calls.push((std::time::Instant::now(), d.attempt));
+                        calls.len()
+                    };
+                    if n <= WAITS { Err(HandlerError::Wait { after: WAIT, reason: "429".into() }) } else { Ok(()) }
+                }
+            })
+            .await
+        })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while calls.lock().unwrap().len() <= WAITS {
+        assert!(std::time::Instant::now() < deadline, "handled only {} times", calls.lock().unwrap().len());
+        assert!(stream_len(&bus, streams::DLQ).await == 0, "dead-lettered while the receiver only asked to wait");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Settle: the accepted delivery is acked and nothing else follows.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    shutdown.cancel();
+    consumer.await.unwrap().unwrap();
+
+    let calls = calls.lock().unwrap().clone();
+    assert_eq!(calls.len(), WAITS + 1, "handled until accepted, then never again");
+    assert!(calls.iter().all(|(_, attempt)| *attempt == 1), "every copy counts its attempts from 1: {calls:?}");
+    for pair in calls.windows(2) {
+        let gap = pair[1].0 - pair[0].0;
+        // Due times are whole milliseconds of the wall clock: allow that rounding, nothing more.
+        assert!(gap + Duration::from_millis(2) >= WAIT, "handled again after {gap:?}, before the {WAIT:?} wait");
+    }
+    assert_eq!(stream_len(&bus, streams::DLQ).await, 0, "never dead-lettered");
+    let stream = bus.jetstream().get_stream(streams::OUTBOUND).await.unwrap();
+    let mut copies = 0;
+    for seq in 2..=stream.get_info().await.unwrap().state.last_sequence {
+        let m = stream.get_raw_message(seq).await.unwrap();
+        let due: i64 =
+            m.headers.get(headers::NOT_BEFORE).expect("a copy carries Sb-Not-Before").as_str().parse().unwrap();
+        let stored = (m.time - time::OffsetDateTime::UNIX_EPOCH).whole_milliseconds() as i64;
+        assert!(due >= stored + WAIT.as_millis() as i64 - 5, "due {due} is the wait after storing {stored}");
+        assert_eq!(Envelope::from_json(&m.payload).unwrap().provider_message_id, "wait-me");
+        copies += 1;
+    }
+    assert_eq!(copies, WAITS, "stored again once per wait at the last allowed delivery");
+    let info = stream.consumer_info("patient").await.unwrap();
+    assert_eq!((info.num_pending, info.num_ack_pending), (0, 0), "the original and every copy acked");
+}
+
+/// With `retry_for`, a failing message is retried beyond `max_deliver` until the window has
+/// passed: a receiver down for a while gets it once it is back; one that stays down past the
+/// window makes it a dead letter, and only the delivery that gives up is marked `last`.
+#[tokio::test]
+async fn retryable_failures_are_retried_for_the_whole_retry_window() {
+    const WINDOW: Duration = Duration::from_secs(2);
+    let server = NatsServer::start();
+    let bus = connect(&server).await;
+    let subject = subjects::outbound("window");
+    bus.publish(&subject, &envelope("recovers"), "window:recovers").await.unwrap();
+    bus.publish(&subject, &envelope("down"), "window:down").await.unwrap();
+    let started = std::time::Instant::now();
+
+    let calls: Arc<std::sync::Mutex<Vec<(String, u64, bool)>>> = Default::default();
+    let mut spec = ConsumerSpec::new("window", streams::OUTBOUND, "window", &subject);
+    spec.max_deliver = 2;
+    spec.retry_for = WINDOW;
+    spec.backoff = Backoff { initial: Duration::from_millis(100), max: Duration::from_millis(200) };
+    spec.concurrency = 2;
+    let mut dlq = bus.client().subscribe(subjects::dlq("window")).await.unwrap();
+    let shutdown = CancellationToken::new();
+    let consumer = {
+        let (bus, calls, shutdown) = (bus.clone(), calls.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            bus.run_consumer(spec, shutdown, move |d| {
+                let calls = calls.clone();
+                async move {
+                    let id = d.decode::<Envelope>()?.provider_message_id;
+                    calls.lock().unwrap().push((id.clone(), d.attempt, d.last));
+                    // "recovers" is back after 1.5 s, well past its 2 deliveries.
+                    if id == "recovers" && started.elapsed() > Duration::from_millis(1500) {
+                        return Ok(());
+                    }
+                    Err(HandlerError::Retry("connection refused".into()))
+                }
+            })
+            .await
+        })
+    };
+    let dead =
+        tokio::time::timeout(Duration::from_secs(15), dlq.next()).await.expect("dead letter within 15s").unwrap();
+    let given_up_after = started.elapsed();
+    shutdown.cancel();
+    consumer.await.unwrap().unwrap();
+
+    assert_eq!(Envelope::from_json(&dead.payload).unwrap().provider_message_id, "down");
+    assert!(given_up_after >= WINDOW, "dead-lettered after {given_up_after:?}, inside the {WINDOW:?} window");
+    let calls = calls.lock().unwrap().clone();
+    let of = |id: &str| calls.iter().filter(|(p, ..)| p == id).map(|(_, a, l)| (*a, *l)).collect::<Vec<_>>();
+    let recovers = of("recovers");
+    assert!(recovers.len() > 2, "retried beyond max_deliver: {recovers:?}");
+    assert!(recovers.iter().all(|(_, last)| !last), "never marked last: {recovers:?}");
+    let down = of("down");
+    assert!(down.len() > 2, "retried beyond max_deliver: {down:?}");
+    assert_eq!(down.iter().filter(|(_, last)| *last).count(), 1, "only the final delivery is last: {down:?}");
+    assert!(down.last().unwrap().1, "the final delivery is the last one: {down:?}");
+    let attempts = dead.headers.as_ref().unwrap().get(headers::DLQ_ATTEMPTS).unwrap().as_str().to_string();
+    assert_eq!(attempts, down.len().to_string());
+    assert_eq!(stream_len(&bus, streams::DLQ).await, 1, "the receiver that came back lost nothing");
+}
+
+/// A durable created with one `ack_wait` takes a changed one when the consumer is opened again
+/// (a restarted daemon with a new setting), and a message held by a process that stops without
+/// acking (a kill -9: no ack, no progress) is redelivered after that `ack_wait`, not the old one.
+#[tokio::test]
+async fn an_existing_durable_takes_a_changed_ack_wait_and_redelivers_after_it() {
+    let server = NatsServer::start();
+    let bus = connect(&server).await;
+    let subject = subjects::outbound("crash");
+    let spec = |ack_wait: Duration| ConsumerSpec {
+        ack_wait,
+        ..ConsumerSpec::new("crash", streams::OUTBOUND, "crash", &subject)
+    };
+    let consumer_ack_wait = || async {
+        bus.jetstream()
+            .get_stream(streams::OUTBOUND)
+            .await
+            .unwrap()
+            .consumer_info("crash")
+            .await
+            .unwrap()
+            .config
+            .ack_wait
+    };
+
+    // The durable as an earlier version left it: ack_wait 30 s.
+    let shutdown = CancellationToken::new();
+    let old = tokio::spawn({
+        let (bus, spec, shutdown) = (bus.clone(), spec(Duration::from_secs(30)), shutdown.clone());
+        async move { bus.run_consumer(spec, shutdown, |_| async { Ok(()) }).await }
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while bus.jetstream().get_stream(streams::OUTBOUND).await.unwrap().consumer_info("crash").await.is_err() {
+        assert!(std::time::Instant::now() < deadline, "the durable was never created");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    shutdown.cancel();
+    old.await.unwrap().unwrap();
+    assert_eq!(consumer_ack_wait().await, Duration::from_secs(30));
+
+    // Now configured with 1 s; the handler takes the message and never finishes.
+    bus.publish(&subject, &envelope("held"), "crash:held").await.unwrap();
+    let taken = Arc::new(tokio::sync::Notify::new());
+    let crashing = tokio::spawn({
+        let (bus, spec, taken) = (bus.clone(), spec(Duration::from_secs(1)), taken.clone());
+        async move {
+            bus.run_consumer(spec, CancellationToken::new(), move |_| {
+                let taken = taken.clone();
+                async move {
+                    taken.notify_one();
+                    std::future::pending().await
+                }
+            })
+            .await
+        }
+    });
+    tokio::time::timeout(Duration::from_secs(10), taken.notified()).await.expect("the message was taken");
+    let held_at = std::time::Instant::now();
+    assert_eq!(consumer_ack_wait().await, Duration::from_secs(1), "the durable took the new ack_wait");
+    // The process dies: its tasks stop, nothing is acked or nak'd, no progress is sent.
+    crashing.abort();
+    let _ = crashing.await;
+
+    let redelivered = Arc::new(tokio::sync::Notify::new());
+    let shutdown = CancellationToken::new();
+    let next = tokio::spawn({
+        let (bus, spec, shutdown, redelivered) =
+            (bus.clone(), spec(Duration::from_secs(1)), shutdown.clone(), redelivered.clone());
+        async move {
+            bus.run_consumer(spec, shutdown, move |_| {
+                let redelivered = redelivered.clone();
+                async move {
+                    redelivered.notify_one();
+                    Ok(())
+                }
+            })
+            .await
+        }
+    });
+    tokio::time::timeout(Duration::from_secs(10), redelivered.notified()).await.expect("redelivered within 10 s");
+    let after = held_at.elapsed();
+    assert!(after < Duration::from_secs(5), "redelivered after {after:?}: the old 30 s ack_wait, not the new 1 s");
+    shutdown.cancel();
+    next.await.unwrap().unwrap();
+}

@@ -11,8 +11,8 @@ use std::time::Duration;
 use lettre::Message;
 use lettre::message::header::ContentType;
 use lettre::message::{Mailbox, SinglePart};
-use switchboard_adapter::{SendError, Verdict, derived_command_id, send_command};
-use switchboard_bus::{Bus, BusError, ConsumerSpec, Delivery, HandlerError};
+use switchboard_adapter::{RuntimeConfig, SendError, Verdict, derived_command_id, send_command};
+use switchboard_bus::{Bus, BusError, Delivery, HandlerError};
 use switchboard_core::agent::HistoryEntry;
 use switchboard_core::contract::{streams, subjects};
 use switchboard_core::{AgentCommand, AgentDelivery, CommandAction, Contract};
@@ -44,27 +44,31 @@ struct Inner {
     addresses: BTreeMap<String, String>,
     sender: Sender,
     mailer: Mailer,
+    /// Retries of deliveries to agents: `[channels.email.runtime]`, shared with replies to customers.
+    runtime: RuntimeConfig,
 }
 
 impl AgentMail {
-    /// Agents by id with their addresses.
-    pub fn new(agents: BTreeMap<String, String>, sender: Sender, mailer: Mailer) -> AgentMail {
+    /// Agents by id with their addresses, and the retry settings of deliveries to them.
+    pub fn new(agents: BTreeMap<String, String>, sender: Sender, mailer: Mailer, runtime: RuntimeConfig) -> AgentMail {
         let by_address = agents.iter().map(|(id, a)| (a.trim().to_lowercase(), id.clone())).collect();
-        AgentMail(Arc::new(Inner { by_address, addresses: agents, sender, mailer }))
+        AgentMail(Arc::new(Inner { by_address, addresses: agents, sender, mailer, runtime }))
     }
 
     /// Consumes `sb.agent.out.email` until `shutdown`: each delivery is mailed to its agent,
     /// acked once the relay accepted it, retried or dead-lettered (`sb.dlq.agent-email`) otherwise.
     pub async fn run(self, bus: Bus, shutdown: CancellationToken) -> Result<(), BusError> {
-        let spec = ConsumerSpec::new("agent-email", streams::AGENT, "agent-email", &subjects::agent_out(ENDPOINT_KIND));
+        let spec = self.0.runtime.consumer_spec(
+            "agent-email",
+            streams::AGENT,
+            "agent-email",
+            &subjects::agent_out(ENDPOINT_KIND),
+        );
         bus.run_consumer(spec, shutdown, move |d: Delivery| {
             let this = self.clone();
             async move {
                 let delivery: AgentDelivery = d.decode()?;
-                this.deliver(&delivery).await.map_err(|e| match e.retryable {
-                    true => HandlerError::Retry(e.reason),
-                    false => HandlerError::Reject(e.reason),
-                })
+                this.deliver(&delivery).await.map_err(HandlerError::from)
             }
         })
         .await

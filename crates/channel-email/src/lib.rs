@@ -63,7 +63,7 @@ pub fn agent_mail(cfg: &EmailConfig) -> Result<Option<AgentMail>, EmailError> {
     }
     let (sender, mailer) = sender_and_mailer(cfg)?;
     let addresses = cfg.agents.iter().map(|(id, a)| (id.clone(), a.address.clone())).collect();
-    Ok(Some(AgentMail::new(addresses, sender, mailer)))
+    Ok(Some(AgentMail::new(addresses, sender, mailer, cfg.runtime.clone())))
 }
 
 impl EmailChannel {

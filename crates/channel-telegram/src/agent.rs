@@ -94,8 +94,12 @@ impl AgentChats {
     /// Consumes `sb.agent.out.telegram` until `shutdown`: acked once Telegram took the message,
     /// retried or dead-lettered (`sb.dlq.agent-telegram`) otherwise.
     pub async fn run(self, bus: Bus, shutdown: CancellationToken) -> Result<(), BusError> {
-        let spec =
-            ConsumerSpec::new("agent-telegram", streams::AGENT, "agent-telegram", &subjects::agent_out(ENDPOINT_KIND));
+        let spec: ConsumerSpec = switchboard_adapter::RuntimeConfig::default().consumer_spec(
+            "agent-telegram",
+            streams::AGENT,
+            "agent-telegram",
+            &subjects::agent_out(ENDPOINT_KIND),
+        );
         let inner = bus.clone();
         bus.run_consumer(spec, shutdown, move |d: Delivery| {
             let (this, bus) = (self.clone(), inner.clone());

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use async_nats::jetstream::kv::Store;
 use serde::{Deserialize, Serialize};
-use switchboard_adapter::SendError;
-use switchboard_bus::{Bus, BusError, ConsumerSpec, Delivery, HandlerError};
+use switchboard_adapter::{RuntimeConfig, SendError};
+use switchboard_bus::{Bus, BusError, Delivery, HandlerError};
 use switchboard_core::AgentDelivery;
 use switchboard_core::contract::{buckets, streams, subjects};
 use tokio_util::sync::CancellationToken;
@@ -62,17 +62,23 @@ pub fn registry_key(agent: &str) -> String {
 pub struct AgentEndpoints {
     endpoints: Arc<BTreeMap<String, AgentEndpoint>>,
     http: reqwest::Client,
+    runtime: RuntimeConfig,
 }
 
 impl AgentEndpoints {
-    /// Endpoints by agent id, with the HTTP timeout of one POST.
-    pub fn new(endpoints: BTreeMap<String, AgentEndpoint>, timeout: std::time::Duration) -> Result<Self, String> {
+    /// Endpoints by agent id, with the HTTP timeout of one POST and the retry settings
+    /// (`[channels.webhook.runtime]`, shared with deliveries to customers).
+    pub fn new(
+        endpoints: BTreeMap<String, AgentEndpoint>,
+        timeout: std::time::Duration,
+        runtime: RuntimeConfig,
+    ) -> Result<Self, String> {
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .user_agent(concat!("switchboard/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| format!("cannot build HTTP client: {e}"))?;
-        Ok(Self { endpoints: Arc::new(endpoints), http })
+        Ok(Self { endpoints: Arc::new(endpoints), http, runtime })
     }
 
     /// POSTs one delivery to its agent's endpoint; `registry` is where runtime endpoints are.
@@ -106,21 +112,23 @@ impl AgentEndpoints {
         })
     }
 
-    /// Consumes `sb.agent.out.webhook` until `shutdown`: acked after a `2xx`, retried on
-    /// 5xx/408/429/timeouts, dead-lettered to `sb.dlq.agent-webhook` otherwise.
+    /// Consumes `sb.agent.out.webhook` until `shutdown`: acked after a `2xx`; a `Retry-After`
+    /// waited for; 5xx/408/429/timeouts retried (for `runtime.retry_for_secs` and at least
+    /// `runtime.max_attempts` times); dead-lettered to `sb.dlq.agent-webhook` otherwise.
     pub async fn run(self, bus: Bus, shutdown: CancellationToken) -> Result<(), BusError> {
-        let spec =
-            ConsumerSpec::new("agent-webhook", streams::AGENT, "agent-webhook", &subjects::agent_out(ENDPOINT_KIND));
+        let spec = self.runtime.consumer_spec(
+            "agent-webhook",
+            streams::AGENT,
+            "agent-webhook",
+            &subjects::agent_out(ENDPOINT_KIND),
+        );
         let registry = bus.jetstream().get_key_value(buckets::AGENTS).await.ok();
         bus.run_consumer(spec, shutdown, move |d: Delivery| {
             let this = self.clone();
             let registry = registry.clone();
             async move {
                 let delivery: AgentDelivery = d.decode()?;
-                this.deliver(&delivery, registry.as_ref()).await.map_err(|e| match e.retryable {
-                    true => HandlerError::Retry(e.reason),
-                    false => HandlerError::Reject(e.reason),
-                })
+                this.deliver(&delivery, registry.as_ref()).await.map_err(HandlerError::from)
             }
         })
         .await

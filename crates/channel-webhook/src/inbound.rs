@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use switchboard_adapter::{CSAT_SCORES, Inbound, InboundError, conversation_ref, csat_event, publish_csat};
+use switchboard_bus::outcomes::{self, InboundOutcome};
 use switchboard_core::{Contract, Customer, Envelope, ValidationError, json_error};
 use tracing::{debug, info, warn};
 use utoipa::ToSchema;
@@ -138,6 +139,7 @@ fn documented() -> OpenApiRouter<AppState> {
 }
 
 pub(crate) fn router(channel: WebhookChannel, inbound: Inbound) -> axum::Router {
+    outcomes::register(CHANNEL);
     documented().split_for_parts().0.with_state(AppState { channel, inbound })
 }
 
@@ -184,18 +186,38 @@ fn invalid(e: ValidationError) -> Response {
     )
 )]
 async fn receive(State(app): State<AppState>, Path(source): Path<String>, headers: HeaderMap, body: Body) -> Response {
-    let Some(src) = app.channel.sources.get(&source) else {
-        return error(StatusCode::NOT_FOUND, "unknown webhook source", json!({ "source": source }));
+    let (response, outcome) = decide(&app, &source, &headers, body).await;
+    if let Some(outcome) = outcome {
+        outcomes::record(CHANNEL, outcome);
+    }
+    response
+}
+
+/// The answer to one request, and its outcome if this process decides it.
+type Decided = (Response, Option<InboundOutcome>);
+
+/// Refused before anything was stored: the sender is told why (a 4xx), counted as rejected.
+fn rejected(response: Response) -> Decided {
+    (response, Some(InboundOutcome::Rejected))
+}
+
+/// Every request ends in exactly one outcome: a stored message is counted by the router, which
+/// decides whether it is routed (so not here); a duplicate, a survey answer and a refusal (4xx,
+/// also an unknown source) are counted here; a `503` decides nothing (nothing was stored and the
+/// sender retries, which is then counted).
+async fn decide(app: &AppState, source: &str, headers: &HeaderMap, body: Body) -> Decided {
+    let Some(src) = app.channel.sources.get(source) else {
+        return rejected(error(StatusCode::NOT_FOUND, "unknown webhook source", json!({ "source": source })));
     };
     let limit = app.channel.settings.max_body_bytes;
     let too_large = || error(StatusCode::PAYLOAD_TOO_LARGE, "body too large", json!({ "limit_bytes": limit }));
     let declared =
         headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > limit) {
-        return too_large();
+        return rejected(too_large());
     }
     let Ok(body) = axum::body::to_bytes(body, limit).await else {
-        return too_large();
+        return rejected(too_large());
     };
 
     let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
@@ -213,21 +235,21 @@ async fn receive(State(app): State<AppState>, Path(source): Path<String>, header
             SignatureError::Mismatch => "signature does not match".to_string(),
             other => other.to_string(),
         };
-        return error(StatusCode::UNAUTHORIZED, "invalid signature", json!({ "reason": reason }));
+        return rejected(error(StatusCode::UNAUTHORIZED, "invalid signature", json!({ "reason": reason })));
     }
 
     if let Ok(answer) = serde_json::from_slice::<CsatProbe>(&body)
         && answer.csat.is_some()
     {
-        return csat(&app, &source, &body).await;
+        return csat(app, source, &body).await;
     }
     let message: WebhookMessage = match serde_json::from_slice(&body) {
         Ok(m) => m,
-        Err(e) => return invalid(json_error(e)),
+        Err(e) => return rejected(invalid(json_error(e))),
     };
-    let envelope = match to_envelope(&source, message) {
+    let envelope = match to_envelope(source, message) {
         Ok(e) => e,
-        Err(e) => return invalid(e),
+        Err(e) => return rejected(invalid(e)),
     };
     let customer = envelope.customer.id.clone();
     match app.inbound.publish(envelope.clone()).await {
@@ -241,20 +263,22 @@ async fn receive(State(app): State<AppState>, Path(source): Path<String>, header
                 Some(envelope.id)
             };
             let body = WebhookAccepted { id, duplicate: published.duplicate, sequence: published.sequence };
-            (StatusCode::ACCEPTED, Json(body)).into_response()
+            // Stored: the router counts it. A duplicate is settled here.
+            let outcome = published.duplicate.then_some(InboundOutcome::Duplicate);
+            ((StatusCode::ACCEPTED, Json(body)).into_response(), outcome)
         }
-        Err(InboundError::Invalid(e)) => invalid(e),
+        Err(InboundError::Invalid(e)) => rejected(invalid(e)),
         Err(InboundError::RateLimited { retry_after }) => {
             // Debug, not warn: a flood would otherwise write a line per refused request.
             debug!(source = %source, customer = %customer, "sender over the rate limit");
             let secs = retry_after.as_secs().max(1);
             let mut resp = error(StatusCode::TOO_MANY_REQUESTS, "rate limited", json!({ "retry_after_secs": secs }));
             resp.headers_mut().insert(header::RETRY_AFTER, secs.into());
-            resp
+            rejected(resp)
         }
         Err(e @ (InboundError::NotReady(_) | InboundError::Bus(_))) => {
             warn!(source = %source, error = %e, "cannot store webhook message");
-            error(StatusCode::SERVICE_UNAVAILABLE, "not stored, retry later", json!({}))
+            (error(StatusCode::SERVICE_UNAVAILABLE, "not stored, retry later", json!({})), None)
         }
     }
 }
@@ -303,19 +327,20 @@ pub fn to_envelope(source: &str, m: WebhookMessage) -> Result<Envelope, Validati
 }
 
 /// A survey answer: checked against the conversation's record (it must be this source's), then
-/// stored as `csat_received`; only the first answer of a conversation counts.
-async fn csat(app: &AppState, source: &str, body: &[u8]) -> Response {
+/// stored as `csat_received`; only the first answer of a conversation counts. A stored answer is
+/// an item not routed (it goes to no conversation as a message), counted here.
+async fn csat(app: &AppState, source: &str, body: &[u8]) -> Decided {
     let answer = match serde_json::from_slice::<WebhookCsat>(body) {
         Ok(a) => a.csat,
-        Err(e) => return invalid(json_error(e)),
+        Err(e) => return rejected(invalid(json_error(e))),
     };
     let Some(score) = u8::try_from(answer.score).ok().filter(|s| CSAT_SCORES.contains(s)) else {
         let detail = json!({ "field": "csat.score", "reason": "must be 1 to 5" });
-        return error(StatusCode::UNPROCESSABLE_ENTITY, "invalid score", detail);
+        return rejected(error(StatusCode::UNPROCESSABLE_ENTITY, "invalid score", detail));
     };
     let unavailable = |e: &dyn std::fmt::Display| {
         warn!(source = %source, error = %e, "cannot store a survey answer");
-        error(StatusCode::SERVICE_UNAVAILABLE, "not stored, retry later", json!({}))
+        (error(StatusCode::SERVICE_UNAVAILABLE, "not stored, retry later", json!({})), None)
     };
     let bus = match app.inbound.bus() {
         Ok(b) => b,
@@ -329,7 +354,11 @@ async fn csat(app: &AppState, source: &str, body: &[u8]) -> Response {
     // A source rates only its own customers' conversations.
     let prefix = format!("{source}:");
     let Some(record) = record.filter(|r| r.channel == CHANNEL && r.thread_key.starts_with(&prefix)) else {
-        return error(StatusCode::NOT_FOUND, "unknown conversation", json!({ "conversation_id": conversation }));
+        return rejected(error(
+            StatusCode::NOT_FOUND,
+            "unknown conversation",
+            json!({ "conversation_id": conversation }),
+        ));
     };
     let event = csat_event(conversation, record.agent, CHANNEL, score);
     match publish_csat(bus, &event).await {
@@ -337,7 +366,8 @@ async fn csat(app: &AppState, source: &str, body: &[u8]) -> Response {
             info!(source = %source, %conversation, duplicate = published.duplicate, "survey answer stored");
             let body =
                 WebhookAccepted { id: Some(event.id), duplicate: published.duplicate, sequence: published.sequence };
-            (StatusCode::ACCEPTED, Json(body)).into_response()
+            let outcome = if published.duplicate { InboundOutcome::Duplicate } else { InboundOutcome::NotRouted };
+            ((StatusCode::ACCEPTED, Json(body)).into_response(), Some(outcome))
         }
         Err(e) => unavailable(&e),
     }

@@ -1,6 +1,7 @@
 //! Outbound: POST a signed JSON message to the source's URL.
 
 use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -80,8 +81,10 @@ pub(crate) async fn send(channel: &WebhookChannel, message: &OutboundMessage) ->
     Ok(SendReceipt::default())
 }
 
-/// POSTs a JSON body signed with Standard Webhooks headers (`webhook-id` = `id`), and classifies
-/// failures (one signature per key: several while a secret is rotated): timeouts, refused connections, 5xx, 408 and 429 are worth retrying; other 4xx are not.
+/// POSTs a JSON body signed with Standard Webhooks headers (`webhook-id` = `id`; one signature per
+/// key, several while a secret is rotated), and classifies failures: a `429` or `503` with
+/// `Retry-After` is a wait the runtime honours (never a dead letter); timeouts, refused
+/// connections, 5xx, 408 and 429 are worth retrying; other 4xx are not.
 pub(crate) async fn post_signed(
     http: &reqwest::Client,
     url: &str,
@@ -109,10 +112,58 @@ pub(crate) async fn post_signed(
         return Ok(());
     }
     let reason = format!("HTTP {} from receiver of {receiver}", status.as_u16());
+    if matches!(status.as_u16(), 429 | 503)
+        && let Some(after) = retry_after(response.headers(), SystemTime::now())
+    {
+        return Err(SendError::wait(format!("{reason}, asked to wait {} s", after.as_secs()), after));
+    }
     // 408 and 429 say "later"; other 4xx say the request itself is wrong and will stay wrong.
     if status.is_server_error() || status.as_u16() == 408 || status.as_u16() == 429 {
         Err(SendError::retryable(reason))
     } else {
         Err(SendError::permanent(reason))
+    }
+}
+
+/// The wait a `Retry-After` header asks for: delay-seconds or an HTTP date (any of the three forms
+/// RFC 9110 names), at least one second so a receiver answering `0` or a past date is not
+/// hammered. `None` when absent or unreadable (the failure is then retried with back-off).
+pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap, now: SystemTime) -> Option<Duration> {
+    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    let after = if value.bytes().all(|b| b.is_ascii_digit()) {
+        // An absurd number of seconds is still a wait; the runtime caps it (`max_retry_after_secs`).
+        Duration::from_secs(value.parse::<u64>().unwrap_or(u64::MAX))
+    } else {
+        httpdate::parse_http_date(value).ok()?.duration_since(now).unwrap_or_default()
+    };
+    Some(after.max(Duration::from_secs(1)))
+}
+
+#[cfg(test)]
+mod tests {
+    use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
+
+    use super::*;
+
+    fn after(value: &str, now: SystemTime) -> Option<Duration> {
+        let mut headers = HeaderMap::new();
+        headers.insert(RETRY_AFTER, HeaderValue::from_str(value).unwrap());
+        retry_after(&headers, now)
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_every_http_date_form() {
+        let now = httpdate::parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT").unwrap();
+        assert_eq!(after("3", now), Some(Duration::from_secs(3)));
+        assert_eq!(after(" 120 ", now), Some(Duration::from_secs(120)));
+        assert_eq!(after("Sun, 06 Nov 1994 08:50:37 GMT", now), Some(Duration::from_secs(60)), "IMF-fixdate");
+        assert_eq!(after("Sunday, 06-Nov-94 08:49:47 GMT", now), Some(Duration::from_secs(10)), "RFC 850");
+        assert_eq!(after("Sun Nov  6 08:49:42 1994", now), Some(Duration::from_secs(5)), "asctime");
+        assert_eq!(after("0", now), Some(Duration::from_secs(1)), "at least a second");
+        assert_eq!(after("Sun, 06 Nov 1994 08:00:00 GMT", now), Some(Duration::from_secs(1)), "a past date");
+        assert_eq!(after("99999999999999999999999", now), Some(Duration::from_secs(u64::MAX)), "capped later");
+        assert_eq!(after("soon", now), None);
+        assert_eq!(after("-5", now), None);
+        assert_eq!(retry_after(&HeaderMap::new(), now), None);
     }
 }

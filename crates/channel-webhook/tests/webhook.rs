@@ -7,6 +7,7 @@ use axum::http::{HeaderMap, StatusCode};
 use switchboard_adapter::testkit::{self, TestBus, wait_for};
 use switchboard_adapter::{ChannelRuntime, RuntimeConfig};
 use switchboard_bus::Backoff;
+use switchboard_bus::outcomes::{self, InboundOutcome};
 use switchboard_channel_webhook::{Source, WebhookChannel, WebhookConfig, WebhookDelivery, signature};
 use switchboard_core::contract::headers;
 use tokio_util::sync::CancellationToken;
@@ -29,6 +30,8 @@ fn channel(outbound_url: Option<String>) -> WebhookChannel {
 fn runtime_config() -> RuntimeConfig {
     RuntimeConfig {
         max_attempts: 4,
+        // Given up after the attempts alone, not after the default ten-minute window.
+        retry_for_secs: 0,
         backoff: Backoff { initial: Duration::from_millis(20), max: Duration::from_millis(80) },
         ..RuntimeConfig::default()
     }
@@ -74,6 +77,17 @@ impl Inbound {
     }
 }
 
+/// The webhook channel's outcome counts, in `InboundOutcome::ALL` order. The counters are
+/// process-wide; nextest runs every test in a process of its own.
+fn counted() -> [u64; 5] {
+    InboundOutcome::ALL.map(|o| outcomes::count("webhook", o))
+}
+
+/// Counts as `[routed, duplicate, not_routed, dead_letter, rejected]`.
+fn counts(duplicate: u64, not_routed: u64, rejected: u64) -> [u64; 5] {
+    [0, duplicate, not_routed, 0, rejected]
+}
+
 const VALID: &str = r#"{"message_id":"m-1","customer":{"id":"c-7","name":"Ada","email":"ada@example.com"},"text":"Where is my order?","metadata":{"plan":"pro"}}"#;
 
 #[tokio::test]
@@ -97,6 +111,28 @@ async fn valid_message_is_stored_once_even_when_replayed() {
     assert_eq!(e.text, "Where is my order?");
     assert_eq!(e.metadata.get("plan").map(String::as_str), Some("pro"));
     assert_eq!(e.metadata.get("webhook_source").map(String::as_str), Some("shop"));
+    // The stored one is the router's to count; the replay is settled here as a duplicate.
+    assert_eq!(counted(), counts(1, 0, 0));
+}
+
+/// While the bus is not connected a request gets `503` and decides nothing: nothing is stored,
+/// nothing counted; the sender's retry is what gets an outcome.
+#[tokio::test]
+async fn a_request_that_cannot_be_stored_yet_gets_503_and_no_outcome() {
+    let runtime = ChannelRuntime::new(
+        Arc::new(channel(None)),
+        runtime_config(),
+        switchboard_bus::BusSlot::new(),
+        CancellationToken::new(),
+    );
+    let base = serve(runtime.routes().unwrap()).await;
+    let t = TestBus::start().await;
+    let s = Inbound { t, base, http: reqwest::Client::new() };
+    let (status, body) = s.signed(VALID).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(counted(), counts(0, 0, 0));
+    let metrics = outcomes::exposition();
+    assert!(metrics.contains("switchboard_inbound_total{channel=\"webhook\",outcome=\"rejected\"} 0\n"), "{metrics}");
 }
 
 #[tokio::test]
@@ -131,16 +167,36 @@ async fn rejected_requests_get_the_right_status_and_store_nothing() {
     assert_eq!(unsigned.status().as_u16(), 401);
 
     assert_eq!(s.stored().await, 0, "nothing stored for a rejected request");
+    assert_eq!(counted(), counts(0, 0, 8), "each of the 8 refused requests counted once, as rejected");
+}
+
+/// A sender over the per-sender limit is refused with `429` and counted as rejected.
+#[tokio::test]
+async fn a_sender_over_the_rate_limit_is_rejected_and_counted() {
+    let t = TestBus::start().await;
+    let mut config = runtime_config();
+    config.rate_limit = switchboard_adapter::RateLimitConfig { per_minute: 1, burst: 1 };
+    let runtime = ChannelRuntime::new(Arc::new(channel(None)), config, t.slot(), CancellationToken::new());
+    let base = serve(runtime.routes().unwrap()).await;
+    let s = Inbound { t, base, http: reqwest::Client::new() };
+    let body = |n: u32| format!(r#"{{"message_id":"m-{n}","customer":{{"id":"c-7"}},"text":"hello {n}"}}"#);
+    assert_eq!(s.signed(&body(1)).await.0, StatusCode::ACCEPTED);
+    assert_eq!(s.signed(&body(2)).await.0, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(s.stored().await, 1);
+    assert_eq!(counted(), counts(0, 0, 1));
 }
 
 /// What the receiver saw: headers, body, and the status it answered.
 type Seen = (HeaderMap, Vec<u8>, u16);
 
-/// A receiver that answers each request with the next scripted status, then 200.
+/// A receiver that answers each request with the next scripted status, then 200; a 429 or 503
+/// carries `retry_after` as `Retry-After` when set.
 #[derive(Clone, Default)]
 struct Receiver {
     script: Arc<Mutex<Vec<u16>>>,
+    retry_after: Arc<Mutex<Option<String>>>,
     seen: Arc<Mutex<Vec<Seen>>>,
+    at: Arc<Mutex<Vec<std::time::Instant>>>,
 }
 
 impl Receiver {
@@ -156,11 +212,56 @@ impl Receiver {
                         if script.is_empty() { 200 } else { script.remove(0) }
                     };
                     me.seen.lock().unwrap().push((headers, body.to_vec(), status));
-                    StatusCode::from_u16(status).unwrap()
+                    me.at.lock().unwrap().push(std::time::Instant::now());
+                    let mut response =
+                        axum::response::IntoResponse::into_response(StatusCode::from_u16(status).unwrap());
+                    if let (429 | 503, Some(after)) = (status, me.retry_after.lock().unwrap().clone()) {
+                        response.headers_mut().insert("retry-after", after.parse().unwrap());
+                    }
+                    response
                 }
             }),
         )
     }
+}
+
+/// A customer's endpoint answering `503` with `Retry-After` (an HTTP date here) is waited for,
+/// again and again, even with a single attempt allowed: never a dead letter, never a
+/// `delivery_failed`, delivered once it accepts.
+#[tokio::test]
+async fn a_503_with_retry_after_is_waited_for_and_never_dead_lettered() {
+    let t = TestBus::start().await;
+    let receiver = Receiver::default();
+    receiver.script.lock().unwrap().extend([503, 503]);
+    let in_two_secs = std::time::SystemTime::now() + Duration::from_secs(2);
+    *receiver.retry_after.lock().unwrap() = Some(httpdate::fmt_http_date(in_two_secs));
+    let url = format!("{}/hook", serve(receiver.router()).await);
+    let shutdown = CancellationToken::new();
+    let config = RuntimeConfig { max_attempts: 1, retry_for_secs: 0, ..runtime_config() };
+    let task = ChannelRuntime::new(Arc::new(channel(Some(url))), config, t.slot(), shutdown.clone()).spawn();
+
+    let mut message = testkit::outbound("webhook", "c-7", "Your order ships today");
+    message.to.thread_key = "shop:c-7".into();
+    t.send_outbound(&message).await;
+    wait_for("delivered", Duration::from_secs(20), || async { receiver.seen.lock().unwrap().len() == 3 }).await;
+    t.wait_outbound_drained("webhook", Duration::from_secs(10)).await;
+    shutdown.cancel();
+    task.await.unwrap().unwrap();
+
+    let statuses: Vec<u16> = receiver.seen.lock().unwrap().iter().map(|(_, _, s)| *s).collect();
+    assert_eq!(statuses, [503, 503, 200]);
+    let at = receiver.at.lock().unwrap().clone();
+    // The date has whole seconds: the first wait is 1 to 2 s; the second date is past, so 1 s.
+    assert!(at[1] - at[0] >= Duration::from_secs(1), "tried again after {:?}", at[1] - at[0]);
+    assert!(at[2] - at[1] >= Duration::from_secs(1), "tried again after {:?}", at[2] - at[1]);
+    assert!(t.dead_letters("webhook").await.is_empty(), "a wait is not a failure");
+    let failed = t
+        .stored(
+            switchboard_core::contract::streams::EVENTS,
+            &switchboard_core::contract::subjects::event("delivery_failed"),
+        )
+        .await;
+    assert!(failed.is_empty(), "no delivery_failed for a wait");
 }
 
 #[tokio::test]
@@ -267,6 +368,8 @@ async fn the_survey_is_delivered_with_its_metadata_and_the_answer_becomes_one_cs
         (Some(conversation), Some("anna"), Some("webhook"))
     );
     assert_eq!(s.stored().await, 0, "an answer is not a message");
+    // 3 bad scores and the unknown conversation refused; the answer not routed; the second a duplicate.
+    assert_eq!(counted(), counts(1, 1, 4));
 }
 
 /// The secret a source used before the rotation under way.

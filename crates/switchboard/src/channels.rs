@@ -274,7 +274,7 @@ mod webhook {
             }
         }
         let timeout = std::time::Duration::from_millis(config.request_timeout_ms);
-        let deliverer = AgentEndpoints::new(endpoints, timeout).map_err(anyhow::Error::msg)?;
+        let deliverer = AgentEndpoints::new(endpoints, timeout, config.runtime.clone()).map_err(anyhow::Error::msg)?;
         Ok(Box::new(move |bus, stop| {
             Box::pin(async move { deliverer.run(bus, stop).await.map_err(|e| e.to_string()) })
         }))
