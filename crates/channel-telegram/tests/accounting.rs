@@ -276,16 +276,18 @@ async fn a_flood_wait_longer_than_the_maximum_delays_the_reply_and_never_dead_le
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = config(&api, dir.path());
     cfg.max_retry_after_secs = 1;
-    cfg.runtime.max_attempts = 3;
+    // Two tries, a second apart (one message a second to a chat): within the flood both would be
+    // told to wait longer than the maximum.
+    cfg.runtime.max_attempts = 2;
     cfg.runtime.backoff = switchboard_bus::Backoff { initial: Duration::from_millis(200), max: Duration::from_secs(1) };
     let running = start(&t, &cfg);
 
-    // Telegram answers 429 "retry after 3" to every send for 3 s.
-    api.flood("sendMessage", Duration::from_secs(3));
+    // Telegram answers 429 "retry after <seconds left>" to every send for 4 s.
+    api.flood("sendMessage", Duration::from_secs(4));
     let asked = tokio::time::Instant::now();
     t.send_outbound(&outbound("telegram", "503", "after the flood")).await;
     let sent = api.wait_for_sent(1, WAIT).await;
-    assert!(sent[0].at - asked >= Duration::from_secs(3), "sent {:?} after asking", sent[0].at - asked);
+    assert!(sent[0].at - asked >= Duration::from_secs(4), "sent {:?} after asking", sent[0].at - asked);
     assert_eq!((sent[0].chat_id, sent[0].text.as_deref()), (503, Some("after the flood")));
     let refused = api.requests().iter().filter(|r| r.method == "sendMessage" && r.status == 429).count();
     assert!(refused >= 1, "Telegram asked to wait");
