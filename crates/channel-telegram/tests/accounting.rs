@@ -333,3 +333,48 @@ async fn a_split_reply_resumes_at_the_part_that_failed() {
     assert!(kv.get(key.as_str()).await.unwrap().is_none(), "progress dropped once the message is out");
     running.stop().await;
 }
+
+#[tokio::test]
+async fn an_agent_delivery_waits_as_asked_and_resumes_at_the_part_that_was_refused() {
+    use switchboard_core::agent::{AgentMessage, Author, HistoryEntry};
+    use switchboard_core::{AgentDelivery, contract::subjects as s};
+    let t = TestBus::start().await;
+    let api = FakeBotApi::start(TOKEN).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(&api, dir.path());
+    cfg.max_retry_after_secs = 1;
+    let agents = switchboard_channel_telegram::agent_chats(&cfg).unwrap();
+    let kv = t.bus.jetstream().get_key_value(buckets::CHANNELS).await.unwrap();
+    kv.put("telegram.agent.anna", "801".into()).await.unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(agents.run(t.bus.clone(), stop.clone()));
+
+    // A customer message of 6,000 characters: two parts; Telegram takes the first and asks to
+    // wait 3 s (more than the 1 s waited inside a send) before the second.
+    api.fail_after("sendMessage", 1, 1, FakeError::RetryAfter(3));
+    let entry =
+        HistoryEntry { at: chrono::Utc::now(), from: Author::Customer, author: None, text: "word ".repeat(1200) };
+    let delivery = AgentDelivery::Message(AgentMessage {
+        id: uuid::Uuid::now_v7(),
+        agent_id: "anna".into(),
+        conversation_id: uuid::Uuid::now_v7(),
+        entry,
+    });
+    let asked = tokio::time::Instant::now();
+    t.bus.publish(&s::agent_out("telegram"), &delivery, "delivery-1").await.unwrap();
+    let sent = api.wait_for_sent(2, WAIT).await;
+    assert!(sent[1].at - asked >= Duration::from_secs(3), "the second part after the wait: {:?}", sent[1].at - asked);
+    let words: usize = sent.iter().filter_map(|s| s.text.as_deref()).map(|t| t.matches("word").count()).sum();
+    assert_eq!(words, 1200, "every part exactly once");
+    // Nothing more comes, and nothing is dead-lettered.
+    wait_for("the delivery acked", WAIT, || async {
+        let stream = t.bus.jetstream().get_stream(streams::AGENT).await.unwrap();
+        let info = stream.consumer_info("agent-telegram").await;
+        info.is_ok_and(|i| i.num_pending == 0 && i.num_ack_pending == 0)
+    })
+    .await;
+    assert_eq!(api.sent().len(), 2, "no part twice");
+    assert!(t.dead_letters("agent-telegram").await.is_empty());
+    stop.cancel();
+    let _ = task.await;
+}
