@@ -38,6 +38,9 @@ fn start(t: &TestBus, cfg: &TelegramConfig) -> RunningChannel {
     t.run_channel(TelegramChannel::new(cfg, t.slot()).expect("valid telegram config"), cfg.runtime.clone())
 }
 
+/// A kind, its update, the text expected, and the file expected (its id and name).
+type Case = (&'static str, Value, &'static str, Option<(&'static str, &'static str)>);
+
 fn count(outcome: InboundOutcome) -> u64 {
     outcomes::count("telegram", outcome)
 }
@@ -84,8 +87,7 @@ async fn every_message_kind_becomes_an_envelope_or_is_answered_and_counted() {
         f.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
         f
     };
-    // (kind, the update, the expected text, the expected file: id and name)
-    let cases: Vec<(&str, Value, &str, Option<(&str, &str)>)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "voice",
             with(json!({ "voice": file("voice-1", json!({ "duration": 7, "mime_type": "audio/ogg" })) })),
