@@ -1,10 +1,12 @@
 //! Switchboard's Telegram channel.
 //!
-//! A Telegram bot is a customer channel: updates come in by long polling, each becomes an
-//! envelope (edits and blocks become events), and the offset is stored only after that, so a
-//! restart neither skips nor repeats an update; replies go out escaped, split at Telegram's limit,
-//! within its rate limits and honouring `retry_after`. Customer- and agent-supplied text is always
-//! escaped. It never decides routing and never logs message bodies or the bot token.
+//! A Telegram bot is a customer channel: updates come in by long polling (or webhook), each
+//! becomes an envelope of any message kind (edits and blocks become events, what cannot be carried
+//! is answered), every one is counted once, and the offset is stored only after that, so a
+//! restart neither skips nor repeats an update; replies go out escaped, split at Telegram's limit
+//! (a retry resumes at the first unsent part), within its rate limits and honouring `retry_after`
+//! (never dead-lettered for it). Customer- and agent-supplied text is always escaped. It never
+//! decides routing and never logs message bodies or the bot token.
 
 mod agent;
 mod config;
