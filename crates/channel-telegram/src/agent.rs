@@ -124,7 +124,8 @@ impl AgentChats {
             .and_then(|c| c.parse::<i64>().ok())
             .ok_or_else(|| SendError::permanent(format!("agent {agent} has not linked a Telegram chat")))?;
         let (markdown, keyboard) = compose(delivery, conversation);
-        let mut progress = Progress::load(kv.clone(), progress_key(&id)).await?;
+        let steps = crate::format::split(&markdown, crate::format::MAX_TEXT_CHARS).len();
+        let mut progress = Progress::for_steps(kv.clone(), progress_key(&id), steps).await?;
         let sent =
             self.sender.send(Outgoing { chat, markdown: &markdown, reply_to: None, keyboard }, &mut progress).await?;
         for m in sent {

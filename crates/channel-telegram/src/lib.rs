@@ -162,20 +162,18 @@ impl Channel for TelegramChannel {
             .map_err(|_| SendError::permanent(format!("`{}` is not a Telegram chat id", message.to.thread_key)))?;
         // Replies answer the customer's message: provider ids are `<chat>:<message>`.
         let reply_to = message.reply_to.as_deref().and_then(|r| r.rsplit_once(':')).and_then(|(_, m)| m.parse().ok());
-        let kv = self.kv().await?;
-        let mut progress = Progress::load(kv, progress::progress_key(&message.id)).await?;
+        let markdown = (!message.text.trim().is_empty()).then(|| format::escape(&message.text));
+        let files: Vec<_> =
+            message.attachments.iter().filter(|a| a.skipped.is_none() && !a.object.is_empty()).collect();
+        let steps = markdown.as_deref().map_or(0, |m| format::split(m, format::MAX_TEXT_CHARS).len()) + files.len();
+        let mut progress = Progress::for_steps(self.kv().await?, progress::progress_key(&message.id), steps).await?;
         let mut parts = 0;
-        if !message.text.trim().is_empty() {
-            let markdown = format::escape(&message.text);
+        if let Some(markdown) = &markdown {
             let keyboard = csat::is_request(message).then(|| csat::keyboard(message.conversation_id));
-            parts = self
-                .sender
-                .send(Outgoing { chat, markdown: &markdown, reply_to, keyboard }, &mut progress)
-                .await?
-                .len();
+            let out = Outgoing { chat, markdown, reply_to, keyboard };
+            parts = self.sender.send(out, &mut progress).await?.len();
         }
-        let files = message.attachments.iter().filter(|a| a.skipped.is_none() && !a.object.is_empty());
-        for (i, a) in files.enumerate() {
+        for (i, a) in files.into_iter().enumerate() {
             if parts + i < progress.done() {
                 continue;
             }

@@ -1,8 +1,10 @@
 //! How far one outgoing message got: a long text goes out in parts (and files after it), and a
 //! retry must send from the first part Telegram has not taken, never the customer's first part
 //! again. The ids of the parts sent are kept in KV (`sb_channels`, `telegram.sent.<message id>`),
-//! written after each part, so this holds across a crash between parts too; the key is purged
-//! once the whole message is out (the bucket keeps no TTL).
+//! written after each part, so this holds across a crash between parts too. A message of one
+//! part keeps nothing (a failed try sent nothing), and the key of a finished one is erased from
+//! the bucket's stream, marker and all: the bucket has no TTL, and a tombstone per message sent
+//! would pile up forever.
 
 use async_nats::jetstream::kv::Store;
 use serde::{Deserialize, Serialize};
@@ -31,6 +33,15 @@ impl Progress {
     /// Progress that is not kept (short notices, where a repeat does no harm).
     pub fn untracked() -> Progress {
         Progress { kv: None, stored: Stored::default() }
+    }
+
+    /// The progress of a message of `steps` parts (text parts and files) kept under `key`, or a
+    /// fresh one; untracked for a single part.
+    pub async fn for_steps(kv: Store, key: String, steps: usize) -> Result<Progress, SendError> {
+        match steps {
+            0 | 1 => Ok(Progress::untracked()),
+            _ => Progress::load(kv, key).await,
+        }
     }
 
     /// The progress kept under `key`, or a fresh one.
@@ -68,13 +79,12 @@ impl Progress {
         Ok(())
     }
 
-    /// The whole message is out: its progress is dropped (best effort; a leftover only says every
+    /// The whole message is out: its progress is erased (best effort; a leftover only says every
     /// part was sent, so a stray redelivery sends nothing twice).
     pub async fn finish(self) {
-        if let Some((kv, key)) = self.kv
-            && let Err(e) = kv.purge(key.as_str()).await
-        {
-            warn!(key, error = %e, "cannot drop finished send progress");
+        let Some((kv, key)) = self.kv else { return };
+        if let Err(e) = kv.stream.purge().filter(format!("{}{key}", kv.prefix)).await {
+            warn!(key, error = %e, "cannot erase finished send progress");
         }
     }
 }

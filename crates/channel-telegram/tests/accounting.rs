@@ -333,6 +333,8 @@ async fn a_split_reply_resumes_at_the_part_that_failed() {
     assert_eq!(parts.len(), 2, "parts two and three only");
     assert!("abcdefghij ".repeat(818).replace(' ', "").ends_with(&parts.concat().replace(' ', "")));
     assert!(kv.get(key.as_str()).await.unwrap().is_none(), "progress dropped once the message is out");
+    let kept = t.stored(&format!("KV_{}", buckets::CHANNELS), &format!("$KV.{}.{key}", buckets::CHANNELS)).await;
+    assert!(kept.is_empty(), "not even a delete marker left in the bucket: {}", kept.len());
     running.stop().await;
 }
 
