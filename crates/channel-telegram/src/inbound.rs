@@ -200,7 +200,13 @@ impl Poller {
         let mut next = offset.unwrap_or(0);
         for raw in updates {
             let id = raw["update_id"].as_i64();
-            handle_update(inbound, self.agents.as_ref(), &self.files, &raw.to_string()).await?;
+            if let Err(e) = handle_update(inbound, self.agents.as_ref(), &self.files, &raw.to_string()).await {
+                // Confirm those before it: they were handled and counted, and must not be again.
+                if next > offset.unwrap_or(0) && kv.put(&key, next.to_string().into()).await.is_ok() {
+                    *offset = Some(next);
+                }
+                return Err(e);
+            }
             if let Some(id) = id {
                 next = next.max(id + 1);
             }

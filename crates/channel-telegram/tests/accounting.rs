@@ -382,3 +382,25 @@ async fn an_agent_delivery_waits_as_asked_and_resumes_at_the_part_that_was_refus
     stop.cancel();
     let _ = task.await;
 }
+
+#[tokio::test]
+async fn an_update_that_must_be_tried_again_does_not_make_those_before_it_count_twice() {
+    let _turn = COUNTS.lock().await;
+    let t = TestBus::start().await;
+    let api = FakeBotApi::start(TOKEN).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (not_routed, duplicate) = (count(InboundOutcome::NotRouted), count(InboundOutcome::Duplicate));
+    // One batch: an edit (not routed), then a photo whose download fails once (tried again).
+    api.add_file("photo-2", b"\x89PNG again".to_vec());
+    api.push_update(api.edited_message(801, 801, 1, "fixed typo"));
+    api.push_update(api.photo_message(801, 801, "photo-2", Some("look")));
+    api.fail_next("getFile", 1, FakeError::Other { code: 400, description: "Bad Request: try again".into() });
+    let running = start(&t, &config(&api, dir.path()));
+
+    wait_for("the photo", WAIT, || async { t.envelopes("telegram").await.len() == 1 }).await;
+    let polls = api.get_updates_calls().len();
+    api.wait_for_get_updates_calls(polls + 1, WAIT).await;
+    assert_eq!(count(InboundOutcome::NotRouted), not_routed + 1, "the edit counted once");
+    assert_eq!(count(InboundOutcome::Duplicate), duplicate, "nothing handled twice");
+    running.stop().await;
+}
