@@ -260,7 +260,7 @@ pub async fn handle_update(
     match outcome.counted() {
         None => debug!(update_id, kind, "telegram update stored"),
         Some(counted) => {
-            info!(update_id, kind, outcome = counted.as_str(), detail = ?outcome, "telegram update not routed");
+            info!(update_id, kind, outcome = counted.as_str(), detail = ?outcome, "telegram update settled");
             outcomes::record(CHANNEL, counted);
         }
     }
