@@ -29,6 +29,7 @@ use uuid::Uuid;
 use crate::format::{bold, escape, italic};
 use crate::inbound::UpdateOutcome;
 use crate::outbound::{Outgoing, Sender};
+use crate::progress::{Progress, progress_key};
 
 /// The endpoint kind this crate serves: subject `sb.agent.out.telegram`.
 pub const ENDPOINT_KIND: &str = "telegram";
@@ -92,7 +93,8 @@ impl AgentChats {
     }
 
     /// Consumes `sb.agent.out.telegram` until `shutdown`: acked once Telegram took the message,
-    /// retried or dead-lettered (`sb.dlq.agent-telegram`) otherwise.
+    /// tried again after the wait Telegram asked for (never dead-lettered for that), retried or
+    /// dead-lettered (`sb.dlq.agent-telegram`) otherwise.
     pub async fn run(self, bus: Bus, shutdown: CancellationToken) -> Result<(), BusError> {
         let spec: ConsumerSpec = switchboard_adapter::RuntimeConfig::default().consumer_spec(
             "agent-telegram",
@@ -105,21 +107,19 @@ impl AgentChats {
             let (this, bus) = (self.clone(), inner.clone());
             async move {
                 let delivery: AgentDelivery = d.decode()?;
-                this.deliver(&bus, &delivery).await.map_err(|e| match e.retryable {
-                    true => HandlerError::Retry(e.reason),
-                    false => HandlerError::Reject(e.reason),
-                })
+                this.deliver(&bus, &delivery).await.map_err(HandlerError::from)
             }
         })
         .await
     }
 
-    /// Sends one delivery to its agent's linked chat and remembers which conversation it is.
+    /// Sends one delivery to its agent's linked chat and remembers which conversation it is; a
+    /// retry resumes at the first part not sent.
     pub async fn deliver(&self, bus: &Bus, delivery: &AgentDelivery) -> Result<(), SendError> {
-        let (agent, conversation) = match delivery {
-            AgentDelivery::Offer(o) => (&o.agent_id, o.conversation_id),
-            AgentDelivery::Message(m) => (&m.agent_id, m.conversation_id),
-            AgentDelivery::Update(u) => (&u.agent_id, u.conversation_id),
+        let (id, agent, conversation) = match delivery {
+            AgentDelivery::Offer(o) => (o.id, &o.agent_id, o.conversation_id),
+            AgentDelivery::Message(m) => (m.id, &m.agent_id, m.conversation_id),
+            AgentDelivery::Update(u) => (u.id, &u.agent_id, u.conversation_id),
         };
         let kv = self.kv(bus).await.map_err(SendError::retryable)?;
         let chat = get_string(kv, key_agent(agent))
@@ -128,12 +128,16 @@ impl AgentChats {
             .and_then(|c| c.parse::<i64>().ok())
             .ok_or_else(|| SendError::permanent(format!("agent {agent} has not linked a Telegram chat")))?;
         let (markdown, keyboard) = compose(delivery, conversation);
-        let sent = self.sender.send(Outgoing { chat, markdown: &markdown, reply_to: None, keyboard }).await?;
+        let steps = crate::format::split(&markdown, crate::format::MAX_TEXT_CHARS).len();
+        let mut progress = Progress::for_steps(kv.clone(), progress_key(&id), steps).await?;
+        let sent =
+            self.sender.send(Outgoing { chat, markdown: &markdown, reply_to: None, keyboard }, &mut progress).await?;
         for m in sent {
-            kv.put(key_msg(chat, m.id.0), conversation.to_string().into())
+            kv.put(key_msg(chat, m), conversation.to_string().into())
                 .await
                 .map_err(|e| SendError::retryable(format!("remember the conversation: {e}")))?;
         }
+        progress.finish().await;
         Ok(())
     }
 
@@ -270,7 +274,8 @@ impl AgentChats {
     /// A short notice to an agent's chat (best effort).
     async fn say(&self, chat: i64, text: &str) {
         let markdown = italic(text);
-        if let Err(e) = self.sender.send(Outgoing { chat, markdown: &markdown, reply_to: None, keyboard: None }).await {
+        let out = Outgoing { chat, markdown: &markdown, reply_to: None, keyboard: None };
+        if let Err(e) = self.sender.send(out, &mut Progress::untracked()).await {
             warn!(error = %e, "cannot send a notice to an agent's chat");
         }
     }

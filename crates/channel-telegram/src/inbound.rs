@@ -2,8 +2,11 @@
 //! the offset that confirms them to Telegram is stored (KV `sb_channels`, `telegram.offset.<bot>`)
 //! only after that, so a restart neither skips nor repeats an update.
 //!
-//! `getUpdates` is read element by element: one update Switchboard cannot read is logged and
-//! skipped (its id still confirmed), never a reason to stall the bot or crash.
+//! `getUpdates` is read element by element: one update Switchboard cannot read is logged, counted
+//! and confirmed, never a reason to stall the bot or crash. Every update taken ends in exactly one
+//! counted outcome ([`UpdateOutcome::counted`]): an envelope stored (the router counts it), a
+//! duplicate, not routed (an edit, a block, an agent's chat, a kind that cannot be carried, an
+//! update of a kind not handled here) or a dead letter.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -11,27 +14,52 @@ use std::time::Duration;
 use serde_json::Value;
 use switchboard_adapter::{HealthStatus, Inbound, InboundError};
 use switchboard_bus::Bus;
+use switchboard_bus::outcomes::{self, InboundOutcome};
 use switchboard_core::contract::{ATTACHMENTS_STORE, buckets, subjects};
 use switchboard_core::{Customer, Envelope, Event, EventKind};
-use teloxide_core::types::{ChatMemberKind, Message, PhotoSize, Update, UpdateKind};
+use teloxide_core::types::{ChatId, ChatMemberKind, Message, Update, UpdateKind};
 use tracing::{debug, info, warn};
 
 use crate::CHANNEL;
 use crate::agent::AgentChats;
+use crate::kinds::{CANNOT_READ, Content, KIND_KEY, content, raw_kind};
 use crate::outbound::classify;
 use teloxide_core::prelude::Requester;
 
 /// What one update became.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UpdateOutcome {
-    /// Stored as an envelope (or already stored).
+    /// Stored as an envelope; the router counts it.
     Published,
-    /// Recorded as an event (an edit, the customer blocking the bot).
+    /// Stored before: Telegram (or a replay) delivered it again.
+    Duplicate,
+    /// Recorded as an event or a command (an edit, the customer blocking the bot, an agent's
+    /// command, a survey answer): not routed.
     Recorded,
-    /// Nothing to route (a service message, an update kind not handled here).
+    /// Nothing to route (a service message, a bot's message, an update kind not handled here).
     Ignored,
-    /// Refused (rate limit, validation): the reason, logged.
+    /// A customer's message of a kind the channel cannot carry (the kind); they were told.
+    Unsupported(String),
+    /// Refused without storing anything (a bad link code, a forged survey button): the reason.
     Refused(String),
+    /// Kept as a dead letter (`sb.dlq.telegram-in`): the reason.
+    DeadLettered(String),
+}
+
+impl UpdateOutcome {
+    /// The outcome this adapter counts for the update; `None` for a stored envelope, which the
+    /// router counts.
+    pub fn counted(&self) -> Option<InboundOutcome> {
+        match self {
+            UpdateOutcome::Published => None,
+            UpdateOutcome::Duplicate => Some(InboundOutcome::Duplicate),
+            UpdateOutcome::Recorded
+            | UpdateOutcome::Ignored
+            | UpdateOutcome::Unsupported(_)
+            | UpdateOutcome::Refused(_) => Some(InboundOutcome::NotRouted),
+            UpdateOutcome::DeadLettered(_) => Some(InboundOutcome::DeadLetter),
+        }
+    }
 }
 
 /// Polls one bot's updates.
@@ -154,7 +182,10 @@ impl Poller {
                 let Some(id) = first_update_id(&text) else {
                     return Err(format!("getUpdates: unreadable answer: {e}"));
                 };
-                warn!(update_id = id, error = %e, "unreadable telegram update skipped");
+                warn!(update_id = id, error = %e, "unreadable telegram update dead-lettered");
+                dead_letter(bus, &text, &format!("unreadable update {id}: {e}"), &format!("dlq:telegram:update:{id}"))
+                    .await?;
+                outcomes::record(CHANNEL, InboundOutcome::DeadLetter);
                 state.isolate = false;
                 *offset = Some(id + 1);
                 kv.put(&key, (id + 1).to_string().into()).await.map_err(|e| format!("store offset: {e}"))?;
@@ -169,14 +200,12 @@ impl Poller {
         let mut next = offset.unwrap_or(0);
         for raw in updates {
             let id = raw["update_id"].as_i64();
-            // From text, not from the `Value`: teloxide reads update kinds as borrowed keys,
-            // which a `Value` cannot lend.
-            match serde_json::from_str::<Update>(&raw.to_string()) {
-                Ok(update) => {
-                    let outcome = handle(bus, inbound, self.agents.as_ref(), &self.files, &update).await?;
-                    debug!(update_id = update.id.0, ?outcome, "telegram update handled");
+            if let Err(e) = handle_update(inbound, self.agents.as_ref(), &self.files, &raw.to_string()).await {
+                // Confirm those before it: they were handled and counted, and must not be again.
+                if next > offset.unwrap_or(0) && kv.put(&key, next.to_string().into()).await.is_ok() {
+                    *offset = Some(next);
                 }
-                Err(e) => warn!(update_id = ?id, error = %e, "unreadable telegram update skipped"),
+                return Err(e);
             }
             if let Some(id) = id {
                 next = next.max(id + 1);
@@ -204,6 +233,63 @@ fn inbound_bus(inbound: &Inbound) -> Result<&Bus, String> {
     inbound.bus().map_err(|e| e.to_string())
 }
 
+/// Handles one update exactly as Telegram sent it (the JSON of one `Update`), the same way
+/// whether it came by long polling, by webhook or from a replay of a dead letter: it becomes an
+/// envelope, an event, an answer to the customer or nothing, and its outcome is logged and
+/// counted (`switchboard_inbound_total{channel="telegram"}`), except a stored envelope, which the
+/// router counts. An `Err` means nothing was decided (the bus is down, a file could not be
+/// fetched): the update must be tried again, and nothing was counted.
+pub async fn handle_update(
+    inbound: &Inbound,
+    agents: Option<&AgentChats>,
+    files: &Files,
+    raw: &str,
+) -> Result<UpdateOutcome, String> {
+    let bus = inbound_bus(inbound)?;
+    let value: Value = serde_json::from_str(raw).unwrap_or(Value::Null);
+    let kind = raw_kind(&value);
+    let update_id = value["update_id"].as_i64();
+    // teloxide reads an update it cannot understand (a newer kind, a broken message) as
+    // `UpdateKind::Error` without its content, so those are looked at in the raw JSON.
+    let outcome = match serde_json::from_str::<Update>(raw) {
+        Ok(update) if !matches!(update.kind, UpdateKind::Error(_)) => {
+            handle(bus, inbound, agents, files, &update, raw).await?
+        }
+        _ => unreadable(files, &value).await,
+    };
+    match outcome.counted() {
+        None => debug!(update_id, kind, "telegram update stored"),
+        Some(counted) => {
+            info!(update_id, kind, outcome = counted.as_str(), detail = ?outcome, "telegram update settled");
+            outcomes::record(CHANNEL, counted);
+        }
+    }
+    Ok(outcome)
+}
+
+/// An update teloxide could not read: a customer's message of a kind newer than the client is
+/// answered "cannot be read"; anything else (no chat, an unknown update kind) is only counted.
+async fn unreadable(files: &Files, value: &Value) -> UpdateOutcome {
+    let message = &value["message"];
+    let chat = message["chat"]["id"].as_i64();
+    let human = message["from"]["is_bot"] == false;
+    match chat {
+        Some(chat) if human => {
+            answer_cannot_read(files, chat).await;
+            UpdateOutcome::Unsupported(raw_kind(value))
+        }
+        _ => UpdateOutcome::Ignored,
+    }
+}
+
+/// Tells the customer their message cannot be read (best effort: a failure is logged, and the
+/// message stays counted).
+async fn answer_cannot_read(files: &Files, chat: i64) {
+    if let Err(e) = files.bot.send_message(ChatId(chat), CANNOT_READ).await {
+        warn!(chat, error = %classify(e), "cannot tell a customer their message cannot be read");
+    }
+}
+
 /// The first `"update_id": <n>` in a `getUpdates` answer that is not JSON, so the broken update
 /// can be skipped.
 pub fn first_update_id(text: &str) -> Option<i64> {
@@ -213,13 +299,14 @@ pub fn first_update_id(text: &str) -> Option<i64> {
     digits.parse().ok()
 }
 
-/// What one update means for Switchboard.
-pub(crate) async fn handle(
+/// What one update means for Switchboard; `raw` is its JSON, kept as the dead letter.
+async fn handle(
     bus: &Bus,
     inbound: &Inbound,
     agents: Option<&AgentChats>,
     files: &Files,
     update: &Update,
+    raw: &str,
 ) -> Result<UpdateOutcome, String> {
     if let (Some(agents), UpdateKind::Message(m)) = (agents, &update.kind)
         && let Some(outcome) = agents.handle_message(bus, m).await?
@@ -235,9 +322,15 @@ pub(crate) async fn handle(
         UpdateKind::Message(m) => match envelope(m, update.id.0) {
             Some(mut e) => {
                 files.fetch(bus, m, &mut e).await?;
-                publish(inbound, e).await
+                publish(inbound, bus, e, raw).await
             }
-            None => Ok(UpdateOutcome::Ignored),
+            None => match content(m) {
+                Content::Unsupported(kind) if m.from.as_ref().is_some_and(|f| !f.is_bot) => {
+                    answer_cannot_read(files, m.chat.id.0).await;
+                    Ok(UpdateOutcome::Unsupported(kind.into()))
+                }
+                _ => Ok(UpdateOutcome::Ignored),
+            },
         },
         UpdateKind::EditedMessage(m) => {
             let mut data = serde_json::Map::new();
@@ -258,8 +351,9 @@ pub(crate) async fn handle(
     }
 }
 
-async fn publish(inbound: &Inbound, envelope: Envelope) -> Result<UpdateOutcome, String> {
+async fn publish(inbound: &Inbound, bus: &Bus, envelope: Envelope, raw: &str) -> Result<UpdateOutcome, String> {
     match inbound.publish(envelope.clone()).await {
+        Ok(p) if p.duplicate => Ok(UpdateOutcome::Duplicate),
         Ok(_) => Ok(UpdateOutcome::Published),
         // Nothing stored: the update is not confirmed and comes again.
         Err(InboundError::Bus(e)) => Err(e.to_string()),
@@ -267,21 +361,21 @@ async fn publish(inbound: &Inbound, envelope: Envelope) -> Result<UpdateOutcome,
         // A flood from one chat or a message the contract refuses: kept as a dead letter, not routed.
         Err(e) => {
             warn!(reason = %e, "telegram message refused");
-            dead_letter(inbound, &envelope, &e.to_string()).await?;
-            Ok(UpdateOutcome::Refused(e.to_string()))
+            let msg_id = format!("dlq:telegram:{}", envelope.provider_message_id);
+            dead_letter(bus, raw, &e.to_string(), &msg_id).await?;
+            Ok(UpdateOutcome::DeadLettered(e.to_string()))
         }
     }
 }
 
-/// The dead-letter component of inbound Telegram messages: `sb.dlq.telegram-in`.
+/// The dead-letter component of inbound Telegram messages: `sb.dlq.telegram-in`. A dead letter's
+/// payload is the update exactly as Telegram sent it, so a replay hands it to [`handle_update`].
 pub const DLQ_COMPONENT: &str = "telegram-in";
 
-async fn dead_letter(inbound: &Inbound, envelope: &Envelope, reason: &str) -> Result<(), String> {
-    let bus = inbound_bus(inbound)?;
-    let payload = serde_json::to_vec(envelope).map_err(|e| e.to_string())?;
-    let msg_id = format!("dlq:telegram:{}", envelope.provider_message_id);
+async fn dead_letter(bus: &Bus, raw: &str, reason: &str, msg_id: &str) -> Result<(), String> {
     let subject = subjects::inbound(CHANNEL);
-    bus.publish_dead_letter(DLQ_COMPONENT, &subject, reason, Default::default(), payload.into(), &msg_id)
+    let payload = bytes::Bytes::copy_from_slice(raw.as_bytes());
+    bus.publish_dead_letter(DLQ_COMPONENT, &subject, reason, Default::default(), payload, msg_id)
         .await
         .map_err(|e| e.to_string())
 }
@@ -305,15 +399,17 @@ async fn record(
     Ok(UpdateOutcome::Recorded)
 }
 
-/// A customer's message as an envelope; `None` for what is not a customer writing (service
-/// messages, a message without text, caption or file).
+/// A customer's message as an envelope: its text, or for other kinds a rendering an agent
+/// understands (`[voice message, 0:07]`) with the kind in `telegram.kind` and the file listed
+/// (fetched later by [`Files`]); `None` for what is not a customer writing (service messages,
+/// bots) or cannot be carried.
 pub fn envelope(m: &Message, update_id: u32) -> Option<Envelope> {
     let from = m.from.as_ref()?;
     if from.is_bot {
         return None;
     }
+    let Content::Carried { kind, mut text, file } = content(m) else { return None };
     let mut metadata = BTreeMap::new();
-    let mut text = m.text().or(m.caption()).unwrap_or_default().to_string();
     if let Some(rest) = text.strip_prefix("/start") {
         let payload = rest.trim();
         if rest.is_empty() || rest.starts_with(' ') {
@@ -323,22 +419,12 @@ pub fn envelope(m: &Message, update_id: u32) -> Option<Envelope> {
             text = "/start".into();
         }
     }
-    let mut attachments = Vec::new();
-    if let Some(sizes) = m.photo()
-        && let Some(photo) = largest(sizes)
-    {
-        attachments.push(file_ref(&photo.file.id.0, "photo.jpg", "image/jpeg", photo.file.size));
-    }
-    if let Some(doc) = m.document() {
-        // A blank name would make the contract refuse the envelope, and the message would be lost.
-        let name = doc.file_name.clone().filter(|n| !n.trim().is_empty()).unwrap_or_else(|| "document".into());
-        let mime = doc.mime_type.as_ref().map(|m| m.to_string()).unwrap_or_else(|| "application/octet-stream".into());
-        attachments.push(file_ref(&doc.file.id.0, &name, &mime, doc.file.size));
-    }
+    let attachments: Vec<_> = file.iter().map(|f| file_ref(&f.meta.id.0, &f.name, &f.mime, f.meta.size)).collect();
     if text.trim().is_empty() && attachments.is_empty() {
         return None;
     }
     metadata.insert("telegram.message_id".into(), m.id.0.to_string());
+    metadata.insert(KIND_KEY.into(), kind.into());
     let name = [from.first_name.as_str(), from.last_name.as_deref().unwrap_or_default()].join(" ").trim().to_string();
     Some(Envelope {
         id: uuid::Uuid::now_v7(),
@@ -362,25 +448,15 @@ pub fn envelope(m: &Message, update_id: u32) -> Option<Envelope> {
     })
 }
 
-/// The largest size of a photo; in u64, because width times height of two u32 need not fit a u32.
-fn largest(sizes: &[PhotoSize]) -> Option<&PhotoSize> {
-    sizes.iter().max_by_key(|p| u64::from(p.width) * u64::from(p.height))
-}
-
 impl Files {
-    /// Stores the message's photo or document (under `telegram/<file unique id>`, so a redelivery
-    /// overwrites) and fills in the envelope's references; over the limit it stays listed as
-    /// skipped. A download that fails is an error: the update is tried again.
+    /// Stores the message's file (photo, document, voice, audio, video, video note, sticker,
+    /// animation) under `telegram/<file unique id>`, so a redelivery overwrites, and fills in the
+    /// envelope's reference; over the limit it stays listed as skipped. A download that fails is
+    /// an error: the update is tried again.
     async fn fetch(&self, bus: &Bus, m: &Message, envelope: &mut Envelope) -> Result<(), String> {
         use teloxide_core::net::Download;
-        let mut metas = Vec::new();
-        if let Some(photo) = m.photo().and_then(largest) {
-            metas.push(photo.file.clone());
-        }
-        if let Some(doc) = m.document() {
-            metas.push(doc.file.clone());
-        }
-        for (meta, attachment) in metas.iter().zip(envelope.attachments.iter_mut()) {
+        let Content::Carried { file, .. } = content(m) else { return Ok(()) };
+        for (meta, attachment) in file.iter().map(|f| &f.meta).zip(envelope.attachments.iter_mut()) {
             if u64::from(meta.size) > self.max_bytes {
                 attachment.skipped = Some(format!("over the {} byte limit", self.max_bytes));
                 continue;

@@ -1,17 +1,21 @@
 //! Switchboard's Telegram channel.
 //!
-//! A Telegram bot is a customer channel: updates come in by long polling, each becomes an
-//! envelope (edits and blocks become events), and the offset is stored only after that, so a
-//! restart neither skips nor repeats an update; replies go out escaped, split at Telegram's limit,
-//! within its rate limits and honouring `retry_after`. Customer- and agent-supplied text is always
-//! escaped. It never decides routing and never logs message bodies or the bot token.
+//! A Telegram bot is a customer channel: updates come in by long polling (or webhook), each
+//! becomes an envelope of any message kind (edits and blocks become events, what cannot be carried
+//! is answered), every one is counted once, and the offset is stored only after that, so a
+//! restart neither skips nor repeats an update; replies go out escaped, split at Telegram's limit
+//! (a retry resumes at the first unsent part), within its rate limits and honouring `retry_after`
+//! (never dead-lettered for it). Customer- and agent-supplied text is always escaped. It never
+//! decides routing and never logs message bodies or the bot token.
 
 mod agent;
 mod config;
 mod csat;
 pub mod format;
 mod inbound;
+mod kinds;
 mod outbound;
+mod progress;
 pub mod webhook;
 
 use switchboard_adapter::{AdapterError, Channel, Inbound, SendError, SendReceipt};
@@ -19,10 +23,13 @@ use switchboard_bus::BusSlot;
 use switchboard_core::OutboundMessage;
 use teloxide_core::Bot;
 
+use crate::progress::Progress;
+
 pub use agent::{AgentChats, ENDPOINT_KIND, LINK_CODE_TTL, action_for, issue_link_code};
 pub use config::{TelegramConfig, TelegramConfigError};
 pub use csat::parse as csat_answer;
-pub use inbound::{DLQ_COMPONENT, Files, Poller, UpdateOutcome, envelope, first_update_id, offset_key};
+pub use inbound::{DLQ_COMPONENT, Files, Poller, UpdateOutcome, envelope, first_update_id, handle_update, offset_key};
+pub use kinds::{CANNOT_READ, KIND_KEY};
 pub use outbound::{Outgoing, Sender, classify};
 pub use webhook::openapi;
 
@@ -39,6 +46,8 @@ pub struct TelegramChannel {
     webhook: Option<(String, String)>,
     /// For attachments to send.
     bus: BusSlot,
+    /// The `sb_channels` bucket (send progress), looked up once.
+    kv: tokio::sync::OnceCell<async_nats::jetstream::kv::Store>,
 }
 
 /// The bot's sender from the configuration.
@@ -67,11 +76,28 @@ impl TelegramChannel {
         };
         let files = Files { bot: sender.bot().clone(), max_bytes: cfg.max_file_bytes };
         let poller = Poller::new(&cfg.api_url, &token, cfg.poll_timeout_secs, Some(agents.clone()), files.clone());
-        Ok(TelegramChannel { poller, sender, agents, files, webhook, bus })
+        Ok(TelegramChannel { poller, sender, agents, files, webhook, bus, kv: Default::default() })
     }
 }
 
 impl TelegramChannel {
+    /// Handles one raw update (the JSON of a Bot API `Update`) as the poller and the webhook do,
+    /// counting its outcome; for replaying a dead letter of [`DLQ_COMPONENT`].
+    pub async fn handle_update(&self, inbound: &Inbound, raw: &str) -> Result<UpdateOutcome, String> {
+        inbound::handle_update(inbound, Some(&self.agents), &self.files, raw).await
+    }
+
+    /// The `sb_channels` bucket, for send progress.
+    async fn kv(&self) -> Result<async_nats::jetstream::kv::Store, SendError> {
+        let bus = self.bus.get().map_err(|e| SendError::retryable(e.to_string()))?;
+        let kv = self
+            .kv
+            .get_or_try_init(|| bus.jetstream().get_key_value(switchboard_core::contract::buckets::CHANNELS))
+            .await
+            .map_err(|e| SendError::retryable(format!("channel state bucket: {e}")))?;
+        Ok(kv.clone())
+    }
+
     /// An attachment's bytes from the object store.
     async fn attachment(&self, object: &str) -> Result<Vec<u8>, SendError> {
         let bus = self.bus.get().map_err(|e| SendError::retryable(e.to_string()))?;
@@ -126,6 +152,8 @@ impl Channel for TelegramChannel {
         Some(webhook::router(inbound, Some(self.agents.clone()), self.files.clone(), secret))
     }
 
+    /// Sends the text (split into parts) and then each file, resuming after the parts a previous
+    /// try sent (kept in KV under `telegram.sent.<message id>`).
     async fn send(&self, message: &OutboundMessage) -> Result<SendReceipt, SendError> {
         let chat: i64 = message
             .to
@@ -134,18 +162,27 @@ impl Channel for TelegramChannel {
             .map_err(|_| SendError::permanent(format!("`{}` is not a Telegram chat id", message.to.thread_key)))?;
         // Replies answer the customer's message: provider ids are `<chat>:<message>`.
         let reply_to = message.reply_to.as_deref().and_then(|r| r.rsplit_once(':')).and_then(|(_, m)| m.parse().ok());
-        let mut first = None;
-        if !message.text.trim().is_empty() {
-            let markdown = format::escape(&message.text);
+        let markdown = (!message.text.trim().is_empty()).then(|| format::escape(&message.text));
+        let files: Vec<_> =
+            message.attachments.iter().filter(|a| a.skipped.is_none() && !a.object.is_empty()).collect();
+        let steps = markdown.as_deref().map_or(0, |m| format::split(m, format::MAX_TEXT_CHARS).len()) + files.len();
+        let mut progress = Progress::for_steps(self.kv().await?, progress::progress_key(&message.id), steps).await?;
+        let mut parts = 0;
+        if let Some(markdown) = &markdown {
             let keyboard = csat::is_request(message).then(|| csat::keyboard(message.conversation_id));
-            let sent = self.sender.send(Outgoing { chat, markdown: &markdown, reply_to, keyboard }).await?;
-            first = sent.first().map(|m| m.id.0);
+            let out = Outgoing { chat, markdown, reply_to, keyboard };
+            parts = self.sender.send(out, &mut progress).await?.len();
         }
-        for a in message.attachments.iter().filter(|a| a.skipped.is_none() && !a.object.is_empty()) {
+        for (i, a) in files.into_iter().enumerate() {
+            if parts + i < progress.done() {
+                continue;
+            }
             let bytes = self.attachment(&a.object).await?;
             let sent = self.sender.send_file(chat, bytes, &a.filename).await?;
-            first = first.or(Some(sent.id.0));
+            progress.record(sent.id.0).await?;
         }
+        let first = progress.sent().first().copied();
+        progress.finish().await;
         Ok(SendReceipt { provider_message_id: first.map(|m| format!("{chat}:{m}")) })
     }
 }

@@ -1,6 +1,9 @@
-//! Sending: escaped MarkdownV2, long texts split, Telegram's limits kept (about one message a
-//! second to a chat, thirty a second for the bot), `retry_after` honoured, and errors sorted into
-//! permanent (the customer blocked the bot, the chat is gone) and worth retrying.
+//! Sending: escaped MarkdownV2, long texts split (a retry resumes at the first part not sent, see
+//! [`Progress`]), Telegram's limits kept (about one message a second to a chat, thirty a second
+//! for the bot), `retry_after` honoured (waited out here up to `max_retry_after_secs`, longer
+//! ones handed back as [`SendError::wait`] so the message is tried again after it and never
+//! dead-lettered for it), and errors sorted into permanent (the customer blocked the bot, the
+//! chat is gone) and worth retrying.
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -17,6 +20,7 @@ use teloxide_core::types::{ChatId, InlineKeyboardMarkup, InputFile, Message, Mes
 use tracing::warn;
 
 use crate::format;
+use crate::progress::Progress;
 
 /// Sends messages to chats within Telegram's limits.
 #[derive(Clone)]
@@ -56,17 +60,18 @@ impl Sender {
         &self.bot
     }
 
-    /// Sends every part; returns the messages Telegram created.
-    pub async fn send(&self, out: Outgoing<'_>) -> Result<Vec<Message>, SendError> {
+    /// Sends every part `progress` does not list as sent, recording each as it goes; returns
+    /// Telegram's ids of all the parts. The split is the same on every try, so part numbers stay.
+    pub async fn send(&self, out: Outgoing<'_>, progress: &mut Progress) -> Result<Vec<i32>, SendError> {
         let parts = format::split(out.markdown, format::MAX_TEXT_CHARS);
         let last = parts.len() - 1;
-        let mut sent = Vec::with_capacity(parts.len());
-        for (i, part) in parts.into_iter().enumerate() {
+        for (i, part) in parts.iter().enumerate().skip(progress.done()) {
             let reply_to = if i == 0 { out.reply_to } else { None };
             let keyboard = if i == last { out.keyboard.clone() } else { None };
-            sent.push(self.send_one(out.chat, &part, reply_to, keyboard).await?);
+            let sent = self.send_one(out.chat, part, reply_to, keyboard).await?;
+            progress.record(sent.id.0).await?;
         }
-        Ok(sent)
+        Ok(progress.sent().iter().take(parts.len()).copied().collect())
     }
 
     async fn send_one(
@@ -100,7 +105,7 @@ impl Sender {
     }
 
     /// Runs one request within the per-chat and per-bot limits, waiting out `retry_after` up to
-    /// the configured maximum.
+    /// the configured maximum; a longer wait is handed back to the caller as a wait.
     async fn paced<F, Fut>(&self, chat: i64, mut request: F) -> Result<Message, SendError>
     where
         F: FnMut() -> Fut,
@@ -115,7 +120,8 @@ impl Sender {
                 Err(RequestError::RetryAfter(secs)) => {
                     let wait = secs.duration();
                     if waited + wait > self.max_retry_after {
-                        return Err(SendError::retryable(format!("Telegram asked to wait {}s", wait.as_secs())));
+                        // Not a failure: the message is tried again once the wait is over.
+                        return Err(SendError::wait(format!("Telegram asked to wait {}s", wait.as_secs()), wait));
                     }
                     warn!(chat, retry_after_secs = wait.as_secs(), "Telegram flood control; waiting as asked");
                     waited += wait;

@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, StatusCode};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use switchboard_adapter::Inbound;
+use switchboard_bus::outcomes::{self, InboundOutcome};
 use teloxide_core::payloads::SetWebhookSetters;
 use teloxide_core::prelude::Requester;
 use teloxide_core::types::{AllowedUpdate, Update};
@@ -18,8 +19,9 @@ use tracing::{info, warn};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::CHANNEL;
 use crate::agent::AgentChats;
-use crate::inbound::{Files, handle};
+use crate::inbound::{Files, handle_update};
 use crate::outbound::{Sender, classify};
 
 /// The header Telegram puts the secret token in.
@@ -90,21 +92,23 @@ async fn receive(State(hook): State<Hook>, headers: HeaderMap, body: Bytes) -> S
     let digest: [u8; 32] = Sha256::digest(presented).into();
     // Compared as digests, so the time taken says nothing about the secret.
     if !bool::from(digest.ct_eq(&*hook.secret)) {
+        warn!("telegram webhook request with a wrong secret token refused");
+        outcomes::record(CHANNEL, InboundOutcome::Rejected);
         return StatusCode::UNAUTHORIZED;
     }
-    let update: Update = match serde_json::from_slice(&body) {
-        Ok(u) => u,
-        Err(e) => {
+    let text = match std::str::from_utf8(&body).ok().filter(|t| serde_json::from_str::<Update>(t).is_ok()) {
+        Some(t) => t,
+        None => {
             // Answered 200: Telegram would only send the same unreadable update again.
-            warn!(error = %e, "unreadable telegram update skipped");
+            warn!(bytes = body.len(), "unreadable telegram update refused");
+            outcomes::record(CHANNEL, InboundOutcome::Rejected);
             return StatusCode::OK;
         }
     };
-    let Ok(bus) = hook.inbound.bus() else { return StatusCode::SERVICE_UNAVAILABLE };
-    match handle(bus, &hook.inbound, hook.agents.as_ref(), &hook.files, &update).await {
+    match handle_update(&hook.inbound, hook.agents.as_ref(), &hook.files, text).await {
         Ok(_) => StatusCode::OK,
         Err(e) => {
-            warn!(update_id = update.id.0, error = %e, "telegram update not stored; Telegram will retry");
+            warn!(error = %e, "telegram update not stored; Telegram will retry");
             StatusCode::SERVICE_UNAVAILABLE
         }
     }

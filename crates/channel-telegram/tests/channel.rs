@@ -188,11 +188,16 @@ async fn by_webhook_only_telegrams_secret_is_accepted_and_a_redelivered_update_c
             .json(&update)
             .send()
     };
+    use switchboard_bus::outcomes::{InboundOutcome, count};
+    let (rejected, duplicate) =
+        (count("telegram", InboundOutcome::Rejected), count("telegram", InboundOutcome::Duplicate));
     assert_eq!(post("wrong-secret").await.unwrap().status(), 401);
     assert_eq!(post("webhook-secret-for-tests_0123").await.unwrap().status(), 200);
     assert_eq!(post("webhook-secret-for-tests_0123").await.unwrap().status(), 200, "a redelivery is fine");
     let got = envelopes(&t).await;
     assert_eq!(got.len(), 1, "stored once");
+    assert_eq!(count("telegram", InboundOutcome::Rejected), rejected + 1, "the wrong secret counted as refused");
+    assert_eq!(count("telegram", InboundOutcome::Duplicate), duplicate + 1, "the redelivery counted as a duplicate");
     assert_eq!(got[0].text, "by webhook");
     running.stop().await;
 }

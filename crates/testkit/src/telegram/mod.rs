@@ -327,6 +327,25 @@ impl FakeBotApi {
         json!({ "message": message })
     }
 
+    /// A message from user `user_id` in chat `chat_id` with the content `fields` (e.g.
+    /// `{"voice": {...}, "caption": "..."}`, `{"location": {...}}`), for kinds without a helper
+    /// of their own; build file objects with [`FakeBotApi::file_fields`].
+    pub fn message_with(&self, chat_id: i64, user_id: i64, fields: Value) -> Value {
+        let mut message = objects::message(self.shared.lock().next_message_id(), chat_id, objects::user(user_id));
+        if let (Some(message), Some(fields)) = (message.as_object_mut(), fields.as_object()) {
+            message.extend(fields.clone());
+        }
+        json!({ "message": message })
+    }
+
+    /// The `file_id`, `file_unique_id` and `file_size` of a file registered with
+    /// [`FakeBotApi::add_file`], as every Bot API file object (Voice, Audio, Sticker, ...) starts;
+    /// add the kind's own fields (`duration`, `emoji`, ...) to it.
+    pub fn file_fields(&self, file_id: &str) -> Value {
+        let (unique, size) = self.shared.lock().file_facts(file_id);
+        json!({ "file_id": file_id, "file_unique_id": unique, "file_size": size })
+    }
+
     /// User `user_id` blocked the bot in their private chat; once pushed, sends there fail with 403.
     pub fn my_chat_member_blocked(&self, chat_id: i64, user_id: i64) -> Value {
         self.my_chat_member(chat_id, user_id, "member", "kicked")
@@ -366,7 +385,22 @@ impl FakeBotApi {
     pub fn fail_next(&self, method: &str, times: usize, error: FakeError) {
         let mut state = self.shared.lock();
         let queue = state.failures.entry(method.to_ascii_lowercase()).or_default();
-        queue.extend(std::iter::repeat_n(error, times));
+        queue.extend(std::iter::repeat_n(Some(error), times));
+    }
+
+    /// Like [`FakeBotApi::fail_next`], after letting the next `succeed` calls of `method` through:
+    /// e.g. the second part of a split message fails while the first goes out.
+    pub fn fail_after(&self, method: &str, succeed: usize, times: usize, error: FakeError) {
+        let mut state = self.shared.lock();
+        let queue = state.failures.entry(method.to_ascii_lowercase()).or_default();
+        queue.extend(std::iter::repeat_n(None, succeed));
+        queue.extend(std::iter::repeat_n(Some(error), times));
+    }
+
+    /// Flood control as Telegram applies it: for `period` from now, every call of `method` is
+    /// answered 429 with `retry_after` = the seconds left (rounded up), whatever the client does.
+    pub fn flood(&self, method: &str, period: Duration) {
+        self.shared.lock().floods.insert(method.to_ascii_lowercase(), Instant::now() + period);
     }
 
     /// Every message sent, in the order received.
@@ -524,7 +558,10 @@ struct State {
     /// Bumped by each `getUpdates`, so an older waiting poll knows it was superseded.
     poll_generation: u64,
     webhook: Option<Webhook>,
-    failures: HashMap<String, VecDeque<FakeError>>,
+    /// Injected answers per method, in order: an error, or `None` to let a call through.
+    failures: HashMap<String, VecDeque<Option<FakeError>>>,
+    /// Methods under flood control until the instant given.
+    floods: HashMap<String, Instant>,
     sent: Vec<SentMessage>,
     edits: Vec<EditedMessage>,
     answered: Vec<AnsweredCallback>,
@@ -551,6 +588,7 @@ impl State {
             poll_generation: 0,
             webhook: None,
             failures: HashMap::new(),
+            floods: HashMap::new(),
             sent: Vec::new(),
             edits: Vec::new(),
             answered: Vec::new(),

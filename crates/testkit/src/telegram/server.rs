@@ -146,8 +146,14 @@ impl Shared {
             self.lock().get_updates_calls.push(call);
             self.changed.send_replace(());
         }
-        if let Some(error) = self.lock().failures.get_mut(&key).and_then(|queue| queue.pop_front()) {
+        if let Some(error) = self.lock().failures.get_mut(&key).and_then(|queue| queue.pop_front()).flatten() {
             return Err(error.into());
+        }
+        let flooded_until = self.lock().floods.get(&key).copied();
+        let left = flooded_until.and_then(|until| until.checked_duration_since(Instant::now()));
+        if let Some(left) = left.filter(|left| !left.is_zero()) {
+            let seconds = left.as_millis().div_ceil(1000).max(1) as u32;
+            return Err(super::FakeError::RetryAfter(seconds).into());
         }
         match key.as_str() {
             "getme" => ok(self.me()),
