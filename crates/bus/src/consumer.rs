@@ -13,6 +13,7 @@ use switchboard_core::contract::{headers, subjects};
 use switchboard_core::{Contract, ValidationError};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 use tracing::{debug, error, warn};
 
 use crate::{Backoff, Bus, BusError};
@@ -399,22 +400,13 @@ impl Bus {
     }
 }
 
-/// Stops the task it holds when dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 /// Tells the server the message is still being worked on, so a slow handler is not redelivered.
 /// Stops when the returned guard is dropped, also when the handler's task is aborted: a
 /// consumer torn down mid-handler must not keep the message from being redelivered.
-fn keep_alive(client: async_nats::Client, message: &Message, ack_wait: Duration) -> AbortOnDrop {
+fn keep_alive(client: async_nats::Client, message: &Message, ack_wait: Duration) -> AbortOnDropHandle<()> {
     let period = (ack_wait / 3).max(Duration::from_millis(100));
     let reply = message.reply.clone();
-    AbortOnDrop(tokio::spawn(async move {
+    AbortOnDropHandle::new(tokio::spawn(async move {
         let Some(reply) = reply else { return };
         loop {
             tokio::time::sleep(period).await;
