@@ -235,7 +235,7 @@ pub(crate) async fn handle(
         UpdateKind::Message(m) => match envelope(m, update.id.0) {
             Some(mut e) => {
                 files.fetch(bus, m, &mut e).await?;
-                publish(inbound, e).await
+                publish(inbound, e, update).await
             }
             None => Ok(UpdateOutcome::Ignored),
         },
@@ -258,7 +258,7 @@ pub(crate) async fn handle(
     }
 }
 
-async fn publish(inbound: &Inbound, envelope: Envelope) -> Result<UpdateOutcome, String> {
+async fn publish(inbound: &Inbound, envelope: Envelope, update: &Update) -> Result<UpdateOutcome, String> {
     match inbound.publish(envelope.clone()).await {
         Ok(_) => Ok(UpdateOutcome::Published),
         // Nothing stored: the update is not confirmed and comes again.
@@ -267,7 +267,7 @@ async fn publish(inbound: &Inbound, envelope: Envelope) -> Result<UpdateOutcome,
         // A flood from one chat or a message the contract refuses: kept as a dead letter, not routed.
         Err(e) => {
             warn!(reason = %e, "telegram message refused");
-            dead_letter(inbound, &envelope, &e.to_string()).await?;
+            crate::replay::dead_letter_update(inbound_bus(inbound)?, update, &e.to_string()).await?;
             Ok(UpdateOutcome::Refused(e.to_string()))
         }
     }
@@ -275,16 +275,6 @@ async fn publish(inbound: &Inbound, envelope: Envelope) -> Result<UpdateOutcome,
 
 /// The dead-letter component of inbound Telegram messages: `sb.dlq.telegram-in`.
 pub const DLQ_COMPONENT: &str = "telegram-in";
-
-async fn dead_letter(inbound: &Inbound, envelope: &Envelope, reason: &str) -> Result<(), String> {
-    let bus = inbound_bus(inbound)?;
-    let payload = serde_json::to_vec(envelope).map_err(|e| e.to_string())?;
-    let msg_id = format!("dlq:telegram:{}", envelope.provider_message_id);
-    let subject = subjects::inbound(CHANNEL);
-    bus.publish_dead_letter(DLQ_COMPONENT, &subject, reason, Default::default(), payload.into(), &msg_id)
-        .await
-        .map_err(|e| e.to_string())
-}
 
 async fn record(
     bus: &Bus,

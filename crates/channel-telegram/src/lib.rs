@@ -12,6 +12,7 @@ mod csat;
 pub mod format;
 mod inbound;
 mod outbound;
+pub mod replay;
 pub mod webhook;
 
 use switchboard_adapter::{AdapterError, Channel, Inbound, SendError, SendReceipt};
@@ -102,6 +103,8 @@ impl Channel for TelegramChannel {
     }
 
     async fn run_inbound(&self, inbound: Inbound) -> Result<(), AdapterError> {
+        // Replayed dead letters are updates too: handled by whoever runs the inbound side.
+        let replays = tokio::spawn(replay::run(inbound.clone(), Some(self.agents.clone()), self.files.clone()));
         match &self.webhook {
             // Updates arrive on the route; registering tells Telegram where (retried until it works).
             Some((url, secret)) => {
@@ -118,7 +121,10 @@ impl Channel for TelegramChannel {
             }
             None => self.poller.run(inbound).await,
         }
-        Ok(())
+        match replays.await {
+            Ok(outcome) => Ok(outcome?),
+            Err(e) => Err(AdapterError::Other(format!("update replays: {e}"))),
+        }
     }
 
     fn routes(&self, inbound: Inbound) -> Option<axum::Router> {

@@ -1,0 +1,75 @@
+//! Raw updates as dead letters, and their replay: an update the channel could not turn into an
+//! envelope is kept whole (`Sb-Dlq-Kind: telegram-update`) on `sb.dlq.telegram-in`, and
+//! `switchboard dlq replay` stores it on `sb.replay.telegram-in` (stream `SB_REPLAY`), where this
+//! consumer hands it to the same update handler as a polled one: it becomes an envelope (or an
+//! event, a command), or a dead letter again with the reason.
+
+use async_nats::HeaderMap;
+use switchboard_adapter::Inbound;
+use switchboard_bus::{Bus, BusError, ConsumerSpec, Delivery, HandlerError};
+use switchboard_core::contract::{dlq_kinds, headers, streams, subjects};
+use teloxide_core::types::Update;
+use tracing::info;
+
+use crate::CHANNEL;
+use crate::agent::AgentChats;
+use crate::inbound::{DLQ_COMPONENT, Files, handle};
+
+/// Durable consumer of replayed updates (shared by every process running the inbound side).
+pub const REPLAY_CONSUMER: &str = "telegram-replay";
+
+tokio::task_local! {
+    /// The id of the replay being handled: a dead letter it leads to is named after it, so that
+    /// one failing again is not dropped as a duplicate of the dead letter it was replayed from.
+    static REPLAY: String;
+}
+
+/// Keeps the raw `update` on `sb.dlq.telegram-in` with the reason, so a replay can hand it to
+/// the update handler again.
+pub(crate) async fn dead_letter_update(bus: &Bus, update: &Update, reason: &str) -> Result<(), String> {
+    let payload = serde_json::to_vec(update).map_err(|e| e.to_string())?;
+    let mut h = HeaderMap::new();
+    h.insert(headers::DLQ_KIND, dlq_kinds::TELEGRAM_UPDATE);
+    let replay = REPLAY.try_with(|r| format!(":{r}")).unwrap_or_default();
+    let msg_id = format!("dlq:{CHANNEL}:update:{}{replay}", update.id.0);
+    bus.publish_dead_letter(DLQ_COMPONENT, &subjects::inbound(CHANNEL), reason, h, payload.into(), &msg_id)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Handles replayed updates until `inbound`'s shutdown.
+pub async fn run(inbound: Inbound, agents: Option<AgentChats>, files: Files) -> Result<(), BusError> {
+    let bus = inbound.bus()?.clone();
+    let spec = ConsumerSpec::new(DLQ_COMPONENT, streams::REPLAY, REPLAY_CONSUMER, &subjects::replay(DLQ_COMPONENT));
+    let shutdown = inbound.shutdown().clone();
+    let handler_bus = bus.clone();
+    bus.run_consumer(spec, shutdown, move |d: Delivery| {
+        let (bus, inbound, agents, files) = (handler_bus.clone(), inbound.clone(), agents.clone(), files.clone());
+        async move { replay_one(&bus, &inbound, agents.as_ref(), &files, d).await }
+    })
+    .await
+}
+
+async fn replay_one(
+    bus: &Bus,
+    inbound: &Inbound,
+    agents: Option<&AgentChats>,
+    files: &Files,
+    d: Delivery,
+) -> Result<(), HandlerError> {
+    let kind = d.headers.get(headers::DLQ_KIND).map(|v| v.as_str().to_string());
+    if kind.as_deref().is_some_and(|k| k != dlq_kinds::TELEGRAM_UPDATE) {
+        return Err(HandlerError::Reject(format!("not a telegram update but {}", kind.unwrap_or_default())));
+    }
+    let update: Update = serde_json::from_slice(&d.payload)
+        .map_err(|e| HandlerError::Reject(format!("not a readable telegram update: {e}")))?;
+    let replay_id = d
+        .headers
+        .get(headers::MSG_ID)
+        .map(|v| v.as_str().to_string())
+        .unwrap_or_else(|| format!("replay:{}", d.stream_sequence));
+    let outcome =
+        REPLAY.scope(replay_id, handle(bus, inbound, agents, files, &update)).await.map_err(HandlerError::Retry)?;
+    info!(update_id = update.id.0, ?outcome, "replayed telegram update handled");
+    Ok(())
+}
