@@ -138,12 +138,13 @@ fn component_of(m: &StreamMessage) -> String {
 /// What a dead letter holds: its `Sb-Dlq-Kind`, else (stored before that header existed) its
 /// `Sb-Schema`, else what its component dead-lettered then: the email channel raw mails (only
 /// the header block of a big one), the Telegram channel envelopes without a schema header.
-fn kind_of(m: &StreamMessage, component: &str) -> Option<String> {
-    if let Some(kind) = header(m, headers::DLQ_KIND).or_else(|| header(m, headers::SCHEMA)) {
-        return Some(kind);
+fn kind_of(stored: &HeaderMap, payload: &[u8], component: &str) -> Option<String> {
+    let named = stored.get(headers::DLQ_KIND).or_else(|| stored.get(headers::SCHEMA));
+    if let Some(kind) = named {
+        return Some(kind.as_str().to_string());
     }
     match component {
-        "email-in" if has_body(&m.payload) => Some(dlq_kinds::RAW_MAIL.into()),
+        "email-in" if has_body(payload) => Some(dlq_kinds::RAW_MAIL.into()),
         "email-in" => Some(dlq_kinds::RAW_MAIL_HEADERS.into()),
         "telegram-in" => Some("envelope/1".into()),
         _ => None,
@@ -158,7 +159,7 @@ fn has_body(raw: &[u8]) -> bool {
 /// The kind and where a replay of `m` goes (or why it cannot be replayed).
 fn target(m: &StreamMessage) -> (Option<String>, Result<String, String>) {
     let component = component_of(m);
-    let kind = kind_of(m, &component);
+    let kind = kind_of(&m.headers, &m.payload, &component);
     let subject = header(m, headers::DLQ_SUBJECT).unwrap_or_default();
     let to = dlq_replay_to(kind.as_deref(), &component, &subject);
     (kind, to)
@@ -484,5 +485,41 @@ mod tests {
         assert!(h.get(headers::DLQ_REASON).is_none());
         assert!(h.get(headers::DLQ_SUBJECT).is_none());
         assert!(h.get("Sb-Dlq-Stream-Seq").is_none());
+        let raw = replay_headers(&stored, Some(dlq_kinds::RAW_MAIL));
+        assert_eq!(
+            raw.get(headers::DLQ_KIND).map(|v| v.as_str()),
+            Some(dlq_kinds::RAW_MAIL),
+            "a raw item keeps its kind"
+        );
+    }
+
+    /// Dead letters stored before `Sb-Dlq-Kind` existed are still listed and replayed sensibly.
+    #[test]
+    fn the_kind_of_an_old_dead_letter_comes_from_its_schema_or_component() {
+        let mut schema = HeaderMap::new();
+        schema.insert(headers::SCHEMA, "outbound/1");
+        assert_eq!(kind_of(&schema, b"{}", "webhook").as_deref(), Some("outbound/1"));
+        let none = HeaderMap::new();
+        let mail = b"From: a@b.test\r\nSubject: x\r\n\r\nbody\r\n";
+        assert_eq!(kind_of(&none, mail, "email-in").as_deref(), Some(dlq_kinds::RAW_MAIL));
+        let cut = b"From: a@b.test\r\nSubject: x";
+        assert_eq!(kind_of(&none, cut, "email-in").as_deref(), Some(dlq_kinds::RAW_MAIL_HEADERS));
+        assert_eq!(kind_of(&none, b"{}", "telegram-in").as_deref(), Some("envelope/1"));
+        assert_eq!(kind_of(&none, b"{}", "somebody"), None);
+        let mut new = HeaderMap::new();
+        new.insert(headers::DLQ_KIND, dlq_kinds::TELEGRAM_UPDATE);
+        assert_eq!(kind_of(&new, b"{}", "telegram-in").as_deref(), Some(dlq_kinds::TELEGRAM_UPDATE));
+    }
+
+    #[test]
+    fn raw_items_replay_through_their_adapter_and_events_nowhere() {
+        let to = |kind: Option<&str>, component, subject| dlq_replay_to(kind, component, subject);
+        assert_eq!(to(Some(dlq_kinds::RAW_MAIL), "email-in", "sb.in.email"), Ok("sb.replay.email-in".into()));
+        assert_eq!(to(Some("telegram-update"), "telegram-in", "sb.in.telegram"), Ok("sb.replay.telegram-in".into()));
+        assert_eq!(to(Some("envelope/1"), "router-default", "sb.in.webhook"), Ok("sb.in.webhook".into()));
+        assert_eq!(to(None, "x", "sb.out.x"), Ok("sb.out.x".into()));
+        assert!(to(Some("event/1"), "webchat-events", "sb.events.assigned").is_err());
+        assert!(to(Some(dlq_kinds::RAW_MAIL_HEADERS), "email-in", "sb.in.email").is_err());
+        assert!(to(Some("outbound/1"), "webhook", "").is_err());
     }
 }
