@@ -116,7 +116,8 @@ fn dlq_kind_list() -> Vec<(&'static str, &'static str)> {
         (AgentCommand::SCHEMA, "An agent command the router gave up: replayed to `sb.agent.in`."),
         (
             dlq_kinds::EVENT,
-            "An event a reader gave up (`webchat-events`): not replayed, since it is in the audit log already.",
+            "An event a reader gave up (`webchat-events`): replayed to `sb.replay.<component>` for that reader only, \
+             since it is in the audit log already (a second copy there would count twice).",
         ),
         (
             dlq_kinds::RAW_MAIL,
@@ -211,11 +212,15 @@ fn channel_list() -> Vec<Chan> {
         Chan {
             id: "replay",
             address: Some(subjects::replay(&p("component"))),
-            description: "Replayed raw provider items (`switchboard dlq replay` of a dead letter whose `Sb-Dlq-Kind` is a raw \
-                          item): read only by the adapter of `{component}`, which handles each as if just fetched from the \
-                          provider (a raw mail goes through the email parser, a Telegram update through the update handler).",
-            params: &[("component", "The component that dead-lettered the item: `email-in`, `telegram-in`.")],
-            messages: &["rawItem"],
+            description: "Replayed dead letters that must not go back to their original subject (`switchboard dlq replay`): \
+                          raw provider items, read only by the adapter of `{component}`, which handles each as if just \
+                          fetched (a raw mail goes through the email parser, a Telegram update through the update handler), \
+                          and events, read only by the event reader that gave them up.",
+            params: &[(
+                "component",
+                "The component that dead-lettered the item: `email-in`, `telegram-in`, `webchat-events`.",
+            )],
+            messages: &["rawItem", "event"],
         },
         Chan {
             id: "routerJournal",
@@ -336,7 +341,7 @@ fn operation_list() -> Vec<Op> {
             "consumeReplay",
             "receive",
             "replay",
-            "The adapter of `{component}` (the email channel's inbound side, the Telegram channel's).",
+            "The adapter of `{component}` (the email channel's inbound side, the Telegram channel's, the web chat's event reader).",
         ),
         op("appendJournal", "send", "routerJournal", "The router holding the group's lease."),
         op("replayJournal", "receive", "routerJournal", "A router taking the lease (replays before it leads)."),

@@ -128,21 +128,28 @@ pub mod dlq_kinds {
     pub const RAW_MAIL_HEADERS: &str = "raw-mail-headers";
     /// A raw Telegram `Update` (JSON) the Telegram channel could not turn into an envelope.
     pub const TELEGRAM_UPDATE: &str = "telegram-update";
-    /// The event kind's schema id: events are the audit log, so one is never stored twice.
+    /// The event kind's schema id: events are the audit log, so one is never stored twice on
+    /// `sb.events.<kind>`; a reader that gave one up takes it back on `sb.replay.<component>`.
     pub const EVENT: &str = "event/1";
 }
 
+/// Components that read events and handle their replayed dead letters on
+/// `sb.replay.<component>` (the web chat's `webchat-events`).
+pub const EVENT_REPLAY_COMPONENTS: &[&str] = &["webchat-events"];
+
 /// Where a replay of a dead letter of `kind`, given up by `component` and originally published on
 /// `subject`, is stored: a raw provider item goes back through its adapter's parser
-/// (`sb.replay.<component>`), a stream payload back to its subject, read by the consumer that
-/// gave it up. `Err` says why there is no such place: an event is in the audit log already, and
-/// storing it again would count it twice in metrics; a truncated mail has no body to parse.
+/// (`sb.replay.<component>`), and so does an event to the reader that gave it up (on
+/// `sb.events.<kind>` every reader would see it again, and metrics would count it twice); any
+/// other payload goes back to its subject, read by the consumer that gave it up. `Err` says why
+/// there is no such place: an event reader without a replay consumer, a truncated mail.
 pub fn dlq_replay_to(kind: Option<&str>, component: &str, subject: &str) -> Result<String, String> {
     match kind {
         Some(dlq_kinds::RAW_MAIL | dlq_kinds::TELEGRAM_UPDATE) => Ok(subjects::replay(component)),
         Some(dlq_kinds::RAW_MAIL_HEADERS) => {
             Err("only the mail's headers were kept (it was too big): fetch it again from the mailbox".into())
         }
+        Some(dlq_kinds::EVENT) if EVENT_REPLAY_COMPONENTS.contains(&component) => Ok(subjects::replay(component)),
         Some(dlq_kinds::EVENT) => {
             Err("an event is already in the audit log: storing it again would count it twice".into())
         }

@@ -61,7 +61,7 @@ pub enum Dlq {
     },
     /// Puts dead letters back where they can succeed, then deletes them: a consumer's payload on
     /// its original subject, a raw mail or Telegram update through its adapter's parser
-    /// (`sb.replay.<component>`). Events are not replayed.
+    /// (`sb.replay.<component>`), an event to the reader that gave it up.
     Replay {
         #[command(flatten)]
         common: Common,

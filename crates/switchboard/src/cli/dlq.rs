@@ -6,11 +6,12 @@
 //! outbound message, an agent delivery, a command) goes back to the subject in `Sb-Dlq-Subject`,
 //! which that consumer reads; a raw provider item (a raw mail, a Telegram update) goes to
 //! `sb.replay.<component>`, where its adapter handles it again from the start (the parser), since
-//! on the original subject it would be read as an envelope. An event is not replayed (it is in
-//! the audit log already; storing it again would count it twice).
+//! on the original subject it would be read as an envelope. An event goes to
+//! `sb.replay.<component>` too, read only by the reader that gave it up (it is in the audit log
+//! already; a second copy there would count twice).
 //!
 //! A replay republishes the stored payload and headers (without the `Sb-Dlq-*` ones, except the
-//! kind for a raw item) to that subject, waits for JetStream's ack, and only then deletes the
+//! kind on `sb.replay.*`) to that subject, waits for JetStream's ack, and only then deletes the
 //! dead letter.
 //! Its `Nats-Msg-Id` is `replay:<dead letter's sequence>:<its store time in ns>`:
 //! - not the original id: the original was stored under it, so within the target stream's
@@ -288,8 +289,9 @@ pub fn replay_msg_id(m: &StreamMessage) -> String {
 }
 
 /// The headers a replay carries: the original ones, without the dead-letter headers and the
-/// dead letter's own `Nats-Msg-Id` (the replay's is set when publishing). A raw item (`kind` is
-/// one) keeps its kind, for the adapter to check and for a dead letter it gives up again.
+/// dead letter's own `Nats-Msg-Id` (the replay's is set when publishing). An item replayed to
+/// `sb.replay.<component>` (`kind` given) keeps its kind, for the component to check and for a
+/// dead letter it gives up again.
 fn replay_headers(stored: &HeaderMap, raw_kind: Option<&str>) -> HeaderMap {
     let mut out = HeaderMap::new();
     for (name, values) in stored.iter() {
@@ -512,13 +514,15 @@ mod tests {
     }
 
     #[test]
-    fn raw_items_replay_through_their_adapter_and_events_nowhere() {
+    fn raw_items_and_events_replay_to_their_component_the_rest_to_their_subject() {
         let to = |kind: Option<&str>, component, subject| dlq_replay_to(kind, component, subject);
         assert_eq!(to(Some(dlq_kinds::RAW_MAIL), "email-in", "sb.in.email"), Ok("sb.replay.email-in".into()));
         assert_eq!(to(Some("telegram-update"), "telegram-in", "sb.in.telegram"), Ok("sb.replay.telegram-in".into()));
         assert_eq!(to(Some("envelope/1"), "router-default", "sb.in.webhook"), Ok("sb.in.webhook".into()));
         assert_eq!(to(None, "x", "sb.out.x"), Ok("sb.out.x".into()));
-        assert!(to(Some("event/1"), "webchat-events", "sb.events.assigned").is_err());
+        let event = to(Some("event/1"), "webchat-events", "sb.events.assigned");
+        assert_eq!(event, Ok("sb.replay.webchat-events".into()), "to its reader only, not the audit log again");
+        assert!(to(Some("event/1"), "another-reader", "sb.events.assigned").is_err());
         assert!(to(Some(dlq_kinds::RAW_MAIL_HEADERS), "email-in", "sb.in.email").is_err());
         assert!(to(Some("outbound/1"), "webhook", "").is_err());
     }
