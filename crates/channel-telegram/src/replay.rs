@@ -26,13 +26,21 @@ tokio::task_local! {
 
 /// Keeps the raw `update` on `sb.dlq.telegram-in` with the reason, so a replay can hand it to
 /// the update handler again.
-pub(crate) async fn dead_letter_update(bus: &Bus, update: &Update, reason: &str) -> Result<(), String> {
+pub async fn dead_letter_update(bus: &Bus, update: &Update, reason: &str) -> Result<(), String> {
     let payload = serde_json::to_vec(update).map_err(|e| e.to_string())?;
+    dead_letter_raw_update(bus, &payload, &update.id.0.to_string(), reason).await
+}
+
+/// Keeps an update as Telegram sent it (JSON bytes, even one the client cannot read) on
+/// `sb.dlq.telegram-in` with the reason; `update_id` names it (the dead letter's id derives from
+/// it, so the same update given up twice is kept once).
+pub async fn dead_letter_raw_update(bus: &Bus, raw: &[u8], update_id: &str, reason: &str) -> Result<(), String> {
     let mut h = HeaderMap::new();
     h.insert(headers::DLQ_KIND, dlq_kinds::TELEGRAM_UPDATE);
     let replay = REPLAY.try_with(|r| format!(":{r}")).unwrap_or_default();
-    let msg_id = format!("dlq:{CHANNEL}:update:{}{replay}", update.id.0);
-    bus.publish_dead_letter(DLQ_COMPONENT, &subjects::inbound(CHANNEL), reason, h, payload.into(), &msg_id)
+    let msg_id = format!("dlq:{CHANNEL}:update:{update_id}{replay}");
+    let payload = bytes::Bytes::copy_from_slice(raw);
+    bus.publish_dead_letter(DLQ_COMPONENT, &subjects::inbound(CHANNEL), reason, h, payload, &msg_id)
         .await
         .map_err(|e| e.to_string())
 }
