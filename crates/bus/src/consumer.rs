@@ -383,6 +383,8 @@ impl Bus {
     /// Stores `payload` on `sb.dlq.<component>` with the reason (one line), the component and the
     /// subject it was meant for in the `Sb-Dlq-*` headers. `msg_id` names this dead letter, so a
     /// failure handled again after a crash lands in the DLQ once (it replaces any `Nats-Msg-Id`).
+    /// What the payload is (`Sb-Dlq-Kind`, which decides where a replay goes) is the caller's
+    /// `Sb-Dlq-Kind` when it set one (a raw provider item), else the payload's `Sb-Schema`.
     pub async fn publish_dead_letter(
         &self,
         component: &str,
@@ -395,6 +397,11 @@ impl Bus {
         headers.insert(headers::DLQ_REASON, one_line(reason).as_str());
         headers.insert(headers::DLQ_COMPONENT, component);
         headers.insert(headers::DLQ_SUBJECT, subject);
+        if headers.get(headers::DLQ_KIND).is_none()
+            && let Some(schema) = headers.get(headers::SCHEMA).map(|s| s.as_str().to_string())
+        {
+            headers.insert(headers::DLQ_KIND, schema.as_str());
+        }
         self.publish_raw(&subjects::dlq(component), headers, payload, msg_id).await?;
         Ok(())
     }

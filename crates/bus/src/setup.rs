@@ -15,6 +15,10 @@ pub const PRESENCE_MAX_AGE: Duration = Duration::from_secs(60);
 /// Entries kept per web-chat session transcript; older ones are dropped first.
 pub const WEBCHAT_KEEP_PER_SESSION: i64 = 1000;
 
+/// Largest size of `SB_REPLAY` (replayed raw items, each at most a dead letter's size); the
+/// oldest go first, long after their adapter handled them.
+pub const REPLAY_MAX_BYTES: i64 = 1 << 30;
+
 /// Attempts of one setup step before start-up gives up.
 const SETUP_ATTEMPTS: u32 = 8;
 
@@ -68,6 +72,7 @@ impl Bus {
                 allow_direct: true,
                 // A web-chat transcript is replayed whole into the widget: keep it bounded.
                 max_messages_per_subject: if *name == streams::WEBCHAT { WEBCHAT_KEEP_PER_SESSION } else { 0 },
+                max_bytes: if *name == streams::REPLAY { REPLAY_MAX_BYTES } else { 0 },
                 ..Default::default()
             };
             settle(&format!("stream {name}"), || js.create_or_update_stream(config.clone())).await?;

@@ -163,6 +163,7 @@ async fn rejected_payload_is_dead_lettered_at_once() {
     let h = dead.headers.unwrap();
     assert_eq!(h.get(headers::DLQ_ATTEMPTS).unwrap().as_str(), "1");
     assert!(h.get(headers::DLQ_REASON).unwrap().as_str().starts_with("invalid envelope/1"));
+    assert_eq!(h.get(headers::DLQ_KIND).unwrap().as_str(), "envelope/1", "what it holds, from its schema header");
     shutdown.cancel();
     task.await.unwrap().unwrap();
 }

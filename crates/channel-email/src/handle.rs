@@ -10,7 +10,7 @@ use bytes::Bytes;
 use switchboard_adapter::{Inbound, InboundError, conversation_ref, csat_event, publish_csat};
 use switchboard_bus::outcomes::{self, InboundOutcome};
 use switchboard_bus::{Bus, BusSlot};
-use switchboard_core::contract::{ATTACHMENTS_STORE, buckets, subjects};
+use switchboard_core::contract::{ATTACHMENTS_STORE, buckets, dlq_kinds, headers, subjects};
 use switchboard_core::envelope::AttachmentRef;
 use switchboard_core::{Customer, Envelope, Event, EventKind};
 use tracing::{debug, info, warn};
@@ -396,9 +396,11 @@ impl Handler {
     ) -> Result<Outcome, EmailError> {
         let mut h = HeaderMap::new();
         h.insert("Sb-Raw-Ref", raw_ref);
+        h.insert(headers::DLQ_KIND, dlq_kinds::RAW_MAIL);
         let payload = if raw.len() <= DLQ_MAX_BYTES {
             Bytes::copy_from_slice(raw)
         } else {
+            h.insert(headers::DLQ_KIND, dlq_kinds::RAW_MAIL_HEADERS);
             // The headers are what an operator needs to find it in the mailbox.
             let end = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(DLQ_MAX_BYTES.min(raw.len()));
             Bytes::copy_from_slice(&raw[..end.min(DLQ_MAX_BYTES)])

@@ -17,6 +17,7 @@ mod imap;
 mod inbound;
 mod outbound;
 pub mod parse;
+pub mod replay;
 mod smtp;
 pub mod token;
 
@@ -105,10 +106,16 @@ impl Channel for EmailChannel {
                 tokio::spawn(async move { watcher.run(inbound).await })
             })
             .collect();
+        // Replayed dead letters are mail too: handled by whoever watches the mailboxes.
+        let replays = tokio::spawn(replay::run(self.handler.clone(), inbound.clone()));
         for w in watchers {
             w.await.map_err(|e| AdapterError::Other(format!("mailbox watcher: {e}")))?;
         }
-        Ok(())
+        match replays.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(AdapterError::Other(format!("mail replays: {e}"))),
+            Err(e) => Err(AdapterError::Other(format!("mail replays: {e}"))),
+        }
     }
 
     async fn send(&self, message: &OutboundMessage) -> Result<SendReceipt, SendError> {

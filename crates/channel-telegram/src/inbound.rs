@@ -183,8 +183,8 @@ impl Poller {
                     return Err(format!("getUpdates: unreadable answer: {e}"));
                 };
                 warn!(update_id = id, error = %e, "unreadable telegram update dead-lettered");
-                dead_letter(bus, &text, &format!("unreadable update {id}: {e}"), &format!("dlq:telegram:update:{id}"))
-                    .await?;
+                let reason = format!("unreadable update {id}: {e}");
+                crate::replay::dead_letter_raw_update(bus, text.as_bytes(), &id.to_string(), &reason).await?;
                 outcomes::record(CHANNEL, InboundOutcome::DeadLetter);
                 state.isolate = false;
                 *offset = Some(id + 1);
@@ -361,8 +361,8 @@ async fn publish(inbound: &Inbound, bus: &Bus, envelope: Envelope, raw: &str) ->
         // A flood from one chat or a message the contract refuses: kept as a dead letter, not routed.
         Err(e) => {
             warn!(reason = %e, "telegram message refused");
-            let msg_id = format!("dlq:telegram:{}", envelope.provider_message_id);
-            dead_letter(bus, raw, &e.to_string(), &msg_id).await?;
+            crate::replay::dead_letter_raw_update(bus, raw.as_bytes(), &envelope.provider_message_id, &e.to_string())
+                .await?;
             Ok(UpdateOutcome::DeadLettered(e.to_string()))
         }
     }
@@ -371,14 +371,6 @@ async fn publish(inbound: &Inbound, bus: &Bus, envelope: Envelope, raw: &str) ->
 /// The dead-letter component of inbound Telegram messages: `sb.dlq.telegram-in`. A dead letter's
 /// payload is the update exactly as Telegram sent it, so a replay hands it to [`handle_update`].
 pub const DLQ_COMPONENT: &str = "telegram-in";
-
-async fn dead_letter(bus: &Bus, raw: &str, reason: &str, msg_id: &str) -> Result<(), String> {
-    let subject = subjects::inbound(CHANNEL);
-    let payload = bytes::Bytes::copy_from_slice(raw.as_bytes());
-    bus.publish_dead_letter(DLQ_COMPONENT, &subject, reason, Default::default(), payload, msg_id)
-        .await
-        .map_err(|e| e.to_string())
-}
 
 async fn record(
     bus: &Bus,

@@ -16,6 +16,7 @@ mod inbound;
 mod kinds;
 mod outbound;
 mod progress;
+pub mod replay;
 pub mod webhook;
 
 use switchboard_adapter::{AdapterError, Channel, Inbound, SendError, SendReceipt};
@@ -128,6 +129,8 @@ impl Channel for TelegramChannel {
     }
 
     async fn run_inbound(&self, inbound: Inbound) -> Result<(), AdapterError> {
+        // Replayed dead letters are updates too: handled by whoever runs the inbound side.
+        let replays = tokio::spawn(replay::run(inbound.clone(), Some(self.agents.clone()), self.files.clone()));
         match &self.webhook {
             // Updates arrive on the route; registering tells Telegram where (retried until it works).
             Some((url, secret)) => {
@@ -144,7 +147,10 @@ impl Channel for TelegramChannel {
             }
             None => self.poller.run(inbound).await,
         }
-        Ok(())
+        match replays.await {
+            Ok(outcome) => Ok(outcome?),
+            Err(e) => Err(AdapterError::Other(format!("update replays: {e}"))),
+        }
     }
 
     fn routes(&self, inbound: Inbound) -> Option<axum::Router> {

@@ -35,7 +35,7 @@ pub(crate) async fn run_events(shared: Arc<Shared>, bus: Bus, stop: Cancellation
         .await
 }
 
-async fn on_event(shared: &Shared, bus: &Bus, delivery: Delivery) -> Result<(), HandlerError> {
+pub(crate) async fn on_event(shared: &Shared, bus: &Bus, delivery: Delivery) -> Result<(), HandlerError> {
     let wanted = [EventKind::Assigned, EventKind::Resolved].map(|k| subjects::event(k.as_str()));
     if !wanted.contains(&delivery.subject) {
         return Ok(());

@@ -16,6 +16,7 @@ mod error;
 mod events;
 mod http;
 mod hub;
+mod replay;
 mod server;
 pub mod session;
 mod socket;
@@ -126,6 +127,7 @@ impl Channel for WebchatChannel {
             tokio::spawn(async move { hub.run_feed(bus, stop).await })
         };
         let typing = tokio::spawn(events::run_typing(shared.clone(), bus.clone(), stop.clone()));
+        let replays = tokio::spawn(replay::run_event_replays(shared.clone(), bus.clone(), stop.clone()));
         let housekeeping = {
             let (shared, stop) = (shared.clone(), stop.clone());
             tokio::spawn(async move {
@@ -137,7 +139,7 @@ impl Channel for WebchatChannel {
         };
         info!(origins = self.cfg.allowed_origins.len(), "web chat running");
         let events = events::run_events(shared, bus, stop).await;
-        let _ = tokio::join!(feed, typing, housekeeping);
+        let _ = tokio::join!(feed, typing, housekeeping, replays);
         events.map_err(AdapterError::from)
     }
 

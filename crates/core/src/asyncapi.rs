@@ -9,7 +9,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::contract::{self, buckets, headers, streams, subjects};
+use crate::contract::{self, buckets, dlq_kinds, headers, streams, subjects};
 use crate::{AgentCommand, AgentDelivery, Contract, Envelope, Event, OutboundMessage};
 
 /// The AsyncAPI version the document follows.
@@ -100,7 +100,38 @@ pub fn document() -> Value {
         "x-switchboard-streams": stream_list,
         "x-switchboard-buckets": buckets::ALL,
         "x-switchboard-object-stores": contract::OBJECT_STORES,
+        "x-switchboard-dlq-kinds": dlq_kind_list().into_iter().map(|(k, what)| (k.to_string(), Value::from(what))).collect::<Map<_, _>>(),
     })
+}
+
+/// What dead letters hold (`Sb-Dlq-Kind`) and where `switchboard dlq replay` puts each.
+fn dlq_kind_list() -> Vec<(&'static str, &'static str)> {
+    vec![
+        (Envelope::SCHEMA, "An envelope the router gave up: replayed to its `sb.in.<channel>`."),
+        (OutboundMessage::SCHEMA, "A message its channel could not deliver: replayed to its `sb.out.<channel>`."),
+        (
+            AgentDelivery::SCHEMA,
+            "A delivery an agent endpoint could not deliver: replayed to its `sb.agent.out.<kind>`.",
+        ),
+        (AgentCommand::SCHEMA, "An agent command the router gave up: replayed to `sb.agent.in`."),
+        (
+            dlq_kinds::EVENT,
+            "An event a reader gave up (`webchat-events`): replayed to `sb.replay.<component>` for that reader only, \
+             since it is in the audit log already (a second copy there would count twice).",
+        ),
+        (
+            dlq_kinds::RAW_MAIL,
+            "A raw mail the email channel could not turn into an envelope: replayed to `sb.replay.email-in`, through the parser.",
+        ),
+        (
+            dlq_kinds::RAW_MAIL_HEADERS,
+            "The header block of a raw mail too big to keep: not replayable (fetch it from the mailbox at `Sb-Raw-Ref`).",
+        ),
+        (
+            dlq_kinds::TELEGRAM_UPDATE,
+            "A raw Telegram update the channel could not turn into an envelope: replayed to `sb.replay.telegram-in`, through the update handler.",
+        ),
+    ]
 }
 
 /// The stream whose subjects capture `address` (placeholders count as any one token).
@@ -173,9 +204,23 @@ fn channel_list() -> Vec<Chan> {
             description: "Dead letters: the original message (payload and headers) plus why and where it was given up.",
             params: &[(
                 "component",
-                "The component (consumer) that gave up: `router-<group>`, a channel's name (`webhook`, `email`, ...), `agent-<kind>`.",
+                "The component that gave up: `router-<group>`, a channel's name (`webhook`, `email`, ...), `agent-<kind>`, \
+                 `email-in` and `telegram-in` (raw items the adapter could not turn into an envelope), `webchat-events`.",
             )],
             messages: &["deadLetter"],
+        },
+        Chan {
+            id: "replay",
+            address: Some(subjects::replay(&p("component"))),
+            description: "Replayed dead letters that must not go back to their original subject (`switchboard dlq replay`): \
+                          raw provider items, read only by the adapter of `{component}`, which handles each as if just \
+                          fetched (a raw mail goes through the email parser, a Telegram update through the update handler), \
+                          and events, read only by the event reader that gave them up.",
+            params: &[(
+                "component",
+                "The component that dead-lettered the item: `email-in`, `telegram-in`, `webchat-events`.",
+            )],
+            messages: &["rawItem", "event"],
         },
         Chan {
             id: "routerJournal",
@@ -291,6 +336,13 @@ fn operation_list() -> Vec<Op> {
             "deadLetters",
             "Operators: `switchboard dlq` lists, replays and drops them.",
         ),
+        op("publishReplay", "send", "replay", "Operators: `switchboard dlq replay` of a raw item's dead letter."),
+        op(
+            "consumeReplay",
+            "receive",
+            "replay",
+            "The adapter of `{component}` (the email channel's inbound side, the Telegram channel's, the web chat's event reader).",
+        ),
         op("appendJournal", "send", "routerJournal", "The router holding the group's lease."),
         op("replayJournal", "receive", "routerJournal", "A router taking the lease (replays before it leads)."),
         rpc("requestQueue", "send", "routerQueue", "The agent API (`GET /v1/queue`).", "queueReply"),
@@ -380,7 +432,10 @@ fn stored(schema_id: &str, file: &str, title: &str, msg_id: &str) -> Value {
             "properties": {
                 (headers::SCHEMA): { "type": "string", "const": schema_id, "description": "The payload's schema id." },
                 (headers::MSG_ID): { "type": "string", "description": msg_id },
-                (headers::NOT_BEFORE): { "type": "string", "description": "Set on a copy stored again because its receiver asked to wait: not handled before this time (Unix milliseconds)." },
+                (headers::NOT_BEFORE): {
+                    "type": "string",
+                    "description": "On a copy stored again because its receiver asked to wait: not handled before this time (Unix milliseconds).",
+                },
             },
         },
         "payload": { "schemaFormat": SCHEMA_FORMAT, "schema": { "$ref": format!("{SCHEMA_DIR}{file}") } },
@@ -418,6 +473,19 @@ fn messages() -> Value {
         headers::MSG_ID.into(),
         json!({ "type": "string", "description": "The original message's de-duplication id." }),
     );
+    dlq_headers.insert(
+        headers::DLQ_KIND.into(),
+        json!({
+            "type": "string",
+            "description": "What the payload is: the original's schema id, or a raw provider item's kind \
+                            (`x-switchboard-dlq-kinds`). Absent on dead letters stored before it existed: \
+                            then `Sb-Schema` says it.",
+            "examples": dlq_kind_list().iter().map(|(k, _)| *k).collect::<Vec<_>>(),
+        }),
+    );
+    let raw_ref =
+        "Raw provider items: where the item is at the provider (for a mail: `imap:<mailbox>:<UIDVALIDITY>:<UID>`).";
+    dlq_headers.insert(headers::RAW_REF.into(), json!({ "type": "string", "description": raw_ref }));
     json!({
         "envelope": stored(Envelope::SCHEMA, file_of(Envelope::SCHEMA), "An inbound customer message",
             "`<channel>:<provider message id>`: the same provider message twice is stored once."),
@@ -434,6 +502,21 @@ fn messages() -> Value {
             "description": "The original payload, unchanged, with the original headers and the dead-letter headers.",
             "headers": { "type": "object", "required": headers::DLQ, "properties": dlq_headers },
             "payload": { "description": "The original message's payload (any content type)." },
+        },
+        "rawItem": {
+            "title": "A raw provider item, replayed",
+            "description": "The dead letter's payload unchanged (a raw mail, a Telegram `Update` as JSON), its kind in \
+                            `Sb-Dlq-Kind` and, for a mail, `Sb-Raw-Ref`.",
+            "headers": {
+                "type": "object",
+                "required": [headers::DLQ_KIND, headers::MSG_ID],
+                "properties": {
+                    (headers::DLQ_KIND): { "type": "string", "enum": [dlq_kinds::RAW_MAIL, dlq_kinds::TELEGRAM_UPDATE] },
+                    (headers::MSG_ID): { "type": "string", "description": "`replay:<dead letter's sequence>:<its store time in ns>`." },
+                    (headers::RAW_REF): { "type": "string", "description": raw_ref },
+                },
+            },
+            "payload": { "description": "The raw item's bytes." },
         },
         "journalEntry": plain("A router journal entry", json!({ "description": "Internal to the router; not part of the public contract." })),
         "commandResult": plain("A command's verdict", json!({

@@ -20,6 +20,9 @@ pub mod streams {
     /// Web-chat transcripts, one subject per visitor session: what the widget shows, in order,
     /// and what it replays after a reload or a reconnect.
     pub const WEBCHAT: &str = "SB_WEBCHAT";
+    /// Replayed raw provider items (a raw mail, a raw Telegram update), one subject per
+    /// component, read only by that component's adapter, which handles them as if just fetched.
+    pub const REPLAY: &str = "SB_REPLAY";
 
     /// Every stream with the subjects it captures.
     pub const ALL: &[(&str, &[&str])] = &[
@@ -30,6 +33,7 @@ pub mod streams {
         (DLQ, &["sb.dlq.>"]),
         (ROUTER, &["sb.router.journal.>"]),
         (WEBCHAT, &["sb.webchat.>"]),
+        (REPLAY, &["sb.replay.>"]),
     ];
 }
 
@@ -106,6 +110,52 @@ pub mod subjects {
     pub fn dlq(component: &str) -> String {
         format!("sb.dlq.{component}")
     }
+
+    /// Replayed raw provider items for one component's adapter: `sb.replay.<component>`.
+    pub fn replay(component: &str) -> String {
+        format!("sb.replay.{component}")
+    }
+}
+
+/// What a dead letter holds (header `Sb-Dlq-Kind`): a payload that was on a stream subject is
+/// named by its schema id (`envelope/1`, `outbound/1`, `agent-delivery/1`, `command/1`, `event/1`);
+/// a raw provider item that never became one by one of these names.
+pub mod dlq_kinds {
+    /// A raw mail (RFC 5322 bytes) the email channel could not turn into an envelope.
+    pub const RAW_MAIL: &str = "raw-mail";
+    /// Only the header block of a raw mail too big to keep whole: not replayable (fetch the mail
+    /// from the mailbox named by `Sb-Raw-Ref`).
+    pub const RAW_MAIL_HEADERS: &str = "raw-mail-headers";
+    /// A raw Telegram `Update` (JSON) the Telegram channel could not turn into an envelope.
+    pub const TELEGRAM_UPDATE: &str = "telegram-update";
+    /// The event kind's schema id: events are the audit log, so one is never stored twice on
+    /// `sb.events.<kind>`; a reader that gave one up takes it back on `sb.replay.<component>`.
+    pub const EVENT: &str = "event/1";
+}
+
+/// Components that read events and handle their replayed dead letters on
+/// `sb.replay.<component>` (the web chat's `webchat-events`).
+pub const EVENT_REPLAY_COMPONENTS: &[&str] = &["webchat-events"];
+
+/// Where a replay of a dead letter of `kind`, given up by `component` and originally published on
+/// `subject`, is stored: a raw provider item goes back through its adapter's parser
+/// (`sb.replay.<component>`), and so does an event to the reader that gave it up (on
+/// `sb.events.<kind>` every reader would see it again, and metrics would count it twice); any
+/// other payload goes back to its subject, read by the consumer that gave it up. `Err` says why
+/// there is no such place: an event reader without a replay consumer, a truncated mail.
+pub fn dlq_replay_to(kind: Option<&str>, component: &str, subject: &str) -> Result<String, String> {
+    match kind {
+        Some(dlq_kinds::RAW_MAIL | dlq_kinds::TELEGRAM_UPDATE) => Ok(subjects::replay(component)),
+        Some(dlq_kinds::RAW_MAIL_HEADERS) => {
+            Err("only the mail's headers were kept (it was too big): fetch it again from the mailbox".into())
+        }
+        Some(dlq_kinds::EVENT) if EVENT_REPLAY_COMPONENTS.contains(&component) => Ok(subjects::replay(component)),
+        Some(dlq_kinds::EVENT) => {
+            Err("an event is already in the audit log: storing it again would count it twice".into())
+        }
+        _ if subject.is_empty() => Err(format!("no {} header: the original subject is unknown", headers::DLQ_SUBJECT)),
+        _ => Ok(subject.to_string()),
+    }
 }
 
 /// JetStream key-value buckets, each written by its one owner.
@@ -167,14 +217,30 @@ pub mod headers {
     pub const DLQ_SUBJECT: &str = "Sb-Dlq-Subject";
     /// Dead letters: the original stream sequence, for audit.
     pub const DLQ_STREAM_SEQ: &str = "Sb-Dlq-Stream-Seq";
+    /// Dead letters: what the payload is (see [`super::dlq_kinds`]), which decides where a replay
+    /// goes ([`super::dlq_replay_to`]).
+    pub const DLQ_KIND: &str = "Sb-Dlq-Kind";
+    /// Raw provider items (dead letters, replays): where the item is at the provider, e.g. the
+    /// mailbox, UIDVALIDITY and UID of a mail.
+    pub const RAW_REF: &str = "Sb-Raw-Ref";
     /// A message stored again because its receiver asked to wait: not handled before this time
     /// (Unix milliseconds).
     pub const NOT_BEFORE: &str = "Sb-Not-Before";
     /// The headers only dead letters carry, in the order they are documented.
     pub const DLQ: &[&str] = &[DLQ_REASON, DLQ_COMPONENT, DLQ_ATTEMPTS, DLQ_SUBJECT, DLQ_STREAM_SEQ];
     /// Every header of the contract.
-    pub const ALL: &[&str] =
-        &[SCHEMA, MSG_ID, NOT_BEFORE, DLQ_REASON, DLQ_COMPONENT, DLQ_ATTEMPTS, DLQ_SUBJECT, DLQ_STREAM_SEQ];
+    pub const ALL: &[&str] = &[
+        SCHEMA,
+        MSG_ID,
+        NOT_BEFORE,
+        DLQ_REASON,
+        DLQ_COMPONENT,
+        DLQ_ATTEMPTS,
+        DLQ_SUBJECT,
+        DLQ_STREAM_SEQ,
+        DLQ_KIND,
+        RAW_REF,
+    ];
 }
 
 /// De-duplication id of an inbound message: `<channel>:<provider message id>`.

@@ -44,7 +44,8 @@ impl Pick {
 /// `switchboard dlq ...`.
 #[derive(Subcommand, Debug)]
 pub enum Dlq {
-    /// Lists dead letters, oldest first: reason, component, attempts, subject, age, size.
+    /// Lists dead letters, oldest first: component, what each holds (kind), where a replay puts
+    /// it, attempts, age, size, reason.
     List {
         #[command(flatten)]
         common: Common,
@@ -58,7 +59,9 @@ pub enum Dlq {
         #[arg(long)]
         show_body: bool,
     },
-    /// Republishes dead letters to their original subject, then deletes them.
+    /// Puts dead letters back where they can succeed, then deletes them: a consumer's payload on
+    /// its original subject, a raw mail or Telegram update through its adapter's parser
+    /// (`sb.replay.<component>`), an event to the reader that gave it up.
     Replay {
         #[command(flatten)]
         common: Common,

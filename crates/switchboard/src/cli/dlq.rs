@@ -1,8 +1,18 @@
-//! `switchboard dlq list|replay|drop`: the dead letters in `SB_DLQ`, put back on their original
-//! subject, or deleted.
+//! `switchboard dlq list|replay|drop`: the dead letters in `SB_DLQ`, put back where they can
+//! succeed, or deleted.
 //!
-//! A replay republishes the stored payload and headers (without the `Sb-Dlq-*` ones) to the
-//! subject in `Sb-Dlq-Subject`, waits for JetStream's ack, and only then deletes the dead letter.
+//! Where a replay goes depends on what the dead letter holds (its kind, see
+//! [`switchboard_core::contract::dlq_replay_to`]): a payload a consumer gave up (an envelope, an
+//! outbound message, an agent delivery, a command) goes back to the subject in `Sb-Dlq-Subject`,
+//! which that consumer reads; a raw provider item (a raw mail, a Telegram update) goes to
+//! `sb.replay.<component>`, where its adapter handles it again from the start (the parser), since
+//! on the original subject it would be read as an envelope. An event goes to
+//! `sb.replay.<component>` too, read only by the reader that gave it up (it is in the audit log
+//! already; a second copy there would count twice).
+//!
+//! A replay republishes the stored payload and headers (without the `Sb-Dlq-*` ones, except the
+//! kind on `sb.replay.*`) to that subject, waits for JetStream's ack, and only then deletes the
+//! dead letter.
 //! Its `Nats-Msg-Id` is `replay:<dead letter's sequence>:<its store time in ns>`:
 //! - not the original id: the original was stored under it, so within the target stream's
 //!   de-duplication window JetStream would acknowledge the replay as a duplicate and drop it;
@@ -24,7 +34,7 @@ use async_nats::jetstream::stream::{RawMessageErrorKind, Stream};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use switchboard_bus::Bus;
-use switchboard_core::contract::{headers, streams, subjects};
+use switchboard_core::contract::{dlq_kinds, dlq_replay_to, headers, streams, subjects};
 
 use super::{EXIT_PROBLEM, Format, Output, Table, human_age, secs_since};
 
@@ -38,8 +48,16 @@ pub struct DeadLetter {
     pub seq: u64,
     /// The component that gave it up.
     pub component: String,
-    /// The subject it was published on originally, where a replay puts it.
+    /// What it holds: a schema id (`envelope/1`, `outbound/1`, `agent-delivery/1`, `command/1`,
+    /// `event/1`), a raw provider item (`raw-mail`, `telegram-update`), or `unknown`.
+    pub kind: String,
+    /// The subject it was published on originally (or was meant for).
     pub subject: String,
+    /// Where a replay puts it; `None` when it cannot be replayed (`not_replayable` says why).
+    pub replay_to: Option<String>,
+    /// Why it cannot be replayed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_replayable: Option<String>,
     /// Why it was given up.
     pub reason: String,
     /// Deliveries attempted.
@@ -76,6 +94,9 @@ pub struct Outcome {
     pub outcome: String,
     /// The component that gave it up, when found.
     pub component: Option<String>,
+    /// What it holds (see [`DeadLetter::kind`]), for a replay.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
     /// The subject it was replayed to.
     pub subject: Option<String>,
     /// Where the replay was stored.
@@ -108,14 +129,53 @@ fn header(m: &StreamMessage, name: &str) -> Option<String> {
     m.headers.get(name).map(|v| v.as_str().to_string())
 }
 
+/// The component that gave a dead letter up.
+fn component_of(m: &StreamMessage) -> String {
+    let prefix = subjects::dlq("");
+    header(m, headers::DLQ_COMPONENT)
+        .unwrap_or_else(|| m.subject.strip_prefix(&prefix).unwrap_or(&m.subject).to_string())
+}
+
+/// What a dead letter holds: its `Sb-Dlq-Kind`, else (stored before that header existed) its
+/// `Sb-Schema`, else what its component dead-lettered then: the email channel raw mails (only
+/// the header block of a big one), the Telegram channel envelopes without a schema header.
+fn kind_of(stored: &HeaderMap, payload: &[u8], component: &str) -> Option<String> {
+    let named = stored.get(headers::DLQ_KIND).or_else(|| stored.get(headers::SCHEMA));
+    if let Some(kind) = named {
+        return Some(kind.as_str().to_string());
+    }
+    match component {
+        "email-in" if has_body(payload) => Some(dlq_kinds::RAW_MAIL.into()),
+        "email-in" => Some(dlq_kinds::RAW_MAIL_HEADERS.into()),
+        "telegram-in" => Some("envelope/1".into()),
+        _ => None,
+    }
+}
+
+/// Whether a raw mail has a body after its header block (a blank line).
+fn has_body(raw: &[u8]) -> bool {
+    raw.windows(4).any(|w| w == b"\r\n\r\n") || raw.windows(2).any(|w| w == b"\n\n")
+}
+
+/// The kind and where a replay of `m` goes (or why it cannot be replayed).
+fn target(m: &StreamMessage) -> (Option<String>, Result<String, String>) {
+    let component = component_of(m);
+    let kind = kind_of(&m.headers, &m.payload, &component);
+    let subject = header(m, headers::DLQ_SUBJECT).unwrap_or_default();
+    let to = dlq_replay_to(kind.as_deref(), &component, &subject);
+    (kind, to)
+}
+
 /// A stored dead letter as listed.
 fn describe(m: &StreamMessage, show_body: bool) -> DeadLetter {
-    let prefix = subjects::dlq("");
+    let (kind, to) = target(m);
     DeadLetter {
         seq: m.sequence,
-        component: header(m, headers::DLQ_COMPONENT)
-            .unwrap_or_else(|| m.subject.strip_prefix(&prefix).unwrap_or(&m.subject).to_string()),
+        component: component_of(m),
+        kind: kind.unwrap_or_else(|| "unknown".into()),
         subject: header(m, headers::DLQ_SUBJECT).unwrap_or_default(),
+        not_replayable: to.as_ref().err().cloned(),
+        replay_to: to.ok(),
         reason: header(m, headers::DLQ_REASON).unwrap_or_default(),
         attempts: header(m, headers::DLQ_ATTEMPTS).and_then(|a| a.parse().ok()),
         original_seq: header(m, headers::DLQ_STREAM_SEQ).and_then(|a| a.parse().ok()),
@@ -215,6 +275,7 @@ fn outcome(seq: u64, what: &str) -> Outcome {
         seq,
         outcome: what.into(),
         component: None,
+        kind: None,
         subject: None,
         replayed_to: None,
         duplicate: false,
@@ -228,8 +289,10 @@ pub fn replay_msg_id(m: &StreamMessage) -> String {
 }
 
 /// The headers a replay carries: the original ones, without the dead-letter headers and the
-/// dead letter's own `Nats-Msg-Id` (the replay's is set when publishing).
-fn replay_headers(stored: &HeaderMap) -> HeaderMap {
+/// dead letter's own `Nats-Msg-Id` (the replay's is set when publishing). An item replayed to
+/// `sb.replay.<component>` (`kind` given) keeps its kind, for the component to check and for a
+/// dead letter it gives up again.
+fn replay_headers(stored: &HeaderMap, raw_kind: Option<&str>) -> HeaderMap {
     let mut out = HeaderMap::new();
     for (name, values) in stored.iter() {
         let n: &str = name.as_ref();
@@ -240,6 +303,9 @@ fn replay_headers(stored: &HeaderMap) -> HeaderMap {
             out.append(name.clone(), v.clone());
         }
     }
+    if let Some(kind) = raw_kind {
+        out.insert(headers::DLQ_KIND, kind);
+    }
     out
 }
 
@@ -248,7 +314,8 @@ fn matches(m: &StreamMessage, component: Option<&str>) -> bool {
     component.is_none_or(|c| m.subject.as_str() == subjects::dlq(c))
 }
 
-/// Replays the selected dead letters to their original subjects and deletes each once stored.
+/// Replays the selected dead letters to where each can succeed (see the module docs) and deletes
+/// each once stored.
 pub async fn replay(bus: &Bus, selection: &Selection, component: Option<&str>) -> anyhow::Result<Vec<Outcome>> {
     let stream = dlq_stream(bus).await?;
     let mut out = Vec::new();
@@ -258,21 +325,27 @@ pub async fn replay(bus: &Bus, selection: &Selection, component: Option<&str>) -
             continue;
         };
         let mut o = outcome(seq, "replayed");
-        o.component = Some(describe(&m, false).component);
+        o.component = Some(component_of(&m));
         if !matches(&m, component) {
             o.outcome = "skipped".into();
             out.push(o);
             continue;
         }
-        let Some(subject) = header(&m, headers::DLQ_SUBJECT).filter(|s| !s.is_empty()) else {
-            o.outcome = "failed".into();
-            o.error = Some(format!("no {} header: the original subject is unknown", headers::DLQ_SUBJECT));
-            out.push(o);
-            continue;
+        let (kind, to) = target(&m);
+        o.kind = kind.clone();
+        let subject = match to {
+            Ok(subject) => subject,
+            Err(why) => {
+                o.outcome = "failed".into();
+                o.error = Some(format!("not replayable ({}): {why}", kind.as_deref().unwrap_or("unknown")));
+                out.push(o);
+                continue;
+            }
         };
         o.subject = Some(subject.clone());
-        let published =
-            bus.publish_raw(&subject, replay_headers(&m.headers), m.payload.clone(), &replay_msg_id(&m)).await;
+        let raw_kind = kind.as_deref().filter(|_| subject.starts_with(&subjects::replay("")));
+        let headers = replay_headers(&m.headers, raw_kind);
+        let published = bus.publish_raw(&subject, headers, m.payload.clone(), &replay_msg_id(&m)).await;
         match published {
             Ok(p) => {
                 o.replayed_to = Some(Stored { stream: p.stream, sequence: p.sequence });
@@ -302,7 +375,7 @@ pub async fn drop(bus: &Bus, selection: &Selection, component: Option<&str>) -> 
             continue;
         };
         let mut o = outcome(seq, "dropped");
-        o.component = Some(describe(&m, false).component);
+        o.component = Some(component_of(&m));
         if !matches(&m, component) {
             o.outcome = "skipped".into();
         } else if let Err(e) = stream.delete_message(seq).await {
@@ -319,12 +392,13 @@ pub fn render_listing(l: &Listing) -> String {
     if l.dead_letters.is_empty() {
         return "no dead letters\n".into();
     }
-    let mut t = Table::new(&["seq", "component", "subject", "attempts", "age", "size", "reason"]);
+    let mut t = Table::new(&["seq", "component", "kind", "replay to", "attempts", "age", "size", "reason"]);
     for d in &l.dead_letters {
         t.row(vec![
             d.seq.to_string(),
             d.component.clone(),
-            d.subject.clone(),
+            d.kind.clone(),
+            d.replay_to.clone().unwrap_or_else(|| "- (not replayable)".into()),
             d.attempts.map(|a| a.to_string()).unwrap_or_else(|| "-".into()),
             human_age(d.age_secs),
             d.size.to_string(),
@@ -360,7 +434,11 @@ pub fn render_outcomes(outcomes: &[Outcome]) -> String {
             ),
             (None, None) => String::new(),
         };
-        let component = o.component.as_deref().map(|c| format!(" [{c}]")).unwrap_or_default();
+        let component = match (&o.component, &o.kind) {
+            (Some(c), Some(k)) => format!(" [{c}, {k}]"),
+            (Some(c), None) => format!(" [{c}]"),
+            _ => String::new(),
+        };
         out += &format!("  {}{component} {}{detail}\n", o.seq, o.outcome);
     }
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
@@ -403,11 +481,49 @@ mod tests {
         stored.insert(headers::DLQ_REASON, "400");
         stored.insert(headers::DLQ_SUBJECT, "sb.out.webhook");
         stored.insert("Sb-Dlq-Stream-Seq", "7");
-        let h = replay_headers(&stored);
+        let h = replay_headers(&stored, None);
         assert_eq!(h.get(headers::SCHEMA).map(|v| v.as_str()), Some("outbound/1"));
         assert!(h.get(headers::MSG_ID).is_none());
         assert!(h.get(headers::DLQ_REASON).is_none());
         assert!(h.get(headers::DLQ_SUBJECT).is_none());
         assert!(h.get("Sb-Dlq-Stream-Seq").is_none());
+        let raw = replay_headers(&stored, Some(dlq_kinds::RAW_MAIL));
+        assert_eq!(
+            raw.get(headers::DLQ_KIND).map(|v| v.as_str()),
+            Some(dlq_kinds::RAW_MAIL),
+            "a raw item keeps its kind"
+        );
+    }
+
+    /// Dead letters stored before `Sb-Dlq-Kind` existed are still listed and replayed sensibly.
+    #[test]
+    fn the_kind_of_an_old_dead_letter_comes_from_its_schema_or_component() {
+        let mut schema = HeaderMap::new();
+        schema.insert(headers::SCHEMA, "outbound/1");
+        assert_eq!(kind_of(&schema, b"{}", "webhook").as_deref(), Some("outbound/1"));
+        let none = HeaderMap::new();
+        let mail = b"From: a@b.test\r\nSubject: x\r\n\r\nbody\r\n";
+        assert_eq!(kind_of(&none, mail, "email-in").as_deref(), Some(dlq_kinds::RAW_MAIL));
+        let cut = b"From: a@b.test\r\nSubject: x";
+        assert_eq!(kind_of(&none, cut, "email-in").as_deref(), Some(dlq_kinds::RAW_MAIL_HEADERS));
+        assert_eq!(kind_of(&none, b"{}", "telegram-in").as_deref(), Some("envelope/1"));
+        assert_eq!(kind_of(&none, b"{}", "somebody"), None);
+        let mut new = HeaderMap::new();
+        new.insert(headers::DLQ_KIND, dlq_kinds::TELEGRAM_UPDATE);
+        assert_eq!(kind_of(&new, b"{}", "telegram-in").as_deref(), Some(dlq_kinds::TELEGRAM_UPDATE));
+    }
+
+    #[test]
+    fn raw_items_and_events_replay_to_their_component_the_rest_to_their_subject() {
+        let to = |kind: Option<&str>, component, subject| dlq_replay_to(kind, component, subject);
+        assert_eq!(to(Some(dlq_kinds::RAW_MAIL), "email-in", "sb.in.email"), Ok("sb.replay.email-in".into()));
+        assert_eq!(to(Some("telegram-update"), "telegram-in", "sb.in.telegram"), Ok("sb.replay.telegram-in".into()));
+        assert_eq!(to(Some("envelope/1"), "router-default", "sb.in.webhook"), Ok("sb.in.webhook".into()));
+        assert_eq!(to(None, "x", "sb.out.x"), Ok("sb.out.x".into()));
+        let event = to(Some("event/1"), "webchat-events", "sb.events.assigned");
+        assert_eq!(event, Ok("sb.replay.webchat-events".into()), "to its reader only, not the audit log again");
+        assert!(to(Some("event/1"), "another-reader", "sb.events.assigned").is_err());
+        assert!(to(Some(dlq_kinds::RAW_MAIL_HEADERS), "email-in", "sb.in.email").is_err());
+        assert!(to(Some("outbound/1"), "webhook", "").is_err());
     }
 }

@@ -1,0 +1,37 @@
+//! Replayed events: `switchboard dlq replay` of a `webchat-events` dead letter stores the event
+//! on `sb.replay.webchat-events` (stream `SB_REPLAY`), not on `sb.events.<kind>` again (where it
+//! is already, in the audit log, and a second copy would count twice in metrics). This consumer
+//! hands it to the same handler as a live event: the assignment or resolution becomes its
+//! transcript entry.
+
+use std::sync::Arc;
+
+use switchboard_bus::{Bus, BusError, ConsumerSpec, Delivery, HandlerError};
+use switchboard_core::Event;
+use switchboard_core::contract::{streams, subjects};
+use tokio_util::sync::CancellationToken;
+
+use crate::events::{EVENTS_CONSUMER, on_event};
+use crate::server::Shared;
+
+/// Durable consumer of replayed events (shared by every replica).
+pub const REPLAY_CONSUMER: &str = "webchat-events-replay";
+
+/// Handles replayed events until `stop` fires.
+pub(crate) async fn run_event_replays(shared: Arc<Shared>, bus: Bus, stop: CancellationToken) -> Result<(), BusError> {
+    let spec = ConsumerSpec::new(EVENTS_CONSUMER, streams::REPLAY, REPLAY_CONSUMER, &subjects::replay(EVENTS_CONSUMER));
+    bus.clone()
+        .run_consumer(spec, stop, move |mut delivery: Delivery| {
+            let (shared, bus) = (shared.clone(), bus.clone());
+            async move {
+                let event: Event = delivery.decode()?;
+                // As if it came on its own subject, which is what the handler goes by.
+                delivery.subject = subjects::event(event.kind.as_str());
+                on_event(&shared, &bus, delivery).await.map_err(|e| match e {
+                    HandlerError::Reject(why) => HandlerError::Reject(format!("replayed event: {why}")),
+                    other => other,
+                })
+            }
+        })
+        .await
+}
