@@ -72,7 +72,7 @@ impl Role {
 pub struct Settings {
     /// Webhook sources: name → where their customers' replies are POSTed.
     pub sources: BTreeMap<String, String>,
-    /// Outbound attempts before a dead letter.
+    /// Outbound attempts before a dead letter (with no retry window: `retry_for_secs = 0`).
     pub max_attempts: u64,
     /// Offer timeout of the support team, seconds.
     pub offer_timeout_secs: u64,
@@ -179,6 +179,7 @@ enabled = {webhook}
 request_timeout_ms = 5000
 [channels.webhook.runtime]
 max_attempts = {attempts}
+retry_for_secs = 0
 concurrency = 8
 ack_wait_secs = 3
 [channels.webhook.runtime.backoff]
@@ -199,6 +200,7 @@ ip_messages_per_minute = 100000
 availability_cache_secs = 1
 [channels.webchat.runtime]
 max_attempts = {attempts}
+retry_for_secs = 0
 ack_wait_secs = 3
 [channels.webchat.runtime.backoff]
 initial_ms = 100

@@ -10,33 +10,20 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use switchboard_adapter::testkit::{RunningChannel, TestBus, outbound, wait_for};
+use switchboard_adapter::testkit::{TestBus, outbound, wait_for};
 use switchboard_bus::outcomes::{self, InboundOutcome};
-use switchboard_channel_telegram::{CANNOT_READ, TelegramChannel, TelegramConfig};
+use switchboard_channel_telegram::CANNOT_READ;
 use switchboard_core::Envelope;
 use switchboard_core::contract::{ATTACHMENTS_STORE, buckets, streams, subjects};
 use switchboard_testkit::{FakeBotApi, FakeError};
 
+mod common;
+use common::{TOKEN, config, start};
+
 const WAIT: Duration = Duration::from_secs(30);
-const TOKEN: &str = "123456:test-token-for-the-fake-bot-api";
 
 /// Serializes the tests that read the process-wide outcome counters.
 static COUNTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn config(api: &FakeBotApi, dir: &std::path::Path) -> TelegramConfig {
-    std::fs::write(dir.join("bot.token"), TOKEN).unwrap();
-    TelegramConfig {
-        enabled: true,
-        token_file: Some(dir.join("bot.token")),
-        api_url: api.url(),
-        poll_timeout_secs: 1,
-        ..TelegramConfig::default()
-    }
-}
-
-fn start(t: &TestBus, cfg: &TelegramConfig) -> RunningChannel {
-    t.run_channel(TelegramChannel::new(cfg, t.slot()).expect("valid telegram config"), cfg.runtime.clone())
-}
 
 /// A kind, its update, the text expected, and the file expected (its id and name).
 type Case = (&'static str, Value, &'static str, Option<(&'static str, &'static str)>);

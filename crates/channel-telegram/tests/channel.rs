@@ -6,29 +6,15 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use switchboard_adapter::testkit::{RunningChannel, TestBus, outbound, wait_for};
-use switchboard_channel_telegram::{TelegramChannel, TelegramConfig};
+use switchboard_adapter::testkit::{TestBus, outbound, wait_for};
 use switchboard_core::contract::{streams, subjects};
 use switchboard_core::{Envelope, Event};
 use switchboard_testkit::{FakeBotApi, FakeError};
 
+mod common;
+use common::{TOKEN, config, start};
+
 const WAIT: Duration = Duration::from_secs(20);
-const TOKEN: &str = "123456:test-token-for-the-fake-bot-api";
-
-fn config(api: &FakeBotApi, dir: &std::path::Path) -> TelegramConfig {
-    std::fs::write(dir.join("bot.token"), TOKEN).unwrap();
-    TelegramConfig {
-        enabled: true,
-        token_file: Some(dir.join("bot.token")),
-        api_url: api.url(),
-        poll_timeout_secs: 1,
-        ..TelegramConfig::default()
-    }
-}
-
-fn start(t: &TestBus, cfg: &TelegramConfig) -> RunningChannel {
-    t.run_channel(TelegramChannel::new(cfg, t.slot()).expect("valid telegram config"), cfg.runtime.clone())
-}
 
 async fn envelopes(t: &TestBus) -> Vec<Envelope> {
     t.envelopes("telegram").await
