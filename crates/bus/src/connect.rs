@@ -58,6 +58,16 @@ impl Bus {
             options = options.credentials_file(path).await.map_err(|e| connect_err(e.into()))?;
         }
         let servers = server_list(&config.url).map_err(|e| connect_err(e.into()))?;
+        // async-nats ignores the user information of a URL: without this, `nats://user:pass@host`
+        // or `nats://token@host` connects without credentials and is refused (found by the
+        // adapter permissions test).
+        if let Some(server) = servers.iter().find(|s| s.username().is_some()) {
+            let user = percent_decoded(server.username().unwrap_or_default());
+            options = match server.password() {
+                Some(pass) => options.user_and_password(user, percent_decoded(pass)),
+                None => options.token(user),
+            };
+        }
         let client = options.connect(servers).await.map_err(|e| connect_err(e.into()))?;
         let server = client.server_info();
         if let Err(found) = check_server_version(&server.version) {
@@ -124,6 +134,27 @@ impl BusSlot {
 pub fn server_list(url: &str) -> Result<Vec<async_nats::ServerAddr>, std::io::Error> {
     // async-nats parses a `&str` as one address; a cluster's servers are listed with commas.
     url.split(',').map(|u| u.trim().parse()).collect()
+}
+
+/// A URL's user or password as written (`%40` for `@` and the like decoded).
+fn percent_decoded(part: &str) -> String {
+    let bytes = part.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// `url` (one or several comma-separated server URLs) with any user name, password or token
