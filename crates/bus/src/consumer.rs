@@ -9,7 +9,7 @@ use async_nats::HeaderMap;
 use async_nats::jetstream::{AckKind, Message, consumer};
 use bytes::Bytes;
 use futures::{FutureExt, StreamExt};
-use switchboard_core::contract::{headers, subjects};
+use switchboard_core::contract::{headers, streams, subjects};
 use switchboard_core::{Contract, ValidationError};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -81,6 +81,12 @@ impl ConsumerSpec {
             in_order: false,
             max_wait: DEFAULT_MAX_WAIT,
         }
+    }
+
+    /// The consumer of `component`'s replayed raw items (`sb.replay.<component>` in
+    /// `SB_REPLAY`), put there by `switchboard dlq replay` for the step that failed them.
+    pub fn replay(component: &str, durable: &str) -> Self {
+        Self::new(component, streams::REPLAY, durable, &subjects::replay(component))
     }
 
     /// Whether a message on its `attempt`-th delivery, stored `age` ago, is given up (dead-lettered)

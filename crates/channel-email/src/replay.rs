@@ -7,7 +7,7 @@
 use async_nats::HeaderMap;
 use switchboard_adapter::Inbound;
 use switchboard_bus::{BusError, ConsumerSpec, Delivery, HandlerError};
-use switchboard_core::contract::{dlq_kinds, headers, streams, subjects};
+use switchboard_core::contract::{dlq_kinds, headers};
 use tracing::info;
 
 use crate::handle::{DLQ_COMPONENT, Handler, Outcome};
@@ -18,7 +18,7 @@ pub const REPLAY_CONSUMER: &str = "email-replay";
 /// Handles replayed raw mails until `inbound`'s shutdown.
 pub async fn run(handler: Handler, inbound: Inbound) -> Result<(), BusError> {
     let bus = inbound.bus()?.clone();
-    let spec = ConsumerSpec::new(DLQ_COMPONENT, streams::REPLAY, REPLAY_CONSUMER, &subjects::replay(DLQ_COMPONENT));
+    let spec = ConsumerSpec::replay(DLQ_COMPONENT, REPLAY_CONSUMER);
     let shutdown = inbound.shutdown().clone();
     bus.run_consumer(spec, shutdown, move |d: Delivery| {
         let (handler, inbound) = (handler.clone(), inbound.clone());

@@ -7,7 +7,7 @@
 use async_nats::HeaderMap;
 use switchboard_adapter::Inbound;
 use switchboard_bus::{Bus, BusError, ConsumerSpec, Delivery, HandlerError};
-use switchboard_core::contract::{dlq_kinds, headers, streams, subjects};
+use switchboard_core::contract::{dlq_kinds, headers, subjects};
 use tracing::info;
 
 use crate::CHANNEL;
@@ -40,7 +40,7 @@ pub async fn dead_letter_raw_update(bus: &Bus, raw: &[u8], update_id: &str, reas
 /// Handles replayed updates until `inbound`'s shutdown.
 pub async fn run(inbound: Inbound, agents: Option<AgentChats>, files: Files) -> Result<(), BusError> {
     let bus = inbound.bus()?.clone();
-    let spec = ConsumerSpec::new(DLQ_COMPONENT, streams::REPLAY, REPLAY_CONSUMER, &subjects::replay(DLQ_COMPONENT));
+    let spec = ConsumerSpec::replay(DLQ_COMPONENT, REPLAY_CONSUMER);
     let shutdown = inbound.shutdown().clone();
     bus.run_consumer(spec, shutdown, move |d: Delivery| {
         let (inbound, agents, files) = (inbound.clone(), agents.clone(), files.clone());

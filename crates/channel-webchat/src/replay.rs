@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use switchboard_bus::{Bus, BusError, ConsumerSpec, Delivery, HandlerError};
 use switchboard_core::Event;
-use switchboard_core::contract::{streams, subjects};
+use switchboard_core::contract::subjects;
 use tokio_util::sync::CancellationToken;
 
 use crate::events::{EVENTS_CONSUMER, on_event};
@@ -19,7 +19,7 @@ pub const REPLAY_CONSUMER: &str = "webchat-events-replay";
 
 /// Handles replayed events until `stop` fires.
 pub(crate) async fn run_event_replays(shared: Arc<Shared>, bus: Bus, stop: CancellationToken) -> Result<(), BusError> {
-    let spec = ConsumerSpec::new(EVENTS_CONSUMER, streams::REPLAY, REPLAY_CONSUMER, &subjects::replay(EVENTS_CONSUMER));
+    let spec = ConsumerSpec::replay(EVENTS_CONSUMER, REPLAY_CONSUMER);
     bus.clone()
         .run_consumer(spec, stop, move |mut delivery: Delivery| {
             let (shared, bus) = (shared.clone(), bus.clone());
