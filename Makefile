@@ -113,7 +113,10 @@ nats: $(NATS_SERVER) ## Start a local NATS (JetStream, store in .run/nats) unles
 	fi
 
 run: nats ## Run the daemon on the default config (starts a local NATS if needed)
-	@if [ -z "$$SWITCHBOARD_DEMO_WEBHOOK_SECRET" ]; then \
+	@# The generated secrets are readable by their owner only (files from older runs included).
+	@umask 077; mkdir -p $(RUN_DIR); chmod 0700 $(RUN_DIR); \
+	for f in demo-webhook-secret demo-agent-token webchat-secret; do [ ! -e $(RUN_DIR)/$$f ] || chmod 0600 $(RUN_DIR)/$$f; done; \
+	if [ -z "$$SWITCHBOARD_DEMO_WEBHOOK_SECRET" ]; then \
 		mkdir -p $(RUN_DIR); \
 		[ -s $(RUN_DIR)/demo-webhook-secret ] || echo "whsec_$$(head -c 32 /dev/urandom | base64)" > $(RUN_DIR)/demo-webhook-secret; \
 		echo "development secret for webhook source 'demo' (from $(RUN_DIR)/demo-webhook-secret):"; \

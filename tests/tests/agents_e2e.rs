@@ -37,6 +37,8 @@ async fn an_agent_defined_through_the_api_gets_waiting_work_and_survives_a_resta
             "agents": [ { "id": "alice", "teams": ["support"], "tiers": ["L1"], "status": "away" } ]
         }))
         .unwrap();
+        // The helpdesk listens on loopback, which runtime endpoints may reach only when allowed.
+        c.channels.webhook.allowed_networks = vec!["127.0.0.1/32".into()];
         c.api
             .tokens
             .insert("ops".into(), ApiTokenConfig { token_file: Some(admin_file), admin: true, ..Default::default() });
@@ -78,6 +80,10 @@ async fn an_agent_defined_through_the_api_gets_waiting_work_and_survives_a_resta
     assert_eq!((code, why["error"].clone()), (409, json!("invalid agent: teams: unknown team `nowhere`")));
     let (code, why) = put(ADMIN, "/v1/agents/alice", dave.to_string()).await;
     assert_eq!(code, 409, "alice is defined in the file: {why}");
+    let nats = async_nats::connect(daemon.nats.url()).await.unwrap();
+    let registry = async_nats::jetstream::new(nats).get_key_value("sb_agents").await.unwrap();
+    assert_eq!(registry.get("endpoint.webhook.alice").await.unwrap(), None, "a refused PUT stores no endpoint");
+    assert_eq!(registry.get("endpoint.webhook.dave").await.unwrap(), None, "nor did the refused ones for dave");
     assert_eq!(put(ADMIN, "/v1/agents/Bad%20Id", dave.to_string()).await.0, 422);
     assert!(helpdesk.received().is_empty(), "no refused definition delivered anything");
 
@@ -90,6 +96,16 @@ async fn an_agent_defined_through_the_api_gets_waiting_work_and_survives_a_resta
     );
     let (headers, raw) = helpdesk.received().into_iter().next().unwrap();
     verify_with(DAVE_SECRET, &headers, &raw);
+    // A refused redefinition leaves dave's endpoint as it was: the next offer still goes to his
+    // helpdesk, not to the address the refused request named.
+    let elsewhere = Receiver::start("/elsewhere").await;
+    let mut moved = bad_team.clone();
+    moved["endpoints"]["webhook"]["url"] = json!(elsewhere.url);
+    let (code, why) = put(ADMIN, "/v1/agents/dave", moved.to_string()).await;
+    assert_eq!(code, 409, "{why}");
+    let stored = registry.get("endpoint.webhook.dave").await.unwrap().expect("dave's endpoint");
+    let stored: serde_json::Value = serde_json::from_slice(&stored).unwrap();
+    assert_eq!(stored["url"], json!(helpdesk.url), "the refused PUT did not change the endpoint");
     let nats = daemon.stop_keeping_nats().await;
 
     // A new daemon on the same NATS state still knows dave and where he works.
@@ -101,5 +117,92 @@ async fn an_agent_defined_through_the_api_gets_waiting_work_and_survives_a_resta
             v["type"] == "offer" && v["history"][0]["text"] == "Second customer"
         })
         .await;
+    assert!(elsewhere.received().is_empty(), "nothing went to the address of the refused PUT");
     nats_store_daemon.stop().await;
+}
+
+/// Answers every POST with `307` to `to`, counting them: a receiver that tries to bounce a signed
+/// delivery elsewhere.
+async fn redirector(to: String) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = hits.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move || {
+            let (counted, to) = (counted.clone(), to.clone());
+            async move {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                (axum::http::StatusCode::TEMPORARY_REDIRECT, [(axum::http::header::LOCATION, to)])
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, hits)
+}
+
+#[tokio::test]
+async fn endpoints_that_point_inward_or_redirect_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let admin_file = dir.path().join("admin.token");
+    std::fs::write(&admin_file, ADMIN).unwrap();
+    let daemon = TestDaemon::start(None, |c| {
+        c.router.enabled = true;
+        c.routing = serde_json::from_value(json!({
+            "default_team": "support", "teams": { "support": {} }, "agents": []
+        }))
+        .unwrap();
+        // Only this one loopback address is allowed (where the test's servers listen).
+        c.channels.webhook.allowed_networks = vec!["127.0.0.1/32".into()];
+        c.channels.webhook.runtime.max_attempts = 1;
+        c.channels.webhook.runtime.retry_for_secs = 0;
+        c.api
+            .tokens
+            .insert("ops".into(), ApiTokenConfig { token_file: Some(admin_file), admin: true, ..Default::default() });
+    })
+    .await;
+    let define = |url: &str| {
+        json!({
+            "name": "Dave", "teams": ["support"], "tiers": ["L1"], "status": "online",
+            "endpoints": { "webhook": { "url": url, "secret": DAVE_SECRET } }
+        })
+        .to_string()
+    };
+    for (url, what) in [
+        ("http://127.0.0.2:8080/hook", "loopback"),
+        ("http://169.254.169.254/latest/meta-data/", "link-local"),
+        ("http://0.0.0.0:8080/", "unspecified"),
+        ("http://[::1]:8080/", "loopback"),
+        ("http://[::ffff:10.0.0.7]/", "private"),
+        ("http://192.168.1.10/", "private"),
+    ] {
+        let (code, why) = daemon.api(ADMIN, "PUT", "/v1/agents/dave", Some(&define(url))).await;
+        assert_eq!(code, 422, "{url}: {why}");
+        assert!(why["error"].as_str().unwrap().contains(what), "{url}: {why}");
+    }
+
+    // Allowed address, but the receiver redirects: the signed offer is not re-sent there; the
+    // delivery fails (a dead letter saying why) and the redirect target sees nothing.
+    let elsewhere = Receiver::start("/elsewhere").await;
+    let (bouncer, hits) = redirector(elsewhere.url.clone()).await;
+    let (code, why) = daemon.api(ADMIN, "PUT", "/v1/agents/dave", Some(&define(&bouncer))).await;
+    assert_eq!(code, 200, "{why}");
+    let body = r#"{"message_id":"m1","customer":{"id":"u-1"},"text":"Hello?"}"#;
+    assert_eq!(daemon.post_signed("evt_1", body).await.0, 202);
+    let nats = daemon.nats.url();
+    let deadline = std::time::Instant::now() + WAIT;
+    while switchboard_e2e::stored_on(&nats, "SB_DLQ", "sb.dlq.agent-webhook").await == 0 {
+        assert!(std::time::Instant::now() < deadline, "the redirected offer never became a dead letter");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let js = async_nats::jetstream::new(async_nats::connect(&nats).await.unwrap());
+    let mut dlq = js.get_stream("SB_DLQ").await.unwrap();
+    let last = dlq.info().await.unwrap().state.last_sequence;
+    let letter = dlq.get_raw_message(last).await.unwrap();
+    let reason = letter.headers.get("Sb-Dlq-Reason").map(|v| v.as_str().to_string()).unwrap_or_default();
+    assert!(reason.contains("HTTP 307") && reason.contains("redirects are not followed"), "{reason}");
+    assert!(hits.load(std::sync::atomic::Ordering::SeqCst) >= 1, "the bouncer was asked");
+    assert!(elsewhere.received().is_empty(), "nothing reached the redirect target");
+    daemon.stop().await;
 }

@@ -165,3 +165,68 @@ async fn an_unanswered_offer_moves_on_and_the_bot_answers_what_a_rule_says() {
     }
     daemon.stop().await;
 }
+
+/// Waits until a message containing `needle` was sent to `chat`.
+async fn said(api: &FakeBotApi, chat: i64, needle: &str) {
+    let deadline = std::time::Instant::now() + WAIT;
+    while !api.sent().iter().any(|m| m.chat_id == chat && m.text.as_deref().unwrap_or_default().contains(needle)) {
+        assert!(std::time::Instant::now() < deadline, "chat {chat} was never told `{needle}`: {:?}", api.sent());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn relinking_revokes_the_old_chat_and_unlink_stops_deliveries() {
+    let api = FakeBotApi::start(BOT).await;
+    let dir = tempfile::tempdir().unwrap();
+    let bot_file = dir.path().join("bot.token");
+    std::fs::write(&bot_file, BOT).unwrap();
+    let api_url = api.url();
+    let daemon = TestDaemon::start(None, move |c| {
+        c.router.enabled = true;
+        c.routing = serde_json::from_value(json!({
+            "default_team": "support",
+            "teams": { "support": { "offer_timeout_secs": 300 } },
+            "agents": [ { "id": "alice", "teams": ["support"], "tiers": ["L1"], "status": "online" } ]
+        }))
+        .unwrap();
+        let tg = &mut c.channels.telegram;
+        (tg.enabled, tg.token_file, tg.api_url, tg.poll_timeout_secs) = (true, Some(bot_file), api_url, 1);
+        tg.agents = vec!["alice".into()];
+    })
+    .await;
+    let bus = switchboard_bus::Bus::connect(
+        &switchboard_bus::BusConfig::for_url(daemon.nats.url()),
+        &tokio_util::sync::CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    let kv = bus.jetstream().get_key_value("sb_channels").await.unwrap();
+    let (old_chat, new_chat) = (910, 930);
+    for chat in [old_chat, new_chat] {
+        let code = switchboard_channel_telegram::issue_link_code(&bus, "alice").await.unwrap();
+        api.push_update(api.text_message(chat, chat, &format!("/link {code}")));
+        said(&api, chat, "Linked to agent alice").await;
+    }
+    said(&api, old_chat, "no longer linked").await;
+    assert_eq!(kv.get("telegram.chat.910").await.unwrap(), None, "the old chat's link is gone");
+
+    // A customer's message is offered in the new chat only; the old chat acts for nobody.
+    api.push_update(api.text_message(CUSTOMER_CHAT, CUSTOMER_CHAT, "Where is my parcel?"));
+    let deadline = std::time::Instant::now() + WAIT;
+    while !api.sent().iter().any(|m| m.chat_id == new_chat && button(&m.reply_markup, "Accept").is_some()) {
+        assert!(std::time::Instant::now() < deadline, "no offer in the new chat: {:?}", api.sent());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        !api.sent().iter().any(|m| m.chat_id == old_chat && button(&m.reply_markup, "Accept").is_some()),
+        "nothing is offered in the chat alice left"
+    );
+
+    // `/unlink` ends the link both ways.
+    api.push_update(api.text_message(new_chat, new_chat, "/unlink"));
+    said(&api, new_chat, "Unlinked from agent alice").await;
+    assert_eq!(kv.get("telegram.agent.alice").await.unwrap(), None);
+    assert_eq!(kv.get("telegram.chat.930").await.unwrap(), None);
+    daemon.stop().await;
+}

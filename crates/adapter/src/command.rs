@@ -22,20 +22,36 @@ pub enum Verdict {
 /// Publishes `command` (its id is the de-duplication id: the same command twice acts once) and
 /// waits up to `wait` for the router's verdict.
 pub async fn send_command(bus: &Bus, command: &AgentCommand, wait: Duration) -> Result<Verdict, BusError> {
+    Ok(publish_command(bus, command).await?.verdict(wait).await)
+}
+
+/// A published command whose verdict can be awaited, and awaited again after a `Pending`.
+pub struct PublishedCommand {
+    verdicts: Option<async_nats::Subscriber>,
+}
+
+/// Publishes `command`, listening for its verdict first so the verdict cannot slip past.
+pub async fn publish_command(bus: &Bus, command: &AgentCommand) -> Result<PublishedCommand, BusError> {
     let id = command.id.to_string();
-    // Listen before publishing, so the verdict cannot slip past.
-    let verdict = bus.client().subscribe(subjects::router_result(&id)).await;
+    let verdicts = bus.client().subscribe(subjects::router_result(&id)).await.ok();
     bus.publish(subjects::AGENT_IN, command, &id).await?;
-    let Ok(mut verdict) = verdict else { return Ok(Verdict::Pending) };
-    match tokio::time::timeout(wait, verdict.next()).await {
-        Ok(Some(m)) => {
-            let v: serde_json::Value = serde_json::from_slice(&m.payload).unwrap_or_default();
-            Ok(match v.get("rejected").and_then(|r| r.as_str()) {
-                Some(reason) => Verdict::Rejected(reason.to_string()),
-                None => Verdict::Done,
-            })
+    Ok(PublishedCommand { verdicts })
+}
+
+impl PublishedCommand {
+    /// The router's verdict, or `Pending` when none came within `wait`.
+    pub async fn verdict(&mut self, wait: Duration) -> Verdict {
+        let Some(verdicts) = self.verdicts.as_mut() else { return Verdict::Pending };
+        match tokio::time::timeout(wait, verdicts.next()).await {
+            Ok(Some(m)) => {
+                let v: serde_json::Value = serde_json::from_slice(&m.payload).unwrap_or_default();
+                match v.get("rejected").and_then(|r| r.as_str()) {
+                    Some(reason) => Verdict::Rejected(reason.to_string()),
+                    None => Verdict::Done,
+                }
+            }
+            _ => Verdict::Pending,
         }
-        _ => Ok(Verdict::Pending),
     }
 }
 

@@ -104,7 +104,7 @@ mod runtime;
 pub mod testkit;
 
 pub use channel::{AdapterError, Channel, SendError, SendReceipt};
-pub use command::{Verdict, derived_command_id, send_command};
+pub use command::{PublishedCommand, Verdict, derived_command_id, publish_command, send_command};
 pub use config::{RateLimitConfig, RuntimeConfig, read_secret};
 pub use csat::{
     CSAT_SCORES, ConversationRef, conversation_ref, conversation_ref_in, csat_event, csat_msg_id, publish_csat,

@@ -71,6 +71,14 @@ async fn get_string(kv: &Store, key: String) -> Result<Option<String>, String> {
     Ok(value.map(|v| String::from_utf8_lossy(&v).into_owned()))
 }
 
+/// The agent a chat is linked to: only while the agent's own link names this chat too, so a chat
+/// the agent re-linked away from (or a half-written link) acts for nobody.
+async fn linked_agent(kv: &Store, chat: i64) -> Result<Option<String>, String> {
+    let Some(agent) = get_string(kv, key_chat(chat)).await? else { return Ok(None) };
+    let current = get_string(kv, key_agent(&agent)).await?;
+    Ok((current.as_deref() == Some(chat.to_string().as_str())).then_some(agent))
+}
+
 /// Issues a one-time code that links the chat it is sent from (`/link <code>`) to `agent`.
 pub async fn issue_link_code(bus: &Bus, agent: &str) -> Result<String, String> {
     let digest = Sha256::digest(Uuid::new_v4().as_bytes());
@@ -152,7 +160,16 @@ impl AgentChats {
         if let Some(code) = text.strip_prefix("/link") {
             return self.link(kv, chat, code.trim()).await.map(Some);
         }
-        let Some(agent) = get_string(kv, key_chat(chat)).await? else { return Ok(None) };
+        let Some(agent) = linked_agent(kv, chat).await? else {
+            if text == "/unlink" {
+                self.say(chat, "This chat is not linked to an agent.").await;
+                return Ok(Some(UpdateOutcome::Ignored));
+            }
+            return Ok(None);
+        };
+        if text == "/unlink" {
+            return self.unlink(kv, chat, &agent).await.map(Some);
+        }
         let status = match text {
             "/online" => Some(AgentStatus::Online),
             "/away" => Some(AgentStatus::Away),
@@ -198,7 +215,7 @@ impl AgentChats {
                 }
             }
         };
-        let Some(agent) = get_string(kv, key_chat(chat)).await? else {
+        let Some(agent) = linked_agent(kv, chat).await? else {
             answer("This chat is not linked to an agent.".into()).await;
             return Ok(UpdateOutcome::Ignored);
         };
@@ -245,10 +262,33 @@ impl AgentChats {
         };
         // One-time: gone before anything else can use it.
         kv.purge(key_link(&code.to_ascii_uppercase())).await.map_err(|e| format!("drop link code: {e}"))?;
+        // One chat per agent and one agent per chat: the agent's previous chat and this chat's
+        // previous agent lose their link (`linked_agent` also checks both directions).
+        if let Some(old) = get_string(kv, key_agent(&agent)).await?.and_then(|c| c.parse::<i64>().ok())
+            && old != chat
+        {
+            kv.purge(key_chat(old)).await.map_err(|e| format!("unlink the previous chat: {e}"))?;
+            self.say(old, &format!("This chat is no longer linked to agent {agent}: they linked another chat.")).await;
+        }
+        if let Some(previous) = get_string(kv, key_chat(chat)).await?
+            && previous != agent
+            && get_string(kv, key_agent(&previous)).await?.as_deref() == Some(chat.to_string().as_str())
+        {
+            kv.purge(key_agent(&previous)).await.map_err(|e| format!("unlink the previous agent: {e}"))?;
+        }
         kv.put(key_agent(&agent), chat.to_string().into()).await.map_err(|e| format!("link: {e}"))?;
         kv.put(key_chat(chat), agent.clone().into()).await.map_err(|e| format!("link: {e}"))?;
         info!(agent = %agent, "agent linked a Telegram chat");
-        self.say(chat, &format!("Linked to agent {agent}. Offers will arrive here.")).await;
+        self.say(chat, &format!("Linked to agent {agent}. Offers will arrive here; /unlink stops them.")).await;
+        Ok(UpdateOutcome::Recorded)
+    }
+
+    /// `/unlink`: the chat stops acting for the agent and gets no more deliveries.
+    async fn unlink(&self, kv: &Store, chat: i64, agent: &str) -> Result<UpdateOutcome, String> {
+        kv.purge(key_agent(agent)).await.map_err(|e| format!("unlink: {e}"))?;
+        kv.purge(key_chat(chat)).await.map_err(|e| format!("unlink: {e}"))?;
+        info!(agent = %agent, "agent unlinked their Telegram chat");
+        self.say(chat, &format!("Unlinked from agent {agent}. Nothing more will arrive here.")).await;
         Ok(UpdateOutcome::Recorded)
     }
 

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use sha2::{Digest, Sha256};
@@ -23,6 +23,10 @@ use crate::CHANNEL;
 use crate::agent::AgentChats;
 use crate::inbound::{Files, handle_update};
 use crate::outbound::{Sender, classify};
+
+/// The largest update accepted, in bytes: Telegram's updates carry at most 4,096 characters of
+/// text plus entities and metadata (tens of KiB at most); files come by reference.
+pub const MAX_UPDATE_BYTES: usize = 256 * 1024;
 
 /// The header Telegram puts the secret token in.
 pub const SECRET_HEADER: &str = "X-Telegram-Bot-Api-Secret-Token";
@@ -84,10 +88,11 @@ pub async fn register(sender: &Sender, public_url: &str, secret: &str) -> Result
     responses(
         (status = 200, description = "Handled, or unreadable and skipped (Telegram would only resend it)."),
         (status = 401, description = "Wrong or missing secret token."),
+        (status = 413, description = "Larger than 256 KiB (checked after the secret token)."),
         (status = 503, description = "Not stored; Telegram retries."),
     )
 )]
-async fn receive(State(hook): State<Hook>, headers: HeaderMap, body: Bytes) -> StatusCode {
+async fn receive(State(hook): State<Hook>, headers: HeaderMap, body: Body) -> StatusCode {
     let presented = headers.get(SECRET_HEADER).map(|v| v.as_bytes()).unwrap_or_default();
     let digest: [u8; 32] = Sha256::digest(presented).into();
     // Compared as digests, so the time taken says nothing about the secret.
@@ -96,6 +101,15 @@ async fn receive(State(hook): State<Hook>, headers: HeaderMap, body: Bytes) -> S
         outcomes::record(CHANNEL, InboundOutcome::Rejected);
         return StatusCode::UNAUTHORIZED;
     }
+    // Read only once the secret matched, so an anonymous sender cannot make the daemon buffer.
+    let body: Bytes = match axum::body::to_bytes(body, MAX_UPDATE_BYTES).await {
+        Ok(b) => b,
+        Err(_) => {
+            warn!(limit = MAX_UPDATE_BYTES, "telegram update over the size limit (or cut off) refused");
+            outcomes::record(CHANNEL, InboundOutcome::Rejected);
+            return StatusCode::PAYLOAD_TOO_LARGE;
+        }
+    };
     let text = match std::str::from_utf8(&body).ok().filter(|t| serde_json::from_str::<Update>(t).is_ok()) {
         Some(t) => t,
         None => {

@@ -13,6 +13,7 @@ use switchboard_core::contract::{buckets, streams, subjects};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::decode_secret;
+use crate::guard::AddressGuard;
 use crate::outbound::post_signed;
 
 /// The endpoint kind this crate serves: subject `sb.agent.out.webhook`.
@@ -62,23 +63,30 @@ pub fn registry_key(agent: &str) -> String {
 pub struct AgentEndpoints {
     endpoints: Arc<BTreeMap<String, AgentEndpoint>>,
     http: reqwest::Client,
+    /// For endpoints registered at runtime: inward addresses refused, see [`AddressGuard`].
+    guarded: reqwest::Client,
+    guard: AddressGuard,
     runtime: RuntimeConfig,
 }
 
 impl AgentEndpoints {
-    /// Endpoints by agent id, with the HTTP timeout of one POST and the retry settings
-    /// (`[channels.webhook.runtime]`, shared with deliveries to customers).
+    /// Endpoints by agent id, with the HTTP timeout of one POST, the retry settings
+    /// (`[channels.webhook.runtime]`, shared with deliveries to customers) and the address
+    /// policy for endpoints registered at runtime.
     pub fn new(
         endpoints: BTreeMap<String, AgentEndpoint>,
         timeout: std::time::Duration,
         runtime: RuntimeConfig,
+        guard: AddressGuard,
     ) -> Result<Self, String> {
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .user_agent(concat!("switchboard/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| format!("cannot build HTTP client: {e}"))?;
-        Ok(Self { endpoints: Arc::new(endpoints), http, runtime })
+        let guarded = guard.client(timeout)?;
+        Ok(Self { endpoints: Arc::new(endpoints), http, guarded, guard, runtime })
     }
 
     /// POSTs one delivery to its agent's endpoint; `registry` is where runtime endpoints are.
@@ -88,18 +96,27 @@ impl AgentEndpoints {
             AgentDelivery::Message(m) => (m.id, m.agent_id.as_str()),
             AgentDelivery::Update(u) => (u.id, u.agent_id.as_str()),
         };
-        let endpoint = match self.endpoints.get(agent) {
-            Some(e) => e.clone(),
-            None => Self::registered(agent, registry).await?,
+        let (endpoint, http) = match self.endpoints.get(agent) {
+            Some(e) => (e.clone(), &self.http),
+            None => {
+                let endpoint = Self::registered(agent, registry).await?;
+                let url = reqwest::Url::parse(&endpoint.url)
+                    .map_err(|e| SendError::permanent(format!("agent {agent}: endpoint url: {e}")))?;
+                self.guard.check_url(&url).map_err(|e| SendError::permanent(format!("agent {agent}: refused: {e}")))?;
+                (endpoint, &self.guarded)
+            }
         };
         let body = serde_json::to_vec(delivery).map_err(|e| SendError::permanent(format!("cannot encode: {e}")))?;
-        post_signed(&self.http, &endpoint.url, &[&endpoint.key], &id.to_string(), body, &format!("agent {agent}")).await
+        post_signed(http, &endpoint.url, &[&endpoint.key], &id.to_string(), body, &format!("agent {agent}")).await
     }
 
     /// Looked up on every delivery, so a changed URL or a rotated secret applies at once.
     async fn registered(agent: &str, registry: Option<&Store>) -> Result<AgentEndpoint, SendError> {
-        let missing = || SendError::permanent(format!("agent {agent} has no webhook endpoint"));
-        let registry = registry.ok_or_else(missing)?;
+        // An agent defined through the API gets its endpoint stored just after the router accepted
+        // the definition, so an offer can arrive first: missing is retried (within the retry window).
+        let missing = || SendError::retryable(format!("agent {agent} has no webhook endpoint (yet)"));
+        let registry =
+            registry.ok_or_else(|| SendError::permanent(format!("agent {agent} has no webhook endpoint")))?;
         let value = registry
             .get(registry_key(agent))
             .await

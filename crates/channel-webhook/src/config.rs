@@ -26,6 +26,9 @@ pub struct WebhookConfig {
     /// Agent endpoints by agent id: where that agent's offers, messages and updates are POSTed
     /// (a helpdesk or chat tool), signed like outbound messages.
     pub agents: BTreeMap<String, AgentEndpointConfig>,
+    /// Networks (CIDR) that endpoints registered at runtime (`PUT /v1/agents/{id}`) may reach
+    /// although they are loopback, link-local, private or otherwise inward; none by default.
+    pub allowed_networks: Vec<String>,
 }
 
 /// One agent's webhook endpoint.
@@ -75,6 +78,7 @@ impl Default for WebhookConfig {
             sources: BTreeMap::new(),
             runtime: RuntimeConfig::default(),
             agents: BTreeMap::new(),
+            allowed_networks: Vec::new(),
         }
     }
 }

@@ -10,6 +10,7 @@
 
 mod agent;
 mod config;
+pub mod guard;
 mod inbound;
 mod outbound;
 pub mod signature;
@@ -77,6 +78,8 @@ impl WebhookChannel {
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_millis(settings.request_timeout_ms))
             .user_agent(concat!("switchboard/", env!("CARGO_PKG_VERSION")))
+            // A signed request is never re-sent to wherever a redirect points.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| WebhookConfigError::new("request_timeout_ms", format!("cannot build HTTP client: {e}")))?;
         let sources = sources.into_iter().map(|s| (s.name.clone(), s)).collect();

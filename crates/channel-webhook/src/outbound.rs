@@ -104,6 +104,9 @@ pub(crate) async fn post_signed(
         .send()
         .await
         .map_err(|e| {
+            if let Some(refused) = crate::guard::forbidden_in(&e) {
+                return SendError::permanent(format!("receiver of {receiver} refused: {refused}"));
+            }
             let what = if e.is_timeout() { "timed out" } else { "unreachable" };
             SendError::retryable(format!("receiver of {receiver} {what}"))
         })?;
@@ -111,7 +114,10 @@ pub(crate) async fn post_signed(
     if status.is_success() {
         return Ok(());
     }
-    let reason = format!("HTTP {} from receiver of {receiver}", status.as_u16());
+    let mut reason = format!("HTTP {} from receiver of {receiver}", status.as_u16());
+    if status.is_redirection() {
+        reason.push_str(" (redirects are not followed: configure the final URL)");
+    }
     if matches!(status.as_u16(), 429 | 503)
         && let Some(after) = retry_after(response.headers(), SystemTime::now())
     {

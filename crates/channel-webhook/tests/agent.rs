@@ -144,8 +144,13 @@ async fn send(t: &TestBus, delivery: &AgentDelivery) {
 /// Runs the deliverer for `url` with `runtime` until the returned token is cancelled.
 fn deliverer(t: &TestBus, url: &str, runtime: RuntimeConfig) -> (CancellationToken, tokio::task::JoinHandle<()>) {
     let endpoint = AgentEndpoint { url: url.into(), key: Arc::from(KEY) };
-    let endpoints =
-        AgentEndpoints::new(BTreeMap::from([(AGENT.to_string(), endpoint)]), Duration::from_secs(60), runtime).unwrap();
+    let endpoints = AgentEndpoints::new(
+        BTreeMap::from([(AGENT.to_string(), endpoint)]),
+        Duration::from_secs(60),
+        runtime,
+        Default::default(),
+    )
+    .unwrap();
     let stop = CancellationToken::new();
     let (bus, until) = (t.bus.clone(), stop.clone());
     (stop, tokio::spawn(async move { endpoints.run(bus, until).await.unwrap() }))

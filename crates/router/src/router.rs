@@ -367,8 +367,16 @@ impl Router {
                 self.decisions(decisions, fx);
                 if !self.engine.knows_agent(&agent) {
                     fx.rejected = Some(format!("unknown agent `{agent}`"));
-                } else if !self.st.records.contains_key(&conversation) {
-                    fx.rejected = Some("unknown conversation".into());
+                } else {
+                    match self.st.records.get(&conversation) {
+                        None => fx.rejected = Some("unknown conversation".into()),
+                        // A note lands in the conversation's history, which its agent and the
+                        // next ones read: only the agent holding it (or last holding it) writes one.
+                        Some(r) if r.agent.as_deref() != Some(agent.as_str()) => {
+                            fx.rejected = Some("the conversation is not assigned to this agent".into())
+                        }
+                        Some(_) => {}
+                    }
                 }
                 None
             }

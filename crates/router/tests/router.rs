@@ -222,6 +222,8 @@ fn bad_commands_are_rejected_and_change_nothing() {
     assert!(!fx.iter().any(|e| matches!(e, Effect::Outbound(_))), "no reply reaches the customer");
     let fx = apply(&mut r, j.cmd(4, "mallory", Some(c), CommandAction::Note { text: "x".into() }));
     assert!(result(&fx).unwrap().contains("unknown agent"));
+    let fx = apply(&mut r, j.cmd(5, "bob", Some(c), CommandAction::Note { text: "not mine".into() }));
+    assert!(result(&fx).unwrap().contains("not assigned"), "bob's note on alice's conversation is refused");
 
     let mut after = r.state();
     after.sequence = before.sequence;
@@ -378,7 +380,10 @@ fn restoring_between_every_step_gives_the_same_effects_as_running_straight_throu
         r1.history.iter().any(|h| h.from == Author::Note && h.text == "refund question"),
         "the transfer note travels"
     );
-    assert!(r1.history.iter().any(|h| h.text == "not mine any more"));
+    assert!(
+        !r1.history.iter().any(|h| h.text == "not mine any more"),
+        "alice passed c1 on: her note on it is refused (agents write only on their own conversations)"
+    );
     let r2 = straight.record(c2).unwrap();
     assert_eq!(r2.tier, switchboard_core::Tier::L3, "escalated one tier up");
     assert!(r2.history.iter().any(|h| h.text == "needs L3"));

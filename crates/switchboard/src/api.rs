@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-use switchboard_adapter::{Verdict, send_command};
+use switchboard_adapter::{Verdict, publish_command, send_command};
 use switchboard_bus::BusSlot;
 use switchboard_core::contract::{buckets, subjects};
 use switchboard_core::{AgentCommand, AgentStatus, CommandAction, Contract, Tier};
@@ -40,11 +40,18 @@ struct Token {
     admin: bool,
 }
 
+/// The fewest bytes a bearer token may have (API and metrics tokens): shorter ones can be
+/// guessed, so the daemon refuses to start with one.
+pub const MIN_TOKEN_BYTES: usize = 16;
+
 /// What the handlers share.
 #[derive(Clone)]
 pub struct Api {
     bus: BusSlot,
     tokens: Arc<Vec<Token>>,
+    /// Where endpoints registered through `PUT /v1/agents/{id}` may point.
+    #[cfg(feature = "channel-webhook")]
+    guard: switchboard_channel_webhook::guard::AddressGuard,
     /// Every routing group, in configuration order: the queue is theirs together.
     groups: Arc<Vec<String>>,
     wait: Duration,
@@ -151,12 +158,19 @@ fn digest(token: &str) -> [u8; 32] {
 
 impl Api {
     /// Resolves the configured tokens (a token whose variable or file is missing is disabled,
-    /// with a warning naming it).
-    pub fn new(config: &ApiConfig, bus: BusSlot, groups: Vec<String>) -> Api {
+    /// with a warning naming it); a token shorter than [`MIN_TOKEN_BYTES`] is refused.
+    pub fn new(config: &ApiConfig, bus: BusSlot, groups: Vec<String>) -> Result<Api, String> {
         let mut tokens = Vec::new();
         for (name, t) in &config.tokens {
             let value = switchboard_adapter::read_secret(t.token_env.as_deref(), t.token_file.as_deref());
             match value.ok().flatten().filter(|v| !v.is_empty()) {
+                Some(v) if v.trim().len() < MIN_TOKEN_BYTES => {
+                    return Err(format!(
+                        "api.tokens.{name}: the token has {} bytes; at least {MIN_TOKEN_BYTES} are required \
+                         (e.g. `head -c 24 /dev/urandom | base64`)",
+                        v.trim().len()
+                    ));
+                }
                 Some(v) => tokens.push(Token {
                     name: name.clone(),
                     digest: digest(&v),
@@ -167,12 +181,22 @@ impl Api {
             }
         }
         info!(tokens = tokens.len(), "agent API enabled");
-        Api {
+        Ok(Api {
             bus,
             tokens: Arc::new(tokens),
+            #[cfg(feature = "channel-webhook")]
+            guard: Default::default(),
             groups: Arc::new(groups),
             wait: Duration::from_millis(config.command_wait_ms),
-        }
+        })
+    }
+
+    /// Checks endpoints registered through the API against `guard` (the webhook channel's
+    /// `allowed_networks`).
+    #[cfg(feature = "channel-webhook")]
+    pub fn with_endpoint_guard(mut self, guard: switchboard_channel_webhook::guard::AddressGuard) -> Api {
+        self.guard = guard;
+        self
     }
 
     /// The API's routes.
@@ -210,6 +234,7 @@ impl Api {
         (status = 202, description = "Stored; no verdict in time (applies when a router leads again).", body = CommandOutcome),
         (status = 400, description = "Unreadable body, or no `agent_id` with an integration token.", body = ApiError),
         (status = 401, description = "Missing or unknown bearer token.", body = ApiError),
+        (status = 413, description = "Body over 256 KiB (read only once the token was checked).", body = ApiError),
         (status = 403, description = "An agent token acting as another agent.", body = ApiError),
         (status = 404, description = "The router refused it: unknown conversation or agent.", body = CommandOutcome),
         (status = 409, description = "The router refused it: it does not apply now.", body = CommandOutcome),
@@ -217,11 +242,12 @@ impl Api {
         (status = 503, description = "Not connected to NATS.", body = ApiError),
     )
 )]
-async fn command(State(api): State<Api>, headers: HeaderMap, body: Bytes) -> Response {
-    let (token, req, agent_id) = match agent_request::<CommandRequest>(&api, &headers, &body, |r| r.agent_id.clone()) {
-        Ok(parts) => parts,
-        Err((code, why)) => return error(code, why),
-    };
+async fn command(State(api): State<Api>, headers: HeaderMap, body: Body) -> Response {
+    let (token, req, agent_id) =
+        match agent_request::<CommandRequest>(&api, &headers, body, COMMAND_BODY_LIMIT, |r| r.agent_id.clone()).await {
+            Ok(parts) => parts,
+            Err((code, why)) => return error(code, why),
+        };
     let command = AgentCommand {
         id: req.id.unwrap_or_else(Uuid::now_v7),
         agent_id,
@@ -232,15 +258,32 @@ async fn command(State(api): State<Api>, headers: HeaderMap, body: Bytes) -> Res
     send(&api, token, command).await
 }
 
+/// Largest body of `POST /v1/agent/commands` (a reply's text with room to spare).
+const COMMAND_BODY_LIMIT: usize = 256 * 1024;
+/// Largest body of `POST /v1/agent/typing`.
+const TYPING_BODY_LIMIT: usize = 4 * 1024;
+/// Largest body of `PUT /v1/agents/{id}`.
+const AGENT_BODY_LIMIT: usize = 64 * 1024;
+
+/// A request body, read only after its credentials were checked (so an anonymous client cannot
+/// make the daemon buffer anything) and only up to `limit` bytes.
+async fn read_body(body: Body, limit: usize) -> Result<Bytes, (StatusCode, String)> {
+    axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| (StatusCode::PAYLOAD_TOO_LARGE, format!("the body is over {limit} bytes (or was cut off)")))
+}
+
 /// An agent request's token, body and the agent it acts as, or the status and reason to refuse it.
-fn agent_request<'a, T: serde::de::DeserializeOwned>(
+async fn agent_request<'a, T: serde::de::DeserializeOwned>(
     api: &'a Api,
     headers: &HeaderMap,
-    body: &[u8],
+    body: Body,
+    limit: usize,
     named: impl FnOnce(&T) -> Option<String>,
 ) -> Result<(&'a Token, T, String), (StatusCode, String)> {
     let token = api.authenticate(headers).map_err(|why| (StatusCode::UNAUTHORIZED, why.to_string()))?;
-    let req: T = serde_json::from_slice(body).map_err(|e| (StatusCode::BAD_REQUEST, format!("invalid JSON: {e}")))?;
+    let body = read_body(body, limit).await?;
+    let req: T = serde_json::from_slice(&body).map_err(|e| (StatusCode::BAD_REQUEST, format!("invalid JSON: {e}")))?;
     let agent = acting_agent(token, named(&req))?;
     Ok((token, req, agent))
 }
@@ -270,6 +313,11 @@ async fn send(api: &Api, token: &Token, command: AgentCommand) -> Response {
         Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     };
     info!(token = %token.name, command = %id, "agent command accepted");
+    respond(id, verdict)
+}
+
+/// The answer to a command: the router's verdict as a status code.
+fn respond(id: Uuid, verdict: Verdict) -> Response {
     match verdict {
         Verdict::Done => {
             (StatusCode::OK, Json(CommandOutcome { command_id: id, status: Some("done"), error: None })).into_response()
@@ -308,16 +356,26 @@ struct TypingRequest {
         (status = 204, description = "Signalled (on `sb.agent.typing`)."),
         (status = 400, description = "Unreadable body, or no `agent_id` with an integration token.", body = ApiError),
         (status = 401, description = "Missing or unknown bearer token.", body = ApiError),
-        (status = 403, description = "An agent token acting as another agent.", body = ApiError),
+        (status = 413, description = "Body over 4 KiB (read only once the token was checked).", body = ApiError),
+        (status = 403, description = "An agent token acting as another agent, or on a conversation not assigned to it.", body = ApiError),
+        (status = 404, description = "Unknown conversation (checked for agent tokens).", body = ApiError),
         (status = 503, description = "Not connected to NATS.", body = ApiError),
     )
 )]
-async fn typing(State(api): State<Api>, headers: HeaderMap, body: Bytes) -> Response {
-    let (_, req, agent_id) = match agent_request::<TypingRequest>(&api, &headers, &body, |r| r.agent_id.clone()) {
-        Ok(parts) => parts,
-        Err((code, why)) => return error(code, why),
-    };
+async fn typing(State(api): State<Api>, headers: HeaderMap, body: Body) -> Response {
+    let (token, req, agent_id) =
+        match agent_request::<TypingRequest>(&api, &headers, body, TYPING_BODY_LIMIT, |r| r.agent_id.clone()).await {
+            Ok(parts) => parts,
+            Err((code, why)) => return error(code, why),
+        };
     let Ok(bus) = api.bus.get() else { return error(StatusCode::SERVICE_UNAVAILABLE, "not connected to NATS yet") };
+    if let Some(own) = &token.agent {
+        match conversation_record(bus, req.conversation_id).await {
+            Ok(record) if held_by(&record, own) => {}
+            Ok(_) => return error(StatusCode::FORBIDDEN, "the conversation is not assigned to this agent"),
+            Err(refusal) => return refusal,
+        }
+    }
     let signal = json!({ "conversation_id": req.conversation_id, "agent_id": agent_id });
     match bus.client().publish(switchboard_core::contract::subjects::AGENT_TYPING, signal.to_string().into()).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
@@ -413,6 +471,7 @@ struct AgentRequest {
         (status = 202, description = "Stored; applies when a router leads again.", body = CommandOutcome),
         (status = 400, description = "Unreadable body.", body = ApiError),
         (status = 401, description = "Missing or unknown bearer token.", body = ApiError),
+        (status = 413, description = "Body over 64 KiB (read only once the token was checked).", body = ApiError),
         (status = 403, description = "Not an admin token.", body = ApiError),
         (status = 404, description = "The router refused it (unknown).", body = CommandOutcome),
         (status = 409, description = "The router refused it.", body = CommandOutcome),
@@ -420,7 +479,7 @@ struct AgentRequest {
         (status = 503, description = "Not connected to NATS.", body = ApiError),
     )
 )]
-async fn define_agent(State(api): State<Api>, headers: HeaderMap, Path(id): Path<String>, body: Bytes) -> Response {
+async fn define_agent(State(api): State<Api>, headers: HeaderMap, Path(id): Path<String>, body: Body) -> Response {
     let token = match api.authenticate(&headers) {
         Ok(t) => t,
         Err(why) => return error(StatusCode::UNAUTHORIZED, why),
@@ -428,6 +487,10 @@ async fn define_agent(State(api): State<Api>, headers: HeaderMap, Path(id): Path
     if !token.admin {
         return error(StatusCode::FORBIDDEN, "defining agents needs an admin token (`admin = true`)");
     }
+    let body = match read_body(body, AGENT_BODY_LIMIT).await {
+        Ok(b) => b,
+        Err((code, why)) => return error(code, why),
+    };
     let req: AgentRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid JSON: {e}")),
@@ -456,38 +519,99 @@ async fn define_agent(State(api): State<Api>, headers: HeaderMap, Path(id): Path
     // Checked in full before anything is stored, so a bad endpoint changes nothing.
     let mut registrations = Vec::new();
     for (kind, value) in &req.endpoints {
-        match endpoint_registration(&command.agent_id, kind, value) {
+        match endpoint_registration(&api, &command.agent_id, kind, value).await {
             Ok(r) => registrations.push(r),
             Err(why) => return error(StatusCode::UNPROCESSABLE_ENTITY, format!("endpoints.{kind}: {why}")),
         }
     }
-    if !registrations.is_empty() {
-        let kv = match bus.jetstream().get_key_value(buckets::AGENTS).await {
-            Ok(kv) => kv,
-            Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
-        };
-        for (key, value) in registrations {
-            if let Err(e) = kv.put(key, value.into()).await {
-                return error(StatusCode::SERVICE_UNAVAILABLE, format!("cannot store the endpoint: {e}"));
+    // The endpoints are stored only once the router accepted the definition: a refused PUT
+    // changes nothing, not even the address the agent's next offer would go to.
+    let id = command.id;
+    let mut published = match publish_command(bus, &command).await {
+        Ok(p) => p,
+        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    };
+    info!(token = %token.name, command = %id, "agent definition sent");
+    let verdict = published.verdict(api.wait).await;
+    match &verdict {
+        Verdict::Done => {
+            if let Err(e) = register_endpoints(bus, &registrations).await {
+                return error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("the agent is defined but its endpoint could not be stored ({e}); PUT it again"),
+                );
             }
         }
+        Verdict::Rejected(_) => {}
+        Verdict::Pending if registrations.is_empty() => {}
+        Verdict::Pending => {
+            let bus = bus.clone();
+            let agent = command.agent_id.clone();
+            tokio::spawn(async move {
+                match published.verdict(LATE_VERDICT_WAIT).await {
+                    Verdict::Done => match register_endpoints(&bus, &registrations).await {
+                        Ok(()) => info!(agent = %agent, command = %id, "late definition accepted; endpoints stored"),
+                        Err(e) => {
+                            warn!(agent = %agent, command = %id, error = %e, "definition accepted late but its endpoints could not be stored: PUT it again")
+                        }
+                    },
+                    Verdict::Rejected(reason) => {
+                        info!(agent = %agent, command = %id, reason = %reason, "definition refused late; endpoints unchanged")
+                    }
+                    Verdict::Pending => {
+                        warn!(agent = %agent, command = %id, "no verdict on the definition; its endpoints were not stored: PUT it again")
+                    }
+                }
+            });
+        }
     }
-    send(&api, token, command).await
+    respond(id, verdict)
+}
+
+/// How long a definition answered `202` keeps waiting for the router's verdict; its endpoints are
+/// stored only when the router accepts it.
+const LATE_VERDICT_WAIT: Duration = Duration::from_secs(600);
+
+/// Stores checked endpoint registrations in `sb_agents`.
+async fn register_endpoints(bus: &switchboard_bus::Bus, registrations: &[(String, Vec<u8>)]) -> Result<(), String> {
+    if registrations.is_empty() {
+        return Ok(());
+    }
+    let kv = bus.jetstream().get_key_value(buckets::AGENTS).await.map_err(|e| e.to_string())?;
+    for (key, value) in registrations {
+        kv.put(key.as_str(), value.clone().into()).await.map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }
 
 /// The registry key and value of one endpoint, checked; kinds without a registry are refused.
-fn endpoint_registration(agent: &str, kind: &str, value: &serde_json::Value) -> Result<(String, Vec<u8>), String> {
+async fn endpoint_registration(
+    api: &Api,
+    agent: &str,
+    kind: &str,
+    value: &serde_json::Value,
+) -> Result<(String, Vec<u8>), String> {
     match kind {
         #[cfg(feature = "channel-webhook")]
         switchboard_channel_webhook::ENDPOINT_KIND => {
             let endpoint: switchboard_channel_webhook::RegisteredEndpoint =
                 serde_json::from_value(value.clone()).map_err(|e| e.to_string())?;
             endpoint.validate().map_err(|(field, reason)| format!("{field}: {reason}"))?;
+            // Refused now when it clearly points inward; checked again on every delivery, since
+            // what a name resolves to can change.
+            let url = switchboard_channel_webhook::guard::Url::parse(&endpoint.url).map_err(|e| format!("url: {e}"))?;
+            api.guard.check_url(&url).map_err(|e| format!("url: {e}"))?;
+            if let Some(host) = url.host_str().filter(|h| !h.starts_with('['))
+                && let Err(e) = api.guard.resolve_host(host).await
+                && switchboard_channel_webhook::guard::forbidden_in(e.as_ref()).is_some()
+            {
+                return Err(format!("url: {e}"));
+            }
             let bytes = serde_json::to_vec(&endpoint).map_err(|e| e.to_string())?;
             Ok((switchboard_channel_webhook::registry_key(agent), bytes))
         }
         _ => {
-            let _ = (agent, value);
+            let _ = (api, agent, value);
             Err(format!("endpoint kind `{kind}` cannot be registered through the API"))
         }
     }
@@ -504,29 +628,48 @@ fn endpoint_registration(agent: &str, kind: &str, value: &serde_json::Value) -> 
         (status = 200, description = "The conversation's record.", body = Object),
         (status = 400, description = "Not a UUID.", body = ApiError),
         (status = 401, description = "Missing or unknown bearer token.", body = ApiError),
+        (status = 403, description = "An agent token, and the conversation is not assigned to its agent.", body = ApiError),
         (status = 404, description = "Unknown conversation.", body = ApiError),
         (status = 500, description = "The stored record is unreadable.", body = ApiError),
         (status = 503, description = "Not connected to NATS.", body = ApiError),
     )
 )]
 async fn conversation(State(api): State<Api>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    if let Err(why) = api.authenticate(&headers) {
-        return error(StatusCode::UNAUTHORIZED, why);
-    }
+    let token = match api.authenticate(&headers) {
+        Ok(t) => t,
+        Err(why) => return error(StatusCode::UNAUTHORIZED, why),
+    };
     let Ok(id) = id.parse::<Uuid>() else { return error(StatusCode::BAD_REQUEST, "conversation id: not a UUID") };
     let Ok(bus) = api.bus.get() else { return error(StatusCode::SERVICE_UNAVAILABLE, "not connected to NATS yet") };
+    match conversation_record(bus, id).await {
+        Ok(record) => match &token.agent {
+            Some(own) if !held_by(&record, own) => {
+                error(StatusCode::FORBIDDEN, "the conversation is not assigned to this agent")
+            }
+            _ => (StatusCode::OK, Json(record)).into_response(),
+        },
+        Err(refusal) => refusal,
+    }
+}
+
+/// A conversation's stored record, or the response refusing the request.
+async fn conversation_record(bus: &switchboard_bus::Bus, id: Uuid) -> Result<serde_json::Value, Response> {
     let kv = match bus.jetstream().get_key_value(buckets::CONVERSATIONS).await {
         Ok(kv) => kv,
-        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        Err(e) => return Err(error(StatusCode::SERVICE_UNAVAILABLE, e.to_string())),
     };
     match kv.get(id.to_string()).await {
-        Ok(Some(value)) => match serde_json::from_slice::<serde_json::Value>(&value) {
-            Ok(record) => (StatusCode::OK, Json(record)).into_response(),
-            Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("stored record unreadable: {e}")),
-        },
-        Ok(None) => error(StatusCode::NOT_FOUND, "unknown conversation"),
-        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        Ok(Some(value)) => serde_json::from_slice::<serde_json::Value>(&value)
+            .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, format!("stored record unreadable: {e}"))),
+        Ok(None) => Err(error(StatusCode::NOT_FOUND, "unknown conversation")),
+        Err(e) => Err(error(StatusCode::SERVICE_UNAVAILABLE, e.to_string())),
     }
+}
+
+/// Whether `agent` holds (or last held, or is offered) the conversation of `record`: an agent
+/// token reads and signals only on its own conversations; integration and admin tokens on any.
+fn held_by(record: &serde_json::Value, agent: &str) -> bool {
+    record.get("agent").and_then(|a| a.as_str()) == Some(agent)
 }
 
 /// The queue of every routing group, from their leading routers (waits up to 3 s for them).

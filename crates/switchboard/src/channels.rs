@@ -50,6 +50,8 @@ pub fn validate(config: &Config) -> Result<(), (String, String)> {
         for (name, source) in &webhook.sources {
             source.validate(name).map_err(|e| (format!("channels.webhook.{}", e.key), e.reason))?;
         }
+        switchboard_channel_webhook::guard::AddressGuard::new(&webhook.allowed_networks)
+            .map_err(|e| ("channels.webhook.allowed_networks".to_string(), e))?;
         if webhook.max_body_bytes == 0 {
             return Err(("channels.webhook.max_body_bytes".into(), "must be greater than 0".into()));
         }
@@ -274,7 +276,10 @@ mod webhook {
             }
         }
         let timeout = std::time::Duration::from_millis(config.request_timeout_ms);
-        let deliverer = AgentEndpoints::new(endpoints, timeout, config.runtime.clone()).map_err(anyhow::Error::msg)?;
+        let guard = switchboard_channel_webhook::guard::AddressGuard::new(&config.allowed_networks)
+            .map_err(|e| anyhow::anyhow!("channels.webhook.allowed_networks: {e}"))?;
+        let deliverer =
+            AgentEndpoints::new(endpoints, timeout, config.runtime.clone(), guard).map_err(anyhow::Error::msg)?;
         Ok(Box::new(move |bus, stop| {
             Box::pin(async move { deliverer.run(bus, stop).await.map_err(|e| e.to_string()) })
         }))

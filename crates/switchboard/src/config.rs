@@ -103,11 +103,27 @@ pub struct HttpConfig {
     pub listen: SocketAddr,
     /// Longest time one request may take, in milliseconds.
     pub request_timeout_ms: u64,
+    /// Time a client has to send a request's headers, in milliseconds; then the connection closes.
+    pub header_read_timeout_ms: u64,
+    /// Time a connection may stay silent between requests, in milliseconds; then it closes.
+    pub idle_timeout_ms: u64,
+    /// Open connections in total (WebSockets included); more get `503` at once. Lowered at start
+    /// to fit the process's open-file limit.
+    pub max_connections: usize,
+    /// Open connections from one IP address; more get `503` at once.
+    pub max_connections_per_ip: usize,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        Self { listen: SocketAddr::from(([127, 0, 0, 1], 8080)), request_timeout_ms: 30_000 }
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            request_timeout_ms: 30_000,
+            header_read_timeout_ms: 10_000,
+            idle_timeout_ms: 60_000,
+            max_connections: 4096,
+            max_connections_per_ip: 256,
+        }
     }
 }
 
@@ -200,8 +216,17 @@ impl Config {
         if !(1..=5).contains(&self.nats.replicas) {
             return Err(("nats.replicas".into(), "must be between 1 and 5".into()));
         }
-        if self.http.request_timeout_ms == 0 {
-            return Err(("http.request_timeout_ms".into(), "must be greater than 0".into()));
+        let http = &self.http;
+        for (key, value) in [
+            ("request_timeout_ms", http.request_timeout_ms),
+            ("header_read_timeout_ms", http.header_read_timeout_ms),
+            ("idle_timeout_ms", http.idle_timeout_ms),
+            ("max_connections", http.max_connections as u64),
+            ("max_connections_per_ip", http.max_connections_per_ip as u64),
+        ] {
+            if value == 0 {
+                return Err((format!("http.{key}"), "must be greater than 0".into()));
+            }
         }
         if self.shutdown.grace_secs == 0 {
             return Err(("shutdown.grace_secs".into(), "must be greater than 0".into()));

@@ -44,7 +44,16 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     let readiness = Readiness { bus: slot.clone(), components: Arc::new(components) };
     let presence_readiness = readiness.clone();
     let all_groups = layout.names().map(str::to_string).collect();
-    let mut app = health_routes(readiness).merge(crate::api::Api::new(&config.api, slot.clone(), all_groups).routes());
+    let api = crate::api::Api::new(&config.api, slot.clone(), all_groups).map_err(anyhow::Error::msg)?;
+    #[cfg(feature = "channel-webhook")]
+    let api = api.with_endpoint_guard(
+        switchboard_channel_webhook::guard::AddressGuard::new(&config.channels.webhook.allowed_networks)
+            .map_err(|e| anyhow::anyhow!("channels.webhook.allowed_networks: {e}"))?,
+    );
+    if config.metrics.enabled {
+        crate::metrics::check_token(&config.metrics).map_err(anyhow::Error::msg)?;
+    }
+    let mut app = health_routes(readiness).merge(api.routes());
     let metrics = crate::metrics::LiveMetrics::default();
     if config.metrics.enabled {
         app = app.merge(metrics.routes(&config.metrics));
@@ -62,11 +71,8 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     let addr = listener.local_addr().context("listener address")?;
     info!(%addr, channels = channels.len(), "HTTP listener up");
     let http_stop = shutdown.clone();
-    let mut http = tokio::spawn(async move {
-        // The peer address feeds per-IP limits (web chat).
-        let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-        axum::serve(listener, app).with_graceful_shutdown(async move { http_stop.cancelled().await }).await
-    });
+    let limits = crate::serve::Limits::from_config(&config.http);
+    let mut http = tokio::spawn(crate::serve::serve(listener, app, limits, http_stop));
 
     // The bus may be down at start-up: keep answering /healthz (and 503 on /readyz) meanwhile.
     let bus = tokio::select! {

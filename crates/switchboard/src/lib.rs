@@ -14,6 +14,7 @@ pub mod logging;
 pub mod metrics;
 pub mod openapi;
 pub mod presence;
+pub mod serve;
 pub mod stats;
 
 pub use config::{Config, ConfigError};

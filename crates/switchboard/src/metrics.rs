@@ -81,6 +81,21 @@ enum Access {
     Locked,
 }
 
+/// Refuses a configured metrics token shorter than [`crate::api::MIN_TOKEN_BYTES`] (checked at start).
+pub fn check_token(cfg: &MetricsConfig) -> Result<(), String> {
+    if cfg.token_env.is_none() && cfg.token_file.is_none() {
+        return Ok(());
+    }
+    match switchboard_adapter::read_secret(cfg.token_env.as_deref(), cfg.token_file.as_deref()) {
+        Ok(Some(token)) if !token.is_empty() && token.trim().len() < crate::api::MIN_TOKEN_BYTES => Err(format!(
+            "metrics.token: the token has {} bytes; at least {} are required",
+            token.trim().len(),
+            crate::api::MIN_TOKEN_BYTES
+        )),
+        _ => Ok(()),
+    }
+}
+
 impl Access {
     fn from_config(cfg: &MetricsConfig) -> Access {
         if cfg.token_env.is_none() && cfg.token_file.is_none() {
