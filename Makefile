@@ -113,29 +113,8 @@ nats: $(NATS_SERVER) ## Start a local NATS (JetStream, store in .run/nats) unles
 	fi
 
 run: nats ## Run the daemon on the default config (starts a local NATS if needed)
-	@# The generated secrets are readable by their owner only (files from older runs included).
-	@umask 077; mkdir -p $(RUN_DIR); chmod 0700 $(RUN_DIR); \
-	for f in demo-webhook-secret demo-agent-token webchat-secret; do [ ! -e $(RUN_DIR)/$$f ] || chmod 0600 $(RUN_DIR)/$$f; done; \
-	if [ -z "$$SWITCHBOARD_DEMO_WEBHOOK_SECRET" ]; then \
-		mkdir -p $(RUN_DIR); \
-		[ -s $(RUN_DIR)/demo-webhook-secret ] || echo "whsec_$$(head -c 32 /dev/urandom | base64)" > $(RUN_DIR)/demo-webhook-secret; \
-		echo "development secret for webhook source 'demo' (from $(RUN_DIR)/demo-webhook-secret):"; \
-		echo "  export SWITCHBOARD_DEMO_WEBHOOK_SECRET=$$(cat $(RUN_DIR)/demo-webhook-secret)"; \
-	fi; \
-	if [ -z "$$SWITCHBOARD_DEMO_AGENT_TOKEN" ]; then \
-		mkdir -p $(RUN_DIR); \
-		[ -s $(RUN_DIR)/demo-agent-token ] || head -c 24 /dev/urandom | base64 | tr -d '/+=' > $(RUN_DIR)/demo-agent-token; \
-		echo "agent API token for demo-agent (from $(RUN_DIR)/demo-agent-token):"; \
-		echo "  export SWITCHBOARD_DEMO_AGENT_TOKEN=$$(cat $(RUN_DIR)/demo-agent-token)"; \
-	fi; \
-	if [ -z "$$SWITCHBOARD_WEBCHAT_SECRET" ]; then \
-		mkdir -p $(RUN_DIR); \
-		[ -s $(RUN_DIR)/webchat-secret ] || head -c 32 /dev/urandom | base64 | tr -d '/+=' > $(RUN_DIR)/webchat-secret; \
-		echo "web chat demo page: http://127.0.0.1:8080/chat/demo (session key in $(RUN_DIR)/webchat-secret)"; \
-	fi; \
-	export SWITCHBOARD_WEBCHAT_SECRET=$${SWITCHBOARD_WEBCHAT_SECRET:-$$(cat $(RUN_DIR)/webchat-secret)}; \
-	export SWITCHBOARD_DEMO_WEBHOOK_SECRET=$${SWITCHBOARD_DEMO_WEBHOOK_SECRET:-$$(cat $(RUN_DIR)/demo-webhook-secret)}; \
-	export SWITCHBOARD_DEMO_AGENT_TOKEN=$${SWITCHBOARD_DEMO_AGENT_TOKEN:-$$(cat $(RUN_DIR)/demo-agent-token)}; \
+	@# Development secrets: generated once into .run/, owner-only (0700/0600); set variables win.
+	@eval "$$(scripts/dev-secrets.sh $(RUN_DIR))"; \
 	export SWITCHBOARD__NATS__URL=$(NATS_URL); \
 	cargo run -p switchboard -- run --config $(CONFIG)
 

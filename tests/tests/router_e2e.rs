@@ -11,6 +11,7 @@ use switchboard_e2e::{Receiver, SECRET, TestDaemon, verify_signed};
 
 const WAIT: Duration = Duration::from_secs(20);
 const TOKEN: &str = "alice-token-for-tests";
+const BOB: &str = "bob-token-for-the-tests";
 
 #[tokio::test]
 async fn a_customer_message_reaches_the_agents_helpdesk_and_the_answer_reaches_the_customer() {
@@ -20,13 +21,18 @@ async fn a_customer_message_reaches_the_agents_helpdesk_and_the_answer_reaches_t
     let (secret_file, token_file) = (dir.path().join("agent.secret"), dir.path().join("alice.token"));
     std::fs::write(&secret_file, SECRET).unwrap();
     std::fs::write(&token_file, TOKEN).unwrap();
+    let bob_file = dir.path().join("bob.token");
+    std::fs::write(&bob_file, BOB).unwrap();
     let helpdesk_url = helpdesk.url.clone();
     let daemon = TestDaemon::start(Some(customer.url.clone()), move |c| {
         c.router.enabled = true;
         c.routing = serde_json::from_value(json!({
             "default_team": "support",
             "teams": { "support": { "offer_timeout_secs": 120 } },
-            "agents": [ { "id": "alice", "teams": ["support"], "tiers": ["L1"], "status": "online" } ],
+            "agents": [
+                { "id": "alice", "teams": ["support"], "tiers": ["L1"], "status": "online" },
+                { "id": "bob", "teams": ["support"], "tiers": ["L1"], "status": "away" }
+            ],
             "rules": [ { "name": "orders", "when": "has(metadata.order)", "priority": "P2" } ]
         }))
         .unwrap();
@@ -37,6 +43,10 @@ async fn a_customer_message_reaches_the_agents_helpdesk_and_the_answer_reaches_t
         c.api.tokens.insert(
             "alice".into(),
             ApiTokenConfig { token_file: Some(token_file), agent: Some("alice".into()), ..Default::default() },
+        );
+        c.api.tokens.insert(
+            "bob".into(),
+            ApiTokenConfig { token_file: Some(bob_file), agent: Some("bob".into()), ..Default::default() },
         );
     })
     .await;
@@ -93,6 +103,28 @@ async fn a_customer_message_reaches_the_agents_helpdesk_and_the_answer_reaches_t
     let texts: Vec<_> = record["history"].as_array().unwrap().iter().map(|h| h["text"].clone()).collect();
     assert_eq!(texts, [json!("Where is order 17?"), json!("It left the warehouse today.")]);
     assert_eq!(daemon.api("wrong-token", "GET", &format!("/v1/conversations/{conversation}"), None).await.0, 401);
+
+    // Another agent's token cannot read it, write a note on it or show typing in it.
+    let path = format!("/v1/conversations/{conversation}");
+    assert_eq!(daemon.api(BOB, "GET", &path, None).await.0, 403, "bob reads only his own conversations");
+    let note = format!(r#"{{"conversation_id":"{conversation}","action":{{"type":"note","text":"bob was here"}}}}"#);
+    let (code, why) = daemon.api(BOB, "POST", "/v1/agent/commands", Some(&note)).await;
+    assert_eq!(code, 409, "bob's note on alice's conversation: {why}");
+    let typing = format!(r#"{{"conversation_id":"{conversation}"}}"#);
+    assert_eq!(daemon.api(BOB, "POST", "/v1/agent/typing", Some(&typing)).await.0, 403);
+    assert_eq!(daemon.api(TOKEN, "POST", "/v1/agent/typing", Some(&typing)).await.0, 204, "alice's own");
+    let own_note =
+        format!(r#"{{"conversation_id":"{conversation}","action":{{"type":"note","text":"called the warehouse"}}}}"#);
+    assert_eq!(daemon.api(TOKEN, "POST", "/v1/agent/commands", Some(&own_note)).await.0, 200);
+    let (_, record) = daemon.api(TOKEN, "GET", &path, None).await;
+    let notes: Vec<_> = record["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["from"] == "note")
+        .map(|h| h["text"].clone())
+        .collect();
+    assert_eq!(notes, [json!("called the warehouse")], "only alice's note is in the history");
 
     // `switchboard explain` asks the leading router why.
     let mut cli = switchboard::Config::default();

@@ -193,3 +193,23 @@ async fn sigterm_loses_nothing_that_got_a_202() {
     assert!(!log.contains("secret-body-"), "message text in the info log");
     assert!(!log.contains(SECRET.trim_start_matches("whsec_")), "secret in the info log");
 }
+
+/// A guessable API token (under 16 bytes) stops the daemon at start, naming the token.
+#[tokio::test]
+async fn a_short_api_token_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("short.token");
+    std::fs::write(&token, "letmein").unwrap();
+    let mut config = Config::default();
+    config.router.enabled = false;
+    config.api.tokens.insert(
+        "ops".into(),
+        switchboard::config::ApiTokenConfig { token_file: Some(token), admin: true, ..Default::default() },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let stop = CancellationToken::new();
+    let run = tokio::time::timeout(Duration::from_secs(10), switchboard::daemon::run(config, listener, stop)).await;
+    let error = run.expect("refused at once, before reaching NATS").expect_err("refused");
+    let message = format!("{error:#}");
+    assert!(message.contains("api.tokens.ops") && message.contains("at least 16"), "{message}");
+}

@@ -106,3 +106,36 @@ fn http_status(port: u16, path: &str) -> Option<u16> {
     stream.read_exact(&mut head).ok()?;
     std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
 }
+
+/// `make run`'s development secrets are owner-only, old world-readable files included, and a
+/// variable already set is used instead of a file.
+#[test]
+fn make_runs_secrets_are_readable_by_their_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    std::fs::create_dir(&run).unwrap();
+    std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let old = run.join("demo-agent-token");
+    std::fs::write(&old, "an-older-token-written-0644").unwrap();
+    std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = Command::new("bash")
+        .arg(repo().join("scripts/dev-secrets.sh"))
+        .arg(&run)
+        .env("SWITCHBOARD_WEBCHAT_SECRET", "set-by-the-operator")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let exports = String::from_utf8(out.stdout).unwrap();
+    assert!(exports.contains("export SWITCHBOARD_DEMO_AGENT_TOKEN=an-older-token-written-0644"), "{exports}");
+    assert!(exports.contains("export SWITCHBOARD_WEBCHAT_SECRET=set-by-the-operator"), "{exports}");
+    assert!(exports.contains("export SWITCHBOARD_DEMO_WEBHOOK_SECRET=whsec_"), "{exports}");
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&run), 0o700);
+    let mut files: Vec<_> = std::fs::read_dir(&run).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    assert_eq!(files.len(), 2, "no file for the variable that was set: {files:?}");
+    for f in files {
+        assert_eq!(mode(&f), 0o600, "{}", f.display());
+    }
+}
