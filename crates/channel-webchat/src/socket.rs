@@ -237,7 +237,9 @@ pub(crate) async fn run(shared: Arc<Shared>, mut ws: WebSocket, ip: IpAddr, _slo
                     }
                 };
                 if let Some(reply) = reply {
-                    let too_many = reply["code"] == "rate_limited_ip";
+                    // The frame says `rate_limited` like a visitor's own limit; `scope` tells them
+                    // apart, and an address over its limit is closed with 4429.
+                    let too_many = reply["scope"] == "ip";
                     if send_json(&mut ws, &reply).await.is_err() {
                         return;
                     }
@@ -541,8 +543,10 @@ fn prechat_form(shared: &Shared, lang: Option<&str>) -> Value {
 }
 
 fn error_frame(client_id: Option<&str>, code: &str, message: &str) -> Value {
-    let code = if code == "rate_limited_ip" { "rate_limited" } else { code };
-    let mut frame = json!({ "type": "error", "code": code, "message": message });
+    let mut frame = match code {
+        "rate_limited_ip" => json!({ "type": "error", "code": "rate_limited", "scope": "ip", "message": message }),
+        _ => json!({ "type": "error", "code": code, "message": message }),
+    };
     if let Some(id) = client_id {
         frame["client_id"] = id.into();
     }

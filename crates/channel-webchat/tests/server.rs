@@ -329,6 +329,23 @@ async fn floods_are_limited_per_visitor_and_per_address() {
 }
 
 #[tokio::test]
+async fn an_address_over_its_message_limit_is_told_so_and_closed_with_4429() {
+    let chat = Chat::start(|cfg| cfg.ip_messages_per_minute = 2).await;
+    let (mut ws, _) = chat.open(json!({})).await;
+    ws.history().await;
+    for i in 0..2 {
+        ws.send(json!({ "type": "send", "client_id": format!("m{i}"), "text": "hello" })).await;
+        assert_eq!(ws.next_of("ack").await["client_id"], format!("m{i}"));
+    }
+    ws.send(json!({ "type": "send", "client_id": "m2", "text": "one more" })).await;
+    let refused = ws.next_of("error").await;
+    assert_eq!((refused["code"].clone(), refused["scope"].clone()), (json!("rate_limited"), json!("ip")), "{refused}");
+    assert_eq!(ws.closed().await, Some(4429), "closed with the documented code");
+    assert_eq!(chat.envelopes().await.len(), 2, "the refused message changed nothing");
+    chat.running.unwrap().stop().await;
+}
+
+#[tokio::test]
 async fn a_signed_identity_links_the_visitor_and_a_forged_one_does_not() {
     let chat = Chat::start(|_| {}).await;
     let hash = sign_identity(b"identity-key-for-tests", "42");
