@@ -72,10 +72,10 @@ impl Bus {
             use async_nats::ConnectErrorKind as Kind;
             match e.kind() {
                 Kind::AuthorizationViolation | Kind::Authentication => {
-                    BusError::Refused { url: url.clone(), hint: credentials.keys(), source: e.into() }
+                    BusError::Refused { url: url.clone(), hint: credentials.keys(), reason: e.to_string() }
                 }
-                Kind::Tls => BusError::Tls { url: url.clone(), source: e.into() },
-                _ if tls_failure(&e) => BusError::Tls { url: url.clone(), source: e.into() },
+                Kind::Tls => BusError::Tls { url: url.clone(), reason: e.to_string() },
+                _ if tls_failure(&e) => BusError::Tls { url: url.clone(), reason: e.to_string() },
                 _ => BusError::Connect { url: url.clone(), source: e.into() },
             }
         })?;

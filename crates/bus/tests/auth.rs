@@ -20,7 +20,8 @@ use tokio_util::sync::CancellationToken;
 
 use auth_support::certs::Ca;
 use auth_support::jwt::{Operator, user_creds};
-use auth_support::{AuthServer, write};
+use auth_support::write;
+use switchboard_testkit::ConfiguredNatsServer as AuthServer;
 
 /// How long a refusal may take: one attempt, not a loop.
 const REFUSED_WITHIN: Duration = Duration::from_secs(5);
