@@ -18,11 +18,14 @@ fn check_config(path: &Path, env: &[(&str, &str)]) -> Output {
     command.envs(env.iter().copied()).output().unwrap()
 }
 
+/// A `[nats]` body, the environment `check-config` runs with, and what its error must say.
+type Case = (&'static str, &'static [(&'static str, &'static str)], &'static [&'static str]);
+
 #[test]
 fn check_config_names_the_nats_key_and_why() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("nats.toml");
-    let cases: &[(&str, &[(&str, &str)], &[&str])] = &[
+    let cases: &[Case] = &[
         (
             "user = \"sb\"\npassword_env = \"SB_TEST_NATS_PASSWORD\"",
             &[],
