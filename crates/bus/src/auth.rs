@@ -327,6 +327,7 @@ mod tests {
             (config(|c| c.tls_cert_file = Some(empty.clone())), "tls_key_file", "needs `tls_key_file`"),
             (config(|c| c.tls_key_file = Some(empty.clone())), "tls_cert_file", "needs `tls_cert_file`"),
             (config(|c| c.tls_ca_file = Some(missing.clone())), "tls_ca_file", "cannot read"),
+            (config(|c| c.url = "nats://127.0.0.1:notaport".into()), "url", "not a server URL"),
         ];
         for (config, key, reason) in cases {
             let (k, r) = refused(&config);
