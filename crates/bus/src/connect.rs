@@ -18,14 +18,24 @@ pub struct Bus {
 
 impl Bus {
     /// Connects, retrying with back-off until the server answers or `shutdown` is cancelled, then
-    /// checks that the server is new enough and has JetStream.
+    /// checks that the server is new enough and has JetStream. A setting that cannot work, refused
+    /// credentials and a failed TLS handshake end it at once: retrying them cannot help.
     pub async fn connect(config: &BusConfig, shutdown: &CancellationToken) -> Result<Bus, BusError> {
+        if server_list(&config.url).is_ok_and(|servers| servers.iter().any(|s| s.password().is_some())) {
+            warn!(url = %redacted_url(&config.url), "nats.url carries a password: prefer nats.user with nats.password_env or password_file");
+        }
         let mut attempt = 0u64;
         loop {
             attempt += 1;
             match Self::connect_once(config).await {
                 Ok(bus) => return Ok(bus),
-                Err(err @ (BusError::ServerTooOld { .. } | BusError::NoJetStream { .. })) => return Err(err),
+                Err(
+                    err @ (BusError::ServerTooOld { .. }
+                    | BusError::NoJetStream { .. }
+                    | BusError::Config(_)
+                    | BusError::Refused { .. }
+                    | BusError::Tls { .. }),
+                ) => return Err(err),
                 Err(err) => {
                     let delay = config.connect_backoff.delay(attempt);
                     warn!(url = %redacted_url(&config.url), attempt, retry_in_ms = delay.as_millis() as u64, error = %err, "NATS not reachable yet");
@@ -41,9 +51,9 @@ impl Bus {
     /// One connection attempt, with the version and JetStream checks.
     pub async fn connect_once(config: &BusConfig) -> Result<Bus, BusError> {
         let url = redacted_url(&config.url);
-        let connect_err =
-            |source: Box<dyn std::error::Error + Send + Sync>| BusError::Connect { url: url.clone(), source };
-        let mut options = async_nats::ConnectOptions::new()
+        let credentials = config.credentials()?;
+        let tls = config.tls()?;
+        let options = async_nats::ConnectOptions::new()
             .name(&config.client_name)
             .connection_timeout(std::time::Duration::from_secs(5))
             // Reconnects after the first connection are async-nats' job; log them so ops see flaps.
@@ -54,21 +64,21 @@ impl Bus {
                     other => tracing::debug!(event = %other, "NATS client event"),
                 }
             });
-        if let Some(path) = &config.credentials_file {
-            options = options.credentials_file(path).await.map_err(|e| connect_err(e.into()))?;
-        }
-        let servers = server_list(&config.url).map_err(|e| connect_err(e.into()))?;
-        // async-nats ignores the user information of a URL: without this, `nats://user:pass@host`
-        // or `nats://token@host` connects without credentials and is refused (found by the
-        // adapter permissions test).
-        if let Some(server) = servers.iter().find(|s| s.username().is_some()) {
-            let user = percent_decoded(server.username().unwrap_or_default());
-            options = match server.password() {
-                Some(pass) => options.user_and_password(user, percent_decoded(pass)),
-                None => options.token(user),
-            };
-        }
-        let client = options.connect(servers).await.map_err(|e| connect_err(e.into()))?;
+        // async-nats ignores the user information of a URL: `credentials` carries it (without it,
+        // `nats://user:pass@host` connected without credentials and was refused).
+        let options = tls.apply(credentials.apply(options)?);
+        let servers = server_list(&config.url).map_err(|e| BusError::Connect { url: url.clone(), source: e.into() })?;
+        let client = options.connect(servers).await.map_err(|e| {
+            use async_nats::ConnectErrorKind as Kind;
+            match e.kind() {
+                Kind::AuthorizationViolation | Kind::Authentication => {
+                    BusError::Refused { url: url.clone(), hint: credentials.keys(), reason: e.to_string() }
+                }
+                Kind::Tls => BusError::Tls { url: url.clone(), reason: e.to_string() },
+                _ if tls_failure(&e) => BusError::Tls { url: url.clone(), reason: e.to_string() },
+                _ => BusError::Connect { url: url.clone(), source: e.into() },
+            }
+        })?;
         let server = client.server_info();
         if let Err(found) = check_server_version(&server.version) {
             return Err(BusError::ServerTooOld { url, found, required: MIN_SERVER_VERSION });
@@ -76,7 +86,7 @@ impl Bus {
         if !server.jetstream {
             return Err(BusError::NoJetStream { url });
         }
-        info!(url = %url, server_version = %server.version, "connected to NATS");
+        info!(url = %url, server_version = %server.version, tls = tls.required, "connected to NATS");
         Ok(Bus { jetstream: jetstream::new(client.clone()), client, config: Arc::new(config.clone()) })
     }
 
@@ -136,9 +146,20 @@ pub fn server_list(url: &str) -> Result<Vec<async_nats::ServerAddr>, std::io::Er
     url.split(',').map(|u| u.trim().parse()).collect()
 }
 
-/// A URL's user or password as written (`%40` for `@` and the like decoded).
-fn percent_decoded(part: &str) -> String {
-    percent_encoding::percent_decode_str(part).decode_utf8_lossy().into_owned()
+/// Whether a connection failed in TLS itself (an untrusted server certificate, the server
+/// refusing ours, a server without TLS): async-nats reports handshake failures as I/O errors,
+/// but they repeat on every attempt, unlike a refused or reset connection.
+fn tls_failure(error: &async_nats::ConnectError) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(current) = cause {
+        // An `io::Error`'s `source` skips the error it wraps, so look inside explicitly.
+        let inner = current.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref());
+        if current.is::<async_nats::rustls::Error>() || inner.is_some_and(|i| i.is::<async_nats::rustls::Error>()) {
+            return true;
+        }
+        cause = current.source();
+    }
+    false
 }
 
 /// `url` (one or several comma-separated server URLs) with any user name, password or token

@@ -15,6 +15,32 @@ pub enum BusError {
         /// Why.
         source: Source,
     },
+    /// A `[nats]` setting cannot work (a secret's variable unset, a file unreadable, ...).
+    #[error(transparent)]
+    Config(#[from] crate::BusConfigError),
+    /// The server refused this client's credentials: retrying with the same ones cannot help.
+    #[error("NATS at {url} refused this client ({reason}): {hint}")]
+    Refused {
+        /// The URL tried.
+        url: String,
+        /// What to check, naming the configuration keys in use.
+        hint: &'static str,
+        /// The server's or the client's reason (text, not a source: printed once in a chain).
+        reason: String,
+    },
+    /// The TLS handshake failed: the server's certificate is not trusted, it refused ours, or it
+    /// has no TLS; retrying cannot help.
+    #[error(
+        "TLS with NATS at {url} failed ({reason}): check that the server has TLS enabled, that \
+         nats.tls_ca_file holds the CA that signed the server's certificate and that the URL's host \
+         is in that certificate, and nats.tls_cert_file/tls_key_file if the server verifies clients"
+    )]
+    Tls {
+        /// The URL tried.
+        url: String,
+        /// Why (text, not a source: printed once in a chain).
+        reason: String,
+    },
     /// The server is older than Switchboard supports.
     #[error(
         "NATS server {found} at {url} is too old: Switchboard needs {required} or newer \

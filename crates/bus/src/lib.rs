@@ -8,6 +8,7 @@
 //! It knows the contract's names from `switchboard-core` but never decides routing and never
 //! speaks a provider's wire format.
 
+mod auth;
 mod backoff;
 mod config;
 mod connect;
@@ -20,6 +21,7 @@ mod publish;
 mod setup;
 mod version;
 
+pub use auth::BusConfigError;
 pub use backoff::Backoff;
 pub use config::BusConfig;
 pub use connect::{Bus, BusSlot, redacted_url, server_list};

@@ -213,6 +213,8 @@ impl Config {
         if self.nats.url.trim().is_empty() {
             return Err(("nats.url".into(), "must not be empty".into()));
         }
+        // Credentials and TLS files are read now: a mistake is named here, not retried forever.
+        self.nats.validate().map_err(|e| (format!("nats.{}", e.key), e.reason))?;
         if !(1..=5).contains(&self.nats.replicas) {
             return Err(("nats.replicas".into(), "must be between 1 and 5".into()));
         }

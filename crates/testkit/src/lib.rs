@@ -9,6 +9,7 @@
 mod mail;
 mod nats;
 mod nats_cluster;
+mod nats_configured;
 #[cfg(feature = "telegram")]
 mod telegram;
 mod wait;
@@ -16,6 +17,7 @@ mod wait;
 pub use mail::{MAIL_DOMAIN, MailConfig, MailServer};
 pub use nats::NatsServer;
 pub use nats_cluster::NatsCluster;
+pub use nats_configured::ConfiguredNatsServer;
 #[cfg(feature = "telegram")]
 pub use telegram::{
     AnsweredCallback, ApiRequest, EditedMessage, FAKE_BOT_FIRST_NAME, FAKE_BOT_USERNAME, FakeBotApi, FakeError,
