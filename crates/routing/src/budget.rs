@@ -8,11 +8,11 @@
 //! are not timed at all: the expression size and the input cap bound them.
 //!
 //! cel has no cost tracking or cancellation, so each compiled comprehension is rewritten to call
-//! [`within_budget`] once per iteration (in its loop condition, or in the guard of a `map` or
-//! `filter`, where cel's in-place append keeps its literal loop condition). The call fails once
-//! the thread's deadline has passed; the failure ends the loop at once, and every later loop of
-//! the same evaluation fails on its first iteration, so an overrun stops within one iteration
-//! of the budget. A failure that CEL's `||`/`&&` absorb still counts: the rule's result is
+//! `within_budget` once per iteration (in its loop condition, or in the guard of a `map` or
+//! `filter`, where cel's in-place append keeps its literal loop condition). The call reads the
+//! clock every `CHECK_EVERY` (64) iterations and fails once the thread's deadline has passed; the
+//! failure ends the loop at once, and every later loop of the same evaluation fails on its first
+//! iteration, so an overrun stops within that many iterations of the budget. A failure that CEL's `||`/`&&` absorb still counts: the rule's result is
 //! discarded whenever the evaluation overran.
 
 use std::cell::Cell;
