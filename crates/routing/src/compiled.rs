@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use switchboard_core::Tier;
 
-use crate::config::{EscalationAction, RoutingConfig, Strategy};
+use crate::config::{EscalationAction, RoutingConfig, RuleBudgetConfig, Strategy};
 use crate::hours::BusinessHours;
 use crate::model::Ms;
 use crate::rules::RuleSet;
@@ -37,6 +37,39 @@ fn duration_ms(key: impl FnOnce() -> String, secs: u64) -> Result<Ms, RoutingCon
     // Within the bound the product fits easily.
     Ok(secs as Ms * 1000)
 }
+
+/// Refuses a rule budget that would not bound anything (or nothing useful), naming the key.
+fn check_rule_budget(b: &RuleBudgetConfig) -> Result<(), RoutingConfigError> {
+    let key = |k: &str| format!("rule_budget.{k}");
+    if !(1..=MAX_RULE_INPUT_BYTES).contains(&b.max_input_bytes) {
+        return Err(err(key("max_input_bytes"), format!("must be between 1 and {MAX_RULE_INPUT_BYTES}")));
+    }
+    if b.max_comprehension_depth > MAX_COMPREHENSION_DEPTH {
+        return Err(err(
+            key("max_comprehension_depth"),
+            format!("at most {MAX_COMPREHENSION_DEPTH}: each level multiplies a rule's work by its input"),
+        ));
+    }
+    if !(1..=MAX_EXPRESSION_NODES).contains(&b.max_expression_nodes) {
+        return Err(err(key("max_expression_nodes"), format!("must be between 1 and {MAX_EXPRESSION_NODES}")));
+    }
+    if !(1..=MAX_RULE_BUDGET_MS).contains(&b.budget_ms) {
+        return Err(err(
+            key("budget_ms"),
+            format!(
+                "must be between 1 and {MAX_RULE_BUDGET_MS}: every other conversation waits while a rule runs, and a router held for longer than its lease (router.lease_ttl_secs) loses it"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Upper bounds of the `rule_budget` settings: a second per rule already holds every other
+/// conversation of the group a second per message.
+const MAX_RULE_INPUT_BYTES: usize = 1 << 20;
+const MAX_COMPREHENSION_DEPTH: u8 = 8;
+const MAX_EXPRESSION_NODES: usize = 100_000;
+const MAX_RULE_BUDGET_MS: u64 = 1_000;
 
 /// A compiled escalation step.
 #[derive(Debug, Clone)]
@@ -194,7 +227,11 @@ impl Compiled {
         }
         let tz = if cfg.timezone.is_empty() { "UTC" } else { cfg.timezone.as_str() };
         let tz = crate::rules::parse_timezone(tz).map_err(|e| err("timezone", e))?;
-        let rules = RuleSet::compile(&cfg.rules, tz).map_err(|e| err("rules", e.to_string()))?;
+        check_rule_budget(&cfg.rule_budget)?;
+        let rules = RuleSet::compile_with(&cfg.rules, tz, &cfg.rule_budget).map_err(|e| {
+            let key = e.index.map_or_else(|| "rules".to_string(), |i| format!("rules[{i}]"));
+            err(key, e.to_string())
+        })?;
         let aging_secs = if cfg.aging_secs_per_point == 0 { 30 } else { cfg.aging_secs_per_point };
         let aging_ms = duration_ms(|| "aging_secs_per_point".into(), aging_secs)?;
         let reopen_ms = match cfg.reopen_window_secs {

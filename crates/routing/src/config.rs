@@ -27,12 +27,39 @@ pub struct RoutingConfig {
     pub agents: Vec<AgentConfig>,
     /// Routing rules, evaluated in order.
     pub rules: Vec<RuleConfig>,
+    /// What one rule may cost: checked at load (expression size, nesting) and per evaluation
+    /// (input seen, time). See [`RuleBudgetConfig`].
+    pub rule_budget: RuleBudgetConfig,
     /// Whether the router asks the customer to rate a resolved conversation (1-5) on the channel
     /// they used. Read by the router, not the engine; the web chat asks by itself.
     pub csat_survey: bool,
     /// Routing groups (team sets), each routed by its own leader; none means one group,
     /// `default`, with every team. See [`crate::groups`].
     pub groups: Vec<GroupConfig>,
+}
+
+/// Bounds on what evaluating one rule (or a group's `select`) may cost, so that one heavy rule
+/// cannot stall routing for everyone else.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuleBudgetConfig {
+    /// Bytes of `text`, `subject`, each tag and each metadata value that rules see; longer
+    /// values are cut (on a character boundary) for the rules only, the message keeps them.
+    pub max_input_bytes: usize,
+    /// How deeply comprehensions (`exists`, `all`, `map`, `filter`, ...) may nest in one rule;
+    /// each level multiplies the work by the size of what it iterates over.
+    pub max_comprehension_depth: u8,
+    /// Nodes a rule's expression may have once its macros are expanded.
+    pub max_expression_nodes: usize,
+    /// Milliseconds one rule's evaluation may take for one message; a rule that runs over is
+    /// stopped, counted as not matching for that message and named in a warning.
+    pub budget_ms: u64,
+}
+
+impl Default for RuleBudgetConfig {
+    fn default() -> Self {
+        Self { max_input_bytes: 4096, max_comprehension_depth: 2, max_expression_nodes: 512, budget_ms: 50 }
+    }
 }
 
 /// One routing group: a set of teams with its own router leader, lease and journal.
@@ -63,6 +90,7 @@ impl Default for RoutingConfig {
             teams: BTreeMap::new(),
             agents: Vec::new(),
             rules: Vec::new(),
+            rule_budget: RuleBudgetConfig::default(),
             csat_survey: true,
             groups: Vec::new(),
         }

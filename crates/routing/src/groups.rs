@@ -23,7 +23,7 @@ use chrono::DateTime;
 use uuid::Uuid;
 
 use crate::compiled::RoutingConfigError;
-use crate::config::{GroupConfig, RoutingConfig, RuleConfig};
+use crate::config::{GroupConfig, RoutingConfig, RuleBudgetConfig, RuleConfig};
 use crate::model::MessageInfo;
 use crate::rules::{RuleInput, RuleSet, parse_timezone};
 
@@ -126,7 +126,9 @@ impl Layout {
                     ));
                 }
                 (None, false) => return Err(err(key("select"), "only the last group may leave `select` out")),
-                (Some(when), _) => Some(compile_select(when, tz).map_err(|reason| err(key("select"), reason))?),
+                (Some(when), _) => {
+                    Some(compile_select(when, tz, &cfg.rule_budget).map_err(|reason| err(key("select"), reason))?)
+                }
                 (None, true) => None,
             };
             let default_team = match &g.default_team {
@@ -262,9 +264,15 @@ impl Layout {
 }
 
 /// Compiles a group's `select` as a one-rule set, refusing variables that can change within a thread.
-fn compile_select(when: &str, tz: chrono_tz::Tz) -> Result<RuleSet, String> {
+///
+/// Every process must pick the same owner for a message, so a `select` has no time budget (a
+/// clock could stop it in one process and not in another: nobody, or two groups, would route
+/// the message). Instead it may not nest comprehensions at all: over inputs cut to
+/// `max_input_bytes` and at most `max_expression_nodes`, one loop level stays cheap.
+fn compile_select(when: &str, tz: chrono_tz::Tz, budget: &RuleBudgetConfig) -> Result<RuleSet, String> {
     let rule = RuleConfig { name: "select".into(), when: when.into(), ..Default::default() };
-    let set = RuleSet::compile(std::slice::from_ref(&rule), tz).map_err(|e| e.reason)?;
+    let limits = RuleBudgetConfig { max_comprehension_depth: budget.max_comprehension_depth.min(1), ..budget.clone() };
+    let set = RuleSet::compile_with(std::slice::from_ref(&rule), tz, &limits).map_err(|e| e.reason)?.untimed();
     if let Some(var) = set.variables().into_iter().find(|v| !SELECT_VARIABLES.contains(v)) {
         return Err(format!(
             "`{var}` can change within a thread, which would move the thread between groups: use only {}",

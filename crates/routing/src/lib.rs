@@ -3,12 +3,14 @@
 //!
 //! [`Engine::handle`] takes an [`Input`] (a customer wrote, an agent changed status, accepted,
 //! declined, replied, transferred, escalated, resolved, or time advanced) and returns the
-//! [`Decision`]s it leads to. Time comes in with the inputs; the engine has no clock, does no I/O
+//! [`Decision`]s it leads to. Time comes in with the inputs; the engine has no clock (except
+//! the time budget of a rule's evaluation, see [`budget`]), does no I/O
 //! and must never depend on NATS or a runtime, so it is unit-, property- and benchmark-testable
 //! in isolation. The router service (bus-driven) feeds it and persists [`Engine::snapshot`].
 
 mod agents;
 mod assign;
+pub mod budget;
 mod compiled;
 pub mod config;
 mod engine;
@@ -24,7 +26,7 @@ mod time;
 
 pub use assign::Verdict;
 pub use compiled::RoutingConfigError;
-pub use config::RoutingConfig;
+pub use config::{RoutingConfig, RuleBudgetConfig};
 pub use engine::Engine;
 pub use explain::{AgentView, Explanation, QueueEntry, TeamAvailability};
 pub use groups::Layout;

@@ -21,22 +21,29 @@
 //! Loading refuses unknown variables, unknown fields of `customer`, `time` and `conversation`, and
 //! invalid literal regexes. Other failures (a wrong type, a missing key, a non-bool result) only
 //! show at evaluation: they land in [`RuleOutcome::errors`] and the rule counts as not matching.
+//!
+//! What a rule may cost is bounded by [`RuleBudgetConfig`] (see [`crate::budget`]): loading
+//! refuses expressions that are too large or nest comprehensions too deeply, rules see string
+//! inputs cut to `max_input_bytes`, and an evaluation that runs over `budget_ms` is stopped,
+//! warned about with the rule's name and lands in [`RuleOutcome::overruns`], not matching.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::{Arc, LazyLock, PoisonError, RwLock};
+use std::time::Duration;
 
 use cel::common::ast::{CallExpr, EntryExpr, Expr, LiteralValue};
 use cel::common::types::{CelBool, CelInt, CelList, CelMap, CelMapKey, CelString};
 use cel::common::value::Val;
 use cel::parser::{Macro, MacroExprHelper};
-use cel::{Context, Env, ExecutionError, IdedExpr, Program, Value};
+use cel::{Context, Env, ExecutionError, IdedExpr, Value};
 use chrono::{DateTime, Datelike, Timelike, Utc};
 use chrono_tz::Tz;
 use regex::Regex;
 use switchboard_core::{Priority, Tier};
 
-use crate::config::RuleConfig;
+use crate::budget::{self, BUDGET_CHECK, Budget, capped, within_budget};
+use crate::config::{RuleBudgetConfig, RuleConfig};
 use crate::hours::{WEEKDAYS, local_time};
 use crate::skills::{parse_priority, parse_skill};
 
@@ -49,6 +56,8 @@ pub fn parse_timezone(name: &str) -> Result<Tz, String> {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("rule `{rule}`: {reason}")]
 pub struct RuleError {
+    /// The rule's position in the list, when the error is about one rule.
+    pub index: Option<usize>,
     /// The rule's name, or `#<index>` when it has none.
     pub rule: String,
     /// What is wrong with it.
@@ -101,6 +110,9 @@ pub struct RuleOutcome {
     pub matched: Vec<u16>,
     /// Rules whose condition failed to evaluate or was not a bool; they count as not matching.
     pub errors: Vec<(u16, String)>,
+    /// Rules whose evaluation ran over the time budget, with how long it took; they count as
+    /// not matching.
+    pub overruns: Vec<(u16, Duration)>,
 }
 
 /// Top-level variables, in the order of the `VAR_*` bits.
@@ -133,6 +145,8 @@ static ENV: LazyLock<Result<Arc<Env>, String>> = LazyLock::new(|| {
     // cel's `matches` compiles its regex on every call (~140µs for `(?i)charge(d|back)`, ten
     // times the cost of ten other rules); these macros send both call forms to a cached one.
     cel::add_member_overload!(env, fn cached_matches: (CelString, CelString) -> Result<CelBool>, name = CACHED_MATCHES)
+        .map_err(|e| e.to_string())?;
+    cel::add_member_overload!(env, fn within_budget: (CelBool) -> Result<CelBool>, name = BUDGET_CHECK)
         .map_err(|e| e.to_string())?;
     let to_cached = |target: IdedExpr, pattern: IdedExpr, helper: &mut MacroExprHelper<'_>| {
         helper.next_expr(Expr::Call(CallExpr {
@@ -190,7 +204,10 @@ fn compile_regex(pattern: &str) -> Result<Regex, String> {
 /// A compiled rule.
 struct Rule {
     name: String,
-    program: Program,
+    /// The parsed `when`, its comprehensions instrumented by [`budget::instrument`].
+    when: IdedExpr,
+    /// Whether `when` has a comprehension: only those are timed (see [`crate::budget`]).
+    loops: bool,
     priority: Option<Priority>,
     skills: Vec<(String, u8)>,
     tier: Option<Tier>,
@@ -206,6 +223,11 @@ pub struct RuleSet {
     tz: Tz,
     /// `VAR_*` bits of the variables any rule references: only those are built per evaluation.
     uses: u8,
+    /// Bytes of each string input the rules see.
+    max_input: usize,
+    /// CPU time one rule's evaluation may take; `None` for a set that must decide the same on every
+    /// machine (see [`RuleSet::untimed`]).
+    budget: Option<Duration>,
 }
 
 impl fmt::Debug for RuleSet {
@@ -218,11 +240,22 @@ impl fmt::Debug for RuleSet {
 }
 
 impl RuleSet {
-    /// Compiles every rule, refusing the first bad one; `tz` is the timezone of the `time` variables.
+    /// Compiles every rule with the default [`RuleBudgetConfig`], refusing the first bad one;
+    /// `tz` is the timezone of the `time` variables.
     pub fn compile(rules: &[RuleConfig], tz: Tz) -> Result<RuleSet, RuleError> {
-        let env = ENV.as_ref().map_err(|e| RuleError { rule: "*".into(), reason: format!("CEL environment: {e}") })?;
+        Self::compile_with(rules, tz, &RuleBudgetConfig::default())
+    }
+
+    /// Compiles every rule within the limits of `budget`, refusing the first bad one.
+    pub fn compile_with(rules: &[RuleConfig], tz: Tz, budget: &RuleBudgetConfig) -> Result<RuleSet, RuleError> {
+        let env = ENV.as_ref().map_err(|e| RuleError {
+            index: None,
+            rule: "*".into(),
+            reason: format!("CEL environment: {e}"),
+        })?;
         if rules.len() > usize::from(u16::MAX) {
             return Err(RuleError {
+                index: Some(usize::from(u16::MAX)),
                 rule: format!("#{}", u16::MAX),
                 reason: format!("too many rules (at most {})", u16::MAX),
             });
@@ -232,6 +265,7 @@ impl RuleSet {
         for (i, r) in rules.iter().enumerate() {
             let name = r.name.trim();
             let fail = |reason: String| RuleError {
+                index: Some(i),
                 rule: if name.is_empty() { format!("#{i}") } else { name.to_string() },
                 reason,
             };
@@ -249,10 +283,14 @@ impl RuleSet {
             let program = env.compile(&r.when).map_err(|e| fail(format!("invalid CEL in `when`: {e}")))?;
             let mut check = Check { env, bound: Vec::new(), uses: 0 };
             check.expr(program.expression()).map_err(fail)?;
+            let depth = budget::check_limits(program.expression(), budget).map_err(fail)?;
             uses |= check.uses;
+            let mut when = program.expression().clone();
+            budget::instrument(&mut when);
             compiled.push(Rule {
                 name: name.to_string(),
-                program,
+                when,
+                loops: depth > 0,
                 priority,
                 skills,
                 tier: r.tier,
@@ -261,7 +299,21 @@ impl RuleSet {
                 stop: r.stop,
             });
         }
-        Ok(RuleSet { env: Arc::clone(env), rules: compiled, tz, uses })
+        Ok(RuleSet {
+            env: Arc::clone(env),
+            rules: compiled,
+            tz,
+            uses,
+            max_input: budget.max_input_bytes,
+            budget: Some(Duration::from_millis(budget.budget_ms)),
+        })
+    }
+
+    /// The same rules without the time budget: for a decision every process must make alike
+    /// (a group's `select`), which a clock would not; its load-time limits bound it instead.
+    pub(crate) fn untimed(mut self) -> RuleSet {
+        self.budget = None;
+        self
     }
 
     /// Number of rules.
@@ -290,7 +342,8 @@ impl RuleSet {
     }
 
     /// Evaluates the rules in order: each match overrides priority, tier, team and auto-reply and
-    /// adds its skills; a matching rule with `stop` ends the evaluation.
+    /// adds its skills; a matching rule with `stop` ends the evaluation. A rule that runs over
+    /// the time budget is stopped and counts as not matching (see [`RuleOutcome::overruns`]).
     pub fn evaluate(&self, input: &RuleInput<'_>) -> RuleOutcome {
         let mut out = RuleOutcome::default();
         if self.rules.is_empty() {
@@ -300,7 +353,21 @@ impl RuleSet {
         for (i, rule) in self.rules.iter().enumerate() {
             // `compile` caps the count at u16::MAX.
             let ix = i as u16;
-            match rule.program.execute(&ctx) {
+            let budget = self.budget.filter(|_| rule.loops).map(Budget::start);
+            let result = Value::resolve(&rule.when, &ctx);
+            if let Some((limit, took)) = budget.as_ref().and_then(|b| Some((b.limit(), b.overran()?))) {
+                budget::count_overrun(&rule.name);
+                tracing::warn!(
+                    rule = %rule.name,
+                    budget_ms = limit.as_millis() as u64,
+                    took_ms = took.as_millis() as u64,
+                    "routing rule ran over its evaluation budget and was stopped; it counts as not matching for this message"
+                );
+                out.overruns.push((ix, took));
+                continue;
+            }
+            drop(budget);
+            match result {
                 Ok(Value::Bool(true)) => {}
                 Ok(Value::Bool(false)) => continue,
                 Ok(other) => {
@@ -339,11 +406,10 @@ impl RuleSet {
     }
 
     /// The CEL context for one message: built once per evaluation and shared by all rules,
-    /// borrowing the input's strings rather than copying them.
+    /// borrowing the input's strings rather than copying them, each cut to `max_input` bytes.
     fn context<'v>(&self, input: &RuleInput<'v>) -> Context<'v, 'v> {
-        fn string<'v>(s: &'v str) -> Box<dyn Val + 'v> {
-            Box::new(CelString::from(s))
-        }
+        let max = self.max_input;
+        let string = move |s: &'v str| -> Box<dyn Val + 'v> { Box::new(CelString::from(capped(s, max))) };
         fn map<'v, const N: usize>(entries: [(&'static str, Box<dyn Val + 'v>); N]) -> Box<dyn Val + 'v> {
             Box::new(CelMap::from(entries.into_iter().map(|(k, v)| (CelMapKey::from(k), v)).collect::<HashMap<_, _>>()))
         }

@@ -165,6 +165,7 @@ fn outcomes_of_rule_lists() {
                 auto_reply: Some("We are on it.".into()),
                 matched: vec![0],
                 errors: vec![],
+                overruns: vec![],
             },
         ),
         (

@@ -531,8 +531,8 @@ fn bad_configuration_is_refused_naming_the_key() {
         "agents[0].max_total",
         "greater than 0",
     );
-    check(&format!("{team}[[rules]]\nname=\"r\"\nwhen=\"text.contains(\"\n"), "rules", "`r`");
-    check(&format!("{team}[[rules]]\nname=\"r\"\nwhen=\"true\"\npriority=\"P9\"\n"), "rules", "`r`");
+    check(&format!("{team}[[rules]]\nname=\"r\"\nwhen=\"text.contains(\"\n"), "rules[0]", "`r`");
+    check(&format!("{team}[[rules]]\nname=\"r\"\nwhen=\"true\"\npriority=\"P9\"\n"), "rules[0]", "`r`");
     check("default_team = \"nope\"\n[teams.t]\n", "default_team", "not a defined team");
     check("default_team = \"t\"\n", "teams", "at least one team");
     assert!(
