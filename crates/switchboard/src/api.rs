@@ -5,7 +5,6 @@
 //! `sb.agent.in` like any integration's, and the answer waits (up to `api.command_wait_ms`) for
 //! the router's verdict, so a command that cannot apply gets a clear 4xx.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,10 +17,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-use switchboard_adapter::{Verdict, publish_command, send_command};
+use switchboard_adapter::{Verdict, send_command};
 use switchboard_bus::BusSlot;
 use switchboard_core::contract::{buckets, subjects};
-use switchboard_core::{AgentCommand, AgentStatus, CommandAction, Contract, Tier};
+use switchboard_core::{AgentCommand, CommandAction, Contract};
 use tracing::{info, warn};
 use utoipa::ToSchema;
 use utoipa::openapi::schema::{ArrayBuilder, Schema};
@@ -29,6 +28,8 @@ use utoipa::openapi::{Ref, RefOr};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
+
+mod agents;
 
 use crate::config::ApiConfig;
 
@@ -142,7 +143,7 @@ fn documented() -> OpenApiRouter<Api> {
         .routes(routes!(command))
         .routes(routes!(conversation))
         .routes(routes!(queue))
-        .routes(routes!(define_agent))
+        .routes(routes!(agents::define_agent))
         .routes(routes!(telegram_link))
         .routes(routes!(typing))
 }
@@ -262,8 +263,6 @@ async fn command(State(api): State<Api>, headers: HeaderMap, body: Body) -> Resp
 const COMMAND_BODY_LIMIT: usize = 256 * 1024;
 /// Largest body of `POST /v1/agent/typing`.
 const TYPING_BODY_LIMIT: usize = 4 * 1024;
-/// Largest body of `PUT /v1/agents/{id}`.
-const AGENT_BODY_LIMIT: usize = 64 * 1024;
 
 /// A request body, read only after its credentials were checked (so an anonymous client cannot
 /// make the daemon buffer anything) and only up to `limit` bytes.
@@ -421,199 +420,6 @@ async fn telegram_link(State(api): State<Api>, headers: HeaderMap) -> Response {
     {
         let _ = (bus, agent);
         error(StatusCode::NOT_FOUND, "this build has no Telegram channel")
-    }
-}
-
-/// The body of `PUT /v1/agents/{id}`: the agent's definition and its endpoints' addresses.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-struct AgentRequest {
-    /// Display name.
-    #[serde(default)]
-    name: Option<String>,
-    /// Teams the agent works in.
-    teams: Vec<String>,
-    /// Tiers the agent handles.
-    #[schema(schema_with = tiers_schema)]
-    tiers: Vec<Tier>,
-    /// Skills the agent has.
-    #[serde(default)]
-    skills: Vec<String>,
-    /// Concurrent conversations per channel.
-    #[serde(default)]
-    capacity: BTreeMap<String, u32>,
-    /// Concurrent conversations on channels not in `capacity`.
-    #[serde(default)]
-    default_capacity: Option<u32>,
-    /// Concurrent conversations in all.
-    #[serde(default)]
-    max_total: Option<u32>,
-    /// The status to start in.
-    #[serde(default)]
-    #[schema(schema_with = status_schema)]
-    status: Option<AgentStatus>,
-    /// Endpoint kind → its address and secret, as that kind's channel takes them.
-    #[serde(default)]
-    endpoints: BTreeMap<String, serde_json::Value>,
-}
-
-/// Adds an agent, or changes one added this way: registers its endpoints' addresses (secrets
-/// stay out of the journal), then sends the definition to the router as a `define_agent` command.
-#[utoipa::path(
-    put,
-    path = "/v1/agents/{id}",
-    tag = "agent",
-    security(("bearer" = [])),
-    params(("id" = String, Path, description = "The agent's id.")),
-    request_body = AgentRequest,
-    responses(
-        (status = 200, description = "Defined.", body = CommandOutcome),
-        (status = 202, description = "Stored; applies when a router leads again.", body = CommandOutcome),
-        (status = 400, description = "Unreadable body.", body = ApiError),
-        (status = 401, description = "Missing or unknown bearer token.", body = ApiError),
-        (status = 413, description = "Body over 64 KiB (read only once the token was checked).", body = ApiError),
-        (status = 403, description = "Not an admin token.", body = ApiError),
-        (status = 404, description = "The router refused it (unknown).", body = CommandOutcome),
-        (status = 409, description = "The router refused it.", body = CommandOutcome),
-        (status = 422, description = "An invalid definition or endpoint; nothing was stored.", body = ApiError),
-        (status = 503, description = "Not connected to NATS.", body = ApiError),
-    )
-)]
-async fn define_agent(State(api): State<Api>, headers: HeaderMap, Path(id): Path<String>, body: Body) -> Response {
-    let token = match api.authenticate(&headers) {
-        Ok(t) => t,
-        Err(why) => return error(StatusCode::UNAUTHORIZED, why),
-    };
-    if !token.admin {
-        return error(StatusCode::FORBIDDEN, "defining agents needs an admin token (`admin = true`)");
-    }
-    let body = match read_body(body, AGENT_BODY_LIMIT).await {
-        Ok(b) => b,
-        Err((code, why)) => return error(code, why),
-    };
-    let req: AgentRequest = match serde_json::from_slice(&body) {
-        Ok(r) => r,
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid JSON: {e}")),
-    };
-    let command = AgentCommand {
-        id: Uuid::now_v7(),
-        agent_id: id,
-        conversation_id: None,
-        issued_at: chrono::Utc::now(),
-        action: CommandAction::DefineAgent {
-            name: req.name,
-            teams: req.teams,
-            tiers: req.tiers,
-            skills: req.skills,
-            capacity: req.capacity,
-            default_capacity: req.default_capacity,
-            max_total: req.max_total,
-            status: req.status,
-            endpoints: req.endpoints.keys().cloned().collect(),
-        },
-    };
-    if let Err(e) = command.validate() {
-        return error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string());
-    }
-    let Ok(bus) = api.bus.get() else { return error(StatusCode::SERVICE_UNAVAILABLE, "not connected to NATS yet") };
-    // Checked in full before anything is stored, so a bad endpoint changes nothing.
-    let mut registrations = Vec::new();
-    for (kind, value) in &req.endpoints {
-        match endpoint_registration(&api, &command.agent_id, kind, value).await {
-            Ok(r) => registrations.push(r),
-            Err(why) => return error(StatusCode::UNPROCESSABLE_ENTITY, format!("endpoints.{kind}: {why}")),
-        }
-    }
-    // The endpoints are stored only once the router accepted the definition: a refused PUT
-    // changes nothing, not even the address the agent's next offer would go to.
-    let id = command.id;
-    let mut published = match publish_command(bus, &command).await {
-        Ok(p) => p,
-        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
-    };
-    info!(token = %token.name, command = %id, "agent definition sent");
-    let verdict = published.verdict(api.wait).await;
-    match &verdict {
-        Verdict::Done => {
-            if let Err(e) = register_endpoints(bus, &registrations).await {
-                return error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    format!("the agent is defined but its endpoint could not be stored ({e}); PUT it again"),
-                );
-            }
-        }
-        Verdict::Rejected(_) => {}
-        Verdict::Pending if registrations.is_empty() => {}
-        Verdict::Pending => {
-            let bus = bus.clone();
-            let agent = command.agent_id.clone();
-            tokio::spawn(async move {
-                match published.verdict(LATE_VERDICT_WAIT).await {
-                    Verdict::Done => match register_endpoints(&bus, &registrations).await {
-                        Ok(()) => info!(agent = %agent, command = %id, "late definition accepted; endpoints stored"),
-                        Err(e) => {
-                            warn!(agent = %agent, command = %id, error = %e, "definition accepted late but its endpoints could not be stored: PUT it again")
-                        }
-                    },
-                    Verdict::Rejected(reason) => {
-                        info!(agent = %agent, command = %id, reason = %reason, "definition refused late; endpoints unchanged")
-                    }
-                    Verdict::Pending => {
-                        warn!(agent = %agent, command = %id, "no verdict on the definition; its endpoints were not stored: PUT it again")
-                    }
-                }
-            });
-        }
-    }
-    respond(id, verdict)
-}
-
-/// How long a definition answered `202` keeps waiting for the router's verdict; its endpoints are
-/// stored only when the router accepts it.
-const LATE_VERDICT_WAIT: Duration = Duration::from_secs(600);
-
-/// Stores checked endpoint registrations in `sb_agents`.
-async fn register_endpoints(bus: &switchboard_bus::Bus, registrations: &[(String, Vec<u8>)]) -> Result<(), String> {
-    if registrations.is_empty() {
-        return Ok(());
-    }
-    let kv = bus.jetstream().get_key_value(buckets::AGENTS).await.map_err(|e| e.to_string())?;
-    for (key, value) in registrations {
-        kv.put(key.as_str(), value.clone().into()).await.map_err(|e| e.to_string())?;
-    }
-    Ok(())
-}
-
-/// The registry key and value of one endpoint, checked; kinds without a registry are refused.
-async fn endpoint_registration(
-    api: &Api,
-    agent: &str,
-    kind: &str,
-    value: &serde_json::Value,
-) -> Result<(String, Vec<u8>), String> {
-    match kind {
-        #[cfg(feature = "channel-webhook")]
-        switchboard_channel_webhook::ENDPOINT_KIND => {
-            let endpoint: switchboard_channel_webhook::RegisteredEndpoint =
-                serde_json::from_value(value.clone()).map_err(|e| e.to_string())?;
-            endpoint.validate().map_err(|(field, reason)| format!("{field}: {reason}"))?;
-            // Refused now when it clearly points inward; checked again on every delivery, since
-            // what a name resolves to can change.
-            let url = switchboard_channel_webhook::guard::Url::parse(&endpoint.url).map_err(|e| format!("url: {e}"))?;
-            api.guard.check_url(&url).map_err(|e| format!("url: {e}"))?;
-            if let Some(host) = url.host_str().filter(|h| !h.starts_with('['))
-                && let Err(e) = api.guard.resolve_host(host).await
-                && switchboard_channel_webhook::guard::forbidden_in(e.as_ref()).is_some()
-            {
-                return Err(format!("url: {e}"));
-            }
-            let bytes = serde_json::to_vec(&endpoint).map_err(|e| e.to_string())?;
-            Ok((switchboard_channel_webhook::registry_key(agent), bytes))
-        }
-        _ => {
-            let _ = (api, agent, value);
-            Err(format!("endpoint kind `{kind}` cannot be registered through the API"))
-        }
     }
 }
 
