@@ -1,5 +1,6 @@
 //! How to reach NATS and how to shape the contract's streams.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -24,6 +25,11 @@ pub struct BusConfig {
     pub duplicate_window_secs: u64,
     /// How long messages are kept in the contract's streams, in seconds (0 = forever).
     pub max_age_secs: u64,
+    /// Byte budgets by stream, bucket or object store name (`SB_EVENTS`, `sb_attachments`, any
+    /// case), over the built-in defaults of [`crate::limits::default_max_bytes`].
+    pub max_bytes: BTreeMap<String, u64>,
+    /// How long files in `sb_attachments` (and their upload records) are kept, in seconds.
+    pub attachments_max_age_secs: u64,
 }
 
 impl Default for BusConfig {
@@ -36,6 +42,8 @@ impl Default for BusConfig {
             replicas: 1,
             duplicate_window_secs: 24 * 3600,
             max_age_secs: 30 * 24 * 3600,
+            max_bytes: BTreeMap::new(),
+            attachments_max_age_secs: 30 * 24 * 3600,
         }
     }
 }

@@ -13,8 +13,10 @@ mod config;
 mod connect;
 pub mod consumer;
 mod error;
+pub mod fill;
 mod journal;
 mod lease;
+pub mod limits;
 pub mod outcomes;
 mod publish;
 mod setup;
@@ -29,6 +31,7 @@ pub use journal::{AppendError, Appended, Journal, JournalEntry};
 pub use lease::{Lease, LeaseLost, LeaseRecord};
 pub use outcomes::InboundOutcome;
 pub use publish::{PendingPublish, Published};
+pub use fill::Fill;
 pub use setup::PRESENCE_MAX_AGE;
 pub use version::{MIN_SERVER_VERSION, check_server_version};
 
