@@ -46,6 +46,18 @@ impl Fill {
     pub fn nearly_full(&self) -> bool {
         self.ratio() >= NEARLY_FULL
     }
+
+    /// One line for people, e.g. `3.2 MiB of 512 MiB (1%)`, starting `nearly full: ` over
+    /// [`NEARLY_FULL`].
+    pub fn describe(&self) -> String {
+        let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
+        let line = if self.max_bytes == 0 {
+            format!("{:.1} MiB, no budget", mib(self.bytes))
+        } else {
+            format!("{:.1} MiB of {:.0} MiB ({:.0}%)", mib(self.bytes), mib(self.max_bytes), self.ratio() * 100.0)
+        };
+        if self.nearly_full() { format!("nearly full: {line}") } else { line }
+    }
 }
 
 /// Every contract name with the JetStream stream behind it and its kind.
@@ -109,9 +121,7 @@ pub fn exposition() -> String {
     let mut out = String::new();
     let gauges: [(&str, &str, fn(&Fill) -> u64); 3] = [
         ("switchboard_stream_bytes", "Bytes stored in a stream, key-value bucket or object store.", |f| f.bytes),
-        ("switchboard_stream_max_bytes", "Byte budget of a stream, key-value bucket or object store.", |f| {
-            f.max_bytes
-        }),
+        ("switchboard_stream_max_bytes", "Byte budget of a stream, key-value bucket or object store.", |f| f.max_bytes),
         ("switchboard_stream_messages", "Messages stored in a stream, key-value bucket or object store.", |f| {
             f.messages
         }),

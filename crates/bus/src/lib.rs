@@ -27,11 +27,11 @@ pub use config::BusConfig;
 pub use connect::{Bus, BusSlot, redacted_url, server_list};
 pub use consumer::{ConsumerSpec, Delivery, HandlerError};
 pub use error::BusError;
+pub use fill::Fill;
 pub use journal::{AppendError, Appended, Journal, JournalEntry};
 pub use lease::{Lease, LeaseLost, LeaseRecord};
 pub use outcomes::InboundOutcome;
 pub use publish::{PendingPublish, Published};
-pub use fill::Fill;
 pub use setup::PRESENCE_MAX_AGE;
 pub use version::{MIN_SERVER_VERSION, check_server_version};
 

@@ -64,7 +64,10 @@ async fn every_stream_bucket_and_store_gets_its_budget_and_an_old_store_is_updat
     assert_eq!(report.len(), streams::ALL.len() + buckets::ALL.len() + OBJECT_STORES.len());
     assert!(report.iter().all(|f| f.max_bytes >= limits::MIN_MAX_BYTES), "{report:?}");
     let text = fill::exposition();
-    assert!(text.contains("switchboard_stream_max_bytes{stream=\"sb_attachments\",kind=\"object_store\"} 4194304"), "{text}");
+    assert!(
+        text.contains("switchboard_stream_max_bytes{stream=\"sb_attachments\",kind=\"object_store\"} 4194304"),
+        "{text}"
+    );
     assert!(text.contains("switchboard_stream_bytes{stream=\"SB_INBOUND\",kind=\"stream\"} 0"), "{text}");
 }
 

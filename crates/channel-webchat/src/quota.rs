@@ -6,7 +6,7 @@
 //! same visitor share one count, and it survives restarts. The bucket's max age is the
 //! attachments', and every upload or attachment rewrites the key, so a record outlives its files.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 
 use async_nats::jetstream::kv;
 use futures::StreamExt;
@@ -16,6 +16,10 @@ use tracing::{debug, info, warn};
 
 use crate::server::Shared;
 use crate::upload::object_prefix;
+
+/// Chunks without an object are purged only when their last one is at least this old, so that a
+/// file being stored is never cut short (chunks of one file follow each other within seconds).
+const ORPHAN_MIN_AGE_SECS: u64 = 10;
 
 /// Attempts of one compare-and-set before giving up (another process wrote the key meanwhile).
 const CAS_ATTEMPTS: usize = 8;
@@ -223,9 +227,11 @@ pub(crate) async fn sweep(shared: &Shared) -> Result<usize, String> {
     let records = bus.jetstream().get_key_value(buckets::UPLOADS).await.map_err(|e| e.to_string())?;
     let cutoff = now_secs() - shared.cfg.upload_grace_secs as i64;
     let mut candidates = Vec::new();
+    let mut live_chunks = HashSet::new();
     let mut list = files.list().await.map_err(|e| e.to_string())?;
     while let Some(info) = list.next().await {
         let info = info.map_err(|e| e.to_string())?;
+        live_chunks.insert(format!("$O.{ATTACHMENTS_STORE}.C.{}", info.nuid));
         let Some((session, id)) = info.name.strip_prefix("webchat/").and_then(|rest| rest.split_once('/')) else {
             continue;
         };
@@ -244,8 +250,57 @@ pub(crate) async fn sweep(shared: &Shared) -> Result<usize, String> {
         debug!(size, "unattached upload deleted");
         deleted += 1;
     }
-    if deleted > 0 {
-        info!(deleted, "web-chat uploads no message attached were deleted");
+    let orphans = purge_orphan_chunks(shared, &live_chunks).await?;
+    if deleted > 0 || orphans > 0 {
+        info!(deleted, orphans, "web-chat uploads no message attached were deleted");
     }
     Ok(deleted)
+}
+
+/// Purges chunks no object names: a store that filled up part-way through a file (or a process
+/// that died while storing one) leaves them, and nothing else would reclaim their bytes before
+/// the store's max age. A file still being written is left alone: its chunks are recent.
+async fn purge_orphan_chunks(shared: &Shared, live: &HashSet<String>) -> Result<usize, String> {
+    let bus = shared.bus().map_err(|e| e.to_string())?;
+    let stream = bus.jetstream().get_stream(format!("OBJ_{ATTACHMENTS_STORE}")).await.map_err(|e| e.to_string())?;
+    let min_age = shared.cfg.upload_grace_secs.max(ORPHAN_MIN_AGE_SECS) as i64;
+    let mut orphans = Vec::new();
+    let mut subjects =
+        stream.info_with_subjects(format!("$O.{ATTACHMENTS_STORE}.C.>")).await.map_err(|e| e.to_string())?;
+    while let Some(entry) = subjects.next().await {
+        let (subject, _) = entry.map_err(|e| e.to_string())?;
+        if !live.contains(&subject) {
+            orphans.push(subject);
+        }
+    }
+    let mut purged = 0;
+    for subject in orphans {
+        let last = match stream.direct_get_last_for_subject(subject.clone()).await {
+            Ok(message) => message.time.unix_timestamp(),
+            Err(_) => continue,
+        };
+        // Listed before the chunk check, an object finished since then is live: check again.
+        if now_secs() - last < min_age || object_finished(shared, &subject).await {
+            continue;
+        }
+        stream.purge().filter(subject).await.map_err(|e| e.to_string())?;
+        purged += 1;
+    }
+    Ok(purged)
+}
+
+/// Whether an object now names the chunks of `subject` (stored after the sweep listed them).
+async fn object_finished(shared: &Shared, subject: &str) -> bool {
+    let Some(nuid) = subject.rsplit('.').next() else { return false };
+    let Ok(bus) = shared.bus() else { return true };
+    let Ok(files) = bus.jetstream().get_object_store(ATTACHMENTS_STORE).await else { return true };
+    let Ok(mut list) = files.list().await else { return true };
+    while let Some(info) = list.next().await {
+        match info {
+            Ok(info) if info.nuid == nuid => return true,
+            Ok(_) => {}
+            Err(_) => return true,
+        }
+    }
+    false
 }

@@ -200,6 +200,7 @@ impl Config {
         if !(1..=5).contains(&self.nats.replicas) {
             return Err(("nats.replicas".into(), "must be between 1 and 5".into()));
         }
+        self.nats.validate().map_err(|(key, reason)| (format!("nats.{key}"), reason))?;
         if self.http.request_timeout_ms == 0 {
             return Err(("http.request_timeout_ms".into(), "must be greater than 0".into()));
         }
