@@ -72,7 +72,7 @@ async fn an_upload_flood_stops_at_the_budget_while_other_visitors_still_chat() {
     let session_key = dir.path().join("session.key");
     std::fs::write(&session_key, "upload-flood-session-key-0123456789abcdef").unwrap();
     let daemon = TestDaemon::start(None, |c| {
-        c.nats.max_bytes.insert(ATTACHMENTS_STORE.into(), BUDGET as u64);
+        c.nats.store_max_bytes.insert(ATTACHMENTS_STORE.into(), BUDGET as u64);
         c.metrics.enabled = true;
         c.channels.webchat = WebchatConfig {
             enabled: true,

@@ -6,7 +6,6 @@ use std::sync::RwLock;
 use std::time::Duration;
 
 use serde::Serialize;
-use switchboard_core::contract::{OBJECT_STORES, buckets, streams};
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
@@ -60,28 +59,21 @@ impl Fill {
     }
 }
 
-/// Every contract name with the JetStream stream behind it and its kind.
-fn backing_streams() -> Vec<(String, String, &'static str)> {
-    let mut out: Vec<_> = streams::ALL.iter().map(|(n, _)| (n.to_string(), n.to_string(), "stream")).collect();
-    out.extend(buckets::ALL.iter().map(|b| (b.to_string(), format!("KV_{b}"), "bucket")));
-    out.extend(OBJECT_STORES.iter().map(|o| (o.to_string(), format!("OBJ_{o}"), "object_store")));
-    out
-}
-
 impl Bus {
     /// Reads the fill of every stream, bucket and object store of the contract (one request
     /// each); also what the next `/metrics` scrape shows.
     pub async fn fill_report(&self) -> Result<Vec<Fill>, BusError> {
         let mut out = Vec::new();
-        for (name, stream, kind) in backing_streams() {
+        for (kind, name) in crate::limits::budgeted() {
+            let stream = kind.backing_stream(name);
             let info = async {
                 let mut handle = self.jetstream().get_stream(&stream).await.map_err(|e| e.to_string())?;
-                handle.info().await.map(|i| i.clone()).map_err(|e| e.to_string())
+                handle.info().await.cloned().map_err(|e| e.to_string())
             };
             let info = info.await.map_err(|e| BusError::Storage { what: stream.clone(), source: e.into() })?;
             out.push(Fill {
-                name,
-                kind,
+                name: name.to_string(),
+                kind: kind.label(),
                 bytes: info.state.bytes,
                 max_bytes: u64::try_from(info.config.max_bytes).unwrap_or(0),
                 messages: info.state.messages,
@@ -113,13 +105,16 @@ impl Bus {
     }
 }
 
+/// One gauge of the exposition: its name, help text and value per store.
+type Gauge = (&'static str, &'static str, fn(&Fill) -> u64);
+
 /// The last figures as OpenMetrics gauges `switchboard_stream_bytes{stream,kind}`,
 /// `switchboard_stream_max_bytes{stream,kind}` and `switchboard_stream_messages{stream,kind}`
 /// (no `# EOF`: the caller appends to its own exposition).
 pub fn exposition() -> String {
     let fills = LAST.read().expect("fill lock").clone();
     let mut out = String::new();
-    let gauges: [(&str, &str, fn(&Fill) -> u64); 3] = [
+    let gauges: [Gauge; 3] = [
         ("switchboard_stream_bytes", "Bytes stored in a stream, key-value bucket or object store.", |f| f.bytes),
         ("switchboard_stream_max_bytes", "Byte budget of a stream, key-value bucket or object store.", |f| f.max_bytes),
         ("switchboard_stream_messages", "Messages stored in a stream, key-value bucket or object store.", |f| {

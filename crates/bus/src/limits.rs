@@ -1,6 +1,8 @@
 //! Byte budgets and discard policies of every stream, key-value bucket and object store, so that
 //! no flood of input can fill the server's disk and stop every stream.
 
+use std::collections::BTreeMap;
+
 use async_nats::jetstream::stream::DiscardPolicy;
 use switchboard_core::contract::{ATTACHMENTS_STORE, METRICS_STORE, OBJECT_STORES, ROUTER_SNAPSHOTS_STORE};
 use switchboard_core::contract::{buckets, streams};
@@ -13,19 +15,67 @@ const MIB: u64 = 1 << 20;
 /// and messages go up to 1 MiB.
 pub const MIN_MAX_BYTES: u64 = MIB;
 
-/// Built-in byte budget of a stream, bucket or object store of the contract, by name.
-pub fn default_max_bytes(name: &str) -> Option<u64> {
-    let mib = match name {
-        streams::INBOUND | streams::OUTBOUND | streams::AGENT | streams::ROUTER => 512,
-        streams::EVENTS => 1024,
-        streams::DLQ | streams::WEBCHAT => 256,
-        streams::REPLAY => 1024,
-        buckets::CONVERSATIONS => 256,
-        buckets::AGENTS | buckets::ROUTER | buckets::CHANNELS | buckets::UPLOADS => 64,
-        buckets::PRESENCE => 16,
-        ATTACHMENTS_STORE => 1024,
-        ROUTER_SNAPSHOTS_STORE => 256,
-        METRICS_STORE => 64,
+/// What holds the data: the three kinds have separate budget tables, since a stream and a bucket
+/// may share a name (`SB_ROUTER`, `sb_router`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    /// A JetStream stream of the contract (`SB_INBOUND`).
+    Stream,
+    /// A key-value bucket (`sb_conversations`).
+    Bucket,
+    /// An object store (`sb_attachments`).
+    ObjectStore,
+}
+
+impl StoreKind {
+    /// The key of its budget table under `[nats]`.
+    pub fn config_key(self) -> &'static str {
+        match self {
+            StoreKind::Stream => "stream_max_bytes",
+            StoreKind::Bucket => "bucket_max_bytes",
+            StoreKind::ObjectStore => "store_max_bytes",
+        }
+    }
+
+    /// `stream`, `bucket` or `object_store`: the `kind` label of the fill gauges.
+    pub fn label(self) -> &'static str {
+        match self {
+            StoreKind::Stream => "stream",
+            StoreKind::Bucket => "bucket",
+            StoreKind::ObjectStore => "object_store",
+        }
+    }
+
+    /// The JetStream stream behind `name`.
+    pub fn backing_stream(self, name: &str) -> String {
+        match self {
+            StoreKind::Stream => name.to_string(),
+            StoreKind::Bucket => format!("KV_{name}"),
+            StoreKind::ObjectStore => format!("OBJ_{name}"),
+        }
+    }
+
+    fn names(self) -> Vec<&'static str> {
+        match self {
+            StoreKind::Stream => streams::ALL.iter().map(|(n, _)| *n).collect(),
+            StoreKind::Bucket => buckets::ALL.to_vec(),
+            StoreKind::ObjectStore => OBJECT_STORES.to_vec(),
+        }
+    }
+}
+
+/// Built-in byte budget of a stream, bucket or object store of the contract.
+pub fn default_max_bytes(kind: StoreKind, name: &str) -> Option<u64> {
+    let mib = match (kind, name) {
+        (StoreKind::Stream, streams::INBOUND | streams::OUTBOUND | streams::AGENT | streams::ROUTER) => 512,
+        (StoreKind::Stream, streams::EVENTS | streams::REPLAY) => 1024,
+        (StoreKind::Stream, streams::DLQ | streams::WEBCHAT) => 256,
+        (StoreKind::Bucket, buckets::CONVERSATIONS) => 256,
+        (StoreKind::Bucket, buckets::AGENTS | buckets::ROUTER | buckets::CHANNELS | buckets::UPLOADS) => 64,
+        (StoreKind::Bucket, buckets::PRESENCE) => 16,
+        (StoreKind::ObjectStore, ATTACHMENTS_STORE) => 1024,
+        (StoreKind::ObjectStore, ROUTER_SNAPSHOTS_STORE) => 256,
+        (StoreKind::ObjectStore, METRICS_STORE) => 64,
         _ => return None,
     };
     Some(mib * MIB)
@@ -42,40 +92,60 @@ pub fn discard_policy(stream: &str) -> DiscardPolicy {
     }
 }
 
-/// Every name with a budget: streams, buckets, object stores.
-pub fn budgeted_names() -> impl Iterator<Item = &'static str> {
-    streams::ALL.iter().map(|(name, _)| *name).chain(buckets::ALL.iter().copied()).chain(OBJECT_STORES.iter().copied())
+/// Every stream, bucket and object store of the contract with its kind.
+pub fn budgeted() -> impl Iterator<Item = (StoreKind, &'static str)> {
+    [StoreKind::Stream, StoreKind::Bucket, StoreKind::ObjectStore]
+        .into_iter()
+        .flat_map(|kind| kind.names().into_iter().map(move |name| (kind, name)))
 }
 
 impl BusConfig {
-    /// The byte budget of `name` (a stream, bucket or object store of the contract): the
-    /// configured one (`nats.max_bytes.<name>`, any case) or the built-in default.
-    pub fn max_bytes_of(&self, name: &str) -> u64 {
-        self.max_bytes
+    fn budgets(&self, kind: StoreKind) -> &BTreeMap<String, u64> {
+        match kind {
+            StoreKind::Stream => &self.stream_max_bytes,
+            StoreKind::Bucket => &self.bucket_max_bytes,
+            StoreKind::ObjectStore => &self.store_max_bytes,
+        }
+    }
+
+    /// The byte budget of `name`: the configured one (`nats.<kind>_max_bytes.<name>`, any case)
+    /// or the built-in default.
+    pub fn max_bytes_of(&self, kind: StoreKind, name: &str) -> u64 {
+        self.budgets(kind)
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| *v)
-            .or_else(|| default_max_bytes(name))
+            .or_else(|| default_max_bytes(kind, name))
             .unwrap_or(MIN_MAX_BYTES)
     }
 
     /// Checks the budgets and ages: the dotted key under `nats` and the reason when one is wrong.
     pub fn validate(&self) -> Result<(), (String, String)> {
-        for (name, value) in &self.max_bytes {
-            if !budgeted_names().any(|n| n.eq_ignore_ascii_case(name)) {
-                return Err((
-                    format!("max_bytes.{name}"),
-                    format!(
-                        "not a stream, bucket or object store of the contract (one of {})",
-                        budgeted_names().collect::<Vec<_>>().join(", ")
-                    ),
-                ));
-            }
-            if *value < MIN_MAX_BYTES {
-                return Err((
-                    format!("max_bytes.{name}"),
-                    format!("must be at least {MIN_MAX_BYTES} (1 MiB): a message may be that large"),
-                ));
+        for kind in [StoreKind::Stream, StoreKind::Bucket, StoreKind::ObjectStore] {
+            let table = self.budgets(kind);
+            for (name, value) in table {
+                let key = format!("{}.{name}", kind.config_key());
+                if let Some(other) = table.keys().find(|k| *k != name && k.eq_ignore_ascii_case(name)) {
+                    return Err((
+                        key,
+                        format!(
+                            "given twice, also as `{other}`: write it once, in lower case (environment \
+                             overrides arrive in lower case)"
+                        ),
+                    ));
+                }
+                if !kind.names().iter().any(|n| n.eq_ignore_ascii_case(name)) {
+                    return Err((
+                        key,
+                        format!("not a {} of the contract (one of {})", kind.label(), kind.names().join(", ")),
+                    ));
+                }
+                if *value < MIN_MAX_BYTES {
+                    return Err((
+                        key,
+                        format!("must be at least {MIN_MAX_BYTES} (1 MiB): a message may be that large"),
+                    ));
+                }
             }
         }
         if self.attachments_max_age_secs == 0 {
@@ -94,24 +164,34 @@ mod tests {
 
     #[test]
     fn every_stream_bucket_and_store_has_a_default_budget() {
-        for name in budgeted_names() {
-            assert!(default_max_bytes(name).is_some_and(|b| b >= MIN_MAX_BYTES), "{name}");
+        for (kind, name) in budgeted() {
+            assert!(default_max_bytes(kind, name).is_some_and(|b| b >= MIN_MAX_BYTES), "{name}");
         }
+        assert_ne!(
+            default_max_bytes(StoreKind::Stream, streams::ROUTER),
+            default_max_bytes(StoreKind::Bucket, buckets::ROUTER),
+            "a stream and a bucket of one name have their own budgets"
+        );
     }
 
     #[test]
     fn configured_budgets_override_by_any_case_and_unknown_names_are_refused() {
         let mut cfg = BusConfig::default();
-        cfg.max_bytes.insert("sb_attachments".into(), 8 * MIB);
-        assert_eq!(cfg.max_bytes_of(ATTACHMENTS_STORE), 8 * MIB);
-        assert_eq!(cfg.max_bytes_of(streams::EVENTS), 1024 * MIB);
+        cfg.store_max_bytes.insert("sb_attachments".into(), 8 * MIB);
+        cfg.bucket_max_bytes.insert("sb_router".into(), 2 * MIB);
+        assert_eq!(cfg.max_bytes_of(StoreKind::ObjectStore, ATTACHMENTS_STORE), 8 * MIB);
+        assert_eq!(cfg.max_bytes_of(StoreKind::Bucket, buckets::ROUTER), 2 * MIB);
+        assert_eq!(cfg.max_bytes_of(StoreKind::Stream, streams::ROUTER), 512 * MIB);
         assert!(cfg.validate().is_ok());
-        cfg.max_bytes.insert("SB_NOPE".into(), 8 * MIB);
-        assert_eq!(cfg.validate().unwrap_err().0, "max_bytes.SB_NOPE");
-        cfg.max_bytes.remove("SB_NOPE");
-        cfg.max_bytes.insert("SB_EVENTS".into(), 10);
+        cfg.stream_max_bytes.insert("sb_nope".into(), 8 * MIB);
+        assert_eq!(cfg.validate().unwrap_err().0, "stream_max_bytes.sb_nope");
+        cfg.stream_max_bytes.clear();
+        cfg.stream_max_bytes.insert("sb_events".into(), 10);
         assert!(cfg.validate().unwrap_err().1.contains("at least"));
-        cfg.max_bytes.remove("SB_EVENTS");
+        cfg.stream_max_bytes.insert("sb_events".into(), 2 * MIB);
+        cfg.stream_max_bytes.insert("SB_EVENTS".into(), 3 * MIB);
+        assert!(cfg.validate().unwrap_err().1.contains("given twice"));
+        cfg.stream_max_bytes.clear();
         cfg.attachments_max_age_secs = 0;
         assert_eq!(cfg.validate().unwrap_err().0, "attachments_max_age_secs");
     }

@@ -6,7 +6,8 @@ use async_nats::jetstream::{kv, object_store, stream};
 use switchboard_core::contract::{ATTACHMENTS_STORE, OBJECT_STORES, buckets, streams};
 use tracing::{info, warn};
 
-use crate::{Backoff, Bus, BusError, limits};
+use crate::limits::{self, StoreKind};
+use crate::{Backoff, Bus, BusError};
 
 /// How long a presence entry (`sb_presence`) outlives its last renewal: a daemon that died
 /// without saying goodbye disappears from `switchboard status` after this.
@@ -74,7 +75,7 @@ impl Bus {
                 allow_direct: true,
                 // A web-chat transcript is replayed whole into the widget: keep it bounded.
                 max_messages_per_subject: if *name == streams::WEBCHAT { WEBCHAT_KEEP_PER_SESSION } else { 0 },
-                max_bytes: budget(cfg.max_bytes_of(name)),
+                max_bytes: budget(cfg.max_bytes_of(StoreKind::Stream, name)),
                 discard: limits::discard_policy(name),
                 ..Default::default()
             };
@@ -83,15 +84,16 @@ impl Bus {
             if config.discard == stream::DiscardPolicy::New
                 && let Ok(mut existing) = js.get_stream(*name).await
                 && let Ok(info) = existing.info().await
-                && info.state.bytes > cfg.max_bytes_of(name)
+                && info.state.bytes > cfg.max_bytes_of(StoreKind::Stream, name)
             {
                 return Err(BusError::setup(
                     format!("stream {name}"),
                     format!(
-                        "it holds {} bytes, more than nats.max_bytes.{name} = {}: raise the budget, or let \
+                        "it holds {} bytes, more than nats.stream_max_bytes.{} = {}: raise the budget, or let \
                          the stream drain first",
                         info.state.bytes,
-                        cfg.max_bytes_of(name)
+                        name.to_lowercase(),
+                        cfg.max_bytes_of(StoreKind::Stream, name)
                     ),
                 ));
             }
@@ -109,7 +111,7 @@ impl Bus {
                 bucket: bucket.to_string(),
                 history,
                 max_age,
-                max_bytes: budget(cfg.max_bytes_of(bucket)),
+                max_bytes: budget(cfg.max_bytes_of(StoreKind::Bucket, bucket)),
                 storage: stream::StorageType::File,
                 num_replicas: cfg.replicas,
                 ..Default::default()
@@ -120,7 +122,7 @@ impl Bus {
             // Attachments come from anyone on the web: they expire. Snapshots are one object per
             // name, replaced in place, and must never expire.
             let max_age = if *store == ATTACHMENTS_STORE { attachments_max_age } else { Duration::ZERO };
-            let max_bytes = budget(cfg.max_bytes_of(store));
+            let max_bytes = budget(cfg.max_bytes_of(StoreKind::ObjectStore, store));
             let config = object_store::Config {
                 bucket: store.to_string(),
                 storage: stream::StorageType::File,

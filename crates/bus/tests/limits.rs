@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use async_nats::jetstream::{object_store, stream::DiscardPolicy};
+use switchboard_bus::limits::StoreKind;
 use switchboard_bus::{Bus, BusConfig, BusError, fill, limits};
 use switchboard_core::contract::{ATTACHMENTS_STORE, OBJECT_STORES, buckets, streams};
 use switchboard_testkit::NatsServer;
@@ -31,8 +32,8 @@ async fn every_stream_bucket_and_store_gets_its_budget_and_an_old_store_is_updat
         .unwrap();
     assert_eq!(stream_config(&old, &format!("OBJ_{ATTACHMENTS_STORE}")).await.max_bytes, -1);
 
-    cfg.max_bytes.insert("sb_attachments".into(), 4 * MIB);
-    cfg.max_bytes.insert("SB_OUTBOUND".into(), 3 * MIB);
+    cfg.store_max_bytes.insert("sb_attachments".into(), 4 * MIB);
+    cfg.stream_max_bytes.insert("sb_outbound".into(), 3 * MIB);
     cfg.attachments_max_age_secs = 3600;
     let bus = connect(&cfg).await;
     bus.ensure_contract().await.unwrap();
@@ -44,18 +45,21 @@ async fn every_stream_bucket_and_store_gets_its_budget_and_an_old_store_is_updat
     assert_eq!(stream_config(&bus, streams::OUTBOUND).await.max_bytes, 3 * MIB as i64);
     for (name, _) in streams::ALL {
         let config = stream_config(&bus, name).await;
-        assert_eq!(config.max_bytes, cfg.max_bytes_of(name) as i64, "{name}");
+        assert_eq!(config.max_bytes, cfg.max_bytes_of(StoreKind::Stream, name) as i64, "{name}");
         assert_eq!(config.discard, limits::discard_policy(name), "{name}");
         assert!(config.max_age > Duration::ZERO, "{name} has an age limit");
     }
     for bucket in buckets::ALL {
         let config = stream_config(&bus, &format!("KV_{bucket}")).await;
-        assert_eq!(config.max_bytes, cfg.max_bytes_of(bucket) as i64, "{bucket}");
+        assert_eq!(config.max_bytes, cfg.max_bytes_of(StoreKind::Bucket, bucket) as i64, "{bucket}");
         assert!(config.max_messages_per_subject >= 1, "{bucket} keeps a bounded history");
     }
     assert_eq!(stream_config(&bus, &format!("KV_{}", buckets::UPLOADS)).await.max_age, Duration::from_secs(3600));
     for store in OBJECT_STORES {
-        assert_eq!(stream_config(&bus, &format!("OBJ_{store}")).await.max_bytes, cfg.max_bytes_of(store) as i64);
+        assert_eq!(
+            stream_config(&bus, &format!("OBJ_{store}")).await.max_bytes,
+            cfg.max_bytes_of(StoreKind::ObjectStore, store) as i64
+        );
     }
 
     // Idempotent, and the report names everything with its budget.
@@ -75,8 +79,8 @@ async fn every_stream_bucket_and_store_gets_its_budget_and_an_old_store_is_updat
 async fn a_full_work_stream_refuses_new_messages_and_keeps_what_it_holds_while_the_audit_log_drops_its_oldest() {
     let server = NatsServer::start();
     let mut cfg = BusConfig::for_url(server.url());
-    cfg.max_bytes.insert("SB_INBOUND".into(), 2 * MIB);
-    cfg.max_bytes.insert("SB_EVENTS".into(), MIB);
+    cfg.stream_max_bytes.insert("sb_inbound".into(), 2 * MIB);
+    cfg.stream_max_bytes.insert("sb_events".into(), MIB);
     let bus = connect(&cfg).await;
     bus.ensure_contract().await.unwrap();
     let chunk = bytes::Bytes::from(vec![b'x'; 200 * 1024]);
@@ -111,10 +115,10 @@ async fn a_full_work_stream_refuses_new_messages_and_keeps_what_it_holds_while_t
     assert!(!fills.iter().find(|f| f.name == buckets::AGENTS).unwrap().nearly_full());
 
     // Lowering a work stream's budget under what it holds would delete unhandled messages.
-    cfg.max_bytes.insert("SB_INBOUND".into(), MIB);
+    cfg.stream_max_bytes.insert("sb_inbound".into(), MIB);
     let lowered = connect(&cfg).await;
     let err = lowered.ensure_contract().await.unwrap_err();
     assert!(matches!(&err, BusError::Setup { what, .. } if what == "stream SB_INBOUND"), "{err}");
-    assert!(err.to_string().contains("nats.max_bytes.SB_INBOUND"), "{err}");
+    assert!(err.to_string().contains("nats.stream_max_bytes.sb_inbound"), "{err}");
     assert_eq!(inbound.info().await.unwrap().state.messages, stored, "the refused setup changed nothing");
 }

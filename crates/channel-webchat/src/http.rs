@@ -90,7 +90,7 @@ fn refuse(code: StatusCode, message: &str) -> Response {
 }
 
 /// The answer to a refused upload: a status, a message the widget can show and a `code` it can
-/// tell apart (`rate_limited`, `upload_limit`, `storage_full`, `unavailable`).
+/// tell apart (`rate_limited`, `send_first`, `upload_limit`, `storage_full`, `unavailable`).
 fn refused_upload(refusal: &quota::Refusal) -> Response {
     use quota::Refusal;
     let (status, code, message) = match refusal {
@@ -106,7 +106,7 @@ fn refused_upload(refusal: &quota::Refusal) -> Response {
             return response;
         }
         Refusal::SendFirst => {
-            (StatusCode::FORBIDDEN, "upload_limit", "upload limit reached: send a message first".to_string())
+            (StatusCode::FORBIDDEN, "send_first", "upload limit reached: send a message first".to_string())
         }
         Refusal::SessionBudget => {
             (StatusCode::FORBIDDEN, "upload_limit", "upload limit reached for this chat".to_string())
@@ -237,11 +237,11 @@ async fn preflight(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Res
         (status = 200, description = "Stored: `{\"ref\": AttachmentRef}` (`envelope/1`'s attachment reference).", body = Object),
         (status = 400, description = "An empty file.", body = Object),
         (status = 401, description = "Not a session token of this chat.", body = Object),
-        (status = 403, description = "An origin not allowed; or `code: upload_limit`: the session used its uploads before a first message (`uploads_before_message`) or its byte budget (`session_upload_bytes`).", body = Object),
+        (status = 403, description = "An origin not allowed; `code: send_first`: the session used its uploads before a first message (`uploads_before_message`); `code: upload_limit`: it used its byte budget (`session_upload_bytes`).", body = Object),
         (status = 413, description = "Over `max_upload_bytes`.", body = Object),
         (status = 429, description = "`code: rate_limited`: over `ip_uploads_per_minute` or `uploads_per_minute`; `Retry-After` says when to try again.", body = Object),
         (status = 503, description = "`code: unavailable`: not stored; try again.", body = Object),
-        (status = 507, description = "`code: storage_full`: the attachments store is at its budget (`nats.max_bytes.sb_attachments`).", body = Object),
+        (status = 507, description = "`code: storage_full`: the attachments store is at its budget (`nats.store_max_bytes.sb_attachments`).", body = Object),
     )
 )]
 async fn upload(

@@ -242,7 +242,13 @@ pub(crate) async fn sweep(shared: &Shared) -> Result<usize, String> {
     let mut deleted = 0;
     for (session, id, name, size) in candidates {
         // Read now, not before the listing: a message may have attached it meanwhile.
-        let (record, revision) = read(&records, &session).await?;
+        let (record, revision) = match read(&records, &session).await {
+            Ok(read) => read,
+            Err(e) => {
+                warn!(error = %e, "upload record unreadable; its files are left to the store's age limit");
+                continue;
+            }
+        };
         if revision == 0 || record.attached.contains(&id) {
             continue;
         }

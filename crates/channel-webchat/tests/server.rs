@@ -624,7 +624,7 @@ async fn a_session_uploads_within_its_quota_and_budget_and_unattached_files_are_
     assert_eq!(status, 200, "{first}");
     assert_eq!(post_upload(&chat, &token, vec![b'b'; 1000]).await.0, 200);
     let (status, refused, _) = post_upload(&chat, &token, vec![b'c'; 1000]).await;
-    assert_eq!((status, refused["code"].as_str()), (403, Some("upload_limit")), "{refused}");
+    assert_eq!((status, refused["code"].as_str()), (403, Some("send_first")), "{refused}");
     assert_eq!(refused["error"], "upload limit reached: send a message first");
     assert_eq!(stored_objects(&chat).await.len(), 2, "the refused upload stored nothing");
 
@@ -635,6 +635,7 @@ async fn a_session_uploads_within_its_quota_and_budget_and_unattached_files_are_
     assert_eq!(post_upload(&chat, &token, vec![b'e'; 1000]).await.0, 200);
     let (status, over, _) = post_upload(&chat, &token, vec![b'f'; 10]).await;
     assert_eq!((status, over["error"].as_str()), (403, Some("upload limit reached for this chat")), "{over}");
+    assert_eq!(over["code"], "upload_limit");
 
     // The four files no message attached are deleted after the grace period; the attached one stays.
     let attached = first["ref"]["object"].as_str().unwrap().to_string();
