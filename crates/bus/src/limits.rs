@@ -66,16 +66,19 @@ impl StoreKind {
 
 /// Built-in byte budget of a stream, bucket or object store of the contract.
 pub fn default_max_bytes(kind: StoreKind, name: &str) -> Option<u64> {
+    // Sized for a support desk's 30 days (a few KiB per message, event or journal entry) while
+    // their sum (about 2.6 GiB, reserved by JetStream at start-up) fits a small server.
     let mib = match (kind, name) {
-        (StoreKind::Stream, streams::INBOUND | streams::OUTBOUND | streams::AGENT | streams::ROUTER) => 512,
-        (StoreKind::Stream, streams::EVENTS | streams::REPLAY) => 1024,
-        (StoreKind::Stream, streams::DLQ | streams::WEBCHAT) => 256,
-        (StoreKind::Bucket, buckets::CONVERSATIONS) => 256,
-        (StoreKind::Bucket, buckets::AGENTS | buckets::ROUTER | buckets::CHANNELS | buckets::UPLOADS) => 64,
-        (StoreKind::Bucket, buckets::PRESENCE) => 16,
-        (StoreKind::ObjectStore, ATTACHMENTS_STORE) => 1024,
-        (StoreKind::ObjectStore, ROUTER_SNAPSHOTS_STORE) => 256,
-        (StoreKind::ObjectStore, METRICS_STORE) => 64,
+        (StoreKind::Stream, streams::INBOUND | streams::OUTBOUND | streams::AGENT | streams::ROUTER) => 256,
+        (StoreKind::Stream, streams::EVENTS) => 512,
+        (StoreKind::Stream, streams::DLQ | streams::WEBCHAT | streams::REPLAY) => 128,
+        (StoreKind::Bucket, buckets::CONVERSATIONS) => 64,
+        (StoreKind::Bucket, buckets::CHANNELS) => 32,
+        (StoreKind::Bucket, buckets::AGENTS | buckets::ROUTER | buckets::UPLOADS) => 16,
+        (StoreKind::Bucket, buckets::PRESENCE) => 8,
+        (StoreKind::ObjectStore, ATTACHMENTS_STORE) => 512,
+        (StoreKind::ObjectStore, ROUTER_SNAPSHOTS_STORE) => 64,
+        (StoreKind::ObjectStore, METRICS_STORE) => 16,
         _ => return None,
     };
     Some(mib * MIB)
@@ -83,11 +86,13 @@ pub fn default_max_bytes(kind: StoreKind, name: &str) -> Option<u64> {
 
 /// What a full stream does. Work streams refuse new messages (`DiscardNew`): the publisher's
 /// error becomes a refusal or a retry, and nothing stored but not yet handled is deleted. Streams
-/// that are records rather than work (the audit log, the web-chat transcripts) drop their oldest
-/// messages instead, as their age limit already does.
+/// that are records rather than work drop their oldest messages instead, as their age limit
+/// already does: the audit log, the web-chat transcripts, and the router journal, whose state
+/// is restored from a snapshot taken every `snapshot_every` entries and only the entries after
+/// it are replayed (refusing appends instead would stop routing when it fills).
 pub fn discard_policy(stream: &str) -> DiscardPolicy {
     match stream {
-        streams::EVENTS | streams::WEBCHAT => DiscardPolicy::Old,
+        streams::EVENTS | streams::WEBCHAT | streams::ROUTER => DiscardPolicy::Old,
         _ => DiscardPolicy::New,
     }
 }
@@ -181,7 +186,7 @@ mod tests {
         cfg.bucket_max_bytes.insert("sb_router".into(), 2 * MIB);
         assert_eq!(cfg.max_bytes_of(StoreKind::ObjectStore, ATTACHMENTS_STORE), 8 * MIB);
         assert_eq!(cfg.max_bytes_of(StoreKind::Bucket, buckets::ROUTER), 2 * MIB);
-        assert_eq!(cfg.max_bytes_of(StoreKind::Stream, streams::ROUTER), 512 * MIB);
+        assert_eq!(cfg.max_bytes_of(StoreKind::Stream, streams::ROUTER), 256 * MIB);
         assert!(cfg.validate().is_ok());
         cfg.stream_max_bytes.insert("sb_nope".into(), 8 * MIB);
         assert_eq!(cfg.validate().unwrap_err().0, "stream_max_bytes.sb_nope");

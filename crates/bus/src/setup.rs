@@ -43,6 +43,17 @@ where
         attempt += 1;
         match step().await {
             Ok(done) => return Ok(done),
+            // Not a passing state: the server cannot reserve the budget, so say which knob helps.
+            Err(e) if e.to_string().contains("insufficient storage") => {
+                return Err(BusError::setup(
+                    what.to_string(),
+                    format!(
+                        "{e}: JetStream reserves every stream's, bucket's and store's byte budget against its \
+                         storage limit (jetstream max_file_store, by default 75% of the free disk); lower \
+                         nats.stream_max_bytes / bucket_max_bytes / store_max_bytes, or give the server more room"
+                    ),
+                ));
+            }
             Err(e) if attempt < SETUP_ATTEMPTS => {
                 let delay = backoff.delay(u64::from(attempt));
                 warn!(what, attempt, error = %e, retry_in_ms = delay.as_millis() as u64, "setup step failed; retrying");
