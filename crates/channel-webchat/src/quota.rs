@@ -36,8 +36,9 @@ pub(crate) struct UploadRecord {
     pub bytes: u64,
     /// Files the session stored.
     pub files: u32,
-    /// Start of the current one-minute window (Unix seconds) and uploads in it.
+    /// Start of the current one-minute window (Unix seconds).
     pub window_start: i64,
+    /// Uploads in that window.
     pub window_files: u32,
     /// Object ids (the part after `webchat/<session>/`) that a sent message attached.
     #[serde(default)]
