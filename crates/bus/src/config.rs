@@ -1,5 +1,6 @@
 //! How to reach NATS and how to shape the contract's streams.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -45,6 +46,15 @@ pub struct BusConfig {
     pub duplicate_window_secs: u64,
     /// How long messages are kept in the contract's streams, in seconds (0 = forever).
     pub max_age_secs: u64,
+    /// Byte budgets of streams by name (`sb_events`, any case), over the built-in defaults of
+    /// [`crate::limits::default_max_bytes`].
+    pub stream_max_bytes: BTreeMap<String, u64>,
+    /// Byte budgets of key-value buckets by name (`sb_conversations`).
+    pub bucket_max_bytes: BTreeMap<String, u64>,
+    /// Byte budgets of object stores by name (`sb_attachments`).
+    pub store_max_bytes: BTreeMap<String, u64>,
+    /// How long files in `sb_attachments` (and their upload records) are kept, in seconds.
+    pub attachments_max_age_secs: u64,
 }
 
 impl Default for BusConfig {
@@ -67,6 +77,10 @@ impl Default for BusConfig {
             replicas: 1,
             duplicate_window_secs: 24 * 3600,
             max_age_secs: 30 * 24 * 3600,
+            stream_max_bytes: BTreeMap::new(),
+            bucket_max_bytes: BTreeMap::new(),
+            store_max_bytes: BTreeMap::new(),
+            attachments_max_age_secs: 30 * 24 * 3600,
         }
     }
 }

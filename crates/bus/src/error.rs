@@ -102,6 +102,14 @@ pub enum BusError {
         /// Why.
         source: Source,
     },
+    /// A stream's size or budget could not be read.
+    #[error("cannot read the fill of {what}: {source}")]
+    Storage {
+        /// The JetStream stream.
+        what: String,
+        /// Why.
+        source: Source,
+    },
     /// The bus is not connected yet.
     #[error("the bus is not connected yet")]
     NotReady,

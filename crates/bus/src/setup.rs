@@ -3,9 +3,10 @@
 use std::time::Duration;
 
 use async_nats::jetstream::{kv, object_store, stream};
-use switchboard_core::contract::{ATTACHMENTS_STORE, METRICS_STORE, ROUTER_SNAPSHOTS_STORE, buckets, streams};
+use switchboard_core::contract::{ATTACHMENTS_STORE, OBJECT_STORES, buckets, streams};
 use tracing::{info, warn};
 
+use crate::limits::{self, StoreKind};
 use crate::{Backoff, Bus, BusError};
 
 /// How long a presence entry (`sb_presence`) outlives its last renewal: a daemon that died
@@ -15,9 +16,10 @@ pub const PRESENCE_MAX_AGE: Duration = Duration::from_secs(60);
 /// Entries kept per web-chat session transcript; older ones are dropped first.
 pub const WEBCHAT_KEEP_PER_SESSION: i64 = 1000;
 
-/// Largest size of `SB_REPLAY` (replayed raw items, each at most a dead letter's size); the
-/// oldest go first, long after their adapter handled them.
-pub const REPLAY_MAX_BYTES: i64 = 1 << 30;
+/// A budget as JetStream takes it.
+fn budget(bytes: u64) -> i64 {
+    i64::try_from(bytes).unwrap_or(i64::MAX)
+}
 
 /// Attempts of one setup step before start-up gives up.
 const SETUP_ATTEMPTS: u32 = 8;
@@ -41,6 +43,17 @@ where
         attempt += 1;
         match step().await {
             Ok(done) => return Ok(done),
+            // Not a passing state: the server cannot reserve the budget, so say which knob helps.
+            Err(e) if e.to_string().contains("insufficient storage") => {
+                return Err(BusError::setup(
+                    what.to_string(),
+                    format!(
+                        "{e}: JetStream reserves every stream's, bucket's and store's byte budget against its \
+                         storage limit (jetstream max_file_store, by default 75% of the free disk); lower \
+                         nats.stream_max_bytes / bucket_max_bytes / store_max_bytes, or give the server more room"
+                    ),
+                ));
+            }
             Err(e) if attempt < SETUP_ATTEMPTS => {
                 let delay = backoff.delay(u64::from(attempt));
                 warn!(what, attempt, error = %e, retry_in_ms = delay.as_millis() as u64, "setup step failed; retrying");
@@ -57,6 +70,7 @@ impl Bus {
     pub async fn ensure_contract(&self) -> Result<(), BusError> {
         let cfg = self.config();
         let max_age = Duration::from_secs(cfg.max_age_secs);
+        let attachments_max_age = Duration::from_secs(cfg.attachments_max_age_secs);
         // A short timeout per attempt: a lost answer is retried rather than waited out.
         let mut js = async_nats::jetstream::new(self.client().clone());
         js.set_timeout(SETUP_TIMEOUT);
@@ -72,41 +86,80 @@ impl Bus {
                 allow_direct: true,
                 // A web-chat transcript is replayed whole into the widget: keep it bounded.
                 max_messages_per_subject: if *name == streams::WEBCHAT { WEBCHAT_KEEP_PER_SESSION } else { 0 },
-                max_bytes: if *name == streams::REPLAY { REPLAY_MAX_BYTES } else { 0 },
+                max_bytes: budget(cfg.max_bytes_of(StoreKind::Stream, name)),
+                discard: limits::discard_policy(name),
                 ..Default::default()
             };
+            // JetStream enforces a lowered budget by deleting the oldest messages, which on a
+            // work stream means messages not yet handled: refuse instead.
+            if config.discard == stream::DiscardPolicy::New
+                && let Ok(mut existing) = js.get_stream(*name).await
+                && let Ok(info) = existing.info().await
+                && info.state.bytes > cfg.max_bytes_of(StoreKind::Stream, name)
+            {
+                return Err(BusError::setup(
+                    format!("stream {name}"),
+                    format!(
+                        "it holds {} bytes, more than nats.stream_max_bytes.{} = {}: raise the budget, or let \
+                         the stream drain first",
+                        info.state.bytes,
+                        name.to_lowercase(),
+                        cfg.max_bytes_of(StoreKind::Stream, name)
+                    ),
+                ));
+            }
             settle(&format!("stream {name}"), || js.create_or_update_stream(config.clone())).await?;
         }
         for bucket in buckets::ALL {
-            // Presence is a heartbeat: only the latest value matters, and it must expire.
-            let presence = *bucket == buckets::PRESENCE;
+            // Presence is a heartbeat: only the latest value matters, and it must expire. Upload
+            // records live as long as the files they count.
+            let (history, max_age) = match *bucket {
+                buckets::PRESENCE => (1, PRESENCE_MAX_AGE),
+                buckets::UPLOADS => (1, attachments_max_age),
+                _ => (5, Duration::ZERO),
+            };
             let config = kv::Config {
                 bucket: bucket.to_string(),
-                history: if presence { 1 } else { 5 },
-                max_age: if presence { PRESENCE_MAX_AGE } else { Duration::ZERO },
+                history,
+                max_age,
+                max_bytes: budget(cfg.max_bytes_of(StoreKind::Bucket, bucket)),
                 storage: stream::StorageType::File,
                 num_replicas: cfg.replicas,
                 ..Default::default()
             };
             settle(&format!("key-value bucket {bucket}"), || js.create_or_update_key_value(config.clone())).await?;
         }
-        for store in [ATTACHMENTS_STORE, ROUTER_SNAPSHOTS_STORE, METRICS_STORE] {
-            if self.jetstream().get_object_store(store).await.is_err() {
-                let config = object_store::Config {
-                    bucket: store.to_string(),
-                    storage: stream::StorageType::File,
-                    num_replicas: cfg.replicas,
-                    ..Default::default()
-                };
-                settle(&format!("object store {store}"), || async {
-                    // Another process may have created it since we looked.
-                    match js.get_object_store(store).await {
-                        Ok(existing) => Ok(existing),
-                        Err(_) => js.create_object_store(config.clone()).await.map_err(|e| e.to_string()),
+        for store in OBJECT_STORES {
+            // Attachments come from anyone on the web: they expire. Snapshots are one object per
+            // name, replaced in place, and must never expire.
+            let max_age = if *store == ATTACHMENTS_STORE { attachments_max_age } else { Duration::ZERO };
+            let max_bytes = budget(cfg.max_bytes_of(StoreKind::ObjectStore, store));
+            let config = object_store::Config {
+                bucket: store.to_string(),
+                storage: stream::StorageType::File,
+                num_replicas: cfg.replicas,
+                max_age,
+                max_bytes,
+                ..Default::default()
+            };
+            settle(&format!("object store {store}"), || async {
+                // An existing store (perhaps created by an older version without limits, or by
+                // another process since we looked) gets the configured limits.
+                match js.get_stream(format!("OBJ_{store}")).await {
+                    Ok(mut existing) => {
+                        let mut current = existing.info().await.map_err(|e| e.to_string())?.config.clone();
+                        if current.max_bytes != max_bytes || current.max_age != max_age {
+                            current.max_bytes = max_bytes;
+                            current.max_age = max_age;
+                            current.discard = stream::DiscardPolicy::New;
+                            js.update_stream(current).await.map_err(|e| e.to_string())?;
+                        }
+                        Ok(())
                     }
-                })
-                .await?;
-            }
+                    Err(_) => js.create_object_store(config.clone()).await.map(|_| ()).map_err(|e| e.to_string()),
+                }
+            })
+            .await?;
         }
         info!(streams = streams::ALL.len(), buckets = buckets::ALL.len(), "bus contract set up");
         Ok(())

@@ -45,7 +45,7 @@ impl Server {
             1,
         );
         let conf = format!(
-            "listen: 127.0.0.1:{port}\njetstream {{ store_dir: \"{}\" }}\n{block}",
+            "listen: 127.0.0.1:{port}\njetstream {{ store_dir: \"{}\", max_file_store: 1TB }}\n{block}",
             dir.path().join("js").display()
         );
         let conf_path = dir.path().join("nats.conf");

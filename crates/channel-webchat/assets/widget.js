@@ -34,6 +34,10 @@
       unavailable: 'The chat is temporarily unavailable. We will try again.',
       unauthorized: 'Your chat session has expired. Please reload the page.',
       fileTooLarge: 'This file is too large.', uploadFailed: 'The file could not be uploaded.',
+      uploadRate: 'You are uploading files too fast. Please wait a moment.',
+      sendFirst: 'Upload limit reached: please send a message first.',
+      uploadLimit: 'Upload limit reached for this chat.',
+      storageFull: 'Upload limit reached. Please try again later.',
       error: 'Something went wrong.'
     },
     ru: {
@@ -55,6 +59,10 @@
       unavailable: 'Чат временно недоступен. Мы попробуем ещё раз.',
       unauthorized: 'Сессия чата истекла. Обновите страницу.',
       fileTooLarge: 'Файл слишком большой.', uploadFailed: 'Не удалось загрузить файл.',
+      uploadRate: 'Вы загружаете файлы слишком часто. Подождите немного.',
+      sendFirst: 'Достигнут лимит загрузок: сначала отправьте сообщение.',
+      uploadLimit: 'Достигнут лимит загрузок для этого чата.',
+      storageFull: 'Достигнут лимит загрузок. Попробуйте позже.',
       error: 'Что-то пошло не так.'
     }
   };
@@ -708,8 +716,12 @@
     fetch(base + '/chat/upload?token=' + encodeURIComponent(S.token), { method: 'POST', body: file,
       headers: { 'Content-Type': file.type || 'application/octet-stream', 'X-Filename': encodeURIComponent(file.name) } })
       .then((r) => {
-        if (!r.ok) throw new Error(r.status === 413 ? 'fileTooLarge' : r.status === 429 ? 'rate_limited' : r.status === 401 ? 'unauthorized' : 'uploadFailed');
-        return r.json();
+        if (r.ok) return r.json();
+        // The refusal's `code` tells the upload limits apart (see webchat-protocol.md, Uploads).
+        var byCode = { rate_limited: 'uploadRate', send_first: 'sendFirst', upload_limit: 'uploadLimit', storage_full: 'storageFull' };
+        return r.json().catch(() => ({})).then((j) => {
+          throw new Error(byCode[j && j.code] || (r.status === 413 ? 'fileTooLarge' : r.status === 401 ? 'unauthorized' : 'uploadFailed'));
+        });
       })
       .then((j) => {
         if (!j || !j.ref) throw new Error('uploadFailed');

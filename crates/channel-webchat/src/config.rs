@@ -37,8 +37,21 @@ pub struct WebchatConfig {
     pub max_upload_bytes: usize,
     /// Open sockets allowed from one IP address.
     pub max_connections_per_ip: u32,
-    /// Messages (and uploads) per minute from one IP address, sustained.
+    /// Messages per minute from one IP address, sustained.
     pub ip_messages_per_minute: u32,
+    /// Uploads per minute from one IP address (a limit of its own, lower than messages').
+    pub ip_uploads_per_minute: u32,
+    /// Uploads per minute from one session, counted across every daemon process.
+    pub uploads_per_minute: u32,
+    /// Files a session may upload before it has sent a message (enough to attach a screenshot
+    /// to the first one; 0 = send a message first).
+    pub uploads_before_message: u32,
+    /// Bytes one session may upload in all (files deleted later still count).
+    pub session_upload_bytes: u64,
+    /// Seconds an uploaded file may wait for a message to attach it before it is deleted.
+    pub upload_grace_secs: u64,
+    /// Seconds between sweeps for files no message attached.
+    pub upload_sweep_secs: u64,
     /// Seconds between pings on an idle socket (a dead peer is dropped after two missed pongs).
     pub ping_secs: u64,
     /// Seconds an availability answer from the router is reused.
@@ -83,6 +96,12 @@ impl Default for WebchatConfig {
             max_upload_bytes: 10 * 1024 * 1024,
             max_connections_per_ip: 20,
             ip_messages_per_minute: 120,
+            ip_uploads_per_minute: 20,
+            uploads_per_minute: 10,
+            uploads_before_message: 3,
+            session_upload_bytes: 50 * 1024 * 1024,
+            upload_grace_secs: 3600,
+            upload_sweep_secs: 300,
             ping_secs: 30,
             availability_cache_secs: 10,
             trust_forwarded_for: false,
@@ -140,10 +159,20 @@ impl WebchatConfig {
             ("ip_messages_per_minute", self.ip_messages_per_minute as u64),
             ("ping_secs", self.ping_secs),
             ("max_upload_bytes", self.max_upload_bytes as u64),
+            ("ip_uploads_per_minute", self.ip_uploads_per_minute as u64),
+            ("uploads_per_minute", self.uploads_per_minute as u64),
+            ("upload_grace_secs", self.upload_grace_secs),
+            ("upload_sweep_secs", self.upload_sweep_secs),
         ] {
             if value == 0 {
                 return Err(err(key, "must be at least 1"));
             }
+        }
+        if self.session_upload_bytes < self.max_upload_bytes as u64 {
+            return Err(err(
+                "session_upload_bytes",
+                format!("must be at least max_upload_bytes ({}): one file must fit", self.max_upload_bytes),
+            ));
         }
         for id in self.topics.keys() {
             if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {

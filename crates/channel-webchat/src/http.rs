@@ -20,7 +20,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::server::Shared;
-use crate::upload;
+use crate::{quota, upload};
 
 /// Read and write buffer of each socket. Chat frames are small, and tungstenite's defaults
 /// (128 KiB each) would make an idle socket cost well over 100 KiB.
@@ -87,6 +87,43 @@ async fn widget() -> Response {
 
 fn refuse(code: StatusCode, message: &str) -> Response {
     (code, Json(json!({ "error": message }))).into_response()
+}
+
+/// The answer to a refused upload: a status, a message the widget can show and a `code` it can
+/// tell apart (`rate_limited`, `send_first`, `upload_limit`, `storage_full`, `unavailable`).
+fn refused_upload(refusal: &quota::Refusal) -> Response {
+    use quota::Refusal;
+    let (status, code, message) = match refusal {
+        Refusal::RateLimited { retry_after_secs } => {
+            info!(retry_after_secs, "web-chat upload refused: over the upload rate");
+            let message = format!("too many uploads; try again in {retry_after_secs} s");
+            let mut response =
+                (StatusCode::TOO_MANY_REQUESTS, Json(json!({ "error": message, "code": "rate_limited" })))
+                    .into_response();
+            if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            return response;
+        }
+        Refusal::SendFirst => {
+            (StatusCode::FORBIDDEN, "send_first", "upload limit reached: send a message first".to_string())
+        }
+        Refusal::SessionBudget => {
+            (StatusCode::FORBIDDEN, "upload_limit", "upload limit reached for this chat".to_string())
+        }
+        Refusal::StorageFull => {
+            warn!("web-chat upload refused: the attachments store is at its budget");
+            (StatusCode::INSUFFICIENT_STORAGE, "storage_full", "upload limit reached: try again later".to_string())
+        }
+        Refusal::Unavailable(e) => {
+            warn!(error = %e, "web-chat upload not stored");
+            (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "not stored, try again".to_string())
+        }
+    };
+    if matches!(refusal, Refusal::SendFirst | Refusal::SessionBudget) {
+        info!(code, "web-chat upload refused: the session's upload limit");
+    }
+    (status, Json(json!({ "error": message, "code": code }))).into_response()
 }
 
 /// The page's origin when it may use the chat.
@@ -200,10 +237,11 @@ async fn preflight(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Res
         (status = 200, description = "Stored: `{\"ref\": AttachmentRef}` (`envelope/1`'s attachment reference).", body = Object),
         (status = 400, description = "An empty file.", body = Object),
         (status = 401, description = "Not a session token of this chat.", body = Object),
-        (status = 403, description = "An origin not allowed.", body = Object),
+        (status = 403, description = "An origin not allowed; `code: send_first`: the session used its uploads before a first message (`uploads_before_message`); `code: upload_limit`: it used its byte budget (`session_upload_bytes`).", body = Object),
         (status = 413, description = "Over `max_upload_bytes`.", body = Object),
-        (status = 429, description = "Too many messages and uploads from this address.", body = Object),
-        (status = 503, description = "Not stored; try again.", body = Object),
+        (status = 429, description = "`code: rate_limited`: over `ip_uploads_per_minute` or `uploads_per_minute`; `Retry-After` says when to try again.", body = Object),
+        (status = 503, description = "`code: unavailable`: not stored; try again.", body = Object),
+        (status = 507, description = "`code: storage_full`: the attachments store is at its budget (`nats.store_max_bytes.sb_attachments`).", body = Object),
     )
 )]
 async fn upload(
@@ -218,8 +256,8 @@ async fn upload(
         return cors(&origin, refuse(StatusCode::UNAUTHORIZED, "not a session token of this chat"));
     };
     let ip = shared.client_ip(peer.map(|Extension(ConnectInfo(p))| p), &headers);
-    if !shared.check_ip_rate(ip) {
-        return cors(&origin, refuse(StatusCode::TOO_MANY_REQUESTS, "too many uploads from this address"));
+    if let Err(retry_after_secs) = shared.check_ip_upload_rate(ip) {
+        return cors(&origin, refused_upload(&quota::Refusal::RateLimited { retry_after_secs }));
     }
     // Read only now, so that a request without a session or over its address's rate is refused
     // before up to max_upload_bytes of it are buffered.
@@ -228,6 +266,14 @@ async fn upload(
     };
     if body.is_empty() {
         return cors(&origin, refuse(StatusCode::BAD_REQUEST, "the file is empty"));
+    }
+    let size = body.len() as u64;
+    // The store's room first, then the session's count: a refusal at either changes nothing.
+    if let Err(refusal) = quota::check_store_room(&shared, size).await {
+        return cors(&origin, refused_upload(&refusal));
+    }
+    if let Err(refusal) = quota::reserve(&shared, &session, size).await {
+        return cors(&origin, refused_upload(&refusal));
     }
     let filename = headers
         .get("x-filename")
@@ -247,8 +293,9 @@ async fn upload(
         store.put(object.as_str(), &mut body.as_ref()).await.map_err(|e| e.to_string())
     };
     if let Err(e) = stored.await {
-        warn!(error = %e, "web-chat upload not stored");
-        return cors(&origin, refuse(StatusCode::SERVICE_UNAVAILABLE, "not stored, try again"));
+        quota::release(&shared, &session, size).await;
+        let refusal = if quota::is_full(&e) { quota::Refusal::StorageFull } else { quota::Refusal::Unavailable(e) };
+        return cors(&origin, refused_upload(&refusal));
     }
     let reference = AttachmentRef { object, filename, content_type, size: body.len() as u64, skipped: None };
     cors(&origin, Json(json!({ "ref": reference })).into_response())

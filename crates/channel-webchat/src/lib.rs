@@ -16,6 +16,7 @@ mod error;
 mod events;
 mod http;
 mod hub;
+mod quota;
 mod replay;
 mod server;
 pub mod session;
@@ -137,9 +138,20 @@ impl Channel for WebchatChannel {
                 }
             })
         };
+        let sweep = {
+            let (shared, stop) = (shared.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(shared.cfg.upload_sweep_secs));
+                while tokio::select! { _ = stop.cancelled() => false, _ = tick.tick() => true } {
+                    if let Err(e) = quota::sweep(&shared).await {
+                        warn!(error = %e, "sweep of unattached uploads failed; trying again at the next");
+                    }
+                }
+            })
+        };
         info!(origins = self.cfg.allowed_origins.len(), "web chat running");
         let events = events::run_events(shared, bus, stop).await;
-        let _ = tokio::join!(feed, typing, housekeeping, replays);
+        let _ = tokio::join!(feed, typing, housekeeping, replays, sweep);
         events.map_err(AdapterError::from)
     }
 

@@ -29,6 +29,7 @@ pub(crate) struct Shared {
     pub inbound: Inbound,
     pub group: String,
     ip_limiter: DefaultKeyedRateLimiter<IpAddr>,
+    ip_upload_limiter: DefaultKeyedRateLimiter<IpAddr>,
     ip_sockets: Mutex<HashMap<IpAddr, u32>>,
     availability: Mutex<HashMap<String, (Instant, bool)>>,
     channels_kv: OnceCell<kv::Store>,
@@ -57,6 +58,8 @@ impl Shared {
     pub fn new(cfg: WebchatConfig, sessions: Sessions, hub: Hub, inbound: Inbound, group: String) -> Shared {
         let per_minute = NonZeroU32::new(cfg.ip_messages_per_minute).unwrap_or(NonZeroU32::MIN);
         let ip_limiter = RateLimiter::keyed(Quota::per_minute(per_minute).allow_burst(per_minute));
+        let uploads = NonZeroU32::new(cfg.ip_uploads_per_minute).unwrap_or(NonZeroU32::MIN);
+        let ip_upload_limiter = RateLimiter::keyed(Quota::per_minute(uploads).allow_burst(uploads));
         Shared {
             cfg,
             sessions,
@@ -64,6 +67,7 @@ impl Shared {
             inbound,
             group,
             ip_limiter,
+            ip_upload_limiter,
             ip_sockets: Mutex::default(),
             availability: Mutex::default(),
             channels_kv: OnceCell::new(),
@@ -100,15 +104,25 @@ impl Shared {
         Some(IpSlot { shared: self.clone(), ip })
     }
 
-    /// Counts one message or upload against `ip`'s allowance.
+    /// Counts one message against `ip`'s allowance.
     pub fn check_ip_rate(&self, ip: IpAddr) -> bool {
         self.ip_limiter.check_key(&ip).is_ok()
+    }
+
+    /// Counts one upload against `ip`'s upload allowance; `Err` holds the seconds until the next.
+    pub fn check_ip_upload_rate(&self, ip: IpAddr) -> Result<(), u64> {
+        self.ip_upload_limiter.check_key(&ip).map_err(|not_until| {
+            not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default())).as_secs()
+                + 1
+        })
     }
 
     /// Forgets IPs whose allowance is full again, so the limiter's memory stays bounded.
     pub fn forget_idle_ips(&self) {
         self.ip_limiter.retain_recent();
         self.ip_limiter.shrink_to_fit();
+        self.ip_upload_limiter.retain_recent();
+        self.ip_upload_limiter.shrink_to_fit();
     }
 
     async fn channels(&self) -> Result<&kv::Store, WebchatError> {

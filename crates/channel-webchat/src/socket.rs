@@ -348,6 +348,14 @@ impl Conn {
         if let Some(answers) = prechat {
             self.take_prechat(answers).await?;
         }
+        // Before the message is stored, so that no stored message names a file the sweep deletes.
+        if !attachments.is_empty() {
+            let objects: Vec<&str> = attachments.iter().map(|a| a.object.as_str()).collect();
+            crate::quota::mark_attached(&self.shared, &self.session, &objects).await.map_err(|e| {
+                warn!(session = %self.session, error = %e, "attachments not recorded");
+                ("unavailable", "not stored, try again".to_string())
+            })?;
+        }
         let team = self.team();
         let online = self.shared.online(&team).await;
         let contact_email = self.profile.as_ref().and_then(|p| p.email.clone()).or(self.customer.email.clone());

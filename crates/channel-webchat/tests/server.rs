@@ -118,6 +118,16 @@ impl Ws {
         }
     }
 
+    /// The next frame of one of `kinds`.
+    async fn next_of_any(&mut self, kinds: &[&str]) -> Value {
+        loop {
+            let frame = self.next().await.unwrap_or_else(|code| panic!("closed ({code:?}) waiting for {kinds:?}"));
+            if kinds.iter().any(|k| frame["type"] == *k) {
+                return frame;
+            }
+        }
+    }
+
     async fn next_of(&mut self, kind: &str) -> Value {
         loop {
             let frame = self.next().await.unwrap_or_else(|code| panic!("closed ({code:?}) waiting for {kind}"));
@@ -583,5 +593,126 @@ async fn one_message_sent_from_two_tabs_is_stored_once_and_every_message_is_coun
         outcomes::snapshot().iter().any(|(ch, _, _)| ch == CHANNEL),
         "the channel is listed on /metrics from its start"
     );
+    chat.running.unwrap().stop().await;
+}
+
+/// Posts `body` as an upload of `token`'s session; the status and the JSON answer.
+async fn post_upload(chat: &Chat, token: &str, body: Vec<u8>) -> (u16, Value, Option<String>) {
+    let response = reqwest::Client::new()
+        .post(format!("http://{}/chat/upload?token={token}", chat.base))
+        .header("origin", ORIGIN)
+        .header("x-filename", "f.bin")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let retry_after = response.headers().get("retry-after").map(|v| v.to_str().unwrap().to_string());
+    (status, response.json().await.unwrap_or(Value::Null), retry_after)
+}
+
+/// The names of the attachments store's objects.
+async fn stored_objects(chat: &Chat) -> Vec<String> {
+    let store = chat.bus.bus.jetstream().get_object_store("sb_attachments").await.unwrap();
+    let mut list = store.list().await.unwrap();
+    let mut names = Vec::new();
+    while let Some(info) = list.next().await {
+        names.push(info.unwrap().name);
+    }
+    names
+}
+
+#[tokio::test]
+async fn a_session_uploads_within_its_quota_and_budget_and_unattached_files_are_swept() {
+    let chat = Chat::start(|cfg| {
+        cfg.max_upload_bytes = 1000;
+        cfg.uploads_before_message = 2;
+        cfg.session_upload_bytes = 4000;
+        cfg.upload_grace_secs = 1;
+        cfg.upload_sweep_secs = 1;
+    })
+    .await;
+    let (mut ws, welcome) = chat.open(json!({})).await;
+    let token = welcome["token"].as_str().unwrap().to_string();
+    ws.history().await;
+
+    // Before its first message a session may store two files; the third is refused, stores nothing.
+    let (status, first, _) = post_upload(&chat, &token, vec![b'a'; 1000]).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(post_upload(&chat, &token, vec![b'b'; 1000]).await.0, 200);
+    let (status, refused, _) = post_upload(&chat, &token, vec![b'c'; 1000]).await;
+    assert_eq!((status, refused["code"].as_str()), (403, Some("send_first")), "{refused}");
+    assert_eq!(refused["error"], "upload limit reached: send a message first");
+    assert_eq!(stored_objects(&chat).await.len(), 2, "the refused upload stored nothing");
+
+    // A message attaching the first file opens the session's byte budget: 4000 bytes in all.
+    ws.send(json!({ "type": "send", "client_id": "m1", "text": "see file", "attachments": [first["ref"]] })).await;
+    ws.next_of("ack").await;
+    assert_eq!(post_upload(&chat, &token, vec![b'd'; 1000]).await.0, 200);
+    assert_eq!(post_upload(&chat, &token, vec![b'e'; 1000]).await.0, 200);
+    let (status, over, _) = post_upload(&chat, &token, vec![b'f'; 10]).await;
+    assert_eq!((status, over["error"].as_str()), (403, Some("upload limit reached for this chat")), "{over}");
+    assert_eq!(over["code"], "upload_limit");
+
+    // The four files no message attached are deleted after the grace period; the attached one stays.
+    let attached = first["ref"]["object"].as_str().unwrap().to_string();
+    let js = chat.bus.bus.jetstream().clone();
+    switchboard_adapter::testkit::wait_for("unattached uploads deleted", Duration::from_secs(20), || {
+        let (js, attached) = (js.clone(), attached.clone());
+        async move {
+            let store = js.get_object_store("sb_attachments").await.unwrap();
+            let mut list = store.list().await.unwrap();
+            let mut names = Vec::new();
+            while let Some(info) = list.next().await {
+                names.push(info.unwrap().name);
+            }
+            names == vec![attached]
+        }
+    })
+    .await;
+    let entry = ws.entry_of("customer").await;
+    let url = entry["entry"]["attachments"][0]["url"].as_str().unwrap().to_string();
+    let got = reqwest::get(format!("http://{}{url}", chat.base)).await.unwrap();
+    assert_eq!(got.bytes().await.unwrap().as_ref(), &[b'a'; 1000][..], "the attached file is still served");
+    // Deleting files gives no budget back: the session stays at its limit.
+    assert_eq!(post_upload(&chat, &token, vec![b'g'; 10]).await.0, 403);
+    chat.running.unwrap().stop().await;
+}
+
+#[tokio::test]
+async fn uploads_have_their_own_rate_per_session_and_per_address_and_leave_messages_alone() {
+    let chat = Chat::start(|cfg| {
+        cfg.uploads_per_minute = 2;
+        cfg.ip_uploads_per_minute = 4;
+        cfg.uploads_before_message = 10;
+        cfg.ip_messages_per_minute = 5;
+    })
+    .await;
+    let (_a, welcome_a) = chat.open(json!({})).await;
+    let token_a = welcome_a["token"].as_str().unwrap().to_string();
+    assert_eq!(post_upload(&chat, &token_a, b"1".to_vec()).await.0, 200);
+    assert_eq!(post_upload(&chat, &token_a, b"2".to_vec()).await.0, 200);
+    let (status, body, retry_after) = post_upload(&chat, &token_a, b"3".to_vec()).await;
+    assert_eq!((status, body["code"].as_str()), (429, Some("rate_limited")), "the session's own rate: {body}");
+    assert!(retry_after.unwrap().parse::<u64>().unwrap() >= 1);
+
+    let (mut b, welcome_b) = chat.open(json!({})).await;
+    let token_b = welcome_b["token"].as_str().unwrap().to_string();
+    b.history().await;
+    assert_eq!(
+        post_upload(&chat, &token_b, b"4".to_vec()).await.0,
+        200,
+        "another session, the address's fourth attempt"
+    );
+    let (status, body, _) = post_upload(&chat, &token_b, b"5".to_vec()).await;
+    assert_eq!((status, body["code"].as_str()), (429, Some("rate_limited")), "the address's rate: {body}");
+    assert_eq!(stored_objects(&chat).await.len(), 3);
+
+    // Uploads spent none of the address's message allowance.
+    for i in 0..5 {
+        b.send(json!({ "type": "send", "client_id": format!("m{i}"), "text": "hello" })).await;
+        let reply = b.next_of_any(&["ack", "error"]).await;
+        assert_eq!(reply["type"], "ack", "message {i}: {reply}");
+    }
     chat.running.unwrap().stop().await;
 }

@@ -171,8 +171,12 @@ pub mod buckets {
     /// Running daemons announce themselves here (key: the process's holder name), renewed every
     /// few seconds; the bucket's max age drops the entries of processes that died.
     pub const PRESENCE: &str = "sb_presence";
+    /// Web-chat upload accounting, one key per session (`webchat.<session>`): bytes and files
+    /// stored, the upload rate window, and which files a sent message attached. Owned by the web
+    /// chat; its max age is the attachments' so an entry outlives the files it describes.
+    pub const UPLOADS: &str = "sb_uploads";
     /// Every bucket of the contract.
-    pub const ALL: &[&str] = &[CONVERSATIONS, AGENTS, ROUTER, CHANNELS, PRESENCE];
+    pub const ALL: &[&str] = &[CONVERSATIONS, AGENTS, ROUTER, CHANNELS, PRESENCE, UPLOADS];
 }
 
 /// The object store for the metrics component's snapshot (its KPI fold and stream position).

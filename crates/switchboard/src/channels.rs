@@ -85,6 +85,21 @@ pub fn validate(config: &Config) -> Result<(), (String, String)> {
     config.channels.telegram.validate().map_err(|e| (format!("channels.telegram.{}", e.key), e.reason))?;
     #[cfg(feature = "channel-webchat")]
     config.channels.webchat.validate().map_err(|e| (format!("channels.webchat.{}", e.key), e.reason))?;
+    #[cfg(feature = "channel-webchat")]
+    {
+        let store = config.nats.max_bytes_of(
+            switchboard_bus::limits::StoreKind::ObjectStore,
+            switchboard_core::contract::ATTACHMENTS_STORE,
+        );
+        if config.channels.webchat.max_upload_bytes as u64 > store {
+            return Err((
+                "channels.webchat.max_upload_bytes".into(),
+                format!(
+                    "must not exceed nats.store_max_bytes.sb_attachments ({store}): no file that large could be stored"
+                ),
+            ));
+        }
+    }
     #[cfg(feature = "example-sms")]
     config.channels.sms.validate().map_err(|e| (format!("channels.sms.{}", e.key), e.reason))?;
     let _ = config;

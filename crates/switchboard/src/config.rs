@@ -218,6 +218,7 @@ impl Config {
         if !(1..=5).contains(&self.nats.replicas) {
             return Err(("nats.replicas".into(), "must be between 1 and 5".into()));
         }
+        self.nats.validate_limits().map_err(|(key, reason)| (format!("nats.{key}"), reason))?;
         let http = &self.http;
         for (key, value) in [
             ("request_timeout_ms", http.request_timeout_ms),

@@ -97,6 +97,10 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     };
     bus.ensure_contract().await.context("setting up streams and buckets")?;
     slot.fill(bus.clone());
+    tokio::spawn({
+        let (bus, stop) = (bus.clone(), components_stop.clone());
+        async move { bus.watch_fill(stop).await }
+    });
 
     let mut running: JoinSet<(&'static str, Result<(), String>)> = JoinSet::new();
     let holder = crate::presence::new_holder();

@@ -95,6 +95,10 @@ pub struct ReadyState {
     pub bus: &'static str,
     /// Each component's status: `ready`, `starting`, `degraded: <why>` or `stopped: <why>`.
     pub components: BTreeMap<String, String>,
+    /// Each stream, bucket and object store against its byte budget, e.g.
+    /// `3.2 MiB of 512 MiB (1%)`, starting `nearly full: ` at 90% (a full one refuses new data
+    /// but the process stays ready). Empty while the bus is not ready.
+    pub storage: BTreeMap<String, String>,
 }
 
 /// The health routes, for both serving and documenting them.
@@ -134,5 +138,20 @@ async fn readyz(State(r): State<Readiness>) -> impl IntoResponse {
     let status = if report.ready { "ready" } else { "not ready" };
     let components =
         report.components.iter().map(|(name, s)| (name.clone(), s.as_str().unwrap_or_default().to_string())).collect();
-    (code, Json(ReadyState { status, bus: report.bus, components }))
+    let storage = match r.bus.get() {
+        Ok(bus) if report.bus == "ready" => storage_fill(bus).await,
+        _ => BTreeMap::new(),
+    };
+    (code, Json(ReadyState { status, bus: report.bus, components, storage }))
+}
+
+/// Every store's fill for `/readyz`; empty when it cannot be read (readiness does not depend on it).
+async fn storage_fill(bus: &switchboard_bus::Bus) -> BTreeMap<String, String> {
+    match bus.fill_report().await {
+        Ok(fills) => fills.iter().map(|f| (f.name.clone(), f.describe())).collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "storage fill not read for /readyz");
+            BTreeMap::new()
+        }
+    }
 }

@@ -15,7 +15,7 @@ mod telegram;
 mod wait;
 
 pub use mail::{MAIL_DOMAIN, MailConfig, MailServer};
-pub use nats::NatsServer;
+pub use nats::{NatsServer, TEST_MAX_FILE_STORE};
 pub use nats_cluster::NatsCluster;
 pub use nats_configured::ConfiguredNatsServer;
 #[cfg(feature = "telegram")]

@@ -9,6 +9,9 @@ use tempfile::TempDir;
 
 use crate::{free_port, wait_until};
 
+/// JetStream storage limit of test servers (`max_file_store`), whatever the disk's free space.
+pub const TEST_MAX_FILE_STORE: &str = "1TB";
+
 /// A running `nats-server -js`, killed on drop. Its store survives [`NatsServer::restart`].
 pub struct NatsServer {
     binary: PathBuf,
@@ -83,9 +86,19 @@ impl NatsServer {
     }
 
     fn spawn(&mut self) {
+        // JetStream reserves every stream's byte budget against its storage limit, which by
+        // default is three quarters of the disk's free space at start: on a busy build machine the
+        // contract's budgets would not fit. A fixed limit keeps tests independent of the disk.
+        let config = self.store.path().join("test-nats.conf");
+        let text = format!(
+            "listen: 127.0.0.1:{}\njetstream {{\n  store_dir: \"{}\"\n  max_file_store: {TEST_MAX_FILE_STORE}\n}}\n",
+            self.port,
+            self.store.path().display()
+        );
+        std::fs::write(&config, text).expect("write the test server's configuration");
         let child = Command::new(&self.binary)
-            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
-            .arg(self.store.path())
+            .arg("-c")
+            .arg(&config)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

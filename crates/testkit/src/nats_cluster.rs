@@ -44,9 +44,10 @@ impl NatsCluster {
             let config = dir.path().join(format!("{name}.conf"));
             let text = format!(
                 "server_name: {name}\nlisten: 127.0.0.1:{port}\nhttp: 127.0.0.1:{monitor}\nlog_file: \"{log}\"\n\
-                 jetstream {{\n  store_dir: \"{store}\"\n  sync_interval: always\n}}\n\
+                 jetstream {{\n  store_dir: \"{store}\"\n  sync_interval: always\n  max_file_store: {max}\n}}\n\
                  cluster {{\n  name: sb-test\n  listen: 127.0.0.1:{route}\n  routes: [\n    {routes}\n  ]\n}}\n",
                 store = store.display(),
+                max = crate::nats::TEST_MAX_FILE_STORE,
                 log = dir.path().join(format!("{name}.log")).display(),
                 routes = routes.join("\n    "),
             );
