@@ -261,6 +261,8 @@ impl RouterService {
         let mut explain_requests = self.subscribe(subjects::router_explain(&self.svc.group)).await?;
         let mut availability_requests = self.subscribe(subjects::router_availability(&self.svc.group)).await?;
         let mut agents_requests = self.subscribe(subjects::router_agents(&self.svc.group)).await?;
+        let mut forget_requests = self.subscribe(subjects::router_forget(&self.svc.group)).await?;
+        let mut expire_requests = self.subscribe(subjects::router_expire(&self.svc.group)).await?;
         let (tx, mut rx) = mpsc::channel::<Work>(INPUT_CONCURRENCY * 2);
         let stop_inputs = CancellationToken::new();
         let mut inputs = self.start_inputs(tx, &stop_inputs);
@@ -297,6 +299,18 @@ impl RouterService {
                     Some(request) = agents_requests.next() => {
                         let body = serde_json::to_vec(&router.engine().agents()).expect("agents serialise");
                         self.answer(request, body).await;
+                        continue;
+                    }
+                    Some(request) = forget_requests.next() => {
+                        if let Err(e) = self.answer_forget(&mut journal, &mut router, request).await {
+                            break Err(e);
+                        }
+                        continue;
+                    }
+                    Some(request) = expire_requests.next() => {
+                        if let Err(e) = self.answer_expire(&mut journal, &mut router, request).await {
+                            break Err(e);
+                        }
                         continue;
                     }
                     work = rx.recv() => match work {
@@ -416,6 +430,80 @@ impl RouterService {
         if let Err(e) = self.bus.client().publish(reply, body.to_string().into()).await {
             debug!(error = %e, "explanation not sent");
         }
+    }
+
+    /// Erases a person: journals an [`Entry::Forget`], applies it, publishes its effects, saves a
+    /// snapshot (so the journal up to here is never replayed again and the eraser may delete
+    /// the entries that name the person) and answers with the erased conversations and the
+    /// snapshot's sequence. A request it cannot read is answered with an error; a journal or
+    /// snapshot failure is answered too and stops leading (as a failed step does).
+    async fn answer_forget(
+        &self,
+        journal: &mut Journal,
+        router: &mut Router,
+        request: switchboard_bus::async_nats::Message,
+    ) -> Result<(), ServiceError> {
+        #[derive(serde::Deserialize)]
+        struct Forget {
+            customers: Vec<String>,
+            threads: Vec<String>,
+        }
+        let Ok(req) = serde_json::from_slice::<Forget>(&request.payload) else {
+            let body = serde_json::json!({ "error": "not a forget request" });
+            self.answer(request, body.to_string().into_bytes()).await;
+            return Ok(());
+        };
+        let at = now_ms().max(router.engine().now());
+        let entry = Entry::Forget { at, customers: req.customers, threads: req.threads };
+        let outcome = self.privacy_step(journal, router, entry).await;
+        let body = match &outcome {
+            Ok(sequence) => serde_json::json!({ "conversations": router.forgotten(), "snapshot_sequence": sequence }),
+            Err(e) => serde_json::json!({ "error": e.to_string() }),
+        };
+        info!(group = %self.svc.group, erased = router.forgotten().len(), ok = outcome.is_ok(), "customer erased from the router");
+        self.answer(request, body.to_string().into_bytes()).await;
+        outcome.map(|_| ())
+    }
+
+    /// Ends the last-agent memory of customers silent since the request's cut-off (journaled).
+    async fn answer_expire(
+        &self,
+        journal: &mut Journal,
+        router: &mut Router,
+        request: switchboard_bus::async_nats::Message,
+    ) -> Result<(), ServiceError> {
+        #[derive(serde::Deserialize)]
+        struct Expire {
+            before: Ms,
+        }
+        let Ok(req) = serde_json::from_slice::<Expire>(&request.payload) else {
+            let body = serde_json::json!({ "error": "not an expire request" });
+            self.answer(request, body.to_string().into_bytes()).await;
+            return Ok(());
+        };
+        let at = now_ms().max(router.engine().now());
+        let outcome = self.privacy_step(journal, router, Entry::Expire { at, before: req.before }).await;
+        let body = match &outcome {
+            Ok(sequence) => serde_json::json!({ "conversations": [], "snapshot_sequence": sequence }),
+            Err(e) => serde_json::json!({ "error": e.to_string() }),
+        };
+        self.answer(request, body.to_string().into_bytes()).await;
+        outcome.map(|_| ())
+    }
+
+    /// Journals one entry on its own, applies it, publishes its effects and saves a snapshot;
+    /// returns the snapshot's sequence.
+    async fn privacy_step(
+        &self,
+        journal: &mut Journal,
+        router: &mut Router,
+        entry: Entry,
+    ) -> Result<u64, ServiceError> {
+        let mut group = Group::default();
+        group.offer(entry, None, &Recent::new(self.svc.redelivery_window));
+        self.step(journal, router, &group).await?;
+        self.save_snapshot(router).await?;
+        Ok(router.sequence())
     }
 
     /// Journals a group of entries as one message, applies them and publishes their effects.

@@ -202,6 +202,7 @@ impl Engine {
                 i
             }
         };
+        self.st.customer_recs[cust as usize].last_seen = now;
         let mut rec = self.st.customer_recs[cust as usize].clone();
         // The customer's agent is the one of their latest conversation while it is remembered
         // (kept there, so an assignment does not touch the customer record), else the stored one.
@@ -291,7 +292,8 @@ impl Engine {
             }
         };
         self.st.conv_ix.insert(new_id, ix);
-        self.st.customer_recs[cust as usize] = CustomerRec { last_conv: Some(ix), last_agent: rec.last_agent };
+        self.st.customer_recs[cust as usize] =
+            CustomerRec { last_conv: Some(ix), last_agent: rec.last_agent, last_seen: now };
         out.push(Decision::Opened { conversation: new_id, repeat: rec.last_agent.is_some() });
         self.classify(ix, &m, out);
     }

@@ -13,6 +13,7 @@ mod compiled;
 pub mod config;
 mod engine;
 mod explain;
+mod forget;
 pub mod groups;
 pub mod hours;
 pub mod model;

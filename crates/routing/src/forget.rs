@@ -1,0 +1,68 @@
+//! The end of a customer's memory: erasure on request and expiry after the retention period.
+
+use crate::engine::Engine;
+use crate::model::{ConversationId, Decision, Ms};
+use crate::state::{ConvState, CustomerRec};
+
+impl Engine {
+    /// Erases everything the engine holds about the customer with this key (the router's
+    /// `<channel>:<thread>`): their conversations (an open one is resolved first, so its agent's
+    /// capacity is freed, and the `Resolved` decision is in `out`) and their last-agent memory.
+    /// Returns the ids of the conversations dropped.
+    pub fn forget_customer(&mut self, customer: &str, out: &mut Vec<Decision>) -> Vec<ConversationId> {
+        let mine: Vec<(u32, ConversationId, bool)> = self
+            .st
+            .convs
+            .iter()
+            .enumerate()
+            .filter_map(|(ix, c)| c.as_ref().map(|c| (ix as u32, c)))
+            .filter(|(_, c)| c.customer == customer)
+            .map(|(ix, c)| (ix, c.id, !matches!(c.state, ConvState::Resolved { .. })))
+            .collect();
+        for &(ix, id, open) in &mine {
+            if open {
+                // The system resolves it (no agent named), which frees whoever held it.
+                self.resolve(String::new(), id, out);
+            }
+            self.st.conv_ix.remove(&id);
+            self.st.convs[ix as usize] = None;
+            self.st.free.push(ix);
+        }
+        // The index slot stays (indices are positions) but holds nothing about the person.
+        if let Some(cust) = self.st.customers.remove(customer)
+            && let Some(rec) = self.st.customer_recs.get_mut(cust as usize)
+        {
+            *rec = CustomerRec::default();
+        }
+        mine.into_iter().map(|(_, id, _)| id).collect()
+    }
+
+    /// Forgets the memory (last agent) of customers who last wrote before `before` and have no
+    /// conversation the engine still holds. Returns how many were forgotten.
+    pub fn expire_customers(&mut self, before: Ms) -> usize {
+        let expired: Vec<String> =
+            self.st
+                .customers
+                .iter()
+                .filter(|&(_, &cust)| {
+                    self.st.customer_recs.get(cust as usize).is_some_and(|rec| {
+                        rec.last_seen < before && rec.last_conv.and_then(|ix| self.conv(ix)).is_none()
+                    })
+                })
+                .map(|(key, _)| key.clone())
+                .collect();
+        for key in &expired {
+            if let Some(cust) = self.st.customers.remove(key)
+                && let Some(rec) = self.st.customer_recs.get_mut(cust as usize)
+            {
+                *rec = CustomerRec::default();
+            }
+        }
+        expired.len()
+    }
+
+    /// The customer keys the engine remembers (conversations or last-agent memory), for checks.
+    pub fn remembers_customer(&self, customer: &str) -> bool {
+        self.st.customers.contains_key(customer) || self.st.convs.iter().flatten().any(|c| c.customer == customer)
+    }
+}
