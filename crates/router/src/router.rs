@@ -269,7 +269,11 @@ impl Router {
                 self.decisions(decisions, &mut fx);
             }
             Entry::Forget { customers, threads, .. } => self.forget(customers, threads, &mut fx),
-            Entry::Expire { before, .. } => {
+            Entry::Expire { at, before } => {
+                // Timers first: a conversation past its reopen window is forgotten, so its
+                // customer's memory can end now rather than at the next sweep.
+                let decisions = self.engine.handle(Input::Tick { at: *at });
+                self.decisions(decisions, &mut fx);
                 self.engine.expire_customers(*before);
             }
         }

@@ -162,9 +162,8 @@ fn expire_ends_the_memory_of_customers_silent_since_the_cut_off() {
         let (c, _) = offered(&j.msg(&mut r, 1, "webhook", "cara", None, "first")).unwrap();
         j.cmd(&mut r, 2, c, CommandAction::Accept);
         j.cmd(&mut r, 3, c, CommandAction::Resolve);
-        // Past the reopen window: the conversation is forgotten, the last agent remembered.
-        j.push(&mut r, Entry::Tick { at: 100_000 });
         if expire {
+            // The expiry's own tick closes the reopen window first.
             j.push(&mut r, Entry::Expire { at: 101_000, before: 50_000 });
             assert!(!r.remembers("webhook:cara") && !r.remembers("webhook:thread-cara"));
         }
@@ -184,4 +183,21 @@ fn expire_keeps_customers_who_wrote_since_the_cut_off() {
     j.push(&mut r, Entry::Expire { at: 101_000, before: 500 });
     assert!(r.remembers("webhook:thread-dan"));
     assert!(opened_repeat(&j.msg(&mut r, 200, "webhook", "dan", None, "again")));
+}
+
+#[test]
+fn expire_ends_resolved_conversations_within_their_reopen_window() {
+    let (mut r, mut j) = (router(), Journal::default());
+    let (c, _) = offered(&j.msg(&mut r, 1, "webhook", "eve", None, "hi")).unwrap();
+    j.cmd(&mut r, 2, c, CommandAction::Accept);
+    j.cmd(&mut r, 3, c, CommandAction::Resolve);
+    // 10 s after resolving, well within the 60 s reopen window, but past the retention.
+    j.push(&mut r, Entry::Expire { at: 10_000, before: 5_000 });
+    assert!(r.record(c).is_none(), "the record outlived the retention");
+    assert!(!r.remembers("webhook:thread-eve"));
+    let fx = j.msg(&mut r, 11, "webhook", "eve", None, "back");
+    let (again, history) = offered(&fx).expect("a new conversation, not a reopened one");
+    assert_ne!(again, c);
+    assert_eq!(history, ["back"]);
+    assert!(!opened_repeat(&fx));
 }

@@ -165,20 +165,9 @@ impl Engine {
                 self.route(conv, out);
             }
             Timer::Forget { conv, resolved_at } => {
-                let Some(c) = self.conv(conv) else { return };
-                if c.state != (ConvState::Resolved { at: resolved_at }) {
-                    return;
+                if self.conv(conv).is_some_and(|c| c.state == (ConvState::Resolved { at: resolved_at })) {
+                    self.forget_resolved(conv);
                 }
-                let (id, cust, last_agent) = (c.id, c.cust, c.previous_agent);
-                if let Some(rec) = self.st.customer_recs.get_mut(cust as usize)
-                    && rec.last_conv == Some(conv)
-                {
-                    rec.last_conv = None;
-                    rec.last_agent = last_agent;
-                }
-                self.st.conv_ix.remove(&id);
-                self.st.convs[conv as usize] = None;
-                self.st.free.push(conv);
             }
         }
     }

@@ -2,7 +2,7 @@
 
 use crate::engine::Engine;
 use crate::model::{ConversationId, Decision, Ms};
-use crate::state::{ConvState, CustomerRec};
+use crate::state::{ConvIx, ConvState, CustomerRec};
 
 impl Engine {
     /// Erases everything the engine holds about the customer with this key (the router's
@@ -37,9 +37,38 @@ impl Engine {
         mine.into_iter().map(|(_, id, _)| id).collect()
     }
 
-    /// Forgets the memory (last agent) of customers who last wrote before `before` and have no
-    /// conversation the engine still holds. Returns how many were forgotten.
+    /// Drops a resolved conversation (its reopen window closed, or retention ended it); its
+    /// customer keeps the agent as their last agent.
+    pub(crate) fn forget_resolved(&mut self, conv: ConvIx) {
+        let Some(c) = self.conv(conv) else { return };
+        let (id, cust, last_agent) = (c.id, c.cust, c.previous_agent);
+        if let Some(rec) = self.st.customer_recs.get_mut(cust as usize)
+            && rec.last_conv == Some(conv)
+        {
+            rec.last_conv = None;
+            rec.last_agent = last_agent;
+        }
+        self.st.conv_ix.remove(&id);
+        self.st.convs[conv as usize] = None;
+        self.st.free.push(conv);
+    }
+
+    /// Ends what the engine remembers from before `before`: conversations resolved before then
+    /// (even within their reopen window: retention wins, and a later message opens a new one),
+    /// then the memory (last agent) of customers who last wrote before then and have no
+    /// conversation left. Returns how many customers were forgotten.
     pub fn expire_customers(&mut self, before: Ms) -> usize {
+        let resolved: Vec<ConvIx> = self
+            .st
+            .convs
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.as_ref().is_some_and(|c| matches!(c.state, ConvState::Resolved { at } if at < before)))
+            .map(|(ix, _)| ix as ConvIx)
+            .collect();
+        for ix in resolved {
+            self.forget_resolved(ix);
+        }
         let expired: Vec<String> =
             self.st
                 .customers
