@@ -141,7 +141,15 @@ pub async fn run(
         let mut next = tokio::time::Instant::now();
         loop {
             if tokio::time::Instant::now() >= next {
-                match sweep(&bus, &cfg, &groups, retention).await {
+                // A sweep in progress does not hold up a shutdown; the next one starts over.
+                let swept = tokio::select! {
+                    swept = sweep(&bus, &cfg, &groups, retention) => swept,
+                    _ = stop.cancelled() => {
+                        lease.release().await;
+                        return Ok(());
+                    }
+                };
+                match swept {
                     Ok(s) => info!(
                         records = s.records,
                         mappings = s.mappings,
