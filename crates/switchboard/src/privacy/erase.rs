@@ -427,6 +427,18 @@ pub async fn forget(
             erasure.objects += 1;
         }
     }
+    // The web chat writes a notice into a session's transcript when it hears that the session's
+    // conversation was resolved (the router did that above): one written since the scan is
+    // caught here, the transcript being one subject per session.
+    let transcripts = js.get_stream(streams::WEBCHAT).await.context("the transcripts stream")?;
+    for session in identity.threads.iter().filter_map(|t| t.strip_prefix("webchat:")) {
+        let purged = transcripts
+            .purge()
+            .filter(subjects::webchat_session(session))
+            .await
+            .context("purging a web-chat transcript")?;
+        erasure.messages += purged.purged as usize;
+    }
     let event = Event {
         id: Uuid::now_v7(),
         at: chrono::Utc::now(),
