@@ -224,6 +224,8 @@ pub fn customers(command: Customers) -> ExitCode {
         Err(code) => return code,
     };
     let limit = config.privacy.max_scan_messages;
+    // On stderr: a long scan's progress and the erasure's summary, never the person's data.
+    switchboard::logging::init(config.log.format, &config.log.level);
     finish(runtime().block_on(async move {
         let bus = cli::connect(&config).await?;
         Ok(match command {

@@ -134,6 +134,8 @@ async fn export_and_forget_on_the_command_line() {
     let (code, out, err) =
         switchboard(&["customers", "forget", "webhook:clizq-1", "--config", cfg, "--format", "json"]).await;
     assert_eq!(code, 0, "{err}");
+    // The log (stderr) says what was done, never about whom.
+    assert!(err.contains("customer data erased") && !err.contains("clizq"), "{err}");
     let erasure: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(erasure["conversations"], 1, "{erasure}");
     assert!(erasure["messages"].as_u64().unwrap() >= 3, "message, events, journal: {erasure}");
