@@ -170,7 +170,8 @@ fn is_deleted(m: &Stored) -> bool {
 }
 
 /// Finds who `who` is: records of `sb_conversations` and envelopes of `SB_INBOUND` about them,
-/// following identity links one hop (an e-mail address the customer gave on another channel).
+/// following identity links (an e-mail address the customer gave on another channel) up to two
+/// links away: two passes, each adding the keys of what matched.
 async fn identify(bus: &Bus, who: &CustomerRef, limit: u64) -> anyhow::Result<Identity> {
     let mut id = Identity::default();
     id.add_key(who.key());
