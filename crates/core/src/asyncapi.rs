@@ -269,11 +269,27 @@ fn channel_list() -> Vec<Chan> {
             messages: &["emptyRequest"],
         },
         Chan {
+            id: "routerForget",
+            address: Some(subjects::router_forget(&p("group"))),
+            description: "Core NATS request-reply: the leading router erases a person (journaled), saves a \
+                          snapshot and answers with the erased conversations and the snapshot's sequence.",
+            params: &[("group", "The routing group.")],
+            messages: &["forgetRequest"],
+        },
+        Chan {
+            id: "routerExpire",
+            address: Some(subjects::router_expire(&p("group"))),
+            description: "Core NATS request-reply: the leading router ends the last-agent memory of customers \
+                          silent since a cut-off (the retention sweep).",
+            params: &[("group", "The routing group.")],
+            messages: &["expireRequest"],
+        },
+        Chan {
             id: "rpcReply",
             address: None,
             description: "The requester's reply inbox of a request-reply exchange (the NATS reply subject).",
             params: &[],
-            messages: &["queueReply", "availabilityReply", "explainReply", "agentsReply"],
+            messages: &["queueReply", "availabilityReply", "explainReply", "agentsReply", "forgetReply"],
         },
         Chan {
             id: "agentTyping",
@@ -359,6 +375,16 @@ fn operation_list() -> Vec<Op> {
         rpc("answerExplain", "receive", "routerExplain", "The leading router.", "explainReply"),
         rpc("requestAgents", "send", "routerAgents", "`switchboard agents list`.", "agentsReply"),
         rpc("answerAgents", "receive", "routerAgents", "The leading router.", "agentsReply"),
+        rpc(
+            "requestForget",
+            "send",
+            "routerForget",
+            "`switchboard customers forget`, `DELETE /v1/customers/{id}`.",
+            "forgetReply",
+        ),
+        rpc("answerForget", "receive", "routerForget", "The leading router.", "forgetReply"),
+        rpc("requestExpire", "send", "routerExpire", "The retention sweep (one process, by lease).", "forgetReply"),
+        rpc("answerExpire", "receive", "routerExpire", "The leading router.", "forgetReply"),
         op("publishTyping", "send", "agentTyping", "The agent API (`POST /v1/agent/typing`)."),
         op("consumeTyping", "receive", "agentTyping", "The web chat."),
         op("appendTranscript", "send", "webchatTranscript", "The web chat channel."),
@@ -544,6 +570,27 @@ fn messages() -> Value {
         })),
         "agentsReply": plain("Every agent the router knows", json!({ "type": "array", "items": { "type": "object" },
             "description": "Per agent: id, status, load and teams." })),
+        "forgetRequest": plain("Whom to erase", json!({
+            "type": "object",
+            "required": ["customers", "threads"],
+            "properties": {
+                "customers": { "type": "array", "items": { "type": "string" }, "description": "Customer keys `<channel>:<id>` and person keys `email:<address>`." },
+                "threads": { "type": "array", "items": { "type": "string" }, "description": "Thread keys `<channel>:<thread key>`." },
+            },
+        })),
+        "expireRequest": plain("The retention cut-off", json!({
+            "type": "object",
+            "required": ["before"],
+            "properties": { "before": { "type": "integer", "description": "Unix ms: memory of customers silent since before then ends." } },
+        })),
+        "forgetReply": plain("What the router erased", json!({
+            "type": "object",
+            "properties": {
+                "conversations": { "type": "array", "items": uuid, "description": "The conversations erased." },
+                "snapshot_sequence": { "type": "integer", "description": "The journal sequence of the snapshot saved after the erasure." },
+                "error": { "type": "string", "description": "Instead of the others: why nothing was done." },
+            },
+        })),
         "typing": plain("An agent is typing", json!({
             "type": "object",
             "required": ["conversation_id", "agent_id"],

@@ -97,6 +97,19 @@ pub mod subjects {
         format!("sb.router.rpc.agents.{group}")
     }
 
+    /// Core NATS request-reply: the leading router of a group erases a person from its memory,
+    /// journals that, saves a snapshot and answers with the erased conversations and the
+    /// snapshot's sequence (`switchboard customers forget`): `sb.router.rpc.forget.<group>`.
+    pub fn router_forget(group: &str) -> String {
+        format!("sb.router.rpc.forget.{group}")
+    }
+
+    /// Core NATS request-reply: the leading router of a group ends the last-agent memory of
+    /// customers silent since a cut-off (the retention sweep): `sb.router.rpc.expire.<group>`.
+    pub fn router_expire(group: &str) -> String {
+        format!("sb.router.rpc.expire.{group}")
+    }
+
     /// Core NATS (not stored): an agent is typing in a conversation (`{"conversation_id",
     /// "agent_id"}`), for channels that can show it.
     pub const AGENT_TYPING: &str = "sb.agent.typing";

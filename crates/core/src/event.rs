@@ -76,6 +76,9 @@ pub enum EventKind {
     /// a bounce, list mail, a message kind the channel cannot carry) or was dead-lettered;
     /// `data.outcome` is `not_routed` or `dead_letter`, `data.reason` says why.
     MessageNotRouted,
+    /// An operator erased a person's data (`switchboard customers forget`); `data` holds only
+    /// counts, who asked and a reference for the request, never who was erased.
+    CustomerForgotten,
 }
 
 impl EventKind {
@@ -101,6 +104,7 @@ impl EventKind {
             EventKind::MessageEdited => "message_edited",
             EventKind::CustomerBlocked => "customer_blocked",
             EventKind::MessageNotRouted => "message_not_routed",
+            EventKind::CustomerForgotten => "customer_forgotten",
         }
     }
 }

@@ -31,13 +31,36 @@ pub enum Entry {
         /// The time.
         at: Ms,
     },
+    /// An operator asked to erase a person (`switchboard customers forget`). Journaled so that
+    /// replay erases them too; the entry itself is deleted from the journal once a snapshot
+    /// taken after it is saved, since it names the person.
+    Forget {
+        /// When the router took it.
+        at: Ms,
+        /// Customer keys (`<channel>:<customer id>`) and person keys (`email:<address>`): records
+        /// whose customer or person is one of them are erased.
+        customers: Vec<String>,
+        /// Thread keys (`<channel>:<thread key>`) the engine remembers the person by.
+        threads: Vec<String>,
+    },
+    /// The retention sweep: memory of customers who last wrote before `before` ends.
+    Expire {
+        /// When the router took it.
+        at: Ms,
+        /// The cut-off, in ms since the epoch.
+        before: Ms,
+    },
 }
 
 impl Entry {
     /// The entry's time.
     pub fn at(&self) -> Ms {
         match self {
-            Entry::Inbound { at, .. } | Entry::Command { at, .. } | Entry::Tick { at } => *at,
+            Entry::Inbound { at, .. }
+            | Entry::Command { at, .. }
+            | Entry::Tick { at }
+            | Entry::Forget { at, .. }
+            | Entry::Expire { at, .. } => *at,
         }
     }
 }
@@ -94,7 +117,7 @@ impl Entry {
         match self {
             Entry::Inbound { envelope, .. } => Some(envelope.id),
             Entry::Command { command, .. } => Some(command.id),
-            Entry::Tick { .. } => None,
+            Entry::Tick { .. } | Entry::Forget { .. } | Entry::Expire { .. } => None,
         }
     }
 }

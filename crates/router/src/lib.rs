@@ -12,6 +12,7 @@
 mod claims;
 mod effect;
 mod entry;
+mod forget;
 mod group;
 mod record;
 mod router;

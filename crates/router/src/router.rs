@@ -93,15 +93,17 @@ pub struct Router {
     pub(crate) cfg: RouterConfig,
     pub(crate) engine: Engine,
     pub(crate) st: RouterState,
+    /// Conversations the latest `Forget` entry erased (not state: the service reports them).
+    pub(crate) forgotten: Vec<Uuid>,
 }
 
 /// Collects effects with ids from the entry's sequence and a running index.
-struct Fx {
-    at: Ms,
+pub(crate) struct Fx {
+    pub(crate) at: Ms,
     sequence: u64,
     next: u16,
-    out: Vec<Effect>,
-    touched: BTreeSet<Uuid>,
+    pub(crate) out: Vec<Effect>,
+    pub(crate) touched: BTreeSet<Uuid>,
     rejected: Option<String>,
     first_response: Option<bool>,
     /// A runtime agent's endpoint kinds before a `define_agent`, to undo it if rejected.
@@ -173,14 +175,14 @@ impl Router {
     pub fn new(cfg: RouterConfig) -> Result<Router, RouterError> {
         let cfg = crate::claims::narrowed(cfg)?;
         let engine = Engine::new(&cfg.routing)?;
-        Ok(Router { cfg, engine, st: RouterState::default() })
+        Ok(Router { cfg, engine, st: RouterState::default(), forgotten: Vec::new() })
     }
 
     /// A router continuing from a snapshot taken with the same configuration.
     pub fn restore(cfg: RouterConfig, mut state: RouterState) -> Result<Router, RouterError> {
         let cfg = crate::claims::narrowed(cfg)?;
         let engine = Engine::restore(&cfg.routing, std::mem::take(&mut state.engine))?;
-        Ok(Router { cfg, engine, st: state })
+        Ok(Router { cfg, engine, st: state, forgotten: Vec::new() })
     }
 
     /// The whole state, to persist.
@@ -265,6 +267,14 @@ impl Router {
             Entry::Tick { at } => {
                 let decisions = self.engine.handle(Input::Tick { at: *at });
                 self.decisions(decisions, &mut fx);
+            }
+            Entry::Forget { customers, threads, .. } => self.forget(customers, threads, &mut fx),
+            Entry::Expire { at, before } => {
+                // Timers first: a conversation past its reopen window is forgotten, so its
+                // customer's memory can end now rather than at the next sweep.
+                let decisions = self.engine.handle(Input::Tick { at: *at });
+                self.decisions(decisions, &mut fx);
+                self.engine.expire_customers(*before);
             }
         }
         self.finish(&mut fx);
@@ -464,7 +474,7 @@ impl Router {
     }
 
     /// Turns the engine's decisions into effects and record changes.
-    fn decisions(&mut self, decisions: Vec<Decision>, fx: &mut Fx) {
+    pub(crate) fn decisions(&mut self, decisions: Vec<Decision>, fx: &mut Fx) {
         for (i, d) in decisions.iter().cloned().enumerate() {
             let ahead = &decisions[i + 1..];
             if let Some(c) = d.conversation() {
@@ -599,7 +609,7 @@ impl Router {
     /// routing (team, tier, priority) as of now, so that KPIs can be cut by any of them without
     /// replaying the conversation's history; keys the caller set (e.g. the new tier of an
     /// escalation) win.
-    fn conversation_event(
+    pub(crate) fn conversation_event(
         &self,
         fx: &mut Fx,
         kind: EventKind,
@@ -752,7 +762,14 @@ impl Router {
         Some(Input::DefineAgent { at, agent: Box::new(agent), keep_status: status.is_none() })
     }
 
-    fn update(&mut self, conversation: ConversationId, agent: &str, change: &str, note: Option<String>, fx: &mut Fx) {
+    pub(crate) fn update(
+        &mut self,
+        conversation: ConversationId,
+        agent: &str,
+        change: &str,
+        note: Option<String>,
+        fx: &mut Fx,
+    ) {
         self.update_with(conversation, agent, change, note, Vec::new(), fx);
     }
 

@@ -28,6 +28,8 @@ use tracing::{debug, info, warn};
 use uuid::Uuid;
 
 use crate::group::{Done, Group, Offered, Recent};
+
+mod privacy;
 use crate::{Effect, Entry, Router, RouterConfig, RouterError, RouterState, decode_entries};
 
 /// How many inputs each input consumer hands the leader at once.
@@ -261,6 +263,8 @@ impl RouterService {
         let mut explain_requests = self.subscribe(subjects::router_explain(&self.svc.group)).await?;
         let mut availability_requests = self.subscribe(subjects::router_availability(&self.svc.group)).await?;
         let mut agents_requests = self.subscribe(subjects::router_agents(&self.svc.group)).await?;
+        let mut forget_requests = self.subscribe(subjects::router_forget(&self.svc.group)).await?;
+        let mut expire_requests = self.subscribe(subjects::router_expire(&self.svc.group)).await?;
         let (tx, mut rx) = mpsc::channel::<Work>(INPUT_CONCURRENCY * 2);
         let stop_inputs = CancellationToken::new();
         let mut inputs = self.start_inputs(tx, &stop_inputs);
@@ -297,6 +301,18 @@ impl RouterService {
                     Some(request) = agents_requests.next() => {
                         let body = serde_json::to_vec(&router.engine().agents()).expect("agents serialise");
                         self.answer(request, body).await;
+                        continue;
+                    }
+                    Some(request) = forget_requests.next() => {
+                        if let Err(e) = self.answer_forget(&mut journal, &mut router, request).await {
+                            break Err(e);
+                        }
+                        continue;
+                    }
+                    Some(request) = expire_requests.next() => {
+                        if let Err(e) = self.answer_expire(&mut journal, &mut router, request).await {
+                            break Err(e);
+                        }
                         continue;
                     }
                     work = rx.recv() => match work {

@@ -165,20 +165,9 @@ impl Engine {
                 self.route(conv, out);
             }
             Timer::Forget { conv, resolved_at } => {
-                let Some(c) = self.conv(conv) else { return };
-                if c.state != (ConvState::Resolved { at: resolved_at }) {
-                    return;
+                if self.conv(conv).is_some_and(|c| c.state == (ConvState::Resolved { at: resolved_at })) {
+                    self.forget_resolved(conv);
                 }
-                let (id, cust, last_agent) = (c.id, c.cust, c.previous_agent);
-                if let Some(rec) = self.st.customer_recs.get_mut(cust as usize)
-                    && rec.last_conv == Some(conv)
-                {
-                    rec.last_conv = None;
-                    rec.last_agent = last_agent;
-                }
-                self.st.conv_ix.remove(&id);
-                self.st.convs[conv as usize] = None;
-                self.st.free.push(conv);
             }
         }
     }
@@ -202,6 +191,7 @@ impl Engine {
                 i
             }
         };
+        self.st.customer_recs[cust as usize].last_seen = now;
         let mut rec = self.st.customer_recs[cust as usize].clone();
         // The customer's agent is the one of their latest conversation while it is remembered
         // (kept there, so an assignment does not touch the customer record), else the stored one.
@@ -291,7 +281,8 @@ impl Engine {
             }
         };
         self.st.conv_ix.insert(new_id, ix);
-        self.st.customer_recs[cust as usize] = CustomerRec { last_conv: Some(ix), last_agent: rec.last_agent };
+        self.st.customer_recs[cust as usize] =
+            CustomerRec { last_conv: Some(ix), last_agent: rec.last_agent, last_seen: now };
         out.push(Decision::Opened { conversation: new_id, repeat: rec.last_agent.is_some() });
         self.classify(ix, &m, out);
     }

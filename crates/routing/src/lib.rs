@@ -15,6 +15,7 @@ mod compiled;
 pub mod config;
 mod engine;
 mod explain;
+mod forget;
 pub mod groups;
 pub mod hours;
 pub mod model;

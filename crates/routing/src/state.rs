@@ -199,6 +199,10 @@ pub struct CustomerRec {
     /// The agent of the customer's latest conversation once that one is forgotten (while it is
     /// live, its `previous_agent` is the customer's agent).
     pub last_agent: Option<AgentIx>,
+    /// When the customer last wrote, so that `privacy.retention_days` can end the memory of one
+    /// who stopped writing (0 in snapshots older than the field: such memory counts as old).
+    #[serde(default)]
+    pub last_seen: Ms,
 }
 
 /// A timer, due at a time; ordered so that equal times fire in creation order.

@@ -39,6 +39,8 @@ pub struct Config {
     pub api: ApiConfig,
     /// Support KPIs from the event stream, served at `/metrics`.
     pub metrics: crate::metrics::MetricsConfig,
+    /// How long customer data is kept (`docs/data-lifecycle.md`).
+    pub privacy: crate::privacy::PrivacyConfig,
 }
 
 /// The router service's settings.
@@ -251,6 +253,7 @@ impl Config {
             }
         }
         self.metrics.validate().map_err(|(key, reason)| (format!("metrics.{key}"), reason))?;
+        self.privacy.validate().map_err(|(key, reason)| (format!("privacy.{key}"), reason))?;
         crate::channels::validate(self)?;
         // Last, so that a simpler mistake elsewhere is reported first. Every process checks the
         // groups, since every process decides which group owns what.

@@ -24,6 +24,8 @@ use crate::http::{Readiness, health_routes};
 ///
 /// The listener is bound by the caller so that tests can use `127.0.0.1:0`.
 pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let mut config = config;
+    config.privacy.cap_streams(&mut config.nats);
     let layout = Arc::new(config.layout().context("routing groups")?);
     let groups = if config.router.enabled { config.router_groups(&layout) } else { Vec::new() };
     // Refuse a routing configuration the router cannot run before anything starts.
@@ -43,8 +45,9 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     components.extend(router_health.iter().map(|h| ("router", h.clone())));
     let readiness = Readiness { bus: slot.clone(), components: Arc::new(components) };
     let presence_readiness = readiness.clone();
-    let all_groups = layout.names().map(str::to_string).collect();
-    let api = crate::api::Api::new(&config.api, slot.clone(), all_groups).map_err(anyhow::Error::msg)?;
+    let all_groups: Vec<String> = layout.names().map(str::to_string).collect();
+    let customers = crate::customers::Customers::new(&config.api, &config.privacy, slot.clone(), all_groups.clone());
+    let api = crate::api::Api::new(&config.api, slot.clone(), all_groups.clone()).map_err(anyhow::Error::msg)?;
     #[cfg(feature = "channel-webhook")]
     let api = api.with_endpoint_guard(
         switchboard_channel_webhook::guard::AddressGuard::new(&config.channels.webhook.allowed_networks)
@@ -53,7 +56,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     if config.metrics.enabled {
         crate::metrics::check_token(&config.metrics).map_err(anyhow::Error::msg)?;
     }
-    let mut app = health_routes(readiness).merge(api.routes());
+    let mut app = health_routes(readiness).merge(api.routes()).merge(customers.routes());
     let metrics = crate::metrics::LiveMetrics::default();
     if config.metrics.enabled {
         app = app.merge(metrics.routes(&config.metrics));
@@ -125,6 +128,12 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     }
     if !groups.is_empty() {
         enabled.push("router".into());
+        // The retention sweep runs beside the routers (one process sweeps, by lease).
+        let (bus, stop, cfg) = (bus.clone(), components_stop.clone(), config.privacy.clone());
+        let (sweep_groups, sweep_holder) = (all_groups.clone(), holder.clone());
+        running.spawn(async move {
+            ("retention", crate::privacy::retention::run(bus, cfg, sweep_groups, sweep_holder, stop).await)
+        });
     }
     for (group, health) in groups.iter().zip(router_health) {
         let mut svc = service_config(&config, group);

@@ -7,6 +7,7 @@ pub mod api;
 pub mod channels;
 pub mod cli;
 pub mod config;
+pub mod customers;
 pub mod daemon;
 pub mod explain;
 pub mod http;
@@ -14,6 +15,7 @@ pub mod logging;
 pub mod metrics;
 pub mod openapi;
 pub mod presence;
+pub mod privacy;
 pub mod serve;
 pub mod stats;
 

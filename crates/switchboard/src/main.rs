@@ -1,6 +1,7 @@
 //! `switchboard`: run the daemon, check a configuration file, explain a routing decision,
 //! simulate a day of traffic against routing configurations, report KPIs from the event stream,
-//! print the HTTP API as OpenAPI, and the operators' commands: status, dead letters, agents.
+//! print the HTTP API as OpenAPI, and the operators' commands: status, dead letters, agents,
+//! customers' data.
 
 mod ops;
 mod simulate;
@@ -97,6 +98,9 @@ enum Command {
     /// Lists agents as the leading routers see them, or changes an agent's status.
     #[command(subcommand)]
     Agents(ops::Agents),
+    /// Exports or erases everything held about one customer (`docs/data-lifecycle.md`).
+    #[command(subcommand)]
+    Customers(ops::Customers),
     /// Reports support KPIs over a time window from the event stream, against targets.
     Stats {
         /// Configuration file: how to reach NATS (`[nats]`).
@@ -135,6 +139,7 @@ fn main() -> ExitCode {
         Command::Status { common } => ops::status(common),
         Command::Dlq(command) => ops::dlq(command),
         Command::Agents(command) => ops::agents(command),
+        Command::Customers(command) => ops::customers(command),
         Command::Simulate {
             config,
             compare,

@@ -27,6 +27,7 @@ pub fn document() -> OpenApi {
     doc.merge(crate::http::health_openapi());
     doc.merge(crate::metrics::LiveMetrics::openapi());
     doc.merge(crate::api::openapi());
+    doc.merge(crate::customers::openapi());
     #[cfg(feature = "channel-webhook")]
     doc.merge(switchboard_channel_webhook::openapi());
     #[cfg(feature = "channel-telegram")]
@@ -44,6 +45,7 @@ pub fn document() -> OpenApi {
             ("health", "Liveness and readiness probes (no credentials, on purpose)."),
             ("metrics", "KPIs for Prometheus."),
             ("agent", "The agent API: commands, conversations, the queue, agent definitions."),
+            ("customers", "A person's data: export and erasure (admin tokens only)."),
             ("webhook", "Inbound messages from webhook sources (Standard Webhooks signatures)."),
             ("telegram", "Telegram updates by webhook."),
             ("webchat", "The web chat: widget, WebSocket, uploads and files."),

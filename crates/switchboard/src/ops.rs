@@ -1,4 +1,4 @@
-//! The operators' subcommands on the command line: `status`, `dlq`, `agents`. The work is in
+//! The operators' subcommands on the command line: `status`, `dlq`, `agents`, `customers`. The work is in
 //! the library (`switchboard::cli`); this is parsing, the runtime and the exit code.
 
 use std::path::PathBuf;
@@ -183,6 +183,90 @@ pub fn agents(command: Agents) -> ExitCode {
                 let wait = Duration::from_secs(wait_secs);
                 let result = cli::agents::set_status(&bus, &agent, status, wait).await?;
                 cli::agents::set_status_output(&result, common.format)
+            }
+        })
+    }))
+}
+
+/// `switchboard customers ...`.
+#[derive(Subcommand, Debug)]
+pub enum Customers {
+    /// Prints everything held about a person as JSON: conversation records, channel mappings,
+    /// attachment references and every stored message that mentions them.
+    Export {
+        /// `<channel>:<customer id>`, e.g. `email:ann@example.com`, `webhook:cust-42`, `webchat:<session>`.
+        customer: switchboard::privacy::CustomerRef,
+        /// Configuration file: NATS (`[nats]`) and `[privacy]`.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Output format (the export is JSON either way; text is a summary of it).
+        #[arg(long, value_enum, default_value = "json")]
+        format: Format,
+    },
+    /// Erases everything held about a person (what `export` prints) after every routing group's
+    /// leading router forgot them, and leaves a `customer_forgotten` event with counts only.
+    Forget {
+        /// `<channel>:<customer id>`, as for `export`.
+        customer: switchboard::privacy::CustomerRef,
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+/// `switchboard customers ...`.
+pub fn customers(command: Customers) -> ExitCode {
+    let path = match &command {
+        Customers::Export { config, .. } => config.clone(),
+        Customers::Forget { common, .. } => common.config.clone(),
+    };
+    let config = match load(&Common { config: path, format: Format::Text }) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let limit = config.privacy.max_scan_messages;
+    // On stderr: a long scan's progress and the erasure's summary, never the person's data.
+    switchboard::logging::init(config.log.format, &config.log.level);
+    finish(runtime().block_on(async move {
+        let bus = cli::connect(&config).await?;
+        Ok(match command {
+            Customers::Export { customer, format, .. } => {
+                let export = switchboard::privacy::export(&bus, &customer, limit).await?;
+                let stdout = match format {
+                    Format::Json => serde_json::to_string_pretty(&export)? + "\n",
+                    Format::Text => format!(
+                        "{}: {} conversation(s), {} message(s), {} mapping(s), {} attachment(s); --format json prints them\n",
+                        export.customer,
+                        export.conversations.len(),
+                        export.messages.len(),
+                        export.mappings.len(),
+                        export.attachments.len()
+                    ),
+                };
+                Output { stdout, code: 0 }
+            }
+            Customers::Forget { customer, common } => {
+                let by = format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into()));
+                let groups = cli::routing_groups(&config);
+                let erasure = switchboard::privacy::forget(&bus, &groups, &customer, &by, limit).await?;
+                let stdout = match common.format {
+                    Format::Json => serde_json::to_string_pretty(&erasure)? + "\n",
+                    Format::Text => format!(
+                        "erased (reference {}): {} conversation(s), {} message(s), {} key(s), {} attachment(s); \
+                         {} journal entr(y/ies) newer than the router's snapshot kept{}\n",
+                        erasure.reference,
+                        erasure.conversations,
+                        erasure.messages,
+                        erasure.keys,
+                        erasure.objects,
+                        erasure.kept_journal_entries,
+                        if erasure.truncated_streams.is_empty() {
+                            String::new()
+                        } else {
+                            format!("; NOT read to their end: {}", erasure.truncated_streams.join(", "))
+                        }
+                    ),
+                };
+                Output { stdout, code: 0 }
             }
         })
     }))

@@ -1,0 +1,212 @@
+//! The admin API for a person's data: `DELETE /v1/customers/{id}` erases it and
+//! `GET /v1/customers/{id}/export` returns it (as `switchboard customers forget|export` do).
+//!
+//! Only admin tokens (`api.tokens.<name>.admin = true`) are accepted. One such request runs at a
+//! time per process (each reads every stream); an erasure runs to its end even when the HTTP
+//! request times out, and its audit event says it happened.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use switchboard_bus::BusSlot;
+use tokio::sync::Semaphore;
+use tracing::{info, warn};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::config::ApiConfig;
+use crate::privacy::{CustomerRef, PrivacyConfig};
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct Customers {
+    bus: BusSlot,
+    /// Admin tokens: (name, digest).
+    admins: Arc<Vec<(String, [u8; 32])>>,
+    groups: Arc<Vec<String>>,
+    limit: u64,
+    busy: Arc<Semaphore>,
+}
+
+/// A refused request: what was wrong.
+#[derive(Serialize, ToSchema)]
+struct CustomerError {
+    /// Why, in words.
+    error: String,
+}
+
+/// What an erasure did (counts only; the same as the `customer_forgotten` audit event).
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)] // documents the JSON of `privacy::Erasure` for OpenAPI
+struct ErasureDoc {
+    /// The erasure's reference, also in the audit event.
+    reference: String,
+    /// Conversations erased.
+    conversations: usize,
+    /// Stream messages deleted.
+    messages: usize,
+    /// Bucket keys purged.
+    keys: usize,
+    /// Attachments deleted.
+    objects: usize,
+    /// Journal entries newer than the router's snapshot, kept.
+    kept_journal_entries: usize,
+    /// Streams read only up to `privacy.max_scan_messages`.
+    truncated_streams: Vec<String>,
+}
+
+/// Why a request is refused, before anything is done.
+type Refusal = (StatusCode, String);
+
+/// A request that may go ahead: who asked, about whom, and the one-at-a-time permit.
+struct Admitted {
+    who: String,
+    customer: CustomerRef,
+    bus: switchboard_bus::Bus,
+    permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+fn error(code: StatusCode, message: impl Into<String>) -> Response {
+    (code, Json(CustomerError { error: message.into() })).into_response()
+}
+
+fn documented() -> OpenApiRouter<Customers> {
+    OpenApiRouter::new().routes(routes!(forget)).routes(routes!(export))
+}
+
+/// The OpenAPI paths of [`Customers::routes`].
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    documented().into_openapi()
+}
+
+impl Customers {
+    /// The routes' state: the admin tokens of `api`, the routing groups an erasure asks.
+    pub fn new(api: &ApiConfig, privacy: &PrivacyConfig, bus: BusSlot, groups: Vec<String>) -> Customers {
+        let admins = api
+            .tokens
+            .iter()
+            .filter(|(_, t)| t.admin)
+            .filter_map(|(name, t)| {
+                let value = switchboard_adapter::read_secret(t.token_env.as_deref(), t.token_file.as_deref());
+                let value = value.ok().flatten().filter(|v| !v.is_empty())?;
+                Some((name.clone(), Sha256::digest(value.trim().as_bytes()).into()))
+            })
+            .collect();
+        Customers {
+            bus,
+            admins: Arc::new(admins),
+            groups: Arc::new(groups),
+            limit: privacy.max_scan_messages,
+            busy: Arc::new(Semaphore::new(1)),
+        }
+    }
+
+    /// The routes.
+    pub fn routes(self) -> axum::Router {
+        documented().split_for_parts().0.with_state(self)
+    }
+
+    /// The admin token's name, or the refusal.
+    fn admin(&self, headers: &HeaderMap) -> Result<String, Refusal> {
+        let presented = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or((StatusCode::UNAUTHORIZED, "missing bearer token".into()))?;
+        let d: [u8; 32] = Sha256::digest(presented.trim().as_bytes()).into();
+        let mut found = None;
+        for (name, digest) in self.admins.iter() {
+            if bool::from(digest.ct_eq(&d)) {
+                found = Some(name.clone());
+            }
+        }
+        // A valid agent token is refused the same way as an unknown one: no oracle.
+        found.ok_or((StatusCode::FORBIDDEN, "customer data needs an admin token (`admin = true`)".into()))
+    }
+
+    /// Everything a handler checks before it starts: token, id, bus, one at a time.
+    fn admit(&self, headers: &HeaderMap, id: &str) -> Result<Admitted, Refusal> {
+        let who = self.admin(headers)?;
+        let customer: CustomerRef = id.parse().map_err(|e: String| (StatusCode::BAD_REQUEST, e))?;
+        let bus = self.bus.get().map_err(|_| (StatusCode::SERVICE_UNAVAILABLE, "not connected to NATS yet".into()))?;
+        let permit = self.busy.clone().try_acquire_owned().map_err(|_| {
+            (StatusCode::TOO_MANY_REQUESTS, "another export or erasure is running; try again".to_string())
+        })?;
+        Ok(Admitted { who, customer, bus: bus.clone(), permit })
+    }
+}
+
+/// Erases everything held about a person (see `docs/data-lifecycle.md`) and leaves a
+/// `customer_forgotten` event with counts only.
+#[utoipa::path(
+    delete,
+    path = "/v1/customers/{id}",
+    tag = "customers",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "`<channel>:<customer id>`, e.g. `email:ann@example.com`, `webhook:cust-42`.")),
+    responses(
+        (status = 200, description = "Erased; counts only.", body = ErasureDoc),
+        (status = 400, description = "Not `<channel>:<customer id>`.", body = CustomerError),
+        (status = 401, description = "Missing bearer token.", body = CustomerError),
+        (status = 403, description = "Not an admin token.", body = CustomerError),
+        (status = 429, description = "Another export or erasure is running in this process.", body = CustomerError),
+        (status = 503, description = "Not connected to NATS, or a routing group has no leading router: nothing was erased.", body = CustomerError),
+    )
+)]
+async fn forget(State(c): State<Customers>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    let Admitted { who, customer, bus, permit } = match c.admit(&headers, &id) {
+        Ok(ok) => ok,
+        Err((code, why)) => return error(code, why),
+    };
+    info!(token = %who, "customer erasure requested");
+    let groups = c.groups.clone();
+    // Its own task: a timed-out request does not stop an erasure half-way.
+    let task = tokio::spawn(async move {
+        let _permit = permit;
+        crate::privacy::forget(&bus, &groups, &customer, &format!("api:{who}"), c.limit).await
+    });
+    match task.await {
+        Ok(Ok(erasure)) => Json(erasure).into_response(),
+        Ok(Err(e)) => {
+            warn!(error = %format!("{e:#}"), "customer erasure failed");
+            error(StatusCode::SERVICE_UNAVAILABLE, format!("{e:#}"))
+        }
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("erasure task failed: {e}")),
+    }
+}
+
+/// Everything held about a person, as JSON: conversation records, channel mappings, attachment
+/// references and every stored message that mentions them.
+#[utoipa::path(
+    get,
+    path = "/v1/customers/{id}/export",
+    tag = "customers",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "`<channel>:<customer id>`, e.g. `email:ann@example.com`, `webhook:cust-42`.")),
+    responses(
+        (status = 200, description = "What is held about them (`docs/data-lifecycle.md`, export format).", body = Object),
+        (status = 400, description = "Not `<channel>:<customer id>`.", body = CustomerError),
+        (status = 401, description = "Missing bearer token.", body = CustomerError),
+        (status = 403, description = "Not an admin token.", body = CustomerError),
+        (status = 429, description = "Another export or erasure is running in this process.", body = CustomerError),
+        (status = 503, description = "Not connected to NATS, or reading a stream failed.", body = CustomerError),
+    )
+)]
+async fn export(State(c): State<Customers>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    let Admitted { who, customer, bus, permit: _permit } = match c.admit(&headers, &id) {
+        Ok(ok) => ok,
+        Err((code, why)) => return error(code, why),
+    };
+    info!(token = %who, "customer export requested");
+    match crate::privacy::export(&bus, &customer, c.limit).await {
+        Ok(export) => Json(export).into_response(),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, format!("{e:#}")),
+    }
+}
