@@ -177,6 +177,8 @@ token_file = "{desk}"
 [channels.webhook]
 enabled = {webhook}
 request_timeout_ms = 5000
+# The agents' helpdesks are the harness's receivers, on loopback.
+allowed_networks = ["127.0.0.1/32"]
 [channels.webhook.runtime]
 max_attempts = {attempts}
 retry_for_secs = 0

@@ -22,7 +22,7 @@ use super::scan::{Scanned, Stored, scan};
 use super::{CustomerRef, Needles};
 
 /// The KV buckets that hold customer data (the others hold agents, leases and presence).
-const CUSTOMER_BUCKETS: &[&str] = &[buckets::CONVERSATIONS, buckets::CHANNELS];
+const CUSTOMER_BUCKETS: &[&str] = &[buckets::CONVERSATIONS, buckets::CHANNELS, buckets::UPLOADS];
 
 /// How long erasure waits for each routing group's router.
 const ROUTER_WAIT: Duration = Duration::from_secs(30);
