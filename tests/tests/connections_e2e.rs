@@ -100,6 +100,16 @@ async fn idle_and_slow_clients_are_capped_and_closed_while_others_are_served() {
     println!("GET /healthz from another address under the flood: {} in {took:?}", health.status());
     assert_eq!(health.status(), 200);
     assert!(took < Duration::from_secs(1), "served within a second, took {took:?}");
+    // The refusals are counted where an operator looks.
+    let metrics = elsewhere.get(format!("{}/metrics", daemon.base)).send().await.unwrap().text().await.unwrap();
+    let counted = |name: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing"))
+    };
+    assert!(counted("switchboard_http_connections_refused_total ") >= refused as u64, "{metrics}");
+    assert!(counted("switchboard_http_connections_open ") >= held.len() as u64);
 
     // Credentials before the body: an anonymous client announcing 1 MB and sending none of it
     // gets 401 at once; an authenticated body over the route's limit gets 413.

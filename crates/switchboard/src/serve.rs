@@ -30,6 +30,31 @@ use crate::config::HttpConfig;
 /// File descriptors kept free of HTTP connections, for NATS, mail servers and files.
 const RESERVED_FDS: u64 = 64;
 
+/// Connections open now, process-wide (one listener per process).
+static OPEN: AtomicU64 = AtomicU64::new(0);
+/// Connections answered `503` for being over a cap, since start.
+static REFUSED: AtomicU64 = AtomicU64::new(0);
+/// Connections closed for not sending their headers in time or staying silent, since start.
+static IDLE_CLOSED: AtomicU64 = AtomicU64::new(0);
+
+/// The listener's counters in Prometheus text format, for `/metrics`.
+pub fn exposition() -> String {
+    format!(
+        "# HELP switchboard_http_connections_open HTTP connections open now (WebSockets included).\n\
+         # TYPE switchboard_http_connections_open gauge\n\
+         switchboard_http_connections_open {}\n\
+         # HELP switchboard_http_connections_refused Connections answered 503 for being over http.max_connections or http.max_connections_per_ip.\n\
+         # TYPE switchboard_http_connections_refused counter\n\
+         switchboard_http_connections_refused_total {}\n\
+         # HELP switchboard_http_connections_idle_closed Connections closed after http.idle_timeout_ms of silence between requests.\n\
+         # TYPE switchboard_http_connections_idle_closed counter\n\
+         switchboard_http_connections_idle_closed_total {}\n",
+        OPEN.load(Ordering::Relaxed),
+        REFUSED.load(Ordering::Relaxed),
+        IDLE_CLOSED.load(Ordering::Relaxed),
+    )
+}
+
 /// Connection limits in force, after fitting them to the open-file limit.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -99,6 +124,7 @@ impl Slot {
         }
         c.total += 1;
         *c.per_ip.entry(ip).or_default() += 1;
+        OPEN.fetch_add(1, Ordering::Relaxed);
         Some(Slot { counts: counts.clone(), ip })
     }
 }
@@ -107,6 +133,7 @@ impl Drop for Slot {
     fn drop(&mut self) {
         let mut c = self.counts.lock().unwrap_or_else(|e| e.into_inner());
         c.total = c.total.saturating_sub(1);
+        OPEN.fetch_sub(1, Ordering::Relaxed);
         if let Some(n) = c.per_ip.get_mut(&self.ip) {
             *n -= 1;
             if *n == 0 {
@@ -173,7 +200,6 @@ pub async fn serve(listener: TcpListener, app: Router, limits: Limits, shutdown:
     );
     let counts: Arc<Mutex<Counts>> = Arc::default();
     let tracker = TaskTracker::new();
-    let refused = Arc::new(AtomicU64::new(0));
     loop {
         let (stream, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -189,7 +215,7 @@ pub async fn serve(listener: TcpListener, app: Router, limits: Limits, shutdown:
             },
         };
         let Some(slot) = Slot::take(&counts, peer.ip(), &limits) else {
-            let n = refused.fetch_add(1, Ordering::Relaxed) + 1;
+            let n = REFUSED.fetch_add(1, Ordering::Relaxed) + 1;
             if n.is_power_of_two() {
                 warn!(
                     refused_total = n,
@@ -247,6 +273,7 @@ async fn connection(io: Tracked, peer: SocketAddr, app: Router, limits: Limits, 
                     // Closes at once when no request is in flight, after its response otherwise.
                     conn.as_mut().graceful_shutdown();
                     closing = true;
+                    IDLE_CLOSED.fetch_add(1, Ordering::Relaxed);
                 }
             }
             _ = shutdown.cancelled(), if !closing => {
