@@ -102,35 +102,18 @@ async fn a_customer_on_telegram_is_answered_by_an_agent_on_telegram() {
 #[tokio::test]
 async fn an_unanswered_offer_moves_on_and_the_bot_answers_what_a_rule_says() {
     let api = FakeBotApi::start(BOT).await;
-    let dir = tempfile::tempdir().unwrap();
-    let bot_file = dir.path().join("bot.token");
-    std::fs::write(&bot_file, BOT).unwrap();
-    let api_url = api.url();
-    let daemon = TestDaemon::start(None, move |c| {
-        c.router.enabled = true;
-        c.routing = serde_json::from_value(json!({
-            "default_team": "support",
-            "teams": { "support": { "offer_timeout_secs": 1, "strategy": "round_robin" } },
-            "agents": [
-                { "id": "alice", "teams": ["support"], "tiers": ["L1"], "status": "online" },
-                { "id": "bob", "teams": ["support"], "tiers": ["L1"], "status": "online" }
-            ],
-            "rules": [ { "name": "hours", "when": "text.contains(\"opening hours\")", "tier": "L0",
-                         "auto_reply": "We are open 9:00-18:00 (Mon-Fri)." } ]
-        }))
-        .unwrap();
-        let tg = &mut c.channels.telegram;
-        (tg.enabled, tg.token_file, tg.api_url, tg.poll_timeout_secs) = (true, Some(bot_file), api_url, 1);
-        tg.agents = vec!["alice".into(), "bob".into()];
-    })
-    .await;
+    let routing = json!({
+        "default_team": "support",
+        "teams": { "support": { "offer_timeout_secs": 1, "strategy": "round_robin" } },
+        "agents": [
+            { "id": "alice", "teams": ["support"], "tiers": ["L1"], "status": "online" },
+            { "id": "bob", "teams": ["support"], "tiers": ["L1"], "status": "online" }
+        ],
+        "rules": [ { "name": "hours", "when": "text.contains(\"opening hours\")", "tier": "L0",
+                     "auto_reply": "We are open 9:00-18:00 (Mon-Fri)." } ]
+    });
+    let (daemon, bus, _dir) = with_telegram_agents(&api, routing, &["alice", "bob"]).await;
     // Both agents link their chats (codes issued straight from the channel, as the API does).
-    let bus = switchboard_bus::Bus::connect(
-        &switchboard_bus::BusConfig::for_url(daemon.nats.url()),
-        &tokio_util::sync::CancellationToken::new(),
-    )
-    .await
-    .unwrap();
     for (agent, chat) in [("alice", 910), ("bob", 920)] {
         let code = switchboard_channel_telegram::issue_link_code(&bus, agent).await.unwrap();
         api.push_update(api.text_message(chat, chat, &format!("/link {code}")));
@@ -166,6 +149,35 @@ async fn an_unanswered_offer_moves_on_and_the_bot_answers_what_a_rule_says() {
     daemon.stop().await;
 }
 
+/// The daemon routing by `routing`, with the Telegram channel on `api` serving `agents`, and a bus
+/// connection to its NATS (link codes are issued straight from the channel, as the API does);
+/// the directory holds the bot token file.
+async fn with_telegram_agents(
+    api: &FakeBotApi,
+    routing: Value,
+    agents: &[&str],
+) -> (TestDaemon, switchboard_bus::Bus, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let bot_file = dir.path().join("bot.token");
+    std::fs::write(&bot_file, BOT).unwrap();
+    let (api_url, agents): (_, Vec<String>) = (api.url(), agents.iter().map(|a| a.to_string()).collect());
+    let daemon = TestDaemon::start(None, move |c| {
+        c.router.enabled = true;
+        c.routing = serde_json::from_value(routing).unwrap();
+        let tg = &mut c.channels.telegram;
+        (tg.enabled, tg.token_file, tg.api_url, tg.poll_timeout_secs) = (true, Some(bot_file), api_url, 1);
+        tg.agents = agents;
+    })
+    .await;
+    let bus = switchboard_bus::Bus::connect(
+        &switchboard_bus::BusConfig::for_url(daemon.nats.url()),
+        &tokio_util::sync::CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    (daemon, bus, dir)
+}
+
 /// Waits until a message containing `needle` was sent to `chat`.
 async fn said(api: &FakeBotApi, chat: i64, needle: &str) {
     let deadline = std::time::Instant::now() + WAIT;
@@ -178,29 +190,12 @@ async fn said(api: &FakeBotApi, chat: i64, needle: &str) {
 #[tokio::test]
 async fn relinking_revokes_the_old_chat_and_unlink_stops_deliveries() {
     let api = FakeBotApi::start(BOT).await;
-    let dir = tempfile::tempdir().unwrap();
-    let bot_file = dir.path().join("bot.token");
-    std::fs::write(&bot_file, BOT).unwrap();
-    let api_url = api.url();
-    let daemon = TestDaemon::start(None, move |c| {
-        c.router.enabled = true;
-        c.routing = serde_json::from_value(json!({
-            "default_team": "support",
-            "teams": { "support": { "offer_timeout_secs": 300 } },
-            "agents": [ { "id": "alice", "teams": ["support"], "tiers": ["L1"], "status": "online" } ]
-        }))
-        .unwrap();
-        let tg = &mut c.channels.telegram;
-        (tg.enabled, tg.token_file, tg.api_url, tg.poll_timeout_secs) = (true, Some(bot_file), api_url, 1);
-        tg.agents = vec!["alice".into()];
-    })
-    .await;
-    let bus = switchboard_bus::Bus::connect(
-        &switchboard_bus::BusConfig::for_url(daemon.nats.url()),
-        &tokio_util::sync::CancellationToken::new(),
-    )
-    .await
-    .unwrap();
+    let routing = json!({
+        "default_team": "support",
+        "teams": { "support": { "offer_timeout_secs": 300 } },
+        "agents": [ { "id": "alice", "teams": ["support"], "tiers": ["L1"], "status": "online" } ]
+    });
+    let (daemon, bus, _dir) = with_telegram_agents(&api, routing, &["alice"]).await;
     let kv = bus.jetstream().get_key_value("sb_channels").await.unwrap();
     let (old_chat, new_chat) = (910, 930);
     for chat in [old_chat, new_chat] {

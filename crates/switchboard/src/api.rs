@@ -34,11 +34,87 @@ mod agents;
 use crate::config::ApiConfig;
 
 /// A token as the API keeps it: only its digest.
-struct Token {
-    name: String,
+pub(crate) struct Token {
+    /// Its name in `[api.tokens.<name>]`, for logs.
+    pub(crate) name: String,
     digest: [u8; 32],
     agent: Option<String>,
-    admin: bool,
+    /// Whether it may define agents and handle customer data.
+    pub(crate) admin: bool,
+}
+
+/// Why a request's bearer token was not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TokenRefused {
+    /// No `Authorization: Bearer` header.
+    Missing,
+    /// A token that is not configured.
+    Unknown,
+}
+
+impl std::fmt::Display for TokenRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TokenRefused::Missing => "missing bearer token",
+            TokenRefused::Unknown => "unknown token",
+        })
+    }
+}
+
+impl From<TokenRefused> for String {
+    fn from(why: TokenRefused) -> String {
+        why.to_string()
+    }
+}
+
+/// The configured bearer tokens, read once at start and kept as digests; shared by the agent
+/// API and the customer-data routes.
+#[derive(Clone)]
+pub struct Tokens(Arc<Vec<Token>>);
+
+impl Tokens {
+    /// Resolves the configured tokens (a token whose variable or file is missing is disabled,
+    /// with a warning naming it); a token shorter than [`MIN_TOKEN_BYTES`] is refused.
+    pub fn load(config: &ApiConfig) -> Result<Tokens, String> {
+        let mut tokens = Vec::new();
+        for (name, t) in &config.tokens {
+            let value = switchboard_adapter::read_secret(t.token_env.as_deref(), t.token_file.as_deref());
+            match value.ok().flatten().filter(|v| !v.is_empty()) {
+                Some(v) if v.trim().len() < MIN_TOKEN_BYTES => {
+                    return Err(format!(
+                        "api.tokens.{name}: the token has {} bytes; at least {MIN_TOKEN_BYTES} are required \
+                         (e.g. `head -c 24 /dev/urandom | base64`)",
+                        v.trim().len()
+                    ));
+                }
+                Some(v) => tokens.push(Token {
+                    name: name.clone(),
+                    digest: digest(&v),
+                    agent: t.agent.clone(),
+                    admin: t.admin,
+                }),
+                None => warn!(token = %name, "API token disabled: its variable or file is empty or missing"),
+            }
+        }
+        Ok(Tokens(Arc::new(tokens)))
+    }
+
+    /// The token presented, compared in constant time against every configured one.
+    pub(crate) fn authenticate(&self, headers: &HeaderMap) -> Result<&Token, TokenRefused> {
+        let presented = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or(TokenRefused::Missing)?;
+        let d = digest(presented.trim());
+        let mut found = None;
+        for t in self.0.iter() {
+            if bool::from(t.digest.ct_eq(&d)) {
+                found = Some(t);
+            }
+        }
+        found.ok_or(TokenRefused::Unknown)
+    }
 }
 
 /// The fewest bytes a bearer token may have (API and metrics tokens): shorter ones can be
@@ -49,7 +125,7 @@ pub const MIN_TOKEN_BYTES: usize = 16;
 #[derive(Clone)]
 pub struct Api {
     bus: BusSlot,
-    tokens: Arc<Vec<Token>>,
+    tokens: Tokens,
     /// Where endpoints registered through `PUT /v1/agents/{id}` may point.
     #[cfg(feature = "channel-webhook")]
     guard: switchboard_channel_webhook::guard::AddressGuard,
@@ -158,38 +234,17 @@ fn digest(token: &str) -> [u8; 32] {
 }
 
 impl Api {
-    /// Resolves the configured tokens (a token whose variable or file is missing is disabled,
-    /// with a warning naming it); a token shorter than [`MIN_TOKEN_BYTES`] is refused.
-    pub fn new(config: &ApiConfig, bus: BusSlot, groups: Vec<String>) -> Result<Api, String> {
-        let mut tokens = Vec::new();
-        for (name, t) in &config.tokens {
-            let value = switchboard_adapter::read_secret(t.token_env.as_deref(), t.token_file.as_deref());
-            match value.ok().flatten().filter(|v| !v.is_empty()) {
-                Some(v) if v.trim().len() < MIN_TOKEN_BYTES => {
-                    return Err(format!(
-                        "api.tokens.{name}: the token has {} bytes; at least {MIN_TOKEN_BYTES} are required \
-                         (e.g. `head -c 24 /dev/urandom | base64`)",
-                        v.trim().len()
-                    ));
-                }
-                Some(v) => tokens.push(Token {
-                    name: name.clone(),
-                    digest: digest(&v),
-                    agent: t.agent.clone(),
-                    admin: t.admin,
-                }),
-                None => warn!(token = %name, "API token disabled: its variable or file is empty or missing"),
-            }
-        }
-        info!(tokens = tokens.len(), "agent API enabled");
-        Ok(Api {
+    /// The API over `tokens` (see [`Tokens::load`]).
+    pub fn new(config: &ApiConfig, tokens: Tokens, bus: BusSlot, groups: Vec<String>) -> Api {
+        info!(tokens = tokens.0.len(), "agent API enabled");
+        Api {
             bus,
-            tokens: Arc::new(tokens),
+            tokens,
             #[cfg(feature = "channel-webhook")]
             guard: Default::default(),
             groups: Arc::new(groups),
             wait: Duration::from_millis(config.command_wait_ms),
-        })
+        }
     }
 
     /// Checks endpoints registered through the API against `guard` (the webhook channel's
@@ -205,21 +260,9 @@ impl Api {
         documented().split_for_parts().0.with_state(self)
     }
 
-    /// The token presented, compared in constant time against every configured one.
-    fn authenticate(&self, headers: &HeaderMap) -> Result<&Token, &'static str> {
-        let presented = headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or("missing bearer token")?;
-        let d = digest(presented.trim());
-        let mut found = None;
-        for t in self.tokens.iter() {
-            if bool::from(t.digest.ct_eq(&d)) {
-                found = Some(t);
-            }
-        }
-        found.ok_or("unknown token")
+    /// The token presented, if it is a configured one.
+    fn authenticate(&self, headers: &HeaderMap) -> Result<&Token, TokenRefused> {
+        self.tokens.authenticate(headers)
     }
 }
 

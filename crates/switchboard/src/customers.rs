@@ -12,8 +12,6 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 use switchboard_bus::BusSlot;
 use tokio::sync::Semaphore;
 use tracing::{info, warn};
@@ -21,15 +19,15 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::config::ApiConfig;
+use crate::api::{TokenRefused, Tokens};
 use crate::privacy::{CustomerRef, PrivacyConfig};
 
 /// What the handlers share.
 #[derive(Clone)]
 pub struct Customers {
     bus: BusSlot,
-    /// Admin tokens: (name, digest).
-    admins: Arc<Vec<(String, [u8; 32])>>,
+    /// The API's tokens; only admin ones are accepted here.
+    tokens: Tokens,
     groups: Arc<Vec<String>>,
     limit: u64,
     busy: Arc<Semaphore>,
@@ -87,21 +85,12 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 }
 
 impl Customers {
-    /// The routes' state: the admin tokens of `api`, the routing groups an erasure asks.
-    pub fn new(api: &ApiConfig, privacy: &PrivacyConfig, bus: BusSlot, groups: Vec<String>) -> Customers {
-        let admins = api
-            .tokens
-            .iter()
-            .filter(|(_, t)| t.admin)
-            .filter_map(|(name, t)| {
-                let value = switchboard_adapter::read_secret(t.token_env.as_deref(), t.token_file.as_deref());
-                let value = value.ok().flatten().filter(|v| !v.is_empty())?;
-                Some((name.clone(), Sha256::digest(value.trim().as_bytes()).into()))
-            })
-            .collect();
+    /// The routes' state: the API's `tokens` (admin ones only are let in), the routing groups
+    /// an erasure asks.
+    pub fn new(tokens: Tokens, privacy: &PrivacyConfig, bus: BusSlot, groups: Vec<String>) -> Customers {
         Customers {
             bus,
-            admins: Arc::new(admins),
+            tokens,
             groups: Arc::new(groups),
             limit: privacy.max_scan_messages,
             busy: Arc::new(Semaphore::new(1)),
@@ -115,20 +104,12 @@ impl Customers {
 
     /// The admin token's name, or the refusal.
     fn admin(&self, headers: &HeaderMap) -> Result<String, Refusal> {
-        let presented = headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or((StatusCode::UNAUTHORIZED, "missing bearer token".into()))?;
-        let d: [u8; 32] = Sha256::digest(presented.trim().as_bytes()).into();
-        let mut found = None;
-        for (name, digest) in self.admins.iter() {
-            if bool::from(digest.ct_eq(&d)) {
-                found = Some(name.clone());
-            }
+        match self.tokens.authenticate(headers) {
+            Err(TokenRefused::Missing) => Err((StatusCode::UNAUTHORIZED, TokenRefused::Missing.into())),
+            Ok(t) if t.admin => Ok(t.name.clone()),
+            // A valid agent token is refused the same way as an unknown one: no oracle.
+            _ => Err((StatusCode::FORBIDDEN, "customer data needs an admin token (`admin = true`)".into())),
         }
-        // A valid agent token is refused the same way as an unknown one: no oracle.
-        found.ok_or((StatusCode::FORBIDDEN, "customer data needs an admin token (`admin = true`)".into()))
     }
 
     /// Everything a handler checks before it starts: token, id, bus, one at a time.

@@ -46,8 +46,9 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     let readiness = Readiness { bus: slot.clone(), components: Arc::new(components) };
     let presence_readiness = readiness.clone();
     let all_groups: Vec<String> = layout.names().map(str::to_string).collect();
-    let customers = crate::customers::Customers::new(&config.api, &config.privacy, slot.clone(), all_groups.clone());
-    let api = crate::api::Api::new(&config.api, slot.clone(), all_groups.clone()).map_err(anyhow::Error::msg)?;
+    let tokens = crate::api::Tokens::load(&config.api).map_err(anyhow::Error::msg)?;
+    let customers = crate::customers::Customers::new(tokens.clone(), &config.privacy, slot.clone(), all_groups.clone());
+    let api = crate::api::Api::new(&config.api, tokens, slot.clone(), all_groups.clone());
     #[cfg(feature = "channel-webhook")]
     let api = api.with_endpoint_guard(
         switchboard_channel_webhook::guard::AddressGuard::new(&config.channels.webhook.allowed_networks)
