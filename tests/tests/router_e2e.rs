@@ -74,13 +74,23 @@ async fn a_customer_message_reaches_the_agents_helpdesk_and_the_answer_reaches_t
     let unknown = r#"{"conversation_id":"0190a5f0-0000-7000-8000-000000000000","action":{"type":"reply","text":"hi"}}"#;
     let (code, why) = daemon.api(TOKEN, "POST", "/v1/agent/commands", Some(unknown)).await;
     assert_eq!(code, 404, "{why}");
-    let early_reply =
-        format!(r#"{{"conversation_id":"{conversation}","action":{{"type":"reply","text":"too early"}}}}"#);
+    let early_reply = format!(
+        r#"{{"id":"0190a5f0-0000-7000-8000-0000000000e1","conversation_id":"{conversation}","action":{{"type":"reply","text":"too early"}}}}"#
+    );
     let (code, why) = daemon.api(TOKEN, "POST", "/v1/agent/commands", Some(&early_reply)).await;
     assert_eq!(code, 409, "replying before accepting: {why}");
+    // A retry of the same command id is answered with the first verdict (JetStream drops the
+    // repeat, so the router never sees it), not left to wait for a verdict that never comes.
+    let (code, again) = daemon.api(TOKEN, "POST", "/v1/agent/commands", Some(&early_reply)).await;
+    assert_eq!((code, &again), (409, &why), "the retried refusal");
 
-    let (code, why) = daemon.api(TOKEN, "POST", "/v1/agent/commands", Some(&accept)).await;
+    let accept_once = format!(
+        r#"{{"id":"0190a5f0-0000-7000-8000-0000000000a1","conversation_id":"{conversation}","action":{{"type":"accept"}}}}"#
+    );
+    let (code, why) = daemon.api(TOKEN, "POST", "/v1/agent/commands", Some(&accept_once)).await;
     assert_eq!(code, 200, "{why}");
+    let (code, again) = daemon.api(TOKEN, "POST", "/v1/agent/commands", Some(&accept_once)).await;
+    assert_eq!((code, &again["status"]), (200, &json!("done")), "the retried accept: {again}");
     helpdesk.wait_for("the assignment update", WAIT, |v| v["type"] == "update" && v["change"] == "assigned").await;
 
     let reply = format!(

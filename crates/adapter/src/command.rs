@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use switchboard_bus::{Bus, BusError};
-use switchboard_core::AgentCommand;
-use switchboard_core::contract::subjects;
+use switchboard_core::contract::{buckets, subjects};
+use switchboard_core::{AgentCommand, CommandVerdict};
 
 /// What the router said about a command.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,28 +28,55 @@ pub async fn send_command(bus: &Bus, command: &AgentCommand, wait: Duration) -> 
 /// A published command whose verdict can be awaited, and awaited again after a `Pending`.
 pub struct PublishedCommand {
     verdicts: Option<async_nats::Subscriber>,
+    /// The verdict already known: the command id was used before and the router kept its verdict.
+    known: Option<Verdict>,
 }
 
 /// Publishes `command`, listening for its verdict first so the verdict cannot slip past.
+///
+/// A command id used before (a retry) is not stored again: JetStream de-duplicates it. Its
+/// verdict then comes from the `sb_commands` bucket, where the router keeps it before it
+/// announces it, so it is either there already or announced to the subscription made here.
 pub async fn publish_command(bus: &Bus, command: &AgentCommand) -> Result<PublishedCommand, BusError> {
     let id = command.id.to_string();
     let verdicts = bus.client().subscribe(subjects::router_result(&id)).await.ok();
-    bus.publish(subjects::AGENT_IN, command, &id).await?;
-    Ok(PublishedCommand { verdicts })
+    let published = bus.publish(subjects::AGENT_IN, command, &id).await?;
+    let known = if published.duplicate { kept_verdict(bus, &command.id).await } else { None };
+    Ok(PublishedCommand { verdicts, known })
+}
+
+/// The verdict the router kept for command `id`, if any.
+async fn kept_verdict(bus: &Bus, id: &uuid::Uuid) -> Option<Verdict> {
+    let kv = bus.jetstream().get_key_value(buckets::COMMANDS).await.ok()?;
+    let value = kv.get(CommandVerdict::key(id)).await.ok()??;
+    serde_json::from_slice::<CommandVerdict>(&value).ok().map(Verdict::from)
+}
+
+impl From<CommandVerdict> for Verdict {
+    fn from(v: CommandVerdict) -> Verdict {
+        match v.rejected {
+            Some(reason) => Verdict::Rejected(reason),
+            None => Verdict::Done,
+        }
+    }
 }
 
 impl PublishedCommand {
     /// The router's verdict, or `Pending` when none came within `wait`.
     pub async fn verdict(&mut self, wait: Duration) -> Verdict {
+        if let Some(known) = &self.known {
+            return known.clone();
+        }
         let Some(verdicts) = self.verdicts.as_mut() else { return Verdict::Pending };
         match tokio::time::timeout(wait, verdicts.next()).await {
-            Ok(Some(m)) => {
-                let v: serde_json::Value = serde_json::from_slice(&m.payload).unwrap_or_default();
-                match v.get("rejected").and_then(|r| r.as_str()) {
-                    Some(reason) => Verdict::Rejected(reason.to_string()),
-                    None => Verdict::Done,
+            Ok(Some(m)) => match serde_json::from_slice::<CommandVerdict>(&m.payload) {
+                Ok(v) => {
+                    let verdict = Verdict::from(v);
+                    self.known = Some(verdict.clone());
+                    verdict
                 }
-            }
+                Err(_) => Verdict::Pending,
+            },
             _ => Verdict::Pending,
         }
     }

@@ -74,7 +74,7 @@ pub fn default_max_bytes(kind: StoreKind, name: &str) -> Option<u64> {
         (StoreKind::Stream, streams::DLQ | streams::WEBCHAT | streams::REPLAY) => 128,
         (StoreKind::Bucket, buckets::CONVERSATIONS) => 64,
         (StoreKind::Bucket, buckets::CHANNELS) => 32,
-        (StoreKind::Bucket, buckets::AGENTS | buckets::ROUTER | buckets::UPLOADS) => 16,
+        (StoreKind::Bucket, buckets::AGENTS | buckets::ROUTER | buckets::UPLOADS | buckets::COMMANDS) => 16,
         (StoreKind::Bucket, buckets::PRESENCE) => 8,
         (StoreKind::ObjectStore, ATTACHMENTS_STORE) => 512,
         (StoreKind::ObjectStore, ROUTER_SNAPSHOTS_STORE) => 64,

@@ -116,6 +116,8 @@ impl Bus {
             let (history, max_age) = match *bucket {
                 buckets::PRESENCE => (1, PRESENCE_MAX_AGE),
                 buckets::UPLOADS => (1, attachments_max_age),
+                // A verdict answers retries for as long as JetStream de-duplicates the command.
+                buckets::COMMANDS => (1, Duration::from_secs(cfg.duplicate_window_secs)),
                 _ => (5, Duration::ZERO),
             };
             let config = kv::Config {

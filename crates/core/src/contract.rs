@@ -188,8 +188,12 @@ pub mod buckets {
     /// stored, the upload rate window, and which files a sent message attached. Owned by the web
     /// chat; its max age is the attachments' so an entry outlives the files it describes.
     pub const UPLOADS: &str = "sb_uploads";
+    /// The router's verdict on each agent command (`command-result/1`, key: the command id),
+    /// kept for the de-duplication window (`nats.duplicate_window_secs`): a command retried
+    /// with the same id is answered with its first verdict at once. Owned by the router.
+    pub const COMMANDS: &str = "sb_commands";
     /// Every bucket of the contract.
-    pub const ALL: &[&str] = &[CONVERSATIONS, AGENTS, ROUTER, CHANNELS, PRESENCE, UPLOADS];
+    pub const ALL: &[&str] = &[CONVERSATIONS, AGENTS, ROUTER, CHANNELS, PRESENCE, UPLOADS, COMMANDS];
 }
 
 /// The object store for the metrics component's snapshot (its KPI fold and stream position).

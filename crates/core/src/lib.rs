@@ -15,6 +15,7 @@ pub mod event;
 pub mod outbound;
 pub mod schema;
 mod validate;
+pub mod verdict;
 
 pub use agent::{AgentCommand, AgentDelivery, CommandAction};
 pub use domain::{AgentStatus, Priority, SkillRequirement, Tier};
@@ -22,3 +23,4 @@ pub use envelope::{AttachmentRef, Customer, Envelope};
 pub use event::{Event, EventKind};
 pub use outbound::{OutboundKind, OutboundMessage};
 pub use validate::{Contract, ValidationError, json_error};
+pub use verdict::CommandVerdict;

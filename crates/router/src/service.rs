@@ -18,7 +18,7 @@ use switchboard_bus::async_nats::jetstream::object_store;
 use switchboard_bus::{AppendError, Bus, BusError, ConsumerSpec, Delivery, HandlerError, Journal, Lease};
 use switchboard_bus::{InboundOutcome, outcomes};
 use switchboard_core::contract::{ROUTER_SNAPSHOTS_STORE, buckets, streams, subjects};
-use switchboard_core::{AgentCommand, AgentDelivery, Envelope};
+use switchboard_core::{AgentCommand, AgentDelivery, CommandVerdict, Envelope};
 use switchboard_routing::Ms;
 use tokio::io::AsyncReadExt;
 use tokio::sync::{mpsc, oneshot};
@@ -170,6 +170,7 @@ pub struct RouterService {
     role: tokio::sync::watch::Sender<Role>,
     /// The conversations bucket, looked up once (a lookup is a JetStream API request).
     conversations: tokio::sync::OnceCell<switchboard_bus::async_nats::jetstream::kv::Store>,
+    commands: tokio::sync::OnceCell<switchboard_bus::async_nats::jetstream::kv::Store>,
 }
 
 fn now_ms() -> i64 {
@@ -180,7 +181,14 @@ impl RouterService {
     /// A service; nothing runs until [`RouterService::run`].
     pub fn new(bus: Bus, cfg: RouterConfig, svc: ServiceConfig) -> Self {
         let role = tokio::sync::watch::Sender::new(Role::Starting);
-        RouterService { bus, cfg, svc, role, conversations: tokio::sync::OnceCell::new() }
+        RouterService {
+            bus,
+            cfg,
+            svc,
+            role,
+            conversations: tokio::sync::OnceCell::new(),
+            commands: tokio::sync::OnceCell::new(),
+        }
     }
 
     /// Follows what the service is doing (standby, leading, failed).
@@ -555,19 +563,37 @@ impl RouterService {
         for p in pending {
             p.acked().await?;
         }
-        // Only now, with every effect stored, does the issuer (the agent API) hear the outcome,
-        // over core NATS: nobody listening is fine, the journal and events have it.
-        for (command, rejected) in results {
-            if let Some(reason) = &rejected {
-                info!(%command, %reason, "agent command rejected");
+        // Only now, with every effect stored, does the issuer (the agent API) hear the outcome:
+        // kept in `sb_commands` first, so that whoever retries the command id later is answered
+        // from there, then told over core NATS (nobody listening is fine).
+        let verdicts: Vec<_> =
+            results.into_iter().map(|(command_id, rejected)| CommandVerdict { command_id, rejected }).collect();
+        futures::future::join_all(verdicts.iter().map(|v| self.keep_verdict(v))).await;
+        for verdict in verdicts {
+            if let Some(reason) = &verdict.rejected {
+                info!(command = %verdict.command_id, %reason, "agent command rejected");
             }
-            let body = serde_json::json!({ "command_id": command, "rejected": rejected });
-            let subject = subjects::router_result(&command.to_string());
-            if let Err(e) = self.bus.client().publish(subject, body.to_string().into()).await {
+            let body = serde_json::to_vec(&verdict).expect("verdicts serialise");
+            let subject = subjects::router_result(&verdict.command_id.to_string());
+            if let Err(e) = self.bus.client().publish(subject, body.into()).await {
                 debug!(error = %e, "command result not published");
             }
         }
         Ok(())
+    }
+
+    /// Keeps a command's verdict for retries of its id; a lost write only means a retry waits
+    /// for the verdict instead of getting it at once, so a failure is logged, not fatal.
+    async fn keep_verdict(&self, verdict: &CommandVerdict) {
+        let bucket = self.commands.get_or_try_init(|| self.bus.jetstream().get_key_value(buckets::COMMANDS));
+        let kv = match bucket.await {
+            Ok(kv) => kv,
+            Err(e) => return warn!(error = %e, "command verdict bucket unavailable"),
+        };
+        let value = serde_json::to_vec(verdict).expect("verdicts serialise");
+        if let Err(e) = kv.put(CommandVerdict::key(&verdict.command_id), value.into()).await {
+            warn!(command = %verdict.command_id, error = %e, "keeping the command verdict failed");
+        }
     }
 
     /// Stores a conversation record for readers (the agent API); losing one write is repaired

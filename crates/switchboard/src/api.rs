@@ -156,7 +156,8 @@ fn status_schema() -> Ref {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CommandRequest {
-    /// Idempotency key: the same id twice acts once. Generated when absent.
+    /// Idempotency key: the same id twice acts once, and a retry is answered at once with the
+    /// first attempt's verdict (kept for `nats.duplicate_window_secs`). Generated when absent.
     #[serde(default)]
     id: Option<Uuid>,
     /// Required with an integration token; must match with an agent token.
