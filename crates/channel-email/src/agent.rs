@@ -21,8 +21,8 @@ use tracing::{info, warn};
 use uuid::Uuid;
 
 use crate::error::EmailError;
-use crate::handle::Outcome;
 use crate::outbound::Sender;
+use crate::outcome::Outcome;
 use crate::parse::{AgentEmailCommand, ParsedMail, parse_agent_command, reply_address};
 use crate::smtp::Mailer;
 use crate::token::message_id;

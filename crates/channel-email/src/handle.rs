@@ -17,6 +17,7 @@ use tracing::{debug, info, warn};
 
 use crate::agent::AgentMail;
 use crate::error::EmailError;
+pub use crate::outcome::Outcome;
 use crate::parse::{
     AutoReplyReason, BounceInfo, Classification, NoiseReason, ParseLimits, ParsedMail, SenderSource, classify,
     csat_score, parse, reply_token, thread_root,
@@ -31,43 +32,6 @@ pub const DLQ_COMPONENT: &str = "email-in";
 
 /// Largest raw message kept in a dead letter; bigger ones keep their headers only.
 const DLQ_MAX_BYTES: usize = 512 * 1024;
-
-/// What became of a message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// Stored as an envelope.
-    Published,
-    /// Stored before (a re-delivery); nothing new.
-    Duplicate,
-    /// A bounce, recorded on its conversation.
-    Bounce,
-    /// An agent's reply, turned into commands.
-    AgentCommands,
-    /// A customer's answer to the satisfaction survey, stored as `csat_received`.
-    Csat,
-    /// Not for routing (auto-reply, list mail, our own mail); the reason says which.
-    Ignored(String),
-    /// Unreadable or refused; stored in the dead-letter stream with the reason.
-    DeadLettered(String),
-    /// Nothing could be stored (the bus failed): leave the mail as it is and try again.
-    Retry(String),
-}
-
-impl Outcome {
-    /// A short name for logs.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Outcome::Published => "published",
-            Outcome::Duplicate => "duplicate",
-            Outcome::Bounce => "bounce",
-            Outcome::AgentCommands => "agent_commands",
-            Outcome::Csat => "csat",
-            Outcome::Ignored(_) => "ignored",
-            Outcome::DeadLettered(_) => "dead_lettered",
-            Outcome::Retry(_) => "retry",
-        }
-    }
-}
 
 /// Shared by every mailbox of the channel.
 #[derive(Clone)]

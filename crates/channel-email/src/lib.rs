@@ -16,6 +16,7 @@ mod handle;
 mod imap;
 mod inbound;
 mod outbound;
+mod outcome;
 pub mod parse;
 pub mod replay;
 mod smtp;

@@ -27,8 +27,8 @@ use tracing::{info, warn};
 use uuid::Uuid;
 
 use crate::format::{bold, escape, italic};
-use crate::inbound::UpdateOutcome;
 use crate::outbound::{Outgoing, Sender};
+use crate::outcome::UpdateOutcome;
 use crate::progress::{Progress, progress_key};
 
 /// The endpoint kind this crate serves: subject `sb.agent.out.telegram`.

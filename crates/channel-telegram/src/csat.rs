@@ -12,7 +12,7 @@ use tracing::{debug, warn};
 use uuid::Uuid;
 
 use crate::CHANNEL;
-use crate::inbound::UpdateOutcome;
+use crate::outcome::UpdateOutcome;
 
 /// Callback data prefix of the survey's buttons: `csat:<conversation, 32 hex>:<score>`, 39 bytes,
 /// well within Telegram's 64. The agent is not in it: it is read from the conversation's record.

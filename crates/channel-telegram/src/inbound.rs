@@ -22,45 +22,11 @@ use tracing::{debug, info, warn};
 
 use crate::CHANNEL;
 use crate::agent::AgentChats;
+pub use crate::deadletter::DLQ_COMPONENT;
 use crate::kinds::{CANNOT_READ, Content, KIND_KEY, content, raw_kind};
 use crate::outbound::classify;
+pub use crate::outcome::UpdateOutcome;
 use teloxide_core::prelude::Requester;
-
-/// What one update became.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum UpdateOutcome {
-    /// Stored as an envelope; the router counts it.
-    Published,
-    /// Stored before: Telegram (or a replay) delivered it again.
-    Duplicate,
-    /// Recorded as an event or a command (an edit, the customer blocking the bot, an agent's
-    /// command, a survey answer): not routed.
-    Recorded,
-    /// Nothing to route (a service message, a bot's message, an update kind not handled here).
-    Ignored,
-    /// A customer's message of a kind the channel cannot carry (the kind); they were told.
-    Unsupported(String),
-    /// Refused without storing anything (a bad link code, a forged survey button): the reason.
-    Refused(String),
-    /// Kept as a dead letter (`sb.dlq.telegram-in`): the reason.
-    DeadLettered(String),
-}
-
-impl UpdateOutcome {
-    /// The outcome this adapter counts for the update; `None` for a stored envelope, which the
-    /// router counts.
-    pub fn counted(&self) -> Option<InboundOutcome> {
-        match self {
-            UpdateOutcome::Published => None,
-            UpdateOutcome::Duplicate => Some(InboundOutcome::Duplicate),
-            UpdateOutcome::Recorded
-            | UpdateOutcome::Ignored
-            | UpdateOutcome::Unsupported(_)
-            | UpdateOutcome::Refused(_) => Some(InboundOutcome::NotRouted),
-            UpdateOutcome::DeadLettered(_) => Some(InboundOutcome::DeadLetter),
-        }
-    }
-}
 
 /// Polls one bot's updates.
 pub struct Poller {
@@ -184,7 +150,7 @@ impl Poller {
                 };
                 warn!(update_id = id, error = %e, "unreadable telegram update dead-lettered");
                 let reason = format!("unreadable update {id}: {e}");
-                crate::replay::dead_letter_raw_update(bus, text.as_bytes(), &id.to_string(), &reason).await?;
+                crate::deadletter::dead_letter_raw_update(bus, text.as_bytes(), &id.to_string(), &reason).await?;
                 outcomes::record(CHANNEL, InboundOutcome::DeadLetter);
                 state.isolate = false;
                 *offset = Some(id + 1);
@@ -361,16 +327,17 @@ async fn publish(inbound: &Inbound, bus: &Bus, envelope: Envelope, raw: &str) ->
         // A flood from one chat or a message the contract refuses: kept as a dead letter, not routed.
         Err(e) => {
             warn!(reason = %e, "telegram message refused");
-            crate::replay::dead_letter_raw_update(bus, raw.as_bytes(), &envelope.provider_message_id, &e.to_string())
-                .await?;
+            crate::deadletter::dead_letter_raw_update(
+                bus,
+                raw.as_bytes(),
+                &envelope.provider_message_id,
+                &e.to_string(),
+            )
+            .await?;
             Ok(UpdateOutcome::DeadLettered(e.to_string()))
         }
     }
 }
-
-/// The dead-letter component of inbound Telegram messages: `sb.dlq.telegram-in`. A dead letter's
-/// payload is the update exactly as Telegram sent it, so a replay hands it to [`handle_update`].
-pub const DLQ_COMPONENT: &str = "telegram-in";
 
 async fn record(
     bus: &Bus,

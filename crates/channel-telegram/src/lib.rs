@@ -11,10 +11,12 @@
 mod agent;
 mod config;
 mod csat;
+mod deadletter;
 pub mod format;
 mod inbound;
 mod kinds;
 mod outbound;
+mod outcome;
 mod progress;
 pub mod replay;
 pub mod webhook;

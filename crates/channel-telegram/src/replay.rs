@@ -4,38 +4,17 @@
 //! consumer hands it to the same update handler as a polled one: it becomes an envelope (or an
 //! event, a command), or a dead letter again with the reason.
 
-use async_nats::HeaderMap;
 use switchboard_adapter::Inbound;
-use switchboard_bus::{Bus, BusError, ConsumerSpec, Delivery, HandlerError};
-use switchboard_core::contract::{dlq_kinds, headers, subjects};
+use switchboard_bus::{BusError, ConsumerSpec, Delivery, HandlerError};
+use switchboard_core::contract::{dlq_kinds, headers};
 use tracing::info;
 
-use crate::CHANNEL;
 use crate::agent::AgentChats;
-use crate::inbound::{DLQ_COMPONENT, Files, handle_update};
+use crate::deadletter::{DLQ_COMPONENT, REPLAY};
+use crate::inbound::{Files, handle_update};
 
 /// Durable consumer of replayed updates (shared by every process running the inbound side).
 pub const REPLAY_CONSUMER: &str = "telegram-replay";
-
-tokio::task_local! {
-    /// The id of the replay being handled: a dead letter it leads to is named after it, so that
-    /// one failing again is not dropped as a duplicate of the dead letter it was replayed from.
-    static REPLAY: String;
-}
-
-/// Keeps an update as Telegram sent it (JSON bytes, even one the client cannot read) on
-/// `sb.dlq.telegram-in` with the reason; `update_id` names it (the dead letter's id derives from
-/// it, so the same update given up twice is kept once).
-pub async fn dead_letter_raw_update(bus: &Bus, raw: &[u8], update_id: &str, reason: &str) -> Result<(), String> {
-    let mut h = HeaderMap::new();
-    h.insert(headers::DLQ_KIND, dlq_kinds::TELEGRAM_UPDATE);
-    let replay = REPLAY.try_with(|r| format!(":{r}")).unwrap_or_default();
-    let msg_id = format!("dlq:{CHANNEL}:update:{update_id}{replay}");
-    let payload = bytes::Bytes::copy_from_slice(raw);
-    bus.publish_dead_letter(DLQ_COMPONENT, &subjects::inbound(CHANNEL), reason, h, payload, &msg_id)
-        .await
-        .map_err(|e| e.to_string())
-}
 
 /// Handles replayed updates until `inbound`'s shutdown.
 pub async fn run(inbound: Inbound, agents: Option<AgentChats>, files: Files) -> Result<(), BusError> {

@@ -3,6 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Milliseconds since the Unix epoch, as the router stamps its events.
+pub type Ms = i64;
+
 /// The label value for a dimension an event did not name.
 pub const UNKNOWN: &str = "unknown";
 

@@ -7,11 +7,8 @@ use serde::{Deserialize, Serialize};
 use switchboard_core::{Event, EventKind};
 use uuid::Uuid;
 
-use crate::dims::{Dims, Routing, UNKNOWN};
+use crate::dims::{Dims, Ms, Routing, UNKNOWN};
 use crate::totals::Totals;
-
-/// Milliseconds since the Unix epoch, as the router stamps its events.
-pub type Ms = i64;
 
 /// Where a conversation is, as far as the backlog cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -30,8 +30,8 @@ mod report;
 mod table;
 mod totals;
 
-pub use dims::{Dims, GroupBy, Routing, UNKNOWN, priority_class};
-pub use fold::{Agent, Contact, Conversation, Csat, Metrics, Ms, Phase, Resolution};
+pub use dims::{Dims, GroupBy, Ms, Routing, UNKNOWN, priority_class};
+pub use fold::{Agent, Contact, Conversation, Csat, Metrics, Phase, Resolution};
 pub use prom::{ExpositionError, exposition};
 pub use report::{AGE_BUCKETS, AgentKpis, Backlog, Forecast, Kpis, Query, Report, backlog};
 pub use table::{Targets, render_grid, render_table};

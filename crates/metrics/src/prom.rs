@@ -10,8 +10,9 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::{Registry, Unit};
 
+use crate::dims::Ms;
 use crate::dims::Routing;
-use crate::fold::{Metrics, Ms};
+use crate::fold::Metrics;
 use crate::report::{AgentKpis, Query, Report};
 use crate::totals::{AHT_BUCKETS, Counts, FRT_BUCKETS, Hist, Totals};
 

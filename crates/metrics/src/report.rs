@@ -9,8 +9,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use switchboard_core::Event;
 
+use crate::dims::Ms;
 use crate::dims::{Dims, GroupBy};
-use crate::fold::{Agent, Metrics, Ms, Phase};
+use crate::fold::{Agent, Metrics, Phase};
 
 /// What to report on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

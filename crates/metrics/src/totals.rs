@@ -6,8 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::dims::{Dims, Routing};
-use crate::fold::Ms;
+use crate::dims::{Dims, Ms, Routing};
 
 /// Upper bounds (seconds) of the first-response-time histogram: from chat speed to a day.
 pub const FRT_BUCKETS: &[f64] =

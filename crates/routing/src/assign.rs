@@ -153,7 +153,7 @@ impl Engine {
         self.index_agent(a, false);
         let agent = &mut self.st.agents[a as usize];
         let load = agent.load_for(kind) + 1;
-        crate::engine::set_at(&mut agent.load, kind, load);
+        crate::state::set_at(&mut agent.load, kind, load);
         agent.total += 1;
         agent.last_assigned = now;
         agent.rr_seq = seq;
@@ -196,7 +196,7 @@ impl Engine {
         self.index_agent(a, false);
         let agent = &mut self.st.agents[a as usize];
         let load = agent.load_for(kind).saturating_sub(1);
-        crate::engine::set_at(&mut agent.load, kind, load);
+        crate::state::set_at(&mut agent.load, kind, load);
         agent.total = agent.total.saturating_sub(1);
         self.index_agent(a, true);
     }

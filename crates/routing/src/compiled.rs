@@ -226,7 +226,7 @@ impl Compiled {
             }
         }
         let tz = if cfg.timezone.is_empty() { "UTC" } else { cfg.timezone.as_str() };
-        let tz = crate::rules::parse_timezone(tz).map_err(|e| err("timezone", e))?;
+        let tz = crate::hours::parse_timezone(tz).map_err(|e| err("timezone", e))?;
         check_rule_budget(&cfg.rule_budget)?;
         let rules = RuleSet::compile_with(&cfg.rules, tz, &cfg.rule_budget).map_err(|e| {
             let key = e.index.map_or_else(|| "rules".to_string(), |i| format!("rules[{i}]"));

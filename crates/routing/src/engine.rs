@@ -5,13 +5,14 @@ use std::collections::{BTreeSet, HashMap};
 use smallvec::SmallVec;
 use switchboard_core::{AgentStatus, Priority, Tier};
 
-use crate::agents::build_agent;
 use crate::compiled::{Compiled, RoutingConfigError, next_tier, priority_class, tier_bit};
 use crate::config::RoutingConfig;
 use crate::model::{AutoReplyReason, ConversationId, Decision, EscalationCause, Input, MessageInfo, Ms};
-use crate::queues::ClassKey;
+use crate::roster::build_agent;
 use crate::rules::RuleInput;
-use crate::state::{AgentIx, Conv, ConvIx, ConvState, CustomerRec, State, TIERS, Timer, queue_key};
+use crate::state::{
+    AgentIx, ClassKey, Conv, ConvIx, ConvState, CustomerRec, State, TIERS, Timer, intern_kind, queue_key, set_at,
+};
 
 /// The routing engine: deterministic, no I/O, no clock. The same inputs give the same decisions.
 pub struct Engine {
@@ -554,21 +555,4 @@ fn tier_from(bit: u8) -> Tier {
         3 => Tier::L3,
         _ => Tier::L4,
     }
-}
-
-pub(crate) fn intern_kind(kinds: &mut Vec<String>, ix: &mut HashMap<String, u16>, kind: &str) -> u16 {
-    if let Some(k) = ix.get(kind) {
-        return *k;
-    }
-    kinds.push(kind.to_string());
-    let k = (kinds.len() - 1) as u16;
-    ix.insert(kind.to_string(), k);
-    k
-}
-
-pub(crate) fn set_at<T: Clone + Default, const N: usize>(v: &mut SmallVec<[T; N]>, i: u16, value: T) {
-    if v.len() <= i as usize {
-        v.resize(i as usize + 1, T::default());
-    }
-    v[i as usize] = value;
 }

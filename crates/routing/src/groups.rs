@@ -24,8 +24,9 @@ use uuid::Uuid;
 
 use crate::compiled::RoutingConfigError;
 use crate::config::{GroupConfig, RoutingConfig, RuleBudgetConfig, RuleConfig};
+use crate::hours::parse_timezone;
 use crate::model::MessageInfo;
-use crate::rules::{RuleInput, RuleSet, parse_timezone};
+use crate::rules::{RuleInput, RuleSet};
 
 /// The group of a configuration without `[[routing.groups]]`.
 pub const DEFAULT_GROUP: &str = "default";

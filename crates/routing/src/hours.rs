@@ -7,7 +7,12 @@ use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, Offset, Ti
 use chrono_tz::Tz;
 
 use crate::config::BusinessHoursConfig;
-use crate::rules::parse_timezone;
+
+/// Parses an IANA timezone name such as `Europe/Moscow` (exact spelling).
+pub fn parse_timezone(name: &str) -> Result<chrono_tz::Tz, String> {
+    name.parse::<chrono_tz::Tz>()
+        .map_err(|_| format!("unknown timezone `{name}` (expected an IANA name such as `Europe/Berlin`)"))
+}
 
 /// Weekday keys in `num_days_from_monday` order; also the `time.weekday` values of rules.
 pub(crate) const WEEKDAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];

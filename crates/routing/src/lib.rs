@@ -20,6 +20,7 @@ pub mod groups;
 pub mod hours;
 pub mod model;
 mod queues;
+mod roster;
 pub mod rules;
 pub mod skills;
 mod state;

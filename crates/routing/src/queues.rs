@@ -6,10 +6,7 @@
 use std::collections::BTreeSet;
 
 use crate::engine::Engine;
-use crate::state::{AgentIx, ConvIx, QueueClass};
-
-/// What identifies a queue class: team, tiers, channel kind, sorted skills.
-pub(crate) type ClassKey = (u16, u8, u16, Vec<(u16, u8)>);
+use crate::state::{AgentIx, ClassKey, ConvIx, QueueClass};
 
 impl Engine {
     /// The class for a set of requirements, created on first use. Classes are never removed:

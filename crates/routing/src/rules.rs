@@ -44,13 +44,9 @@ use switchboard_core::{Priority, Tier};
 
 use crate::budget::{self, BUDGET_CHECK, Budget, capped, within_budget};
 use crate::config::{RuleBudgetConfig, RuleConfig};
+pub use crate::hours::parse_timezone;
 use crate::hours::{WEEKDAYS, local_time};
 use crate::skills::{parse_priority, parse_skill};
-
-/// Parses an IANA timezone name such as `Europe/Moscow` (exact spelling).
-pub fn parse_timezone(name: &str) -> Result<Tz, String> {
-    name.parse::<Tz>().map_err(|_| format!("unknown timezone `{name}` (expected an IANA name such as `Europe/Berlin`)"))
-}
 
 /// A rule refused at load: which rule (its name, or `#index` when unnamed) and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

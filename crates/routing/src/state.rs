@@ -389,3 +389,23 @@ pub struct QueueClass {
 pub fn queue_key(priority: Priority, waiting_since: Ms, aging_ms: i64) -> i64 {
     i64::from(priority.0) * aging_ms + waiting_since
 }
+
+/// What identifies a queue class: team, tiers, channel kind, sorted skills.
+pub(crate) type ClassKey = (u16, u8, u16, Vec<(u16, u8)>);
+
+pub(crate) fn intern_kind(kinds: &mut Vec<String>, ix: &mut HashMap<String, u16>, kind: &str) -> u16 {
+    if let Some(k) = ix.get(kind) {
+        return *k;
+    }
+    kinds.push(kind.to_string());
+    let k = (kinds.len() - 1) as u16;
+    ix.insert(kind.to_string(), k);
+    k
+}
+
+pub(crate) fn set_at<T: Clone + Default, const N: usize>(v: &mut SmallVec<[T; N]>, i: u16, value: T) {
+    if v.len() <= i as usize {
+        v.resize(i as usize + 1, T::default());
+    }
+    v[i as usize] = value;
+}

@@ -15,8 +15,6 @@ use tokio_util::sync::CancellationToken;
 
 use serde::Deserialize;
 
-use crate::config::Config;
-
 /// Every channel the binary was built with: one `[channels.<name>]` section per Cargo feature.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -40,10 +38,14 @@ pub struct ChannelsConfig {
 
 /// Checks each channel's section (and what it must agree with elsewhere in the file), as
 /// `(dotted key, reason)` for the configuration error.
-pub fn validate(config: &Config) -> Result<(), (String, String)> {
+pub fn validate(
+    channels: &ChannelsConfig,
+    nats: &switchboard_bus::BusConfig,
+    routing: &switchboard_routing::RoutingConfig,
+) -> Result<(), (String, String)> {
     #[cfg(feature = "channel-webhook")]
     {
-        let webhook = &config.channels.webhook;
+        let webhook = &channels.webhook;
         for (agent, endpoint) in &webhook.agents {
             endpoint.validate(agent).map_err(|e| (format!("channels.webhook.{}", e.key), e.reason))?;
         }
@@ -59,7 +61,7 @@ pub fn validate(config: &Config) -> Result<(), (String, String)> {
         // side of now, so for up to twice the tolerance after it was first stored; only the
         // duplicate window stops a replay in that time, so it must cover all of it.
         let exposed = webhook.timestamp_tolerance_secs.saturating_mul(2);
-        if webhook.enabled && !webhook.sources.is_empty() && config.nats.duplicate_window_secs < exposed {
+        if webhook.enabled && !webhook.sources.is_empty() && nats.duplicate_window_secs < exposed {
             return Err((
                 "nats.duplicate_window_secs".into(),
                 format!(
@@ -71,27 +73,27 @@ pub fn validate(config: &Config) -> Result<(), (String, String)> {
     }
     #[cfg(feature = "channel-email")]
     {
-        let email = &config.channels.email;
+        let email = &channels.email;
         email.validate().map_err(|e| (format!("channels.email.{}", e.key), e.reason))?;
         if email.enabled {
             for agent in email.agents.keys() {
-                if !config.routing.agents.iter().any(|a| &a.id == agent) {
+                if !routing.agents.iter().any(|a| &a.id == agent) {
                     return Err((format!("channels.email.agents.{agent}"), format!("unknown agent `{agent}`")));
                 }
             }
         }
     }
     #[cfg(feature = "channel-telegram")]
-    config.channels.telegram.validate().map_err(|e| (format!("channels.telegram.{}", e.key), e.reason))?;
+    channels.telegram.validate().map_err(|e| (format!("channels.telegram.{}", e.key), e.reason))?;
     #[cfg(feature = "channel-webchat")]
-    config.channels.webchat.validate().map_err(|e| (format!("channels.webchat.{}", e.key), e.reason))?;
+    channels.webchat.validate().map_err(|e| (format!("channels.webchat.{}", e.key), e.reason))?;
     #[cfg(feature = "channel-webchat")]
     {
-        let store = config.nats.max_bytes_of(
+        let store = nats.max_bytes_of(
             switchboard_bus::limits::StoreKind::ObjectStore,
             switchboard_core::contract::ATTACHMENTS_STORE,
         );
-        if config.channels.webchat.max_upload_bytes as u64 > store {
+        if channels.webchat.max_upload_bytes as u64 > store {
             return Err((
                 "channels.webchat.max_upload_bytes".into(),
                 format!(
@@ -101,8 +103,8 @@ pub fn validate(config: &Config) -> Result<(), (String, String)> {
         }
     }
     #[cfg(feature = "example-sms")]
-    config.channels.sms.validate().map_err(|e| (format!("channels.sms.{}", e.key), e.reason))?;
-    let _ = config;
+    channels.sms.validate().map_err(|e| (format!("channels.sms.{}", e.key), e.reason))?;
+    let _ = (channels, nats, routing);
     Ok(())
 }
 

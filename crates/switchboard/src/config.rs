@@ -38,7 +38,7 @@ pub struct Config {
     /// The agent API on the HTTP listener.
     pub api: ApiConfig,
     /// Support KPIs from the event stream, served at `/metrics`.
-    pub metrics: crate::metrics::MetricsConfig,
+    pub metrics: MetricsConfig,
     /// How long customer data is kept (`docs/data-lifecycle.md`).
     pub privacy: crate::privacy::PrivacyConfig,
 }
@@ -254,7 +254,7 @@ impl Config {
         }
         self.metrics.validate().map_err(|(key, reason)| (format!("metrics.{key}"), reason))?;
         self.privacy.validate().map_err(|(key, reason)| (format!("privacy.{key}"), reason))?;
-        crate::channels::validate(self)?;
+        crate::channels::validate(&self.channels, &self.nats, &self.routing)?;
         // Last, so that a simpler mistake elsewhere is reported first. Every process checks the
         // groups, since every process decides which group owns what.
         let layout = self.layout().map_err(|e| (format!("routing.{}", e.key), e.reason.clone()))?;
@@ -303,4 +303,41 @@ impl Config {
 fn with_env_hint(key: &str, reason: String) -> String {
     let var = format!("{ENV_PREFIX}__{}", key.replace('.', "__").to_uppercase());
     if std::env::var_os(&var).is_some() { format!("{reason} (set by environment variable {var})") } else { reason }
+}
+
+/// The `[metrics]` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Whether this process folds events and serves `/metrics`.
+    pub enabled: bool,
+    /// Seconds between snapshots of the fold.
+    pub snapshot_secs: u64,
+    /// Days of per-conversation detail kept (older resolved conversations leave the fold;
+    /// counters keep them).
+    pub retention_days: u64,
+    /// Environment variable holding a bearer token `/metrics` then requires (none: open).
+    pub token_env: Option<String>,
+    /// File holding that token (e.g. the same file Prometheus reads as `bearer_token_file`).
+    pub token_file: Option<PathBuf>,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self { enabled: true, snapshot_secs: 30, retention_days: 35, token_env: None, token_file: None }
+    }
+}
+
+impl MetricsConfig {
+    /// Checks what can be checked without reading the token: a key relative to `metrics` and
+    /// the reason.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        if self.token_env.is_some() && self.token_file.is_some() {
+            return Err(("token_file".into(), "set only one of token_env and token_file".into()));
+        }
+        if self.token_env.as_deref().is_some_and(|v| v.trim().is_empty()) {
+            return Err(("token_env".into(), "must name an environment variable".into()));
+        }
+        Ok(())
+    }
 }

@@ -8,7 +8,6 @@
 //! it has seen. Several processes may run the component: each folds the whole stream, and any
 //! snapshot is a consistent prefix of it.
 
-use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -25,6 +24,8 @@ use switchboard_bus::{Backoff, Bus};
 use switchboard_core::contract::{METRICS_STORE, streams};
 use switchboard_core::{Contract, Event};
 use switchboard_metrics::Metrics;
+
+pub use crate::config::MetricsConfig;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 use utoipa_axum::router::OpenApiRouter;
@@ -32,43 +33,6 @@ use utoipa_axum::routes;
 
 /// Object name of the snapshot in `sb_metrics`.
 const SNAPSHOT: &str = "kpis";
-
-/// The `[metrics]` section.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct MetricsConfig {
-    /// Whether this process folds events and serves `/metrics`.
-    pub enabled: bool,
-    /// Seconds between snapshots of the fold.
-    pub snapshot_secs: u64,
-    /// Days of per-conversation detail kept (older resolved conversations leave the fold;
-    /// counters keep them).
-    pub retention_days: u64,
-    /// Environment variable holding a bearer token `/metrics` then requires (none: open).
-    pub token_env: Option<String>,
-    /// File holding that token (e.g. the same file Prometheus reads as `bearer_token_file`).
-    pub token_file: Option<PathBuf>,
-}
-
-impl Default for MetricsConfig {
-    fn default() -> Self {
-        Self { enabled: true, snapshot_secs: 30, retention_days: 35, token_env: None, token_file: None }
-    }
-}
-
-impl MetricsConfig {
-    /// Checks what can be checked without reading the token: a key relative to `metrics` and
-    /// the reason.
-    pub fn validate(&self) -> Result<(), (String, String)> {
-        if self.token_env.is_some() && self.token_file.is_some() {
-            return Err(("token_file".into(), "set only one of token_env and token_file".into()));
-        }
-        if self.token_env.as_deref().is_some_and(|v| v.trim().is_empty()) {
-            return Err(("token_env".into(), "must name an environment variable".into()));
-        }
-        Ok(())
-    }
-}
 
 /// Who may scrape `/metrics`.
 #[derive(Clone)]

@@ -260,7 +260,7 @@ fn classic_bounce(mail: &ParsedMail) -> BounceInfo {
         .or_else(|| {
             text.lines().find_map(|l| {
                 let (name, value) = l.trim().split_once(':')?;
-                name.eq_ignore_ascii_case("message-id").then(|| super::mime::clean_id(value)).flatten()
+                name.eq_ignore_ascii_case("message-id").then(|| super::part::clean_id(value)).flatten()
             })
         });
     BounceInfo {

@@ -7,6 +7,7 @@ use mail_parser::{Address, HeaderName, HeaderValue, Message, MessageParser, Mess
 
 use sha2::{Digest, Sha256};
 
+use super::part::{clean_id, part_bytes};
 use super::report::{self, DeliveryReport};
 use super::{Attachment, Mailbox, ParseError, ParseLimits, SenderSource, hex};
 
@@ -314,13 +315,6 @@ fn ids(value: &HeaderValue<'_>) -> Vec<String> {
     out
 }
 
-/// Trims an id and its angle brackets; ids with whitespace or control characters inside are
-/// refused because they cannot be matched reliably against another message's headers.
-pub(super) fn clean_id(id: &str) -> Option<String> {
-    let id = id.trim().trim_start_matches('<').trim_end_matches('>').trim();
-    (!id.is_empty() && !id.chars().any(|c| c.is_whitespace() || c.is_control())).then(|| id.to_string())
-}
-
 fn delivered_to(message: &Message<'_>) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for header in message.headers() {
@@ -445,15 +439,6 @@ pub(super) fn content_type(part: &MessagePart<'_>) -> String {
             PartType::Message(_) => "message/rfc822".into(),
             _ => "application/octet-stream".into(),
         },
-    }
-}
-
-/// The decoded content of a part. A nested `message/rfc822` keeps its raw bytes: mail-parser's
-/// own accessor for it returns the whole outer message.
-pub(super) fn part_bytes<'a>(part: &'a MessagePart<'_>, raw: &'a [u8]) -> &'a [u8] {
-    match &part.body {
-        PartType::Message(_) => raw.get(part.offset_body as usize..part.offset_end as usize).unwrap_or_default(),
-        _ => part.contents(),
     }
 }
 

@@ -12,6 +12,7 @@ mod command;
 mod csat;
 mod html;
 mod mime;
+mod part;
 mod quote;
 mod report;
 mod thread;

@@ -4,7 +4,7 @@ use std::panic::catch_unwind;
 
 use mail_parser::{MessageParser, MessagePart};
 
-use super::mime::{clean_id, part_bytes};
+use super::part::{clean_id, part_bytes};
 
 /// The machine-readable half of a report: who it is about and what happened.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
