@@ -260,6 +260,19 @@ pub mod headers {
     ];
 }
 
+/// The reason a reader dead-letters a payload whose `Sb-Schema` it does not read:
+/// `unsupported schema <its schema id>, expected <the one the reader knows>`.
+pub fn unsupported_schema(got: &str, expected: &str) -> String {
+    format!("unsupported schema {got}, expected {expected}")
+}
+
+/// The `Nats-Msg-Id` of the dead letter a consumer stores when it gives a message up:
+/// `dlq:<component>:<stream>:<stream sequence>`, its own id (not the original's), so the same
+/// failure handled again after a crash lands in `SB_DLQ` once.
+pub fn dlq_msg_id(component: &str, stream: &str, stream_sequence: u64) -> String {
+    format!("dlq:{component}:{stream}:{stream_sequence}")
+}
+
 /// De-duplication id of an inbound message: `<channel>:<provider message id>`.
 pub fn inbound_msg_id(channel: &str, provider_message_id: &str) -> String {
     format!("{channel}:{provider_message_id}")
