@@ -33,7 +33,9 @@ fn every_stream_bucket_store_and_header_has_a_row_in_contract_md() {
     for name in names {
         // A header row may list several (`Sb-Dlq-Reason`, `Sb-Dlq-Component`, ...).
         let in_a_row = rows.iter().any(|r| r == name)
-            || doc.lines().any(|l| l.starts_with("| `") && l.split('|').nth(1).is_some_and(|c| c.contains(&format!("`{name}`"))));
+            || doc
+                .lines()
+                .any(|l| l.starts_with("| `") && l.split('|').nth(1).is_some_and(|c| c.contains(&format!("`{name}`"))));
         if !in_a_row {
             missing.push(name);
         }

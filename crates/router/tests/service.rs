@@ -200,7 +200,10 @@ async fn a_resolved_record_names_the_agent_who_resolved_it_until_it_reopens() {
     })
     .await;
     let reopened = record(&t, c).await.unwrap();
-    assert!(reopened.state != "queued" || reopened.agent.is_none(), "a waiting conversation names no agent: {reopened:?}");
+    assert!(
+        reopened.state != "queued" || reopened.agent.is_none(),
+        "a waiting conversation names no agent: {reopened:?}"
+    );
     router.stop().await;
 }
 
