@@ -16,9 +16,12 @@ use clap::Parser;
 use switchboard::cli::args::{Cli, Command};
 use switchboard_e2e::docs::{self, Block, repo};
 
+/// A check of another program's arguments.
+type ArgsCheck = fn(&[String]) -> Result<(), String>;
+
 /// Programs other than `switchboard`, `make`, `cargo` and `curl` that the docs may show, and
 /// what is checked of each (`None`: only that it is this program, for an operator's host).
-const OTHER_PROGRAMS: &[(&str, Option<fn(&[String]) -> Result<(), String>>, &str)] = &[
+const OTHER_PROGRAMS: &[(&str, Option<ArgsCheck>, &str)] = &[
     ("systemctl", None, "the host's service manager (runbook: offline backup); not run here"),
     ("cp", None, "the runbook's offline backup copy; crates/bus/tests/backup.rs rehearses the copy and restore"),
     ("python3", Some(script_exists), "a script of the repository; its test runs it"),
