@@ -175,7 +175,9 @@ pub fn dlq_replay_to(kind: Option<&str>, component: &str, subject: &str) -> Resu
 pub mod buckets {
     /// Conversation state, owned by the router.
     pub const CONVERSATIONS: &str = "sb_conversations";
-    /// Agent state, owned by the router.
+    /// Endpoints of agents defined at runtime (`endpoint.<kind>.<agent>`, with their secret),
+    /// written by the agent API (`PUT /v1/agents/{id}`); the agents themselves live in the
+    /// router's state.
     pub const AGENTS: &str = "sb_agents";
     /// Router leases and offsets.
     pub const ROUTER: &str = "sb_router";
