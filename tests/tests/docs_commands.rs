@@ -359,3 +359,58 @@ fn commands_split_like_a_shell_splits_them() {
     assert_eq!(split, [vec!["curl", "-H", "a: b", "-d", r#"{"x":"$c"}"#, "$u"]]);
     assert!(Path::new(&repo()).join("README.md").is_file());
 }
+
+/// GitHub's anchor of a heading: lower case, punctuation dropped, spaces as hyphens.
+fn anchor(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || *c == '-' || *c == ' ' || *c == '_')
+        .map(|c| if c == ' ' { '-' } else { c })
+        .collect()
+}
+
+/// The anchors a Markdown file offers: its headings' and explicit `<a id="…">`s.
+fn anchors(text: &str) -> BTreeSet<String> {
+    let headings =
+        text.lines().filter_map(|l| l.trim_start_matches('#').strip_prefix(' ').filter(|_| l.starts_with('#')));
+    let explicit = text.split("<a id=\"").skip(1).filter_map(|s| s.split('"').next());
+    headings.map(anchor).chain(explicit.map(str::to_string)).collect()
+}
+
+/// Pages moved between files keep their links working: every relative link of the README,
+/// `docs/*.md` and ARCHITECTURE.md names a file that exists and, for a page, a heading it has.
+#[test]
+fn every_relative_link_in_the_docs_resolves() {
+    let mut files = vec![repo().join("README.md"), repo().join("ARCHITECTURE.md")];
+    files.extend(
+        std::fs::read_dir(repo().join("docs"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "md")),
+    );
+    let mut broken = Vec::new();
+    let mut links = 0;
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        for link in text.split("](").skip(1).filter_map(|s| s.split(')').next()) {
+            if link.contains("://") || link.starts_with("mailto:") || link.contains(' ') {
+                continue;
+            }
+            links += 1;
+            let (path, fragment) = link.split_once('#').unwrap_or((link, ""));
+            let target = if path.is_empty() { file.clone() } else { file.parent().unwrap().join(path) };
+            if !target.exists() {
+                broken.push(format!("{}: `{link}`: no such file", file.display()));
+            } else if !fragment.is_empty()
+                && target.extension().is_some_and(|e| e == "md")
+                && !anchors(&std::fs::read_to_string(&target).unwrap()).contains(fragment)
+            {
+                broken.push(format!("{}: `{link}`: no such heading", file.display()));
+            }
+        }
+    }
+    assert!(links > 20, "found too few links: {links}");
+    assert!(broken.is_empty(), "broken links:\n{}", broken.join("\n"));
+}
