@@ -158,8 +158,9 @@ impl Delivery {
                 T::SCHEMA,
             )));
         }
-        T::from_json(&self.payload)
-            .map_err(|e: ValidationError| HandlerError::Reject(format!("invalid {}: {e}", T::SCHEMA)))
+        T::from_json(&self.payload).map_err(|e: ValidationError| {
+            HandlerError::Reject(switchboard_core::contract::invalid_payload(T::SCHEMA, &e))
+        })
     }
 }
 

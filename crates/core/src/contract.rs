@@ -268,6 +268,20 @@ pub fn unsupported_schema(got: &str, expected: &str) -> String {
     format!("unsupported schema {got}, expected {expected}")
 }
 
+/// The reason a reader dead-letters a payload that fails its schema: `invalid <schema id>:
+/// <what is wrong>`, e.g. ``invalid envelope/1: invalid field `text`: empty``.
+pub fn invalid_payload(schema: &str, error: &impl std::fmt::Display) -> String {
+    format!("invalid {schema}: {error}")
+}
+
+/// The reason the router dead-letters an envelope that arrived on another channel's subject
+/// (`sb.in.<channel>` carries only envelopes of `<channel>`).
+pub fn channel_mismatch(envelope_channel: &str, subject: &str) -> String {
+    format!(
+        "channel mismatch: the envelope says channel `{envelope_channel}` but arrived on `{subject}`; an adapter publishes only on sb.in.<its channel>"
+    )
+}
+
 /// The `Nats-Msg-Id` of the dead letter a consumer stores when it gives a message up:
 /// `dlq:<component>:<stream>:<stream sequence>`, its own id (not the original's), so the same
 /// failure handled again after a crash lands in `SB_DLQ` once.

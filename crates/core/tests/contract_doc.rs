@@ -57,6 +57,12 @@ fn reasons_and_ids_read_as_the_code_writes_them() {
     assert!(doc.contains(&format!("`{dlq_id}`")), "contract.md should give a dead letter's id as `{dlq_id}`");
     let inbound = contract::inbound_msg_id("<channel>", "<provider message id>");
     assert!(doc.contains(&format!("`{inbound}`")), "contract.md should give an envelope's id as `{inbound}`");
+    let mismatch = contract::channel_mismatch("<channel>", "<subject>");
+    assert!(doc.contains(&format!("``{mismatch}``")), "contract.md should quote the reason ``{mismatch}``");
+    let invalid = contract::invalid_payload("<schema id>", &"invalid field `<field>`: <why>");
+    assert!(doc.contains(&format!("``{invalid}``")), "contract.md should quote the reason ``{invalid}``");
+    let error = switchboard_core::ValidationError { field: "<field>".into(), reason: "<why>".into() };
+    assert_eq!(error.to_string(), "invalid field `<field>`: <why>", "a validation error reads as documented");
     let asyncapi = switchboard_core::asyncapi::document().to_string();
     assert!(asyncapi.contains(&reason), "asyncapi.yaml should quote the reason `{reason}`");
     assert!(asyncapi.contains(&dlq_id), "asyncapi.yaml should give a dead letter's id as `{dlq_id}`");
