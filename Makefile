@@ -11,6 +11,7 @@ CARGO_DENY_VERSION := 0.20.2
 CARGO_DENY   := $(TOOLS)/bin/cargo-deny
 CONFIG       ?= config/default.toml
 NATS_URL     ?= nats://127.0.0.1:4222
+DEMO_INBOX   ?= 127.0.0.1:9000
 RUN_DIR      := $(CURDIR)/.run
 
 export SWITCHBOARD_NATS_SERVER := $(NATS_SERVER)
@@ -112,11 +113,16 @@ nats: $(NATS_SERVER) ## Start a local NATS (JetStream, store in .run/nats) unles
 		for i in $$(seq 1 100); do (exec 3<>/dev/tcp/$$host/$$port) 2>/dev/null && break; sleep 0.1; done; \
 	fi
 
-run: nats ## Run the daemon on the default config (starts a local NATS if needed)
+run: nats ## Run the daemon on the default config with a demo inbox on DEMO_INBOX (starts a local NATS if needed)
 	@# Development secrets: generated once into .run/, owner-only (0700/0600); set variables win.
+	@# The demo inbox stands in for the demo source's backend and the demo agent's helpdesk
+	@# (config/default.toml sends there) and prints what they receive; it stops with the daemon.
 	@eval "$$(scripts/dev-secrets.sh $(RUN_DIR))"; \
 	export SWITCHBOARD__NATS__URL=$(NATS_URL); \
-	cargo run -p switchboard -- run --config $(CONFIG)
+	cargo build -q -p switchboard --bins || exit 1; \
+	cargo run -q -p switchboard -- demo-inbox --listen $(DEMO_INBOX) & inbox=$$!; \
+	trap 'kill $$inbox 2>/dev/null' EXIT; \
+	cargo run -q -p switchboard -- run --config $(CONFIG)
 
 test: tools ## Run every test against real servers (installs what is missing)
 	cargo build --workspace --all-targets

@@ -31,4 +31,5 @@ emit() {
 
 emit SWITCHBOARD_DEMO_WEBHOOK_SECRET demo-webhook-secret whsec "development secret for webhook source 'demo'" show
 emit SWITCHBOARD_DEMO_AGENT_TOKEN demo-agent-token token "agent API token for demo-agent" show
+emit SWITCHBOARD_DEMO_AGENT_SECRET demo-agent-secret whsec "signing secret of demo-agent's helpdesk endpoint (the demo inbox)"
 emit SWITCHBOARD_WEBCHAT_SECRET webchat-secret key "web chat demo page: http://127.0.0.1:8080/chat/demo, session key"

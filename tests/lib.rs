@@ -3,6 +3,7 @@
 //! The helpers here run the real daemon in-process on `127.0.0.1:0` against a real NATS server
 //! and sign requests the way a webhook source does.
 
+pub mod docs;
 pub mod faults;
 
 use std::path::PathBuf;
@@ -56,6 +57,13 @@ impl TestDaemon {
         // The router needs a routing configuration; tests that route turn it on and give one.
         config.router.enabled = false;
         edit(&mut config);
+        Self::start_with(nats, config, dir).await
+    }
+
+    /// Starts the daemon on `config` exactly as given (e.g. the repository's
+    /// `config/default.toml`, loaded and edited by the caller), on `127.0.0.1:0`; `dir` is kept
+    /// until the daemon is dropped (files the config names). Returns once `/readyz` says ready.
+    pub async fn start_with(nats: NatsServer, config: Config, dir: tempfile::TempDir) -> TestDaemon {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let shutdown = CancellationToken::new();

@@ -153,14 +153,14 @@ impl Delivery {
         if let Some(schema) = self.headers.get(headers::SCHEMA)
             && schema.as_str() != T::SCHEMA
         {
-            return Err(HandlerError::Reject(format!(
-                "unsupported schema {}, expected {}",
+            return Err(HandlerError::Reject(switchboard_core::contract::unsupported_schema(
                 schema.as_str(),
-                T::SCHEMA
+                T::SCHEMA,
             )));
         }
-        T::from_json(&self.payload)
-            .map_err(|e: ValidationError| HandlerError::Reject(format!("invalid {}: {e}", T::SCHEMA)))
+        T::from_json(&self.payload).map_err(|e: ValidationError| {
+            HandlerError::Reject(switchboard_core::contract::invalid_payload(T::SCHEMA, &e))
+        })
     }
 }
 
@@ -373,7 +373,7 @@ impl Bus {
         let mut headers = delivery.headers.clone();
         headers.insert(headers::DLQ_ATTEMPTS, delivery.attempt.to_string().as_str());
         headers.insert(headers::DLQ_STREAM_SEQ, delivery.stream_sequence.to_string().as_str());
-        let msg_id = format!("dlq:{}:{}:{}", spec.component, spec.stream, delivery.stream_sequence);
+        let msg_id = switchboard_core::contract::dlq_msg_id(&spec.component, &spec.stream, delivery.stream_sequence);
         self.publish_dead_letter(
             &spec.component,
             &delivery.subject,

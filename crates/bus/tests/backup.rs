@@ -1,4 +1,4 @@
-//! The offline backup of the README's runbook, proved with the real nats-server: fill every kind
+//! The offline backup of the runbook (docs/operations.md), proved with the real nats-server: fill every kind
 //! of state Switchboard keeps (streams, the router journal, KV buckets, the object store, a
 //! durable consumer's progress), stop the server the way an operator does, copy its store
 //! directory with `cp -a`, start a new server on the copy and read everything back.

@@ -26,7 +26,7 @@ const VERSIONING: &[&str] = &[
     "Every stored payload names its schema in the `Sb-Schema` header: `<name>/<major>`, e.g. `envelope/1`.",
     "Adding an optional field is a minor change and keeps the version.",
     "Anything else (a new required field, a renamed or removed field, a changed meaning) is a new version (`envelope/2`), published beside the old one until readers have moved.",
-    "Readers accept the versions they know and dead-letter the rest with the reason `unsupported schema`.",
+    "Readers accept the versions they know and dead-letter the rest with the reason `unsupported schema <its id>, expected <the id the reader knows>` (e.g. `unsupported schema envelope/2, expected envelope/1`).",
     "Readers reject unknown fields of a version they know, so a writer must not add fields without a schema change.",
 ];
 
@@ -100,6 +100,13 @@ pub fn document() -> Value {
         "x-switchboard-streams": stream_list,
         "x-switchboard-buckets": buckets::ALL,
         "x-switchboard-object-stores": contract::OBJECT_STORES,
+        "x-switchboard-kv-values": {
+            (buckets::CONVERSATIONS): {
+                "key": "<conversation id>",
+                "description": "The conversation record, written by the router only; readers ignore fields they do not know.",
+                "schema": { "$ref": format!("{SCHEMA_DIR}conversation-record.v1.json") },
+            },
+        },
         "x-switchboard-dlq-kinds": dlq_kind_list().into_iter().map(|(k, what)| (k.to_string(), Value::from(what))).collect::<Map<_, _>>(),
     })
 }
@@ -497,7 +504,10 @@ fn messages() -> Value {
     );
     dlq_headers.insert(
         headers::MSG_ID.into(),
-        json!({ "type": "string", "description": "The original message's de-duplication id." }),
+        json!({ "type": "string", "description": "The dead letter's own de-duplication id, not the original's: \
+            `dlq:<component>:<stream>:<stream sequence>` from a consumer that gave up, \
+            `dlq:email:<Sb-Raw-Ref>` for a raw mail, `dlq:telegram:update:<update_id>` for a raw Telegram update \
+            (`:<replay id>` appended when a replayed update fails again). The same failure handled twice is stored once." }),
     );
     dlq_headers.insert(
         headers::DLQ_KIND.into(),

@@ -175,7 +175,9 @@ pub fn dlq_replay_to(kind: Option<&str>, component: &str, subject: &str) -> Resu
 pub mod buckets {
     /// Conversation state, owned by the router.
     pub const CONVERSATIONS: &str = "sb_conversations";
-    /// Agent state, owned by the router.
+    /// Endpoints of agents defined at runtime (`endpoint.<kind>.<agent>`, with their secret),
+    /// written by the agent API (`PUT /v1/agents/{id}`); the agents themselves live in the
+    /// router's state.
     pub const AGENTS: &str = "sb_agents";
     /// Router leases and offsets.
     pub const ROUTER: &str = "sb_router";
@@ -262,6 +264,33 @@ pub mod headers {
         DLQ_KIND,
         RAW_REF,
     ];
+}
+
+/// The reason a reader dead-letters a payload whose `Sb-Schema` it does not read:
+/// `unsupported schema <its schema id>, expected <the one the reader knows>`.
+pub fn unsupported_schema(got: &str, expected: &str) -> String {
+    format!("unsupported schema {got}, expected {expected}")
+}
+
+/// The reason a reader dead-letters a payload that fails its schema: `invalid <schema id>:
+/// <what is wrong>`, e.g. ``invalid envelope/1: invalid field `text`: empty``.
+pub fn invalid_payload(schema: &str, error: &impl std::fmt::Display) -> String {
+    format!("invalid {schema}: {error}")
+}
+
+/// The reason the router dead-letters an envelope that arrived on another channel's subject
+/// (`sb.in.<channel>` carries only envelopes of `<channel>`).
+pub fn channel_mismatch(envelope_channel: &str, subject: &str) -> String {
+    format!(
+        "channel mismatch: the envelope says channel `{envelope_channel}` but arrived on `{subject}`; an adapter publishes only on sb.in.<its channel>"
+    )
+}
+
+/// The `Nats-Msg-Id` of the dead letter a consumer stores when it gives a message up:
+/// `dlq:<component>:<stream>:<stream sequence>`, its own id (not the original's), so the same
+/// failure handled again after a crash lands in `SB_DLQ` once.
+pub fn dlq_msg_id(component: &str, stream: &str, stream_sequence: u64) -> String {
+    format!("dlq:{component}:{stream}:{stream_sequence}")
 }
 
 /// De-duplication id of an inbound message: `<channel>:<provider message id>`.

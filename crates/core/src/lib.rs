@@ -13,6 +13,7 @@ pub mod domain;
 pub mod envelope;
 pub mod event;
 pub mod outbound;
+pub mod record;
 pub mod schema;
 mod validate;
 pub mod verdict;

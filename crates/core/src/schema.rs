@@ -5,6 +5,7 @@
 
 use schemars::{JsonSchema, schema_for};
 
+use crate::record::ConversationRecord;
 use crate::{AgentCommand, AgentDelivery, Contract, Envelope, Event, OutboundMessage};
 
 /// Every contract schema as `(file name, pretty JSON)`, in a stable order.
@@ -15,6 +16,7 @@ pub fn all() -> Vec<(&'static str, String)> {
         ("agent-delivery.v1.json", render::<AgentDelivery>()),
         ("command.v1.json", render::<AgentCommand>()),
         ("event.v1.json", render::<Event>()),
+        ("conversation-record.v1.json", render::<ConversationRecord>()),
     ]
 }
 

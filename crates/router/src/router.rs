@@ -868,7 +868,9 @@ impl Router {
             };
             if let Some(r) = self.st.records.get_mut(&id) {
                 r.state = state.into();
-                r.agent = agent;
+                // A resolved conversation keeps the agent who resolved it: the survey's answer
+                // (`csat_received.agent_id`) and that agent's notes name them.
+                r.agent = if state == "resolved" { agent.or(r.agent.take()) } else { agent };
                 fx.out.push(Effect::Store(Box::new(r.clone())));
             }
         }

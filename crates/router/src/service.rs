@@ -102,10 +102,7 @@ fn inbound_envelope(d: &Delivery) -> Result<Envelope, HandlerError> {
     let envelope = d.decode::<Envelope>()?;
     let subject_channel = d.subject.strip_prefix("sb.in.").unwrap_or(&d.subject);
     if envelope.channel != subject_channel {
-        return Err(HandlerError::Reject(format!(
-            "channel mismatch: the envelope says channel `{}` but arrived on `{}`; an adapter publishes only on sb.in.<its channel>",
-            envelope.channel, d.subject
-        )));
+        return Err(HandlerError::Reject(switchboard_core::contract::channel_mismatch(&envelope.channel, &d.subject)));
     }
     Ok(envelope)
 }

@@ -179,6 +179,34 @@ async fn a_message_is_offered_accepted_and_answered_and_the_state_survives_resta
     router.stop().await;
 }
 
+/// The satisfaction survey's answer names the agent who resolved the conversation, and the
+/// channels read that agent from the record (`docs/contract.md`, "The satisfaction survey"): a
+/// resolved record keeps it until the conversation is reopened.
+#[tokio::test]
+async fn a_resolved_record_names_the_agent_who_resolved_it_until_it_reopens() {
+    let t = TestBus::start().await;
+    let router = start_router(&t, "r1").await;
+    say(&t, "p1", "cust-1", "where is my order?").await;
+    wait_for("the offer", WAIT, || async { offers(&t).await.len() == 1 }).await;
+    let (c, _) = offers(&t).await.remove(0);
+    command(&t, c, CommandAction::Accept).await;
+    command(&t, c, CommandAction::Resolve).await;
+    wait_for("the resolution", WAIT, || async { record(&t, c).await.is_some_and(|r| r.state == "resolved") }).await;
+    assert_eq!(record(&t, c).await.unwrap().agent.as_deref(), Some("alice"), "the resolver stays on the record");
+
+    say(&t, "p2", "cust-1", "it did not arrive after all").await;
+    wait_for("the reopened conversation offered again", WAIT, || async {
+        record(&t, c).await.is_some_and(|r| r.state != "resolved")
+    })
+    .await;
+    let reopened = record(&t, c).await.unwrap();
+    assert!(
+        reopened.state != "queued" || reopened.agent.is_none(),
+        "a waiting conversation names no agent: {reopened:?}"
+    );
+    router.stop().await;
+}
+
 #[tokio::test]
 async fn a_standby_takes_over_when_the_leader_dies_and_nothing_is_lost_or_offered_twice() {
     let t = TestBus::start().await;

@@ -568,10 +568,10 @@ fn snapshot_and_restore_continue_exactly() {
 }
 
 #[test]
-fn the_readme_example_configuration_compiles_and_routes() {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).expect("README.md");
-    let section = readme.split("## Routing rules").nth(1).expect("README has a routing rules section");
-    let toml = section.split("```toml").nth(1).and_then(|s| s.split("```").next()).expect("a toml block");
+fn the_documented_example_configuration_compiles_and_routes() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/routing.md"))
+        .expect("docs/routing.md");
+    let toml = doc.split("```toml").nth(1).and_then(|s| s.split("```").next()).expect("a toml block");
     let mut s = Sim::new(toml);
     let mut vip = switchboard_routing::MessageInfo {
         channel: "webchat".into(),

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod customers;
 pub mod daemon;
+pub mod demo_inbox;
 pub mod explain;
 pub mod http;
 pub mod logging;

@@ -1,138 +1,20 @@
 //! `switchboard`: run the daemon, check a configuration file, explain a routing decision,
 //! simulate a day of traffic against routing configurations, report KPIs from the event stream,
-//! print the HTTP API as OpenAPI, and the operators' commands: status, dead letters, agents,
+//! print the HTTP API as OpenAPI, a demo inbox for `make run`, and the operators' commands: status, dead letters, agents,
 //! customers' data.
 
 mod ops;
 mod simulate;
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
-use switchboard::config::{Config, LogFormat};
+use clap::Parser;
+use switchboard::cli::args::{Cli, Command};
+use switchboard::config::Config;
 use switchboard::stats;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
-
-/// Omnichannel message routing for support teams.
-#[derive(Parser)]
-#[command(version, about)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Runs the components the configuration enables, in this process.
-    Run {
-        /// Configuration file (TOML); `SWITCHBOARD__SECTION__KEY` variables override it.
-        #[arg(long, short)]
-        config: PathBuf,
-        /// Log format; overrides `log.format`.
-        #[arg(long, value_enum)]
-        log_format: Option<LogFormat>,
-    },
-    /// Asks the leading router why a conversation went where it went.
-    Explain {
-        /// The conversation id.
-        conversation: String,
-        /// Configuration file: NATS and the routing group.
-        #[arg(long, short)]
-        config: PathBuf,
-        /// Print the router's JSON instead of text.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Prints the HTTP API as an OpenAPI 3.1 document (JSON), generated from the handlers.
-    Openapi,
-    /// Validates a configuration file; exits non-zero naming the file, key and reason.
-    CheckConfig {
-        /// Configuration file (TOML).
-        file: PathBuf,
-    },
-    /// Replays a day of traffic through the router in virtual time and prints the KPIs.
-    Simulate {
-        /// Routing configuration: a daemon configuration file (its `[routing]`) or the section alone.
-        #[arg(long, short)]
-        config: PathBuf,
-        /// A second routing configuration to compare side by side on the same traffic.
-        #[arg(long)]
-        compare: Option<PathBuf>,
-        /// Traffic file (JSON): arrivals per channel, topics, handle times, agents and shifts.
-        #[arg(long, conflicts_with = "generate", required_unless_present = "generate")]
-        traffic: Option<PathBuf>,
-        /// Synthetic traffic: about this many conversations in a day, with a roster sized for them.
-        #[arg(long)]
-        generate: Option<u64>,
-        /// Seed of every random draw: the same seed gives the same numbers.
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// Output format.
-        #[arg(long, value_enum, default_value = "table")]
-        format: simulate::Format,
-        /// First response target, seconds (checked on the 90th percentile).
-        #[arg(long, default_value_t = 7200)]
-        frt_target_secs: u64,
-        /// First-contact resolution target (share).
-        #[arg(long, default_value_t = 0.85)]
-        fcr_target: f64,
-        /// CSAT target (share of 4 and 5).
-        #[arg(long, default_value_t = 0.90)]
-        csat_target: f64,
-        /// Backlog sampling interval, seconds of simulated time.
-        #[arg(long, default_value_t = 3600)]
-        sample_every_secs: i64,
-    },
-    /// Shows NATS, streams, consumer lag, dead letters, routing leaders and running daemons;
-    /// exits 1 when something is wrong (NATS unreachable, a group without a leader, a stale daemon).
-    Status {
-        #[command(flatten)]
-        common: ops::Common,
-    },
-    /// Lists, replays or drops dead letters (`SB_DLQ`).
-    #[command(subcommand)]
-    Dlq(ops::Dlq),
-    /// Lists agents as the leading routers see them, or changes an agent's status.
-    #[command(subcommand)]
-    Agents(ops::Agents),
-    /// Exports or erases everything held about one customer (`docs/data-lifecycle.md`).
-    #[command(subcommand)]
-    Customers(ops::Customers),
-    /// Reports support KPIs over a time window from the event stream, against targets.
-    Stats {
-        /// Configuration file: how to reach NATS (`[nats]`).
-        #[arg(long, short)]
-        config: PathBuf,
-        /// Window start: a duration before now (`30m`, `24h`, `7d`) or an RFC 3339 time.
-        #[arg(long, default_value = "24h", value_parser = stats::parse_when)]
-        since: stats::When,
-        /// Window end, like `--since`; default: now.
-        #[arg(long, value_parser = stats::parse_when)]
-        until: Option<stats::When>,
-        /// Breakdown: one column per team, tier, channel, agent or priority class.
-        #[arg(long, default_value = "none")]
-        by: switchboard_metrics::GroupBy,
-        /// Output format.
-        #[arg(long, value_enum, default_value = "table")]
-        format: stats::Format,
-        /// First response target (checked on the 90th percentile), e.g. `2h`, `15m`.
-        #[arg(long, default_value = "2h", value_parser = stats::parse_duration)]
-        frt_target: std::time::Duration,
-        /// First-contact resolution target, percent.
-        #[arg(long, default_value = "85", value_parser = stats::parse_percent)]
-        fcr_target: f64,
-        /// CSAT target (share of 4 and 5), percent.
-        #[arg(long, default_value = "90", value_parser = stats::parse_percent)]
-        csat_target: f64,
-        /// How far before the window's start to read events, so that replies to conversations
-        /// opened earlier have their start; default 7d.
-        #[arg(long, value_parser = stats::parse_duration)]
-        lookback: Option<std::time::Duration>,
-    },
-}
 
 fn main() -> ExitCode {
     match Cli::parse().command {
@@ -185,6 +67,13 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::DemoInbox { listen } => match demo_inbox(listen) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Openapi => {
             print!("{}", switchboard::openapi::render());
             ExitCode::SUCCESS
@@ -251,6 +140,20 @@ async fn explain(config: &Config, conversation: &str) -> anyhow::Result<serde_js
 #[tokio::main]
 async fn stats(config: &Config, args: &stats::Args) -> anyhow::Result<String> {
     stats::run(&config.nats, args, chrono::Utc::now()).await
+}
+
+#[tokio::main]
+async fn demo_inbox(listen: std::net::SocketAddr) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+    println!(
+        "demo inbox on http://{listen}: replies to customers ({}) and the demo agent's deliveries ({})",
+        switchboard::demo_inbox::REPLIES_PATH,
+        switchboard::demo_inbox::AGENT_PATH
+    );
+    let shutdown = CancellationToken::new();
+    tokio::spawn(stop_on_signal(shutdown.clone()));
+    switchboard::demo_inbox::serve(listener, shutdown, |line| println!("{line}")).await?;
+    Ok(())
 }
 
 #[tokio::main]

@@ -1,104 +1,12 @@
 //! The operators' subcommands on the command line: `status`, `dlq`, `agents`, `customers`. The work is in
 //! the library (`switchboard::cli`); this is parsing, the runtime and the exit code.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Subcommand};
+use switchboard::cli::args::{Agents, Common, Customers, Dlq};
 use switchboard::cli::{self, Format, Output};
 use switchboard::config::Config;
-use switchboard_core::AgentStatus;
-
-/// What every operator command takes.
-#[derive(Args, Debug, Clone)]
-pub struct Common {
-    /// Configuration file: NATS (`[nats]`) and the routing group (`[router]`).
-    #[arg(long, short)]
-    config: PathBuf,
-    /// Output format.
-    #[arg(long, value_enum, default_value = "text")]
-    format: Format,
-}
-
-/// Which dead letters `replay` and `drop` act on.
-#[derive(Args, Debug)]
-pub struct Pick {
-    /// `SB_DLQ` sequences, as `dlq list` shows them.
-    #[arg(required_unless_present = "all", conflicts_with = "all")]
-    seqs: Vec<u64>,
-    /// Every dead letter stored now (of `--component`, when given).
-    #[arg(long)]
-    all: bool,
-    /// Only this component's.
-    #[arg(long)]
-    component: Option<String>,
-}
-
-impl Pick {
-    fn selection(self) -> cli::dlq::Selection {
-        if self.all { cli::dlq::Selection::All } else { cli::dlq::Selection::Seqs(self.seqs) }
-    }
-}
-
-/// `switchboard dlq ...`.
-#[derive(Subcommand, Debug)]
-pub enum Dlq {
-    /// Lists dead letters, oldest first: component, what each holds (kind), where a replay puts
-    /// it, attempts, age, size, reason.
-    List {
-        #[command(flatten)]
-        common: Common,
-        /// Only this component's (`sb.dlq.<component>`).
-        #[arg(long)]
-        component: Option<String>,
-        /// At most this many.
-        #[arg(long, default_value_t = 50)]
-        limit: usize,
-        /// Print the payloads too (they hold customer data).
-        #[arg(long)]
-        show_body: bool,
-    },
-    /// Puts dead letters back where they can succeed, then deletes them: a consumer's payload on
-    /// its original subject, a raw mail or Telegram update through its adapter's parser
-    /// (`sb.replay.<component>`), an event to the reader that gave it up.
-    Replay {
-        #[command(flatten)]
-        common: Common,
-        #[command(flatten)]
-        pick: Pick,
-    },
-    /// Deletes dead letters for good.
-    Drop {
-        #[command(flatten)]
-        common: Common,
-        #[command(flatten)]
-        pick: Pick,
-    },
-}
-
-/// `switchboard agents ...`.
-#[derive(Subcommand, Debug)]
-pub enum Agents {
-    /// Lists the agents the leading routers know: status, load, teams, tiers.
-    List {
-        #[command(flatten)]
-        common: Common,
-    },
-    /// Changes an agent's status through the router (a `set_status` command on `sb.agent.in`).
-    SetStatus {
-        #[command(flatten)]
-        common: Common,
-        /// The agent id.
-        agent: String,
-        /// online, away or offline.
-        #[arg(value_parser = cli::agents::parse_status)]
-        status: AgentStatus,
-        /// How long to wait for the router's verdict, seconds.
-        #[arg(long, default_value_t = 5)]
-        wait_secs: u64,
-    },
-}
 
 fn load(common: &Common) -> Result<Config, ExitCode> {
     Config::load(&common.config).map_err(|e| {
@@ -186,31 +94,6 @@ pub fn agents(command: Agents) -> ExitCode {
             }
         })
     }))
-}
-
-/// `switchboard customers ...`.
-#[derive(Subcommand, Debug)]
-pub enum Customers {
-    /// Prints everything held about a person as JSON: conversation records, channel mappings,
-    /// attachment references and every stored message that mentions them.
-    Export {
-        /// `<channel>:<customer id>`, e.g. `email:ann@example.com`, `webhook:cust-42`, `webchat:<session>`.
-        customer: switchboard::privacy::CustomerRef,
-        /// Configuration file: NATS (`[nats]`) and `[privacy]`.
-        #[arg(long, short)]
-        config: PathBuf,
-        /// Output format (the export is JSON either way; text is a summary of it).
-        #[arg(long, value_enum, default_value = "json")]
-        format: Format,
-    },
-    /// Erases everything held about a person (what `export` prints) after every routing group's
-    /// leading router forgot them, and leaves a `customer_forgotten` event with counts only.
-    Forget {
-        /// `<channel>:<customer id>`, as for `export`.
-        customer: switchboard::privacy::CustomerRef,
-        #[command(flatten)]
-        common: Common,
-    },
 }
 
 /// `switchboard customers ...`.

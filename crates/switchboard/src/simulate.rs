@@ -9,13 +9,7 @@ use switchboard_metrics::Targets;
 use switchboard_simulator::{Options, Outcome, load_routing, load_traffic, simulate, synthetic};
 
 /// How to print the result.
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum Format {
-    /// Aligned text tables.
-    Table,
-    /// One JSON document.
-    Json,
-}
+pub use switchboard::cli::args::SimulateFormat as Format;
 
 /// What `switchboard simulate` was asked.
 pub struct Args {

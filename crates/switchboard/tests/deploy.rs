@@ -134,7 +134,7 @@ fn make_runs_secrets_are_readable_by_their_owner_only() {
     assert_eq!(mode(&run), 0o700);
     let mut files: Vec<_> = std::fs::read_dir(&run).unwrap().map(|e| e.unwrap().path()).collect();
     files.sort();
-    assert_eq!(files.len(), 2, "no file for the variable that was set: {files:?}");
+    assert_eq!(files.len(), 3, "no file for the variable that was set: {files:?}");
     for f in files {
         assert_eq!(mode(&f), 0o600, "{}", f.display());
     }

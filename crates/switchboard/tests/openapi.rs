@@ -65,8 +65,11 @@ fn routes_are_registered_only_through_documented_handlers() {
         sources(&repo().join("crates").join(c).join("src"), &mut files);
     }
     assert!(files.len() > 40, "found too few sources: {}", files.len());
+    // Servers of their own that the daemon never serves: `switchboard demo-inbox` (the receiver
+    // `make run` starts beside the daemon for the README's walk-through).
+    let other_servers = ["src/demo_inbox.rs"];
     let mut found = Vec::new();
-    for file in &files {
+    for file in files.iter().filter(|f| !other_servers.iter().any(|o| f.ends_with(o))) {
         let text = std::fs::read_to_string(file).unwrap();
         for (n, line) in text.lines().enumerate() {
             if undocumented.iter().any(|call| line.contains(call)) && !line.trim_start().starts_with("//") {

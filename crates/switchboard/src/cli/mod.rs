@@ -5,6 +5,7 @@
 //! the same functions as the binary.
 
 pub mod agents;
+pub mod args;
 pub mod dlq;
 pub mod status;
 mod table;

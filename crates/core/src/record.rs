@@ -1,0 +1,74 @@
+//! A conversation as the router stores it in KV `sb_conversations` (key: the conversation id)
+//! and the agent API shows it (`GET /v1/conversations/{id}`).
+//!
+//! Part of the public contract (`docs/schema/conversation-record.v1.json`, `docs/contract.md`,
+//! "The conversation record"): channels read it to find a conversation's thread and agent. It
+//! carries no `Sb-Schema` header (a KV value is not a bus message); readers ignore fields they do
+//! not know, and the router is its only writer.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::agent::HistoryEntry;
+use crate::{Customer, Priority, Tier};
+
+/// How many history entries a record keeps; older ones stay in the event stream.
+pub const HISTORY_KEEP: usize = 200;
+
+/// One conversation: who, where, its routing and its recent history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(title = "conversation record (KV sb_conversations)")]
+pub struct ConversationRecord {
+    /// Its id.
+    pub id: Uuid,
+    /// The customer's channel.
+    pub channel: String,
+    /// The customer as the channel knows them.
+    pub customer: Customer,
+    /// The person key linking the customer's identities across channels (e.g. `email:a@b.c`).
+    pub person: String,
+    /// The channel thread replies go to.
+    pub thread_key: String,
+    /// Subject of the first message, when the channel has subjects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// Provider id of the customer's latest message, for threading replies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_provider_message_id: Option<String>,
+    /// `queued`, `offered`, `assigned`, `resolved` or `bot`.
+    pub state: String,
+    /// The agent holding it or being offered it; once resolved, the agent who resolved it (the
+    /// satisfaction survey's answer names that agent); absent while it waits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    /// Team it is routed to.
+    pub team: String,
+    /// Tier it is routed at.
+    pub tier: Tier,
+    /// Priority.
+    pub priority: Priority,
+    /// First-response deadline, ms since the epoch.
+    pub sla_deadline: i64,
+    /// When it was opened, ms since the epoch.
+    pub opened_at: i64,
+    /// Whether it is a repeat contact.
+    pub repeat: bool,
+    /// When the current offer was made, ms since the epoch (what the customer wrote since then
+    /// goes with the `assigned` update).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offered_at: Option<i64>,
+    /// Recent history, oldest first (at most [`HISTORY_KEEP`], 200 entries).
+    pub history: Vec<HistoryEntry>,
+}
+
+impl ConversationRecord {
+    /// Appends to the history, dropping the oldest beyond [`HISTORY_KEEP`].
+    pub fn push(&mut self, entry: HistoryEntry) {
+        self.history.push(entry);
+        if self.history.len() > HISTORY_KEEP {
+            let extra = self.history.len() - HISTORY_KEEP;
+            self.history.drain(..extra);
+        }
+    }
+}
