@@ -37,6 +37,11 @@ pub mod streams {
     ];
 }
 
+/// The endpoint kind every agent has: its deliveries on `sb.agent.out.api.<agent id>`
+/// ([`subjects::agent_stream`]), read by the agent API's event stream. Reserved: no channel
+/// serves an endpoint kind of this name.
+pub const AGENT_STREAM_KIND: &str = "api";
+
 /// Subject names; functions take an already validated token (channel, kind, component).
 pub mod subjects {
     /// Agent commands (`command/1`).
@@ -55,6 +60,12 @@ pub mod subjects {
     /// Deliveries to agent endpoints of one kind: `sb.agent.out.<kind>`.
     pub fn agent_out(endpoint_kind: &str) -> String {
         format!("sb.agent.out.{endpoint_kind}")
+    }
+
+    /// One agent's own delivery stream: `sb.agent.out.api.<agent id>`. Every delivery to an
+    /// agent is stored here too, whatever its endpoints, for `GET /v1/agent/events`.
+    pub fn agent_stream(agent_id: &str) -> String {
+        format!("sb.agent.out.{}.{agent_id}", super::AGENT_STREAM_KIND)
     }
 
     /// Events of one kind: `sb.events.<kind>`.
@@ -77,6 +88,13 @@ pub mod subjects {
     /// `sb.router.rpc.queue.<group>`.
     pub fn router_queue(group: &str) -> String {
         format!("sb.router.rpc.queue.{group}")
+    }
+
+    /// Core NATS request-reply: the leading router of a group answers with the open offers of
+    /// one agent (the request body is its id; empty: every agent's), with their deadlines:
+    /// `sb.router.rpc.offers.<group>`.
+    pub fn router_offers(group: &str) -> String {
+        format!("sb.router.rpc.offers.{group}")
     }
 
     /// Core NATS request-reply: the leading router of a group answers with every team's
