@@ -62,6 +62,15 @@ pub mod subjects {
         format!("sb.agent.out.{endpoint_kind}")
     }
 
+    /// Whether an agent id can be one subject token (no `.`, `*`, `>`, whitespace or control
+    /// characters; at most 128 bytes): only such agents have a [`agent_stream`]. Agents defined
+    /// through the API always can; one in the configuration file named otherwise has none.
+    pub fn agent_stream_ok(agent_id: &str) -> bool {
+        !agent_id.is_empty()
+            && agent_id.len() <= 128
+            && agent_id.chars().all(|c| !c.is_whitespace() && !c.is_control() && !matches!(c, '.' | '*' | '>'))
+    }
+
     /// One agent's own delivery stream: `sb.agent.out.api.<agent id>`. Every delivery to an
     /// agent is stored here too, whatever its endpoints, for `GET /v1/agent/events`.
     pub fn agent_stream(agent_id: &str) -> String {

@@ -723,7 +723,9 @@ impl Router {
         let runtime = self.st.agent_endpoints.get(agent);
         let mut kinds = runtime.or_else(|| self.cfg.endpoints.get(agent)).cloned().unwrap_or_default();
         kinds.retain(|k| k != AGENT_STREAM_KIND);
-        kinds.push(AGENT_STREAM_KIND.into());
+        if switchboard_core::contract::subjects::agent_stream_ok(agent) {
+            kinds.push(AGENT_STREAM_KIND.into());
+        }
         kinds
     }
 
