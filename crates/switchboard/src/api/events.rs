@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Json;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -99,8 +100,9 @@ impl Api {
 
 /// Whose deliveries: with an integration token, `agent_id` names the agent (every agent's when
 /// absent); an agent token reads only its own.
-#[derive(Debug, Deserialize, IntoParams)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct AgentQuery {
     /// The agent (integration tokens); must be the token's own with an agent token.
     #[serde(default)]
@@ -168,7 +170,7 @@ struct AgentEvents {
     ),
     responses(
         (status = 200, description = "The stream (`text/event-stream`): `ready`, then one event per delivery; `truncated` when retention dropped some.", body = AgentEvents, content_type = "text/event-stream"),
-        (status = 400, description = "`Last-Event-ID` is not a number, or `agent_id` is not an agent id.", body = ApiError),
+        (status = 400, description = "`Last-Event-ID` is not a number, `agent_id` is not an agent id, or an unknown query parameter.", body = ApiError),
         (status = 401, description = "Missing or unknown bearer token.", body = ApiError),
         (status = 403, description = "An agent token reading another agent's deliveries.", body = ApiError),
         (status = 429, description = "The token already holds 4 streams for this agent.", body = ApiError),
@@ -178,11 +180,15 @@ struct AgentEvents {
 pub(crate) async fn agent_events(
     State(api): State<Api>,
     headers: HeaderMap,
-    Query(query): Query<AgentQuery>,
+    query: Result<Query<AgentQuery>, QueryRejection>,
 ) -> Response {
     let token = match api.authenticate(&headers) {
         Ok(t) => t,
         Err(why) => return error(StatusCode::UNAUTHORIZED, why),
+    };
+    let query = match query {
+        Ok(Query(q)) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
     };
     let (agent, after) = match reader(token, query.agent_id).and_then(|a| Ok((a, resume_from(&headers)?))) {
         Ok(parts) => parts,
@@ -295,7 +301,7 @@ struct OffersView {
     params(AgentQuery),
     responses(
         (status = 200, description = "The open offers.", body = OffersView),
-        (status = 400, description = "`agent_id` is not an agent id.", body = ApiError),
+        (status = 400, description = "`agent_id` is not an agent id, or an unknown query parameter.", body = ApiError),
         (status = 401, description = "Missing or unknown bearer token.", body = ApiError),
         (status = 403, description = "An agent token asking for another agent's offers.", body = ApiError),
         (status = 502, description = "A router's answer was unreadable.", body = ApiError),
@@ -305,11 +311,15 @@ struct OffersView {
 pub(crate) async fn agent_offers(
     State(api): State<Api>,
     headers: HeaderMap,
-    Query(query): Query<AgentQuery>,
+    query: Result<Query<AgentQuery>, QueryRejection>,
 ) -> Response {
     let token = match api.authenticate(&headers) {
         Ok(t) => t,
         Err(why) => return error(StatusCode::UNAUTHORIZED, why),
+    };
+    let query = match query {
+        Ok(Query(q)) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
     };
     let agent = match reader(token, query.agent_id) {
         Ok(a) => a,
