@@ -311,6 +311,16 @@ impl Contract for AgentCommand {
     }
 }
 
+/// Whether an agent id can be one subject token (no `.`, `*`, `>`, whitespace or control
+/// characters; at most 128 bytes), and so the agent has its own delivery stream
+/// ([`crate::contract::subjects::agent_stream`]). Agents defined through the API always do; one
+/// of the configuration file named otherwise has none.
+pub fn has_own_stream(agent_id: &str) -> bool {
+    !agent_id.is_empty()
+        && agent_id.len() <= 128
+        && agent_id.chars().all(|c| !c.is_whitespace() && !c.is_control() && !matches!(c, '.' | '*' | '>'))
+}
+
 impl AgentDelivery {
     /// The schema id of this delivery's variant.
     pub fn schema(&self) -> &'static str {

@@ -362,7 +362,12 @@ fn operation_list() -> Vec<Op> {
             "Whoever sent the command and waits for its verdict (the agent API).",
         ),
         op("publishEvent", "send", "events", "The router and the channel adapters."),
-        op("consumeEvents", "receive", "events", "The metrics component; the web chat (assignments, resolutions)."),
+        op(
+            "consumeEvents",
+            "receive",
+            "events",
+            "The metrics component; the web chat (assignments, resolutions); the router (`delivery_failed`).",
+        ),
         op("publishDeadLetter", "send", "deadLetters", "Any consumer that gives up on a message."),
         op(
             "consumeDeadLetters",

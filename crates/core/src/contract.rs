@@ -37,11 +37,6 @@ pub mod streams {
     ];
 }
 
-/// The endpoint kind every agent has: its deliveries on `sb.agent.out.api.<agent id>`
-/// ([`subjects::agent_stream`]), read by the agent API's event stream. Reserved: no channel
-/// serves an endpoint kind of this name.
-pub const AGENT_STREAM_KIND: &str = "api";
-
 /// Subject names; functions take an already validated token (channel, kind, component).
 pub mod subjects {
     /// Agent commands (`command/1`).
@@ -62,19 +57,12 @@ pub mod subjects {
         format!("sb.agent.out.{endpoint_kind}")
     }
 
-    /// Whether an agent id can be one subject token (no `.`, `*`, `>`, whitespace or control
-    /// characters; at most 128 bytes): only such agents have a [`agent_stream`]. Agents defined
-    /// through the API always can; one in the configuration file named otherwise has none.
-    pub fn agent_stream_ok(agent_id: &str) -> bool {
-        !agent_id.is_empty()
-            && agent_id.len() <= 128
-            && agent_id.chars().all(|c| !c.is_whitespace() && !c.is_control() && !matches!(c, '.' | '*' | '>'))
-    }
-
     /// One agent's own delivery stream: `sb.agent.out.api.<agent id>`. Every delivery to an
-    /// agent is stored here too, whatever its endpoints, for `GET /v1/agent/events`.
+    /// agent is stored here too, whatever its endpoints, for `GET /v1/agent/events`; so `api`
+    /// is no endpoint kind a channel may serve. Only for ids that
+    /// [`crate::agent::has_own_stream`].
     pub fn agent_stream(agent_id: &str) -> String {
-        format!("sb.agent.out.{}.{agent_id}", super::AGENT_STREAM_KIND)
+        format!("sb.agent.out.api.{agent_id}")
     }
 
     /// Events of one kind: `sb.events.<kind>`.

@@ -20,7 +20,7 @@ mod router;
 mod service;
 mod undelivered;
 
-pub use effect::{Effect, MAX_BATCH, effect_id, effect_sequence};
+pub use effect::{AGENT_STREAM, Effect, MAX_BATCH, effect_id, effect_sequence};
 pub use entry::{Entry, decode_entries, encode_entries, encode_entry};
 pub use offers::OpenOffer;
 pub use record::{ConversationRecord, HISTORY_KEEP, QueueItem};

@@ -6,7 +6,6 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use switchboard_core::agent::{Author, ConversationUpdate, HistoryEntry, Offer};
-use switchboard_core::contract::AGENT_STREAM_KIND;
 use switchboard_core::outbound::ChannelAddress;
 use switchboard_core::{
     AgentCommand, AgentDelivery, CommandAction, Envelope, Event, EventKind, OutboundKind, OutboundMessage, Priority,
@@ -20,7 +19,7 @@ use switchboard_routing::{
 use switchboard_routing::Layout;
 use uuid::Uuid;
 
-use crate::effect::{Effect, effect_id, effect_sequence};
+use crate::effect::{AGENT_STREAM, Effect, effect_id, effect_sequence};
 use crate::entry::Entry;
 use crate::record::{ConversationRecord, QueueItem};
 
@@ -722,9 +721,9 @@ impl Router {
     fn endpoint_kinds(&self, agent: &str) -> Vec<String> {
         let runtime = self.st.agent_endpoints.get(agent);
         let mut kinds = runtime.or_else(|| self.cfg.endpoints.get(agent)).cloned().unwrap_or_default();
-        kinds.retain(|k| k != AGENT_STREAM_KIND);
-        if switchboard_core::contract::subjects::agent_stream_ok(agent) {
-            kinds.push(AGENT_STREAM_KIND.into());
+        kinds.retain(|k| k != AGENT_STREAM);
+        if switchboard_core::agent::has_own_stream(agent) {
+            kinds.push(AGENT_STREAM.into());
         }
         kinds
     }

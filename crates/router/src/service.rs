@@ -17,7 +17,7 @@ use futures::StreamExt;
 use switchboard_bus::async_nats::jetstream::object_store;
 use switchboard_bus::{AppendError, Bus, BusError, ConsumerSpec, Delivery, HandlerError, Journal, Lease};
 use switchboard_bus::{InboundOutcome, outcomes};
-use switchboard_core::contract::{AGENT_STREAM_KIND, ROUTER_SNAPSHOTS_STORE, buckets, streams, subjects};
+use switchboard_core::contract::{ROUTER_SNAPSHOTS_STORE, buckets, streams, subjects};
 use switchboard_core::{AgentCommand, AgentDelivery, Envelope, Event};
 use switchboard_routing::Ms;
 use tokio::io::AsyncReadExt;
@@ -594,7 +594,7 @@ impl RouterService {
                         AgentDelivery::Message(m) => (m.id, &m.agent_id),
                         AgentDelivery::Update(u) => (u.id, &u.agent_id),
                     };
-                    let subject = if kind == AGENT_STREAM_KIND {
+                    let subject = if kind == crate::effect::AGENT_STREAM {
                         subjects::agent_stream(agent)
                     } else {
                         subjects::agent_out(&kind)

@@ -118,7 +118,7 @@ fn reader(token: &Token, named: Option<String>) -> Result<Option<String>, (Statu
         (Some(own), _) => Some(own.clone()),
         (None, named) => named,
     };
-    if let Some(a) = agent.as_deref().filter(|a| !subjects::agent_stream_ok(a)) {
+    if let Some(a) = agent.as_deref().filter(|a| !switchboard_core::agent::has_own_stream(a)) {
         return Err((
             StatusCode::BAD_REQUEST,
             format!("agent_id `{a}`: no agent stream for an id with '.', '*', '>' or spaces"),
