@@ -268,3 +268,42 @@ async fn a_reply_the_customer_never_gets_comes_back_to_the_agent_and_is_marked_u
     drop(alice);
     daemon.stop().await;
 }
+
+/// `switchboard_http_connections_idle_closed_total` from `/metrics`, on a connection of its own
+/// (closed at once, so never idle itself).
+async fn idle_closed(daemon: &TestDaemon) -> u64 {
+    let client = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
+    let metrics = client.get(format!("{}/metrics", daemon.base)).send().await.unwrap().text().await.unwrap();
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("switchboard_http_connections_idle_closed_total ")?.trim().parse().ok())
+        .expect("the idle-closed counter")
+}
+
+#[tokio::test]
+async fn an_open_stream_outlives_the_idle_timeout_and_still_delivers() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = TestDaemon::start(None, |c| {
+        config(c, dir.path(), None);
+        c.http.idle_timeout_ms = 600;
+    })
+    .await;
+    // The test client's pooled connection (from waiting for readiness) goes silent and is
+    // closed as idle first: wait until that is counted, so the count moves for nothing else.
+    let deadline = Instant::now() + WAIT;
+    while idle_closed(&daemon).await == 0 {
+        assert!(Instant::now() < deadline, "the silent pooled connection was never closed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let before = idle_closed(&daemon).await;
+    let mut alice = EventStream::open(&daemon, ALICE, "", None).await.expect("alice's stream");
+    assert_eq!(alice.next().await.event, "ready");
+    // Quiet for more than three idle timeouts: keep-alive comments keep the stream open.
+    tokio::time::sleep(Duration::from_millis(2_000)).await;
+    assert_eq!(idle_closed(&daemon).await, before, "the open stream was not closed as idle");
+    let body = r#"{"message_id":"m1","customer":{"id":"u-3"},"text":"Still there?"}"#;
+    assert_eq!(daemon.post_signed("evt_1", body).await.0, 202);
+    assert_eq!(alice.delivery().await.event, "offer", "the stream still delivers");
+    drop(alice);
+    daemon.stop().await;
+}

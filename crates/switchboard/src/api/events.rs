@@ -217,7 +217,11 @@ pub(crate) async fn agent_events(
         None => last + 1,
         // Retention dropped what came after the client's position (the stream starts later).
         Some(seen) if seen + 1 < first => {
-            opening.push(truncated(seen, first, "retention dropped deliveries after this position"));
+            opening.push(truncated(
+                seen,
+                first,
+                "the stream no longer holds everything after this position (retention may have dropped deliveries)",
+            ));
             first
         }
         // A position this stream never reached (it was recreated): nothing to resume from.
