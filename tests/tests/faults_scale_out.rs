@@ -124,6 +124,12 @@ async fn two_routing_groups_over_three_routers_fail_over_separately() {
                         assert_eq!(other, group, "command {} journaled by two groups", command.id);
                     }
                 }
+                // A failed delivery is journaled by the group owning its conversation.
+                Entry::Undelivered { event, .. } => {
+                    if let Some(c) = event.conversation_id {
+                        conversations.entry(group.into()).or_default().insert(c.to_string());
+                    }
+                }
                 Entry::Tick { .. } | Entry::Forget { .. } | Entry::Expire { .. } => {}
             }
         }

@@ -343,8 +343,7 @@ async fn an_agent_delivery_waits_as_asked_and_resumes_at_the_part_that_was_refus
     // A customer message of 6,000 characters: two parts; Telegram takes the first and asks to
     // wait 3 s (more than the 1 s waited inside a send) before the second.
     api.fail_after("sendMessage", 1, 1, FakeError::RetryAfter(3));
-    let entry =
-        HistoryEntry { at: chrono::Utc::now(), from: Author::Customer, author: None, text: "word ".repeat(1200) };
+    let entry = HistoryEntry::new(chrono::Utc::now(), Author::Customer, None, "word ".repeat(1200));
     let delivery = AgentDelivery::Message(AgentMessage {
         id: uuid::Uuid::now_v7(),
         agent_id: "anna".into(),

@@ -81,7 +81,9 @@ pub struct ConversationUpdate {
     pub agent_id: String,
     /// The conversation.
     pub conversation_id: Uuid,
-    /// What changed, e.g. `assigned`, `offer_withdrawn`, `transferred`, `resolved`.
+    /// What changed, e.g. `assigned`, `offer_withdrawn`, `transferred`, `resolved`, or
+    /// `delivery_failed` (a reply did not reach the customer: the reason is the `note`, the
+    /// reply the one entry of `history`; the conversation stays assigned).
     pub change: String,
     /// A note that came with the change (e.g. a transfer note).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -105,9 +107,22 @@ pub struct HistoryEntry {
     pub author: Option<String>,
     /// The text.
     pub text: String,
+    /// The `outbound/1` id of the message that carried this entry to the customer (agent
+    /// replies and auto-replies), by which a `delivery_failed` event finds it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outbound_id: Option<Uuid>,
+    /// Set when the entry could not be delivered to the customer (the channel gave up, or the
+    /// mail bounced): why. Absent while delivered or still on its way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub undelivered: Option<String>,
 }
 
 impl HistoryEntry {
+    /// An entry with no delivery information (what the customer wrote, notes).
+    pub fn new(at: DateTime<Utc>, from: Author, author: Option<String>, text: String) -> HistoryEntry {
+        HistoryEntry { at, from, author, text, outbound_id: None, undelivered: None }
+    }
+
     /// Who wrote it, for people: the author's name, or the kind of author.
     pub fn author_label(&self) -> String {
         match self.from {
@@ -294,6 +309,16 @@ impl Contract for AgentCommand {
         }
         Ok(())
     }
+}
+
+/// Whether an agent id can be one subject token (no `.`, `*`, `>`, whitespace or control
+/// characters; at most 128 bytes), and so the agent has its own delivery stream
+/// ([`crate::contract::subjects::agent_stream`]). Agents defined through the API always do; one
+/// of the configuration file named otherwise has none.
+pub fn has_own_stream(agent_id: &str) -> bool {
+    !agent_id.is_empty()
+        && agent_id.len() <= 128
+        && agent_id.chars().all(|c| !c.is_whitespace() && !c.is_control() && !matches!(c, '.' | '*' | '>'))
 }
 
 impl AgentDelivery {

@@ -192,6 +192,14 @@ fn channel_list() -> Vec<Chan> {
             messages: &["agentDelivery"],
         },
         Chan {
+            id: "agentStream",
+            address: Some(subjects::agent_stream(&p("agentId"))),
+            description: "One agent's own copy of every delivery to it, whatever its endpoints: read by the \
+                          agent API's event stream (`GET /v1/agent/events`, the stream sequence is the event id).",
+            params: &[("agentId", "The agent's id.")],
+            messages: &["agentDelivery"],
+        },
+        Chan {
             id: "agentIn",
             address: Some(subjects::AGENT_IN.to_string()),
             description: "Agent commands: accept, decline, reply, resolve, transfer, status, define agent.",
@@ -253,6 +261,14 @@ fn channel_list() -> Vec<Chan> {
             messages: &["emptyRequest"],
         },
         Chan {
+            id: "routerOffers",
+            address: Some(subjects::router_offers(&p("group"))),
+            description: "Core NATS request-reply: the leading router answers with the open offers of one agent \
+                          (or of every agent), with their deadlines.",
+            params: &[("group", "The routing group.")],
+            messages: &["offersRequest"],
+        },
+        Chan {
             id: "routerAvailability",
             address: Some(subjects::router_availability(&p("group"))),
             description: "Core NATS request-reply: the leading router answers with every team's availability \
@@ -296,7 +312,7 @@ fn channel_list() -> Vec<Chan> {
             address: None,
             description: "The requester's reply inbox of a request-reply exchange (the NATS reply subject).",
             params: &[],
-            messages: &["queueReply", "availabilityReply", "explainReply", "agentsReply", "forgetReply"],
+            messages: &["queueReply", "availabilityReply", "explainReply", "agentsReply", "forgetReply", "offersReply"],
         },
         Chan {
             id: "agentTyping",
@@ -336,6 +352,8 @@ fn operation_list() -> Vec<Op> {
             "agentOut",
             "The agent endpoint of `{kind}` (webhook helpdesks, email, Telegram).",
         ),
+        op("publishAgentStream", "send", "agentStream", "The router."),
+        op("readAgentStream", "receive", "agentStream", "The agent API (`GET /v1/agent/events`), from a sequence."),
         op(
             "publishCommand",
             "send",
@@ -351,7 +369,12 @@ fn operation_list() -> Vec<Op> {
             "Whoever sent the command and waits for its verdict (the agent API).",
         ),
         op("publishEvent", "send", "events", "The router and the channel adapters."),
-        op("consumeEvents", "receive", "events", "The metrics component; the web chat (assignments, resolutions)."),
+        op(
+            "consumeEvents",
+            "receive",
+            "events",
+            "The metrics component; the web chat (assignments, resolutions); the router (`delivery_failed`).",
+        ),
         op("publishDeadLetter", "send", "deadLetters", "Any consumer that gives up on a message."),
         op(
             "consumeDeadLetters",
@@ -370,6 +393,8 @@ fn operation_list() -> Vec<Op> {
         op("replayJournal", "receive", "routerJournal", "A router taking the lease (replays before it leads)."),
         rpc("requestQueue", "send", "routerQueue", "The agent API (`GET /v1/queue`).", "queueReply"),
         rpc("answerQueue", "receive", "routerQueue", "The leading router.", "queueReply"),
+        rpc("requestOffers", "send", "routerOffers", "The agent API (`GET /v1/agent/offers`).", "offersReply"),
+        rpc("answerOffers", "receive", "routerOffers", "The leading router.", "offersReply"),
         rpc(
             "requestAvailability",
             "send",
@@ -567,6 +592,10 @@ fn messages() -> Value {
         "explainRequest": plain("A conversation id", json!({ "type": "string", "format": "uuid", "contentMediaType": "text/plain" })),
         "queueReply": plain("The group's queue", json!({ "type": "array", "items": { "type": "object" },
             "description": "Waiting conversations in the order they will be offered." })),
+        "offersRequest": plain("Whose offers", json!({ "type": "string", "contentMediaType": "text/plain",
+            "description": "An agent id; empty for every agent's offers." })),
+        "offersReply": plain("Open offers", json!({ "type": "array", "items": { "type": "object" },
+            "description": "Per open offer: conversation, agent, channel, customer, routing, `offered_at` and `offer_deadline`." })),
         "availabilityReply": plain("Every team's availability", json!({ "type": "object",
             "description": "Per team: online agents and whether it is within business hours." })),
         "explainReply": plain("Why a conversation is routed as it is", json!({

@@ -57,6 +57,14 @@ pub mod subjects {
         format!("sb.agent.out.{endpoint_kind}")
     }
 
+    /// One agent's own delivery stream: `sb.agent.out.api.<agent id>`. Every delivery to an
+    /// agent is stored here too, whatever its endpoints, for `GET /v1/agent/events`; so `api`
+    /// is no endpoint kind a channel may serve. Only for ids that
+    /// [`crate::agent::has_own_stream`].
+    pub fn agent_stream(agent_id: &str) -> String {
+        format!("sb.agent.out.api.{agent_id}")
+    }
+
     /// Events of one kind: `sb.events.<kind>`.
     pub fn event(kind: &str) -> String {
         format!("sb.events.{kind}")
@@ -77,6 +85,13 @@ pub mod subjects {
     /// `sb.router.rpc.queue.<group>`.
     pub fn router_queue(group: &str) -> String {
         format!("sb.router.rpc.queue.{group}")
+    }
+
+    /// Core NATS request-reply: the leading router of a group answers with the open offers of
+    /// one agent (the request body is its id; empty: every agent's), with their deadlines:
+    /// `sb.router.rpc.offers.<group>`.
+    pub fn router_offers(group: &str) -> String {
+        format!("sb.router.rpc.offers.{group}")
     }
 
     /// Core NATS request-reply: the leading router of a group answers with every team's

@@ -17,7 +17,7 @@ pub enum Effect {
     Outbound(OutboundMessage),
     /// Publish on `sb.agent.out.<kind>`: a delivery to one of the agent's endpoints.
     Agent {
-        /// The endpoint kind (`webhook`, `telegram`, `email`).
+        /// The endpoint kind (`webhook`, `telegram`, `email`), or [`AGENT_STREAM`].
         kind: String,
         /// The delivery.
         delivery: AgentDelivery,
@@ -32,6 +32,11 @@ pub enum Effect {
         rejected: Option<String>,
     },
 }
+
+/// The [`Effect::Agent`] kind of a delivery to the agent's own stream
+/// (`sb.agent.out.api.<agent id>`, read by `GET /v1/agent/events`), which every agent has
+/// besides its endpoints.
+pub const AGENT_STREAM: &str = "api";
 
 /// The id of effect number `index` of the journal entry at `sequence`, timestamped `at_ms`:
 /// a UUIDv7 whose "random" bits are the sequence and index, so it is unique and reproducible.

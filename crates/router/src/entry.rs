@@ -1,7 +1,7 @@
 //! What the router journals: every input it acts on, with the time it acts on it.
 
 use serde::{Deserialize, Serialize};
-use switchboard_core::{AgentCommand, Envelope};
+use switchboard_core::{AgentCommand, Envelope, Event};
 use switchboard_routing::Ms;
 use uuid::Uuid;
 
@@ -43,6 +43,14 @@ pub enum Entry {
         /// Thread keys (`<channel>:<thread key>`) the engine remembers the person by.
         threads: Vec<String>,
     },
+    /// A message to a customer could not be delivered (a `delivery_failed` event): its history
+    /// entry is marked and the agent holding the conversation told.
+    Undelivered {
+        /// When the router took it.
+        at: Ms,
+        /// The event, as the channel published it.
+        event: Box<Event>,
+    },
     /// The retention sweep: memory of customers who last wrote before `before` ends.
     Expire {
         /// When the router took it.
@@ -60,6 +68,7 @@ impl Entry {
             | Entry::Command { at, .. }
             | Entry::Tick { at }
             | Entry::Forget { at, .. }
+            | Entry::Undelivered { at, .. }
             | Entry::Expire { at, .. } => *at,
         }
     }
@@ -117,6 +126,7 @@ impl Entry {
         match self {
             Entry::Inbound { envelope, .. } => Some(envelope.id),
             Entry::Command { command, .. } => Some(command.id),
+            Entry::Undelivered { event, .. } => Some(event.id),
             Entry::Tick { .. } | Entry::Forget { .. } | Entry::Expire { .. } => None,
         }
     }

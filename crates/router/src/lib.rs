@@ -14,12 +14,16 @@ mod effect;
 mod entry;
 mod forget;
 mod group;
+mod offers;
 mod record;
 mod router;
 mod service;
+mod undelivered;
 
-pub use effect::{Effect, MAX_BATCH, effect_id, effect_sequence};
+pub use effect::{AGENT_STREAM, Effect, MAX_BATCH, effect_id, effect_sequence};
 pub use entry::{Entry, decode_entries, encode_entries, encode_entry};
+pub use offers::OpenOffer;
 pub use record::{ConversationRecord, HISTORY_KEEP, QueueItem};
 pub use router::{CSAT_QUESTION, Router, RouterConfig, RouterError, RouterState, RoutingGroup};
 pub use service::{Role, RouterService, ServiceConfig, ServiceError};
+pub use undelivered::DELIVERY_FAILED;

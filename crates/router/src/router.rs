@@ -19,7 +19,7 @@ use switchboard_routing::{
 use switchboard_routing::Layout;
 use uuid::Uuid;
 
-use crate::effect::{Effect, effect_id, effect_sequence};
+use crate::effect::{AGENT_STREAM, Effect, effect_id, effect_sequence};
 use crate::entry::Entry;
 use crate::record::{ConversationRecord, QueueItem};
 
@@ -269,6 +269,7 @@ impl Router {
                 self.decisions(decisions, &mut fx);
             }
             Entry::Forget { customers, threads, .. } => self.forget(customers, threads, &mut fx),
+            Entry::Undelivered { event, .. } => self.undelivered(event, &mut fx),
             Entry::Expire { at, before } => {
                 // Timers first: a conversation past its reopen window is forgotten, so its
                 // customer's memory can end now rather than at the next sweep.
@@ -321,7 +322,7 @@ impl Router {
         if let Some(r) = self.st.records.get_mut(&conversation) {
             r.last_provider_message_id = Some(envelope.provider_message_id.clone());
             r.customer = envelope.customer.clone();
-            r.push(HistoryEntry { at: time(at), from: Author::Customer, author: None, text: envelope.text.clone() });
+            r.push(HistoryEntry::new(time(at), Author::Customer, None, envelope.text.clone()));
         }
         fx.touched.insert(conversation);
         let data = serde_json::json!({
@@ -421,14 +422,13 @@ impl Router {
         match &command.action {
             CommandAction::Reply { text } => {
                 let Some(r) = self.st.records.get_mut(&conversation) else { return };
+                let id = fx.id();
                 r.push(HistoryEntry {
-                    at: time(at),
-                    from: Author::Agent,
-                    author: Some(agent.into()),
-                    text: text.clone(),
+                    outbound_id: Some(id),
+                    ..HistoryEntry::new(time(at), Author::Agent, Some(agent.into()), text.clone())
                 });
                 let outbound = OutboundMessage {
-                    id: fx.id(),
+                    id,
                     conversation_id: conversation,
                     channel: r.channel.clone(),
                     to: ChannelAddress { customer_id: r.customer.id.clone(), thread_key: r.thread_key.clone() },
@@ -451,12 +451,7 @@ impl Router {
             }
             CommandAction::Note { text } => {
                 if let Some(r) = self.st.records.get_mut(&conversation) {
-                    r.push(HistoryEntry {
-                        at: time(at),
-                        from: Author::Note,
-                        author: Some(agent.into()),
-                        text: text.clone(),
-                    });
+                    r.push(HistoryEntry::new(time(at), Author::Note, Some(agent.into()), text.clone()));
                     fx.touched.insert(conversation);
                 }
             }
@@ -648,9 +643,13 @@ impl Router {
 
     fn auto_reply(&mut self, conversation: ConversationId, text: String, reason: &str, fx: &mut Fx) {
         let Some(r) = self.st.records.get_mut(&conversation) else { return };
-        r.push(HistoryEntry { at: time(fx.at), from: Author::System, author: None, text: text.clone() });
+        let id = fx.id();
+        r.push(HistoryEntry {
+            outbound_id: Some(id),
+            ..HistoryEntry::new(time(fx.at), Author::System, None, text.clone())
+        });
         let outbound = OutboundMessage {
-            id: fx.id(),
+            id,
             conversation_id: conversation,
             channel: r.channel.clone(),
             to: ChannelAddress { customer_id: r.customer.id.clone(), thread_key: r.thread_key.clone() },
@@ -712,14 +711,21 @@ impl Router {
 
     fn note(&mut self, conversation: ConversationId, note: Option<String>, fx: &mut Fx) {
         if let (Some(text), Some(r)) = (note, self.st.records.get_mut(&conversation)) {
-            r.push(HistoryEntry { at: time(fx.at), from: Author::Note, author: None, text });
+            r.push(HistoryEntry::new(time(fx.at), Author::Note, None, text));
             fx.touched.insert(conversation);
         }
     }
 
+    /// Where an agent's deliveries go: its endpoint kinds, then the agent's own stream (read
+    /// by `GET /v1/agent/events`), which every agent has.
     fn endpoint_kinds(&self, agent: &str) -> Vec<String> {
         let runtime = self.st.agent_endpoints.get(agent);
-        runtime.or_else(|| self.cfg.endpoints.get(agent)).cloned().unwrap_or_default()
+        let mut kinds = runtime.or_else(|| self.cfg.endpoints.get(agent)).cloned().unwrap_or_default();
+        kinds.retain(|k| k != AGENT_STREAM);
+        if switchboard_core::agent::has_own_stream(agent) {
+            kinds.push(AGENT_STREAM.into());
+        }
+        kinds
     }
 
     /// The engine input for a `define_agent` command, or a rejection: agents of the configuration
@@ -773,7 +779,7 @@ impl Router {
         self.update_with(conversation, agent, change, note, Vec::new(), fx);
     }
 
-    fn update_with(
+    pub(crate) fn update_with(
         &mut self,
         conversation: ConversationId,
         agent: &str,

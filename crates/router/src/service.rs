@@ -18,7 +18,7 @@ use switchboard_bus::async_nats::jetstream::object_store;
 use switchboard_bus::{AppendError, Bus, BusError, ConsumerSpec, Delivery, HandlerError, Journal, Lease};
 use switchboard_bus::{InboundOutcome, outcomes};
 use switchboard_core::contract::{ROUTER_SNAPSHOTS_STORE, buckets, streams, subjects};
-use switchboard_core::{AgentCommand, AgentDelivery, CommandVerdict, Envelope};
+use switchboard_core::{AgentCommand, AgentDelivery, CommandVerdict, Envelope, Event};
 use switchboard_routing::Ms;
 use tokio::io::AsyncReadExt;
 use tokio::sync::{mpsc, oneshot};
@@ -116,6 +116,8 @@ struct Work {
 enum Input {
     Inbound(Box<Envelope>),
     Command(Box<AgentCommand>),
+    /// A message to a customer was not delivered (`delivery_failed`).
+    Undelivered(Box<Event>),
     /// Stamped in an earlier step whose group it did not fit.
     Carried(Box<Entry>),
 }
@@ -131,6 +133,7 @@ impl Work {
         match &self.input {
             Input::Inbound(envelope) => router.claims_envelope(envelope),
             Input::Command(command) => router.claims_command(command),
+            Input::Undelivered(event) => router.claims_undelivered(event),
             Input::Carried(_) => true,
         }
     }
@@ -140,6 +143,7 @@ impl Work {
         let entry = match self.input {
             Input::Inbound(envelope) => Entry::Inbound { at, envelope, new_conversation: router.new_conversation_id() },
             Input::Command(command) => Entry::Command { at, command },
+            Input::Undelivered(event) => Entry::Undelivered { at, event },
             Input::Carried(entry) => *entry,
         };
         (entry, self.done)
@@ -270,6 +274,7 @@ impl RouterService {
         let mut agents_requests = self.subscribe(subjects::router_agents(&self.svc.group)).await?;
         let mut forget_requests = self.subscribe(subjects::router_forget(&self.svc.group)).await?;
         let mut expire_requests = self.subscribe(subjects::router_expire(&self.svc.group)).await?;
+        let mut offers_requests = self.subscribe(subjects::router_offers(&self.svc.group)).await?;
         let (tx, mut rx) = mpsc::channel::<Work>(INPUT_CONCURRENCY * 2);
         let stop_inputs = CancellationToken::new();
         let mut inputs = self.start_inputs(tx, &stop_inputs);
@@ -300,6 +305,13 @@ impl RouterService {
                     }
                     Some(request) = availability_requests.next() => {
                         let body = serde_json::to_vec(&router.engine().availability(now_ms())).expect("availability serialises");
+                        self.answer(request, body).await;
+                        continue;
+                    }
+                    Some(request) = offers_requests.next() => {
+                        let agent = std::str::from_utf8(&request.payload).unwrap_or_default().trim().to_string();
+                        let offers = router.open_offers(Some(agent.as_str()).filter(|a| !a.is_empty()));
+                        let body = serde_json::to_vec(&offers).expect("offers serialise");
                         self.answer(request, body).await;
                         continue;
                     }
@@ -460,6 +472,7 @@ impl RouterService {
         let inbound = ConsumerSpec::new(&component, streams::INBOUND, &component, "sb.in.>");
         let commands =
             ConsumerSpec::new(&component, streams::AGENT, &format!("{component}-commands"), subjects::AGENT_IN);
+        set.spawn(self.undelivered_input(tx.clone(), stop));
         for (mut spec, customers) in [(inbound, true), (commands, false)] {
             // An input fails here only because the router is not leading or NATS is down: never
             // a reason to give a customer's message up. Bad payloads are still rejected at once.
@@ -512,6 +525,49 @@ impl RouterService {
         set
     }
 
+    /// The consumer of `delivery_failed` events: each one naming a conversation and an outbound
+    /// message goes through the journal like any input (a takeover replays it); the others
+    /// concern no reply and are acked untouched.
+    fn undelivered_input(&self, tx: mpsc::Sender<Work>, stop: &CancellationToken) -> impl Future<Output = ()> + use<> {
+        let component = format!("router-{}", self.svc.group);
+        let mut spec = ConsumerSpec::new(
+            &component,
+            streams::EVENTS,
+            &format!("{component}-undelivered"),
+            &subjects::event(switchboard_core::EventKind::DeliveryFailed.as_str()),
+        );
+        spec.max_deliver = u64::MAX;
+        spec.ack_wait = self.svc.lease_ttl.max(Duration::from_secs(5));
+        // Failures from before this consumer existed are history, not news for an agent.
+        spec.only_new = true;
+        let (bus, stop) = (self.bus.clone(), stop.clone());
+        let answers_bad_input = self.answers_bad_input();
+        async move {
+            let handler = move |d: Delivery| {
+                let tx = tx.clone();
+                async move {
+                    let event = match d.decode::<Event>() {
+                        Ok(event) => event,
+                        Err(_) if !answers_bad_input => return Ok(()),
+                        Err(e) => return Err(e),
+                    };
+                    if crate::undelivered::failed_message(&event).is_none() {
+                        return Ok(());
+                    }
+                    let (done, result) = oneshot::channel();
+                    let input = Input::Undelivered(Box::new(event));
+                    if tx.send(Work { input, done }).await.is_err() {
+                        return Err(HandlerError::Retry("router not leading".into()));
+                    }
+                    result.await.unwrap_or_else(|_| Err(HandlerError::Retry("router stopped".into())))
+                }
+            };
+            if let Err(e) = bus.run_consumer(spec, stop, handler).await {
+                warn!(error = %e, "router delivery-failure consumer failed");
+            }
+        }
+    }
+
     /// Whether this router dead-letters inputs nobody can route (unreadable, or on another
     /// channel's subject): with the teams divided into groups only the last group does, so such
     /// an input becomes one dead letter, not one per group.
@@ -538,13 +594,17 @@ impl RouterService {
                     pending.push(self.bus.start_publish(&subjects::outbound(&o.channel), &o, &o.id.to_string()).await?);
                 }
                 Effect::Agent { kind, delivery } => {
-                    let id = match &delivery {
-                        AgentDelivery::Offer(o) => o.id,
-                        AgentDelivery::Message(m) => m.id,
-                        AgentDelivery::Update(u) => u.id,
+                    let (id, agent) = match &delivery {
+                        AgentDelivery::Offer(o) => (o.id, &o.agent_id),
+                        AgentDelivery::Message(m) => (m.id, &m.agent_id),
+                        AgentDelivery::Update(u) => (u.id, &u.agent_id),
                     };
-                    pending
-                        .push(self.bus.start_publish(&subjects::agent_out(&kind), &delivery, &id.to_string()).await?);
+                    let subject = if kind == crate::effect::AGENT_STREAM {
+                        subjects::agent_stream(agent)
+                    } else {
+                        subjects::agent_out(&kind)
+                    };
+                    pending.push(self.bus.start_publish(&subject, &delivery, &id.to_string()).await?);
                 }
                 Effect::Store(record) => records.push(record),
                 Effect::CommandResult { command, rejected } => results.push((command, rejected)),

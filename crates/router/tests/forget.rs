@@ -82,7 +82,7 @@ impl Journal {
 
 fn offered(fx: &[Effect]) -> Option<(Uuid, Vec<String>)> {
     fx.iter().find_map(|e| match e {
-        Effect::Agent { delivery: AgentDelivery::Offer(o), .. } => {
+        Effect::Agent { delivery: AgentDelivery::Offer(o), kind } if kind != "api" => {
             Some((o.conversation_id, o.history.iter().map(|h| h.text.clone()).collect()))
         }
         _ => None,
@@ -123,8 +123,8 @@ fn forget_erases_the_person_and_their_linked_identity_and_keeps_the_others() {
     let erased_updates = fx
         .iter()
         .filter(|e| {
-            matches!(e, Effect::Agent { delivery: AgentDelivery::Update(u), .. }
-            if u.change == "resolved" && u.note.as_deref() == Some("customer data erased"))
+            matches!(e, Effect::Agent { delivery: AgentDelivery::Update(u), kind }
+            if kind != "api" && u.change == "resolved" && u.note.as_deref() == Some("customer data erased"))
         })
         .count();
     assert_eq!(erased_updates, 2, "alice held one and was being offered the other: both end for her");

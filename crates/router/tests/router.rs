@@ -94,7 +94,7 @@ fn events(fx: &[Effect]) -> Vec<EventKind> {
 fn offers(fx: &[Effect]) -> Vec<(String, Vec<String>, Vec<String>)> {
     fx.iter()
         .filter_map(|e| match e {
-            Effect::Agent { delivery: AgentDelivery::Offer(o), .. } => {
+            Effect::Agent { delivery: AgentDelivery::Offer(o), kind } if kind != "api" => {
                 Some((o.agent_id.clone(), o.actions.clone(), o.history.iter().map(|h| h.text.clone()).collect()))
             }
             _ => None,
@@ -145,7 +145,7 @@ fn a_thread_is_one_conversation_offered_with_its_history_and_the_reply_goes_back
             _ => None,
         })
         .collect();
-    assert_eq!(delivered, [("webhook", "any news?")]);
+    assert_eq!(delivered, [("webhook", "any news?"), ("api", "any news?")], "on its endpoint and its own stream");
 
     let fx = apply(&mut r, j.cmd(30, "alice", Some(c), CommandAction::Reply { text: "shipped today".into() }));
     assert_eq!(result(&fx), None);
@@ -362,7 +362,7 @@ fn restoring_between_every_step_gives_the_same_effects_as_running_straight_throu
     let offered: Vec<(String, Uuid)> = all
         .iter()
         .filter_map(|e| match e {
-            Effect::Agent { delivery: AgentDelivery::Offer(o), .. } if o.actions[0] == "accept" => {
+            Effect::Agent { delivery: AgentDelivery::Offer(o), kind } if kind != "api" && o.actions[0] == "accept" => {
                 Some((o.agent_id.clone(), o.conversation_id))
             }
             _ => None,
@@ -439,7 +439,8 @@ fn an_agent_defined_at_runtime_gets_offers_on_its_endpoints_and_survives_a_resto
             _ => None,
         })
         .collect();
-    assert_eq!(kinds, ["webhook", "telegram"], "the waiting conversation is offered on both new endpoints");
+    // And on the agent's own stream (`GET /v1/agent/events`), which every agent has.
+    assert_eq!(kinds, ["webhook", "telegram", "api"], "the waiting conversation is offered on both new endpoints");
     // A restore (snapshot, JSON, same file) keeps dave and his endpoints.
     let state: switchboard_router::RouterState =
         serde_json::from_str(&serde_json::to_string(&r.state()).unwrap()).unwrap();
@@ -451,7 +452,7 @@ fn an_agent_defined_at_runtime_gets_offers_on_its_endpoints_and_survives_a_resto
     let fx = apply(&mut restored, j.msg(7, "webhook", "cust-9", "t-9", None, "hi"));
     let to_dave: Vec<&str> =
         fx.iter().filter_map(|e| if let Effect::Agent { kind, .. } = e { Some(kind.as_str()) } else { None }).collect();
-    assert_eq!(to_dave, ["webhook"]);
+    assert_eq!(to_dave, ["webhook", "api"]);
 }
 
 #[test]
@@ -564,7 +565,7 @@ fn a_customer_message_while_offered_reaches_the_offered_agent_and_comes_with_the
     let messages = |fx: &[Effect]| -> Vec<(String, String)> {
         fx.iter()
             .filter_map(|e| match e {
-                Effect::Agent { delivery: AgentDelivery::Message(m), .. } => {
+                Effect::Agent { delivery: AgentDelivery::Message(m), kind } if kind != "api" => {
                     Some((m.agent_id.clone(), m.entry.text.clone()))
                 }
                 _ => None,
@@ -580,7 +581,7 @@ fn a_customer_message_while_offered_reaches_the_offered_agent_and_comes_with_the
     let assigned: Vec<Vec<String>> = fx
         .iter()
         .filter_map(|e| match e {
-            Effect::Agent { delivery: AgentDelivery::Update(u), .. } if u.change == "assigned" => {
+            Effect::Agent { delivery: AgentDelivery::Update(u), kind } if kind != "api" && u.change == "assigned" => {
                 Some(u.history.iter().map(|h| h.text.clone()).collect())
             }
             _ => None,

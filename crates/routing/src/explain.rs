@@ -7,7 +7,7 @@ use switchboard_core::{AgentStatus, Priority, Tier};
 use crate::assign::Verdict;
 use crate::engine::Engine;
 use crate::model::{ConversationId, Ms};
-use crate::state::State;
+use crate::state::{ConvState, State};
 use crate::{RoutingConfig, RoutingConfigError};
 
 /// Why a conversation is routed the way it is.
@@ -212,6 +212,26 @@ impl Engine {
     pub fn agent_name(&self, agent: &str) -> Option<&str> {
         let ix = *self.agent_ix.get(agent)?;
         self.st.agents[ix as usize].name.as_deref()
+    }
+
+    /// The conversations on offer now, each with its agent and the offer's deadline, in
+    /// deadline order; only `agent`'s when given.
+    pub fn offers(&self, agent: Option<&str>) -> Vec<(ConversationId, &str, Ms)> {
+        let mut all: Vec<(ConversationId, &str, Ms)> = self
+            .st
+            .convs
+            .iter()
+            .flatten()
+            .filter_map(|c| match c.state {
+                ConvState::Offered { agent: a, deadline, .. } => {
+                    Some((c.id, self.st.agents[a as usize].id.as_str(), deadline))
+                }
+                _ => None,
+            })
+            .filter(|(_, a, _)| agent.is_none_or(|want| want == *a))
+            .collect();
+        all.sort_by_key(|(id, _, deadline)| (*deadline, *id));
+        all
     }
 
     /// Where a conversation is: `queued`, `offered`, `assigned`, `resolved` or `bot`, with its agent.

@@ -30,6 +30,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 mod agents;
+mod events;
 
 use crate::config::ApiConfig;
 
@@ -132,6 +133,8 @@ pub struct Api {
     /// Every routing group, in configuration order: the queue is theirs together.
     groups: Arc<Vec<String>>,
     wait: Duration,
+    /// The open event streams (`GET /v1/agent/events`) and what ends them.
+    streams: events::Streams,
 }
 
 /// A `$ref` to a definition of the checked-in `command/1` JSON Schema (`docs/schema/`), for the
@@ -223,6 +226,8 @@ fn documented() -> OpenApiRouter<Api> {
         .routes(routes!(agents::define_agent))
         .routes(routes!(telegram_link))
         .routes(routes!(typing))
+        .routes(routes!(events::agent_events))
+        .routes(routes!(events::agent_offers))
 }
 
 /// The OpenAPI paths of [`Api::routes`].
@@ -245,6 +250,7 @@ impl Api {
             guard: Default::default(),
             groups: Arc::new(groups),
             wait: Duration::from_millis(config.command_wait_ms),
+            streams: Default::default(),
         }
     }
 

@@ -48,7 +48,8 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     let all_groups: Vec<String> = layout.names().map(str::to_string).collect();
     let tokens = crate::api::Tokens::load(&config.api).map_err(anyhow::Error::msg)?;
     let customers = crate::customers::Customers::new(tokens.clone(), &config.privacy, slot.clone(), all_groups.clone());
-    let api = crate::api::Api::new(&config.api, tokens, slot.clone(), all_groups.clone());
+    let api = crate::api::Api::new(&config.api, tokens, slot.clone(), all_groups.clone())
+        .with_event_streams(shutdown.clone(), Duration::from_millis(config.http.idle_timeout_ms));
     #[cfg(feature = "channel-webhook")]
     let api = api.with_endpoint_guard(
         switchboard_channel_webhook::guard::AddressGuard::new(&config.channels.webhook.allowed_networks)
