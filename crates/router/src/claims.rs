@@ -5,16 +5,8 @@
 use switchboard_core::{AgentCommand, CommandAction, Envelope};
 use uuid::Uuid;
 
-use crate::router::{Router, RouterConfig, RouterError, message_info};
-
-/// The routing configuration narrowed to the router's group, if it has one.
-pub(crate) fn narrowed(mut cfg: RouterConfig) -> Result<RouterConfig, RouterError> {
-    if let Some(g) = &cfg.group {
-        cfg.routing =
-            g.layout.config_for(&cfg.routing, &g.name).ok_or_else(|| RouterError::UnknownGroup(g.name.clone()))?;
-    }
-    Ok(cfg)
-}
+use crate::inbound::message_info;
+use crate::router::Router;
 
 impl Router {
     /// Whether a customer message is this router's group's to route.

@@ -10,20 +10,26 @@
 //! or on a standby yields the same effects with the same ids, and JetStream drops the repeats.
 
 mod claims;
+mod commands;
+mod config;
+mod decisions;
+mod deliver;
 mod effect;
 mod entry;
 mod forget;
 mod group;
+mod inbound;
 mod offers;
 mod record;
 mod router;
 mod service;
 mod undelivered;
 
+pub use config::{RouterConfig, RouterError, RouterState, RoutingGroup};
 pub use effect::{AGENT_STREAM, Effect, MAX_BATCH, effect_id, effect_sequence};
 pub use entry::{Entry, decode_entries, encode_entries, encode_entry};
 pub use offers::OpenOffer;
 pub use record::{ConversationRecord, HISTORY_KEEP, QueueItem};
-pub use router::{CSAT_QUESTION, Router, RouterConfig, RouterError, RouterState, RoutingGroup};
+pub use router::{CSAT_QUESTION, Router};
 pub use service::{Role, RouterService, ServiceConfig, ServiceError};
 pub use undelivered::DELIVERY_FAILED;

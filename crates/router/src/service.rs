@@ -14,26 +14,26 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
-use switchboard_bus::async_nats::jetstream::object_store;
-use switchboard_bus::{AppendError, Bus, BusError, ConsumerSpec, Delivery, HandlerError, Journal, Lease};
+use switchboard_bus::{AppendError, Bus, BusError, HandlerError, Journal, Lease};
 use switchboard_bus::{InboundOutcome, outcomes};
-use switchboard_core::contract::{ROUTER_SNAPSHOTS_STORE, buckets, streams, subjects};
-use switchboard_core::{AgentCommand, AgentDelivery, CommandVerdict, Envelope, Event};
+use switchboard_core::contract::subjects;
+use switchboard_core::{AgentCommand, Envelope, Event};
 use switchboard_routing::Ms;
-use tokio::io::AsyncReadExt;
-use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinSet;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 use uuid::Uuid;
 
 use crate::group::{Done, Group, Offered, Recent};
 
+mod effects;
+mod inputs;
 mod privacy;
-use crate::{Effect, Entry, Router, RouterConfig, RouterError, RouterState, decode_entries};
+mod snapshot;
+mod views;
 
-/// How many inputs each input consumer hands the leader at once.
-const INPUT_CONCURRENCY: usize = 256;
+use crate::{Entry, Router, RouterConfig, RouterError, decode_entries};
+use inputs::INPUT_CONCURRENCY;
 
 /// The entries of a journal message, or why they cannot be read.
 fn decode(e: &switchboard_bus::JournalEntry) -> Result<Vec<Entry>, ServiceError> {
@@ -93,18 +93,6 @@ pub enum ServiceError {
         /// Why.
         reason: String,
     },
-}
-
-/// A customer message as the router accepts it: a valid envelope whose channel is the one of the
-/// subject it arrived on (`sb.in.<channel>`), so that NATS subject permissions bound what an
-/// adapter can write: one allowed only `sb.in.pigeon` cannot speak for webhook customers.
-fn inbound_envelope(d: &Delivery) -> Result<Envelope, HandlerError> {
-    let envelope = d.decode::<Envelope>()?;
-    let subject_channel = d.subject.strip_prefix("sb.in.").unwrap_or(&d.subject);
-    if envelope.channel != subject_channel {
-        return Err(HandlerError::Reject(switchboard_core::contract::channel_mismatch(&envelope.channel, &d.subject)));
-    }
-    Ok(envelope)
 }
 
 /// An input waiting for the leader loop, with where to report its outcome.
@@ -409,48 +397,6 @@ impl RouterService {
         result
     }
 
-    /// A core NATS subscription for the leader's request-reply views.
-    async fn subscribe(&self, subject: String) -> Result<switchboard_bus::async_nats::Subscriber, ServiceError> {
-        let what = format!("subscription to {subject}");
-        self.bus
-            .client()
-            .subscribe(subject)
-            .await
-            .map_err(|e| ServiceError::Bus(BusError::Setup { what, source: e.into() }))
-    }
-
-    async fn answer_queue(&self, router: &Router, request: switchboard_bus::async_nats::Message) {
-        let body = serde_json::to_vec(&router.queue_view(now_ms())).expect("queue view serialises");
-        self.answer(request, body).await;
-    }
-
-    /// Sends a request-reply answer; a requester that gave up is not an error.
-    async fn answer(&self, request: switchboard_bus::async_nats::Message, body: Vec<u8>) {
-        let Some(reply) = request.reply else { return };
-        if let Err(e) = self.bus.client().publish(reply, body.into()).await {
-            debug!(error = %e, subject = %request.subject, "answer not sent");
-        }
-    }
-
-    async fn answer_explain(&self, router: &Router, request: switchboard_bus::async_nats::Message) {
-        let Some(reply) = request.reply else { return };
-        let id = std::str::from_utf8(&request.payload).ok().and_then(|s| s.trim().parse::<Uuid>().ok());
-        let body = match id {
-            None => serde_json::json!({ "error": "not a conversation id" }),
-            Some(id) => match (router.engine().explain(id), router.record(id)) {
-                (Some(why), record) => serde_json::json!({
-                    "explanation": why,
-                    "channel": record.map(|r| r.channel.clone()),
-                    "customer": record.map(|r| r.customer.id.clone()),
-                }),
-                (None, _) => serde_json::json!({ "error": "unknown conversation (or resolved and forgotten)" }),
-            },
-        };
-        if let Err(e) = self.bus.client().publish(reply, body.to_string().into()).await {
-            debug!(error = %e, "explanation not sent");
-        }
-    }
-
     /// Journals a group of entries as one message, applies them and publishes their effects.
     async fn step(&self, journal: &mut Journal, router: &mut Router, group: &Group) -> Result<(), ServiceError> {
         let msg_id = format!("group:{}", Uuid::now_v7());
@@ -464,244 +410,5 @@ impl RouterService {
         }
         let effects = router.apply_batch(appended.sequence, group.entries());
         self.publish(effects).await
-    }
-
-    fn start_inputs(&self, tx: mpsc::Sender<Work>, stop: &CancellationToken) -> JoinSet<()> {
-        let mut set = JoinSet::new();
-        let component = format!("router-{}", self.svc.group);
-        let inbound = ConsumerSpec::new(&component, streams::INBOUND, &component, "sb.in.>");
-        let commands =
-            ConsumerSpec::new(&component, streams::AGENT, &format!("{component}-commands"), subjects::AGENT_IN);
-        set.spawn(self.undelivered_input(tx.clone(), stop));
-        for (mut spec, customers) in [(inbound, true), (commands, false)] {
-            // An input fails here only because the router is not leading or NATS is down: never
-            // a reason to give a customer's message up. Bad payloads are still rejected at once.
-            spec.max_deliver = u64::MAX;
-            spec.ack_wait = self.svc.lease_ttl.max(Duration::from_secs(5));
-            if customers {
-                // Many customer messages in flight, so that the leader finds a group's worth
-                // waiting. One retried around a failover may be overtaken by a later one (of
-                // another conversation, or the same customer's next message): nothing is lost.
-                spec.concurrency = INPUT_CONCURRENCY;
-            } else {
-                // Agents' commands strictly in stream order: an accept that is retried, or was
-                // held by a leader that died, must not be overtaken by the reply after it (found
-                // by the fault tests: the router refused the reply as not assigned).
-                spec.in_order = true;
-            }
-            let (bus, tx, stop) = (self.bus.clone(), tx.clone(), stop.clone());
-            let answers_bad_input = self.answers_bad_input();
-            set.spawn(async move {
-                let handler = move |d: Delivery| {
-                    let tx = tx.clone();
-                    async move {
-                        let input = if customers {
-                            match inbound_envelope(&d) {
-                                Ok(envelope) => Input::Inbound(Box::new(envelope)),
-                                // Every group reads every input: one of them keeps the bad one.
-                                Err(_) if !answers_bad_input => return Ok(()),
-                                Err(e) => {
-                                    let channel = d.subject.strip_prefix("sb.in.").unwrap_or(&d.subject);
-                                    warn!(subject = %d.subject, reason = %e, "inbound message refused");
-                                    outcomes::record(channel, InboundOutcome::DeadLetter);
-                                    return Err(e);
-                                }
-                            }
-                        } else {
-                            Input::Command(Box::new(d.decode::<AgentCommand>()?))
-                        };
-                        let (done, result) = oneshot::channel();
-                        if tx.send(Work { input, done }).await.is_err() {
-                            return Err(HandlerError::Retry("router not leading".into()));
-                        }
-                        result.await.unwrap_or_else(|_| Err(HandlerError::Retry("router stopped".into())))
-                    }
-                };
-                if let Err(e) = bus.run_consumer(spec, stop, handler).await {
-                    warn!(error = %e, "router input consumer failed");
-                }
-            });
-        }
-        set
-    }
-
-    /// The consumer of `delivery_failed` events: each one naming a conversation and an outbound
-    /// message goes through the journal like any input (a takeover replays it); the others
-    /// concern no reply and are acked untouched.
-    fn undelivered_input(&self, tx: mpsc::Sender<Work>, stop: &CancellationToken) -> impl Future<Output = ()> + use<> {
-        let component = format!("router-{}", self.svc.group);
-        let mut spec = ConsumerSpec::new(
-            &component,
-            streams::EVENTS,
-            &format!("{component}-undelivered"),
-            &subjects::event(switchboard_core::EventKind::DeliveryFailed.as_str()),
-        );
-        spec.max_deliver = u64::MAX;
-        spec.ack_wait = self.svc.lease_ttl.max(Duration::from_secs(5));
-        // Failures from before this consumer existed are history, not news for an agent.
-        spec.only_new = true;
-        let (bus, stop) = (self.bus.clone(), stop.clone());
-        let answers_bad_input = self.answers_bad_input();
-        async move {
-            let handler = move |d: Delivery| {
-                let tx = tx.clone();
-                async move {
-                    let event = match d.decode::<Event>() {
-                        Ok(event) => event,
-                        Err(_) if !answers_bad_input => return Ok(()),
-                        Err(e) => return Err(e),
-                    };
-                    if crate::undelivered::failed_message(&event).is_none() {
-                        return Ok(());
-                    }
-                    let (done, result) = oneshot::channel();
-                    let input = Input::Undelivered(Box::new(event));
-                    if tx.send(Work { input, done }).await.is_err() {
-                        return Err(HandlerError::Retry("router not leading".into()));
-                    }
-                    result.await.unwrap_or_else(|_| Err(HandlerError::Retry("router stopped".into())))
-                }
-            };
-            if let Err(e) = bus.run_consumer(spec, stop, handler).await {
-                warn!(error = %e, "router delivery-failure consumer failed");
-            }
-        }
-    }
-
-    /// Whether this router dead-letters inputs nobody can route (unreadable, or on another
-    /// channel's subject): with the teams divided into groups only the last group does, so such
-    /// an input becomes one dead letter, not one per group.
-    fn answers_bad_input(&self) -> bool {
-        match self.cfg.group.as_ref().filter(|g| g.layout.divided()) {
-            Some(g) => g.layout.catch_all() == g.name,
-            None => true,
-        }
-    }
-
-    /// Publishes effects: all sent in order on one connection (so JetStream stores them in that
-    /// order), then every ack awaited; each carries its stable id as `Nats-Msg-Id`.
-    async fn publish(&self, effects: Vec<Effect>) -> Result<(), ServiceError> {
-        let mut pending = Vec::new();
-        let mut records = Vec::new();
-        let mut results = Vec::new();
-        for effect in effects {
-            match effect {
-                Effect::Event(e) => {
-                    pending
-                        .push(self.bus.start_publish(&subjects::event(e.kind.as_str()), &e, &e.id.to_string()).await?);
-                }
-                Effect::Outbound(o) => {
-                    pending.push(self.bus.start_publish(&subjects::outbound(&o.channel), &o, &o.id.to_string()).await?);
-                }
-                Effect::Agent { kind, delivery } => {
-                    let (id, agent) = match &delivery {
-                        AgentDelivery::Offer(o) => (o.id, &o.agent_id),
-                        AgentDelivery::Message(m) => (m.id, &m.agent_id),
-                        AgentDelivery::Update(u) => (u.id, &u.agent_id),
-                    };
-                    let subject = if kind == crate::effect::AGENT_STREAM {
-                        subjects::agent_stream(agent)
-                    } else {
-                        subjects::agent_out(&kind)
-                    };
-                    pending.push(self.bus.start_publish(&subject, &delivery, &id.to_string()).await?);
-                }
-                Effect::Store(record) => records.push(record),
-                Effect::CommandResult { command, rejected } => results.push((command, rejected)),
-            }
-        }
-        // A record is the conversation's whole state: of several in one group the last wins, and
-        // the rest can be written at once since they are for different conversations.
-        let mut latest = std::collections::HashMap::new();
-        for record in records {
-            latest.insert(record.id, record);
-        }
-        futures::future::join_all(latest.values().map(|record| self.store(record))).await;
-        for p in pending {
-            p.acked().await?;
-        }
-        // Only now, with every effect stored, does the issuer (the agent API) hear the outcome:
-        // kept in `sb_commands` first, so that whoever retries the command id later is answered
-        // from there, then told over core NATS (nobody listening is fine).
-        let verdicts: Vec<_> =
-            results.into_iter().map(|(command_id, rejected)| CommandVerdict { command_id, rejected }).collect();
-        futures::future::join_all(verdicts.iter().map(|v| self.keep_verdict(v))).await;
-        for verdict in verdicts {
-            if let Some(reason) = &verdict.rejected {
-                info!(command = %verdict.command_id, %reason, "agent command rejected");
-            }
-            let body = serde_json::to_vec(&verdict).expect("verdicts serialise");
-            let subject = subjects::router_result(&verdict.command_id.to_string());
-            if let Err(e) = self.bus.client().publish(subject, body.into()).await {
-                debug!(error = %e, "command result not published");
-            }
-        }
-        Ok(())
-    }
-
-    /// Keeps a command's verdict for retries of its id; a lost write only means a retry waits
-    /// for the verdict instead of getting it at once, so a failure is logged, not fatal.
-    async fn keep_verdict(&self, verdict: &CommandVerdict) {
-        let bucket = self.commands.get_or_try_init(|| self.bus.jetstream().get_key_value(buckets::COMMANDS));
-        let kv = match bucket.await {
-            Ok(kv) => kv,
-            Err(e) => return warn!(error = %e, "command verdict bucket unavailable"),
-        };
-        let value = serde_json::to_vec(verdict).expect("verdicts serialise");
-        if let Err(e) = kv.put(CommandVerdict::key(&verdict.command_id), value.into()).await {
-            warn!(command = %verdict.command_id, error = %e, "keeping the command verdict failed");
-        }
-    }
-
-    /// Stores a conversation record for readers (the agent API); losing one write is repaired
-    /// by the next change of the conversation, so a failure is logged, not fatal.
-    async fn store(&self, record: &crate::ConversationRecord) {
-        let bucket = self.conversations.get_or_try_init(|| self.bus.jetstream().get_key_value(buckets::CONVERSATIONS));
-        let kv = match bucket.await {
-            Ok(kv) => kv,
-            Err(e) => return warn!(error = %e, "conversation bucket unavailable"),
-        };
-        let value = serde_json::to_vec(record).expect("records serialise");
-        if let Err(e) = kv.put(record.id.to_string(), value.into()).await {
-            warn!(conversation = %record.id, error = %e, "storing the conversation record failed");
-        }
-    }
-
-    async fn snapshots(&self) -> Result<object_store::ObjectStore, ServiceError> {
-        self.bus
-            .jetstream()
-            .get_object_store(ROUTER_SNAPSHOTS_STORE)
-            .await
-            .map_err(|e| ServiceError::Bus(BusError::Setup { what: ROUTER_SNAPSHOTS_STORE.into(), source: e.into() }))
-    }
-
-    async fn load_snapshot(&self) -> Result<Router, ServiceError> {
-        let store = self.snapshots().await?;
-        let mut object = match store.get(&self.svc.group).await {
-            Ok(object) => object,
-            Err(e) if e.kind() == object_store::GetErrorKind::NotFound => return Ok(Router::new(self.cfg.clone())?),
-            Err(e) => {
-                return Err(ServiceError::Bus(BusError::Setup { what: "router snapshot".into(), source: e.into() }));
-            }
-        };
-        let mut bytes = Vec::new();
-        object
-            .read_to_end(&mut bytes)
-            .await
-            .map_err(|e| ServiceError::Corrupt { what: "router snapshot".into(), reason: e.to_string() })?;
-        let state: RouterState = serde_json::from_slice(&bytes)
-            .map_err(|e| ServiceError::Corrupt { what: "router snapshot".into(), reason: e.to_string() })?;
-        Ok(Router::restore(self.cfg.clone(), state)?)
-    }
-
-    async fn save_snapshot(&self, router: &Router) -> Result<(), ServiceError> {
-        let bytes = serde_json::to_vec(&router.state()).expect("router state serialises");
-        let store = self.snapshots().await?;
-        store
-            .put(self.svc.group.as_str(), &mut bytes.as_slice())
-            .await
-            .map_err(|e| ServiceError::Bus(BusError::Setup { what: "router snapshot".into(), source: e.into() }))?;
-        debug!(sequence = router.sequence(), bytes = bytes.len(), "router snapshot saved");
-        Ok(())
     }
 }

@@ -1,0 +1,75 @@
+//! The router's configuration, its errors and its state (what a snapshot holds).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use switchboard_routing::{Layout, Ms, RoutingConfig, RoutingConfigError, Snapshot};
+use uuid::Uuid;
+
+use crate::record::ConversationRecord;
+
+/// What the router needs besides the routing configuration.
+#[derive(Debug, Clone, Default)]
+pub struct RouterConfig {
+    /// Teams, agents, rules.
+    pub routing: RoutingConfig,
+    /// Endpoint kinds by agent id: an agent's deliveries go to `sb.agent.out.<kind>` for each.
+    pub endpoints: BTreeMap<String, Vec<String>>,
+    /// How many history entries an offer carries (across the customer's linked conversations).
+    pub offer_history: usize,
+    /// The routing group this router routes, when the teams are divided into groups: it then
+    /// runs that group's part of `routing` and claims only that group's inputs.
+    pub group: Option<RoutingGroup>,
+}
+
+/// A router's routing group and the layout every process agrees on.
+#[derive(Debug, Clone)]
+pub struct RoutingGroup {
+    /// The group's name.
+    pub name: String,
+    /// Which group owns what.
+    pub layout: Arc<Layout>,
+}
+
+/// Why a router could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum RouterError {
+    /// The routing configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] RoutingConfigError),
+    /// The group is not one of `routing.groups`.
+    #[error("routing group `{0}` is not configured (routing.groups)")]
+    UnknownGroup(String),
+}
+
+/// Everything the router knows, serialisable: a snapshot plus the journal sequence it reflects.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RouterState {
+    /// The last journal sequence applied.
+    pub sequence: u64,
+    /// The engine's state.
+    pub engine: Snapshot,
+    /// Conversations the engine still knows, by id.
+    pub records: BTreeMap<Uuid, ConversationRecord>,
+    /// Conversation ids by person key, newest last (at most [`PERSON_KEEP`]).
+    pub persons: BTreeMap<String, VecDeque<Uuid>>,
+    /// Resolved conversations in resolution order, to drop their records once forgotten.
+    pub resolved: VecDeque<(Ms, Uuid)>,
+    /// Endpoint kinds of agents defined at runtime (`define_agent`), by agent id.
+    #[serde(default)]
+    pub agent_endpoints: BTreeMap<String, Vec<String>>,
+    /// Agents defined at runtime for another routing group, with that group: their commands
+    /// are that group's.
+    #[serde(default)]
+    pub elsewhere: BTreeMap<String, String>,
+}
+
+/// The routing configuration narrowed to the router's group, if it has one.
+pub(crate) fn narrowed(mut cfg: RouterConfig) -> Result<RouterConfig, RouterError> {
+    if let Some(g) = &cfg.group {
+        cfg.routing =
+            g.layout.config_for(&cfg.routing, &g.name).ok_or_else(|| RouterError::UnknownGroup(g.name.clone()))?;
+    }
+    Ok(cfg)
+}

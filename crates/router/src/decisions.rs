@@ -1,0 +1,274 @@
+//! The engine's decisions turned into effects: events, offers and updates to agents, auto-replies
+//! and the satisfaction survey.
+
+use std::collections::BTreeMap;
+
+use switchboard_core::agent::{Author, HistoryEntry};
+use switchboard_core::outbound::ChannelAddress;
+use switchboard_core::{AgentDelivery, EventKind, OutboundKind, OutboundMessage};
+use switchboard_routing::{ConversationId, Decision};
+
+use crate::effect::Effect;
+use crate::router::{CSAT_QUESTION, Fx, Router, WEBCHAT, time};
+
+pub(crate) fn reply_subject(subject: &str) -> String {
+    if subject.get(..3).is_some_and(|p| p.eq_ignore_ascii_case("re:")) {
+        subject.to_string()
+    } else {
+        format!("Re: {subject}")
+    }
+}
+
+/// Outbound metadata naming the agent who wrote, so chat channels can show who answers.
+pub(crate) fn agent_name_metadata(name: Option<&str>) -> std::collections::BTreeMap<String, String> {
+    name.map(|n| {
+        std::collections::BTreeMap::from([(
+            switchboard_core::contract::metadata::AGENT_NAME.to_string(),
+            n.to_string(),
+        )])
+    })
+    .unwrap_or_default()
+}
+
+impl Router {
+    /// Turns the engine's decisions into effects and record changes.
+    pub(crate) fn decisions(&mut self, decisions: Vec<Decision>, fx: &mut Fx) {
+        for (i, d) in decisions.iter().cloned().enumerate() {
+            let ahead = &decisions[i + 1..];
+            if let Some(c) = d.conversation() {
+                fx.touched.insert(c);
+            }
+            match d {
+                Decision::Opened { conversation, repeat } => {
+                    if let Some(r) = self.st.records.get_mut(&conversation) {
+                        r.repeat = repeat;
+                    }
+                    let mut data = self.routing_ahead(conversation, ahead);
+                    data["repeat"] = repeat.into();
+                    self.conversation_event(fx, EventKind::ConversationOpened, conversation, None, data);
+                }
+                Decision::Reopened { conversation } => {
+                    if let Some(r) = self.st.records.get_mut(&conversation) {
+                        r.repeat = true;
+                    }
+                    let data = self.routing_ahead(conversation, ahead);
+                    self.conversation_event(fx, EventKind::ConversationReopened, conversation, None, data);
+                }
+                Decision::Queued { conversation, team, tier, priority, sla_deadline } => {
+                    if let Some(r) = self.st.records.get_mut(&conversation) {
+                        (r.team, r.tier, r.priority, r.sla_deadline) = (team, tier, priority, sla_deadline);
+                    }
+                }
+                Decision::AutoReply { conversation, text, reason } => {
+                    self.auto_reply(conversation, text, &format!("{reason:?}"), fx);
+                }
+                Decision::Offer { conversation, agent, deadline } => {
+                    if let Some(r) = self.st.records.get_mut(&conversation) {
+                        r.offered_at = Some(fx.at);
+                    }
+                    self.conversation_event(
+                        fx,
+                        EventKind::Offered,
+                        conversation,
+                        Some(&agent),
+                        serde_json::json!({ "deadline": deadline }),
+                    );
+                    let actions = ["accept", "decline"];
+                    self.deliver_offer(conversation, &agent, deadline, &actions, fx);
+                }
+                Decision::OfferTimedOut { conversation, agent } => {
+                    self.conversation_event(
+                        fx,
+                        EventKind::OfferTimedOut,
+                        conversation,
+                        Some(&agent),
+                        serde_json::json!({}),
+                    );
+                    self.update(conversation, &agent, "offer_withdrawn", None, fx);
+                }
+                Decision::OfferWithdrawn { conversation, agent } => {
+                    let data = serde_json::json!({ "reason": "agent stepped away" });
+                    self.conversation_event(fx, EventKind::OfferDeclined, conversation, Some(&agent), data);
+                    self.update(conversation, &agent, "offer_withdrawn", None, fx);
+                }
+                Decision::Assigned { conversation, agent } => {
+                    let was_offered = self
+                        .st
+                        .records
+                        .get(&conversation)
+                        .is_some_and(|r| r.state == "offered" && r.agent.as_deref() == Some(agent.as_str()));
+                    let data = match self.engine.agent_name(&agent) {
+                        Some(name) => serde_json::json!({ "agent_name": name }),
+                        None => serde_json::json!({}),
+                    };
+                    self.conversation_event(fx, EventKind::Assigned, conversation, Some(&agent), data);
+                    if was_offered {
+                        let since = self.since_offer(conversation);
+                        self.update_with(conversation, &agent, "assigned", None, since, fx);
+                    } else {
+                        let actions = ["reply", "note", "transfer", "escalate", "resolve"];
+                        self.deliver_offer(conversation, &agent, fx.at, &actions, fx);
+                    }
+                }
+                Decision::DeliverToAgent { conversation, agent } => {
+                    let Some(entry) = self.st.records.get(&conversation).and_then(|r| r.history.last().cloned()) else {
+                        continue;
+                    };
+                    for kind in self.endpoint_kinds(&agent) {
+                        let delivery = AgentDelivery::Message(switchboard_core::agent::AgentMessage {
+                            id: fx.id(),
+                            agent_id: agent.clone(),
+                            conversation_id: conversation,
+                            entry: entry.clone(),
+                        });
+                        fx.out.push(Effect::Agent { kind, delivery });
+                    }
+                }
+                Decision::FirstResponse { within_sla, .. } => fx.first_response = Some(within_sla),
+                Decision::Escalated { conversation, cause, tier, team, note } => {
+                    let data =
+                        serde_json::json!({ "cause": format!("{cause:?}"), "tier": tier, "team": team, "note": note });
+                    self.conversation_event(fx, EventKind::Escalated, conversation, None, data);
+                    self.note(conversation, note, fx);
+                }
+                Decision::Transferred { conversation, from_agent, to_agent, team, note } => {
+                    let data = serde_json::json!({ "to_agent": to_agent, "team": team, "note": note });
+                    self.conversation_event(fx, EventKind::Transferred, conversation, Some(&from_agent), data);
+                    self.update(conversation, &from_agent, "transferred", note.clone(), fx);
+                    self.note(conversation, note, fx);
+                }
+                Decision::SlaBreached { conversation } => {
+                    self.conversation_event(fx, EventKind::SlaBreached, conversation, None, serde_json::json!({}));
+                }
+                Decision::Resolved { conversation, agent } => {
+                    self.conversation_event(
+                        fx,
+                        EventKind::Resolved,
+                        conversation,
+                        agent.as_deref(),
+                        serde_json::json!({}),
+                    );
+                    if let Some(agent) = &agent {
+                        self.update(conversation, agent, "resolved", None, fx);
+                    }
+                    self.csat_survey(conversation, agent.as_deref(), fx);
+                    self.st.resolved.push_back((fx.at, conversation));
+                }
+                Decision::AgentStatusChanged { agent, status, reason } => {
+                    let data = serde_json::json!({ "status": status, "reason": reason });
+                    fx.event(EventKind::AgentStatusChanged, None, Some(&agent), data);
+                }
+                Decision::Rejected { reason, .. } => fx.rejected = Some(reason),
+            }
+        }
+    }
+
+    /// Emits an event about a conversation. Every one carries the conversation's channel and its
+    /// routing (team, tier, priority) as of now, so that KPIs can be cut by any of them without
+    /// replaying the conversation's history; keys the caller set (e.g. the new tier of an
+    /// escalation) win.
+    pub(crate) fn conversation_event(
+        &self,
+        fx: &mut Fx,
+        kind: EventKind,
+        conversation: ConversationId,
+        agent: Option<&str>,
+        mut data: serde_json::Value,
+    ) {
+        let record = self.st.records.get(&conversation);
+        if let (Some(r), serde_json::Value::Object(m)) = (record, &mut data) {
+            m.entry("team").or_insert_with(|| r.team.clone().into());
+            m.entry("tier").or_insert_with(|| serde_json::json!(r.tier));
+            m.entry("priority").or_insert_with(|| r.priority.0.into());
+        }
+        fx.event(kind, Some(conversation), agent, data);
+        if let Some(Effect::Event(e)) = fx.out.last_mut() {
+            e.channel = record.map(|r| r.channel.clone());
+        }
+    }
+
+    /// The routing a (re)opened conversation gets from this input: its `Queued` decision further
+    /// on (the record is updated only when that decision is handled), else, for one the L0 bot
+    /// answers, the engine's view.
+    pub(crate) fn routing_ahead(&self, conversation: ConversationId, ahead: &[Decision]) -> serde_json::Value {
+        let queued = ahead.iter().find_map(|d| match d {
+            Decision::Queued { conversation: c, team, tier, priority, .. } if *c == conversation => {
+                Some((team.clone(), *tier, *priority))
+            }
+            _ => None,
+        });
+        let routing = queued.or_else(|| self.engine.explain(conversation).map(|e| (e.team, e.tier, e.priority)));
+        match routing {
+            Some((team, tier, priority)) => serde_json::json!({ "team": team, "tier": tier, "priority": priority.0 }),
+            None => serde_json::json!({}),
+        }
+    }
+
+    pub(crate) fn auto_reply(&mut self, conversation: ConversationId, text: String, reason: &str, fx: &mut Fx) {
+        let Some(r) = self.st.records.get_mut(&conversation) else { return };
+        let id = fx.id();
+        r.push(HistoryEntry {
+            outbound_id: Some(id),
+            ..HistoryEntry::new(time(fx.at), Author::System, None, text.clone())
+        });
+        let outbound = OutboundMessage {
+            id,
+            conversation_id: conversation,
+            channel: r.channel.clone(),
+            to: ChannelAddress { customer_id: r.customer.id.clone(), thread_key: r.thread_key.clone() },
+            text,
+            subject: r.subject.as_ref().map(|s| reply_subject(s)),
+            attachments: Vec::new(),
+            reply_to: r.last_provider_message_id.clone(),
+            kind: OutboundKind::AutoReply,
+            agent_id: None,
+            created_at: time(fx.at),
+            metadata: Default::default(),
+        };
+        fx.out.push(Effect::Outbound(outbound));
+        self.conversation_event(
+            fx,
+            EventKind::AutoReplied,
+            conversation,
+            None,
+            serde_json::json!({ "reason": reason }),
+        );
+        fx.touched.insert(conversation);
+    }
+
+    /// Asks the customer to rate a resolved conversation on the channel they used. The web chat
+    /// asks by itself (buttons on the `resolved` event), so it gets no question from here. Not
+    /// added to the history: it is not part of what the agent and customer said.
+    pub(crate) fn csat_survey(&self, conversation: ConversationId, agent: Option<&str>, fx: &mut Fx) {
+        use switchboard_core::contract::metadata;
+        if !self.cfg.routing.csat_survey {
+            return;
+        }
+        let Some(r) = self.st.records.get(&conversation) else { return };
+        if r.channel == WEBCHAT {
+            return;
+        }
+        let mut meta = BTreeMap::from([
+            (metadata::CSAT.to_string(), metadata::CSAT_REQUEST.to_string()),
+            (metadata::CSAT_CONVERSATION.to_string(), conversation.to_string()),
+        ]);
+        if let Some(agent) = agent {
+            meta.insert(metadata::CSAT_AGENT.to_string(), agent.to_string());
+        }
+        let outbound = OutboundMessage {
+            id: fx.id(),
+            conversation_id: conversation,
+            channel: r.channel.clone(),
+            to: ChannelAddress { customer_id: r.customer.id.clone(), thread_key: r.thread_key.clone() },
+            text: CSAT_QUESTION.to_string(),
+            subject: r.subject.as_ref().map(|s| reply_subject(s)),
+            attachments: Vec::new(),
+            reply_to: r.last_provider_message_id.clone(),
+            kind: OutboundKind::System,
+            agent_id: None,
+            created_at: time(fx.at),
+            metadata: meta,
+        };
+        fx.out.push(Effect::Outbound(outbound));
+    }
+}

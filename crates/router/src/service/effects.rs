@@ -1,0 +1,100 @@
+//! Publishing a step's effects: events, messages, deliveries and records stored in order, then
+//! the commands' verdicts kept and announced.
+
+use switchboard_core::contract::{buckets, subjects};
+use switchboard_core::{AgentDelivery, CommandVerdict};
+use tracing::{debug, info, warn};
+
+use super::{RouterService, ServiceError};
+use crate::Effect;
+
+impl RouterService {
+    /// Publishes effects: all sent in order on one connection (so JetStream stores them in that
+    /// order), then every ack awaited; each carries its stable id as `Nats-Msg-Id`.
+    pub(super) async fn publish(&self, effects: Vec<Effect>) -> Result<(), ServiceError> {
+        let mut pending = Vec::new();
+        let mut records = Vec::new();
+        let mut results = Vec::new();
+        for effect in effects {
+            match effect {
+                Effect::Event(e) => {
+                    pending
+                        .push(self.bus.start_publish(&subjects::event(e.kind.as_str()), &e, &e.id.to_string()).await?);
+                }
+                Effect::Outbound(o) => {
+                    pending.push(self.bus.start_publish(&subjects::outbound(&o.channel), &o, &o.id.to_string()).await?);
+                }
+                Effect::Agent { kind, delivery } => {
+                    let (id, agent) = match &delivery {
+                        AgentDelivery::Offer(o) => (o.id, &o.agent_id),
+                        AgentDelivery::Message(m) => (m.id, &m.agent_id),
+                        AgentDelivery::Update(u) => (u.id, &u.agent_id),
+                    };
+                    let subject = if kind == crate::effect::AGENT_STREAM {
+                        subjects::agent_stream(agent)
+                    } else {
+                        subjects::agent_out(&kind)
+                    };
+                    pending.push(self.bus.start_publish(&subject, &delivery, &id.to_string()).await?);
+                }
+                Effect::Store(record) => records.push(record),
+                Effect::CommandResult { command, rejected } => results.push((command, rejected)),
+            }
+        }
+        // A record is the conversation's whole state: of several in one group the last wins, and
+        // the rest can be written at once since they are for different conversations.
+        let mut latest = std::collections::HashMap::new();
+        for record in records {
+            latest.insert(record.id, record);
+        }
+        futures::future::join_all(latest.values().map(|record| self.store(record))).await;
+        for p in pending {
+            p.acked().await?;
+        }
+        // Only now, with every effect stored, does the issuer (the agent API) hear the outcome:
+        // kept in `sb_commands` first, so that whoever retries the command id later is answered
+        // from there, then told over core NATS (nobody listening is fine).
+        let verdicts: Vec<_> =
+            results.into_iter().map(|(command_id, rejected)| CommandVerdict { command_id, rejected }).collect();
+        futures::future::join_all(verdicts.iter().map(|v| self.keep_verdict(v))).await;
+        for verdict in verdicts {
+            if let Some(reason) = &verdict.rejected {
+                info!(command = %verdict.command_id, %reason, "agent command rejected");
+            }
+            let body = serde_json::to_vec(&verdict).expect("verdicts serialise");
+            let subject = subjects::router_result(&verdict.command_id.to_string());
+            if let Err(e) = self.bus.client().publish(subject, body.into()).await {
+                debug!(error = %e, "command result not published");
+            }
+        }
+        Ok(())
+    }
+
+    /// Keeps a command's verdict for retries of its id; a lost write only means a retry waits
+    /// for the verdict instead of getting it at once, so a failure is logged, not fatal.
+    pub(super) async fn keep_verdict(&self, verdict: &CommandVerdict) {
+        let bucket = self.commands.get_or_try_init(|| self.bus.jetstream().get_key_value(buckets::COMMANDS));
+        let kv = match bucket.await {
+            Ok(kv) => kv,
+            Err(e) => return warn!(error = %e, "command verdict bucket unavailable"),
+        };
+        let value = serde_json::to_vec(verdict).expect("verdicts serialise");
+        if let Err(e) = kv.put(CommandVerdict::key(&verdict.command_id), value.into()).await {
+            warn!(command = %verdict.command_id, error = %e, "keeping the command verdict failed");
+        }
+    }
+
+    /// Stores a conversation record for readers (the agent API); losing one write is repaired
+    /// by the next change of the conversation, so a failure is logged, not fatal.
+    pub(super) async fn store(&self, record: &crate::ConversationRecord) {
+        let bucket = self.conversations.get_or_try_init(|| self.bus.jetstream().get_key_value(buckets::CONVERSATIONS));
+        let kv = match bucket.await {
+            Ok(kv) => kv,
+            Err(e) => return warn!(error = %e, "conversation bucket unavailable"),
+        };
+        let value = serde_json::to_vec(record).expect("records serialise");
+        if let Err(e) = kv.put(record.id.to_string(), value.into()).await {
+            warn!(conversation = %record.id, error = %e, "storing the conversation record failed");
+        }
+    }
+}
