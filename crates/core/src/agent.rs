@@ -152,8 +152,11 @@ pub struct AgentCommand {
 }
 
 /// The action of an agent command.
+// Deserialised through the `Deserialize` impl below (`remote = "Self"` keeps the derived one as
+// an inherent function): serde ignores extra fields next to the tag of a field-less variant
+// (`{"type":"resolve","reason":"…"}`) even with `deny_unknown_fields`, which the schema forbids.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields, remote = "Self")]
 pub enum CommandAction {
     /// Take an offered conversation.
     Accept,
@@ -239,6 +242,30 @@ pub enum CommandAction {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         endpoints: Vec<String>,
     },
+}
+
+/// The actions that carry no field besides `type`.
+const FIELDLESS_ACTIONS: [&str; 2] = ["accept", "resolve"];
+
+impl<'de> Deserialize<'de> for CommandAction {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let value = serde_json::Value::deserialize(deserializer)?;
+        if let Some(fields) = value.as_object()
+            && let Some(kind) = fields.get("type").and_then(|t| t.as_str())
+            && FIELDLESS_ACTIONS.contains(&kind)
+            && let Some(extra) = fields.keys().find(|k| *k != "type")
+        {
+            return Err(D::Error::custom(format!("unknown field `{extra}`: `{kind}` has no fields besides `type`")));
+        }
+        CommandAction::deserialize(value).map_err(D::Error::custom)
+    }
+}
+
+impl Serialize for CommandAction {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        CommandAction::serialize(self, serializer)
+    }
 }
 
 impl Contract for AgentCommand {
