@@ -413,8 +413,7 @@ async fn a_command_with_an_unknown_field_is_a_dead_letter_naming_it_and_changes_
     let mut headers = switchboard_bus::async_nats::HeaderMap::new();
     headers.insert(switchboard_core::contract::headers::SCHEMA, AgentCommand::SCHEMA);
     t.bus.publish_raw(subjects::AGENT_IN, headers, raw.to_string().into(), &id.to_string()).await.unwrap();
-    wait_for("the command dead-lettered", WAIT, || async { !t.dead_letters("router-default").await.is_empty() })
-        .await;
+    wait_for("the command dead-lettered", WAIT, || async { !t.dead_letters("router-default").await.is_empty() }).await;
     let dead = t.dead_letters("router-default").await;
     assert_eq!(dead.len(), 1);
     let reason = dead[0].0.get("Sb-Dlq-Reason").map(|v| v.to_string()).unwrap_or_default();
