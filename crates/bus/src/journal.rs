@@ -98,6 +98,20 @@ impl Journal {
     /// Appends an entry if nobody else appended since our last append (or since opening), and
     /// says where it landed. `msg_id` de-duplicates a retried append of the same entry.
     pub async fn append(&mut self, payload: Bytes, msg_id: &str) -> Result<Appended, AppendError> {
+        match self.try_append(payload.clone(), msg_id).await {
+            // Our own last entries were deleted (a customer's erasure deletes the entries that
+            // name them up to the router's snapshot, its own `forget` entry included): the
+            // journal now ends before where we left it, which no other writer can cause (theirs
+            // would end after it). Continue from where it ends.
+            Err(AppendError::Fenced { .. }) if self.fetch_last().await.is_ok_and(|last| last < self.last) => {
+                self.last = self.fetch_last().await.map_err(AppendError::Bus)?;
+                self.try_append(payload, msg_id).await
+            }
+            other => other,
+        }
+    }
+
+    async fn try_append(&mut self, payload: Bytes, msg_id: &str) -> Result<Appended, AppendError> {
         let mut h = HeaderMap::new();
         h.insert(headers::MSG_ID, msg_id);
         h.insert(NATS_EXPECTED_LAST_SUBJECT_SEQUENCE, self.last.to_string().as_str());

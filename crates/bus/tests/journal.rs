@@ -82,3 +82,26 @@ async fn a_retried_append_whose_ack_was_lost_is_not_stored_twice() {
     retry.append("y".into(), "entry-2").await.unwrap();
     assert!(matches!(before.append("z".into(), "entry-3").await, Err(AppendError::Fenced { .. })));
 }
+
+#[tokio::test]
+async fn a_writer_whose_last_entries_were_deleted_continues_and_a_rival_is_still_fenced() {
+    let server = NatsServer::start();
+    let bus = connect(&server).await;
+    let subject = subjects::router_journal("default");
+    let mut j = bus.open_journal(&subject).await.unwrap();
+    let first = j.append("a".into(), "e1").await.unwrap().sequence;
+    let last = j.append("erase me".into(), "e2").await.unwrap().sequence;
+    // An erasure deletes the entries that name the person, the journal's last one included.
+    let stream = bus.jetstream().get_stream(switchboard_core::contract::streams::ROUTER).await.unwrap();
+    stream.delete_message(last).await.unwrap();
+    let next = j.append("b".into(), "e3").await.expect("the writer goes on after its deleted entry").sequence;
+    assert!(next > last);
+    let texts: Vec<_> =
+        j.read_after(0).await.unwrap().iter().map(|e| String::from_utf8(e.payload.to_vec()).unwrap()).collect();
+    assert_eq!(texts, ["a", "b"]);
+    // A writer that fell behind is still fenced: the journal ends after where it left it.
+    let mut stale = bus.open_journal(&subject).await.unwrap();
+    j.append("c".into(), "e4").await.unwrap();
+    assert!(matches!(stale.append("x".into(), "x1").await, Err(AppendError::Fenced { .. })));
+    assert!(first < next);
+}

@@ -5,9 +5,12 @@
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use switchboard_adapter::Inbound;
@@ -16,6 +19,7 @@ use teloxide_core::payloads::SetWebhookSetters;
 use teloxide_core::prelude::Requester;
 use teloxide_core::types::{AllowedUpdate, Update};
 use tracing::{info, warn};
+use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -82,24 +86,42 @@ pub async fn register(sender: &Sender, public_url: &str, secret: &str) -> Result
 #[utoipa::path(
     post,
     path = PATH,
+    operation_id = "receive_telegram_update",
     tag = "telegram",
     security(("telegramSecret" = [])),
-    request_body(content = Object, description = "A Telegram Bot API `Update` (see Telegram's documentation)."),
+    request_body(content = Option<serde_json::Value>, description = "A Telegram Bot API `Update` (see Telegram's documentation). \
+        Any body (or none) is taken: one that is not an `Update` is answered `200`, counted `rejected` and skipped, since Telegram \
+        would only send it again."),
     responses(
         (status = 200, description = "Handled, or unreadable and skipped (Telegram would only resend it)."),
-        (status = 401, description = "Wrong or missing secret token."),
-        (status = 413, description = "Larger than 256 KiB (checked after the secret token)."),
-        (status = 503, description = "Not stored; Telegram retries."),
+        (status = 401, description = "Wrong or missing secret token.", body = TelegramError),
+        (status = 413, description = "Larger than 256 KiB (checked after the secret token).", body = TelegramError),
+        (status = 503, description = "Not stored; Telegram retries.", body = TelegramError),
     )
 )]
-async fn receive(State(hook): State<Hook>, headers: HeaderMap, body: Body) -> StatusCode {
+async fn receive(State(hook): State<Hook>, headers: HeaderMap, body: Body) -> Response {
+    match handle(&hook, &headers, body).await {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err((code, why)) => (code, Json(TelegramError { error: why.into() })).into_response(),
+    }
+}
+
+/// A refused update: what was wrong (the daemon's one error shape).
+#[derive(Serialize, ToSchema)]
+struct TelegramError {
+    /// Why, in words.
+    error: String,
+}
+
+/// One update, or the status and reason to refuse it.
+async fn handle(hook: &Hook, headers: &HeaderMap, body: Body) -> Result<(), (StatusCode, &'static str)> {
     let presented = headers.get(SECRET_HEADER).map(|v| v.as_bytes()).unwrap_or_default();
     let digest: [u8; 32] = Sha256::digest(presented).into();
     // Compared as digests, so the time taken says nothing about the secret.
     if !bool::from(digest.ct_eq(&*hook.secret)) {
         warn!("telegram webhook request with a wrong secret token refused");
         outcomes::record(CHANNEL, InboundOutcome::Rejected);
-        return StatusCode::UNAUTHORIZED;
+        return Err((StatusCode::UNAUTHORIZED, "wrong or missing secret token"));
     }
     // Read only once the secret matched, so an anonymous sender cannot make the daemon buffer.
     let body: Bytes = match axum::body::to_bytes(body, MAX_UPDATE_BYTES).await {
@@ -107,7 +129,7 @@ async fn receive(State(hook): State<Hook>, headers: HeaderMap, body: Body) -> St
         Err(_) => {
             warn!(limit = MAX_UPDATE_BYTES, "telegram update over the size limit (or cut off) refused");
             outcomes::record(CHANNEL, InboundOutcome::Rejected);
-            return StatusCode::PAYLOAD_TOO_LARGE;
+            return Err((StatusCode::PAYLOAD_TOO_LARGE, "update over 256 KiB"));
         }
     };
     let text = match std::str::from_utf8(&body).ok().filter(|t| serde_json::from_str::<Update>(t).is_ok()) {
@@ -116,14 +138,14 @@ async fn receive(State(hook): State<Hook>, headers: HeaderMap, body: Body) -> St
             // Answered 200: Telegram would only send the same unreadable update again.
             warn!(bytes = body.len(), "unreadable telegram update refused");
             outcomes::record(CHANNEL, InboundOutcome::Rejected);
-            return StatusCode::OK;
+            return Ok(());
         }
     };
     match handle_update(&hook.inbound, hook.agents.as_ref(), &hook.files, text).await {
-        Ok(_) => StatusCode::OK,
+        Ok(_) => Ok(()),
         Err(e) => {
             warn!(error = %e, "telegram update not stored; Telegram will retry");
-            StatusCode::SERVICE_UNAVAILABLE
+            Err((StatusCode::SERVICE_UNAVAILABLE, "not stored; retry"))
         }
     }
 }

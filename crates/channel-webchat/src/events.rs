@@ -67,10 +67,14 @@ pub(crate) async fn on_event(shared: &Shared, bus: &Bus, delivery: Delivery) -> 
     Ok(())
 }
 
-/// `sb.agent.typing`: what an agent's client says while the agent types.
+/// `sb.agent.typing`: what an agent's client says while the agent types (the `typing` message
+/// of `asyncapi.yaml`; a signal with another field is not one).
 #[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Typing {
     conversation_id: uuid::Uuid,
+    #[serde(rename = "agent_id")]
+    _agent_id: String,
     #[serde(default)]
     agent_name: Option<String>,
 }
@@ -93,7 +97,14 @@ pub(crate) async fn run_typing(shared: Arc<Shared>, bus: Bus, stop: Cancellation
                 _ = stop.cancelled() => return,
                 m = sub.next() => match m { Some(m) => m, None => break },
             };
-            let Ok(typing) = serde_json::from_slice::<Typing>(&message.payload) else { continue };
+            let typing = match serde_json::from_slice::<Typing>(&message.payload) {
+                Ok(t) => t,
+                Err(e) => {
+                    // A signal on core NATS, not stored: nothing to dead-letter, nothing to retry.
+                    debug!(error = %e, "typing signal that is not `typing` ignored");
+                    continue;
+                }
+            };
             let lookup = tokio::time::timeout(Duration::from_secs(2), shared.conversation(typing.conversation_id));
             if let Ok(Ok(Some(record))) = lookup.await
                 && shared.hub.has(&record.thread_key)

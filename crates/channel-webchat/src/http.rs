@@ -147,14 +147,14 @@ fn foreign_origin() -> Response {
     tag = "webchat",
     params(
         ("Origin" = String, Header, description = "The page's origin; must be in `allowed_origins`."),
-        ("Upgrade" = String, Header, description = "`websocket`."),
-        ("Connection" = String, Header, description = "`Upgrade`."),
-        ("Sec-WebSocket-Key" = String, Header, description = "The client's handshake key."),
-        ("Sec-WebSocket-Version" = String, Header, description = "`13`."),
+        ("Upgrade" = String, Header, description = "`websocket`.", pattern = "^[Ww][Ee][Bb][Ss][Oo][Cc][Kk][Ee][Tt]$"),
+        ("Connection" = String, Header, description = "`Upgrade`.", pattern = "^[Uu][Pp][Gg][Rr][Aa][Dd][Ee]$"),
+        ("Sec-WebSocket-Key" = String, Header, description = "The client's handshake key: 16 random bytes in base64.", pattern = "^[A-Za-z0-9+/]{22}==$"),
+        ("Sec-WebSocket-Version" = String, Header, description = "`13`.", pattern = "^13$"),
     ),
     responses(
         (status = 101, description = "Switching Protocols: the WebSocket is open; the visitor says `hello` within 10 s."),
-        (status = 400, description = "Not a WebSocket upgrade request."),
+        (status = 400, description = "Not a WebSocket upgrade request (plain text, from the WebSocket handshake)."),
         (status = 403, description = "An origin not allowed.", body = Object),
         (status = 429, description = "Too many sockets open from this address.", body = Object),
         (status = 503, description = "Starting (no bus yet).", body = Object),
@@ -189,6 +189,9 @@ async fn socket(
 #[into_params(parameter_in = Query)]
 struct TokenQuery {
     /// The visitor's session token, signed by this server.
+    // Absent is answered like a wrong token (401, JSON), not with axum's plain-text 400.
+    #[serde(default)]
+    #[param(required = true)]
     token: String,
 }
 
@@ -305,6 +308,9 @@ async fn upload(
 #[into_params(parameter_in = Query)]
 struct SigQuery {
     /// The link's signature, from the transcript.
+    // Absent is answered like a wrong signature (404, JSON), not with axum's plain-text 400.
+    #[serde(default)]
+    #[param(required = true)]
     sig: String,
 }
 

@@ -454,6 +454,12 @@ async fn assignment_resolution_typing_and_one_rating_per_conversation() {
     let typing = json!({ "conversation_id": conversation, "agent_id": "anna" });
     chat.bus.bus.client().publish(subjects::AGENT_TYPING, typing.to_string().into()).await.unwrap();
     ws.next_of("typing").await;
+    // A signal with a field the `typing` message does not have is not one; the next one shows.
+    let odd = json!({ "conversation_id": conversation, "agent_id": "anna", "agent_name": "Odd", "x-unknown": 1 });
+    chat.bus.bus.client().publish(subjects::AGENT_TYPING, odd.to_string().into()).await.unwrap();
+    let named = json!({ "conversation_id": conversation, "agent_id": "anna", "agent_name": "Anna" });
+    chat.bus.bus.client().publish(subjects::AGENT_TYPING, named.to_string().into()).await.unwrap();
+    assert_eq!(ws.next_of("typing").await["agent_name"], "Anna", "the signal with an unknown field was shown");
 
     let resolved = event(EventKind::Resolved, json!({}));
     chat.bus.bus.publish(&subjects::event("resolved"), &resolved, &resolved.id.to_string()).await.unwrap();

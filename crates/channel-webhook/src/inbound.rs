@@ -24,34 +24,52 @@ use crate::{CHANNEL, SOURCE_KEY, WebhookChannel};
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookMessage {
-    /// The sender's own id of the message; the same id twice stores one message.
+    /// The sender's own id of the message (not blank; at most 447 bytes); the same id twice
+    /// stores one message.
+    #[schema(pattern = r"\S", max_length = 447)]
     pub message_id: String,
     /// Who wrote.
     pub customer: WebhookCustomer,
-    /// The text.
+    /// The text (not blank; at most 262,144 bytes).
+    #[schema(pattern = r"\S", max_length = 262144)]
     pub text: String,
     /// Subject, if any.
     #[serde(default)]
     pub subject: Option<String>,
-    /// Thread within the source; the customer id when absent.
+    /// Thread within the source (at most 447 bytes); the customer id when absent.
     #[serde(default)]
+    #[schema(max_length = 447)]
     pub thread_id: Option<String>,
-    /// Routing metadata (string values).
+    /// Routing metadata (string values; at most 63 entries, as `source` is added).
     #[serde(default)]
+    #[schema(schema_with = metadata_schema)]
     pub metadata: BTreeMap<String, String>,
+}
+
+/// String values by key, at most 63 (`envelope/1` takes 64 and the channel adds `source`).
+fn metadata_schema() -> utoipa::openapi::Object {
+    use utoipa::openapi::{ObjectBuilder, schema::Type};
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .additional_properties(Some(ObjectBuilder::new().schema_type(Type::String)))
+        .max_properties(Some(63))
+        .description(Some("Routing metadata (string values; at most 63 entries, as `source` is added)."))
+        .build()
 }
 
 /// The customer of a webhook message.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookCustomer {
-    /// The source's id of the customer.
+    /// The source's id of the customer (not blank; at most 256 bytes).
+    #[schema(pattern = r"\S", max_length = 256)]
     pub id: String,
     /// Display name.
     #[serde(default)]
     pub name: Option<String>,
-    /// Email address.
+    /// Email address (with an `@`).
     #[serde(default)]
+    #[schema(pattern = "@")]
     pub email: Option<String>,
 }
 
@@ -71,6 +89,7 @@ pub struct WebhookCsatAnswer {
     /// The conversation the survey asked about.
     pub conversation_id: uuid::Uuid,
     /// 1 (poor) to 5 (great); any other number is refused with `422`.
+    #[schema(minimum = 1, maximum = 5)]
     pub score: i64,
 }
 
@@ -164,6 +183,7 @@ fn invalid(e: ValidationError) -> Response {
 #[utoipa::path(
     post,
     path = "/v1/webhooks/{source}",
+    operation_id = "receive_webhook",
     tag = "webhook",
     security(("standardWebhooks" = [])),
     params(

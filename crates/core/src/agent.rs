@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use crate::domain::{AgentStatus, Priority, SkillRequirement, Tier};
 use crate::envelope::{Customer, MAX_TEXT_BYTES};
-use crate::validate::{max_len, non_empty, token};
+use crate::validate::{max_len, non_empty, token, whole};
 use crate::{Contract, ValidationError};
 
 /// Any delivery to an agent endpoint on `sb.agent.out.<endpoint-kind>`; the variant's schema id
@@ -152,12 +152,17 @@ pub enum Author {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(title = "command/1")]
+#[schemars(extend("anyOf" = [
+    { "properties": { "action": { "properties": { "type": { "enum": AGENT_ACTIONS } } } } },
+    { "required": ["conversation_id"], "properties": { "conversation_id": { "type": "string" } } }
+]))]
 pub struct AgentCommand {
     /// Client-chosen id; a repeated id is the same command and acts once.
     pub id: Uuid,
-    /// The agent issuing the command.
+    /// The agent issuing the command (not blank).
+    #[schemars(regex(pattern = r"\S"))]
     pub agent_id: String,
-    /// The conversation it concerns; absent only for `set_status`.
+    /// The conversation it concerns; absent only for `set_status`, `set_capacity` and `define_agent`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conversation_id: Option<Uuid>,
     /// When the agent issued it.
@@ -167,8 +172,11 @@ pub struct AgentCommand {
 }
 
 /// The action of an agent command.
+// Deserialised through the `Deserialize` impl below (`remote = "Self"` keeps the derived one as
+// an inherent function): serde ignores extra fields next to the tag of a field-less variant
+// (`{"type":"resolve","reason":"…"}`) even with `deny_unknown_fields`, which the schema forbids.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields, remote = "Self")]
 pub enum CommandAction {
     /// Take an offered conversation.
     Accept,
@@ -180,15 +188,21 @@ pub enum CommandAction {
     },
     /// Answer the customer.
     Reply {
-        /// The reply text.
+        /// The reply text (not blank, at most 262,144 bytes of UTF-8).
+        #[schemars(regex(pattern = r"\S"), length(max = 262144))]
         text: String,
     },
     /// Add an internal note.
     Note {
-        /// The note text.
+        /// The note text (not blank, at most 262,144 bytes of UTF-8).
+        #[schemars(regex(pattern = r"\S"), length(max = 262144))]
         text: String,
     },
     /// Hand over to another agent or team, with a note.
+    #[schemars(extend("anyOf" = [
+        { "required": ["to_agent"], "properties": { "to_agent": { "type": "string" } } },
+        { "required": ["to_team"], "properties": { "to_team": { "type": "string" } } }
+    ]))]
     Transfer {
         /// Target agent.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -219,9 +233,12 @@ pub enum CommandAction {
     /// Change how much the agent takes at once (e.g. fewer chats while training).
     SetCapacity {
         /// Concurrent conversations per channel kind, e.g. `{"webchat": 2, "email": 8}`.
-        #[serde(default)]
+        #[serde(default, deserialize_with = "whole::map_u32")]
+        #[schemars(extend("propertyNames" = { "pattern": TOKEN_PATTERN }, "additionalProperties" = { "type": "integer", "format": "uint32", "minimum": 0, "maximum": 4294967295_u32 }))]
         capacity: std::collections::BTreeMap<String, u32>,
-        /// Concurrent conversations in total.
+        /// Concurrent conversations in total (at least 1; set status `away` to take none).
+        #[serde(deserialize_with = "whole::u32")]
+        #[schemars(range(min = 1, max = 4294967295_u32))]
         max_total: u32,
     },
     /// Add an agent, or change one that was added this way (agents from the configuration
@@ -230,21 +247,30 @@ pub enum CommandAction {
         /// Display name, shown to customers.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         name: Option<String>,
-        /// Teams the agent works for (configured teams).
+        /// Teams the agent works for (configured teams; at least one).
+        #[schemars(length(min = 1))]
         teams: Vec<String>,
-        /// Tiers the agent works at.
+        /// Tiers the agent works at (at least one).
+        #[schemars(length(min = 1))]
         tiers: Vec<Tier>,
         /// Skills as `name:level` (level 1-5), e.g. `billing:3`.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         skills: Vec<String>,
         /// Concurrent conversations per channel kind.
-        #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+        #[serde(
+            default,
+            skip_serializing_if = "std::collections::BTreeMap::is_empty",
+            deserialize_with = "whole::map_u32"
+        )]
+        #[schemars(extend("propertyNames" = { "pattern": TOKEN_PATTERN }, "additionalProperties" = { "type": "integer", "format": "uint32", "minimum": 0, "maximum": 4294967295_u32 }))]
         capacity: std::collections::BTreeMap<String, u32>,
         /// Capacity for channel kinds not in `capacity` (3 when absent).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "whole::option_u32")]
+        #[schemars(range(max = 4294967295_u32))]
         default_capacity: Option<u32>,
-        /// Concurrent conversations in total (10 when absent).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        /// Concurrent conversations in total (10 when absent; at least 1).
+        #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "whole::option_u32")]
+        #[schemars(range(min = 1, max = 4294967295_u32))]
         max_total: Option<u32>,
         /// Status to set; a new agent starts `offline` and a known one keeps its status when absent.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -252,8 +278,39 @@ pub enum CommandAction {
         /// Endpoint kinds the agent's deliveries go to (`webhook`, ...); their addresses and
         /// secrets are registered with the endpoint's channel, never carried here.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        #[schemars(inner(regex(pattern = TOKEN_PATTERN)))]
         endpoints: Vec<String>,
     },
+}
+
+/// Names used in subjects and ids (channel kinds, endpoint kinds, agent ids), as a pattern.
+pub const TOKEN_PATTERN: &str = "^[a-z0-9_-]{1,64}$";
+
+/// The actions about the agent itself, not a conversation: only they go without `conversation_id`.
+pub const AGENT_ACTIONS: [&str; 3] = ["set_status", "set_capacity", "define_agent"];
+
+/// The actions that carry no field besides `type`.
+const FIELDLESS_ACTIONS: [&str; 2] = ["accept", "resolve"];
+
+impl<'de> Deserialize<'de> for CommandAction {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let value = serde_json::Value::deserialize(deserializer)?;
+        if let Some(fields) = value.as_object()
+            && let Some(kind) = fields.get("type").and_then(|t| t.as_str())
+            && FIELDLESS_ACTIONS.contains(&kind)
+            && let Some(extra) = fields.keys().find(|k| *k != "type")
+        {
+            return Err(D::Error::custom(format!("unknown field `{extra}`: `{kind}` has no fields besides `type`")));
+        }
+        CommandAction::deserialize(value).map_err(D::Error::custom)
+    }
+}
+
+impl Serialize for CommandAction {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        CommandAction::serialize(self, serializer)
+    }
 }
 
 impl Contract for AgentCommand {

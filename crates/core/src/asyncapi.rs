@@ -633,7 +633,12 @@ fn messages() -> Value {
         "typing": plain("An agent is typing", json!({
             "type": "object",
             "required": ["conversation_id", "agent_id"],
-            "properties": { "conversation_id": uuid, "agent_id": { "type": "string" } },
+            "properties": {
+                "conversation_id": uuid,
+                "agent_id": { "type": "string" },
+                "agent_name": { "type": "string", "description": "The agent's display name, where the sender knows it." },
+            },
+            "additionalProperties": false,
         })),
         "webchatEntry": plain("A web-chat transcript entry", json!({
             "type": "object",

@@ -23,16 +23,23 @@ pub struct Envelope {
     /// Switchboard's id for this message (UUIDv7, time-ordered).
     pub id: Uuid,
     /// Channel name, also the subject token: `email`, `telegram`, `webchat`, `webhook`, ...
+    #[schemars(regex(pattern = "^[a-z0-9_-]{1,64}$"))]
     pub channel: String,
-    /// The provider's own id of the message; with the channel it is the de-duplication id.
+    /// The provider's own id of the message (not blank, at most 512 bytes); with the channel it
+    /// is the de-duplication id.
+    #[schemars(regex(pattern = r"\S"), length(max = 512))]
     pub provider_message_id: String,
     /// When the adapter received the message.
     pub received_at: DateTime<Utc>,
     /// Who wrote, as the channel knows them.
     pub customer: Customer,
-    /// Channel-scoped thread key: an email thread, a Telegram chat, a web-chat session.
+    /// Channel-scoped thread key: an email thread, a Telegram chat, a web-chat session (not
+    /// blank, at most 512 bytes).
+    #[schemars(regex(pattern = r"\S"), length(max = 512))]
     pub thread_key: String,
-    /// The new text of the message, as plain text.
+    /// The new text of the message, as plain text (at most 262,144 bytes; not blank unless
+    /// there are attachments).
+    #[schemars(length(max = 262144))]
     pub text: String,
     /// Subject line, where the channel has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -43,8 +50,9 @@ pub struct Envelope {
     /// Attachments, stored in the object store; the envelope carries references only.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attachments: Vec<AttachmentRef>,
-    /// Free-form routing metadata from the channel or the customer's system.
+    /// Free-form routing metadata from the channel or the customer's system (at most 64 entries).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 64))]
     pub metadata: BTreeMap<String, String>,
     /// The provider's raw reference for audit (e.g. IMAP mailbox and UID, Telegram update id).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -55,13 +63,16 @@ pub struct Envelope {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Customer {
-    /// Channel-scoped customer id (an email address, a Telegram user id, a webhook source's id).
+    /// Channel-scoped customer id (an email address, a Telegram user id, a webhook source's id;
+    /// not blank, at most 256 bytes).
+    #[schemars(regex(pattern = r"\S"), length(max = 256))]
     pub id: String,
     /// Display name, where known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    /// Email address, where known.
+    /// Email address, where known (with an `@`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = "@"))]
     pub email: Option<String>,
     /// Phone number, where known.
     #[serde(default, skip_serializing_if = "Option::is_none")]

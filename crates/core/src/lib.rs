@@ -23,5 +23,5 @@ pub use domain::{AgentStatus, Priority, SkillRequirement, Tier};
 pub use envelope::{AttachmentRef, Customer, Envelope};
 pub use event::{Event, EventKind};
 pub use outbound::{OutboundKind, OutboundMessage};
-pub use validate::{Contract, ValidationError, json_error};
+pub use validate::{Contract, ValidationError, json_error, whole};
 pub use verdict::CommandVerdict;

@@ -72,3 +72,33 @@ pub(crate) fn token(field: &str, value: &str) -> Result<(), ValidationError> {
     }
     Ok(())
 }
+
+/// Whole numbers as JSON Schema's `integer` takes them: `3` and `3.0` alike (some JSON writers
+/// give every number a fraction), for `deserialize_with`.
+pub mod whole {
+    use std::collections::BTreeMap;
+
+    use serde::de::{Deserialize, Deserializer, Error};
+
+    fn to_u32<E: Error>(n: serde_json::Number) -> Result<u32, E> {
+        let whole = n.as_u64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0).map(|f| f as u64));
+        whole
+            .and_then(|w| u32::try_from(w).ok())
+            .ok_or_else(|| E::custom(format!("invalid value: {n}, expected a whole number from 0 to {}", u32::MAX)))
+    }
+
+    /// A `u32`.
+    pub fn u32<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+        to_u32(serde_json::Number::deserialize(d)?)
+    }
+
+    /// An optional `u32` (`null` is none).
+    pub fn option_u32<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+        Option::<serde_json::Number>::deserialize(d)?.map(to_u32).transpose()
+    }
+
+    /// A map of `u32`s.
+    pub fn map_u32<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, u32>, D::Error> {
+        BTreeMap::<String, serde_json::Number>::deserialize(d)?.into_iter().map(|(k, n)| Ok((k, to_u32(n)?))).collect()
+    }
+}

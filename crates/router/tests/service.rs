@@ -421,3 +421,32 @@ async fn an_envelope_on_another_channels_subject_is_a_dead_letter_and_routes_not
     assert!(outcomes::count("webhook", InboundOutcome::Routed) >= 1);
     router.stop().await;
 }
+
+#[tokio::test]
+async fn a_command_with_an_unknown_field_is_a_dead_letter_naming_it_and_changes_nothing() {
+    let t = TestBus::start().await;
+    let router = start_router(&t, "r1").await;
+    say(&t, "p1", "cust-1", "where is my order?").await;
+    wait_for("the offer", WAIT, || async { offers(&t).await.len() == 1 }).await;
+    let (c, _) = offers(&t).await.remove(0);
+    command(&t, c, CommandAction::Accept).await;
+    wait_for("the assignment", WAIT, || async { record(&t, c).await.is_some_and(|r| r.state == "assigned") }).await;
+
+    // `resolve` has no fields: command.v1.json forbids `reason` there.
+    let id = Uuid::now_v7();
+    let raw = serde_json::json!({
+        "id": id, "agent_id": "alice", "conversation_id": c, "issued_at": chrono::Utc::now(),
+        "action": { "type": "resolve", "reason": "spam" }
+    });
+    let mut headers = switchboard_bus::async_nats::HeaderMap::new();
+    headers.insert(switchboard_core::contract::headers::SCHEMA, AgentCommand::SCHEMA);
+    t.bus.publish_raw(subjects::AGENT_IN, headers, raw.to_string().into(), &id.to_string()).await.unwrap();
+    wait_for("the command dead-lettered", WAIT, || async { !t.dead_letters("router-default").await.is_empty() }).await;
+    let dead = t.dead_letters("router-default").await;
+    assert_eq!(dead.len(), 1);
+    let reason = dead[0].0.get("Sb-Dlq-Reason").map(|v| v.to_string()).unwrap_or_default();
+    assert!(reason.contains("`reason`"), "the reason names the field: {reason}");
+    let r = record(&t, c).await.expect("record");
+    assert_eq!(r.state, "assigned", "the conversation was not resolved");
+    router.stop().await;
+}

@@ -148,7 +148,60 @@ fn action_schema() -> Ref {
 }
 
 fn tiers_schema() -> RefOr<Schema> {
-    ArrayBuilder::new().items(command_def("Tier")).build().into()
+    ArrayBuilder::new().items(command_def("Tier")).min_items(Some(1)).build().into()
+}
+
+/// Concurrent conversations per channel kind, as `command/1` has them (`uint32`).
+fn capacity_schema() -> RefOr<Schema> {
+    let count = utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::Integer)
+        .format(Some(utoipa::openapi::SchemaFormat::Custom("uint32".into())))
+        .minimum(Some(0))
+        .maximum(Some(u32::MAX));
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::Object)
+        .property_names(Some(kind_schema()))
+        .additional_properties(Some(count))
+        .into()
+}
+
+/// A channel or endpoint kind, as a map key.
+fn kind_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .pattern(Some(switchboard_core::agent::TOKEN_PATTERN))
+        .build()
+}
+
+/// Endpoint kind → its address and secret: `webhook` is the one kind registered through the API.
+fn endpoints_schema() -> RefOr<Schema> {
+    use utoipa::openapi::ObjectBuilder;
+    use utoipa::openapi::schema::Type;
+    let text = |pattern: &str, what: &str| {
+        ObjectBuilder::new().schema_type(Type::String).pattern(Some(pattern)).description(Some(what))
+    };
+    let webhook = ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .property(
+            "url",
+            text(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?$", "Where deliveries are POSTed (http or https); an address inside the network is refused unless `channels.webhook.allowed_networks` allows it.")
+                .format(Some(utoipa::openapi::SchemaFormat::Custom("uri".into()))),
+        )
+        .property(
+            "secret",
+            text(
+                r"^whsec_([A-Za-z0-9+/]{4}){5,}([A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=|[A-Za-z0-9+/]{4})$",
+                "The signing secret: `whsec_` and at least 16 bytes in base64.",
+            ),
+        )
+        .required("url")
+        .required("secret")
+        .additional_properties(Some(utoipa::openapi::schema::AdditionalProperties::FreeForm(false)));
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .property("webhook", webhook)
+        .additional_properties(Some(utoipa::openapi::schema::AdditionalProperties::FreeForm(false)))
+        .into()
 }
 
 fn status_schema() -> Ref {
@@ -165,8 +218,10 @@ struct CommandRequest {
     id: Option<Uuid>,
     /// Required with an integration token; must match with an agent token.
     #[serde(default)]
+    #[schema(pattern = r"\S")]
     agent_id: Option<String>,
-    /// The conversation the action applies to (required by most actions).
+    /// The conversation the action applies to: required unless the action is `set_status`,
+    /// `set_capacity` or `define_agent` (as in `command/1`).
     #[serde(default)]
     conversation_id: Option<Uuid>,
     /// What to do, tagged by `type` (as in `command/1`).
@@ -174,9 +229,9 @@ struct CommandRequest {
     action: CommandAction,
 }
 
-/// Any refused request: what was wrong.
+/// Any refused request: what was wrong (every JSON error body of the daemon has `error`).
 #[derive(Serialize, ToSchema)]
-struct ApiError {
+pub(crate) struct ApiError {
     /// Why, in words.
     error: String,
 }
@@ -283,13 +338,13 @@ impl Api {
     responses(
         (status = 200, description = "Applied.", body = CommandOutcome),
         (status = 202, description = "Stored; no verdict in time (applies when a router leads again).", body = CommandOutcome),
-        (status = 400, description = "Unreadable body, or no `agent_id` with an integration token.", body = ApiError),
+        (status = 400, description = "Not JSON, or no `agent_id` with an integration token.", body = ApiError),
         (status = 401, description = "Missing or unknown bearer token.", body = ApiError),
         (status = 413, description = "Body over 256 KiB (read only once the token was checked).", body = ApiError),
         (status = 403, description = "An agent token acting as another agent.", body = ApiError),
         (status = 404, description = "The router refused it: unknown conversation or agent.", body = CommandOutcome),
         (status = 409, description = "The router refused it: it does not apply now.", body = CommandOutcome),
-        (status = 422, description = "The command is not valid `command/1`.", body = ApiError),
+        (status = 422, description = "JSON that is not a valid command (an unknown or missing field, a wrong type, a value out of range, as `command/1`); names the field.", body = ApiError),
         (status = 503, description = "Not connected to NATS.", body = ApiError),
     )
 )]
@@ -332,9 +387,20 @@ async fn agent_request<'a, T: serde::de::DeserializeOwned>(
 ) -> Result<(&'a Token, T, String), (StatusCode, String)> {
     let token = api.authenticate(headers).map_err(|why| (StatusCode::UNAUTHORIZED, why.to_string()))?;
     let body = read_body(body, limit).await?;
-    let req: T = serde_json::from_slice(&body).map_err(|e| (StatusCode::BAD_REQUEST, format!("invalid JSON: {e}")))?;
+    let req: T = parse_body(&body)?;
     let agent = acting_agent(token, named(&req))?;
     Ok((token, req, agent))
+}
+
+/// A JSON request body: `400` when it is not JSON, `422` when it is JSON of the wrong shape
+/// (an unknown or missing field, a wrong type), as the bus refuses the same command.
+pub(crate) fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, (StatusCode, String)> {
+    serde_json::from_slice(body).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => {
+            (StatusCode::UNPROCESSABLE_ENTITY, switchboard_core::json_error(e).to_string())
+        }
+        _ => (StatusCode::BAD_REQUEST, format!("invalid JSON: {e}")),
+    })
 }
 
 /// The agent a request acts as: an agent token's own, or the one an integration token names.
@@ -403,8 +469,9 @@ struct TypingRequest {
     request_body = TypingRequest,
     responses(
         (status = 204, description = "Signalled (on `sb.agent.typing`)."),
-        (status = 400, description = "Unreadable body, or no `agent_id` with an integration token.", body = ApiError),
+        (status = 400, description = "Not JSON, or no `agent_id` with an integration token.", body = ApiError),
         (status = 401, description = "Missing or unknown bearer token.", body = ApiError),
+        (status = 422, description = "JSON with an unknown or missing field or a wrong type; names the field.", body = ApiError),
         (status = 413, description = "Body over 4 KiB (read only once the token was checked).", body = ApiError),
         (status = 403, description = "An agent token acting as another agent, or on a conversation not assigned to it.", body = ApiError),
         (status = 404, description = "Unknown conversation (checked for agent tokens).", body = ApiError),
@@ -440,8 +507,8 @@ async fn typing(State(api): State<Api>, headers: HeaderMap, body: Body) -> Respo
     security(("bearer" = [])),
     responses(
         (status = 200, description = "A code for the token's agent.", body = LinkCode),
-        (status = 400, description = "Not an agent token (an integration token has no agent).", body = ApiError),
         (status = 401, description = "Missing or unknown bearer token.", body = ApiError),
+        (status = 403, description = "Not an agent token (an integration or admin token has no agent).", body = ApiError),
         (status = 404, description = "This build has no Telegram channel.", body = ApiError),
         (status = 503, description = "Not connected to NATS, or the code could not be stored.", body = ApiError),
     )
@@ -452,7 +519,7 @@ async fn telegram_link(State(api): State<Api>, headers: HeaderMap) -> Response {
         Err(why) => return error(StatusCode::UNAUTHORIZED, why),
     };
     let Some(agent) = token.agent.clone() else {
-        return error(StatusCode::BAD_REQUEST, "link codes are for agent tokens (a token with `agent`)");
+        return error(StatusCode::FORBIDDEN, "link codes are for agent tokens (a token with `agent`)");
     };
     let Ok(bus) = api.bus.get() else { return error(StatusCode::SERVICE_UNAVAILABLE, "not connected to NATS yet") };
     #[cfg(feature = "channel-telegram")]

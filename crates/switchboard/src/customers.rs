@@ -131,7 +131,7 @@ impl Customers {
     path = "/v1/customers/{id}",
     tag = "customers",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "`<channel>:<customer id>`, e.g. `email:ann@example.com`, `webhook:cust-42`.")),
+    params(("id" = String, Path, description = "`<channel>:<customer id>`, e.g. `email:ann@example.com`, `webhook:cust-42`: a channel name, `:`, and an id of 1 to 512 characters (blanks around it are trimmed).", pattern = r"^[a-z0-9_-]+:\s*\S([\s\S]{0,510}\S)?\s*$")),
     responses(
         (status = 200, description = "Erased; counts only.", body = ErasureDoc),
         (status = 400, description = "Not `<channel>:<customer id>`.", body = CustomerError),
@@ -170,7 +170,7 @@ async fn forget(State(c): State<Customers>, headers: HeaderMap, Path(id): Path<S
     path = "/v1/customers/{id}/export",
     tag = "customers",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "`<channel>:<customer id>`, e.g. `email:ann@example.com`, `webhook:cust-42`.")),
+    params(("id" = String, Path, description = "`<channel>:<customer id>`, e.g. `email:ann@example.com`, `webhook:cust-42`: a channel name, `:`, and an id of 1 to 512 characters (blanks around it are trimmed).", pattern = r"^[a-z0-9_-]+:\s*\S([\s\S]{0,510}\S)?\s*$")),
     responses(
         (status = 200, description = "What is held about them (`docs/data-lifecycle.md`, export format).", body = Object),
         (status = 400, description = "Not `<channel>:<customer id>`.", body = CustomerError),

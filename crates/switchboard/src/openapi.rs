@@ -39,6 +39,7 @@ pub fn document() -> OpenApi {
     for (name, scheme) in security_schemes() {
         components.add_security_scheme(name, scheme);
     }
+    add_conditions(&mut components);
     doc.components = Some(components);
     doc.tags = Some(
         [
@@ -63,6 +64,23 @@ pub fn render() -> String {
     let mut text = document().to_pretty_json().unwrap_or_default();
     text.push('\n');
     text
+}
+
+/// A rule utoipa's schema model has no field for, added as a raw keyword (one, since extensions
+/// are a hash map and would come out in any order): a command's `conversation_id` is required
+/// unless its action is about the agent itself, as `command/1` says.
+fn add_conditions(components: &mut utoipa::openapi::Components) {
+    use utoipa::openapi::{RefOr, Schema};
+    if let Some(RefOr::T(Schema::Object(request))) = components.schemas.get_mut("CommandRequest") {
+        let agent_actions = switchboard_core::agent::AGENT_ACTIONS;
+        request.extensions.get_or_insert_with(Default::default).insert(
+            "anyOf".into(),
+            serde_json::json!([
+                { "properties": { "action": { "properties": { "type": { "enum": agent_actions } } } } },
+                { "required": ["conversation_id"], "properties": { "conversation_id": { "type": "string" } } }
+            ]),
+        );
+    }
 }
 
 fn security_schemes() -> Vec<(&'static str, SecurityScheme)> {

@@ -16,7 +16,10 @@ use tracing::{info, warn};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{Api, ApiError, CommandOutcome, error, read_body, respond, status_schema, tiers_schema};
+use super::{
+    Api, ApiError, CommandOutcome, capacity_schema, endpoints_schema, error, read_body, respond, status_schema,
+    tiers_schema,
+};
 
 /// Largest body of `PUT /v1/agents/{id}`.
 const AGENT_BODY_LIMIT: usize = 64 * 1024;
@@ -28,22 +31,26 @@ struct AgentRequest {
     /// Display name.
     #[serde(default)]
     name: Option<String>,
-    /// Teams the agent works in.
+    /// Teams the agent works in (configured teams; at least one).
+    #[schema(min_items = 1)]
     teams: Vec<String>,
-    /// Tiers the agent handles.
+    /// Tiers the agent handles (at least one).
     #[schema(schema_with = tiers_schema)]
     tiers: Vec<Tier>,
     /// Skills the agent has.
     #[serde(default)]
     skills: Vec<String>,
     /// Concurrent conversations per channel.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "switchboard_core::whole::map_u32")]
+    #[schema(schema_with = capacity_schema)]
     capacity: BTreeMap<String, u32>,
     /// Concurrent conversations on channels not in `capacity`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "switchboard_core::whole::option_u32")]
+    #[schema(value_type = Option<u32>, format = "uint32", maximum = 4294967295_u64)]
     default_capacity: Option<u32>,
-    /// Concurrent conversations in all.
-    #[serde(default)]
+    /// Concurrent conversations in all (at least 1).
+    #[serde(default, deserialize_with = "switchboard_core::whole::option_u32")]
+    #[schema(value_type = Option<u32>, format = "uint32", minimum = 1, maximum = 4294967295_u64)]
     max_total: Option<u32>,
     /// The status to start in.
     #[serde(default)]
@@ -51,6 +58,7 @@ struct AgentRequest {
     status: Option<AgentStatus>,
     /// Endpoint kind → its address and secret, as that kind's channel takes them.
     #[serde(default)]
+    #[schema(schema_with = endpoints_schema)]
     endpoints: BTreeMap<String, serde_json::Value>,
 }
 
@@ -61,18 +69,18 @@ struct AgentRequest {
     path = "/v1/agents/{id}",
     tag = "agent",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "The agent's id.")),
+    params(("id" = String, Path, description = "The agent's id: a-z, 0-9, `-` and `_`, at most 64.", pattern = "^[a-z0-9_-]{1,64}$")),
     request_body = AgentRequest,
     responses(
         (status = 200, description = "Defined.", body = CommandOutcome),
         (status = 202, description = "Stored; applies when a router leads again.", body = CommandOutcome),
-        (status = 400, description = "Unreadable body.", body = ApiError),
+        (status = 400, description = "Not JSON.", body = ApiError),
         (status = 401, description = "Missing or unknown bearer token.", body = ApiError),
         (status = 413, description = "Body over 64 KiB (read only once the token was checked).", body = ApiError),
         (status = 403, description = "Not an admin token.", body = ApiError),
         (status = 404, description = "The router refused it (unknown).", body = CommandOutcome),
         (status = 409, description = "The router refused it.", body = CommandOutcome),
-        (status = 422, description = "An invalid definition or endpoint; nothing was stored.", body = ApiError),
+        (status = 422, description = "JSON that is not a valid definition (an unknown or missing field, a wrong type, a value out of range) or an invalid endpoint; names the field; nothing was stored.", body = ApiError),
         (status = 503, description = "Not connected to NATS.", body = ApiError),
     )
 )]
@@ -93,9 +101,9 @@ pub(super) async fn define_agent(
         Ok(b) => b,
         Err((code, why)) => return error(code, why),
     };
-    let req: AgentRequest = match serde_json::from_slice(&body) {
+    let req: AgentRequest = match super::parse_body(&body) {
         Ok(r) => r,
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid JSON: {e}")),
+        Err((code, why)) => return error(code, why),
     };
     let command = AgentCommand {
         id: Uuid::now_v7(),

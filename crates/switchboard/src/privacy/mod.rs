@@ -111,7 +111,7 @@ impl std::str::FromStr for CustomerRef {
             return Err(format!("`{channel}` is not a channel name (lower-case letters, digits, - and _)"));
         }
         let id = id.trim();
-        if id.is_empty() || id.len() > 512 {
+        if id.is_empty() || id.chars().count() > 512 {
             return Err("the customer id must be 1 to 512 characters".into());
         }
         let id = if channel == "email" { id.to_lowercase() } else { id.to_string() };
