@@ -62,9 +62,16 @@ pub async fn serve(
     axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await
 }
 
+/// The inbox keeps this many of each kind, dropping the oldest: it is a demo, never a store.
+const KEEP: usize = 1000;
+
 fn keep(list: &Mutex<Vec<Value>>, body: Value) {
     // A poisoned lock only means a handler panicked mid-push; the list is still usable.
-    list.lock().unwrap_or_else(|e| e.into_inner()).push(body);
+    let mut list = list.lock().unwrap_or_else(|e| e.into_inner());
+    if list.len() >= KEEP {
+        list.remove(0);
+    }
+    list.push(body);
 }
 
 fn snapshot(list: &Mutex<Vec<Value>>) -> Vec<Value> {

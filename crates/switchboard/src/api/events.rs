@@ -139,6 +139,19 @@ fn resume_from(headers: &HeaderMap) -> Result<Option<u64>, (StatusCode, String)>
         .map_err(|_| (StatusCode::BAD_REQUEST, "Last-Event-ID: not an event id of this stream (a number)".into()))
 }
 
+/// The token and the agent whose deliveries it reads (`None`: every agent's, for an integration
+/// token that names none), or the refusal: the same checks for the stream and the offers.
+fn authorised<'a>(
+    api: &'a Api,
+    headers: &HeaderMap,
+    query: Result<Query<AgentQuery>, QueryRejection>,
+) -> Result<(&'a Token, Option<String>), Response> {
+    let token = api.authenticate(headers).map_err(|why| error(StatusCode::UNAUTHORIZED, why))?;
+    let Query(query) = query.map_err(|e| error(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let agent = reader(token, query.agent_id).map_err(|(code, why)| error(code, why))?;
+    Ok((token, agent))
+}
+
 /// The events `GET /v1/agent/events` sends (documentation of the `text/event-stream` body).
 ///
 /// Each delivery is one event: `event:` is the delivery's `type` (`offer`, `message`, `update`),
@@ -182,17 +195,12 @@ pub(crate) async fn agent_events(
     headers: HeaderMap,
     query: Result<Query<AgentQuery>, QueryRejection>,
 ) -> Response {
-    let token = match api.authenticate(&headers) {
-        Ok(t) => t,
-        Err(why) => return error(StatusCode::UNAUTHORIZED, why),
-    };
-    let query = match query {
-        Ok(Query(q)) => q,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
-    };
-    let (agent, after) = match reader(token, query.agent_id).and_then(|a| Ok((a, resume_from(&headers)?))) {
+    let (token, agent, after) = match authorised(&api, &headers, query).and_then(|(t, a)| {
+        let after = resume_from(&headers).map_err(|(code, why)| error(code, why))?;
+        Ok((t, a, after))
+    }) {
         Ok(parts) => parts,
-        Err((code, why)) => return error(code, why),
+        Err(refused) => return refused,
     };
     let Ok(bus) = api.bus.get() else { return error(StatusCode::SERVICE_UNAVAILABLE, "not connected to NATS yet") };
     let key = format!("{}/{}", token.name, agent.as_deref().unwrap_or("*"));
@@ -317,17 +325,9 @@ pub(crate) async fn agent_offers(
     headers: HeaderMap,
     query: Result<Query<AgentQuery>, QueryRejection>,
 ) -> Response {
-    let token = match api.authenticate(&headers) {
-        Ok(t) => t,
-        Err(why) => return error(StatusCode::UNAUTHORIZED, why),
-    };
-    let query = match query {
-        Ok(Query(q)) => q,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
-    };
-    let agent = match reader(token, query.agent_id) {
-        Ok(a) => a,
-        Err((code, why)) => return error(code, why),
+    let agent = match authorised(&api, &headers, query) {
+        Ok((_, agent)) => agent,
+        Err(refused) => return refused,
     };
     let Ok(bus) = api.bus.get() else { return error(StatusCode::SERVICE_UNAVAILABLE, "not connected to NATS yet") };
     let body = Bytes::from(agent.unwrap_or_default());
