@@ -145,10 +145,10 @@ fn authorised<'a>(
     api: &'a Api,
     headers: &HeaderMap,
     query: Result<Query<AgentQuery>, QueryRejection>,
-) -> Result<(&'a Token, Option<String>), Response> {
-    let token = api.authenticate(headers).map_err(|why| error(StatusCode::UNAUTHORIZED, why))?;
-    let Query(query) = query.map_err(|e| error(StatusCode::BAD_REQUEST, e.body_text()))?;
-    let agent = reader(token, query.agent_id).map_err(|(code, why)| error(code, why))?;
+) -> Result<(&'a Token, Option<String>), (StatusCode, String)> {
+    let token = api.authenticate(headers).map_err(|why| (StatusCode::UNAUTHORIZED, why.to_string()))?;
+    let Query(query) = query.map_err(|e| (StatusCode::BAD_REQUEST, e.body_text()))?;
+    let agent = reader(token, query.agent_id)?;
     Ok((token, agent))
 }
 
@@ -196,11 +196,11 @@ pub(crate) async fn agent_events(
     query: Result<Query<AgentQuery>, QueryRejection>,
 ) -> Response {
     let (token, agent, after) = match authorised(&api, &headers, query).and_then(|(t, a)| {
-        let after = resume_from(&headers).map_err(|(code, why)| error(code, why))?;
+        let after = resume_from(&headers)?;
         Ok((t, a, after))
     }) {
         Ok(parts) => parts,
-        Err(refused) => return refused,
+        Err((code, why)) => return error(code, why),
     };
     let Ok(bus) = api.bus.get() else { return error(StatusCode::SERVICE_UNAVAILABLE, "not connected to NATS yet") };
     let key = format!("{}/{}", token.name, agent.as_deref().unwrap_or("*"));
@@ -327,7 +327,7 @@ pub(crate) async fn agent_offers(
 ) -> Response {
     let agent = match authorised(&api, &headers, query) {
         Ok((_, agent)) => agent,
-        Err(refused) => return refused,
+        Err((code, why)) => return error(code, why),
     };
     let Ok(bus) = api.bus.get() else { return error(StatusCode::SERVICE_UNAVAILABLE, "not connected to NATS yet") };
     let body = Bytes::from(agent.unwrap_or_default());
