@@ -54,7 +54,8 @@ impl Default for RuntimeConfig {
 
 impl RuntimeConfig {
     /// The consumer of a delivery subject (`sb.out.<channel>`, `sb.agent.out.<kind>`) with these
-    /// settings: attempts, retry window, back-off, wait ceiling, concurrency and `ack_wait`.
+    /// settings: attempts, retry window, back-off, wait ceiling, concurrency and `ack_wait`; one
+    /// conversation's deliveries one after the other, in order.
     pub fn consumer_spec(&self, component: &str, stream: &str, durable: &str, subject: &str) -> ConsumerSpec {
         ConsumerSpec {
             max_deliver: self.max_attempts.max(1),
@@ -64,6 +65,7 @@ impl RuntimeConfig {
             ack_wait: Duration::from_secs(self.ack_wait_secs.max(1)),
             concurrency: self.concurrency.max(1),
             max_pending: Some(DELIVERY_MAX_PENDING),
+            per_conversation: true,
             ..ConsumerSpec::new(component, stream, durable, subject)
         }
     }

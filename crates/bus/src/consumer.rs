@@ -58,6 +58,11 @@ pub struct ConsumerSpec {
     /// one is acked, so a message that is retried (nak with back-off) or was held by a process
     /// that died is never overtaken by a later one. Needs `concurrency` 1.
     pub in_order: bool,
+    /// Messages of one conversation (the payload's `conversation_id`) are handled one after the
+    /// other in stream order, while other conversations' go on at once: a customer gets an
+    /// agent's replies, and an agent a customer's messages, in the order they were written. A
+    /// message that fails and is retried later can still be overtaken (`in_order` cannot be).
+    pub per_conversation: bool,
     /// Longest wait honoured when a handler is asked to wait ([`HandlerError::Wait`]); a longer
     /// one is cut to this, and the message is simply tried again then.
     pub max_wait: Duration,
@@ -79,6 +84,7 @@ impl ConsumerSpec {
             max_pending: None,
             only_new: false,
             in_order: false,
+            per_conversation: false,
             max_wait: DEFAULT_MAX_WAIT,
         }
     }
@@ -206,6 +212,7 @@ impl Bus {
         let handler = Arc::new(handler);
         let spec = Arc::new(spec);
         let mut in_flight = JoinSet::new();
+        let mut chains = Chains::default();
         loop {
             while in_flight.len() >= spec.concurrency.max(1) {
                 in_flight.join_next().await;
@@ -231,7 +238,23 @@ impl Bus {
                 None => break,
             };
             let (bus, handler, spec) = (self.clone(), handler.clone(), spec.clone());
-            in_flight.spawn(async move { bus.handle_one(&spec, handler.as_ref(), message).await });
+            let (before, done) = if spec.per_conversation { chains.link(&message.payload) } else { (None, None) };
+            in_flight.spawn(async move {
+                if let Some(mut before) = before {
+                    // Until the conversation's previous message is done (or its task ended); the
+                    // server is told this one is in progress, so it does not deliver it again.
+                    let mut progress = tokio::time::interval(spec.ack_wait / 2);
+                    progress.tick().await;
+                    loop {
+                        tokio::select! {
+                            _ = &mut before => break,
+                            _ = progress.tick() => { let _ = message.ack_with(AckKind::Progress).await; }
+                        }
+                    }
+                }
+                bus.handle_one(&spec, handler.as_ref(), message).await;
+                drop(done);
+            });
         }
         // Messages pulled but not started are handed back now, so another process (or this one
         // after a restart) gets them soon instead of after ack_wait. The short delay keeps the
@@ -443,4 +466,34 @@ fn unix_ms() -> i64 {
 fn one_line(reason: &str) -> String {
     let line: String = reason.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
     line.chars().take(1024).collect()
+}
+
+/// The last message started per conversation, for [`ConsumerSpec::per_conversation`]: a new
+/// message of the conversation waits until that one is done.
+#[derive(Default)]
+struct Chains {
+    tails: std::collections::HashMap<String, tokio::sync::oneshot::Receiver<()>>,
+}
+
+impl Chains {
+    /// What the message must wait for, and what to drop when it is done; nothing for a payload
+    /// without a conversation.
+    fn link(
+        &mut self,
+        payload: &[u8],
+    ) -> (Option<tokio::sync::oneshot::Receiver<()>>, Option<tokio::sync::oneshot::Sender<()>>) {
+        #[derive(serde::Deserialize)]
+        struct Key {
+            conversation_id: Option<String>,
+        }
+        let Some(key) = serde_json::from_slice::<Key>(payload).ok().and_then(|k| k.conversation_id) else {
+            return (None, None);
+        };
+        if self.tails.len() >= 4096 {
+            // Bounded: forget the conversations whose last message is done.
+            self.tails.retain(|_, rx| matches!(rx.try_recv(), Err(tokio::sync::oneshot::error::TryRecvError::Empty)));
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        (self.tails.insert(key, rx), Some(tx))
+    }
 }

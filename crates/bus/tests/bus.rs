@@ -280,6 +280,52 @@ async fn shutdown_finishes_in_flight_work_and_hands_back_the_rest() {
 }
 
 #[tokio::test]
+async fn one_conversations_deliveries_keep_their_order_while_others_go_on() {
+    let server = NatsServer::start();
+    let bus = connect(&server).await;
+    let subject = subjects::outbound("perconv");
+    for (conversation, n) in [("a", 1), ("a", 2), ("a", 3), ("b", 1)] {
+        let payload = serde_json::json!({ "conversation_id": conversation, "n": n }).to_string();
+        bus.publish_raw(&subject, Default::default(), payload.into(), &format!("perconv:{conversation}{n}"))
+            .await
+            .unwrap();
+    }
+    let handled: Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+    let mut spec = ConsumerSpec::new("perconv", streams::OUTBOUND, "perconv", &subject);
+    spec.concurrency = 4;
+    spec.per_conversation = true;
+    let shutdown = CancellationToken::new();
+    let consumer = {
+        let (bus, handled, shutdown) = (bus.clone(), handled.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            bus.run_consumer(spec, shutdown, move |d| {
+                let handled = handled.clone();
+                async move {
+                    let v: serde_json::Value = serde_json::from_slice(&d.payload).unwrap();
+                    let id = format!("{}{}", v["conversation_id"].as_str().unwrap(), v["n"]);
+                    // The first of `a` meets a slow receiver: with four at once the other two of
+                    // `a` would be done first.
+                    if id == "a1" {
+                        tokio::time::sleep(Duration::from_millis(300)).await;
+                    }
+                    handled.lock().unwrap().push(id);
+                    Ok(())
+                }
+            })
+            .await
+        })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while handled.lock().unwrap().len() < 4 {
+        assert!(std::time::Instant::now() < deadline, "handled only {:?}", handled.lock().unwrap());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    shutdown.cancel();
+    consumer.await.unwrap().unwrap();
+    assert_eq!(*handled.lock().unwrap(), ["b1", "a1", "a2", "a3"], "b did not wait for a; a kept its order");
+}
+
+#[tokio::test]
 async fn an_in_order_consumer_never_lets_a_later_message_overtake_a_retried_one() {
     let server = NatsServer::start();
     let bus = connect(&server).await;
