@@ -301,6 +301,10 @@ async fn a_split_reply_resumes_at_the_part_that_failed() {
     let long = outbound("telegram", "502", &"0123456789 ".repeat(818));
     api.fail_after("sendMessage", 1, 1, FakeError::ServerError);
     t.send_outbound(&long).await;
+    // The three parts first, then nothing left: on a loaded machine the consumer's counters
+    // have been seen to read "drained" before the channel took the message (CI, once).
+    let to_502 = || api.sent().iter().filter(|s| s.chat_id == 502).count();
+    wait_for("the three parts", WAIT, || async { to_502() >= 3 }).await;
     t.wait_outbound_drained("telegram", WAIT).await;
     let texts: Vec<String> = api.sent().iter().filter(|s| s.chat_id == 502).filter_map(|s| s.text.clone()).collect();
     assert_eq!(texts.len(), 3, "every part exactly once: {:?}", texts.iter().map(String::len).collect::<Vec<_>>());
@@ -315,6 +319,7 @@ async fn a_split_reply_resumes_at_the_part_that_failed() {
     let key = format!("telegram.sent.{}", resumed.id.simple());
     kv.put(key.as_str(), json!({ "sent": [4242] }).to_string().into()).await.unwrap();
     t.send_outbound(&resumed).await;
+    wait_for("the two parts", WAIT, || async { api.sent().iter().filter(|s| s.chat_id == 504).count() >= 2 }).await;
     t.wait_outbound_drained("telegram", WAIT).await;
     let parts: Vec<String> = api.sent().iter().filter(|s| s.chat_id == 504).filter_map(|s| s.text.clone()).collect();
     assert_eq!(parts.len(), 2, "parts two and three only");
