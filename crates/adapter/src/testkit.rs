@@ -124,10 +124,19 @@ impl TestBus {
     /// Waits until the consumer `out-<channel>` has nothing pending or unacked.
     pub async fn wait_outbound_drained(&self, channel: &str, timeout: Duration) {
         let durable = format!("out-{channel}");
+        let subject = subjects::outbound(channel);
         wait_for(&format!("{durable} drained"), timeout, || async {
             let Ok(stream) = self.bus.jetstream().get_stream(streams::OUTBOUND).await else { return false };
+            // The last message on the channel's subject must be acked, not only nothing pending:
+            // a consumer created a moment ago has been seen reporting nothing pending yet (CI).
+            let last = match stream.get_last_raw_message_by_subject(&subject).await {
+                Ok(m) => m.sequence,
+                Err(_) => 0,
+            };
             match stream.consumer_info(&durable).await {
-                Ok(info) => info.num_pending == 0 && info.num_ack_pending == 0,
+                Ok(info) => {
+                    info.num_pending == 0 && info.num_ack_pending == 0 && info.ack_floor.stream_sequence >= last
+                }
                 Err(_) => false,
             }
         })

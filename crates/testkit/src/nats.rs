@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tempfile::TempDir;
 
-use crate::{free_port, wait_until};
+use crate::free_port;
 
 /// JetStream storage limit of test servers (`max_file_store`), whatever the disk's free space.
 pub const TEST_MAX_FILE_STORE: &str = "1TB";
@@ -23,7 +23,22 @@ pub struct NatsServer {
 impl NatsServer {
     /// Starts a server on a free port with a fresh store; panics loudly when it cannot.
     pub fn start() -> NatsServer {
-        Self::start_on(free_port())
+        let store = tempfile::Builder::new().prefix("sb-nats-").tempdir().expect("create a temporary NATS store");
+        Self::start_on_a_free_port(store)
+    }
+
+    /// Starts a server on `store` on a free port, trying another port when the one chosen turns
+    /// out to be taken (by a process that does not use [`free_port`]'s registry).
+    fn start_on_a_free_port(store: TempDir) -> NatsServer {
+        let mut server = NatsServer { binary: Self::binary(), port: free_port(), store, child: None };
+        for _ in 0..4 {
+            match server.try_spawn() {
+                Ok(()) => return server,
+                Err(_) => server.port = free_port(),
+            }
+        }
+        server.spawn();
+        server
     }
 
     /// Starts a server on `port` with a fresh store (for clients already retrying that port).
@@ -38,9 +53,7 @@ impl NatsServer {
     /// Starts a server on a free port on an existing store, e.g. a copy of another server's
     /// (how a backup is restored); the directory is removed when the server is dropped.
     pub fn start_with_store(store: TempDir) -> NatsServer {
-        let mut server = NatsServer { binary: Self::binary(), port: free_port(), store, child: None };
-        server.spawn();
-        server
+        Self::start_on_a_free_port(store)
     }
 
     /// `nats://127.0.0.1:<port>`.
@@ -86,12 +99,20 @@ impl NatsServer {
     }
 
     fn spawn(&mut self) {
+        if let Err(why) = self.try_spawn() {
+            panic!("{why}");
+        }
+    }
+
+    /// Starts the child and waits until it answers; the error says why it could not.
+    fn try_spawn(&mut self) -> Result<(), String> {
         // JetStream reserves every stream's byte budget against its storage limit, which by
         // default is three quarters of the disk's free space at start: on a busy build machine the
         // contract's budgets would not fit. A fixed limit keeps tests independent of the disk.
         let config = self.store.path().join("test-nats.conf");
         let text = format!(
-            "listen: 127.0.0.1:{}\njetstream {{\n  store_dir: \"{}\"\n  max_file_store: {TEST_MAX_FILE_STORE}\n}}\n",
+            "server_name: {}\nlisten: 127.0.0.1:{}\njetstream {{\n  store_dir: \"{}\"\n  max_file_store: {TEST_MAX_FILE_STORE}\n}}\n",
+            self.name(),
             self.port,
             self.store.path().display()
         );
@@ -105,18 +126,36 @@ impl NatsServer {
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.binary.display()));
         self.child = Some(child);
         let addr = format!("127.0.0.1:{}", self.port);
-        // Up means our own child is still running and a NATS server answers on the port: another
-        // server that took the port must not pass for ours.
-        wait_until(&format!("nats-server on {addr}"), Duration::from_secs(15), || {
+        // Up means our own child is still running and answers on the port under its own name:
+        // another server that holds the port must not pass for ours (a test would then share
+        // another test's streams and consumers).
+        let ours = format!("\"server_name\":\"{}\"", self.name());
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
             if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
-                panic!("nats-server for {addr} exited ({status}); is the port taken?");
+                self.child = None;
+                return Err(format!("nats-server for {addr} exited ({status}); is the port taken?"));
             }
-            TcpStream::connect(&addr).is_ok_and(|mut s| {
+            let answered = TcpStream::connect(&addr).ok().and_then(|s| {
                 let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
-                let mut greeting = [0u8; 4];
-                std::io::Read::read_exact(&mut s, &mut greeting).is_ok() && &greeting == b"INFO"
-            })
-        });
+                let mut line = String::new();
+                std::io::BufRead::read_line(&mut std::io::BufReader::new(s), &mut line).ok()?;
+                Some(line)
+            });
+            match answered {
+                Some(info) if info.starts_with("INFO") && info.contains(&ours) => return Ok(()),
+                _ if std::time::Instant::now() >= deadline => {
+                    self.stop();
+                    return Err(format!("nats-server on {addr} did not answer as {ours} within 15 s"));
+                }
+                _ => std::thread::sleep(Duration::from_millis(10)),
+            }
+        }
+    }
+
+    /// The server's name (`server_name`, in its INFO greeting): its store folder's, unique.
+    fn name(&self) -> String {
+        self.store.path().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
     }
 
     /// The server binary: `$SWITCHBOARD_NATS_SERVER`, else the project's `tools/bin/nats-server`
@@ -148,5 +187,21 @@ impl NatsServer {
 impl Drop for NatsServer {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::NatsServer;
+
+    #[test]
+    fn a_server_that_holds_the_port_is_never_taken_for_ours() {
+        let theirs = NatsServer::start();
+        let port = theirs.port();
+        let ours = std::panic::catch_unwind(|| NatsServer::start_on(port));
+        assert!(ours.is_err(), "a server on {port} was taken for the one just started there");
+        // And one started without a port chosen simply gets another.
+        let other = NatsServer::start();
+        assert_ne!(other.port(), port);
     }
 }
