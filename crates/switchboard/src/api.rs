@@ -268,7 +268,8 @@ struct QueueView {
     queue: Vec<serde_json::Value>,
 }
 
-fn error(code: StatusCode, message: impl Into<String>) -> Response {
+/// A refusal in the API's one error shape (`docs/api-errors.md`).
+pub(crate) fn error(code: StatusCode, message: impl Into<String>) -> Response {
     (code, Json(ApiError { error: message.into() })).into_response()
 }
 

@@ -19,7 +19,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::api::{TokenRefused, Tokens};
+use crate::api::{ApiError, TokenRefused, Tokens, error};
 use crate::privacy::{CustomerRef, PrivacyConfig};
 
 /// What the handlers share.
@@ -31,13 +31,6 @@ pub struct Customers {
     groups: Arc<Vec<String>>,
     limit: u64,
     busy: Arc<Semaphore>,
-}
-
-/// A refused request: what was wrong.
-#[derive(Serialize, ToSchema)]
-struct CustomerError {
-    /// Why, in words.
-    error: String,
 }
 
 /// What an erasure did (counts only; the same as the `customer_forgotten` audit event).
@@ -69,10 +62,6 @@ struct Admitted {
     customer: CustomerRef,
     bus: switchboard_bus::Bus,
     permit: tokio::sync::OwnedSemaphorePermit,
-}
-
-fn error(code: StatusCode, message: impl Into<String>) -> Response {
-    (code, Json(CustomerError { error: message.into() })).into_response()
 }
 
 fn documented() -> OpenApiRouter<Customers> {
@@ -134,11 +123,11 @@ impl Customers {
     params(("id" = String, Path, description = "`<channel>:<customer id>`, e.g. `email:ann@example.com`, `webhook:cust-42`: a channel name, `:`, and an id of 1 to 512 characters (blanks around it are trimmed).", pattern = r"^[a-z0-9_-]+:\s*\S([\s\S]{0,510}\S)?\s*$")),
     responses(
         (status = 200, description = "Erased; counts only.", body = ErasureDoc),
-        (status = 400, description = "Not `<channel>:<customer id>`.", body = CustomerError),
-        (status = 401, description = "Missing bearer token.", body = CustomerError),
-        (status = 403, description = "Not an admin token.", body = CustomerError),
-        (status = 429, description = "Another export or erasure is running in this process.", body = CustomerError),
-        (status = 503, description = "Not connected to NATS, or a routing group has no leading router: nothing was erased.", body = CustomerError),
+        (status = 400, description = "Not `<channel>:<customer id>`.", body = ApiError),
+        (status = 401, description = "Missing bearer token.", body = ApiError),
+        (status = 403, description = "Not an admin token.", body = ApiError),
+        (status = 429, description = "Another export or erasure is running in this process.", body = ApiError),
+        (status = 503, description = "Not connected to NATS, or a routing group has no leading router: nothing was erased.", body = ApiError),
     )
 )]
 async fn forget(State(c): State<Customers>, headers: HeaderMap, Path(id): Path<String>) -> Response {
@@ -173,11 +162,11 @@ async fn forget(State(c): State<Customers>, headers: HeaderMap, Path(id): Path<S
     params(("id" = String, Path, description = "`<channel>:<customer id>`, e.g. `email:ann@example.com`, `webhook:cust-42`: a channel name, `:`, and an id of 1 to 512 characters (blanks around it are trimmed).", pattern = r"^[a-z0-9_-]+:\s*\S([\s\S]{0,510}\S)?\s*$")),
     responses(
         (status = 200, description = "What is held about them (`docs/data-lifecycle.md`, export format).", body = Object),
-        (status = 400, description = "Not `<channel>:<customer id>`.", body = CustomerError),
-        (status = 401, description = "Missing bearer token.", body = CustomerError),
-        (status = 403, description = "Not an admin token.", body = CustomerError),
-        (status = 429, description = "Another export or erasure is running in this process.", body = CustomerError),
-        (status = 503, description = "Not connected to NATS, or reading a stream failed.", body = CustomerError),
+        (status = 400, description = "Not `<channel>:<customer id>`.", body = ApiError),
+        (status = 401, description = "Missing bearer token.", body = ApiError),
+        (status = 403, description = "Not an admin token.", body = ApiError),
+        (status = 429, description = "Another export or erasure is running in this process.", body = ApiError),
+        (status = 503, description = "Not connected to NATS, or reading a stream failed.", body = ApiError),
     )
 )]
 async fn export(State(c): State<Customers>, headers: HeaderMap, Path(id): Path<String>) -> Response {
