@@ -251,6 +251,18 @@ async fn a_bounce_is_recorded_on_its_conversation_and_attachments_are_stored() {
     let mut bytes = Vec::new();
     tokio::io::AsyncReadExt::read_to_end(&mut object, &mut bytes).await.unwrap();
     assert_eq!(bytes, b"hello world");
+
+    // A reply carrying a stored file (an agent's) goes out with it attached.
+    let customer = server.address("customer");
+    let mut reply = switchboard_adapter::testkit::outbound("email", &customer, "Here is the file back.");
+    reply.attachments = vec![note.clone()];
+    t.send_outbound(&reply).await;
+    let got = mails(&server, "customer", 1).await;
+    let text = String::from_utf8_lossy(&got[0]).to_string();
+    assert!(text.contains("multipart/mixed"), "{text}");
+    assert!(text.contains("Content-Disposition: attachment; filename=\"note.txt\""), "{text}");
+    assert!(text.contains("aGVsbG8gd29ybGQ=") || text.contains("hello world"), "the file's bytes: {text}");
+    assert!(text.contains("Here is the file back."), "{text}");
     running.stop().await;
 }
 
