@@ -33,7 +33,9 @@ use switchboard_core::contract::metadata;
 use switchboard_core::{OutboundKind, OutboundMessage};
 use tracing::{info, warn};
 
-pub use config::{TopicConfig, WebchatConfig, WebchatConfigError};
+pub use config::{
+    FRAME_OVERHEAD_BYTES, JSON_ESCAPE_FACTOR, TopicConfig, WebchatConfig, WebchatConfigError, smallest_frame,
+};
 pub use error::WebchatError;
 pub use events::EVENTS_CONSUMER;
 pub use http::{SOCKET_BUFFER_BYTES, WIDGET_JS, openapi};

@@ -35,6 +35,9 @@ pub(crate) mod close {
     pub const RESTART: u16 = 1012;
     /// The socket fell behind; reconnect and resume.
     pub const TRY_AGAIN: u16 = 1013;
+    /// A frame over `max_frame_bytes` (RFC 6455 "message too big"); an `error` frame
+    /// `frame_too_large` comes first.
+    pub const TOO_BIG: u16 = 1009;
 }
 
 #[derive(Debug, Deserialize)]
@@ -95,6 +98,9 @@ struct Conn {
     /// Resolved conversations of this session, and those already rated.
     resolved: HashSet<String>,
     rated: HashSet<String>,
+    /// The name of the agent last assigned (none after a resolution): "typing" signals that do
+    /// not name the agent are shown with it.
+    agent_name: Option<String>,
 }
 
 /// Runs one socket to its end.
@@ -148,6 +154,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut ws: WebSocket, ip: IpAddr, _slo
         sent: HashMap::new(),
         resolved: HashSet::new(),
         rated: HashSet::new(),
+        agent_name: None,
     };
     debug!(session = %conn.session, verified = conn.verified, "web-chat socket open");
 
@@ -158,8 +165,12 @@ pub(crate) async fn run(shared: Arc<Shared>, mut ws: WebSocket, ip: IpAddr, _slo
         "token": token,
         "session": conn.session,
         "online": online,
-        "prechat": shared.cfg.prechat.then(|| prechat_form(&shared, conn.customer.language.as_deref())),
-        "limits": { "max_text_bytes": shared.cfg.max_text_bytes, "max_upload_bytes": shared.cfg.max_upload_bytes },
+        "prechat": shared.cfg.prechat.then(|| prechat_form(&shared, &conn.customer, conn.verified)).flatten(),
+        "limits": {
+            "max_text_bytes": shared.cfg.max_text_bytes,
+            "max_frame_bytes": shared.cfg.max_frame_bytes,
+            "max_upload_bytes": shared.cfg.max_upload_bytes,
+        },
     });
     if send_json(&mut ws, &welcome).await.is_err() {
         return;
@@ -200,6 +211,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut ws: WebSocket, ip: IpAddr, _slo
                     }
                 }
                 Some(Push::Typing(agent_name)) => {
+                    let agent_name = agent_name.or_else(|| conn.agent_name.clone());
                     if send_json(&mut ws, &json!({ "type": "typing", "agent_name": agent_name })).await.is_err() {
                         return;
                     }
@@ -219,7 +231,18 @@ pub(crate) async fn run(shared: Arc<Shared>, mut ws: WebSocket, ip: IpAddr, _slo
             frame = ws.recv() => {
                 unanswered_pings = 0;
                 let text = match frame {
+                    Some(Err(ref e)) if is_too_large(e) => {
+                        // Over even the read cap, so not read: its client id is unknown, and the
+                        // error refers to the first frame not answered yet (answers keep order).
+                        return too_large(ws, &conn, None, true).await;
+                    }
                     None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                    Some(Ok(Message::Text(text))) if text.len() > shared.cfg.max_frame_bytes => {
+                        let client_id = serde_json::from_str::<Value>(&text)
+                            .ok()
+                            .and_then(|v| v["client_id"].as_str().map(str::to_string));
+                        return too_large(ws, &conn, client_id.as_deref(), false).await;
+                    }
                     Some(Ok(Message::Text(text))) => text,
                     Some(Ok(Message::Binary(_))) => return close_with(ws, close::PROTOCOL, "text frames only").await,
                     Some(Ok(_)) => continue,
@@ -265,6 +288,11 @@ impl Conn {
                 if let Some(c) = &entry.conversation_id {
                     self.resolved.insert(c.clone());
                 }
+                self.agent_name = None;
+            }
+            EntryKind::Assigned => self.agent_name = entry.agent_name.clone(),
+            EntryKind::Agent if self.agent_name.is_some() && entry.agent_name.is_some() => {
+                self.agent_name = entry.agent_name.clone();
             }
             EntryKind::CsatAnswer => {
                 if let Some(c) = &entry.conversation_id {
@@ -532,8 +560,10 @@ fn outcome_of(result: &Result<Sent, (&'static str, String)>) -> Option<InboundOu
     }
 }
 
-fn prechat_form(shared: &Shared, lang: Option<&str>) -> Value {
-    let russian = lang.is_some_and(|l| l.starts_with("ru"));
+/// The pre-chat form for this visitor: no name or email the host site vouched for (a signed-in
+/// visitor is not asked again), and no form when nothing is left to ask.
+fn prechat_form(shared: &Shared, customer: &Customer, verified: bool) -> Option<Value> {
+    let russian = customer.language.as_deref().is_some_and(|l| l.starts_with("ru"));
     let topics: Vec<Value> = shared
         .cfg
         .topics
@@ -543,11 +573,17 @@ fn prechat_form(shared: &Shared, lang: Option<&str>) -> Value {
             json!({ "id": id, "label": label })
         })
         .collect();
-    let mut fields = vec!["name", "email"];
+    let mut fields = Vec::new();
+    if !(verified && customer.name.is_some()) {
+        fields.push("name");
+    }
+    if !(verified && customer.email.is_some()) {
+        fields.push("email");
+    }
     if !topics.is_empty() {
         fields.push("topic");
     }
-    json!({ "fields": fields, "topics": topics })
+    (!fields.is_empty()).then(|| json!({ "fields": fields, "topics": topics }))
 }
 
 fn error_frame(client_id: Option<&str>, code: &str, message: &str) -> Value {
@@ -559,6 +595,39 @@ fn error_frame(client_id: Option<&str>, code: &str, message: &str) -> Value {
         frame["client_id"] = id.into();
     }
     frame
+}
+
+/// Frames up to this many times `max_frame_bytes` are still read, so that the refusal can name
+/// the message (its `client_id`); larger ones are refused unread.
+pub(crate) const READ_CAP_FACTOR: usize = 4;
+
+/// Refuses a frame over `max_frame_bytes`: counted, answered with an `error` frame
+/// `frame_too_large` (with the message's `client_id` when it could be read) and closed with 1009.
+async fn too_large(mut ws: WebSocket, conn: &Conn, client_id: Option<&str>, unread: bool) {
+    let limit = conn.shared.cfg.max_frame_bytes;
+    info!(session = %conn.session, max_frame_bytes = limit, unread, "web-chat frame over the limit refused");
+    outcomes::record(CHANNEL, InboundOutcome::Rejected);
+    let mut reply = error_frame(client_id, "frame_too_large", &format!("frames are limited to {limit} bytes"));
+    reply["max_frame_bytes"] = limit.into();
+    if send_json(&mut ws, &reply).await.is_err() {
+        return;
+    }
+    let frame = CloseFrame { code: close::TOO_BIG, reason: Utf8Bytes::from_static("frame too large") };
+    if ws.send(Message::Close(Some(frame))).await.is_err() {
+        return;
+    }
+    if unread {
+        // The rest of the frame is still unread: closing the connection now would reset it, and
+        // the peer could lose the error and the close before reading them. Give it a moment.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Whether a read failed because the frame was over the read cap.
+fn is_too_large(error: &axum::Error) -> bool {
+    std::error::Error::source(error)
+        .and_then(|e| e.downcast_ref::<tungstenite::Error>())
+        .is_some_and(|e| matches!(e, tungstenite::Error::Capacity(_)))
 }
 
 async fn next_frame(ws: &mut WebSocket) -> Option<Result<ClientFrame, ()>> {
