@@ -4,6 +4,7 @@
 //
 // Env: SB_DAEMON_URL, SB_PAGE_URL (allowed origin), SB_BAD_PAGE_URL (origin not allowed),
 //      SB_SIGNED_PAGE_URL (allowed origin, a signed-in user "Olga" whose name and email the page supplies),
+//      SB_PROXIED_PAGE_URL (allowed origin, the widget through a proxy that refuses WebSocket upgrades),
 //      SB_AGENT_TOKEN (agent `anna`), SB_AGENT_INBOX_URL (JSON array of what anna's webhook got),
 //      SB_OUTPUT_DIR (screenshots). Optional: CHROMIUM (default /usr/bin/chromium),
 //      SB_AGENT_NAME (name the widget must show, default "Anna"), SB_TIMEOUT_MS (per wait,
@@ -28,6 +29,7 @@ const DAEMON = need('SB_DAEMON_URL').replace(/\/$/, '');
 const PAGE = need('SB_PAGE_URL');
 const BAD_PAGE = need('SB_BAD_PAGE_URL');
 const SIGNED_PAGE = need('SB_SIGNED_PAGE_URL');
+const PROXIED_PAGE = need('SB_PROXIED_PAGE_URL');
 const AGENT_TOKEN = need('SB_AGENT_TOKEN');
 const INBOX = need('SB_AGENT_INBOX_URL');
 const OUT = need('SB_OUTPUT_DIR');
@@ -154,7 +156,7 @@ async function axe(page, state) {
   const violations = await page.evaluate(async () => (await window.axe.run(document, { resultTypes: ['violations'] })).violations
     .filter((v) => v.impact === 'serious' || v.impact === 'critical')
     .map((v) => `${v.id} (${v.impact}, ${v.nodes.length}): ${v.nodes.slice(0, 3).map((n) => JSON.stringify(n.target)).join(' ')}`));
-  assert.deepEqual(violations, [], `axe-core: serious or critical violations with ${state}`);
+  assert.deepEqual(violations, [], `axe-core: serious or critical violations with ${state}: ${violations.join('; ')}`);
 }
 
 async function openWidget(page) {
@@ -463,6 +465,7 @@ const steps = [
     assert.ok(await scale.isVisible(), 'no visible caption of the rating scale');
     assert.match(await scale.textContent(), /Poor.*Excellent/, 'the caption does not say which end is which');
     await axe(page, 'the CSAT question');
+    await page.screenshot({ path: path.join(OUT, 'webchat-844x390-csat.png') });
     // Back from the message box to the rating, and rate 4, with keys only.
     assert.equal(await focused(page), 'input', 'focus left the message box after sending');
     for (let i = 0; i < 12 && (await focused(page)) !== 'csat-5'; i++) await page.keyboard.press('Shift+Tab');
@@ -635,8 +638,8 @@ const steps = [
     await check();
     await page.locator('[data-testid=widget][data-state=ready]').waitFor({ state: 'attached' });
     const before = sockets;
-    await sleep(2000);
-    assert.equal(sockets, before, `the widget kept reconnecting (${sockets - before} sockets in 2 s)`);
+    await sleep(1500);
+    assert.equal(sockets, before, `the widget kept reconnecting (${sockets - before} sockets in 1.5 s)`);
     assert.equal((await widgetState(page)).outbox, 0, 'the oversized message is still in the outbox');
     // Not a poison item after a reload either: still failed, not sent.
     await page.reload();
@@ -645,7 +648,7 @@ const steps = [
     await failed.waitFor();
     await check();
     const after = sockets;
-    await sleep(1500);
+    await sleep(1000);
     assert.equal(sockets, after, 'the widget reconnects after the reload');
     // Kept in storage as refused (shown failed, with its retry), not as waiting to be sent.
     const kept = await page.evaluate(() => Object.keys(localStorage).filter((k) => k.includes('#out:')).map((k) => {
@@ -690,6 +693,21 @@ const steps = [
     await notice.waitFor({ state: 'hidden' });
     await blocker.context().close();
     await context.close();
+  }],
+
+  ['a proxy without WebSocket upgrades: "cannot reach", retried, never "not available"', async () => {
+    const page = (ctx.current = await newPage());
+    let sockets = 0;
+    page.on('websocket', () => sockets++);
+    await page.goto(PROXIED_PAGE);
+    await openWidget(page);
+    const notice = page.locator('[data-testid=connection-notice]');
+    await until('the cannot-reach notice', async () => (await notice.isVisible()) && /Cannot reach the chat/.test(await notice.textContent()));
+    await until('a second attempt', async () => sockets >= 2);
+    assert.ok(await page.locator('[data-testid=refused-notice]').isHidden(), 'a proxy without upgrades is shown as "not available"');
+    assert.equal(await page.locator('[data-testid=widget]').getAttribute('data-state'), 'reconnecting');
+    await axe(page, 'the connection notice');
+    await page.context().close();
   }],
 
   ['a signed-in visitor is not asked again for the name and email the site supplied', async () => {

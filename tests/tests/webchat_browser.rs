@@ -69,11 +69,12 @@ fn shop_html(daemon: &str, attrs: &str) -> String {
     )
 }
 
-/// Serves, on `listener`, a shop page that embeds the widget from `daemon` at `/`, and at
-/// `/signed` the same page for a signed-in user (name and email supplied, id signed); returns the
-/// URL of `/`.
-fn host_page(daemon: &str, listener: tokio::net::TcpListener) -> String {
+/// Serves, on `listener`, a shop page that embeds the widget from `daemon` at `/`, at `/signed`
+/// the same page for a signed-in user (name and email supplied, id signed), and at `/proxied` one
+/// that loads the widget through `proxy`; returns the URL of `/`.
+fn host_page(daemon: &str, proxy: &str, listener: tokio::net::TcpListener) -> String {
     let html = shop_html(daemon, "");
+    let proxied = shop_html(proxy, "");
     let hash = sign_identity(IDENTITY_KEY.as_bytes(), "u-77");
     let signed = shop_html(
         daemon,
@@ -83,9 +84,43 @@ fn host_page(daemon: &str, listener: tokio::net::TcpListener) -> String {
     );
     let app = axum::Router::new()
         .route("/", axum::routing::get(move || async move { axum::response::Html(html) }))
-        .route("/signed", axum::routing::get(move || async move { axum::response::Html(signed) }));
+        .route("/signed", axum::routing::get(move || async move { axum::response::Html(signed) }))
+        .route("/proxied", axum::routing::get(move || async move { axum::response::Html(proxied) }));
     let url = format!("http://{}/", listener.local_addr().expect("addr"));
     tokio::spawn(async move { axum::serve(listener, app).await.expect("page serves") });
+    url
+}
+
+/// A reverse proxy in front of `daemon` that passes plain HTTP (the widget, `/chat/admission`)
+/// but not WebSocket upgrades, as some do: `/chat/ws` gets 502. Returns its base URL.
+async fn no_upgrade_proxy(daemon: &str) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (daemon, http) = (daemon.to_string(), reqwest::Client::new());
+    let app = axum::Router::new().fallback(move |uri: axum::http::Uri, headers: axum::http::HeaderMap| {
+        let (daemon, http) = (daemon.clone(), http.clone());
+        async move {
+            use axum::response::IntoResponse;
+            if uri.path() == "/chat/ws" {
+                return (axum::http::StatusCode::BAD_GATEWAY, "no WebSocket upgrades here").into_response();
+            }
+            let mut request = http.get(format!("{daemon}{uri}"));
+            if let Some(origin) = headers.get("origin") {
+                request = request.header("origin", origin.as_bytes());
+            }
+            let Ok(answer) = request.send().await else {
+                return axum::http::StatusCode::BAD_GATEWAY.into_response();
+            };
+            let mut response = axum::http::Response::builder().status(answer.status().as_u16());
+            for (name, value) in answer.headers() {
+                if !matches!(name.as_str(), "content-length" | "transfer-encoding" | "connection") {
+                    response = response.header(name.as_str(), value.as_bytes());
+                }
+            }
+            response.body(axum::body::Body::from(answer.bytes().await.unwrap_or_default())).unwrap().into_response()
+        }
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("proxy serves") });
     url
 }
 
@@ -153,9 +188,10 @@ async fn the_widget_works_end_to_end_in_chromium() {
         c.channels.webchat = webchat;
     })
     .await;
-    let page = host_page(&daemon.base, page_listener);
-    let signed_page = format!("{page}signed");
-    let bad_page = host_page(&daemon.base, tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap());
+    let proxy = no_upgrade_proxy(&daemon.base).await;
+    let page = host_page(&daemon.base, &proxy, page_listener);
+    let (signed_page, proxied_page) = (format!("{page}signed"), format!("{page}proxied"));
+    let bad_page = host_page(&daemon.base, &proxy, tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap());
 
     let output = root.join("target/test-output");
     std::fs::create_dir_all(&output).unwrap();
@@ -169,6 +205,7 @@ async fn the_widget_works_end_to_end_in_chromium() {
             .env("SB_PAGE_URL", page)
             .env("SB_BAD_PAGE_URL", bad_page)
             .env("SB_SIGNED_PAGE_URL", signed_page)
+            .env("SB_PROXIED_PAGE_URL", proxied_page)
             .env("SB_AGENT_TOKEN", ANNA_TOKEN)
             .env("SB_AGENT_INBOX_URL", inbox)
             .env("SB_OUTPUT_DIR", &output)

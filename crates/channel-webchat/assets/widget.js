@@ -298,7 +298,7 @@
     '.typing{padding:0 14px 4px;font-size:12px;color:#555;font-style:italic}',
     '.alert{padding:6px 14px;font-size:13px;color:#b3261e;background:#fdecea}',
     'form{border-top:1px solid #e1e4e8;padding:8px;margin:0;flex:0 1 auto;min-height:0;display:flex;flex-direction:column}',
-    '.pre{display:grid;gap:6px;margin:0 0 8px;padding:0;border:0;min-height:0;overflow-y:auto;flex:0 1 auto}.pre p{margin:0;font-size:13px;color:#444}',
+    '.pre{display:grid;gap:6px;margin:0 0 6px;padding:4px;border:0;min-height:0;overflow-y:auto;flex:0 1 auto}.pre p{margin:0;font-size:13px;color:#444}',
     '.f{font-size:12px;color:#444;display:flex;flex-direction:column;gap:2px}',
     // 16px: iOS zooms the page into any smaller input.
     'input,select,textarea{font:inherit;font-size:16px;color:inherit;border:1px solid #b9bdc3;border-radius:8px;padding:7px 9px;background:#fff;width:100%}',

@@ -758,7 +758,6 @@ async fn every_message_within_the_text_limit_fits_the_smallest_frame_the_config_
     })
     .await;
     let (mut ws, welcome) = chat.open(json!({})).await;
-    assert_eq!(welcome["limits"]["max_frame_bytes"], smallest, "the widget is not told the frame limit");
     ws.history().await;
     // JSON escapes `"` and `\` as 2 bytes and a control character as 6: each text is at the limit.
     let texts =
@@ -774,6 +773,7 @@ async fn every_message_within_the_text_limit_fits_the_smallest_frame_the_config_
         assert_eq!(reply["type"], "ack", "message {i} ({} bytes) at max_frame_bytes = {smallest}: {reply}", text.len());
     }
     assert_eq!(chat.envelopes().await.len(), texts.len());
+    assert_eq!(welcome["limits"]["max_frame_bytes"], smallest, "the widget is not told the frame limit");
     chat.running.unwrap().stop().await;
 }
 
