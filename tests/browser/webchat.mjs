@@ -55,6 +55,7 @@ const SHORT = 'The short version';
 const OVERSIZED = `Oversized: ${'y'.repeat(70000)}`;
 // At the text limit, all of it characters JSON escapes (each `"` becomes 2 bytes in the frame).
 const QUOTES = '"'.repeat(8192);
+const AFTER_OVERSIZED = 'Sent right after the oversized one';
 const SIGNED_TEXT = 'Signed in: where is my order?';
 const KEYS_TEXT = 'Typed with the keyboard only';
 const LINK_REPLY = 'Track it at https://example.com/track?id=1, or not: javascript:alert(1)';
@@ -627,9 +628,15 @@ const steps = [
     // Legal: 8 KiB of characters JSON escapes fits the smallest frame limit the daemon accepts.
     await send(page, QUOTES);
     await waitAcked(page, QUOTES);
+    // Queued together, so that both go out on one socket: the one after the oversized frame is
+    // not read by the server, and must be sent again, not taken for the refused one.
+    await page.evaluate(() => window.SwitchboardChat.debug.disconnect());
     await send(page, OVERSIZED);
+    await send(page, AFTER_OVERSIZED);
+    await page.evaluate(() => window.SwitchboardChat.debug.reconnect());
     const failed = page.locator('[data-testid=message][data-state=failed]');
     await failed.waitFor();
+    await waitAcked(page, AFTER_OVERSIZED);
     const check = async () => {
       assert.equal(await failed.count(), 1, 'not one failed message');
       assert.ok((await failed.locator('[data-testid=text]').textContent()).startsWith('Oversized'), 'the failed message is not the oversized one');

@@ -4,7 +4,12 @@
 //! a dropped socket without loss or duplicates; markup stays text; two tabs of one visitor share
 //! one conversation, and what the visitor wrote offline in a tab that was then closed is sent once
 //! by the other; a message that cannot be sent is marked failed, with a retry; another site is
-//! refused.
+//! refused, while a busy address ("busy, retrying", back by itself once sockets free), a proxy
+//! without WebSocket upgrades and an offline visitor are each told apart; a frame over the limit is
+//! marked failed and never sent again; keys alone do everything (launcher, pre-chat form, message,
+//! rating); short panels (844x390, 640x400 = 200 % zoom) keep the composer in view; axe-core finds
+//! no serious or critical violation in any state reached; screenshots at 390x844, 844x390 and
+//! 1280x800 go to `target/test-output/webchat-<w>x<h>.png`.
 //!
 //! The browser steps are in `tests/browser/webchat.mjs`; this test starts NATS, the daemon, the
 //! agent's helpdesk and two host pages, then runs the script. `make tools` installs Chromium and

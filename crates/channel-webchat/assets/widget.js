@@ -588,8 +588,9 @@
       if (ws !== s) return;
       ws = null; sock = null;
       if (ev.code === 4403) return refuse();
-      // A frame over the server's limit (an `error` frame_too_large came first): never resent.
-      if (ev.code === 1009) tooLarge(c);
+      // A frame over the server's limit: never resent. (The `error` frame_too_large before the
+      // close has usually named it already; the close alone points at the first unanswered.)
+      if (ev.code === 1009 && !c.tooLarge) tooLarge(c);
       if (paused) return;
       retry(c, ev.code === 4429 ? 8 : 0);
     };
@@ -614,9 +615,9 @@
     if (paused || refused) return;
     attempt = Math.max(attempt, minAttempt || 0) + 1;
     var d = Math.min(10000, 500 * Math.pow(2, attempt - 1));
-    // The server's Retry-After when it gave one (a busy address: every tab behind one NAT waits
-    // its turn), spread so that they do not come back at once.
-    if (afterSecs > 0) d = Math.min(60000, afterSecs * 1000);
+    // At least the server's Retry-After when it gave one (a busy address: every tab behind one
+    // NAT waits its turn), spread so that they do not come back at once.
+    if (afterSecs > 0) d = Math.max(d, Math.min(60000, afterSecs * 1000));
     d *= 0.75 + Math.random() * 0.5;
     setState(trouble === 'busy' ? 'busy' : 'reconnecting');
     clearTimeout(timer);
@@ -627,6 +628,7 @@
   // is never sent again.
   function tooLarge(c, named) {
     var cid = named || c.pending[0];
+    c.tooLarge = true;
     answered(c, cid);
     if (!cid || failedView.has(cid) || !find(cid)) return;
     fail(cid, 'too_large');
