@@ -457,6 +457,7 @@ const steps = [
     assert.deepEqual(links, [{ href: 'https://example.com/track?id=1', rel: 'noopener noreferrer nofollow', target: '_blank',
       text: 'https://example.com/track?id=1' }], 'the links made of the reply');
     assert.equal(await reply.locator('[data-testid=text]').textContent(), LINK_REPLY, 'the reply text changed');
+    assert.equal(await reply.locator('a').evaluate((a) => getComputedStyle(a).display), 'inline', 'the link breaks the line');
     await agent(conv, { type: 'resolve' });
     await page.locator('[data-testid=csat-5]').waitFor({ state: 'visible' });
     // Which end is poor and which excellent: in the buttons' names and on screen.

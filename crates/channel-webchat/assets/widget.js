@@ -280,7 +280,7 @@
     '.log{flex:1 1 0;min-height:0;overflow-y:auto;padding:12px}',
     '.items{margin:0;padding:0;list-style:none;display:flex;flex-direction:column;gap:8px}',
     '.greet{margin:0 0 8px;padding:8px 12px;border-radius:14px;background:#eceff3;max-width:85%}',
-    '.lnk{color:inherit;text-decoration:underline}',
+    '.b .lnk{display:inline;color:inherit;text-decoration:underline}',
     '.m{max-width:85%;display:flex;flex-direction:column;align-items:flex-start}',
     '.me{align-self:flex-end;align-items:flex-end}',
     '.who{font-size:12px;color:#555;margin:0 6px 2px}',
