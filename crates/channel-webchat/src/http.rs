@@ -269,8 +269,8 @@ async fn socket(
         .write_buffer_size(SOCKET_BUFFER_BYTES)
         // Frames over max_frame_bytes are refused by the socket; up to this cap they are still
         // read, so that the refusal can name the message.
-        .max_message_size(shared.cfg.max_frame_bytes.saturating_mul(crate::socket::READ_CAP_FACTOR))
-        .max_frame_size(shared.cfg.max_frame_bytes.saturating_mul(crate::socket::READ_CAP_FACTOR))
+        .max_message_size(shared.cfg.max_frame_bytes.saturating_mul(crate::frames::READ_CAP_FACTOR))
+        .max_frame_size(shared.cfg.max_frame_bytes.saturating_mul(crate::frames::READ_CAP_FACTOR))
         .on_upgrade(move |ws| crate::socket::run(shared, ws, ip, slot))
 }
 

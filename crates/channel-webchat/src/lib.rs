@@ -14,6 +14,7 @@
 mod config;
 mod error;
 mod events;
+mod frames;
 mod http;
 mod hub;
 mod quota;

@@ -5,18 +5,19 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use axum::extract::ws::{Message, WebSocket};
 use chrono::Utc;
-use serde::Deserialize;
 use serde_json::{Value, json};
 use switchboard_adapter::InboundError;
 use switchboard_bus::{InboundOutcome, outcomes};
 use switchboard_core::{AttachmentRef, Customer, Envelope};
 use tracing::{debug, info, warn};
 
+use crate::frames::{
+    ClientFrame, Prechat, close, close_with, error_frame, is_too_large, next_frame, send_entry, send_json, too_large,
+};
 use crate::hub::Push;
 use crate::server::{IpSlot, Shared};
-use crate::session::ClaimedIdentity;
 use crate::transcript::{self, Attachment, Entry, EntryKind};
 use crate::{CHANNEL, Profile};
 
@@ -24,63 +25,6 @@ use crate::{CHANNEL, Profile};
 const HISTORY_LIMIT: usize = 1000;
 /// How long a new socket may take to say hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Close codes the widget understands (see `docs/webchat-protocol.md`).
-pub(crate) mod close {
-    /// Protocol error.
-    pub const PROTOCOL: u16 = 4400;
-    /// Too many sockets or messages from one IP.
-    pub const TOO_MANY: u16 = 4429;
-    /// The server is going away; reconnect.
-    pub const RESTART: u16 = 1012;
-    /// The socket fell behind; reconnect and resume.
-    pub const TRY_AGAIN: u16 = 1013;
-    /// A frame over `max_frame_bytes` (RFC 6455 "message too big"); an `error` frame
-    /// `frame_too_large` comes first.
-    pub const TOO_BIG: u16 = 1009;
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-enum ClientFrame {
-    Hello {
-        #[serde(default)]
-        token: Option<String>,
-        #[serde(default)]
-        after: u64,
-        #[serde(default)]
-        lang: Option<String>,
-        #[serde(default)]
-        identity: Option<ClaimedIdentity>,
-        #[serde(default)]
-        page: Option<String>,
-    },
-    Send {
-        client_id: String,
-        #[serde(default)]
-        text: String,
-        #[serde(default)]
-        attachments: Vec<AttachmentRef>,
-        #[serde(default)]
-        prechat: Option<Prechat>,
-    },
-    Typing {},
-    Csat {
-        conversation_id: String,
-        score: u8,
-    },
-}
-
-/// The pre-chat form's answers.
-#[derive(Debug, Default, Deserialize)]
-struct Prechat {
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(default)]
-    email: Option<String>,
-    #[serde(default)]
-    topic: Option<String>,
-}
 
 /// Who is on the other end, and what this socket has seen.
 struct Conn {
@@ -234,14 +178,14 @@ pub(crate) async fn run(shared: Arc<Shared>, mut ws: WebSocket, ip: IpAddr, _slo
                     Some(Err(ref e)) if is_too_large(e) => {
                         // Over even the read cap, so not read: its client id is unknown, and the
                         // error refers to the first frame not answered yet (answers keep order).
-                        return too_large(ws, &conn, None, true).await;
+                        return too_large(ws, &shared, &conn.session, None, true).await;
                     }
                     None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
                     Some(Ok(Message::Text(text))) if text.len() > shared.cfg.max_frame_bytes => {
                         let client_id = serde_json::from_str::<Value>(&text)
                             .ok()
                             .and_then(|v| v["client_id"].as_str().map(str::to_string));
-                        return too_large(ws, &conn, client_id.as_deref(), false).await;
+                        return too_large(ws, &shared, &conn.session, client_id.as_deref(), false).await;
                     }
                     Some(Ok(Message::Text(text))) => text,
                     Some(Ok(Message::Binary(_))) => return close_with(ws, close::PROTOCOL, "text frames only").await,
@@ -584,71 +528,4 @@ fn prechat_form(shared: &Shared, customer: &Customer, verified: bool) -> Option<
         fields.push("topic");
     }
     (!fields.is_empty()).then(|| json!({ "fields": fields, "topics": topics }))
-}
-
-fn error_frame(client_id: Option<&str>, code: &str, message: &str) -> Value {
-    let mut frame = match code {
-        "rate_limited_ip" => json!({ "type": "error", "code": "rate_limited", "scope": "ip", "message": message }),
-        _ => json!({ "type": "error", "code": code, "message": message }),
-    };
-    if let Some(id) = client_id {
-        frame["client_id"] = id.into();
-    }
-    frame
-}
-
-/// Frames up to this many times `max_frame_bytes` are still read, so that the refusal can name
-/// the message (its `client_id`); larger ones are refused unread.
-pub(crate) const READ_CAP_FACTOR: usize = 4;
-
-/// Refuses a frame over `max_frame_bytes`: counted, answered with an `error` frame
-/// `frame_too_large` (with the message's `client_id` when it could be read) and closed with 1009.
-async fn too_large(mut ws: WebSocket, conn: &Conn, client_id: Option<&str>, unread: bool) {
-    let limit = conn.shared.cfg.max_frame_bytes;
-    info!(session = %conn.session, max_frame_bytes = limit, unread, "web-chat frame over the limit refused");
-    outcomes::record(CHANNEL, InboundOutcome::Rejected);
-    let mut reply = error_frame(client_id, "frame_too_large", &format!("frames are limited to {limit} bytes"));
-    reply["max_frame_bytes"] = limit.into();
-    if send_json(&mut ws, &reply).await.is_err() {
-        return;
-    }
-    let frame = CloseFrame { code: close::TOO_BIG, reason: Utf8Bytes::from_static("frame too large") };
-    if ws.send(Message::Close(Some(frame))).await.is_err() {
-        return;
-    }
-    if unread {
-        // The rest of the frame is still unread: closing the connection now would reset it, and
-        // the peer could lose the error and the close before reading them. Give it a moment.
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
-/// Whether a read failed because the frame was over the read cap.
-fn is_too_large(error: &axum::Error) -> bool {
-    std::error::Error::source(error)
-        .and_then(|e| e.downcast_ref::<tungstenite::Error>())
-        .is_some_and(|e| matches!(e, tungstenite::Error::Capacity(_)))
-}
-
-async fn next_frame(ws: &mut WebSocket) -> Option<Result<ClientFrame, ()>> {
-    loop {
-        match ws.recv().await? {
-            Ok(Message::Text(text)) => return Some(serde_json::from_str(&text).map_err(|_| ())),
-            Ok(Message::Ping(_)) | Ok(Message::Pong(_)) => continue,
-            _ => return None,
-        }
-    }
-}
-
-async fn send_json(ws: &mut WebSocket, value: &Value) -> Result<(), axum::Error> {
-    ws.send(Message::Text(Utf8Bytes::from(value.to_string()))).await
-}
-
-async fn send_entry(ws: &mut WebSocket, seq: u64, entry: &Entry) -> Result<(), axum::Error> {
-    send_json(ws, &json!({ "type": "entry", "seq": seq, "entry": entry })).await
-}
-
-async fn close_with(mut ws: WebSocket, code: u16, reason: &str) {
-    let frame = CloseFrame { code, reason: Utf8Bytes::from(reason.to_string()) };
-    let _ = ws.send(Message::Close(Some(frame))).await;
 }
