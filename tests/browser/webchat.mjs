@@ -12,10 +12,10 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { createRequire } from 'node:module';
 import { chromium } from 'playwright-core';
-
-const AXE_SOURCE = fs.readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+import {
+  ACKED, sleep, until, transcript, texts, count, widgetState, focused, inView, axe, openWidget, send, waitAcked, network, storedOutbox,
+} from './widget-helpers.mjs';
 
 function need(name) {
   const v = process.env[name];
@@ -43,7 +43,6 @@ const REPLY = 'Hi, this is Anna';
 const AWAY = 'while you were away';
 const XSS_IN = '<img src=x onerror="window.__xss=1">';
 const XSS_OUT = '<b>bold</b><script>window.__xss=2</script>';
-const ACKED = ['sent', 'delivered', 'read'];
 const TAB_FIRST = 'Tab A here: is my parcel insured?';
 const TAB_B = 'Written in tab B while offline';
 const TAB_A = 'Written in tab A while offline';
@@ -62,28 +61,7 @@ const LINK_REPLY = 'Track it at https://example.com/track?id=1, or not: javascri
 const BUSY_TEXT = 'Written while the chat was busy';
 const WS_URL = `${DAEMON.replace(/^http/, 'ws')}/chat/ws`;
 
-// ---------- helpers ----------
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-/** Polls `fn` until it returns a truthy value; fails naming `what` and the last value seen. */
-async function until(what, fn, timeout = T) {
-  const end = Date.now() + timeout;
-  let last, lastErr;
-  for (;;) {
-    try {
-      last = await fn();
-      if (last) return last;
-    } catch (e) {
-      lastErr = e;
-    }
-    if (Date.now() > end) {
-      const seen = lastErr ? `last error: ${lastErr.message}` : `last value: ${JSON.stringify(last)}`;
-      throw new Error(`timed out after ${timeout} ms waiting for ${what} (${seen})`);
-    }
-    await sleep(100);
-  }
-}
-
+// ---------- helpers that need the daemon (the others are in widget-helpers.mjs) ----------
 /** Agent API command as anna; answers the parsed JSON, fails on anything but 200/202. */
 async function agent(conversationId, action) {
   const res = await fetch(`${DAEMON}/v1/agent/commands`, {
@@ -124,62 +102,6 @@ async function messageTexts(conv) {
   return (await deliveries()).filter((d) => d.kind === 'message' && d.conversation_id === conv).flatMap((d) => d.texts);
 }
 
-/** The widget's transcript as rendered: one object per list item, in DOM order. */
-function transcript(page) {
-  return page.locator('[data-testid=messages] [data-testid=message]').evaluateAll((els) => els.map((el) => ({
-    kind: el.dataset.kind,
-    seq: el.dataset.seq ? Number(el.dataset.seq) : null,
-    clientId: el.dataset.clientId || null,
-    state: el.dataset.state || null,
-    text: (el.querySelector('[data-testid=text]') || {}).textContent ?? null,
-    author: (el.querySelector('[data-testid=author]') || {}).textContent ?? null,
-  })));
-}
-const texts = (items, kinds) => items.filter((i) => kinds.includes(i.kind)).map((i) => i.text);
-const count = (items, kind, text) => items.filter((i) => i.kind === kind && i.text === text).length;
-const widgetState = (page) => page.evaluate(() => window.SwitchboardChat.debug.state());
-/** data-testid of the element focused inside the widget (or the page's focused tag). */
-const focused = (page) => page.evaluate(() => {
-  const root = document.querySelector('[data-testid=widget]');
-  const a = root && root.shadowRoot ? root.shadowRoot.activeElement : document.activeElement;
-  return a ? a.getAttribute('data-testid') || a.tagName : null;
-});
-/** Whether the element is entirely inside the viewport. */
-async function inView(page, testid) {
-  const b = await page.locator(`[data-testid=${testid}]`).first().boundingBox();
-  const v = page.viewportSize();
-  return !!b && b.x >= 0 && b.y >= 0 && b.x + b.width <= v.width + 0.5 && b.y + b.height <= v.height + 0.5;
-}
-/** axe-core's default rules on the whole page (the widget's open shadow root included): no
- *  serious or critical violation, in the state the widget is in (`state` names it). */
-async function axe(page, state) {
-  if (!(await page.evaluate(() => !!window.axe))) await page.addScriptTag({ content: AXE_SOURCE });
-  const violations = await page.evaluate(async () => (await window.axe.run(document, { resultTypes: ['violations'] })).violations
-    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
-    .map((v) => `${v.id} (${v.impact}, ${v.nodes.length}): ${v.nodes.slice(0, 3).map((n) => JSON.stringify(n.target)).join(' ')}`));
-  assert.deepEqual(violations, [], `axe-core: serious or critical violations with ${state}: ${violations.join('; ')}`);
-}
-
-async function openWidget(page) {
-  await page.locator('[data-testid=launcher]').waitFor({ state: 'visible', timeout: T });
-  const open = await page.locator('[data-testid=panel]').isVisible();
-  if (!open) await page.locator('[data-testid=launcher]').click();
-  await page.locator('[data-testid=panel]').waitFor({ state: 'visible', timeout: T });
-}
-async function send(page, text) {
-  const input = page.locator('[data-testid=input]');
-  await input.fill(text);
-  await input.press('Enter');
-  await until(`the input to clear after sending ${JSON.stringify(text)}`, async () => (await input.inputValue()) === '');
-}
-/** Waits until exactly one customer message with `text` exists and its state is acked. */
-function waitAcked(page, text) {
-  return until(`customer message ${JSON.stringify(text)} to be shown once and acked`, async () => {
-    const mine = (await transcript(page)).filter((i) => i.kind === 'customer' && i.text === text);
-    return mine.length === 1 && ACKED.includes(mine[0].state) && mine[0];
-  });
-}
-
 // ---------- run ----------
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
@@ -204,39 +126,6 @@ async function pageIn(context) {
   page.on('console', (m) => consoleLines.push(`[${m.type()}] ${m.text()}`));
   page.setDefaultTimeout(T);
   return page;
-}
-
-/** A visitor's network, to take away and give back: HTTP through setOffline, and the chat's
- *  WebSockets through a route that passes them to the daemon while up and closes them (the open
- *  ones and every new attempt) while down, since Chromium's offline emulation leaves open
- *  WebSockets alone. Set up before the context's first page. */
-async function network(context) {
-  let up = true;
-  const open = [];
-  await context.routeWebSocket(/\/chat\/ws$/, (ws) => {
-    if (!up) return ws.close({ code: 1001, reason: 'network down' });
-    ws.connectToServer();
-    open.push(ws);
-  });
-  return {
-    async down() {
-      up = false;
-      await context.setOffline(true);
-      for (const ws of open.splice(0)) await ws.close({ code: 1001, reason: 'network down' }).catch(() => {});
-    },
-    async up() {
-      up = true;
-      await context.setOffline(false);
-    },
-  };
-}
-/** localStorage of the page's origin: every key of the widget's outbox with what waits in it. */
-function storedOutbox(page) {
-  return page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('switchboard.chat.')).map((k) => {
-    const v = JSON.parse(localStorage.getItem(k));
-    const done = new Set(v.done || []);
-    return { key: k, waiting: (v.outbox || v.items || []).filter((i) => !done.has(i.client_id)).map((i) => i.text) };
-  }).filter((k) => k.waiting.length));
 }
 
 const ctx = { page: null, current: null, conv: null };
