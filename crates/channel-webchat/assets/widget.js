@@ -343,8 +343,8 @@
     el.id = id;
     return h('div', { class: 'f' }, [h('label', { for: id, text: label }), el]);
   }
-  var nameIn = h('input', { type: 'text', autocomplete: 'name', maxlength: '200', 'data-testid': 'prechat-name' });
-  var emailIn = h('input', { type: 'email', autocomplete: 'email', maxlength: '320', 'data-testid': 'prechat-email' });
+  var nameIn = h('input', { type: 'text', autocomplete: 'name', maxlength: '100', 'data-testid': 'prechat-name' });
+  var emailIn = h('input', { type: 'email', autocomplete: 'email', maxlength: '254', 'data-testid': 'prechat-email' });
   var topicIn = h('select', { 'data-testid': 'prechat-topic' });
   var nameF = field('sb-name', t('name'), nameIn), emailF = field('sb-email', t('email'), emailIn),
     topicF = field('sb-topic', t('topic'), topicIn);
