@@ -216,15 +216,20 @@ pub enum CommandAction {
         reason: Option<String>,
     },
     /// Answer the customer.
+    #[schemars(extend("anyOf" = [
+        { "required": ["text"], "properties": { "text": { "pattern": "\\S" } } },
+        { "required": ["attachments"], "properties": { "attachments": { "minItems": 1 } } }
+    ]))]
     Reply {
         /// The reply text (at most 262,144 bytes of UTF-8; not blank unless files are attached;
         /// a file's caption when there are).
+        #[serde(default)]
         #[schemars(length(max = 262144))]
         text: String,
         /// Files sent with the reply (at most 10), already stored in the `sb_attachments` object
         /// store by the agent's endpoint.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        #[schemars(length(max = 10))]
+        #[schemars(with = "Vec<ReplyFile>", length(max = 10))]
         attachments: Vec<AttachmentRef>,
     },
     /// Add an internal note.
@@ -417,6 +422,24 @@ impl Contract for AgentCommand {
         }
         Ok(())
     }
+}
+
+/// What the schema promises of a reply's file: a stored object (an [`AttachmentRef`] that was
+/// not skipped), so a request the schema allows is one the router takes.
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields)]
+#[allow(dead_code)]
+struct ReplyFile {
+    /// Object name in `sb_attachments`.
+    #[schemars(regex(pattern = r"\S"), length(max = 1024))]
+    object: String,
+    /// File name shown to the customer.
+    #[schemars(regex(pattern = r"\S"), length(max = 1024))]
+    filename: String,
+    /// MIME type.
+    content_type: String,
+    /// Size in bytes.
+    size: u64,
 }
 
 /// The most files one reply carries.

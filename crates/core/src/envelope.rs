@@ -93,6 +93,7 @@ pub struct AttachmentRef {
     /// MIME type.
     pub content_type: String,
     /// Size in bytes.
+    #[serde(deserialize_with = "crate::validate::whole::u64")]
     pub size: u64,
     /// Why the bytes were not stored (e.g. over the size limit); the message still flows.
     #[serde(default, skip_serializing_if = "Option::is_none")]

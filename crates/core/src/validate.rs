@@ -87,6 +87,14 @@ pub mod whole {
             .ok_or_else(|| E::custom(format!("invalid value: {n}, expected a whole number from 0 to {}", u32::MAX)))
     }
 
+    /// A `u64`.
+    pub fn u64<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        let n = serde_json::Number::deserialize(d)?;
+        n.as_u64()
+            .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= u64::MAX as f64).map(|f| f as u64))
+            .ok_or_else(|| D::Error::custom(format!("invalid value: {n}, expected a whole number from 0")))
+    }
+
     /// A `u32`.
     pub fn u32<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
         to_u32(serde_json::Number::deserialize(d)?)
