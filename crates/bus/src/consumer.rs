@@ -58,8 +58,8 @@ pub struct ConsumerSpec {
     /// one is acked, so a message that is retried (nak with back-off) or was held by a process
     /// that died is never overtaken by a later one. Needs `concurrency` 1.
     pub in_order: bool,
-    /// Messages of one conversation (the payload's `conversation_id`) are handled one after the
-    /// other in stream order, while other conversations' go on at once: a customer gets an
+    /// Messages of one conversation (the payload's `conversation_id`, or for a customer's message
+    /// its `channel` and `thread_key`) are handled one after the other in stream order, while other conversations' go on at once: a customer gets an
     /// agent's replies, and an agent a customer's messages, in the order they were written. A
     /// message that fails, or whose receiver asks to wait, is retried in place (kept alive on
     /// the server) so the conversation's next message cannot overtake it; `concurrency` bounds
@@ -533,8 +533,18 @@ impl Chains {
         #[derive(serde::Deserialize)]
         struct Key {
             conversation_id: Option<String>,
+            channel: Option<String>,
+            thread_key: Option<String>,
         }
-        let Some(key) = serde_json::from_slice::<Key>(payload).ok().and_then(|k| k.conversation_id) else {
+        // A customer's message (`envelope/1`) has no conversation yet: its thread stands for it.
+        let key = serde_json::from_slice::<Key>(payload).ok().and_then(|k| {
+            match (k.conversation_id, k.channel, k.thread_key) {
+                (Some(conversation), _, _) => Some(conversation),
+                (None, Some(channel), Some(thread)) => Some(format!("{channel}:{thread}")),
+                _ => None,
+            }
+        });
+        let Some(key) = key else {
             return (None, None);
         };
         if self.tails.len() >= 4096 {

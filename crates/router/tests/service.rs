@@ -450,3 +450,26 @@ async fn a_command_with_an_unknown_field_is_a_dead_letter_naming_it_and_changes_
     assert_eq!(r.state, "assigned", "the conversation was not resolved");
     router.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_customers_quick_messages_are_journaled_in_the_order_they_were_written() {
+    let t = TestBus::start().await;
+    // Stored before the router starts, so its consumer finds all of them at once and hands them
+    // to many handlers together, the way a reconnecting web chat's outbox arrives.
+    let written: Vec<String> = (1..=60).map(|i| format!("message {i:02}")).collect();
+    for (i, text) in written.iter().enumerate() {
+        say(&t, &format!("burst-{i}"), "cust-burst", text).await;
+    }
+    let router = start_router(&t, "r1").await;
+    wait_for("every message recorded", WAIT, || async {
+        match offers(&t).await.first() {
+            Some((c, _)) => record(&t, *c).await.is_some_and(|r| r.history.len() == written.len()),
+            None => false,
+        }
+    })
+    .await;
+    let (c, _) = offers(&t).await.remove(0);
+    let history: Vec<String> = record(&t, c).await.unwrap().history.into_iter().map(|h| h.text).collect();
+    assert_eq!(history, written, "in the order the customer wrote");
+    router.stop().await;
+}

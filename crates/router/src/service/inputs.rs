@@ -44,9 +44,10 @@ impl RouterService {
             spec.ack_wait = self.svc.lease_ttl.max(Duration::from_secs(5));
             if customers {
                 // Many customer messages in flight, so that the leader finds a group's worth
-                // waiting. One retried around a failover may be overtaken by a later one (of
-                // another conversation, or the same customer's next message): nothing is lost.
+                // waiting; one thread's messages one after the other, so a customer's quick
+                // messages are journaled (and reach the agent) in the order they were written.
                 spec.concurrency = INPUT_CONCURRENCY;
+                spec.per_conversation = true;
             } else {
                 // Agents' commands strictly in stream order: an accept that is retried, or was
                 // held by a leader that died, must not be overtaken by the reply after it (found
