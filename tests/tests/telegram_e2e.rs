@@ -225,3 +225,105 @@ async fn relinking_revokes_the_old_chat_and_unlink_stops_deliveries() {
     assert_eq!(kv.get("telegram.chat.930").await.unwrap(), None);
     daemon.stop().await;
 }
+
+/// The agent linked to `AGENT_CHAT` and online, on a daemon whose offers wait `offer_timeout_secs`.
+async fn alice_linked(
+    api: &FakeBotApi,
+    offer_timeout_secs: u64,
+) -> (TestDaemon, switchboard_bus::Bus, tempfile::TempDir) {
+    let routing = json!({
+        "default_team": "support",
+        "teams": { "support": { "offer_timeout_secs": offer_timeout_secs } },
+        "agents": [ { "id": "alice", "name": "Alice", "teams": ["support"], "tiers": ["L1"], "status": "online", "default_capacity": 10, "max_total": 10 } ]
+    });
+    let (daemon, bus, dir) = with_telegram_agents(api, routing, &["alice"]).await;
+    let code = switchboard_channel_telegram::issue_link_code(&bus, "alice").await.unwrap();
+    api.push_update(api.text_message(AGENT_CHAT, AGENT_CHAT, &format!("/link {code}")));
+    said(api, AGENT_CHAT, "Linked to agent alice").await;
+    (daemon, bus, dir)
+}
+
+/// The first message sent to `chat` with a button labelled `label`, waiting for it.
+async fn with_button(api: &FakeBotApi, chat: i64, label: &str) -> switchboard_testkit::SentMessage {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        if let Some(m) = api.sent().into_iter().find(|m| m.chat_id == chat && button(&m.reply_markup, label).is_some())
+        {
+            return m;
+        }
+        assert!(std::time::Instant::now() < deadline, "no message with `{label}` in chat {chat}: {:?}", api.sent());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_used_offer_loses_its_buttons_and_a_second_press_holds_nothing_up() {
+    let api = FakeBotApi::start(BOT).await;
+    let (daemon, _bus, _dir) = alice_linked(&api, 300).await;
+    api.push_update(api.text_message(CUSTOMER_CHAT, CUSTOMER_CHAT, "My parcel is lost."));
+    let offer = with_button(&api, AGENT_CHAT, "Accept").await;
+    let accept = button(&offer.reply_markup, "Accept").unwrap();
+
+    // Pressed twice in a row (the second before the first was answered), then a customer writes.
+    api.push_update(api.callback_query(AGENT_CHAT, AGENT_CHAT, offer.message_id, &accept));
+    api.push_update(api.callback_query(AGENT_CHAT, AGENT_CHAT, offer.message_id, &accept));
+    let pushed = std::time::Instant::now();
+    api.push_update(api.text_message(502, 502, "Another customer, right after."));
+    let nats = daemon.nats.url();
+    while switchboard_e2e::stored_on(&nats, "SB_INBOUND", "sb.in.telegram").await < 2 {
+        assert!(pushed.elapsed() < WAIT, "the customer's message was never stored");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(pushed.elapsed() < Duration::from_millis(1500), "stored only after {:?}", pushed.elapsed());
+    let answered = api.wait_for_answered_callbacks(2, WAIT).await;
+    assert_eq!(answered[0].text.as_deref(), Some("Done."));
+
+    // The offer's buttons now say what became of it; the assignment (which edits the same
+    // message again: Telegram answers "not modified") still arrives, with Resolve.
+    let deadline = std::time::Instant::now() + WAIT;
+    let used = loop {
+        let edit = api.edits().into_iter().rev().find(|e| e.message_id == offer.message_id);
+        if let Some(used) = edit.and_then(|e| button(&e.reply_markup, "✓ Accepted")) {
+            break used;
+        }
+        assert!(std::time::Instant::now() < deadline, "the offer's buttons stayed: {:?}", api.edits());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let assigned = with_button(&api, AGENT_CHAT, "Resolve").await;
+    assert!(assigned.message_id > offer.message_id);
+    let not_modified = api.requests().iter().any(|r| r.method == "editMessageReplyMarkup" && r.status == 400);
+    assert!(not_modified, "the second edit of the offer was answered \"not modified\", and nothing failed for it");
+    let pressed = std::time::Instant::now();
+    api.push_update(api.callback_query(AGENT_CHAT, AGENT_CHAT, offer.message_id, &used));
+    let answered = api.wait_for_answered_callbacks(3, WAIT).await;
+    assert_eq!(answered[2].text.as_deref(), Some("Already handled."));
+    assert!(pressed.elapsed() < Duration::from_secs(2), "answered at once");
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn back_from_webhook_mode_the_bot_polls_again_and_is_ready() {
+    let api = FakeBotApi::start(BOT).await;
+    // Left behind by a deployment in webhook mode: Telegram refuses getUpdates (409) until removed.
+    api.set_webhook("https://old-deployment.example.test/v1/telegram/updates");
+    let routing = json!({ "default_team": "support", "teams": { "support": {} }, "agents": [] });
+    let (daemon, _bus, _dir) = with_telegram_agents(&api, routing, &[]).await;
+    api.push_update(api.text_message(CUSTOMER_CHAT, CUSTOMER_CHAT, "Anyone there?"));
+    let nats = daemon.nats.url();
+    let deadline = std::time::Instant::now() + WAIT;
+    while switchboard_e2e::stored_on(&nats, "SB_INBOUND", "sb.in.telegram").await < 1 {
+        assert!(std::time::Instant::now() < deadline, "never polled: {:?}", api.requests());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(api.webhook(), None, "the webhook was removed");
+    assert!(api.requests().iter().any(|r| r.method == "deleteWebhook" && r.status == 200));
+    let ready = loop {
+        let status = daemon.http.get(format!("{}/readyz", daemon.base)).send().await.unwrap().status().as_u16();
+        if status == 200 || std::time::Instant::now() > deadline {
+            break status;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(ready, 200, "/readyz recovers");
+    daemon.stop().await;
+}

@@ -3,6 +3,9 @@
 //! updates arrive as messages, and the agent answers by replying to a conversation's message.
 //! Which conversation a message belongs to is kept per sent message in KV, so several
 //! conversations at once stay apart; a button pressed twice is the same command and acts once.
+//! A command is confirmed to Telegram once it is stored on the bus; the router's verdict is
+//! awaited apart (a bounded number at once), so a slow verdict never holds up the bot's other
+//! updates. Used buttons are replaced by what became of them (see [`crate::buttons`]).
 //!
 //! KV `sb_channels` keys: `telegram.link.<code>` (agent, expiry), `telegram.agent.<agent>` (chat),
 //! `telegram.chat.<chat>` (agent), `telegram.msg.<chat>.<message>` (conversation).
@@ -13,7 +16,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::kv::Store;
 use sha2::{Digest, Sha256};
-use switchboard_adapter::{SendError, Verdict, derived_command_id, send_command};
+use switchboard_adapter::{PublishedCommand, SendError, Verdict, derived_command_id, publish_command};
 use switchboard_bus::{Bus, BusError, ConsumerSpec, Delivery, HandlerError};
 use switchboard_core::agent::HistoryEntry;
 use switchboard_core::contract::{buckets, streams, subjects};
@@ -21,11 +24,12 @@ use switchboard_core::{AgentCommand, AgentDelivery, AgentStatus, CommandAction, 
 use teloxide_core::payloads::AnswerCallbackQuerySetters;
 use teloxide_core::prelude::Requester;
 use teloxide_core::types::{CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message};
-use tokio::sync::OnceCell;
+use tokio::sync::{OnceCell, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use uuid::Uuid;
 
+use crate::buttons;
 use crate::format::{bold, escape, italic};
 use crate::outbound::{Outgoing, Sender};
 use crate::outcome::UpdateOutcome;
@@ -37,6 +41,9 @@ pub const ENDPOINT_KIND: &str = "telegram";
 /// How long a command waits for the router's verdict before the agent is told "received".
 const VERDICT_WAIT: Duration = Duration::from_secs(3);
 
+/// How many commands' verdicts are awaited at once; a press beyond that waits for a slot.
+const VERDICTS_AT_ONCE: usize = 64;
+
 /// How long a link code stays valid.
 pub const LINK_CODE_TTL: Duration = Duration::from_secs(15 * 60);
 
@@ -47,6 +54,8 @@ pub struct AgentChats {
     /// The `sb_channels` bucket, looked up once: every customer message asks it whether its chat
     /// is an agent's, and each lookup of the bucket is a JetStream API request.
     kv: Arc<OnceCell<Store>>,
+    /// Slots for commands whose verdict is awaited.
+    verdicts: Arc<Semaphore>,
 }
 
 fn key_link(code: &str) -> String {
@@ -93,7 +102,7 @@ pub async fn issue_link_code(bus: &Bus, agent: &str) -> Result<String, String> {
 impl AgentChats {
     /// Agents' chats, written to with `sender`.
     pub fn new(sender: Sender) -> AgentChats {
-        AgentChats { sender, kv: Arc::default() }
+        AgentChats { sender, kv: Arc::default(), verdicts: Arc::new(Semaphore::new(VERDICTS_AT_ONCE)) }
     }
 
     async fn kv(&self, bus: &Bus) -> Result<&Store, String> {
@@ -135,15 +144,26 @@ impl AgentChats {
             .map_err(SendError::retryable)?
             .and_then(|c| c.parse::<i64>().ok())
             .ok_or_else(|| SendError::permanent(format!("agent {agent} has not linked a Telegram chat")))?;
+        // What became of the conversation shows on its earlier buttons before anything new is sent.
+        if let AgentDelivery::Update(u) = delivery
+            && let Some(label) = buttons::label_for(&u.change)
+        {
+            buttons::settle(&self.sender, kv, chat, conversation, label).await?;
+        }
         let (markdown, keyboard) = compose(delivery, conversation);
+        let live = keyboard.is_some();
         let steps = crate::format::split(&markdown, crate::format::MAX_TEXT_CHARS).len();
         let mut progress = Progress::for_steps(kv.clone(), progress_key(&id), steps).await?;
         let sent =
             self.sender.send(Outgoing { chat, markdown: &markdown, reply_to: None, keyboard }, &mut progress).await?;
-        for m in sent {
-            kv.put(key_msg(chat, m), conversation.to_string().into())
+        for m in &sent {
+            kv.put(key_msg(chat, *m), conversation.to_string().into())
                 .await
                 .map_err(|e| SendError::retryable(format!("remember the conversation: {e}")))?;
+        }
+        // The buttons sit under the last part.
+        if let (true, Some(last)) = (live, sent.last()) {
+            buttons::remember(kv, chat, conversation, *last).await?;
         }
         progress.finish().await;
         Ok(())
@@ -195,10 +215,23 @@ impl AgentChats {
             }
         };
         let id = derived_command_id(&format!("telegram:msg:{chat}:{}", m.id.0));
-        let verdict = self.command(bus, &agent, conversation, id, action).await?;
-        if let Verdict::Rejected(reason) = verdict {
-            self.say(chat, &format!("Not done: {reason}.")).await;
-        }
+        let declines = matches!(action, CommandAction::Decline { .. });
+        let published = self.command(bus, &agent, conversation, id, action).await?;
+        let (this, kv) = (self.clone(), kv.clone());
+        self.after_verdict(published, move |verdict| async move {
+            match verdict {
+                Verdict::Rejected(reason) => this.say(chat, &format!("Not done: {reason}.")).await,
+                Verdict::Done if declines => {
+                    if let Some(conversation) = conversation
+                        && let Err(e) = buttons::settle(&this.sender, &kv, chat, conversation, buttons::DECLINED).await
+                    {
+                        warn!(error = %e, "cannot mark a declined offer's buttons");
+                    }
+                }
+                _ => {}
+            }
+        })
+        .await;
         Ok(Some(UpdateOutcome::Recorded))
     }
 
@@ -221,6 +254,10 @@ impl AgentChats {
         };
         let data = q.data.as_deref().unwrap_or_default();
         let (verb, conversation) = data.split_once(':').unwrap_or((data, ""));
+        if verb == buttons::USED {
+            answer(buttons::ALREADY_HANDLED.into()).await;
+            return Ok(UpdateOutcome::Ignored);
+        }
         let Ok(conversation) = Uuid::try_parse(conversation) else {
             answer("Unknown button.".into()).await;
             return Ok(UpdateOutcome::Ignored);
@@ -235,14 +272,33 @@ impl AgentChats {
             }
         };
         // The same button on the same message is the same command: pressed twice, it acts once.
-        let message = q.message.as_ref().map(|m| m.id().0).unwrap_or_default();
-        let id = derived_command_id(&format!("telegram:btn:{chat}:{message}:{data}"));
-        let text = match self.command(bus, &agent, Some(conversation), id, action).await? {
-            Verdict::Done => "Done.".to_string(),
-            Verdict::Rejected(reason) => format!("Not done: {reason}."),
-            Verdict::Pending => "Received.".to_string(),
-        };
-        answer(text).await;
+        let message = q.message.as_ref().map(|m| m.id().0);
+        let id = derived_command_id(&format!("telegram:btn:{chat}:{}:{data}", message.unwrap_or_default()));
+        let published = self.command(bus, &agent, Some(conversation), id, action).await?;
+        // Stored: the press is handled. The answer waits for the verdict without holding up updates.
+        let (this, query, label) = (self.clone(), q.id.clone(), buttons::label_for_verb(verb));
+        let kv = kv.clone();
+        self.after_verdict(published, move |verdict| async move {
+            let text = match &verdict {
+                Verdict::Done => "Done.".to_string(),
+                Verdict::Rejected(reason) => format!("Not done: {reason}."),
+                Verdict::Pending => "Received.".to_string(),
+            };
+            if let Err(e) = this.sender.bot().answer_callback_query(query).text(text).await {
+                warn!(error = %crate::outbound::classify(e), "cannot answer a button press");
+            }
+            let (Verdict::Done, Some(label), Some(message)) = (verdict, label, message) else { return };
+            let edited = this.sender.edit_keyboard(chat, message, Some(buttons::status(label, conversation))).await;
+            if let Err(e) = edited {
+                warn!(error = %e, "cannot mark a used button");
+            }
+            if label == buttons::DECLINED
+                && let Err(e) = buttons::settle(&this.sender, &kv, chat, conversation, label).await
+            {
+                warn!(error = %e, "cannot mark a declined offer's buttons");
+            }
+        })
+        .await;
         Ok(UpdateOutcome::Recorded)
     }
 
@@ -299,7 +355,7 @@ impl AgentChats {
         conversation: Option<Uuid>,
         id: Uuid,
         action: CommandAction,
-    ) -> Result<Verdict, String> {
+    ) -> Result<PublishedCommand, String> {
         let command = AgentCommand {
             id,
             agent_id: agent.into(),
@@ -308,7 +364,23 @@ impl AgentChats {
             action,
         };
         command.validate().map_err(|e| e.to_string())?;
-        send_command(bus, &command, VERDICT_WAIT).await.map_err(|e| e.to_string())
+        publish_command(bus, &command).await.map_err(|e| e.to_string())
+    }
+
+    /// Awaits a stored command's verdict apart from the update that caused it (a bounded number
+    /// at once), then runs `then` with it: telling the agent, marking buttons.
+    async fn after_verdict<F, Fut>(&self, mut published: PublishedCommand, then: F)
+    where
+        F: FnOnce(Verdict) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send,
+    {
+        // A slot first: with every slot taken, handling waits rather than piling up tasks.
+        let Ok(slot) = self.verdicts.clone().acquire_owned().await else { return };
+        tokio::spawn(async move {
+            let verdict = published.verdict(VERDICT_WAIT).await;
+            then(verdict).await;
+            drop(slot);
+        });
     }
 
     /// A short notice to an agent's chat (best effort).

@@ -9,9 +9,11 @@
 //! decides routing and never logs message bodies or the bot token.
 
 mod agent;
+mod buttons;
 mod config;
 mod csat;
 mod deadletter;
+mod files;
 pub mod format;
 mod inbound;
 mod kinds;
@@ -77,7 +79,8 @@ impl TelegramChannel {
             (Some(url), Some(secret)) => Some((url.clone(), secret)),
             _ => None,
         };
-        let files = Files { bot: sender.bot().clone(), max_bytes: cfg.max_file_bytes };
+        let greeting = cfg.start_greeting.clone().unwrap_or_else(|| files::DEFAULT_GREETING.into());
+        let files = Files { sender: sender.clone(), max_bytes: cfg.max_file_bytes, greeting };
         let poller = Poller::new(&cfg.api_url, &token, cfg.poll_timeout_secs, Some(agents.clone()), files.clone());
         Ok(TelegramChannel { poller, sender, agents, files, webhook, bus, kv: Default::default() })
     }

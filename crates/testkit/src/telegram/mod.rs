@@ -408,6 +408,24 @@ impl FakeBotApi {
         self.shared.lock().sent.clone()
     }
 
+    /// When each message (text or file) sent to `chat_id` was received, in order.
+    pub fn send_times(&self, chat_id: i64) -> Vec<Instant> {
+        self.shared.lock().sent.iter().filter(|s| s.chat_id == chat_id).map(|s| s.at).collect()
+    }
+
+    /// The shortest time between two messages sent one after the other to `chat_id` (Telegram
+    /// allows about one a second to a chat), or `None` before the second.
+    pub fn min_gap(&self, chat_id: i64) -> Option<Duration> {
+        self.send_times(chat_id).windows(2).map(|w| w[1] - w[0]).min()
+    }
+
+    /// Sets a webhook as an earlier `setWebhook` would have (e.g. left by running in webhook
+    /// mode): until `deleteWebhook`, every `getUpdates` is refused with 409, as Telegram does.
+    pub fn set_webhook(&self, url: &str) {
+        self.shared.lock().webhook = Some(Webhook { url: url.to_owned(), secret_token: None, allowed_updates: None });
+        self.shared.updated();
+    }
+
     /// Every accepted edit, in the order received.
     pub fn edits(&self) -> Vec<EditedMessage> {
         self.shared.lock().edits.clone()
