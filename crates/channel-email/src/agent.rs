@@ -92,7 +92,7 @@ impl AgentMail {
             .addresses
             .get(agent)
             .ok_or_else(|| SendError::permanent(format!("agent {agent} has no email endpoint")))?;
-        let short = conversation.simple().to_string()[..8].to_string();
+        let short = label(delivery);
         let (subject, body) = match delivery {
             AgentDelivery::Offer(o) => {
                 let mut body = String::new();
@@ -121,16 +121,21 @@ impl AgentMail {
                     body,
                     "  #accept  #decline [reason]  #resolve  #transfer <team> [note]  #escalate [note]  #note <text>"
                 );
-                let topic = o.subject.clone().unwrap_or_else(|| "New conversation".into());
+                let fresh = if o.reopened { "Reopened conversation" } else { "New conversation" };
+                let topic = o.subject.clone().unwrap_or_else(|| fresh.into());
                 (format!("[{short}] {topic}"), body)
             }
             AgentDelivery::Message(m) => (format!("[{short}] New message"), history(std::slice::from_ref(&m.entry))),
             AgentDelivery::Update(u) => {
-                let mut body = format!("Conversation {short}: {}.\n", u.change.replace('_', " "));
+                let change = change_words(&u.change);
+                let mut body = format!("Conversation {short}: {change}.\n");
                 if let Some(note) = &u.note {
                     let _ = writeln!(body, "\nNote: {note}");
                 }
-                (format!("[{short}] {}", u.change.replace('_', " ")), body)
+                if !u.history.is_empty() {
+                    let _ = writeln!(body, "\n{}", history(&u.history));
+                }
+                (format!("[{short}] {change}"), body)
             }
         };
         let token = self.0.sender.key.agent_token(agent, conversation);
@@ -205,6 +210,9 @@ impl AgentMail {
             id: Uuid::now_v7(),
             agent_id: agent.into(),
             conversation_id: conversation,
+            code: String::new(),
+            customer: None,
+            channel: String::new(),
             change: "command_refused".into(),
             note: Some(text.into()),
             history: Vec::new(),
@@ -217,7 +225,7 @@ impl AgentMail {
 
 /// The commands for one agent mail, in the order they must apply.
 fn actions(parsed: Option<(AgentEmailCommand, String)>, whole: &str) -> Vec<CommandAction> {
-    let reply = |text: &str| (!text.trim().is_empty()).then(|| CommandAction::Reply { text: text.trim().to_string() });
+    let reply = |text: &str| (!text.trim().is_empty()).then(|| CommandAction::reply(text.trim().to_string()));
     match parsed {
         None => reply(whole).into_iter().collect(),
         Some((AgentEmailCommand::Accept, rest)) => std::iter::once(CommandAction::Accept).chain(reply(&rest)).collect(),
@@ -232,6 +240,41 @@ fn actions(parsed: Option<(AgentEmailCommand, String)>, whole: &str) -> Vec<Comm
         Some((AgentEmailCommand::Escalate { note }, rest)) => {
             reply(&rest).into_iter().chain([CommandAction::Escalate { tier: None, note }]).collect()
         }
+    }
+}
+
+/// How a mail names its conversation: `#K4F2 Ann Lee (telegram)`, or the id's first digits
+/// for a delivery without a code.
+fn label(delivery: &AgentDelivery) -> String {
+    let (code, customer, channel, id) = match delivery {
+        AgentDelivery::Offer(o) => (&o.code, o.customer.name.clone(), o.channel.as_str(), o.conversation_id),
+        AgentDelivery::Message(m) => (&m.code, m.customer.clone(), m.channel.as_str(), m.conversation_id),
+        AgentDelivery::Update(u) => (&u.code, u.customer.clone(), u.channel.as_str(), u.conversation_id),
+    };
+    let mut label = match code.is_empty() {
+        true => id.simple().to_string()[..8].to_string(),
+        false => format!("#{code}"),
+    };
+    if let Some(name) = customer.filter(|n| !n.trim().is_empty()) {
+        label = format!("{label} {}", name.trim());
+    }
+    if !channel.is_empty() {
+        label = format!("{label} ({channel})");
+    }
+    label
+}
+
+/// An update's change in words an agent reads.
+fn change_words(change: &str) -> String {
+    match change {
+        "assigned" => "assigned to you".into(),
+        "offer_withdrawn" => "the offer was withdrawn".into(),
+        "transferred" => "transferred away".into(),
+        "resolved" => "resolved".into(),
+        "delivery_failed" => "your reply was not delivered".into(),
+        "message_edited" => "the customer edited a message".into(),
+        "command_refused" => "your mail was not applied".into(),
+        other => other.replace('_', " "),
     }
 }
 
@@ -251,10 +294,10 @@ mod tests {
     #[test]
     fn commands_apply_in_the_order_an_agent_means() {
         let parse = |t: &str| actions(parse_agent_command(t).unwrap(), t);
-        assert_eq!(parse("Thanks, fixed."), [CommandAction::Reply { text: "Thanks, fixed.".into() }]);
+        assert_eq!(parse("Thanks, fixed."), [CommandAction::reply("Thanks, fixed.")]);
         assert_eq!(parse("#accept"), [CommandAction::Accept]);
-        assert_eq!(parse("#accept\nOn it!"), [CommandAction::Accept, CommandAction::Reply { text: "On it!".into() }]);
-        assert_eq!(parse("#resolve\nDone."), [CommandAction::Reply { text: "Done.".into() }, CommandAction::Resolve]);
+        assert_eq!(parse("#accept\nOn it!"), [CommandAction::Accept, CommandAction::reply("On it!")]);
+        assert_eq!(parse("#resolve\nDone."), [CommandAction::reply("Done."), CommandAction::Resolve]);
         assert_eq!(
             parse("#transfer billing refund over 100"),
             [CommandAction::Transfer {

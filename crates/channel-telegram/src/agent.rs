@@ -416,7 +416,7 @@ pub fn action_for(text: &str) -> Result<CommandAction, String> {
             return Err(format!("Unknown command {w}. Commands: /resolve /decline /escalate /note /transfer"));
         }
         _ if text.is_empty() => return Err("Send text to answer the customer.".into()),
-        _ => CommandAction::Reply { text: text.into() },
+        _ => CommandAction::reply(text),
     })
 }
 
@@ -482,7 +482,7 @@ mod tests {
 
     #[test]
     fn agent_replies_become_commands() {
-        assert_eq!(action_for("Hello there"), Ok(CommandAction::Reply { text: "Hello there".into() }));
+        assert_eq!(action_for("Hello there"), Ok(CommandAction::reply("Hello there")));
         assert_eq!(action_for("/resolve"), Ok(CommandAction::Resolve));
         assert_eq!(
             action_for("/transfer billing refund > 100"),

@@ -353,6 +353,9 @@ async fn an_agent_delivery_waits_as_asked_and_resumes_at_the_part_that_was_refus
         id: uuid::Uuid::now_v7(),
         agent_id: "anna".into(),
         conversation_id: uuid::Uuid::now_v7(),
+        code: "K4F2".into(),
+        customer: Some("Ann".into()),
+        channel: "telegram".into(),
         entry,
     });
     let asked = tokio::time::Instant::now();

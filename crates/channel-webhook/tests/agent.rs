@@ -124,6 +124,8 @@ fn offer() -> AgentDelivery {
         offer_deadline: now + chrono::Duration::minutes(2),
         history: vec![],
         actions: vec!["accept".into(), "decline".into()],
+        code: "K4F2".into(),
+        reopened: false,
     }))
 }
 

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::domain::{AgentStatus, Priority, SkillRequirement, Tier};
-use crate::envelope::{Customer, MAX_TEXT_BYTES};
+use crate::envelope::{AttachmentRef, Customer, MAX_TEXT_BYTES};
 use crate::validate::{max_len, non_empty, token, whole};
 use crate::{Contract, ValidationError};
 
@@ -55,6 +55,13 @@ pub struct Offer {
     pub history: Vec<HistoryEntry>,
     /// Commands the agent may answer with, e.g. `accept`, `decline`.
     pub actions: Vec<String>,
+    /// The conversation's short code (e.g. `K4F2`, shown as `#K4F2`): distinct among the router
+    /// group's live conversations, so an agent can tell conversations apart at a glance.
+    #[serde(default)]
+    pub code: String,
+    /// Set when the conversation was resolved and the customer wrote again (reopened).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reopened: bool,
 }
 
 /// A new customer message in a conversation the agent holds.
@@ -67,6 +74,15 @@ pub struct AgentMessage {
     pub agent_id: String,
     /// The conversation.
     pub conversation_id: Uuid,
+    /// The conversation's short code (see [`Offer::code`]).
+    #[serde(default)]
+    pub code: String,
+    /// The customer's display name, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer: Option<String>,
+    /// The customer's channel.
+    #[serde(default)]
+    pub channel: String,
     /// The new entry.
     pub entry: HistoryEntry,
 }
@@ -81,9 +97,19 @@ pub struct ConversationUpdate {
     pub agent_id: String,
     /// The conversation.
     pub conversation_id: Uuid,
-    /// What changed, e.g. `assigned`, `offer_withdrawn`, `transferred`, `resolved`, or
+    /// The conversation's short code (see [`Offer::code`]).
+    #[serde(default)]
+    pub code: String,
+    /// The customer's display name, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer: Option<String>,
+    /// The customer's channel.
+    #[serde(default)]
+    pub channel: String,
+    /// What changed, e.g. `assigned`, `offer_withdrawn`, `declined`, `transferred`, `resolved`,
     /// `delivery_failed` (a reply did not reach the customer: the reason is the `note`, the
-    /// reply the one entry of `history`; the conversation stays assigned).
+    /// reply the one entry of `history`; the conversation stays assigned) or `message_edited`
+    /// (the customer edited a message: the new text is the one entry of `history`).
     pub change: String,
     /// A note that came with the change (e.g. a transfer note).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -115,12 +141,15 @@ pub struct HistoryEntry {
     /// mail bounced): why. Absent while delivered or still on its way.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub undelivered: Option<String>,
+    /// Files that came with the entry (in the `sb_attachments` object store).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<AttachmentRef>,
 }
 
 impl HistoryEntry {
     /// An entry with no delivery information (what the customer wrote, notes).
     pub fn new(at: DateTime<Utc>, from: Author, author: Option<String>, text: String) -> HistoryEntry {
-        HistoryEntry { at, from, author, text, outbound_id: None, undelivered: None }
+        HistoryEntry { at, from, author, text, outbound_id: None, undelivered: None, attachments: Vec::new() }
     }
 
     /// Who wrote it, for people: the author's name, or the kind of author.
@@ -188,9 +217,15 @@ pub enum CommandAction {
     },
     /// Answer the customer.
     Reply {
-        /// The reply text (not blank, at most 262,144 bytes of UTF-8).
-        #[schemars(regex(pattern = r"\S"), length(max = 262144))]
+        /// The reply text (at most 262,144 bytes of UTF-8; not blank unless files are attached;
+        /// a file's caption when there are).
+        #[schemars(length(max = 262144))]
         text: String,
+        /// Files sent with the reply (at most 10), already stored in the `sb_attachments` object
+        /// store by the agent's endpoint.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        #[schemars(length(max = 10))]
+        attachments: Vec<AttachmentRef>,
     },
     /// Add an internal note.
     Note {
@@ -326,7 +361,23 @@ impl Contract for AgentCommand {
             return Err(ValidationError::new("conversation_id", "is required for this action"));
         }
         match &self.action {
-            CommandAction::Reply { text } | CommandAction::Note { text } => {
+            CommandAction::Reply { text, attachments } => {
+                if attachments.is_empty() {
+                    non_empty("action.text", text)?;
+                }
+                max_len("action.text", text, MAX_TEXT_BYTES)?;
+                if attachments.len() > MAX_REPLY_ATTACHMENTS {
+                    return Err(ValidationError::new("action.attachments", "at most 10 files a reply"));
+                }
+                for (i, a) in attachments.iter().enumerate() {
+                    let field = format!("action.attachments[{i}]");
+                    if a.object.is_empty() || a.skipped.is_some() {
+                        return Err(ValidationError::new(&field, "names no stored file"));
+                    }
+                    non_empty("filename", &a.filename).map_err(|e| e.within(&field))?;
+                }
+            }
+            CommandAction::Note { text } => {
                 non_empty("action.text", text)?;
                 max_len("action.text", text, MAX_TEXT_BYTES)?;
             }
@@ -365,6 +416,16 @@ impl Contract for AgentCommand {
             _ => {}
         }
         Ok(())
+    }
+}
+
+/// The most files one reply carries.
+pub const MAX_REPLY_ATTACHMENTS: usize = 10;
+
+impl CommandAction {
+    /// A text-only reply.
+    pub fn reply(text: impl Into<String>) -> CommandAction {
+        CommandAction::Reply { text: text.into(), attachments: Vec::new() }
     }
 }
 

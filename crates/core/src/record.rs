@@ -54,12 +54,19 @@ pub struct ConversationRecord {
     pub opened_at: i64,
     /// Whether it is a repeat contact.
     pub repeat: bool,
+    /// How often the customer reopened it after it was resolved.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub reopens: u32,
     /// When the current offer was made, ms since the epoch (what the customer wrote since then
     /// goes with the `assigned` update).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offered_at: Option<i64>,
     /// Recent history, oldest first (at most [`HISTORY_KEEP`], 200 entries).
     pub history: Vec<HistoryEntry>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl ConversationRecord {

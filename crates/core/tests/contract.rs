@@ -98,7 +98,7 @@ fn outbound_and_command_validate() {
         agent_id: "alice".into(),
         conversation_id: None,
         issued_at: chrono::Utc::now(),
-        action: CommandAction::Reply { text: "hello".into() },
+        action: CommandAction::reply("hello"),
     };
     assert_eq!(cmd.validate().unwrap_err().field, "conversation_id");
     let json = serde_json::to_string(&cmd).unwrap();

@@ -37,7 +37,10 @@ fn map(update: &Update) {
             }
             let text = m.text().unwrap_or_default().trim();
             if let Ok(action) = action_for(text) {
-                assert!(!matches!(&action, CommandAction::Reply { text } if text.trim().is_empty()), "an empty reply");
+                assert!(
+                    !matches!(&action, CommandAction::Reply { text, .. } if text.trim().is_empty()),
+                    "an empty reply"
+                );
             }
         }
         UpdateKind::CallbackQuery(q) => {

@@ -95,12 +95,16 @@ impl Router {
             fx.event(EventKind::AgentStatusChanged, None, Some(agent), data);
         }
         let Some(conversation) = command.conversation_id else { return };
+        // Whatever the command did, the stored record follows the engine (a decline that
+        // leaves the conversation waiting makes no decision of its own).
+        fx.touched.insert(conversation);
         match &command.action {
-            CommandAction::Reply { text } => {
+            CommandAction::Reply { text, attachments } => {
                 let Some(r) = self.st.records.get_mut(&conversation) else { return };
                 let id = fx.id();
                 r.push(HistoryEntry {
                     outbound_id: Some(id),
+                    attachments: attachments.clone(),
                     ..HistoryEntry::new(time(at), Author::Agent, Some(agent.into()), text.clone())
                 });
                 let outbound = OutboundMessage {
@@ -110,7 +114,7 @@ impl Router {
                     to: ChannelAddress { customer_id: r.customer.id.clone(), thread_key: r.thread_key.clone() },
                     text: text.clone(),
                     subject: r.subject.as_ref().map(|s| reply_subject(s)),
-                    attachments: Vec::new(),
+                    attachments: attachments.clone(),
                     reply_to: r.last_provider_message_id.clone(),
                     kind: OutboundKind::AgentReply,
                     agent_id: Some(agent.into()),

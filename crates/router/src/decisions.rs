@@ -50,6 +50,7 @@ impl Router {
                 Decision::Reopened { conversation } => {
                     if let Some(r) = self.st.records.get_mut(&conversation) {
                         r.repeat = true;
+                        r.reopens += 1;
                     }
                     let data = self.routing_ahead(conversation, ahead);
                     self.conversation_event(fx, EventKind::ConversationReopened, conversation, None, data);
@@ -115,10 +116,14 @@ impl Router {
                         continue;
                     };
                     for kind in self.endpoint_kinds(&agent) {
+                        let (code, customer, channel) = self.label(conversation);
                         let delivery = AgentDelivery::Message(switchboard_core::agent::AgentMessage {
                             id: fx.id(),
                             agent_id: agent.clone(),
                             conversation_id: conversation,
+                            code,
+                            customer,
+                            channel,
                             entry: entry.clone(),
                         });
                         fx.out.push(Effect::Agent { kind, delivery });

@@ -29,16 +29,30 @@ impl Router {
         history: Vec<HistoryEntry>,
         fx: &mut Fx,
     ) {
+        let (code, customer, channel) = self.label(conversation);
         for kind in self.endpoint_kinds(agent) {
             let delivery = AgentDelivery::Update(ConversationUpdate {
                 id: fx.id(),
                 agent_id: agent.into(),
                 conversation_id: conversation,
+                code: code.clone(),
+                customer: customer.clone(),
+                channel: channel.clone(),
                 change: change.into(),
                 note: note.clone(),
                 history: history.clone(),
             });
             fx.out.push(Effect::Agent { kind, delivery });
+        }
+    }
+
+    /// How an agent tells the conversation apart: its short code, the customer's display name
+    /// and the channel.
+    pub(crate) fn label(&self, conversation: ConversationId) -> (String, Option<String>, String) {
+        let code = self.engine.code(conversation).unwrap_or_default();
+        match self.st.records.get(&conversation) {
+            Some(r) => (code, r.customer.name.clone().filter(|n| !n.trim().is_empty()), r.channel.clone()),
+            None => (code, None, String::new()),
         }
     }
 
@@ -101,6 +115,8 @@ impl Router {
                 offer_deadline: time(deadline),
                 history: history.clone(),
                 actions: actions.iter().map(|a| a.to_string()).collect(),
+                code: self.engine.code(conversation).unwrap_or_default(),
+                reopened: r.reopens > 0,
             };
             fx.out.push(Effect::Agent { kind, delivery: AgentDelivery::Offer(Box::new(offer)) });
         }

@@ -43,8 +43,9 @@ pub enum Entry {
         /// Thread keys (`<channel>:<thread key>`) the engine remembers the person by.
         threads: Vec<String>,
     },
-    /// A message to a customer could not be delivered (a `delivery_failed` event): its history
-    /// entry is marked and the agent holding the conversation told.
+    /// A channel's news about a conversation's messages: one to the customer could not be
+    /// delivered (`delivery_failed`: its history entry is marked and the agent holding the
+    /// conversation told), or the customer edited one (`message_edited`: the agent is told).
     Undelivered {
         /// When the router took it.
         at: Ms,

@@ -74,6 +74,7 @@ impl Router {
                 sla_deadline: at,
                 opened_at: at,
                 repeat: false,
+                reopens: 0,
                 offered_at: None,
                 history: Vec::new(),
             };
@@ -82,7 +83,11 @@ impl Router {
         if let Some(r) = self.st.records.get_mut(&conversation) {
             r.last_provider_message_id = Some(envelope.provider_message_id.clone());
             r.customer = envelope.customer.clone();
-            r.push(HistoryEntry::new(time(at), Author::Customer, None, envelope.text.clone()));
+            let name = envelope.customer.name.clone().filter(|n| !n.trim().is_empty());
+            r.push(HistoryEntry {
+                attachments: envelope.attachments.iter().filter(|a| a.skipped.is_none()).cloned().collect(),
+                ..HistoryEntry::new(time(at), Author::Customer, name, envelope.text.clone())
+            });
         }
         fx.touched.insert(conversation);
         let data = serde_json::json!({

@@ -178,7 +178,10 @@ impl Router {
                 self.decisions(decisions, &mut fx);
             }
             Entry::Forget { customers, threads, .. } => self.forget(customers, threads, &mut fx),
-            Entry::Undelivered { event, .. } => self.undelivered(event, &mut fx),
+            Entry::Undelivered { event, .. } => match event.kind {
+                switchboard_core::EventKind::MessageEdited => self.edited(event, &mut fx),
+                _ => self.undelivered(event, &mut fx),
+            },
             Entry::Expire { at, before } => {
                 // Timers first: a conversation past its reopen window is forgotten, so its
                 // customer's memory can end now rather than at the next sweep.

@@ -107,7 +107,7 @@ fn opened_assigned_escalated_and_resolved_carry_channel_team_tier_and_priority()
         assert_eq!(e.channel.as_deref(), Some("email"), "{:?} names the channel", e.kind);
     }
 
-    let fx = run.cmd(10, "alice", Some(c), CommandAction::Reply { text: "looking".into() });
+    let fx = run.cmd(10, "alice", Some(c), CommandAction::reply("looking"));
     let replied = find(&fx, EventKind::AgentReplied);
     assert_eq!((replied.channel.as_deref(), replied.data["first_response"].as_bool()), (Some("email"), Some(true)));
 

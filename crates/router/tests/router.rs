@@ -147,7 +147,7 @@ fn a_thread_is_one_conversation_offered_with_its_history_and_the_reply_goes_back
         .collect();
     assert_eq!(delivered, [("webhook", "any news?"), ("api", "any news?")], "on its endpoint and its own stream");
 
-    let fx = apply(&mut r, j.cmd(30, "alice", Some(c), CommandAction::Reply { text: "shipped today".into() }));
+    let fx = apply(&mut r, j.cmd(30, "alice", Some(c), CommandAction::reply("shipped today")));
     assert_eq!(result(&fx), None);
     let out: Vec<_> = fx.iter().filter_map(|e| if let Effect::Outbound(o) = e { Some(o) } else { None }).collect();
     assert_eq!(out.len(), 1);
@@ -213,11 +213,11 @@ fn bad_commands_are_rejected_and_change_nothing() {
     let before = r.state();
 
     let unknown = Uuid::from_u128(999);
-    let fx = apply(&mut r, j.cmd(1, "alice", Some(unknown), CommandAction::Reply { text: "x".into() }));
+    let fx = apply(&mut r, j.cmd(1, "alice", Some(unknown), CommandAction::reply("x")));
     assert_eq!(result(&fx).as_deref(), Some("unknown conversation"));
     let fx = apply(&mut r, j.cmd(2, "bob", Some(c), CommandAction::Accept));
     assert!(result(&fx).unwrap().contains("no open offer"), "bob was not offered it");
-    let fx = apply(&mut r, j.cmd(3, "bob", Some(c), CommandAction::Reply { text: "hello".into() }));
+    let fx = apply(&mut r, j.cmd(3, "bob", Some(c), CommandAction::reply("hello")));
     assert!(result(&fx).unwrap().contains("not assigned"));
     assert!(!fx.iter().any(|e| matches!(e, Effect::Outbound(_))), "no reply reaches the customer");
     let fx = apply(&mut r, j.cmd(4, "mallory", Some(c), CommandAction::Note { text: "x".into() }));
@@ -239,7 +239,7 @@ fn replay_from_a_snapshot_gives_the_same_effects_with_the_same_ids_and_old_entri
     let c1 = conversation(&full.apply(entries[0].0, &entries[0].1));
     full.apply(entries[1].0, &entries[1].1);
     entries.push(j.cmd(2, "alice", Some(c1), CommandAction::Accept));
-    entries.push(j.cmd(3, "alice", Some(c1), CommandAction::Reply { text: "hi".into() }));
+    entries.push(j.cmd(3, "alice", Some(c1), CommandAction::reply("hi")));
     entries.push((j.seq + 1, Entry::Tick { at: 120_000 }));
     entries.push(j.msg(130, "webhook", "c1", "t1", None, "thanks"));
 
@@ -318,7 +318,7 @@ fn scenario(j: &mut Journal) -> Vec<(u64, Entry)> {
     let (c1, c2) = (Uuid::from_u128(2), Uuid::from_u128(3));
     e.push(j.cmd(3, "alice", Some(c1), CommandAction::Accept));
     e.push(j.cmd(4, "carol", Some(c2), CommandAction::Accept));
-    e.push(j.cmd(5, "alice", Some(c1), CommandAction::Reply { text: "how can I help?".into() }));
+    e.push(j.cmd(5, "alice", Some(c1), CommandAction::reply("how can I help?")));
     e.push(j.cmd(
         6,
         "alice",

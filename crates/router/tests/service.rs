@@ -151,7 +151,7 @@ async fn a_message_is_offered_accepted_and_answered_and_the_state_survives_resta
     // A graceful restart: the next process continues from the snapshot.
     router.stop().await;
     let router = start_router(&t, "r2").await;
-    command(&t, c, CommandAction::Reply { text: "it ships today".into() }).await;
+    command(&t, c, CommandAction::reply("it ships today")).await;
     wait_for("the reply on the customer's channel", WAIT, || async {
         !t.stored(streams::OUTBOUND, &subjects::outbound("webhook")).await.is_empty()
     })

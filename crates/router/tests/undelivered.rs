@@ -109,7 +109,7 @@ fn a_reply_that_was_not_delivered_is_marked_and_its_agent_told_once() {
     apply(&mut r, inbound(1, 10, "hello"));
     let c = Uuid::from_u128(7);
     apply(&mut r, command(2, 20, c, CommandAction::Accept));
-    let fx = apply(&mut r, command(3, 30, c, CommandAction::Reply { text: "on its way".into() }));
+    let fx = apply(&mut r, command(3, 30, c, CommandAction::reply("on its way")));
     let outbound = fx
         .iter()
         .find_map(|e| match e {

@@ -234,6 +234,11 @@ impl Engine {
         all
     }
 
+    /// The conversation's short code (see [`crate::code`]), while the engine remembers it.
+    pub fn code(&self, conversation: ConversationId) -> Option<String> {
+        self.st.conv_ix.get(&conversation).map(|ix| crate::code::short_code(*ix))
+    }
+
     /// Where a conversation is: `queued`, `offered`, `assigned`, `resolved` or `bot`, with its agent.
     pub fn where_is(&self, conversation: ConversationId) -> Option<(&'static str, Option<&str>)> {
         let c = self.conv(*self.st.conv_ix.get(&conversation)?)?;

@@ -11,6 +11,7 @@
 mod agents;
 mod assign;
 pub mod budget;
+pub mod code;
 mod compiled;
 pub mod config;
 mod engine;

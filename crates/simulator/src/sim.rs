@@ -302,7 +302,7 @@ impl Run<'_> {
             Action::Accept { agent, conv } => self.command(at, agent, Some(conv), CommandAction::Accept),
             Action::Reply { agent, conv, epoch } => {
                 if self.convs.get(&conv).is_some_and(|c| c.epoch == epoch) {
-                    self.command(at, agent, Some(conv), CommandAction::Reply { text: "on it".into() });
+                    self.command(at, agent, Some(conv), CommandAction::reply("on it"));
                 }
             }
             Action::Finish { agent, conv, epoch } => {

@@ -1,11 +1,11 @@
-//! The leader's inputs: customer messages, agents' commands and delivery failures, each a durable
+//! The leader's inputs: customer messages, agents' commands, delivery failures and edits, each a durable
 //! consumer whose deliveries are handed to the step loop and acked once journaled and applied.
 
 use std::time::Duration;
 use switchboard_bus::{ConsumerSpec, Delivery, HandlerError};
 use switchboard_bus::{InboundOutcome, outcomes};
 use switchboard_core::contract::{streams, subjects};
-use switchboard_core::{AgentCommand, Envelope, Event};
+use switchboard_core::{AgentCommand, Envelope, Event, EventKind};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -35,7 +35,8 @@ impl RouterService {
         let inbound = ConsumerSpec::new(&component, streams::INBOUND, &component, "sb.in.>");
         let commands =
             ConsumerSpec::new(&component, streams::AGENT, &format!("{component}-commands"), subjects::AGENT_IN);
-        set.spawn(self.undelivered_input(tx.clone(), stop));
+        set.spawn(self.channel_event_input(EventKind::DeliveryFailed, "undelivered", tx.clone(), stop));
+        set.spawn(self.channel_event_input(EventKind::MessageEdited, "edited", tx.clone(), stop));
         for (mut spec, customers) in [(inbound, true), (commands, false)] {
             // An input fails here only because the router is not leading or NATS is down: never
             // a reason to give a customer's message up. Bad payloads are still rejected at once.
@@ -88,11 +89,13 @@ impl RouterService {
         set
     }
 
-    /// The consumer of `delivery_failed` events: each one naming a conversation and an outbound
-    /// message goes through the journal like any input (a takeover replays it); the others
-    /// concern no reply and are acked untouched.
-    pub(super) fn undelivered_input(
+    /// A consumer of channel events about messages (`delivery_failed` with durable suffix
+    /// `undelivered`, `message_edited` with `edited`): each one the router acts on goes through
+    /// the journal like any input (a takeover replays it); the others are acked untouched.
+    pub(super) fn channel_event_input(
         &self,
+        kind: switchboard_core::EventKind,
+        suffix: &str,
         tx: mpsc::Sender<Work>,
         stop: &CancellationToken,
     ) -> impl Future<Output = ()> + use<> {
@@ -100,8 +103,8 @@ impl RouterService {
         let mut spec = ConsumerSpec::new(
             &component,
             streams::EVENTS,
-            &format!("{component}-undelivered"),
-            &subjects::event(switchboard_core::EventKind::DeliveryFailed.as_str()),
+            &format!("{component}-{suffix}"),
+            &subjects::event(kind.as_str()),
         );
         spec.max_deliver = u64::MAX;
         spec.ack_wait = self.svc.lease_ttl.max(Duration::from_secs(5));
@@ -118,7 +121,7 @@ impl RouterService {
                         Err(_) if !answers_bad_input => return Ok(()),
                         Err(e) => return Err(e),
                     };
-                    if crate::undelivered::failed_message(&event).is_none() {
+                    if !crate::undelivered::acts_on(&event) {
                         return Ok(());
                     }
                     let (done, result) = oneshot::channel();
