@@ -9,7 +9,9 @@ use serde_json::{Value, json};
 use switchboard::config::ApiTokenConfig;
 use switchboard_channel_telegram::format::escape;
 use switchboard_e2e::TestDaemon;
-use switchboard_testkit::FakeBotApi;
+use switchboard_testkit::{FakeBotApi, SentMessage};
+
+mod telegram_chat;
 
 const WAIT: Duration = Duration::from_secs(20);
 const BOT: &str = "424242:e2e-token-for-the-fake-bot-api";
@@ -138,7 +140,8 @@ async fn an_unanswered_offer_moves_on_and_the_bot_answers_what_a_rule_says() {
     loop {
         let offers: Vec<i64> =
             api.sent().iter().filter(|m| button(&m.reply_markup, "Accept").is_some()).map(|m| m.chat_id).collect();
-        let withdrawn = api.sent().iter().any(|m| m.text.as_deref().unwrap_or_default().contains("offer withdrawn"));
+        let withdrawn =
+            api.sent().iter().any(|m| m.text.as_deref().unwrap_or_default().contains("offer was withdrawn"));
         if offers.len() >= 2 && withdrawn {
             assert_ne!(offers[0], offers[1], "the second offer goes to the other agent: {offers:?}");
             break;
@@ -325,5 +328,124 @@ async fn back_from_webhook_mode_the_bot_polls_again_and_is_ready() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!(ready, 200, "/readyz recovers");
+    daemon.stop().await;
+}
+
+/// A message from a customer with a first and last name, as Telegram's clients send them.
+fn from_customer(api: &FakeBotApi, chat: i64, (first, last): (&str, &str), text: &str) -> Value {
+    let mut update = api.text_message(chat, chat, text);
+    update["message"]["from"]["first_name"] = json!(first);
+    update["message"]["from"]["last_name"] = json!(last);
+    update
+}
+
+/// The agent's reply to the bot's message `to`, kept for drawing the chat.
+fn agent_reply(api: &FakeBotApi, own: &mut Vec<telegram_chat::Own>, to: i64, text: &str) {
+    let mut reply = api.text_message(AGENT_CHAT, AGENT_CHAT, text);
+    let mut original = api.text_message(AGENT_CHAT, AGENT_CHAT, "x")["message"].clone();
+    original["message_id"] = json!(to);
+    original["from"] = json!({ "id": 424242, "is_bot": true, "first_name": "Switchboard" });
+    reply["message"]["reply_to_message"] = original;
+    let id = reply["message"]["message_id"].as_i64().unwrap();
+    own.push(telegram_chat::Own { id, text: text.into(), reply_to: Some(to) });
+    api.push_update(reply);
+}
+
+/// Waits for the first message to `chat` whose text (as sent, MarkdownV2) contains every needle.
+async fn sent_with(api: &FakeBotApi, chat: i64, needles: &[&str]) -> SentMessage {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let found = api
+            .sent()
+            .into_iter()
+            .find(|m| m.chat_id == chat && needles.iter().all(|n| m.text.as_deref().unwrap_or_default().contains(n)));
+        if let Some(m) = found {
+            return m;
+        }
+        assert!(std::time::Instant::now() < deadline, "chat {chat} never got {needles:?}: {:#?}", api.sent());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The short code (`K4F2`) an agent's message is headed with (`\#K4F2` in MarkdownV2).
+fn code_of(m: &SentMessage) -> String {
+    let text = m.text.clone().unwrap_or_default();
+    let at = text.find("\\#").unwrap_or_else(|| panic!("no #code in {text}"));
+    text[at + 2..].chars().take_while(char::is_ascii_alphanumeric).collect()
+}
+
+#[tokio::test]
+async fn an_agent_tells_three_conversations_apart_and_hears_of_edits_and_failed_replies() {
+    let api = FakeBotApi::start(BOT).await;
+    let (daemon, _bus, _dir) = alice_linked(&api, 300).await;
+    let mut own = Vec::new();
+    let customers = [
+        (501, ("Ada", "Lovelace"), "My parcel never arrived."),
+        (502, ("Grace", "Hopper"), "I was charged twice for order 17."),
+        (503, ("Alan", "Turing"), "How do I change my address?"),
+    ];
+    // Three offers, each naming its customer, the channel and a code of its own.
+    let mut offers = Vec::new();
+    for (chat, name, text) in customers {
+        api.push_update(from_customer(&api, chat, name, text));
+        let offer = sent_with(&api, AGENT_CHAT, &["New conversation", &format!("{} {}", name.0, name.1)]).await;
+        assert!(offer.text.as_deref().unwrap().contains("on telegram"), "{:?}", offer.text);
+        offers.push(offer);
+    }
+    let codes: Vec<String> = offers.iter().map(code_of).collect();
+    assert!(codes.iter().all(|c| c.len() >= 4), "{codes:?}");
+    assert_eq!(codes.iter().collect::<std::collections::BTreeSet<_>>().len(), 3, "distinct codes: {codes:?}");
+
+    // Accepted: each assignment names the conversation and says what it means.
+    let mut assigned = Vec::new();
+    for (offer, code) in offers.iter().zip(&codes) {
+        let accept = button(&offer.reply_markup, "Accept").unwrap();
+        api.push_update(api.callback_query(AGENT_CHAT, AGENT_CHAT, offer.message_id, &accept));
+        assigned.push(sent_with(&api, AGENT_CHAT, &[&format!("\\#{code}"), "You have this conversation now"]).await);
+    }
+
+    // A follow-up names the customer (not "Customer"), and so does the news of its edit.
+    let follow_up = from_customer(&api, 501, ("Ada", "Lovelace"), "Any news?");
+    let follow_up_id = follow_up["message"]["message_id"].as_i64().unwrap();
+    api.push_update(follow_up);
+    let news = sent_with(&api, AGENT_CHAT, &["Any news?"]).await;
+    let news_text = news.text.clone().unwrap();
+    assert!(news_text.contains(&format!("\\#{}", codes[0])) && news_text.contains("Ada Lovelace"), "{news_text}");
+    assert!(!news_text.contains("Customer"), "{news_text}");
+    let mut edit = api.edited_message(501, 501, follow_up_id, "Any news about my parcel?");
+    edit["edited_message"]["from"]["first_name"] = json!("Ada");
+    api.push_update(edit);
+    let edited = sent_with(&api, AGENT_CHAT, &["edited a message", "Any news about my parcel?"]).await;
+    assert!(edited.text.as_deref().unwrap().contains(&format!("\\#{}", codes[0])), "{:?}", edited.text);
+
+    // Alan blocked the bot: the agent's answer cannot be delivered, and the agent is told.
+    api.push_update(api.my_chat_member_blocked(503, 503));
+    agent_reply(&api, &mut own, assigned[2].message_id, "You can change it under Settings.");
+    let failed = sent_with(&api, AGENT_CHAT, &["could not be delivered"]).await;
+    let failed_text = failed.text.clone().unwrap();
+    assert!(failed_text.contains(&format!("\\#{}", codes[2])) && failed_text.contains("Alan Turing"), "{failed_text}");
+    assert!(failed_text.contains("You can change it under Settings"), "the reply is quoted: {failed_text}");
+
+    // Grace is answered; Ada's conversation is resolved, and its Resolve button says so.
+    agent_reply(&api, &mut own, assigned[1].message_id, "Refunded: sorry for the double charge!");
+    sent_with(&api, 502, &["Refunded"]).await;
+    agent_reply(&api, &mut own, news.message_id, "/resolve");
+    sent_with(&api, AGENT_CHAT, &[&format!("\\#{}", codes[0]), "Resolved"]).await;
+    let deadline = std::time::Instant::now() + WAIT;
+    while !api
+        .edits()
+        .iter()
+        .any(|e| e.message_id == assigned[0].message_id && button(&e.reply_markup, "✓ Resolved").is_some())
+    {
+        assert!(std::time::Instant::now() < deadline, "the Resolve button stayed: {:?}", api.edits());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // The agent's chat as they see it, drawn from what the fake Bot API recorded.
+    let html = telegram_chat::page(&api, AGENT_CHAT, "Switchboard bot — Alice's chat", &own);
+    let output = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-output");
+    let messages = api.sent().iter().filter(|m| m.chat_id == AGENT_CHAT).count() + own.len();
+    let bytes = telegram_chat::screenshot(&html, &output, "telegram-agent-chat", 520, 140 + 120 * messages as u32);
+    println!("telegram-agent-chat.png: {messages} messages, {bytes} bytes");
     daemon.stop().await;
 }

@@ -10,7 +10,6 @@
 //! KV `sb_channels` keys: `telegram.link.<code>` (agent, expiry), `telegram.agent.<agent>` (chat),
 //! `telegram.chat.<chat>` (agent), `telegram.msg.<chat>.<message>` (conversation).
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,19 +17,19 @@ use async_nats::jetstream::kv::Store;
 use sha2::{Digest, Sha256};
 use switchboard_adapter::{PublishedCommand, SendError, Verdict, derived_command_id, publish_command};
 use switchboard_bus::{Bus, BusError, ConsumerSpec, Delivery, HandlerError};
-use switchboard_core::agent::HistoryEntry;
 use switchboard_core::contract::{buckets, streams, subjects};
 use switchboard_core::{AgentCommand, AgentDelivery, AgentStatus, CommandAction, Contract};
 use teloxide_core::payloads::AnswerCallbackQuerySetters;
 use teloxide_core::prelude::Requester;
-use teloxide_core::types::{CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message};
+use teloxide_core::types::{CallbackQuery, Message};
 use tokio::sync::{OnceCell, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use uuid::Uuid;
 
 use crate::buttons;
-use crate::format::{bold, escape, italic};
+use crate::compose::compose;
+use crate::format::italic;
 use crate::outbound::{Outgoing, Sender};
 use crate::outcome::UpdateOutcome;
 use crate::progress::{Progress, progress_key};
@@ -418,62 +417,6 @@ pub fn action_for(text: &str) -> Result<CommandAction, String> {
         _ if text.is_empty() => return Err("Send text to answer the customer.".into()),
         _ => CommandAction::reply(text),
     })
-}
-
-/// The text and buttons for one delivery.
-fn compose(delivery: &AgentDelivery, conversation: Uuid) -> (String, Option<InlineKeyboardMarkup>) {
-    let short = conversation.simple().to_string()[..8].to_string();
-    let button =
-        |label: &str, verb: &str| InlineKeyboardButton::callback(label, format!("{verb}:{}", conversation.simple()));
-    match delivery {
-        AgentDelivery::Offer(o) => {
-            let who = o.customer.name.clone().unwrap_or_else(|| o.customer.id.clone());
-            let mut text = format!(
-                "{} {}\n",
-                bold(&format!("New conversation {short}")),
-                escape(&format!("from {who} on {}", o.channel))
-            );
-            let _ = writeln!(
-                text,
-                "{}",
-                escape(&format!("Priority {}, first reply due {}", o.priority.0, o.sla_deadline.format("%H:%M UTC")))
-            );
-            if let Some(subject) = &o.subject {
-                let _ = writeln!(text, "{}", italic(subject));
-            }
-            let _ = write!(text, "\n{}", history(&o.history));
-            let _ = write!(
-                text,
-                "\n{}",
-                italic("Reply to this message to answer; /resolve /note /escalate /transfer <team> as replies.")
-            );
-            let keyboard = o
-                .actions
-                .iter()
-                .any(|a| a == "accept")
-                .then(|| InlineKeyboardMarkup::new([[button("Accept", "acc"), button("Decline", "dec")]]));
-            let keyboard = keyboard.or_else(|| Some(InlineKeyboardMarkup::new([[button("Resolve", "res")]])));
-            (text, keyboard)
-        }
-        AgentDelivery::Message(m) => (format!("{} {}", bold(&short), history(std::slice::from_ref(&m.entry))), None),
-        AgentDelivery::Update(u) => {
-            let mut text = format!("{} {}", bold(&short), escape(&u.change.replace('_', " ")));
-            if let Some(note) = &u.note {
-                let _ = write!(text, "\n{}", escape(note));
-            }
-            let keyboard = (u.change == "assigned").then(|| InlineKeyboardMarkup::new([[button("Resolve", "res")]]));
-            (text, keyboard)
-        }
-    }
-}
-
-fn history(entries: &[HistoryEntry]) -> String {
-    let mut out = String::new();
-    for e in entries {
-        let who = e.author_label();
-        let _ = writeln!(out, "{}\n{}", bold(&who), escape(e.text.trim()));
-    }
-    out
 }
 
 #[cfg(test)]

@@ -40,6 +40,7 @@ pub(crate) fn label_for(change: &str) -> Option<&'static str> {
     Some(match change {
         "assigned" => ACCEPTED,
         "offer_withdrawn" => "Offer withdrawn",
+        "declined" => DECLINED,
         "resolved" => RESOLVED,
         "transferred" => "Transferred",
         _ => return None,

@@ -10,6 +10,7 @@
 
 mod agent;
 mod buttons;
+mod compose;
 mod config;
 mod csat;
 mod deadletter;
