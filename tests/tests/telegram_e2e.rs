@@ -449,3 +449,74 @@ async fn an_agent_tells_three_conversations_apart_and_hears_of_edits_and_failed_
     println!("telegram-agent-chat.png: {messages} messages, {bytes} bytes");
     daemon.stop().await;
 }
+
+/// Waits for the first file (`sendPhoto`/`sendDocument`) sent to `chat`.
+async fn file_to(api: &FakeBotApi, chat: i64, method: &str) -> SentMessage {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        if let Some(m) = api.sent().into_iter().find(|m| m.chat_id == chat && m.method == method) {
+            return m;
+        }
+        assert!(std::time::Instant::now() < deadline, "no {method} to chat {chat}: {:#?}", api.sent());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn uploaded(m: &SentMessage) -> (Option<String>, Vec<u8>) {
+    match m.file.clone() {
+        Some(switchboard_testkit::SentFile::Upload { file_name, bytes }) => (file_name, bytes),
+        other => panic!("not an upload: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn files_go_both_ways_between_a_customer_and_an_agent_on_telegram() {
+    let api = FakeBotApi::start(BOT).await;
+    let (daemon, _bus, _dir) = alice_linked(&api, 300).await;
+    let picture = b"\x89PNG\r\n\x1a\n a crushed box".to_vec();
+    api.add_file("customer-photo", picture.clone());
+    let mut photo = api.photo_message(CUSTOMER_CHAT, CUSTOMER_CHAT, "customer-photo", Some("The box arrived crushed."));
+    photo["message"]["from"]["first_name"] = json!("Ada");
+    api.push_update(photo);
+
+    // The offer, then the photo itself as a reply to it, captioned with the conversation's label.
+    let offer = sent_with(&api, AGENT_CHAT, &["New conversation", "The box arrived crushed"]).await;
+    let code = code_of(&offer);
+    let shown = file_to(&api, AGENT_CHAT, "sendPhoto").await;
+    assert_eq!(shown.reply_to_message_id, Some(offer.message_id));
+    assert!(shown.text.as_deref().unwrap_or_default().contains(&format!("\\#{code}")), "{:?}", shown.text);
+    assert_eq!(uploaded(&shown).1, picture, "the customer's photo, byte for byte");
+    let accept = button(&offer.reply_markup, "Accept").unwrap();
+    api.push_update(api.callback_query(AGENT_CHAT, AGENT_CHAT, offer.message_id, &accept));
+    sent_with(&api, AGENT_CHAT, &["You have this conversation now"]).await;
+
+    // The agent answers the photo with a document: the customer gets the caption and the file.
+    let label = b"%PDF-1.4 return label".to_vec();
+    api.add_file("agent-label", label.clone());
+    let mut reply = api.document_message(
+        AGENT_CHAT,
+        AGENT_CHAT,
+        "agent-label",
+        "return-label.pdf",
+        Some("Here is your return label."),
+    );
+    let mut original = api.text_message(AGENT_CHAT, AGENT_CHAT, "x")["message"].clone();
+    original["message_id"] = json!(shown.message_id);
+    reply["message"]["reply_to_message"] = original.clone();
+    api.push_update(reply);
+    sent_with(&api, CUSTOMER_CHAT, &["Here is your return label"]).await;
+    let document = file_to(&api, CUSTOMER_CHAT, "sendDocument").await;
+    assert_eq!(uploaded(&document), (Some("return-label.pdf".into()), label));
+
+    // Over the limit (10 MB by default): the agent is told, and nothing reaches the customer.
+    api.add_file("agent-huge", vec![0u8; 11 * 1024 * 1024]);
+    let to_customer = api.sent().iter().filter(|m| m.chat_id == CUSTOMER_CHAT).count();
+    let mut huge = api.document_message(AGENT_CHAT, AGENT_CHAT, "agent-huge", "scan.tiff", None);
+    huge["message"]["reply_to_message"] = original;
+    api.push_update(huge);
+    sent_with(&api, AGENT_CHAT, &["Not sent: scan", "over the 10\\.0 MB limit"]).await;
+    api.push_update(api.text_message(AGENT_CHAT, AGENT_CHAT, "/online"));
+    api.wait_for_get_updates_calls(api.get_updates_calls().len() + 2, WAIT).await;
+    assert_eq!(api.sent().iter().filter(|m| m.chat_id == CUSTOMER_CHAT).count(), to_customer, "nothing sent");
+    daemon.stop().await;
+}

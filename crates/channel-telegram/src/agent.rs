@@ -28,9 +28,11 @@ use tracing::{info, warn};
 use uuid::Uuid;
 
 use crate::buttons;
-use crate::compose::compose;
+use crate::compose::{self, compose};
+use crate::files::{fetch_file, file_ref};
 use crate::format::italic;
-use crate::outbound::{Outgoing, Sender};
+use crate::kinds::{Content, FileSpec, content};
+use crate::outbound::{FileOut, Outgoing, Sender};
 use crate::outcome::UpdateOutcome;
 use crate::progress::{Progress, progress_key};
 
@@ -55,6 +57,8 @@ pub struct AgentChats {
     kv: Arc<OnceCell<Store>>,
     /// Slots for commands whose verdict is awaited.
     verdicts: Arc<Semaphore>,
+    /// Largest file an agent may send a customer, in bytes.
+    max_file_bytes: u64,
 }
 
 fn key_link(code: &str) -> String {
@@ -68,6 +72,22 @@ fn key_chat(chat: i64) -> String {
 }
 fn key_msg(chat: i64, message: i32) -> String {
     format!("telegram.msg.{chat}.{message}")
+}
+
+/// The file an agent's message carries (a photo, a document, ...), if any.
+fn file_of(m: &Message) -> Option<FileSpec> {
+    match content(m) {
+        Content::Carried { file, .. } => file,
+        _ => None,
+    }
+}
+
+/// Remembers which conversation one of the bot's messages in an agent's chat belongs to.
+async fn remember_message(kv: &Store, chat: i64, message: i32, conversation: Uuid) -> Result<(), SendError> {
+    kv.put(key_msg(chat, message), conversation.to_string().into())
+        .await
+        .map_err(|e| SendError::retryable(format!("remember the conversation: {e}")))?;
+    Ok(())
 }
 
 async fn channels_kv(bus: &Bus) -> Result<Store, String> {
@@ -99,9 +119,10 @@ pub async fn issue_link_code(bus: &Bus, agent: &str) -> Result<String, String> {
 }
 
 impl AgentChats {
-    /// Agents' chats, written to with `sender`.
-    pub fn new(sender: Sender) -> AgentChats {
-        AgentChats { sender, kv: Arc::default(), verdicts: Arc::new(Semaphore::new(VERDICTS_AT_ONCE)) }
+    /// Agents' chats, written to with `sender`; agents' files up to `max_file_bytes` are passed on.
+    pub fn new(sender: Sender, max_file_bytes: u64) -> AgentChats {
+        let verdicts = Arc::new(Semaphore::new(VERDICTS_AT_ONCE));
+        AgentChats { sender, kv: Arc::default(), verdicts, max_file_bytes }
     }
 
     async fn kv(&self, bus: &Bus) -> Result<&Store, String> {
@@ -151,18 +172,44 @@ impl AgentChats {
         }
         let (markdown, keyboard) = compose(delivery, conversation);
         let live = keyboard.is_some();
-        let steps = crate::format::split(&markdown, crate::format::MAX_TEXT_CHARS).len();
-        let mut progress = Progress::for_steps(kv.clone(), progress_key(&id), steps).await?;
+        let files = compose::files_of(delivery);
+        let parts = crate::format::split(&markdown, crate::format::MAX_TEXT_CHARS).len();
+        let mut progress = Progress::for_steps(kv.clone(), progress_key(&id), parts + files.len()).await?;
         let sent =
             self.sender.send(Outgoing { chat, markdown: &markdown, reply_to: None, keyboard }, &mut progress).await?;
         for m in &sent {
-            kv.put(key_msg(chat, *m), conversation.to_string().into())
-                .await
-                .map_err(|e| SendError::retryable(format!("remember the conversation: {e}")))?;
+            remember_message(kv, chat, *m, conversation).await?;
         }
         // The buttons sit under the last part.
         if let (true, Some(last)) = (live, sent.last()) {
             buttons::remember(kv, chat, conversation, *last).await?;
+        }
+        // The customer's files after the text, as replies to it and captioned with the label, so
+        // replying to a file answers the conversation too.
+        let caption = compose::caption(delivery);
+        for (i, a) in files.iter().enumerate() {
+            if parts + i < progress.done() {
+                continue;
+            }
+            let bytes = match crate::files::read_from(bus, &a.object).await {
+                Ok(bytes) => bytes,
+                Err(e) if !e.retryable => {
+                    // Gone from the store (its retention ended): the text already names it.
+                    warn!(error = %e.reason, "a customer's file cannot be shown to the agent");
+                    progress.record(0).await?;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let file = FileOut {
+                name: &a.filename,
+                content_type: &a.content_type,
+                caption: Some(&caption),
+                reply_to: sent.last().copied(),
+            };
+            let m = self.sender.send_file(chat, bytes, file).await?;
+            progress.record(m.id.0).await?;
+            remember_message(kv, chat, m.id.0, conversation).await?;
         }
         progress.finish().await;
         Ok(())
@@ -174,7 +221,8 @@ impl AgentChats {
             return Ok(None);
         }
         let chat = m.chat.id.0;
-        let text = m.text().unwrap_or_default().trim();
+        // A file's caption is its text.
+        let text = m.text().or(m.caption()).unwrap_or_default().trim();
         let kv = self.kv(bus).await?;
         if let Some(code) = text.strip_prefix("/link") {
             return self.link(kv, chat, code.trim()).await.map(Some);
@@ -201,6 +249,13 @@ impl AgentChats {
         };
         let action = match (status, conversation) {
             (Some(status), _) => CommandAction::SetStatus { status },
+            (None, Some(_)) if file_of(m).is_some() => match self.file_reply(bus, m, text).await? {
+                Ok(a) => a,
+                Err(why) => {
+                    self.say(chat, &why).await;
+                    return Ok(Some(UpdateOutcome::Refused(why)));
+                }
+            },
             (None, Some(_)) => match action_for(text) {
                 Ok(a) => a,
                 Err(why) => {
@@ -232,6 +287,24 @@ impl AgentChats {
         })
         .await;
         Ok(Some(UpdateOutcome::Recorded))
+    }
+
+    /// An agent's photo or document (with its caption) in reply to a conversation's message:
+    /// fetched into the object store like customers' files and sent as a reply with the file;
+    /// over the limit, the agent is told and nothing is sent (`Ok(Err(why))`).
+    async fn file_reply(&self, bus: &Bus, m: &Message, caption: &str) -> Result<Result<CommandAction, String>, String> {
+        let Some(file) = file_of(m) else { return Ok(Err("No file in the message.".into())) };
+        let mut attachment = file_ref(&file.meta.id.0, &file.name, &file.mime, file.meta.size);
+        let facts = (file.meta.id.0.as_str(), file.meta.unique_id.0.as_str(), u64::from(file.meta.size));
+        fetch_file(self.sender.bot(), self.max_file_bytes, bus, facts, &mut attachment).await?;
+        if attachment.skipped.is_some() {
+            let (size, limit) = (compose::size(attachment.size), compose::size(self.max_file_bytes));
+            return Ok(Err(format!(
+                "Not sent: {} ({size}) is over the {limit} limit for files. Nothing reached the customer.",
+                file.name
+            )));
+        }
+        Ok(Ok(CommandAction::Reply { text: caption.into(), attachments: vec![attachment] }))
     }
 
     /// A button under one of our messages.

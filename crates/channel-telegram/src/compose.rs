@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 
 use switchboard_core::AgentDelivery;
 use switchboard_core::agent::{Author, HistoryEntry};
+use switchboard_core::envelope::AttachmentRef;
 use teloxide_core::types::{InlineKeyboardButton, InlineKeyboardMarkup};
 use uuid::Uuid;
 
@@ -137,6 +138,35 @@ pub(crate) fn compose(delivery: &AgentDelivery, conversation: Uuid) -> (String, 
             (text.trim_end().to_string(), keyboard)
         }
     }
+}
+
+/// The most customer files sent after one delivery (the newest).
+const MAX_FILES: usize = 10;
+
+/// The customer's stored files a delivery brings, oldest first: those of an offer's history, of a
+/// new message, of the entries since the offer in an assignment.
+pub(crate) fn files_of(delivery: &AgentDelivery) -> Vec<&AttachmentRef> {
+    let entries: &[HistoryEntry] = match delivery {
+        AgentDelivery::Offer(o) => &o.history,
+        AgentDelivery::Message(m) => std::slice::from_ref(&m.entry),
+        AgentDelivery::Update(u) if u.change == "assigned" => &u.history,
+        AgentDelivery::Update(_) => &[],
+    };
+    let stored: Vec<&AttachmentRef> = entries
+        .iter()
+        .filter(|e| e.from == Author::Customer)
+        .flat_map(|e| &e.attachments)
+        .filter(|a| a.skipped.is_none() && !a.object.is_empty())
+        .collect();
+    stored[stored.len().saturating_sub(MAX_FILES)..].to_vec()
+}
+
+/// The caption of a customer's file in the agent's chat: the conversation's label (MarkdownV2,
+/// within Telegram's 1,024 characters for captions).
+pub(crate) fn caption(delivery: &AgentDelivery) -> String {
+    let label = Label::of(delivery);
+    let heading = label.heading();
+    if units(&heading) <= 1000 { heading } else { bold(&label.tag) }
 }
 
 fn capitalized(s: &str) -> String {

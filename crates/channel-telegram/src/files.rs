@@ -2,6 +2,7 @@
 //! into the object store `sb_attachments` within a size limit, and what else the update handler
 //! needs to answer customers in their chat (the sender, the `/start` greeting).
 
+use switchboard_adapter::SendError;
 use switchboard_bus::Bus;
 use switchboard_core::Envelope;
 use switchboard_core::contract::ATTACHMENTS_STORE;
@@ -44,41 +45,62 @@ impl Files {
     pub(crate) async fn fetch(&self, bus: &Bus, m: &Message, envelope: &mut Envelope) -> Result<(), String> {
         let Content::Carried { file, .. } = content(m) else { return Ok(()) };
         for (meta, attachment) in file.iter().map(|f| &f.meta).zip(envelope.attachments.iter_mut()) {
-            self.store(bus, &meta.id.0, &meta.unique_id.0, u64::from(meta.size), attachment).await?;
+            let facts = (meta.id.0.as_str(), meta.unique_id.0.as_str(), u64::from(meta.size));
+            fetch_file(self.bot(), self.max_bytes, bus, facts, attachment).await?;
         }
         Ok(())
     }
+}
 
-    /// Fetches one file into the object store and fills in `attachment` (object and size), or
-    /// marks it skipped when it is over the limit (by its stated size, or by what came).
-    pub(crate) async fn store(
-        &self,
-        bus: &Bus,
-        file_id: &str,
-        unique_id: &str,
-        size: u64,
-        attachment: &mut AttachmentRef,
-    ) -> Result<(), String> {
-        use teloxide_core::net::Download;
-        if size > self.max_bytes {
-            attachment.skipped = Some(over_limit(self.max_bytes));
-            return Ok(());
-        }
-        let bot = self.bot();
-        let file = bot.get_file(teloxide_core::types::FileId(file_id.into())).await.map_err(|e| classify(e).reason)?;
-        let mut bytes = Vec::new();
-        bot.download_file(&file.path, &mut bytes).await.map_err(|e| format!("download a file: {e}"))?;
-        if bytes.len() as u64 > self.max_bytes {
-            attachment.skipped = Some(over_limit(self.max_bytes));
-            return Ok(());
-        }
-        let store =
-            bus.jetstream().get_object_store(ATTACHMENTS_STORE).await.map_err(|e| format!("attachment store: {e}"))?;
-        let object = format!("telegram/{unique_id}");
-        store.put(object.as_str(), &mut bytes.as_slice()).await.map_err(|e| format!("store a file: {e}"))?;
-        (attachment.object, attachment.size, attachment.skipped) = (object, bytes.len() as u64, None);
-        Ok(())
+/// Fetches one file into the object store under `telegram/<unique id>` and fills in
+/// `attachment` (object and size), or marks it skipped when it is over `max_bytes` (by its stated
+/// size, or by what came).
+pub(crate) async fn fetch_file(
+    bot: &teloxide_core::Bot,
+    max_bytes: u64,
+    bus: &Bus,
+    (file_id, unique_id, size): (&str, &str, u64),
+    attachment: &mut AttachmentRef,
+) -> Result<(), String> {
+    use teloxide_core::net::Download;
+    if size > max_bytes {
+        attachment.skipped = Some(over_limit(max_bytes));
+        return Ok(());
     }
+    let file = bot.get_file(teloxide_core::types::FileId(file_id.into())).await.map_err(|e| classify(e).reason)?;
+    let mut bytes = Vec::new();
+    bot.download_file(&file.path, &mut bytes).await.map_err(|e| format!("download a file: {e}"))?;
+    if bytes.len() as u64 > max_bytes {
+        attachment.skipped = Some(over_limit(max_bytes));
+        return Ok(());
+    }
+    let store =
+        bus.jetstream().get_object_store(ATTACHMENTS_STORE).await.map_err(|e| format!("attachment store: {e}"))?;
+    let object = format!("telegram/{unique_id}");
+    store.put(object.as_str(), &mut bytes.as_slice()).await.map_err(|e| format!("store a file: {e}"))?;
+    (attachment.object, attachment.size, attachment.skipped) = (object, bytes.len() as u64, None);
+    Ok(())
+}
+
+/// An object's bytes from the object store (files to send).
+pub(crate) async fn read_object(bus: &switchboard_bus::BusSlot, object: &str) -> Result<Vec<u8>, SendError> {
+    let bus = bus.get().map_err(|e| SendError::retryable(e.to_string()))?;
+    read_from(bus, object).await
+}
+
+/// An object's bytes from the object store of `bus`.
+pub(crate) async fn read_from(bus: &Bus, object: &str) -> Result<Vec<u8>, SendError> {
+    let store = bus
+        .jetstream()
+        .get_object_store(ATTACHMENTS_STORE)
+        .await
+        .map_err(|e| SendError::retryable(format!("attachment store: {e}")))?;
+    let mut reader = store.get(object).await.map_err(|e| SendError::permanent(format!("attachment {object}: {e}")))?;
+    let mut bytes = Vec::new();
+    tokio::io::AsyncReadExt::read_to_end(&mut reader, &mut bytes)
+        .await
+        .map_err(|e| SendError::retryable(format!("read attachment {object}: {e}")))?;
+    Ok(bytes)
 }
 
 /// A file as the envelope lists it: the Telegram file id stands in for the object until the

@@ -152,12 +152,36 @@ impl Sender {
         }
     }
 
-    /// Sends a file as a document.
-    pub async fn send_file(&self, chat: i64, bytes: Vec<u8>, name: &str) -> Result<Message, SendError> {
+    /// Sends a file: an image (`image/*` other than SVG, within Telegram's 10 MB for photos) as a
+    /// photo, anything else as a document; `caption` is MarkdownV2 (at most 1,024 characters),
+    /// `reply_to` the message it answers.
+    pub async fn send_file(&self, chat: i64, bytes: Vec<u8>, file: FileOut<'_>) -> Result<Message, SendError> {
+        use teloxide_core::payloads::{SendDocumentSetters, SendPhotoSetters};
+        let photo = is_photo(file.content_type, bytes.len());
         let bytes = bytes::Bytes::from(bytes);
-        self.paced(chat, || {
-            let file = InputFile::memory(bytes.clone()).file_name(name.to_string());
-            self.bot.send_document(ChatId(chat), file).send()
+        let reply = file.reply_to.map(|id| ReplyParameters::new(MessageId(id)).allow_sending_without_reply());
+        type Sending = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Message, RequestError>> + Send>>;
+        self.paced(chat, || -> Sending {
+            let input = InputFile::memory(bytes.clone()).file_name(file.name.to_string());
+            if photo {
+                let mut request = self.bot.send_photo(ChatId(chat), input);
+                if let Some(caption) = file.caption {
+                    request = request.caption(caption).parse_mode(ParseMode::MarkdownV2);
+                }
+                if let Some(reply) = reply.clone() {
+                    request = request.reply_parameters(reply);
+                }
+                Box::pin(request.send())
+            } else {
+                let mut request = self.bot.send_document(ChatId(chat), input);
+                if let Some(caption) = file.caption {
+                    request = request.caption(caption).parse_mode(ParseMode::MarkdownV2);
+                }
+                if let Some(reply) = reply.clone() {
+                    request = request.reply_parameters(reply);
+                }
+                Box::pin(request.send())
+            }
         })
         .await
     }
@@ -189,6 +213,28 @@ impl Sender {
             }
         }
     }
+}
+
+/// A file to send with [`Sender::send_file`].
+pub struct FileOut<'a> {
+    /// The file name shown.
+    pub name: &'a str,
+    /// Its MIME type: images go as photos.
+    pub content_type: &'a str,
+    /// A MarkdownV2 caption, if any.
+    pub caption: Option<&'a str>,
+    /// The message it answers, if any.
+    pub reply_to: Option<i32>,
+}
+
+/// Telegram's limit on a photo upload.
+const MAX_PHOTO_BYTES: usize = 10 * 1024 * 1024;
+
+/// Whether a file goes as a photo (shown inline) rather than a document.
+fn is_photo(content_type: &str, size: usize) -> bool {
+    let image =
+        ["image/jpeg", "image/png", "image/webp", "image/gif"].contains(&content_type.to_ascii_lowercase().as_str());
+    image && size <= MAX_PHOTO_BYTES
 }
 
 /// Sorts a failed request: what will never work is permanent, the rest is retried.
