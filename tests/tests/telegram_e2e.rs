@@ -160,6 +160,16 @@ async fn with_telegram_agents(
     routing: Value,
     agents: &[&str],
 ) -> (TestDaemon, switchboard_bus::Bus, tempfile::TempDir) {
+    with_telegram_agents_and(api, routing, agents, |_| {}).await
+}
+
+/// [`with_telegram_agents`], with `edit` applied to the Telegram channel's configuration.
+async fn with_telegram_agents_and(
+    api: &FakeBotApi,
+    routing: Value,
+    agents: &[&str],
+    edit: impl FnOnce(&mut switchboard_channel_telegram::TelegramConfig) + Send + 'static,
+) -> (TestDaemon, switchboard_bus::Bus, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let bot_file = dir.path().join("bot.token");
     std::fs::write(&bot_file, BOT).unwrap();
@@ -170,6 +180,7 @@ async fn with_telegram_agents(
         let tg = &mut c.channels.telegram;
         (tg.enabled, tg.token_file, tg.api_url, tg.poll_timeout_secs) = (true, Some(bot_file), api_url, 1);
         tg.agents = agents;
+        edit(tg);
     })
     .await;
     let bus = switchboard_bus::Bus::connect(
@@ -518,5 +529,47 @@ async fn files_go_both_ways_between_a_customer_and_an_agent_on_telegram() {
     api.push_update(api.text_message(AGENT_CHAT, AGENT_CHAT, "/online"));
     api.wait_for_get_updates_calls(api.get_updates_calls().len() + 2, WAIT).await;
     assert_eq!(api.sent().iter().filter(|m| m.chat_id == CUSTOMER_CHAT).count(), to_customer, "nothing sent");
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn the_last_answer_reaches_the_customer_before_the_survey_even_when_telegram_says_wait() {
+    let api = FakeBotApi::start(BOT).await;
+    let routing = json!({
+        "default_team": "support",
+        "teams": { "support": { "offer_timeout_secs": 300 } },
+        "agents": [ { "id": "alice", "name": "Alice", "teams": ["support"], "tiers": ["L1"], "status": "online" } ]
+    });
+    // Every wait Telegram asks for goes back to the bus (none is waited out inside a send), where
+    // the conversation's next message could overtake the one that must wait.
+    let (daemon, bus, _dir) =
+        with_telegram_agents_and(&api, routing, &["alice"], |tg| tg.max_retry_after_secs = 0).await;
+    let code = switchboard_channel_telegram::issue_link_code(&bus, "alice").await.unwrap();
+    api.push_update(api.text_message(AGENT_CHAT, AGENT_CHAT, &format!("/link {code}")));
+    said(&api, AGENT_CHAT, "Linked to agent alice").await;
+    api.push_update(api.text_message(CUSTOMER_CHAT, CUSTOMER_CHAT, "Is my refund through?"));
+    let offer = with_button(&api, AGENT_CHAT, "Accept").await;
+    let accept = button(&offer.reply_markup, "Accept").unwrap();
+    api.push_update(api.callback_query(AGENT_CHAT, AGENT_CHAT, offer.message_id, &accept));
+    let assigned = with_button(&api, AGENT_CHAT, "Resolve").await;
+
+    // The last answer and /resolve at once; Telegram asks the answer to wait a second.
+    api.fail_next_in_chat("sendMessage", CUSTOMER_CHAT, 1, switchboard_testkit::FakeError::RetryAfter(1));
+    let mut own = Vec::new();
+    agent_reply(&api, &mut own, assigned.message_id, "Yes: it reached your bank today.");
+    agent_reply(&api, &mut own, assigned.message_id, "/resolve");
+    let deadline = std::time::Instant::now() + WAIT;
+    let to_customer = loop {
+        let sent: Vec<SentMessage> = api.sent().into_iter().filter(|m| m.chat_id == CUSTOMER_CHAT).collect();
+        if sent.len() >= 2 {
+            break sent;
+        }
+        assert!(std::time::Instant::now() < deadline, "the customer did not get both: {sent:#?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let refused = api.requests().iter().filter(|r| r.method == "sendMessage" && r.status == 429).count();
+    assert_eq!(refused, 1, "the answer was asked to wait once");
+    assert!(to_customer[0].text.as_deref().unwrap_or_default().contains("it reached your bank"), "{to_customer:#?}");
+    assert!(to_customer[1].reply_markup.is_some(), "then the survey with its buttons: {to_customer:#?}");
     daemon.stop().await;
 }

@@ -388,6 +388,14 @@ impl FakeBotApi {
         queue.extend(std::iter::repeat_n(Some(error), times));
     }
 
+    /// Like [`FakeBotApi::fail_next`], for calls of `method` to chat `chat_id` only (e.g. the
+    /// customer's reply fails while the agent's chat goes on); checked before other failures.
+    pub fn fail_next_in_chat(&self, method: &str, chat_id: i64, times: usize, error: FakeError) {
+        let mut state = self.shared.lock();
+        let queue = state.chat_failures.entry((method.to_ascii_lowercase(), chat_id)).or_default();
+        queue.extend(std::iter::repeat_n(error, times));
+    }
+
     /// Like [`FakeBotApi::fail_next`], after letting the next `succeed` calls of `method` through:
     /// e.g. the second part of a split message fails while the first goes out.
     pub fn fail_after(&self, method: &str, succeed: usize, times: usize, error: FakeError) {
@@ -578,6 +586,8 @@ struct State {
     webhook: Option<Webhook>,
     /// Injected answers per method, in order: an error, or `None` to let a call through.
     failures: HashMap<String, VecDeque<Option<FakeError>>>,
+    /// Injected failures per method and chat.
+    chat_failures: HashMap<(String, i64), VecDeque<FakeError>>,
     /// Methods under flood control until the instant given.
     floods: HashMap<String, Instant>,
     sent: Vec<SentMessage>,
@@ -606,6 +616,7 @@ impl State {
             poll_generation: 0,
             webhook: None,
             failures: HashMap::new(),
+            chat_failures: HashMap::new(),
             floods: HashMap::new(),
             sent: Vec::new(),
             edits: Vec::new(),
