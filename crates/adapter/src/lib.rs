@@ -93,6 +93,7 @@
 //! # Ok(()) }
 //! ```
 
+mod attachment;
 mod channel;
 mod command;
 mod config;
@@ -103,6 +104,7 @@ mod runtime;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
+pub use attachment::read_attachment;
 pub use channel::{AdapterError, Channel, SendError, SendReceipt};
 pub use command::{PublishedCommand, Verdict, derived_command_id, publish_command, send_command};
 pub use config::{RateLimitConfig, RuntimeConfig, read_secret};

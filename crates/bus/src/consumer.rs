@@ -61,7 +61,10 @@ pub struct ConsumerSpec {
     /// Messages of one conversation (the payload's `conversation_id`) are handled one after the
     /// other in stream order, while other conversations' go on at once: a customer gets an
     /// agent's replies, and an agent a customer's messages, in the order they were written. A
-    /// message that fails and is retried later can still be overtaken (`in_order` cannot be).
+    /// message that fails, or whose receiver asks to wait, is retried in place (kept alive on
+    /// the server) so the conversation's next message cannot overtake it; `concurrency` bounds
+    /// the handlers running, not the messages waiting their turn. Within one process: two
+    /// processes on one durable can still take one conversation's messages at once.
     pub per_conversation: bool,
     /// Longest wait honoured when a handler is asked to wait ([`HandlerError::Wait`]); a longer
     /// one is cut to this, and the message is simply tried again then.
@@ -213,8 +216,16 @@ impl Bus {
         let spec = Arc::new(spec);
         let mut in_flight = JoinSet::new();
         let mut chains = Chains::default();
+        // Per conversation, a message waiting for its conversation's previous one (or holding
+        // its place through retries) must not keep other conversations from running: the
+        // semaphore bounds the handlers running, the wider task bound what is held in memory.
+        let running = Arc::new(tokio::sync::Semaphore::new(spec.concurrency.max(1)));
+        let held = match spec.per_conversation {
+            true => spec.concurrency.max(1) * 16,
+            false => spec.concurrency.max(1),
+        };
         loop {
-            while in_flight.len() >= spec.concurrency.max(1) {
+            while in_flight.len() >= held {
                 in_flight.join_next().await;
             }
             // Biased: once shutdown fired, no further message is started even if one is ready.
@@ -237,7 +248,8 @@ impl Bus {
                 }
                 None => break,
             };
-            let (bus, handler, spec) = (self.clone(), handler.clone(), spec.clone());
+            let (bus, handler, spec, running) = (self.clone(), handler.clone(), spec.clone(), running.clone());
+            let stop = shutdown.clone();
             let (before, done) = if spec.per_conversation { chains.link(&message.payload) } else { (None, None) };
             in_flight.spawn(async move {
                 if let Some(mut before) = before {
@@ -252,7 +264,7 @@ impl Bus {
                         }
                     }
                 }
-                bus.handle_one(&spec, handler.as_ref(), message).await;
+                bus.handle_one(&spec, handler.as_ref(), message, &running, &stop).await;
                 drop(done);
             });
         }
@@ -297,8 +309,14 @@ impl Bus {
         Ok(consumer.stream().max_messages_per_batch(spec.concurrency.max(1) * 2).messages().await?)
     }
 
-    async fn handle_one<H, F>(&self, spec: &ConsumerSpec, handler: &H, message: Message)
-    where
+    async fn handle_one<H, F>(
+        &self,
+        spec: &ConsumerSpec,
+        handler: &H,
+        message: Message,
+        running: &tokio::sync::Semaphore,
+        shutdown: &CancellationToken,
+    ) where
         H: Fn(Delivery) -> F,
         F: Future<Output = Result<(), HandlerError>>,
     {
@@ -318,25 +336,55 @@ impl Bus {
         // is not an attempt. Counting it would dead-letter a copy with `max_deliver` 1 without a
         // single try; not counting it when the copy was first delivered late costs one extra try.
         let delivered = info.delivered.max(1) as u64;
-        let attempt = if headers.get(headers::NOT_BEFORE).is_some() { (delivered - 1).max(1) } else { delivered };
-        let age = SystemTime::now().duration_since(SystemTime::from(info.published)).unwrap_or_default();
-        let delivery = Delivery {
+        let mut attempt = if headers.get(headers::NOT_BEFORE).is_some() { (delivered - 1).max(1) } else { delivered };
+        let published = SystemTime::from(info.published);
+        let age = || SystemTime::now().duration_since(published).unwrap_or_default();
+        let mut delivery = Delivery {
             subject: message.subject.to_string(),
             headers,
             payload: message.payload.clone(),
             attempt,
             stream_sequence: info.stream_sequence,
-            age,
-            last: spec.gives_up(attempt, age),
+            age: age(),
+            last: spec.gives_up(attempt, age()),
         };
         let stream_sequence = delivery.stream_sequence;
 
         // A previous process may have crashed after the last allowed attempt: give up now.
-        let outcome = if spec.gave_up_before(attempt, age) {
+        let outcome = if spec.gave_up_before(attempt, age()) {
             Err(HandlerError::Retry(format!("exceeded {} deliveries", spec.max_deliver)))
         } else {
             let _progress = keep_alive(self.client().clone(), &message, spec.ack_wait);
-            handler(delivery.clone()).await
+            loop {
+                let outcome = {
+                    let _permit = running.acquire().await;
+                    handler(delivery.clone()).await
+                };
+                // Per conversation, a retry or a wait happens here, in the message's place: a
+                // nak would let the conversation's next message go first. A wait is not a
+                // failed attempt, so it does not bring the dead letter closer.
+                let hold = match &outcome {
+                    _ if !spec.per_conversation => None,
+                    Err(HandlerError::Wait { after, .. }) => Some((*after.min(&spec.max_wait), 0)),
+                    Err(HandlerError::Retry(_)) if !delivery.last => Some((spec.backoff.delay(attempt), 1)),
+                    _ => None,
+                };
+                let Some((delay, counted)) = hold else { break outcome };
+                debug!(durable = %spec.durable, attempt, retry_in_ms = delay.as_millis() as u64, "retrying in place, keeping the conversation's order");
+                tokio::select! {
+                    _ = shutdown.cancelled() => {
+                        // Handed back: the server redelivers it after the wait, to this process
+                        // after a restart or to another one.
+                        let _ = message.ack_with(AckKind::Nak(Some(delay))).await;
+                        return;
+                    }
+                    _ = tokio::time::sleep(delay) => {}
+                }
+                attempt += counted;
+                delivery.attempt = attempt;
+                delivery.age = age();
+                delivery.last = spec.gives_up(attempt, delivery.age);
+            }
         };
 
         let result = match outcome {

@@ -326,6 +326,67 @@ async fn one_conversations_deliveries_keep_their_order_while_others_go_on() {
 }
 
 #[tokio::test]
+async fn a_conversations_retried_or_waiting_message_is_not_overtaken_by_its_next_one() {
+    let server = NatsServer::start();
+    let bus = connect(&server).await;
+    let subject = subjects::outbound("perconvretry");
+    // a1 fails once (a transient error), c1 is asked to wait (a rate limit): a2 and c2 (the
+    // survey after the last answer, say) must still come after them, and b1 must not wait.
+    for (conversation, n) in [("a", 1), ("c", 1), ("a", 2), ("c", 2), ("b", 1)] {
+        let payload = serde_json::json!({ "conversation_id": conversation, "n": n }).to_string();
+        bus.publish_raw(&subject, Default::default(), payload.into(), &format!("perconvretry:{conversation}{n}"))
+            .await
+            .unwrap();
+    }
+    let handled: Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+    let mut spec = ConsumerSpec::new("perconvretry", streams::OUTBOUND, "perconvretry", &subject);
+    spec.concurrency = 4;
+    spec.per_conversation = true;
+    spec.backoff = Backoff { initial: Duration::from_millis(300), max: Duration::from_millis(300) };
+    let shutdown = CancellationToken::new();
+    let consumer = {
+        let (bus, handled, shutdown) = (bus.clone(), handled.clone(), shutdown.clone());
+        let tried: Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+        tokio::spawn(async move {
+            bus.run_consumer(spec, shutdown, move |d| {
+                let (handled, tried) = (handled.clone(), tried.clone());
+                async move {
+                    let v: serde_json::Value = serde_json::from_slice(&d.payload).unwrap();
+                    let id = format!("{}{}", v["conversation_id"].as_str().unwrap(), v["n"]);
+                    let first_try = !tried.lock().unwrap().contains(&id);
+                    tried.lock().unwrap().push(id.clone());
+                    match id.as_str() {
+                        "a1" if first_try => return Err(HandlerError::Retry("connection reset".into())),
+                        "c1" if first_try => {
+                            return Err(HandlerError::Wait {
+                                after: Duration::from_millis(400),
+                                reason: "429 retry after".into(),
+                            });
+                        }
+                        _ => {}
+                    }
+                    handled.lock().unwrap().push(id);
+                    Ok(())
+                }
+            })
+            .await
+        })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while handled.lock().unwrap().len() < 5 {
+        assert!(std::time::Instant::now() < deadline, "handled only {:?}", handled.lock().unwrap());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    shutdown.cancel();
+    consumer.await.unwrap().unwrap();
+    let handled = handled.lock().unwrap().clone();
+    let at = |id: &str| handled.iter().position(|h| h == id).unwrap();
+    assert!(at("a1") < at("a2"), "a2 overtook the retried a1: {handled:?}");
+    assert!(at("c1") < at("c2"), "c2 overtook the waiting c1: {handled:?}");
+    assert_eq!(handled[0], "b1", "b went on while a and c waited: {handled:?}");
+}
+
+#[tokio::test]
 async fn an_in_order_consumer_never_lets_a_later_message_overtake_a_retried_one() {
     let server = NatsServer::start();
     let bus = connect(&server).await;

@@ -45,6 +45,8 @@ pub struct EmailChannel {
     mailer: Mailer,
     handler: Handler,
     connectors: Vec<Connector>,
+    /// The largest file a reply carries (the same limit as files received).
+    max_attachment_bytes: usize,
 }
 
 /// Who we are and how mail leaves, from the configuration.
@@ -82,7 +84,8 @@ impl EmailChannel {
         };
         let handler = Handler::new(bus, limits, &cfg.address, ours, agent_mail(cfg)?);
         let connectors = cfg.mailboxes.iter().map(|(name, m)| Connector::new(name, m)).collect::<Result<_, _>>()?;
-        Ok(EmailChannel { sender, mailer, handler, connectors })
+        let max_attachment_bytes = cfg.max_attachment_bytes;
+        Ok(EmailChannel { sender, mailer, handler, connectors, max_attachment_bytes })
     }
 }
 
@@ -120,7 +123,13 @@ impl Channel for EmailChannel {
     }
 
     async fn send(&self, message: &OutboundMessage) -> Result<SendReceipt, SendError> {
-        let (mail, token) = self.sender.reply(message)?;
+        let mut files = Vec::new();
+        for a in message.attachments.iter().filter(|a| a.skipped.is_none() && !a.object.is_empty()) {
+            let bus = self.handler.bus().map_err(|e| SendError::retryable(e.to_string()))?;
+            let bytes = switchboard_adapter::read_attachment(bus, &a.object, self.max_attachment_bytes as u64).await?;
+            files.push((a, bytes));
+        }
+        let (mail, token) = self.sender.reply_with(message, files)?;
         // Remember the thread before the mail leaves, so the customer's answer always finds it.
         let kv =
             self.handler.channels().await.map_err(|e| SendError::retryable(format!("channel state bucket: {e}")))?;

@@ -3,9 +3,9 @@
 
 use lettre::Message;
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
-use lettre::message::{Mailbox, SinglePart};
+use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use switchboard_adapter::SendError;
-use switchboard_core::{OutboundKind, OutboundMessage};
+use switchboard_core::{AttachmentRef, OutboundKind, OutboundMessage};
 
 use crate::parse::{message_id_of, reply_address, reply_subject, subject_tag};
 use crate::token::{TokenKey, message_id};
@@ -50,8 +50,18 @@ impl Sender {
         Ok(Mailbox::new(self.display_name.clone(), address))
     }
 
-    /// The mail for one outbound message, and the thread token it carries.
+    /// The mail for one outbound message without files, and the thread token it carries.
     pub fn reply(&self, msg: &OutboundMessage) -> Result<(Message, String), SendError> {
+        self.reply_with(msg, Vec::new())
+    }
+
+    /// The mail for one outbound message with its files (read from the store), and the thread
+    /// token it carries.
+    pub fn reply_with(
+        &self,
+        msg: &OutboundMessage,
+        files: Vec<(&AttachmentRef, Vec<u8>)>,
+    ) -> Result<(Message, String), SendError> {
         let to: Mailbox = msg
             .to
             .customer_id
@@ -96,8 +106,20 @@ impl Sender {
             false => msg.text.clone(),
         };
         let body = SinglePart::builder().header(ContentType::TEXT_PLAIN).body(text);
-        let message =
-            builder.singlepart(body).map_err(|e| SendError::permanent(format!("cannot build the mail: {e}")))?;
+        let built = match files.is_empty() {
+            true => builder.singlepart(body),
+            false => {
+                let mut mixed = MultiPart::mixed().singlepart(body);
+                for (a, bytes) in files {
+                    // A type the store recorded wrongly must not stop the mail: sent as bytes.
+                    let kind = ContentType::parse(&a.content_type)
+                        .unwrap_or_else(|_| ContentType::parse("application/octet-stream").expect("a valid type"));
+                    mixed = mixed.singlepart(Attachment::new(a.filename.clone()).body(bytes, kind));
+                }
+                builder.multipart(mixed)
+            }
+        };
+        let message = built.map_err(|e| SendError::permanent(format!("cannot build the mail: {e}")))?;
         Ok((message, token))
     }
 }

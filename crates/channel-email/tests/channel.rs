@@ -251,6 +251,18 @@ async fn a_bounce_is_recorded_on_its_conversation_and_attachments_are_stored() {
     let mut bytes = Vec::new();
     tokio::io::AsyncReadExt::read_to_end(&mut object, &mut bytes).await.unwrap();
     assert_eq!(bytes, b"hello world");
+
+    // A reply carrying a stored file (an agent's) goes out with it attached.
+    let customer = server.address("customer");
+    let mut reply = switchboard_adapter::testkit::outbound("email", &customer, "Here is the file back.");
+    reply.attachments = vec![note.clone()];
+    t.send_outbound(&reply).await;
+    let got = mails(&server, "customer", 1).await;
+    let text = String::from_utf8_lossy(&got[0]).to_string();
+    assert!(text.contains("multipart/mixed"), "{text}");
+    assert!(text.contains("Content-Disposition: attachment; filename=\"note.txt\""), "{text}");
+    assert!(text.contains("aGVsbG8gd29ybGQ=") || text.contains("hello world"), "the file's bytes: {text}");
+    assert!(text.contains("Here is the file back."), "{text}");
     running.stop().await;
 }
 
@@ -371,5 +383,61 @@ async fn a_reply_to_the_survey_that_is_just_a_number_is_the_rating_not_a_new_mes
         (csat[0].conversation_id, csat[0].agent_id.as_deref(), csat[0].channel.as_deref()),
         (Some(conversation), Some("anna"), Some("email"))
     );
+    running.stop().await;
+}
+
+/// A TCP relay to `target` that drops the first connection at once (a mail server restarting,
+/// a network blip) and relays every later one; `dropped` is notified once it dropped one.
+async fn flaky_relay(target: u16) -> (u16, std::sync::Arc<tokio::sync::Notify>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let dropped = std::sync::Arc::new(tokio::sync::Notify::new());
+    let signal = dropped.clone();
+    tokio::spawn(async move {
+        let mut first = true;
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            if std::mem::take(&mut first) {
+                drop(inbound);
+                signal.notify_one();
+                continue;
+            }
+            tokio::spawn(async move {
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(("127.0.0.1", target)).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+    (port, dropped)
+}
+
+#[tokio::test]
+async fn the_survey_never_overtakes_the_last_answer_even_when_that_answer_must_be_sent_again() {
+    let t = TestBus::start().await;
+    let server = MailServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(&server, dir.path());
+    let (relay, dropped) = flaky_relay(server.smtp_port()).await;
+    cfg.smtp.host = "127.0.0.1".into();
+    cfg.smtp.port = relay;
+    let customer = server.address("customer");
+    let running = start(&t, &cfg);
+    let conversation = uuid::Uuid::now_v7();
+
+    // The agent's last answer meets a dropped connection and is retried; the survey the router
+    // sends right after the resolve must still reach the customer second.
+    let mut answer = switchboard_adapter::testkit::outbound("email", &customer, "Your refund was sent today.");
+    answer.conversation_id = conversation;
+    answer.subject = Some("Refund".into());
+    t.send_outbound(&answer).await;
+    tokio::time::timeout(WAIT, dropped.notified()).await.expect("the first connection was dropped");
+    let mut survey = switchboard_adapter::testkit::csat_request("email", &customer, conversation, "anna");
+    survey.subject = Some("Refund".into());
+    t.send_outbound(&survey).await;
+
+    let got = mails(&server, "customer", 2).await;
+    let bodies: Vec<String> = got.iter().map(|m| String::from_utf8_lossy(m).to_string()).collect();
+    assert!(bodies[0].contains("Your refund was sent today."), "the answer first: {bodies:?}");
+    assert!(bodies[1].contains("Reply with a number from 1 to 5."), "the survey second: {bodies:?}");
     running.stop().await;
 }
