@@ -191,10 +191,11 @@ impl AgentChats {
             if parts + i < progress.done() {
                 continue;
             }
-            let bytes = match crate::files::read_from(bus, &a.object).await {
+            let bytes = match switchboard_adapter::read_attachment(bus, &a.object, crate::files::MAX_UPLOAD_BYTES).await
+            {
                 Ok(bytes) => bytes,
                 Err(e) if !e.retryable => {
-                    // Gone from the store (its retention ended): the text already names it.
+                    // Gone from the store (its retention ended) or too big to upload: the text names it.
                     warn!(error = %e.reason, "a customer's file cannot be shown to the agent");
                     progress.record(0).await?;
                     continue;

@@ -82,25 +82,13 @@ pub(crate) async fn fetch_file(
     Ok(())
 }
 
-/// An object's bytes from the object store (files to send).
+/// Telegram's limit on a file a bot uploads (50 MB): a bigger stored file cannot be sent.
+pub(crate) const MAX_UPLOAD_BYTES: u64 = 50 * 1024 * 1024;
+
+/// A stored file's bytes (`sb_attachments`), to send.
 pub(crate) async fn read_object(bus: &switchboard_bus::BusSlot, object: &str) -> Result<Vec<u8>, SendError> {
     let bus = bus.get().map_err(|e| SendError::retryable(e.to_string()))?;
-    read_from(bus, object).await
-}
-
-/// An object's bytes from the object store of `bus`.
-pub(crate) async fn read_from(bus: &Bus, object: &str) -> Result<Vec<u8>, SendError> {
-    let store = bus
-        .jetstream()
-        .get_object_store(ATTACHMENTS_STORE)
-        .await
-        .map_err(|e| SendError::retryable(format!("attachment store: {e}")))?;
-    let mut reader = store.get(object).await.map_err(|e| SendError::permanent(format!("attachment {object}: {e}")))?;
-    let mut bytes = Vec::new();
-    tokio::io::AsyncReadExt::read_to_end(&mut reader, &mut bytes)
-        .await
-        .map_err(|e| SendError::retryable(format!("read attachment {object}: {e}")))?;
-    Ok(bytes)
+    switchboard_adapter::read_attachment(bus, object, MAX_UPLOAD_BYTES).await
 }
 
 /// A file as the envelope lists it: the Telegram file id stands in for the object until the
