@@ -193,3 +193,38 @@ async fn every_sender_of_the_bot_keeps_one_message_a_second_per_chat() {
     stop.cancel();
     running.stop().await;
 }
+
+#[tokio::test]
+async fn the_bots_budget_is_one_for_every_sender_not_one_each() {
+    let t = TestBus::start().await;
+    let api = FakeBotApi::start(TOKEN).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(&api, dir.path());
+    cfg.per_bot_per_sec = 2;
+    let stop = alice(&t, &cfg).await;
+    let running = start(&t, &cfg);
+
+    // Two customer replies and two agent deliveries, each to a chat of its own: within a budget
+    // of two a second for the bot, the last goes out about a second after the first.
+    let kv = t.bus.jetstream().get_key_value(buckets::CHANNELS).await.unwrap();
+    kv.put("telegram.agent.bob", "901".into()).await.unwrap();
+    for (agent, customer) in [("alice", 601), ("bob", 602)] {
+        let mut reply = outbound("telegram", &customer.to_string(), "a reply");
+        reply.to.thread_key = customer.to_string();
+        t.send_outbound(&reply).await;
+        let now = chrono::Utc::now();
+        deliver(
+            &t,
+            json!({
+                "type": "message", "id": Uuid::now_v7(), "agent_id": agent, "conversation_id": Uuid::now_v7(),
+                "entry": { "at": now, "from": "customer", "author": "Ada", "text": "a delivery" },
+            }),
+        )
+        .await;
+    }
+    let sent = api.wait_for_sent(4, WAIT).await;
+    let span = sent[3].at - sent[0].at;
+    assert!(span >= Duration::from_millis(800), "four messages within {span:?}: the budget was spent twice");
+    stop.cancel();
+    running.stop().await;
+}
