@@ -1,7 +1,12 @@
 //! Telegram end to end through the daemon, with the real `teloxide-core` client against a fake Bot
 //! API that speaks the real wire format: an agent links their chat with a one-time code, a
-//! customer's message is offered there with buttons, Accept pressed (twice: it acts once), the
-//! agent answers by replying to the offer, and the customer receives the answer in their chat.
+//! customer's message is offered there with buttons, Accept pressed (twice: it acts once, and the
+//! used buttons then say so without holding up other updates), the agent answers by replying to
+//! the offer, and the customer receives the answer in their chat. Three conversations are told
+//! apart by code, name and channel (the agent's chat is drawn to
+//! `target/test-output/telegram-agent-chat.png`), edits and failed replies are told, files go both
+//! ways, the last answer precedes the survey when Telegram asks it to wait, and a bot back from
+//! webhook mode polls again.
 
 use std::time::Duration;
 

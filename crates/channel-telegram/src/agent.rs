@@ -295,6 +295,10 @@ impl AgentChats {
     /// over the limit, the agent is told and nothing is sent (`Ok(Err(why))`).
     async fn file_reply(&self, bus: &Bus, m: &Message, caption: &str) -> Result<Result<CommandAction, String>, String> {
         let Some(file) = file_of(m) else { return Ok(Err("No file in the message.".into())) };
+        if caption.starts_with('/') {
+            // A caption goes to the customer as written; a command there is surely not meant to.
+            return Ok(Err("Not sent: send commands on their own, not as a file's caption.".into()));
+        }
         let mut attachment = file_ref(&file.meta.id.0, &file.name, &file.mime, file.meta.size);
         let facts = (file.meta.id.0.as_str(), file.meta.unique_id.0.as_str(), u64::from(file.meta.size));
         fetch_file(self.sender.bot(), self.max_file_bytes, bus, facts, &mut attachment).await?;

@@ -1,7 +1,7 @@
 //! Agents' chats against the fake Bot API and a real NATS (no router: deliveries are published
 //! as the router would, and commands simply get no verdict): a press waiting for its verdict
 //! holds up no other update, used buttons are replaced by what became of the offer, and every
-//! sender of the bot keeps Telegram's one message a second per chat.
+//! sender of the bot keeps Telegram's one message a second per chat and one budget for the bot.
 
 use std::time::Duration;
 
