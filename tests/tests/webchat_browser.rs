@@ -4,7 +4,12 @@
 //! a dropped socket without loss or duplicates; markup stays text; two tabs of one visitor share
 //! one conversation, and what the visitor wrote offline in a tab that was then closed is sent once
 //! by the other; a message that cannot be sent is marked failed, with a retry; another site is
-//! refused.
+//! refused, while a busy address ("busy, retrying", back by itself once sockets free), a proxy
+//! without WebSocket upgrades and an offline visitor are each told apart; a frame over the limit is
+//! marked failed and never sent again; keys alone do everything (launcher, pre-chat form, message,
+//! rating); short panels (844x390, 640x400 = 200 % zoom) keep the composer in view; axe-core finds
+//! no serious or critical violation in any state reached; screenshots at 390x844, 844x390 and
+//! 1280x800 go to `target/test-output/webchat-<w>x<h>.png`.
 //!
 //! The browser steps are in `tests/browser/webchat.mjs`; this test starts NATS, the daemon, the
 //! agent's helpdesk and two host pages, then runs the script. `make tools` installs Chromium and
@@ -16,7 +21,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use switchboard::config::ApiTokenConfig;
-use switchboard_channel_webchat::WebchatConfig;
+use switchboard_channel_webchat::{WebchatConfig, sign_identity};
 use switchboard_channel_webhook::AgentEndpointConfig;
 use switchboard_core::contract::{streams, subjects};
 use switchboard_core::{Contract, Envelope};
@@ -27,8 +32,16 @@ const ANNA_TOKEN: &str = "anna-token-for-browser-tests";
 const TAB_TEXTS: [&str; 3] =
     ["Tab A here: is my parcel insured?", "Written in tab B while offline", "Written in tab A while offline"];
 
+/// What the signed-in visitor of `webchat.mjs` writes.
+const SIGNED_TEXT: &str = "Signed in: where is my order?";
+
 /// The text of every envelope stored on `sb.in.webchat`.
 async fn stored_texts(nats_url: &str) -> Vec<String> {
+    stored_envelopes(nats_url).await.into_iter().map(|e| e.text).collect()
+}
+
+/// Every envelope stored on `sb.in.webchat`.
+async fn stored_envelopes(nats_url: &str) -> Vec<Envelope> {
     let js = async_nats::jetstream::new(async_nats::connect(nats_url).await.expect("connect to NATS"));
     let mut stream = js.get_stream(streams::INBOUND).await.expect("inbound stream");
     let info = stream.info().await.expect("stream info");
@@ -37,8 +50,7 @@ async fn stored_texts(nats_url: &str) -> Vec<String> {
         if let Ok(m) = stream.get_raw_message(seq).await
             && m.subject.as_str() == subjects::inbound("webchat")
         {
-            let envelope = Envelope::from_json(&m.payload).expect("a valid envelope");
-            texts.push(envelope.text);
+            texts.push(Envelope::from_json(&m.payload).expect("a valid envelope"));
         }
     }
     texts
@@ -48,18 +60,72 @@ fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
 }
 
-/// Serves, on `listener`, a shop page that embeds the widget from `daemon`; returns its URL.
-fn host_page(daemon: &str, listener: tokio::net::TcpListener) -> String {
-    let html = format!(
+/// The identity key the shop signs its signed-in users' ids with.
+const IDENTITY_KEY: &str = "browser-test-identity-key-0123";
+
+/// A shop page that embeds the widget from `daemon`, with `attrs` on its script tag.
+fn shop_html(daemon: &str, attrs: &str) -> String {
+    format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>Shop</title></head>\
-         <body><h1>Shop</h1><p>Orders ship within two days.</p>\
-         <script src=\"{daemon}/chat/widget.js\" data-lang=\"en\" data-title=\"Shop support\" async></script>\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1, viewport-fit=cover\"><title>Shop</title></head>\
+         <body><main><h1>Shop</h1><p>Orders ship within two days.</p></main>\
+         <script src=\"{daemon}/chat/widget.js\" data-lang=\"en\" data-title=\"Shop support\" {attrs} async></script>\
          </body></html>"
+    )
+}
+
+/// Serves, on `listener`, a shop page that embeds the widget from `daemon` at `/`, at `/signed`
+/// the same page for a signed-in user (name and email supplied, id signed), and at `/proxied` one
+/// that loads the widget through `proxy`; returns the URL of `/`.
+fn host_page(daemon: &str, proxy: &str, listener: tokio::net::TcpListener) -> String {
+    let html = shop_html(daemon, "");
+    let proxied = shop_html(proxy, "");
+    let hash = sign_identity(IDENTITY_KEY.as_bytes(), "u-77");
+    let signed = shop_html(
+        daemon,
+        &format!(
+            "data-user-id=\"u-77\" data-user-hash=\"{hash}\" data-user-name=\"Olga\" data-user-email=\"olga@example.com\""
+        ),
     );
-    let app = axum::Router::new().route("/", axum::routing::get(move || async move { axum::response::Html(html) }));
+    let app = axum::Router::new()
+        .route("/", axum::routing::get(move || async move { axum::response::Html(html) }))
+        .route("/signed", axum::routing::get(move || async move { axum::response::Html(signed) }))
+        .route("/proxied", axum::routing::get(move || async move { axum::response::Html(proxied) }));
     let url = format!("http://{}/", listener.local_addr().expect("addr"));
     tokio::spawn(async move { axum::serve(listener, app).await.expect("page serves") });
+    url
+}
+
+/// A reverse proxy in front of `daemon` that passes plain HTTP (the widget, `/chat/admission`)
+/// but not WebSocket upgrades, as some do: `/chat/ws` gets 502. Returns its base URL.
+async fn no_upgrade_proxy(daemon: &str) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (daemon, http) = (daemon.to_string(), reqwest::Client::new());
+    let app = axum::Router::new().fallback(move |uri: axum::http::Uri, headers: axum::http::HeaderMap| {
+        let (daemon, http) = (daemon.clone(), http.clone());
+        async move {
+            use axum::response::IntoResponse;
+            if uri.path() == "/chat/ws" {
+                return (axum::http::StatusCode::BAD_GATEWAY, "no WebSocket upgrades here").into_response();
+            }
+            let mut request = http.get(format!("{daemon}{uri}"));
+            if let Some(origin) = headers.get("origin") {
+                request = request.header("origin", origin.as_bytes());
+            }
+            let Ok(answer) = request.send().await else {
+                return axum::http::StatusCode::BAD_GATEWAY.into_response();
+            };
+            let mut response = axum::http::Response::builder().status(answer.status().as_u16());
+            for (name, value) in answer.headers() {
+                if !matches!(name.as_str(), "content-length" | "transfer-encoding" | "connection") {
+                    response = response.header(name.as_str(), value.as_bytes());
+                }
+            }
+            response.body(axum::body::Body::from(answer.bytes().await.unwrap_or_default())).unwrap().into_response()
+        }
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("proxy serves") });
     url
 }
 
@@ -69,15 +135,19 @@ async fn the_widget_works_end_to_end_in_chromium() {
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     assert!(Path::new(&chromium).exists(), "{chromium} is missing: run `make tools` (installs Debian's chromium)");
     let script = root.join("tests/browser/webchat.mjs");
-    assert!(
-        root.join("tests/browser/node_modules/playwright-core").exists(),
-        "playwright-core is missing: run `make tools` (npm ci in tests/browser)"
-    );
+    for package in ["playwright-core", "axe-core"] {
+        assert!(
+            root.join("tests/browser/node_modules").join(package).exists(),
+            "{package} is missing: run `make tools` (npm ci in tests/browser)"
+        );
+    }
 
     let helpdesk = Receiver::start("/anna").await;
     let dir = tempfile::tempdir().unwrap();
     let (token_file, secret_file, session_file) =
         (dir.path().join("anna.token"), dir.path().join("anna.secret"), dir.path().join("session.key"));
+    let identity_file = dir.path().join("identity.key");
+    std::fs::write(&identity_file, IDENTITY_KEY).unwrap();
     std::fs::write(&token_file, ANNA_TOKEN).unwrap();
     std::fs::write(&secret_file, SECRET).unwrap();
     std::fs::write(&session_file, "browser-test-session-key-0123456789abcdef").unwrap();
@@ -103,17 +173,30 @@ async fn the_widget_works_end_to_end_in_chromium() {
             "anna".into(),
             ApiTokenConfig { token_file: Some(token_file), agent: Some("anna".into()), ..Default::default() },
         );
-        c.channels.webchat = WebchatConfig {
+        let mut webchat = WebchatConfig {
             enabled: true,
             session_secret_file: Some(session_file),
+            identity_secret_file: Some(identity_file),
             allowed_origins: vec![origin],
-            prechat: false,
+            prechat: true,
             ..Default::default()
         };
+        // The smallest frame limit the configuration accepts: a message at the text limit, all
+        // of it characters JSON escapes, must still fit.
+        let smallest = (webchat.max_text_bytes..)
+            .find(|&n| {
+                webchat.max_frame_bytes = n;
+                webchat.validate().is_ok()
+            })
+            .unwrap();
+        webchat.max_frame_bytes = smallest;
+        c.channels.webchat = webchat;
     })
     .await;
-    let page = host_page(&daemon.base, page_listener);
-    let bad_page = host_page(&daemon.base, tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap());
+    let proxy = no_upgrade_proxy(&daemon.base).await;
+    let page = host_page(&daemon.base, &proxy, page_listener);
+    let (signed_page, proxied_page) = (format!("{page}signed"), format!("{page}proxied"));
+    let bad_page = host_page(&daemon.base, &proxy, tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap());
 
     let output = root.join("target/test-output");
     std::fs::create_dir_all(&output).unwrap();
@@ -126,6 +209,8 @@ async fn the_widget_works_end_to_end_in_chromium() {
             .env("SB_DAEMON_URL", daemon_url)
             .env("SB_PAGE_URL", page)
             .env("SB_BAD_PAGE_URL", bad_page)
+            .env("SB_SIGNED_PAGE_URL", signed_page)
+            .env("SB_PROXIED_PAGE_URL", proxied_page)
             .env("SB_AGENT_TOKEN", ANNA_TOKEN)
             .env("SB_AGENT_INBOX_URL", inbox)
             .env("SB_OUTPUT_DIR", &output)
@@ -158,10 +243,16 @@ async fn the_widget_works_end_to_end_in_chromium() {
         assert_eq!(stored.iter().filter(|t| *t == text).count(), 1, "{text} stored once on sb.in.webchat: {stored:?}");
     }
     assert!(!stored.iter().any(|t| t.starts_with("Too long")), "the message over the limit was stored");
-    // The channel's own outcomes are on /metrics; nothing the widgets sent was refused (the message
-    // over the limit never left the browser).
+    assert!(!stored.iter().any(|t| t.starts_with("Oversized")), "the frame over the limit was stored");
+    // A message of the signed-in visitor carries the name the shop supplied.
+    let signed = stored_envelopes(&daemon.nats.url()).await.into_iter().find(|e| e.text == SIGNED_TEXT);
+    let signed = signed.expect("the signed-in visitor's message is stored");
+    assert_eq!((signed.customer.id.as_str(), signed.customer.name.as_deref()), ("user:u-77", Some("Olga")));
+    // The channel's own outcomes are on /metrics; of what the widgets sent only the frame over
+    // the limit was refused, once (the widget marked it failed instead of sending it again; the
+    // message over the text limit never left the browser).
     let metrics = daemon.http.get(format!("{}/metrics", daemon.base)).send().await.unwrap().text().await.unwrap();
-    let rejected = "switchboard_inbound_total{channel=\"webchat\",outcome=\"rejected\"} 0";
+    let rejected = "switchboard_inbound_total{channel=\"webchat\",outcome=\"rejected\"} 1";
     assert!(metrics.contains(rejected), "no `{rejected}` on /metrics:\n{metrics}");
     for line in metrics.lines().filter(|l| l.starts_with("switchboard_inbound_total{channel=\"webchat\"")) {
         println!("{line}");

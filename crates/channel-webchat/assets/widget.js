@@ -24,9 +24,14 @@
       needEmail: 'Please enter a valid email address so that we can answer you.',
       refused: 'Chat is not available on this site.',
       connecting: 'Connecting…', reconnecting: 'Connection lost. Reconnecting…', paused: 'Disconnected.',
+      busy: 'The chat is busy right now. Retrying…',
+      netOffline: 'You are offline. Your messages will be sent when the connection is back.',
+      noSocket: 'Cannot reach the chat. Retrying…',
+      greeting: 'Hi! How can we help you today?',
+      poor: 'Poor', excellent: 'Excellent', ratingScale: 'Rating: 1 is poor, 5 is excellent',
       joined: '{name} joined the chat', agent: 'Agent', auto: 'Automatic reply',
       resolved: 'The conversation has been resolved. How would you rate it?',
-      rating: 'Rating', rate: 'Rate {n} out of 5', rated: 'Thank you for your rating: {n} out of 5.', thanks: 'Thank you for your rating.',
+      rating: 'Rating', rate: 'Rate {n} out of 5', rateLow: 'Rate 1 out of 5: poor', rateHigh: 'Rate 5 out of 5: excellent', rated: 'Thank you for your rating: {n} out of 5.', thanks: 'Thank you for your rating.',
       typing: '{name} is typing…', typingAnon: 'The agent is typing…',
       sending: 'Sending', sent: 'Sent', delivered: 'Delivered', read: 'Read', failed: 'Not sent', retry: 'Retry',
       rate_limited: 'You are sending messages too fast. Please wait a moment.',
@@ -49,9 +54,14 @@
       needEmail: 'Укажите правильный адрес эл. почты, чтобы мы могли ответить.',
       refused: 'Чат недоступен на этом сайте.',
       connecting: 'Подключение…', reconnecting: 'Связь потеряна. Подключаемся снова…', paused: 'Отключено.',
+      busy: 'Чат сейчас перегружен. Пробуем снова…',
+      netOffline: 'Нет связи. Сообщения отправятся, когда связь восстановится.',
+      noSocket: 'Не удаётся подключиться к чату. Пробуем снова…',
+      greeting: 'Здравствуйте! Чем мы можем помочь?',
+      poor: 'Плохо', excellent: 'Отлично', ratingScale: 'Оценка: 1 — плохо, 5 — отлично',
       joined: '{name} присоединяется к чату', agent: 'Оператор', auto: 'Автоответ',
       resolved: 'Разговор завершён. Как вы его оцените?',
-      rating: 'Оценка', rate: 'Оценка {n} из 5', rated: 'Спасибо за оценку: {n} из 5.', thanks: 'Спасибо за оценку.',
+      rating: 'Оценка', rate: 'Оценка {n} из 5', rateLow: 'Оценка 1 из 5: плохо', rateHigh: 'Оценка 5 из 5: отлично', rated: 'Спасибо за оценку: {n} из 5.', thanks: 'Спасибо за оценку.',
       typing: '{name} печатает…', typingAnon: 'Оператор печатает…',
       sending: 'Отправляется', sent: 'Отправлено', delivered: 'Доставлено', read: 'Прочитано', failed: 'Не отправлено', retry: 'Повторить',
       rate_limited: 'Вы отправляете сообщения слишком часто. Подождите немного.',
@@ -192,8 +202,11 @@
   // of pending items.
   var entries = new Map(), byClient = new Map(), acked = new Map(), itemErr = new Map(),
     csatSent = new Map(), nodes = new Map(), ord = new Map(), ordN = 0;
-  var lastSeq = 0, ws = null, sock = null, paused = false, refused = false, started = false, everOpened = false;
-  var attempt = 0, noOpen = 0, timer = null, retryTimer = null, retryDelay = 2000;
+  var lastSeq = 0, ws = null, sock = null, paused = false, refused = false, started = false;
+  // trouble: why the last attempt to connect failed, shown as a notice (busy, netOffline,
+  // noSocket, reconnecting), null once connected; firstFocus: the panel was opened by the visitor
+  // before the server said whether a pre-chat form is wanted.
+  var attempt = 0, timer = null, retryTimer = null, retryDelay = 2000, trouble = null, firstFocus = false;
   var typingTimer = null, errTimer = null, lastTyping = 0, unread = 0, isOpen = false, uploading = false;
   var staged = [];           // uploaded attachments waiting for the next send: {ref, name}
   var cfg = S.cfg || { online: true, prechat: null, limits: {} };
@@ -213,6 +226,24 @@
   }
   // Message text: always a text node (textContent), never markup.
   function tx(s) { return h('span', { 'data-testid': 'text', text: s || '' }); }
+  // An agent's text with its http(s) URLs as links: text nodes and <a> elements built one by one
+  // (never markup), other schemes left as text.
+  var URL_RE = /\bhttps?:\/\/[^\s<>"]+/gi;
+  function linked(s) {
+    var el = h('span', { 'data-testid': 'text' }), text = s || '', at = 0, m;
+    URL_RE.lastIndex = 0;
+    while ((m = URL_RE.exec(text))) {
+      var raw = m[0].replace(/[.,;:!?'")\]}]+$/, ''), href = null;
+      try { var u = new URL(raw); if (u.protocol === 'http:' || u.protocol === 'https:') href = u.href; } catch (e) { /* not a URL */ }
+      if (!href) continue;
+      if (m.index > at) el.appendChild(document.createTextNode(text.slice(at, m.index)));
+      el.appendChild(h('a', { href: href, target: '_blank', rel: 'noopener noreferrer nofollow', class: 'lnk', 'data-testid': 'link', text: raw }));
+      at = m.index + raw.length;
+      URL_RE.lastIndex = at;
+    }
+    if (at < text.length) el.appendChild(document.createTextNode(text.slice(at)));
+    return el;
+  }
   function icon(d) {
     var NS = 'http://www.w3.org/2000/svg';
     var s = document.createElementNS(NS, 'svg');
@@ -224,10 +255,12 @@
   }
 
   var CSS = [
-    ':host{all:initial;position:fixed!important;z-index:2147483000!important;bottom:20px!important;right:20px!important;display:block!important}',
+    // Safe-area insets keep the launcher and the panel clear of notches and home bars (pages
+    // with viewport-fit=cover).
+    ':host{all:initial;position:fixed!important;z-index:2147483000!important;bottom:calc(20px + env(safe-area-inset-bottom, 0px))!important;right:calc(20px + env(safe-area-inset-right, 0px))!important;display:block!important}',
     // The host page's styles still reach the host element and are inherited from it: reset here.
     '.w{all:initial;display:block;font:15px/1.4 system-ui,sans-serif;color:#1c1e21}',
-    ':host([data-position=left]){right:auto!important;left:20px!important}',
+    ':host([data-position=left]){right:auto!important;left:calc(20px + env(safe-area-inset-left, 0px))!important}',
     '*{box-sizing:border-box}[hidden]{display:none!important}',
     '.vh{position:absolute!important;width:1px;height:1px;margin:-1px;padding:0;border:0;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}',
     'button{font:inherit;cursor:pointer}button:disabled{opacity:.5;cursor:default}',
@@ -242,7 +275,12 @@
     '.x{margin-left:auto;background:none;border:0;color:#fff;font-size:26px;line-height:1;width:40px;height:40px;border-radius:8px}',
     '.note{padding:8px 14px;font-size:13px;background:#fff4d6;border-bottom:1px solid #eedca8}.refused{background:#fdecea;font-weight:600}',
     '.status{padding:4px 14px;font-size:12px;color:#444;background:#f1f3f5}',
-    '.log{flex:1;overflow-y:auto;margin:0;padding:12px;list-style:none;display:flex;flex-direction:column;gap:8px}',
+    // The log takes what the header, notices and composer leave, down to nothing on a short
+    // panel with the pre-chat form shown (which then scrolls): the composer stays in view.
+    '.log{flex:1 1 0;min-height:0;overflow-y:auto;padding:12px}',
+    '.items{margin:0;padding:0;list-style:none;display:flex;flex-direction:column;gap:8px}',
+    '.greet{margin:0 0 8px;padding:8px 12px;border-radius:14px;background:#eceff3;max-width:85%}',
+    '.b .lnk{display:inline;color:inherit;text-decoration:underline}',
     '.m{max-width:85%;display:flex;flex-direction:column;align-items:flex-start}',
     '.me{align-self:flex-end;align-items:flex-end}',
     '.who{font-size:12px;color:#555;margin:0 6px 2px}',
@@ -254,22 +292,28 @@
     '.retry{font-size:12px;margin:2px 6px;padding:2px 10px;border:1px solid #b3261e;border-radius:10px;background:#fff;color:#b3261e}',
     '.sys{align-self:center;text-align:center;font-size:13px;color:#555;max-width:95%}',
     '.csat{display:flex;gap:6px;justify-content:center;margin-top:6px}',
+    '.scale{display:flex;justify-content:space-between;font-size:12px;color:#444;margin:2px auto 0;width:214px}',
     '.csat button{width:38px;height:38px;border-radius:50%;border:1px solid #999;background:#fff;color:#1c1e21}',
     '.csat button[aria-pressed=true]{background:var(--sb-accent,#1f5fd1);color:#fff}',
     '.typing{padding:0 14px 4px;font-size:12px;color:#555;font-style:italic}',
     '.alert{padding:6px 14px;font-size:13px;color:#b3261e;background:#fdecea}',
-    'form{border-top:1px solid #e1e4e8;padding:8px;margin:0}',
-    '.pre{display:grid;gap:6px;margin:0 0 8px;padding:0;border:0}.pre p{margin:0;font-size:13px;color:#444}',
+    'form{border-top:1px solid #e1e4e8;padding:8px;margin:0;flex:0 1 auto;min-height:0;display:flex;flex-direction:column}',
+    '.pre{display:grid;gap:6px;margin:0 0 6px;padding:4px;border:0;min-height:0;overflow-y:auto;flex:0 1 auto}.pre p{margin:0;font-size:13px;color:#444}',
     '.f{font-size:12px;color:#444;display:flex;flex-direction:column;gap:2px}',
-    'input,select,textarea{font:inherit;color:inherit;border:1px solid #b9bdc3;border-radius:8px;padding:7px 9px;background:#fff;width:100%}',
-    '.row{display:flex;gap:6px;align-items:flex-end}',
+    // 16px: iOS zooms the page into any smaller input.
+    'input,select,textarea{font:inherit;font-size:16px;color:inherit;border:1px solid #b9bdc3;border-radius:8px;padding:7px 9px;background:#fff;width:100%}',
+    '.row{display:flex;gap:6px;align-items:flex-end;flex:none}',
     'textarea{resize:none;max-height:120px;height:40px;flex:1}',
     '.ib{width:40px;height:40px;flex:none;border:0;border-radius:8px;background:none;color:#555;display:flex;align-items:center;justify-content:center}',
     '.ib svg{width:22px;height:22px}.send{background:var(--sb-accent,#1f5fd1);color:#fff}',
     '.chips{display:flex;flex-wrap:wrap;gap:4px;margin-bottom:6px;font-size:12px}',
     '.chip{background:#eceff3;border-radius:10px;padding:2px 4px 2px 8px}.chip button{border:0;background:none;padding:0 4px}',
-    '@media (max-width:480px){:host{bottom:12px!important;right:12px!important}:host([data-position=left]){right:auto!important;left:12px!important}',
-    '.panel{position:fixed;inset:0;width:auto;height:auto;border-radius:0}:host([data-open]) .launcher{display:none}}'
+    '@media (max-width:480px){:host{bottom:calc(12px + env(safe-area-inset-bottom, 0px))!important;right:calc(12px + env(safe-area-inset-right, 0px))!important}:host([data-position=left]){right:auto!important;left:calc(12px + env(safe-area-inset-left, 0px))!important}',
+    '.panel{position:fixed;inset:0;width:auto;height:auto;border-radius:0;padding:env(safe-area-inset-top, 0px) env(safe-area-inset-right, 0px) env(safe-area-inset-bottom, 0px) env(safe-area-inset-left, 0px)}:host([data-open]) .launcher{display:none}}',
+    // Short viewports (a phone in landscape, a laptop zoomed to 200%): the panel takes the full
+    // height at the side, so that the form and the composer fit (WCAG 1.4.10 reflow).
+    '@media (max-height:600px) and (min-width:481px){.panel{position:fixed;top:0;bottom:0;right:0;width:min(400px,100vw);height:auto;border-radius:0;padding:env(safe-area-inset-top, 0px) env(safe-area-inset-right, 0px) env(safe-area-inset-bottom, 0px) 0}',
+    ':host([data-position=left]) .panel{right:auto;left:0}:host([data-open]) .launcher{display:none}header{padding-top:4px;padding-bottom:4px}}'
   ].join('\n');
 
   // ---- skeleton ----
@@ -286,15 +330,21 @@
   var statusEl = h('div', { class: 'status', role: 'status', 'data-testid': 'status', hidden: true });
   var offlineEl = h('div', { class: 'note', 'data-testid': 'offline-notice', text: t('offline'), hidden: true });
   var refusedEl = h('div', { class: 'note refused', role: 'alert', 'data-testid': 'refused-notice', text: t('refused'), hidden: true });
-  var list = h('ol', { class: 'log', role: 'log', 'aria-live': 'polite', 'aria-label': t('log'), 'data-testid': 'messages', tabindex: '0' });
+  var connEl = h('div', { class: 'note', role: 'status', 'data-testid': 'connection-notice', hidden: true });
+  // The log is a container holding the list (a role on the <ol> itself would hide its items'
+  // list semantics: axe's `listitem`).
+  var list = h('ol', { class: 'items' });
+  var greetEl = h('p', { class: 'greet', 'data-testid': 'greeting', text: ds.greeting || t('greeting') });
+  var logEl = h('div', { class: 'log', role: 'log', 'aria-live': 'polite', 'aria-label': t('log'), 'data-testid': 'messages', tabindex: '0' },
+    [greetEl, list]);
   var typingEl = h('div', { class: 'typing', 'data-testid': 'typing', 'aria-live': 'polite', hidden: true });
   var alertEl = h('div', { class: 'alert', role: 'alert', 'data-testid': 'error', hidden: true });
   function field(id, label, el) {
     el.id = id;
     return h('div', { class: 'f' }, [h('label', { for: id, text: label }), el]);
   }
-  var nameIn = h('input', { type: 'text', autocomplete: 'name', maxlength: '200', 'data-testid': 'prechat-name' });
-  var emailIn = h('input', { type: 'email', autocomplete: 'email', maxlength: '320', 'data-testid': 'prechat-email' });
+  var nameIn = h('input', { type: 'text', autocomplete: 'name', maxlength: '100', 'data-testid': 'prechat-name' });
+  var emailIn = h('input', { type: 'email', autocomplete: 'email', maxlength: '254', 'data-testid': 'prechat-email' });
   var topicIn = h('select', { 'data-testid': 'prechat-topic' });
   var nameF = field('sb-name', t('name'), nameIn), emailF = field('sb-email', t('email'), emailIn),
     topicF = field('sb-topic', t('topic'), topicIn);
@@ -312,7 +362,7 @@
     [pre, chips, h('div', { class: 'row' }, [h('label', { for: 'sb-input', class: 'vh', text: t('input') }), input, fileIn, attachBtn, sendBtn])]);
   var panel = h('div', { id: 'sb-panel', class: 'panel', role: 'dialog', 'aria-labelledby': 'sb-title', 'data-testid': 'panel', hidden: true },
     [h('header', {}, [h('div', {}, [h('h2', { id: 'sb-title', 'data-testid': 'title', text: ds.title || t('title') }), agentEl]), closeBtn]),
-      offlineEl, refusedEl, statusEl, list, typingEl, alertEl, form]);
+      offlineEl, refusedEl, connEl, statusEl, logEl, typingEl, alertEl, form]);
   root.appendChild(h('style', { text: CSS }));
   root.appendChild(h('div', { class: 'w' }, [panel, launcher]));
 
@@ -378,7 +428,7 @@
     switch (e.kind) {
       case 'agent': case 'auto':
         kids.push(h('span', { class: 'who', 'data-testid': 'author', text: e.kind === 'auto' ? t('auto') : name || t('agent') }));
-        kids.push(h('div', { class: 'b' }, [tx(e.text)].concat(attachmentsEl(e.attachments))));
+        kids.push(h('div', { class: 'b' }, [linked(e.text)].concat(attachmentsEl(e.attachments))));
         return { cls: 'm', kids: kids };
       case 'assigned':
         return { cls: 'sys', kids: [tx(t('joined', { name: name || t('agent') }))] };
@@ -386,20 +436,23 @@
         kids.push(tx(t('resolved')));
         if (it.csat) {
           var chosen = csatSent.get(e.conversation_id);
-          kids.push(h('div', { class: 'csat', role: 'group', 'aria-label': t('rating'), 'data-testid': 'csat' }, [1, 2, 3, 4, 5].map((n) => {
-            return h('button', { type: 'button', 'data-testid': 'csat-' + n, 'aria-label': t('rate', { n: n }),
+          // Which end is which: in each end button's name, and as a caption under the scale.
+          kids.push(h('div', { class: 'csat', role: 'group', 'aria-label': t('ratingScale'), 'data-testid': 'csat' }, [1, 2, 3, 4, 5].map((n) => {
+            return h('button', { type: 'button', 'data-testid': 'csat-' + n, 'aria-label': n === 1 ? t('rateLow') : n === 5 ? t('rateHigh') : t('rate', { n: n }),
               'aria-pressed': chosen === n ? 'true' : 'false', disabled: chosen != null, onclick: () => { rate(e.conversation_id, n); }, text: String(n) });
           })));
+          kids.push(h('div', { class: 'scale', 'aria-hidden': 'true', 'data-testid': 'csat-scale' },
+            [h('span', { text: '1 ' + t('poor') }), h('span', { text: t('excellent') + ' 5' })]));
         }
         return { cls: 'sys', kids: kids };
       case 'csat_answer':
         return { cls: 'sys', kids: [tx(e.score ? t('rated', { n: e.score }) : t('thanks'))] };
       default: // system and kinds this widget does not know yet
-        return { cls: 'sys', kids: [tx(e.text)] };
+        return { cls: 'sys', kids: [linked(e.text)] };
     }
   }
   function render() {
-    var atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 60;
+    var atBottom = logEl.scrollHeight - logEl.scrollTop - logEl.clientHeight < 60;
     var keep = new Set(), prev = null, active = root.activeElement, lostFocus = false;
     items().forEach((it) => {
       var node = nodes.get(it.key), e = it.e || {};
@@ -436,7 +489,7 @@
       if (!keep.has(key)) { if (active && node.contains(active)) lostFocus = true; node.remove(); nodes.delete(key); }
     });
     if (lostFocus && isOpen) input.focus();
-    if (atBottom) list.scrollTop = list.scrollHeight;
+    if (atBottom) logEl.scrollTop = logEl.scrollHeight;
     renderChrome();
   }
   function attr(el, k, v) { if (v == null) el.removeAttribute(k); else el.setAttribute(k, v); }
@@ -463,6 +516,9 @@
     agentEl.hidden = !name;
     agentEl.textContent = name || '';
     var fields = (cfg.prechat && cfg.prechat.fields) || ['name', 'email', 'topic'], on = prechatOn();
+    // A signed-in visitor is not asked for what the site supplied (the server leaves those fields
+    // out too; this covers a form remembered from before the visitor signed in).
+    if (ds.userHash) fields = fields.filter((f) => !((f === 'name' && ds.userName) || (f === 'email' && ds.userEmail)));
     var topics = (cfg.prechat && cfg.prechat.topics) || [];
     preIntro.hidden = !on;
     nameF.hidden = !(on && fields.indexOf('name') >= 0);
@@ -482,7 +538,10 @@
     attachBtn.disabled = refused || uploading;
     attachBtn.hidden = !S.token || cfg.limits.max_upload_bytes === 0;
     var st = host.getAttribute('data-state');
-    statusEl.hidden = refused || !isOpen || !t(st) || st === 'ready' || st === 'idle';
+    var why = refused || paused ? null : navigator.onLine === false && st !== 'ready' ? 'netOffline' : trouble;
+    connEl.hidden = !why;
+    if (connEl.textContent !== (why ? t(why) : '')) connEl.textContent = why ? t(why) : '';
+    statusEl.hidden = refused || !isOpen || !t(st) || st === 'ready' || st === 'idle' || !!why;
     statusEl.textContent = statusEl.hidden ? '' : t(st);
     chips.hidden = !staged.length;
     badge.hidden = !unread || isOpen;
@@ -504,11 +563,12 @@
     if (paused || refused || ws) return;
     started = true;
     setState(attempt || lastSeq ? 'reconnecting' : 'connecting');
-    var c = { opened: false, synced: false, sent: new Set() }, s;
+    // pending: client ids sent on this socket and not answered yet, in the order sent.
+    var c = { opened: false, synced: false, sent: new Set(), pending: [] }, s;
     try { s = new WebSocket(wsUrl); } catch (e) { return retry(c); }
     ws = s; sock = c;
     s.onopen = () => {
-      c.opened = true; noOpen = 0;
+      c.opened = true;
       var hello = { type: 'hello', after: lastSeq, lang: lang, page: location.href };
       if (S.token) hello.token = S.token;
       if (ds.userId && ds.userHash) {
@@ -528,29 +588,52 @@
       if (ws !== s) return;
       ws = null; sock = null;
       if (ev.code === 4403) return refuse();
+      // A frame over the server's limit: never resent. (The `error` frame_too_large before the
+      // close has usually named it already; the close alone points at the first unanswered.)
+      if (ev.code === 1009 && !c.tooLarge) tooLarge(c);
       if (paused) return;
       retry(c, ev.code === 4429 ? 8 : 0);
     };
   }
+  // Browsers hide the HTTP status of a failed WebSocket handshake, so a socket that never opened
+  // asks GET /chat/admission, which answers with the upgrade's own decision: 403 this site may
+  // not chat (stop), 429 busy (retry after Retry-After, with jitter), 503 starting; 200 means the
+  // server would take it, so something between (a proxy without WebSocket upgrades) or the
+  // network is in the way: retry with back-off. No answer at all: offline.
   function retry(c, minAttempt) {
     ws = null;
-    if (c.opened) everOpened = true;
-    else if (++noOpen >= 3 && !everOpened && !S.token) {
-      // Never opened three times running, and this origin never had a session (a stored token
-      // proves it was allowed: then this is an outage). If the daemon answers plain HTTP, the
-      // upgrade itself is refused (HTTP 403 for this origin): stop. If not, it is down: keep trying.
-      return fetch(base + '/chat/widget.js', { mode: 'no-cors', cache: 'no-store' })
-        .then(() => { if (!paused) refuse(); }, () => { schedule(minAttempt); });
-    }
-    schedule(minAttempt);
+    if (c.opened) { trouble = 'reconnecting'; return schedule(minAttempt); }
+    fetch(base + '/chat/admission', { cache: 'no-store', credentials: 'omit' }).then((r) => {
+      if (paused || refused) return;
+      if (r.status === 403) return refuse();
+      var after = Number(r.headers.get('retry-after')) || 0;
+      trouble = r.status === 429 ? 'busy' : r.status === 503 ? 'reconnecting' : 'noSocket';
+      schedule(minAttempt, after);
+    }, () => { trouble = 'netOffline'; schedule(minAttempt); });
   }
-  function schedule(minAttempt) {
+  function schedule(minAttempt, afterSecs) {
     if (paused || refused) return;
     attempt = Math.max(attempt, minAttempt || 0) + 1;
-    var d = Math.min(10000, 500 * Math.pow(2, attempt - 1)) * (0.75 + Math.random() * 0.5);
-    setState('reconnecting');
+    var d = Math.min(10000, 500 * Math.pow(2, attempt - 1));
+    // At least the server's Retry-After when it gave one (a busy address: every tab behind one
+    // NAT waits its turn), spread so that they do not come back at once.
+    if (afterSecs > 0) d = Math.max(d, Math.min(60000, afterSecs * 1000));
+    d *= 0.75 + Math.random() * 0.5;
+    setState(trouble === 'busy' ? 'busy' : 'reconnecting');
     clearTimeout(timer);
     timer = setTimeout(connect, d);
+  }
+  // The server refused a frame as over its limit: the message it names, else (refused unread)
+  // the first one sent on `c` and not answered (frames are answered in order). Marked failed, it
+  // is never sent again.
+  function tooLarge(c, named) {
+    var cid = named || c.pending[0];
+    c.tooLarge = true;
+    answered(c, cid);
+    if (!cid || failedView.has(cid) || !find(cid)) return;
+    fail(cid, 'too_large');
+    showError('too_large');
+    render();
   }
   function refuse() {
     refused = true;
@@ -567,8 +650,16 @@
       S.token = m.token || S.token;
       S.session = m.session || S.session;
       cfg = S.cfg = { online: m.online !== false, prechat: m.prechat || null, limits: m.limits || {} };
+      trouble = null;
       save();
       render();
+      // Opened before the server said whether it wants a pre-chat form: focus goes to the first
+      // thing to fill in, unless the visitor already went elsewhere or typed.
+      if (firstFocus && isOpen) {
+        firstFocus = false;
+        var f = firstField();
+        if (f && !input.value && (root.activeElement === input || !panel.contains(root.activeElement))) f.focus();
+      }
     },
     entry: (m, c) => {
       var seq = Number(m.seq), e = m.entry;
@@ -599,7 +690,8 @@
       csatSent.forEach((score, conv) => { frame({ type: 'csat', conversation_id: conv, score: score }); });
       render();
     },
-    ack: (m) => {
+    ack: (m, c) => {
+      answered(c, m.client_id);
       var cid = m.client_id, it = find(cid);
       if (!it) return;
       settle(cid);
@@ -608,6 +700,8 @@
       render();
     },
     error: (m, c) => {
+      if (m.code === 'frame_too_large') return tooLarge(c, m.client_id);
+      answered(c, m.client_id);
       var code = m.code === 'rate_limited_ip' ? 'rate_limited' : m.code || 'error', cid = m.client_id, it = cid && find(cid);
       if (it) {
         c.sent.delete(cid);
@@ -624,12 +718,14 @@
       showError(it || code !== 'invalid' ? code : 'error');
     },
     typing: (m) => {
-      typingEl.textContent = m.agent_name ? t('typing', { name: m.agent_name }) : t('typingAnon');
+      var who = m.agent_name || agentName();
+      typingEl.textContent = who ? t('typing', { name: who }) : t('typingAnon');
       typingEl.hidden = false;
       clearTimeout(typingTimer);
       typingTimer = setTimeout(hideTyping, 5000);
     }
   };
+  function answered(c, cid) { if (c && cid) c.pending = c.pending.filter((x) => x !== cid); }
   function hideTyping() { clearTimeout(typingTimer); typingEl.hidden = true; typingEl.textContent = ''; }
   function find(cid) {
     return known.get(cid) || mine.items.filter((it) => it.client_id === cid)[0] || null;
@@ -654,7 +750,10 @@
       var f = { type: 'send', client_id: it.client_id, text: it.text };
       if (it.attachments) f.attachments = it.attachments;
       if (it.prechat) f.prechat = it.prechat;
-      if (frame(f)) c.sent.add(it.client_id);
+      // A frame the server would refuse unread (its text escaped, or too many attachments).
+      var fmax = cfg.limits.max_frame_bytes, json = JSON.stringify(f);
+      if (fmax && new TextEncoder().encode(json).length > fmax) { fail(it.client_id, 'too_large'); showError('too_large'); render(); return flush(); }
+      if (ws && ws.readyState === 1) { ws.send(json); c.sent.add(it.client_id); c.pending.push(it.client_id); }
     }
   }
 
@@ -697,7 +796,7 @@
     alertEl.hidden = true;
     retryDelay = 2000;
     render();
-    list.scrollTop = list.scrollHeight;
+    logEl.scrollTop = logEl.scrollHeight;
     if (!ws && !paused && !refused && !timer) connect();
     flush();
     input.focus();
@@ -761,9 +860,15 @@
     S.open = true; save();
     if (!started) connect();
     render();
-    list.scrollTop = list.scrollHeight;
-    var first = [nameIn, emailIn].filter((el) => !el.parentNode.hidden && !el.value)[0];
-    if (quiet !== true) (refused ? closeBtn : prechatOn() && first ? first : input).focus();
+    logEl.scrollTop = logEl.scrollHeight;
+    if (quiet !== true) {
+      (refused ? closeBtn : firstField() || input).focus();
+      firstFocus = !sock || !sock.synced;
+    }
+  }
+  // The first pre-chat field still to fill in, when the form is shown.
+  function firstField() {
+    return prechatOn() ? [nameIn, emailIn, topicIn].filter((el) => !el.parentNode.hidden && !el.value)[0] || null : null;
   }
   function close(toLauncher) {
     var inside = panel.contains(root.activeElement);
@@ -786,7 +891,8 @@
   });
   panel.addEventListener('keydown', (e) => { if (e.key === 'Escape') { e.stopPropagation(); close(true); } });
   fileIn.addEventListener('change', () => { if (fileIn.files && fileIn.files[0]) upload(fileIn.files[0]); });
-  window.addEventListener('online', () => { if (timer) connect(); });
+  window.addEventListener('online', () => { renderChrome(); if (timer) connect(); });
+  window.addEventListener('offline', () => { renderChrome(); });
   // Another tab changed the outbox or the session: show its messages, send them when connected.
   window.addEventListener('storage', (e) => {
     if (e.key !== null && e.key !== KEY && e.key.indexOf(OUT) !== 0) return;
@@ -814,7 +920,7 @@
         setState('paused');
       },
       reconnect: () => {
-        paused = false; refused = false; noOpen = 0; attempt = 0;
+        paused = false; refused = false; attempt = 0;
         if (ws) { var s = ws; ws = null; sock = null; s.close(1000); }
         connect();
       },

@@ -31,7 +31,8 @@ pub struct WebchatConfig {
     pub topics: BTreeMap<String, TopicConfig>,
     /// Largest message text, in bytes.
     pub max_text_bytes: usize,
-    /// Largest WebSocket frame, in bytes.
+    /// Largest WebSocket frame, in bytes; at least [`smallest_frame`] of `max_text_bytes`
+    /// (6 × the text limit + 16 KiB), so that any message within the text limit fits.
     pub max_frame_bytes: usize,
     /// Largest upload, in bytes.
     pub max_upload_bytes: usize,
@@ -111,6 +112,21 @@ impl Default for WebchatConfig {
     }
 }
 
+/// Bytes one byte of message text can take in a frame: JSON escapes a control character as
+/// `\u00XX`.
+pub const JSON_ESCAPE_FACTOR: usize = 6;
+
+/// Room a `send` frame needs besides its text: the frame's keys and client id, pre-chat answers
+/// (a 100-character name and a 254-byte email, escaped) and up to 10 attachment references (each
+/// with a 200-character file name and its type).
+pub const FRAME_OVERHEAD_BYTES: usize = 16 * 1024;
+
+/// The smallest `max_frame_bytes` for `max_text_bytes`: the frame of any message within the text
+/// limit fits, however its text is escaped (a frame over the limit is refused unread).
+pub fn smallest_frame(max_text_bytes: usize) -> usize {
+    max_text_bytes.saturating_mul(JSON_ESCAPE_FACTOR).saturating_add(FRAME_OVERHEAD_BYTES)
+}
+
 /// An invalid web-chat setting, naming the key (relative to `channels.webchat`) and the reason.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{key}: {reason}")]
@@ -151,8 +167,16 @@ impl WebchatConfig {
                 format!("must be between 1 and {}", switchboard_core::envelope::MAX_TEXT_BYTES),
             ));
         }
-        if self.max_frame_bytes < self.max_text_bytes + 1024 {
-            return Err(err("max_frame_bytes", "must exceed max_text_bytes by at least 1024 (the frame's JSON)"));
+        let smallest = smallest_frame(self.max_text_bytes);
+        if self.max_frame_bytes < smallest {
+            return Err(err(
+                "max_frame_bytes",
+                format!(
+                    "must be at least {smallest}: {JSON_ESCAPE_FACTOR} × max_text_bytes (JSON escapes a control \
+                     character as 6 bytes) + {FRAME_OVERHEAD_BYTES} (the frame's other fields: pre-chat answers, \
+                     attachments), so that every message within max_text_bytes fits in a frame"
+                ),
+            ));
         }
         for (key, value) in [
             ("max_connections_per_ip", self.max_connections_per_ip as u64),

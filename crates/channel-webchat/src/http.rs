@@ -34,6 +34,7 @@ fn documented(demo: bool) -> OpenApiRouter<Arc<Shared>> {
     let router = OpenApiRouter::new()
         .routes(routes!(widget))
         .routes(routes!(socket))
+        .routes(routes!(admission))
         .routes(routes!(upload, preflight))
         .routes(routes!(file));
     if demo { router.routes(routes!(demo_page)) } else { router }
@@ -140,6 +141,87 @@ fn foreign_origin() -> Response {
     refuse(StatusCode::FORBIDDEN, "this site may not open the chat")
 }
 
+/// Seconds a widget refused for a busy address (429) waits before it asks again.
+pub const BUSY_RETRY_AFTER_SECS: u64 = 5;
+
+/// Seconds a widget waits while the daemon starts (503).
+const STARTING_RETRY_AFTER_SECS: u64 = 2;
+
+/// Why `/chat/ws` would refuse an upgrade now, as `(status, code, message, Retry-After)`; `None`
+/// when it would take it. One decision for the upgrade and for `/chat/admission`, so that the
+/// widget, which cannot read the status of a failed WebSocket handshake, learns it there.
+fn admission_refusal(
+    shared: &Shared,
+    headers: &HeaderMap,
+    ip: std::net::IpAddr,
+) -> Option<(StatusCode, &'static str, &'static str, Option<u64>)> {
+    if allowed_origin(shared, headers).is_none() {
+        return Some((StatusCode::FORBIDDEN, "origin_not_allowed", "this site may not open the chat", None));
+    }
+    if shared.inbound.bus().is_err() {
+        return Some((
+            StatusCode::SERVICE_UNAVAILABLE,
+            "starting",
+            "starting, try again",
+            Some(STARTING_RETRY_AFTER_SECS),
+        ));
+    }
+    if shared.sockets_full(ip) {
+        return Some((
+            StatusCode::TOO_MANY_REQUESTS,
+            "busy",
+            "too many chats open from this address",
+            Some(BUSY_RETRY_AFTER_SECS),
+        ));
+    }
+    None
+}
+
+fn refusal_response(status: StatusCode, code: &str, message: &str, retry_after: Option<u64>) -> Response {
+    let mut response = (status, Json(json!({ "error": message, "code": code }))).into_response();
+    if let Some(secs) = retry_after
+        && let Ok(v) = HeaderValue::from_str(&secs.to_string())
+    {
+        response.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    response
+}
+
+/// Whether `/chat/ws` would take a socket from this page now: the same decision as the upgrade's,
+/// readable by the widget (browsers hide a failed handshake's status from scripts).
+#[utoipa::path(
+    get,
+    path = "/chat/admission",
+    tag = "webchat",
+    params(("Origin" = String, Header, description = "The page's origin.")),
+    responses(
+        (status = 200, description = "`{\"ok\": true}`: an upgrade now would be taken; if the WebSocket still fails, something between (a proxy without WebSocket upgrades, the network) is in the way.", body = Object),
+        (status = 403, description = "`code: origin_not_allowed`: this site may not open the chat (stop trying).", body = Object),
+        (status = 429, description = "`code: busy`: as many sockets open from this address as `max_connections_per_ip` allows; `Retry-After` says when to ask again.", body = Object),
+        (status = 503, description = "`code: starting`: no bus yet; `Retry-After` says when to ask again.", body = Object),
+    )
+)]
+async fn admission(
+    State(shared): State<Arc<Shared>>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+) -> Response {
+    let ip = shared.client_ip(peer.map(|Extension(ConnectInfo(p))| p), &headers);
+    let mut response = match admission_refusal(&shared, &headers, ip) {
+        Some((status, code, message, retry_after)) => refusal_response(status, code, message, retry_after),
+        None => Json(json!({ "ok": true })).into_response(),
+    };
+    // Readable by any page, refused ones included: the answer tells nothing but whether this
+    // page may chat, and a widget that cannot read it would take a refusal for an outage.
+    if let Some(origin) = headers.get(header::ORIGIN).cloned() {
+        response.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        response.headers_mut().insert(header::VARY, HeaderValue::from_static("Origin"));
+        response.headers_mut().insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("retry-after"));
+    }
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
 /// The chat's WebSocket: frames as in `webchat-protocol.md`, starting with the visitor's `hello`.
 #[utoipa::path(
     get,
@@ -155,9 +237,9 @@ fn foreign_origin() -> Response {
     responses(
         (status = 101, description = "Switching Protocols: the WebSocket is open; the visitor says `hello` within 10 s."),
         (status = 400, description = "Not a WebSocket upgrade request (plain text, from the WebSocket handshake)."),
-        (status = 403, description = "An origin not allowed.", body = Object),
-        (status = 429, description = "Too many sockets open from this address.", body = Object),
-        (status = 503, description = "Starting (no bus yet).", body = Object),
+        (status = 403, description = "`code: origin_not_allowed`: an origin not allowed.", body = Object),
+        (status = 429, description = "`code: busy`: too many sockets open from this address (`Retry-After`). Browsers hide this status from the page: the widget asks `GET /chat/admission`.", body = Object),
+        (status = 503, description = "`code: starting`: no bus yet (`Retry-After`).", body = Object),
     )
 )]
 async fn socket(
@@ -166,22 +248,29 @@ async fn socket(
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    if allowed_origin(&shared, &headers).is_none() {
-        return foreign_origin();
-    }
-    if shared.inbound.bus().is_err() {
-        return refuse(StatusCode::SERVICE_UNAVAILABLE, "starting, try again");
-    }
     let ip = shared.client_ip(peer.map(|Extension(ConnectInfo(p))| p), &headers);
+    if let Some((status, code, message, retry_after)) = admission_refusal(&shared, &headers, ip) {
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            warn!(%ip, "web-chat socket refused: too many from one address");
+        }
+        return refusal_response(status, code, message, retry_after);
+    }
     let Some(slot) = shared.claim_socket(ip) else {
         warn!(%ip, "web-chat socket refused: too many from one address");
-        return refuse(StatusCode::TOO_MANY_REQUESTS, "too many chats open from this address");
+        return refusal_response(
+            StatusCode::TOO_MANY_REQUESTS,
+            "busy",
+            "too many chats open from this address",
+            Some(BUSY_RETRY_AFTER_SECS),
+        );
     };
     upgrade
         .read_buffer_size(SOCKET_BUFFER_BYTES)
         .write_buffer_size(SOCKET_BUFFER_BYTES)
-        .max_message_size(shared.cfg.max_frame_bytes)
-        .max_frame_size(shared.cfg.max_frame_bytes)
+        // Frames over max_frame_bytes are refused by the socket; up to this cap they are still
+        // read, so that the refusal can name the message.
+        .max_message_size(shared.cfg.max_frame_bytes.saturating_mul(crate::frames::READ_CAP_FACTOR))
+        .max_frame_size(shared.cfg.max_frame_bytes.saturating_mul(crate::frames::READ_CAP_FACTOR))
         .on_upgrade(move |ws| crate::socket::run(shared, ws, ip, slot))
 }
 

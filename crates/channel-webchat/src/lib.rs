@@ -14,6 +14,7 @@
 mod config;
 mod error;
 mod events;
+mod frames;
 mod http;
 mod hub;
 mod quota;
@@ -33,7 +34,9 @@ use switchboard_core::contract::metadata;
 use switchboard_core::{OutboundKind, OutboundMessage};
 use tracing::{info, warn};
 
-pub use config::{TopicConfig, WebchatConfig, WebchatConfigError};
+pub use config::{
+    FRAME_OVERHEAD_BYTES, JSON_ESCAPE_FACTOR, TopicConfig, WebchatConfig, WebchatConfigError, smallest_frame,
+};
 pub use error::WebchatError;
 pub use events::EVENTS_CONSUMER;
 pub use http::{SOCKET_BUFFER_BYTES, WIDGET_JS, openapi};

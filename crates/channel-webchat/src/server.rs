@@ -104,6 +104,11 @@ impl Shared {
         Some(IpSlot { shared: self.clone(), ip })
     }
 
+    /// Whether `ip` has as many sockets open as allowed (a new one would be refused with 429).
+    pub fn sockets_full(&self, ip: IpAddr) -> bool {
+        self.ip_sockets.lock().expect("ip lock").get(&ip).is_some_and(|n| *n >= self.cfg.max_connections_per_ip)
+    }
+
     /// Counts one message against `ip`'s allowance.
     pub fn check_ip_rate(&self, ip: IpAddr) -> bool {
         self.ip_limiter.check_key(&ip).is_ok()

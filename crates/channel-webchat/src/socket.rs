@@ -5,18 +5,19 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use axum::extract::ws::{Message, WebSocket};
 use chrono::Utc;
-use serde::Deserialize;
 use serde_json::{Value, json};
 use switchboard_adapter::InboundError;
 use switchboard_bus::{InboundOutcome, outcomes};
 use switchboard_core::{AttachmentRef, Customer, Envelope};
 use tracing::{debug, info, warn};
 
+use crate::frames::{
+    ClientFrame, Prechat, close, close_with, error_frame, is_too_large, next_frame, send_entry, send_json, too_large,
+};
 use crate::hub::Push;
 use crate::server::{IpSlot, Shared};
-use crate::session::ClaimedIdentity;
 use crate::transcript::{self, Attachment, Entry, EntryKind};
 use crate::{CHANNEL, Profile};
 
@@ -24,60 +25,6 @@ use crate::{CHANNEL, Profile};
 const HISTORY_LIMIT: usize = 1000;
 /// How long a new socket may take to say hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Close codes the widget understands (see `docs/webchat-protocol.md`).
-pub(crate) mod close {
-    /// Protocol error.
-    pub const PROTOCOL: u16 = 4400;
-    /// Too many sockets or messages from one IP.
-    pub const TOO_MANY: u16 = 4429;
-    /// The server is going away; reconnect.
-    pub const RESTART: u16 = 1012;
-    /// The socket fell behind; reconnect and resume.
-    pub const TRY_AGAIN: u16 = 1013;
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-enum ClientFrame {
-    Hello {
-        #[serde(default)]
-        token: Option<String>,
-        #[serde(default)]
-        after: u64,
-        #[serde(default)]
-        lang: Option<String>,
-        #[serde(default)]
-        identity: Option<ClaimedIdentity>,
-        #[serde(default)]
-        page: Option<String>,
-    },
-    Send {
-        client_id: String,
-        #[serde(default)]
-        text: String,
-        #[serde(default)]
-        attachments: Vec<AttachmentRef>,
-        #[serde(default)]
-        prechat: Option<Prechat>,
-    },
-    Typing {},
-    Csat {
-        conversation_id: String,
-        score: u8,
-    },
-}
-
-/// The pre-chat form's answers.
-#[derive(Debug, Default, Deserialize)]
-struct Prechat {
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(default)]
-    email: Option<String>,
-    #[serde(default)]
-    topic: Option<String>,
-}
 
 /// Who is on the other end, and what this socket has seen.
 struct Conn {
@@ -95,6 +42,9 @@ struct Conn {
     /// Resolved conversations of this session, and those already rated.
     resolved: HashSet<String>,
     rated: HashSet<String>,
+    /// The name of the agent last assigned (none after a resolution): "typing" signals that do
+    /// not name the agent are shown with it.
+    agent_name: Option<String>,
 }
 
 /// Runs one socket to its end.
@@ -148,6 +98,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut ws: WebSocket, ip: IpAddr, _slo
         sent: HashMap::new(),
         resolved: HashSet::new(),
         rated: HashSet::new(),
+        agent_name: None,
     };
     debug!(session = %conn.session, verified = conn.verified, "web-chat socket open");
 
@@ -158,8 +109,12 @@ pub(crate) async fn run(shared: Arc<Shared>, mut ws: WebSocket, ip: IpAddr, _slo
         "token": token,
         "session": conn.session,
         "online": online,
-        "prechat": shared.cfg.prechat.then(|| prechat_form(&shared, conn.customer.language.as_deref())),
-        "limits": { "max_text_bytes": shared.cfg.max_text_bytes, "max_upload_bytes": shared.cfg.max_upload_bytes },
+        "prechat": shared.cfg.prechat.then(|| prechat_form(&shared, &conn.customer, conn.verified)).flatten(),
+        "limits": {
+            "max_text_bytes": shared.cfg.max_text_bytes,
+            "max_frame_bytes": shared.cfg.max_frame_bytes,
+            "max_upload_bytes": shared.cfg.max_upload_bytes,
+        },
     });
     if send_json(&mut ws, &welcome).await.is_err() {
         return;
@@ -200,6 +155,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut ws: WebSocket, ip: IpAddr, _slo
                     }
                 }
                 Some(Push::Typing(agent_name)) => {
+                    let agent_name = agent_name.or_else(|| conn.agent_name.clone());
                     if send_json(&mut ws, &json!({ "type": "typing", "agent_name": agent_name })).await.is_err() {
                         return;
                     }
@@ -219,7 +175,18 @@ pub(crate) async fn run(shared: Arc<Shared>, mut ws: WebSocket, ip: IpAddr, _slo
             frame = ws.recv() => {
                 unanswered_pings = 0;
                 let text = match frame {
+                    Some(Err(ref e)) if is_too_large(e) => {
+                        // Over even the read cap, so not read: its client id is unknown, and the
+                        // error refers to the first frame not answered yet (answers keep order).
+                        return too_large(ws, &shared, &conn.session, None, true).await;
+                    }
                     None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                    Some(Ok(Message::Text(text))) if text.len() > shared.cfg.max_frame_bytes => {
+                        let client_id = serde_json::from_str::<Value>(&text)
+                            .ok()
+                            .and_then(|v| v["client_id"].as_str().map(str::to_string));
+                        return too_large(ws, &shared, &conn.session, client_id.as_deref(), false).await;
+                    }
                     Some(Ok(Message::Text(text))) => text,
                     Some(Ok(Message::Binary(_))) => return close_with(ws, close::PROTOCOL, "text frames only").await,
                     Some(Ok(_)) => continue,
@@ -265,6 +232,11 @@ impl Conn {
                 if let Some(c) = &entry.conversation_id {
                     self.resolved.insert(c.clone());
                 }
+                self.agent_name = None;
+            }
+            EntryKind::Assigned => self.agent_name = entry.agent_name.clone(),
+            EntryKind::Agent if self.agent_name.is_some() && entry.agent_name.is_some() => {
+                self.agent_name = entry.agent_name.clone();
             }
             EntryKind::CsatAnswer => {
                 if let Some(c) = &entry.conversation_id {
@@ -532,8 +504,10 @@ fn outcome_of(result: &Result<Sent, (&'static str, String)>) -> Option<InboundOu
     }
 }
 
-fn prechat_form(shared: &Shared, lang: Option<&str>) -> Value {
-    let russian = lang.is_some_and(|l| l.starts_with("ru"));
+/// The pre-chat form for this visitor: no name or email the host site vouched for (a signed-in
+/// visitor is not asked again), and no form when nothing is left to ask.
+fn prechat_form(shared: &Shared, customer: &Customer, verified: bool) -> Option<Value> {
+    let russian = customer.language.as_deref().is_some_and(|l| l.starts_with("ru"));
     let topics: Vec<Value> = shared
         .cfg
         .topics
@@ -543,43 +517,15 @@ fn prechat_form(shared: &Shared, lang: Option<&str>) -> Value {
             json!({ "id": id, "label": label })
         })
         .collect();
-    let mut fields = vec!["name", "email"];
+    let mut fields = Vec::new();
+    if !(verified && customer.name.is_some()) {
+        fields.push("name");
+    }
+    if !(verified && customer.email.is_some()) {
+        fields.push("email");
+    }
     if !topics.is_empty() {
         fields.push("topic");
     }
-    json!({ "fields": fields, "topics": topics })
-}
-
-fn error_frame(client_id: Option<&str>, code: &str, message: &str) -> Value {
-    let mut frame = match code {
-        "rate_limited_ip" => json!({ "type": "error", "code": "rate_limited", "scope": "ip", "message": message }),
-        _ => json!({ "type": "error", "code": code, "message": message }),
-    };
-    if let Some(id) = client_id {
-        frame["client_id"] = id.into();
-    }
-    frame
-}
-
-async fn next_frame(ws: &mut WebSocket) -> Option<Result<ClientFrame, ()>> {
-    loop {
-        match ws.recv().await? {
-            Ok(Message::Text(text)) => return Some(serde_json::from_str(&text).map_err(|_| ())),
-            Ok(Message::Ping(_)) | Ok(Message::Pong(_)) => continue,
-            _ => return None,
-        }
-    }
-}
-
-async fn send_json(ws: &mut WebSocket, value: &Value) -> Result<(), axum::Error> {
-    ws.send(Message::Text(Utf8Bytes::from(value.to_string()))).await
-}
-
-async fn send_entry(ws: &mut WebSocket, seq: u64, entry: &Entry) -> Result<(), axum::Error> {
-    send_json(ws, &json!({ "type": "entry", "seq": seq, "entry": entry })).await
-}
-
-async fn close_with(mut ws: WebSocket, code: u16, reason: &str) {
-    let frame = CloseFrame { code, reason: Utf8Bytes::from(reason.to_string()) };
-    let _ = ws.send(Message::Close(Some(frame))).await;
+    (!fields.is_empty()).then(|| json!({ "fields": fields, "topics": topics }))
 }

@@ -1,181 +1,18 @@
 //! The web-chat server against a real NATS server, spoken to over real WebSockets.
 
-use std::net::SocketAddr;
+mod common;
+
 use std::time::Duration;
 
+use common::*;
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use switchboard_adapter::testkit::{RunningChannel, TestBus, outbound};
+use switchboard_adapter::testkit::outbound;
 use switchboard_adapter::{RateLimitConfig, RuntimeConfig};
-use switchboard_channel_webchat::{CHANNEL, TopicConfig, WebchatChannel, WebchatConfig, sign_identity};
+use switchboard_channel_webchat::{CHANNEL, sign_identity};
 use switchboard_core::contract::{buckets, streams, subjects};
 use switchboard_core::{Event, EventKind};
-use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-
-const ORIGIN: &str = "http://shop.test";
-const WAIT: Duration = Duration::from_secs(10);
-
-struct Chat {
-    bus: TestBus,
-    base: String,
-    running: Option<RunningChannel>,
-    _dir: tempfile::TempDir,
-}
-
-fn config(dir: &std::path::Path) -> WebchatConfig {
-    let secret = dir.join("session.key");
-    std::fs::write(&secret, "session-key-for-tests-0123456789abcdef").unwrap();
-    let identity = dir.join("identity.key");
-    std::fs::write(&identity, "identity-key-for-tests").unwrap();
-    let mut cfg = WebchatConfig {
-        enabled: true,
-        session_secret_file: Some(secret),
-        identity_secret_file: Some(identity),
-        allowed_origins: vec![ORIGIN.into()],
-        max_connections_per_ip: 4,
-        ..Default::default()
-    };
-    cfg.topics.insert("billing".into(), TopicConfig { en: "Billing".into(), ru: None, team: Some("billing".into()) });
-    cfg
-}
-
-impl Chat {
-    async fn start(edit: impl FnOnce(&mut WebchatConfig)) -> Chat {
-        let dir = tempfile::tempdir().unwrap();
-        let mut cfg = config(dir.path());
-        edit(&mut cfg);
-        let bus = TestBus::start().await;
-        let channel = WebchatChannel::new(&cfg, "main", bus.slot()).expect("channel");
-        let running = bus.run_channel(channel, cfg.runtime.clone());
-        let app = running.routes.clone().expect("web chat has routes");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("127.0.0.1:{}", listener.local_addr().unwrap().port());
-        tokio::spawn(async move {
-            axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await.unwrap();
-        });
-        let chat = Chat { bus, base, running: Some(running), _dir: dir };
-        // The live feed and the events consumer start with the channel; wait for the consumer.
-        let js = chat.bus.bus.jetstream().clone();
-        switchboard_adapter::testkit::wait_for("the events consumer", WAIT, || {
-            let js = js.clone();
-            async move {
-                match js.get_stream(streams::EVENTS).await {
-                    Ok(s) => s.consumer_info("webchat-events").await.is_ok(),
-                    Err(_) => false,
-                }
-            }
-        })
-        .await;
-        chat
-    }
-
-    async fn connect_from(&self, origin: Option<&str>) -> Result<Ws, WsError> {
-        let mut request = format!("ws://{}/chat/ws", self.base).into_client_request().unwrap();
-        if let Some(origin) = origin {
-            request.headers_mut().insert("origin", origin.parse().unwrap());
-        }
-        let (ws, _) = tokio_tungstenite::connect_async(request).await?;
-        Ok(Ws { ws })
-    }
-
-    /// A socket that said hello; returns it with the welcome frame.
-    async fn open(&self, hello: Value) -> (Ws, Value) {
-        let mut ws = self.connect_from(Some(ORIGIN)).await.expect("upgrade");
-        let mut hello = hello;
-        hello["type"] = "hello".into();
-        ws.send(hello).await;
-        let welcome = ws.next_of("welcome").await;
-        (ws, welcome)
-    }
-
-    async fn envelopes(&self) -> Vec<switchboard_core::Envelope> {
-        self.bus.envelopes(CHANNEL).await
-    }
-}
-
-struct Ws {
-    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
-}
-
-impl Ws {
-    async fn send(&mut self, frame: Value) {
-        self.ws.send(Message::text(frame.to_string())).await.expect("send frame");
-    }
-
-    /// The next text frame, or `None` when the socket closed (with its close code).
-    async fn next(&mut self) -> Result<Value, Option<u16>> {
-        loop {
-            let msg = tokio::time::timeout(WAIT, self.ws.next()).await.expect("a frame within the wait");
-            match msg {
-                Some(Ok(Message::Text(t))) => return Ok(serde_json::from_str(&t).expect("JSON frame")),
-                Some(Ok(Message::Close(frame))) => return Err(frame.map(|f| u16::from(f.code))),
-                Some(Ok(_)) => continue,
-                Some(Err(_)) | None => return Err(None),
-            }
-        }
-    }
-
-    /// The next frame of one of `kinds`.
-    async fn next_of_any(&mut self, kinds: &[&str]) -> Value {
-        loop {
-            let frame = self.next().await.unwrap_or_else(|code| panic!("closed ({code:?}) waiting for {kinds:?}"));
-            if kinds.iter().any(|k| frame["type"] == *k) {
-                return frame;
-            }
-        }
-    }
-
-    async fn next_of(&mut self, kind: &str) -> Value {
-        loop {
-            let frame = self.next().await.unwrap_or_else(|code| panic!("closed ({code:?}) waiting for {kind}"));
-            if frame["type"] == kind {
-                return frame;
-            }
-        }
-    }
-
-    /// The next entry of `kind`, skipping other frames.
-    async fn entry_of(&mut self, kind: &str) -> Value {
-        loop {
-            let frame = self.next_of("entry").await;
-            if frame["entry"]["kind"] == kind {
-                return frame;
-            }
-        }
-    }
-
-    /// Reads until the socket closes; its close code.
-    async fn closed(&mut self) -> Option<u16> {
-        loop {
-            if let Err(code) = self.next().await {
-                return code;
-            }
-        }
-    }
-
-    /// Entries until `synced`.
-    async fn history(&mut self) -> Vec<Value> {
-        let mut entries = Vec::new();
-        loop {
-            let frame = self.next().await.expect("history");
-            match frame["type"].as_str() {
-                Some("entry") => entries.push(frame),
-                Some("synced") => return entries,
-                _ => {}
-            }
-        }
-    }
-}
-
-fn texts(entries: &[Value]) -> Vec<String> {
-    entries
-        .iter()
-        .map(|e| format!("{}:{}", e["entry"]["kind"].as_str().unwrap(), e["entry"]["text"].as_str().unwrap_or("")))
-        .collect()
-}
 
 #[tokio::test]
 async fn pages_from_other_origins_are_refused() {
@@ -359,9 +196,14 @@ async fn an_address_over_its_message_limit_is_told_so_and_closed_with_4429() {
 async fn a_signed_identity_links_the_visitor_and_a_forged_one_does_not() {
     let chat = Chat::start(|_| {}).await;
     let hash = sign_identity(b"identity-key-for-tests", "42");
-    let (mut ws, _) = chat
+    let (mut ws, signed) = chat
         .open(json!({ "identity": { "user_id": "42", "hash": hash, "name": "Olga", "email": "olga@example.com" } }))
         .await;
+    // A signed-in visitor is not asked again for what the site supplied: only the topic is left;
+    // a signed-in one the site gave no email is asked for that.
+    assert_eq!(signed["prechat"]["fields"], json!(["topic"]), "the signed-in visitor is asked again: {signed}");
+    let (_named, welcome) = chat.open(json!({ "identity": { "user_id": "42", "hash": hash, "name": "Olga" } })).await;
+    assert_eq!(welcome["prechat"]["fields"], json!(["email", "topic"]), "{welcome}");
     ws.history().await;
     ws.send(json!({ "type": "send", "client_id": "a", "text": "signed in" })).await;
     ws.next_of("ack").await;
@@ -369,6 +211,11 @@ async fn a_signed_identity_links_the_visitor_and_a_forged_one_does_not() {
     let (mut ws2, welcome) = chat
         .open(json!({ "identity": { "user_id": "42", "hash": forged, "name": "Mallory", "email": "mallory@example.com" } }))
         .await;
+    assert_eq!(
+        welcome["prechat"]["fields"],
+        json!(["name", "email", "topic"]),
+        "a forged identity is taken at its word"
+    );
     ws2.history().await;
     ws2.send(json!({ "type": "send", "client_id": "a", "text": "forged" })).await;
     ws2.next_of("ack").await;
@@ -451,9 +298,10 @@ async fn assignment_resolution_typing_and_one_rating_per_conversation() {
     let entry = ws.entry_of("assigned").await;
     assert_eq!(entry["entry"]["agent_name"], "Anna");
 
+    // The agent API's signal does not name the agent: the socket names the one assigned.
     let typing = json!({ "conversation_id": conversation, "agent_id": "anna" });
     chat.bus.bus.client().publish(subjects::AGENT_TYPING, typing.to_string().into()).await.unwrap();
-    ws.next_of("typing").await;
+    assert_eq!(ws.next_of("typing").await["agent_name"], "Anna", "typing does not name the assigned agent");
     // A signal with a field the `typing` message does not have is not one; the next one shows.
     let odd = json!({ "conversation_id": conversation, "agent_id": "anna", "agent_name": "Odd", "x-unknown": 1 });
     chat.bus.bus.client().publish(subjects::AGENT_TYPING, odd.to_string().into()).await.unwrap();
