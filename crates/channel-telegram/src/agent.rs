@@ -3,31 +3,36 @@
 //! updates arrive as messages, and the agent answers by replying to a conversation's message.
 //! Which conversation a message belongs to is kept per sent message in KV, so several
 //! conversations at once stay apart; a button pressed twice is the same command and acts once.
+//! A command is confirmed to Telegram once it is stored on the bus; the router's verdict is
+//! awaited apart (a bounded number at once), so a slow verdict never holds up the bot's other
+//! updates. Used buttons are replaced by what became of them (see [`crate::buttons`]).
 //!
 //! KV `sb_channels` keys: `telegram.link.<code>` (agent, expiry), `telegram.agent.<agent>` (chat),
 //! `telegram.chat.<chat>` (agent), `telegram.msg.<chat>.<message>` (conversation).
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::kv::Store;
 use sha2::{Digest, Sha256};
-use switchboard_adapter::{SendError, Verdict, derived_command_id, send_command};
+use switchboard_adapter::{PublishedCommand, SendError, Verdict, derived_command_id, publish_command};
 use switchboard_bus::{Bus, BusError, ConsumerSpec, Delivery, HandlerError};
-use switchboard_core::agent::HistoryEntry;
 use switchboard_core::contract::{buckets, streams, subjects};
 use switchboard_core::{AgentCommand, AgentDelivery, AgentStatus, CommandAction, Contract};
 use teloxide_core::payloads::AnswerCallbackQuerySetters;
 use teloxide_core::prelude::Requester;
-use teloxide_core::types::{CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message};
-use tokio::sync::OnceCell;
+use teloxide_core::types::{CallbackQuery, Message};
+use tokio::sync::{OnceCell, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use uuid::Uuid;
 
-use crate::format::{bold, escape, italic};
-use crate::outbound::{Outgoing, Sender};
+use crate::buttons;
+use crate::compose::{self, compose};
+use crate::files::{fetch_file, file_ref};
+use crate::format::italic;
+use crate::kinds::{Content, FileSpec, content};
+use crate::outbound::{FileOut, Outgoing, Sender};
 use crate::outcome::UpdateOutcome;
 use crate::progress::{Progress, progress_key};
 
@@ -36,6 +41,9 @@ pub const ENDPOINT_KIND: &str = "telegram";
 
 /// How long a command waits for the router's verdict before the agent is told "received".
 const VERDICT_WAIT: Duration = Duration::from_secs(3);
+
+/// How many commands' verdicts are awaited at once; a press beyond that waits for a slot.
+const VERDICTS_AT_ONCE: usize = 64;
 
 /// How long a link code stays valid.
 pub const LINK_CODE_TTL: Duration = Duration::from_secs(15 * 60);
@@ -47,6 +55,10 @@ pub struct AgentChats {
     /// The `sb_channels` bucket, looked up once: every customer message asks it whether its chat
     /// is an agent's, and each lookup of the bucket is a JetStream API request.
     kv: Arc<OnceCell<Store>>,
+    /// Slots for commands whose verdict is awaited.
+    verdicts: Arc<Semaphore>,
+    /// Largest file an agent may send a customer, in bytes.
+    max_file_bytes: u64,
 }
 
 fn key_link(code: &str) -> String {
@@ -60,6 +72,22 @@ fn key_chat(chat: i64) -> String {
 }
 fn key_msg(chat: i64, message: i32) -> String {
     format!("telegram.msg.{chat}.{message}")
+}
+
+/// The file an agent's message carries (a photo, a document, ...), if any.
+fn file_of(m: &Message) -> Option<FileSpec> {
+    match content(m) {
+        Content::Carried { file, .. } => file,
+        _ => None,
+    }
+}
+
+/// Remembers which conversation one of the bot's messages in an agent's chat belongs to.
+async fn remember_message(kv: &Store, chat: i64, message: i32, conversation: Uuid) -> Result<(), SendError> {
+    kv.put(key_msg(chat, message), conversation.to_string().into())
+        .await
+        .map_err(|e| SendError::retryable(format!("remember the conversation: {e}")))?;
+    Ok(())
 }
 
 async fn channels_kv(bus: &Bus) -> Result<Store, String> {
@@ -91,9 +119,10 @@ pub async fn issue_link_code(bus: &Bus, agent: &str) -> Result<String, String> {
 }
 
 impl AgentChats {
-    /// Agents' chats, written to with `sender`.
-    pub fn new(sender: Sender) -> AgentChats {
-        AgentChats { sender, kv: Arc::default() }
+    /// Agents' chats, written to with `sender`; agents' files up to `max_file_bytes` are passed on.
+    pub fn new(sender: Sender, max_file_bytes: u64) -> AgentChats {
+        let verdicts = Arc::new(Semaphore::new(VERDICTS_AT_ONCE));
+        AgentChats { sender, kv: Arc::default(), verdicts, max_file_bytes }
     }
 
     async fn kv(&self, bus: &Bus) -> Result<&Store, String> {
@@ -135,15 +164,53 @@ impl AgentChats {
             .map_err(SendError::retryable)?
             .and_then(|c| c.parse::<i64>().ok())
             .ok_or_else(|| SendError::permanent(format!("agent {agent} has not linked a Telegram chat")))?;
+        // What became of the conversation shows on its earlier buttons before anything new is sent.
+        if let AgentDelivery::Update(u) = delivery
+            && let Some(label) = buttons::label_for(&u.change)
+        {
+            buttons::settle(&self.sender, kv, chat, conversation, label).await?;
+        }
         let (markdown, keyboard) = compose(delivery, conversation);
-        let steps = crate::format::split(&markdown, crate::format::MAX_TEXT_CHARS).len();
-        let mut progress = Progress::for_steps(kv.clone(), progress_key(&id), steps).await?;
+        let live = keyboard.is_some();
+        let files = compose::files_of(delivery);
+        let parts = crate::format::split(&markdown, crate::format::MAX_TEXT_CHARS).len();
+        let mut progress = Progress::for_steps(kv.clone(), progress_key(&id), parts + files.len()).await?;
         let sent =
             self.sender.send(Outgoing { chat, markdown: &markdown, reply_to: None, keyboard }, &mut progress).await?;
-        for m in sent {
-            kv.put(key_msg(chat, m), conversation.to_string().into())
-                .await
-                .map_err(|e| SendError::retryable(format!("remember the conversation: {e}")))?;
+        for m in &sent {
+            remember_message(kv, chat, *m, conversation).await?;
+        }
+        // The buttons sit under the last part.
+        if let (true, Some(last)) = (live, sent.last()) {
+            buttons::remember(kv, chat, conversation, *last).await?;
+        }
+        // The customer's files after the text, as replies to it and captioned with the label, so
+        // replying to a file answers the conversation too.
+        let caption = compose::caption(delivery);
+        for (i, a) in files.iter().enumerate() {
+            if parts + i < progress.done() {
+                continue;
+            }
+            let bytes = match switchboard_adapter::read_attachment(bus, &a.object, crate::files::MAX_UPLOAD_BYTES).await
+            {
+                Ok(bytes) => bytes,
+                Err(e) if !e.retryable => {
+                    // Gone from the store (its retention ended) or too big to upload: the text names it.
+                    warn!(error = %e.reason, "a customer's file cannot be shown to the agent");
+                    progress.record(0).await?;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let file = FileOut {
+                name: &a.filename,
+                content_type: &a.content_type,
+                caption: Some(&caption),
+                reply_to: sent.last().copied(),
+            };
+            let m = self.sender.send_file(chat, bytes, file).await?;
+            progress.record(m.id.0).await?;
+            remember_message(kv, chat, m.id.0, conversation).await?;
         }
         progress.finish().await;
         Ok(())
@@ -155,7 +222,8 @@ impl AgentChats {
             return Ok(None);
         }
         let chat = m.chat.id.0;
-        let text = m.text().unwrap_or_default().trim();
+        // A file's caption is its text.
+        let text = m.text().or(m.caption()).unwrap_or_default().trim();
         let kv = self.kv(bus).await?;
         if let Some(code) = text.strip_prefix("/link") {
             return self.link(kv, chat, code.trim()).await.map(Some);
@@ -182,6 +250,13 @@ impl AgentChats {
         };
         let action = match (status, conversation) {
             (Some(status), _) => CommandAction::SetStatus { status },
+            (None, Some(_)) if file_of(m).is_some() => match self.file_reply(bus, m, text).await? {
+                Ok(a) => a,
+                Err(why) => {
+                    self.say(chat, &why).await;
+                    return Ok(Some(UpdateOutcome::Refused(why)));
+                }
+            },
             (None, Some(_)) => match action_for(text) {
                 Ok(a) => a,
                 Err(why) => {
@@ -195,11 +270,46 @@ impl AgentChats {
             }
         };
         let id = derived_command_id(&format!("telegram:msg:{chat}:{}", m.id.0));
-        let verdict = self.command(bus, &agent, conversation, id, action).await?;
-        if let Verdict::Rejected(reason) = verdict {
-            self.say(chat, &format!("Not done: {reason}.")).await;
-        }
+        let declines = matches!(action, CommandAction::Decline { .. });
+        let published = self.command(bus, &agent, conversation, id, action).await?;
+        let (this, kv) = (self.clone(), kv.clone());
+        self.after_verdict(published, move |verdict| async move {
+            match verdict {
+                Verdict::Rejected(reason) => this.say(chat, &format!("Not done: {reason}.")).await,
+                Verdict::Done if declines => {
+                    if let Some(conversation) = conversation
+                        && let Err(e) = buttons::settle(&this.sender, &kv, chat, conversation, buttons::DECLINED).await
+                    {
+                        warn!(error = %e, "cannot mark a declined offer's buttons");
+                    }
+                }
+                _ => {}
+            }
+        })
+        .await;
         Ok(Some(UpdateOutcome::Recorded))
+    }
+
+    /// An agent's photo or document (with its caption) in reply to a conversation's message:
+    /// fetched into the object store like customers' files and sent as a reply with the file;
+    /// over the limit, the agent is told and nothing is sent (`Ok(Err(why))`).
+    async fn file_reply(&self, bus: &Bus, m: &Message, caption: &str) -> Result<Result<CommandAction, String>, String> {
+        let Some(file) = file_of(m) else { return Ok(Err("No file in the message.".into())) };
+        if caption.starts_with('/') {
+            // A caption goes to the customer as written; a command there is surely not meant to.
+            return Ok(Err("Not sent: send commands on their own, not as a file's caption.".into()));
+        }
+        let mut attachment = file_ref(&file.meta.id.0, &file.name, &file.mime, file.meta.size);
+        let facts = (file.meta.id.0.as_str(), file.meta.unique_id.0.as_str(), u64::from(file.meta.size));
+        fetch_file(self.sender.bot(), self.max_file_bytes, bus, facts, &mut attachment).await?;
+        if attachment.skipped.is_some() {
+            let (size, limit) = (compose::size(attachment.size), compose::size(self.max_file_bytes));
+            return Ok(Err(format!(
+                "Not sent: {} ({size}) is over the {limit} limit for files. Nothing reached the customer.",
+                file.name
+            )));
+        }
+        Ok(Ok(CommandAction::Reply { text: caption.into(), attachments: vec![attachment] }))
     }
 
     /// A button under one of our messages.
@@ -221,6 +331,10 @@ impl AgentChats {
         };
         let data = q.data.as_deref().unwrap_or_default();
         let (verb, conversation) = data.split_once(':').unwrap_or((data, ""));
+        if verb == buttons::USED {
+            answer(buttons::ALREADY_HANDLED.into()).await;
+            return Ok(UpdateOutcome::Ignored);
+        }
         let Ok(conversation) = Uuid::try_parse(conversation) else {
             answer("Unknown button.".into()).await;
             return Ok(UpdateOutcome::Ignored);
@@ -235,14 +349,33 @@ impl AgentChats {
             }
         };
         // The same button on the same message is the same command: pressed twice, it acts once.
-        let message = q.message.as_ref().map(|m| m.id().0).unwrap_or_default();
-        let id = derived_command_id(&format!("telegram:btn:{chat}:{message}:{data}"));
-        let text = match self.command(bus, &agent, Some(conversation), id, action).await? {
-            Verdict::Done => "Done.".to_string(),
-            Verdict::Rejected(reason) => format!("Not done: {reason}."),
-            Verdict::Pending => "Received.".to_string(),
-        };
-        answer(text).await;
+        let message = q.message.as_ref().map(|m| m.id().0);
+        let id = derived_command_id(&format!("telegram:btn:{chat}:{}:{data}", message.unwrap_or_default()));
+        let published = self.command(bus, &agent, Some(conversation), id, action).await?;
+        // Stored: the press is handled. The answer waits for the verdict without holding up updates.
+        let (this, query, label) = (self.clone(), q.id.clone(), buttons::label_for_verb(verb));
+        let kv = kv.clone();
+        self.after_verdict(published, move |verdict| async move {
+            let text = match &verdict {
+                Verdict::Done => "Done.".to_string(),
+                Verdict::Rejected(reason) => format!("Not done: {reason}."),
+                Verdict::Pending => "Received.".to_string(),
+            };
+            if let Err(e) = this.sender.bot().answer_callback_query(query).text(text).await {
+                warn!(error = %crate::outbound::classify(e), "cannot answer a button press");
+            }
+            let (Verdict::Done, Some(label), Some(message)) = (verdict, label, message) else { return };
+            let edited = this.sender.edit_keyboard(chat, message, Some(buttons::status(label, conversation))).await;
+            if let Err(e) = edited {
+                warn!(error = %e, "cannot mark a used button");
+            }
+            if label == buttons::DECLINED
+                && let Err(e) = buttons::settle(&this.sender, &kv, chat, conversation, label).await
+            {
+                warn!(error = %e, "cannot mark a declined offer's buttons");
+            }
+        })
+        .await;
         Ok(UpdateOutcome::Recorded)
     }
 
@@ -299,7 +432,7 @@ impl AgentChats {
         conversation: Option<Uuid>,
         id: Uuid,
         action: CommandAction,
-    ) -> Result<Verdict, String> {
+    ) -> Result<PublishedCommand, String> {
         let command = AgentCommand {
             id,
             agent_id: agent.into(),
@@ -308,7 +441,23 @@ impl AgentChats {
             action,
         };
         command.validate().map_err(|e| e.to_string())?;
-        send_command(bus, &command, VERDICT_WAIT).await.map_err(|e| e.to_string())
+        publish_command(bus, &command).await.map_err(|e| e.to_string())
+    }
+
+    /// Awaits a stored command's verdict apart from the update that caused it (a bounded number
+    /// at once), then runs `then` with it: telling the agent, marking buttons.
+    async fn after_verdict<F, Fut>(&self, mut published: PublishedCommand, then: F)
+    where
+        F: FnOnce(Verdict) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send,
+    {
+        // A slot first: with every slot taken, handling waits rather than piling up tasks.
+        let Ok(slot) = self.verdicts.clone().acquire_owned().await else { return };
+        tokio::spawn(async move {
+            let verdict = published.verdict(VERDICT_WAIT).await;
+            then(verdict).await;
+            drop(slot);
+        });
     }
 
     /// A short notice to an agent's chat (best effort).
@@ -346,62 +495,6 @@ pub fn action_for(text: &str) -> Result<CommandAction, String> {
         _ if text.is_empty() => return Err("Send text to answer the customer.".into()),
         _ => CommandAction::reply(text),
     })
-}
-
-/// The text and buttons for one delivery.
-fn compose(delivery: &AgentDelivery, conversation: Uuid) -> (String, Option<InlineKeyboardMarkup>) {
-    let short = conversation.simple().to_string()[..8].to_string();
-    let button =
-        |label: &str, verb: &str| InlineKeyboardButton::callback(label, format!("{verb}:{}", conversation.simple()));
-    match delivery {
-        AgentDelivery::Offer(o) => {
-            let who = o.customer.name.clone().unwrap_or_else(|| o.customer.id.clone());
-            let mut text = format!(
-                "{} {}\n",
-                bold(&format!("New conversation {short}")),
-                escape(&format!("from {who} on {}", o.channel))
-            );
-            let _ = writeln!(
-                text,
-                "{}",
-                escape(&format!("Priority {}, first reply due {}", o.priority.0, o.sla_deadline.format("%H:%M UTC")))
-            );
-            if let Some(subject) = &o.subject {
-                let _ = writeln!(text, "{}", italic(subject));
-            }
-            let _ = write!(text, "\n{}", history(&o.history));
-            let _ = write!(
-                text,
-                "\n{}",
-                italic("Reply to this message to answer; /resolve /note /escalate /transfer <team> as replies.")
-            );
-            let keyboard = o
-                .actions
-                .iter()
-                .any(|a| a == "accept")
-                .then(|| InlineKeyboardMarkup::new([[button("Accept", "acc"), button("Decline", "dec")]]));
-            let keyboard = keyboard.or_else(|| Some(InlineKeyboardMarkup::new([[button("Resolve", "res")]])));
-            (text, keyboard)
-        }
-        AgentDelivery::Message(m) => (format!("{} {}", bold(&short), history(std::slice::from_ref(&m.entry))), None),
-        AgentDelivery::Update(u) => {
-            let mut text = format!("{} {}", bold(&short), escape(&u.change.replace('_', " ")));
-            if let Some(note) = &u.note {
-                let _ = write!(text, "\n{}", escape(note));
-            }
-            let keyboard = (u.change == "assigned").then(|| InlineKeyboardMarkup::new([[button("Resolve", "res")]]));
-            (text, keyboard)
-        }
-    }
-}
-
-fn history(entries: &[HistoryEntry]) -> String {
-    let mut out = String::new();
-    for e in entries {
-        let who = e.author_label();
-        let _ = writeln!(out, "{}\n{}", bold(&who), escape(e.text.trim()));
-    }
-    out
 }
 
 #[cfg(test)]

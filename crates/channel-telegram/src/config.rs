@@ -37,6 +37,9 @@ pub struct TelegramConfig {
     pub webhook_secret_env: Option<String>,
     /// File holding the webhook's secret token.
     pub webhook_secret_file: Option<PathBuf>,
+    /// The answer to a customer's bare `/start` (opening the chat with the bot); a default one
+    /// when absent. It is not offered to agents: there is no question yet.
+    pub start_greeting: Option<String>,
     /// Agents who work from Telegram (endpoint kind `telegram`); each links a chat with a code
     /// from `POST /v1/agent/telegram-link`.
     pub agents: Vec<String>,
@@ -58,6 +61,7 @@ impl Default for TelegramConfig {
             webhook_url: None,
             webhook_secret_env: None,
             webhook_secret_file: None,
+            start_greeting: None,
             agents: Vec::new(),
         }
     }
@@ -102,6 +106,9 @@ impl TelegramConfig {
                     "a webhook needs exactly one of `webhook_secret_env` and `webhook_secret_file`",
                 ));
             }
+        }
+        if self.start_greeting.as_deref().is_some_and(|g| g.trim().is_empty() || g.chars().count() > 4096) {
+            return Err(err("start_greeting", "1 to 4,096 characters when set"));
         }
         if self.per_chat_per_sec == 0 || self.per_bot_per_sec == 0 {
             return Err(err("per_chat_per_sec", "rates must be at least 1"));

@@ -15,18 +15,19 @@ use serde_json::Value;
 use switchboard_adapter::{HealthStatus, Inbound, InboundError};
 use switchboard_bus::Bus;
 use switchboard_bus::outcomes::{self, InboundOutcome};
-use switchboard_core::contract::{ATTACHMENTS_STORE, buckets, subjects};
+use switchboard_core::contract::{buckets, subjects};
 use switchboard_core::{Customer, Envelope, Event, EventKind};
-use teloxide_core::types::{ChatId, ChatMemberKind, Message, Update, UpdateKind};
+use teloxide_core::prelude::Requester;
+use teloxide_core::types::{ChatMemberKind, Message, Update, UpdateKind};
 use tracing::{debug, info, warn};
 
 use crate::CHANNEL;
 use crate::agent::AgentChats;
 pub use crate::deadletter::DLQ_COMPONENT;
+pub use crate::files::Files;
+use crate::files::file_ref;
 use crate::kinds::{CANNOT_READ, Content, KIND_KEY, content, raw_kind};
-use crate::outbound::classify;
 pub use crate::outcome::UpdateOutcome;
-use teloxide_core::prelude::Requester;
 
 /// Polls one bot's updates.
 pub struct Poller {
@@ -39,15 +40,6 @@ pub struct Poller {
     files: Files,
     /// The `sb_channels` bucket (the offset), looked up once rather than every poll.
     kv: tokio::sync::OnceCell<async_nats::jetstream::kv::Store>,
-}
-
-/// Fetches customers' files into the object store, within a size limit.
-#[derive(Clone)]
-pub struct Files {
-    /// The bot that downloads them.
-    pub bot: teloxide_core::Bot,
-    /// Largest file fetched, in bytes; bigger ones are listed as skipped.
-    pub max_bytes: u64,
 }
 
 /// The `sb_channels` key of a bot's update offset.
@@ -73,6 +65,8 @@ impl Poller {
         let backoff = switchboard_bus::Backoff { initial: Duration::from_millis(200), max: Duration::from_secs(30) };
         let mut failures = 0;
         let mut state = PollState::default();
+        // A webhook left from running in webhook mode makes Telegram refuse every getUpdates (409).
+        self.delete_webhook().await;
         while !shutdown.is_cancelled() {
             let round = tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -94,6 +88,15 @@ impl Poller {
                     }
                 }
             }
+        }
+    }
+
+    /// Removes the bot's webhook, keeping the updates Telegram holds (best effort: polling shows
+    /// the failure in the health and tries again).
+    async fn delete_webhook(&self) {
+        match self.files.bot().delete_webhook().await {
+            Ok(_) => info!("telegram webhook removed (if one was set): updates come by long polling"),
+            Err(e) => warn!(error = %crate::outbound::classify(e), "cannot remove the telegram webhook"),
         }
     }
 
@@ -132,10 +135,12 @@ impl Poller {
         let updates = match serde_json::from_str::<Value>(&text) {
             Ok(v) if v["ok"] == true => v["result"].as_array().cloned().unwrap_or_default(),
             Ok(v) => {
-                return Err(format!(
-                    "getUpdates: HTTP {status}: {}",
-                    v["description"].as_str().unwrap_or("no description")
-                ));
+                let description = v["description"].as_str().unwrap_or("no description");
+                if status == reqwest::StatusCode::CONFLICT && description.contains("webhook") {
+                    // Set since the start (another process in webhook mode): removed again.
+                    self.delete_webhook().await;
+                }
+                return Err(format!("getUpdates: HTTP {status}: {description}"));
             }
             Err(e) if !state.isolate => {
                 // Not even JSON: ask for one update at a time until the broken one is alone.
@@ -251,9 +256,18 @@ async fn unreadable(files: &Files, value: &Value) -> UpdateOutcome {
 /// Tells the customer their message cannot be read (best effort: a failure is logged, and the
 /// message stays counted).
 async fn answer_cannot_read(files: &Files, chat: i64) {
-    if let Err(e) = files.bot.send_message(ChatId(chat), CANNOT_READ).await {
-        warn!(chat, error = %classify(e), "cannot tell a customer their message cannot be read");
+    if let Err(e) = files.sender.send_plain(chat, CANNOT_READ).await {
+        warn!(chat, error = %e, "cannot tell a customer their message cannot be read");
     }
+}
+
+/// Whether a customer's message is a bare `/start` (Telegram sends it when a chat with the bot
+/// is opened): not a question, so it is greeted rather than offered as a conversation. A deep
+/// link's `/start <payload>` is kept as a message, its payload in `telegram.start`.
+fn is_bare_start(m: &Message) -> bool {
+    let text = m.text().unwrap_or_default().trim();
+    let bare = text == "/start" || text.strip_prefix("/start@").is_some_and(|bot| !bot.contains(char::is_whitespace));
+    bare && m.from.as_ref().is_some_and(|f| !f.is_bot)
 }
 
 /// The first `"update_id": <n>` in a `getUpdates` answer that is not JSON, so the broken update
@@ -280,7 +294,16 @@ async fn handle(
         return Ok(outcome);
     }
     match &update.kind {
-        UpdateKind::CallbackQuery(q) if crate::csat::is_answer(q) => crate::csat::handle(bus, &files.bot, q).await,
+        UpdateKind::CallbackQuery(q) if crate::csat::is_answer(q) => crate::csat::handle(bus, files.bot(), q).await,
+        UpdateKind::Message(m) if is_bare_start(m) => {
+            let markdown = crate::format::escape(&files.greeting);
+            let out =
+                crate::outbound::Outgoing { chat: m.chat.id.0, markdown: &markdown, reply_to: None, keyboard: None };
+            if let Err(e) = files.sender.send(out, &mut crate::progress::Progress::untracked()).await {
+                warn!(error = %e, "cannot greet a customer");
+            }
+            Ok(UpdateOutcome::NotOffered("a bare /start, greeted".into()))
+        }
         UpdateKind::CallbackQuery(q) => match agents {
             Some(agents) => agents.handle_callback(bus, q).await,
             None => Ok(UpdateOutcome::Ignored),
@@ -301,6 +324,8 @@ async fn handle(
         UpdateKind::EditedMessage(m) => {
             let mut data = serde_json::Map::new();
             data.insert("chat_id".into(), m.chat.id.0.into());
+            // The thread key the chat's envelopes carry, by which the router finds the conversation.
+            data.insert("thread_key".into(), m.chat.id.0.to_string().into());
             data.insert("message_id".into(), m.id.0.into());
             data.insert("text".into(), m.text().or(m.caption()).unwrap_or_default().into());
             record(bus, EventKind::MessageEdited, &format!("tg-edit:{}:{}:{}", m.chat.id.0, m.id.0, update.id.0), data)
@@ -405,51 +430,6 @@ pub fn envelope(m: &Message, update_id: u32) -> Option<Envelope> {
         metadata,
         raw_ref: Some(format!("update:{update_id}")),
     })
-}
-
-impl Files {
-    /// Stores the message's file (photo, document, voice, audio, video, video note, sticker,
-    /// animation) under `telegram/<file unique id>`, so a redelivery overwrites, and fills in the
-    /// envelope's reference; over the limit it stays listed as skipped. A download that fails is
-    /// an error: the update is tried again.
-    async fn fetch(&self, bus: &Bus, m: &Message, envelope: &mut Envelope) -> Result<(), String> {
-        use teloxide_core::net::Download;
-        let Content::Carried { file, .. } = content(m) else { return Ok(()) };
-        for (meta, attachment) in file.iter().map(|f| &f.meta).zip(envelope.attachments.iter_mut()) {
-            if u64::from(meta.size) > self.max_bytes {
-                attachment.skipped = Some(format!("over the {} byte limit", self.max_bytes));
-                continue;
-            }
-            let file = self.bot.get_file(meta.id.clone()).await.map_err(|e| classify(e).reason)?;
-            let mut bytes = Vec::new();
-            self.bot.download_file(&file.path, &mut bytes).await.map_err(|e| format!("download a file: {e}"))?;
-            if bytes.len() as u64 > self.max_bytes {
-                attachment.skipped = Some(format!("over the {} byte limit", self.max_bytes));
-                continue;
-            }
-            let store = bus
-                .jetstream()
-                .get_object_store(ATTACHMENTS_STORE)
-                .await
-                .map_err(|e| format!("attachment store: {e}"))?;
-            let object = format!("telegram/{}", meta.unique_id.0);
-            store.put(object.as_str(), &mut bytes.as_slice()).await.map_err(|e| format!("store a file: {e}"))?;
-            (attachment.object, attachment.size, attachment.skipped) = (object, bytes.len() as u64, None);
-        }
-        Ok(())
-    }
-}
-
-/// A file as the envelope lists it: the Telegram file id stands in for the object until the
-/// content is fetched.
-fn file_ref(file_id: &str, name: &str, mime: &str, size: u32) -> switchboard_core::envelope::AttachmentRef {
-    switchboard_core::envelope::AttachmentRef {
-        object: String::new(),
-        filename: name.into(),
-        content_type: mime.into(),
-        size: u64::from(size),
-        skipped: Some(format!("telegram file {file_id}, not fetched")),
-    }
 }
 
 #[cfg(test)]

@@ -9,9 +9,12 @@
 //! decides routing and never logs message bodies or the bot token.
 
 mod agent;
+mod buttons;
+mod compose;
 mod config;
 mod csat;
 mod deadletter;
+mod files;
 pub mod format;
 mod inbound;
 mod kinds;
@@ -33,7 +36,7 @@ pub use config::{TelegramConfig, TelegramConfigError};
 pub use csat::parse as csat_answer;
 pub use inbound::{DLQ_COMPONENT, Files, Poller, UpdateOutcome, envelope, first_update_id, handle_update, offset_key};
 pub use kinds::{CANNOT_READ, KIND_KEY};
-pub use outbound::{Outgoing, Sender, classify};
+pub use outbound::{FileOut, Outgoing, Sender, classify};
 pub use webhook::openapi;
 
 /// The channel name: subjects `sb.in.telegram`, `sb.out.telegram`.
@@ -65,19 +68,20 @@ fn sender(cfg: &TelegramConfig) -> Result<(String, Sender), TelegramConfigError>
 
 /// The deliverer for agents who work from Telegram (`sb.agent.out.telegram`).
 pub fn agent_chats(cfg: &TelegramConfig) -> Result<AgentChats, TelegramConfigError> {
-    Ok(AgentChats::new(sender(cfg)?.1))
+    Ok(AgentChats::new(sender(cfg)?.1, cfg.max_file_bytes))
 }
 
 impl TelegramChannel {
     /// Builds the channel; reads the token now, so a bad setting stops the start with its key.
     pub fn new(cfg: &TelegramConfig, bus: BusSlot) -> Result<TelegramChannel, TelegramConfigError> {
         let (token, sender) = sender(cfg)?;
-        let agents = AgentChats::new(sender.clone());
+        let agents = AgentChats::new(sender.clone(), cfg.max_file_bytes);
         let webhook = match (&cfg.webhook_url, cfg.webhook_secret()?) {
             (Some(url), Some(secret)) => Some((url.clone(), secret)),
             _ => None,
         };
-        let files = Files { bot: sender.bot().clone(), max_bytes: cfg.max_file_bytes };
+        let greeting = cfg.start_greeting.clone().unwrap_or_else(|| files::DEFAULT_GREETING.into());
+        let files = Files { sender: sender.clone(), max_bytes: cfg.max_file_bytes, greeting };
         let poller = Poller::new(&cfg.api_url, &token, cfg.poll_timeout_secs, Some(agents.clone()), files.clone());
         Ok(TelegramChannel { poller, sender, agents, files, webhook, bus, kv: Default::default() })
     }
@@ -99,23 +103,6 @@ impl TelegramChannel {
             .await
             .map_err(|e| SendError::retryable(format!("channel state bucket: {e}")))?;
         Ok(kv.clone())
-    }
-
-    /// An attachment's bytes from the object store.
-    async fn attachment(&self, object: &str) -> Result<Vec<u8>, SendError> {
-        let bus = self.bus.get().map_err(|e| SendError::retryable(e.to_string()))?;
-        let store = bus
-            .jetstream()
-            .get_object_store(switchboard_core::contract::ATTACHMENTS_STORE)
-            .await
-            .map_err(|e| SendError::retryable(format!("attachment store: {e}")))?;
-        let mut reader =
-            store.get(object).await.map_err(|e| SendError::permanent(format!("attachment {object}: {e}")))?;
-        let mut bytes = Vec::new();
-        tokio::io::AsyncReadExt::read_to_end(&mut reader, &mut bytes)
-            .await
-            .map_err(|e| SendError::retryable(format!("read attachment {object}: {e}")))?;
-        Ok(bytes)
     }
 }
 
@@ -185,8 +172,9 @@ impl Channel for TelegramChannel {
             if parts + i < progress.done() {
                 continue;
             }
-            let bytes = self.attachment(&a.object).await?;
-            let sent = self.sender.send_file(chat, bytes, &a.filename).await?;
+            let bytes = files::read_object(&self.bus, &a.object).await?;
+            let file = FileOut { name: &a.filename, content_type: &a.content_type, caption: None, reply_to: None };
+            let sent = self.sender.send_file(chat, bytes, file).await?;
             progress.record(sent.id.0).await?;
         }
         let first = progress.sent().first().copied();

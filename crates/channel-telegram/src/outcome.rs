@@ -17,6 +17,8 @@ pub enum UpdateOutcome {
     Ignored,
     /// A customer's message of a kind the channel cannot carry (the kind); they were told.
     Unsupported(String),
+    /// Answered in the chat and not offered as a conversation (a customer's bare `/start`): why.
+    NotOffered(String),
     /// Refused without storing anything (a bad link code, a forged survey button): the reason.
     Refused(String),
     /// Kept as a dead letter (`sb.dlq.telegram-in`): the reason.
@@ -33,6 +35,7 @@ impl UpdateOutcome {
             UpdateOutcome::Recorded
             | UpdateOutcome::Ignored
             | UpdateOutcome::Unsupported(_)
+            | UpdateOutcome::NotOffered(_)
             | UpdateOutcome::Refused(_) => Some(InboundOutcome::NotRouted),
             UpdateOutcome::DeadLettered(_) => Some(InboundOutcome::DeadLetter),
         }

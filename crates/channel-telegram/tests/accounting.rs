@@ -398,3 +398,34 @@ async fn an_update_that_must_be_tried_again_does_not_make_those_before_it_count_
     assert_eq!(count(InboundOutcome::Duplicate), duplicate, "nothing handled twice");
     running.stop().await;
 }
+
+#[tokio::test]
+async fn a_bare_start_is_greeted_and_counted_not_offered() {
+    let _turn = COUNTS.lock().await;
+    let t = TestBus::start().await;
+    let api = FakeBotApi::start(TOKEN).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(&api, dir.path());
+    cfg.start_greeting = Some("Hi! Ask us anything (we answer within 1 hour).".into());
+    let running = start(&t, &cfg);
+    let not_routed = count(InboundOutcome::NotRouted);
+
+    // Opening the chat with the bot sends a bare /start: greeted, not a conversation.
+    api.push_update(api.text_message(611, 611, "/start"));
+    // A deep link's /start carries a payload: kept as a message, the payload in telegram.start.
+    api.push_update(api.text_message(612, 612, "/start order-17"));
+    api.push_update(api.text_message(611, 611, "My question, then."));
+    wait_for("the greeting", WAIT, || async { api.sent().iter().any(|s| s.chat_id == 611) }).await;
+    wait_for("two envelopes", WAIT, || async { t.envelopes("telegram").await.len() == 2 }).await;
+    let greeting = api.sent().into_iter().find(|s| s.chat_id == 611).unwrap();
+    assert_eq!(
+        greeting.text.as_deref(),
+        Some(switchboard_channel_telegram::format::escape("Hi! Ask us anything (we answer within 1 hour).").as_str())
+    );
+    let got = t.envelopes("telegram").await;
+    assert_eq!(got[0].metadata.get("telegram.start").map(String::as_str), Some("order-17"));
+    assert_eq!(got[1].text, "My question, then.");
+    assert!(got.iter().all(|e| e.text != "/start" || e.metadata.contains_key("telegram.start")));
+    assert_eq!(count(InboundOutcome::NotRouted), not_routed + 1, "the bare /start counted once, as not routed");
+    running.stop().await;
+}

@@ -53,6 +53,7 @@ async fn updates_become_envelopes_or_events_and_unreadable_ones_are_skipped() {
     assert_eq!(got[2].thread_key, "-100", "a group is its own thread");
     let edit = &events(&t, "message_edited").await[0];
     assert_eq!(edit.data["text"], "Where is my order 17?");
+    assert_eq!(edit.data["thread_key"], "501", "the chat's thread key, by which the conversation is found");
     assert_eq!(events(&t, "customer_blocked").await[0].data["blocked"], true);
 
     // Not even JSON: skipped, and what comes after still flows.

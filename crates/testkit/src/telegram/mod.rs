@@ -388,6 +388,14 @@ impl FakeBotApi {
         queue.extend(std::iter::repeat_n(Some(error), times));
     }
 
+    /// Like [`FakeBotApi::fail_next`], for calls of `method` to chat `chat_id` only (e.g. the
+    /// customer's reply fails while the agent's chat goes on); checked before other failures.
+    pub fn fail_next_in_chat(&self, method: &str, chat_id: i64, times: usize, error: FakeError) {
+        let mut state = self.shared.lock();
+        let queue = state.chat_failures.entry((method.to_ascii_lowercase(), chat_id)).or_default();
+        queue.extend(std::iter::repeat_n(error, times));
+    }
+
     /// Like [`FakeBotApi::fail_next`], after letting the next `succeed` calls of `method` through:
     /// e.g. the second part of a split message fails while the first goes out.
     pub fn fail_after(&self, method: &str, succeed: usize, times: usize, error: FakeError) {
@@ -406,6 +414,24 @@ impl FakeBotApi {
     /// Every message sent, in the order received.
     pub fn sent(&self) -> Vec<SentMessage> {
         self.shared.lock().sent.clone()
+    }
+
+    /// When each message (text or file) sent to `chat_id` was received, in order.
+    pub fn send_times(&self, chat_id: i64) -> Vec<Instant> {
+        self.shared.lock().sent.iter().filter(|s| s.chat_id == chat_id).map(|s| s.at).collect()
+    }
+
+    /// The shortest time between two messages sent one after the other to `chat_id` (Telegram
+    /// allows about one a second to a chat), or `None` before the second.
+    pub fn min_gap(&self, chat_id: i64) -> Option<Duration> {
+        self.send_times(chat_id).windows(2).map(|w| w[1] - w[0]).min()
+    }
+
+    /// Sets a webhook as an earlier `setWebhook` would have (e.g. left by running in webhook
+    /// mode): until `deleteWebhook`, every `getUpdates` is refused with 409, as Telegram does.
+    pub fn set_webhook(&self, url: &str) {
+        self.shared.lock().webhook = Some(Webhook { url: url.to_owned(), secret_token: None, allowed_updates: None });
+        self.shared.updated();
     }
 
     /// Every accepted edit, in the order received.
@@ -560,6 +586,8 @@ struct State {
     webhook: Option<Webhook>,
     /// Injected answers per method, in order: an error, or `None` to let a call through.
     failures: HashMap<String, VecDeque<Option<FakeError>>>,
+    /// Injected failures per method and chat.
+    chat_failures: HashMap<(String, i64), VecDeque<FakeError>>,
     /// Methods under flood control until the instant given.
     floods: HashMap<String, Instant>,
     sent: Vec<SentMessage>,
@@ -588,6 +616,7 @@ impl State {
             poll_generation: 0,
             webhook: None,
             failures: HashMap::new(),
+            chat_failures: HashMap::new(),
             floods: HashMap::new(),
             sent: Vec::new(),
             edits: Vec::new(),

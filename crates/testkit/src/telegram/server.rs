@@ -1,5 +1,6 @@
 //! The HTTP side: routing `/bot<token>/<method>` and `/file/bot<token>/<path>`, and the methods.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use axum::Router;
@@ -145,6 +146,11 @@ impl Shared {
             };
             self.lock().get_updates_calls.push(call);
             self.changed.send_replace(());
+        }
+        if let Ok(chat) = params.chat_id()
+            && let Some(error) = self.lock().chat_failures.get_mut(&(key.clone(), chat)).and_then(VecDeque::pop_front)
+        {
+            return Err(error.into());
         }
         if let Some(error) = self.lock().failures.get_mut(&key).and_then(|queue| queue.pop_front()).flatten() {
             return Err(error.into());
