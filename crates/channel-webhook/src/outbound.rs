@@ -40,6 +40,11 @@ pub struct WebhookDelivery {
     /// Extra metadata.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub metadata: BTreeMap<String, String>,
+    /// Files the message carries (an agent's reply with files), by reference: name, type, size
+    /// and the object in `sb_attachments`. Listed so a receiver knows of them; this channel does
+    /// not serve their bytes over HTTP.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<switchboard_core::AttachmentRef>,
 }
 
 /// The source an outbound message is for: its metadata, else the thread key's prefix.
@@ -75,6 +80,7 @@ pub(crate) async fn send(channel: &WebhookChannel, message: &OutboundMessage) ->
         agent_id: message.agent_id.clone(),
         created_at: message.created_at,
         metadata,
+        attachments: message.attachments.clone(),
     };
     let body = serde_json::to_vec(&delivery).map_err(|e| SendError::permanent(format!("cannot encode: {e}")))?;
     post_signed(&channel.http, url, &source.keys(), &message.id.to_string(), body, &format!("source {name}")).await?;

@@ -275,6 +275,15 @@ async fn outbound_is_retried_until_the_receiver_accepts_and_is_signed() {
 
     let mut message = testkit::outbound("webhook", "c-7", "Your order ships today");
     message.to.thread_key = "shop:c-7".into();
+    // An agent's reply with a file: the receiver is told of it, not left unaware.
+    let invoice = switchboard_core::AttachmentRef {
+        object: "telegram/agent/invoice".into(),
+        filename: "invoice.pdf".into(),
+        content_type: "application/pdf".into(),
+        size: 1234,
+        skipped: None,
+    };
+    message.attachments = vec![invoice.clone()];
     t.send_outbound(&message).await;
     t.wait_outbound_drained("webhook", Duration::from_secs(10)).await;
     shutdown.cancel();
@@ -298,6 +307,7 @@ async fn outbound_is_retried_until_the_receiver_accepts_and_is_signed() {
     .expect("delivery signature verifies");
     let delivery: WebhookDelivery = serde_json::from_slice(body).unwrap();
     assert_eq!((delivery.thread_id.as_str(), delivery.text.as_str()), ("c-7", "Your order ships today"));
+    assert_eq!(delivery.attachments, vec![invoice], "the file is listed");
     assert!(t.dead_letters("webhook").await.is_empty());
 }
 
