@@ -15,7 +15,7 @@ mod traffic;
 use std::path::Path;
 
 pub use generate::synthetic;
-pub use render::{render, render_json, report};
+pub use render::{render, render_json, report, report_with};
 pub use sim::{Options, Outcome, Point, Stats, simulate};
 pub use traffic::{AgentBehaviour, AgentGroup, ChannelTraffic, CustomerBehaviour, Dist, Shift, Topic, Traffic};
 

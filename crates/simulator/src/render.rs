@@ -5,10 +5,17 @@ use switchboard_metrics::{Query, Report, Targets, render_grid, render_table};
 
 use crate::sim::Outcome;
 
-/// The report of a run over the whole simulated period.
+/// The report of a run over the whole simulated period, with the default targets.
 pub fn report(outcome: &Outcome) -> Report {
+    report_with(outcome, &Targets::default())
+}
+
+/// The report of a run over the whole simulated period, "FRT within target" against `targets`.
+pub fn report_with(outcome: &Outcome, targets: &Targets) -> Report {
     let (from, to) = outcome.window;
-    Report::compute(&outcome.metrics, &Query { from: Some(from), to: Some(to), now: Some(to), ..Query::default() })
+    let query =
+        Query { from: Some(from), to: Some(to), now: Some(to), frt_target_secs: targets.frt_secs, ..Query::default() };
+    Report::compute(&outcome.metrics, &query)
 }
 
 fn hhmm(ms: i64) -> String {
@@ -17,7 +24,7 @@ fn hhmm(ms: i64) -> String {
 
 /// Runs side by side: KPIs against the targets, then load, then the backlog over time.
 pub fn render(runs: &[(String, &Outcome)], targets: &Targets) -> String {
-    let reports: Vec<Report> = runs.iter().map(|(_, o)| report(o)).collect();
+    let reports: Vec<Report> = runs.iter().map(|(_, o)| report_with(o, targets)).collect();
     let columns: Vec<(String, &switchboard_metrics::Kpis)> =
         runs.iter().zip(&reports).map(|((name, _), r)| (name.clone(), &r.total)).collect();
     let mut out = render_table(&columns, targets);
@@ -64,7 +71,8 @@ pub fn render_json(runs: &[(String, &Outcome)], targets: &Targets) -> serde_json
     let runs: serde_json::Map<String, serde_json::Value> = runs
         .iter()
         .map(|(name, o)| {
-            let value = serde_json::json!({ "report": report(o), "timeline": o.timeline, "stats": o.stats });
+            let value =
+                serde_json::json!({ "report": report_with(o, targets), "timeline": o.timeline, "stats": o.stats });
             (name.clone(), value)
         })
         .collect();

@@ -157,3 +157,19 @@ fn in_the_example_skills_routing_beats_round_robin_on_frt_and_sla() {
     assert!(s.sla_compliance > r.sla_compliance, "SLA {:?} vs {:?}", s.sla_compliance, r.sla_compliance);
     assert!(s.aht_mean_secs < r.aht_mean_secs, "specialists are faster");
 }
+
+#[test]
+fn the_frt_target_given_applies_to_every_row_that_names_it() {
+    let routing = parse_routing(SUPPORT).unwrap();
+    let traffic = synthetic(800, "support", start());
+    let outcome = simulate(&routing, &traffic, &Options { seed: 3, ..Options::default() }).unwrap();
+    let p50 = report(&outcome).total.frt_p50_secs.expect("first responses");
+    // A target below the median: fewer than half the first responses are within it.
+    let targets = switchboard_metrics::Targets { frt_secs: (p50 / 2.0) as u64, ..Default::default() };
+    let within = switchboard_simulator::report_with(&outcome, &targets).total.frt_within_target.unwrap();
+    assert!(within < 0.5, "within {within} of a target at half the median {p50}");
+    let table = switchboard_simulator::render(&[("run".into(), &outcome)], &targets);
+    let row = table.lines().find(|l| l.starts_with("FRT within target")).unwrap();
+    let shown: f64 = row.split_whitespace().last().unwrap().trim_end_matches('%').parse().unwrap();
+    assert!(shown < 50.0, "the table's row: {row}");
+}
