@@ -101,6 +101,9 @@ struct Conv {
     epoch: u32,
     escalated: bool,
     within_sla: Option<bool>,
+    /// Whether the customer answered a survey of this conversation: only the first answer
+    /// counts, as in the daemon (whose channels keep one `csat_received` per conversation).
+    rated: bool,
 }
 
 /// The timed actions, earliest first, ties in order of scheduling.
@@ -357,7 +360,8 @@ impl Run<'_> {
             (EventKind::ConversationOpened, _) => {
                 if let Some((customer, channel, topic)) = self.pending.get(&conv).copied() {
                     self.stats.conversations += 1;
-                    let c = Conv { customer, channel, topic, epoch: 0, escalated: false, within_sla: None };
+                    let c =
+                        Conv { customer, channel, topic, epoch: 0, escalated: false, within_sla: None, rated: false };
                     self.convs.insert(conv, c);
                 }
             }
@@ -401,9 +405,12 @@ impl Run<'_> {
     /// The customer may answer the survey (on the conversation's channel) and may write again.
     fn resolved(&mut self, at: Ms, conv: Uuid, channel: Option<String>) {
         let Some(c) = self.convs.get(&conv) else { return };
-        let (customer, ch, topic, within_sla) = (c.customer, c.channel, c.topic, c.within_sla);
+        let (customer, ch, topic, within_sla, rated) = (c.customer, c.channel, c.topic, c.within_sla, c.rated);
         let behaviour = &self.traffic.customer;
-        if behaviour.csat_response_rate > 0.0 && self.rng.random::<f64>() < behaviour.csat_response_rate {
+        if !rated && behaviour.csat_response_rate > 0.0 && self.rng.random::<f64>() < behaviour.csat_response_rate {
+            if let Some(c) = self.convs.get_mut(&conv) {
+                c.rated = true;
+            }
             let satisfied =
                 if within_sla == Some(true) { behaviour.csat_satisfied_in_sla } else { behaviour.csat_satisfied_late };
             let score = if self.rng.random::<f64>() < satisfied {

@@ -173,3 +173,21 @@ fn the_frt_target_given_applies_to_every_row_that_names_it() {
     let shown: f64 = row.split_whitespace().last().unwrap().trim_end_matches('%').parse().unwrap();
     assert!(shown < 50.0, "the table's row: {row}");
 }
+
+#[test]
+fn a_customer_who_reopens_is_counted_once_in_csat_as_the_daemon_counts_them() {
+    let routing = parse_routing(SUPPORT).unwrap();
+    let mut traffic = synthetic(300, "support", start());
+    traffic.customer.reopen_probability = 0.9;
+    traffic.customer.reopen_after = Dist::Fixed { secs: 60.0 };
+    traffic.customer.csat_response_rate = 1.0;
+    let outcome = simulate(&routing, &traffic, &Options { seed: 9, ..Options::default() }).unwrap();
+    let k = report(&outcome).total;
+    assert!(k.reopened > 50, "customers reopen: {k:?}");
+    assert!(
+        k.csat_responses > 0 && k.csat_responses <= k.opened,
+        "{} answers for {} conversations",
+        k.csat_responses,
+        k.opened
+    );
+}
