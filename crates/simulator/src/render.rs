@@ -5,6 +5,14 @@ use switchboard_metrics::{Query, Report, Targets, render_grid, render_table};
 
 use crate::sim::Outcome;
 
+/// The report of a run's arrival period alone (for rates: arrivals, load, occupancy).
+fn arrival_period_report(outcome: &Outcome, targets: &Targets) -> Report {
+    let (from, to) = outcome.arrival_period;
+    let query =
+        Query { from: Some(from), to: Some(to), now: Some(to), frt_target_secs: targets.frt_secs, ..Query::default() };
+    Report::compute(&outcome.metrics, &query)
+}
+
 /// The report of a run over the whole simulated period, with the default targets.
 pub fn report(outcome: &Outcome) -> Report {
     report_with(outcome, &Targets::default())
@@ -33,11 +41,17 @@ pub fn render(runs: &[(String, &Outcome)], targets: &Targets) -> String {
     let row = |name: &str, f: &dyn Fn(&Report, &Outcome) -> String| -> Vec<String> {
         std::iter::once(name.to_string()).chain(reports.iter().zip(runs).map(|(r, (_, o))| f(r, o))).collect()
     };
-    load.push(row("Arrivals per hour", &|r, _| format!("{:.1}", r.forecast.arrivals_per_hour)));
-    load.push(row("Offered load (Erlangs)", &|r, _| {
+    // Rates over the arrival period: the drain after it has no arrivals and idle agents, and
+    // counting it would show the load (and so the staffing it asks for) too low.
+    let during: Vec<Report> = runs.iter().map(|(_, o)| arrival_period_report(o, targets)).collect();
+    let rate_row = |name: &str, f: &dyn Fn(&Report) -> String| -> Vec<String> {
+        std::iter::once(name.to_string()).chain(during.iter().map(f)).collect()
+    };
+    load.push(rate_row("Arrivals per hour", &|r| format!("{:.1}", r.forecast.arrivals_per_hour)));
+    load.push(rate_row("Offered load (Erlangs)", &|r| {
         r.forecast.offered_load_erlangs.map_or("-".into(), |e| format!("{e:.1}"))
     }));
-    load.push(row("Mean agent occupancy", &|r, _| {
+    load.push(rate_row("Mean agent occupancy", &|r| {
         let occ: Vec<f64> = r.agents.values().filter_map(|a| a.occupancy).collect();
         if occ.is_empty() { "-".into() } else { format!("{:.1}%", 100.0 * occ.iter().sum::<f64>() / occ.len() as f64) }
     }));

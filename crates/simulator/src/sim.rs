@@ -75,6 +75,9 @@ pub struct Outcome {
     pub stats: Stats,
     /// The simulated period: the arrival period's start and the end of the drain, ms.
     pub window: (Ms, Ms),
+    /// The arrival period alone (start, end), ms: load and occupancy are rates over it, not over
+    /// the drain after it.
+    pub arrival_period: (Ms, Ms),
 }
 
 /// Something that happens at a time in the simulation.
@@ -209,7 +212,14 @@ pub fn simulate(routing: &RoutingConfig, traffic: &Traffic, options: &Options) -
         timeline.push(run.sample(next_sample));
         next_sample += step;
     }
-    Ok(Outcome { metrics: run.metrics, timeline, events: run.events, stats: run.stats, window: (start, horizon) })
+    Ok(Outcome {
+        metrics: run.metrics,
+        timeline,
+        events: run.events,
+        stats: run.stats,
+        window: (start, horizon),
+        arrival_period: (start, end),
+    })
 }
 
 impl Run<'_> {

@@ -191,3 +191,22 @@ fn a_customer_who_reopens_is_counted_once_in_csat_as_the_daemon_counts_them() {
         k.opened
     );
 }
+
+#[test]
+fn load_is_a_rate_over_the_arrival_period_not_over_the_drain_after_it() {
+    let routing = parse_routing(SUPPORT).unwrap();
+    let mut traffic = synthetic(2400, "support", start());
+    traffic.customer.reopen_probability = 0.0;
+    let outcome = simulate(&routing, &traffic, &Options { seed: 4, drain_hours: 12, ..Options::default() }).unwrap();
+    let table = switchboard_simulator::render(&[("run".into(), &outcome)], &Default::default());
+    let cell = |name: &str| -> f64 {
+        let row = table.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{name} in {table}"));
+        row.split_whitespace().last().unwrap().trim_end_matches('%').parse().unwrap()
+    };
+    let expected = outcome.stats.conversations as f64 / f64::from(traffic.hours);
+    let shown = cell("Arrivals per hour");
+    assert!(
+        (shown - expected).abs() / expected < 0.01,
+        "arrivals per hour {shown}, {expected} over the arrival period"
+    );
+}
