@@ -132,6 +132,11 @@ impl Compiled {
                     "P4" => 3,
                     _ => return Err(err(key("first_response_secs"), format!("`{class}` is not P1..P4"))),
                 };
+                if *secs == 0 {
+                    // Nothing can be answered in no time: every conversation would breach at once.
+                    let reason = "must be at least 1 second";
+                    return Err(err(key(&format!("first_response_secs.{class}")), reason.to_string()));
+                }
                 sla_ms[i] = duration_ms(|| key(&format!("first_response_secs.{class}")), *secs)?;
             }
             let mut steps = Vec::new();
@@ -317,6 +322,12 @@ mod tests {
             assert_eq!(err.key, key, "{err}");
             assert!(err.reason.contains("longer than ten years"), "{err}");
         }
+        let err =
+            engine("default_team = \"s\"\n[teams.s]\nfirst_response_secs = { P2 = 0 }").err().expect("0 s refused");
+        assert_eq!(
+            (err.key.as_str(), err.reason.as_str()),
+            ("teams.s.first_response_secs.P2", "must be at least 1 second")
+        );
         let ten_years = 10 * 365 * 24 * 3600;
         assert!(
             engine(&format!("default_team = \"s\"\n[teams.s]\nfirst_response_secs = {{ P1 = {ten_years} }}")).is_ok()

@@ -356,7 +356,9 @@ impl Engine {
             c.waiting_since = now;
             c.sla_deadline = sla;
         }
-        self.schedule(sla, Timer::Sla { conv: ix });
+        // Breached only once the deadline has passed: a first response in the deadline's own
+        // millisecond is within it (`within_sla` is `now <= deadline`), and the reports agree.
+        self.schedule(sla + 1, Timer::Sla { conv: ix });
         self.out_of_hours_notice(ix, out);
         // Sticky: a returning customer waits a little for the agent they had, if that agent works today.
         let prev = self.conv(ix).expect("live").previous_agent;

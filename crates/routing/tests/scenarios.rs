@@ -105,7 +105,8 @@ fn conversations_arriving_while_everyone_is_offline_are_queued_with_their_sla_cl
     assert_eq!(s.engine.queue().len(), 1);
     assert_eq!(s.engine.queue()[0].sla_deadline, (10 + 600) * 1000);
     assert_eq!(s.tick(609), Vec::<String>::new());
-    assert_eq!(s.tick(610), ["sla-breached c1"]);
+    assert_eq!(s.tick(610), Vec::<String>::new(), "the deadline's own millisecond is still within");
+    assert_eq!(s.tick(611), ["sla-breached c1"]);
     assert_eq!(s.online(700, "bob"), ["assigned c1 bob"]);
     assert_eq!(s.reply(701, "bob", "c1"), ["first-response c1 late"]);
 }
@@ -117,6 +118,15 @@ fn first_response_within_sla_is_reported_and_the_breach_timer_is_void() {
     assert_eq!(s.reply(30, "alice", "c1"), ["first-response c1 in-sla"]);
     assert_eq!(s.reply(40, "alice", "c1"), Vec::<String>::new(), "only the first reply counts");
     assert_eq!(s.tick(10_000), Vec::<String>::new(), "no breach after a reply");
+}
+
+#[test]
+fn a_reply_in_the_deadlines_millisecond_is_within_and_never_also_a_breach() {
+    let mut s = Sim::new(BASIC);
+    s.msg(0, "u1", "webchat", "hi");
+    assert_eq!(s.tick(600), Vec::<String>::new(), "no breach at the deadline itself");
+    assert_eq!(s.reply(600, "alice", "c1"), ["first-response c1 in-sla"]);
+    assert_eq!(s.tick(10_000), Vec::<String>::new());
 }
 
 /// Offers with a timeout, longest idle.
