@@ -39,6 +39,10 @@ pub struct Contact {
     pub sla: Option<(Ms, bool, Dims)>,
     /// When an agent first took it.
     pub assigned_at: Option<Ms>,
+    /// How long each agent held it during this contact, ms, in the order they first took it:
+    /// per-agent handle time is the agent's own, not the whole contact's.
+    #[serde(default)]
+    pub held: Vec<(String, Ms)>,
 }
 
 /// A resolution of a conversation: when, the routing and agent then, and the handle time.
@@ -50,6 +54,9 @@ pub struct Resolution {
     pub dims: Dims,
     /// Assigned until resolved, when an agent had it.
     pub handle_ms: Option<Ms>,
+    /// How long each agent held it during the contact resolved, ms.
+    #[serde(default)]
+    pub held: Vec<(String, Ms)>,
 }
 
 /// What is known about one conversation.
@@ -67,6 +74,9 @@ pub struct Conversation {
     pub phase: Phase,
     /// The agent holding it now.
     pub holder: Option<String>,
+    /// Since when the holder holds it.
+    #[serde(default)]
+    pub held_since: Option<Ms>,
     /// The agent who held it last (for cutting conversation-level rates by agent).
     pub last_agent: Option<String>,
     /// Ever moved to a higher tier (by an agent, a time step or a request for a human).
@@ -206,6 +216,7 @@ impl Metrics {
                     first_response: None,
                     sla: None,
                     assigned_at: None,
+                    held: Vec::new(),
                 });
                 self.totals.reopened(&c.dims(None));
             }
@@ -217,6 +228,7 @@ impl Metrics {
                 let Some(agent) = agent else { return true };
                 release(&mut self.agents, c, at);
                 c.holder = Some(agent.to_string());
+                c.held_since = Some(at);
                 c.last_agent = Some(agent.to_string());
                 c.phase = Phase::Assigned;
                 self.agents.entry(agent.to_string()).or_default().add_load(at, 1);
@@ -275,7 +287,8 @@ impl Metrics {
                 let assigned_at = c.contacts.last().and_then(|k| k.assigned_at);
                 let handle_ms = assigned_at.map(|a| (at - a).max(0));
                 let dims = c.dims(holder.as_deref());
-                c.resolutions.push(Resolution { at, dims: dims.clone(), handle_ms });
+                let held = c.contacts.last().map(|k| k.held.clone()).unwrap_or_default();
+                c.resolutions.push(Resolution { at, dims: dims.clone(), handle_ms, held });
                 let fcr = c.first_contact_resolution();
                 self.totals.resolved(&dims, handle_ms, fcr);
             }
@@ -302,6 +315,7 @@ impl Metrics {
                 routing,
                 phase,
                 holder: None,
+                held_since: None,
                 last_agent: None,
                 escalated: false,
                 transferred: false,
@@ -311,6 +325,7 @@ impl Metrics {
                     first_response: None,
                     sla: None,
                     assigned_at: None,
+                    held: Vec::new(),
                 }],
                 resolutions: Vec::new(),
             },
@@ -354,11 +369,18 @@ fn trim_steps<T>(steps: &mut Vec<(Ms, T)>, before: Ms) {
     steps.drain(..keep_from);
 }
 
-/// Frees the agent holding a conversation.
+/// Frees the agent holding a conversation, adding the time they held it to the contact's.
 fn release(agents: &mut BTreeMap<String, Agent>, c: &mut Conversation, at: Ms) {
-    if let Some(h) = c.holder.take()
-        && let Some(a) = agents.get_mut(&h)
-    {
+    let since = c.held_since.take();
+    let Some(h) = c.holder.take() else { return };
+    if let Some(a) = agents.get_mut(&h) {
         a.add_load(at, -1);
+    }
+    if let (Some(since), Some(contact)) = (since, c.contacts.last_mut()) {
+        let ms = (at - since).max(0);
+        match contact.held.iter_mut().find(|(agent, _)| *agent == h) {
+            Some((_, total)) => *total += ms,
+            None => contact.held.push((h, ms)),
+        }
     }
 }

@@ -281,11 +281,13 @@ impl Report {
                     }
                 });
                 if let Some(agent) = &r.dims.agent {
+                    agents.entry(agent.clone()).or_default().0 += 1;
+                }
+                // Each agent's handle time is the time they held it, not the contact's whole
+                // span (which holds queue time and other agents' work).
+                for (agent, ms) in &r.held {
                     let e = agents.entry(agent.clone()).or_default();
-                    e.0 += 1;
-                    if let Some(ms) = r.handle_ms {
-                        (e.1, e.2) = (e.1 + ms, e.2 + 1);
-                    }
+                    (e.1, e.2) = (e.1 + ms, e.2 + 1);
                 }
                 last_in_window = Some(r);
             }

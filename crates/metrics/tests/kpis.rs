@@ -189,3 +189,18 @@ fn the_same_event_applied_twice_counts_once() {
     let k = Report::compute(&m, &Query::default()).total;
     assert_eq!((k.opened, k.resolved, k.aht_mean_secs), (1, 1, Some(60.0)));
 }
+
+#[test]
+fn an_agents_handle_time_is_the_time_they_held_the_conversation() {
+    let mut s = Stream::new();
+    s.opened(0, 1);
+    s.assigned(10, 1, "alice");
+    s.transferred(310, 1, "alice", "billing"); // alice held it 300 s
+    s.assigned(400, 1, "bob"); // 90 s in the queue between
+    s.resolved(740, 1, Some("bob")); // bob held it 340 s
+    let r = report(&s, Query::default());
+    assert_eq!(r.agents["bob"].aht_mean_secs, Some(340.0), "not 730 s from alice's start");
+    assert_eq!(r.agents["alice"].aht_mean_secs, Some(300.0), "alice's own work counts as hers");
+    assert_eq!((r.agents["bob"].resolved, r.agents["alice"].resolved), (1, 0), "resolved by bob");
+    assert_eq!(r.total.aht_mean_secs, Some(730.0), "the conversation's handle time stays first assignment to resolve");
+}
