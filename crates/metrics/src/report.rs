@@ -80,6 +80,9 @@ pub struct Kpis {
     pub csat_responses: u64,
     /// Share of CSAT answers of 4 or 5.
     pub csat: Option<f64>,
+    /// Mean CSAT score, 1–5 (the customer satisfaction index, CSI, beside the 4–5 share).
+    #[serde(default)]
+    pub csat_mean: Option<f64>,
 }
 
 /// Conversations waiting for an agent now.
@@ -167,6 +170,7 @@ struct Acc {
     sla_missed: u64,
     csat_n: u64,
     csat_sat: u64,
+    csat_sum: u64,
 }
 
 fn ratio(n: u64, d: u64) -> Option<f64> {
@@ -206,6 +210,7 @@ impl Acc {
             sla_compliance: ratio(self.sla_met, self.sla_met + self.sla_missed),
             csat_responses: self.csat_n,
             csat: ratio(self.csat_sat, self.csat_n),
+            csat_mean: (self.csat_n > 0).then(|| self.csat_sum as f64 / self.csat_n as f64),
         }
     }
 }
@@ -303,6 +308,7 @@ impl Report {
             g.add(&s.dims, |a| {
                 a.csat_n += 1;
                 a.csat_sat += u64::from(s.score >= 4);
+                a.csat_sum += u64::from(s.score);
             });
         }
         let end = query.to.map_or(now, |t| t.min(now));

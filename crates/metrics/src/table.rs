@@ -85,6 +85,7 @@ pub fn render_table(columns: &[(String, &Kpis)], targets: &Targets) -> String {
             format!(">= {}", percent(Some(targets.csat))),
             Box::new(|k| checked(percent(k.csat), k.csat.map(|c| c >= targets.csat))),
         ),
+        ("CSAT mean score (CSI)", String::new(), Box::new(|k| k.csat_mean.map_or("-".into(), |m| format!("{m:.2}")))),
         ("CSAT answers", String::new(), Box::new(|k| k.csat_responses.to_string())),
     ];
     let mut cells: Vec<Vec<String>> = vec![

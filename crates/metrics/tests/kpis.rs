@@ -132,6 +132,7 @@ fn csat_is_the_share_of_four_and_five_and_ignores_answers_outside_one_to_five() 
     }
     let k = total(&s);
     assert_eq!((k.csat_responses, k.csat), (4, Some(0.5)));
+    assert_eq!(k.csat_mean, Some((5.0 + 4.0 + 3.0 + 1.0) / 4.0), "the mean score beside the share");
     let by_channel = report(&s, Query { by: GroupBy::Channel, ..Query::default() }).groups;
     assert_eq!((by_channel["webchat"].csat, by_channel["email"].csat), (Some(1.0), Some(0.0)));
 }
