@@ -77,6 +77,14 @@ pub struct Conversation {
     /// Since when the holder holds it.
     #[serde(default)]
     pub held_since: Option<Ms>,
+    /// Since when it waits for the next specialist after an agent passed it on (a transfer, or
+    /// an escalation by the agent).
+    #[serde(default)]
+    pub handed_off_at: Option<Ms>,
+    /// Hand-offs completed: when the next agent took it, how long that took (ms), the routing
+    /// and that agent (transfer speed).
+    #[serde(default)]
+    pub handoffs: Vec<(Ms, Ms, Dims)>,
     /// The agent who held it last (for cutting conversation-level rates by agent).
     pub last_agent: Option<String>,
     /// Ever moved to a higher tier (by an agent, a time step or a request for a human).
@@ -229,6 +237,10 @@ impl Metrics {
                 release(&mut self.agents, c, at);
                 c.holder = Some(agent.to_string());
                 c.held_since = Some(at);
+                if let Some(since) = c.handed_off_at.take() {
+                    let dims = c.dims(Some(agent));
+                    c.handoffs.push((at, (at - since).max(0), dims));
+                }
                 c.last_agent = Some(agent.to_string());
                 c.phase = Phase::Assigned;
                 self.agents.entry(agent.to_string()).or_default().add_load(at, 1);
@@ -255,6 +267,9 @@ impl Metrics {
             }
             EventKind::Transferred => {
                 c.transferred = true;
+                if c.holder.is_some() {
+                    c.handed_off_at = Some(at);
+                }
                 release(&mut self.agents, c, at);
                 c.phase = Phase::Waiting;
                 self.totals.transferred(&c.dims(agent));
@@ -266,6 +281,9 @@ impl Metrics {
                     self.totals.escalated(&c.dims(None));
                 }
                 if matches!(cause, Some("Agent")) {
+                    if c.holder.is_some() {
+                        c.handed_off_at = Some(at);
+                    }
                     release(&mut self.agents, c, at);
                 }
                 c.phase = Phase::Waiting;
@@ -316,6 +334,8 @@ impl Metrics {
                 phase,
                 holder: None,
                 held_since: None,
+                handed_off_at: None,
+                handoffs: Vec::new(),
                 last_agent: None,
                 escalated: false,
                 transferred: false,

@@ -83,6 +83,13 @@ pub struct Kpis {
     /// Mean CSAT score, 1–5 (the customer satisfaction index, CSI, beside the 4–5 share).
     #[serde(default)]
     pub csat_mean: Option<f64>,
+    /// Hand-offs completed: an agent passed the conversation on (transfer, or escalation by the
+    /// agent) and the next agent took it.
+    #[serde(default)]
+    pub handoffs: u64,
+    /// Transfer speed: mean seconds from a hand-off to the next agent taking it.
+    #[serde(default)]
+    pub transfer_speed_secs: Option<f64>,
 }
 
 /// Conversations waiting for an agent now.
@@ -171,6 +178,8 @@ struct Acc {
     csat_n: u64,
     csat_sat: u64,
     csat_sum: u64,
+    handoff_sum: i64,
+    handoff_n: u64,
 }
 
 fn ratio(n: u64, d: u64) -> Option<f64> {
@@ -211,6 +220,8 @@ impl Acc {
             csat_responses: self.csat_n,
             csat: ratio(self.csat_sat, self.csat_n),
             csat_mean: (self.csat_n > 0).then(|| self.csat_sum as f64 / self.csat_n as f64),
+            handoffs: self.handoff_n,
+            transfer_speed_secs: mean_secs(self.handoff_sum, self.handoff_n),
         }
     }
 }
@@ -275,6 +286,12 @@ impl Report {
                 {
                     g.add(dims, |a| if *met { a.sla_met += 1 } else { a.sla_missed += 1 });
                 }
+            }
+            for (_, ms, dims) in c.handoffs.iter().filter(|h| query.contains(h.0)) {
+                g.add(dims, |a| {
+                    a.handoff_sum += ms;
+                    a.handoff_n += 1;
+                });
             }
             let mut last_in_window = None;
             for r in c.resolutions.iter().filter(|r| query.contains(r.at)) {

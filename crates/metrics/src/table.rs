@@ -80,6 +80,7 @@ pub fn render_table(columns: &[(String, &Kpis)], targets: &Targets) -> String {
         ("Repeat contact rate", String::new(), Box::new(|k| percent(k.repeat_contact_rate))),
         ("Escalation rate", String::new(), Box::new(|k| percent(k.escalation_rate))),
         ("Transfer rate", String::new(), Box::new(|k| percent(k.transfer_rate))),
+        ("Transfer speed (mean)", String::new(), Box::new(|k| duration(k.transfer_speed_secs))),
         (
             "CSAT",
             format!(">= {}", percent(Some(targets.csat))),

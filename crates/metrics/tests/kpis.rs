@@ -205,3 +205,21 @@ fn an_agents_handle_time_is_the_time_they_held_the_conversation() {
     assert_eq!((r.agents["bob"].resolved, r.agents["alice"].resolved), (1, 0), "resolved by bob");
     assert_eq!(r.total.aht_mean_secs, Some(730.0), "the conversation's handle time stays first assignment to resolve");
 }
+
+#[test]
+fn transfer_speed_is_the_time_from_a_hand_off_to_the_next_agent_taking_it() {
+    let mut s = Stream::new();
+    s.opened(0, 1);
+    s.assigned(10, 1, "alice");
+    s.transferred(100, 1, "alice", "billing");
+    s.assigned(160, 1, "bob"); // 60 s to the next specialist
+    s.opened(0, 2);
+    s.assigned(10, 2, "alice");
+    s.escalated(200, 2, "Agent", "L2");
+    s.assigned(320, 2, "carol"); // 120 s
+    s.opened(0, 3);
+    s.escalated(50, 3, "SkillsRelaxed", "L1"); // a routing step while waiting: no hand-off
+    s.assigned(90, 3, "bob");
+    let k = total(&s);
+    assert_eq!((k.handoffs, k.transfer_speed_secs), (2, Some(90.0)));
+}
