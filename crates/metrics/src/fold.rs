@@ -219,7 +219,7 @@ impl Metrics {
                 let bot = c.routing.tier == "L0";
                 c.phase = if bot { Phase::Bot } else { Phase::Waiting };
                 c.contacts.push(Contact {
-                    start: at,
+                    start: contact_start(event, at),
                     reopen: true,
                     first_response: None,
                     sla: None,
@@ -340,7 +340,7 @@ impl Metrics {
                 escalated: false,
                 transferred: false,
                 contacts: vec![Contact {
-                    start: at,
+                    start: contact_start(event, at),
                     reopen: false,
                     first_response: None,
                     sla: None,
@@ -387,6 +387,12 @@ impl Metrics {
 fn trim_steps<T>(steps: &mut Vec<(Ms, T)>, before: Ms) {
     let keep_from = steps.iter().rposition(|s| s.0 <= before).unwrap_or(0);
     steps.drain(..keep_from);
+}
+
+/// When a contact started: the customer's own time the router put in `data.contact_start` (what
+/// FRT runs from), else the event's time; never after the event.
+fn contact_start(event: &Event, at: Ms) -> Ms {
+    event.data.get("contact_start").and_then(|v| v.as_i64()).map_or(at, |start| start.min(at))
 }
 
 /// Frees the agent holding a conversation, adding the time they held it to the contact's.

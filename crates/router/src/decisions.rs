@@ -40,19 +40,24 @@ impl Router {
             }
             match d {
                 Decision::Opened { conversation, repeat } => {
+                    let start = self.engine.contact_start(conversation).unwrap_or(fx.at);
                     if let Some(r) = self.st.records.get_mut(&conversation) {
                         r.repeat = repeat;
+                        r.opened_at = start;
                     }
                     let mut data = self.routing_ahead(conversation, ahead);
                     data["repeat"] = repeat.into();
+                    data["contact_start"] = start.into();
                     self.conversation_event(fx, EventKind::ConversationOpened, conversation, None, data);
                 }
                 Decision::Reopened { conversation } => {
+                    let start = self.engine.contact_start(conversation).unwrap_or(fx.at);
                     if let Some(r) = self.st.records.get_mut(&conversation) {
                         r.repeat = true;
                         r.reopens += 1;
                     }
-                    let data = self.routing_ahead(conversation, ahead);
+                    let mut data = self.routing_ahead(conversation, ahead);
+                    data["contact_start"] = start.into();
                     self.conversation_event(fx, EventKind::ConversationReopened, conversation, None, data);
                 }
                 Decision::Queued { conversation, team, tier, priority, sla_deadline } => {

@@ -49,6 +49,7 @@ impl Router {
             customer: thread.clone(),
             new_id,
             message: message_info(envelope),
+            written_at: Some(envelope.received_at.timestamp_millis()),
         });
         let Some(conversation) = self.engine.current_conversation(&thread) else { return };
         if !self.st.records.contains_key(&conversation) {

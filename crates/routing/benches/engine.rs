@@ -104,7 +104,7 @@ fn rss_bytes() -> u64 {
 fn arrival(n: u128, at: i64, rng: &mut Rng) -> Input {
     let mut message = MessageInfo { channel: "chat".into(), text: "help".into(), ..Default::default() };
     message.metadata.insert("topic".into(), rng.below(TOPICS).to_string());
-    Input::CustomerMessage { at, customer: format!("c{n}"), new_id: Uuid::from_u128(n), message }
+    Input::CustomerMessage { at, customer: format!("c{n}"), new_id: Uuid::from_u128(n), message, written_at: None }
 }
 
 struct Figures {

@@ -104,6 +104,7 @@ pub(crate) struct Compiled {
     pub default_team: u16,
     pub reopen_ms: Ms,
     pub aging_ms: i64,
+    pub customer_clock_ms: Ms,
     pub human_phrases: Vec<String>,
 }
 
@@ -243,7 +244,12 @@ impl Compiled {
             0 => 7 * 24 * 3600 * 1000,
             secs => duration_ms(|| "reopen_window_secs".into(), secs)?,
         };
+        let customer_clock_ms = match cfg.customer_clock_max_lag_secs {
+            0 => 24 * 3600 * 1000,
+            secs => duration_ms(|| "customer_clock_max_lag_secs".into(), secs)?,
+        };
         Ok(Compiled {
+            customer_clock_ms,
             teams,
             team_ix,
             skills,

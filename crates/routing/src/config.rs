@@ -18,6 +18,10 @@ pub struct RoutingConfig {
     pub reopen_window_secs: u64,
     /// Aging: a waiting conversation gains one priority point per this many seconds.
     pub aging_secs_per_point: u64,
+    /// How far back a customer's own time (`received_at`) may start a contact before the router
+    /// took the message; an earlier one is taken as this long before (a channel's clock can be
+    /// wrong). 0: one day. A time after the router's is taken as the router's.
+    pub customer_clock_max_lag_secs: u64,
     /// Phrases (any language, matched case-insensitively as substrings) by which a customer asks
     /// for a human, e.g. "оператор", "human", "agent".
     pub human_phrases: Vec<String>,
@@ -86,6 +90,7 @@ impl Default for RoutingConfig {
             timezone: String::new(),
             reopen_window_secs: 0,
             aging_secs_per_point: 0,
+            customer_clock_max_lag_secs: 0,
             human_phrases: Vec::new(),
             teams: BTreeMap::new(),
             agents: Vec::new(),

@@ -71,8 +71,10 @@ impl Engine {
         self.input_at = at;
         self.advance(at, out);
         match input {
-            Input::CustomerMessage { customer, new_id, message, .. } => {
-                self.customer_message(customer, new_id, message, out)
+            Input::CustomerMessage { customer, new_id, message, written_at, .. } => {
+                let now = self.st.now;
+                let since = written_at.map_or(now, |w| w.clamp(now - self.cfg.customer_clock_ms, now));
+                self.customer_message(customer, new_id, message, since, out)
             }
             Input::AgentStatus { agent, status, .. } => match self.agent_ix.get(&agent).copied() {
                 Some(a) => self.set_status(a, status, None, out),
@@ -181,7 +183,14 @@ impl Engine {
         self.st.convs.get_mut(ix as usize).and_then(Option::as_mut)
     }
 
-    fn customer_message(&mut self, customer: String, new_id: ConversationId, m: MessageInfo, out: &mut Vec<Decision>) {
+    fn customer_message(
+        &mut self,
+        customer: String,
+        new_id: ConversationId,
+        m: MessageInfo,
+        since: Ms,
+        out: &mut Vec<Decision>,
+    ) {
         let now = self.st.now;
         let cust = match self.st.customers.get(&customer) {
             Some(&i) => i,
@@ -231,7 +240,7 @@ impl Engine {
                     out.push(Decision::Reopened { conversation: id });
                     let c = self.conv_mut(ix).expect("checked above");
                     c.repeat = true;
-                    c.opened_at = now;
+                    c.opened_at = since;
                     c.first_response = None;
                     c.sla_breached = false;
                     c.declined.clear();
@@ -255,7 +264,7 @@ impl Engine {
             priority: Priority::P3,
             skills: Vec::new(),
             state: ConvState::Queued,
-            opened_at: now,
+            opened_at: since,
             waiting_since: now,
             queue_key: 0,
             class: 0,
@@ -340,17 +349,19 @@ impl Engine {
             self.conv_mut(ix).expect("live").state = ConvState::Bot;
             return;
         }
-        self.start_waiting(ix, out);
+        // A (re)opened contact's SLA runs from when the customer wrote.
+        let since = self.conv(ix).expect("live").opened_at;
+        self.start_waiting(ix, since, out);
     }
 
-    /// Starts the SLA clock and queues a conversation for humans.
-    fn start_waiting(&mut self, ix: ConvIx, out: &mut Vec<Decision>) {
+    /// Starts the SLA clock (from `since`) and queues a conversation for humans.
+    fn start_waiting(&mut self, ix: ConvIx, since: Ms, out: &mut Vec<Decision>) {
         let now = self.st.now;
         let (team, class) = {
             let c = self.conv(ix).expect("live");
             (c.team, priority_class(c.priority))
         };
-        let sla = now + self.cfg.teams[team as usize].sla_ms[class];
+        let sla = since + self.cfg.teams[team as usize].sla_ms[class];
         {
             let c = self.conv_mut(ix).expect("live");
             c.waiting_since = now;
@@ -436,7 +447,7 @@ impl Engine {
             team: self.cfg.teams[team as usize].name.clone(),
             note: None,
         });
-        self.start_waiting(ix, out);
+        self.start_waiting(ix, self.st.now, out);
     }
 
     fn escalation_step(&mut self, ix: ConvIx, epoch: u32, out: &mut Vec<Decision>) {

@@ -234,6 +234,12 @@ impl Engine {
         all
     }
 
+    /// When the conversation's current contact started (the customer's first message of it, on
+    /// the customer's clock), while the engine remembers it.
+    pub fn contact_start(&self, conversation: ConversationId) -> Option<Ms> {
+        self.conv(*self.st.conv_ix.get(&conversation)?).map(|c| c.opened_at)
+    }
+
     /// The conversation's short code (see [`crate::code`]), while the engine remembers it.
     pub fn code(&self, conversation: ConversationId) -> Option<String> {
         self.st.conv_ix.get(&conversation).map(|ix| crate::code::short_code(*ix))

@@ -46,6 +46,11 @@ pub enum Input {
         new_id: ConversationId,
         /// What.
         message: MessageInfo,
+        /// When the customer wrote it, by the channel (`received_at`): a new or reopened
+        /// contact starts then, so its SLA deadline and first response time run on the
+        /// customer's clock, not the router's (which is later after an outage or a backlog).
+        #[serde(default)]
+        written_at: Option<Ms>,
     },
     /// An agent's status changed.
     AgentStatus {

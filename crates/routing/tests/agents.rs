@@ -114,6 +114,7 @@ fn a_restore_keeps_runtime_agents_and_applies_the_file_to_its_own() {
         at: 10_000,
         customer: "u9".into(),
         new_id: uuid::Uuid::from_u128(99),
+        written_at: None,
         message: switchboard_routing::MessageInfo {
             channel: "webchat".into(),
             text: "hi".into(),

@@ -118,6 +118,7 @@ fn inputs(steps: &[(u16, Step)]) -> Vec<Input> {
                         at: now,
                         customer: format!("u{customer}"),
                         new_id: Uuid::from_u128(next - 1),
+                        written_at: None,
                         message: MessageInfo {
                             channel: if *chat { "chat" } else { "email" }.into(),
                             text: TEXTS[*text as usize].into(),

@@ -45,7 +45,13 @@ impl Sim {
             // Named before running so that the decisions render with it; dropped if unused.
             self.names.insert(new_id, format!("c{}", self.next));
         }
-        let out = self.run(Input::CustomerMessage { at: secs * 1000, customer: customer.into(), new_id, message });
+        let out = self.run(Input::CustomerMessage {
+            at: secs * 1000,
+            customer: customer.into(),
+            new_id,
+            message,
+            written_at: None,
+        });
         if self.engine.where_is(new_id).is_some() {
             self.next += 1;
         } else {
