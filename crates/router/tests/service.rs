@@ -473,3 +473,25 @@ async fn a_customers_quick_messages_are_journaled_in_the_order_they_were_written
     assert_eq!(history, written, "in the order the customer wrote");
     router.stop().await;
 }
+
+#[tokio::test]
+async fn a_customer_who_writes_while_no_router_runs_is_measured_from_when_they_wrote() {
+    let t = TestBus::start().await;
+    let written = chrono::Utc::now().timestamp_millis();
+    say(&t, "outage-1", "cust-outage", "is anyone there?").await;
+    // The router is down for a while (a deploy, a failover) while the message waits on the bus.
+    let outage = Duration::from_millis(1500);
+    tokio::time::sleep(outage).await;
+    let router = start_router(&t, "r1").await;
+    wait_for("the offer", WAIT, || async { !offers(&t).await.is_empty() }).await;
+    let (c, _) = offers(&t).await.remove(0);
+    let record = record(&t, c).await.unwrap();
+    assert!(
+        (written - 50..=written + 50).contains(&record.opened_at),
+        "the contact starts when the customer wrote ({written}), not when the router took it: {}",
+        record.opened_at
+    );
+    let taken_after = record.offered_at.unwrap_or_default() - record.opened_at;
+    assert!(taken_after >= outage.as_millis() as i64, "the outage is part of the wait: {taken_after} ms");
+    router.stop().await;
+}
