@@ -245,7 +245,7 @@ impl Compiled {
             secs => duration_ms(|| "reopen_window_secs".into(), secs)?,
         };
         let customer_clock_ms = match cfg.customer_clock_max_lag_secs {
-            0 => 24 * 3600 * 1000,
+            0 => 10 * 60 * 1000,
             secs => duration_ms(|| "customer_clock_max_lag_secs".into(), secs)?,
         };
         Ok(Compiled {

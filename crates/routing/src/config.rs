@@ -20,7 +20,8 @@ pub struct RoutingConfig {
     pub aging_secs_per_point: u64,
     /// How far back a customer's own time (`received_at`) may start a contact before the router
     /// took the message; an earlier one is taken as this long before (a channel's clock can be
-    /// wrong). 0: one day. A time after the router's is taken as the router's.
+    /// wrong, or the router's time ran ahead after a clock step). 0: 10 minutes, which covers a
+    /// failover, a restart or a short outage. A time after the router's is taken as the router's.
     pub customer_clock_max_lag_secs: u64,
     /// Phrases (any language, matched case-insensitively as substrings) by which a customer asks
     /// for a human, e.g. "оператор", "human", "agent".
