@@ -101,6 +101,11 @@ pub struct AttachmentRef {
 }
 
 impl Customer {
+    /// The name to show people, when the channel gave one that is not blank.
+    pub fn display_name(&self) -> Option<String> {
+        self.name.clone().filter(|n| !n.trim().is_empty())
+    }
+
     fn validate(&self) -> Result<(), ValidationError> {
         non_empty("id", &self.id)?;
         max_len("id", &self.id, 256)?;

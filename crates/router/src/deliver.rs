@@ -51,7 +51,7 @@ impl Router {
     pub(crate) fn label(&self, conversation: ConversationId) -> (String, Option<String>, String) {
         let code = self.engine.code(conversation).unwrap_or_default();
         match self.st.records.get(&conversation) {
-            Some(r) => (code, r.customer.name.clone().filter(|n| !n.trim().is_empty()), r.channel.clone()),
+            Some(r) => (code, r.customer.display_name(), r.channel.clone()),
             None => (code, None, String::new()),
         }
     }

@@ -84,7 +84,7 @@ impl Router {
         if let Some(r) = self.st.records.get_mut(&conversation) {
             r.last_provider_message_id = Some(envelope.provider_message_id.clone());
             r.customer = envelope.customer.clone();
-            let name = envelope.customer.name.clone().filter(|n| !n.trim().is_empty());
+            let name = envelope.customer.display_name();
             r.push(HistoryEntry {
                 attachments: envelope.attachments.iter().filter(|a| a.skipped.is_none()).cloned().collect(),
                 ..HistoryEntry::new(time(at), Author::Customer, name, envelope.text.clone())

@@ -85,7 +85,7 @@ impl Router {
         let Some((_, Some(agent))) = self.engine.where_is(conversation) else { return };
         let agent = agent.to_string();
         let Some(r) = self.st.records.get(&conversation) else { return };
-        let name = r.customer.name.clone().filter(|n| !n.trim().is_empty());
+        let name = r.customer.display_name();
         let entry = HistoryEntry::new(time(fx.at), Author::Customer, name, text);
         self.update_with(conversation, &agent, MESSAGE_EDITED, None, vec![entry], fx);
     }
