@@ -92,7 +92,7 @@ impl AgentMail {
             .addresses
             .get(agent)
             .ok_or_else(|| SendError::permanent(format!("agent {agent} has no email endpoint")))?;
-        let short = label(delivery);
+        let short = delivery.label().to_string();
         let (subject, body) = match delivery {
             AgentDelivery::Offer(o) => {
                 let mut body = String::new();
@@ -241,27 +241,6 @@ fn actions(parsed: Option<(AgentEmailCommand, String)>, whole: &str) -> Vec<Comm
             reply(&rest).into_iter().chain([CommandAction::Escalate { tier: None, note }]).collect()
         }
     }
-}
-
-/// How a mail names its conversation: `#K4F2 Ann Lee (telegram)`, or the id's first digits
-/// for a delivery without a code.
-fn label(delivery: &AgentDelivery) -> String {
-    let (code, customer, channel, id) = match delivery {
-        AgentDelivery::Offer(o) => (&o.code, o.customer.name.clone(), o.channel.as_str(), o.conversation_id),
-        AgentDelivery::Message(m) => (&m.code, m.customer.clone(), m.channel.as_str(), m.conversation_id),
-        AgentDelivery::Update(u) => (&u.code, u.customer.clone(), u.channel.as_str(), u.conversation_id),
-    };
-    let mut label = match code.is_empty() {
-        true => id.simple().to_string()[..8].to_string(),
-        false => format!("#{code}"),
-    };
-    if let Some(name) = customer.filter(|n| !n.trim().is_empty()) {
-        label = format!("{label} {}", name.trim());
-    }
-    if !channel.is_empty() {
-        label = format!("{label} ({channel})");
-    }
-    label
 }
 
 /// An update's change in words an agent reads.

@@ -5,9 +5,9 @@
 
 use std::fmt::Write as _;
 
-use switchboard_core::AgentDelivery;
 use switchboard_core::agent::{Author, HistoryEntry};
 use switchboard_core::envelope::AttachmentRef;
+use switchboard_core::{AgentDelivery, ConversationLabel};
 use teloxide_core::types::{InlineKeyboardButton, InlineKeyboardMarkup};
 use uuid::Uuid;
 
@@ -18,65 +18,22 @@ const LATEST_CAP: usize = 2500;
 /// The longest text of an earlier history entry in an offer, in characters.
 const EARLIER_CAP: usize = 500;
 
-/// How an agent tells a conversation apart.
-pub(crate) struct Label {
-    /// `#K4F2` (the first 8 hex digits of the id when a router sent no code).
-    pub(crate) tag: String,
-    /// The customer's name, if known.
-    pub(crate) customer: Option<String>,
-    /// The customer's channel, if known.
-    pub(crate) channel: String,
+/// The customer as a sentence's subject: their name, or "The customer".
+fn who(label: &ConversationLabel) -> &str {
+    label.customer.as_deref().unwrap_or("The customer")
 }
 
-impl Label {
-    fn new(code: &str, conversation: Uuid, customer: Option<&str>, channel: &str) -> Label {
-        let tag = match code.trim() {
-            "" => format!("#{}", &conversation.simple().to_string()[..8]),
-            code => format!("#{code}"),
-        };
-        let customer = customer.map(str::trim).filter(|c| !c.is_empty()).map(str::to_string);
-        Label { tag, customer, channel: channel.into() }
-    }
-
-    /// The label of a delivery.
-    pub(crate) fn of(delivery: &AgentDelivery) -> Label {
-        match delivery {
-            AgentDelivery::Offer(o) => {
-                let name = o.customer.name.as_deref().unwrap_or(&o.customer.id);
-                Label::new(&o.code, o.conversation_id, Some(name), &o.channel)
-            }
-            AgentDelivery::Message(m) => {
-                let name = m.customer.as_deref().or(match m.entry.from {
-                    Author::Customer => m.entry.author.as_deref(),
-                    _ => None,
-                });
-                Label::new(&m.code, m.conversation_id, name, &m.channel)
-            }
-            AgentDelivery::Update(u) => Label::new(&u.code, u.conversation_id, u.customer.as_deref(), &u.channel),
-        }
-    }
-
-    /// The customer as a sentence's subject: their name, or "The customer".
-    fn who(&self) -> &str {
-        self.customer.as_deref().unwrap_or("The customer")
-    }
-
-    /// `*#K4F2* Ada Lovelace (telegram)`, in MarkdownV2.
-    fn heading(&self) -> String {
-        let mut rest = self.customer.clone().unwrap_or_default();
-        if !self.channel.is_empty() {
-            let _ = write!(rest, "{}({})", if rest.is_empty() { "" } else { " " }, self.channel);
-        }
-        match rest.is_empty() {
-            true => bold(&self.tag),
-            false => format!("{} {}", bold(&self.tag), escape(&rest)),
-        }
+/// `*#K4F2* Ada Lovelace (telegram)`, in MarkdownV2.
+fn heading(label: &ConversationLabel) -> String {
+    match label.rest() {
+        rest if rest.is_empty() => bold(&label.tag),
+        rest => format!("{} {}", bold(&label.tag), escape(&rest)),
     }
 }
 
 /// The text and buttons for one delivery.
 pub(crate) fn compose(delivery: &AgentDelivery, conversation: Uuid) -> (String, Option<InlineKeyboardMarkup>) {
-    let label = Label::of(delivery);
+    let label = delivery.label();
     let button =
         |text: &str, verb: &str| InlineKeyboardButton::callback(text, format!("{verb}:{}", conversation.simple()));
     let resolve = || Some(InlineKeyboardMarkup::new([[button("Resolve", "res")]]));
@@ -84,7 +41,7 @@ pub(crate) fn compose(delivery: &AgentDelivery, conversation: Uuid) -> (String, 
         AgentDelivery::Offer(o) => {
             let title = if o.reopened { "Reopened" } else { "New conversation" };
             let mut head = bold(&format!("{title} {}", label.tag));
-            let _ = write!(head, " {}", escape(&format!("{} on {}", label.who(), o.channel)));
+            let _ = write!(head, " {}", escape(&format!("{} on {}", who(&label), o.channel)));
             let _ = write!(
                 head,
                 "\n{}",
@@ -103,7 +60,7 @@ pub(crate) fn compose(delivery: &AgentDelivery, conversation: Uuid) -> (String, 
             (text, keyboard)
         }
         AgentDelivery::Message(m) => {
-            let mut text = label.heading();
+            let mut text = heading(&label);
             if m.entry.from != Author::Customer {
                 let _ = write!(text, "\n{}", bold(&m.entry.author_label()));
             }
@@ -112,7 +69,7 @@ pub(crate) fn compose(delivery: &AgentDelivery, conversation: Uuid) -> (String, 
             (text, None)
         }
         AgentDelivery::Update(u) => {
-            let mut text = format!("{}\n", label.heading());
+            let mut text = format!("{}\n", heading(&label));
             let note = u.note.as_deref().map(str::trim).filter(|n| !n.is_empty());
             let sentence = match u.change.as_str() {
                 "assigned" => "You have this conversation now: reply to its messages to answer.".to_string(),
@@ -123,7 +80,7 @@ pub(crate) fn compose(delivery: &AgentDelivery, conversation: Uuid) -> (String, 
                 "delivery_failed" => {
                     format!("Your reply could not be delivered: {}.", note.unwrap_or("no reason given"))
                 }
-                "message_edited" => format!("{} edited a message. It now reads:", label.who()),
+                "message_edited" => format!("{} edited a message. It now reads:", who(&label)),
                 other => format!("{}.", capitalized(&other.replace('_', " "))),
             };
             text.push_str(&escape(&sentence));
@@ -164,8 +121,8 @@ pub(crate) fn files_of(delivery: &AgentDelivery) -> Vec<&AttachmentRef> {
 /// The caption of a customer's file in the agent's chat: the conversation's label (MarkdownV2,
 /// within Telegram's 1,024 characters for captions).
 pub(crate) fn caption(delivery: &AgentDelivery) -> String {
-    let label = Label::of(delivery);
-    let heading = label.heading();
+    let label = delivery.label();
+    let heading = heading(&label);
     if units(&heading) <= 1000 { heading } else { bold(&label.tag) }
 }
 

@@ -462,7 +462,61 @@ pub fn has_own_stream(agent_id: &str) -> bool {
         && agent_id.chars().all(|c| !c.is_whitespace() && !c.is_control() && !matches!(c, '.' | '*' | '>'))
 }
 
+/// How people tell a conversation apart in an agent's client: its tag, the customer and the
+/// channel, shown as `#K4F2 Ann Lee (telegram)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConversationLabel {
+    /// `#K4F2`, or `#` and the id's first 8 hex digits when the router sent no code.
+    pub tag: String,
+    /// The customer's name (an offer's customer id when it has none), if known.
+    pub customer: Option<String>,
+    /// The customer's channel; empty when not known.
+    pub channel: String,
+}
+
+impl ConversationLabel {
+    /// What follows the tag: `Ann Lee (telegram)`, or the parts that are known.
+    pub fn rest(&self) -> String {
+        match (&self.customer, self.channel.is_empty()) {
+            (Some(name), false) => format!("{name} ({})", self.channel),
+            (Some(name), true) => name.clone(),
+            (None, false) => format!("({})", self.channel),
+            (None, true) => String::new(),
+        }
+    }
+}
+
+impl std::fmt::Display for ConversationLabel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.rest() {
+            rest if rest.is_empty() => f.write_str(&self.tag),
+            rest => write!(f, "{} {rest}", self.tag),
+        }
+    }
+}
+
 impl AgentDelivery {
+    /// How the agent tells this delivery's conversation apart (see [`ConversationLabel`]).
+    pub fn label(&self) -> ConversationLabel {
+        let (code, conversation, customer, channel) = match self {
+            AgentDelivery::Offer(o) => {
+                let name = o.customer.name.clone().unwrap_or_else(|| o.customer.id.clone());
+                (&o.code, o.conversation_id, Some(name), &o.channel)
+            }
+            AgentDelivery::Message(m) => {
+                let author = (m.entry.from == Author::Customer).then(|| m.entry.author.clone()).flatten();
+                (&m.code, m.conversation_id, m.customer.clone().or(author), &m.channel)
+            }
+            AgentDelivery::Update(u) => (&u.code, u.conversation_id, u.customer.clone(), &u.channel),
+        };
+        let tag = match code.trim() {
+            "" => format!("#{}", &conversation.simple().to_string()[..8]),
+            code => format!("#{code}"),
+        };
+        let customer = customer.map(|c| c.trim().to_string()).filter(|c| !c.is_empty());
+        ConversationLabel { tag, customer, channel: channel.clone() }
+    }
+
     /// The schema id of this delivery's variant.
     pub fn schema(&self) -> &'static str {
         match self {

@@ -18,7 +18,7 @@ pub mod schema;
 mod validate;
 pub mod verdict;
 
-pub use agent::{AgentCommand, AgentDelivery, CommandAction};
+pub use agent::{AgentCommand, AgentDelivery, CommandAction, ConversationLabel};
 pub use domain::{AgentStatus, Priority, SkillRequirement, Tier};
 pub use envelope::{AttachmentRef, Customer, Envelope};
 pub use event::{Event, EventKind};
