@@ -59,8 +59,9 @@ pub struct ConsumerSpec {
     /// that died is never overtaken by a later one. Needs `concurrency` 1.
     pub in_order: bool,
     /// Messages of one conversation (the payload's `conversation_id`, or for a customer's message
-    /// its `channel` and `thread_key`) are handled one after the other in stream order, while other conversations' go on at once: a customer gets an
-    /// agent's replies, and an agent a customer's messages, in the order they were written. A
+    /// its `channel` and `thread_key`) are handled one after the other in stream order, while
+    /// other conversations' go on at once: a customer gets an agent's replies, and an agent a
+    /// customer's messages, in the order they were written. A
     /// message that fails, or whose receiver asks to wait, is retried in place (kept alive on
     /// the server) so the conversation's next message cannot overtake it; `concurrency` bounds
     /// the handlers running, not the messages waiting their turn. Within one process: two
