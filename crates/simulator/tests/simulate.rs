@@ -6,10 +6,7 @@ use std::path::Path;
 
 use chrono::{DateTime, Utc};
 use switchboard_metrics::{Query, Report};
-use switchboard_simulator::{
-    AgentBehaviour, AgentGroup, ChannelTraffic, Dist, Options, Topic, Traffic, load_routing, load_traffic,
-    parse_routing, report, simulate, synthetic,
-};
+use switchboard_simulator::{Dist, Options, load_routing, load_traffic, parse_routing, report, simulate, synthetic};
 
 fn start() -> DateTime<Utc> {
     "2026-03-02T00:00:00Z".parse().unwrap()
