@@ -239,6 +239,7 @@ impl Metrics {
                 c.held_since = Some(at);
                 if let Some(since) = c.handed_off_at.take() {
                     let dims = c.dims(Some(agent));
+                    self.totals.handoff(&dims, at - since);
                     c.handoffs.push((at, (at - since).max(0), dims));
                 }
                 c.last_agent = Some(agent.to_string());
@@ -309,6 +310,9 @@ impl Metrics {
                 c.resolutions.push(Resolution { at, dims: dims.clone(), handle_ms, held });
                 let fcr = c.first_contact_resolution();
                 self.totals.resolved(&dims, handle_ms, fcr);
+                for (agent, ms) in &c.resolutions.last().expect("pushed above").held {
+                    self.totals.held(agent, *ms);
+                }
             }
             _ => {}
         }

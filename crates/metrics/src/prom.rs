@@ -148,6 +148,13 @@ impl Collector for Snapshot {
         )?;
         counter(&mut enc, "csat_responses", "CSAT answers (1-5).", t, |c| c.csat_responses)?;
         counter(&mut enc, "csat_satisfied", "CSAT answers of 4 or 5.", t, |c| c.csat_satisfied)?;
+        counter(
+            &mut enc,
+            "csat_score_sum",
+            "Sum of CSAT scores (1-5); over csat_responses, the mean score (CSI).",
+            t,
+            |c| c.csat_score_sum,
+        )?;
         let by_routing = || t.by_routing.iter().map(|((ch, r), c)| (routing_labels(ch, r), c));
         histogram(
             &mut enc,
@@ -165,10 +172,17 @@ impl Collector for Snapshot {
         )?;
         histogram(
             &mut enc,
+            "handoff",
+            "Transfer speed: a transfer or an agent's escalation until the next agent took it.",
+            FRT_BUCKETS,
+            by_routing().map(|(l, c)| (l, &c.handoff)),
+        )?;
+        histogram(
+            &mut enc,
             "agent_handle_time",
-            "Handle time of the conversations an agent resolved.",
+            "Time an agent held a contact (their own share of it), counted when it is resolved.",
             AHT_BUCKETS,
-            t.by_agent.iter().map(|(a, c)| (vec![("agent", a.clone())], &c.aht)),
+            t.by_agent.iter().map(|(a, c)| (vec![("agent", a.clone())], &c.held)),
         )?;
         let mut family =
             enc.encode_descriptor("agent_resolved", "Conversations an agent resolved.", None, MetricType::Counter)?;

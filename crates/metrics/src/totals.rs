@@ -61,6 +61,13 @@ pub struct Counts {
     pub csat_responses: u64,
     /// CSAT answers of 4 or 5.
     pub csat_satisfied: u64,
+    /// The sum of CSAT scores: over `csat_responses`, the mean score (CSI).
+    #[serde(default)]
+    pub csat_score_sum: u64,
+    /// Hand-offs (a transfer or an agent's escalation) until the next agent took the
+    /// conversation: transfer speed.
+    #[serde(default)]
+    pub handoff: Hist,
     /// First response times.
     pub frt: Hist,
     /// Handle times.
@@ -74,8 +81,12 @@ pub struct AgentCounts {
     pub first_responses: u64,
     /// Conversations resolved while holding them.
     pub resolved: u64,
-    /// Handle times of those.
+    /// Handle times of those: assignment to resolution, whoever else held them.
     pub aht: Hist,
+    /// The agent's own time holding each contact, counted when the contact is resolved (the
+    /// per-agent AHT of `switchboard stats`).
+    #[serde(default)]
+    pub held: Hist,
 }
 
 /// All cumulative totals.
@@ -148,6 +159,15 @@ impl Totals {
         let c = self.counts(d);
         c.csat_responses += 1;
         c.csat_satisfied += u64::from(score >= 4);
+        c.csat_score_sum += u64::from(score);
+    }
+
+    pub(crate) fn handoff(&mut self, d: &Dims, ms: Ms) {
+        self.counts(d).handoff.observe(FRT_BUCKETS, ms.max(0));
+    }
+
+    pub(crate) fn held(&mut self, agent: &str, ms: Ms) {
+        self.by_agent.entry(agent.to_string()).or_default().held.observe(AHT_BUCKETS, ms.max(0));
     }
 }
 

@@ -105,3 +105,32 @@ fn the_exposition_parses_and_names_follow_prometheus_conventions() {
     // 69 seconds: not within a minute, within two.
     assert!(buckets.contains(&(60.0, 0.0)) && buckets.contains(&(120.0, 1.0)), "{buckets:?}");
 }
+
+#[test]
+fn csi_transfer_speed_and_each_agents_own_handle_time_are_exposed() {
+    let mut s = Stream::new();
+    s.opened(0, 1);
+    s.assigned(10, 1, "alice");
+    s.transferred(310, 1, "alice", "billing"); // alice held it 300 s
+    s.assigned(400, 1, "bob"); // a hand-off of 90 s
+    s.resolved(740, 1, Some("bob")); // bob held it 340 s
+    s.csat(800, 1, 4);
+    s.opened(0, 2);
+    s.assigned(5, 2, "bob");
+    s.resolved(65, 2, Some("bob"));
+    s.csat(70, 2, 1);
+    let text = exposition(&Metrics::from_events(&s.events), Some(1_000_000)).expect("encodes");
+    let sum = |prefix: &str| -> f64 {
+        text.lines()
+            .filter(|l| l.starts_with(prefix))
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+            .sum()
+    };
+    assert_eq!(sum("switchboard_csat_score_sum_total{"), 5.0, "{text}");
+    assert_eq!(sum("switchboard_csat_responses_total{"), 2.0);
+    assert_eq!((sum("switchboard_handoff_seconds_sum{"), sum("switchboard_handoff_seconds_count{")), (90.0, 1.0));
+    // Per agent: their own holding time, not assignment-to-resolution of what they resolved.
+    let agent = |a: &str, part: &str| sum(&format!("switchboard_agent_handle_time_seconds_{part}{{agent=\"{a}\"}}"));
+    assert_eq!((agent("alice", "sum"), agent("alice", "count")), (300.0, 1.0), "{text}");
+    assert_eq!((agent("bob", "sum"), agent("bob", "count")), (400.0, 2.0), "340 s + 60 s, not 730 s + 60 s");
+}
