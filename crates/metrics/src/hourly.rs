@@ -149,6 +149,16 @@ fn short(secs: u64) -> String {
     }
 }
 
+/// The targets as one line for the page's facts: `FRT p90 <= 2h, FCR >= 85%, CSAT >= 90%`.
+pub fn targets_line(targets: &Targets) -> String {
+    format!(
+        "FRT p90 <= {}, FCR >= {:.0}%, CSAT >= {:.0}%",
+        short(targets.frt_secs),
+        targets.fcr * 100.0,
+        targets.csat * 100.0
+    )
+}
+
 /// The page's standard charts, one line per configuration in `runs`' order: arrivals, waiting,
 /// unanswered, offered load, occupancy, FRT p50 and p90 (with the target), SLA compliance.
 pub fn charts(runs: &[(String, &Hourly)], targets: &Targets) -> Vec<Chart> {

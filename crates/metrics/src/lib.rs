@@ -37,7 +37,7 @@ mod totals;
 
 pub use dims::{Dims, GroupBy, Ms, Routing, UNKNOWN, priority_class};
 pub use fold::{Agent, Contact, Conversation, Csat, Metrics, Phase, Resolution};
-pub use hourly::{Hourly, Points, charts, hourly};
+pub use hourly::{Hourly, Points, charts, hourly, targets_line};
 pub use html::{Chart, Page, escape};
 pub use prom::{ExpositionError, exposition};
 pub use report::{AGE_BUCKETS, AgentKpis, Backlog, Forecast, Kpis, Query, Report, backlog};

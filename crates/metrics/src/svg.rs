@@ -55,15 +55,10 @@ fn nice_step(span: f64, target: f64) -> f64 {
     [1.0, 2.0, 2.5, 5.0, 10.0].iter().map(|m| m * magnitude).find(|s| *s >= raw).unwrap_or(10.0 * magnitude)
 }
 
-/// A tick label: no decimals for whole steps.
+/// A tick label with as many decimals as the step needs (0.25 needs two).
 fn tick_label(v: f64, step: f64) -> String {
-    if step >= 1.0 || v == 0.0 {
-        format!("{v:.0}")
-    } else if step >= 0.1 {
-        format!("{v:.1}")
-    } else {
-        format!("{v:.2}")
-    }
+    let decimals = (0..3).find(|d| ((step * 10f64.powi(*d)).fract()).abs() < 1e-9).unwrap_or(3) as usize;
+    format!("{v:.decimals$}")
 }
 
 /// Hours between x ticks so that a span of `hours` gets at most about eight.
@@ -85,7 +80,10 @@ pub(crate) fn chart(chart: &Chart, from: Ms, to: Ms) -> String {
     let has_data = data_max.is_finite();
     let target = chart.target.as_ref().map(|t| t.0);
     let top = chart.y_max.unwrap_or_else(|| data_max.max(target.unwrap_or(0.0)).max(0.0));
+    // Counts (every value whole) get whole ticks: "0.25 conversations waiting" means nothing.
+    let whole = values.clone().all(|v| v.fract() == 0.0) && target.is_none_or(|t| t.fract() == 0.0);
     let step = nice_step(if top > 0.0 { top } else { 1.0 }, 4.0);
+    let step = if whole { step.max(1.0) } else { step };
     let y_max = (top / step).ceil().max(1.0) * step;
     let span = (to - from).max(1) as f64;
     let x = |ms: Ms| LEFT + (ms - from) as f64 / span * (RIGHT - LEFT);
@@ -180,6 +178,10 @@ mod tests {
         assert_eq!(hour_step(36.0), 6);
         assert_eq!(hour_step(6.0), 1);
         assert_eq!(time_label(0), "Jan 01");
+        assert_eq!(
+            (tick_label(0.5, 0.25), tick_label(200.0, 100.0), tick_label(0.2, 0.1)),
+            ("0.50".into(), "200".into(), "0.2".into())
+        );
         assert_eq!(time_label(9 * 3_600_000), "09:00");
     }
 }
