@@ -16,7 +16,7 @@ mod traffic;
 use std::path::Path;
 
 pub use generate::synthetic;
-pub use page::{render_page, run_hourly, targets_line};
+pub use page::{render_page, run_hourly};
 pub use render::{render, render_json, report, report_with};
 pub use sim::{Options, Outcome, Point, Stats, simulate, simulate_with_progress};
 pub use traffic::{AgentBehaviour, AgentGroup, ChannelTraffic, CustomerBehaviour, Dist, Shift, Topic, Traffic};

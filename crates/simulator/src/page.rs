@@ -1,7 +1,7 @@
 //! Runs side by side as the HTML report page: the hourly charts (the queue and the unanswered
 //! backlog from the run's own timeline) and the KPI table the terminal shows.
 
-use switchboard_metrics::{Hourly, Kpis, Page, Points, Report, Targets, charts, hourly, kpi_cells};
+use switchboard_metrics::{Hourly, Kpis, Page, Points, Report, Targets, charts, hourly, kpi_cells, targets_line};
 
 use crate::render::report_with;
 use crate::sim::Outcome;
@@ -10,16 +10,6 @@ use crate::sim::Outcome;
 fn when(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map_or_else(|| ms.to_string(), |t| t.format("%Y-%m-%d %H:%M UTC").to_string())
-}
-
-/// The targets as one line: `FRT p90 <= 7200 s, FCR >= 85%, CSAT >= 90%`.
-pub fn targets_line(targets: &Targets) -> String {
-    format!(
-        "FRT p90 <= {} s, FCR >= {:.0}%, CSAT >= {:.0}%",
-        targets.frt_secs,
-        targets.fcr * 100.0,
-        targets.csat * 100.0
-    )
 }
 
 /// One run's series: KPIs hour by hour over the simulated period, with the queue and the

@@ -50,7 +50,7 @@ fn hourly_arrivals_add_up_to_the_runs_contacts_and_the_page_has_a_line_per_confi
     assert_eq!(p90.target.as_ref().map(|t| t.0), Some(10.0), "the target from the flags, in minutes");
     let html = page.render();
     assert!(html.contains("round &lt;robin&gt;") && !html.contains("round <robin>"));
-    assert!(html.contains("FRT p90 &lt;= 600 s"), "the targets are shown");
+    assert!(html.contains("FRT p90 &lt;= 10m, FCR &gt;= 85%"), "the targets are shown");
     assert!(html.contains("<th scope=\"row\">FRT within target</th>"), "the terminal's KPI rows");
 }
 
