@@ -10,8 +10,8 @@
 
 use crate::dims::Ms;
 use crate::fold::{Metrics, Phase};
-use crate::html::Chart;
 use crate::report::{Forecast, Query, Report};
+use crate::svg::Chart;
 use crate::table::Targets;
 
 /// One hour's length.
@@ -64,7 +64,7 @@ struct Sweep {
 }
 
 impl Sweep {
-    fn new(intervals: &[(Ms, Option<Ms>)]) -> Sweep {
+    fn new(intervals: &[Interval]) -> Sweep {
         let mut starts: Vec<Ms> = intervals.iter().map(|i| i.0).collect();
         let mut ends: Vec<Ms> = intervals.iter().filter_map(|i| i.1).collect();
         starts.sort_unstable();
@@ -79,8 +79,11 @@ impl Sweep {
     }
 }
 
+/// From when, until when (`None`: still).
+type Interval = (Ms, Option<Ms>);
+
 /// Intervals of waiting for an agent and of waiting for a first response, per contact.
-fn backlog_intervals(m: &Metrics) -> (Vec<(Ms, Option<Ms>)>, Vec<(Ms, Option<Ms>)>) {
+fn backlog_intervals(m: &Metrics) -> (Vec<Interval>, Vec<Interval>) {
     let (mut waiting, mut unanswered) = (Vec::new(), Vec::new());
     for c in m.conversations.values() {
         for (i, k) in c.contacts.iter().enumerate() {
@@ -144,7 +147,7 @@ fn short(secs: u64) -> String {
     match secs {
         ..60 => format!("{secs}s"),
         60..3600 => format!("{}m", secs / 60),
-        _ if secs % 3600 == 0 => format!("{}h", secs / 3600),
+        _ if secs.is_multiple_of(3600) => format!("{}h", secs / 3600),
         _ => format!("{}h {:02}m", secs / 3600, secs % 3600 / 60),
     }
 }

@@ -3,33 +3,13 @@
 //! no external asset, and a content security policy that forbids loading any, so the file can be
 //! mailed or archived and opens the same anywhere.
 //!
-//! Every string from outside (configuration names, teams, labels) goes through [`escape`].
+//! Every string from outside (configuration names, teams, labels) goes through
+//! [`escape`](crate::escape).
 
 use std::fmt::Write;
 
 use crate::dims::Ms;
-use crate::svg;
-
-/// One chart: a title, the unit of its y axis and one series per configuration of the page (in
-/// the page's order).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Chart {
-    /// Stable id, used as the figure's `data-chart` (e.g. `arrivals`).
-    pub id: String,
-    /// Title above the chart.
-    pub title: String,
-    /// What the y axis counts (e.g. `contacts per hour`).
-    pub unit: String,
-    /// Per configuration, `(time, value)` points in time order; `None` is a gap (no value that
-    /// hour, e.g. no first response to take a percentile of).
-    pub series: Vec<Vec<(Ms, Option<f64>)>>,
-    /// A fixed top of the y axis (100 for percentages); `None`: from the data.
-    pub y_max: Option<f64>,
-    /// A horizontal target line: value and label.
-    pub target: Option<(f64, String)>,
-    /// A sentence under the chart saying what it shows.
-    pub note: String,
-}
+use crate::svg::{self, Chart, escape};
 
 /// A whole report page.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -47,22 +27,6 @@ pub struct Page {
     pub table: Vec<Vec<String>>,
     /// Sentences at the end (what was left out, how numbers were reconstructed).
     pub notes: Vec<String>,
-}
-
-/// Escapes text for HTML element content and quoted attribute values.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 const CSS: &str = "\

@@ -270,7 +270,13 @@ pub async fn run(nats: &BusConfig, args: &Args, now: DateTime<Utc>) -> anyhow::R
     }
     let report = Report::compute(&read.metrics, &query);
     if let Some(file) = &args.report {
-        let page = crate::stats_page::page(&read, &report, &args.targets).render();
+        let summary = crate::stats_page::ReadSummary {
+            events: read.events,
+            skipped: read.skipped,
+            sequences: (read.first_sequence, read.last_sequence),
+            truncated: read.truncated,
+        };
+        let page = crate::stats_page::page(&read.metrics, summary, &report, &args.targets).render();
         std::fs::write(file, page).with_context(|| format!("writing the report to {}", file.display()))?;
         eprintln!("report written to {}", file.display());
     }

@@ -2,9 +2,7 @@
 //! events read) in every chart, the queue and the backlog reconstructed from the fold.
 
 use switchboard_core::contract::streams;
-use switchboard_metrics::{GroupBy, Kpis, Page, Report, Targets, charts, hourly, kpi_cells, targets_line};
-
-use crate::stats::Read;
+use switchboard_metrics::{GroupBy, Kpis, Metrics, Page, Report, Targets, charts, hourly, kpi_cells, targets_line};
 
 /// The name of the page's one line.
 pub const LINE: &str = "events";
@@ -15,11 +13,24 @@ fn when(ms: Option<i64>) -> String {
         .map_or_else(|| "-".into(), |t| t.format("%Y-%m-%d %H:%M UTC").to_string())
 }
 
-/// The page of `report` (over its query's window) from the events in `read`.
-pub fn page(read: &Read, report: &Report, targets: &Targets) -> Page {
+/// What `stats` read, for the page's facts.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReadSummary {
+    /// Events folded.
+    pub events: u64,
+    /// Messages that were not events.
+    pub skipped: u64,
+    /// Stream sequences of the first and the last message read.
+    pub sequences: (u64, u64),
+    /// Retention had cut the stream's history before the read start.
+    pub truncated: bool,
+}
+
+/// The page of `report` (over its query's window) from the fold `metrics` of what was read.
+pub fn page(metrics: &Metrics, read: ReadSummary, report: &Report, targets: &Targets) -> Page {
     let q = &report.query;
-    let (from, to) = (q.from.unwrap_or(read.metrics.last_at), q.to.unwrap_or(read.metrics.last_at));
-    let series = hourly(&read.metrics, from, to, targets.frt_secs);
+    let (from, to) = (q.from.unwrap_or(metrics.last_at), q.to.unwrap_or(metrics.last_at));
+    let series = hourly(metrics, from, to, targets.frt_secs);
     let mut columns: Vec<(String, &Kpis)> = vec![("total".to_string(), &report.total)];
     columns.extend(report.groups.iter().map(|(name, k)| (name.clone(), k)));
     let mut facts = vec![
@@ -30,8 +41,8 @@ pub fn page(read: &Read, report: &Report, targets: &Targets) -> Page {
                 "{} from {} (sequences {}..{}), {} skipped",
                 read.events,
                 streams::EVENTS,
-                read.first_sequence,
-                read.last_sequence,
+                read.sequences.0,
+                read.sequences.1,
                 read.skipped
             ),
         ),
