@@ -36,7 +36,7 @@ h1{font-size:1.5rem;margin:.2em 0 .4em}
 h2{font-size:1.05rem;margin:0}
 dl.facts{display:grid;grid-template-columns:max-content 1fr;gap:2px 16px;margin:0 0 16px;font-size:.9rem}
 dl.facts dt{color:#57606a}dl.facts dd{margin:0}
-.charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(520px,1fr));gap:16px}
+.charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(min(520px,100%),1fr));gap:16px}
 figure.chart{margin:0;border:1px solid #d0d7de;border-radius:6px;padding:10px 12px}
 figcaption p{margin:2px 0 4px;font-size:.8rem;color:#57606a}
 ul.legend{list-style:none;display:flex;flex-wrap:wrap;gap:4px 16px;margin:4px 0;padding:0;font-size:.85rem}
