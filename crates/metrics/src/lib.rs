@@ -22,17 +22,25 @@
 //!
 //! [`Report::from_events`] recomputes the same numbers from a slice of events. [`exposition`]
 //! encodes cumulative counters, gauges and histograms in the Prometheus text format.
+//! [`hourly`] computes the KPIs hour by hour and [`Page`] renders them as a self-contained HTML
+//! report with SVG charts (`simulate --report`, `stats --report`).
 
 mod dims;
 mod fold;
+mod hourly;
+mod html;
 mod prom;
 mod report;
+mod svg;
 mod table;
 mod totals;
 
 pub use dims::{Dims, GroupBy, Ms, Routing, UNKNOWN, priority_class};
 pub use fold::{Agent, Contact, Conversation, Csat, Metrics, Phase, Resolution};
+pub use hourly::{Hourly, Points, charts, hourly, targets_line};
+pub use html::Page;
 pub use prom::{ExpositionError, exposition};
 pub use report::{AGE_BUCKETS, AgentKpis, Backlog, Forecast, Kpis, Query, Report, backlog};
-pub use table::{Targets, render_grid, render_table};
+pub use svg::{Chart, escape};
+pub use table::{Targets, kpi_cells, render_grid, render_table};
 pub use totals::{AHT_BUCKETS, AgentCounts, Counts, FRT_BUCKETS, Hist, Totals};

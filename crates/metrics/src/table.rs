@@ -53,6 +53,13 @@ type Cell<'a> = Box<dyn Fn(&Kpis) -> String + 'a>;
 /// Renders KPI columns (a title and the KPIs each) as an aligned text table with the targets
 /// in the second column.
 pub fn render_table(columns: &[(String, &Kpis)], targets: &Targets) -> String {
+    render_grid(&kpi_cells(columns, targets))
+}
+
+/// The KPI table's cells, header row first (`KPI`, `target`, one title per column): what
+/// [`render_table`] aligns as text and the HTML report shows as a table, so both have the same
+/// rows. A failed check ends its cell with ` MISS`.
+pub fn kpi_cells(columns: &[(String, &Kpis)], targets: &Targets) -> Vec<Vec<String>> {
     let frt_ok = |k: &Kpis| k.frt_p90_secs.map(|p| p <= targets.frt_secs as f64);
     let rows: Vec<(&str, String, Cell)> = vec![
         ("Conversations opened", String::new(), Box::new(|k| k.opened.to_string())),
@@ -100,7 +107,7 @@ pub fn render_table(columns: &[(String, &Kpis)], targets: &Targets) -> String {
         row.extend(columns.iter().map(|(_, k)| value(k)));
         cells.push(row);
     }
-    render_grid(&cells)
+    cells
 }
 
 /// Aligns rows of cells: the first column left, the others right.

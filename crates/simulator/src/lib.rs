@@ -7,6 +7,7 @@
 //! just its keys) and [`Traffic`] (JSON, or [`synthetic`]). The same seed gives the same run.
 
 mod generate;
+mod page;
 mod render;
 mod roster;
 mod sim;
@@ -15,8 +16,9 @@ mod traffic;
 use std::path::Path;
 
 pub use generate::synthetic;
+pub use page::{render_page, run_hourly};
 pub use render::{render, render_json, report, report_with};
-pub use sim::{Options, Outcome, Point, Stats, simulate};
+pub use sim::{Options, Outcome, Point, Stats, simulate, simulate_with_progress};
 pub use traffic::{AgentBehaviour, AgentGroup, ChannelTraffic, CustomerBehaviour, Dist, Shift, Topic, Traffic};
 
 use switchboard_routing::RoutingConfig;

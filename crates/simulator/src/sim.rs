@@ -149,10 +149,26 @@ struct Run<'a> {
     events: Vec<Event>,
     stats: Stats,
     keep_events: bool,
+    /// Customers who arrived for the first time so far (they are numbered in arrival order).
+    arrived: u64,
 }
 
 /// Replays `traffic` through a router with `routing` and reports what happened.
 pub fn simulate(routing: &RoutingConfig, traffic: &Traffic, options: &Options) -> Result<Outcome, SimError> {
+    simulate_with_progress(routing, traffic, options, &mut |_, _| {})
+}
+
+/// How often, in simulation steps, [`simulate_with_progress`] reports.
+const PROGRESS_EVERY: u64 = 4096;
+
+/// [`simulate`], calling `progress(arrived, total)` now and then with the customers who arrived
+/// so far and all that will (first arrivals, not reopenings), and once at the end.
+pub fn simulate_with_progress(
+    routing: &RoutingConfig,
+    traffic: &Traffic,
+    options: &Options,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Outcome, SimError> {
     let start = traffic.start.timestamp_millis();
     let end = start + i64::from(traffic.hours) * 3_600_000;
     let horizon = end + i64::from(options.drain_hours) * 3_600_000;
@@ -178,11 +194,13 @@ pub fn simulate(routing: &RoutingConfig, traffic: &Traffic, options: &Options) -
         events: Vec::new(),
         stats: Stats::default(),
         keep_events: options.keep_events,
+        arrived: 0,
     };
     for (at, agent, online) in run.roster.shifts.clone() {
         run.agenda.push(at, Action::Status { agent, online });
     }
-    run.arrivals(start, end);
+    let total = u64::from(run.arrivals(start, end));
+    let mut steps = 0u64;
     let step = options.sample_every_secs.max(1) * 1000;
     let mut timeline = Vec::new();
     let mut next_sample = start;
@@ -198,6 +216,10 @@ pub fn simulate(routing: &RoutingConfig, traffic: &Traffic, options: &Options) -
         if at > horizon {
             break;
         }
+        steps += 1;
+        if steps.is_multiple_of(PROGRESS_EVERY) {
+            progress(run.arrived, total);
+        }
         while next_sample <= at {
             timeline.push(run.sample(next_sample));
             next_sample += step;
@@ -212,6 +234,7 @@ pub fn simulate(routing: &RoutingConfig, traffic: &Traffic, options: &Options) -
         timeline.push(run.sample(next_sample));
         next_sample += step;
     }
+    progress(run.arrived, total);
     Ok(Outcome {
         metrics: run.metrics,
         timeline,
@@ -223,8 +246,8 @@ pub fn simulate(routing: &RoutingConfig, traffic: &Traffic, options: &Options) -
 }
 
 impl Run<'_> {
-    /// Poisson arrivals per channel, hour by hour at the profile's rate.
-    fn arrivals(&mut self, start: Ms, end: Ms) {
+    /// Poisson arrivals per channel, hour by hour at the profile's rate; returns how many.
+    fn arrivals(&mut self, start: Ms, end: Ms) -> u32 {
         let mut customer = 0u32;
         let mut all = Vec::new();
         for (ci, ch) in self.traffic.channels.iter().enumerate() {
@@ -263,6 +286,7 @@ impl Run<'_> {
             customer += 1;
             self.agenda.push(at, Action::Arrive { customer, channel, topic });
         }
+        customer
     }
 
     fn sample(&self, at: Ms) -> Point {
@@ -280,6 +304,7 @@ impl Run<'_> {
     fn act(&mut self, at: Ms, action: Action) {
         match action {
             Action::Arrive { customer, channel, topic } => {
+                self.arrived = self.arrived.max(u64::from(customer));
                 let ch = &self.traffic.channels[channel as usize];
                 let t = &ch.topics[topic as usize];
                 let received_at = chrono::DateTime::from_timestamp_millis(at).unwrap_or_default();

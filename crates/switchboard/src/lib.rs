@@ -19,5 +19,6 @@ pub mod presence;
 pub mod privacy;
 pub mod serve;
 pub mod stats;
+pub mod stats_page;
 
 pub use config::{Config, ConfigError};

@@ -33,10 +33,12 @@ fn main() -> ExitCode {
             fcr_target,
             csat_target,
             sample_every_secs,
+            report,
         } => {
             let targets =
                 switchboard_metrics::Targets { frt_secs: frt_target_secs, fcr: fcr_target, csat: csat_target };
-            let args = simulate::Args { config, compare, traffic, generate, seed, format, targets, sample_every_secs };
+            let args =
+                simulate::Args { config, compare, traffic, generate, seed, format, targets, sample_every_secs, report };
             match simulate::run(args) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -45,7 +47,7 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Stats { config, since, until, by, format, frt_target, fcr_target, csat_target, lookback } => {
+        Command::Stats { config, since, until, by, format, frt_target, fcr_target, csat_target, lookback, report } => {
             let config = match Config::load(&config) {
                 Ok(c) => c,
                 Err(e) => {
@@ -55,7 +57,8 @@ fn main() -> ExitCode {
             };
             let targets =
                 switchboard_metrics::Targets { frt_secs: frt_target.as_secs(), fcr: fcr_target, csat: csat_target };
-            let args = stats::Args { since, until, by, format, targets, lookback: lookback.unwrap_or(stats::LOOKBACK) };
+            let lookback = lookback.unwrap_or(stats::LOOKBACK);
+            let args = stats::Args { since, until, by, format, targets, lookback, report };
             match stats(&config, &args) {
                 Ok(out) => {
                     print!("{out}");

@@ -1,12 +1,14 @@
 //! `switchboard simulate`: runs one or two routing configurations against the same traffic and
-//! prints the KPI table (targets checked) and the backlog over time.
+//! prints the KPI table (targets checked) and the backlog over time; with `--report`, also the
+//! HTML page of hourly charts. Long runs show progress on a terminal.
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
+use switchboard::cli::progress::{Progress, thousands};
 use switchboard_metrics::Targets;
-use switchboard_simulator::{Options, Outcome, load_routing, load_traffic, simulate, synthetic};
+use switchboard_simulator::{Options, Outcome, load_routing, load_traffic, simulate_with_progress, synthetic};
 
 /// How to print the result.
 pub use switchboard::cli::args::SimulateFormat as Format;
@@ -21,6 +23,8 @@ pub struct Args {
     pub format: Format,
     pub targets: Targets,
     pub sample_every_secs: i64,
+    /// Where to write the HTML report page, if anywhere.
+    pub report: Option<PathBuf>,
 }
 
 /// A run's name in the table: its file name.
@@ -42,8 +46,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             (None, None) => anyhow::bail!("give --traffic FILE or --generate N"),
         };
         let started = Instant::now();
-        let outcome =
-            simulate(&routing, &traffic, &options).with_context(|| format!("simulating {}", path.display()))?;
+        let mut progress = Progress::stderr();
+        let outcome = simulate_with_progress(&routing, &traffic, &options, &mut |done, total| {
+            progress.update(|| {
+                format!("{}: simulated {} of {} conversations", path.display(), thousands(done), thousands(total))
+            })
+        })
+        .with_context(|| format!("simulating {}", path.display()))?;
+        progress.finish();
         eprintln!(
             "{}: {} conversations, {} router entries, {} events in {:.2} s",
             path.display(),
@@ -59,6 +69,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         runs.push((label, outcome));
     }
     let runs: Vec<(String, &Outcome)> = runs.iter().map(|(n, o)| (n.clone(), o)).collect();
+    if let Some(file) = &args.report {
+        let mut facts = vec![("Seed".to_string(), args.seed.to_string())];
+        facts.push(match (&args.traffic, args.generate) {
+            (Some(traffic), _) => ("Traffic".into(), traffic.display().to_string()),
+            (None, n) => ("Traffic".into(), format!("synthetic, about {} conversations", n.unwrap_or(0))),
+        });
+        let page = switchboard_simulator::render_page(&runs, &args.targets, facts).render();
+        std::fs::write(file, page).with_context(|| format!("writing the report to {}", file.display()))?;
+        eprintln!("report written to {}", file.display());
+    }
     match args.format {
         Format::Table => print!("{}", switchboard_simulator::render(&runs, &args.targets)),
         Format::Json => println!("{:#}", switchboard_simulator::render_json(&runs, &args.targets)),

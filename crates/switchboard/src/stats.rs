@@ -17,6 +17,8 @@ use switchboard_core::contract::{headers, streams, subjects};
 use switchboard_core::{Contract, Event};
 use switchboard_metrics::{GroupBy, Kpis, Metrics, Query, Report, Targets, render_grid, render_table};
 
+use crate::cli::progress::{Progress, thousands};
+
 /// How far before the window's start events are read by default: reopenings and late replies
 /// refer back to conversations opened up to this long before.
 pub const LOOKBACK: Duration = Duration::from_secs(7 * 86_400);
@@ -114,6 +116,8 @@ pub struct Args {
     pub targets: Targets,
     /// How far before the window's start to read events.
     pub lookback: Duration,
+    /// Where to write the HTML report page, if anywhere.
+    pub report: Option<std::path::PathBuf>,
 }
 
 /// The window and breakdown of the report, with `now` the command's start.
@@ -163,6 +167,16 @@ fn decode(message: &async_nats::jetstream::Message) -> Option<Event> {
 /// Reads `SB_EVENTS` from the first message stored at or after `start` up to the last message
 /// present when called, folding each event.
 pub async fn read_events(bus: &Bus, start: DateTime<Utc>) -> anyhow::Result<Read> {
+    read_events_with_progress(bus, start, &mut |_, _| {}).await
+}
+
+/// [`read_events`], calling `progress(read, total)` after each message with the messages read
+/// so far and how many there are to read.
+pub async fn read_events_with_progress(
+    bus: &Bus,
+    start: DateTime<Utc>,
+    progress: &mut (dyn FnMut(u64, u64) + Send),
+) -> anyhow::Result<Read> {
     let url = &bus.config().url;
     let mut stream =
         bus.jetstream().get_stream(streams::EVENTS).await.with_context(|| {
@@ -213,6 +227,7 @@ pub async fn read_events(bus: &Bus, start: DateTime<Utc>) -> anyhow::Result<Read
             }
             None => read.skipped += 1,
         }
+        progress(read.events + read.skipped, state.last_sequence.saturating_sub(read.first_sequence) + 1);
         // `pending == 0`: nothing after this one, e.g. when the last message expired meanwhile.
         if sequence >= state.last_sequence || pending == 0 {
             break;
@@ -230,7 +245,12 @@ pub async fn run(nats: &BusConfig, args: &Args, now: DateTime<Utc>) -> anyhow::R
     // The bus error already names the URL and the cause; anyhow's chain would repeat the cause.
     let bus = Bus::connect_once(nats).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     let started = Instant::now();
-    let read = read_events(&bus, read_start).await?;
+    let mut progress = Progress::stderr();
+    let read = read_events_with_progress(&bus, read_start, &mut |done, total| {
+        progress.update(|| format!("read {} of {} events", thousands(done), thousands(total)))
+    })
+    .await?;
+    progress.finish();
     eprintln!(
         "read {} events from {} (sequences {}..{}) in {:.2} s{}",
         read.events,
@@ -249,6 +269,17 @@ pub async fn run(nats: &BusConfig, args: &Args, now: DateTime<Utc>) -> anyhow::R
         );
     }
     let report = Report::compute(&read.metrics, &query);
+    if let Some(file) = &args.report {
+        let summary = crate::stats_page::ReadSummary {
+            events: read.events,
+            skipped: read.skipped,
+            sequences: (read.first_sequence, read.last_sequence),
+            truncated: read.truncated,
+        };
+        let page = crate::stats_page::page(&read.metrics, summary, &report, &args.targets).render();
+        std::fs::write(file, page).with_context(|| format!("writing the report to {}", file.display()))?;
+        eprintln!("report written to {}", file.display());
+    }
     Ok(match args.format {
         Format::Table => render(&report, &args.targets),
         Format::Json => {

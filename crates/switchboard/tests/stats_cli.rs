@@ -170,6 +170,7 @@ fn args(t0: i64, format: stats::Format) -> stats::Args {
         format,
         targets: Targets::default(),
         lookback: stats::LOOKBACK,
+        report: None,
     }
 }
 

@@ -97,6 +97,10 @@ pub enum Command {
         /// Backlog sampling interval, seconds of simulated time.
         #[arg(long, default_value_t = 3600)]
         sample_every_secs: i64,
+        /// Also write a self-contained HTML page to this file: hourly charts of arrivals,
+        /// waiting, backlog, load, FRT and SLA per configuration side by side, and the KPI table.
+        #[arg(long, value_name = "FILE.html")]
+        report: Option<PathBuf>,
     },
     /// Shows NATS, streams, consumer lag, dead letters, routing leaders and running daemons;
     /// exits 1 when something is wrong (NATS unreachable, a group without a leader, a stale daemon).
@@ -144,6 +148,10 @@ pub enum Command {
         /// opened earlier have their start; default 7d.
         #[arg(long, value_parser = stats::parse_duration)]
         lookback: Option<std::time::Duration>,
+        /// Also write a self-contained HTML page to this file: hourly charts of arrivals,
+        /// waiting, backlog, load, FRT and SLA over the window, and the KPI table.
+        #[arg(long, value_name = "FILE.html")]
+        report: Option<PathBuf>,
     },
 }
 

@@ -7,6 +7,7 @@
 pub mod agents;
 pub mod args;
 pub mod dlq;
+pub mod progress;
 pub mod status;
 mod table;
 
