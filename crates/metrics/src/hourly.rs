@@ -11,6 +11,7 @@
 use crate::dims::Ms;
 use crate::fold::{Metrics, Phase};
 use crate::report::{Forecast, Query, Report};
+use crate::staffing::STAFFING_SHARE;
 use crate::svg::Chart;
 use crate::table::Targets;
 
@@ -163,7 +164,7 @@ pub fn targets_line(targets: &Targets) -> String {
 }
 
 /// The page's standard charts, one line per configuration in `runs`' order: arrivals, waiting,
-/// unanswered, offered load, occupancy, FRT p50 and p90 (with the target), SLA compliance.
+/// unanswered, offered load, agents needed, occupancy, FRT p50 and p90 (with the target), SLA compliance.
 pub fn charts(runs: &[(String, &Hourly)], targets: &Targets) -> Vec<Chart> {
     let per = |f: fn(&Hourly) -> &Points| runs.iter().map(|(_, h)| f(h).clone()).collect::<Vec<_>>();
     let bucket = runs.first().map_or(HOUR, |(_, h)| h.bucket_ms);
@@ -177,8 +178,9 @@ pub fn charts(runs: &[(String, &Hourly)], targets: &Targets) -> Vec<Chart> {
         note,
         ..Chart::default()
     };
-    // Staffing hook: a chart of agents needed per hour goes here, from `Hourly::forecasts`
-    // once `Forecast` carries the Erlang C staffing figure.
+    let staffing = |h: &Hourly| -> Points {
+        h.forecasts.iter().map(|(at, f)| (*at, f.staffing.as_ref().map(|s| f64::from(s.peak_agents)))).collect()
+    };
     vec![
         chart(
             "arrivals",
@@ -207,6 +209,13 @@ pub fn charts(runs: &[(String, &Hourly)], targets: &Targets) -> Vec<Chart> {
             "Erlangs (agents busy just to keep up)",
             per(|h| &h.offered_load),
             format!("Arrivals per hour times the mean handle time of the resolutions, {over}."),
+        ),
+        chart(
+            "staffing",
+            "Agents needed (Erlang C)",
+            &format!("agents for {:.0}% of first responses within {}", STAFFING_SHARE * 100.0, short(targets.frt_secs)),
+            runs.iter().map(|(_, h)| staffing(h)).collect(),
+            format!("From the arrivals, handle time and concurrency of {over}; gaps where nothing was resolved."),
         ),
         Chart {
             y_max: Some(100.0),

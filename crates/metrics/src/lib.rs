@@ -17,6 +17,8 @@
 //! - **CSAT**: the share of 4 and 5 among 1-5 answers (`csat_received`, `data.score`).
 //! - **Backlog**: conversations waiting now per tier, team, priority and channel; unanswered
 //!   ones by age; arrival and resolution rates and the offered load as a forecast.
+//! - **Staffing**: agents needed hour by hour for 90% of first responses within the target, by
+//!   Erlang C from the measured arrivals, handle time and concurrency ([`Staffing`]).
 //! - **Occupancy**: per agent, time logged in while holding at least one conversation over time
 //!   logged in.
 //!
@@ -31,6 +33,7 @@ mod hourly;
 mod html;
 mod prom;
 mod report;
+mod staffing;
 mod svg;
 mod table;
 mod totals;
@@ -41,6 +44,7 @@ pub use hourly::{Hourly, Points, charts, hourly, targets_line};
 pub use html::Page;
 pub use prom::{ExpositionError, exposition};
 pub use report::{AGE_BUCKETS, AgentKpis, Backlog, Forecast, Kpis, Query, Report, backlog};
+pub use staffing::{STAFFING_SHARE, Staffing, StaffingHour, answered_within, erlang_c, places_needed};
 pub use svg::{Chart, escape};
 pub use table::{Targets, kpi_cells, render_grid, render_table};
 pub use totals::{AHT_BUCKETS, AgentCounts, Counts, FRT_BUCKETS, Hist, Totals};

@@ -12,6 +12,7 @@ use switchboard_core::Event;
 use crate::dims::Ms;
 use crate::dims::{Dims, GroupBy};
 use crate::fold::{Agent, Metrics, Phase};
+use crate::staffing::{Staffing, staffing};
 
 /// What to report on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -126,6 +127,10 @@ pub struct AgentKpis {
     pub resolved: u64,
     /// Mean handle time of those, seconds.
     pub aht_mean_secs: Option<f64>,
+    /// Conversation-seconds held while logged in: over `busy_secs`, how many conversations the
+    /// agent held at once on average.
+    #[serde(default)]
+    pub held_secs: f64,
 }
 
 /// Arrivals and the load they bring, for a backlog forecast.
@@ -139,6 +144,10 @@ pub struct Forecast {
     pub offered_load_erlangs: Option<f64>,
     /// Expected backlog change per hour at these rates (positive: it grows).
     pub net_inflow_per_hour: f64,
+    /// Agents needed hour by hour for the first-response target, by Erlang C; `None` when
+    /// nothing was resolved in the window (no handle time to plan with).
+    #[serde(default)]
+    pub staffing: Option<Staffing>,
 }
 
 /// A KPI report.
@@ -330,7 +339,7 @@ impl Report {
         }
         let end = query.to.map_or(now, |t| t.min(now));
         let start = query.from.unwrap_or_else(|| first_time(m));
-        let agents = m
+        let agents: BTreeMap<String, AgentKpis> = m
             .agents
             .iter()
             .map(|(id, a)| (id.clone(), agent_kpis(a, start, end, agents.get(id).copied().unwrap_or_default())))
@@ -344,7 +353,10 @@ impl Report {
         let resolutions = g.total.resolutions;
         let total = std::mem::take(&mut g.total).kpis();
         let hours = ((end - start).max(1) as f64) / 3_600_000.0;
+        let (held, busy) = agents.values().fold((0.0, 0.0), |(h, b), a: &AgentKpis| (h + a.held_secs, b + a.busy_secs));
+        let concurrency = if busy > 0.0 { held / busy } else { 1.0 };
         let forecast = Forecast {
+            staffing: staffing(m, (start, end), query.frt_target_secs, total.aht_mean_secs, concurrency),
             arrivals_per_hour: arrivals as f64 / hours,
             resolutions_per_hour: resolutions as f64 / hours,
             offered_load_erlangs: total.aht_mean_secs.map(|aht| arrivals as f64 / (hours * 3600.0) * aht),
@@ -398,7 +410,7 @@ fn agent_kpis(a: &Agent, start: Ms, end: Ms, (resolved, handle_sum, handle_n): (
     // Sweep both step functions together; each segment lasts until the next change of either.
     let (mut si, mut li) = (0, 0);
     let (mut on, mut held) = (false, 0u32);
-    let (mut logged_in, mut busy) = (0i64, 0i64);
+    let (mut logged_in, mut busy, mut held_ms) = (0i64, 0i64, 0i64);
     loop {
         let next_s = a.status.get(si).map(|s| s.0);
         let next_l = a.load.get(li).map(|l| l.0);
@@ -417,6 +429,7 @@ fn agent_kpis(a: &Agent, start: Ms, end: Ms, (resolved, handle_sum, handle_n): (
             logged_in += to - from;
             if held > 0 {
                 busy += to - from;
+                held_ms += i64::from(held) * (to - from);
             }
         }
     }
@@ -426,6 +439,7 @@ fn agent_kpis(a: &Agent, start: Ms, end: Ms, (resolved, handle_sum, handle_n): (
         occupancy: (logged_in > 0).then(|| busy as f64 / logged_in as f64),
         resolved,
         aht_mean_secs: mean_secs(handle_sum, handle_n),
+        held_secs: held_ms as f64 / 1000.0,
     }
 }
 

@@ -1,7 +1,7 @@
 //! A run (or several side by side) as text: the KPI table with targets, load and staffing, and
 //! the backlog over time; or as JSON.
 
-use switchboard_metrics::{Query, Report, Targets, render_grid, render_table};
+use switchboard_metrics::{Query, Report, STAFFING_SHARE, Staffing, Targets, render_grid, render_table};
 
 use crate::sim::Outcome;
 
@@ -55,11 +55,18 @@ pub fn render(runs: &[(String, &Outcome)], targets: &Targets) -> String {
         let occ: Vec<f64> = r.agents.values().filter_map(|a| a.occupancy).collect();
         if occ.is_empty() { "-".into() } else { format!("{:.1}%", 100.0 * occ.iter().sum::<f64>() / occ.len() as f64) }
     }));
+    load.push(rate_row(&staffing_title(targets), &|r| {
+        r.forecast.staffing.as_ref().map_or("-".into(), |s| s.peak_agents.to_string())
+    }));
     load.push(row("Peak waiting", &|_, o| o.timeline.iter().map(|p| p.waiting).max().unwrap_or(0).to_string()));
     load.push(row("Waiting at the end", &|r, _| r.backlog.waiting.to_string()));
     load.push(row("Commands refused", &|_, o| o.stats.rejected.to_string()));
     out.push_str(&render_grid(&load));
     out.push('\n');
+    if let Some(grid) = staffing_grid(runs, &during) {
+        out.push_str(&grid);
+        out.push('\n');
+    }
     let mut timeline = vec![
         std::iter::once("Time (UTC)".to_string())
             .chain(runs.iter().flat_map(|(n, _)| [format!("waiting {n}"), format!("unanswered {n}")]))
@@ -78,6 +85,53 @@ pub fn render(runs: &[(String, &Outcome)], targets: &Targets) -> String {
     }
     out.push_str(&render_grid(&timeline));
     out
+}
+
+/// The staffing row's title: `Agents needed at peak (90% FRT <= 2h 00m, Erlang C)`.
+fn staffing_title(targets: &Targets) -> String {
+    format!("Agents needed at peak ({:.0}% FRT <= {}, Erlang C)", STAFFING_SHARE * 100.0, short(targets.frt_secs))
+}
+
+fn short(secs: u64) -> String {
+    match secs {
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
+/// Hour by hour (UTC): arrivals and the agents Erlang C asks for, per run; `None` when no run
+/// has a staffing line.
+fn staffing_grid(runs: &[(String, &Outcome)], during: &[Report]) -> Option<String> {
+    let lines: Vec<Option<&Staffing>> = during.iter().map(|r| r.forecast.staffing.as_ref()).collect();
+    let first = lines.iter().flatten().next()?;
+    let mut grid = vec![
+        std::iter::once("Staffing by hour (UTC)".to_string())
+            .chain(runs.iter().flat_map(|(n, _)| [format!("arrivals/h {n}"), format!("agents {n}")]))
+            .collect::<Vec<_>>(),
+    ];
+    for (i, hour) in first.hours.iter().enumerate() {
+        let mut cells = vec![format!("{:02}:00", hour.hour)];
+        for line in &lines {
+            let h = line.and_then(|s| s.hours.get(i));
+            cells.push(h.map_or("-".into(), |h| format!("{:.1}", h.arrivals_per_hour)));
+            cells.push(h.map_or("-".into(), |h| h.agents.to_string()));
+        }
+        grid.push(cells);
+    }
+    let basis: Vec<String> = runs
+        .iter()
+        .zip(&lines)
+        .filter_map(|((n, _), s)| {
+            s.map(|s| {
+                format!(
+                    "{n}: AHT {:.0}s, first reply {:.0}s after pickup, {:.1} conversations at once",
+                    s.aht_secs, s.reply_after_pickup_secs, s.concurrency
+                )
+            })
+        })
+        .collect();
+    Some(format!("{}Erlang C from the arrival period's {}\n", render_grid(&grid), basis.join("; ")))
 }
 
 /// Runs as JSON: per run its report, backlog over time and counts.

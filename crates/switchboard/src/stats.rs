@@ -349,6 +349,28 @@ pub fn render(report: &Report, targets: &Targets) -> String {
     out += &format!("  by team: {}\n", counts(&b.by_team));
     out += &format!("  by channel: {}\n", counts(&b.by_channel));
     out += &format!("  unanswered by age: {}\n", counts(b.unanswered.iter().map(|(k, n)| (k, n))));
+    if let Some(st) = &report.forecast.staffing {
+        out += &format!(
+            "\nStaffing for {:.0}% of first responses within {} (Erlang C; AHT {}, first reply {} after \
+             pickup, {:.1} conversations at once): peak {} agents\n",
+            st.share * 100.0,
+            duration(st.target_secs as f64),
+            duration(st.aht_secs),
+            duration(st.reply_after_pickup_secs),
+            st.concurrency,
+            st.peak_agents
+        );
+        let mut cells = vec![["Hour (UTC)", "Arrivals/h", "Erlangs", "Agents"].map(str::to_string).to_vec()];
+        for h in &st.hours {
+            cells.push(vec![
+                format!("{:02}:00", h.hour),
+                format!("{:.1}", h.arrivals_per_hour),
+                format!("{:.1}", h.offered_load_erlangs),
+                h.agents.to_string(),
+            ]);
+        }
+        out += &render_grid(&cells);
+    }
     if !report.agents.is_empty() {
         let mut cells =
             vec![["Agent", "Logged in", "Busy", "Occupancy", "Resolved", "AHT mean"].map(str::to_string).to_vec()];

@@ -193,6 +193,9 @@ fn assert_scenario_numbers(report: &Value) {
     assert_eq!(team("support")["csat"], json!(0.5), "5 and 3");
     assert_eq!(team("billing")["csat"], json!(1.0), "4 and 5");
     assert_eq!(report["backlog"]["waiting"], 2, "4, and 6 after the window");
+    let staffing = &report["forecast"]["staffing"];
+    assert_eq!(staffing["target_secs"], 7200, "{staffing}");
+    assert!(staffing["peak_agents"].as_u64() >= Some(1), "5 contacts with handle times need someone: {staffing}");
 }
 
 #[tokio::test]
@@ -291,6 +294,7 @@ async fn the_binary_prints_the_same_report_as_json_and_flags_misses_in_the_table
     assert_eq!(row("FCR").matches("MISS").count(), 3, "50% everywhere, under 60%: {table}");
     assert_eq!(row("CSAT ").matches("MISS").count(), 2, "total 75% and support 50% under 90%: {table}");
     assert!(table.contains("Waiting now: 2"), "{table}");
+    assert!(table.contains("Staffing for 90% of first responses within 2h 00m (Erlang C"), "{table}");
 
     // A relative window: everything of the last three days.
     let out = switchboard(&["stats", "--config", config, "--since", "3d", "--format", "json"]).await;
