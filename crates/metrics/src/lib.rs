@@ -42,7 +42,7 @@ pub use dims::{Dims, GroupBy, Ms, Routing, UNKNOWN, priority_class};
 pub use fold::{Agent, Contact, Conversation, Csat, Metrics, Phase, Resolution};
 pub use hourly::{Hourly, Points, charts, hourly, targets_line};
 pub use html::Page;
-pub use prom::{ExpositionError, exposition};
+pub use prom::{ExpositionError, exposition, exposition_with_target};
 pub use report::{AGE_BUCKETS, AgentKpis, Backlog, Forecast, Kpis, Query, Report, backlog};
 pub use staffing::{STAFFING_SHARE, Staffing, StaffingHour, answered_within, erlang_c, places_needed};
 pub use svg::{Chart, escape};

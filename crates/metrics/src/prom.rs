@@ -14,6 +14,7 @@ use crate::dims::Ms;
 use crate::dims::Routing;
 use crate::fold::Metrics;
 use crate::report::{AgentKpis, Query, Report};
+use crate::staffing::Staffing;
 use crate::totals::{AHT_BUCKETS, Counts, FRT_BUCKETS, Hist, Totals};
 
 /// Why the exposition could not be encoded.
@@ -31,6 +32,7 @@ struct Snapshot {
     backlog: Vec<(String, Routing, u64)>,
     unanswered: Vec<(String, u64)>,
     agents: Vec<(String, AgentKpis, u32)>,
+    staffing: Option<Staffing>,
 }
 
 type Labels = Vec<(&'static str, String)>;
@@ -47,7 +49,17 @@ fn routing_labels(channel: &str, r: &Routing) -> Labels {
 /// The Prometheus text exposition of a fold at `now` (the backlog's ages and agents' open
 /// intervals end there; `None`: the latest event's time).
 pub fn exposition(m: &Metrics, now: Option<Ms>) -> Result<String, ExpositionError> {
-    let report = Report::compute(m, &Query { now, ..Query::default() });
+    exposition_with_target(m, now, Query::default().frt_target_secs)
+}
+
+/// [`exposition`] with the staffing gauge planned for 90% of first responses within
+/// `staffing_target_secs`.
+pub fn exposition_with_target(
+    m: &Metrics,
+    now: Option<Ms>,
+    staffing_target_secs: u64,
+) -> Result<String, ExpositionError> {
+    let report = Report::compute(m, &Query { now, frt_target_secs: staffing_target_secs, ..Query::default() });
     let snapshot = Snapshot {
         totals: m.totals.clone(),
         backlog: waiting_by_routing(m),
@@ -60,6 +72,7 @@ pub fn exposition(m: &Metrics, now: Option<Ms>) -> Result<String, ExpositionErro
                 (id, k, held)
             })
             .collect(),
+        staffing: report.forecast.staffing,
     };
     let mut registry = Registry::with_prefix("switchboard");
     registry.register_collector(Box::new(snapshot));
@@ -245,6 +258,17 @@ impl Snapshot {
             enc.encode_descriptor("agent_conversations", "Conversations an agent holds now.", None, MetricType::Gauge)?;
         for (a, _, held) in &self.agents {
             ConstGauge::new(i64::from(*held)).encode(family.encode_family(&agent(a))?)?;
+        }
+        let mut family = enc.encode_descriptor(
+            "staffing_agents_needed",
+            "Agents needed in each hour of the day (UTC) for 90% of first responses within the \
+             staffing target, by Erlang C from the arrivals, handle time and concurrency the fold holds.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for h in self.staffing.iter().flat_map(|s| &s.hours) {
+            ConstGauge::new(i64::from(h.agents))
+                .encode(family.encode_family(&vec![("hour", format!("{:02}", h.hour))])?)?;
         }
         Ok(())
     }

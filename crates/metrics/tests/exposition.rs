@@ -57,7 +57,7 @@ fn the_exposition_parses_and_names_follow_prometheus_conventions() {
     }
     let counters: BTreeSet<&str> =
         types.iter().filter(|(_, k)| *k == SampleType::Counter).map(|(f, _)| f.as_str()).collect();
-    let allowed_labels: BTreeSet<&str> = ["channel", "team", "tier", "priority", "agent", "age"].into();
+    let allowed_labels: BTreeSet<&str> = ["channel", "team", "tier", "priority", "agent", "age", "hour"].into();
     for sample in &scrape.samples {
         assert!(snake_case(&sample.metric), "{}", sample.metric);
         if let Some(family) = sample.metric.strip_suffix("_total") {
@@ -133,4 +133,25 @@ fn csi_transfer_speed_and_each_agents_own_handle_time_are_exposed() {
     let agent = |a: &str, part: &str| sum(&format!("switchboard_agent_handle_time_seconds_{part}{{agent=\"{a}\"}}"));
     assert_eq!((agent("alice", "sum"), agent("alice", "count")), (300.0, 1.0), "{text}");
     assert_eq!((agent("bob", "sum"), agent("bob", "count")), (400.0, 2.0), "340 s + 60 s, not 730 s + 60 s");
+}
+
+#[test]
+fn the_staffing_gauge_names_each_hour_of_the_day_the_fold_covers() {
+    let mut s = Stream::new();
+    s.status(0, "alice", "online");
+    // A day of 4 contacts an hour, each held 15 minutes: 1 Erlang every hour.
+    for i in 0..96u128 {
+        let at = i as i64 * 900;
+        s.opened(at, 100 + i);
+        s.assigned(at, 100 + i, "alice");
+        s.replied(at + 1, 100 + i, "alice", Some(true));
+        s.resolved(at + 900, 100 + i, Some("alice"));
+    }
+    let m = Metrics::from_events(&s.events);
+    let text = switchboard_metrics::exposition_with_target(&m, Some(86_400_000), 60).expect("encodes");
+    let hours: Vec<&str> = text.lines().filter(|l| l.starts_with("switchboard_staffing_agents_needed{")).collect();
+    assert_eq!(hours.len(), 24, "{text}");
+    // 1 Erlang at 900 s AHT, 90% picked up within 60 s − 1 s: 2 agents answer 69%, 3 answer 92%.
+    assert!(hours.iter().all(|l| l.ends_with(" 3")), "{hours:?}");
+    assert!(hours.contains(&"switchboard_staffing_agents_needed{hour=\"07\"} 3"), "{hours:?}");
 }

@@ -320,11 +320,20 @@ pub struct MetricsConfig {
     pub token_env: Option<String>,
     /// File holding that token (e.g. the same file Prometheus reads as `bearer_token_file`).
     pub token_file: Option<PathBuf>,
+    /// The first-response target (seconds) the staffing gauge plans 90% of replies within.
+    pub staffing_target_secs: u64,
 }
 
 impl Default for MetricsConfig {
     fn default() -> Self {
-        Self { enabled: true, snapshot_secs: 30, retention_days: 35, token_env: None, token_file: None }
+        Self {
+            enabled: true,
+            snapshot_secs: 30,
+            retention_days: 35,
+            token_env: None,
+            token_file: None,
+            staffing_target_secs: 7200,
+        }
     }
 }
 

@@ -117,7 +117,11 @@ pub struct LiveMetrics(Arc<RwLock<Fold>>);
 impl LiveMetrics {
     /// The `/metrics` route, behind the bearer token when `cfg` names one.
     pub fn routes(&self, cfg: &MetricsConfig) -> Router {
-        let state = Scrape { live: self.clone(), access: Access::from_config(cfg) };
+        let state = Scrape {
+            live: self.clone(),
+            access: Access::from_config(cfg),
+            staffing_target_secs: cfg.staffing_target_secs,
+        };
         documented().split_for_parts().0.with_state(state)
     }
 
@@ -232,6 +236,7 @@ async fn load(bus: &Bus) -> Result<Option<Fold>, String> {
 struct Scrape {
     live: LiveMetrics,
     access: Access,
+    staffing_target_secs: u64,
 }
 
 /// The metrics route, for both serving and documenting it.
@@ -253,14 +258,14 @@ fn documented() -> OpenApiRouter<Scrape> {
         (status = 500, description = "The exposition could not be written.", body = String, content_type = "text/plain"),
     )
 )]
-async fn scrape(State(Scrape { live, access }): State<Scrape>, headers: HeaderMap) -> Response {
+async fn scrape(State(Scrape { live, access, staffing_target_secs }): State<Scrape>, headers: HeaderMap) -> Response {
     if !access.allows(&headers) {
         return (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], "metrics need the bearer token\n")
             .into_response();
     }
     let now = chrono::Utc::now().timestamp_millis();
     let fold = live.0.read().expect("metrics lock");
-    match switchboard_metrics::exposition(&fold.metrics, Some(now)) {
+    match switchboard_metrics::exposition_with_target(&fold.metrics, Some(now), staffing_target_secs) {
         Ok(mut text) => {
             // Where the fold stands, so a stalled component shows on a dashboard.
             if let Some(eof) = text.rfind("# EOF") {
