@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use async_nats::HeaderMap;
 use bytes::Bytes;
-use switchboard_adapter::{Inbound, InboundError, conversation_ref, csat_event, publish_csat};
+use switchboard_adapter::{Inbound, InboundError, conversation_ref, publish_survey, survey_event};
 use switchboard_bus::outcomes::{self, InboundOutcome};
 use switchboard_bus::{Bus, BusSlot};
+use switchboard_core::SurveyKind;
 use switchboard_core::contract::{ATTACHMENTS_STORE, buckets, dlq_kinds, headers, subjects};
 use switchboard_core::envelope::AttachmentRef;
 use switchboard_core::{Customer, Envelope, Event, EventKind};
@@ -228,8 +229,8 @@ impl Handler {
         let Some(record) = record.filter(|r| r.channel == CHANNEL && r.thread_key == thread_key) else {
             return Ok(None);
         };
-        let event = csat_event(parent.conversation, record.agent, CHANNEL, score);
-        match publish_csat(bus, &event).await {
+        let event = survey_event(SurveyKind::Csat, parent.conversation, record.agent, CHANNEL, score);
+        match publish_survey(bus, &event).await {
             Ok(p) => {
                 info!(conversation = %parent.conversation, duplicate = p.duplicate, "survey answered");
                 Ok(Some(Outcome::Csat))

@@ -1,9 +1,10 @@
 //! The satisfaction survey in a customer's chat: five buttons under the question, and a press
 //! becomes the conversation's `csat_received` event.
 
-use switchboard_adapter::{CSAT_SCORES, conversation_ref, csat_event, publish_csat};
+use switchboard_adapter::{conversation_ref, publish_survey, survey_event};
 use switchboard_bus::Bus;
 use switchboard_core::OutboundMessage;
+use switchboard_core::SurveyKind;
 use switchboard_core::contract::metadata;
 use teloxide_core::payloads::AnswerCallbackQuerySetters;
 use teloxide_core::prelude::Requester;
@@ -25,7 +26,8 @@ pub(crate) fn is_request(message: &OutboundMessage) -> bool {
 
 /// The buttons `1`..`5` under the question.
 pub(crate) fn keyboard(conversation: Uuid) -> InlineKeyboardMarkup {
-    let row = CSAT_SCORES
+    let row = SurveyKind::Csat
+        .scale()
         .map(|n| InlineKeyboardButton::callback(n.to_string(), format!("{PREFIX}{}:{n}", conversation.simple())))
         .collect::<Vec<_>>();
     InlineKeyboardMarkup::new([row])
@@ -40,7 +42,7 @@ pub(crate) fn is_answer(q: &CallbackQuery) -> bool {
 pub fn parse(data: &str) -> Option<(Uuid, u8)> {
     let (conversation, score) = data.strip_prefix(PREFIX)?.split_once(':')?;
     let score: u8 = score.parse().ok()?;
-    Some((Uuid::try_parse(conversation).ok()?, score)).filter(|_| CSAT_SCORES.contains(&score))
+    Some((Uuid::try_parse(conversation).ok()?, score)).filter(|_| SurveyKind::Csat.scale().contains(&score))
 }
 
 /// A press of one of the survey's buttons: the answer is stored (only the first per conversation
@@ -62,8 +64,8 @@ pub(crate) async fn handle(bus: &Bus, bot: &teloxide_core::Bot, q: &CallbackQuer
         answer("This survey is closed.").await;
         return Ok(UpdateOutcome::Refused("survey answer for an unknown conversation".into()));
     };
-    let event = csat_event(conversation, record.agent, CHANNEL, score);
-    let published = publish_csat(bus, &event).await.map_err(|e| e.to_string())?;
+    let event = survey_event(SurveyKind::Csat, conversation, record.agent, CHANNEL, score);
+    let published = publish_survey(bus, &event).await.map_err(|e| e.to_string())?;
     debug!(%conversation, duplicate = published.duplicate, "survey answered");
     answer("Thank you!").await;
     if let Some(m) = &q.message

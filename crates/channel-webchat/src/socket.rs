@@ -466,9 +466,10 @@ impl Conn {
         let conversation = uuid::Uuid::parse_str(conversation_id).map_err(|e| unavailable(&e))?;
         let agent = self.shared.conversation(conversation).await.ok().flatten().and_then(|r| r.agent);
         // One answer per conversation: the id is the conversation's, so a second is dropped.
-        let event = switchboard_adapter::csat_event(conversation, agent, CHANNEL, score);
-        switchboard_adapter::publish_csat(bus, &event).await.map_err(|e| unavailable(&e))?;
-        let msg_id = switchboard_adapter::csat_msg_id(conversation);
+        let event =
+            switchboard_adapter::survey_event(switchboard_core::SurveyKind::Csat, conversation, agent, CHANNEL, score);
+        switchboard_adapter::publish_survey(bus, &event).await.map_err(|e| unavailable(&e))?;
+        let msg_id = switchboard_adapter::survey_msg_id(switchboard_core::SurveyKind::Csat, conversation);
         let entry = Entry {
             id: event.id.to_string(),
             kind: EntryKind::CsatAnswer,

@@ -9,8 +9,9 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use switchboard_adapter::{CSAT_SCORES, Inbound, InboundError, conversation_ref, csat_event, publish_csat};
+use switchboard_adapter::{Inbound, InboundError, conversation_ref, publish_survey, survey_event};
 use switchboard_bus::outcomes::{self, InboundOutcome};
+use switchboard_core::SurveyKind;
 use switchboard_core::{Contract, Customer, Envelope, ValidationError, json_error};
 use tracing::{debug, info, warn};
 use utoipa::ToSchema;
@@ -354,7 +355,7 @@ async fn csat(app: &AppState, source: &str, body: &[u8]) -> Decided {
         Ok(a) => a.csat,
         Err(e) => return rejected(invalid(json_error(e))),
     };
-    let Some(score) = u8::try_from(answer.score).ok().filter(|s| CSAT_SCORES.contains(s)) else {
+    let Some(score) = u8::try_from(answer.score).ok().filter(|s| SurveyKind::Csat.scale().contains(s)) else {
         let detail = json!({ "field": "csat.score", "reason": "must be 1 to 5" });
         return rejected(error(StatusCode::UNPROCESSABLE_ENTITY, "invalid score", detail));
     };
@@ -380,8 +381,8 @@ async fn csat(app: &AppState, source: &str, body: &[u8]) -> Decided {
             json!({ "conversation_id": conversation }),
         ));
     };
-    let event = csat_event(conversation, record.agent, CHANNEL, score);
-    match publish_csat(bus, &event).await {
+    let event = survey_event(SurveyKind::Csat, conversation, record.agent, CHANNEL, score);
+    match publish_survey(bus, &event).await {
         Ok(published) => {
             info!(source = %source, %conversation, duplicate = published.duplicate, "survey answer stored");
             let body =
