@@ -15,6 +15,9 @@
 //! - **SLA compliance**: first responses within the conversation's deadline over those plus
 //!   deadlines that passed first.
 //! - **CSAT**: the share of 4 and 5 among 1-5 answers (`csat_received`, `data.score`).
+//! - **NPS**: % promoters (9-10) minus % detractors (0-6) among 0-10 answers (`nps_received`),
+//!   in points from -100 to 100.
+//! - **CES**: the mean of 1-7 answers (`ces_received`).
 //! - **Backlog**: conversations waiting now per tier, team, priority and channel; unanswered
 //!   ones by age; arrival and resolution rates and the offered load as a forecast.
 //! - **Occupancy**: per agent, time logged in while holding at least one conversation over time
@@ -31,7 +34,7 @@ mod table;
 mod totals;
 
 pub use dims::{Dims, GroupBy, Ms, Routing, UNKNOWN, priority_class};
-pub use fold::{Agent, Contact, Conversation, Csat, Metrics, Phase, Resolution};
+pub use fold::{Agent, Contact, Conversation, Metrics, Phase, Resolution, SurveyAnswer};
 pub use prom::{ExpositionError, exposition};
 pub use report::{AGE_BUCKETS, AgentKpis, Backlog, Forecast, Kpis, Query, Report, backlog};
 pub use table::{Targets, render_grid, render_table};
