@@ -68,6 +68,18 @@ impl SurveyKind {
         format!("{}:{conversation}", self.as_str())
     }
 
+    /// The survey an outbound message's `metadata` asks, if it is a survey question:
+    /// `metadata.survey`, or, from a router before NPS and CES, `metadata.csat = "request"`.
+    pub fn of_question(metadata: &std::collections::BTreeMap<String, String>) -> Option<SurveyKind> {
+        use crate::contract::metadata as keys;
+        match metadata.get(keys::SURVEY) {
+            Some(kind) => SurveyKind::parse(kind),
+            None => {
+                (metadata.get(keys::CSAT).map(String::as_str) == Some(keys::CSAT_REQUEST)).then_some(SurveyKind::Csat)
+            }
+        }
+    }
+
     /// Checks a score against the scale; the error says what the scale is.
     pub fn check(self, score: i64) -> Result<u8, String> {
         let scale = self.scale();
@@ -111,5 +123,10 @@ mod tests {
         assert!(SurveyKind::Ces.check(8).is_err());
         assert!(SurveyKind::Ces.check(-1).is_err());
         assert_eq!(SurveyKind::Ces.check(7), Ok(7));
+        let meta = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        assert_eq!(SurveyKind::of_question(&meta(&[("survey", "nps")])), Some(SurveyKind::Nps));
+        assert_eq!(SurveyKind::of_question(&meta(&[("csat", "request")])), Some(SurveyKind::Csat), "an older router");
+        assert_eq!(SurveyKind::of_question(&meta(&[("agent_name", "Ann")])), None);
+        assert_eq!(SurveyKind::of_question(&meta(&[("survey", "stars")])), None);
     }
 }
