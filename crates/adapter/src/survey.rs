@@ -44,11 +44,11 @@ pub async fn publish_survey(bus: &Bus, event: &Event) -> Result<Published, BusEr
 /// Why a survey answer is refused: it changes nothing.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SurveyRefusal {
-    /// The conversation was asked another survey (or, for NPS and CES, none).
+    /// The conversation was asked another survey.
     #[error("this conversation was asked {asked}, not {answered}")]
     WrongSurvey {
-        /// What was asked (`none` when no survey was).
-        asked: String,
+        /// What was asked.
+        asked: SurveyKind,
         /// What the answer is for.
         answered: SurveyKind,
     },
@@ -86,7 +86,7 @@ impl ConversationRef {
     pub fn check_answer(&self, kind: SurveyKind, score: i64) -> Result<u8, SurveyRefusal> {
         let asked = self.asked();
         if asked != kind {
-            return Err(SurveyRefusal::WrongSurvey { asked: asked.to_string(), answered: kind });
+            return Err(SurveyRefusal::WrongSurvey { asked, answered: kind });
         }
         kind.check(score).map_err(SurveyRefusal::OffScale)
     }

@@ -472,9 +472,7 @@ impl Conn {
         kind: SurveyKind,
         score: i64,
     ) -> Result<(), (&'static str, String)> {
-        if let Err(reason) = kind.check(score) {
-            return Err(("invalid", reason));
-        }
+        let score = kind.check(score).map_err(|reason| ("invalid", reason))?;
         let Some(named) = self.resolved.get(conversation_id).copied() else {
             return Err(("invalid", "no resolved conversation with that id in this chat".into()));
         };
@@ -495,7 +493,6 @@ impl Conn {
             let asked = asked.map_or("none", SurveyKind::as_str);
             return Err(("invalid", format!("this conversation was asked {asked}, not {kind}")));
         }
-        let score = u8::try_from(score).map_err(|e| unavailable(&e))?;
         let agent = record.and_then(|r| r.agent);
         // One answer per conversation: the id is the conversation's, so a second is dropped.
         let event = switchboard_adapter::survey_event(kind, conversation, agent, CHANNEL, score);
