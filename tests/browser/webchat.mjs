@@ -57,6 +57,7 @@ const QUOTES = '"'.repeat(8192);
 const AFTER_OVERSIZED = 'Sent right after the oversized one';
 const SIGNED_TEXT = 'Signed in: where is my order?';
 const KEYS_TEXT = 'Typed with the keyboard only';
+const NPS_TEXT = 'Which plan would you recommend for a team of five?';
 const LINK_REPLY = 'Track it at https://example.com/track?id=1, or not: javascript:alert(1)';
 const BUSY_TEXT = 'Written while the chat was busy';
 const WS_URL = `${DAEMON.replace(/^http/, 'ws')}/chat/ws`;
@@ -618,6 +619,48 @@ const steps = [
     assert.equal(await focused(page), 'input', 'focus is not in the message box');
     await send(page, SIGNED_TEXT);
     await waitAcked(page, SIGNED_TEXT);
+    await context.close();
+  }],
+
+  ['a team that asks NPS: buttons 0-10 named by their ends, answered with the keyboard', async () => {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    const page = (ctx.current = await pageIn(context));
+    await page.goto(PAGE);
+    await openWidget(page);
+    await page.locator('[data-testid=widget][data-state=ready]').waitFor({ state: 'attached' });
+    await send(page, NPS_TEXT);
+    await waitAcked(page, NPS_TEXT);
+    const offer = await until(`an offer to anna with ${JSON.stringify(NPS_TEXT)}`, async () =>
+      (await deliveries()).filter((d) => d.kind === 'offer' && d.texts.includes(NPS_TEXT)).pop());
+    await agent(offer.conversation_id, { type: 'accept' });
+    await agent(offer.conversation_id, { type: 'resolve' });
+    await page.locator('[data-testid=nps-10]').waitFor({ state: 'visible' });
+    assert.equal(await page.locator('[data-testid=csat]').count(), 0, 'CSAT buttons for a team that asks NPS');
+    const labels = await page.locator('[data-testid=nps] button').evaluateAll((bs) => bs.map((b) => b.textContent));
+    assert.deepEqual(labels, ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '10'], 'the NPS buttons');
+    const group = page.locator('[data-testid=nps]');
+    assert.equal(await group.getAttribute('role'), 'group');
+    assert.match(await group.getAttribute('aria-label'), /0 is not at all likely, 10 is extremely likely/, 'the group does not name its ends');
+    assert.match(await page.locator('[data-testid=nps-0]').getAttribute('aria-label'), /not at all likely/i, 'button 0 does not say what it means');
+    assert.match(await page.locator('[data-testid=nps-10]').getAttribute('aria-label'), /extremely likely/i, 'button 10 does not say what it means');
+    assert.match(await page.locator('[data-testid=nps-scale]').textContent(), /0 Not at all likely.*Extremely likely 10/, 'the caption');
+    const asked = (await transcript(page)).find((i) => i.kind === 'resolved');
+    assert.match(asked.text, /recommend us to a friend or colleague/, `the question: ${asked.text}`);
+    const box = await group.boundingBox();
+    const panel = await page.locator('[data-testid=panel]').boundingBox();
+    assert.ok(box.x >= panel.x && box.x + box.width <= panel.x + panel.width, 'the NPS buttons overflow the panel');
+    const [zero, ten] = [await page.locator('[data-testid=nps-0]').boundingBox(), await page.locator('[data-testid=nps-10]').boundingBox()];
+    assert.equal(zero.y, ten.y, 'the scale 0-10 is broken over two lines');
+    await axe(page, 'the NPS question');
+    await page.screenshot({ path: path.join(OUT, 'webchat-nps.png') });
+    // With keys only: from button 10 back to 9, Enter.
+    await page.locator('[data-testid=nps-10]').focus();
+    await page.keyboard.press('Shift+Tab');
+    assert.equal(await focused(page), 'nps-9', 'Shift+Tab does not go from 10 to 9');
+    await page.keyboard.press('Enter');
+    await page.locator('[data-testid=nps] button').first().waitFor({ state: 'detached' });
+    await until('the answer 9 stored', async () =>
+      (await transcript(page)).some((i) => i.kind === 'survey_answer' && /9 out of 10/.test(i.text)));
     await context.close();
   }],
 

@@ -161,8 +161,11 @@ async fn the_widget_works_end_to_end_in_chromium() {
         c.router.enabled = true;
         c.routing = serde_json::from_value(json!({
             "default_team": "support",
-            "teams": { "support": { "offer_timeout_secs": 300 } },
-            "agents": [ { "id": "anna", "name": "Anna", "teams": ["support"], "tiers": ["L1"], "status": "online" } ]
+            // Sales asks NPS instead of CSAT: a message about a recommendation goes there.
+            "teams": { "support": { "offer_timeout_secs": 300 }, "sales": { "offer_timeout_secs": 300, "survey": "nps" } },
+            "rules": [ { "name": "recommend", "when": "text.contains(\"recommend\")", "team": "sales" } ],
+            "agents": [ { "id": "anna", "name": "Anna", "teams": ["support", "sales"], "tiers": ["L1"], "status": "online",
+                          "default_capacity": 20, "max_total": 20 } ]
         }))
         .unwrap();
         c.channels.webhook.agents.insert(

@@ -97,10 +97,10 @@ mod attachment;
 mod channel;
 mod command;
 mod config;
-mod csat;
 mod health;
 mod inbound;
 mod runtime;
+mod survey;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
@@ -108,10 +108,10 @@ pub use attachment::read_attachment;
 pub use channel::{AdapterError, Channel, SendError, SendReceipt};
 pub use command::{PublishedCommand, Verdict, derived_command_id, publish_command, send_command};
 pub use config::{RateLimitConfig, RuntimeConfig, read_secret};
-pub use csat::{
-    CSAT_SCORES, ConversationRef, conversation_ref, conversation_ref_in, csat_event, csat_msg_id, publish_csat,
-};
 pub use health::{Health, HealthStatus};
 pub use inbound::{Inbound, InboundError};
 pub use runtime::ChannelRuntime;
+pub use survey::{
+    ConversationRef, SurveyRefusal, conversation_ref, conversation_ref_in, publish_survey, survey_event, survey_msg_id,
+};
 pub use switchboard_core::{Envelope, OutboundMessage};

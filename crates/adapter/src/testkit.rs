@@ -72,8 +72,27 @@ impl TestBus {
 
     /// Every `csat_received` event stored, oldest first.
     pub async fn csat_events(&self) -> Vec<switchboard_core::Event> {
-        let stored = self.stored(streams::EVENTS, &subjects::event("csat_received")).await;
+        self.survey_events(switchboard_core::SurveyKind::Csat).await
+    }
+
+    /// Every answer to `kind` stored (`<kind>_received`), oldest first.
+    pub async fn survey_events(&self, kind: switchboard_core::SurveyKind) -> Vec<switchboard_core::Event> {
+        let stored = self.stored(streams::EVENTS, &subjects::event(kind.event_kind().as_str())).await;
         stored.iter().map(|(_, p)| serde_json::from_slice(p).expect("an event/1")).collect()
+    }
+
+    /// [`Self::store_conversation`] for a conversation that was asked `survey` on its resolve.
+    pub async fn store_surveyed(
+        &self,
+        id: uuid::Uuid,
+        channel: &str,
+        thread_key: &str,
+        agent: Option<&str>,
+        survey: switchboard_core::SurveyKind,
+    ) {
+        let kv = self.bus.jetstream().get_key_value(switchboard_core::contract::buckets::CONVERSATIONS).await.unwrap();
+        let record = serde_json::json!({ "id": id, "channel": channel, "thread_key": thread_key, "agent": agent, "survey": survey });
+        kv.put(id.to_string(), serde_json::to_vec(&record).unwrap().into()).await.expect("store the record");
     }
 
     /// A slot holding the connected bus, for [`crate::ChannelRuntime::new`].
@@ -191,6 +210,27 @@ pub fn outbound(channel: &str, customer: &str, text: &str) -> OutboundMessage {
         created_at: chrono::Utc::now(),
         metadata: Default::default(),
     }
+}
+
+/// The router's question for `kind` about `conversation` on `channel`, with the metadata the
+/// router sends (for CSAT also the `csat*` keys).
+pub fn survey_request(
+    kind: switchboard_core::SurveyKind,
+    channel: &str,
+    customer: &str,
+    conversation: uuid::Uuid,
+    agent: &str,
+) -> OutboundMessage {
+    use switchboard_core::contract::metadata;
+    let mut msg = csat_request(channel, customer, conversation, agent);
+    if kind != switchboard_core::SurveyKind::Csat {
+        msg.metadata.clear();
+        msg.text = format!("{} survey question", kind.as_str().to_uppercase());
+    }
+    msg.metadata.insert(metadata::SURVEY.into(), kind.as_str().into());
+    msg.metadata.insert(metadata::SURVEY_CONVERSATION.into(), conversation.to_string());
+    msg.metadata.insert(metadata::SURVEY_AGENT.into(), agent.into());
+    msg
 }
 
 /// The router's satisfaction question for `conversation` on `channel`, as the router sends it.

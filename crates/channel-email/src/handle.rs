@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use async_nats::HeaderMap;
 use bytes::Bytes;
-use switchboard_adapter::{Inbound, InboundError, conversation_ref, csat_event, publish_csat};
+use switchboard_adapter::{Inbound, InboundError, conversation_ref, publish_survey, survey_event};
 use switchboard_bus::outcomes::{self, InboundOutcome};
 use switchboard_bus::{Bus, BusSlot};
 use switchboard_core::contract::{ATTACHMENTS_STORE, buckets, dlq_kinds, headers, subjects};
@@ -19,8 +19,8 @@ use crate::agent::AgentMail;
 use crate::error::EmailError;
 pub use crate::outcome::Outcome;
 use crate::parse::{
-    AutoReplyReason, BounceInfo, Classification, NoiseReason, ParseLimits, ParsedMail, SenderSource, classify,
-    csat_score, parse, reply_token, thread_root,
+    AutoReplyReason, BounceInfo, Classification, NoiseReason, ParseLimits, ParsedMail, SenderSource, classify, parse,
+    reply_token, survey_number, thread_root,
 };
 use crate::token::{Token, csat_key_of, our_message_id, thread_key_of, token_kind};
 
@@ -120,7 +120,7 @@ impl Handler {
             };
         }
         let thread_key = self.thread_key(&mail, token.map(|t| t.token)).await?;
-        if let Some(outcome) = self.csat_answer(&mail, &thread_key).await? {
+        if let Some(outcome) = self.survey_answer(&mail, &thread_key, raw_ref).await? {
             return Ok(outcome);
         }
         let envelope = match self.envelope(&mail, thread_key, raw_ref).await {
@@ -206,10 +206,17 @@ impl Handler {
         Ok(thread_root(mail))
     }
 
-    /// A reply to our survey mail (its direct parent) whose new text is only a score: the
-    /// conversation's rating rather than a new message, so it does not reopen the conversation.
-    async fn csat_answer(&self, mail: &ParsedMail, thread_key: &str) -> Result<Option<Outcome>, EmailError> {
-        let Some(score) = csat_score(&mail.new_text) else { return Ok(None) };
+    /// A reply to our survey mail (its direct parent) whose new text is only a number: the
+    /// conversation's answer to the survey it was asked (CSAT, NPS or CES, from its record) rather
+    /// than a new message, so it does not reopen the conversation. A number off that survey's
+    /// scale is refused: not routed, recorded on the conversation, nothing else changes.
+    async fn survey_answer(
+        &self,
+        mail: &ParsedMail,
+        thread_key: &str,
+        raw_ref: &str,
+    ) -> Result<Option<Outcome>, EmailError> {
+        let Some(number) = survey_number(&mail.new_text) else { return Ok(None) };
         let Some(parent) = mail.in_reply_to.iter().find_map(|id| our_message_id(id, &self.0.domain)) else {
             return Ok(None);
         };
@@ -224,15 +231,23 @@ impl Handler {
             Ok(r) => r,
             Err(e) => return Ok(Some(Outcome::Retry(e.to_string()))),
         };
-        // The rating counts for the conversation of this thread only.
+        // The answer counts for the conversation of this thread only.
         let Some(record) = record.filter(|r| r.channel == CHANNEL && r.thread_key == thread_key) else {
             return Ok(None);
         };
-        let event = csat_event(parent.conversation, record.agent, CHANNEL, score);
-        match publish_csat(bus, &event).await {
+        let kind = record.asked();
+        let score = match record.check_answer(kind, i64::from(number)) {
+            Ok(score) => score,
+            Err(refused) => {
+                let reason = format!("survey answer refused: {refused}");
+                return self.not_routed(mail, raw_ref, reason).await.map(Some);
+            }
+        };
+        let event = survey_event(kind, parent.conversation, record.agent, CHANNEL, score);
+        match publish_survey(bus, &event).await {
             Ok(p) => {
-                info!(conversation = %parent.conversation, duplicate = p.duplicate, "survey answered");
-                Ok(Some(Outcome::Csat))
+                info!(conversation = %parent.conversation, survey = %kind, duplicate = p.duplicate, "survey answered");
+                Ok(Some(Outcome::SurveyAnswer))
             }
             Err(e) => Ok(Some(Outcome::Retry(e.to_string()))),
         }
@@ -393,7 +408,7 @@ fn count(outcome: &Outcome, raw_ref: &str) {
         Outcome::Duplicate => (InboundOutcome::Duplicate, "a copy of a mail handled before"),
         Outcome::Bounce => (InboundOutcome::NotRouted, "bounce, recorded as delivery_failed"),
         Outcome::AgentCommands => (InboundOutcome::NotRouted, "an agent's reply, turned into commands"),
-        Outcome::Csat => (InboundOutcome::NotRouted, "a survey answer, recorded as csat_received"),
+        Outcome::SurveyAnswer => (InboundOutcome::NotRouted, "a survey answer, recorded as <survey>_received"),
         Outcome::Ignored(reason) => (InboundOutcome::NotRouted, reason.as_str()),
         Outcome::DeadLettered(reason) => (InboundOutcome::DeadLetter, reason.as_str()),
     };
@@ -440,7 +455,7 @@ mod tests {
             (Outcome::Duplicate, Some(InboundOutcome::Duplicate)),
             (Outcome::Bounce, Some(InboundOutcome::NotRouted)),
             (Outcome::AgentCommands, Some(InboundOutcome::NotRouted)),
-            (Outcome::Csat, Some(InboundOutcome::NotRouted)),
+            (Outcome::SurveyAnswer, Some(InboundOutcome::NotRouted)),
             (Outcome::Ignored("list mail".into()), Some(InboundOutcome::NotRouted)),
             (Outcome::DeadLettered("not an email".into()), Some(InboundOutcome::DeadLetter)),
         ] {

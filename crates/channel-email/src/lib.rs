@@ -136,7 +136,7 @@ impl Channel for EmailChannel {
         kv.put(thread_key_of(&token), message.to.thread_key.clone().into())
             .await
             .map_err(|e| SendError::retryable(format!("store the thread token: {e}")))?;
-        if outbound::is_csat_request(message) {
+        if outbound::survey_of(message).is_some() {
             kv.put(csat_key_of(message.id), message.conversation_id.to_string().into())
                 .await
                 .map_err(|e| SendError::retryable(format!("mark the survey: {e}")))?;

@@ -5,7 +5,7 @@ use lettre::Message;
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use switchboard_adapter::SendError;
-use switchboard_core::{AttachmentRef, OutboundKind, OutboundMessage};
+use switchboard_core::{AttachmentRef, OutboundKind, OutboundMessage, SurveyKind};
 
 use crate::parse::{message_id_of, reply_address, reply_subject, subject_tag};
 use crate::token::{TokenKey, message_id};
@@ -23,13 +23,23 @@ pub struct Sender {
     pub key: TokenKey,
 }
 
-/// What the survey mail adds to the router's question: mail has no buttons.
-pub const CSAT_HOW_TO_ANSWER: &str = "Reply with a number from 1 to 5.";
+/// What the survey mail adds to the router's question (mail has no buttons): "Reply with a
+/// number from 1 to 5." for CSAT, 0 to 10 for NPS, 1 to 7 for CES.
+pub fn how_to_answer(kind: SurveyKind) -> String {
+    let scale = kind.scale();
+    format!("Reply with a number from {} to {}.", scale.start(), scale.end())
+}
 
-/// Whether an outbound message is the satisfaction survey.
-pub fn is_csat_request(msg: &OutboundMessage) -> bool {
+/// The survey an outbound message asks, if it is a survey question: `metadata.survey`, or, from
+/// a router before NPS and CES, `metadata.csat = "request"`.
+pub fn survey_of(msg: &OutboundMessage) -> Option<SurveyKind> {
     use switchboard_core::contract::metadata;
-    msg.metadata.get(metadata::CSAT).is_some_and(|v| v == metadata::CSAT_REQUEST)
+    match msg.metadata.get(metadata::SURVEY) {
+        Some(kind) => SurveyKind::parse(kind),
+        None => {
+            msg.metadata.get(metadata::CSAT).is_some_and(|v| v == metadata::CSAT_REQUEST).then_some(SurveyKind::Csat)
+        }
+    }
 }
 
 /// `Auto-Submitted`, RFC 3834: what mail robots (and our own loop protection) look at.
@@ -101,9 +111,9 @@ impl Sender {
         if let Some(value) = auto {
             builder = builder.raw_header(HeaderValue::new(AUTO_SUBMITTED, value.into()));
         }
-        let text = match is_csat_request(msg) {
-            true => format!("{}\n\n{CSAT_HOW_TO_ANSWER}", msg.text),
-            false => msg.text.clone(),
+        let text = match survey_of(msg) {
+            Some(kind) => format!("{}\n\n{}", msg.text, how_to_answer(kind)),
+            None => msg.text.clone(),
         };
         let body = SinglePart::builder().header(ContentType::TEXT_PLAIN).body(text);
         let built = match files.is_empty() {

@@ -11,8 +11,8 @@ pub enum Outcome {
     Bounce,
     /// An agent's reply, turned into commands.
     AgentCommands,
-    /// A customer's answer to the satisfaction survey, stored as `csat_received`.
-    Csat,
+    /// A customer's answer to a survey, stored as `csat_received`, `nps_received` or `ces_received`.
+    SurveyAnswer,
     /// Not for routing (auto-reply, list mail, our own mail); the reason says which.
     Ignored(String),
     /// Unreadable or refused; stored in the dead-letter stream with the reason.
@@ -29,7 +29,7 @@ impl Outcome {
             Outcome::Duplicate => "duplicate",
             Outcome::Bounce => "bounce",
             Outcome::AgentCommands => "agent_commands",
-            Outcome::Csat => "csat",
+            Outcome::SurveyAnswer => "survey_answer",
             Outcome::Ignored(_) => "ignored",
             Outcome::DeadLettered(_) => "dead_lettered",
             Outcome::Retry(_) => "retry",

@@ -386,6 +386,64 @@ async fn a_reply_to_the_survey_that_is_just_a_number_is_the_rating_not_a_new_mes
     running.stop().await;
 }
 
+#[tokio::test]
+async fn a_number_reply_answers_the_survey_the_conversation_was_asked_and_one_off_its_scale_changes_nothing() {
+    use switchboard_core::SurveyKind;
+    let t = TestBus::start().await;
+    let server = MailServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&server, dir.path());
+    let support = server.address("support");
+    let customer = server.address("customer");
+    server.deliver_raw(&support, &mail(&customer, "Refund", Some("n1@customer.test"), "", "I want a refund"));
+    let running = start(&t, &cfg);
+    wait_for("the envelope", WAIT, || async { envelopes(&t).await.len() == 1 }).await;
+    let first = envelopes(&t).await.remove(0);
+    let conversation = uuid::Uuid::now_v7();
+    t.store_surveyed(conversation, "email", &first.thread_key, Some("anna"), SurveyKind::Nps).await;
+
+    let mut survey =
+        switchboard_adapter::testkit::survey_request(SurveyKind::Nps, "email", &customer, conversation, "anna");
+    survey.to.thread_key = first.thread_key.clone();
+    survey.reply_to = Some(first.provider_message_id.clone());
+    survey.subject = Some("Refund".into());
+    t.send_outbound(&survey).await;
+    let got = mails(&server, "customer", 1).await;
+    let text = String::from_utf8_lossy(&got[0]).to_string();
+    assert!(text.contains("Reply with a number from 0 to 10."), "{text}");
+    let our_id = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Message-ID:").or_else(|| l.strip_prefix("Message-Id:")))
+        .expect("our Message-ID")
+        .trim()
+        .to_string();
+    let answer = |id: &str, body: &str| {
+        mail(&customer, "Re: Refund", Some(id), &format!("In-Reply-To: {our_id}\r\nReferences: {our_id}\r\n"), body)
+    };
+    // Off the 0-10 scale: refused, not a message, recorded on the conversation as not routed.
+    server.deliver_raw(&support, &answer("b1@customer.test", "12"));
+    server.deliver_raw(&support, &answer("b2@customer.test", "9 out of 10\r\n\r\nOn Mon, Support wrote:\r\n> 0 = not"));
+    server.deliver_raw(&support, &answer("b3@customer.test", "10"));
+    server.deliver_raw(&support, &answer("b4@customer.test", "Thanks, all good now"));
+    wait_for("the message after the answers", WAIT, || async { envelopes(&t).await.len() == 2 }).await;
+    assert_eq!(envelopes(&t).await[1].text, "Thanks, all good now", "12, 9 and 10 were not messages");
+    let nps = t.survey_events(SurveyKind::Nps).await;
+    assert_eq!(nps.len(), 1, "one answer per conversation: {nps:?}");
+    assert_eq!(nps[0].data["score"], 9, "12 changed nothing, 9 came first");
+    assert_eq!((nps[0].conversation_id, nps[0].agent_id.as_deref()), (Some(conversation), Some("anna")));
+    assert!(t.csat_events().await.is_empty(), "an NPS answer is not a CSAT answer");
+    let not_routed = t.stored(switchboard_core::contract::streams::EVENTS, "sb.events.message_not_routed").await;
+    let reasons: Vec<String> = not_routed
+        .iter()
+        .map(|(_, p)| serde_json::from_slice::<switchboard_core::Event>(p).unwrap().data["reason"].to_string())
+        .collect();
+    assert!(
+        reasons.iter().any(|r| r.contains("survey answer refused: 12 is not on the nps scale (0 to 10)")),
+        "{reasons:?}"
+    );
+    running.stop().await;
+}
+
 /// A TCP relay to `target` that drops the first connection at once (a mail server restarting,
 /// a network blip) and relays every later one; `dropped` is notified once it dropped one.
 async fn flaky_relay(target: u16) -> (u16, std::sync::Arc<tokio::sync::Notify>) {

@@ -294,7 +294,7 @@ async fn handle(
         return Ok(outcome);
     }
     match &update.kind {
-        UpdateKind::CallbackQuery(q) if crate::csat::is_answer(q) => crate::csat::handle(bus, files.bot(), q).await,
+        UpdateKind::CallbackQuery(q) if crate::survey::is_answer(q) => crate::survey::handle(bus, files.bot(), q).await,
         UpdateKind::Message(m) if is_bare_start(m) => {
             let markdown = crate::format::escape(&files.greeting);
             let out =

@@ -12,7 +12,6 @@ mod agent;
 mod buttons;
 mod compose;
 mod config;
-mod csat;
 mod deadletter;
 mod files;
 pub mod format;
@@ -22,6 +21,7 @@ mod outbound;
 mod outcome;
 mod progress;
 pub mod replay;
+mod survey;
 pub mod webhook;
 
 use switchboard_adapter::{AdapterError, Channel, Inbound, SendError, SendReceipt};
@@ -33,10 +33,10 @@ use crate::progress::Progress;
 
 pub use agent::{AgentChats, ENDPOINT_KIND, LINK_CODE_TTL, action_for, issue_link_code};
 pub use config::{TelegramConfig, TelegramConfigError};
-pub use csat::parse as csat_answer;
 pub use inbound::{DLQ_COMPONENT, Files, Poller, UpdateOutcome, envelope, first_update_id, handle_update, offset_key};
 pub use kinds::{CANNOT_READ, KIND_KEY};
 pub use outbound::{FileOut, Outgoing, Sender, classify};
+pub use survey::parse as survey_answer;
 pub use webhook::openapi;
 
 /// The channel name: subjects `sb.in.telegram`, `sb.out.telegram`.
@@ -164,7 +164,7 @@ impl Channel for TelegramChannel {
         let mut progress = Progress::for_steps(self.kv().await?, progress::progress_key(&message.id), steps).await?;
         let mut parts = 0;
         if let Some(markdown) = &markdown {
-            let keyboard = csat::is_request(message).then(|| csat::keyboard(message.conversation_id));
+            let keyboard = survey::request(message).map(|kind| survey::keyboard(kind, message.conversation_id));
             let out = Outgoing { chat, markdown, reply_to, keyboard };
             parts = self.sender.send(out, &mut progress).await?.len();
         }

@@ -299,3 +299,45 @@ async fn the_survey_has_five_buttons_and_the_first_press_in_the_customers_chat_c
     assert_eq!(t.csat_events().await.len(), 1);
     running.stop().await;
 }
+
+#[tokio::test]
+async fn an_nps_survey_has_eleven_buttons_in_two_rows_and_only_an_nps_press_on_its_scale_counts_once() {
+    use switchboard_core::SurveyKind;
+    let t = TestBus::start().await;
+    let api = FakeBotApi::start(TOKEN).await;
+    let dir = tempfile::tempdir().unwrap();
+    let running = start(&t, &config(&api, dir.path()));
+    let conversation = uuid::Uuid::now_v7();
+    t.store_surveyed(conversation, "telegram", "502", Some("anna"), SurveyKind::Nps).await;
+    let survey = switchboard_adapter::testkit::survey_request(SurveyKind::Nps, "telegram", "502", conversation, "anna");
+    t.send_outbound(&survey).await;
+    let sent = api.wait_for_sent(1, WAIT).await;
+    let rows = sent[0].reply_markup.as_ref().expect("a keyboard")["inline_keyboard"].as_array().unwrap().clone();
+    let texts: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.as_array().unwrap().iter().map(|b| b["text"].as_str().unwrap().to_string()).collect())
+        .collect();
+    assert_eq!(texts, [vec!["0", "1", "2", "3", "4", "5"], vec!["6", "7", "8", "9", "10"]]);
+    let hex = conversation.simple();
+    assert_eq!(rows[1][3]["callback_data"], format!("nps:{hex}:9"));
+
+    let message = sent[0].message_id;
+    // Refused, changing nothing: off the scale, the wrong survey (crafted callback data).
+    api.push_update(api.callback_query(502, 502, message, &format!("nps:{hex}:11")));
+    api.push_update(api.callback_query(502, 502, message, &format!("csat:{hex}:5")));
+    let answered = api.wait_for_answered_callbacks(2, WAIT).await;
+    assert_eq!(answered[0].text.as_deref(), Some("Unknown button."), "off the scale");
+    assert_eq!(answered[1].text.as_deref(), Some("This survey is closed."), "not the survey asked");
+    assert!(api.edits().is_empty(), "the buttons stay for a real answer");
+
+    api.push_update(api.callback_query(502, 502, message, &format!("nps:{hex}:9")));
+    api.push_update(api.callback_query(502, 502, message, &format!("nps:{hex}:3")));
+    let answered = api.wait_for_answered_callbacks(4, WAIT).await;
+    assert_eq!((answered[2].text.as_deref(), answered[3].text.as_deref()), (Some("Thank you!"), Some("Thank you!")));
+    wait_for("the answer", WAIT, || async { t.survey_events(SurveyKind::Nps).await.len() == 1 }).await;
+    let nps = t.survey_events(SurveyKind::Nps).await;
+    assert_eq!(nps.len(), 1, "the second press is a duplicate");
+    assert_eq!((nps[0].data["score"].as_u64(), nps[0].agent_id.as_deref()), (Some(9), Some("anna")));
+    assert!(t.csat_events().await.is_empty(), "the CSAT press changed nothing");
+    running.stop().await;
+}

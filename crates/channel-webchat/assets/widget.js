@@ -32,6 +32,12 @@
       joined: '{name} joined the chat', agent: 'Agent', auto: 'Automatic reply',
       resolved: 'The conversation has been resolved. How would you rate it?',
       rating: 'Rating', rate: 'Rate {n} out of 5', rateLow: 'Rate 1 out of 5: poor', rateHigh: 'Rate 5 out of 5: excellent', rated: 'Thank you for your rating: {n} out of 5.', thanks: 'Thank you for your rating.',
+      npsAsk: 'The conversation has been resolved. How likely are you to recommend us to a friend or colleague?',
+      npsScale: 'Likelihood to recommend: 0 is not at all likely, 10 is extremely likely', npsLow: 'Not at all likely', npsHigh: 'Extremely likely',
+      npsRate: '{n} out of 10', npsRateLow: '0 out of 10: not at all likely', npsRateHigh: '10 out of 10: extremely likely', npsRated: 'Thank you for your answer: {n} out of 10.',
+      cesAsk: 'The conversation has been resolved. How easy was it to get your issue resolved?',
+      cesScale: 'Ease: 1 is very difficult, 7 is very easy', cesLow: 'Very difficult', cesHigh: 'Very easy',
+      cesRate: '{n} out of 7', cesRateLow: '1 out of 7: very difficult', cesRateHigh: '7 out of 7: very easy', cesRated: 'Thank you for your answer: {n} out of 7.',
       typing: '{name} is typing…', typingAnon: 'The agent is typing…',
       sending: 'Sending', sent: 'Sent', delivered: 'Delivered', read: 'Read', failed: 'Not sent', retry: 'Retry',
       rate_limited: 'You are sending messages too fast. Please wait a moment.',
@@ -62,6 +68,12 @@
       joined: '{name} присоединяется к чату', agent: 'Оператор', auto: 'Автоответ',
       resolved: 'Разговор завершён. Как вы его оцените?',
       rating: 'Оценка', rate: 'Оценка {n} из 5', rateLow: 'Оценка 1 из 5: плохо', rateHigh: 'Оценка 5 из 5: отлично', rated: 'Спасибо за оценку: {n} из 5.', thanks: 'Спасибо за оценку.',
+      npsAsk: 'Разговор завершён. Насколько вероятно, что вы порекомендуете нас другу или коллеге?',
+      npsScale: 'Готовность рекомендовать: 0 — точно нет, 10 — точно да', npsLow: 'Точно нет', npsHigh: 'Точно да',
+      npsRate: '{n} из 10', npsRateLow: '0 из 10: точно нет', npsRateHigh: '10 из 10: точно да', npsRated: 'Спасибо за ответ: {n} из 10.',
+      cesAsk: 'Разговор завершён. Насколько легко было решить ваш вопрос?',
+      cesScale: 'Лёгкость: 1 — очень трудно, 7 — очень легко', cesLow: 'Очень трудно', cesHigh: 'Очень легко',
+      cesRate: '{n} из 7', cesRateLow: '1 из 7: очень трудно', cesRateHigh: '7 из 7: очень легко', cesRated: 'Спасибо за ответ: {n} из 7.',
       typing: '{name} печатает…', typingAnon: 'Оператор печатает…',
       sending: 'Отправляется', sent: 'Отправлено', delivered: 'Доставлено', read: 'Прочитано', failed: 'Не отправлено', retry: 'Повторить',
       rate_limited: 'Вы отправляете сообщения слишком часто. Подождите немного.',
@@ -198,11 +210,13 @@
   // ---- page-lifetime state ----
   // entries: seq -> entry; byClient: client_id -> seq of its entry; acked: client_id -> {item, seq}
   // (acked, entry not seen yet); itemErr: client_id -> transient error code (still in the outbox);
-  // csatSent: conversation -> score sent; nodes: render key -> <li>; ord: client_id -> local order
+  // csatSent: conversation -> {kind, score} of the survey answer sent; nodes: render key -> <li>; ord: client_id -> local order
   // of pending items.
   var entries = new Map(), byClient = new Map(), acked = new Map(), itemErr = new Map(),
     csatSent = new Map(), nodes = new Map(), ord = new Map(), ordN = 0;
   var lastSeq = 0, ws = null, sock = null, paused = false, refused = false, started = false;
+  // The surveys a resolution can ask and their scales (`survey` on a `resolved` entry).
+  var SCALES = { csat: [1, 5], nps: [0, 10], ces: [1, 7] };
   // trouble: why the last attempt to connect failed, shown as a notice (busy, netOffline,
   // noSocket, reconnecting), null once connected; firstFocus: the panel was opened by the visitor
   // before the server said whether a pre-chat form is wanted.
@@ -291,8 +305,10 @@
     '[data-state=failed] .ds,.merr{color:#b3261e;font-size:12px;margin:1px 6px}',
     '.retry{font-size:12px;margin:2px 6px;padding:2px 10px;border:1px solid #b3261e;border-radius:10px;background:#fff;color:#b3261e}',
     '.sys{align-self:center;text-align:center;font-size:13px;color:#555;max-width:95%}',
-    '.csat{display:flex;gap:6px;justify-content:center;margin-top:6px}',
+    '.csat{display:flex;flex-wrap:wrap;gap:6px;justify-content:center;margin-top:6px}',
+    '.csat.nps{gap:3px}.csat.nps button{width:26px;height:26px;padding:0;font-size:12px}.csat.ces{gap:4px}.csat.ces button{width:34px;height:34px}',
     '.scale{display:flex;justify-content:space-between;font-size:12px;color:#444;margin:2px auto 0;width:214px}',
+    '.nps+.scale{width:316px}.ces+.scale{width:262px}',
     '.csat button{width:38px;height:38px;border-radius:50%;border:1px solid #999;background:#fff;color:#1c1e21}',
     '.csat button[aria-pressed=true]{background:var(--sb-accent,#1f5fd1);color:#fff}',
     '.typing{padding:0 14px 4px;font-size:12px;color:#555;font-style:italic}',
@@ -379,7 +395,7 @@
       if (e.kind === 'agent') facts.agentMax = e.seq;
       if (e.kind === 'assigned') { facts.assignedMax = e.seq; held = e.seq; }
       if (e.kind === 'resolved' && held != null) { facts.spans.push([held, e.seq]); held = null; }
-      if (e.kind === 'csat_answer') answered[e.conversation_id] = 1;
+      if (e.kind === 'csat_answer' || e.kind === 'survey_answer') answered[e.conversation_id] = 1;
     });
     if (held != null) facts.spans.push([held, Infinity]);
     // "an agent was assigned before it and no resolved since"
@@ -387,7 +403,7 @@
     sorted.forEach((e) => {
       var mine = e.kind === 'customer';
       out.push({ key: mine && e.client_id ? 'c' + e.client_id : 's' + e.seq, e: e, seq: e.seq, o: 0,
-        state: mine ? stateOf(e.seq, facts) : null, csat: e.kind === 'resolved' && e.conversation_id && !answered[e.conversation_id] });
+        state: mine ? stateOf(e.seq, facts) : null, csat: e.kind === 'resolved' && e.conversation_id && surveyOf(e) && !answered[e.conversation_id] });
     });
     // Pending messages; one that already has its entry is shown once, as that entry.
     function pend(cid, p) { if (!byClient.has(cid)) { p.key = 'c' + cid; p.o = ordOf(cid); out.push(p); } }
@@ -433,20 +449,13 @@
       case 'assigned':
         return { cls: 'sys', kids: [tx(t('joined', { name: name || t('agent') }))] };
       case 'resolved':
-        kids.push(tx(t('resolved')));
-        if (it.csat) {
-          var chosen = csatSent.get(e.conversation_id);
-          // Which end is which: in each end button's name, and as a caption under the scale.
-          kids.push(h('div', { class: 'csat', role: 'group', 'aria-label': t('ratingScale'), 'data-testid': 'csat' }, [1, 2, 3, 4, 5].map((n) => {
-            return h('button', { type: 'button', 'data-testid': 'csat-' + n, 'aria-label': n === 1 ? t('rateLow') : n === 5 ? t('rateHigh') : t('rate', { n: n }),
-              'aria-pressed': chosen === n ? 'true' : 'false', disabled: chosen != null, onclick: () => { rate(e.conversation_id, n); }, text: String(n) });
-          })));
-          kids.push(h('div', { class: 'scale', 'aria-hidden': 'true', 'data-testid': 'csat-scale' },
-            [h('span', { text: '1 ' + t('poor') }), h('span', { text: t('excellent') + ' 5' })]));
-        }
+        var kind = surveyOf(e);
+        kids.push(tx(t(kind === 'nps' ? 'npsAsk' : kind === 'ces' ? 'cesAsk' : 'resolved')));
+        if (it.csat) kids = kids.concat(surveyEl(kind, e.conversation_id));
         return { cls: 'sys', kids: kids };
-      case 'csat_answer':
-        return { cls: 'sys', kids: [tx(e.score ? t('rated', { n: e.score }) : t('thanks'))] };
+      case 'csat_answer': case 'survey_answer':
+        var done = e.survey === 'nps' ? 'npsRated' : e.survey === 'ces' ? 'cesRated' : 'rated';
+        return { cls: 'sys', kids: [tx(e.score != null ? t(done, { n: e.score }) : t('thanks'))] };
       default: // system and kinds this widget does not know yet
         return { cls: 'sys', kids: [linked(e.text)] };
     }
@@ -456,7 +465,7 @@
     var keep = new Set(), prev = null, active = root.activeElement, lostFocus = false;
     items().forEach((it) => {
       var node = nodes.get(it.key), e = it.e || {};
-      var sig = [it.e ? 's' + it.seq : 'p' + (it.state === 'failed' ? 'f' : ''), it.err || '', it.csat ? 'q' + (csatSent.get(e.conversation_id) || '') : ''].join('|');
+      var sig = [it.e ? 's' + it.seq : 'p' + (it.state === 'failed' ? 'f' : ''), it.err || '', it.csat ? 'q' + ((csatSent.get(e.conversation_id) || { score: '' }).score) : ''].join('|');
       if (!node) { node = h('li', { 'data-testid': 'message' }); nodes.set(it.key, node); }
       if (node._sig !== sig) {
         if (active && node.contains(active)) lostFocus = true;
@@ -672,7 +681,7 @@
         settle(e.client_id);
         acked.delete(e.client_id); itemErr.delete(e.client_id);
       }
-      if (e.kind === 'csat_answer') csatSent.delete(e.conversation_id);
+      if (e.kind === 'csat_answer' || e.kind === 'survey_answer') csatSent.delete(e.conversation_id);
       if (e.kind === 'agent' || e.kind === 'auto') {
         hideTyping();
         if (c.synced && !isOpen) unread++;
@@ -687,7 +696,7 @@
       refresh();
       outbox.slice().forEach((it) => { if (byClient.has(it.client_id)) settle(it.client_id); });
       flush();
-      csatSent.forEach((score, conv) => { frame({ type: 'csat', conversation_id: conv, score: score }); });
+      csatSent.forEach((a, conv) => { frame({ type: 'survey', conversation_id: conv, survey: a.kind, score: a.score }); });
       render();
     },
     ack: (m, c) => {
@@ -801,9 +810,33 @@
     flush();
     input.focus();
   }
-  function rate(conv, score) {
-    csatSent.set(conv, score);
-    frame({ type: 'csat', conversation_id: conv, score: score });
+  // The survey a resolution asks: `survey` on the entry (`none`: no buttons); an entry from
+  // before NPS and CES has none and asked CSAT.
+  function surveyOf(e) {
+    var k = e.survey || 'csat';
+    return SCALES[k] ? k : null;
+  }
+  // The buttons of a survey: a group named by its scale's ends, each end button saying what it
+  // means, and a caption under the scale; plain buttons, so Tab and Enter/Space work.
+  function surveyEl(kind, conv) {
+    var sc = SCALES[kind], chosen = csatSent.get(conv), nums = [];
+    for (var n = sc[0]; n <= sc[1]; n++) nums.push(n);
+    var p = kind === 'csat' ? '' : kind;
+    var key = (k) => p ? p + k.charAt(0).toUpperCase() + k.slice(1) : k;
+    var low = kind === 'csat' ? t('poor') : t(p + 'Low'), high = kind === 'csat' ? t('excellent') : t(p + 'High');
+    var group = h('div', { class: 'csat ' + kind, role: 'group', 'aria-label': t(kind === 'csat' ? 'ratingScale' : p + 'Scale'),
+      'data-testid': kind, 'data-survey': kind }, nums.map((n) => {
+      return h('button', { type: 'button', 'data-testid': kind + '-' + n,
+        'aria-label': n === sc[0] ? t(key('rateLow')) : n === sc[1] ? t(key('rateHigh')) : t(key('rate'), { n: n }),
+        'aria-pressed': chosen && chosen.score === n ? 'true' : 'false', disabled: chosen != null,
+        onclick: () => { rate(conv, kind, n); }, text: String(n) });
+    }));
+    return [group, h('div', { class: 'scale', 'aria-hidden': 'true', 'data-testid': kind + '-scale' },
+      [h('span', { text: sc[0] + ' ' + low }), h('span', { text: high + ' ' + sc[1] })])];
+  }
+  function rate(conv, kind, score) {
+    csatSent.set(conv, { kind: kind, score: score });
+    frame({ type: 'survey', conversation_id: conv, survey: kind, score: score });
     render();
   }
   function upload(file) {

@@ -59,6 +59,10 @@ pub(crate) async fn on_event(shared: &Shared, bus: &Bus, delivery: Delivery) -> 
         conversation_id: Some(conversation.to_string()),
         attachments: Vec::new(),
         score: None,
+        // The widget shows the buttons of the survey the router asks; a resolution without one
+        // (the team asks none, or surveys are off) shows none.
+        survey: (kind == EntryKind::Resolved)
+            .then(|| event.data.get("survey").and_then(|v| v.as_str()).unwrap_or("none").to_string()),
     };
     transcript::append(bus, &record.thread_key, &entry, &format!("ev:{}", event.id))
         .await

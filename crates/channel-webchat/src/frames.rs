@@ -58,7 +58,12 @@ pub(crate) enum ClientFrame {
     Typing {},
     Csat {
         conversation_id: String,
-        score: u8,
+        score: i64,
+    },
+    Survey {
+        conversation_id: String,
+        survey: String,
+        score: i64,
     },
 }
 

@@ -192,6 +192,7 @@ impl Channel for WebchatChannel {
             conversation_id: Some(message.conversation_id.to_string()),
             attachments,
             score: None,
+            survey: None,
         };
         let stored = transcript::append(bus, session, &entry, &format!("o:{}", message.id))
             .await

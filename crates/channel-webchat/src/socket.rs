@@ -10,7 +10,7 @@ use chrono::Utc;
 use serde_json::{Value, json};
 use switchboard_adapter::InboundError;
 use switchboard_bus::{InboundOutcome, outcomes};
-use switchboard_core::{AttachmentRef, Customer, Envelope};
+use switchboard_core::{AttachmentRef, Customer, Envelope, SurveyKind};
 use tracing::{debug, info, warn};
 
 use crate::frames::{
@@ -39,8 +39,9 @@ struct Conn {
     last_seq: u64,
     /// The visitor's messages in the transcript, by client id, with their sequence.
     sent: HashMap<String, u64>,
-    /// Resolved conversations of this session, and those already rated.
-    resolved: HashSet<String>,
+    /// Resolved conversations of this session with the survey their resolution named, and
+    /// those already rated.
+    resolved: HashMap<String, Option<SurveyKind>>,
     rated: HashSet<String>,
     /// The name of the agent last assigned (none after a resolution): "typing" signals that do
     /// not name the agent are shown with it.
@@ -96,7 +97,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut ws: WebSocket, ip: IpAddr, _slo
         profile,
         last_seq: after,
         sent: HashMap::new(),
-        resolved: HashSet::new(),
+        resolved: HashMap::new(),
         rated: HashSet::new(),
         agent_name: None,
     };
@@ -230,7 +231,9 @@ impl Conn {
             }
             EntryKind::Resolved => {
                 if let Some(c) = &entry.conversation_id {
-                    self.resolved.insert(c.clone());
+                    // No `survey`: an entry from before NPS and CES, when every survey was CSAT.
+                    let survey = entry.survey.as_deref().map_or(Some(SurveyKind::Csat), SurveyKind::parse);
+                    self.resolved.insert(c.clone(), survey);
                 }
                 self.agent_name = None;
             }
@@ -238,7 +241,7 @@ impl Conn {
             EntryKind::Agent if self.agent_name.is_some() && entry.agent_name.is_some() => {
                 self.agent_name = entry.agent_name.clone();
             }
-            EntryKind::CsatAnswer => {
+            EntryKind::CsatAnswer | EntryKind::SurveyAnswer => {
                 if let Some(c) = &entry.conversation_id {
                     self.rated.insert(c.clone());
                 }
@@ -276,10 +279,21 @@ impl Conn {
                     Err((code, message)) => error_frame(Some(&client_id), code, &message),
                 })
             }
-            ClientFrame::Csat { conversation_id, score } => match self.rate(&conversation_id, score).await {
-                Ok(()) => None,
-                Err((code, message)) => Some(error_frame(None, code, &message)),
-            },
+            ClientFrame::Csat { conversation_id, score } => {
+                match self.rate(&conversation_id, SurveyKind::Csat, score).await {
+                    Ok(()) => None,
+                    Err((code, message)) => Some(error_frame(None, code, &message)),
+                }
+            }
+            ClientFrame::Survey { conversation_id, survey, score } => {
+                let Some(kind) = SurveyKind::parse(&survey) else {
+                    return Some(error_frame(None, "invalid", "survey must be csat, nps or ces"));
+                };
+                match self.rate(&conversation_id, kind, score).await {
+                    Ok(()) => None,
+                    Err((code, message)) => Some(error_frame(None, code, &message)),
+                }
+            }
         }
     }
 
@@ -398,6 +412,7 @@ impl Conn {
             conversation_id: None,
             attachments: attachments.iter().map(|a| crate::upload::entry_attachment(&self.shared, a)).collect(),
             score: None,
+            survey: None,
         };
         let bus = self.shared.bus().map_err(|_| ("unavailable", "not stored, try again".to_string()))?;
         let msg_id = format!("c:{}:{client_id}", self.session);
@@ -448,30 +463,45 @@ impl Conn {
         Ok(())
     }
 
-    async fn rate(&mut self, conversation_id: &str, score: u8) -> Result<(), (&'static str, String)> {
-        if !(1..=5).contains(&score) {
-            return Err(("invalid", "the score is 1 to 5".into()));
-        }
-        if !self.resolved.contains(conversation_id) {
+    /// The visitor's answer to the survey of a resolved conversation of this chat: checked
+    /// against the survey asked (the conversation's record, else what its resolution named) and
+    /// its scale, stored once per conversation and recorded in the transcript.
+    async fn rate(
+        &mut self,
+        conversation_id: &str,
+        kind: SurveyKind,
+        score: i64,
+    ) -> Result<(), (&'static str, String)> {
+        let score = kind.check(score).map_err(|reason| ("invalid", reason))?;
+        let Some(named) = self.resolved.get(conversation_id).copied() else {
             return Err(("invalid", "no resolved conversation with that id in this chat".into()));
-        }
+        };
         if self.rated.contains(conversation_id) {
             return Ok(());
         }
         let unavailable = |e: &dyn std::fmt::Display| {
-            warn!(error = %e, "CSAT answer not stored");
+            warn!(error = %e, "survey answer not stored");
             ("unavailable", "not stored, try again".to_string())
         };
         let bus = self.shared.bus().map_err(|e| unavailable(&e))?;
         let conversation = uuid::Uuid::parse_str(conversation_id).map_err(|e| unavailable(&e))?;
-        let agent = self.shared.conversation(conversation).await.ok().flatten().and_then(|r| r.agent);
+        let record = self.shared.conversation(conversation).await.ok().flatten();
+        // The record says which survey was asked; once it is gone (past the reopen window), what
+        // the resolution named.
+        let asked = record.as_ref().and_then(|r| r.survey).or(named);
+        if asked != Some(kind) {
+            let asked = asked.map_or("none", SurveyKind::as_str);
+            return Err(("invalid", format!("this conversation was asked {asked}, not {kind}")));
+        }
+        let agent = record.and_then(|r| r.agent);
         // One answer per conversation: the id is the conversation's, so a second is dropped.
-        let event = switchboard_adapter::csat_event(conversation, agent, CHANNEL, score);
-        switchboard_adapter::publish_csat(bus, &event).await.map_err(|e| unavailable(&e))?;
-        let msg_id = switchboard_adapter::csat_msg_id(conversation);
+        let event = switchboard_adapter::survey_event(kind, conversation, agent, CHANNEL, score);
+        switchboard_adapter::publish_survey(bus, &event).await.map_err(|e| unavailable(&e))?;
+        let msg_id = switchboard_adapter::survey_msg_id(kind, conversation);
         let entry = Entry {
             id: event.id.to_string(),
-            kind: EntryKind::CsatAnswer,
+            // CSAT answers keep the entry kind they had before NPS and CES.
+            kind: if kind == SurveyKind::Csat { EntryKind::CsatAnswer } else { EntryKind::SurveyAnswer },
             at: event.at,
             text: String::new(),
             client_id: None,
@@ -479,6 +509,7 @@ impl Conn {
             conversation_id: Some(conversation_id.to_string()),
             attachments: Vec::<Attachment>::new(),
             score: Some(score),
+            survey: Some(kind.as_str().to_string()),
         };
         transcript::append(bus, &self.session, &entry, &msg_id).await.map_err(|e| unavailable(&e))?;
         self.rated.insert(conversation_id.to_string());

@@ -34,15 +34,19 @@ pub struct Entry {
     /// The agent's display name (agent replies, assignment).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent_name: Option<String>,
-    /// The conversation (assignment, resolution, CSAT).
+    /// The conversation (assignment, resolution, survey answer).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conversation_id: Option<String>,
     /// Files attached.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attachments: Vec<Attachment>,
-    /// A CSAT answer's score.
+    /// A survey answer's score.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub score: Option<u8>,
+    /// On a resolution, the survey the widget asks (`csat`, `nps`, `ces`, or `none`); on an
+    /// answer, the survey answered. Absent on entries from before NPS and CES: CSAT.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub survey: Option<String>,
 }
 
 /// The kinds of transcript entry.
@@ -61,8 +65,10 @@ pub enum EntryKind {
     Assigned,
     /// The conversation was resolved: the widget asks for a rating.
     Resolved,
-    /// The visitor rated the conversation.
+    /// The visitor answered the CSAT survey (`score`).
     CsatAnswer,
+    /// The visitor answered the NPS or CES survey (`survey`, `score`).
+    SurveyAnswer,
 }
 
 /// A file in a transcript entry.

@@ -309,22 +309,86 @@ async fn assignment_resolution_typing_and_one_rating_per_conversation() {
     chat.bus.bus.client().publish(subjects::AGENT_TYPING, named.to_string().into()).await.unwrap();
     assert_eq!(ws.next_of("typing").await["agent_name"], "Anna", "the signal with an unknown field was shown");
 
-    let resolved = event(EventKind::Resolved, json!({}));
+    let resolved = event(EventKind::Resolved, json!({ "survey": "csat" }));
     chat.bus.bus.publish(&subjects::event("resolved"), &resolved, &resolved.id.to_string()).await.unwrap();
     let entry = ws.entry_of("resolved").await;
     assert_eq!(entry["entry"]["conversation_id"], conversation.to_string());
+    assert_eq!(entry["entry"]["survey"], "csat");
 
     for score in [5, 1] {
         ws.send(json!({ "type": "csat", "conversation_id": conversation, "score": score })).await;
     }
     let answer = ws.entry_of("csat_answer").await;
-    assert_eq!(answer["entry"]["score"], 5);
+    assert_eq!((&answer["entry"]["score"], &answer["entry"]["survey"]), (&json!(5), &json!("csat")));
     let stored = chat.bus.stored(streams::EVENTS, "sb.events.csat_received").await;
     assert_eq!(stored.len(), 1, "one rating per conversation");
     let csat: Event = serde_json::from_slice(&stored[0].1).unwrap();
     assert_eq!(csat.data["score"], 5);
     assert_eq!(csat.agent_id.as_deref(), Some("anna"));
     assert_eq!(csat.channel.as_deref(), Some("webchat"));
+    chat.running.unwrap().stop().await;
+}
+
+#[tokio::test]
+async fn the_resolution_names_the_survey_and_only_an_answer_to_it_on_its_scale_counts_once() {
+    let chat = Chat::start(|_| {}).await;
+    let (mut ws, welcome) = chat.open(json!({})).await;
+    let session = welcome["session"].as_str().unwrap().to_string();
+    ws.history().await;
+    ws.send(json!({ "type": "send", "client_id": "a", "text": "help" })).await;
+    ws.next_of("ack").await;
+    let conversation = uuid::Uuid::now_v7();
+    let kv = chat.bus.bus.jetstream().get_key_value(buckets::CONVERSATIONS).await.unwrap();
+    let record =
+        json!({ "id": conversation, "channel": "webchat", "thread_key": session, "agent": "anna", "survey": "nps" });
+    kv.put(conversation.to_string(), record.to_string().into()).await.unwrap();
+    let resolved = Event {
+        id: uuid::Uuid::now_v7(),
+        at: chrono::Utc::now(),
+        kind: EventKind::Resolved,
+        conversation_id: Some(conversation),
+        agent_id: Some("anna".into()),
+        channel: None,
+        data: json!({ "survey": "nps" }).as_object().unwrap().clone(),
+    };
+    chat.bus.bus.publish(&subjects::event("resolved"), &resolved, &resolved.id.to_string()).await.unwrap();
+    let entry = ws.entry_of("resolved").await;
+    assert_eq!(entry["entry"]["survey"], "nps", "the widget shows the NPS buttons");
+
+    // Refused, changing nothing: another survey, a score off the scale, an unknown survey.
+    for (frame, reason) in [
+        (
+            json!({ "type": "csat", "conversation_id": conversation, "score": 5 }),
+            "this conversation was asked nps, not csat",
+        ),
+        (
+            json!({ "type": "survey", "conversation_id": conversation, "survey": "nps", "score": 11 }),
+            "11 is not on the nps scale (0 to 10)",
+        ),
+        (
+            json!({ "type": "survey", "conversation_id": conversation, "survey": "ces", "score": 5 }),
+            "this conversation was asked nps, not ces",
+        ),
+        (
+            json!({ "type": "survey", "conversation_id": conversation, "survey": "stars", "score": 5 }),
+            "survey must be csat, nps or ces",
+        ),
+    ] {
+        ws.send(frame.clone()).await;
+        let error = ws.next_of("error").await;
+        assert_eq!((error["code"].as_str(), error["message"].as_str()), (Some("invalid"), Some(reason)), "{frame}");
+    }
+    for score in [9, 3] {
+        ws.send(json!({ "type": "survey", "conversation_id": conversation, "survey": "nps", "score": score })).await;
+    }
+    let answer = ws.entry_of("survey_answer").await;
+    assert_eq!((&answer["entry"]["score"], &answer["entry"]["survey"]), (&json!(9), &json!("nps")));
+    let stored = chat.bus.stored(streams::EVENTS, "sb.events.nps_received").await;
+    assert_eq!(stored.len(), 1, "one answer per conversation");
+    let nps: Event = serde_json::from_slice(&stored[0].1).unwrap();
+    assert_eq!((nps.data["score"].as_u64(), nps.agent_id.as_deref()), (Some(9), Some("anna")));
+    assert!(chat.bus.stored(streams::EVENTS, "sb.events.csat_received").await.is_empty());
+    assert!(chat.bus.stored(streams::EVENTS, "sb.events.ces_received").await.is_empty());
     chat.running.unwrap().stop().await;
 }
 

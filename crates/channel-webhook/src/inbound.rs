@@ -9,8 +9,9 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use switchboard_adapter::{CSAT_SCORES, Inbound, InboundError, conversation_ref, csat_event, publish_csat};
+use switchboard_adapter::{Inbound, InboundError, SurveyRefusal, conversation_ref, publish_survey, survey_event};
 use switchboard_bus::outcomes::{self, InboundOutcome};
+use switchboard_core::SurveyKind;
 use switchboard_core::{Contract, Customer, Envelope, ValidationError, json_error};
 use tracing::{debug, info, warn};
 use utoipa::ToSchema;
@@ -93,17 +94,64 @@ pub struct WebhookCsatAnswer {
     pub score: i64,
 }
 
-/// What a source may POST: a message, or an answer to the satisfaction survey (a body with a
-/// `csat` key).
-// Only for the OpenAPI document: `receive` tells the two apart by the `csat` key and then parses
-// the one it is strictly, for errors that name the field.
+/// The JSON body a source POSTs with a customer's answer to the survey it was sent (a `system`
+/// message with `metadata.survey` = the kind): CSAT, NPS or CES.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSurvey {
+    /// The answer.
+    pub survey: WebhookSurveyAnswer,
+}
+
+/// Which survey an answer is for: the `metadata.survey` of the question.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum WebhookSurveyKind {
+    /// Customer satisfaction, 1-5.
+    Csat,
+    /// Net Promoter Score, 0-10.
+    Nps,
+    /// Customer Effort Score, 1-7.
+    Ces,
+}
+
+impl From<WebhookSurveyKind> for SurveyKind {
+    fn from(k: WebhookSurveyKind) -> SurveyKind {
+        match k {
+            WebhookSurveyKind::Csat => SurveyKind::Csat,
+            WebhookSurveyKind::Nps => SurveyKind::Nps,
+            WebhookSurveyKind::Ces => SurveyKind::Ces,
+        }
+    }
+}
+
+/// An answer to any survey: the conversation (`survey.conversation` of the question), the
+/// survey and the score.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSurveyAnswer {
+    /// The conversation the survey asked about.
+    pub conversation_id: uuid::Uuid,
+    /// The survey answered; one the conversation was not asked is refused with `422`.
+    pub kind: WebhookSurveyKind,
+    /// On the survey's scale: CSAT 1-5, NPS 0-10, CES 1-7; any other number is refused with `422`.
+    #[schema(minimum = 0, maximum = 10)]
+    pub score: i64,
+}
+
+/// What a source may POST: a message, an answer to the survey (a body with a `survey` key), or,
+/// as before NPS and CES, a CSAT answer (a body with a `csat` key).
+// Only for the OpenAPI document: `receive` tells them apart by the `survey` or `csat` key and then
+// parses the one it is strictly, for errors that name the field.
 #[derive(Deserialize, ToSchema)]
 #[serde(untagged)]
 #[allow(dead_code)]
 enum WebhookBody {
     /// A customer message.
     Message(WebhookMessage),
-    /// A satisfaction survey answer.
+    /// A survey answer.
+    Survey(WebhookSurvey),
+    /// A CSAT answer in the form before NPS and CES.
     Csat(WebhookCsat),
 }
 
@@ -141,9 +189,11 @@ struct WebhookError {
 
 /// Only to tell a survey answer from a message before parsing either strictly.
 #[derive(Deserialize)]
-struct CsatProbe {
+struct SurveyProbe {
     #[serde(default)]
     csat: Option<serde_json::Value>,
+    #[serde(default)]
+    survey: Option<serde_json::Value>,
 }
 
 #[derive(Clone)]
@@ -199,7 +249,7 @@ fn invalid(e: ValidationError) -> Response {
         (status = 401, description = "Missing, stale or mismatched signature.", body = inline(WebhookError)),
         (status = 404, description = "Unknown source, or (survey answer) unknown conversation.", body = inline(WebhookError)),
         (status = 413, description = "Body over `max_body_bytes`.", body = inline(WebhookError)),
-        (status = 422, description = "Survey score not 1 to 5.", body = inline(WebhookError)),
+        (status = 422, description = "Survey answer refused: a score off the survey's scale (CSAT 1-5, NPS 0-10, CES 1-7), or a survey the conversation was not asked.", body = inline(WebhookError)),
         (status = 429, description = "The customer is over the rate limit.", body = inline(WebhookError),
             headers(("Retry-After" = u64, description = "Seconds to wait."))),
         (status = 503, description = "Not stored; retry later.", body = inline(WebhookError)),
@@ -258,10 +308,22 @@ async fn decide(app: &AppState, source: &str, headers: &HeaderMap, body: Body) -
         return rejected(error(StatusCode::UNAUTHORIZED, "invalid signature", json!({ "reason": reason })));
     }
 
-    if let Ok(answer) = serde_json::from_slice::<CsatProbe>(&body)
-        && answer.csat.is_some()
-    {
-        return csat(app, source, &body).await;
+    if let Ok(probe) = serde_json::from_slice::<SurveyProbe>(&body) {
+        if probe.survey.is_some() {
+            return match serde_json::from_slice::<WebhookSurvey>(&body) {
+                Ok(a) => {
+                    let a = a.survey;
+                    survey(app, source, a.kind.into(), a.conversation_id, a.score, "survey").await
+                }
+                Err(e) => rejected(invalid(json_error(e))),
+            };
+        }
+        if probe.csat.is_some() {
+            return match serde_json::from_slice::<WebhookCsat>(&body) {
+                Ok(a) => survey(app, source, SurveyKind::Csat, a.csat.conversation_id, a.csat.score, "csat").await,
+                Err(e) => rejected(invalid(json_error(e))),
+            };
+        }
     }
     let message: WebhookMessage = match serde_json::from_slice(&body) {
         Ok(m) => m,
@@ -346,18 +408,22 @@ pub fn to_envelope(source: &str, m: WebhookMessage) -> Result<Envelope, Validati
     })
 }
 
-/// A survey answer: checked against the conversation's record (it must be this source's), then
-/// stored as `csat_received`; only the first answer of a conversation counts. A stored answer is
-/// an item not routed (it goes to no conversation as a message), counted here.
-async fn csat(app: &AppState, source: &str, body: &[u8]) -> Decided {
-    let answer = match serde_json::from_slice::<WebhookCsat>(body) {
-        Ok(a) => a.csat,
-        Err(e) => return rejected(invalid(json_error(e))),
-    };
-    let Some(score) = u8::try_from(answer.score).ok().filter(|s| CSAT_SCORES.contains(s)) else {
-        let detail = json!({ "field": "csat.score", "reason": "must be 1 to 5" });
+/// A survey answer: checked against the survey's scale and the conversation's record (it must
+/// be this source's, asked this survey), then stored as `<kind>_received`; only the first answer
+/// of a conversation counts. A stored answer is an item not routed (it goes to no conversation as
+/// a message), counted here. `field` names the body's key in errors (`survey` or `csat`).
+async fn survey(
+    app: &AppState,
+    source: &str,
+    kind: SurveyKind,
+    conversation: uuid::Uuid,
+    score: i64,
+    field: &str,
+) -> Decided {
+    if let Err(reason) = kind.check(score) {
+        let detail = json!({ "field": format!("{field}.score"), "reason": reason });
         return rejected(error(StatusCode::UNPROCESSABLE_ENTITY, "invalid score", detail));
-    };
+    }
     let unavailable = |e: &dyn std::fmt::Display| {
         warn!(source = %source, error = %e, "cannot store a survey answer");
         (error(StatusCode::SERVICE_UNAVAILABLE, "not stored, retry later", json!({})), None)
@@ -366,7 +432,6 @@ async fn csat(app: &AppState, source: &str, body: &[u8]) -> Decided {
         Ok(b) => b,
         Err(e) => return unavailable(&e),
     };
-    let conversation = answer.conversation_id;
     let record = match conversation_ref(bus, conversation).await {
         Ok(r) => r,
         Err(e) => return unavailable(&e),
@@ -380,10 +445,22 @@ async fn csat(app: &AppState, source: &str, body: &[u8]) -> Decided {
             json!({ "conversation_id": conversation }),
         ));
     };
-    let event = csat_event(conversation, record.agent, CHANNEL, score);
-    match publish_csat(bus, &event).await {
+    let score = match record.check_answer(kind, score) {
+        Ok(score) => score,
+        Err(refused) => {
+            let key = match refused {
+                SurveyRefusal::WrongSurvey { .. } if field == "survey" => "survey.kind",
+                SurveyRefusal::WrongSurvey { .. } => field,
+                SurveyRefusal::OffScale(_) => &format!("{field}.score"),
+            };
+            let detail = json!({ "field": key, "reason": refused.to_string() });
+            return rejected(error(StatusCode::UNPROCESSABLE_ENTITY, "survey not asked", detail));
+        }
+    };
+    let event = survey_event(kind, conversation, record.agent, CHANNEL, score);
+    match publish_survey(bus, &event).await {
         Ok(published) => {
-            info!(source = %source, %conversation, duplicate = published.duplicate, "survey answer stored");
+            info!(source = %source, %conversation, survey = %kind, duplicate = published.duplicate, "survey answer stored");
             let body =
                 WebhookAccepted { id: Some(event.id), duplicate: published.duplicate, sequence: published.sequence };
             let outcome = if published.duplicate { InboundOutcome::Duplicate } else { InboundOutcome::NotRouted };

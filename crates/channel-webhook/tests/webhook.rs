@@ -382,6 +382,58 @@ async fn the_survey_is_delivered_with_its_metadata_and_the_answer_becomes_one_cs
     assert_eq!(counted(), counts(1, 1, 4));
 }
 
+#[tokio::test]
+async fn an_nps_survey_carries_its_kind_and_only_an_nps_answer_on_its_scale_counts_once() {
+    use switchboard_core::SurveyKind;
+    let t = TestBus::start().await;
+    let receiver = Receiver::default();
+    let url = format!("{}/hook", serve(receiver.router()).await);
+    let shutdown = CancellationToken::new();
+    let task = ChannelRuntime::new(Arc::new(channel(Some(url))), runtime_config(), t.slot(), shutdown.clone()).spawn();
+    let conversation = uuid::Uuid::now_v7();
+    let mut survey = testkit::survey_request(SurveyKind::Nps, "webhook", "c-8", conversation, "anna");
+    survey.to.thread_key = "shop:c-8".into();
+    t.send_outbound(&survey).await;
+    t.wait_outbound_drained("webhook", Duration::from_secs(10)).await;
+    shutdown.cancel();
+    task.await.unwrap().unwrap();
+    let seen = receiver.seen.lock().unwrap().clone();
+    let delivery: WebhookDelivery = serde_json::from_slice(&seen[0].1).unwrap();
+    assert_eq!(delivery.metadata.get("survey").map(String::as_str), Some("nps"));
+    assert_eq!(delivery.metadata.get("survey.conversation"), Some(&conversation.to_string()));
+    drop(t);
+
+    let s = Inbound::start().await;
+    s.t.store_surveyed(conversation, "webhook", "shop:c-8", Some("anna"), SurveyKind::Nps).await;
+    let answer = |kind: &str, score: &str| {
+        format!(r#"{{"survey":{{"conversation_id":"{conversation}","kind":"{kind}","score":{score}}}}}"#)
+    };
+    for (body, field, reason) in [
+        (answer("nps", "11"), "survey.score", "11 is not on the nps scale (0 to 10)"),
+        (answer("nps", "-1"), "survey.score", "-1 is not on the nps scale (0 to 10)"),
+        (answer("csat", "5"), "survey.kind", "this conversation was asked nps, not csat"),
+        (format!(r#"{{"csat":{{"conversation_id":"{conversation}","score":4}}}}"#), "csat", "asked nps, not csat"),
+    ] {
+        let (status, got) = s.signed(&body).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {got}");
+        assert_eq!(got["field"], field, "{got}");
+        assert!(got["reason"].as_str().is_some_and(|r| r.contains(reason)), "{got}");
+    }
+    let (status, got) = s.signed(&answer("stars", "5")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "an unknown survey: {got}");
+    let (status, got) = s.signed(&answer("nps", "9")).await;
+    assert_eq!((status, got["duplicate"].as_bool()), (StatusCode::ACCEPTED, Some(false)), "{got}");
+    let (status, got) = s.signed(&answer("nps", "0")).await;
+    assert_eq!((status, got["duplicate"].as_bool()), (StatusCode::ACCEPTED, Some(true)), "only the first counts");
+
+    let nps = s.t.survey_events(SurveyKind::Nps).await;
+    assert_eq!(nps.len(), 1);
+    assert_eq!((nps[0].data["score"].as_u64(), nps[0].agent_id.as_deref()), (Some(9), Some("anna")));
+    assert!(s.t.csat_events().await.is_empty(), "the refused CSAT answers changed nothing");
+    assert_eq!(s.stored().await, 0, "an answer is not a message");
+    assert_eq!(counted(), counts(1, 1, 5));
+}
+
 /// The secret a source used before the rotation under way.
 const OLD_KEY: &[u8] = b"old-key-0123456789abcdef0";
 

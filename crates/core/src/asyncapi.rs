@@ -557,7 +557,8 @@ fn messages() -> Value {
         "command": stored(AgentCommand::SCHEMA, file_of(AgentCommand::SCHEMA), "An agent command",
             "The command's `id`: the same id twice acts once."),
         "event": stored(Event::SCHEMA, file_of(Event::SCHEMA), "An event of the audit log",
-            "The event's `id`; `csat:<conversation id>` for `csat_received`, so only the first answer counts."),
+            "The event's `id`; `<survey>:<conversation id>` for `csat_received`, `nps_received` and `ces_received` \
+             (e.g. `nps:<conversation id>`), so only the first answer to a survey counts."),
         "deadLetter": {
             "title": "A dead letter",
             "description": "The original payload, unchanged, with the original headers and the dead-letter headers.",

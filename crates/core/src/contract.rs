@@ -228,6 +228,13 @@ pub mod metadata {
     pub const CSAT_CONVERSATION: &str = "csat.conversation";
     /// The agent who resolved the conversation a survey asks about.
     pub const CSAT_AGENT: &str = "csat.agent";
+    /// Marks any survey question sent to a customer; its value is the survey kind (`csat`,
+    /// `nps`, `ces`). A CSAT question also carries the `csat*` keys, as before NPS and CES.
+    pub const SURVEY: &str = "survey";
+    /// The conversation a survey asks about (its UUID), for the answer to name.
+    pub const SURVEY_CONVERSATION: &str = "survey.conversation";
+    /// The agent who resolved the conversation a survey asks about.
+    pub const SURVEY_AGENT: &str = "survey.agent";
 }
 
 /// The object store for attachments: envelopes carry references, not bytes.

@@ -64,8 +64,12 @@ pub enum EventKind {
     Resolved,
     /// The first-response deadline passed.
     SlaBreached,
-    /// A customer answered the satisfaction survey.
+    /// A customer answered the CSAT survey (`data.score`, 1-5).
     CsatReceived,
+    /// A customer answered the NPS survey (`data.score`, 0-10).
+    NpsReceived,
+    /// A customer answered the CES survey (`data.score`, 1-7).
+    CesReceived,
     /// An agent's status changed.
     AgentStatusChanged,
     /// A customer edited a message they had sent (recorded, not a new contact).
@@ -100,6 +104,8 @@ impl EventKind {
             EventKind::Resolved => "resolved",
             EventKind::SlaBreached => "sla_breached",
             EventKind::CsatReceived => "csat_received",
+            EventKind::NpsReceived => "nps_received",
+            EventKind::CesReceived => "ces_received",
             EventKind::AgentStatusChanged => "agent_status_changed",
             EventKind::MessageEdited => "message_edited",
             EventKind::CustomerBlocked => "customer_blocked",

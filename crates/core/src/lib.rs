@@ -15,6 +15,7 @@ pub mod event;
 pub mod outbound;
 pub mod record;
 pub mod schema;
+pub mod survey;
 mod validate;
 pub mod verdict;
 
@@ -23,5 +24,6 @@ pub use domain::{AgentStatus, Priority, SkillRequirement, Tier};
 pub use envelope::{AttachmentRef, Customer, Envelope};
 pub use event::{Event, EventKind};
 pub use outbound::{OutboundKind, OutboundMessage};
+pub use survey::SurveyKind;
 pub use validate::{Contract, ValidationError, json_error, whole};
 pub use verdict::CommandVerdict;

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::agent::HistoryEntry;
-use crate::{Customer, Priority, Tier};
+use crate::{Customer, Priority, SurveyKind, Tier};
 
 /// How many history entries a record keeps; older ones stay in the event stream.
 pub const HISTORY_KEEP: usize = 200;
@@ -61,6 +61,10 @@ pub struct ConversationRecord {
     /// goes with the `assigned` update).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offered_at: Option<i64>,
+    /// The survey the customer was last asked about this conversation (on its resolve); an
+    /// answer to another survey or off this one's scale is refused. Absent when none was asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub survey: Option<SurveyKind>,
     /// Recent history, oldest first (at most [`HISTORY_KEEP`], 200 entries).
     pub history: Vec<HistoryEntry>,
 }

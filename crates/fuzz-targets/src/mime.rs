@@ -1,8 +1,8 @@
 //! `mime`: bytes as a raw RFC 5322 message through the email channel's parse path.
 
 use switchboard_channel_email::parse::{
-    ParseError, ParseLimits, base_subject, classify, csat_score, parse, parse_agent_command, reply_subject,
-    reply_token, split_quoted, thread_root, token_from_address, token_from_subject,
+    ParseError, ParseLimits, base_subject, classify, parse, parse_agent_command, reply_subject, reply_token,
+    split_quoted, survey_number, thread_root, token_from_address, token_from_subject,
 };
 use switchboard_channel_email::token::{TokenKey, our_message_id, token_kind};
 
@@ -65,7 +65,7 @@ pub fn run(data: &[u8]) {
 fn texts(text: &str, key: &TokenKey) {
     let _ = split_quoted(text);
     let _ = parse_agent_command(text);
-    let _ = csat_score(text);
+    let _ = survey_number(text);
     let _ = token_from_subject(text);
     let _ = base_subject(text);
     let _ = reply_subject(text);

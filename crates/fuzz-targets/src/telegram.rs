@@ -1,7 +1,7 @@
 //! `telegram_update`: bytes as a Bot API `Update` (as teloxide reads it) and the channel's pure
 //! mapping of an update to an envelope or an agent command.
 
-use switchboard_channel_telegram::{action_for, csat_answer, envelope, first_update_id};
+use switchboard_channel_telegram::{action_for, envelope, first_update_id, survey_answer};
 use switchboard_core::{CommandAction, Contract, Envelope};
 use teloxide_core::types::{Update, UpdateKind};
 
@@ -44,8 +44,8 @@ fn map(update: &Update) {
             }
         }
         UpdateKind::CallbackQuery(q) => {
-            if let Some((_, score)) = q.data.as_deref().and_then(csat_answer) {
-                assert!((1..=5).contains(&score), "survey score {score}");
+            if let Some((kind, _, score)) = q.data.as_deref().and_then(survey_answer) {
+                assert!(kind.scale().contains(&score), "{kind} score {score}");
             }
         }
         _ => {}

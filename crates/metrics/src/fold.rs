@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use serde::{Deserialize, Serialize};
-use switchboard_core::{Event, EventKind};
+use switchboard_core::{Event, EventKind, SurveyKind};
 use uuid::Uuid;
 
 use crate::dims::{Dims, Ms, Routing, UNKNOWN};
@@ -136,14 +136,15 @@ impl Agent {
     }
 }
 
-/// A CSAT answer: when, the conversation's channel and routing, and the score (1-5).
+/// A survey answer (CSAT, NPS or CES): when, the conversation's channel and routing, and the
+/// score on the survey's scale.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Csat {
+pub struct SurveyAnswer {
     /// When.
     pub at: Ms,
     /// Channel, routing and the agent who resolved it.
     pub dims: Dims,
-    /// 1 to 5.
+    /// CSAT 1 to 5, NPS 0 to 10, CES 1 to 7.
     pub score: u8,
 }
 
@@ -159,7 +160,13 @@ pub struct Metrics {
     /// Agents by id.
     pub agents: BTreeMap<String, Agent>,
     /// CSAT answers, in arrival order.
-    pub csat: Vec<Csat>,
+    pub csat: Vec<SurveyAnswer>,
+    /// NPS answers, in arrival order.
+    #[serde(default)]
+    pub nps: Vec<SurveyAnswer>,
+    /// CES answers, in arrival order.
+    #[serde(default)]
+    pub ces: Vec<SurveyAnswer>,
     /// Cumulative counters and histograms for the exposition; never windowed.
     pub totals: Totals,
 }
@@ -205,8 +212,8 @@ impl Metrics {
             self.opened(id, at, event);
             return true;
         }
-        if event.kind == EventKind::CsatReceived {
-            self.csat_received(id, at, event);
+        if let Some(kind) = SurveyKind::of_event(event.kind) {
+            self.survey_received(kind, id, at, event);
             return true;
         }
         let Some(c) = self.conversations.get_mut(&id) else { return true };
@@ -356,25 +363,31 @@ impl Metrics {
         );
     }
 
-    fn csat_received(&mut self, id: Uuid, at: Ms, event: &Event) {
-        let Some(score) = event.data.get("score").and_then(|s| s.as_u64()).filter(|s| (1..=5).contains(s)) else {
-            return;
-        };
+    fn survey_received(&mut self, kind: SurveyKind, id: Uuid, at: Ms, event: &Event) {
+        let score = event.data.get("score").and_then(|s| s.as_u64()).and_then(|s| u8::try_from(s).ok());
+        let Some(score) = score.filter(|s| kind.scale().contains(s)) else { return };
         let dims = match self.conversations.get(&id) {
             Some(c) => c.dims(c.last_agent.as_deref()),
             None => Dims::new(event.channel.as_deref().unwrap_or(UNKNOWN), &Routing::default(), None),
         };
-        self.totals.csat(&dims, score as u8);
-        self.csat.push(Csat { at, dims, score: score as u8 });
+        self.totals.survey(kind, &dims, score);
+        let answer = SurveyAnswer { at, dims, score };
+        match kind {
+            SurveyKind::Csat => self.csat.push(answer),
+            SurveyKind::Nps => self.nps.push(answer),
+            SurveyKind::Ces => self.ces.push(answer),
+        }
     }
 
-    /// Forgets resolved conversations last resolved before `before`, CSAT answers and agent
+    /// Forgets resolved conversations last resolved before `before`, survey answers and agent
     /// history older than it, and event ids older than it (UUIDv7 carry their time), to bound
     /// memory in a long-running daemon. The cumulative totals are kept.
     pub fn forget_before(&mut self, before: Ms) {
         self.conversations
             .retain(|_, c| c.phase != Phase::Resolved || c.resolutions.last().is_none_or(|r| r.at >= before));
         self.csat.retain(|c| c.at >= before);
+        self.nps.retain(|c| c.at >= before);
+        self.ces.retain(|c| c.at >= before);
         for a in self.agents.values_mut() {
             trim_steps(&mut a.status, before);
             trim_steps(&mut a.load, before);

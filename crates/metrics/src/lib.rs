@@ -15,6 +15,9 @@
 //! - **SLA compliance**: first responses within the conversation's deadline over those plus
 //!   deadlines that passed first.
 //! - **CSAT**: the share of 4 and 5 among 1-5 answers (`csat_received`, `data.score`).
+//! - **NPS**: % promoters (9-10) minus % detractors (0-6) among 0-10 answers (`nps_received`),
+//!   in points from -100 to 100.
+//! - **CES**: the mean of 1-7 answers (`ces_received`).
 //! - **Backlog**: conversations waiting now per tier, team, priority and channel; unanswered
 //!   ones by age; arrival and resolution rates and the offered load as a forecast.
 //! - **Staffing**: agents needed hour by hour for 90% of first responses within the target, by
@@ -39,7 +42,7 @@ mod table;
 mod totals;
 
 pub use dims::{Dims, GroupBy, Ms, Routing, UNKNOWN, priority_class};
-pub use fold::{Agent, Contact, Conversation, Csat, Metrics, Phase, Resolution};
+pub use fold::{Agent, Contact, Conversation, Metrics, Phase, Resolution, SurveyAnswer};
 pub use hourly::{Hourly, Points, charts, hourly, targets_line};
 pub use html::Page;
 pub use prom::{ExpositionError, exposition, exposition_with_target};

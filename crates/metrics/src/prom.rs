@@ -168,6 +168,25 @@ impl Collector for Snapshot {
             t,
             |c| c.csat_score_sum,
         )?;
+        let mut family = enc.encode_descriptor(
+            "nps_responses",
+            "NPS answers (0-10) by class: promoter 9-10, passive 7-8, detractor 0-6.",
+            None,
+            MetricType::Counter,
+        )?;
+        for ((channel, r), c) in &t.by_routing {
+            for (class, n) in
+                [("promoter", c.nps_promoters), ("passive", c.nps_passives), ("detractor", c.nps_detractors)]
+            {
+                let mut labels = routing_labels(channel, r);
+                labels.push(("class", class.to_string()));
+                ConstCounter::new(n).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        counter(&mut enc, "ces_responses", "CES answers (1-7).", t, |c| c.ces_responses)?;
+        counter(&mut enc, "ces_score_sum", "Sum of CES scores (1-7); over ces_responses, the mean.", t, |c| {
+            c.ces_score_sum
+        })?;
         let by_routing = || t.by_routing.iter().map(|((ch, r), c)| (routing_labels(ch, r), c));
         histogram(
             &mut enc,

@@ -1,6 +1,6 @@
 //! KPIs over a time window, cut by one dimension, computed from the fold's facts.
 //!
-//! Attribution: a first response, SLA decision, resolution, reopening or CSAT answer counts in
+//! Attribution: a first response, SLA decision, resolution, reopening or survey answer counts in
 //! the window it happened in; conversation-level rates (escalation, transfer) count
 //! conversations opened in the window; the backlog and unanswered ages are as of `now`.
 
@@ -13,6 +13,7 @@ use crate::dims::Ms;
 use crate::dims::{Dims, GroupBy};
 use crate::fold::{Agent, Metrics, Phase};
 use crate::staffing::{Staffing, staffing};
+use crate::totals::NpsClass;
 
 /// What to report on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -91,6 +92,18 @@ pub struct Kpis {
     /// Transfer speed: mean seconds from a hand-off to the next agent taking it.
     #[serde(default)]
     pub transfer_speed_secs: Option<f64>,
+    /// NPS answers.
+    #[serde(default)]
+    pub nps_responses: u64,
+    /// Net Promoter Score: % promoters (9-10) minus % detractors (0-6), points from -100 to 100.
+    #[serde(default)]
+    pub nps: Option<f64>,
+    /// CES answers.
+    #[serde(default)]
+    pub ces_responses: u64,
+    /// Mean Customer Effort Score, 1-7 (7: very easy).
+    #[serde(default)]
+    pub ces_mean: Option<f64>,
 }
 
 /// Conversations waiting for an agent now.
@@ -189,6 +202,11 @@ struct Acc {
     csat_sum: u64,
     handoff_sum: i64,
     handoff_n: u64,
+    nps_n: u64,
+    nps_promoters: u64,
+    nps_detractors: u64,
+    ces_n: u64,
+    ces_sum: u64,
 }
 
 fn ratio(n: u64, d: u64) -> Option<f64> {
@@ -231,6 +249,11 @@ impl Acc {
             csat_mean: (self.csat_n > 0).then(|| self.csat_sum as f64 / self.csat_n as f64),
             handoffs: self.handoff_n,
             transfer_speed_secs: mean_secs(self.handoff_sum, self.handoff_n),
+            nps_responses: self.nps_n,
+            nps: (self.nps_n > 0)
+                .then(|| 100.0 * (self.nps_promoters as f64 - self.nps_detractors as f64) / self.nps_n as f64),
+            ces_responses: self.ces_n,
+            ces_mean: (self.ces_n > 0).then(|| self.ces_sum as f64 / self.ces_n as f64),
         }
     }
 }
@@ -335,6 +358,20 @@ impl Report {
                 a.csat_n += 1;
                 a.csat_sat += u64::from(s.score >= 4);
                 a.csat_sum += u64::from(s.score);
+            });
+        }
+        for s in m.nps.iter().filter(|s| query.contains(s.at)) {
+            let class = NpsClass::of(s.score);
+            g.add(&s.dims, |a| {
+                a.nps_n += 1;
+                a.nps_promoters += u64::from(class == NpsClass::Promoter);
+                a.nps_detractors += u64::from(class == NpsClass::Detractor);
+            });
+        }
+        for s in m.ces.iter().filter(|s| query.contains(s.at)) {
+            g.add(&s.dims, |a| {
+                a.ces_n += 1;
+                a.ces_sum += u64::from(s.score);
             });
         }
         let end = query.to.map_or(now, |t| t.min(now));

@@ -39,6 +39,15 @@ fn percent(share: Option<f64>) -> String {
     share.map_or("-".into(), |s| format!("{:.1}%", s * 100.0))
 }
 
+/// NPS points with their sign: `+42.5`, `-10.0`, `0.0`.
+fn signed(points: Option<f64>) -> String {
+    match points {
+        Some(p) if p > 0.0 => format!("+{p:.1}"),
+        Some(p) => format!("{p:.1}"),
+        None => "-".into(),
+    }
+}
+
 /// `value`, with ` MISS` appended when the check fails (and nothing when there is no value).
 fn checked(value: String, ok: Option<bool>) -> String {
     match ok {
@@ -96,6 +105,20 @@ pub fn kpi_cells(columns: &[(String, &Kpis)], targets: &Targets) -> Vec<Vec<Stri
         ("CSAT mean score (CSI)", String::new(), Box::new(|k| k.csat_mean.map_or("-".into(), |m| format!("{m:.2}")))),
         ("CSAT answers", String::new(), Box::new(|k| k.csat_responses.to_string())),
     ];
+    // NPS and CES only where a team asks them: a CSAT-only table stays as it was.
+    let mut rows = rows;
+    if columns.iter().any(|(_, k)| k.nps_responses > 0) {
+        rows.push(("NPS (promoters - detractors)", String::new(), Box::new(|k| signed(k.nps))));
+        rows.push(("NPS answers", String::new(), Box::new(|k| k.nps_responses.to_string())));
+    }
+    if columns.iter().any(|(_, k)| k.ces_responses > 0) {
+        rows.push((
+            "CES mean (1-7)",
+            String::new(),
+            Box::new(|k| k.ces_mean.map_or("-".into(), |m| format!("{m:.2}"))),
+        ));
+        rows.push(("CES answers", String::new(), Box::new(|k| k.ces_responses.to_string())));
+    }
     let mut cells: Vec<Vec<String>> = vec![
         std::iter::once("KPI".to_string())
             .chain(std::iter::once("target".to_string()))

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use switchboard_core::SurveyKind;
 
 use crate::dims::{Dims, Ms, Routing};
 
@@ -68,6 +69,21 @@ pub struct Counts {
     /// conversation: transfer speed.
     #[serde(default)]
     pub handoff: Hist,
+    /// NPS answers of 9 or 10.
+    #[serde(default)]
+    pub nps_promoters: u64,
+    /// NPS answers of 7 or 8.
+    #[serde(default)]
+    pub nps_passives: u64,
+    /// NPS answers of 0 to 6.
+    #[serde(default)]
+    pub nps_detractors: u64,
+    /// CES answers.
+    #[serde(default)]
+    pub ces_responses: u64,
+    /// The sum of CES scores (1-7): over `ces_responses`, the mean.
+    #[serde(default)]
+    pub ces_score_sum: u64,
     /// First response times.
     pub frt: Hist,
     /// Handle times.
@@ -155,11 +171,25 @@ impl Totals {
         }
     }
 
-    pub(crate) fn csat(&mut self, d: &Dims, score: u8) {
+    /// Counts an answer to `kind` (its score already checked against the scale).
+    pub(crate) fn survey(&mut self, kind: SurveyKind, d: &Dims, score: u8) {
         let c = self.counts(d);
-        c.csat_responses += 1;
-        c.csat_satisfied += u64::from(score >= 4);
-        c.csat_score_sum += u64::from(score);
+        match kind {
+            SurveyKind::Csat => {
+                c.csat_responses += 1;
+                c.csat_satisfied += u64::from(score >= 4);
+                c.csat_score_sum += u64::from(score);
+            }
+            SurveyKind::Nps => match NpsClass::of(score) {
+                NpsClass::Promoter => c.nps_promoters += 1,
+                NpsClass::Passive => c.nps_passives += 1,
+                NpsClass::Detractor => c.nps_detractors += 1,
+            },
+            SurveyKind::Ces => {
+                c.ces_responses += 1;
+                c.ces_score_sum += u64::from(score);
+            }
+        }
     }
 
     pub(crate) fn handoff(&mut self, d: &Dims, ms: Ms) {
@@ -168,6 +198,28 @@ impl Totals {
 
     pub(crate) fn held(&mut self, agent: &str, ms: Ms) {
         self.by_agent.entry(agent.to_string()).or_default().held.observe(AHT_BUCKETS, ms.max(0));
+    }
+}
+
+/// Where an NPS answer falls: 9-10 promoter, 7-8 passive, 0-6 detractor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NpsClass {
+    /// 9 or 10.
+    Promoter,
+    /// 7 or 8.
+    Passive,
+    /// 0 to 6.
+    Detractor,
+}
+
+impl NpsClass {
+    /// The class of a 0-10 score.
+    pub fn of(score: u8) -> NpsClass {
+        match score {
+            9.. => NpsClass::Promoter,
+            7..=8 => NpsClass::Passive,
+            _ => NpsClass::Detractor,
+        }
     }
 }
 

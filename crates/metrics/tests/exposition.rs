@@ -18,6 +18,11 @@ fn stream() -> Stream {
     s.replied(70, 1, "alice", Some(true));
     s.resolved(400, 1, Some("alice"));
     s.csat(500, 1, 5);
+    s.nps(500, 3, serde_json::json!(10));
+    s.nps(500, 4, serde_json::json!(9));
+    s.nps(500, 2, serde_json::json!(4));
+    s.ces(500, 1, serde_json::json!(6));
+    s.ces(500, 3, serde_json::json!(3));
     s.assigned(20, 2, "alice");
     s.transferred(30, 2, "alice", "billing");
     s.breached(4000, 3);
@@ -57,7 +62,8 @@ fn the_exposition_parses_and_names_follow_prometheus_conventions() {
     }
     let counters: BTreeSet<&str> =
         types.iter().filter(|(_, k)| *k == SampleType::Counter).map(|(f, _)| f.as_str()).collect();
-    let allowed_labels: BTreeSet<&str> = ["channel", "team", "tier", "priority", "agent", "age", "hour"].into();
+    let allowed_labels: BTreeSet<&str> =
+        ["channel", "team", "tier", "priority", "agent", "age", "hour", "class"].into();
     for sample in &scrape.samples {
         assert!(snake_case(&sample.metric), "{}", sample.metric);
         if let Some(family) = sample.metric.strip_suffix("_total") {
@@ -93,6 +99,19 @@ fn the_exposition_parses_and_names_follow_prometheus_conventions() {
     );
     assert_eq!(value("switchboard_first_response_seconds", ("channel", "webchat")), 1.0, "one observation");
     assert_eq!(value("switchboard_agent_resolved_total", ("agent", "alice")), 1.0);
+    assert_eq!(value("switchboard_nps_responses_total", ("class", "promoter")), 2.0);
+    assert_eq!(value("switchboard_nps_responses_total", ("class", "detractor")), 1.0);
+    assert_eq!(value("switchboard_nps_responses_total", ("class", "passive")), 0.0);
+    let classes: BTreeSet<&str> = scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == "switchboard_nps_responses_total")
+        .filter_map(|s| s.labels.get("class"))
+        .collect();
+    assert_eq!(classes, ["detractor", "passive", "promoter"].into(), "three classes, no more");
+    assert_eq!(value("switchboard_ces_responses_total", ("team", "support")), 2.0);
+    assert_eq!(value("switchboard_ces_score_sum_total", ("team", "support")), 9.0, "6 + 3");
+    assert_eq!(value("switchboard_ces_score_sum_total", ("channel", "webchat")), 9.0, "1 and 3 are chats");
     let buckets = scrape
         .samples
         .iter()

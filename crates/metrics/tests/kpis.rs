@@ -138,6 +138,57 @@ fn csat_is_the_share_of_four_and_five_and_ignores_answers_outside_one_to_five() 
 }
 
 #[test]
+fn nps_is_promoters_minus_detractors_in_points_and_ces_the_mean_effort_per_team_and_channel() {
+    let mut s = Stream::new();
+    // Team sales asks NPS: 5 promoters (9-10), 2 passives (7-8), 3 detractors (0-6).
+    let nps = [10, 9, 9, 10, 9, 8, 7, 6, 0, 3];
+    for (i, score) in nps.iter().enumerate() {
+        let c = i as u128 + 1;
+        s.opened_with(0, c, "sales", "L1", 50);
+        s.nps(100, c, serde_json::json!(score));
+    }
+    // Off the scale or not a number: not counted.
+    s.opened_with(0, 11, "sales", "L1", 50);
+    for bad in [serde_json::json!(11), serde_json::json!(-1), serde_json::json!("9"), serde_json::json!(9.5)] {
+        s.nps(100, 11, bad);
+    }
+    // Team care asks CES: 7, 6, 2, 5 (mean 5); 0 and 8 are off the 1-7 scale.
+    for (c, score) in [(21, 7), (22, 6), (23, 2), (24, 5), (25, 0), (26, 8)] {
+        s.opened_with(0, c, "care", "L1", 50);
+        s.ces(100, c, serde_json::json!(score));
+    }
+    let k = total(&s);
+    assert_eq!(k.nps_responses, 10);
+    assert_eq!(k.nps, Some(100.0 * (5.0 - 3.0) / 10.0), "+20 points");
+    assert_eq!((k.ces_responses, k.ces_mean), (4, Some(5.0)));
+    assert_eq!((k.csat_responses, k.csat), (0, None), "NPS and CES are not CSAT");
+
+    let by_team = report(&s, Query { by: GroupBy::Team, ..Query::default() }).groups;
+    assert_eq!((by_team["sales"].nps, by_team["sales"].ces_mean), (Some(20.0), None));
+    assert_eq!((by_team["care"].nps, by_team["care"].ces_mean), (None, Some(5.0)));
+    // Odd conversations are web chats: 10, 9, 9, 7, 0 (3 promoters, 1 detractor of 5); even
+    // ones emails: 9, 10, 8, 6, 3 (2 and 2).
+    let by_channel = report(&s, Query { by: GroupBy::Channel, ..Query::default() }).groups;
+    assert_eq!((by_channel["webchat"].nps, by_channel["email"].nps), (Some(40.0), Some(0.0)));
+    // All detractors is -100.
+    let mut d = Stream::new();
+    d.opened(0, 1);
+    d.nps(10, 1, serde_json::json!(0));
+    assert_eq!(total(&d).nps, Some(-100.0));
+
+    // The table shows the NPS and CES rows only when there are answers.
+    let targets = switchboard_metrics::Targets::default();
+    let table = switchboard_metrics::render_table(&[("all".into(), &k)], &targets);
+    assert!(table.lines().any(|l| l.starts_with("NPS (promoters - detractors)") && l.ends_with("+20.0")), "{table}");
+    assert!(table.lines().any(|l| l.starts_with("CES mean (1-7)") && l.ends_with("5.00")), "{table}");
+    let plain = switchboard_metrics::render_table(&[("all".into(), &switchboard_metrics::Kpis::default())], &targets);
+    assert!(!plain.contains("NPS") && !plain.contains("CES"), "{plain}");
+    // And the JSON (`stats --format json`) names them.
+    let json = serde_json::to_value(&k).unwrap();
+    assert_eq!((json["nps"].as_f64(), json["ces_mean"].as_f64()), (Some(20.0), Some(5.0)));
+}
+
+#[test]
 fn occupancy_is_busy_time_over_logged_in_time_within_the_window() {
     let mut s = Stream::new();
     s.status(0, "alice", "online");

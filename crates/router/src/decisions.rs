@@ -5,11 +5,11 @@ use std::collections::BTreeMap;
 
 use switchboard_core::agent::{Author, HistoryEntry};
 use switchboard_core::outbound::ChannelAddress;
-use switchboard_core::{AgentDelivery, EventKind, OutboundKind, OutboundMessage};
+use switchboard_core::{AgentDelivery, EventKind, OutboundKind, OutboundMessage, SurveyKind};
 use switchboard_routing::{ConversationId, Decision};
 
 use crate::effect::Effect;
-use crate::router::{CSAT_QUESTION, Fx, Router, WEBCHAT, time};
+use crate::router::{Fx, Router, WEBCHAT, survey_question, time};
 
 pub(crate) fn reply_subject(subject: &str) -> String {
     if subject.get(..3).is_some_and(|p| p.eq_ignore_ascii_case("re:")) {
@@ -151,17 +151,21 @@ impl Router {
                     self.conversation_event(fx, EventKind::SlaBreached, conversation, None, serde_json::json!({}));
                 }
                 Decision::Resolved { conversation, agent } => {
-                    self.conversation_event(
-                        fx,
-                        EventKind::Resolved,
-                        conversation,
-                        agent.as_deref(),
-                        serde_json::json!({}),
-                    );
+                    let survey = self.survey_of(conversation);
+                    if let Some(r) = self.st.records.get_mut(&conversation) {
+                        r.survey = survey.or(r.survey);
+                    }
+                    let data = match survey {
+                        Some(kind) => serde_json::json!({ "survey": kind }),
+                        None => serde_json::json!({}),
+                    };
+                    self.conversation_event(fx, EventKind::Resolved, conversation, agent.as_deref(), data);
                     if let Some(agent) = &agent {
                         self.update(conversation, agent, "resolved", None, fx);
                     }
-                    self.csat_survey(conversation, agent.as_deref(), fx);
+                    if let Some(kind) = survey {
+                        self.survey(kind, conversation, agent.as_deref(), fx);
+                    }
                     self.st.resolved.push_back((fx.at, conversation));
                 }
                 Decision::AgentStatusChanged { agent, status, reason } => {
@@ -246,31 +250,47 @@ impl Router {
         fx.touched.insert(conversation);
     }
 
-    /// Asks the customer to rate a resolved conversation on the channel they used. The web chat
-    /// asks by itself (buttons on the `resolved` event), so it gets no question from here. Not
-    /// added to the history: it is not part of what the agent and customer said.
-    pub(crate) fn csat_survey(&self, conversation: ConversationId, agent: Option<&str>, fx: &mut Fx) {
-        use switchboard_core::contract::metadata;
+    /// The survey a conversation being resolved is asked: its team's (`teams.<name>.survey`),
+    /// none when `routing.csat_survey` turns surveys off.
+    pub(crate) fn survey_of(&self, conversation: ConversationId) -> Option<SurveyKind> {
         if !self.cfg.routing.csat_survey {
-            return;
+            return None;
         }
+        let r = self.st.records.get(&conversation)?;
+        self.cfg.routing.teams.get(&r.team).map_or(Some(SurveyKind::Csat), |t| t.survey.kind())
+    }
+
+    /// Asks the customer to answer `kind` about a resolved conversation on the channel they
+    /// used. The web chat asks by itself (buttons for the survey the `resolved` event names), so
+    /// it gets no question from here. Not added to the history: it is not part of what the agent
+    /// and customer said.
+    pub(crate) fn survey(&self, kind: SurveyKind, conversation: ConversationId, agent: Option<&str>, fx: &mut Fx) {
+        use switchboard_core::contract::metadata;
         let Some(r) = self.st.records.get(&conversation) else { return };
         if r.channel == WEBCHAT {
             return;
         }
         let mut meta = BTreeMap::from([
-            (metadata::CSAT.to_string(), metadata::CSAT_REQUEST.to_string()),
-            (metadata::CSAT_CONVERSATION.to_string(), conversation.to_string()),
+            (metadata::SURVEY.to_string(), kind.as_str().to_string()),
+            (metadata::SURVEY_CONVERSATION.to_string(), conversation.to_string()),
         ]);
         if let Some(agent) = agent {
-            meta.insert(metadata::CSAT_AGENT.to_string(), agent.to_string());
+            meta.insert(metadata::SURVEY_AGENT.to_string(), agent.to_string());
+        }
+        if kind == SurveyKind::Csat {
+            // The keys of the release before NPS and CES, for receivers written against it.
+            meta.insert(metadata::CSAT.to_string(), metadata::CSAT_REQUEST.to_string());
+            meta.insert(metadata::CSAT_CONVERSATION.to_string(), conversation.to_string());
+            if let Some(agent) = agent {
+                meta.insert(metadata::CSAT_AGENT.to_string(), agent.to_string());
+            }
         }
         let outbound = OutboundMessage {
             id: fx.id(),
             conversation_id: conversation,
             channel: r.channel.clone(),
             to: ChannelAddress { customer_id: r.customer.id.clone(), thread_key: r.thread_key.clone() },
-            text: CSAT_QUESTION.to_string(),
+            text: survey_question(kind).to_string(),
             subject: r.subject.as_ref().map(|s| reply_subject(s)),
             attachments: Vec::new(),
             reply_to: r.last_provider_message_id.clone(),

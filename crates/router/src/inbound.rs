@@ -77,6 +77,7 @@ impl Router {
                 repeat: false,
                 reopens: 0,
                 offered_at: None,
+                survey: None,
                 history: Vec::new(),
             };
             self.st.records.insert(conversation, record);

@@ -30,6 +30,6 @@ pub use effect::{AGENT_STREAM, Effect, MAX_BATCH, effect_id, effect_sequence};
 pub use entry::{Entry, decode_entries, encode_entries, encode_entry};
 pub use offers::OpenOffer;
 pub use record::{ConversationRecord, HISTORY_KEEP, QueueItem};
-pub use router::{CSAT_QUESTION, Router};
+pub use router::{CES_QUESTION, CSAT_QUESTION, NPS_QUESTION, Router, survey_question};
 pub use service::{Role, RouterService, ServiceConfig, ServiceError};
 pub use undelivered::DELIVERY_FAILED;

@@ -15,6 +15,20 @@ use crate::record::{ConversationRecord, QueueItem};
 
 /// The satisfaction question sent after a conversation is resolved; channels add how to answer.
 pub const CSAT_QUESTION: &str = "How did we do? Rate your conversation from 1 (poor) to 5 (great).";
+/// The NPS question sent to a customer whose team asks NPS.
+pub const NPS_QUESTION: &str =
+    "How likely are you to recommend us to a friend or colleague? 0 = not at all likely, 10 = extremely likely";
+/// The CES question sent to a customer whose team asks CES.
+pub const CES_QUESTION: &str = "How easy was it to get your issue resolved? 1 = very difficult, 7 = very easy";
+
+/// The question asked for a survey kind.
+pub fn survey_question(kind: switchboard_core::SurveyKind) -> &'static str {
+    match kind {
+        switchboard_core::SurveyKind::Csat => CSAT_QUESTION,
+        switchboard_core::SurveyKind::Nps => NPS_QUESTION,
+        switchboard_core::SurveyKind::Ces => CES_QUESTION,
+    }
+}
 
 /// The channel that asks its own satisfaction question.
 pub(crate) const WEBCHAT: &str = "webchat";

@@ -517,6 +517,93 @@ fn a_resolve_asks_the_customer_for_a_rating_on_their_channel_except_in_web_chat_
     assert!(surveys(&fx).is_empty(), "csat_survey = false");
 }
 
+/// The `resolved` event among `fx`.
+fn resolved_event(fx: &[Effect]) -> &switchboard_core::Event {
+    fx.iter()
+        .find_map(|e| match e {
+            Effect::Event(e) if e.kind == EventKind::Resolved => Some(e),
+            _ => None,
+        })
+        .expect("a resolved event")
+}
+
+/// The record stored last for `c` among `fx`.
+fn stored(fx: &[Effect], c: Uuid) -> &switchboard_core::record::ConversationRecord {
+    fx.iter()
+        .rev()
+        .find_map(|e| match e {
+            Effect::Store(r) if r.id == c => Some(&**r),
+            _ => None,
+        })
+        .expect("a stored record")
+}
+
+#[test]
+fn a_team_asks_its_own_survey_nps_ces_or_none_and_says_which_on_the_resolved_event_and_record() {
+    use switchboard_core::SurveyKind;
+    use switchboard_core::contract::metadata;
+    let with_switch = |survey: &str, on: bool| {
+        let mut cfg = config();
+        cfg.routing.teams.get_mut("support").unwrap().survey =
+            serde_json::from_value(serde_json::json!(survey)).expect("a survey name");
+        cfg.routing.csat_survey = on;
+        (Router::new(cfg).unwrap(), Journal::new())
+    };
+    let with = |survey: &str| with_switch(survey, true);
+    for (name, kind, question) in [
+        ("nps", SurveyKind::Nps, switchboard_router::NPS_QUESTION),
+        ("ces", SurveyKind::Ces, switchboard_router::CES_QUESTION),
+    ] {
+        let (mut r, mut j) = with(name);
+        let c = conversation(&apply(&mut r, j.msg(0, "telegram", "cust-1", "chat-1", None, "hi")));
+        apply(&mut r, j.cmd(1, "alice", Some(c), CommandAction::Accept));
+        let fx = apply(&mut r, j.cmd(2, "alice", Some(c), CommandAction::Resolve));
+        let asked = surveys(&fx);
+        assert_eq!(asked.len(), 1, "{name}");
+        let q = asked[0];
+        assert_eq!(q.text, question);
+        assert_eq!(q.metadata.get(metadata::SURVEY).map(String::as_str), Some(name));
+        assert_eq!(q.metadata.get(metadata::SURVEY_CONVERSATION), Some(&c.to_string()));
+        assert_eq!(q.metadata.get(metadata::SURVEY_AGENT).map(String::as_str), Some("alice"));
+        assert!(!q.metadata.contains_key(metadata::CSAT), "an {name} question is not a CSAT request: {:?}", q.metadata);
+        assert_eq!(resolved_event(&fx).data.get("survey"), Some(&serde_json::json!(name)));
+        assert_eq!(stored(&fx, c).survey, Some(kind));
+
+        // The web chat gets no question but the resolved event names the survey for its buttons.
+        let w = conversation(&apply(&mut r, j.msg(10, "webchat", "visitor-1", "s-1", None, "hello")));
+        apply(&mut r, j.cmd(11, "alice", Some(w), CommandAction::Accept));
+        let fx = apply(&mut r, j.cmd(12, "alice", Some(w), CommandAction::Resolve));
+        assert!(surveys(&fx).is_empty());
+        assert_eq!(resolved_event(&fx).data.get("survey"), Some(&serde_json::json!(name)));
+    }
+
+    // CSAT (the default) carries both the survey keys and the previous release's csat keys.
+    let (mut r, mut j) = (router(), Journal::new());
+    let c = conversation(&apply(&mut r, j.msg(0, "email", "a@example.com", "<m@x>", None, "hi")));
+    apply(&mut r, j.cmd(1, "alice", Some(c), CommandAction::Accept));
+    let fx = apply(&mut r, j.cmd(2, "alice", Some(c), CommandAction::Resolve));
+    let q = surveys(&fx)[0];
+    assert_eq!(q.metadata.get(metadata::SURVEY).map(String::as_str), Some("csat"));
+    assert_eq!(q.metadata.get(metadata::CSAT).map(String::as_str), Some(metadata::CSAT_REQUEST));
+    assert_eq!(resolved_event(&fx).data.get("survey"), Some(&serde_json::json!("csat")));
+
+    let (mut r, mut j) = with("none");
+    let c = conversation(&apply(&mut r, j.msg(0, "telegram", "cust-1", "chat-1", None, "hi")));
+    apply(&mut r, j.cmd(1, "alice", Some(c), CommandAction::Accept));
+    let fx = apply(&mut r, j.cmd(2, "alice", Some(c), CommandAction::Resolve));
+    assert!(surveys(&fx).is_empty(), "survey = \"none\" asks nothing");
+    assert_eq!(resolved_event(&fx).data.get("survey"), None);
+    assert_eq!(stored(&fx, c).survey, None);
+
+    // The global switch turns a team's NPS off too.
+    let (mut r, mut j) = with_switch("nps", false);
+    let c = conversation(&apply(&mut r, j.msg(0, "telegram", "cust-1", "chat-1", None, "hi")));
+    apply(&mut r, j.cmd(1, "alice", Some(c), CommandAction::Accept));
+    let fx = apply(&mut r, j.cmd(2, "alice", Some(c), CommandAction::Resolve));
+    assert!(surveys(&fx).is_empty(), "csat_survey = false turns NPS off");
+    assert_eq!(resolved_event(&fx).data.get("survey"), None);
+}
+
 /// Effect ids of `fx`, in order.
 fn effect_ids(fx: &[Effect]) -> Vec<Uuid> {
     fx.iter()

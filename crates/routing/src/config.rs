@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use switchboard_core::{AgentStatus, Tier};
+use switchboard_core::{AgentStatus, SurveyKind, Tier};
 
 /// Everything the engine needs to know before the first event.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -35,8 +35,10 @@ pub struct RoutingConfig {
     /// What one rule may cost: checked at load (expression size, nesting) and per evaluation
     /// (input seen, time). See [`RuleBudgetConfig`].
     pub rule_budget: RuleBudgetConfig,
-    /// Whether the router asks the customer to rate a resolved conversation (1-5) on the channel
-    /// they used. Read by the router, not the engine; the web chat asks by itself.
+    /// Whether the router asks the customer to rate a resolved conversation on the channel they
+    /// used, with the survey of the team holding it (`teams.<name>.survey`); `false` turns every
+    /// survey off, whatever the teams say. Read by the router, not the engine; the web chat asks
+    /// by itself, with the survey the `resolved` event names.
     pub csat_survey: bool,
     /// Routing groups (team sets), each routed by its own leader; none means one group,
     /// `default`, with every team. See [`crate::groups`].
@@ -123,6 +125,36 @@ pub struct TeamConfig {
     pub business_hours: Option<BusinessHoursConfig>,
     /// Auto-reply out of hours; `{next_open}` is replaced by the next opening time.
     pub out_of_hours_reply: Option<String>,
+    /// The survey its resolved conversations are asked: `csat` (1-5, the default), `nps` (0-10),
+    /// `ces` (1-7) or `none`.
+    pub survey: TeamSurvey,
+}
+
+/// Which survey a team's customers are asked when their conversation is resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TeamSurvey {
+    /// Customer satisfaction, 1-5.
+    #[default]
+    Csat,
+    /// Net Promoter Score, 0-10.
+    Nps,
+    /// Customer Effort Score, 1-7.
+    Ces,
+    /// No survey.
+    None,
+}
+
+impl TeamSurvey {
+    /// The survey asked, `None` for `none`.
+    pub fn kind(self) -> Option<SurveyKind> {
+        match self {
+            TeamSurvey::Csat => Some(SurveyKind::Csat),
+            TeamSurvey::Nps => Some(SurveyKind::Nps),
+            TeamSurvey::Ces => Some(SurveyKind::Ces),
+            TeamSurvey::None => None,
+        }
+    }
 }
 
 impl Default for TeamConfig {
@@ -136,6 +168,7 @@ impl Default for TeamConfig {
             escalation: Vec::new(),
             business_hours: None,
             out_of_hours_reply: None,
+            survey: TeamSurvey::Csat,
         }
     }
 }

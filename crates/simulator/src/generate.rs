@@ -74,6 +74,9 @@ pub fn synthetic(n: u64, team: &str, start: DateTime<Utc>) -> Traffic {
             csat_response_rate: 0.3,
             csat_satisfied_in_sla: 0.93,
             csat_satisfied_late: 0.65,
+            nps_response_rate: 0.2,
+            ces_response_rate: 0.25,
+            ..CustomerBehaviour::default()
         },
         shifts: Default::default(),
         agents: vec![group("syn-billing", &["billing:4", "tech:1"]), group("syn-tech", &["tech:4", "billing:1"])],

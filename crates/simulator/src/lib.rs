@@ -1,7 +1,7 @@
 //! What-if simulation for Switchboard: replays a day of traffic through the real router
 //! ([`switchboard_router::Router`], the same code the daemon runs) in virtual time, with agents
 //! who accept offers, reply and resolve after sampled delays, and customers who reopen and answer
-//! CSAT surveys, then reports the support KPIs with [`switchboard_metrics`].
+//! surveys (CSAT, NPS or CES, as each team asks), then reports the support KPIs with [`switchboard_metrics`].
 //!
 //! Inputs: a routing configuration (the `[routing]` section of the daemon's file, or a file with
 //! just its keys) and [`Traffic`] (JSON, or [`synthetic`]). The same seed gives the same run.

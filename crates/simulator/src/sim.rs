@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap};
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use switchboard_core::{AgentCommand, AgentStatus, CommandAction, Customer, Envelope, Event, EventKind};
+use switchboard_core::{AgentCommand, AgentStatus, CommandAction, Customer, Envelope, Event, EventKind, SurveyKind};
 use switchboard_metrics::{Metrics, Ms};
 use switchboard_router::{Effect, Entry, Router, RouterConfig};
 use switchboard_routing::RoutingConfig;
@@ -415,7 +415,11 @@ impl Run<'_> {
                     c.within_sla = w.as_bool();
                 }
             }
-            (EventKind::Resolved, _) => self.resolved(at, conv, e.channel),
+            (EventKind::Resolved, _) => {
+                // The survey the router asks (the team's); none asked, none answered.
+                let survey = e.data.get("survey").and_then(|v| v.as_str()).and_then(SurveyKind::parse);
+                self.resolved(at, conv, e.channel, survey)
+            }
             _ => {}
         }
     }
@@ -437,37 +441,84 @@ impl Run<'_> {
         self.agenda.push(at + handle, Action::Finish { agent, conv, epoch });
     }
 
-    /// The customer may answer the survey (on the conversation's channel) and may write again.
-    fn resolved(&mut self, at: Ms, conv: Uuid, channel: Option<String>) {
+    /// The customer may answer the survey the router asked (on the conversation's channel) and
+    /// may write again.
+    fn resolved(&mut self, at: Ms, conv: Uuid, channel: Option<String>, survey: Option<SurveyKind>) {
         let Some(c) = self.convs.get(&conv) else { return };
         let (customer, ch, topic, within_sla, rated) = (c.customer, c.channel, c.topic, c.within_sla, c.rated);
         let behaviour = &self.traffic.customer;
-        if !rated && behaviour.csat_response_rate > 0.0 && self.rng.random::<f64>() < behaviour.csat_response_rate {
+        let rate = match survey {
+            Some(SurveyKind::Csat) => behaviour.csat_response_rate,
+            Some(SurveyKind::Nps) => behaviour.nps_response_rate,
+            Some(SurveyKind::Ces) => behaviour.ces_response_rate,
+            None => 0.0,
+        };
+        if let Some(kind) = survey
+            && !rated
+            && rate > 0.0
+            && self.rng.random::<f64>() < rate
+        {
             if let Some(c) = self.convs.get_mut(&conv) {
                 c.rated = true;
             }
-            let satisfied =
-                if within_sla == Some(true) { behaviour.csat_satisfied_in_sla } else { behaviour.csat_satisfied_late };
-            let score = if self.rng.random::<f64>() < satisfied {
-                self.rng.random_range(4..=5)
-            } else {
-                self.rng.random_range(1..=3)
-            };
+            let score = self.survey_score(kind, within_sla == Some(true));
             let answered = at + 300_000;
-            let csat = Event {
+            let answer = Event {
                 id: self.next_id(answered),
                 at: chrono::DateTime::from_timestamp_millis(answered).unwrap_or_default(),
-                kind: EventKind::CsatReceived,
+                kind: kind.event_kind(),
                 conversation_id: Some(conv),
                 agent_id: None,
                 channel,
                 data: serde_json::json!({ "score": score }).as_object().cloned().unwrap_or_default(),
             };
-            self.event(csat);
+            self.event(answer);
         }
+        let behaviour = &self.traffic.customer;
         if behaviour.reopen_probability > 0.0 && self.rng.random::<f64>() < behaviour.reopen_probability {
             let after = behaviour.reopen_after.sample_ms(&mut self.rng);
             self.agenda.push(at + after, Action::Arrive { customer, channel: ch, topic });
+        }
+    }
+}
+
+impl Run<'_> {
+    /// A customer's score on `kind`'s scale; a first response within the SLA makes a good one
+    /// likelier, as the behaviour says.
+    fn survey_score(&mut self, kind: SurveyKind, in_sla: bool) -> u8 {
+        let b = &self.traffic.customer;
+        match kind {
+            SurveyKind::Csat => {
+                let satisfied = if in_sla { b.csat_satisfied_in_sla } else { b.csat_satisfied_late };
+                if self.rng.random::<f64>() < satisfied {
+                    self.rng.random_range(4..=5)
+                } else {
+                    self.rng.random_range(1..=3)
+                }
+            }
+            SurveyKind::Nps => {
+                let (promoter, detractor) = if in_sla {
+                    (b.nps_promoter_in_sla, b.nps_detractor_in_sla)
+                } else {
+                    (b.nps_promoter_late, b.nps_detractor_late)
+                };
+                let draw = self.rng.random::<f64>();
+                if draw < promoter {
+                    self.rng.random_range(9..=10)
+                } else if draw < promoter + detractor {
+                    self.rng.random_range(0..=6)
+                } else {
+                    self.rng.random_range(7..=8)
+                }
+            }
+            SurveyKind::Ces => {
+                let easy = if in_sla { b.ces_easy_in_sla } else { b.ces_easy_late };
+                if self.rng.random::<f64>() < easy {
+                    self.rng.random_range(5..=7)
+                } else {
+                    self.rng.random_range(1..=4)
+                }
+            }
         }
     }
 }

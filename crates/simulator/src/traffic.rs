@@ -153,12 +153,29 @@ pub struct CustomerBehaviour {
     pub reopen_probability: f64,
     /// When, after the resolution.
     pub reopen_after: Dist,
-    /// Chance the customer answers the CSAT survey.
+    /// Chance the customer answers the CSAT survey (teams with `survey = "csat"`, the default).
     pub csat_response_rate: f64,
     /// Chance of a 4 or 5 when the first response was within the SLA.
     pub csat_satisfied_in_sla: f64,
     /// Chance of a 4 or 5 when it was late.
     pub csat_satisfied_late: f64,
+    /// Chance the customer answers the NPS survey (teams with `survey = "nps"`).
+    pub nps_response_rate: f64,
+    /// Chances of a promoter (9-10) and of a detractor (0-6) when the first response was within
+    /// the SLA; the rest are passives (7-8).
+    pub nps_promoter_in_sla: f64,
+    /// See `nps_promoter_in_sla`.
+    pub nps_detractor_in_sla: f64,
+    /// Chance of a promoter when the first response was late.
+    pub nps_promoter_late: f64,
+    /// Chance of a detractor when it was late.
+    pub nps_detractor_late: f64,
+    /// Chance the customer answers the CES survey (teams with `survey = "ces"`).
+    pub ces_response_rate: f64,
+    /// Chance of an easy answer (5-7, else 1-4) when the first response was within the SLA.
+    pub ces_easy_in_sla: f64,
+    /// Chance of an easy answer when it was late.
+    pub ces_easy_late: f64,
 }
 
 impl Default for CustomerBehaviour {
@@ -169,6 +186,14 @@ impl Default for CustomerBehaviour {
             csat_response_rate: 0.0,
             csat_satisfied_in_sla: 0.92,
             csat_satisfied_late: 0.6,
+            nps_response_rate: 0.0,
+            nps_promoter_in_sla: 0.6,
+            nps_detractor_in_sla: 0.1,
+            nps_promoter_late: 0.25,
+            nps_detractor_late: 0.4,
+            ces_response_rate: 0.0,
+            ces_easy_in_sla: 0.85,
+            ces_easy_late: 0.45,
         }
     }
 }

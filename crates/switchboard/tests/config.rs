@@ -43,6 +43,11 @@ fn errors_name_file_key_and_reason() {
     check("[log]\nformat = \"xml\"\n", "log.format", "unknown variant");
     let routing = "[routing]\ndefault_team = \"s\"\n[routing.teams.s]\n";
     check("[router]\nenabled = true\n", "routing.teams", "at least one team");
+    check(
+        &format!("{routing}survey = \"stars\"\n"),
+        "routing.teams.s.survey",
+        "expected one of `csat`, `nps`, `ces`, `none`",
+    );
     check(&format!("{routing}[[routing.rules]]\nname = \"r\"\nwhen = \"text.contains(\"\n"), "routing.rules[0]", "`r`");
     check(
         &format!("{routing}[api.tokens.t]\ntoken_env = \"X\"\nagent = \"ghost\"\n"),

@@ -47,6 +47,8 @@ fn events() -> Vec<Event> {
     push(70, EventKind::AgentReplied, Some(1), Some("alice"), json!({ "first_response": true, "within_sla": true }));
     push(400, EventKind::Resolved, Some(1), Some("alice"), json!({}));
     push(500, EventKind::CsatReceived, Some(1), None, json!({ "score": 5 }));
+    push(500, EventKind::NpsReceived, Some(2), None, json!({ "score": 9 }));
+    push(500, EventKind::CesReceived, Some(3), None, json!({ "score": 6 }));
     push(600, EventKind::ConversationReopened, Some(1), None, json!({}));
     push(20, EventKind::Escalated, Some(2), None, json!({ "cause": "Agent", "tier": "L2" }));
     push(30, EventKind::Assigned, Some(3), Some("alice"), json!({}));
@@ -179,6 +181,9 @@ fn every_metric_and_label_the_dashboard_queries_is_exposed() {
         "switchboard_sla_missed_total",
         "switchboard_backlog_conversations",
         "switchboard_csat_satisfied_total",
+        "switchboard_nps_responses_total",
+        "switchboard_ces_score_sum_total",
+        "switchboard_ces_responses_total",
         "switchboard_conversations_escalated_total",
         "switchboard_conversations_transferred_total",
         "switchboard_agent_busy_seconds_total",

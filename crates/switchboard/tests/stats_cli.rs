@@ -127,6 +127,10 @@ fn scenario(t0: i64) -> Events {
     s.first_reply(6300, 5, "bob", true);
     s.resolved(7000, 5, "bob");
     s.csat(7100, 5, 5);
+    // Answers to a team's NPS or CES (the fold counts what the stream holds; the channels see
+    // to one answer per conversation): 4 promotes (9), 2 found it easy (6).
+    s.push(8700, EventKind::NpsReceived, Some(4), None, json!({ "score": 9 }));
+    s.push(4200, EventKind::CesReceived, Some(2), None, json!({ "score": 6 }));
     // 6: after the window; folded (it waits) but not counted as opened in it.
     s.opened(WINDOW + 10_000, 6, "email", "support", 50);
     s
@@ -192,6 +196,9 @@ fn assert_scenario_numbers(report: &Value) {
     assert_eq!(team("billing")["first_responses"], 2, "3, and 5 after its transfer");
     assert_eq!(team("support")["csat"], json!(0.5), "5 and 3");
     assert_eq!(team("billing")["csat"], json!(1.0), "4 and 5");
+    assert_eq!((total["nps_responses"].as_u64(), total["nps"].as_f64()), (Some(1), Some(100.0)));
+    assert_eq!((team("billing")["nps"].as_f64(), team("support")["nps"].as_f64()), (Some(100.0), None));
+    assert_eq!((team("support")["ces_responses"].as_u64(), team("support")["ces_mean"].as_f64()), (Some(1), Some(6.0)));
     assert_eq!(report["backlog"]["waiting"], 2, "4, and 6 after the window");
     let staffing = &report["forecast"]["staffing"];
     assert_eq!(staffing["target_secs"], 7200, "{staffing}");

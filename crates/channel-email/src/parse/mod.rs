@@ -9,12 +9,12 @@
 
 mod classify;
 mod command;
-mod csat;
 mod html;
 mod mime;
 mod part;
 mod quote;
 mod report;
+mod survey;
 mod thread;
 
 use chrono::{DateTime, Utc};
@@ -23,9 +23,9 @@ use sha2::{Digest, Sha256};
 
 pub use classify::{AutoReplyReason, BounceInfo, Classification, NoiseReason, classify};
 pub use command::{AgentEmailCommand, CommandError, parse_agent_command};
-pub use csat::score as csat_score;
 pub use quote::split_quoted;
 pub use report::{DeliveryReport, ReportRecipient};
+pub use survey::number as survey_number;
 pub use thread::{
     MAX_TOKEN_LEN, ReplyToken, TokenSource, base_subject, reply_address, reply_subject, reply_token, subject_tag,
     thread_root, token_from_address, token_from_subject,

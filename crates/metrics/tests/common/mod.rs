@@ -98,6 +98,14 @@ impl Stream {
         self.push(secs, EventKind::CsatReceived, Some(c), None, serde_json::json!({ "score": score }));
     }
 
+    pub fn nps(&mut self, secs: i64, c: u128, score: serde_json::Value) {
+        self.push(secs, EventKind::NpsReceived, Some(c), None, serde_json::json!({ "score": score }));
+    }
+
+    pub fn ces(&mut self, secs: i64, c: u128, score: serde_json::Value) {
+        self.push(secs, EventKind::CesReceived, Some(c), None, serde_json::json!({ "score": score }));
+    }
+
     pub fn status(&mut self, secs: i64, agent: &str, status: &str) {
         self.push(secs, EventKind::AgentStatusChanged, None, Some(agent), serde_json::json!({ "status": status }));
     }
