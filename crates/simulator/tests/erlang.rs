@@ -11,11 +11,10 @@
 
 use std::sync::OnceLock;
 
-use chrono::{DateTime, Utc};
+mod common;
+
 use switchboard_metrics::{Query, Report};
-use switchboard_simulator::{
-    AgentBehaviour, AgentGroup, ChannelTraffic, Dist, Options, Topic, Traffic, parse_routing, report, simulate,
-};
+use switchboard_simulator::{Options, report, simulate};
 
 /// Agents, offered load (Erlangs) and mean handle time (s) of the cell.
 const AGENTS: u32 = 2;
@@ -52,55 +51,8 @@ struct Run {
 
 fn one_seed(seed: u64) -> Run {
     // Agents take work at once and reply at once, so first response time is the wait.
-    let routing = parse_routing(
-        r#"
-default_team = "q"
-[teams.q]
-offer_timeout_secs = 0
-first_response_secs = { P3 = 86400 }
-"#,
-    )
-    .unwrap();
-    let start: DateTime<Utc> = "2026-03-02T00:00:00Z".parse().unwrap();
-    let topic = Topic {
-        name: "any".into(),
-        weight: 1.0,
-        text: "hello".into(),
-        metadata: Default::default(),
-        skill: None,
-        handle: None,
-        escalate_probability: 0.0,
-    };
-    let traffic = Traffic {
-        start,
-        hours: HOURS,
-        channels: vec![ChannelTraffic {
-            channel: "webchat".into(),
-            per_day: LOAD / HANDLE_SECS * 86_400.0,
-            profile: Vec::new(),
-            topics: vec![topic],
-        }],
-        agent: AgentBehaviour {
-            accept: Dist::Fixed { secs: 0.0 },
-            first_reply: Dist::Fixed { secs: 0.0 },
-            handle: Dist::Exponential { mean_secs: HANDLE_SECS },
-            unskilled_factor: 1.0,
-            skill_level: 1,
-        },
-        customer: Default::default(),
-        shifts: Default::default(),
-        agents: vec![AgentGroup {
-            id: "a".into(),
-            count: AGENTS,
-            teams: vec!["q".into()],
-            tiers: vec![switchboard_core::Tier::L1],
-            skills: Vec::new(),
-            capacity: Default::default(),
-            default_capacity: Some(1),
-            max_total: Some(1),
-            shift: None,
-        }],
-    };
+    let (routing, traffic) =
+        (common::single_queue(), common::mmc(AGENTS, LOAD / HANDLE_SECS * 3600.0, HANDLE_SECS, HOURS));
     let outcome =
         simulate(&routing, &traffic, &Options { seed, sample_every_secs: 86_400, ..Options::default() }).unwrap();
     let k = report(&outcome).total;

@@ -2,67 +2,20 @@
 //! and handle times measured on one run, meet the first-response target when the simulator is
 //! staffed with them, and one agent fewer does not.
 
-use chrono::{DateTime, Utc};
+mod common;
+
 use switchboard_metrics::{Query, Report, answered_within};
-use switchboard_simulator::{
-    AgentBehaviour, AgentGroup, ChannelTraffic, Dist, Options, Topic, Traffic, parse_routing, report, simulate,
-};
+use switchboard_simulator::{Options, report, simulate};
 
 /// 60 arrivals an hour, 300 s handle time: 5 Erlangs; the target is 90% within 120 s.
 const PER_HOUR: f64 = 60.0;
 const HANDLE_SECS: f64 = 300.0;
 const TARGET_SECS: u64 = 120;
 
-fn traffic(agents: u32, hours: u32) -> Traffic {
-    let start: DateTime<Utc> = "2026-03-02T00:00:00Z".parse().unwrap();
-    Traffic {
-        start,
-        hours,
-        channels: vec![ChannelTraffic {
-            channel: "webchat".into(),
-            per_day: PER_HOUR * 24.0,
-            profile: Vec::new(),
-            topics: vec![Topic {
-                name: "any".into(),
-                weight: 1.0,
-                text: "hello".into(),
-                metadata: Default::default(),
-                skill: None,
-                handle: None,
-                escalate_probability: 0.0,
-            }],
-        }],
-        // Agents take work and reply at once: the first response is the wait for an agent.
-        agent: AgentBehaviour {
-            accept: Dist::Fixed { secs: 0.0 },
-            first_reply: Dist::Fixed { secs: 0.0 },
-            handle: Dist::Exponential { mean_secs: HANDLE_SECS },
-            unskilled_factor: 1.0,
-            skill_level: 1,
-        },
-        customer: Default::default(),
-        shifts: Default::default(),
-        agents: vec![AgentGroup {
-            id: "a".into(),
-            count: agents,
-            teams: vec!["q".into()],
-            tiers: vec![switchboard_core::Tier::L1],
-            skills: Vec::new(),
-            capacity: Default::default(),
-            default_capacity: Some(1),
-            max_total: Some(1),
-            shift: None,
-        }],
-    }
-}
-
 /// Runs `agents` for `hours` and reports on the arrival period against the target.
 fn run(agents: u32, hours: u32, seed: u64) -> Report {
-    let routing = parse_routing(
-        "default_team = \"q\"\n[teams.q]\noffer_timeout_secs = 0\nfirst_response_secs = { P3 = 86400 }\n",
-    )
-    .unwrap();
-    let outcome = simulate(&routing, &traffic(agents, hours), &Options { seed, ..Options::default() }).unwrap();
+    let traffic = common::mmc(agents, PER_HOUR, HANDLE_SECS, hours);
+    let outcome = simulate(&common::single_queue(), &traffic, &Options { seed, ..Options::default() }).unwrap();
     let (from, to) = outcome.arrival_period;
     let q = Query { from: Some(from), to: Some(to), now: Some(to), frt_target_secs: TARGET_SECS, ..Query::default() };
     assert_eq!(report(&outcome).total.opened, Report::compute(&outcome.metrics, &q).total.opened);
