@@ -23,7 +23,8 @@ fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-fn p99_micros(mut run: impl FnMut(&str), questions: &[Question], rounds: usize) -> f64 {
+/// (p50, p99) of one call, in microseconds.
+fn latency_micros(mut run: impl FnMut(&str), questions: &[Question], rounds: usize) -> (f64, f64) {
     let mut h = Histogram::<u64>::new(3).expect("histogram");
     for _ in 0..rounds {
         for q in questions {
@@ -32,7 +33,7 @@ fn p99_micros(mut run: impl FnMut(&str), questions: &[Question], rounds: usize) 
             h.record(start.elapsed().as_nanos() as u64).expect("record");
         }
     }
-    h.value_at_quantile(0.99) as f64 / 1000.0
+    (h.value_at_quantile(0.5) as f64 / 1000.0, h.value_at_quantile(0.99) as f64 / 1000.0)
 }
 
 fn main() {
@@ -66,8 +67,8 @@ fn main() {
     let fd = eval::figures(&questions, &fuzzy, default_min);
 
     let filter = Filter::default();
-    let p99 = p99_micros(|q| drop(kb.search(q, None, 3, &filter)), &questions, rounds);
-    let p99_base = p99_micros(|q| drop(eval::baseline(&kb, q)), &questions, rounds);
+    let (p50, p99) = latency_micros(|q| drop(kb.search(q, None, 3, &filter)), &questions, rounds);
+    let (p50_base, p99_base) = latency_micros(|q| drop(eval::baseline(&kb, q)), &questions, rounds);
     let long = "доставка refund ".repeat(10_000);
     let long_start = Instant::now();
     drop(kb.search(&long, None, 3, &filter));
@@ -98,6 +99,7 @@ fn main() {
         ),
         ("recall_at_3_at_default_min_score", fd.recall_at_3_min_score, "ratio", Some(fb.recall_at_3_min_score)),
         ("silence_on_none_at_default_min_score", fd.silence_on_none, "ratio", Some(fb.silence_on_none)),
+        ("query_p50", p50, "us", Some(p50_base)),
         ("query_p99", p99, "us", Some(p99_base)),
         ("query_160kb_text", long_ms, "ms", None),
         ("load_and_index", load_ms, "ms", None),

@@ -1,4 +1,4 @@
-//! The tantivy index of a set of documents: BM25 over a title, tags and body field per
+//! The tantivy index of a set of documents: BM25 over a title, tags and whole-article field per
 //! language, each analysed by that language's tokenizer, lowercaser, stop words and Snowball
 //! stemmer.
 //!
@@ -21,10 +21,13 @@ use crate::parse::Doc;
 pub const MAX_QUERY_CHARS: usize = 1_000;
 /// At most this many distinct terms of a question are searched.
 pub const MAX_QUERY_TOKENS: usize = 64;
-/// Weight of a title match against a body match.
-pub const TITLE_BOOST: f32 = 2.5;
-/// Weight of a tag match.
-pub const TAGS_BOOST: f32 = 1.5;
+/// Weight of the title field. The body field holds the title and tags as well (so a word's
+/// rarity is judged across whole articles: "order" in one title is not a rare word), so a title
+/// word scores in both, about 2.5 times a body word. Measured on the evaluation set against
+/// 2.5 on the body alone (+4.6 points of precision@1; `docs/kb.md`).
+pub const TITLE_BOOST: f32 = 1.5;
+/// Weight of the tags field (tags also count in the body field).
+pub const TAGS_BOOST: f32 = 1.0;
 /// Weight of a term within edit distance 1 of a question's word that no article contains
 /// as written (a typo), against an exact match.
 pub const FUZZY_BOOST: f32 = 0.5;
@@ -326,7 +329,9 @@ impl DocIndex {
             d.add_u64(ordinal, i as u64);
             d.add_text(f.title, &doc.title);
             d.add_text(f.tags, doc.tags.join(" "));
-            d.add_text(f.body, &doc.text);
+            // The body field holds the title and tags too, so a word's weight there follows
+            // how rare it is across whole articles, not only across titles.
+            d.add_text(f.body, format!("{}\n{}\n{}", doc.title, doc.tags.join(" "), doc.text));
             writer.add_document(d)?;
         }
         writer.commit()?;

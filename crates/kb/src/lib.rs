@@ -23,7 +23,7 @@ use index::DocIndex;
 
 /// The score a hit needs before it is shown to a customer, chosen on the evaluation set
 /// (`docs/kb.md`): it maximises right-answer-or-right-silence there.
-pub const DEFAULT_MIN_SCORE: f32 = 5.0;
+pub const DEFAULT_MIN_SCORE: f32 = 4.7;
 
 /// An article's or a question's language.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -101,7 +101,8 @@ pub struct Hit {
     pub id: String,
     /// Its title.
     pub title: String,
-    /// BM25 score (sum over the question's terms, title ×2.5, tags ×1.5); compare with `min_score`.
+    /// BM25 score (summed over the question's terms and fields; a title word weighs about 2.5
+    /// times a body word); compare with `min_score`.
     pub score: f32,
     /// Its link, when it has one.
     pub url: Option<String>,
