@@ -98,7 +98,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Doc, Vec<Problem>> {
         Ok(v) => v,
         Err(e) => {
             let line = e.location().map_or(1, |l| l.line() + 1);
-            return Err(vec![problem(line, format!("bad front matter: {e}"))]);
+            return Err(vec![problem(line, format!("bad front matter: {}", shift_lines(&e.to_string(), 1)))]);
         }
     };
     let Some(map) = value.as_mapping() else {
@@ -220,6 +220,24 @@ pub fn parse(file: &Path, text: &str) -> Result<Doc, Vec<Problem>> {
     })
 }
 
+/// The YAML error's "line N" in the file's numbering (the front matter starts on line 2).
+fn shift_lines(message: &str, by: usize) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(at) = rest.find("line ") {
+        out.push_str(&rest[..at + 5]);
+        rest = &rest[at + 5..];
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        match rest[..digits].parse::<usize>() {
+            Ok(n) => out.push_str(&(n + by).to_string()),
+            Err(_) => out.push_str(&rest[..digits]),
+        }
+        rest = &rest[digits..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// A YAML scalar as text (numbers and booleans too: `id: 42` is the id "42").
 fn scalar(v: &Value) -> Option<String> {
     match v {
@@ -294,6 +312,7 @@ mod tests {
         assert_eq!(p[0].file, Path::new("kb/a.md"));
         assert!(p[0].reason.starts_with("bad front matter"), "{}", p[0].reason);
         assert!((4..=5).contains(&p[0].line), "line {}", p[0].line);
+        assert!(p[0].reason.contains(&format!("at line {}", p[0].line)), "file numbering: {}", p[0].reason);
     }
 
     #[test]
