@@ -357,3 +357,21 @@ impl Kb {
         self.articles.iter().map(|d| d.id.as_str()).chain(self.replies.keys().map(String::as_str)).collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::excerpt;
+
+    #[test]
+    fn excerpts_cut_at_a_word_within_the_budget() {
+        let text = "We refund as soon as the item\nreaches our warehouse, usually within three days.";
+        assert_eq!(
+            excerpt(text, 200),
+            "We refund as soon as the item reaches our warehouse, usually within three days."
+        );
+        let short = excerpt(text, 40);
+        assert_eq!(short, "We refund as soon as the item reaches…");
+        assert!(short.chars().count() <= 40);
+        assert_eq!(excerpt("Доставка занимает три рабочих дня", 20), "Доставка занимает…");
+    }
+}
