@@ -173,6 +173,7 @@ bench: tools ## Benchmarks; figures also in target/bench-results/*.json
 	cargo bench -p switchboard-e2e --bench email_inbound
 	cargo bench -p switchboard-e2e --bench webchat_idle
 	cargo bench -p switchboard-routing --bench engine
+	cargo bench -p switchboard-kb --bench kb
 
 fuzz-build: $(CARGO_FUZZ) ## Build the libFuzzer targets in fuzz/
 	$(FUZZ_ENV) $(CARGO_FUZZ) build $(FUZZ_BUILD)

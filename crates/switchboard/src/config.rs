@@ -41,6 +41,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// How long customer data is kept (`docs/data-lifecycle.md`).
     pub privacy: crate::privacy::PrivacyConfig,
+    /// The knowledge base folder (`docs/kb.md`).
+    pub kb: crate::kb::KbConfig,
 }
 
 /// The router service's settings.
@@ -254,6 +256,7 @@ impl Config {
         }
         self.metrics.validate().map_err(|(key, reason)| (format!("metrics.{key}"), reason))?;
         self.privacy.validate().map_err(|(key, reason)| (format!("privacy.{key}"), reason))?;
+        self.kb.validate().map_err(|(key, reason)| (format!("kb.{key}"), reason))?;
         crate::channels::validate(&self.channels, &self.nats, &self.routing)?;
         // Last, so that a simpler mistake elsewhere is reported first. Every process checks the
         // groups, since every process decides which group owns what.

@@ -12,6 +12,7 @@ pub mod daemon;
 pub mod demo_inbox;
 pub mod explain;
 pub mod http;
+pub mod kb;
 pub mod logging;
 pub mod metrics;
 pub mod openapi;

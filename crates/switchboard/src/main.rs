@@ -22,6 +22,7 @@ fn main() -> ExitCode {
         Command::Dlq(command) => ops::dlq(command),
         Command::Agents(command) => ops::agents(command),
         Command::Customers(command) => ops::customers(command),
+        Command::Kb(command) => kb(command),
         Command::Simulate {
             config,
             compare,
@@ -133,6 +134,29 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// `switchboard kb check|search`: no NATS, only the folder the configuration names.
+fn kb(command: switchboard::cli::args::Kb) -> ExitCode {
+    use switchboard::cli::args::Kb;
+    let config_path = match &command {
+        Kb::Check { config } | Kb::Search { config, .. } => config.clone(),
+    };
+    let config = match Config::load(&config_path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let out = match command {
+        Kb::Check { .. } => switchboard::kb::check(&config.kb),
+        Kb::Search { lang, limit, format, question, .. } => {
+            switchboard::kb::search(&config.kb, &question, lang, limit, format)
+        }
+    };
+    print!("{}", out.stdout);
+    ExitCode::from(out.code)
 }
 
 #[tokio::main]

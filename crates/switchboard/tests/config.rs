@@ -39,6 +39,11 @@ fn errors_name_file_key_and_reason() {
     check("[http]\nlisten = \"nope\"\n", "http.listen", "socket address");
     check("[nats]\nreplicas = 9\n", "nats.replicas", "between 1 and 5");
     check("[nats]\nurll = \"x\"\n", "nats.urll", "unknown field");
+    check("[kb]\nenabled = true\n", "kb.path", "must name the knowledge base folder");
+    check("[kb]\nenabled = true\npath = \"/nonexistent/kb\"\n", "kb.path", "/nonexistent/kb is not a folder");
+    check("[kb]\nmin_score = -1.0\n", "kb.min_score", "0 or more");
+    check("[kb]\nmax_articles = 0\n", "kb.max_articles", "greater than 0");
+    check("[kb]\npth = \"x\"\n", "kb.pth", "unknown field");
     check("[shutdown]\ngrace_secs = -1\n", "shutdown.grace_secs", "invalid value");
     check("[log]\nformat = \"xml\"\n", "log.format", "unknown variant");
     let routing = "[routing]\ndefault_team = \"s\"\n[routing.teams.s]\n";

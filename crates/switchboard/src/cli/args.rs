@@ -118,6 +118,9 @@ pub enum Command {
     /// Exports or erases everything held about one customer (`docs/data-lifecycle.md`).
     #[command(subcommand)]
     Customers(Customers),
+    /// Checks the knowledge base folder or searches it (`docs/kb.md`).
+    #[command(subcommand)]
+    Kb(Kb),
     /// Reports support KPIs over a time window from the event stream, against targets.
     Stats {
         /// Configuration file: how to reach NATS (`[nats]`).
@@ -277,4 +280,37 @@ pub enum Customers {
         #[command(flatten)]
         common: Common,
     },
+}
+
+/// `switchboard kb ...`.
+#[derive(Subcommand, Debug)]
+pub enum Kb {
+    /// Validates the `[kb] path` folder: prints every problem as `file:line: reason` and exits 1,
+    /// or "N articles, M replies: ok".
+    Check {
+        /// Configuration file: its `[kb]` section.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Prints the articles answering a question, best first, with their scores.
+    Search {
+        /// Configuration file: its `[kb]` section.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The question's language; detected from its letters when not given.
+        #[arg(long, value_parser = parse_lang)]
+        lang: Option<switchboard_kb::Lang>,
+        /// Most hits printed.
+        #[arg(long, default_value_t = 5)]
+        limit: usize,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: crate::kb::SearchFormat,
+        /// The question, as a customer would write it.
+        question: String,
+    },
+}
+
+fn parse_lang(s: &str) -> Result<switchboard_kb::Lang, String> {
+    s.parse().map_err(|()| format!("`{s}` is not a language (en or ru)"))
 }
