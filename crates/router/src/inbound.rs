@@ -78,6 +78,7 @@ impl Router {
                 reopens: 0,
                 offered_at: None,
                 history: Vec::new(),
+                queue: None,
             };
             self.st.records.insert(conversation, record);
         }
