@@ -34,6 +34,6 @@ pub use config::{QueueNoticeConfig, RoutingConfig, RuleBudgetConfig};
 pub use engine::Engine;
 pub use explain::{AgentView, Explanation, QueueEntry, TeamAvailability};
 pub use groups::Layout;
-pub use position::QueueStatus;
 pub use model::{AutoReplyReason, ConversationId, Decision, EscalationCause, Input, MessageInfo, Ms};
+pub use position::QueueStatus;
 pub use state::{ConvState, State as Snapshot};
