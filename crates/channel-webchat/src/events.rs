@@ -59,6 +59,7 @@ pub(crate) async fn on_event(shared: &Shared, bus: &Bus, delivery: Delivery) -> 
         conversation_id: Some(conversation.to_string()),
         attachments: Vec::new(),
         score: None,
+        queue: None,
     };
     transcript::append(bus, &record.thread_key, &entry, &format!("ev:{}", event.id))
         .await

@@ -398,6 +398,7 @@ impl Conn {
             conversation_id: None,
             attachments: attachments.iter().map(|a| crate::upload::entry_attachment(&self.shared, a)).collect(),
             score: None,
+            queue: None,
         };
         let bus = self.shared.bus().map_err(|_| ("unavailable", "not stored, try again".to_string()))?;
         let msg_id = format!("c:{}:{client_id}", self.session);
@@ -479,6 +480,7 @@ impl Conn {
             conversation_id: Some(conversation_id.to_string()),
             attachments: Vec::<Attachment>::new(),
             score: Some(score),
+            queue: None,
         };
         transcript::append(bus, &self.session, &entry, &msg_id).await.map_err(|e| unavailable(&e))?;
         self.rated.insert(conversation_id.to_string());
