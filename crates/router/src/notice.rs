@@ -58,6 +58,20 @@ fn visible(old: &Notified, new: &QueueInfo) -> bool {
         || (old.agents_online == 0) != (new.agents_online == 0)
 }
 
+/// Whether the record's figures are worth storing again: when one conversation at the head is
+/// taken, every place behind it moves, and storing each of a long queue's records at every check
+/// would cost a write per waiting conversation. So the record is stored again when the place
+/// changed within the first ten or by at least a tenth, the rounded estimate changed, whether
+/// anyone is online changed, or the opening time did (the `at` says when they were computed).
+fn worth_storing(stored: &QueueInfo, new: &QueueInfo) -> bool {
+    let moved = stored.position != new.position
+        && (new.position <= 10 || stored.position.abs_diff(new.position) * 10 >= stored.position);
+    moved
+        || stored.estimate_secs.map(Wait::of) != new.estimate_secs.map(Wait::of)
+        || (stored.agents_online == 0) != (new.agents_online == 0)
+        || stored.opens_at != new.opens_at
+}
+
 fn info(s: &QueueStatus, at: Ms) -> QueueInfo {
     QueueInfo {
         position: s.position,
@@ -122,9 +136,7 @@ impl Router {
     /// Stores changed figures on the record and sends a notice when one is due.
     fn tell(&mut self, id: Uuid, info: &QueueInfo, opens_local: Option<&str>, arrival: bool, fx: &mut Fx) {
         let Some(r) = self.st.records.get_mut(&id) else { return };
-        let figures = |q: &QueueInfo| (q.position, q.estimate_secs, q.agents_online, q.opens_at);
-        if r.queue.as_ref().is_none_or(|q| figures(q) != figures(info)) {
-            // Stored only when the figures change, not at every check.
+        if r.queue.as_ref().is_none_or(|q| worth_storing(q, info)) {
             r.queue = Some(info.clone());
             fx.touched.insert(id);
         }
@@ -305,6 +317,15 @@ mod tests {
         assert_eq!(Wait::of(13 * 60), Wait::Minutes(15));
         assert_eq!(Wait::of(3599), Wait::Minutes(55));
         assert_eq!(Wait::of(3600), Wait::OverAnHour);
+    }
+
+    #[test]
+    fn a_long_queues_records_are_stored_again_only_when_the_place_moved_enough() {
+        assert!(worth_storing(&q(3, Some(300), 1), &q(2, Some(300), 1)), "within the first ten");
+        assert!(!worth_storing(&q(500, None, 0), &q(499, None, 0)), "one place of 500");
+        assert!(worth_storing(&q(500, None, 0), &q(450, None, 0)), "a tenth of 500");
+        assert!(worth_storing(&q(500, None, 0), &q(499, Some(9000), 3)), "agents came online");
+        assert!(!worth_storing(&q(3, Some(300), 1), &q(3, Some(310), 2)), "the same figures for people");
     }
 
     #[test]
