@@ -345,6 +345,8 @@
     onclick: () => { close(true); } }, ['×']);
   var statusEl = h('div', { class: 'status', role: 'status', 'data-testid': 'status', hidden: true });
   var offlineEl = h('div', { class: 'note', 'data-testid': 'offline-notice', text: t('offline'), hidden: true });
+  // The place in line and expected wait while waiting for an agent (`queue` entries): one live line, not bubbles.
+  var queueEl = h('div', { class: 'note', role: 'status', 'data-testid': 'queue', hidden: true });
   var refusedEl = h('div', { class: 'note refused', role: 'alert', 'data-testid': 'refused-notice', text: t('refused'), hidden: true });
   var connEl = h('div', { class: 'note', role: 'status', 'data-testid': 'connection-notice', hidden: true });
   // The log is a container holding the list (a role on the <ol> itself would hide its items'
@@ -378,7 +380,7 @@
     [pre, chips, h('div', { class: 'row' }, [h('label', { for: 'sb-input', class: 'vh', text: t('input') }), input, fileIn, attachBtn, sendBtn])]);
   var panel = h('div', { id: 'sb-panel', class: 'panel', role: 'dialog', 'aria-labelledby': 'sb-title', 'data-testid': 'panel', hidden: true },
     [h('header', {}, [h('div', {}, [h('h2', { id: 'sb-title', 'data-testid': 'title', text: ds.title || t('title') }), agentEl]), closeBtn]),
-      offlineEl, refusedEl, connEl, statusEl, logEl, typingEl, alertEl, form]);
+      offlineEl, refusedEl, connEl, statusEl, queueEl, logEl, typingEl, alertEl, form]);
   root.appendChild(h('style', { text: CSS }));
   root.appendChild(h('div', { class: 'w' }, [panel, launcher]));
 
@@ -401,6 +403,7 @@
     // "an agent was assigned before it and no resolved since"
     facts.heldAt = (s) => facts.spans.some((p) => p[0] < s && s < p[1]);
     sorted.forEach((e) => {
+      if (e.kind === 'queue') return;
       var mine = e.kind === 'customer';
       out.push({ key: mine && e.client_id ? 'c' + e.client_id : 's' + e.seq, e: e, seq: e.seq, o: 0,
         state: mine ? stateOf(e.seq, facts) : null, csat: e.kind === 'resolved' && e.conversation_id && surveyOf(e) && !answered[e.conversation_id] });
@@ -460,7 +463,18 @@
         return { cls: 'sys', kids: [linked(e.text)] };
     }
   }
+  function queueLine() {
+    var last = null;
+    Array.from(entries.values()).sort((a, b) => a.seq - b.seq).forEach((e) => {
+      if (e.kind === 'queue') last = e;
+      else if (e.kind === 'assigned' || e.kind === 'resolved') last = null;
+    });
+    queueEl.hidden = !last;
+    queueEl.textContent = last ? last.text : '';
+    if (last && last.queue) queueEl.setAttribute('data-position', String(last.queue.position));
+  }
   function render() {
+    queueLine();
     var atBottom = logEl.scrollHeight - logEl.scrollTop - logEl.clientHeight < 60;
     var keep = new Set(), prev = null, active = root.activeElement, lostFocus = false;
     items().forEach((it) => {

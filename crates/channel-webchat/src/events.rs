@@ -63,6 +63,7 @@ pub(crate) async fn on_event(shared: &Shared, bus: &Bus, delivery: Delivery) -> 
         // (the team asks none, or surveys are off) shows none.
         survey: (kind == EntryKind::Resolved)
             .then(|| event.data.get("survey").and_then(|v| v.as_str()).unwrap_or("none").to_string()),
+        queue: None,
     };
     transcript::append(bus, &record.thread_key, &entry, &format!("ev:{}", event.id))
         .await

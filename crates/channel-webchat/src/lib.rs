@@ -164,9 +164,11 @@ impl Channel for WebchatChannel {
         if !session::is_session_id(session) {
             return Err(SendError::permanent(format!("`{session}` is not a web-chat session id")));
         }
+        let queue = transcript::queue_figures(&message.metadata);
         let kind = match message.kind {
             OutboundKind::AgentReply => EntryKind::Agent,
             OutboundKind::AutoReply => EntryKind::Auto,
+            OutboundKind::System if queue.is_some() => EntryKind::Queue,
             OutboundKind::System => EntryKind::System,
         };
         let attachments = message
@@ -193,6 +195,7 @@ impl Channel for WebchatChannel {
             attachments,
             score: None,
             survey: None,
+            queue,
         };
         let stored = transcript::append(bus, session, &entry, &format!("o:{}", message.id))
             .await

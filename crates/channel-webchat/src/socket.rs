@@ -413,6 +413,7 @@ impl Conn {
             attachments: attachments.iter().map(|a| crate::upload::entry_attachment(&self.shared, a)).collect(),
             score: None,
             survey: None,
+            queue: None,
         };
         let bus = self.shared.bus().map_err(|_| ("unavailable", "not stored, try again".to_string()))?;
         let msg_id = format!("c:{}:{client_id}", self.session);
@@ -510,6 +511,7 @@ impl Conn {
             attachments: Vec::<Attachment>::new(),
             score: Some(score),
             survey: Some(kind.as_str().to_string()),
+            queue: None,
         };
         transcript::append(bus, &self.session, &entry, &msg_id).await.map_err(|e| unavailable(&e))?;
         self.rated.insert(conversation_id.to_string());

@@ -47,6 +47,24 @@ pub struct Entry {
     /// answer, the survey answered. Absent on entries from before NPS and CES: CSAT.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub survey: Option<String>,
+    /// A `queue` entry's figures: place in line, expected wait, agents online.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<QueueFigures>,
+}
+
+/// The figures of a `queue` entry (from the router's queue notice, `docs/queue.md`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueFigures {
+    /// Place in line, 1 = next.
+    pub position: u32,
+    /// Expected wait in seconds; absent when nobody who could answer is online.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimate_secs: Option<u64>,
+    /// Agents online who could answer.
+    pub agents_online: u32,
+    /// When the team opens (RFC 3339), while it is closed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opens_at: Option<String>,
 }
 
 /// The kinds of transcript entry.
@@ -69,6 +87,9 @@ pub enum EntryKind {
     CsatAnswer,
     /// The visitor answered the NPS or CES survey (`survey`, `score`).
     SurveyAnswer,
+    /// The visitor's place in line and expected wait (the widget shows the latest one as a
+    /// status line until an agent joins, not as a message).
+    Queue,
 }
 
 /// A file in a transcript entry.
@@ -82,6 +103,18 @@ pub struct Attachment {
     pub content_type: String,
     /// Where the widget downloads it (relative to the daemon's base URL); empty when not stored.
     pub url: String,
+}
+
+/// The figures of a queue notice (a `system` message with `queue.*` metadata), if it is one.
+pub fn queue_figures(meta: &std::collections::BTreeMap<String, String>) -> Option<QueueFigures> {
+    use switchboard_core::contract::metadata;
+    let position = meta.get(metadata::QUEUE_POSITION)?.parse().ok()?;
+    Some(QueueFigures {
+        position,
+        estimate_secs: meta.get(metadata::QUEUE_ESTIMATE_SECS).and_then(|s| s.parse().ok()),
+        agents_online: meta.get(metadata::QUEUE_AGENTS_ONLINE).and_then(|s| s.parse().ok()).unwrap_or(0),
+        opens_at: meta.get(metadata::QUEUE_OPENS_AT).cloned(),
+    })
 }
 
 /// Appends an entry to a session's transcript; returns its sequence (the first one's, when

@@ -235,6 +235,14 @@ pub mod metadata {
     pub const SURVEY_CONVERSATION: &str = "survey.conversation";
     /// The agent who resolved the conversation a survey asks about.
     pub const SURVEY_AGENT: &str = "survey.agent";
+    /// On a queue notice (a `system` message): the customer's place in line, 1 = next.
+    pub const QUEUE_POSITION: &str = "queue.position";
+    /// On a queue notice: the expected wait in seconds; absent when nobody eligible is online.
+    pub const QUEUE_ESTIMATE_SECS: &str = "queue.estimate_secs";
+    /// On a queue notice: how many agents who could take the conversation are online.
+    pub const QUEUE_AGENTS_ONLINE: &str = "queue.agents_online";
+    /// On a queue notice while the team is closed: when it opens (RFC 3339).
+    pub const QUEUE_OPENS_AT: &str = "queue.opens_at";
 }
 
 /// The object store for attachments: envelopes carry references, not bytes.

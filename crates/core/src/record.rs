@@ -67,6 +67,26 @@ pub struct ConversationRecord {
     pub survey: Option<SurveyKind>,
     /// Recent history, oldest first (at most [`HISTORY_KEEP`], 200 entries).
     pub history: Vec<HistoryEntry>,
+    /// Its place in line and expected wait while it waits for an agent; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<QueueInfo>,
+}
+
+/// Where a waiting conversation stands, as the router last computed it (see `docs/queue.md`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct QueueInfo {
+    /// Place in line among the conversations the same agents could take, 1 = next.
+    pub position: u32,
+    /// Expected wait in seconds; absent when no agent who could take it is online.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimate_secs: Option<u64>,
+    /// Agents online who could take it (whatever their load).
+    pub agents_online: u32,
+    /// When the team opens, ms since the epoch, while it is closed (business hours).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opens_at: Option<i64>,
+    /// When this was computed, ms since the epoch.
+    pub at: i64,
 }
 
 fn is_zero(n: &u32) -> bool {

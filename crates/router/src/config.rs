@@ -63,6 +63,12 @@ pub struct RouterState {
     /// are that group's.
     #[serde(default)]
     pub elsewhere: BTreeMap<String, String>,
+    /// What each waiting customer was last told about their place in line, by conversation.
+    #[serde(default)]
+    pub queue_notices: BTreeMap<Uuid, crate::notice::Notified>,
+    /// When the router next recomputes the waiting conversations' places (none while none waits).
+    #[serde(default)]
+    pub next_queue_check: Option<Ms>,
 }
 
 /// The routing configuration narrowed to the router's group, if it has one.

@@ -79,6 +79,7 @@ impl Router {
                 offered_at: None,
                 survey: None,
                 history: Vec::new(),
+                queue: None,
             };
             self.st.records.insert(conversation, record);
         }

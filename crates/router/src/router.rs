@@ -148,7 +148,10 @@ impl Router {
 
     /// When the next timer is due: the service journals a tick then.
     pub fn next_due(&self) -> Option<Ms> {
-        self.engine.next_due()
+        match (self.engine.next_due(), self.next_queue_check()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Applies the journal entry at `sequence`. An entry at or below the last applied sequence
@@ -204,6 +207,7 @@ impl Router {
                 self.engine.expire_customers(*before);
             }
         }
+        self.queue_notices(&mut fx);
         self.finish(&mut fx);
         fx.out
     }

@@ -112,6 +112,10 @@ struct Figures {
     assign: Histogram<u64>,
     arrival: Histogram<u64>,
     per_conv_bytes: f64,
+    /// One arrival's place and estimate (what the router computes for its first notice).
+    position: Histogram<u64>,
+    /// Every waiting conversation's place at once (the router's periodic check), ms.
+    all_positions_ms: f64,
 }
 
 fn run_engine(agents: usize, queued: usize, steps: usize) -> Figures {
@@ -171,7 +175,30 @@ fn run_engine(agents: usize, queued: usize, steps: usize) -> Figures {
             }
         }
     }
-    Figures { assign_rate: decisions as f64 / assign_time.as_secs_f64(), assign, arrival: arrivals, per_conv_bytes }
+    // Queue positions over the full queue: a fresh arrival's own, and everyone's in one pass.
+    let mut position = Histogram::<u64>::new(3).expect("histogram");
+    for _ in 0..2000 {
+        now += 1;
+        out.clear();
+        let id = Uuid::from_u128(n);
+        engine.handle_into(arrival(n, now, &mut rng), &mut out);
+        n += 1;
+        let t = Instant::now();
+        std::hint::black_box(engine.queue_status(id));
+        position.record(t.elapsed().as_nanos() as u64).ok();
+    }
+    let t = Instant::now();
+    let all = engine.queue_statuses();
+    let all_positions_ms = t.elapsed().as_secs_f64() * 1000.0;
+    assert_eq!(all.len(), engine.queued());
+    Figures {
+        assign_rate: decisions as f64 / assign_time.as_secs_f64(),
+        assign,
+        arrival: arrivals,
+        per_conv_bytes,
+        position,
+        all_positions_ms,
+    }
 }
 
 /// The naive router: flat vectors, for each freed agent walk the queue from the head and, for
@@ -296,6 +323,9 @@ fn main() {
         ("assignment_p99", us(&f.assign, 0.99), "us", Some(us(&naive, 0.99))),
         ("arrival_p50", us(&f.arrival, 0.5), "us", None),
         ("arrival_p99", us(&f.arrival, 0.99), "us", None),
+        ("queue_position_one_p50", us(&f.position, 0.5), "us", None),
+        ("queue_position_one_p99", us(&f.position, 0.99), "us", None),
+        ("queue_positions_all", f.all_positions_ms, "ms", None),
         ("naive_assignments_per_sec", naive_rate, "decisions/s", None),
         ("speedup_vs_naive", f.assign_rate / naive_rate, "ratio", Some(naive_rate)),
         ("memory_per_conversation", f.per_conv_bytes, "bytes", None),

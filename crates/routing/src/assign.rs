@@ -162,6 +162,7 @@ impl Engine {
         let offer_timeout = self.cfg.teams[team as usize].offer_timeout_ms;
         let c = self.conv_mut(ix).expect("live");
         c.sticky = None;
+        c.held_since = now;
         match offer_timeout {
             Some(timeout) => {
                 let deadline = offered_at + timeout;
@@ -316,6 +317,7 @@ impl Engine {
         if target.is_none() && team.is_none() {
             return out.push(Self::reject(conversation, &agent, "a transfer needs an agent or a team"));
         }
+        self.record_handle(ix);
         self.release(ix, a);
         let team_now = {
             let c = self.conv_mut(ix).expect("live");
@@ -361,6 +363,7 @@ impl Engine {
         if target <= current {
             return out.push(Self::reject(conversation, &agent, "escalation must go to a higher tier"));
         }
+        self.record_handle(ix);
         self.release(ix, a);
         let team = {
             let c = self.conv_mut(ix).expect("live");
@@ -405,6 +408,7 @@ impl Engine {
             return out.push(Self::reject(conversation, &agent, "the conversation is held by another agent"));
         }
         if let Some(h) = holder {
+            self.record_handle(ix);
             self.release(ix, h);
         }
         let now = self.st.now;

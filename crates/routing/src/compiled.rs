@@ -106,6 +106,8 @@ pub(crate) struct Compiled {
     pub aging_ms: i64,
     pub customer_clock_ms: Ms,
     pub human_phrases: Vec<String>,
+    /// Handle time assumed for a team before it has any measured (`queue_notice.default_handle_secs`).
+    pub default_handle_ms: Ms,
 }
 
 /// Default first-response targets (seconds) for P1..P4 when a team sets none.
@@ -115,6 +117,11 @@ impl Compiled {
     pub fn new(cfg: &RoutingConfig) -> Result<Compiled, RoutingConfigError> {
         if cfg.teams.is_empty() {
             return Err(err("teams", "define at least one team"));
+        }
+        let qn = &cfg.queue_notice;
+        if qn.check_secs == 0 || qn.interval_secs == 0 || qn.default_handle_secs == 0 || qn.min_position == 0 {
+            let reason = "check_secs, interval_secs, default_handle_secs and min_position must be at least 1";
+            return Err(err("queue_notice", reason));
         }
         let team_ix: HashMap<String, u16> =
             cfg.teams.keys().enumerate().map(|(i, name)| (name.clone(), i as u16)).collect();
@@ -259,6 +266,7 @@ impl Compiled {
             reopen_ms,
             aging_ms,
             human_phrases: cfg.human_phrases.iter().map(|p| p.to_lowercase()).filter(|p| !p.is_empty()).collect(),
+            default_handle_ms: cfg.queue_notice.default_handle_secs as Ms * 1000,
         })
     }
 

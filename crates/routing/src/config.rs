@@ -43,6 +43,49 @@ pub struct RoutingConfig {
     /// Routing groups (team sets), each routed by its own leader; none means one group,
     /// `default`, with every team. See [`crate::groups`].
     pub groups: Vec<GroupConfig>,
+    /// Telling waiting customers their place in line and the expected wait. Read by the router,
+    /// not the engine (which computes the figures). See [`QueueNoticeConfig`].
+    pub queue_notice: QueueNoticeConfig,
+}
+
+/// `routing.queue_notice`: when waiting customers are told their place and the expected wait
+/// (`docs/queue.md`). The web chat shows every change live; other channels get a message at most
+/// every `interval_secs`, and only when the figures changed materially.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueNoticeConfig {
+    /// Whether notices are sent at all (the figures are computed for the API either way).
+    pub enabled: bool,
+    /// Least time between two notices on a channel other than the web chat.
+    pub interval_secs: u64,
+    /// How often the router recomputes every waiting conversation's place while any waits.
+    pub check_secs: u64,
+    /// Notices only for a place at or beyond this one (1: every waiting customer).
+    pub min_position: u32,
+    /// Per channel on/off; a channel not named is on. Email is off unless turned on.
+    pub channels: BTreeMap<String, bool>,
+    /// Handle time assumed for a team until it has resolved conversations to measure.
+    pub default_handle_secs: u64,
+}
+
+impl Default for QueueNoticeConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            interval_secs: 300,
+            check_secs: 15,
+            min_position: 1,
+            channels: BTreeMap::from([("email".to_string(), false)]),
+            default_handle_secs: 600,
+        }
+    }
+}
+
+impl QueueNoticeConfig {
+    /// Whether customers on `channel` are sent notices.
+    pub fn on_for(&self, channel: &str) -> bool {
+        self.enabled && self.channels.get(channel).copied().unwrap_or(true)
+    }
 }
 
 /// Bounds on what evaluating one rule (or a group's `select`) may cost, so that one heavy rule
@@ -101,6 +144,7 @@ impl Default for RoutingConfig {
             rule_budget: RuleBudgetConfig::default(),
             csat_survey: true,
             groups: Vec::new(),
+            queue_notice: QueueNoticeConfig::default(),
         }
     }
 }

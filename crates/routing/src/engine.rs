@@ -279,6 +279,7 @@ impl Engine {
             steps_taken: 0,
             repeat: rec.last_agent.is_some(),
             matched_rules: Vec::new(),
+            held_since: now,
         };
         let ix = match self.st.free.pop() {
             Some(ix) => {

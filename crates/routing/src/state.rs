@@ -166,6 +166,9 @@ pub struct Conv {
     pub repeat: bool,
     /// Rules that matched when it was routed (indices), for explanations.
     pub matched_rules: Vec<u16>,
+    /// When its current holder got it (offer or assignment): its handle time runs from here.
+    #[serde(default)]
+    pub held_since: Ms,
 }
 
 impl ConvState {
@@ -274,7 +277,14 @@ pub struct State {
     /// Conversation index by id. Ids are the router's own (not customer input), so a fast
     /// non-keyed hash is safe here.
     pub conv_ix: FxHashMap<ConversationId, ConvIx>,
+    /// Recent handle times (ms) by team index, newest last, at most [`HANDLE_KEEP`]: the
+    /// expected wait is estimated from them (see [`crate::position`]).
+    #[serde(default)]
+    pub handle_times: Vec<VecDeque<Ms>>,
 }
+
+/// How many recent handle times a team's estimate is based on.
+pub const HANDLE_KEEP: usize = 50;
 
 /// Pending timers, earliest first; equal times fire in creation order (the sequence number).
 /// Timers are only ever added and popped, never cancelled (a stale one is ignored when it

@@ -6,6 +6,7 @@
 //! Inputs: a routing configuration (the `[routing]` section of the daemon's file, or a file with
 //! just its keys) and [`Traffic`] (JSON, or [`synthetic`]). The same seed gives the same run.
 
+mod accuracy;
 mod generate;
 mod page;
 mod render;
@@ -15,6 +16,7 @@ mod traffic;
 
 use std::path::Path;
 
+pub use accuracy::Accuracy;
 pub use generate::synthetic;
 pub use page::{render_page, run_hourly};
 pub use render::{render, render_json, report, report_with};

@@ -61,6 +61,20 @@ pub fn render(runs: &[(String, &Outcome)], targets: &Targets) -> String {
     load.push(row("Peak waiting", &|_, o| o.timeline.iter().map(|p| p.waiting).max().unwrap_or(0).to_string()));
     load.push(row("Waiting at the end", &|r, _| r.backlog.waiting.to_string()));
     load.push(row("Commands refused", &|_, o| o.stats.rejected.to_string()));
+    load.push(row("Wait estimate: told and assigned", &|_, o| o.wait_estimate.conversations.to_string()));
+    load.push(row("Wait estimate: mean abs. error", &|_, o| {
+        o.wait_estimate.mean_absolute_error_secs.map_or("-".into(), |e| format!("{e:.0}s"))
+    }));
+    load.push(row("Wait estimate: within ±50%", &|_, o| {
+        o.wait_estimate.within_half.map_or("-".into(), |w| format!("{:.1}%", 100.0 * w))
+    }));
+    load.push(row("Wait: mean told / mean actual", &|_, o| {
+        let w = &o.wait_estimate;
+        match (w.mean_predicted_secs, w.mean_actual_secs) {
+            (Some(p), Some(a)) => format!("{p:.0}s / {a:.0}s"),
+            _ => "-".into(),
+        }
+    }));
     out.push_str(&render_grid(&load));
     out.push('\n');
     if let Some(grid) = staffing_grid(runs, &during) {
@@ -140,7 +154,7 @@ pub fn render_json(runs: &[(String, &Outcome)], targets: &Targets) -> serde_json
         .iter()
         .map(|(name, o)| {
             let value =
-                serde_json::json!({ "report": report_with(o, targets), "timeline": o.timeline, "stats": o.stats });
+                serde_json::json!({ "report": report_with(o, targets), "timeline": o.timeline, "stats": o.stats, "wait_estimate": o.wait_estimate });
             (name.clone(), value)
         })
         .collect();

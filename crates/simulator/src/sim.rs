@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap};
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use switchboard_core::contract::metadata;
 use switchboard_core::{AgentCommand, AgentStatus, CommandAction, Customer, Envelope, Event, EventKind, SurveyKind};
 use switchboard_metrics::{Metrics, Ms};
 use switchboard_router::{Effect, Entry, Router, RouterConfig};
@@ -78,6 +79,8 @@ pub struct Outcome {
     /// The arrival period alone (start, end), ms: load and occupancy are rates over it, not over
     /// the drain after it.
     pub arrival_period: (Ms, Ms),
+    /// The queue notice's estimate against the waits that followed.
+    pub wait_estimate: crate::accuracy::Accuracy,
 }
 
 /// Something that happens at a time in the simulation.
@@ -151,6 +154,11 @@ struct Run<'a> {
     keep_events: bool,
     /// Customers who arrived for the first time so far (they are numbered in arrival order).
     arrived: u64,
+    /// Conversations told their place on arrival and not yet given to an agent: when, and the
+    /// estimate told (seconds).
+    told: HashMap<Uuid, (Ms, Option<f64>)>,
+    /// (estimate, actual wait) in seconds of every told conversation once given to an agent.
+    waits: Vec<(Option<f64>, f64)>,
 }
 
 /// Replays `traffic` through a router with `routing` and reports what happened.
@@ -173,13 +181,16 @@ pub fn simulate_with_progress(
     let end = start + i64::from(traffic.hours) * 3_600_000;
     let horizon = end + i64::from(options.drain_hours) * 3_600_000;
     let roster = roster(routing, traffic, start, horizon)?;
-    let router = Router::new(RouterConfig {
-        routing: roster.routing.clone(),
-        endpoints: BTreeMap::new(),
-        offer_history: 1,
-        group: None,
-    })
-    .map_err(SimError::Router)?;
+    // Every waiting customer is told, whatever the channel, so that every estimate is measured.
+    let mut measured = roster.routing.clone();
+    measured.queue_notice.enabled = true;
+    measured.queue_notice.min_position = 1;
+    for ch in &traffic.channels {
+        measured.queue_notice.channels.insert(ch.channel.clone(), true);
+    }
+    let router =
+        Router::new(RouterConfig { routing: measured, endpoints: BTreeMap::new(), offer_history: 1, group: None })
+            .map_err(SimError::Router)?;
     let mut run = Run {
         traffic,
         rng: ChaCha8Rng::seed_from_u64(options.seed),
@@ -195,6 +206,8 @@ pub fn simulate_with_progress(
         stats: Stats::default(),
         keep_events: options.keep_events,
         arrived: 0,
+        told: HashMap::new(),
+        waits: Vec::new(),
     };
     for (at, agent, online) in run.roster.shifts.clone() {
         run.agenda.push(at, Action::Status { agent, online });
@@ -242,6 +255,7 @@ pub fn simulate_with_progress(
         stats: run.stats,
         window: (start, horizon),
         arrival_period: (start, end),
+        wait_estimate: crate::accuracy::Accuracy::from_waits(&run.waits, run.told.len() as u64),
     })
 }
 
@@ -376,6 +390,11 @@ impl Run<'_> {
             match effect {
                 Effect::Event(e) => self.event(e),
                 Effect::CommandResult { rejected: Some(_), .. } => self.stats.rejected += 1,
+                Effect::Outbound(m) if m.metadata.contains_key(metadata::QUEUE_POSITION) => {
+                    // The first notice of a wait is the arrival's; later ones update it.
+                    let estimate = m.metadata.get(metadata::QUEUE_ESTIMATE_SECS).and_then(|s| s.parse::<f64>().ok());
+                    self.told.entry(m.conversation_id).or_insert((m.created_at.timestamp_millis(), estimate));
+                }
                 _ => {}
             }
         }
@@ -409,7 +428,12 @@ impl Run<'_> {
                 let delay = self.traffic.agent.accept.sample_ms(&mut self.rng);
                 self.agenda.push(at + delay, Action::Accept { agent, conv });
             }
-            (EventKind::Assigned, Some(agent)) => self.assigned(at, agent, conv),
+            (EventKind::Assigned, Some(agent)) => {
+                if let Some((since, estimate)) = self.told.remove(&conv) {
+                    self.waits.push((estimate, (at - since) as f64 / 1000.0));
+                }
+                self.assigned(at, agent, conv)
+            }
             (EventKind::AgentReplied, _) => {
                 if let (Some(c), Some(w)) = (self.convs.get_mut(&conv), e.data.get("within_sla")) {
                     c.within_sla = w.as_bool();
