@@ -8,6 +8,7 @@ pub mod eval;
 mod folder;
 mod index;
 mod parse;
+mod placeholders;
 mod reply;
 
 use std::collections::{BTreeMap, HashSet};

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use yaml_serde::Value;
 
 use crate::Lang;
-use crate::reply::{self, VARIABLES};
+use crate::placeholders::{VARIABLES, placeholders};
 
 /// One mistake in the folder: which file, which line (1-based; 0 for the file or folder as a
 /// whole) and why.
@@ -189,7 +189,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Doc, Vec<Problem>> {
         problems.push(problem(body_line, "the body after the front matter is empty".into()));
     }
     if kind == Kind::Reply {
-        for (offset, name) in reply::placeholders(&body) {
+        for (offset, name) in placeholders(&body) {
             if !VARIABLES.contains(&name) {
                 let line = body_line + lines_before(&body, offset);
                 problems

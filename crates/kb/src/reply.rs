@@ -4,9 +4,7 @@
 //! so a reply can show `{}` or a JSON example without escaping.
 
 use crate::parse::Doc;
-
-/// The variables a saved reply may use; `kb check` refuses any other.
-pub const VARIABLES: [&str; 3] = ["customer.name", "agent.name", "conversation.code"];
+pub use crate::placeholders::{VARIABLES, placeholders};
 
 /// Why a reply could not be rendered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -14,26 +12,6 @@ pub enum RenderError {
     /// The reply uses variables the caller gave no value for (each named once, in order).
     #[error("no value for {}", .0.iter().map(|n| format!("{{{n}}}")).collect::<Vec<_>>().join(", "))]
     Unknown(Vec<String>),
-}
-
-/// The placeholders of `text`: byte offset of the `{` and the name inside.
-pub fn placeholders(text: &str) -> Vec<(usize, &str)> {
-    let mut out = Vec::new();
-    let mut rest = 0;
-    while let Some(open) = text[rest..].find('{').map(|i| i + rest) {
-        let after = &text[open + 1..];
-        let end = after.find(|c: char| !(c.is_ascii_lowercase() || c == '_' || c == '.')).unwrap_or(after.len());
-        let name = &after[..end];
-        let well_formed =
-            after[end..].starts_with('}') && name.contains('.') && name.split('.').all(|part| !part.is_empty());
-        if well_formed {
-            out.push((open, name));
-            rest = open + 1 + end + 1;
-        } else {
-            rest = open + 1;
-        }
-    }
-    out
 }
 
 /// A saved reply (`kind: reply`), inserted by agents by its `id`.

@@ -65,7 +65,7 @@ pub struct RouterState {
     pub elsewhere: BTreeMap<String, String>,
     /// What each waiting customer was last told about their place in line, by conversation.
     #[serde(default)]
-    pub queue_notices: BTreeMap<Uuid, crate::notice::Notified>,
+    pub queue_notices: BTreeMap<Uuid, Notified>,
     /// When the router next recomputes the waiting conversations' places (none while none waits).
     #[serde(default)]
     pub next_queue_check: Option<Ms>,
@@ -78,4 +78,17 @@ pub(crate) fn narrowed(mut cfg: RouterConfig) -> Result<RouterConfig, RouterErro
             g.layout.config_for(&cfg.routing, &g.name).ok_or_else(|| RouterError::UnknownGroup(g.name.clone()))?;
     }
     Ok(cfg)
+}
+
+/// What the customer was last told (or would have been, on a channel without notices).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notified {
+    /// When, ms since the epoch; `None` while nothing was sent.
+    pub sent_at: Option<Ms>,
+    /// The place told.
+    pub position: u32,
+    /// The estimate told, seconds.
+    pub estimate_secs: Option<u64>,
+    /// Agents online then.
+    pub agents_online: u32,
 }

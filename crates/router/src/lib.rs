@@ -26,10 +26,11 @@ mod router;
 mod service;
 mod undelivered;
 
+pub use config::Notified;
 pub use config::{RouterConfig, RouterError, RouterState, RoutingGroup};
 pub use effect::{AGENT_STREAM, Effect, MAX_BATCH, effect_id, effect_sequence};
 pub use entry::{Entry, decode_entries, encode_entries, encode_entry};
-pub use notice::{Notified, Wait, notice_text};
+pub use notice::{Wait, notice_text};
 pub use offers::OpenOffer;
 pub use record::{ConversationRecord, HISTORY_KEEP, QueueItem};
 pub use router::{CES_QUESTION, CSAT_QUESTION, NPS_QUESTION, Router, survey_question};

@@ -15,7 +15,6 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
 use switchboard_core::contract::metadata;
 use switchboard_core::outbound::ChannelAddress;
 use switchboard_core::record::QueueInfo;
@@ -23,22 +22,10 @@ use switchboard_core::{OutboundKind, OutboundMessage};
 use switchboard_routing::{Ms, QueueStatus};
 use uuid::Uuid;
 
+use crate::config::Notified;
 use crate::decisions::reply_subject;
 use crate::effect::Effect;
 use crate::router::{Fx, Router, WEBCHAT, time};
-
-/// What the customer was last told (or would have been, on a channel without notices).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Notified {
-    /// When, ms since the epoch; `None` while nothing was sent.
-    pub sent_at: Option<Ms>,
-    /// The place told.
-    pub position: u32,
-    /// The estimate told, seconds.
-    pub estimate_secs: Option<u64>,
-    /// Agents online then.
-    pub agents_online: u32,
-}
 
 /// A material change for a channel that is not live: see the module docs.
 fn material(old: &Notified, new: &QueueInfo) -> bool {

@@ -42,7 +42,7 @@ pub struct Config {
     /// How long customer data is kept (`docs/data-lifecycle.md`).
     pub privacy: crate::privacy::PrivacyConfig,
     /// The knowledge base folder (`docs/kb.md`).
-    pub kb: crate::kb::KbConfig,
+    pub kb: crate::kb_config::KbConfig,
 }
 
 /// The router service's settings.

@@ -13,6 +13,7 @@ pub mod demo_inbox;
 pub mod explain;
 pub mod http;
 pub mod kb;
+pub mod kb_config;
 pub mod logging;
 pub mod metrics;
 pub mod openapi;
