@@ -7,8 +7,9 @@ fn example(file: &str) -> String {
     format!("{}/../../config/simulate/{file}", env!("CARGO_MANIFEST_DIR"))
 }
 
-/// About two seconds of simulation in a debug build: long enough for the first progress line.
-const ARGS: [&str; 2] = ["--generate", "3000"];
+/// About two seconds of simulation in a debug build (the simulator's crates build optimised):
+/// long enough for the first progress line, which waits 0.3 s.
+const ARGS: [&str; 2] = ["--generate", "30000"];
 
 #[test]
 fn a_terminal_sees_the_progress_of_a_long_simulation() {
