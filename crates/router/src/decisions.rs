@@ -9,6 +9,7 @@ use switchboard_core::{AgentDelivery, EventKind, OutboundKind, OutboundMessage, 
 use switchboard_routing::{ConversationId, Decision};
 
 use crate::effect::Effect;
+use crate::record::ConversationRecord;
 use crate::router::{Fx, Router, WEBCHAT, survey_question, time};
 
 pub(crate) fn reply_subject(subject: &str) -> String {
@@ -285,20 +286,32 @@ impl Router {
                 meta.insert(metadata::CSAT_AGENT.to_string(), agent.to_string());
             }
         }
-        let outbound = OutboundMessage {
-            id: fx.id(),
-            conversation_id: conversation,
-            channel: r.channel.clone(),
-            to: ChannelAddress { customer_id: r.customer.id.clone(), thread_key: r.thread_key.clone() },
-            text: survey_question(kind).to_string(),
-            subject: r.subject.as_ref().map(|s| reply_subject(s)),
-            attachments: Vec::new(),
-            reply_to: r.last_provider_message_id.clone(),
-            kind: OutboundKind::System,
-            agent_id: None,
-            created_at: time(fx.at),
-            metadata: meta,
-        };
-        fx.out.push(Effect::Outbound(outbound));
+        system_message(r, conversation, survey_question(kind).to_string(), meta, fx);
     }
+}
+
+/// A `system` message from Switchboard to the customer of `r` on their channel, threaded as a
+/// reply to their last message: a survey question, a queue notice.
+pub(crate) fn system_message(
+    r: &ConversationRecord,
+    conversation: ConversationId,
+    text: String,
+    metadata: BTreeMap<String, String>,
+    fx: &mut Fx,
+) {
+    let outbound = OutboundMessage {
+        id: fx.id(),
+        conversation_id: conversation,
+        channel: r.channel.clone(),
+        to: ChannelAddress { customer_id: r.customer.id.clone(), thread_key: r.thread_key.clone() },
+        text,
+        subject: r.subject.as_ref().map(|s| reply_subject(s)),
+        attachments: Vec::new(),
+        reply_to: r.last_provider_message_id.clone(),
+        kind: OutboundKind::System,
+        agent_id: None,
+        created_at: time(fx.at),
+        metadata,
+    };
+    fx.out.push(Effect::Outbound(outbound));
 }

@@ -16,15 +16,12 @@
 use std::collections::BTreeMap;
 
 use switchboard_core::contract::metadata;
-use switchboard_core::outbound::ChannelAddress;
 use switchboard_core::record::QueueInfo;
-use switchboard_core::{OutboundKind, OutboundMessage};
 use switchboard_routing::{Ms, QueueStatus};
 use uuid::Uuid;
 
 use crate::config::Notified;
-use crate::decisions::reply_subject;
-use crate::effect::Effect;
+use crate::decisions::system_message;
 use crate::router::{Fx, Router, WEBCHAT, time};
 
 /// A material change for a channel that is not live: see the module docs.
@@ -160,21 +157,7 @@ impl Router {
         if let Some(opens) = info.opens_at {
             meta.insert(metadata::QUEUE_OPENS_AT.to_string(), time(opens).to_rfc3339());
         }
-        let outbound = OutboundMessage {
-            id: fx.id(),
-            conversation_id: id,
-            channel: r.channel.clone(),
-            to: ChannelAddress { customer_id: r.customer.id.clone(), thread_key: r.thread_key.clone() },
-            text,
-            subject: r.subject.as_ref().map(|s| reply_subject(s)),
-            attachments: Vec::new(),
-            reply_to: r.last_provider_message_id.clone(),
-            kind: OutboundKind::System,
-            agent_id: None,
-            created_at: time(fx.at),
-            metadata: meta,
-        };
-        fx.out.push(Effect::Outbound(outbound));
+        system_message(r, id, text, meta, fx);
         self.st.queue_notices.insert(
             id,
             Notified {
