@@ -309,7 +309,7 @@ impl AgentChats {
                 file.name
             )));
         }
-        Ok(Ok(CommandAction::Reply { text: caption.into(), attachments: vec![attachment] }))
+        Ok(Ok(CommandAction::Reply { text: caption.into(), attachments: vec![attachment], template: None }))
     }
 
     /// A button under one of our messages.

@@ -126,6 +126,7 @@ fn offer() -> AgentDelivery {
         actions: vec!["accept".into(), "decline".into()],
         code: "K4F2".into(),
         reopened: false,
+        suggested_replies: Vec::new(),
     }))
 }
 

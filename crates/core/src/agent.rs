@@ -62,6 +62,10 @@ pub struct Offer {
     /// Set when the conversation was resolved and the customer wrote again (reopened).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub reopened: bool,
+    /// Names of saved replies (`kind: reply` in the knowledge base) that match the customer's
+    /// question, best first, for the agent to send with `template`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub suggested_replies: Vec<String>,
 }
 
 /// A new customer message in a conversation the agent holds.
@@ -231,6 +235,12 @@ pub enum CommandAction {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         #[schemars(with = "Vec<ReplyFile>", length(max = 10))]
         attachments: Vec<AttachmentRef>,
+        /// A saved reply (`kind: reply` in the knowledge base) to send instead of `text`, by
+        /// name: the router fills in its variables (`{customer.name}`, `{agent.name}`,
+        /// `{conversation.code}`); an unknown name is refused.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(regex(pattern = r"\S"), length(max = 128))]
+        template: Option<String>,
     },
     /// Add an internal note.
     Note {
@@ -366,9 +376,14 @@ impl Contract for AgentCommand {
             return Err(ValidationError::new("conversation_id", "is required for this action"));
         }
         match &self.action {
-            CommandAction::Reply { text, attachments } => {
-                if attachments.is_empty() {
-                    non_empty("action.text", text)?;
+            CommandAction::Reply { text, attachments, template } => {
+                match template {
+                    Some(name) => {
+                        non_empty("action.template", name)?;
+                        max_len("action.template", name, 128)?;
+                    }
+                    None if attachments.is_empty() => non_empty("action.text", text)?,
+                    None => {}
                 }
                 max_len("action.text", text, MAX_TEXT_BYTES)?;
                 if attachments.len() > MAX_REPLY_ATTACHMENTS {
@@ -448,7 +463,7 @@ pub const MAX_REPLY_ATTACHMENTS: usize = 10;
 impl CommandAction {
     /// A text-only reply.
     pub fn reply(text: impl Into<String>) -> CommandAction {
-        CommandAction::Reply { text: text.into(), attachments: Vec::new() }
+        CommandAction::Reply { text: text.into(), attachments: Vec::new(), template: None }
     }
 }
 

@@ -243,6 +243,18 @@ pub mod metadata {
     pub const QUEUE_AGENTS_ONLINE: &str = "queue.agents_online";
     /// On a queue notice while the team is closed: when it opens (RFC 3339).
     pub const QUEUE_OPENS_AT: &str = "queue.opens_at";
+    /// On the L0 bot's knowledge-base answer: asks whether it answered the question (value
+    /// [`L0_HELPFUL`]); chat channels show [`L0_YES`] and [`L0_NO`] as buttons whose press sends
+    /// that label as the customer's message.
+    pub const L0_QUESTION: &str = "l0.question";
+    /// The value of [`L0_QUESTION`].
+    pub const L0_HELPFUL: &str = "helpful";
+    /// The label of the "yes, it answered my question" button.
+    pub const L0_YES: &str = "l0.yes";
+    /// The label of the "no, I need a person" button.
+    pub const L0_NO: &str = "l0.no";
+    /// The knowledge-base articles the answer shows, comma-separated ids.
+    pub const L0_ARTICLES: &str = "l0.articles";
 }
 
 /// The object store for attachments: envelopes carry references, not bytes.

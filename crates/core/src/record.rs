@@ -70,6 +70,34 @@ pub struct ConversationRecord {
     /// Its place in line and expected wait while it waits for an agent; absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue: Option<QueueInfo>,
+    /// What the L0 bot answered from the knowledge base and how that ended; absent when it
+    /// did not answer (see `docs/kb.md`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub l0: Option<L0Info>,
+}
+
+/// The L0 bot's knowledge-base answer in a conversation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct L0Info {
+    /// The articles shown, best first.
+    pub articles: Vec<L0Article>,
+    /// How it ended: `pending` (waiting for the customer's yes or no), `helped` (the customer
+    /// said yes: resolved at L0), `handed_off` (no, a human asked for, or another question: on
+    /// to L1), `no_reply` (the customer said nothing before `routing.l0_timeout_secs`).
+    pub outcome: String,
+    /// When the answer was sent, ms since the epoch.
+    pub at: i64,
+}
+
+/// One article the L0 bot showed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct L0Article {
+    /// The article's `id`.
+    pub id: String,
+    /// Its title.
+    pub title: String,
+    /// Its search score (BM25) for the customer's question.
+    pub score: f32,
 }
 
 /// Where a waiting conversation stands, as the router last computed it (see `docs/queue.md`).

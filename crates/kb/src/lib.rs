@@ -109,6 +109,8 @@ pub struct Hit {
     pub url: Option<String>,
     /// Its language.
     pub language: Lang,
+    /// The team it is limited to, if any.
+    pub team: Option<String>,
     #[serde(skip)]
     text: Arc<str>,
 }
@@ -283,6 +285,7 @@ impl Kb {
                     score,
                     url: doc.url.clone(),
                     language: doc.language,
+                    team: doc.team.clone(),
                     text: self.texts[i].clone(),
                 }
             })

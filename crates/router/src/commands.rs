@@ -99,7 +99,7 @@ impl Router {
         // leaves the conversation waiting makes no decision of its own).
         fx.touched.insert(conversation);
         match &command.action {
-            CommandAction::Reply { text, attachments } => {
+            CommandAction::Reply { text, attachments, .. } => {
                 let Some(r) = self.st.records.get_mut(&conversation) else { return };
                 let id = fx.id();
                 r.push(HistoryEntry {

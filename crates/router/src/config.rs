@@ -21,6 +21,8 @@ pub struct RouterConfig {
     /// The routing group this router routes, when the teams are divided into groups: it then
     /// runs that group's part of `routing` and claims only that group's inputs.
     pub group: Option<RoutingGroup>,
+    /// The knowledge base the L0 bot answers from, if the daemon loads one (`[kb]`).
+    pub kb: Option<crate::l0::KnowledgeBase>,
 }
 
 /// A router's routing group and the layout every process agrees on.

@@ -69,6 +69,14 @@ impl Router {
                 Decision::AutoReply { conversation, text, reason } => {
                     self.auto_reply(conversation, text, &format!("{reason:?}"), fx);
                 }
+                Decision::KbAnswer { conversation, team } => {
+                    if let Some(r) = self.st.records.get_mut(&conversation) {
+                        (r.team, r.tier) = (team.clone(), switchboard_core::Tier::L0);
+                    }
+                    let hits = std::mem::take(&mut fx.kb);
+                    self.kb_answer(conversation, &team, &hits, fx);
+                    fx.kb = hits;
+                }
                 Decision::Offer { conversation, agent, deadline } => {
                     if let Some(r) = self.st.records.get_mut(&conversation) {
                         r.offered_at = Some(fx.at);
@@ -137,8 +145,11 @@ impl Router {
                 }
                 Decision::FirstResponse { within_sla, .. } => fx.first_response = Some(within_sla),
                 Decision::Escalated { conversation, cause, tier, team, note } => {
-                    let data =
+                    let mut data =
                         serde_json::json!({ "cause": format!("{cause:?}"), "tier": tier, "team": team, "note": note });
+                    if let Some(l0) = self.l0_close(conversation, "handed_off") {
+                        merge(&mut data, l0);
+                    }
                     self.conversation_event(fx, EventKind::Escalated, conversation, None, data);
                     self.note(conversation, note, fx);
                 }
@@ -152,14 +163,21 @@ impl Router {
                     self.conversation_event(fx, EventKind::SlaBreached, conversation, None, serde_json::json!({}));
                 }
                 Decision::Resolved { conversation, agent } => {
-                    let survey = self.survey_of(conversation);
+                    // The bot's conversations are not surveyed: the yes or no was the answer.
+                    let l0 = self.l0_close(conversation, if fx.l0_yes { "helped" } else { "no_reply" });
+                    let at_l0 =
+                        self.st.records.get(&conversation).is_some_and(|r| r.tier == switchboard_core::Tier::L0);
+                    let survey = if at_l0 { None } else { self.survey_of(conversation) };
                     if let Some(r) = self.st.records.get_mut(&conversation) {
                         r.survey = survey.or(r.survey);
                     }
-                    let data = match survey {
+                    let mut data = match survey {
                         Some(kind) => serde_json::json!({ "survey": kind }),
                         None => serde_json::json!({}),
                     };
+                    if let Some(l0) = l0 {
+                        merge(&mut data, l0);
+                    }
                     self.conversation_event(fx, EventKind::Resolved, conversation, agent.as_deref(), data);
                     if let Some(agent) = &agent {
                         self.update(conversation, agent, "resolved", None, fx);
@@ -287,6 +305,13 @@ impl Router {
             }
         }
         system_message(r, conversation, survey_question(kind).to_string(), meta, fx);
+    }
+}
+
+/// Adds `extra`'s fields to the object `data`.
+fn merge(data: &mut serde_json::Value, extra: serde_json::Value) {
+    if let (serde_json::Value::Object(d), serde_json::Value::Object(e)) = (data, extra) {
+        d.extend(e);
     }
 }
 

@@ -117,6 +117,7 @@ impl Router {
                 actions: actions.iter().map(|a| a.to_string()).collect(),
                 code: self.engine.code(conversation).unwrap_or_default(),
                 reopened: r.reopens > 0,
+                suggested_replies: Vec::new(),
             };
             fx.out.push(Effect::Agent { kind, delivery: AgentDelivery::Offer(Box::new(offer)) });
         }

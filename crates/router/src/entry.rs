@@ -18,6 +18,10 @@ pub enum Entry {
         envelope: Box<Envelope>,
         /// The id a new conversation gets if the message opens one.
         new_conversation: Uuid,
+        /// The knowledge base's answers to the message, when it may meet the L0 bot; the leader
+        /// looks them up, so that replay answers alike after the articles changed.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        kb: Vec<crate::l0::KbHit>,
     },
     /// An agent (or an integration on its behalf) issued a command.
     Command {

@@ -7,6 +7,7 @@ use switchboard_routing::{Input, MessageInfo, Ms};
 use uuid::Uuid;
 
 use crate::effect::Effect;
+use crate::l0::KbHit;
 use crate::record::ConversationRecord;
 use crate::router::{Fx, PERSON_KEEP, Router, time};
 
@@ -38,19 +39,33 @@ pub(crate) fn message_info(envelope: &Envelope) -> MessageInfo {
         language: envelope.customer.language.clone(),
         vip: envelope.metadata.get("customer.vip").is_some_and(|v| v == "true"),
         metadata: envelope.metadata.clone(),
+        kb_answers: Vec::new(),
     }
 }
 
 impl Router {
-    pub(crate) fn inbound(&mut self, at: Ms, envelope: &Envelope, new_id: Uuid, fx: &mut Fx) {
+    pub(crate) fn inbound(&mut self, at: Ms, envelope: &Envelope, new_id: Uuid, kb: &[KbHit], fx: &mut Fx) {
         let thread = thread_of(envelope);
-        let decisions = self.engine.handle(Input::CustomerMessage {
-            at,
-            customer: thread.clone(),
-            new_id,
-            message: message_info(envelope),
-            written_at: Some(envelope.received_at.timestamp_millis()),
-        });
+        let yes = self.engine.current_conversation(&thread).filter(|c| self.l0_yes(*c, &envelope.text));
+        let decisions = match yes {
+            // The bot's answer helped: resolved at L0, no person needed.
+            Some(conversation) => {
+                fx.l0_yes = true;
+                self.engine.handle(Input::Resolve { at, agent: String::new(), conversation })
+            }
+            None => {
+                let mut message = message_info(envelope);
+                message.kb_answers = kb.iter().map(|h| h.team.clone()).collect();
+                fx.kb = kb.to_vec();
+                self.engine.handle(Input::CustomerMessage {
+                    at,
+                    customer: thread.clone(),
+                    new_id,
+                    message,
+                    written_at: Some(envelope.received_at.timestamp_millis()),
+                })
+            }
+        };
         let Some(conversation) = self.engine.current_conversation(&thread) else { return };
         if !self.st.records.contains_key(&conversation) {
             let person = person_of(envelope);
@@ -80,6 +95,7 @@ impl Router {
                 survey: None,
                 history: Vec::new(),
                 queue: None,
+                l0: None,
             };
             self.st.records.insert(conversation, record);
         }

@@ -43,6 +43,9 @@ pub struct Router {
     pub(crate) st: RouterState,
     /// Conversations the latest `Forget` entry erased (not state: the service reports them).
     pub(crate) forgotten: Vec<Uuid>,
+    /// Whether any conversation can meet the L0 bot's knowledge base (a knowledge base, and a
+    /// rule sending to L0 or a `kb_first` team): otherwise the leader does not look messages up.
+    pub(crate) l0_possible: bool,
 }
 
 /// Collects effects with ids from the entry's sequence and a running index.
@@ -56,6 +59,10 @@ pub(crate) struct Fx {
     pub(crate) first_response: Option<bool>,
     /// A runtime agent's endpoint kinds before a `define_agent`, to undo it if rejected.
     pub(crate) previous_endpoints: Option<Option<Vec<String>>>,
+    /// The knowledge base's answers journaled with the customer message being applied.
+    pub(crate) kb: Vec<crate::l0::KbHit>,
+    /// The customer said yes to the L0 bot's answer.
+    pub(crate) l0_yes: bool,
 }
 
 impl Fx {
@@ -98,14 +105,16 @@ impl Router {
     pub fn new(cfg: RouterConfig) -> Result<Router, RouterError> {
         let cfg = crate::config::narrowed(cfg)?;
         let engine = Engine::new(&cfg.routing)?;
-        Ok(Router { cfg, engine, st: RouterState::default(), forgotten: Vec::new() })
+        let l0_possible = crate::l0::possible(&cfg);
+        Ok(Router { cfg, engine, st: RouterState::default(), forgotten: Vec::new(), l0_possible })
     }
 
     /// A router continuing from a snapshot taken with the same configuration.
     pub fn restore(cfg: RouterConfig, mut state: RouterState) -> Result<Router, RouterError> {
         let cfg = crate::config::narrowed(cfg)?;
         let engine = Engine::restore(&cfg.routing, std::mem::take(&mut state.engine))?;
-        Ok(Router { cfg, engine, st: state, forgotten: Vec::new() })
+        let l0_possible = crate::l0::possible(&cfg);
+        Ok(Router { cfg, engine, st: state, forgotten: Vec::new(), l0_possible })
     }
 
     /// The whole state, to persist.
@@ -184,10 +193,12 @@ impl Router {
             rejected: None,
             first_response: None,
             previous_endpoints: None,
+            kb: Vec::new(),
+            l0_yes: false,
         };
         match entry {
-            Entry::Inbound { at, envelope, new_conversation } => {
-                self.inbound(*at, envelope, *new_conversation, &mut fx)
+            Entry::Inbound { at, envelope, new_conversation, kb } => {
+                self.inbound(*at, envelope, *new_conversation, kb, &mut fx)
             }
             Entry::Command { at, command } => self.command(*at, command, &mut fx),
             Entry::Tick { at } => {

@@ -129,7 +129,10 @@ impl Work {
     /// The journal entry for this input, taken at `at`.
     fn stamp(self, at: Ms, router: &Router) -> (Entry, Done) {
         let entry = match self.input {
-            Input::Inbound(envelope) => Entry::Inbound { at, envelope, new_conversation: router.new_conversation_id() },
+            Input::Inbound(envelope) => {
+                let kb = router.kb_lookup(&envelope);
+                Entry::Inbound { at, envelope, new_conversation: router.new_conversation_id(), kb }
+            }
             Input::Command(command) => Entry::Command { at, command },
             Input::Undelivered(event) => Entry::Undelivered { at, event },
             Input::Carried(entry) => *entry,

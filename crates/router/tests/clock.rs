@@ -27,6 +27,7 @@ fn router() -> Router {
         endpoints: BTreeMap::new(),
         offer_history: 10,
         group: None,
+        kb: None,
     };
     Router::new(cfg).expect("valid config")
 }
@@ -36,7 +37,15 @@ fn inbound(seq: u64, written: i64, taken: i64) -> (u64, Entry) {
     let mut envelope = switchboard_adapter::testkit::envelope("webchat", &format!("p-{seq}"), "cust-1", "hello?");
     envelope.thread_key = "t-1".into();
     envelope.received_at = chrono::DateTime::from_timestamp(written, 0).unwrap();
-    (seq, Entry::Inbound { at: taken * 1000, envelope: Box::new(envelope), new_conversation: Uuid::from_u128(7) })
+    (
+        seq,
+        Entry::Inbound {
+            at: taken * 1000,
+            envelope: Box::new(envelope),
+            new_conversation: Uuid::from_u128(7),
+            kb: Vec::new(),
+        },
+    )
 }
 
 fn command(seq: u64, secs: i64, action: CommandAction) -> (u64, Entry) {

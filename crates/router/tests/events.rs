@@ -46,8 +46,14 @@ impl Run {
     fn new() -> Run {
         let routing = toml::from_str(ROUTING).expect("routing toml");
         Run {
-            router: Router::new(RouterConfig { routing, endpoints: BTreeMap::new(), offer_history: 5, group: None })
-                .unwrap(),
+            router: Router::new(RouterConfig {
+                routing,
+                endpoints: BTreeMap::new(),
+                offer_history: 5,
+                group: None,
+                kb: None,
+            })
+            .unwrap(),
             seq: 0,
         }
     }
@@ -60,6 +66,7 @@ impl Run {
             at: secs * 1000,
             envelope: Box::new(envelope),
             new_conversation: Uuid::from_u128(u128::from(self.seq)),
+            kb: Vec::new(),
         };
         events(self.router.apply(self.seq, &entry))
     }

@@ -29,6 +29,7 @@ fn router() -> Router {
         endpoints,
         offer_history: 10,
         group: None,
+        kb: None,
     };
     Router::new(cfg).expect("valid config")
 }
@@ -64,6 +65,7 @@ impl Journal {
             at: secs * 1000,
             envelope: Box::new(envelope),
             new_conversation: Uuid::from_u128(u128::from(self.seq) + 1),
+            kb: Vec::new(),
         };
         self.push(r, entry)
     }

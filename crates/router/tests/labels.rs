@@ -29,6 +29,7 @@ fn router() -> Router {
         endpoints: BTreeMap::from([("alice".to_string(), vec!["telegram".to_string()])]),
         offer_history: 10,
         group: None,
+        kb: None,
     };
     Router::new(cfg).expect("valid config")
 }
@@ -38,7 +39,7 @@ fn inbound(seq: u64, secs: i64, customer: &str, name: &str, text: &str) -> (u64,
     envelope.thread_key = format!("t-{customer}");
     envelope.customer.name = Some(name.into());
     let new_conversation = Uuid::from_u128(u128::from(seq));
-    (seq, Entry::Inbound { at: secs * 1000, envelope: Box::new(envelope), new_conversation })
+    (seq, Entry::Inbound { at: secs * 1000, envelope: Box::new(envelope), new_conversation, kb: Vec::new() })
 }
 
 fn command(seq: u64, secs: i64, conversation: Uuid, action: CommandAction) -> (u64, Entry) {
@@ -187,7 +188,7 @@ fn files_travel_both_ways_on_the_history() {
     assert_eq!(o.history.last().unwrap().attachments, vec![file("from-customer")], "the agent gets the file");
     let c = o.conversation_id;
     apply(&mut r, command(2, 20, c, CommandAction::Accept));
-    let reply = CommandAction::Reply { text: String::new(), attachments: vec![file("from-agent")] };
+    let reply = CommandAction::Reply { text: String::new(), attachments: vec![file("from-agent")], template: None };
     let fx = apply(&mut r, command(3, 30, c, reply));
     let out = fx.iter().find_map(|e| if let Effect::Outbound(o) = e { Some(o) } else { None }).expect("sent");
     assert_eq!(out.attachments, vec![file("from-agent")]);

@@ -32,6 +32,7 @@ fn router() -> Router {
         endpoints: BTreeMap::new(),
         offer_history: 10,
         group: None,
+        kb: None,
     };
     Router::new(cfg).expect("valid config")
 }
@@ -74,7 +75,12 @@ impl Run {
         envelope.thread_key = format!("t-{customer}");
         envelope.customer.language = language.map(str::to_string);
         let new_conversation = Uuid::from_u128(500 + u128::from(self.seq));
-        let fx = self.apply(Entry::Inbound { at: secs * 1000, envelope: Box::new(envelope), new_conversation });
+        let fx = self.apply(Entry::Inbound {
+            at: secs * 1000,
+            envelope: Box::new(envelope),
+            new_conversation,
+            kb: Vec::new(),
+        });
         fx.iter().find_map(|e| if let Effect::Store(r) = e { Some(r.id) } else { None }).expect("a conversation")
     }
 
@@ -197,6 +203,7 @@ fn every_router_replaying_the_journal_sends_the_same_notices() {
                         endpoints: BTreeMap::new(),
                         offer_history: 10,
                         group: None,
+                        kb: None,
                     },
                     serde_json::from_value(serde_json::to_value(replica.state()).unwrap()).unwrap(),
                 )

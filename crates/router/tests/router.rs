@@ -33,7 +33,13 @@ fn router() -> Router {
 fn config() -> RouterConfig {
     let endpoints =
         BTreeMap::from([("alice".to_string(), vec!["webhook".to_string()]), ("bob".into(), vec!["webhook".into()])]);
-    RouterConfig { routing: toml::from_str(ROUTING).expect("routing toml"), endpoints, offer_history: 10, group: None }
+    RouterConfig {
+        routing: toml::from_str(ROUTING).expect("routing toml"),
+        endpoints,
+        offer_history: 10,
+        group: None,
+        kb: None,
+    }
 }
 
 /// Builds journal entries with increasing sequences and times (seconds).
@@ -66,6 +72,7 @@ impl Journal {
             at: secs * 1000,
             envelope: Box::new(envelope),
             new_conversation: Uuid::from_u128(self.next_conv),
+            kb: Vec::new(),
         };
         (self.seq, entry)
     }
@@ -342,8 +349,13 @@ fn restoring_between_every_step_gives_the_same_effects_as_running_straight_throu
     let routing: switchboard_routing::RoutingConfig = toml::from_str(TIERED).unwrap();
     let endpoints: BTreeMap<_, _> =
         ["alice", "carol", "dave"].map(|a| (a.to_string(), vec!["webhook".to_string()])).into();
-    let cfg =
-        || RouterConfig { routing: routing.clone(), endpoints: endpoints.clone(), offer_history: 10, group: None };
+    let cfg = || RouterConfig {
+        routing: routing.clone(),
+        endpoints: endpoints.clone(),
+        offer_history: 10,
+        group: None,
+        kb: None,
+    };
     let entries = scenario(&mut Journal::new());
     let mut straight = Router::new(cfg()).unwrap();
     let mut restarted = Router::new(cfg()).unwrap();

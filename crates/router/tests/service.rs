@@ -56,6 +56,7 @@ fn config_with(routing: &str) -> RouterConfig {
         endpoints: BTreeMap::from(endpoints),
         offer_history: 10,
         group: None,
+        kb: None,
     }
 }
 
@@ -359,6 +360,7 @@ async fn inputs_journaled_in_a_group_by_a_leader_that_died_before_acking_act_onc
         at: now,
         envelope: Box::new(e.clone()),
         new_conversation: Uuid::now_v7(),
+        kb: Vec::new(),
     });
     let parts: Vec<_> = entries.iter().map(switchboard_router::encode_entry).collect();
     let mut journal = t.bus.open_journal(&subjects::router_journal("default")).await.unwrap();

@@ -27,6 +27,7 @@ fn router() -> Router {
         endpoints: BTreeMap::new(),
         offer_history: 10,
         group: None,
+        kb: None,
     };
     Router::new(cfg).expect("valid config")
 }
@@ -34,7 +35,12 @@ fn router() -> Router {
 fn inbound(seq: u64, secs: i64, text: &str) -> (u64, Entry) {
     let mut envelope = switchboard_adapter::testkit::envelope("webhook", &format!("p-{seq}"), "cust-1", text);
     envelope.thread_key = "t-1".into();
-    let entry = Entry::Inbound { at: secs * 1000, envelope: Box::new(envelope), new_conversation: Uuid::from_u128(7) };
+    let entry = Entry::Inbound {
+        at: secs * 1000,
+        envelope: Box::new(envelope),
+        new_conversation: Uuid::from_u128(7),
+        kb: Vec::new(),
+    };
     (seq, entry)
 }
 

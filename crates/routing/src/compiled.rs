@@ -92,6 +92,7 @@ pub(crate) struct Team {
     pub steps: Vec<(Ms, Step)>,
     pub hours: Option<BusinessHours>,
     pub out_of_hours_reply: Option<String>,
+    pub kb_first: bool,
 }
 
 /// The compiled configuration.
@@ -106,6 +107,8 @@ pub(crate) struct Compiled {
     pub aging_ms: i64,
     pub customer_clock_ms: Ms,
     pub human_phrases: Vec<String>,
+    /// How long the L0 bot waits for the customer's answer (`l0_timeout_secs`).
+    pub l0_timeout_ms: Ms,
     /// Handle time assumed for a team before it has any measured (`queue_notice.default_handle_secs`).
     pub default_handle_ms: Ms,
 }
@@ -185,6 +188,7 @@ impl Compiled {
                 steps,
                 hours,
                 out_of_hours_reply: t.out_of_hours_reply.clone(),
+                kb_first: t.kb_first,
             });
         }
         let default_team = *team_ix
@@ -255,6 +259,10 @@ impl Compiled {
             0 => 10 * 60 * 1000,
             secs => duration_ms(|| "customer_clock_max_lag_secs".into(), secs)?,
         };
+        let l0_timeout_ms = match cfg.l0_timeout_secs {
+            0 => 3_600_000,
+            secs => duration_ms(|| "l0_timeout_secs".into(), secs)?,
+        };
         Ok(Compiled {
             customer_clock_ms,
             teams,
@@ -265,6 +273,7 @@ impl Compiled {
             default_team,
             reopen_ms,
             aging_ms,
+            l0_timeout_ms,
             human_phrases: cfg.human_phrases.iter().map(|p| p.to_lowercase()).filter(|p| !p.is_empty()).collect(),
             default_handle_ms: cfg.queue_notice.default_handle_secs as Ms * 1000,
         })

@@ -26,6 +26,10 @@ pub struct RoutingConfig {
     /// Phrases (any language, matched case-insensitively as substrings) by which a customer asks
     /// for a human, e.g. "оператор", "human", "agent".
     pub human_phrases: Vec<String>,
+    /// How long the L0 bot waits for the customer's "yes" or "no" after a knowledge-base answer
+    /// (or a rule's L0 auto-reply) before the conversation counts as resolved at L0 without a
+    /// reply. 0: one hour.
+    pub l0_timeout_secs: u64,
     /// Teams by name.
     pub teams: BTreeMap<String, TeamConfig>,
     /// Agents.
@@ -138,6 +142,7 @@ impl Default for RoutingConfig {
             aging_secs_per_point: 0,
             customer_clock_max_lag_secs: 0,
             human_phrases: Vec::new(),
+            l0_timeout_secs: 0,
             teams: BTreeMap::new(),
             agents: Vec::new(),
             rules: Vec::new(),
@@ -172,6 +177,10 @@ pub struct TeamConfig {
     /// The survey its resolved conversations are asked: `csat` (1-5, the default), `nps` (0-10),
     /// `ces` (1-7) or `none`.
     pub survey: TeamSurvey,
+    /// Every new conversation of the team meets the L0 bot first: when the knowledge base has
+    /// an answer above `kb.min_score`, the bot sends it and asks whether it helped; otherwise
+    /// (or when the rules set tier L2 or above) it goes straight to a human.
+    pub kb_first: bool,
 }
 
 /// Which survey a team's customers are asked when their conversation is resolved.
@@ -213,6 +222,7 @@ impl Default for TeamConfig {
             business_hours: None,
             out_of_hours_reply: None,
             survey: TeamSurvey::Csat,
+            kb_first: false,
         }
     }
 }

@@ -14,6 +14,17 @@ use crate::state::{
     AgentIx, ClassKey, Conv, ConvIx, ConvState, CustomerRec, State, TIERS, Timer, intern_kind, queue_key, set_at,
 };
 
+/// How a (re)opened conversation may meet the L0 bot.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum L0Entry {
+    /// A new conversation: by the rules, or because its team is `kb_first`.
+    New,
+    /// A reopened one: only when the rules send it to L0.
+    ByRules,
+    /// A reopened one the bot had: a person answers this time.
+    Never,
+}
+
 /// The routing engine: deterministic, no I/O, no clock. The same inputs give the same decisions.
 pub struct Engine {
     pub(crate) cfg: Compiled,
@@ -167,6 +178,12 @@ impl Engine {
                 self.place(conv);
                 self.route(conv, out);
             }
+            Timer::L0Timeout { conv, epoch } => {
+                // Still with the bot, the customer silent since its answer: resolved at L0.
+                if let Some(c) = self.conv(conv).filter(|c| c.state == ConvState::Bot && c.epoch == epoch) {
+                    self.resolve(String::new(), c.id, out);
+                }
+            }
             Timer::Forget { conv, resolved_at } => {
                 if self.conv(conv).is_some_and(|c| c.state == (ConvState::Resolved { at: resolved_at })) {
                     self.forget_resolved(conv);
@@ -239,12 +256,14 @@ impl Engine {
                 ConvState::Resolved { at } if now - at <= self.cfg.reopen_ms => {
                     out.push(Decision::Reopened { conversation: id });
                     let c = self.conv_mut(ix).expect("checked above");
+                    // Back after the bot's answer: this time a person answers.
+                    let after_l0 = c.tier == Tier::L0;
                     c.repeat = true;
                     c.opened_at = since;
                     c.first_response = None;
                     c.sla_breached = false;
                     c.declined.clear();
-                    self.classify(ix, &m, out);
+                    self.classify(ix, &m, if after_l0 { L0Entry::Never } else { L0Entry::ByRules }, out);
                     return;
                 }
                 ConvState::Resolved { .. } => {}
@@ -295,11 +314,11 @@ impl Engine {
         self.st.customer_recs[cust as usize] =
             CustomerRec { last_conv: Some(ix), last_agent: rec.last_agent, last_seen: now };
         out.push(Decision::Opened { conversation: new_id, repeat: rec.last_agent.is_some() });
-        self.classify(ix, &m, out);
+        self.classify(ix, &m, L0Entry::New, out);
     }
 
     /// Runs the rules over a (re)opened conversation and queues it, or lets the L0 bot answer.
-    fn classify(&mut self, ix: ConvIx, m: &MessageInfo, out: &mut Vec<Decision>) {
+    fn classify(&mut self, ix: ConvIx, m: &MessageInfo, entry: L0Entry, out: &mut Vec<Decision>) {
         let now = self.st.now;
         let (id, repeat, previous, waited) = {
             let c = self.conv(ix).expect("caller holds a live conversation");
@@ -320,13 +339,24 @@ impl Engine {
             previous_agent: previous_id.as_deref(),
             wait_secs: (waited / 1000).max(0) as u64,
         });
-        let mut tier = outcome.tier.unwrap_or(Tier::L1);
-        let wants_human = self.cfg.asks_for_human(&m.text);
-        if tier == Tier::L0 && wants_human {
-            tier = Tier::L1;
-        }
         let team =
             outcome.team.as_ref().and_then(|t| self.cfg.team_ix.get(t).copied()).unwrap_or(self.cfg.default_team);
+        // The bot takes a conversation the rules send to L0, or a new one of a `kb_first` team
+        // the rules leave at L1 or below, unless the customer asks for a human. It answers from
+        // the knowledge base when it has an answer for the team, or with the rule's auto-reply;
+        // with neither it has nothing to say, and a person takes the conversation at once.
+        let team_cfg = &self.cfg.teams[team as usize];
+        let kb_first = entry == L0Entry::New && team_cfg.kb_first && outcome.tier.is_none_or(|t| t <= Tier::L1);
+        let wants_l0 = entry != L0Entry::Never
+            && (outcome.tier == Some(Tier::L0) || kb_first)
+            && !self.cfg.asks_for_human(&m.text);
+        let kb_answers = wants_l0 && m.kb_answers.iter().any(|t| t.as_deref().is_none_or(|t| t == team_cfg.name));
+        let at_l0 = kb_answers || (wants_l0 && outcome.tier == Some(Tier::L0) && outcome.auto_reply.is_some());
+        let tier = match outcome.tier.unwrap_or(Tier::L1) {
+            _ if at_l0 => Tier::L0,
+            Tier::L0 => Tier::L1,
+            t => t,
+        };
         let skills: Vec<(u16, u8)> = outcome
             .skills
             .iter()
@@ -346,8 +376,17 @@ impl Engine {
         if let Some(text) = outcome.auto_reply {
             out.push(Decision::AutoReply { conversation: id, text, reason: AutoReplyReason::Rule });
         }
-        if tier == Tier::L0 {
-            self.conv_mut(ix).expect("live").state = ConvState::Bot;
+        if at_l0 {
+            let epoch = {
+                let c = self.conv_mut(ix).expect("live");
+                c.state = ConvState::Bot;
+                c.epoch += 1;
+                c.epoch
+            };
+            self.schedule(now + self.cfg.l0_timeout_ms, Timer::L0Timeout { conv: ix, epoch });
+            if kb_answers {
+                out.push(Decision::KbAnswer { conversation: id, team: self.cfg.teams[team as usize].name.clone() });
+            }
             return;
         }
         // A (re)opened contact's SLA runs from when the customer wrote.

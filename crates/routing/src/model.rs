@@ -29,6 +29,11 @@ pub struct MessageInfo {
     pub vip: bool,
     /// Channel metadata.
     pub metadata: BTreeMap<String, String>,
+    /// The knowledge base's answers above the score, one item per article: the team the article
+    /// is limited to, `None` for any team. Empty when it has none (or was not asked): the L0
+    /// bot then stays silent.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kb_answers: Vec<Option<String>>,
 }
 
 /// An event the engine reacts to. Every input carries the time it happened; timers that fall due
@@ -232,6 +237,14 @@ pub enum Decision {
         /// Why.
         reason: AutoReplyReason,
     },
+    /// The L0 bot answers the customer from the knowledge base (the answers that came with the
+    /// message, limited to `team`) and waits for a yes or no.
+    KbAnswer {
+        /// The conversation.
+        conversation: ConversationId,
+        /// Its team, whose articles may be shown.
+        team: String,
+    },
     /// Offer the conversation to an agent until `deadline`.
     Offer {
         /// The conversation.
@@ -343,6 +356,7 @@ impl Decision {
             | Decision::Reopened { conversation }
             | Decision::Queued { conversation, .. }
             | Decision::AutoReply { conversation, .. }
+            | Decision::KbAnswer { conversation, .. }
             | Decision::Offer { conversation, .. }
             | Decision::OfferTimedOut { conversation, .. }
             | Decision::OfferWithdrawn { conversation, .. }

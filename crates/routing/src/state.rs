@@ -244,6 +244,13 @@ pub enum Timer {
         /// Resolution time, so a reopened-and-resolved-again conversation is not forgotten early.
         resolved_at: Ms,
     },
+    /// The L0 bot stops waiting for the customer's answer.
+    L0Timeout {
+        /// The conversation.
+        conv: ConvIx,
+        /// Which stay with the bot.
+        epoch: u32,
+    },
 }
 
 /// The whole mutable state.

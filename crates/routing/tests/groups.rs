@@ -56,6 +56,7 @@ fn message(channel: &str, metadata: &[(&str, &str)]) -> MessageInfo {
         language: None,
         vip: false,
         metadata: metadata.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>(),
+        kb_answers: Vec::new(),
     }
 }
 

@@ -188,9 +188,14 @@ pub fn simulate_with_progress(
     for ch in &traffic.channels {
         measured.queue_notice.channels.insert(ch.channel.clone(), true);
     }
-    let router =
-        Router::new(RouterConfig { routing: measured, endpoints: BTreeMap::new(), offer_history: 1, group: None })
-            .map_err(SimError::Router)?;
+    let router = Router::new(RouterConfig {
+        routing: measured,
+        endpoints: BTreeMap::new(),
+        offer_history: 1,
+        group: None,
+        kb: None,
+    })
+    .map_err(SimError::Router)?;
     let mut run = Run {
         traffic,
         rng: ChaCha8Rng::seed_from_u64(options.seed),
@@ -344,7 +349,7 @@ impl Run<'_> {
                 };
                 let new_conversation = self.next_id(at);
                 self.pending.insert(new_conversation, (customer, channel, topic));
-                self.entry(Entry::Inbound { at, envelope: Box::new(envelope), new_conversation });
+                self.entry(Entry::Inbound { at, envelope: Box::new(envelope), new_conversation, kb: Vec::new() });
                 self.pending.remove(&new_conversation);
             }
             Action::Status { agent, online } => {

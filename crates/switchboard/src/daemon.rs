@@ -28,6 +28,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     config.privacy.cap_streams(&mut config.nats);
     let layout = Arc::new(config.layout().context("routing groups")?);
     let groups = if config.router.enabled { config.router_groups(&layout) } else { Vec::new() };
+    let kb = crate::kb::load_for_daemon(&config.kb)?;
     // Refuse a routing configuration the router cannot run before anything starts.
     for group in &groups {
         switchboard_router::Router::new(router_config(&config, &layout, group)).context("routing configuration")?;
@@ -128,6 +129,9 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         enabled.push("metrics".into());
         running.spawn(async move { ("metrics", metrics.run(bus, cfg, stop).await) });
     }
+    if let Some(kb) = &kb {
+        tokio::spawn(crate::kb::watch(kb.clone(), config.kb.clone(), components_stop.clone()));
+    }
     if !groups.is_empty() {
         enabled.push("router".into());
         // The retention sweep runs beside the routers (one process sweeps, by lease).
@@ -141,7 +145,9 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         let mut svc = service_config(&config, group);
         // The lease names this process as its presence entry does, so status can tell who leads.
         svc.holder = holder.clone();
-        let service = RouterService::new(bus.clone(), router_config(&config, &layout, group), svc);
+        let mut router_cfg = router_config(&config, &layout, group);
+        router_cfg.kb = kb.clone();
+        let service = RouterService::new(bus.clone(), router_cfg, svc);
         tokio::spawn(report_role(service.role(), health));
         let stop = components_stop.clone();
         running.spawn(async move { ("router", service.run(stop).await.map_err(|e| e.to_string())) });
@@ -202,6 +208,7 @@ pub fn router_config(config: &Config, layout: &Arc<Layout>, group: &str) -> Rout
         endpoints: crate::channels::endpoint_kinds(&config.channels),
         offer_history: config.router.offer_history,
         group: Some(RoutingGroup { name: group.to_string(), layout: Arc::clone(layout) }),
+        kb: None,
     }
 }
 

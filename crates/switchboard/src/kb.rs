@@ -88,3 +88,62 @@ pub fn search(
     };
     crate::cli::Output { stdout, code: 0 }
 }
+
+/// The knowledge base the daemon's L0 bot answers from: `None` when `[kb]` is off; an error
+/// naming every problem when the folder does not load (the daemon does not start on a broken
+/// knowledge base it was told to use).
+pub fn load_for_daemon(config: &KbConfig) -> anyhow::Result<Option<switchboard_router::KnowledgeBase>> {
+    if !config.enabled {
+        return Ok(None);
+    }
+    let folder = config.folder().map_err(anyhow::Error::msg)?;
+    let kb = Kb::load(folder, config.limits()).map_err(|problems| {
+        let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        anyhow::anyhow!("knowledge base {} (`[kb] path`) has problems:\n{}", folder.display(), lines.join("\n"))
+    })?;
+    tracing::info!(
+        folder = %folder.display(),
+        articles = kb.articles().count(),
+        replies = kb.replies().count(),
+        "knowledge base loaded"
+    );
+    Ok(Some(switchboard_router::KnowledgeBase::new(kb, config.min_score)))
+}
+
+/// Polls the folder every `reload_secs` and serves a changed one once it loads without problems;
+/// a broken change is reported (each file, line and reason) and the previous articles stay.
+pub async fn watch(kb: switchboard_router::KnowledgeBase, config: KbConfig, stop: tokio_util::sync::CancellationToken) {
+    if config.reload_secs == 0 {
+        return;
+    }
+    let Ok(folder) = config.folder().cloned() else { return };
+    // The watcher's own copy answers "did anything change?"; readers get a fresh load.
+    let Ok(mut watched) = Kb::load(&folder, config.limits()) else { return };
+    let every = std::time::Duration::from_secs(config.reload_secs);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        let (limits, path) = (config.limits(), folder.clone());
+        let checked = tokio::task::spawn_blocking(move || {
+            let result = watched.reload_if_changed().map(|changed| changed.then(|| Kb::load(&path, limits)));
+            (watched, result)
+        })
+        .await;
+        let Ok((back, result)) = checked else { return };
+        watched = back;
+        match result {
+            Ok(None) => {}
+            Ok(Some(Ok(fresh))) => {
+                tracing::info!(folder = %folder.display(), articles = fresh.articles().count(), "knowledge base reloaded");
+                kb.replace(fresh);
+            }
+            Ok(Some(Err(problems))) | Err(problems) => {
+                for p in &problems {
+                    tracing::warn!(problem = %p, "knowledge base change refused; the previous articles stay");
+                }
+            }
+        }
+    }
+}

@@ -152,6 +152,7 @@ impl Sim {
             Decision::AutoReply { conversation, text, reason } => {
                 format!("auto-reply {} {reason:?}: {text}", self.name(conversation))
             }
+            Decision::KbAnswer { conversation, team } => format!("kb-answer {} {team}", self.name(conversation)),
             Decision::Offer { conversation, agent, .. } => format!("offer {} {agent}", self.name(conversation)),
             Decision::OfferTimedOut { conversation, agent } => format!("timeout {} {agent}", self.name(conversation)),
             Decision::OfferWithdrawn { conversation, agent } => {

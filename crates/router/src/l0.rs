@@ -1,0 +1,295 @@
+//! The L0 bot's knowledge-base step: the leader looks a customer's question up when the message
+//! may open a conversation at L0 and journals what it found ([`KbHit`]); applying the entry, the
+//! router answers with the articles and a "Did this answer your question?", and reads the
+//! customer's next message as yes (resolved at L0) or anything else (on to a person).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
+use serde::{Deserialize, Serialize};
+use switchboard_core::agent::{Author, HistoryEntry};
+use switchboard_core::contract::metadata;
+use switchboard_core::record::{L0Article, L0Info};
+use switchboard_core::{Envelope, EventKind, Tier};
+use switchboard_kb::{Filter, Kb, Lang};
+use switchboard_routing::ConversationId;
+
+use crate::decisions::system_message;
+use crate::router::{Fx, Router, time};
+
+/// Most articles one answer shows.
+pub const MAX_SHOWN: usize = 2;
+
+/// One knowledge-base article the leader found for a customer's message, journaled with the
+/// message so that replay answers the same even after the folder changed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KbHit {
+    /// The article's id.
+    pub id: String,
+    /// Its title.
+    pub title: String,
+    /// Its score for the question.
+    pub score: f32,
+    /// Its text shortened to fit the channel.
+    pub excerpt: String,
+    /// Its link, if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The team it is limited to, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
+    /// Its language (`en`, `ru`).
+    pub language: String,
+}
+
+/// The knowledge base the leader consults, shared with the task that reloads it on change
+/// (which swaps in a new [`Kb`], so a search never waits for a reload).
+#[derive(Clone)]
+pub struct KnowledgeBase {
+    /// The loaded folder.
+    pub kb: Arc<RwLock<Arc<Kb>>>,
+    /// The score an article needs to be shown to a customer.
+    pub min_score: f32,
+}
+
+impl std::fmt::Debug for KnowledgeBase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KnowledgeBase").field("min_score", &self.min_score).finish_non_exhaustive()
+    }
+}
+
+/// How long an excerpt may be on a channel: a screenful in chats, more in a mail.
+fn excerpt_chars(channel: &str) -> usize {
+    if channel == "email" { 1200 } else { 500 }
+}
+
+/// The customer's language for the knowledge base: the one the channel knows if it is one the
+/// base has, else detected from the text.
+fn language(envelope: &Envelope) -> Option<Lang> {
+    envelope.customer.language.as_deref().and_then(|l| l.get(..2)).and_then(|l| l.parse().ok())
+}
+
+impl KnowledgeBase {
+    /// A knowledge base answering with articles scoring at least `min_score`.
+    pub fn new(kb: Kb, min_score: f32) -> KnowledgeBase {
+        KnowledgeBase { kb: Arc::new(RwLock::new(Arc::new(kb))), min_score }
+    }
+
+    /// The folder as last loaded.
+    pub fn current(&self) -> Arc<Kb> {
+        match self.kb.read() {
+            Ok(kb) => Arc::clone(&kb),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// Serves `kb` from now on.
+    pub fn replace(&self, kb: Kb) {
+        let fresh = Arc::new(kb);
+        match self.kb.write() {
+            Ok(mut slot) => *slot = fresh,
+            Err(poisoned) => *poisoned.into_inner() = fresh,
+        }
+    }
+
+    /// The articles above the score answering `envelope`'s text on its channel, best first.
+    pub fn answers(&self, envelope: &Envelope) -> Vec<KbHit> {
+        let question = match &envelope.subject {
+            Some(subject) if !subject.trim().is_empty() => format!("{subject}\n{}", envelope.text),
+            _ => envelope.text.clone(),
+        };
+        if question.trim().is_empty() {
+            return Vec::new();
+        }
+        let filter = Filter { team: None, channel: Some(envelope.channel.clone()) };
+        let kb = self.current();
+        // More than shown: some may be limited to a team the conversation does not go to.
+        kb.search(&question, language(envelope), MAX_SHOWN * 3, &filter)
+            .into_iter()
+            .filter(|h| h.score >= self.min_score)
+            .map(|h| KbHit {
+                excerpt: h.excerpt(excerpt_chars(&envelope.channel)),
+                id: h.id,
+                title: h.title,
+                score: h.score,
+                url: h.url,
+                team: h.team,
+                language: h.language.code().to_string(),
+            })
+            .collect()
+    }
+}
+
+/// Whether a customer's message says yes to "Did this answer your question?": its first line
+/// (a mail's quote below is ignored) is only words of assent and thanks, so "yes, but how do I
+/// ..." is another question and goes to a person.
+pub fn says_yes(text: &str) -> bool {
+    const ASSENT: &[&str] = &["yes", "y", "yep", "yeah", "yup", "да", "ага", "угу", "помогло", "helped", "👍"];
+    const POLITE: &[&str] = &[
+        "it",
+        "did",
+        "thanks",
+        "thank",
+        "you",
+        "ok",
+        "okay",
+        "great",
+        "perfect",
+        "спасибо",
+        "большое",
+        "отлично",
+        "хорошо",
+        "ок",
+        "всё",
+        "все",
+        "понятно",
+        "it's",
+        "has",
+        "really",
+        "very",
+        "much",
+        "so",
+    ];
+    let Some(line) = text.lines().map(str::trim).find(|l| !l.is_empty()) else { return false };
+    let lower = line.to_lowercase();
+    let words: Vec<&str> = lower
+        .split(|c: char| c.is_whitespace() || (c.is_ascii_punctuation() && c != '\'') || "«»—–…".contains(c))
+        .filter(|w| !w.is_empty())
+        .collect();
+    words.len() <= 8
+        && words.iter().any(|w| ASSENT.contains(w))
+        && words.iter().all(|w| ASSENT.contains(w) || POLITE.contains(w))
+}
+
+/// The question under the answer, the buttons' labels and how to answer by text.
+fn wording(lang: &str, channel: &str) -> (&'static str, &'static str, &'static str, Option<&'static str>) {
+    let buttons = matches!(channel, "telegram" | "webchat");
+    if lang == "ru" {
+        let how = (!buttons).then_some("Ответьте «да», если да, или «нет», чтобы вам ответил оператор.");
+        ("Это ответ на ваш вопрос?", "Да", "Нет, нужен оператор", how)
+    } else {
+        let how = (!buttons).then_some("Reply \"yes\" if it did, or \"no\" to reach a person.");
+        ("Did this answer your question?", "Yes", "No, I need a person", how)
+    }
+}
+
+/// Whether a conversation can meet the L0 bot's knowledge base under `cfg`.
+pub(crate) fn possible(cfg: &crate::RouterConfig) -> bool {
+    cfg.kb.is_some()
+        && (cfg.routing.teams.values().any(|t| t.kb_first)
+            || cfg.routing.rules.iter().any(|r| r.tier == Some(Tier::L0)))
+}
+
+impl Router {
+    /// What the leader journals with a customer's message: the knowledge base's answers when
+    /// the message may meet the L0 bot (it would open or reopen a conversation, and some rule
+    /// or team sends conversations to L0), else nothing.
+    pub fn kb_lookup(&self, envelope: &Envelope) -> Vec<KbHit> {
+        let Some(kb) = &self.cfg.kb else { return Vec::new() };
+        if !self.l0_possible {
+            return Vec::new();
+        }
+        let thread = crate::inbound::thread_of(envelope);
+        let open = self.engine.current_conversation(&thread).and_then(|c| self.engine.where_is(c));
+        if open.is_some_and(|(state, _)| state != "resolved") {
+            return Vec::new();
+        }
+        kb.answers(envelope)
+    }
+
+    /// Sends the bot's answer from `hits` (those for `team`) and records it as pending.
+    pub(crate) fn kb_answer(&mut self, conversation: ConversationId, team: &str, hits: &[KbHit], fx: &mut Fx) {
+        let shown: Vec<&KbHit> =
+            hits.iter().filter(|h| h.team.as_deref().is_none_or(|t| t == team)).take(MAX_SHOWN).collect();
+        let Some(best) = shown.first() else { return };
+        let Some(r) = self.st.records.get_mut(&conversation) else { return };
+        let (question, yes, no, how) = wording(&best.language, &r.channel);
+        let mut text = String::new();
+        for h in &shown {
+            text.push_str(&h.title);
+            text.push('\n');
+            text.push_str(&h.excerpt);
+            if let Some(url) = &h.url {
+                text.push('\n');
+                text.push_str(url);
+            }
+            text.push_str("\n\n");
+        }
+        text.push_str(question);
+        if let Some(how) = how {
+            text.push(' ');
+            text.push_str(how);
+        }
+        let ids: Vec<&str> = shown.iter().map(|h| h.id.as_str()).collect();
+        let meta = BTreeMap::from([
+            (metadata::L0_QUESTION.to_string(), metadata::L0_HELPFUL.to_string()),
+            (metadata::L0_YES.to_string(), yes.to_string()),
+            (metadata::L0_NO.to_string(), no.to_string()),
+            (metadata::L0_ARTICLES.to_string(), ids.join(",")),
+        ]);
+        r.l0 = Some(L0Info {
+            articles: shown
+                .iter()
+                .map(|h| L0Article { id: h.id.clone(), title: h.title.clone(), score: h.score })
+                .collect(),
+            outcome: "pending".into(),
+            at: fx.at,
+        });
+        let at = fx.at;
+        system_message(r, conversation, text.clone(), meta, fx);
+        let Some(crate::effect::Effect::Outbound(out)) = fx.out.last_mut() else { return };
+        out.kind = switchboard_core::OutboundKind::AutoReply;
+        let outbound_id = out.id;
+        r.push(HistoryEntry {
+            outbound_id: Some(outbound_id),
+            ..HistoryEntry::new(time(at), Author::System, None, text)
+        });
+        let scores: Vec<f32> = shown.iter().map(|h| h.score).collect();
+        let data = serde_json::json!({ "reason": "kb", "tier": Tier::L0, "kb_articles": ids, "kb_scores": scores });
+        self.conversation_event(fx, EventKind::AutoReplied, conversation, None, data);
+    }
+
+    /// Whether the customer's message answers the bot's pending question with yes.
+    pub(crate) fn l0_yes(&self, conversation: ConversationId, text: &str) -> bool {
+        self.st.records.get(&conversation).is_some_and(|r| {
+            r.state == "bot" && r.l0.as_ref().is_some_and(|l| l.outcome == "pending") && says_yes(text)
+        })
+    }
+
+    /// Ends the bot's pending answer with `outcome`; the fields the conversation's event gets.
+    pub(crate) fn l0_close(&mut self, conversation: ConversationId, outcome: &str) -> Option<serde_json::Value> {
+        let l0 = self.st.records.get_mut(&conversation)?.l0.as_mut().filter(|l| l.outcome == "pending")?;
+        l0.outcome = outcome.to_string();
+        let ids: Vec<&str> = l0.articles.iter().map(|a| a.id.as_str()).collect();
+        Some(serde_json::json!({
+            "l0": outcome,
+            "kb_article": ids.first(),
+            "kb_articles": ids,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::says_yes;
+
+    #[test]
+    fn yes_is_assent_alone() {
+        for yes in ["Yes", "yes!", "Да", "да, спасибо", "Yes, thank you very much!", "👍", "yep thanks", "Да\n> quoted"]
+        {
+            assert!(says_yes(yes), "{yes}");
+        }
+        for other in [
+            "No, I need a person",
+            "Нет, нужен оператор",
+            "yes but how do I change the address?",
+            "да, а как оплатить картой?",
+            "thanks",
+            "",
+            "operator",
+            "no",
+        ] {
+            assert!(!says_yes(other), "{other}");
+        }
+    }
+}
