@@ -175,6 +175,7 @@ impl AgentChats {
         let files = compose::files_of(delivery);
         let parts = crate::format::split(&markdown, crate::format::MAX_TEXT_CHARS).len();
         let mut progress = Progress::for_steps(kv.clone(), progress_key(&id), parts + files.len()).await?;
+        let keyboard = keyboard.map(teloxide_core::types::ReplyMarkup::InlineKeyboard);
         let sent =
             self.sender.send(Outgoing { chat, markdown: &markdown, reply_to: None, keyboard }, &mut progress).await?;
         for m in &sent {

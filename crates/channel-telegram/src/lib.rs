@@ -28,6 +28,7 @@ use switchboard_adapter::{AdapterError, Channel, Inbound, SendError, SendReceipt
 use switchboard_bus::BusSlot;
 use switchboard_core::OutboundMessage;
 use teloxide_core::Bot;
+use teloxide_core::types::ReplyMarkup;
 
 use crate::progress::Progress;
 
@@ -164,7 +165,9 @@ impl Channel for TelegramChannel {
         let mut progress = Progress::for_steps(self.kv().await?, progress::progress_key(&message.id), steps).await?;
         let mut parts = 0;
         if let Some(markdown) = &markdown {
-            let keyboard = survey::request(message).map(|kind| survey::keyboard(kind, message.conversation_id));
+            let keyboard = survey::request(message)
+                .map(|kind| ReplyMarkup::InlineKeyboard(survey::keyboard(kind, message.conversation_id)))
+                .or_else(|| l0_keyboard(message));
             let out = Outgoing { chat, markdown, reply_to, keyboard };
             parts = self.sender.send(out, &mut progress).await?.len();
         }
@@ -181,4 +184,21 @@ impl Channel for TelegramChannel {
         progress.finish().await;
         Ok(SendReceipt { provider_message_id: first.map(|m| format!("{chat}:{m}")) })
     }
+}
+
+/// The L0 bot's "Did this answer your question?" as two buttons in place of the customer's
+/// keyboard: a press sends the label as the customer's message, which the router reads as yes
+/// or no, like a typed answer. Shown once (`one_time_keyboard`).
+fn l0_keyboard(message: &OutboundMessage) -> Option<ReplyMarkup> {
+    use switchboard_core::contract::metadata;
+    use teloxide_core::types::{KeyboardButton, KeyboardMarkup};
+    if message.metadata.get(metadata::L0_QUESTION).map(String::as_str) != Some(metadata::L0_HELPFUL) {
+        return None;
+    }
+    let yes = message.metadata.get(metadata::L0_YES)?;
+    let no = message.metadata.get(metadata::L0_NO)?;
+    let keyboard = KeyboardMarkup::new([[KeyboardButton::new(yes.clone()), KeyboardButton::new(no.clone())]])
+        .resize_keyboard()
+        .one_time_keyboard();
+    Some(ReplyMarkup::Keyboard(keyboard))
 }

@@ -18,7 +18,9 @@ use teloxide_core::errors::{ApiError, RequestError};
 use teloxide_core::payloads::SendMessageSetters;
 use teloxide_core::prelude::Requester;
 use teloxide_core::requests::Request;
-use teloxide_core::types::{ChatId, InlineKeyboardMarkup, InputFile, Message, MessageId, ParseMode, ReplyParameters};
+use teloxide_core::types::{
+    ChatId, InlineKeyboardMarkup, InputFile, Message, MessageId, ParseMode, ReplyMarkup, ReplyParameters,
+};
 use tracing::warn;
 
 use crate::format;
@@ -72,8 +74,9 @@ pub struct Outgoing<'a> {
     pub markdown: &'a str,
     /// The message to answer, if any (only the first part answers it).
     pub reply_to: Option<i32>,
-    /// Buttons under the last part.
-    pub keyboard: Option<InlineKeyboardMarkup>,
+    /// Buttons under the last part (inline), or a keyboard in place of the customer's (whose
+    /// buttons send their label as the customer's message).
+    pub keyboard: Option<ReplyMarkup>,
 }
 
 impl Sender {
@@ -108,7 +111,7 @@ impl Sender {
         chat: i64,
         text: &str,
         reply_to: Option<i32>,
-        keyboard: Option<InlineKeyboardMarkup>,
+        keyboard: Option<ReplyMarkup>,
     ) -> Result<Message, SendError> {
         self.paced(chat, || {
             let mut request = self.bot.send_message(ChatId(chat), text).parse_mode(ParseMode::MarkdownV2);

@@ -311,6 +311,8 @@
     '.nps+.scale{width:316px}.ces+.scale{width:262px}',
     '.csat button{width:38px;height:38px;border-radius:50%;border:1px solid #999;background:#fff;color:#1c1e21}',
     '.csat button[aria-pressed=true]{background:var(--sb-accent,#1f5fd1);color:#fff}',
+    '.choices{display:flex;flex-wrap:wrap;gap:6px;margin-top:6px}',
+    '.choices button{min-height:32px;padding:4px 12px;border-radius:16px;border:1px solid var(--sb-accent,#1f5fd1);background:#fff;color:var(--sb-accent,#1f5fd1)}',
     '.typing{padding:0 14px 4px;font-size:12px;color:#555;font-style:italic}',
     '.alert{padding:6px 14px;font-size:13px;color:#b3261e;background:#fdecea}',
     'form{border-top:1px solid #e1e4e8;padding:8px;margin:0;flex:0 1 auto;min-height:0;display:flex;flex-direction:column}',
@@ -402,11 +404,15 @@
     if (held != null) facts.spans.push([held, Infinity]);
     // "an agent was assigned before it and no resolved since"
     facts.heldAt = (s) => facts.spans.some((p) => p[0] < s && s < p[1]);
+    // Quick replies (the bot's "Did this answer your question?") stay only while they are the
+    // last word and nothing of the visitor's is on its way.
+    var last = sorted.filter((e) => e.kind !== 'queue').pop(), quiet = !outbox.length && !failedView.size;
     sorted.forEach((e) => {
       if (e.kind === 'queue') return;
       var mine = e.kind === 'customer';
       out.push({ key: mine && e.client_id ? 'c' + e.client_id : 's' + e.seq, e: e, seq: e.seq, o: 0,
-        state: mine ? stateOf(e.seq, facts) : null, csat: e.kind === 'resolved' && e.conversation_id && surveyOf(e) && !answered[e.conversation_id] });
+        state: mine ? stateOf(e.seq, facts) : null, csat: e.kind === 'resolved' && e.conversation_id && surveyOf(e) && !answered[e.conversation_id],
+        choices: e === last && quiet && e.choices && e.choices.length ? e.choices : null });
     });
     // Pending messages; one that already has its entry is shown once, as that entry.
     function pend(cid, p) { if (!byClient.has(cid)) { p.key = 'c' + cid; p.o = ordOf(cid); out.push(p); } }
@@ -448,6 +454,7 @@
       case 'agent': case 'auto':
         kids.push(h('span', { class: 'who', 'data-testid': 'author', text: e.kind === 'auto' ? t('auto') : name || t('agent') }));
         kids.push(h('div', { class: 'b' }, [linked(e.text)].concat(attachmentsEl(e.attachments))));
+        if (it.choices) kids.push(choicesEl(it.choices));
         return { cls: 'm', kids: kids };
       case 'assigned':
         return { cls: 'sys', kids: [tx(t('joined', { name: name || t('agent') }))] };
@@ -847,6 +854,16 @@
     }));
     return [group, h('div', { class: 'scale', 'aria-hidden': 'true', 'data-testid': kind + '-scale' },
       [h('span', { text: sc[0] + ' ' + low }), h('span', { text: high + ' ' + sc[1] })])];
+  }
+  // Quick-reply buttons: a press sends the label as the visitor's message, as if typed.
+  function choicesEl(labels) {
+    return h('div', { class: 'choices', role: 'group', 'data-testid': 'choices' }, labels.map((label, i) => {
+      return h('button', { type: 'button', 'data-testid': 'choice-' + i, text: label, onclick: () => { say(label); } });
+    }));
+  }
+  function say(text) {
+    input.value = text;
+    submit();
   }
   function rate(conv, kind, score) {
     csatSent.set(conv, { kind: kind, score: score });

@@ -64,6 +64,7 @@ pub(crate) async fn on_event(shared: &Shared, bus: &Bus, delivery: Delivery) -> 
         survey: (kind == EntryKind::Resolved)
             .then(|| event.data.get("survey").and_then(|v| v.as_str()).unwrap_or("none").to_string()),
         queue: None,
+        choices: Vec::new(),
     };
     transcript::append(bus, &record.thread_key, &entry, &format!("ev:{}", event.id))
         .await

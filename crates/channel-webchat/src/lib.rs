@@ -196,10 +196,19 @@ impl Channel for WebchatChannel {
             score: None,
             survey: None,
             queue,
+            choices: l0_choices(message),
         };
         let stored = transcript::append(bus, session, &entry, &format!("o:{}", message.id))
             .await
             .map_err(|e| SendError::retryable(e.to_string()))?;
         Ok(SendReceipt { provider_message_id: Some(stored.seq.to_string()) })
     }
+}
+
+/// The L0 bot's yes and no labels, when the message asks whether its answer helped.
+fn l0_choices(message: &OutboundMessage) -> Vec<String> {
+    if message.metadata.get(metadata::L0_QUESTION).map(String::as_str) != Some(metadata::L0_HELPFUL) {
+        return Vec::new();
+    }
+    [metadata::L0_YES, metadata::L0_NO].iter().filter_map(|k| message.metadata.get(*k).cloned()).collect()
 }

@@ -414,6 +414,7 @@ impl Conn {
             score: None,
             survey: None,
             queue: None,
+            choices: Vec::new(),
         };
         let bus = self.shared.bus().map_err(|_| ("unavailable", "not stored, try again".to_string()))?;
         let msg_id = format!("c:{}:{client_id}", self.session);
@@ -512,6 +513,7 @@ impl Conn {
             score: Some(score),
             survey: Some(kind.as_str().to_string()),
             queue: None,
+            choices: Vec::new(),
         };
         transcript::append(bus, &self.session, &entry, &msg_id).await.map_err(|e| unavailable(&e))?;
         self.rated.insert(conversation_id.to_string());

@@ -50,6 +50,10 @@ pub struct Entry {
     /// A `queue` entry's figures: place in line, expected wait, agents online.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue: Option<QueueFigures>,
+    /// Quick replies under an `auto` entry (the L0 bot's yes and no): the widget shows them as
+    /// buttons while the entry is the last, and a press sends the label as the visitor's message.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub choices: Vec<String>,
 }
 
 /// The figures of a `queue` entry (from the router's queue notice, `docs/queue.md`).
