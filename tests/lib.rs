@@ -80,7 +80,14 @@ impl TestDaemon {
             if matches!(status, Ok(200)) {
                 return;
             }
-            assert!(Instant::now() < deadline, "daemon not ready within {timeout:?}: {status:?}");
+            if Instant::now() >= deadline {
+                let detail = match self.http.get(format!("{}/readyz", self.base)).send().await {
+                    Ok(r) => r.text().await.unwrap_or_default(),
+                    Err(e) => e.to_string(),
+                };
+                let stopped = if self.task.is_finished() { " (the daemon stopped: an error at start-up)" } else { "" };
+                panic!("daemon not ready within {timeout:?}{stopped}: {status:?} {detail}");
+            }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
