@@ -128,3 +128,77 @@ async fn the_bot_answers_from_the_knowledge_base_yes_resolves_it_and_no_reaches_
     );
     daemon.stop().await;
 }
+
+/// The conversation records in KV whose channel is `channel`.
+async fn records_on(nats_url: &str, channel: &str) -> Vec<Value> {
+    let client = switchboard_bus::async_nats::connect(nats_url).await.unwrap();
+    let js = switchboard_bus::async_nats::jetstream::new(client);
+    let kv = js.get_key_value(switchboard_core::contract::buckets::CONVERSATIONS).await.unwrap();
+    let mut keys = kv.keys().await.unwrap();
+    let mut out = Vec::new();
+    while let Some(Ok(key)) = futures::StreamExt::next(&mut keys).await {
+        if let Ok(Some(bytes)) = kv.get(&key).await {
+            let record: Value = serde_json::from_slice(&bytes).unwrap();
+            if record["channel"] == channel {
+                out.push(record);
+            }
+        }
+    }
+    out
+}
+
+/// The first Telegram record once `ready` holds for it.
+async fn telegram_record_when(daemon: &TestDaemon, what: &str, ready: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let records = records_on(&daemon.nats.url(), "telegram").await;
+        if let Some(r) = records.into_iter().find(&ready) {
+            return r;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn on_telegram_the_question_comes_with_yes_and_no_buttons_and_a_press_answers_it() {
+    const BOT: &str = "424242:e2e-token-for-the-l0-telegram-bot";
+    const CHAT: i64 = 777;
+    let api = switchboard_testkit::FakeBotApi::start(BOT).await;
+    let dir = tempfile::tempdir().unwrap();
+    let bot_file = dir.path().join("bot.token");
+    std::fs::write(&bot_file, BOT).unwrap();
+    let api_url = api.url();
+    let daemon = TestDaemon::start(None, move |c| {
+        c.router.enabled = true;
+        c.kb.enabled = true;
+        c.kb.path = Some(example_kb());
+        c.routing = serde_json::from_value(json!({
+            "default_team": "support",
+            "teams": { "support": { "kb_first": true } },
+            "agents": [ { "id": "alice", "teams": ["support"], "tiers": ["L1"], "status": "online" } ]
+        }))
+        .unwrap();
+        let tg = &mut c.channels.telegram;
+        (tg.enabled, tg.token_file, tg.api_url, tg.poll_timeout_secs) = (true, Some(bot_file), api_url, 1);
+    })
+    .await;
+
+    api.push_update(api.text_message(CHAT, CHAT, "как вернуть товар"));
+    let answer = api.wait_for_sent(1, WAIT).await.remove(0);
+    assert_eq!(answer.chat_id, CHAT);
+    assert!(answer.text.as_deref().unwrap_or_default().contains("Это ответ на ваш вопрос?"), "{answer:?}");
+    let keyboard = answer.reply_markup.as_ref().expect("buttons under the answer");
+    let labels: Vec<&str> =
+        keyboard["keyboard"][0].as_array().unwrap().iter().map(|b| b["text"].as_str().unwrap()).collect();
+    assert_eq!(labels, ["Да", "Нет, нужен оператор"], "{keyboard}");
+    assert_eq!(keyboard["one_time_keyboard"], true);
+
+    // A press of "Да" sends its label as the customer's message.
+    api.push_update(api.text_message(CHAT, CHAT, "Да"));
+    let record = telegram_record_when(&daemon, "the resolution at L0", |r| r["state"] == "resolved").await;
+    assert_eq!(record["l0"]["outcome"], "helped", "{record}");
+    assert_eq!(record["l0"]["articles"][0]["id"], "returns-ru");
+    assert_eq!(api.sent().len(), 1, "no survey, nothing else: {:?}", api.sent());
+    daemon.stop().await;
+}

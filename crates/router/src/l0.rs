@@ -63,12 +63,6 @@ fn excerpt_chars(channel: &str) -> usize {
     if channel == "email" { 1200 } else { 500 }
 }
 
-/// The customer's language for the knowledge base: the one the channel knows if it is one the
-/// base has, else detected from the text.
-fn language(envelope: &Envelope) -> Option<Lang> {
-    envelope.customer.language.as_deref().and_then(|l| l.get(..2)).and_then(|l| l.parse().ok())
-}
-
 impl KnowledgeBase {
     /// A knowledge base answering with articles scoring at least `min_score`.
     pub fn new(kb: Kb, min_score: f32) -> KnowledgeBase {
@@ -103,8 +97,11 @@ impl KnowledgeBase {
         }
         let filter = Filter { team: None, channel: Some(envelope.channel.clone()) };
         let kb = self.current();
-        // More than shown: some may be limited to a team the conversation does not go to.
-        kb.search(&question, language(envelope), MAX_SHOWN * 3, &filter)
+        // The language is the question's own (detected), not the channel's idea of the
+        // customer's (a Telegram app in English says little about what its user writes in).
+        // More than shown are asked for: some may be limited to a team the conversation does
+        // not go to.
+        kb.search(&question, None, MAX_SHOWN * 3, &filter)
             .into_iter()
             .filter(|h| h.score >= self.min_score)
             .map(|h| KbHit {
