@@ -58,6 +58,8 @@ const AFTER_OVERSIZED = 'Sent right after the oversized one';
 const SIGNED_TEXT = 'Signed in: where is my order?';
 const KEYS_TEXT = 'Typed with the keyboard only';
 const NPS_TEXT = 'Which plan would you recommend for a team of five?';
+// A rule sends it to the L0 bot, which has an article for it in config/kb.
+const KB_QUESTION = 'How do I return an item?';
 const LINK_REPLY = 'Track it at https://example.com/track?id=1, or not: javascript:alert(1)';
 const BUSY_TEXT = 'Written while the chat was busy';
 const WS_URL = `${DAEMON.replace(/^http/, 'ws')}/chat/ws`;
@@ -619,6 +621,37 @@ const steps = [
     assert.equal(await focused(page), 'input', 'focus is not in the message box');
     await send(page, SIGNED_TEXT);
     await waitAcked(page, SIGNED_TEXT);
+    await context.close();
+  }],
+
+  ['the L0 bot answers from the knowledge base with Yes/No buttons; Yes resolves it, no survey', async () => {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    const page = (ctx.current = await pageIn(context));
+    await page.goto(PAGE);
+    await openWidget(page);
+    await page.locator('[data-testid=widget][data-state=ready]').waitFor({ state: 'attached' });
+    await send(page, KB_QUESTION);
+    await waitAcked(page, KB_QUESTION);
+    const choices = page.locator('[data-testid=choices]');
+    await choices.waitFor({ state: 'visible' });
+    const answer = (await transcript(page)).filter((i) => i.kind === 'auto').pop();
+    assert.ok(answer && answer.text.startsWith('How to return an item'), `the bot's answer: ${JSON.stringify(answer)}`);
+    const labels = await choices.locator('button').evaluateAll((bs) => bs.map((b) => b.textContent));
+    assert.deepEqual(labels, ['Yes', 'No, I need a person'], 'the quick replies');
+    await axe(page, 'the bot\'s answer with its quick replies');
+    await page.screenshot({ path: path.join(OUT, 'webchat-l0-answer.png') });
+    // Keyboard: the button takes focus and Enter presses it.
+    await page.locator('[data-testid=choice-0]').focus();
+    await page.keyboard.press('Enter');
+    await waitAcked(page, 'Yes');
+    await choices.waitFor({ state: 'detached' });
+    const resolved = await until('the resolution by the bot', async () =>
+      (await transcript(page)).find((i) => i.kind === 'resolved'));
+    assert.ok(resolved, 'no resolution line');
+    assert.equal(await page.locator('[data-survey]').count(), 0, 'survey buttons after the bot resolved it');
+    const line = await page.locator('[data-kind=resolved]').textContent();
+    assert.doesNotMatch(line, /rate/i, `the resolution asks for a rating without a survey: ${line}`);
+    assert.equal((await deliveries()).filter((d) => d.texts.includes(KB_QUESTION)).length, 0, 'anna was offered what the bot answered');
     await context.close();
   }],
 

@@ -157,13 +157,17 @@ async fn the_widget_works_end_to_end_in_chromium() {
     let page_origin = format!("http://{}", page_listener.local_addr().unwrap());
     let helpdesk_url = helpdesk.url.clone();
     let origin = page_origin.clone();
+    let root_kb = root.join("config/kb");
     let daemon = TestDaemon::start(None, move |c| {
         c.router.enabled = true;
+        c.kb.enabled = true;
+        c.kb.path = Some(root_kb);
         c.routing = serde_json::from_value(json!({
             "default_team": "support",
             // Sales asks NPS instead of CSAT: a message about a recommendation goes there.
             "teams": { "support": { "offer_timeout_secs": 300 }, "sales": { "offer_timeout_secs": 300, "survey": "nps" } },
-            "rules": [ { "name": "recommend", "when": "text.contains(\"recommend\")", "team": "sales" } ],
+            "rules": [ { "name": "recommend", "when": "text.contains(\"recommend\")", "team": "sales" },
+                       { "name": "returns", "when": "text.contains(\"return an item\")", "tier": "L0" } ],
             "agents": [ { "id": "anna", "name": "Anna", "teams": ["support", "sales"], "tiers": ["L1"], "status": "online",
                           "default_capacity": 20, "max_total": 20 } ]
         }))

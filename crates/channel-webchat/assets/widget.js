@@ -30,7 +30,7 @@
       greeting: 'Hi! How can we help you today?',
       poor: 'Poor', excellent: 'Excellent', ratingScale: 'Rating: 1 is poor, 5 is excellent',
       joined: '{name} joined the chat', agent: 'Agent', auto: 'Automatic reply',
-      resolved: 'The conversation has been resolved. How would you rate it?',
+      resolved: 'The conversation has been resolved. How would you rate it?', resolvedPlain: 'The conversation has been resolved.',
       rating: 'Rating', rate: 'Rate {n} out of 5', rateLow: 'Rate 1 out of 5: poor', rateHigh: 'Rate 5 out of 5: excellent', rated: 'Thank you for your rating: {n} out of 5.', thanks: 'Thank you for your rating.',
       npsAsk: 'The conversation has been resolved. How likely are you to recommend us to a friend or colleague?',
       npsScale: 'Likelihood to recommend: 0 is not at all likely, 10 is extremely likely', npsLow: 'Not at all likely', npsHigh: 'Extremely likely',
@@ -66,7 +66,7 @@
       greeting: 'Здравствуйте! Чем мы можем помочь?',
       poor: 'Плохо', excellent: 'Отлично', ratingScale: 'Оценка: 1 — плохо, 5 — отлично',
       joined: '{name} присоединяется к чату', agent: 'Оператор', auto: 'Автоответ',
-      resolved: 'Разговор завершён. Как вы его оцените?',
+      resolved: 'Разговор завершён. Как вы его оцените?', resolvedPlain: 'Разговор завершён.',
       rating: 'Оценка', rate: 'Оценка {n} из 5', rateLow: 'Оценка 1 из 5: плохо', rateHigh: 'Оценка 5 из 5: отлично', rated: 'Спасибо за оценку: {n} из 5.', thanks: 'Спасибо за оценку.',
       npsAsk: 'Разговор завершён. Насколько вероятно, что вы порекомендуете нас другу или коллеге?',
       npsScale: 'Готовность рекомендовать: 0 — точно нет, 10 — точно да', npsLow: 'Точно нет', npsHigh: 'Точно да',
@@ -460,7 +460,7 @@
         return { cls: 'sys', kids: [tx(t('joined', { name: name || t('agent') }))] };
       case 'resolved':
         var kind = surveyOf(e);
-        kids.push(tx(t(kind === 'nps' ? 'npsAsk' : kind === 'ces' ? 'cesAsk' : 'resolved')));
+        kids.push(tx(t(kind === 'nps' ? 'npsAsk' : kind === 'ces' ? 'cesAsk' : kind ? 'resolved' : 'resolvedPlain')));
         if (it.csat) kids = kids.concat(surveyEl(kind, e.conversation_id));
         return { cls: 'sys', kids: kids };
       case 'csat_answer': case 'survey_answer':
@@ -486,7 +486,7 @@
     var keep = new Set(), prev = null, active = root.activeElement, lostFocus = false;
     items().forEach((it) => {
       var node = nodes.get(it.key), e = it.e || {};
-      var sig = [it.e ? 's' + it.seq : 'p' + (it.state === 'failed' ? 'f' : ''), it.err || '', it.csat ? 'q' + ((csatSent.get(e.conversation_id) || { score: '' }).score) : ''].join('|');
+      var sig = [it.e ? 's' + it.seq : 'p' + (it.state === 'failed' ? 'f' : ''), it.err || '', it.csat ? 'q' + ((csatSent.get(e.conversation_id) || { score: '' }).score) : '', it.choices ? 'c' : ''].join('|');
       if (!node) { node = h('li', { 'data-testid': 'message' }); nodes.set(it.key, node); }
       if (node._sig !== sig) {
         if (active && node.contains(active)) lostFocus = true;
