@@ -202,3 +202,124 @@ async fn on_telegram_the_question_comes_with_yes_and_no_buttons_and_a_press_answ
     assert_eq!(api.sent().len(), 1, "no survey, nothing else: {:?}", api.sent());
     daemon.stop().await;
 }
+
+/// Mails in `user`'s mailbox once there are at least `n`.
+async fn mails(server: &switchboard_testkit::MailServer, user: &str, n: usize) -> Vec<String> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let got = server.messages(user);
+        if got.len() >= n {
+            return got.into_iter().map(|m| unfold(&String::from_utf8_lossy(&m))).collect();
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {n} mail(s) for {user}\n{}", server.logs());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A mail with quoted-printable soft line breaks joined (the texts checked are ASCII).
+fn unfold(mail: &str) -> String {
+    mail.replace("=\r\n", "").replace("=\n", "").replace("=3D", "=")
+}
+
+fn header(mail: &str, name: &str) -> String {
+    let prefix = format!("{}:", name.to_ascii_lowercase());
+    mail.lines()
+        .find(|l| l.to_ascii_lowercase().starts_with(&prefix))
+        .map(|l| l[prefix.len()..].trim().to_string())
+        .unwrap_or_default()
+}
+
+/// The first record on `channel` once `ready` holds for it.
+async fn record_on_when(daemon: &TestDaemon, channel: &str, what: &str, ready: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(r) = records_on(&daemon.nats.url(), channel).await.into_iter().find(&ready) {
+            return r;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn by_email_the_answer_says_how_to_reply_and_a_quoted_yes_or_no_is_understood() {
+    use switchboard_channel_email::{AgentMailConfig, MailboxConfig, Security};
+    let server = switchboard_testkit::MailServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("imap.pass"), server.password("support")).unwrap();
+    std::fs::write(dir.path().join("token.key"), "e2e-reply-token-signing-key").unwrap();
+    let (host, imap, smtp) = (server.host().to_string(), server.imap_port(), server.smtp_port());
+    let (support, agent, customer) = (server.address("support"), server.address("agent1"), server.address("customer"));
+    let path = dir.path().to_path_buf();
+    let agent_address = agent.clone();
+    let daemon = TestDaemon::start(None, move |c| {
+        c.router.enabled = true;
+        c.kb.enabled = true;
+        c.kb.path = Some(example_kb());
+        c.routing = serde_json::from_value(json!({
+            "default_team": "support",
+            "teams": { "support": { "offer_timeout_secs": 300, "kb_first": true } },
+            "agents": [ { "id": "alice", "name": "Alice", "teams": ["support"], "tiers": ["L1"], "status": "online" } ]
+        }))
+        .unwrap();
+        let email = &mut c.channels.email;
+        email.enabled = true;
+        email.address = "support@example.test".into();
+        email.token_secret_file = Some(path.join("token.key"));
+        email.mailboxes.insert(
+            "support".into(),
+            MailboxConfig {
+                host: host.clone(),
+                port: imap,
+                security: Security::None,
+                username: "support".into(),
+                password_file: Some(path.join("imap.pass")),
+                ..MailboxConfig::default()
+            },
+        );
+        email.smtp.host = host;
+        email.smtp.port = smtp;
+        email.smtp.security = Security::None;
+        email.agents.insert("alice".into(), AgentMailConfig { address: agent_address });
+    })
+    .await;
+
+    let question = format!(
+        "From: Ada <{customer}>\r\nTo: {support}\r\nSubject: Returns\r\nMessage-ID: <q1@customer.test>\r\n\r\nHow do I return an item?\r\n"
+    );
+    server.deliver_raw(&support, question.as_bytes());
+    let answer = mails(&server, "customer", 1).await.remove(0);
+    assert!(answer.contains("How to return an item"), "{answer}");
+    assert!(answer.contains("Reply \"yes\" if it did, or \"no\" to reach a person."), "{answer}");
+    assert_eq!(header(&answer, "In-Reply-To"), "<q1@customer.test>");
+    let answer_id = header(&answer, "Message-ID");
+
+    // "Yes" on top of the quoted answer, as mail clients write it.
+    let yes = format!(
+        "From: Ada <{customer}>\r\nTo: {support}\r\nSubject: Re: Returns\r\nMessage-ID: <q2@customer.test>\r\nIn-Reply-To: {answer_id}\r\nReferences: <q1@customer.test> {answer_id}\r\n\r\nYes, thank you!\r\n\r\nOn Mon, Support wrote:\r\n> How to return an item\r\n> Did this answer your question?\r\n"
+    );
+    server.deliver_raw(&support, yes.as_bytes());
+    let record = record_on_when(&daemon, "email", "the mail resolved at L0", |r| r["state"] == "resolved").await;
+    assert_eq!(record["l0"]["outcome"], "helped", "{record}");
+
+    // A new question (a new thread): "no" reaches alice's mailbox with the question and the
+    // bot's answer.
+    let other = customer.clone();
+    let question = format!(
+        "From: Ada <{other}>\r\nTo: {support}\r\nSubject: Billing\r\nMessage-ID: <b1@customer.test>\r\n\r\nI was charged twice for my order\r\n"
+    );
+    server.deliver_raw(&support, question.as_bytes());
+    let answer = mails(&server, "customer", 2).await.remove(1);
+    assert!(answer.contains("I was charged twice for one order"), "{answer}");
+    let answer_id = header(&answer, "Message-ID");
+    let no = format!(
+        "From: Ada <{other}>\r\nTo: {support}\r\nSubject: Re: Billing\r\nMessage-ID: <b2@customer.test>\r\nIn-Reply-To: {answer_id}\r\n\r\nNo, the second charge is still there.\r\n\r\n> Did this answer your question?\r\n"
+    );
+    server.deliver_raw(&support, no.as_bytes());
+    let offer = mails(&server, "agent1", 1).await.remove(0);
+    assert!(offer.contains("I was charged twice for my order"), "the question: {offer}");
+    assert!(offer.contains("I was charged twice for one order"), "the bot's answer: {offer}");
+    assert!(offer.contains("No, the second charge is still there."), "the no: {offer}");
+    assert_eq!(server.messages("agent1").len(), 1, "alice was never offered Ada's conversation");
+    daemon.stop().await;
+}

@@ -20,6 +20,9 @@ use crate::router::{Fx, Router, time};
 /// Most articles one answer shows.
 pub const MAX_SHOWN: usize = 2;
 
+/// The share of the best article's score another one needs to be shown beside it.
+const SECOND_SHARE: f32 = 0.6;
+
 /// One knowledge-base article the leader found for a customer's message, journaled with the
 /// message so that replay answers the same even after the folder changed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -196,9 +199,11 @@ impl Router {
 
     /// Sends the bot's answer from `hits` (those for `team`) and records it as pending.
     pub(crate) fn kb_answer(&mut self, conversation: ConversationId, team: &str, hits: &[KbHit], fx: &mut Fx) {
-        let shown: Vec<&KbHit> =
+        let mut shown: Vec<&KbHit> =
             hits.iter().filter(|h| h.team.as_deref().is_none_or(|t| t == team)).take(MAX_SHOWN).collect();
-        let Some(best) = shown.first() else { return };
+        let Some(best) = shown.first().copied() else { return };
+        // A second article only when it is nearly as good: otherwise it buries the answer.
+        shown.retain(|h| h.score >= best.score * SECOND_SHARE);
         let Some(r) = self.st.records.get_mut(&conversation) else { return };
         let (question, yes, no, how) = wording(&best.language, &r.channel);
         let mut text = String::new();
