@@ -22,7 +22,7 @@ pub struct RouterConfig {
     /// runs that group's part of `routing` and claims only that group's inputs.
     pub group: Option<RoutingGroup>,
     /// The knowledge base the L0 bot answers from, if the daemon loads one (`[kb]`).
-    pub kb: Option<crate::l0::KnowledgeBase>,
+    pub kb: Option<crate::kb::KnowledgeBase>,
 }
 
 /// A router's routing group and the layout every process agrees on.

@@ -21,7 +21,7 @@ pub enum Entry {
         /// The knowledge base's answers to the message, when it may meet the L0 bot; the leader
         /// looks them up, so that replay answers alike after the articles changed.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        kb: Vec<crate::l0::KbHit>,
+        kb: Vec<crate::kb::KbHit>,
     },
     /// An agent (or an integration on its behalf) issued a command.
     Command {

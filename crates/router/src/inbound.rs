@@ -7,7 +7,7 @@ use switchboard_routing::{Input, MessageInfo, Ms};
 use uuid::Uuid;
 
 use crate::effect::Effect;
-use crate::l0::KbHit;
+use crate::kb::KbHit;
 use crate::record::ConversationRecord;
 use crate::router::{Fx, PERSON_KEEP, Router, time};
 

@@ -4,121 +4,19 @@
 //! customer's next message as yes (resolved at L0) or anything else (on to a person).
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
 
-use serde::{Deserialize, Serialize};
 use switchboard_core::agent::{Author, HistoryEntry};
 use switchboard_core::contract::metadata;
 use switchboard_core::record::{L0Article, L0Info};
 use switchboard_core::{Envelope, EventKind, Tier};
-use switchboard_kb::{Filter, Kb, Lang};
 use switchboard_routing::ConversationId;
 
 use crate::decisions::system_message;
+use crate::kb::{KbHit, MAX_SHOWN};
 use crate::router::{Fx, Router, time};
-
-/// Most articles one answer shows.
-pub const MAX_SHOWN: usize = 2;
 
 /// The share of the best article's score another one needs to be shown beside it.
 const SECOND_SHARE: f32 = 0.6;
-
-/// One knowledge-base article the leader found for a customer's message, journaled with the
-/// message so that replay answers the same even after the folder changed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct KbHit {
-    /// The article's id.
-    pub id: String,
-    /// Its title.
-    pub title: String,
-    /// Its score for the question.
-    pub score: f32,
-    /// Its text shortened to fit the channel.
-    pub excerpt: String,
-    /// Its link, if it has one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub url: Option<String>,
-    /// The team it is limited to, if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub team: Option<String>,
-    /// Its language (`en`, `ru`).
-    pub language: String,
-}
-
-/// The knowledge base the leader consults, shared with the task that reloads it on change
-/// (which swaps in a new [`Kb`], so a search never waits for a reload).
-#[derive(Clone)]
-pub struct KnowledgeBase {
-    /// The loaded folder.
-    pub kb: Arc<RwLock<Arc<Kb>>>,
-    /// The score an article needs to be shown to a customer.
-    pub min_score: f32,
-}
-
-impl std::fmt::Debug for KnowledgeBase {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KnowledgeBase").field("min_score", &self.min_score).finish_non_exhaustive()
-    }
-}
-
-/// How long an excerpt may be on a channel: a screenful in chats, more in a mail.
-fn excerpt_chars(channel: &str) -> usize {
-    if channel == "email" { 1200 } else { 500 }
-}
-
-impl KnowledgeBase {
-    /// A knowledge base answering with articles scoring at least `min_score`.
-    pub fn new(kb: Kb, min_score: f32) -> KnowledgeBase {
-        KnowledgeBase { kb: Arc::new(RwLock::new(Arc::new(kb))), min_score }
-    }
-
-    /// The folder as last loaded.
-    pub fn current(&self) -> Arc<Kb> {
-        match self.kb.read() {
-            Ok(kb) => Arc::clone(&kb),
-            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
-        }
-    }
-
-    /// Serves `kb` from now on.
-    pub fn replace(&self, kb: Kb) {
-        let fresh = Arc::new(kb);
-        match self.kb.write() {
-            Ok(mut slot) => *slot = fresh,
-            Err(poisoned) => *poisoned.into_inner() = fresh,
-        }
-    }
-
-    /// The articles above the score answering `envelope`'s text on its channel, best first.
-    pub fn answers(&self, envelope: &Envelope) -> Vec<KbHit> {
-        let question = match &envelope.subject {
-            Some(subject) if !subject.trim().is_empty() => format!("{subject}\n{}", envelope.text),
-            _ => envelope.text.clone(),
-        };
-        if question.trim().is_empty() {
-            return Vec::new();
-        }
-        let filter = Filter { team: None, channel: Some(envelope.channel.clone()) };
-        let kb = self.current();
-        // The language is the question's own (detected), not the channel's idea of the
-        // customer's (a Telegram app in English says little about what its user writes in).
-        // More than shown are asked for: some may be limited to a team the conversation does
-        // not go to.
-        kb.search(&question, None, MAX_SHOWN * 3, &filter)
-            .into_iter()
-            .filter(|h| h.score >= self.min_score)
-            .map(|h| KbHit {
-                excerpt: h.excerpt(excerpt_chars(&envelope.channel)),
-                id: h.id,
-                title: h.title,
-                score: h.score,
-                url: h.url,
-                team: h.team,
-                language: h.language.code().to_string(),
-            })
-            .collect()
-    }
-}
 
 /// Whether a customer's message says yes to "Did this answer your question?": its first line
 /// (a mail's quote below is ignored) is only words of assent and thanks, so "yes, but how do I
@@ -171,13 +69,6 @@ fn wording(lang: &str, channel: &str) -> (&'static str, &'static str, &'static s
         let how = (!buttons).then_some("Reply \"yes\" if it did, or \"no\" to reach a person.");
         ("Did this answer your question?", "Yes", "No, I need a person", how)
     }
-}
-
-/// Whether a conversation can meet the L0 bot's knowledge base under `cfg`.
-pub(crate) fn possible(cfg: &crate::RouterConfig) -> bool {
-    cfg.kb.is_some()
-        && (cfg.routing.teams.values().any(|t| t.kb_first)
-            || cfg.routing.rules.iter().any(|r| r.tier == Some(Tier::L0)))
 }
 
 impl Router {

@@ -60,7 +60,7 @@ pub(crate) struct Fx {
     /// A runtime agent's endpoint kinds before a `define_agent`, to undo it if rejected.
     pub(crate) previous_endpoints: Option<Option<Vec<String>>>,
     /// The knowledge base's answers journaled with the customer message being applied.
-    pub(crate) kb: Vec<crate::l0::KbHit>,
+    pub(crate) kb: Vec<crate::kb::KbHit>,
     /// The customer said yes to the L0 bot's answer.
     pub(crate) l0_yes: bool,
 }
@@ -105,7 +105,7 @@ impl Router {
     pub fn new(cfg: RouterConfig) -> Result<Router, RouterError> {
         let cfg = crate::config::narrowed(cfg)?;
         let engine = Engine::new(&cfg.routing)?;
-        let l0_possible = crate::l0::possible(&cfg);
+        let l0_possible = crate::kb::possible(cfg.kb.is_some(), &cfg.routing);
         Ok(Router { cfg, engine, st: RouterState::default(), forgotten: Vec::new(), l0_possible })
     }
 
@@ -113,7 +113,7 @@ impl Router {
     pub fn restore(cfg: RouterConfig, mut state: RouterState) -> Result<Router, RouterError> {
         let cfg = crate::config::narrowed(cfg)?;
         let engine = Engine::restore(&cfg.routing, std::mem::take(&mut state.engine))?;
-        let l0_possible = crate::l0::possible(&cfg);
+        let l0_possible = crate::kb::possible(cfg.kb.is_some(), &cfg.routing);
         Ok(Router { cfg, engine, st: state, forgotten: Vec::new(), l0_possible })
     }
 
