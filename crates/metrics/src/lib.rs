@@ -54,5 +54,5 @@ pub use prom::{ExpositionError, exposition, exposition_with_target};
 pub use report::{AGE_BUCKETS, AgentKpis, Backlog, Forecast, Kpis, Query, Report, backlog};
 pub use staffing::{STAFFING_SHARE, Staffing, StaffingHour, answered_within, erlang_c, places_needed};
 pub use svg::{Chart, escape};
-pub use table::{Targets, article_cells, kpi_cells, render_grid, render_table};
+pub use table::{TOP_ARTICLES, Targets, article_cells, kpi_cells, render_grid, render_table};
 pub use totals::{AHT_BUCKETS, AgentCounts, Counts, FRT_BUCKETS, Hist, Totals};

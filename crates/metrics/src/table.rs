@@ -141,6 +141,9 @@ pub fn kpi_cells(columns: &[(String, &Kpis)], targets: &Targets) -> Vec<Vec<Stri
     cells
 }
 
+/// How many of the L0 bot's articles reports list (the most shown).
+pub const TOP_ARTICLES: usize = 10;
+
 /// The per-article table of the L0 bot: the `n` articles shown most, with how often each was
 /// shown, helped and handed off, and the helpful share; header row first.
 pub fn article_cells(articles: &Articles, n: usize) -> Vec<Vec<String>> {

@@ -1,10 +1,9 @@
 //! A run (or several side by side) as text: the KPI table with targets, load and staffing, and
 //! the backlog over time; or as JSON.
 
-use switchboard_metrics::{Query, Report, STAFFING_SHARE, Staffing, Targets, article_cells, render_grid, render_table};
-
-/// How many of the L0 bot's articles a run's table lists.
-const TOP_ARTICLES: usize = 10;
+use switchboard_metrics::{
+    Query, Report, STAFFING_SHARE, Staffing, TOP_ARTICLES, Targets, article_cells, render_grid, render_table,
+};
 
 use crate::sim::Outcome;
 

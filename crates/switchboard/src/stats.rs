@@ -15,7 +15,9 @@ use serde_json::json;
 use switchboard_bus::{Bus, BusConfig};
 use switchboard_core::contract::{headers, streams, subjects};
 use switchboard_core::{Contract, Event};
-use switchboard_metrics::{GroupBy, Kpis, Metrics, Query, Report, Targets, article_cells, render_grid, render_table};
+use switchboard_metrics::{
+    GroupBy, Kpis, Metrics, Query, Report, TOP_ARTICLES, Targets, article_cells, render_grid, render_table,
+};
 
 use crate::cli::progress::{Progress, thousands};
 
@@ -322,9 +324,6 @@ fn counts<'a>(m: impl IntoIterator<Item = (&'a String, &'a u64)>) -> String {
     let parts: Vec<String> = m.into_iter().filter(|(_, n)| **n > 0).map(|(k, n)| format!("{k} {n}")).collect();
     if parts.is_empty() { "none".into() } else { parts.join(", ") }
 }
-
-/// How many of the L0 bot's articles the text report lists.
-pub const TOP_ARTICLES: usize = 10;
 
 /// The report as text: the KPI table (total, then one column per group), the L0 bot's most
 /// shown articles, the backlog now, and agents' occupancy.

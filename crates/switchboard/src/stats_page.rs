@@ -58,7 +58,7 @@ pub fn page(metrics: &Metrics, read: ReadSummary, report: &Report, targets: &Tar
          the bot (L0) are not counted."
             .into(),
     ];
-    let articles = report.kb_articles.top(crate::stats::TOP_ARTICLES);
+    let articles = report.kb_articles.top(switchboard_metrics::TOP_ARTICLES);
     if !articles.is_empty() {
         let list: Vec<String> =
             articles.iter().map(|(id, a)| format!("{id} (shown {}, helped {})", a.shown, a.helped)).collect();
