@@ -8,6 +8,7 @@ use switchboard_core::{Event, EventKind, SurveyKind};
 use uuid::Uuid;
 
 use crate::dims::{Dims, Ms, Routing, UNKNOWN};
+use crate::l0::{L0Fact, L0Step};
 use crate::totals::Totals;
 
 /// Where a conversation is, as far as the backlog cares.
@@ -167,6 +168,9 @@ pub struct Metrics {
     /// CES answers, in arrival order.
     #[serde(default)]
     pub ces: Vec<SurveyAnswer>,
+    /// The L0 bot's answers and their outcomes, in arrival order.
+    #[serde(default)]
+    pub l0: Vec<L0Fact>,
     /// Cumulative counters and histograms for the exposition; never windowed.
     pub totals: Totals,
 }
@@ -220,6 +224,10 @@ impl Metrics {
         let agent = event.agent_id.as_deref();
         if let Some(r) = Routing::from_data(&event.data) {
             c.routing = r;
+        }
+        if let Some((step, articles)) = L0Step::of_event(event) {
+            let fact = L0Fact { at, dims: c.dims(None), step, articles };
+            crate::l0::record(&mut self.totals.l0, &mut self.l0, fact);
         }
         match event.kind {
             EventKind::ConversationReopened => {
@@ -379,7 +387,7 @@ impl Metrics {
         }
     }
 
-    /// Forgets resolved conversations last resolved before `before`, survey answers and agent
+    /// Forgets resolved conversations last resolved before `before`, survey answers, L0 steps and agent
     /// history older than it, and event ids older than it (UUIDv7 carry their time), to bound
     /// memory in a long-running daemon. The cumulative totals are kept.
     pub fn forget_before(&mut self, before: Ms) {
@@ -388,6 +396,7 @@ impl Metrics {
         self.csat.retain(|c| c.at >= before);
         self.nps.retain(|c| c.at >= before);
         self.ces.retain(|c| c.at >= before);
+        self.l0.retain(|f| f.at >= before);
         for a in self.agents.values_mut() {
             trim_steps(&mut a.status, before);
             trim_steps(&mut a.load, before);

@@ -22,6 +22,9 @@
 //!   ones by age; arrival and resolution rates and the offered load as a forecast.
 //! - **Staffing**: agents needed hour by hour for 90% of first responses within the target, by
 //!   Erlang C from the measured arrivals, handle time and concurrency ([`Staffing`]).
+//! - **L0 deflection**: of the conversations the knowledge-base bot answered, the share resolved
+//!   at L0 (the customer said it helped, or never answered), the confirmed share (helped) and the
+//!   hand-off rate, per team and per article shown.
 //! - **Occupancy**: per agent, time logged in while holding at least one conversation over time
 //!   logged in.
 //!
@@ -34,6 +37,7 @@ mod dims;
 mod fold;
 mod hourly;
 mod html;
+mod l0;
 mod prom;
 mod report;
 mod staffing;
@@ -45,9 +49,10 @@ pub use dims::{Dims, GroupBy, Ms, Routing, UNKNOWN, priority_class};
 pub use fold::{Agent, Contact, Conversation, Metrics, Phase, Resolution, SurveyAnswer};
 pub use hourly::{Hourly, Points, charts, hourly, targets_line};
 pub use html::Page;
+pub use l0::{ARTICLE_CAP, ArticleCounts, Articles, L0Counts, L0Fact, L0Step, L0Totals, OTHER_ARTICLE};
 pub use prom::{ExpositionError, exposition, exposition_with_target};
 pub use report::{AGE_BUCKETS, AgentKpis, Backlog, Forecast, Kpis, Query, Report, backlog};
 pub use staffing::{STAFFING_SHARE, Staffing, StaffingHour, answered_within, erlang_c, places_needed};
 pub use svg::{Chart, escape};
-pub use table::{Targets, kpi_cells, render_grid, render_table};
+pub use table::{TOP_ARTICLES, Targets, article_cells, kpi_cells, render_grid, render_table};
 pub use totals::{AHT_BUCKETS, AgentCounts, Counts, FRT_BUCKETS, Hist, Totals};

@@ -1,7 +1,8 @@
 //! The Prometheus exposition: cumulative counters and histograms from the fold's totals, gauges
 //! of the backlog and agents now, encoded in the text format by `prometheus-client`. Labels are
-//! channel, team, tier, priority class, agent and the unanswered age bucket only: never a
-//! conversation or a customer, so the number of series stays bounded.
+//! channel, team, tier, priority class, agent, the unanswered age bucket, the L0 outcome and the
+//! knowledge-base article (capped) only: never a conversation or a customer, so the number of
+//! series stays bounded.
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
@@ -13,6 +14,7 @@ use prometheus_client::registry::{Registry, Unit};
 use crate::dims::Ms;
 use crate::dims::Routing;
 use crate::fold::Metrics;
+use crate::l0::L0Totals;
 use crate::report::{AgentKpis, Query, Report};
 use crate::staffing::Staffing;
 use crate::totals::{AHT_BUCKETS, Counts, FRT_BUCKETS, Hist, Totals};
@@ -221,8 +223,57 @@ impl Collector for Snapshot {
         for (a, c) in &t.by_agent {
             ConstCounter::new(c.resolved).encode(family.encode_family(&vec![("agent", a.clone())])?)?;
         }
+        l0_counters(&mut enc, &t.l0)?;
         self.gauges(&mut enc)
     }
+}
+
+/// The L0 bot's counters: answers and outcomes by team, articles shown and helpful by article
+/// (the article label is bounded by `ARTICLE_CAP`).
+fn l0_counters(enc: &mut DescriptorEncoder, l0: &L0Totals) -> Result<(), std::fmt::Error> {
+    let team = |t: &String| vec![("team", t.clone())];
+    let mut family = enc.encode_descriptor(
+        "l0_answered",
+        "Conversations the L0 bot answered from the knowledge base (arrived at L0).",
+        None,
+        MetricType::Counter,
+    )?;
+    for (t, c) in &l0.by_team {
+        ConstCounter::new(c.answered).encode(family.encode_family(&team(t))?)?;
+    }
+    let mut family = enc.encode_descriptor(
+        "l0_outcome",
+        "Outcomes of the L0 bot's answers: helped and no_reply resolved at L0, handed_off went to a human.",
+        None,
+        MetricType::Counter,
+    )?;
+    for (t, c) in &l0.by_team {
+        for (outcome, n) in [("helped", c.helped), ("no_reply", c.no_reply), ("handed_off", c.handed_off)] {
+            let mut labels = team(t);
+            labels.push(("outcome", outcome.to_string()));
+            ConstCounter::new(n).encode(family.encode_family(&labels)?)?;
+        }
+    }
+    let article = |a: &String| vec![("article", a.clone())];
+    let mut family = enc.encode_descriptor(
+        "kb_article_shown",
+        "Times the L0 bot showed a knowledge-base article.",
+        None,
+        MetricType::Counter,
+    )?;
+    for (a, c) in &l0.articles.0 {
+        ConstCounter::new(c.shown).encode(family.encode_family(&article(a))?)?;
+    }
+    let mut family = enc.encode_descriptor(
+        "kb_article_helped",
+        "Times an article was the best one shown and the customer said it helped.",
+        None,
+        MetricType::Counter,
+    )?;
+    for (a, c) in &l0.articles.0 {
+        ConstCounter::new(c.helped).encode(family.encode_family(&article(a))?)?;
+    }
+    Ok(())
 }
 
 impl Snapshot {

@@ -12,6 +12,7 @@ use switchboard_core::Event;
 use crate::dims::Ms;
 use crate::dims::{Dims, GroupBy};
 use crate::fold::{Agent, Metrics, Phase};
+use crate::l0::{Articles, L0Counts};
 use crate::staffing::{Staffing, staffing};
 use crate::totals::NpsClass;
 
@@ -104,6 +105,27 @@ pub struct Kpis {
     /// Mean Customer Effort Score, 1-7 (7: very easy).
     #[serde(default)]
     pub ces_mean: Option<f64>,
+    /// Conversations the L0 bot answered from the knowledge base (arrived at L0).
+    #[serde(default)]
+    pub l0_answered: u64,
+    /// Of those, resolved at L0 because the customer said the answer helped.
+    #[serde(default)]
+    pub l0_helped: u64,
+    /// Of those, resolved at L0 because the customer never answered the bot.
+    #[serde(default)]
+    pub l0_no_reply: u64,
+    /// Of those, handed to a human (a no, a request for a human, another question).
+    #[serde(default)]
+    pub l0_handed_off: u64,
+    /// L0 deflection: resolved at L0 (helped or no reply) over answered.
+    #[serde(default)]
+    pub l0_deflection: Option<f64>,
+    /// The confirmed share: helped over answered.
+    #[serde(default)]
+    pub l0_confirmed: Option<f64>,
+    /// Hand-off rate: handed to a human over answered.
+    #[serde(default)]
+    pub l0_handoff_rate: Option<f64>,
 }
 
 /// Conversations waiting for an agent now.
@@ -178,6 +200,9 @@ pub struct Report {
     pub agents: BTreeMap<String, AgentKpis>,
     /// Rates and load.
     pub forecast: Forecast,
+    /// The L0 bot's articles in the window: shown, helped, handed off.
+    #[serde(default)]
+    pub kb_articles: Articles,
 }
 
 /// Sums of one group while the report is built; integer milliseconds, so that the result does
@@ -207,6 +232,7 @@ struct Acc {
     nps_detractors: u64,
     ces_n: u64,
     ces_sum: u64,
+    l0: L0Counts,
 }
 
 fn ratio(n: u64, d: u64) -> Option<f64> {
@@ -254,6 +280,13 @@ impl Acc {
                 .then(|| 100.0 * (self.nps_promoters as f64 - self.nps_detractors as f64) / self.nps_n as f64),
             ces_responses: self.ces_n,
             ces_mean: (self.ces_n > 0).then(|| self.ces_sum as f64 / self.ces_n as f64),
+            l0_deflection: self.l0.deflection(),
+            l0_confirmed: self.l0.confirmed(),
+            l0_handoff_rate: self.l0.handoff_rate(),
+            l0_answered: self.l0.answered,
+            l0_helped: self.l0.helped,
+            l0_no_reply: self.l0.no_reply,
+            l0_handed_off: self.l0.handed_off,
         }
     }
 }
@@ -374,6 +407,10 @@ impl Report {
                 a.ces_sum += u64::from(s.score);
             });
         }
+        for f in m.l0.iter().filter(|f| query.contains(f.at)) {
+            g.add(&f.dims, |a| crate::l0::count(&mut a.l0, f.step));
+        }
+        let kb_articles = crate::l0::articles(m.l0.iter().filter(|f| query.contains(f.at)));
         let end = query.to.map_or(now, |t| t.min(now));
         let start = query.from.unwrap_or_else(|| first_time(m));
         let agents: BTreeMap<String, AgentKpis> = m
@@ -406,6 +443,7 @@ impl Report {
             backlog: backlog(m, now),
             agents,
             forecast,
+            kb_articles,
         }
     }
 }

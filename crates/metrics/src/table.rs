@@ -5,6 +5,7 @@ use std::fmt::Write;
 
 use serde::{Deserialize, Serialize};
 
+use crate::l0::Articles;
 use crate::report::Kpis;
 
 /// The targets a KPI table checks; the defaults are the figures support teams aim for.
@@ -119,6 +120,13 @@ pub fn kpi_cells(columns: &[(String, &Kpis)], targets: &Targets) -> Vec<Vec<Stri
         ));
         rows.push(("CES answers", String::new(), Box::new(|k| k.ces_responses.to_string())));
     }
+    // L0 rows only where the knowledge-base bot answered: tables without it stay as they were.
+    if columns.iter().any(|(_, k)| k.l0_answered > 0) {
+        rows.push(("L0 answered", String::new(), Box::new(|k| k.l0_answered.to_string())));
+        rows.push(("L0 deflection", String::new(), Box::new(|k| percent(k.l0_deflection))));
+        rows.push(("L0 confirmed helpful", String::new(), Box::new(|k| percent(k.l0_confirmed))));
+        rows.push(("L0 hand-off rate", String::new(), Box::new(|k| percent(k.l0_handoff_rate))));
+    }
     let mut cells: Vec<Vec<String>> = vec![
         std::iter::once("KPI".to_string())
             .chain(std::iter::once("target".to_string()))
@@ -131,6 +139,26 @@ pub fn kpi_cells(columns: &[(String, &Kpis)], targets: &Targets) -> Vec<Vec<Stri
         cells.push(row);
     }
     cells
+}
+
+/// How many of the L0 bot's articles reports list (the most shown).
+pub const TOP_ARTICLES: usize = 10;
+
+/// The per-article table of the L0 bot: the `n` articles shown most, with how often each was
+/// shown, helped and handed off, and the helpful share; header row first.
+pub fn article_cells(articles: &Articles, n: usize) -> Vec<Vec<String>> {
+    let header = ["article", "shown", "helped", "handed off", "helpful"].map(String::from).to_vec();
+    std::iter::once(header)
+        .chain(articles.top(n).into_iter().map(|(id, a)| {
+            vec![
+                id.to_string(),
+                a.shown.to_string(),
+                a.helped.to_string(),
+                a.handed_off.to_string(),
+                percent(a.helpful()),
+            ]
+        }))
+        .collect()
 }
 
 /// Aligns rows of cells: the first column left, the others right.

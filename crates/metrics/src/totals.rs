@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use switchboard_core::SurveyKind;
 
 use crate::dims::{Dims, Ms, Routing};
+use crate::l0::L0Totals;
 
 /// Upper bounds (seconds) of the first-response-time histogram: from chat speed to a day.
 pub const FRT_BUCKETS: &[f64] =
@@ -113,6 +114,9 @@ pub struct Totals {
     pub by_routing: BTreeMap<(String, Routing), Counts>,
     /// By agent.
     pub by_agent: BTreeMap<String, AgentCounts>,
+    /// The L0 bot's answers and outcomes, by team and by article.
+    #[serde(default)]
+    pub l0: L0Totals,
 }
 
 impl Totals {

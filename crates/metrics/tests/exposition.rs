@@ -63,7 +63,7 @@ fn the_exposition_parses_and_names_follow_prometheus_conventions() {
     let counters: BTreeSet<&str> =
         types.iter().filter(|(_, k)| *k == SampleType::Counter).map(|(f, _)| f.as_str()).collect();
     let allowed_labels: BTreeSet<&str> =
-        ["channel", "team", "tier", "priority", "agent", "age", "hour", "class"].into();
+        ["channel", "team", "tier", "priority", "agent", "age", "hour", "class", "outcome", "article"].into();
     for sample in &scrape.samples {
         assert!(snake_case(&sample.metric), "{}", sample.metric);
         if let Some(family) = sample.metric.strip_suffix("_total") {

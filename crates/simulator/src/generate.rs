@@ -21,6 +21,7 @@ fn topics() -> Vec<Topic> {
         skill: skill.map(str::to_string),
         handle: None,
         escalate_probability: escalate,
+        questions: Vec::new(),
     };
     vec![
         topic("billing", 4.0, "I was charged twice, please check my invoice", Some("billing"), 0.02),

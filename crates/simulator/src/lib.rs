@@ -3,11 +3,16 @@
 //! who accept offers, reply and resolve after sampled delays, and customers who reopen and answer
 //! surveys (CSAT, NPS or CES, as each team asks), then reports the support KPIs with [`switchboard_metrics`].
 //!
+//! With a knowledge base ([`L0Setup`], the configuration's `[kb]`), the router's L0 bot answers
+//! customers' questions (the topics' `questions`, or labelled ones drawn from a file), and the
+//! customers answer it yes, no or not at all, as [`CustomerBehaviour`] says.
+//!
 //! Inputs: a routing configuration (the `[routing]` section of the daemon's file, or a file with
 //! just its keys) and [`Traffic`] (JSON, or [`synthetic`]). The same seed gives the same run.
 
 mod accuracy;
 mod generate;
+mod l0;
 mod page;
 mod render;
 mod roster;
@@ -18,6 +23,7 @@ use std::path::Path;
 
 pub use accuracy::Accuracy;
 pub use generate::synthetic;
+pub use l0::{L0Setup, Question, load_l0};
 pub use page::{render_page, run_hourly};
 pub use render::{render, render_json, report, report_with};
 pub use sim::{Options, Outcome, Point, Stats, simulate, simulate_with_progress};

@@ -1,7 +1,9 @@
 //! A run (or several side by side) as text: the KPI table with targets, load and staffing, and
 //! the backlog over time; or as JSON.
 
-use switchboard_metrics::{Query, Report, STAFFING_SHARE, Staffing, Targets, render_grid, render_table};
+use switchboard_metrics::{
+    Query, Report, STAFFING_SHARE, Staffing, TOP_ARTICLES, Targets, article_cells, render_grid, render_table,
+};
 
 use crate::sim::Outcome;
 
@@ -37,6 +39,13 @@ pub fn render(runs: &[(String, &Outcome)], targets: &Targets) -> String {
         runs.iter().zip(&reports).map(|((name, _), r)| (name.clone(), &r.total)).collect();
     let mut out = render_table(&columns, targets);
     out.push('\n');
+    for ((name, _), r) in runs.iter().zip(&reports) {
+        if !r.kb_articles.0.is_empty() {
+            out.push_str(&format!("L0 bot's articles, {name} (top {TOP_ARTICLES} by shown)\n"));
+            out.push_str(&render_grid(&article_cells(&r.kb_articles, TOP_ARTICLES)));
+            out.push('\n');
+        }
+    }
     let mut load = vec![std::iter::once("Load".to_string()).chain(runs.iter().map(|(n, _)| n.clone())).collect()];
     let row = |name: &str, f: &dyn Fn(&Report, &Outcome) -> String| -> Vec<String> {
         std::iter::once(name.to_string()).chain(reports.iter().zip(runs).map(|(r, (_, o))| f(r, o))).collect()

@@ -15,11 +15,12 @@ use switchboard_routing::RoutingConfig;
 use uuid::Uuid;
 
 use crate::SimError;
+use crate::l0::{L0Setup, Question};
 use crate::roster::{Roster, roster};
 use crate::traffic::Traffic;
 
 /// How to run.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Options {
     /// Seeds every random draw: the same seed, configuration and traffic give the same run.
     pub seed: u64,
@@ -29,11 +30,13 @@ pub struct Options {
     pub drain_hours: u32,
     /// Keep every event (for tests; a day of 50,000 conversations makes about half a million).
     pub keep_events: bool,
+    /// The knowledge base the L0 bot answers from, if any (the configuration's `[kb]`).
+    pub l0: Option<L0Setup>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { seed: 1, sample_every_secs: 3600, drain_hours: 12, keep_events: false }
+        Options { seed: 1, sample_every_secs: 3600, drain_hours: 12, keep_events: false, l0: None }
     }
 }
 
@@ -61,6 +64,9 @@ pub struct Stats {
     pub events: u64,
     /// Agent commands the router refused (work on a conversation that had moved on).
     pub rejected: u64,
+    /// Customers' answers to the L0 bot's question ("yes" or "no"; silence is not counted).
+    #[serde(default)]
+    pub l0_answers: u64,
 }
 
 /// What a run produced.
@@ -96,6 +102,8 @@ enum Action {
     Reply { agent: u32, conv: Uuid, epoch: u32 },
     /// An agent is done: resolves or escalates.
     Finish { agent: u32, conv: Uuid, epoch: u32 },
+    /// A customer answers the L0 bot's question.
+    AnswerBot { customer: u32, channel: u16, topic: u16, text: &'static str },
 }
 
 /// A simulated conversation.
@@ -159,6 +167,13 @@ struct Run<'a> {
     told: HashMap<Uuid, (Ms, Option<f64>)>,
     /// (estimate, actual wait) in seconds of every told conversation once given to an agent.
     waits: Vec<(Option<f64>, f64)>,
+    /// Questions drawn for the L0 bot when the topic has none.
+    questions: &'a [Question],
+    /// Draws questions and customers' answers to the bot; apart from `rng`, so that runs
+    /// without a knowledge base draw exactly what they did before.
+    l0_rng: ChaCha8Rng,
+    /// Each customer's last question: its expected article and whether it was in Russian.
+    asked: HashMap<u32, (Option<String>, String)>,
 }
 
 /// Replays `traffic` through a router with `routing` and reports what happened.
@@ -193,7 +208,7 @@ pub fn simulate_with_progress(
         endpoints: BTreeMap::new(),
         offer_history: 1,
         group: None,
-        kb: None,
+        kb: options.l0.as_ref().map(|l| l.kb.clone()),
     })
     .map_err(SimError::Router)?;
     let mut run = Run {
@@ -213,6 +228,9 @@ pub fn simulate_with_progress(
         arrived: 0,
         told: HashMap::new(),
         waits: Vec::new(),
+        questions: options.l0.as_ref().map_or(&[], |l| l.questions.as_slice()),
+        l0_rng: ChaCha8Rng::seed_from_u64(options.seed ^ 0x4c30_4c30_4c30_4c30),
+        asked: HashMap::new(),
     };
     for (at, agent, online) in run.roster.shifts.clone() {
         run.agenda.push(at, Action::Status { agent, online });
@@ -324,33 +342,18 @@ impl Run<'_> {
         match action {
             Action::Arrive { customer, channel, topic } => {
                 self.arrived = self.arrived.max(u64::from(customer));
-                let ch = &self.traffic.channels[channel as usize];
-                let t = &ch.topics[topic as usize];
-                let received_at = chrono::DateTime::from_timestamp_millis(at).unwrap_or_default();
-                let envelope = Envelope {
-                    id: self.next_id(at),
-                    channel: ch.channel.clone(),
-                    provider_message_id: format!("m-{}", self.ids),
-                    received_at,
-                    customer: Customer {
-                        id: format!("c-{customer}"),
-                        name: None,
-                        email: None,
-                        phone: None,
-                        language: None,
-                    },
-                    thread_key: format!("t-{customer}"),
-                    text: t.text.clone(),
-                    subject: None,
-                    html: None,
-                    attachments: Vec::new(),
-                    metadata: t.metadata.clone(),
-                    raw_ref: None,
+                let text = match self.question(channel, topic) {
+                    Some(q) => {
+                        self.asked.insert(customer, (q.expect.clone(), q.text.clone()));
+                        q.text
+                    }
+                    None => self.traffic.channels[channel as usize].topics[topic as usize].text.clone(),
                 };
-                let new_conversation = self.next_id(at);
-                self.pending.insert(new_conversation, (customer, channel, topic));
-                self.entry(Entry::Inbound { at, envelope: Box::new(envelope), new_conversation, kb: Vec::new() });
-                self.pending.remove(&new_conversation);
+                self.customer_writes(at, customer, channel, topic, text);
+            }
+            Action::AnswerBot { customer, channel, topic, text } => {
+                self.stats.l0_answers += 1;
+                self.customer_writes(at, customer, channel, topic, text.to_string());
             }
             Action::Status { agent, online } => {
                 let status = if online { AgentStatus::Online } else { AgentStatus::Offline };
@@ -373,6 +376,61 @@ impl Run<'_> {
                 };
                 self.command(at, agent, Some(conv), action);
             }
+        }
+    }
+
+    /// A customer's message on their thread, with what the knowledge base answers to it (as the
+    /// leader journals it).
+    fn customer_writes(&mut self, at: Ms, customer: u32, channel: u16, topic: u16, text: String) {
+        let ch = &self.traffic.channels[channel as usize];
+        let t = &ch.topics[topic as usize];
+        let received_at = chrono::DateTime::from_timestamp_millis(at).unwrap_or_default();
+        let (channel_name, metadata) = (ch.channel.clone(), t.metadata.clone());
+        let envelope = Envelope {
+            id: self.next_id(at),
+            channel: channel_name,
+            provider_message_id: format!("m-{}", self.ids),
+            received_at,
+            customer: Customer { id: format!("c-{customer}"), name: None, email: None, phone: None, language: None },
+            thread_key: format!("t-{customer}"),
+            text,
+            subject: None,
+            html: None,
+            attachments: Vec::new(),
+            metadata,
+            raw_ref: None,
+        };
+        let kb = self.router.kb_lookup(&envelope);
+        let new_conversation = self.next_id(at);
+        self.pending.insert(new_conversation, (customer, channel, topic));
+        self.entry(Entry::Inbound { at, envelope: Box::new(envelope), new_conversation, kb });
+        self.pending.remove(&new_conversation);
+    }
+
+    /// The question a customer of `topic` asks: one of the topic's, else one of the labelled
+    /// questions, else none (the topic's text is the message).
+    fn question(&mut self, channel: u16, topic: u16) -> Option<Question> {
+        let own = &self.traffic.channels[channel as usize].topics[topic as usize].questions;
+        let from = if own.is_empty() { self.questions } else { own.as_slice() };
+        if from.is_empty() {
+            return None;
+        }
+        Some(from[self.l0_rng.random_range(0..from.len())].clone())
+    }
+
+    /// The L0 bot answered: the customer says yes, no or nothing, after a while.
+    fn bot_answered(&mut self, at: Ms, conv: Uuid, e: &Event) {
+        let Some(c) = self.convs.get(&conv) else { return };
+        let (customer, channel, topic) = (c.customer, c.channel, c.topic);
+        let top = e.data.get("kb_articles").and_then(|a| a.get(0)).and_then(|a| a.as_str());
+        let (expect, question) = self.asked.get(&customer).cloned().unwrap_or_default();
+        let b = &self.traffic.customer;
+        let (silent, yes, after) = (b.l0_silent_share, b.l0_yes_probability, b.l0_answer_after.clone());
+        let rng = &mut self.l0_rng;
+        let answer = crate::l0::answer(expect.as_deref(), top, silent, yes, &mut || rng.random::<f64>());
+        if let Some(text) = crate::l0::words(answer, &question) {
+            let delay = after.sample_ms(&mut self.l0_rng);
+            self.agenda.push(at + delay, Action::AnswerBot { customer, channel, topic, text });
         }
     }
 
@@ -443,6 +501,9 @@ impl Run<'_> {
                 if let (Some(c), Some(w)) = (self.convs.get_mut(&conv), e.data.get("within_sla")) {
                     c.within_sla = w.as_bool();
                 }
+            }
+            (EventKind::AutoReplied, _) if e.data.get("reason").and_then(|r| r.as_str()) == Some("kb") => {
+                self.bot_answered(at, conv, &e)
             }
             (EventKind::Resolved, _) => {
                 // The survey the router asks (the team's); none asked, none answered.

@@ -96,6 +96,10 @@ pub struct Topic {
     /// Chance that the agent escalates instead of resolving (once per conversation).
     #[serde(default)]
     pub escalate_probability: f64,
+    /// Questions customers of this topic ask (one drawn per arrival, as the message text), each
+    /// with the article that answers it when labelled; none: the topic's `text`.
+    #[serde(default)]
+    pub questions: Vec<crate::l0::Question>,
 }
 
 fn one() -> f64 {
@@ -176,6 +180,14 @@ pub struct CustomerBehaviour {
     pub ces_easy_in_sla: f64,
     /// Chance of an easy answer when it was late.
     pub ces_easy_late: f64,
+    /// Share of customers who never answer the L0 bot's question (resolved at L0 after
+    /// `routing.l0_timeout_secs`).
+    pub l0_silent_share: f64,
+    /// Chance of "yes" when the bot's top article is the question's expected one (else the
+    /// customer stays silent); a wrong article or a question without an answer gets "no".
+    pub l0_yes_probability: f64,
+    /// From the bot's answer to the customer's.
+    pub l0_answer_after: Dist,
 }
 
 impl Default for CustomerBehaviour {
@@ -194,6 +206,9 @@ impl Default for CustomerBehaviour {
             ces_response_rate: 0.0,
             ces_easy_in_sla: 0.85,
             ces_easy_late: 0.45,
+            l0_silent_share: 0.1,
+            l0_yes_probability: 0.8,
+            l0_answer_after: Dist::Exponential { mean_secs: 60.0 },
         }
     }
 }

@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::Context;
 use switchboard::cli::progress::{Progress, thousands};
 use switchboard_metrics::Targets;
-use switchboard_simulator::{Options, Outcome, load_routing, load_traffic, simulate_with_progress, synthetic};
+use switchboard_simulator::{Options, Outcome, load_l0, load_routing, load_traffic, simulate_with_progress, synthetic};
 
 /// How to print the result.
 pub use switchboard::cli::args::SimulateFormat as Format;
@@ -40,6 +40,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut runs: Vec<(String, Outcome)> = Vec::new();
     for path in &configs {
         let routing = load_routing(path)?;
+        let options = Options { l0: load_l0(path)?, ..options.clone() };
         let traffic = match (&args.traffic, args.generate) {
             (Some(file), _) => load_traffic(file)?,
             (None, Some(n)) => synthetic(n, &routing.default_team, "2026-01-05T00:00:00Z".parse().context("start")?),

@@ -15,7 +15,9 @@ use serde_json::json;
 use switchboard_bus::{Bus, BusConfig};
 use switchboard_core::contract::{headers, streams, subjects};
 use switchboard_core::{Contract, Event};
-use switchboard_metrics::{GroupBy, Kpis, Metrics, Query, Report, Targets, render_grid, render_table};
+use switchboard_metrics::{
+    GroupBy, Kpis, Metrics, Query, Report, TOP_ARTICLES, Targets, article_cells, render_grid, render_table,
+};
 
 use crate::cli::progress::{Progress, thousands};
 
@@ -323,8 +325,8 @@ fn counts<'a>(m: impl IntoIterator<Item = (&'a String, &'a u64)>) -> String {
     if parts.is_empty() { "none".into() } else { parts.join(", ") }
 }
 
-/// The report as text: the KPI table (total, then one column per group), the backlog now, and
-/// agents' occupancy.
+/// The report as text: the KPI table (total, then one column per group), the L0 bot's most
+/// shown articles, the backlog now, and agents' occupancy.
 pub fn render(report: &Report, targets: &Targets) -> String {
     let q = &report.query;
     let mut out = format!(
@@ -342,6 +344,10 @@ pub fn render(report: &Report, targets: &Targets) -> String {
     let mut columns: Vec<(String, &Kpis)> = vec![("total".to_string(), &report.total)];
     columns.extend(report.groups.iter().map(|(name, k)| (name.clone(), k)));
     out += &render_table(&columns, targets);
+    if !report.kb_articles.0.is_empty() {
+        out += &format!("\nL0 bot's articles (top {TOP_ARTICLES} by shown)\n");
+        out += &render_grid(&article_cells(&report.kb_articles, TOP_ARTICLES));
+    }
     let b = &report.backlog;
     out += &format!("\nWaiting now: {}\n", b.waiting);
     out += &format!("  by tier: {}\n", counts(&b.by_tier));

@@ -58,6 +58,12 @@ pub fn page(metrics: &Metrics, read: ReadSummary, report: &Report, targets: &Tar
          the bot (L0) are not counted."
             .into(),
     ];
+    let articles = report.kb_articles.top(switchboard_metrics::TOP_ARTICLES);
+    if !articles.is_empty() {
+        let list: Vec<String> =
+            articles.iter().map(|(id, a)| format!("{id} (shown {}, helped {})", a.shown, a.helped)).collect();
+        notes.push(format!("The L0 bot's most shown articles: {}.", list.join(", ")));
+    }
     if read.truncated {
         notes.push(format!(
             "{} holds nothing before its oldest message: replies to conversations opened before it are not counted.",

@@ -14,7 +14,7 @@ fn dashboard() -> Value {
 }
 
 /// A short day that touches every family: an agent logs in, one conversation is answered,
-/// resolved and rated, one escalated, one transferred, one waits.
+/// resolved and rated, one escalated, one transferred, one waits, one the L0 bot answers.
 fn events() -> Vec<Event> {
     let mut events = Vec::new();
     let mut push = |secs: i64, kind: EventKind, c: Option<u128>, agent: Option<&str>, data: Value| {
@@ -54,6 +54,10 @@ fn events() -> Vec<Event> {
     push(30, EventKind::Assigned, Some(3), Some("alice"), json!({}));
     push(40, EventKind::Transferred, Some(3), Some("alice"), json!({ "to_agent": null, "team": "billing" }));
     push(4000, EventKind::SlaBreached, Some(4), None, json!({}));
+    // The L0 bot answers conversation 5 from the knowledge base and the customer says it helped.
+    push(5, EventKind::ConversationOpened, Some(5), None, json!({ "repeat": false, "tier": "L0" }));
+    push(6, EventKind::AutoReplied, Some(5), None, json!({ "reason": "kb", "tier": "L0", "kb_articles": ["refund"] }));
+    push(60, EventKind::Resolved, Some(5), None, json!({ "l0": "helped", "kb_article": "refund", "tier": "L0" }));
     events
 }
 

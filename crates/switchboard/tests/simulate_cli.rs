@@ -29,3 +29,23 @@ fn simulate_prints_both_configurations_with_misses_flagged() {
     assert!(p90.ends_with("MISS") && p90.matches("MISS").count() == 1, "only round robin misses: {p90}");
     assert!(table.contains("waiting skills"), "the backlog over time");
 }
+
+#[test]
+fn the_kb_first_example_reports_the_bots_deflection() {
+    // The example's `[kb]` paths are relative to the repository's root, as the docs run it.
+    let root = format!("{}/../..", env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .current_dir(&root)
+        .args(["simulate", "--config", "config/simulate/kb_first.toml", "--traffic", "config/simulate/traffic.json"])
+        .args(["--format", "json"])
+        .output()
+        .expect("the binary runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let total = &json["runs"]["kb_first"]["report"]["total"];
+    assert!(total["l0_answered"].as_u64() > Some(0), "{total}");
+    let deflection = total["l0_deflection"].as_f64().expect("a deflection");
+    assert!(deflection > 0.0 && deflection < 1.0, "{deflection}");
+    assert!(total["l0_handed_off"].as_u64() > Some(0), "{total}");
+    assert!(json["runs"]["kb_first"]["report"]["kb_articles"].as_object().is_some_and(|a| !a.is_empty()));
+}

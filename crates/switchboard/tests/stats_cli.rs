@@ -352,3 +352,67 @@ fn durations_percentages_and_times_parse_and_bad_ones_are_refused() {
     assert_eq!(stats::parse_when("24h"), Ok(stats::When::Ago(Duration::from_secs(86_400))));
     assert_eq!(stats::When::Ago(Duration::from_secs(3600)).resolve(at), at - chrono::Duration::hours(1));
 }
+
+/// The L0 bot answers four billing conversations from the knowledge base: one customer says
+/// it helped, one never answers, one is handed to a human, one has not answered yet.
+fn l0_scenario(t0: i64) -> Events {
+    let mut s = Events::new(t0);
+    for (c, articles) in [(11, ["refund", "invoice"]), (12, ["invoice", "refund"]), (13, ["refund", "tracking"])]
+        .into_iter()
+        .map(|(c, a)| (c, a.to_vec()))
+        .chain([(14, vec!["refund"])])
+    {
+        s.routing.insert(c, ("webchat", "billing", "L0", 50));
+        s.push(c as i64, EventKind::ConversationOpened, Some(c), None, json!({ "repeat": false }));
+        let data = json!({ "reason": "kb", "kb_articles": articles, "kb_scores": [4.0, 3.0] });
+        s.push(c as i64 + 1, EventKind::AutoReplied, Some(c), None, data);
+    }
+    s.push(100, EventKind::Resolved, Some(11), None, json!({ "l0": "helped", "kb_article": "refund" }));
+    s.push(3700, EventKind::Resolved, Some(12), None, json!({ "l0": "no_reply", "kb_article": "invoice" }));
+    let data = json!({ "cause": "HumanRequested", "l0": "handed_off", "kb_article": "refund", "tier": "L1" });
+    s.push(200, EventKind::Escalated, Some(13), None, data);
+    s
+}
+
+#[tokio::test]
+async fn the_l0_bots_deflection_and_articles_come_back_from_the_stream() {
+    let t0 = two_days_ago();
+    let s = l0_scenario(t0);
+    let (server, _bus) = bus_with(&s.events).await;
+    let now = DateTime::from_timestamp(t0 + 2 * WINDOW, 0).unwrap();
+    let nats = BusConfig::for_url(server.url());
+    let out = stats::run(&nats, &args(t0, stats::Format::Json), now).await.expect("stats");
+    let json: Value = serde_json::from_str(&out).expect("JSON");
+    let total = &json["report"]["total"];
+    assert_eq!(total["l0_answered"], 4, "{total}");
+    assert_eq!((total["l0_helped"].as_u64(), total["l0_no_reply"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(total["l0_handed_off"], 1);
+    assert_eq!(total["l0_deflection"], json!(0.5), "helped and no reply of 4 answered");
+    assert_eq!(total["l0_confirmed"], json!(0.25));
+    assert_eq!(total["l0_handoff_rate"], json!(0.25));
+    assert_eq!(json["report"]["groups"]["billing"]["l0_answered"], 4);
+    let refund = &json["report"]["kb_articles"]["refund"];
+    assert_eq!(
+        (refund["shown"].as_u64(), refund["helped"].as_u64(), refund["handed_off"].as_u64()),
+        (Some(4), Some(1), Some(1))
+    );
+
+    let table = stats::run(&nats, &args(t0, stats::Format::Table), now).await.expect("stats");
+    let row = |name: &str| table.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{name}: {table}"));
+    assert!(row("L0 answered").ends_with('4'), "{table}");
+    assert!(row("L0 deflection").contains("50.0%"), "{table}");
+    assert!(row("L0 confirmed helpful").contains("25.0%"), "{table}");
+    assert!(row("L0 hand-off rate").contains("25.0%"), "{table}");
+    let articles: Vec<&str> =
+        table.lines().skip_while(|l| !l.starts_with("L0 bot's articles")).skip(2).take(3).collect();
+    let first: Vec<&str> = articles[0].split_whitespace().collect();
+    assert_eq!(first, ["refund", "4", "1", "1", "25.0%"], "{table}");
+    assert!(articles[1].starts_with("invoice"), "{table}");
+
+    // Without the bot, the table has no L0 rows and no article table (old outputs unchanged).
+    let plain =
+        stats::run(&nats, &stats::Args { by: GroupBy::None, ..args(t0 + 10 * WINDOW, stats::Format::Table) }, now)
+            .await
+            .expect("stats");
+    assert!(!plain.contains("L0 "), "{plain}");
+}

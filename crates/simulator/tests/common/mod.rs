@@ -24,6 +24,7 @@ pub fn mmc(agents: u32, per_hour: f64, handle_secs: f64, hours: u32) -> Traffic 
         skill: None,
         handle: None,
         escalate_probability: 0.0,
+        questions: Vec::new(),
     };
     Traffic {
         start,
