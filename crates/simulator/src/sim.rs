@@ -349,7 +349,13 @@ impl Run<'_> {
                 };
                 let new_conversation = self.next_id(at);
                 self.pending.insert(new_conversation, (customer, channel, topic));
-                self.entry(Entry::Inbound { at, envelope: Box::new(envelope), new_conversation, kb: Vec::new() });
+                self.entry(Entry::Inbound {
+                    at,
+                    envelope: Box::new(envelope),
+                    new_conversation,
+                    kb: Vec::new(),
+                    replies: Vec::new(),
+                });
                 self.pending.remove(&new_conversation);
             }
             Action::Status { agent, online } => {
