@@ -35,6 +35,7 @@ mod fold;
 mod hourly;
 mod html;
 mod prom;
+mod replies;
 mod report;
 mod staffing;
 mod svg;
