@@ -1,0 +1,110 @@
+//! Saved replies through the daemon: a customer's question that matches a saved reply puts it in
+//! the offer (`suggested_replies`, on the agent's webhook endpoint); the agent sends it by name
+//! through `POST /v1/agent/commands` (`"template"`), the customer gets it rendered with their
+//! name, the agent's and the conversation's code, `/metrics` counts it per name, and an unknown
+//! name is refused with a clear reason and sends nothing.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use switchboard::config::ApiTokenConfig;
+use switchboard_channel_webhook::AgentEndpointConfig;
+use switchboard_e2e::{Receiver, TestDaemon};
+
+const WAIT: Duration = Duration::from_secs(20);
+const ALICE: &str = "alice-token-for-saved-replies";
+const HELPDESK_SECRET: &str = "whsec_ZGF2ZS1oZWxwZGVzay1zZWNyZXQtZm9yLXRlc3Rz";
+
+/// A knowledge base folder with one article and one saved reply.
+fn folder(dir: &std::path::Path) -> std::path::PathBuf {
+    let kb = dir.join("kb");
+    std::fs::create_dir_all(&kb).unwrap();
+    std::fs::write(
+        kb.join("refund-done.md"),
+        "---\nid: refund-done\ntitle: \"Refund confirmed\"\nlanguage: en\nkind: reply\n---\n\n\
+         Hi {customer.name}, {agent.name} here: your refund is confirmed. Quote {conversation.code} if you write again.\n",
+    )
+    .unwrap();
+    std::fs::write(
+        kb.join("opening-hours.md"),
+        "---\nid: opening-hours\ntitle: \"Opening hours\"\nlanguage: en\n---\n\nWe answer from 9 to 18.\n",
+    )
+    .unwrap();
+    kb
+}
+
+fn config(c: &mut switchboard::Config, dir: &std::path::Path, helpdesk: &str) {
+    let token = dir.join("alice.token");
+    std::fs::write(&token, ALICE).unwrap();
+    c.router.enabled = true;
+    c.routing = serde_json::from_value(json!({
+        "default_team": "support",
+        "teams": { "support": { "offer_timeout_secs": 300 } },
+        "agents": [{ "id": "alice", "name": "Alice Smith", "teams": ["support"], "tiers": ["L1"], "status": "online" }]
+    }))
+    .unwrap();
+    c.api.tokens.insert(
+        "alice".into(),
+        ApiTokenConfig { token_file: Some(token), agent: Some("alice".into()), ..Default::default() },
+    );
+    let secret = dir.join("alice.secret");
+    std::fs::write(&secret, HELPDESK_SECRET).unwrap();
+    c.channels.webhook.agents.insert(
+        "alice".into(),
+        AgentEndpointConfig { url: helpdesk.into(), secret_file: Some(secret), ..Default::default() },
+    );
+    c.kb.enabled = true;
+    c.kb.path = Some(folder(dir));
+    c.kb.min_score = 1.0;
+}
+
+fn command(conversation: &str, action: Value) -> String {
+    json!({ "conversation_id": conversation, "action": action }).to_string()
+}
+
+/// The value of `series` on `/metrics` once it appears.
+async fn metric(daemon: &TestDaemon, series: &str) -> String {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let text = daemon.http.get(format!("{}/metrics", daemon.base)).send().await.unwrap().text().await.unwrap();
+        if let Some(line) = text.lines().find(|l| l.starts_with(series)) {
+            return line[series.len()..].trim().to_string();
+        }
+        assert!(Instant::now() < deadline, "{series} never appeared:\n{text}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_saved_reply_is_suggested_in_the_offer_sent_by_name_rendered_and_counted() {
+    let shop = Receiver::start("/replies").await;
+    let helpdesk = Receiver::start("/agent").await;
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = TestDaemon::start(Some(shop.url.clone()), |c| config(c, dir.path(), &helpdesk.url)).await;
+
+    let body = r#"{"message_id":"m1","customer":{"id":"u-1","name":"Anna Petrova"},"thread_id":"t-1","text":"Where is my refund? It was confirmed last week"}"#;
+    assert_eq!(daemon.post_signed("evt_1", body).await.0, 202);
+    let offer = helpdesk.wait_for("the offer", WAIT, |v| v["type"] == "offer").await;
+    assert_eq!(offer["suggested_replies"], json!(["refund-done"]), "{offer}");
+    let conversation = offer["conversation_id"].as_str().unwrap().to_string();
+    let code = offer["code"].as_str().unwrap().to_string();
+    let accept = command(&conversation, json!({"type": "accept"}));
+    assert_eq!(daemon.api(ALICE, "POST", "/v1/agent/commands", Some(&accept)).await.0, 200);
+
+    // An unknown name: refused, said why, nothing reaches the customer.
+    let unknown = command(&conversation, json!({"type": "reply", "template": "refund-typo"}));
+    let (status, why) = daemon.api(ALICE, "POST", "/v1/agent/commands", Some(&unknown)).await;
+    assert_eq!((status, why["error"].as_str()), (409, Some("no saved reply named `refund-typo`")), "{why}");
+
+    let reply = command(&conversation, json!({"type": "reply", "template": "refund-done"}));
+    let (status, why) = daemon.api(ALICE, "POST", "/v1/agent/commands", Some(&reply)).await;
+    assert_eq!(status, 200, "{why}");
+    let expected =
+        format!("Hi Anna Petrova, Alice Smith here: your refund is confirmed. Quote {code} if you write again.");
+    let delivered = shop.wait_for("the saved reply at the shop", WAIT, |v| v["text"] == json!(expected)).await;
+    assert_eq!(delivered["customer_id"], "u-1");
+    assert_eq!(metric(&daemon, "switchboard_saved_reply_used_total{template=\"refund-done\"}").await, "1");
+    let empty: Vec<_> = shop.received().into_iter().filter(|(_, b)| b.contains("\"text\":\"\"")).collect();
+    assert!(empty.is_empty(), "the refused reply sent nothing: {empty:?}");
+    daemon.stop().await;
+}
