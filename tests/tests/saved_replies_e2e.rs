@@ -2,14 +2,17 @@
 //! the offer (`suggested_replies`, on the agent's webhook endpoint); the agent sends it by name
 //! through `POST /v1/agent/commands` (`"template"`), the customer gets it rendered with their
 //! name, the agent's and the conversation's code, `/metrics` counts it per name, and an unknown
-//! name is refused with a clear reason and sends nothing.
+//! name is refused with a clear reason and sends nothing. On Telegram the offer lists the
+//! suggestions and `/t name` in reply to it sends the saved reply.
 
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use switchboard::config::ApiTokenConfig;
+use switchboard_channel_telegram::format::escape;
 use switchboard_channel_webhook::AgentEndpointConfig;
 use switchboard_e2e::{Receiver, TestDaemon};
+use switchboard_testkit::FakeBotApi;
 
 const WAIT: Duration = Duration::from_secs(20);
 const ALICE: &str = "alice-token-for-saved-replies";
@@ -106,5 +109,82 @@ async fn a_saved_reply_is_suggested_in_the_offer_sent_by_name_rendered_and_count
     assert_eq!(metric(&daemon, "switchboard_saved_reply_used_total{template=\"refund-done\"}").await, "1");
     let empty: Vec<_> = shop.received().into_iter().filter(|(_, b)| b.contains("\"text\":\"\"")).collect();
     assert!(empty.is_empty(), "the refused reply sent nothing: {empty:?}");
+    daemon.stop().await;
+}
+
+const BOT: &str = "424242:e2e-token-for-the-fake-bot-api";
+const AGENT_CHAT: i64 = 900;
+const CUSTOMER_CHAT: i64 = 501;
+
+/// The agent's Telegram message `text` in reply to the bot's message `to`.
+fn agent_reply(api: &FakeBotApi, to: i64, text: &str) -> Value {
+    let mut reply = api.text_message(AGENT_CHAT, AGENT_CHAT, text);
+    let mut original = api.text_message(AGENT_CHAT, AGENT_CHAT, "x")["message"].clone();
+    original["message_id"] = json!(to);
+    reply["message"]["reply_to_message"] = original;
+    reply
+}
+
+#[tokio::test]
+async fn on_telegram_the_offer_suggests_saved_replies_and_slash_t_sends_one_rendered() {
+    let api = FakeBotApi::start(BOT).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (bot_file, token) = (dir.path().join("bot.token"), dir.path().join("alice.token"));
+    std::fs::write(&bot_file, BOT).unwrap();
+    std::fs::write(&token, ALICE).unwrap();
+    let (api_url, kb) = (api.url(), folder(dir.path()));
+    let daemon = TestDaemon::start(None, move |c| {
+        c.router.enabled = true;
+        c.routing = serde_json::from_value(json!({
+            "default_team": "support",
+            "teams": { "support": { "offer_timeout_secs": 300 } },
+            "agents": [{ "id": "alice", "name": "Alice Smith", "teams": ["support"], "tiers": ["L1"], "status": "away" }]
+        }))
+        .unwrap();
+        let tg = &mut c.channels.telegram;
+        (tg.enabled, tg.token_file, tg.api_url, tg.poll_timeout_secs) = (true, Some(bot_file), api_url, 1);
+        tg.agents = vec!["alice".into()];
+        c.api.tokens.insert(
+            "alice".into(),
+            ApiTokenConfig { token_file: Some(token), agent: Some("alice".into()), ..Default::default() },
+        );
+        (c.kb.enabled, c.kb.path, c.kb.min_score) = (true, Some(kb), 1.0);
+    })
+    .await;
+    let (status, body) = daemon.api(ALICE, "POST", "/v1/agent/telegram-link", None).await;
+    assert_eq!(status, 200, "{body}");
+    api.push_update(api.text_message(AGENT_CHAT, AGENT_CHAT, body["send"].as_str().unwrap()));
+    api.wait_for_sent(1, WAIT).await;
+    let online = r#"{"action":{"type":"set_status","status":"online"}}"#;
+    assert_eq!(daemon.api(ALICE, "POST", "/v1/agent/commands", Some(online)).await.0, 200);
+
+    let mut question = api.text_message(CUSTOMER_CHAT, CUSTOMER_CHAT, "Where is my refund? It was confirmed last week");
+    question["message"]["from"]["first_name"] = json!("Anna");
+    question["message"]["from"]["last_name"] = json!("Petrova");
+    api.push_update(question);
+    let offer = api.wait_for_sent(2, WAIT).await[1].clone();
+    let offer_text = offer.text.clone().unwrap_or_default();
+    assert!(offer_text.contains(&escape("Saved replies: /t refund-done")), "{offer_text}");
+    let rows = offer.reply_markup.as_ref().unwrap()["inline_keyboard"].as_array().unwrap().clone();
+    let accept = rows
+        .iter()
+        .flat_map(|r| r.as_array().cloned().unwrap_or_default())
+        .find_map(|b| (b["text"] == "Accept").then(|| b["callback_data"].as_str().unwrap().to_string()))
+        .expect("an Accept button");
+    api.push_update(api.callback_query(AGENT_CHAT, AGENT_CHAT, offer.message_id, &accept));
+    api.wait_for_answered_callbacks(1, WAIT).await;
+
+    api.push_update(agent_reply(&api, offer.message_id, "/t refund-done"));
+    let deadline = Instant::now() + WAIT;
+    let answer = loop {
+        if let Some(m) = api.sent().into_iter().find(|m| m.chat_id == CUSTOMER_CHAT) {
+            break m;
+        }
+        assert!(Instant::now() < deadline, "no saved reply reached the customer: {:?}", api.sent());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let text = answer.text.unwrap_or_default();
+    assert!(text.starts_with(&escape("Hi Anna Petrova, Alice Smith here: your refund is confirmed. Quote ")), "{text}");
+    assert!(!text.contains("{conversation.code}"), "{text}");
     daemon.stop().await;
 }
