@@ -3,16 +3,18 @@
 //! through `POST /v1/agent/commands` (`"template"`), the customer gets it rendered with their
 //! name, the agent's and the conversation's code, `/metrics` counts it per name, and an unknown
 //! name is refused with a clear reason and sends nothing. On Telegram the offer lists the
-//! suggestions and `/t name` in reply to it sends the saved reply.
+//! suggestions and `/t name` in reply to it sends the saved reply; by email, the offer mail lists
+//! them and a reply mail whose first line is `#t name` sends it.
 
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use switchboard::config::ApiTokenConfig;
+use switchboard_channel_email::{AgentMailConfig, MailboxConfig, Security};
 use switchboard_channel_telegram::format::escape;
 use switchboard_channel_webhook::AgentEndpointConfig;
 use switchboard_e2e::{Receiver, TestDaemon};
-use switchboard_testkit::FakeBotApi;
+use switchboard_testkit::{FakeBotApi, MailServer};
 
 const WAIT: Duration = Duration::from_secs(20);
 const ALICE: &str = "alice-token-for-saved-replies";
@@ -186,5 +188,89 @@ async fn on_telegram_the_offer_suggests_saved_replies_and_slash_t_sends_one_rend
     let text = answer.text.unwrap_or_default();
     assert!(text.starts_with(&escape("Hi Anna Petrova, Alice Smith here: your refund is confirmed. Quote ")), "{text}");
     assert!(!text.contains("{conversation.code}"), "{text}");
+    daemon.stop().await;
+}
+
+/// The mails `user` has once there are `n`, as text.
+async fn mails(server: &MailServer, user: &str, n: usize) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = server.messages(user);
+        if got.len() >= n {
+            return got.into_iter().map(|m| String::from_utf8_lossy(&m).into_owned()).collect();
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {n} mail(s) for {user}\n{}", server.logs());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn reply_to(mail: &str) -> String {
+    let value = mail
+        .lines()
+        .find_map(|l| l.strip_prefix("Reply-To:").or_else(|| l.strip_prefix("reply-to:")))
+        .unwrap_or_default()
+        .trim();
+    value.split(['<', '>']).nth(1).unwrap_or(value).to_string()
+}
+
+#[tokio::test]
+async fn by_email_the_offer_suggests_saved_replies_and_hash_t_sends_one_rendered() {
+    let server = MailServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("imap.pass"), server.password("support")).unwrap();
+    std::fs::write(dir.path().join("token.key"), "e2e-reply-token-signing-key").unwrap();
+    let (host, imap, smtp) = (server.host().to_string(), server.imap_port(), server.smtp_port());
+    let (support, agent, customer) = (server.address("support"), server.address("agent1"), server.address("customer"));
+    let (path, kb, agent_address) = (dir.path().to_path_buf(), folder(dir.path()), agent.clone());
+    let daemon = TestDaemon::start(None, move |c| {
+        c.router.enabled = true;
+        c.routing = serde_json::from_value(json!({
+            "default_team": "support",
+            "teams": { "support": { "offer_timeout_secs": 300 } },
+            "agents": [{ "id": "alice", "name": "Alice Smith", "teams": ["support"], "tiers": ["L1"], "status": "online" }]
+        }))
+        .unwrap();
+        let email = &mut c.channels.email;
+        email.enabled = true;
+        email.address = "support@example.test".into();
+        email.token_secret_file = Some(path.join("token.key"));
+        email.mailboxes.insert(
+            "support".into(),
+            MailboxConfig {
+                host: host.clone(),
+                port: imap,
+                security: Security::None,
+                username: "support".into(),
+                password_file: Some(path.join("imap.pass")),
+                ..MailboxConfig::default()
+            },
+        );
+        email.smtp.host = host;
+        email.smtp.port = smtp;
+        email.smtp.security = Security::None;
+        email.agents.insert("alice".into(), AgentMailConfig { address: agent_address });
+        (c.kb.enabled, c.kb.path, c.kb.min_score) = (true, Some(kb), 1.0);
+    })
+    .await;
+
+    let question = format!(
+        "From: Ada Lovelace <{customer}>\r\nTo: {support}\r\nSubject: Refund\r\nMessage-ID: <q1@customer.test>\r\n\r\nWhere is my refund? It was confirmed last week.\r\n"
+    );
+    server.deliver_raw(&support, question.as_bytes());
+    let offer = mails(&server, "agent1", 1).await.remove(0);
+    assert!(offer.contains("#t refund-done"), "the offer suggests the saved reply: {offer}");
+    let to = reply_to(&offer);
+    let accept = format!(
+        "From: Alice <{agent}>\r\nTo: {to}\r\nSubject: Re: offer\r\nMessage-ID: <a1@agent.test>\r\n\r\n#accept\r\n"
+    );
+    server.deliver_raw(&support, accept.as_bytes());
+    mails(&server, "agent1", 2).await; // "assigned to you"
+    let saved = format!(
+        "From: Alice <{agent}>\r\nTo: {to}\r\nSubject: Re: offer\r\nMessage-ID: <a2@agent.test>\r\n\r\n#t refund-done\r\n\r\nOn Mon, Switchboard wrote:\r\n> Where is my refund?\r\n"
+    );
+    server.deliver_raw(&support, saved.as_bytes());
+    let reply = mails(&server, "customer", 1).await.remove(0);
+    assert!(reply.contains("Hi Ada Lovelace, Alice Smith here: your refund is"), "{reply}");
+    assert!(!reply.contains("{conversation.code}") && !reply.contains("#t refund"), "{reply}");
     daemon.stop().await;
 }
