@@ -297,7 +297,7 @@ mod tests {
         assert_eq!(parse("#note called them"), [CommandAction::Note { text: "called them".into() }]);
         let saved =
             CommandAction::Reply { text: String::new(), attachments: Vec::new(), template: Some("refund-done".into()) };
-        assert_eq!(parse("#t refund-done"), [saved.clone()]);
+        assert_eq!(parse("#t refund-done"), std::slice::from_ref(&saved));
         assert_eq!(parse("#t refund-done\nP.S. see you"), [saved, CommandAction::reply("P.S. see you")]);
         assert!(parse_agent_command("#t").is_err());
     }

@@ -117,7 +117,7 @@ fn a_template_is_rendered_with_the_three_variables_and_counted_in_the_event() {
     let fx = r.apply(3, &entry);
     assert_eq!(rejected(&fx), None);
     let expected = format!("Hi Anna Petrova, Alice Smith here: your refund is done (ref {code}).");
-    assert_eq!(outbound_texts(&fx), [expected.clone()]);
+    assert_eq!(outbound_texts(&fx), std::slice::from_ref(&expected));
     let replied = fx
         .iter()
         .find_map(|e| match e {
