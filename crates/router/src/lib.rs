@@ -36,7 +36,7 @@ pub use l0::{KbHit, KnowledgeBase, MAX_SHOWN, says_yes};
 pub use notice::{Wait, notice_text};
 pub use offers::OpenOffer;
 pub use record::{ConversationRecord, HISTORY_KEEP, QueueItem};
-pub use replies::{MAX_SUGGESTED, TemplateError};
+pub use replies::{MAX_SUGGESTED, REPLY_MIN_SCORE, TemplateError};
 pub use router::{CES_QUESTION, CSAT_QUESTION, NPS_QUESTION, Router, survey_question};
 pub use service::{Role, RouterService, ServiceConfig, ServiceError};
 pub use undelivered::DELIVERY_FAILED;

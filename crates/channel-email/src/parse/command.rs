@@ -66,7 +66,8 @@ pub enum CommandError {
     },
 }
 
-const KNOWN: &str = "#accept, #decline [reason], #resolve, #transfer <team> [note], #escalate [note], #note <text>";
+const KNOWN: &str =
+    "#accept, #decline [reason], #resolve, #transfer <team> [note], #escalate [note], #note <text>, #t <saved reply>";
 
 /// Reads the command on the first non-blank line of `new_text`. `Ok(None)`: no command, the whole
 /// text is a reply. `Ok(Some((command, rest)))`: `rest` is the text below the command line,
