@@ -119,8 +119,12 @@ impl AgentMail {
                 );
                 let _ = writeln!(
                     body,
-                    "  #accept  #decline [reason]  #resolve  #transfer <team> [note]  #escalate [note]  #note <text>"
+                    "  #accept  #decline [reason]  #resolve  #transfer <team> [note]  #escalate [note]  #note <text>  #t <saved reply>"
                 );
+                if !o.suggested_replies.is_empty() {
+                    let names: Vec<String> = o.suggested_replies.iter().map(|n| format!("#t {n}")).collect();
+                    let _ = writeln!(body, "Saved replies that may fit: {}", names.join(", "));
+                }
                 let fresh = if o.reopened { "Reopened conversation" } else { "New conversation" };
                 let topic = o.subject.clone().unwrap_or_else(|| fresh.into());
                 (format!("[{short}] {topic}"), body)
@@ -231,6 +235,11 @@ fn actions(parsed: Option<(AgentEmailCommand, String)>, whole: &str) -> Vec<Comm
         Some((AgentEmailCommand::Accept, rest)) => std::iter::once(CommandAction::Accept).chain(reply(&rest)).collect(),
         Some((AgentEmailCommand::Decline { reason }, _)) => vec![CommandAction::Decline { reason }],
         Some((AgentEmailCommand::Note { text }, _)) => vec![CommandAction::Note { text }],
+        // The saved reply, then anything written below the command line as a reply of its own.
+        Some((AgentEmailCommand::Template { name }, rest)) => {
+            let template = CommandAction::Reply { text: String::new(), attachments: Vec::new(), template: Some(name) };
+            std::iter::once(template).chain(reply(&rest)).collect()
+        }
         // The answer first, then the conversation moves on or closes.
         Some((AgentEmailCommand::Resolve, rest)) => reply(&rest).into_iter().chain([CommandAction::Resolve]).collect(),
         Some((AgentEmailCommand::Transfer { team, note }, rest)) => reply(&rest)
@@ -286,5 +295,10 @@ mod tests {
             }]
         );
         assert_eq!(parse("#note called them"), [CommandAction::Note { text: "called them".into() }]);
+        let saved =
+            CommandAction::Reply { text: String::new(), attachments: Vec::new(), template: Some("refund-done".into()) };
+        assert_eq!(parse("#t refund-done"), std::slice::from_ref(&saved));
+        assert_eq!(parse("#t refund-done\nP.S. see you"), [saved, CommandAction::reply("P.S. see you")]);
+        assert!(parse_agent_command("#t").is_err());
     }
 }

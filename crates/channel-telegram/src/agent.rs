@@ -482,6 +482,13 @@ pub fn action_for(text: &str) -> Result<CommandAction, String> {
         "/decline" => CommandAction::Decline { reason: note },
         "/escalate" => CommandAction::Escalate { tier: None, note },
         "/note" if note.is_some() => CommandAction::Note { text: rest.into() },
+        // A saved reply by name; the router fills it in (and refuses an unknown name).
+        "/t" => match rest.split_whitespace().collect::<Vec<_>>()[..] {
+            [name] => {
+                CommandAction::Reply { text: String::new(), attachments: Vec::new(), template: Some(name.into()) }
+            }
+            _ => return Err("/t needs one saved reply's name: /t refund-confirmed-en".into()),
+        },
         "/transfer" => {
             let (team, note) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
             if team.is_empty() {
@@ -491,7 +498,7 @@ pub fn action_for(text: &str) -> Result<CommandAction, String> {
             CommandAction::Transfer { to_agent: None, to_team: Some(team.into()), note }
         }
         w if w.starts_with('/') => {
-            return Err(format!("Unknown command {w}. Commands: /resolve /decline /escalate /note /transfer"));
+            return Err(format!("Unknown command {w}. Commands: /resolve /decline /escalate /note /transfer /t"));
         }
         _ if text.is_empty() => return Err("Send text to answer the customer.".into()),
         _ => CommandAction::reply(text),
@@ -515,6 +522,16 @@ mod tests {
             })
         );
         assert!(action_for("/transfer").is_err());
+        assert_eq!(
+            action_for("/t refund-confirmed-en"),
+            Ok(CommandAction::Reply {
+                text: String::new(),
+                attachments: Vec::new(),
+                template: Some("refund-confirmed-en".into())
+            })
+        );
+        assert!(action_for("/t").unwrap_err().contains("saved reply"));
+        assert!(action_for("/t two names").is_err());
         assert!(action_for("/frobnicate").unwrap_err().contains("Unknown command"));
     }
 }

@@ -50,7 +50,18 @@ pub(crate) fn compose(delivery: &AgentDelivery, conversation: Uuid) -> (String, 
             if let Some(subject) = &o.subject {
                 let _ = write!(head, "\n{}", italic(subject));
             }
-            let foot = italic("Reply to this message to answer; /resolve /note /escalate /transfer <team> as replies.");
+            let mut foot = italic(
+                "Reply to this message to answer; /resolve /note /escalate /transfer <team> /t <saved reply> as replies.",
+            );
+            if !o.suggested_replies.is_empty() {
+                let names: Vec<String> = o.suggested_replies.iter().map(|n| format!("/t {n}")).collect();
+                let _ = write!(
+                    foot,
+                    "
+{}",
+                    escape(&format!("Saved replies: {}", names.join(", ")))
+                );
+            }
             let budget = MAX_TEXT_CHARS.saturating_sub(units(&head) + units(&foot) + 4);
             let text = format!("{head}\n\n{}\n{foot}", fit(&o.history, budget));
             let keyboard = match o.actions.iter().any(|a| a == "accept") {

@@ -222,11 +222,12 @@ pub enum CommandAction {
     /// Answer the customer.
     #[schemars(extend("anyOf" = [
         { "required": ["text"], "properties": { "text": { "pattern": "\\S" } } },
-        { "required": ["attachments"], "properties": { "attachments": { "minItems": 1 } } }
+        { "required": ["attachments"], "properties": { "attachments": { "minItems": 1 } } },
+        { "required": ["template"] }
     ]))]
     Reply {
-        /// The reply text (at most 262,144 bytes of UTF-8; not blank unless files are attached;
-        /// a file's caption when there are).
+        /// The reply text (at most 262,144 bytes of UTF-8; not blank unless files are attached
+        /// or `template` names a saved reply; a file's caption when there are).
         #[serde(default)]
         #[schemars(length(max = 262144))]
         text: String,

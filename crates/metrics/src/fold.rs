@@ -173,6 +173,9 @@ pub struct Metrics {
     pub l0: Vec<L0Fact>,
     /// Cumulative counters and histograms for the exposition; never windowed.
     pub totals: Totals,
+    /// Agent replies sent from each saved reply, by its name (`crate::replies`).
+    #[serde(default)]
+    pub saved_replies: BTreeMap<String, u64>,
 }
 
 /// Escalation causes that move a conversation to a higher tier; relaxing skills and overflowing
@@ -203,6 +206,7 @@ impl Metrics {
         }
         let at = event.at.timestamp_millis();
         self.last_at = self.last_at.max(at);
+        crate::replies::count(&mut self.saved_replies, event);
         if event.kind == EventKind::AgentStatusChanged {
             let (Some(agent), Some(status)) = (&event.agent_id, event.data.get("status").and_then(|s| s.as_str()))
             else {

@@ -39,6 +39,7 @@ mod hourly;
 mod html;
 mod l0;
 mod prom;
+mod replies;
 mod report;
 mod staffing;
 mod svg;

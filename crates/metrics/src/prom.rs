@@ -78,6 +78,7 @@ pub fn exposition_with_target(
     };
     let mut registry = Registry::with_prefix("switchboard");
     registry.register_collector(Box::new(snapshot));
+    registry.register_collector(Box::new(crate::replies::SavedReplies(m.saved_replies.clone())));
     let mut out = String::new();
     prometheus_client::encoding::text::encode(&mut out, &registry)?;
     Ok(out)

@@ -22,6 +22,11 @@ impl Router {
             }
             self.st.elsewhere.remove(&agent);
         }
+        // A saved reply the leader could not render changes nothing: no message, no event.
+        if let Some(reason) = self.template_refusal(command) {
+            fx.out.push(Effect::CommandResult { command: command.id, rejected: Some(reason) });
+            return;
+        }
         let conversation = command.conversation_id.unwrap_or_default();
         let input = match &command.action {
             CommandAction::Accept => Some(Input::Accept { at, agent: agent.clone(), conversation }),
@@ -99,7 +104,7 @@ impl Router {
         // leaves the conversation waiting makes no decision of its own).
         fx.touched.insert(conversation);
         match &command.action {
-            CommandAction::Reply { text, attachments, .. } => {
+            CommandAction::Reply { text, attachments, template } => {
                 let Some(r) = self.st.records.get_mut(&conversation) else { return };
                 let id = fx.id();
                 r.push(HistoryEntry {
@@ -122,10 +127,13 @@ impl Router {
                     metadata: agent_name_metadata(self.engine.agent_name(agent)),
                 };
                 fx.out.push(Effect::Outbound(outbound));
-                let data = match fx.first_response {
+                let mut data = match fx.first_response {
                     Some(within_sla) => serde_json::json!({ "first_response": true, "within_sla": within_sla }),
                     None => serde_json::json!({ "first_response": false }),
                 };
+                if let (Some(name), Some(map)) = (template, data.as_object_mut()) {
+                    map.insert("template".into(), name.clone().into());
+                }
                 self.conversation_event(fx, EventKind::AgentReplied, conversation, Some(agent), data);
                 fx.touched.insert(conversation);
             }

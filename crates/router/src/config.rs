@@ -71,6 +71,10 @@ pub struct RouterState {
     /// When the router next recomputes the waiting conversations' places (none while none waits).
     #[serde(default)]
     pub next_queue_check: Option<Ms>,
+    /// The saved replies suggested for a conversation's question (journaled with the message
+    /// that opened or reopened it), shown in its offers, by conversation.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub suggested: BTreeMap<Uuid, Vec<String>>,
 }
 
 /// The routing configuration narrowed to the router's group, if it has one.

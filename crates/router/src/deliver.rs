@@ -100,6 +100,7 @@ impl Router {
             })
             .collect();
         let history = self.history_for(conversation);
+        let suggested = self.st.suggested.get(&conversation).cloned().unwrap_or_default();
         for kind in self.endpoint_kinds(agent) {
             let offer = Offer {
                 id: fx.id(),
@@ -117,7 +118,7 @@ impl Router {
                 actions: actions.iter().map(|a| a.to_string()).collect(),
                 code: self.engine.code(conversation).unwrap_or_default(),
                 reopened: r.reopens > 0,
-                suggested_replies: Vec::new(),
+                suggested_replies: suggested.clone(),
             };
             fx.out.push(Effect::Agent { kind, delivery: AgentDelivery::Offer(Box::new(offer)) });
         }

@@ -22,6 +22,10 @@ pub enum Entry {
         /// looks them up, so that replay answers alike after the articles changed.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         kb: Vec<crate::kb::KbHit>,
+        /// The names of the saved replies matching the message, when it opens or reopens a
+        /// conversation, suggested to the agent in the offer; looked up by the leader too.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        replies: Vec<String>,
     },
     /// An agent (or an integration on its behalf) issued a command.
     Command {

@@ -56,6 +56,7 @@ impl Router {
         for id in &ids {
             fx.touched.remove(id);
             self.st.records.remove(id);
+            self.st.suggested.remove(id);
         }
         for person in &keys {
             self.st.persons.remove(*person);

@@ -44,8 +44,23 @@ pub(crate) fn message_info(envelope: &Envelope) -> MessageInfo {
 }
 
 impl Router {
-    pub(crate) fn inbound(&mut self, at: Ms, envelope: &Envelope, new_id: Uuid, kb: &[KbHit], fx: &mut Fx) {
+    pub(crate) fn inbound(
+        &mut self,
+        at: Ms,
+        envelope: &Envelope,
+        new_id: Uuid,
+        kb: &[KbHit],
+        replies: &[String],
+        fx: &mut Fx,
+    ) {
         let thread = thread_of(envelope);
+        // Whether the message opens or reopens a conversation, as the leader judged when it
+        // looked up `replies`: then they replace the suggestions of an earlier question.
+        let opens = self
+            .engine
+            .current_conversation(&thread)
+            .and_then(|c| self.engine.where_is(c))
+            .is_none_or(|(state, _)| state == "resolved");
         let yes = self.engine.current_conversation(&thread).filter(|c| self.l0_yes(*c, &envelope.text));
         let decisions = match yes {
             // The bot's answer helped: resolved at L0, no person needed.
@@ -107,6 +122,11 @@ impl Router {
                 attachments: envelope.attachments.iter().filter(|a| a.skipped.is_none()).cloned().collect(),
                 ..HistoryEntry::new(time(at), Author::Customer, name, envelope.text.clone())
             });
+        }
+        if opens && !replies.is_empty() {
+            self.st.suggested.insert(conversation, replies.to_vec());
+        } else if opens {
+            self.st.suggested.remove(&conversation);
         }
         fx.touched.insert(conversation);
         let data = serde_json::json!({

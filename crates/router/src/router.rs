@@ -197,8 +197,8 @@ impl Router {
             l0_yes: false,
         };
         match entry {
-            Entry::Inbound { at, envelope, new_conversation, kb } => {
-                self.inbound(*at, envelope, *new_conversation, kb, &mut fx)
+            Entry::Inbound { at, envelope, new_conversation, kb, replies } => {
+                self.inbound(*at, envelope, *new_conversation, kb, replies, &mut fx)
             }
             Entry::Command { at, command } => self.command(*at, command, &mut fx),
             Entry::Tick { at } => {
@@ -251,6 +251,7 @@ impl Router {
                     self.st.resolved.pop_front();
                 }
             }
+            self.st.suggested.remove(&id);
             if let Some(r) = self.st.records.remove(&id)
                 && let Some(ids) = self.st.persons.get_mut(&r.person)
             {

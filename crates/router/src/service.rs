@@ -131,9 +131,10 @@ impl Work {
         let entry = match self.input {
             Input::Inbound(envelope) => {
                 let kb = router.kb_lookup(&envelope);
-                Entry::Inbound { at, envelope, new_conversation: router.new_conversation_id(), kb }
+                let replies = router.reply_lookup(&envelope);
+                Entry::Inbound { at, envelope, new_conversation: router.new_conversation_id(), kb, replies }
             }
-            Input::Command(command) => Entry::Command { at, command },
+            Input::Command(command) => Entry::Command { at, command: Box::new(router.render_template(*command)) },
             Input::Undelivered(event) => Entry::Undelivered { at, event },
             Input::Carried(entry) => *entry,
         };

@@ -44,6 +44,7 @@ fn inbound(seq: u64, written: i64, taken: i64) -> (u64, Entry) {
             envelope: Box::new(envelope),
             new_conversation: Uuid::from_u128(7),
             kb: Vec::new(),
+            replies: Vec::new(),
         },
     )
 }

@@ -67,6 +67,7 @@ impl Run {
             envelope: Box::new(envelope),
             new_conversation: Uuid::from_u128(u128::from(self.seq)),
             kb: Vec::new(),
+            replies: Vec::new(),
         };
         events(self.router.apply(self.seq, &entry))
     }

@@ -66,6 +66,7 @@ impl Journal {
             envelope: Box::new(envelope),
             new_conversation: Uuid::from_u128(u128::from(self.seq) + 1),
             kb: Vec::new(),
+            replies: Vec::new(),
         };
         self.push(r, entry)
     }

@@ -39,7 +39,16 @@ fn inbound(seq: u64, secs: i64, customer: &str, name: &str, text: &str) -> (u64,
     envelope.thread_key = format!("t-{customer}");
     envelope.customer.name = Some(name.into());
     let new_conversation = Uuid::from_u128(u128::from(seq));
-    (seq, Entry::Inbound { at: secs * 1000, envelope: Box::new(envelope), new_conversation, kb: Vec::new() })
+    (
+        seq,
+        Entry::Inbound {
+            at: secs * 1000,
+            envelope: Box::new(envelope),
+            new_conversation,
+            kb: Vec::new(),
+            replies: Vec::new(),
+        },
+    )
 }
 
 fn command(seq: u64, secs: i64, conversation: Uuid, action: CommandAction) -> (u64, Entry) {

@@ -80,6 +80,7 @@ impl Run {
             envelope: Box::new(envelope),
             new_conversation,
             kb: Vec::new(),
+            replies: Vec::new(),
         });
         fx.iter().find_map(|e| if let Effect::Store(r) = e { Some(r.id) } else { None }).expect("a conversation")
     }

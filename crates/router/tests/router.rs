@@ -73,6 +73,7 @@ impl Journal {
             envelope: Box::new(envelope),
             new_conversation: Uuid::from_u128(self.next_conv),
             kb: Vec::new(),
+            replies: Vec::new(),
         };
         (self.seq, entry)
     }

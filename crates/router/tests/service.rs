@@ -361,6 +361,7 @@ async fn inputs_journaled_in_a_group_by_a_leader_that_died_before_acking_act_onc
         envelope: Box::new(e.clone()),
         new_conversation: Uuid::now_v7(),
         kb: Vec::new(),
+        replies: Vec::new(),
     });
     let parts: Vec<_> = entries.iter().map(switchboard_router::encode_entry).collect();
     let mut journal = t.bus.open_journal(&subjects::router_journal("default")).await.unwrap();

@@ -40,6 +40,7 @@ fn inbound(seq: u64, secs: i64, text: &str) -> (u64, Entry) {
         envelope: Box::new(envelope),
         new_conversation: Uuid::from_u128(7),
         kb: Vec::new(),
+        replies: Vec::new(),
     };
     (seq, entry)
 }

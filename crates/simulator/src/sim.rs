@@ -403,7 +403,7 @@ impl Run<'_> {
         let kb = self.router.kb_lookup(&envelope);
         let new_conversation = self.next_id(at);
         self.pending.insert(new_conversation, (customer, channel, topic));
-        self.entry(Entry::Inbound { at, envelope: Box::new(envelope), new_conversation, kb });
+        self.entry(Entry::Inbound { at, envelope: Box::new(envelope), new_conversation, kb, replies: Vec::new() });
         self.pending.remove(&new_conversation);
     }
 

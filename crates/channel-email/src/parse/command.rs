@@ -43,6 +43,11 @@ pub enum AgentEmailCommand {
         /// The note: the rest of the first line and everything below it.
         text: String,
     },
+    /// Send a saved reply (`kind: reply` in the knowledge base) by name (`#t name`).
+    Template {
+        /// The saved reply's name.
+        name: String,
+    },
 }
 
 /// Why a command line could not be read; the message says it to the agent.
@@ -61,7 +66,8 @@ pub enum CommandError {
     },
 }
 
-const KNOWN: &str = "#accept, #decline [reason], #resolve, #transfer <team> [note], #escalate [note], #note <text>";
+const KNOWN: &str =
+    "#accept, #decline [reason], #resolve, #transfer <team> [note], #escalate [note], #note <text>, #t <saved reply>";
 
 /// Reads the command on the first non-blank line of `new_text`. `Ok(None)`: no command, the whole
 /// text is a reply. `Ok(Some((command, rest)))`: `rest` is the text below the command line,
@@ -93,6 +99,10 @@ pub fn parse_agent_command(new_text: &str) -> Result<Option<(AgentEmailCommand, 
             let note = note.trim();
             AgentEmailCommand::Transfer { team: team.to_string(), note: (!note.is_empty()).then(|| note.to_string()) }
         }
+        "t" => match argument.split_whitespace().collect::<Vec<_>>()[..] {
+            [name] => AgentEmailCommand::Template { name: name.to_string() },
+            _ => return Err(CommandError::MissingArgument { command: "t", argument: "one saved reply's name" }),
+        },
         "note" => {
             let text = [argument, rest.as_str()].into_iter().filter(|s| !s.is_empty()).collect::<Vec<_>>().join("\n");
             if text.is_empty() {
