@@ -93,7 +93,13 @@ impl Run {
         }
         let kb = self.router.kb_lookup(&envelope);
         let new_conversation = Uuid::from_u128(100 + u128::from(self.seq));
-        self.apply(Entry::Inbound { at: secs * 1000, envelope: Box::new(envelope), new_conversation, kb })
+        self.apply(Entry::Inbound {
+            at: secs * 1000,
+            envelope: Box::new(envelope),
+            new_conversation,
+            kb,
+            replies: Vec::new(),
+        })
     }
 }
 
