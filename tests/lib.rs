@@ -5,6 +5,7 @@
 
 pub mod docs;
 pub mod faults;
+pub mod mail;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -123,6 +124,26 @@ impl TestDaemon {
         let resp =
             req.bearer_auth(token).header("content-type", "application/json").send().await.expect("request sent");
         (resp.status().as_u16(), resp.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    /// The conversation record `GET /v1/conversations/{id}` shows (with `token`) once `ready`
+    /// holds for it; fails the test, saying `what` was awaited, after 20 s.
+    pub async fn record_when(
+        &self,
+        token: &str,
+        id: &str,
+        what: &str,
+        ready: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let (code, record) = self.api(token, "GET", &format!("/v1/conversations/{id}"), None).await;
+            if code == 200 && ready(&record) {
+                return record;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}: {code} {record}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Stops the daemon and waits for it to finish cleanly.

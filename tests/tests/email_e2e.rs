@@ -3,53 +3,17 @@
 //! the customer receives the answer threaded under their message. Mail that is not the agent's
 //! own cannot act for the agent, and an unknown command is answered with what went wrong.
 
-use std::time::Duration;
-
 use serde_json::json;
-use switchboard_channel_email::{AgentMailConfig, MailboxConfig, Security};
 use switchboard_e2e::TestDaemon;
+use switchboard_e2e::mail::{MailSetup, address_in, header, mails};
 use switchboard_testkit::MailServer;
-
-const WAIT: Duration = Duration::from_secs(30);
-
-async fn mails(server: &MailServer, user: &str, n: usize) -> Vec<String> {
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        let got = server.messages(user);
-        if got.len() >= n {
-            return got.into_iter().map(|m| String::from_utf8_lossy(&m).into_owned()).collect();
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting for {n} mail(s) for {user}\n{}",
-            server.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-fn header(mail: &str, name: &str) -> String {
-    let prefix = format!("{}:", name.to_ascii_lowercase());
-    mail.lines()
-        .find(|l| l.to_ascii_lowercase().starts_with(&prefix))
-        .map(|l| l[prefix.len()..].trim().to_string())
-        .unwrap_or_default()
-}
-
-fn address_in(value: &str) -> String {
-    value.split(['<', '>']).nth(1).unwrap_or(value).to_string()
-}
 
 #[tokio::test]
 async fn a_customer_mail_is_answered_by_an_agent_working_from_their_mailbox() {
     let server = MailServer::start();
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("imap.pass"), server.password("support")).unwrap();
-    std::fs::write(dir.path().join("token.key"), "e2e-reply-token-signing-key").unwrap();
-    let (host, imap, smtp) = (server.host().to_string(), server.imap_port(), server.smtp_port());
+    let mail = MailSetup::new(&server, dir.path());
     let (support, agent, customer) = (server.address("support"), server.address("agent1"), server.address("customer"));
-    let path = dir.path().to_path_buf();
-    let agent_address = agent.clone();
     let daemon = TestDaemon::start(None, move |c| {
         c.router.enabled = true;
         c.routing = serde_json::from_value(json!({
@@ -58,25 +22,7 @@ async fn a_customer_mail_is_answered_by_an_agent_working_from_their_mailbox() {
             "agents": [ { "id": "alice", "name": "Alice", "teams": ["support"], "tiers": ["L1"], "status": "online" } ]
         }))
         .unwrap();
-        let email = &mut c.channels.email;
-        email.enabled = true;
-        email.address = "support@example.test".into();
-        email.token_secret_file = Some(path.join("token.key"));
-        email.mailboxes.insert(
-            "support".into(),
-            MailboxConfig {
-                host: host.clone(),
-                port: imap,
-                security: Security::None,
-                username: "support".into(),
-                password_file: Some(path.join("imap.pass")),
-                ..MailboxConfig::default()
-            },
-        );
-        email.smtp.host = host;
-        email.smtp.port = smtp;
-        email.smtp.security = Security::None;
-        email.agents.insert("alice".into(), AgentMailConfig { address: agent_address });
+        mail.apply(c);
     })
     .await;
 

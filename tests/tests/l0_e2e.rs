@@ -3,6 +3,8 @@
 //! article and "Did this answer your question?" with the reply words; "yes" resolves it at L0
 //! (the record says `helped`) and no agent ever sees it; "no" hands it to the agent at once with
 //! the whole exchange; a question no article answers goes straight to the agent, nothing sent.
+//! On Telegram the question comes with a yes/no keyboard, by email a quoted yes or no is read
+//! (the web chat's buttons are in `webchat_browser.rs`).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -14,19 +16,6 @@ use switchboard_e2e::{Receiver, SECRET, TestDaemon};
 
 const WAIT: Duration = Duration::from_secs(20);
 const TOKEN: &str = "integration-token-for-the-l0-bot";
-
-/// The conversation's record once `ready` holds for it.
-async fn record_when(daemon: &TestDaemon, id: &str, what: &str, ready: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let (code, record) = daemon.api(TOKEN, "GET", &format!("/v1/conversations/{id}"), None).await;
-        if code == 200 && ready(&record) {
-            return record;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}: {code} {record}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 /// The example knowledge base in the repository.
 pub fn example_kb() -> PathBuf {
@@ -77,11 +66,11 @@ async fn the_bot_answers_from_the_knowledge_base_yes_resolves_it_and_no_reaches_
     assert!(text.ends_with("Reply \"yes\" if it did, or \"no\" to reach a person."), "{text}");
     assert_eq!(answer["metadata"]["l0.question"], "helpful");
     let c1 = answer["conversation_id"].as_str().unwrap().to_string();
-    let record = record_when(&daemon, &c1, "the bot holding it", |r| r["state"] == "bot").await;
+    let record = daemon.record_when(TOKEN, &c1, "the bot holding it", |r| r["state"] == "bot").await;
     assert_eq!(record["l0"]["outcome"], "pending", "{record}");
     assert_eq!(record["l0"]["articles"][0]["id"], "returns-en");
     say(&daemon, 2, "u-1", "Yes, thanks!").await;
-    let record = record_when(&daemon, &c1, "resolution at L0", |r| r["state"] == "resolved").await;
+    let record = daemon.record_when(TOKEN, &c1, "resolution at L0", |r| r["state"] == "resolved").await;
     assert_eq!((record["l0"]["outcome"].clone(), record["tier"].clone()), (json!("helped"), json!("L0")), "{record}");
     assert!(record.get("agent").is_none(), "no agent was involved: {record}");
 
@@ -92,7 +81,7 @@ async fn the_bot_answers_from_the_knowledge_base_yes_resolves_it_and_no_reaches_
     say(&daemon, 4, "u-2", "no").await;
     let offer = helpdesk.wait_for("the offer to alice", WAIT, |v| v["type"] == "offer").await;
     assert_eq!(offer["conversation_id"], c2.as_str(), "the first offer is the handed-off one: {offer}");
-    let record = record_when(&daemon, &c2, "the offer to alice", |r| r["state"] == "offered").await;
+    let record = daemon.record_when(TOKEN, &c2, "the offer to alice", |r| r["state"] == "offered").await;
     assert_eq!(record["l0"]["outcome"], "handed_off");
     let said: Vec<(&str, &str)> = offer["history"]
         .as_array()
@@ -113,9 +102,9 @@ async fn the_bot_answers_from_the_knowledge_base_yes_resolves_it_and_no_reaches_
         .await;
     assert_eq!(offer["history"][0]["text"], "what is the weather like on mars");
     assert_eq!(offer["history"].as_array().unwrap().len(), 1, "the bot said nothing: {offer}");
-    let record =
-        record_when(&daemon, offer["conversation_id"].as_str().unwrap(), "the third", |r| r["state"] == "offered")
-            .await;
+    let record = daemon
+        .record_when(TOKEN, offer["conversation_id"].as_str().unwrap(), "the third", |r| r["state"] == "offered")
+        .await;
     assert!(record.get("l0").is_none(), "{record}");
     assert!(
         customer.received().iter().all(|(_, body)| !body.contains("t-u-3")),
@@ -200,33 +189,20 @@ async fn on_telegram_the_question_comes_with_yes_and_no_buttons_and_a_press_answ
     assert_eq!(record["l0"]["outcome"], "helped", "{record}");
     assert_eq!(record["l0"]["articles"][0]["id"], "returns-ru");
     assert_eq!(api.sent().len(), 1, "no survey, nothing else: {:?}", api.sent());
+
+    // Another customer presses "No": a person is asked at once (alice has no endpoint here, so
+    // the conversation waits offered to her), with the exchange in the record.
+    const OTHER: i64 = 778;
+    api.push_update(api.text_message(OTHER, OTHER, "I was charged twice for my order"));
+    let answer = api.wait_for_sent(2, WAIT).await.remove(1);
+    assert_eq!(answer.reply_markup.as_ref().unwrap()["keyboard"][0][1]["text"], "No, I need a person");
+    api.push_update(api.text_message(OTHER, OTHER, "No, I need a person"));
+    let record = telegram_record_when(&daemon, "the hand-off", |r| r["l0"]["outcome"] == "handed_off").await;
+    assert_eq!(record["state"], "offered", "{record}");
+    assert_eq!(record["agent"], "alice");
+    assert_eq!(record["tier"], "L1");
+    assert_eq!(record["history"].as_array().unwrap().len(), 3, "{record}");
     daemon.stop().await;
-}
-
-/// Mails in `user`'s mailbox once there are at least `n`.
-async fn mails(server: &switchboard_testkit::MailServer, user: &str, n: usize) -> Vec<String> {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let got = server.messages(user);
-        if got.len() >= n {
-            return got.into_iter().map(|m| unfold(&String::from_utf8_lossy(&m))).collect();
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {n} mail(s) for {user}\n{}", server.logs());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// A mail with quoted-printable soft line breaks joined (the texts checked are ASCII).
-fn unfold(mail: &str) -> String {
-    mail.replace("=\r\n", "").replace("=\n", "").replace("=3D", "=")
-}
-
-fn header(mail: &str, name: &str) -> String {
-    let prefix = format!("{}:", name.to_ascii_lowercase());
-    mail.lines()
-        .find(|l| l.to_ascii_lowercase().starts_with(&prefix))
-        .map(|l| l[prefix.len()..].trim().to_string())
-        .unwrap_or_default()
 }
 
 /// The first record on `channel` once `ready` holds for it.
@@ -243,15 +219,11 @@ async fn record_on_when(daemon: &TestDaemon, channel: &str, what: &str, ready: i
 
 #[tokio::test]
 async fn by_email_the_answer_says_how_to_reply_and_a_quoted_yes_or_no_is_understood() {
-    use switchboard_channel_email::{AgentMailConfig, MailboxConfig, Security};
+    use switchboard_e2e::mail::{MailSetup, header, mails};
     let server = switchboard_testkit::MailServer::start();
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("imap.pass"), server.password("support")).unwrap();
-    std::fs::write(dir.path().join("token.key"), "e2e-reply-token-signing-key").unwrap();
-    let (host, imap, smtp) = (server.host().to_string(), server.imap_port(), server.smtp_port());
-    let (support, agent, customer) = (server.address("support"), server.address("agent1"), server.address("customer"));
-    let path = dir.path().to_path_buf();
-    let agent_address = agent.clone();
+    let mail = MailSetup::new(&server, dir.path());
+    let (support, customer) = (server.address("support"), server.address("customer"));
     let daemon = TestDaemon::start(None, move |c| {
         c.router.enabled = true;
         c.kb.enabled = true;
@@ -262,25 +234,7 @@ async fn by_email_the_answer_says_how_to_reply_and_a_quoted_yes_or_no_is_underst
             "agents": [ { "id": "alice", "name": "Alice", "teams": ["support"], "tiers": ["L1"], "status": "online" } ]
         }))
         .unwrap();
-        let email = &mut c.channels.email;
-        email.enabled = true;
-        email.address = "support@example.test".into();
-        email.token_secret_file = Some(path.join("token.key"));
-        email.mailboxes.insert(
-            "support".into(),
-            MailboxConfig {
-                host: host.clone(),
-                port: imap,
-                security: Security::None,
-                username: "support".into(),
-                password_file: Some(path.join("imap.pass")),
-                ..MailboxConfig::default()
-            },
-        );
-        email.smtp.host = host;
-        email.smtp.port = smtp;
-        email.smtp.security = Security::None;
-        email.agents.insert("alice".into(), AgentMailConfig { address: agent_address });
+        mail.apply(c);
     })
     .await;
 

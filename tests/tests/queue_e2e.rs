@@ -13,19 +13,6 @@ const WAIT: Duration = Duration::from_secs(20);
 const TOKEN: &str = "integration-token-for-the-queue";
 const ALICE: &str = "alice-token-for-the-queue-test";
 
-/// The conversation's record once `ready` holds for it.
-async fn record_when(daemon: &TestDaemon, id: &str, what: &str, ready: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let (code, record) = daemon.api(TOKEN, "GET", &format!("/v1/conversations/{id}"), None).await;
-        if code == 200 && ready(&record) {
-            return record;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}: {code} {record}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test]
 async fn a_waiting_customer_is_told_their_place_and_the_api_shows_it_until_an_agent_has_it() {
     let customer = Receiver::start("/replies").await;
@@ -77,7 +64,7 @@ async fn a_waiting_customer_is_told_their_place_and_the_api_shows_it_until_an_ag
         second["conversation_id"].as_str().unwrap().to_string(),
     );
 
-    let record = record_when(&daemon, &c2, "the queue figures", |r| r["queue"].is_object()).await;
+    let record = daemon.record_when(TOKEN, &c2, "the queue figures", |r| r["queue"].is_object()).await;
     assert_eq!(record["queue"]["position"], 2, "{record}");
     assert_eq!(record["queue"]["agents_online"], 0);
     assert!(record["queue"].get("estimate_secs").is_none(), "no estimate with nobody online: {record}");
@@ -86,12 +73,12 @@ async fn a_waiting_customer_is_told_their_place_and_the_api_shows_it_until_an_ag
     // 300 s assumed per conversation); the first has no place any more.
     let online = r#"{"action":{"type":"set_status","status":"online"}}"#;
     assert_eq!(daemon.api(ALICE, "POST", "/v1/agent/commands", Some(online)).await.0, 200);
-    let record = record_when(&daemon, &c2, "the second moving up", |r| r["queue"]["position"] == 1).await;
+    let record = daemon.record_when(TOKEN, &c2, "the second moving up", |r| r["queue"]["position"] == 1).await;
     assert_eq!(
         (record["queue"]["agents_online"].clone(), record["queue"]["estimate_secs"].clone()),
         (json!(1), json!(300))
     );
-    let taken = record_when(&daemon, &c1, "the first taken", |r| r["state"] == "assigned").await;
+    let taken = daemon.record_when(TOKEN, &c1, "the first taken", |r| r["state"] == "assigned").await;
     assert!(taken.get("queue").is_none(), "an assigned conversation shows no place: {taken}");
     daemon.stop().await;
 }

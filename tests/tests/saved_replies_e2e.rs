@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use switchboard::config::ApiTokenConfig;
-use switchboard_channel_email::{AgentMailConfig, MailboxConfig, Security};
 use switchboard_channel_telegram::format::escape;
 use switchboard_channel_webhook::AgentEndpointConfig;
+use switchboard_e2e::mail::{MailSetup, mails};
 use switchboard_e2e::{Receiver, TestDaemon};
 use switchboard_testkit::{FakeBotApi, MailServer};
 
@@ -191,19 +191,6 @@ async fn on_telegram_the_offer_suggests_saved_replies_and_slash_t_sends_one_rend
     daemon.stop().await;
 }
 
-/// The mails `user` has once there are `n`, as text.
-async fn mails(server: &MailServer, user: &str, n: usize) -> Vec<String> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let got = server.messages(user);
-        if got.len() >= n {
-            return got.into_iter().map(|m| String::from_utf8_lossy(&m).into_owned()).collect();
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {n} mail(s) for {user}\n{}", server.logs());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 fn reply_to(mail: &str) -> String {
     let value = mail
         .lines()
@@ -217,11 +204,9 @@ fn reply_to(mail: &str) -> String {
 async fn by_email_the_offer_suggests_saved_replies_and_hash_t_sends_one_rendered() {
     let server = MailServer::start();
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("imap.pass"), server.password("support")).unwrap();
-    std::fs::write(dir.path().join("token.key"), "e2e-reply-token-signing-key").unwrap();
-    let (host, imap, smtp) = (server.host().to_string(), server.imap_port(), server.smtp_port());
+    let mail = MailSetup::new(&server, dir.path());
     let (support, agent, customer) = (server.address("support"), server.address("agent1"), server.address("customer"));
-    let (path, kb, agent_address) = (dir.path().to_path_buf(), folder(dir.path()), agent.clone());
+    let kb = folder(dir.path());
     let daemon = TestDaemon::start(None, move |c| {
         c.router.enabled = true;
         c.routing = serde_json::from_value(json!({
@@ -230,25 +215,7 @@ async fn by_email_the_offer_suggests_saved_replies_and_hash_t_sends_one_rendered
             "agents": [{ "id": "alice", "name": "Alice Smith", "teams": ["support"], "tiers": ["L1"], "status": "online" }]
         }))
         .unwrap();
-        let email = &mut c.channels.email;
-        email.enabled = true;
-        email.address = "support@example.test".into();
-        email.token_secret_file = Some(path.join("token.key"));
-        email.mailboxes.insert(
-            "support".into(),
-            MailboxConfig {
-                host: host.clone(),
-                port: imap,
-                security: Security::None,
-                username: "support".into(),
-                password_file: Some(path.join("imap.pass")),
-                ..MailboxConfig::default()
-            },
-        );
-        email.smtp.host = host;
-        email.smtp.port = smtp;
-        email.smtp.security = Security::None;
-        email.agents.insert("alice".into(), AgentMailConfig { address: agent_address });
+        mail.apply(c);
         (c.kb.enabled, c.kb.path, c.kb.min_score) = (true, Some(kb), 1.0);
     })
     .await;
