@@ -3,9 +3,9 @@
 //! shows `queue` while it waits, the place moves when the one ahead is taken, and the figures
 //! are gone once an agent has it.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::json;
 use switchboard::config::ApiTokenConfig;
 use switchboard_e2e::{Receiver, TestDaemon};
 
