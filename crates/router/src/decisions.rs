@@ -67,7 +67,8 @@ impl Router {
                     }
                 }
                 Decision::AutoReply { conversation, text, reason } => {
-                    self.auto_reply(conversation, text, &format!("{reason:?}"), fx);
+                    let data = serde_json::json!({ "reason": format!("{reason:?}") });
+                    self.auto_reply(conversation, text, BTreeMap::new(), data, fx);
                 }
                 Decision::KbAnswer { conversation, team } => {
                     if let Some(r) = self.st.records.get_mut(&conversation) {
@@ -237,35 +238,25 @@ impl Router {
         }
     }
 
-    pub(crate) fn auto_reply(&mut self, conversation: ConversationId, text: String, reason: &str, fx: &mut Fx) {
+    /// Sends an automatic reply (a rule's, out of hours, the L0 bot's answer) with `metadata`,
+    /// keeps it in the history and emits `auto_replied` with `data`.
+    pub(crate) fn auto_reply(
+        &mut self,
+        conversation: ConversationId,
+        text: String,
+        metadata: BTreeMap<String, String>,
+        data: serde_json::Value,
+        fx: &mut Fx,
+    ) {
         let Some(r) = self.st.records.get_mut(&conversation) else { return };
         let id = fx.id();
         r.push(HistoryEntry {
             outbound_id: Some(id),
             ..HistoryEntry::new(time(fx.at), Author::System, None, text.clone())
         });
-        let outbound = OutboundMessage {
-            id,
-            conversation_id: conversation,
-            channel: r.channel.clone(),
-            to: ChannelAddress { customer_id: r.customer.id.clone(), thread_key: r.thread_key.clone() },
-            text,
-            subject: r.subject.as_ref().map(|s| reply_subject(s)),
-            attachments: Vec::new(),
-            reply_to: r.last_provider_message_id.clone(),
-            kind: OutboundKind::AutoReply,
-            agent_id: None,
-            created_at: time(fx.at),
-            metadata: Default::default(),
-        };
+        let outbound = from_switchboard(r, conversation, id, fx.at, text, OutboundKind::AutoReply, metadata);
         fx.out.push(Effect::Outbound(outbound));
-        self.conversation_event(
-            fx,
-            EventKind::AutoReplied,
-            conversation,
-            None,
-            serde_json::json!({ "reason": reason }),
-        );
+        self.conversation_event(fx, EventKind::AutoReplied, conversation, None, data);
         fx.touched.insert(conversation);
     }
 
@@ -324,8 +315,23 @@ pub(crate) fn system_message(
     metadata: BTreeMap<String, String>,
     fx: &mut Fx,
 ) {
-    let outbound = OutboundMessage {
-        id: fx.id(),
+    let id = fx.id();
+    fx.out.push(Effect::Outbound(from_switchboard(r, conversation, id, fx.at, text, OutboundKind::System, metadata)));
+}
+
+/// A message of `kind` from Switchboard (not an agent) to the customer of `r`, threaded as a
+/// reply to their last message.
+fn from_switchboard(
+    r: &ConversationRecord,
+    conversation: ConversationId,
+    id: uuid::Uuid,
+    at: switchboard_routing::Ms,
+    text: String,
+    kind: OutboundKind,
+    metadata: BTreeMap<String, String>,
+) -> OutboundMessage {
+    OutboundMessage {
+        id,
         conversation_id: conversation,
         channel: r.channel.clone(),
         to: ChannelAddress { customer_id: r.customer.id.clone(), thread_key: r.thread_key.clone() },
@@ -333,10 +339,9 @@ pub(crate) fn system_message(
         subject: r.subject.as_ref().map(|s| reply_subject(s)),
         attachments: Vec::new(),
         reply_to: r.last_provider_message_id.clone(),
-        kind: OutboundKind::System,
+        kind,
         agent_id: None,
-        created_at: time(fx.at),
+        created_at: time(at),
         metadata,
-    };
-    fx.out.push(Effect::Outbound(outbound));
+    }
 }

@@ -5,15 +5,13 @@
 
 use std::collections::BTreeMap;
 
-use switchboard_core::agent::{Author, HistoryEntry};
 use switchboard_core::contract::metadata;
 use switchboard_core::record::{L0Article, L0Info};
-use switchboard_core::{Envelope, EventKind, Tier};
+use switchboard_core::{Envelope, Tier};
 use switchboard_routing::ConversationId;
 
-use crate::decisions::system_message;
 use crate::kb::{KbHit, MAX_SHOWN};
-use crate::router::{Fx, Router, time};
+use crate::router::{Fx, Router};
 
 /// The share of the best article's score another one needs to be shown beside it.
 const SECOND_SHARE: f32 = 0.6;
@@ -128,18 +126,9 @@ impl Router {
             outcome: "pending".into(),
             at: fx.at,
         });
-        let at = fx.at;
-        system_message(r, conversation, text.clone(), meta, fx);
-        let Some(crate::effect::Effect::Outbound(out)) = fx.out.last_mut() else { return };
-        out.kind = switchboard_core::OutboundKind::AutoReply;
-        let outbound_id = out.id;
-        r.push(HistoryEntry {
-            outbound_id: Some(outbound_id),
-            ..HistoryEntry::new(time(at), Author::System, None, text)
-        });
         let scores: Vec<f32> = shown.iter().map(|h| h.score).collect();
         let data = serde_json::json!({ "reason": "kb", "tier": Tier::L0, "kb_articles": ids, "kb_scores": scores });
-        self.conversation_event(fx, EventKind::AutoReplied, conversation, None, data);
+        self.auto_reply(conversation, text, meta, data, fx);
     }
 
     /// Whether the customer's message answers the bot's pending question with yes.
