@@ -136,19 +136,6 @@ async fn records_on(nats_url: &str, channel: &str) -> Vec<Value> {
     out
 }
 
-/// The first Telegram record once `ready` holds for it.
-async fn telegram_record_when(daemon: &TestDaemon, what: &str, ready: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let records = records_on(&daemon.nats.url(), "telegram").await;
-        if let Some(r) = records.into_iter().find(&ready) {
-            return r;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test]
 async fn on_telegram_the_question_comes_with_yes_and_no_buttons_and_a_press_answers_it() {
     const BOT: &str = "424242:e2e-token-for-the-l0-telegram-bot";
@@ -185,7 +172,7 @@ async fn on_telegram_the_question_comes_with_yes_and_no_buttons_and_a_press_answ
 
     // A press of "Да" sends its label as the customer's message.
     api.push_update(api.text_message(CHAT, CHAT, "Да"));
-    let record = telegram_record_when(&daemon, "the resolution at L0", |r| r["state"] == "resolved").await;
+    let record = record_on_when(&daemon, "telegram", "the resolution at L0", |r| r["state"] == "resolved").await;
     assert_eq!(record["l0"]["outcome"], "helped", "{record}");
     assert_eq!(record["l0"]["articles"][0]["id"], "returns-ru");
     assert_eq!(api.sent().len(), 1, "no survey, nothing else: {:?}", api.sent());
@@ -197,7 +184,7 @@ async fn on_telegram_the_question_comes_with_yes_and_no_buttons_and_a_press_answ
     let answer = api.wait_for_sent(2, WAIT).await.remove(1);
     assert_eq!(answer.reply_markup.as_ref().unwrap()["keyboard"][0][1]["text"], "No, I need a person");
     api.push_update(api.text_message(OTHER, OTHER, "No, I need a person"));
-    let record = telegram_record_when(&daemon, "the hand-off", |r| r["l0"]["outcome"] == "handed_off").await;
+    let record = record_on_when(&daemon, "telegram", "the hand-off", |r| r["l0"]["outcome"] == "handed_off").await;
     assert_eq!(record["state"], "offered", "{record}");
     assert_eq!(record["agent"], "alice");
     assert_eq!(record["tier"], "L1");
