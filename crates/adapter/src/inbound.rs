@@ -99,7 +99,16 @@ impl Inbound {
         self.check_rate(&envelope.customer.id)?;
         let bus = self.bus.get().map_err(|_| InboundError::NotReady("bus not connected"))?;
         let msg_id = inbound_msg_id(&self.channel, &envelope.provider_message_id);
-        bus.publish(&subjects::inbound(&self.channel), &envelope, &msg_id).await.map_err(InboundError::Bus)
+        // A customer message starts its trace here: the stored envelope carries this span.
+        let span = match switchboard_bus::trace::enabled() {
+            true => {
+                tracing::info_span!("inbound", otel.name = "provider in", otel.kind = "producer", channel = %self.channel)
+            }
+            false => tracing::Span::none(),
+        };
+        let subject = subjects::inbound(&self.channel);
+        let publish = bus.publish(&subject, &envelope, &msg_id);
+        tracing::Instrument::instrument(publish, span).await.map_err(InboundError::Bus)
     }
 
     /// Counts one message from `sender` against the per-sender limit.

@@ -14,7 +14,7 @@ use switchboard_core::{Contract, ValidationError};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
-use tracing::{debug, error, warn};
+use tracing::{Instrument, debug, error, warn};
 
 use crate::{Backoff, Bus, BusError};
 
@@ -265,7 +265,8 @@ impl Bus {
                         }
                     }
                 }
-                bus.handle_one(&spec, handler.as_ref(), message, &running, &stop).await;
+                let span = crate::trace::consumer_span(&spec.durable, &message.subject, message.headers.as_ref());
+                bus.handle_one(&spec, handler.as_ref(), message, &running, &stop).instrument(span).await;
                 drop(done);
             });
         }

@@ -21,6 +21,7 @@ pub mod limits;
 pub mod outcomes;
 mod publish;
 mod setup;
+pub mod trace;
 mod version;
 
 pub use auth::BusConfigError;

@@ -38,12 +38,27 @@ impl Bus {
         value: &T,
         msg_id: &str,
     ) -> Result<PendingPublish, BusError> {
+        self.start_publish_traced(subject, value, msg_id, &crate::trace::current()).await
+    }
+
+    /// Like [`Bus::start_publish`], carrying the trace context `trace` (W3C headers, see
+    /// [`crate::trace`]) instead of the current span's.
+    pub async fn start_publish_traced<T: Contract>(
+        &self,
+        subject: &str,
+        value: &T,
+        msg_id: &str,
+        trace: &std::collections::HashMap<String, String>,
+    ) -> Result<PendingPublish, BusError> {
         value.validate().map_err(|source| BusError::Invalid { schema: T::SCHEMA, source })?;
         let payload =
             serde_json::to_vec(value).map_err(|e| BusError::Publish { subject: subject.into(), source: e.into() })?;
         let mut headers = HeaderMap::new();
         headers.insert(headers::SCHEMA, T::SCHEMA);
         headers.insert(headers::MSG_ID, msg_id);
+        for (key, value) in trace {
+            headers.insert(key.as_str(), value.as_str());
+        }
         let ack = self
             .jetstream()
             .publish_with_headers(subject.to_string(), headers, payload.into())
@@ -63,6 +78,9 @@ impl Bus {
         let err =
             |source: Box<dyn std::error::Error + Send + Sync>| BusError::Publish { subject: subject.into(), source };
         headers.insert(headers::MSG_ID, msg_id);
+        if headers.get(crate::trace::TRACEPARENT).is_none() {
+            crate::trace::inject(&mut headers);
+        }
         let ack = self
             .jetstream()
             .publish_with_headers(subject.to_string(), headers, payload)

@@ -100,8 +100,12 @@ pub(crate) async fn post_signed(
     receiver: &str,
 ) -> Result<(), SendError> {
     let ts = Utc::now().timestamp();
-    let response = http
-        .post(url)
+    let mut request = http.post(url);
+    // The receiver may continue the trace (and send `traceparent` back with the agent's answer).
+    for (key, value) in switchboard_bus::trace::current() {
+        request = request.header(key, value);
+    }
+    let response = request
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .header(signature::ID, id)
         .header(signature::TIMESTAMP, ts.to_string())

@@ -190,15 +190,21 @@ impl Router {
     /// Applies the entries of the journal message at `sequence` in order (a group commit), as
     /// [`Router::apply`] does one; each entry's effects get ids from its position in the batch.
     pub fn apply_batch(&mut self, sequence: u64, entries: &[Entry]) -> Vec<Effect> {
+        self.apply_batch_each(sequence, entries).into_iter().flatten().collect()
+    }
+
+    /// Like [`Router::apply_batch`], with each entry's effects apart (one list per entry; all
+    /// empty for an entry applied already).
+    pub fn apply_batch_each(&mut self, sequence: u64, entries: &[Entry]) -> Vec<Vec<Effect>> {
         if sequence <= self.st.sequence {
-            return Vec::new();
+            return entries.iter().map(|_| Vec::new()).collect();
         }
         self.st.sequence = sequence;
-        let mut out = Vec::new();
-        for (position, entry) in entries.iter().enumerate() {
-            out.extend(self.apply_one(effect_sequence(sequence, position), entry));
-        }
-        out
+        entries
+            .iter()
+            .enumerate()
+            .map(|(position, entry)| self.apply_one(effect_sequence(sequence, position), entry))
+            .collect()
     }
 
     fn apply_one(&mut self, sequence: u64, entry: &Entry) -> Vec<Effect> {

@@ -31,6 +31,7 @@ mod inputs;
 mod privacy;
 mod reload;
 mod snapshot;
+mod traces;
 mod views;
 
 use crate::{Entry, Router, RouterConfig, RouterError, decode_entries};
@@ -101,6 +102,8 @@ pub enum ServiceError {
 struct Work {
     input: Input,
     done: Done,
+    /// The `traceparent` the input arrived with, while tracing is on.
+    trace: Option<String>,
 }
 
 enum Input {
@@ -115,7 +118,7 @@ enum Input {
 impl Work {
     /// An entry that did not fit its step's group, for the next step.
     fn carried(entry: Entry, done: Done) -> Work {
-        Work { input: Input::Carried(Box::new(entry)), done }
+        Work { input: Input::Carried(Box::new(entry)), done, trace: None }
     }
 
     /// Whether this router's routing group is to act on the input (a carried one was claimed).
@@ -168,6 +171,8 @@ pub struct RouterService {
     commands: tokio::sync::OnceCell<switchboard_bus::async_nats::jetstream::kv::Store>,
     /// The `[routing]` sections reloads bring (`SIGHUP`), if the process reloads.
     reload: Option<RoutingUpdates>,
+    /// Trace contexts of inputs and conversations (`[telemetry]`).
+    traces: std::sync::Mutex<traces::Traces>,
 }
 
 fn now_ms() -> i64 {
@@ -186,6 +191,7 @@ impl RouterService {
             conversations: tokio::sync::OnceCell::new(),
             commands: tokio::sync::OnceCell::new(),
             reload: None,
+            traces: Default::default(),
         }
     }
 
@@ -252,7 +258,7 @@ impl RouterService {
                 renew_at = tokio::time::Instant::now() + lease.renew_every();
             }
             let effects = router.apply_batch(e.sequence, &decode(&e)?);
-            self.publish(effects).await?;
+            self.publish(effects.into_iter().map(|e| (e, Default::default())).collect()).await?;
         }
         let mut recent = Recent::new(self.svc.redelivery_window);
         let since = std::time::SystemTime::now() - self.svc.redelivery_window;
@@ -358,14 +364,18 @@ impl RouterService {
                 group.offer(Entry::Tick { at }, None, &recent);
             }
             let mut next = first;
-            while let Some(work) = next.take() {
+            while let Some(mut work) = next.take() {
                 if !work.claimed(&router) {
                     // Another routing group's input: acked untouched, never journaled here.
                     let _ = work.done.send(Ok(()));
                     next = rx.try_recv().ok();
                     continue;
                 }
+                let trace = work.trace.take();
                 let (entry, done) = work.stamp(at, &router);
+                if let (Some(trace), Some(id)) = (trace, entry.input_id()) {
+                    self.traces.lock().expect("traces lock").input(id, trace);
+                }
                 if let Offered::Full(entry, done) = group.offer(entry, Some(done), &recent) {
                     carried = Some((entry, done));
                     break;
@@ -429,7 +439,10 @@ impl RouterService {
             debug!(msg_id, sequence = appended.sequence, "group already journaled; nothing to do twice");
             return Ok(());
         }
-        let effects = router.apply_batch(appended.sequence, group.entries());
-        self.publish(effects).await
+        let effects = router.apply_batch_each(appended.sequence, group.entries());
+        let (effects, spans) = self.traces.lock().expect("traces lock").decide(group.entries(), effects);
+        let published = self.publish(effects).await;
+        drop(spans);
+        published
     }
 }

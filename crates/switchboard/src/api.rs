@@ -362,6 +362,17 @@ async fn command(State(api): State<Api>, headers: HeaderMap, body: Body) -> Resp
         issued_at: chrono::Utc::now(),
         action: req.action,
     };
+    // An agent's helpdesk that sent the `traceparent` of our delivery back continues its trace;
+    // without one, the router joins the command to its conversation's trace.
+    let traceparent = headers.get(switchboard_bus::trace::TRACEPARENT).and_then(|v| v.to_str().ok());
+    if switchboard_bus::trace::enabled()
+        && let Some(traceparent) = traceparent
+    {
+        let span = tracing::info_span!("agent command", otel.name = "agent reply", otel.kind = "server");
+        let tracestate = headers.get(switchboard_bus::trace::TRACESTATE).and_then(|v| v.to_str().ok());
+        switchboard_bus::trace::set_parent(&span, Some(traceparent), tracestate);
+        return tracing::Instrument::instrument(send(&api, token, command), span).await;
+    }
     send(&api, token, command).await
 }
 

@@ -43,6 +43,8 @@ pub struct Config {
     pub privacy: crate::privacy::PrivacyConfig,
     /// The knowledge base folder (`docs/kb.md`).
     pub kb: crate::kb_config::KbConfig,
+    /// OpenTelemetry trace export (off by default).
+    pub telemetry: crate::telemetry::TelemetryConfig,
     /// Where it was read from and what each section said, for a reload to compare with; absent
     /// for a configuration built in code.
     #[serde(skip)]

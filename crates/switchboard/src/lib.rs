@@ -24,5 +24,6 @@ pub mod reload;
 pub mod serve;
 pub mod stats;
 pub mod stats_page;
+pub mod telemetry;
 
 pub use config::{Config, ConfigError};

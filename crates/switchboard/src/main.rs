@@ -123,8 +123,21 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            switchboard::logging::init(log_format.unwrap_or(config.log.format), &config.log.level);
-            match run(config) {
+            let telemetry = match switchboard::logging::init(
+                log_format.unwrap_or(config.log.format),
+                &config.log.level,
+                &config.telemetry,
+            ) {
+                Ok(guard) => guard,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let ran = run(config);
+            // The last spans leave before the process does.
+            drop(telemetry);
+            match ran {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!(error = format!("{e:#}"), "switchboard failed");

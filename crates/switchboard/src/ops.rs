@@ -108,7 +108,7 @@ pub fn customers(command: Customers) -> ExitCode {
     };
     let limit = config.privacy.max_scan_messages;
     // On stderr: a long scan's progress and the erasure's summary, never the person's data.
-    switchboard::logging::init(config.log.format, &config.log.level);
+    let _ = switchboard::logging::init(config.log.format, &config.log.level, &Default::default());
     finish(runtime().block_on(async move {
         let bus = cli::connect(&config).await?;
         Ok(match command {

@@ -11,18 +11,20 @@ use crate::Effect;
 impl RouterService {
     /// Publishes effects: all sent in order on one connection (so JetStream stores them in that
     /// order), then every ack awaited; each carries its stable id as `Nats-Msg-Id`.
-    pub(super) async fn publish(&self, effects: Vec<Effect>) -> Result<(), ServiceError> {
+    /// Each effect carries the trace context it is given (empty while tracing is off).
+    pub(super) async fn publish(&self, effects: Vec<(Effect, super::traces::Carrier)>) -> Result<(), ServiceError> {
         let mut pending = Vec::new();
         let mut records = Vec::new();
         let mut results = Vec::new();
-        for effect in effects {
+        for (effect, trace) in effects {
             match effect {
                 Effect::Event(e) => {
-                    pending
-                        .push(self.bus.start_publish(&subjects::event(e.kind.as_str()), &e, &e.id.to_string()).await?);
+                    let subject = subjects::event(e.kind.as_str());
+                    pending.push(self.bus.start_publish_traced(&subject, &e, &e.id.to_string(), &trace).await?);
                 }
                 Effect::Outbound(o) => {
-                    pending.push(self.bus.start_publish(&subjects::outbound(&o.channel), &o, &o.id.to_string()).await?);
+                    let subject = subjects::outbound(&o.channel);
+                    pending.push(self.bus.start_publish_traced(&subject, &o, &o.id.to_string(), &trace).await?);
                 }
                 Effect::Agent { kind, delivery } => {
                     let (id, agent) = match &delivery {
@@ -35,7 +37,7 @@ impl RouterService {
                     } else {
                         subjects::agent_out(&kind)
                     };
-                    pending.push(self.bus.start_publish(&subject, &delivery, &id.to_string()).await?);
+                    pending.push(self.bus.start_publish_traced(&subject, &delivery, &id.to_string(), &trace).await?);
                 }
                 Effect::Store(record) => records.push(record),
                 Effect::CommandResult { command, rejected } => results.push((command, rejected)),

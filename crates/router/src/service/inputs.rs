@@ -28,6 +28,12 @@ pub(super) fn inbound_envelope(d: &Delivery) -> Result<Envelope, HandlerError> {
     Ok(envelope)
 }
 
+/// The `traceparent` an input arrived with, while tracing is on.
+fn traceparent(d: &Delivery) -> Option<String> {
+    let on = switchboard_bus::trace::enabled();
+    on.then(|| d.headers.get(switchboard_bus::trace::TRACEPARENT).map(|v| v.to_string())).flatten()
+}
+
 impl RouterService {
     pub(super) fn start_inputs(&self, tx: mpsc::Sender<Work>, stop: &CancellationToken) -> JoinSet<()> {
         let mut set = JoinSet::new();
@@ -76,7 +82,7 @@ impl RouterService {
                             Input::Command(Box::new(d.decode::<AgentCommand>()?))
                         };
                         let (done, result) = oneshot::channel();
-                        if tx.send(Work { input, done }).await.is_err() {
+                        if tx.send(Work { input, done, trace: traceparent(&d) }).await.is_err() {
                             return Err(HandlerError::Retry("router not leading".into()));
                         }
                         result.await.unwrap_or_else(|_| Err(HandlerError::Retry("router stopped".into())))
@@ -127,7 +133,7 @@ impl RouterService {
                     }
                     let (done, result) = oneshot::channel();
                     let input = Input::Undelivered(Box::new(event));
-                    if tx.send(Work { input, done }).await.is_err() {
+                    if tx.send(Work { input, done, trace: traceparent(&d) }).await.is_err() {
                         return Err(HandlerError::Retry("router not leading".into()));
                     }
                     result.await.unwrap_or_else(|_| Err(HandlerError::Retry("router stopped".into())))
