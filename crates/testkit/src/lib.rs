@@ -10,6 +10,8 @@ mod mail;
 mod nats;
 mod nats_cluster;
 mod nats_configured;
+#[cfg(feature = "slack")]
+mod slack;
 #[cfg(feature = "telegram")]
 mod telegram;
 mod wait;
@@ -18,6 +20,11 @@ pub use mail::{MAIL_DOMAIN, MailConfig, MailServer};
 pub use nats::{NatsServer, TEST_MAX_FILE_STORE};
 pub use nats_cluster::NatsCluster;
 pub use nats_configured::ConfiguredNatsServer;
+#[cfg(feature = "slack")]
+pub use slack::{
+    Answer as SlackAnswer, ApiCall as SlackCall, FAKE_BOT_USER_ID as FAKE_SLACK_BOT_USER, FakeSlack,
+    Message as SlackMessage, SlackSigner, SocketAck, Upload as SlackUpload,
+};
 #[cfg(feature = "telegram")]
 pub use telegram::{
     AnsweredCallback, ApiRequest, EditedMessage, FAKE_BOT_FIRST_NAME, FAKE_BOT_USERNAME, FakeBotApi, FakeError,
