@@ -36,8 +36,14 @@ pub enum Args<'a> {
 }
 
 /// Errors Slack documents as temporary: worth trying again.
-const RETRYABLE: &[&str] =
-    &["internal_error", "fatal_error", "service_unavailable", "request_timeout", "team_added_to_org", "ekm_access_denied"];
+const RETRYABLE: &[&str] = &[
+    "internal_error",
+    "fatal_error",
+    "service_unavailable",
+    "request_timeout",
+    "team_added_to_org",
+    "ekm_access_denied",
+];
 
 impl SlackApi {
     /// A client of `base` (`https://slack.com/api`) with `token`; `timeout` per call.
@@ -99,7 +105,9 @@ impl SlackApi {
         let body: Value = match response.json().await {
             Ok(v) => v,
             Err(_) if status == StatusCode::TOO_MANY_REQUESTS => Value::Null,
-            Err(e) if status.is_server_error() => return Err(SendError::retryable(format!("{method}: HTTP {status}: {e}"))),
+            Err(e) if status.is_server_error() => {
+                return Err(SendError::retryable(format!("{method}: HTTP {status}: {e}")));
+            }
             Err(e) => return Err(SendError::permanent(format!("{method}: HTTP {status}, unreadable answer: {e}"))),
         };
         let error = body["error"].as_str().unwrap_or_default();

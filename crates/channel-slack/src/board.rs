@@ -39,7 +39,8 @@ impl Slack {
         let kv = self.kv(bus).await?.clone();
         let key = state::key_board(&snapshot.team);
         let body = |ts: Option<&str>| {
-            let mut b = json!({ "channel": channel, "text": blocks::fallback(&text), "blocks": [blocks::section(&text)] });
+            let mut b =
+                json!({ "channel": channel, "text": blocks::fallback(&text), "blocks": [blocks::section(&text)] });
             if let Some(ts) = ts {
                 b["ts"] = json!(ts);
             }

@@ -122,7 +122,10 @@ impl SlackConfig {
                 ));
             }
             SlackMode::Socket if self.app_token_env.is_some() == self.app_token_file.is_some() => {
-                return Err(err("app_token_env", "mode \"socket\" needs exactly one of `app_token_env` and `app_token_file`"));
+                return Err(err(
+                    "app_token_env",
+                    "mode \"socket\" needs exactly one of `app_token_env` and `app_token_file`",
+                ));
             }
             _ => {}
         }
@@ -142,7 +145,10 @@ impl SlackConfig {
         }
         for (team, channel) in &self.team_channels {
             if !is_slack_id(channel, b"CG") {
-                return Err(err(format!("team_channels.{team}"), format!("`{channel}` is not a Slack channel id (C0123)")));
+                return Err(err(
+                    format!("team_channels.{team}"),
+                    format!("`{channel}` is not a Slack channel id (C0123)"),
+                ));
             }
         }
         if self.max_file_bytes == 0 {
@@ -183,8 +189,8 @@ impl SlackConfig {
     /// Reads the app-level token, when one is named (Socket Mode needs it); checks `xapp-`.
     pub fn app_token(&self) -> Result<Option<String>, SlackConfigError> {
         let key = if self.app_token_file.is_some() { "app_token_file" } else { "app_token_env" };
-        let token =
-            read_secret(self.app_token_env.as_deref(), self.app_token_file.as_deref()).map_err(|reason| err(key, reason))?;
+        let token = read_secret(self.app_token_env.as_deref(), self.app_token_file.as_deref())
+            .map_err(|reason| err(key, reason))?;
         if token.as_deref().is_some_and(|t| !t.starts_with("xapp-")) {
             return Err(err(key, "does not look like an app-level token (`xapp-...`)"));
         }

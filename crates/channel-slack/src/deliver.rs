@@ -48,11 +48,10 @@ impl Slack {
         if let Some(channel) = state::get(kv, state::key_dm(agent)).await.map_err(SendError::retryable)? {
             return Ok(channel);
         }
-        let user = self
-            .inner
-            .agents
-            .get(agent)
-            .ok_or_else(|| SendError::permanent(format!("agent {agent} has no Slack user in channels.slack.agents")))?;
+        let user =
+            self.inner.agents.get(agent).ok_or_else(|| {
+                SendError::permanent(format!("agent {agent} has no Slack user in channels.slack.agents"))
+            })?;
         let opened = self.inner.api.call("conversations.open", &serde_json::json!({ "users": user })).await?;
         let channel = opened["channel"]["id"]
             .as_str()
@@ -82,8 +81,17 @@ impl Slack {
             && let Some(label) = agent_chat::settled_label(&u.change)
         {
             self.settle(root, label).await?;
+            let live: Option<Root> =
+                state::get_json(&kv, state::key_live(agent, conversation)).await.map_err(SendError::retryable)?;
+            if let Some(live) = live {
+                self.settle(&live, label).await?;
+                if let Err(e) = kv.purge(state::key_live(agent, conversation)).await {
+                    warn!(error = %e, "cannot drop a settled button's record");
+                }
+            }
         }
-        let mut sent: Sent = state::get_json(&kv, state::key_sent(id)).await.map_err(SendError::retryable)?.unwrap_or_default();
+        let mut sent: Sent =
+            state::get_json(&kv, state::key_sent(id)).await.map_err(SendError::retryable)?.unwrap_or_default();
         let (text, buttons) = agent_chat::compose(&Mrkdwn, delivery, MAX_SECTION_CHARS, THREAD_PREFIX);
         // An offer roots a new thread; the rest goes into the conversation's thread (or, with
         // none known, starts one).
@@ -105,12 +113,18 @@ impl Slack {
                     body["thread_ts"] = serde_json::json!(t);
                 }
                 let posted = self.inner.api.call("chat.postMessage", &body).await?;
-                let ts = posted["ts"].as_str().ok_or_else(|| SendError::permanent("chat.postMessage: no ts"))?.to_string();
+                let ts =
+                    posted["ts"].as_str().ok_or_else(|| SendError::permanent("chat.postMessage: no ts"))?.to_string();
                 sent.ts = Some(ts.clone());
                 state::put_json(&kv, state::key_sent(id), &sent).await?;
                 ts
             }
         };
+        if thread_ts.is_some() && buttons != agent_chat::Buttons::None {
+            // A Resolve button in the thread: replaced too once the conversation is settled.
+            let live = Root { channel: channel.clone(), ts: ts.clone(), text: text.clone() };
+            state::put_json(&kv, state::key_live(agent, conversation), &live).await?;
+        }
         if thread_ts.is_none() {
             // This message roots the conversation's thread: replies under it answer the customer.
             let new_root = Root { channel: channel.clone(), ts: ts.clone(), text: text.clone() };
@@ -165,7 +179,13 @@ impl Slack {
     }
 
     /// Replaces the buttons under message `ts` (whose section reads `text`) with `label`.
-    pub(crate) async fn settle_message(&self, channel: &str, ts: &str, text: &str, label: &str) -> Result<(), SendError> {
+    pub(crate) async fn settle_message(
+        &self,
+        channel: &str,
+        ts: &str,
+        text: &str,
+        label: &str,
+    ) -> Result<(), SendError> {
         let body = serde_json::json!({
             "channel": channel,
             "ts": ts,

@@ -64,9 +64,10 @@ impl Slack {
                 let m = ThreadMessage { event_id, user, channel, thread_ts, text, files };
                 (self.message(bus, m).await?, InboundOutcome::NotRouted)
             }
-            Incoming::Action { user, channel, message_ts, action_id, value, action_ts } => {
-                (self.action(bus, &user, &channel, &message_ts, &action_id, &value, &action_ts).await?, InboundOutcome::NotRouted)
-            }
+            Incoming::Action { user, channel, message_ts, action_id, value, action_ts } => (
+                self.action(bus, &user, &channel, &message_ts, &action_id, &value, &action_ts).await?,
+                InboundOutcome::NotRouted,
+            ),
             Incoming::Command { command, text, user, channel, trigger_id } => {
                 (self.command(bus, &command, &text, &user, &channel, &trigger_id).await?, InboundOutcome::NotRouted)
             }
@@ -83,8 +84,12 @@ impl Slack {
     async fn message(&self, bus: &Bus, m: ThreadMessage) -> Result<Answer, String> {
         let Some(agent) = self.agent_of(&m.user).map(str::to_string) else {
             info!("slack: a message from a user who is not a mapped agent refused");
-            self.say(&m.channel, m.thread_ts.as_deref(), "You are not a Switchboard agent in this workspace: nothing was done.")
-                .await;
+            self.say(
+                &m.channel,
+                m.thread_ts.as_deref(),
+                "You are not a Switchboard agent in this workspace: nothing was done.",
+            )
+            .await;
             return Ok(Answer::Empty);
         };
         let kv = self.kv(bus).await?.clone();
@@ -102,15 +107,16 @@ impl Slack {
             return Ok(Answer::Empty);
         };
         let Some(conversation) = state::thread(&kv, &m.channel, thread).await? else {
-            self.say(&m.channel, Some(thread), "This thread is not a conversation: answer under a conversation's offer.")
-                .await;
+            self.say(
+                &m.channel,
+                Some(thread),
+                "This thread is not a conversation: answer under a conversation's offer.",
+            )
+            .await;
             return Ok(Answer::Empty);
         };
-        let action = if m.files.is_empty() {
-            action_for(&m.text, THREAD_PREFIX)
-        } else {
-            self.file_reply(bus, &m).await?
-        };
+        let action =
+            if m.files.is_empty() { action_for(&m.text, THREAD_PREFIX) } else { self.file_reply(bus, &m).await? };
         let action = match action {
             Ok(a) => a,
             Err(why) => {
@@ -127,7 +133,9 @@ impl Slack {
             .verdicts
             .after(published, VERDICT_WAIT, move |verdict| async move {
                 match verdict {
-                    Verdict::Rejected(reason) => this.say(&channel, Some(&thread), &format!("Not done: {reason}.")).await,
+                    Verdict::Rejected(reason) => {
+                        this.say(&channel, Some(&thread), &format!("Not done: {reason}.")).await
+                    }
                     Verdict::Done if declines => this.settle_conversation(&kv, &agent, conversation, label).await,
                     _ => {}
                 }
@@ -157,7 +165,9 @@ impl Slack {
     /// overwrites it); `Ok(Err(why))` when it is over the limit or cannot be fetched.
     async fn fetch(&self, bus: &Bus, f: &SharedFile) -> Result<Result<AttachmentRef, String>, String> {
         let limit = self.inner.max_file_bytes;
-        let over = || format!("{} ({}) is over the {} limit for files", f.name, agent_chat::size(f.size), agent_chat::size(limit));
+        let over = || {
+            format!("{} ({}) is over the {} limit for files", f.name, agent_chat::size(f.size), agent_chat::size(limit))
+        };
         if f.size > limit {
             return Ok(Err(over()));
         }
@@ -218,12 +228,14 @@ impl Slack {
                 match (verdict, label) {
                     (Verdict::Done, Some(label)) => {
                         // The pressed message is the thread's root (an offer) or a Resolve under it.
-                        let root: Option<Root> =
-                            state::get_json(&kv, state::key_root(&agent, conversation)).await.ok().flatten();
-                        let text = match &root {
-                            Some(r) if r.ts == message_ts => r.text.clone(),
-                            _ => String::from("Resolve"),
-                        };
+                        let mut text = None;
+                        for key in [state::key_root(&agent, conversation), state::key_live(&agent, conversation)] {
+                            let known: Option<Root> = state::get_json(&kv, key).await.ok().flatten();
+                            if let Some(r) = known.filter(|r| r.ts == message_ts) {
+                                text = Some(r.text);
+                            }
+                        }
+                        let Some(text) = text else { return };
                         if let Err(e) = this.settle_message(&channel, &message_ts, &text, label).await {
                             warn!(error = %e, "cannot mark a used button");
                         }

@@ -7,8 +7,8 @@
 //! Mode (a WebSocket the daemon opens); both feed one handler. Setup: `docs/slack.md`.
 
 pub mod api;
-mod board;
 pub mod blocks;
+mod board;
 pub mod config;
 mod deliver;
 mod handler;

@@ -130,7 +130,8 @@ pub fn interaction(payload: &Value) -> Result<Incoming, String> {
     let action = payload["actions"].as_array().and_then(|a| a.first()).ok_or("block_actions without actions")?;
     let user = s(&payload["user"]["id"]);
     let channel = payload["channel"]["id"].as_str().or(payload["container"]["channel_id"].as_str()).unwrap_or_default();
-    let message_ts = payload["message"]["ts"].as_str().or(payload["container"]["message_ts"].as_str()).unwrap_or_default();
+    let message_ts =
+        payload["message"]["ts"].as_str().or(payload["container"]["message_ts"].as_str()).unwrap_or_default();
     if user.is_empty() || channel.is_empty() || message_ts.is_empty() {
         return Err("block_actions without user, channel or message".into());
     }
@@ -220,11 +221,16 @@ mod tests {
         );
         assert!(matches!(interaction(&json!({ "type": "view_submission" })), Ok(Incoming::Ignored(_))));
         assert!(interaction(&json!({ "type": "block_actions", "actions": [] })).is_err());
-        let form: BTreeMap<String, String> =
-            [("command", "/sb"), ("text", "note K4F2 hi"), ("user_id", "U1"), ("channel_id", "D1"), ("trigger_id", "t1")]
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect();
+        let form: BTreeMap<String, String> = [
+            ("command", "/sb"),
+            ("text", "note K4F2 hi"),
+            ("user_id", "U1"),
+            ("channel_id", "D1"),
+            ("trigger_id", "t1"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
         assert!(matches!(command(&form), Ok(Incoming::Command { text, .. }) if text == "note K4F2 hi"));
         assert!(command(&BTreeMap::new()).is_err());
     }

@@ -70,7 +70,13 @@ impl Slack {
     }
 
     /// One WebSocket connection, until Slack ends it or `stop` fires.
-    async fn connection(&self, bus: &Bus, url: &str, stop: &CancellationToken, health: &Health) -> Result<Ended, String> {
+    async fn connection(
+        &self,
+        bus: &Bus,
+        url: &str,
+        stop: &CancellationToken,
+        health: &Health,
+    ) -> Result<Ended, String> {
         let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
             .max_message_size(Some(MAX_FRAME_BYTES))
             .max_frame_size(Some(MAX_FRAME_BYTES));
@@ -106,7 +112,10 @@ impl Slack {
                     health.set(HealthStatus::Ready);
                 }
                 "disconnect" => {
-                    info!(reason = envelope["reason"].as_str().unwrap_or_default(), "slack socket mode: asked to reconnect");
+                    info!(
+                        reason = envelope["reason"].as_str().unwrap_or_default(),
+                        "slack socket mode: asked to reconnect"
+                    );
                     let _ = ws.close(None).await;
                     return Ok(Ended::Reconnect);
                 }

@@ -1,6 +1,7 @@
 //! What the Slack endpoint keeps in KV `sb_channels`, so any process (and a restarted one) finds
 //! it: `slack.dm.<agent>` (the agent's DM channel with the bot), `slack.root.<agent>.<conversation>`
-//! (the thread root: the offer message), `slack.thread.<channel>.<ts>` (the conversation of a
+//! (the thread root: the offer message), `slack.live.<agent>.<conversation>` (a message in the
+//! thread with a Resolve button), `slack.thread.<channel>.<ts>` (the conversation of a
 //! thread), `slack.code.<agent>.<code>` (a conversation by its short code, for `/sb`),
 //! `slack.sent.<delivery>` (a delivery's progress, so a retry resumes), `slack.board.<team>` (the
 //! team channel's queue message).
@@ -37,6 +38,9 @@ pub(crate) fn key_dm(agent: &str) -> String {
 }
 pub(crate) fn key_root(agent: &str, conversation: Uuid) -> String {
     format!("slack.root.{agent}.{}", conversation.simple())
+}
+pub(crate) fn key_live(agent: &str, conversation: Uuid) -> String {
+    format!("slack.live.{agent}.{}", conversation.simple())
 }
 pub(crate) fn key_thread(channel: &str, ts: &str) -> String {
     format!("slack.thread.{channel}.{ts}")

@@ -66,16 +66,27 @@ pub struct Message {
     pub text: String,
     /// Its current `blocks`, if any.
     pub blocks: Option<Value>,
-    /// Every earlier version's text, oldest first (one per `chat.update`).
+    /// Every earlier version as [`Message::rendered`] showed it, oldest first (one per `chat.update`).
     pub earlier: Vec<String>,
+    /// The person who wrote it, for messages a test sent as a user ([`FakeSlack::message_event`]);
+    /// `None` for the bot's.
+    pub user: Option<String>,
     /// Files uploaded into the channel with it (`files.completeUploadExternal`): their names.
     pub files: Vec<String>,
 }
 
 impl Message {
-    /// The message as a person reads it: its section texts, then its buttons' labels in brackets.
+    /// The mrkdwn of its first section block (as sent, escapes and all), if it has one.
+    pub fn section_text(&self) -> Option<&str> {
+        let blocks = self.blocks.as_ref()?.as_array()?;
+        blocks.iter().find(|b| b["type"] == "section").and_then(|b| b["text"]["text"].as_str())
+    }
+
+    /// The message as a person reads it: its section texts, then its buttons' labels in brackets
+    /// (Slack's `&lt;`, `&gt;`, `&amp;` shown as the characters they stand for).
     pub fn rendered(&self) -> String {
-        let Some(blocks) = self.blocks.as_ref().and_then(Value::as_array) else { return self.text.clone() };
+        let unescape = |s: &str| s.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&");
+        let Some(blocks) = self.blocks.as_ref().and_then(Value::as_array) else { return unescape(&self.text) };
         let mut out = Vec::new();
         for b in blocks {
             match b["type"].as_str() {
@@ -97,7 +108,7 @@ impl Message {
                 _ => {}
             }
         }
-        out.join("\n")
+        unescape(&out.join("\n"))
     }
 }
 
@@ -141,8 +152,8 @@ pub(crate) struct State {
     /// Channels the bot may post to besides DMs.
     pub(crate) channels: Vec<String>,
     pub(crate) next: u64,
-    /// Method → (calls left to refuse, Retry-After seconds).
-    pub(crate) limits: HashMap<String, (usize, u64)>,
+    /// Method → (calls left to refuse, Retry-After seconds, only calls to this channel).
+    pub(crate) limits: HashMap<String, (usize, u64, Option<String>)>,
     pub(crate) uploads: Vec<Upload>,
     /// Files the agent "shared": id → bytes, served at `/files/<id>`.
     pub(crate) files: HashMap<String, Vec<u8>>,
@@ -209,7 +220,18 @@ impl FakeSlack {
     /// The next `times` calls of `method` answer HTTP 429 with `Retry-After: retry_after_secs`
     /// and `{"ok":false,"error":"ratelimited"}`, as Slack's rate limiter does.
     pub fn rate_limit(&self, method: &str, times: usize, retry_after_secs: u64) {
-        self.shared.lock().limits.insert(method.into(), (times, retry_after_secs));
+        self.shared.lock().limits.insert(method.into(), (times, retry_after_secs, None));
+    }
+
+    /// Like [`FakeSlack::rate_limit`], for calls whose `channel` is `channel` only.
+    pub fn rate_limit_in(&self, method: &str, channel: &str, times: usize, retry_after_secs: u64) {
+        self.shared.lock().limits.insert(method.into(), (times, retry_after_secs, Some(channel.into())));
+    }
+
+    /// The DM channel `conversations.open` gives for `user` (the fake's ids are fixed: `D` and
+    /// the user id after its first letter).
+    pub fn dm_id_for(user: &str) -> String {
+        format!("D{}", &user[1..])
     }
 
     /// Every Web API call so far.
@@ -331,7 +353,19 @@ impl FakeSlack {
         let (n, ts) = {
             let mut state = self.shared.lock();
             let n = state.next_id();
-            (n, server::ts(n))
+            let ts = server::ts(n);
+            // Slack keeps what the user wrote in the channel's history, as it keeps the bot's.
+            state.messages.push(Message {
+                channel: channel.into(),
+                ts: ts.clone(),
+                thread_ts: thread_ts.map(str::to_string),
+                text: text.into(),
+                blocks: None,
+                earlier: Vec::new(),
+                user: Some(user.into()),
+                files: files.iter().filter_map(|f| f["name"].as_str().map(str::to_string)).collect(),
+            });
+            (n, ts)
         };
         let mut event = json!({ "type": "message", "user": user, "channel": channel, "channel_type": "im",
                                 "text": text, "ts": ts, "event_ts": ts });
@@ -356,9 +390,10 @@ impl FakeSlack {
             let message = state.messages.iter().find(|m| m.channel == channel && m.ts == message_ts).cloned();
             (n, message)
         };
-        let message = message.map_or(json!({ "ts": message_ts }), |m| {
-            json!({ "type": "message", "ts": m.ts, "text": m.text, "blocks": m.blocks, "user": FAKE_BOT_USER_ID })
-        });
+        let message = message.map_or(
+            json!({ "ts": message_ts }),
+            |m| json!({ "type": "message", "ts": m.ts, "text": m.text, "blocks": m.blocks, "user": FAKE_BOT_USER_ID }),
+        );
         json!({
             "type": "block_actions", "team": { "id": FAKE_TEAM_ID }, "user": { "id": user },
             "api_app_id": "A0FAKE", "trigger_id": format!("{n}.trigger"),

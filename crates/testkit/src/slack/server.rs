@@ -45,7 +45,8 @@ pub(super) fn app(shared: Arc<Shared>, addr: SocketAddr) -> Router {
 
 /// The bearer token of a request, or its `token` argument.
 fn token(headers: &HeaderMap, args: &Value) -> Option<String> {
-    let bearer = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    let bearer =
+        headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
     bearer.map(str::to_string).or_else(|| args["token"].as_str().map(str::to_string))
 }
 
@@ -71,7 +72,8 @@ fn form_urlencoded(body: &[u8]) -> Vec<(String, String)> {
             match bytes[i] {
                 b'+' => out.push(b' '),
                 b'%' if i + 2 < bytes.len() => {
-                    let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
+                    let hex =
+                        std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
                     match hex {
                         Some(b) => {
                             out.push(b);
@@ -124,7 +126,7 @@ async fn method(
     let limited = {
         let mut state = fake.shared.lock();
         match state.limits.get_mut(&method) {
-            Some((left, after)) if *left > 0 => {
+            Some((left, after, only)) if *left > 0 && only.as_ref().is_none_or(|c| args["channel"] == c.as_str()) => {
                 *left -= 1;
                 Some(*after)
             }
@@ -184,7 +186,7 @@ fn call(state: &mut State, addr: SocketAddr, method: &str, args: &Value) -> Resu
             if !users.starts_with('U') && !users.starts_with('W') {
                 return Err("user_not_found".into());
             }
-            let id = state.dms.entry(users.into()).or_insert_with(|| format!("D{}", &users[1..])).clone();
+            let id = state.dms.entry(users.into()).or_insert_with(|| super::FakeSlack::dm_id_for(users)).clone();
             Ok(json!({ "channel": { "id": id } }))
         }
         "chat.postMessage" => {
@@ -207,6 +209,7 @@ fn call(state: &mut State, addr: SocketAddr, method: &str, args: &Value) -> Resu
                 text: text.clone(),
                 blocks: blocks.clone(),
                 earlier: Vec::new(),
+                user: None,
                 files: Vec::new(),
             });
             Ok(json!({ "channel": channel, "ts": ts,
@@ -217,10 +220,14 @@ fn call(state: &mut State, addr: SocketAddr, method: &str, args: &Value) -> Resu
             let channel = str_arg(args, "channel").ok_or("channel_not_found")?.to_string();
             let ts = str_arg(args, "ts").ok_or("message_not_found")?.to_string();
             let (text, blocks) = content(args)?;
-            let message =
-                state.messages.iter_mut().find(|m| m.channel == channel && m.ts == ts).ok_or("message_not_found")?;
-            let old = std::mem::replace(&mut message.text, text.clone());
+            let message = state
+                .messages
+                .iter_mut()
+                .find(|m| m.channel == channel && m.ts == ts && m.user.is_none())
+                .ok_or("message_not_found")?;
+            let old = message.rendered();
             message.earlier.push(old);
+            message.text = text.clone();
             if blocks.is_some() || args.get("blocks").is_some() {
                 message.blocks = blocks;
             }
@@ -263,6 +270,7 @@ fn call(state: &mut State, addr: SocketAddr, method: &str, args: &Value) -> Resu
                     text,
                     blocks: None,
                     earlier: Vec::new(),
+                    user: None,
                     files: names,
                 });
             }
@@ -303,7 +311,8 @@ fn content(args: &Value) -> Result<(String, Option<Value>), String> {
                     for e in b["elements"].as_array().ok_or("invalid_blocks")? {
                         let label = e["text"]["text"].as_str().unwrap_or_default();
                         let value = e["value"].as_str().unwrap_or_default();
-                        if label.is_empty() || label.chars().count() > MAX_BUTTON_TEXT || value.len() > MAX_BUTTON_VALUE {
+                        if label.is_empty() || label.chars().count() > MAX_BUTTON_TEXT || value.len() > MAX_BUTTON_VALUE
+                        {
                             return Err("invalid_blocks".into());
                         }
                         if e["action_id"].as_str().is_none_or(|a| a.is_empty() || a.len() > 255) {
@@ -330,7 +339,11 @@ async fn upload(AxumState(fake): AxumState<Fake>, Path(id): Path<String>, body: 
     (StatusCode::OK, format!("OK - {}", body.len())).into_response()
 }
 
-async fn download(AxumState(fake): AxumState<Fake>, Path((id, _name)): Path<(String, String)>, headers: HeaderMap) -> Response {
+async fn download(
+    AxumState(fake): AxumState<Fake>,
+    Path((id, _name)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
     if token(&headers, &Value::Null).as_deref() != Some(fake.shared.bot_token.as_str()) {
         // Slack answers a file request without the token with its sign-in page.
         return (StatusCode::OK, [(header::CONTENT_TYPE, "text/html")], "<html>sign in</html>").into_response();
