@@ -145,3 +145,33 @@ fn router_groups_come_from_the_environment_as_a_list_and_unknown_ones_are_named(
         "{stderr}"
     );
 }
+
+#[test]
+fn slack_settings_are_checked_against_routing() {
+    let routing = "[routing]\ndefault_team = \"support\"\n[routing.teams.support]\n\
+                   [[routing.agents]]\nid = \"alice\"\nteams = [\"support\"]\ntiers = [\"L1\"]\n";
+    let slack = "[channels.slack]\nenabled = true\nbot_token_env = \"B\"\nsigning_secret_env = \"S\"\n";
+    check(
+        &format!("{routing}{slack}[channels.slack.agents]\nghost = \"U1\"\n"),
+        "channels.slack.agents.ghost",
+        "unknown agent",
+    );
+    check(
+        &format!("{routing}{slack}[channels.slack.agents]\nalice = \"alice\"\n"),
+        "channels.slack.agents.alice",
+        "Slack user id",
+    );
+    check(
+        &format!("{routing}{slack}[channels.slack.team_channels]\nbilling = \"C01\"\n"),
+        "channels.slack.team_channels.billing",
+        "unknown team",
+    );
+    check(
+        &format!("{routing}[channels.slack]\nenabled = true\nbot_token_env = \"B\"\nmode = \"socket\"\n"),
+        "channels.slack.app_token_env",
+        "socket",
+    );
+    check(&format!("{routing}{slack}mode = \"webhook\"\n"), "channels.slack.mode", "unknown variant");
+    load(&format!("{routing}{slack}[channels.slack.agents]\nalice = \"U012ABC\"\n[channels.slack.team_channels]\nsupport = \"C0123\"\n"))
+        .unwrap();
+}
