@@ -87,6 +87,11 @@ pub fn event(body: &Value) -> Result<Incoming, String> {
     if kind != "message" {
         return Ok(Incoming::Ignored(format!("event {kind}")));
     }
+    // Only DMs with the app are agents' working space; a channel the app sits in (a team board's)
+    // is not, whoever writes there.
+    if let Some(kind) = event["channel_type"].as_str().filter(|k| *k != "im") {
+        return Ok(Incoming::Ignored(format!("message in a {kind} channel")));
+    }
     let subtype = event["subtype"].as_str();
     if event.get("bot_id").is_some_and(|b| !b.is_null()) || !matches!(subtype, None | Some("file_share")) {
         return Ok(Incoming::Ignored(format!("message subtype {}", subtype.unwrap_or("bot_message"))));
@@ -193,6 +198,8 @@ mod tests {
         assert!(matches!(event(&msg(json!({ "bot_id": "B1" }))), Ok(Incoming::Ignored(_))));
         assert!(matches!(event(&msg(json!({ "subtype": "message_changed" }))), Ok(Incoming::Ignored(_))));
         assert!(matches!(event(&msg(json!({ "type": "app_mention" }))), Ok(Incoming::Ignored(_))));
+        assert!(matches!(event(&msg(json!({ "channel_type": "channel" }))), Ok(Incoming::Ignored(_))));
+        assert!(matches!(event(&msg(json!({ "channel_type": "im" }))), Ok(Incoming::Message { .. })));
         // A thread root's own ts is not a thread.
         let Ok(Incoming::Message { thread_ts, .. }) = event(&msg(json!({ "thread_ts": "1.0" }))) else { panic!() };
         assert_eq!(thread_ts, None);

@@ -1,6 +1,7 @@
 //! The Slack crate against the fake Slack and a real NATS: the Web API client's rate-limit
 //! handling and error classes, the Events API routes' signature checks (before anything is
-//! parsed) and limits, and a customer's file uploaded into the conversation's thread.
+//! parsed) and limits, a customer's file uploaded into the conversation's thread, and updates
+//! posted in the thread and settling the offer's buttons.
 
 use std::time::{Duration, Instant};
 
@@ -178,4 +179,50 @@ async fn a_customer_file_is_uploaded_into_the_conversations_thread() {
     app.deliver(&bus.bus, &again).await.expect("the retry finishes");
     assert_eq!(slack.messages_in(&dm).len(), before + 1, "the text was not posted twice, only the file");
     drop(bus);
+}
+
+#[tokio::test]
+async fn updates_land_in_the_thread_and_settle_the_offer() {
+    let slack = FakeSlack::start(BOT, APP).await;
+    let bus = TestBus::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = app(&slack, dir.path());
+    let conversation = uuid::Uuid::now_v7();
+    let now = chrono::Utc::now();
+    let offer: AgentDelivery = serde_json::from_value(json!({
+        "type": "offer", "id": uuid::Uuid::now_v7(), "agent_id": "alice", "conversation_id": conversation,
+        "channel": "email", "customer": { "id": "ann@example.com", "name": "Ann <admin>" },
+        "subject": "Refund", "priority": 10, "tier": "L1", "sla_deadline": now, "offer_deadline": now,
+        "history": [{ "at": now, "from": "customer", "author": "Ann", "text": "Please refund *order* 9 <@U0BOSS>" }],
+        "actions": ["accept", "decline"], "code": "R2D2"
+    }))
+    .unwrap();
+    offer.validate().unwrap();
+    app.deliver(&bus.bus, &offer).await.unwrap();
+    let update = |change: &str, note: Option<&str>| -> AgentDelivery {
+        serde_json::from_value(json!({
+            "type": "update", "id": uuid::Uuid::now_v7(), "agent_id": "alice", "conversation_id": conversation,
+            "code": "R2D2", "customer": "Ann", "channel": "email", "change": change, "note": note
+        }))
+        .unwrap()
+    };
+    app.deliver(&bus.bus, &update("delivery_failed", Some("mailbox full"))).await.unwrap();
+    app.deliver(&bus.bus, &update("offer_withdrawn", None)).await.unwrap();
+    let dm = slack.dm_of("U0ALICE").unwrap();
+    let messages = slack.messages_in(&dm);
+    let root = &messages[0];
+    // Escaped: the customer's `<@U0BOSS>` cannot mention anyone.
+    assert!(root.section_text().unwrap().contains("&lt;@U0BOSS&gt;"), "{:?}", root.section_text());
+    assert!(root.section_text().unwrap().contains("*New conversation #R2D2*"), "{:?}", root.section_text());
+    let failed = messages.iter().find(|m| m.rendered().contains("could not be delivered: mailbox full")).expect("told");
+    assert_eq!(failed.thread_ts.as_deref(), Some(root.ts.as_str()), "in the conversation's thread");
+    let withdrawn = &slack.messages_in(&dm)[0];
+    assert!(withdrawn.rendered().contains("Offer withdrawn"), "{}", withdrawn.rendered());
+    assert!(!withdrawn.rendered().contains("[Accept]"), "the buttons are gone");
+    // `/sb` finds the conversation by its code, with or without `#`, in any case.
+    let kv = switchboard_channel_slack::state::kv(&bus.bus).await.unwrap();
+    for code in ["R2D2", "#r2d2"] {
+        assert_eq!(switchboard_channel_slack::state::by_code(&kv, "alice", code).await.unwrap(), Some(conversation));
+    }
+    assert_eq!(switchboard_channel_slack::state::by_code(&kv, "bob", "R2D2").await.unwrap(), None);
 }
