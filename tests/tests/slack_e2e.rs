@@ -156,6 +156,7 @@ async fn an_agent_on_slack_accepts_answers_and_keeps_notes_inside() {
     let shop = Receiver::start("/replies").await;
     let (daemon, _dir) = daemon(&slack, &shop, false).await;
     let signer = SlackSigner::new(&daemon.base, SIGNING);
+    assert!(slack.calls_of("auth.test").iter().any(|c| c.ok), "the bot token was checked at start");
 
     // Slack's rate limiter refuses the next two posts to the agent's DM; the offer waits and
     // still arrives once.

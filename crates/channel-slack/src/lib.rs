@@ -112,6 +112,13 @@ impl Slack {
         (self.inner.mode == SlackMode::Events).then(|| http::router(self.clone(), bus))
     }
 
+    /// Checks the bot token with `auth.test`: the bot's user id, or why not (permanent when
+    /// Slack refused the token, retryable when Slack could not be asked).
+    pub async fn check_token(&self) -> Result<String, switchboard_adapter::SendError> {
+        let me = self.inner.api.call("auth.test", &serde_json::json!({})).await?;
+        Ok(me["user_id"].as_str().unwrap_or_default().to_string())
+    }
+
     async fn kv(&self, bus: &Bus) -> Result<&Store, String> {
         self.inner.kv.get_or_try_init(|| state::kv(bus)).await
     }

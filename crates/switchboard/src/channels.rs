@@ -401,10 +401,25 @@ mod slack {
             Box::new(move || {
                 tokio::spawn(async move {
                     let bus = bus.get().map_err(AdapterError::Bus)?.clone();
+                    // A wrong or revoked token shows on /readyz at once, not at the first offer.
+                    let refused = match slack.check_token().await {
+                        Ok(_) => false,
+                        Err(e) if e.retryable => {
+                            tracing::warn!(error = %e, "cannot check the Slack bot token now (auth.test)");
+                            false
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "the Slack bot token is refused (auth.test)");
+                            h.set(HealthStatus::Degraded(format!("Slack bot token refused: {}", e.reason)));
+                            true
+                        }
+                    };
                     match slack.mode() {
                         SlackMode::Socket => slack.run_socket(bus, stop, h).await.map_err(AdapterError::Other),
                         SlackMode::Events => {
-                            h.set(HealthStatus::Ready);
+                            if !refused {
+                                h.set(HealthStatus::Ready);
+                            }
                             stop.cancelled().await;
                             Ok(())
                         }
