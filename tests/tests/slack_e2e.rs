@@ -234,12 +234,15 @@ async fn an_agent_on_slack_accepts_answers_and_keeps_notes_inside() {
     // Someone who is not a mapped agent is refused, and nothing happens.
     let stranger = signer.command(&slack.slash_command("U0MALLORY", "D0MALLORY", &format!("resolve {short}"))).await;
     assert!(stranger.body.contains("not a Switchboard agent"), "{}", stranger.body);
-    // Unsigned, wrongly signed and stale requests are refused before anything is read.
+    // Wrongly signed and stale requests are refused before anything is read, each counted once.
+    use switchboard_bus::outcomes::{InboundOutcome, count};
+    let rejected = count("slack", InboundOutcome::Rejected);
     let forged = SlackSigner::new(&daemon.base, "not-the-signing-secret-at-all");
     assert_eq!(forged.event(&later, None).await.status, 401);
     let stale = chrono::Utc::now().timestamp() - 301;
     let body = later.to_string().into_bytes();
     assert_eq!(signer.post_raw("/v1/slack/events", "application/json", body, Some(stale), None).await.status, 401);
+    assert_eq!(count("slack", InboundOutcome::Rejected), rejected + 2);
 
     // The customer writes again: it lands in the conversation's thread.
     assert_eq!(daemon.post_signed("evt_2", &customer(2, "Thanks! Tracking number?")).await.0, 202);

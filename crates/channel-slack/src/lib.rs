@@ -83,6 +83,7 @@ impl Slack {
             Duration::from_secs(config.max_retry_after_secs),
         )
         .map_err(|reason| SlackConfigError { key: "api_base".into(), reason })?;
+        switchboard_bus::outcomes::register(CHANNEL);
         Ok(Slack {
             inner: Arc::new(Inner {
                 api,

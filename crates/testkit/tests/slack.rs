@@ -58,10 +58,7 @@ async fn the_web_api_enforces_slacks_rules() {
         call(&fake, BOT, "chat.update", json!({ "channel": "D1", "ts": "1.0", "text": "v2" })).await.1["error"],
         "message_not_found"
     );
-    assert_eq!(
-        call(&fake, BOT, "chat.update", json!({ "channel": "D1", "ts": ts, "text": "v2" })).await.1["ok"],
-        true
-    );
+    assert_eq!(call(&fake, BOT, "chat.update", json!({ "channel": "D1", "ts": ts, "text": "v2" })).await.1["ok"], true);
     let in_thread = json!({ "channel": "D1", "text": "r", "thread_ts": "9.9" });
     assert_eq!(call(&fake, BOT, "chat.postMessage", in_thread).await.1["error"], "thread_not_found");
     let m = &fake.messages_in("D1")[0];
