@@ -1,7 +1,7 @@
 //! The Slack crate against the fake Slack and a real NATS: the Web API client's rate-limit
 //! handling and error classes, the Events API routes' signature checks (before anything is
 //! parsed) and limits, a customer's file uploaded into the conversation's thread, and updates
-//! posted in the thread and settling the offer's buttons.
+//! posted in the thread and settling the offer's buttons; Socket Mode's back-off and reconnect.
 
 use std::time::{Duration, Instant};
 
@@ -225,4 +225,54 @@ async fn updates_land_in_the_thread_and_settle_the_offer() {
         assert_eq!(switchboard_channel_slack::state::by_code(&kv, "alice", code).await.unwrap(), Some(conversation));
     }
     assert_eq!(switchboard_channel_slack::state::by_code(&kv, "bob", "R2D2").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn socket_mode_backs_off_while_slack_fails_and_connects_again_when_asked() {
+    use switchboard_adapter::{Health, HealthStatus};
+    let slack = FakeSlack::start(BOT, APP).await;
+    let bus = TestBus::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (bot, app_token) = (dir.path().join("bot"), dir.path().join("app"));
+    std::fs::write(&bot, BOT).unwrap();
+    std::fs::write(&app_token, APP).unwrap();
+    let config = SlackConfig {
+        enabled: true,
+        api_base: slack.api_base(),
+        bot_token_file: Some(bot),
+        app_token_file: Some(app_token),
+        mode: switchboard_channel_slack::SlackMode::Socket,
+        ..SlackConfig::default()
+    };
+    config.validate().unwrap();
+    let app = Slack::new(&config).unwrap();
+    assert!(app.routes(bus.slot()).is_none(), "no HTTP routes in Socket Mode");
+    // Slack fails twice: the client waits 0.5 s, then 1 s, then connects.
+    slack.fail("apps.connections.open", 2, "internal_error");
+    let (stop, health) = (tokio_util::sync::CancellationToken::new(), Health::default());
+    let started = Instant::now();
+    let task = tokio::spawn(app.run_socket(bus.bus.clone(), stop.clone(), health.clone()));
+    slack.wait_for("a connection", Duration::from_secs(10), |s| s.socket_connected().then_some(())).await;
+    assert!(started.elapsed() >= Duration::from_millis(1500), "backed off: {:?}", started.elapsed());
+    assert_eq!(slack.calls_of("apps.connections.open").len(), 3);
+    let ready = Instant::now() + Duration::from_secs(5);
+    while health.get() != HealthStatus::Ready {
+        assert!(Instant::now() < ready, "ready after hello: {:?}", health.get());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Asked to reconnect: at once, no back-off.
+    let asked = Instant::now();
+    slack.socket_disconnect();
+    slack
+        .wait_for("a second connection", Duration::from_secs(5), |s| (s.socket_connections() == 2).then_some(()))
+        .await;
+    assert!(asked.elapsed() < Duration::from_millis(500), "reconnected at once: {:?}", asked.elapsed());
+    // An unreadable envelope is acked and skipped (sending it again would not help).
+    slack.wait_for("connected", Duration::from_secs(5), |s| s.socket_connected().then_some(())).await;
+    let id = slack.socket_send("interactive", json!({ "type": "block_actions", "actions": [] }));
+    slack
+        .wait_for("the ack", Duration::from_secs(5), |s| s.socket_acks().into_iter().find(|a| a.envelope_id == id))
+        .await;
+    stop.cancel();
+    task.await.unwrap().unwrap();
 }

@@ -154,6 +154,8 @@ pub(crate) struct State {
     pub(crate) next: u64,
     /// Method → (calls left to refuse, Retry-After seconds, only calls to this channel).
     pub(crate) limits: HashMap<String, (usize, u64, Option<String>)>,
+    /// Method → (calls left to fail, the `error` they answer).
+    pub(crate) failures: HashMap<String, (usize, String)>,
     pub(crate) uploads: Vec<Upload>,
     /// Files the agent "shared": id → bytes, served at `/files/<id>`.
     pub(crate) files: HashMap<String, Vec<u8>>,
@@ -221,6 +223,12 @@ impl FakeSlack {
     /// and `{"ok":false,"error":"ratelimited"}`, as Slack's rate limiter does.
     pub fn rate_limit(&self, method: &str, times: usize, retry_after_secs: u64) {
         self.shared.lock().limits.insert(method.into(), (times, retry_after_secs, None));
+    }
+
+    /// The next `times` calls of `method` answer `{"ok":false,"error":<error>}` (`internal_error`,
+    /// `invalid_auth`, ...), as Slack does when something is wrong on its side or with the call.
+    pub fn fail(&self, method: &str, times: usize, error: &str) {
+        self.shared.lock().failures.insert(method.into(), (times, error.into()));
     }
 
     /// Like [`FakeSlack::rate_limit`], for calls whose `channel` is `channel` only.

@@ -145,7 +145,13 @@ async fn method(
     }
     let result = {
         let mut state = fake.shared.lock();
-        call(&mut state, fake.addr, &method, &args)
+        match state.failures.get_mut(&method) {
+            Some((left, error)) if *left > 0 => {
+                *left -= 1;
+                Err(error.clone())
+            }
+            _ => call(&mut state, fake.addr, &method, &args),
+        }
     };
     answer(&fake, &method, args, result)
 }
