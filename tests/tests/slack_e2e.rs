@@ -204,12 +204,15 @@ async fn an_agent_on_slack_accepts_answers_and_keeps_notes_inside() {
     assert!(note["text"].as_str().unwrap().starts_with("Done: note added"), "{note}");
     let thread_note = slack.message_event(ALICE, &dm, "!note called the courier", Some(&offer.ts));
     assert_eq!(signer.event(&thread_note, None).await.status, 200);
-    let later = slack.message_event(ALICE, &dm, "Anything else I can do?", Some(&offer.ts));
+    // Slack sends what the agent typed escaped, links as `<url|label>`: the customer gets the words.
+    let later =
+        slack.message_event(ALICE, &dm, "Anything else I can do? &lt;3 <https://shop.test/help|Help>", Some(&offer.ts));
     assert_eq!(signer.event(&later, None).await.status, 200);
-    shop.wait_for("the agent's second reply", WAIT, |v| v["text"] == "Anything else I can do?").await;
+    let second = "Anything else I can do? <3 Help (https://shop.test/help)";
+    shop.wait_for("the agent's second reply", WAIT, |v| v["text"] == second).await;
     assert_eq!(
         received_texts(&shop),
-        ["Sorry, Ada: it ships today.", "Anything else I can do?"],
+        ["Sorry, Ada: it ships today.", second],
         "each reply once, in order, and no note"
     );
 
@@ -301,7 +304,7 @@ async fn an_agent_on_slack_accepts_answers_and_keeps_notes_inside() {
         1
     );
     let texts = received_texts(&shop);
-    assert_eq!(texts, ["Sorry, Ada: it ships today.", "Anything else I can do?", "Your shipping label:"], "{texts:?}");
+    assert_eq!(texts, ["Sorry, Ada: it ships today.", second, "Your shipping label:"], "{texts:?}");
     assert!(!shop.received().iter().any(|(_, b)| b.contains("VIP") || b.contains("courier")), "a note leaked");
     assert!(
         !slack.messages_in(&dm).iter().any(|m| m.rendered().contains("Not done")),

@@ -121,9 +121,44 @@ pub fn event(body: &Value) -> Result<Incoming, String> {
         channel,
         ts: ts.clone(),
         thread_ts: event["thread_ts"].as_str().filter(|t| *t != ts).map(str::to_string),
-        text: s(&event["text"]),
+        text: plain_text(&s(&event["text"])),
         files,
     })
+}
+
+/// What a person typed, from Slack's message text: Slack sends `&`, `<`, `>` escaped and links,
+/// mentions and channels as `<...>` sequences; the customer gets the words (`label (url)` for a
+/// labelled link, the address of a mail link, `@name`/`#channel` for mentions).
+pub fn plain_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find('<') {
+        out.push_str(&rest[..open]);
+        let Some(close) = rest[open..].find('>') else {
+            out.push_str(&rest[open..]);
+            rest = "";
+            break;
+        };
+        let inner = &rest[open + 1..open + close];
+        let (target, label) = inner.split_once('|').unwrap_or((inner, ""));
+        let shown = match target.chars().next() {
+            Some('@') | Some('#') => format!("{}{}", &target[..1], if label.is_empty() { &target[1..] } else { label }),
+            Some('!') => format!("@{}", target[1..].split('^').next().unwrap_or_default()),
+            _ => {
+                let bare = target.strip_prefix("mailto:").unwrap_or(target);
+                let plain = |u: &str| u.trim_start_matches("https://").trim_start_matches("http://").to_string();
+                match label {
+                    "" => bare.to_string(),
+                    l if l == bare || l == plain(bare) => l.to_string(),
+                    l => format!("{l} ({bare})"),
+                }
+            }
+        };
+        out.push_str(&shown);
+        rest = &rest[open + close + 1..];
+    }
+    out.push_str(rest);
+    out.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 }
 
 /// An interaction payload (the JSON inside the form field `payload=`).
@@ -159,7 +194,7 @@ pub fn command(form: &BTreeMap<String, String>) -> Result<Incoming, String> {
     }
     Ok(Incoming::Command {
         command: field("command"),
-        text: field("text"),
+        text: plain_text(&field("text")),
         user,
         channel: field("channel_id"),
         trigger_id,
@@ -205,6 +240,19 @@ mod tests {
         assert_eq!(thread_ts, None);
         assert!(event(&msg(json!({ "user": null }))).is_err());
         assert!(event(&json!({ "type": "event_callback", "event": {} })).is_err());
+    }
+
+    #[test]
+    fn slack_markup_becomes_what_the_agent_typed() {
+        assert_eq!(plain_text("a &lt; b &amp;&amp; c &gt; d"), "a < b && c > d");
+        assert_eq!(
+            plain_text("see <https://x.test/a|the label> or <https://x.test/b>"),
+            "see the label (https://x.test/a) or https://x.test/b"
+        );
+        assert_eq!(plain_text("<mailto:ann@x.test|ann@x.test> <https://x.test|x.test>"), "ann@x.test x.test");
+        assert_eq!(plain_text("ask <@U123> in <#C9|billing> <!here>"), "ask @U123 in #billing @here");
+        assert_eq!(plain_text("broken < here"), "broken < here");
+        assert_eq!(plain_text("&amp;lt; stays as typed"), "&lt; stays as typed");
     }
 
     #[test]
