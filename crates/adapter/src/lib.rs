@@ -93,6 +93,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod agent_chat;
 mod attachment;
 mod channel;
 mod command;

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::kv::Store;
 use sha2::{Digest, Sha256};
+use switchboard_adapter::agent_chat;
 use switchboard_adapter::{PublishedCommand, SendError, Verdict, derived_command_id, publish_command};
 use switchboard_bus::{Bus, BusError, ConsumerSpec, Delivery, HandlerError};
 use switchboard_core::contract::{buckets, streams, subjects};
@@ -22,7 +23,7 @@ use switchboard_core::{AgentCommand, AgentDelivery, AgentStatus, CommandAction, 
 use teloxide_core::payloads::AnswerCallbackQuerySetters;
 use teloxide_core::prelude::Requester;
 use teloxide_core::types::{CallbackQuery, Message};
-use tokio::sync::{OnceCell, Semaphore};
+use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use uuid::Uuid;
@@ -55,8 +56,8 @@ pub struct AgentChats {
     /// The `sb_channels` bucket, looked up once: every customer message asks it whether its chat
     /// is an agent's, and each lookup of the bucket is a JetStream API request.
     kv: Arc<OnceCell<Store>>,
-    /// Slots for commands whose verdict is awaited.
-    verdicts: Arc<Semaphore>,
+    /// Commands whose verdict is awaited.
+    verdicts: agent_chat::Verdicts,
     /// Largest file an agent may send a customer, in bytes.
     max_file_bytes: u64,
 }
@@ -121,7 +122,7 @@ pub async fn issue_link_code(bus: &Bus, agent: &str) -> Result<String, String> {
 impl AgentChats {
     /// Agents' chats, written to with `sender`; agents' files up to `max_file_bytes` are passed on.
     pub fn new(sender: Sender, max_file_bytes: u64) -> AgentChats {
-        let verdicts = Arc::new(Semaphore::new(VERDICTS_AT_ONCE));
+        let verdicts = agent_chat::Verdicts::new(VERDICTS_AT_ONCE);
         AgentChats { sender, kv: Arc::default(), verdicts, max_file_bytes }
     }
 
@@ -447,18 +448,12 @@ impl AgentChats {
 
     /// Awaits a stored command's verdict apart from the update that caused it (a bounded number
     /// at once), then runs `then` with it: telling the agent, marking buttons.
-    async fn after_verdict<F, Fut>(&self, mut published: PublishedCommand, then: F)
+    async fn after_verdict<F, Fut>(&self, published: PublishedCommand, then: F)
     where
         F: FnOnce(Verdict) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = ()> + Send,
     {
-        // A slot first: with every slot taken, handling waits rather than piling up tasks.
-        let Ok(slot) = self.verdicts.clone().acquire_owned().await else { return };
-        tokio::spawn(async move {
-            let verdict = published.verdict(VERDICT_WAIT).await;
-            then(verdict).await;
-            drop(slot);
-        });
+        self.verdicts.after(published, VERDICT_WAIT, then).await;
     }
 
     /// A short notice to an agent's chat (best effort).
@@ -471,38 +466,10 @@ impl AgentChats {
     }
 }
 
-/// What an agent's reply to a conversation's message asks for: a command, or the notice to
-/// send back when the text is not one.
+/// What an agent's reply to a conversation's message asks for: a command (`/resolve`, `/note
+/// ...`, see [`agent_chat::action_for`]), or the notice to send back when the text is not one.
 pub fn action_for(text: &str) -> Result<CommandAction, String> {
-    let (word, rest) = text.split_once(char::is_whitespace).unwrap_or((text, ""));
-    let rest = rest.trim();
-    let note = (!rest.is_empty()).then(|| rest.to_string());
-    Ok(match word {
-        "/resolve" => CommandAction::Resolve,
-        "/decline" => CommandAction::Decline { reason: note },
-        "/escalate" => CommandAction::Escalate { tier: None, note },
-        "/note" if note.is_some() => CommandAction::Note { text: rest.into() },
-        // A saved reply by name; the router fills it in (and refuses an unknown name).
-        "/t" => match rest.split_whitespace().collect::<Vec<_>>()[..] {
-            [name] => {
-                CommandAction::Reply { text: String::new(), attachments: Vec::new(), template: Some(name.into()) }
-            }
-            _ => return Err("/t needs one saved reply's name: /t refund-confirmed-en".into()),
-        },
-        "/transfer" => {
-            let (team, note) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
-            if team.is_empty() {
-                return Err("/transfer needs a team: /transfer billing <note>".into());
-            }
-            let note = (!note.trim().is_empty()).then(|| note.trim().to_string());
-            CommandAction::Transfer { to_agent: None, to_team: Some(team.into()), note }
-        }
-        w if w.starts_with('/') => {
-            return Err(format!("Unknown command {w}. Commands: /resolve /decline /escalate /note /transfer /t"));
-        }
-        _ if text.is_empty() => return Err("Send text to answer the customer.".into()),
-        _ => CommandAction::reply(text),
-    })
+    agent_chat::action_for(text, "/")
 }
 
 #[cfg(test)]

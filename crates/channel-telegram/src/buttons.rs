@@ -37,14 +37,7 @@ pub(crate) fn status(label: &str, conversation: Uuid) -> InlineKeyboardMarkup {
 /// The label a conversation update puts on the conversation's live buttons; `None` when the
 /// update leaves them live (a new message, a failed delivery).
 pub(crate) fn label_for(change: &str) -> Option<&'static str> {
-    Some(match change {
-        "assigned" => ACCEPTED,
-        "offer_withdrawn" => "Offer withdrawn",
-        "declined" => DECLINED,
-        "resolved" => RESOLVED,
-        "transferred" => "Transferred",
-        _ => return None,
-    })
+    switchboard_adapter::agent_chat::settled_label(change)
 }
 
 /// The label a command's success puts on the pressed button's message.

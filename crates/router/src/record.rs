@@ -12,6 +12,9 @@ use uuid::Uuid;
 pub struct QueueItem {
     /// The conversation.
     pub conversation_id: Uuid,
+    /// Its short code (`K4F2`), as agents see it.
+    #[serde(default)]
+    pub code: String,
     /// Its channel.
     pub channel: String,
     /// Team.

@@ -142,15 +142,19 @@ impl Router {
         self.engine
             .queue()
             .into_iter()
-            .map(|q| QueueItem {
-                conversation_id: q.conversation,
-                channel: self.st.records.get(&q.conversation).map(|r| r.channel.clone()).unwrap_or_default(),
-                team: q.team,
-                tier: q.tier,
-                priority: q.priority,
-                waiting_since: q.waiting_since,
-                sla_deadline: q.sla_deadline,
-                sla_left_secs: (q.sla_deadline - now).div_euclid(1000),
+            .map(|q| {
+                let record = self.st.records.get(&q.conversation);
+                QueueItem {
+                    code: self.engine.code(q.conversation).unwrap_or_default(),
+                    conversation_id: q.conversation,
+                    channel: record.map(|r| r.channel.clone()).unwrap_or_default(),
+                    team: q.team,
+                    tier: q.tier,
+                    priority: q.priority,
+                    waiting_since: q.waiting_since,
+                    sla_deadline: q.sla_deadline,
+                    sla_left_secs: (q.sla_deadline - now).div_euclid(1000),
+                }
             })
             .collect()
     }

@@ -149,8 +149,9 @@ pub fn endpoint_kinds(config: &ChannelsConfig) -> BTreeMap<String, Vec<String>> 
     kinds
 }
 
-/// The agent endpoint deliverers of the enabled channels.
-pub fn agent_endpoints(config: &ChannelsConfig) -> anyhow::Result<Vec<(&'static str, Component)>> {
+/// The agent endpoint deliverers of the enabled channels; `groups` are the routing groups whose
+/// leading routers answer for the queue (the team rooms' live boards).
+pub fn agent_endpoints(config: &ChannelsConfig, groups: &[String]) -> anyhow::Result<Vec<(&'static str, Component)>> {
     #[allow(unused_mut)]
     let mut components: Vec<(&'static str, Component)> = Vec::new();
     #[cfg(feature = "channel-webhook")]
@@ -175,7 +176,7 @@ pub fn agent_endpoints(config: &ChannelsConfig) -> anyhow::Result<Vec<(&'static 
             Box::new(move |bus, stop| Box::pin(async move { agents.run(bus, stop).await.map_err(|e| e.to_string()) })),
         ));
     }
-    let _ = config;
+    let _ = (config, groups);
     Ok(components)
 }
 

@@ -119,7 +119,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
             (name, handle.await.map_err(|e| e.to_string()).and_then(|r| r.map_err(|e| e.to_string())))
         });
     }
-    for (name, component) in crate::channels::agent_endpoints(&config.channels)? {
+    for (name, component) in crate::channels::agent_endpoints(&config.channels, &all_groups)? {
         let (bus, stop) = (bus.clone(), components_stop.clone());
         enabled.push(name.to_string());
         running.spawn(async move { (name, component(bus, stop).await) });
