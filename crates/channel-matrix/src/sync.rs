@@ -1,0 +1,183 @@
+//! The one process that holds the lease `agent.matrix` syncs: it opens the agents' rooms, joins
+//! the team rooms (accepting their invites), reads events from the stored sync position and
+//! stores the next one only after every event before it was handled, so a restart neither skips
+//! nor repeats (a repeated event's command id is the same). It also keeps the team boards.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use switchboard_bus::Bus;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::agents::MatrixAgents;
+
+/// The lease (in `sb_router`) only its holder syncs under.
+pub const LEASE: &str = "agent.matrix";
+
+/// How long the lease lasts without renewal.
+const LEASE_TTL: Duration = Duration::from_secs(15);
+
+/// The sync filter: room timelines (up to 100 events per sync) and state; nothing the bot does
+/// not read (presence, typing, receipts, account data).
+const FILTER: &str = r#"{"presence":{"not_types":["*"]},"account_data":{"not_types":["*"]},"room":{"timeline":{"limit":100},"ephemeral":{"not_types":["*"]},"account_data":{"not_types":["*"]},"state":{"lazy_load_members":true}}}"#;
+
+impl MatrixAgents {
+    /// Contends for the lease and syncs while holding it, until `stop`.
+    pub(crate) async fn run_exclusive(&self, bus: Bus, stop: CancellationToken) -> Result<(), String> {
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into());
+        let holder = format!("{host}:{}:{}", std::process::id(), uuid::Uuid::now_v7());
+        loop {
+            let mut lease = match bus.acquire_lease(LEASE, &holder, LEASE_TTL, &stop).await {
+                Ok(Some(lease)) => lease,
+                Ok(None) => return Ok(()),
+                Err(e) => {
+                    warn!(lease = LEASE, error = %e, "cannot contend for the Matrix sync lease; retrying");
+                    tokio::select! {
+                        _ = stop.cancelled() => return Ok(()),
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                    }
+                }
+            };
+            info!(lease = LEASE, "syncing with the Matrix homeserver here");
+            let held = stop.child_token();
+            let work = {
+                let (this, bus, held) = (self.clone(), bus.clone(), held.clone());
+                async move {
+                    let boards = tokio::spawn({
+                        let (this, bus, held) = (this.clone(), bus.clone(), held.clone());
+                        async move { this.run_boards(bus, held).await }
+                    });
+                    let synced = this.sync_loop(&bus, &held).await;
+                    held.cancel();
+                    if let Ok(Err(e)) = boards.await {
+                        warn!(error = %e, "team boards stopped");
+                    }
+                    synced
+                }
+            };
+            tokio::pin!(work);
+            let mut renew = tokio::time::interval(lease.renew_every());
+            let lost = loop {
+                tokio::select! {
+                    outcome = &mut work => {
+                        lease.release().await;
+                        return outcome;
+                    }
+                    _ = renew.tick() => {
+                        if let Err(lost) = lease.renew().await {
+                            break lost;
+                        }
+                    }
+                }
+            };
+            warn!(lease = LEASE, error = %lost, "Matrix sync lease lost; stopping and contending again");
+            held.cancel();
+            if let Err(e) = work.await {
+                warn!(error = %e, "Matrix sync stopped with an error after losing its lease");
+            }
+        }
+    }
+
+    /// Opens missing agent rooms and joins team rooms, then syncs until `stop`.
+    async fn sync_loop(&self, bus: &Bus, stop: &CancellationToken) -> Result<(), String> {
+        let client = &self.inner.client;
+        let mut attempt = 0u32;
+        // Who the token is: a token of another user would act as that user.
+        let me = loop {
+            match client.whoami().await {
+                Ok(me) => break me,
+                Err(e) if e.retryable() => {
+                    attempt += 1;
+                    warn!(error = %e, attempt, "cannot reach the Matrix homeserver; retrying");
+                    if pause(stop, attempt).await {
+                        return Ok(());
+                    }
+                }
+                Err(e) => return Err(format!("the Matrix access token was refused: {e}")),
+            }
+        };
+        if me != self.inner.bot {
+            return Err(format!("the Matrix access token is {me}'s, not channels.matrix.user_id {}'s", self.inner.bot));
+        }
+        let state = self.state(bus).await?.clone();
+        for agent in self.inner.agents.keys() {
+            if let Err(e) = self.room_for(&state, agent).await {
+                warn!(agent = %agent, error = %e.reason, "cannot open the agent's Matrix room yet");
+            }
+        }
+        for (team, room) in &self.inner.team_rooms {
+            if let Err(e) = client.join(room).await {
+                warn!(team = %team, error = %e, "cannot join the team room yet (invite the bot to it)");
+            }
+        }
+        attempt = 0;
+        loop {
+            let since = state.since().await?;
+            let synced = tokio::select! {
+                _ = stop.cancelled() => return Ok(()),
+                synced = client.sync(since.as_deref(), self.inner.sync_timeout, FILTER) => synced,
+            };
+            let batch = match synced {
+                Ok(batch) => batch,
+                Err(e) => {
+                    attempt += 1;
+                    warn!(error = %e, attempt, "Matrix sync failed; retrying");
+                    if pause(stop, attempt).await {
+                        return Ok(());
+                    }
+                    continue;
+                }
+            };
+            let Some(next) = batch["next_batch"].as_str() else { continue };
+            if let Err(e) = self.handle_batch(bus, &batch, since.is_none()).await {
+                attempt += 1;
+                warn!(error = %e, attempt, "cannot handle a Matrix sync batch; it is read again");
+                if pause(stop, attempt).await {
+                    return Ok(());
+                }
+                continue;
+            }
+            attempt = 0;
+            state.set_since(next).await?;
+        }
+    }
+
+    /// One sync batch: team-room invites accepted, then every joined room's new events in order.
+    /// The first sync (no stored position) only takes the position: what happened before the
+    /// endpoint ever ran is not acted on.
+    async fn handle_batch(&self, bus: &Bus, batch: &Value, initial: bool) -> Result<(), String> {
+        if let Some(invites) = batch["rooms"]["invite"].as_object() {
+            for room in invites.keys() {
+                if let Some((team, _)) = self.inner.team_rooms.iter().find(|(_, r)| *r == room) {
+                    match self.inner.client.join(room).await {
+                        Ok(()) => info!(team = %team, "joined the team room"),
+                        Err(e) => warn!(team = %team, error = %e, "cannot join the team room"),
+                    }
+                }
+            }
+        }
+        if initial {
+            return Ok(());
+        }
+        let Some(joined) = batch["rooms"]["join"].as_object() else { return Ok(()) };
+        for (room, r) in joined {
+            if r["timeline"]["limited"] == true {
+                warn!("a Matrix room had more new events than one sync carries; earlier ones were skipped");
+            }
+            for event in r["timeline"]["events"].as_array().into_iter().flatten() {
+                self.handle_event(bus, room, event).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Waits before the next attempt (1, 2, 4 ... up to 30 s); `true` when `stop` fired meanwhile.
+async fn pause(stop: &CancellationToken, attempt: u32) -> bool {
+    let wait = Duration::from_secs(1u64 << attempt.min(5)).min(Duration::from_secs(30));
+    tokio::select! {
+        _ = stop.cancelled() => true,
+        _ = tokio::time::sleep(wait) => false,
+    }
+}
