@@ -22,7 +22,8 @@ pub struct MatrixConfig {
     pub access_token_file: Option<PathBuf>,
     /// Agents who work from Matrix (endpoint kind `matrix`): agent id → Matrix user id.
     pub agents: BTreeMap<String, String>,
-    /// Team rooms showing a team's live queue: team → room id (`!opaque:server`). The bot
+    /// Team rooms showing a team's live queue: team → room id (`!opaque:server`, or `!opaque`
+    /// from room version 12 on). The bot
     /// joins them (invite it first in a private room).
     pub team_rooms: BTreeMap<String, String>,
     /// Largest file passed on either way, in bytes.
@@ -64,6 +65,10 @@ fn err(key: impl Into<String>, reason: impl Into<String>) -> MatrixConfigError {
 /// Whether `id` is `<sigil><localpart or opaque id>:<server name>`, as Matrix user and room ids are.
 fn well_formed(id: &str, sigil: char) -> bool {
     let Some(rest) = id.strip_prefix(sigil) else { return false };
+    // Room ids of room version 12 are opaque, without a server name.
+    if sigil == '!' && !rest.contains(':') {
+        return !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_graphic()) && id.len() <= 255;
+    }
     let Some((local, server)) = rest.split_once(':') else { return false };
     let local_ok = match sigil {
         // The spec's user id grammar: lower-case letters, digits and `._=-/+`.
@@ -109,7 +114,10 @@ impl MatrixConfig {
         }
         for (team, room) in &self.team_rooms {
             if !well_formed(room, '!') {
-                return Err(err(format!("team_rooms.{team}"), format!("`{room}` is not a room id (`!opaque:server`)")));
+                return Err(err(
+                    format!("team_rooms.{team}"),
+                    format!("`{room}` is not a room id (`!opaque:server` or `!opaque`)"),
+                ));
             }
         }
         if self.max_file_bytes == 0 {
@@ -157,7 +165,9 @@ mod tests {
         assert!(!well_formed("@alice", '@'));
         assert!(!well_formed("@:example.org", '@'));
         assert!(well_formed("!AbCdEf123:example.org", '!'));
+        assert!(well_formed("!yj8gdUKZdfGk7EVcgpGC8z-44cTyN_5p1lds-yMYRFc", '!'), "room version 12");
         assert!(!well_formed("#billing:example.org", '!'));
+        assert!(!well_formed("!", '!'));
     }
 
     #[test]

@@ -13,6 +13,8 @@ mod nats_cluster;
 mod nats_configured;
 #[cfg(feature = "matrix")]
 mod synapse;
+#[cfg(feature = "matrix")]
+mod synapse_client;
 #[cfg(feature = "telegram")]
 mod telegram;
 mod wait;
@@ -23,6 +25,8 @@ pub use nats_cluster::NatsCluster;
 pub use nats_configured::ConfiguredNatsServer;
 #[cfg(feature = "matrix")]
 pub use synapse::{MatrixUser, SYNAPSE_SERVER_NAME, SYNAPSE_VERSION, Synapse};
+#[cfg(feature = "matrix")]
+pub use synapse_client::{MatrixTestClient, transcript};
 #[cfg(feature = "telegram")]
 pub use telegram::{
     AnsweredCallback, ApiRequest, EditedMessage, FAKE_BOT_FIRST_NAME, FAKE_BOT_USERNAME, FakeBotApi, FakeError,
