@@ -280,7 +280,5 @@ fn status_word(status: AgentStatus) -> &'static str {
         AgentStatus::Online => "online",
         AgentStatus::Away => "away",
         AgentStatus::Offline => "offline",
-        #[allow(unreachable_patterns)]
-        _ => "set",
     }
 }

@@ -298,3 +298,35 @@ async fn files_pass_both_ways_within_the_limit() {
     assert!(!commands(&s.t).await.iter().any(|c| c.id == derived_command_id(&format!("matrix:{sent}"))));
     stop.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_homeservers_rate_limit_is_waited_and_nothing_is_lost_or_doubled() {
+    let s = setup().await;
+    // Synapse's own limit for the bot, tightened by an admin: one event a second, no burst.
+    let admin = MatrixTestClient::new(&s.synapse.url(), &s.synapse.register("admin", true));
+    let path = format!("/_synapse/admin/v1/users/{}/override_ratelimit", s.bot.user.user_id);
+    let set =
+        admin.call(reqwest::Method::POST, &path, Some(json!({ "messages_per_second": 1, "burst_count": 1 }))).await;
+    assert_eq!(set["messages_per_second"], 1, "{set}");
+    let stop = run(&s);
+    let room = s.alice.accept_invite(WAIT).await;
+    let conversations: Vec<Uuid> = (0..3).map(|_| Uuid::now_v7()).collect();
+    for c in &conversations {
+        deliver(&s.t, offer(*c)).await;
+    }
+    // Three offers and their six reactions, each once, however often Synapse said to wait.
+    wait_for("every offer and reaction", Duration::from_secs(60), || async {
+        let events = s.alice.events(&room).await;
+        events.iter().filter(|e| e["type"] == "m.reaction").count() >= 6
+    })
+    .await;
+    let events = s.alice.events(&room).await;
+    let offers = events.iter().filter(|e| body(e).contains("New conversation #K4F2")).count();
+    assert_eq!(offers, 3, "each offer once");
+    assert_eq!(events.iter().filter(|e| e["type"] == "m.reaction").count(), 6, "each reaction once");
+    assert!(s.t.dead_letters("agent-matrix").await.is_empty(), "nothing dead-lettered for a rate limit");
+    let limited = s.synapse.log().lines().filter(|l| l.contains("/send/") && l.contains(" 429 ")).count();
+    assert!(limited > 0, "Synapse answered M_LIMIT_EXCEEDED at least once (else this test proves nothing)");
+    eprintln!("Synapse refused {limited} sends with 429; all were sent after the wait it asked for");
+    stop.cancel();
+}
