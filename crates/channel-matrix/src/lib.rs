@@ -42,9 +42,24 @@ impl MatrixAgents {
     /// process holds the sync lease, reads what agents do and keeps the team boards.
     pub async fn run(self, bus: Bus, stop: CancellationToken) -> Result<(), String> {
         switchboard_bus::outcomes::register(OUTCOME_CHANNEL);
+        // A token of another user would act as that user: nothing runs until it is the bot's.
+        match self.check_token(&stop).await {
+            Ok(true) => {}
+            Ok(false) => return Ok(()),
+            Err(e) => {
+                tracing::error!(error = %e, "the Matrix endpoint does not start");
+                return Err(e);
+            }
+        }
         let exclusive = tokio::spawn({
             let (this, bus, stop) = (self.clone(), bus.clone(), stop.clone());
-            async move { this.run_exclusive(bus, stop).await }
+            async move {
+                let outcome = this.run_exclusive(bus, stop).await;
+                if let Err(e) = &outcome {
+                    tracing::error!(error = %e, "Matrix sync stopped");
+                }
+                outcome
+            }
         });
         let consumed = self.consume(bus, stop.clone()).await.map_err(|e| e.to_string());
         stop.cancel();

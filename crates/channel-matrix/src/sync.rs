@@ -79,19 +79,18 @@ impl MatrixAgents {
         }
     }
 
-    /// Opens missing agent rooms and joins team rooms, then syncs until `stop`.
-    async fn sync_loop(&self, bus: &Bus, stop: &CancellationToken) -> Result<(), String> {
-        let client = &self.inner.client;
+    /// Checks (retrying while the homeserver cannot be reached) that the access token is the
+    /// configured bot's; `Ok(false)` when `stop` fired first.
+    pub(crate) async fn check_token(&self, stop: &CancellationToken) -> Result<bool, String> {
         let mut attempt = 0u32;
-        // Who the token is: a token of another user would act as that user.
         let me = loop {
-            match client.whoami().await {
+            match self.inner.client.whoami().await {
                 Ok(me) => break me,
                 Err(e) if e.retryable() => {
                     attempt += 1;
                     warn!(error = %e, attempt, "cannot reach the Matrix homeserver; retrying");
                     if pause(stop, attempt).await {
-                        return Ok(());
+                        return Ok(false);
                     }
                 }
                 Err(e) => return Err(format!("the Matrix access token was refused: {e}")),
@@ -100,6 +99,12 @@ impl MatrixAgents {
         if me != self.inner.bot {
             return Err(format!("the Matrix access token is {me}'s, not channels.matrix.user_id {}'s", self.inner.bot));
         }
+        Ok(true)
+    }
+
+    /// Opens missing agent rooms and joins team rooms, then syncs until `stop`.
+    async fn sync_loop(&self, bus: &Bus, stop: &CancellationToken) -> Result<(), String> {
+        let client = &self.inner.client;
         let state = self.state(bus).await?.clone();
         for agent in self.inner.agents.keys() {
             if let Err(e) = self.room_for(&state, agent).await {
@@ -111,7 +116,7 @@ impl MatrixAgents {
                 warn!(team = %team, error = %e, "cannot join the team room yet (invite the bot to it)");
             }
         }
-        attempt = 0;
+        let mut attempt = 0u32;
         loop {
             let since = state.since().await?;
             let synced = tokio::select! {

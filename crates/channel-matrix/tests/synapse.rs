@@ -223,6 +223,13 @@ async fn an_agent_gets_a_room_offers_with_reactions_and_a_thread_per_conversatio
 #[tokio::test(flavor = "multi_thread")]
 async fn an_encrypted_room_is_refused_and_the_next_offer_opens_a_new_one() {
     let s = setup().await;
+    // First, a token that is not the configured user's: nothing starts, and it says why.
+    let mut wrong = s.config.clone();
+    wrong.user_id = "@someone-else:localhost".into();
+    let agents = MatrixAgents::new(&wrong, vec![]).unwrap();
+    let refused = tokio::time::timeout(WAIT, agents.run(s.t.bus.clone(), CancellationToken::new())).await.unwrap();
+    assert!(refused.unwrap_err().contains("is @switchboard:localhost's, not channels.matrix.user_id"));
+    assert!(s.alice.invites().await.is_empty(), "no room was opened with the wrong identity");
     let stop = run(&s);
     let room = s.alice.accept_invite(WAIT).await;
     // The agent turns encryption on in their room.
