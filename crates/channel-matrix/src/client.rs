@@ -140,6 +140,27 @@ impl MatrixClient {
         self.call(Method::GET, &path, None, timeout + REQUEST_TIMEOUT).await
     }
 
+    /// `GET /rooms/{room}/messages` backwards from `from` down to `to`: up to `limit` events,
+    /// newest first, and the token to go on from (`None` at `to` or the room's start).
+    pub async fn messages_back(
+        &self,
+        room: &str,
+        from: &str,
+        to: &str,
+        limit: u32,
+    ) -> Result<(Vec<Value>, Option<String>), MatrixError> {
+        let path = format!(
+            "/_matrix/client/v3/rooms/{}/messages?dir=b&from={}&to={}&limit={limit}",
+            seg(room),
+            seg(from),
+            seg(to)
+        );
+        let v = self.call(Method::GET, &path, None, REQUEST_TIMEOUT).await?;
+        let chunk = v["chunk"].as_array().cloned().unwrap_or_default();
+        let end = v["end"].as_str().filter(|_| !chunk.is_empty()).map(str::to_string);
+        Ok((chunk, end))
+    }
+
     /// `PUT /rooms/{room}/send/{type}/{txn}`: the event's id. The same `txn` is the same event:
     /// the homeserver answers a repeated one with the first one's id instead of sending twice.
     pub async fn send(&self, room: &str, kind: &str, txn: &str, content: &Value) -> Result<String, MatrixError> {

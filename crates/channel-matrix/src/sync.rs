@@ -15,6 +15,10 @@ use crate::agents::MatrixAgents;
 /// The lease (in `sb_router`) only its holder syncs under.
 pub const LEASE: &str = "agent.matrix";
 
+/// The most events of one room read back after a sync left a gap (the daemon was down while
+/// much happened); older ones are skipped with a warning.
+const MAX_GAP_EVENTS: usize = 1000;
+
 /// How long the lease lasts without renewal.
 const LEASE_TTL: Duration = Duration::from_secs(15);
 
@@ -135,7 +139,7 @@ impl MatrixAgents {
                 }
             };
             let Some(next) = batch["next_batch"].as_str() else { continue };
-            if let Err(e) = self.handle_batch(bus, &batch, since.is_none()).await {
+            if let Err(e) = self.handle_batch(bus, &batch, since.as_deref()).await {
                 attempt += 1;
                 warn!(error = %e, attempt, "cannot handle a Matrix sync batch; it is read again");
                 if pause(stop, attempt).await {
@@ -150,8 +154,9 @@ impl MatrixAgents {
 
     /// One sync batch: team-room invites accepted, then every joined room's new events in order.
     /// The first sync (no stored position) only takes the position: what happened before the
-    /// endpoint ever ran is not acted on.
-    async fn handle_batch(&self, bus: &Bus, batch: &Value, initial: bool) -> Result<(), String> {
+    /// endpoint ever ran is not acted on. A room whose new events did not all fit (`limited`)
+    /// has the missing ones read back first, so a long downtime loses nothing (within a bound).
+    async fn handle_batch(&self, bus: &Bus, batch: &Value, since: Option<&str>) -> Result<(), String> {
         if let Some(invites) = batch["rooms"]["invite"].as_object() {
             for room in invites.keys() {
                 if let Some((team, _)) = self.inner.team_rooms.iter().find(|(_, r)| *r == room) {
@@ -162,19 +167,54 @@ impl MatrixAgents {
                 }
             }
         }
-        if initial {
-            return Ok(());
-        }
+        let Some(since) = since else { return Ok(()) };
         let Some(joined) = batch["rooms"]["join"].as_object() else { return Ok(()) };
         for (room, r) in joined {
-            if r["timeline"]["limited"] == true {
-                warn!("a Matrix room had more new events than one sync carries; earlier ones were skipped");
+            if r["timeline"]["limited"] == true
+                && let Some(gap_end) = r["timeline"]["prev_batch"].as_str()
+            {
+                for event in self.gap(room, gap_end, since).await? {
+                    self.handle_event(bus, room, &event).await?;
+                }
             }
             for event in r["timeline"]["events"].as_array().into_iter().flatten() {
                 self.handle_event(bus, room, event).await?;
             }
         }
         Ok(())
+    }
+}
+
+impl MatrixAgents {
+    /// The events of `room` between the stored position `since` and `gap_end` (a limited
+    /// timeline's `prev_batch`), oldest first, at most [`MAX_GAP_EVENTS`].
+    async fn gap(&self, room: &str, gap_end: &str, since: &str) -> Result<Vec<Value>, String> {
+        let mut events = Vec::new();
+        let mut from = gap_end.to_string();
+        loop {
+            let (chunk, next) = self
+                .inner
+                .client
+                .messages_back(room, &from, since, 100)
+                .await
+                .map_err(|e| format!("read a gap: {e}"))?;
+            events.extend(chunk);
+            match next {
+                Some(next) if events.len() < MAX_GAP_EVENTS => from = next,
+                Some(_) => {
+                    warn!(
+                        skipped_after = MAX_GAP_EVENTS,
+                        "a Matrix room had too many events while nobody synced; the oldest were skipped"
+                    );
+                    break;
+                }
+                None => break,
+            }
+        }
+        events.truncate(MAX_GAP_EVENTS);
+        events.reverse();
+        info!(events = events.len(), "read back the events a sync left out");
+        Ok(events)
     }
 }
 

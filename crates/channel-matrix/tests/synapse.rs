@@ -337,3 +337,36 @@ async fn the_homeservers_rate_limit_is_waited_and_nothing_is_lost_or_doubled() {
     eprintln!("Synapse refused {limited} sends with 429; all were sent after the wait it asked for");
     stop.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn more_events_than_one_sync_carries_are_read_back_after_a_downtime() {
+    let s = setup().await;
+    let stop = run(&s);
+    let room = s.alice.accept_invite(WAIT).await;
+    let conversation = Uuid::now_v7();
+    deliver(&s.t, offer(conversation)).await;
+    let offered = s.alice.wait_event(&room, WAIT, |e| body(e).contains("New conversation #K4F2")).await;
+    let root = offered["event_id"].as_str().unwrap().to_string();
+    let first = s.alice.say(&room, "!note before the downtime", Some(&root)).await;
+    command_for(&s.t, &first).await;
+    stop.cancel();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // While the endpoint is down, more than a sync's 100 events per room.
+    let mut sent = Vec::new();
+    for i in 0..130 {
+        sent.push(s.alice.say(&room, &format!("!note number {i}"), Some(&root)).await);
+    }
+    let stop = run(&s);
+    let notes = || async {
+        commands(&s.t).await.into_iter().filter(|c| matches!(c.action, CommandAction::Note { .. })).collect::<Vec<_>>()
+    };
+    wait_for("every note written during the downtime", WAIT, || async { notes().await.len() >= 131 }).await;
+    let notes = notes().await;
+    assert_eq!(notes.len(), 131, "every note once");
+    for event in &sent {
+        let id = derived_command_id(&format!("matrix:{event}"));
+        let note = notes.iter().find(|c| c.id == id).unwrap_or_else(|| panic!("no note for {event}"));
+        assert_eq!(note.conversation_id, Some(conversation));
+    }
+    stop.cancel();
+}
