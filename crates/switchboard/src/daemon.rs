@@ -46,6 +46,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     components.extend(router_health.iter().map(|h| ("router", h.clone())));
     let readiness = Readiness { bus: slot.clone(), components: Arc::new(components) };
     let presence_readiness = readiness.clone();
+    tokio::spawn(crate::notify::run(readiness.clone(), shutdown.clone()));
     let all_groups: Vec<String> = layout.names().map(str::to_string).collect();
     let tokens = crate::api::Tokens::load(&config.api).map_err(anyhow::Error::msg)?;
     let customers = crate::customers::Customers::new(tokens.clone(), &config.privacy, slot.clone(), all_groups.clone());

@@ -16,6 +16,7 @@ pub mod kb;
 pub mod kb_config;
 pub mod logging;
 pub mod metrics;
+pub mod notify;
 pub mod openapi;
 pub mod presence;
 pub mod privacy;

@@ -12,6 +12,9 @@ const HINT: &str = "install Debian's systemd (`make tools` as root does)";
 
 /// Every sandboxing setting the unit must keep; each line exactly as written in the unit.
 const REQUIRED: &[&str] = &[
+    "Type=notify",
+    "NotifyAccess=main",
+    "WatchdogSec=30",
     "User=switchboard",
     "Group=switchboard",
     "StateDirectory=switchboard",
@@ -157,4 +160,102 @@ fn another_prefix_and_sysconfdir_are_written_into_the_unit() {
     assert!(unit.contains("EnvironmentFile=-/etc/opt/switchboard/env"));
     assert!(root.path().join("opt/switchboard/bin/switchboard").is_file());
     assert!(root.path().join("etc/opt/switchboard/switchboard.toml").is_file());
+}
+
+/// Datagrams the daemon sent to a notify socket the test listens on, one `KEY=value` line each.
+struct NotifySocket {
+    socket: std::os::unix::net::UnixDatagram,
+    path: std::path::PathBuf,
+    seen: Vec<String>,
+}
+
+impl NotifySocket {
+    fn bind(dir: &Path) -> NotifySocket {
+        let path = dir.join("notify.sock");
+        let socket = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+        socket.set_read_timeout(Some(std::time::Duration::from_millis(200))).unwrap();
+        NotifySocket { socket, path, seen: Vec::new() }
+    }
+
+    /// Every line received within the next `window`, also kept in `seen`.
+    fn read_for(&mut self, window: std::time::Duration) -> Vec<String> {
+        let until = std::time::Instant::now() + window;
+        let mut lines = Vec::new();
+        let mut buf = [0u8; 4096];
+        while std::time::Instant::now() < until {
+            if let Ok(n) = self.socket.recv(&mut buf) {
+                lines.extend(text(&buf[..n]).lines().map(str::to_string));
+            }
+        }
+        self.seen.extend(lines.iter().cloned());
+        lines
+    }
+
+    /// Reads until a line satisfies `want` (failing after `timeout`); the lines read before it.
+    fn read_until(&mut self, what: &str, timeout: std::time::Duration, want: impl Fn(&str) -> bool) -> Vec<String> {
+        let until = std::time::Instant::now() + timeout;
+        let mut before = Vec::new();
+        loop {
+            assert!(std::time::Instant::now() < until, "no {what} within {timeout:?}; received {:?}", self.seen);
+            for line in self.read_for(std::time::Duration::from_millis(100)) {
+                if want(&line) {
+                    return before;
+                }
+                before.push(line);
+            }
+        }
+    }
+}
+
+/// `Type=notify` against a socket the test listens on: no `READY=1` while NATS is down, then
+/// `READY=1` once `/readyz` would say ready, `WATCHDOG=1` at half of `WATCHDOG_USEC` only while
+/// NATS is reachable, `STATUS=` lines saying why, and `STOPPING=1` on SIGTERM.
+#[test]
+fn the_daemon_tells_systemd_when_it_is_ready_alive_and_stopping() {
+    use std::time::Duration;
+    use switchboard_testkit::{NatsServer, free_port};
+    let dir = tempfile::tempdir().unwrap();
+    let mut notify = NotifySocket::bind(dir.path());
+    let (port, nats_port) = (free_port(), free_port());
+    let env = [
+        ("NOTIFY_SOCKET".to_string(), notify.path.to_str().unwrap().to_string()),
+        ("WATCHDOG_USEC".to_string(), "600000".to_string()),
+        ("SWITCHBOARD__HTTP__LISTEN".to_string(), format!("127.0.0.1:{port}")),
+        ("SWITCHBOARD__NATS__URL".to_string(), format!("nats://127.0.0.1:{nats_port}")),
+        ("SWITCHBOARD_WEBCHAT_SECRET".to_string(), "notify-test-session-secret-0123456789".to_string()),
+    ];
+    let mut daemon = super::Running::daemon(&repo().join("config/default.toml"), &env);
+
+    // NATS is not there yet: the daemon says why, and neither ready nor alive.
+    let early = notify.read_until("a not-ready STATUS", Duration::from_secs(30), |l| {
+        l.starts_with("STATUS=not ready") && l.contains("bus")
+    });
+    daemon.assert_running("the daemon");
+    let more = notify.read_for(Duration::from_millis(1500));
+    for line in early.iter().chain(&more) {
+        assert!(line != "READY=1" && line != "WATCHDOG=1", "{line} while NATS is down: {:?}", notify.seen);
+    }
+
+    let mut nats = NatsServer::start_on(nats_port);
+    notify.read_until("READY=1", Duration::from_secs(60), |l| l == "READY=1");
+    assert_eq!(super::http_status(port, "/readyz"), Some(200), "READY=1 only once /readyz says ready");
+    let pings = notify.read_for(Duration::from_millis(1500)).iter().filter(|l| *l == "WATCHDOG=1").count();
+    assert!(pings >= 3, "about one WATCHDOG=1 every 300 ms, got {pings} in 1.5 s: {:?}", notify.seen);
+
+    // NATS goes away: the watchdog is no longer fed (systemd would restart the daemon), the status says why.
+    nats.stop();
+    notify.read_until("a STATUS about the bus", Duration::from_secs(30), |l| {
+        l.starts_with("STATUS=not ready") && l.contains("bus")
+    });
+    let quiet = notify.read_for(Duration::from_millis(1500));
+    assert!(!quiet.iter().any(|l| l == "WATCHDOG=1"), "fed while NATS is down: {quiet:?}");
+
+    // Back: fed again.
+    nats.restart();
+    notify.read_until("WATCHDOG=1 after NATS is back", Duration::from_secs(60), |l| l == "WATCHDOG=1");
+
+    let pid = daemon.0.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    notify.read_until("STOPPING=1", Duration::from_secs(20), |l| l == "STOPPING=1");
+    println!("notifications: {:?}", notify.seen.iter().filter(|l| *l != "WATCHDOG=1").collect::<Vec<_>>());
 }
