@@ -179,15 +179,16 @@ impl MatrixAgents {
         let text = format::message("m.text", &plain, &html);
         let root = match (delivery, thread) {
             (AgentDelivery::Message(_) | AgentDelivery::Update(_), Some(t)) => {
-                let event =
-                    client.send(&room, "m.room.message", &txn("text"), &format::in_thread(text, &t.root)).await?;
+                let sent = client.send(&room, "m.room.message", &txn("text"), &format::in_thread(text, &t.root)).await;
+                let event = self.gone(state, agent, &room, sent).await?;
                 state.remember(&event, conversation).await.map_err(SendError::retryable)?;
                 t.root
             }
             // An offer, or the first message of a conversation this room has no thread for: a
             // new thread's root.
             _ => {
-                let event = client.send(&room, "m.room.message", &txn("text"), &text).await?;
+                let sent = client.send(&room, "m.room.message", &txn("text"), &text).await;
+                let event = self.gone(state, agent, &room, sent).await?;
                 state.remember(&event, conversation).await.map_err(SendError::retryable)?;
                 let mut t = Thread {
                     room: room.clone(),
@@ -236,6 +237,30 @@ impl MatrixAgents {
             state.remember(&event, conversation).await.map_err(SendError::retryable)?;
         }
         Ok(())
+    }
+
+    /// A send to the agent's room refused because the bot is not in it any more (the agent kicked
+    /// it, or the room is gone): the room is forgotten and the delivery tried again, which opens a
+    /// new room, instead of being dead-lettered.
+    async fn gone(
+        &self,
+        state: &State,
+        agent: &str,
+        room: &str,
+        sent: Result<String, crate::MatrixError>,
+    ) -> Result<String, SendError> {
+        match sent {
+            Err(e) if e.errcode == "M_FORBIDDEN" || e.errcode == "M_NOT_FOUND" => {
+                warn!(agent = %agent, error = %e, "the bot cannot write to the agent's Matrix room; opening a new one");
+                state.unlink(agent, room).await.map_err(SendError::retryable)?;
+                self.inner.checked.lock().unwrap_or_else(|p| p.into_inner()).remove(room);
+                Err(SendError::retryable(format!(
+                    "the agent's room refused the bot ({}); a new one is opened",
+                    e.errcode
+                )))
+            }
+            other => other.map_err(SendError::from),
+        }
     }
 
     /// Edits the conversation's offer to say what became of it (`label`) and takes the bot's

@@ -168,6 +168,19 @@ impl MatrixAgents {
             }
         }
         let Some(since) = since else { return Ok(()) };
+        // Rooms the bot left or was removed from: an agent's is forgotten (the next delivery
+        // opens a new one).
+        if let Some(left) = batch["rooms"]["leave"].as_object() {
+            let state = self.state(bus).await?;
+            for room in left.keys() {
+                if let Some(agent) = state.agent_of(room).await? {
+                    info!(agent = %agent, "the bot is no longer in the agent's Matrix room; the next delivery opens a new one");
+                    state.unlink(&agent, room).await?;
+                } else if let Some((team, _)) = self.inner.team_rooms.iter().find(|(_, r)| *r == room) {
+                    warn!(team = %team, "the bot was removed from the team room; invite it again for the queue board");
+                }
+            }
+        }
         let Some(joined) = batch["rooms"]["join"].as_object() else { return Ok(()) };
         for (room, r) in joined {
             if r["timeline"]["limited"] == true

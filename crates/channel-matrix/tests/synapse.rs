@@ -370,3 +370,25 @@ async fn more_events_than_one_sync_carries_are_read_back_after_a_downtime() {
     }
     stop.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_room_the_bot_was_removed_from_is_replaced_and_no_delivery_is_lost() {
+    let s = setup().await;
+    let stop = run(&s);
+    let room = s.alice.accept_invite(WAIT).await;
+    // The homeserver's admin deletes the room (everyone is made to leave it). In room version
+    // 12 the bot, as the room's creator, cannot be kicked: this is how it loses a room.
+    let admin = MatrixTestClient::new(&s.synapse.url(), &s.synapse.register("admin", true));
+    let path = format!("/_synapse/admin/v1/rooms/{room}");
+    let deleted = admin.call(reqwest::Method::DELETE, &path, Some(json!({ "purge": false }))).await;
+    assert!(deleted["kicked_users"].as_array().is_some_and(|k| k.len() == 2), "{deleted}");
+    // Whether the sync or the refused send notices first, the offer reaches a new room, once.
+    deliver(&s.t, offer(Uuid::now_v7())).await;
+    let fresh = s.alice.accept_invite(WAIT).await;
+    assert_ne!(fresh, room);
+    s.alice.wait_event(&fresh, WAIT, |e| body(e).contains("New conversation #K4F2")).await;
+    assert!(s.t.dead_letters("agent-matrix").await.is_empty(), "nothing dead-lettered");
+    let offers = s.alice.events(&fresh).await.into_iter().filter(|e| body(e).contains("New conversation")).count();
+    assert_eq!(offers, 1);
+    stop.cancel();
+}
