@@ -3,7 +3,8 @@
 //! is offered in the agent's direct room (a second Matrix client, plain reqwest, plays the agent),
 //! accepted by reaction, answered in the conversation's thread, and the customer's receiver gets
 //! the answer while a `!note` never leaves. Synapse restarted under the running daemon, and the
-//! daemon stopped while the agent writes, lose and repeat nothing. The rooms are written as a
+//! daemon stopped while the agent writes, lose and repeat nothing (each agent event is counted
+//! once). The rooms are written as a
 //! transcript to `target/test-output/matrix-transcript.txt`.
 
 use std::path::PathBuf;
@@ -11,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use switchboard::Config;
+use switchboard_bus::outcomes::{self, InboundOutcome};
 use switchboard_channel_matrix::MatrixConfig;
 use switchboard_e2e::{Receiver, TestDaemon};
 use switchboard_testkit::{MatrixTestClient, Synapse, transcript};
@@ -129,6 +131,10 @@ async fn a_webhook_customer_is_answered_by_an_agent_on_matrix() {
 
     // The agent comes online in their room; the offer arrives with the question and ✅/❌.
     alice.say(&room, "!online", None).await;
+    alice.wait_event(&room, WAIT, |e| body(e) == "You are online.").await;
+    // From here on, each of the agent's events is counted once (the agent's join may or may not
+    // have come before the endpoint's first sync, which acts on nothing).
+    let counted = outcomes::count("matrix", InboundOutcome::NotRouted);
     let offered = alice.wait_event(&room, WAIT, |e| body(e).contains("Where is order 17?")).await;
     assert!(body(&offered).contains("Ada Lovelace on webhook"), "{}", body(&offered));
     let offer = offered["event_id"].as_str().unwrap().to_string();
@@ -188,6 +194,8 @@ async fn a_webhook_customer_is_answered_by_an_agent_on_matrix() {
     // A barrier instead of a pause: a later message arrives after anything repeated would have.
     alice.say(&room, "Have a nice day!", Some(&offer)).await;
     shop.wait_for("the last reply", WAIT, |v| v["text"] == "Have a nice day!").await;
+    // ✅ and six messages in the thread, each counted once across both daemons.
+    assert_eq!(outcomes::count("matrix", InboundOutcome::NotRouted) - counted, 7, "one outcome per event");
     // The transcript first, so a failing run leaves it to look at.
     let events = alice.events(&room).await;
     let team_events = sam.events(&team_room).await;
