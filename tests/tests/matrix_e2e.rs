@@ -4,8 +4,7 @@
 //! accepted by reaction, answered in the conversation's thread, and the customer's receiver gets
 //! the answer while a `!note` never leaves. Synapse restarted under the running daemon, and the
 //! daemon stopped while the agent writes, lose and repeat nothing (each agent event is counted
-//! once). The rooms are written as a
-//! transcript to `target/test-output/matrix-transcript.txt`.
+//! once). The rooms are written as a transcript to `target/test-output/matrix-transcript.txt`.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
