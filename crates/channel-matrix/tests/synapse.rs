@@ -170,6 +170,15 @@ async fn an_agent_gets_a_room_offers_with_reactions_and_a_thread_per_conversatio
     // A customer message lands in the conversation's thread.
     deliver(&s.t, message(conversation, "It was due Monday.", json!([]))).await;
     s.alice.wait_event(&room, WAIT, |e| in_thread_of(e, &offer_id) && body(e).contains("It was due Monday.")).await;
+    // So do updates: the customer edited their message.
+    let mut edited = update(conversation, "message_edited");
+    edited["history"] = json!([{ "at": chrono::Utc::now(), "from": "customer", "author": "Ada Lovelace", "text": "It was due Tuesday." }]);
+    deliver(&s.t, edited).await;
+    let told = s
+        .alice
+        .wait_event(&room, WAIT, |e| in_thread_of(e, &offer_id) && body(e).contains("It was due Tuesday."))
+        .await;
+    assert!(body(&told).contains("edited"), "{}", body(&told));
 
     // In the thread: a plain message replies, !note is a note, !resolve resolves.
     let reply = s.alice.say(&room, "We are on it.", Some(&offer_id)).await;
