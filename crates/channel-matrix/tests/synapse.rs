@@ -218,13 +218,23 @@ async fn an_agent_gets_a_room_offers_with_reactions_and_a_thread_per_conversatio
     let stop = run(&s);
     let second = Uuid::now_v7();
     deliver(&s.t, offer(second)).await;
-    s.alice
-        .wait_event(&room, WAIT, |e| body(e).contains("New conversation #K4F2") && e["event_id"] != offer_id.as_str())
+    let offered = s
+        .alice
+        .wait_event(&room, WAIT, |e| {
+            body(e).starts_with("New conversation #K4F2")
+                && e["event_id"] != offer_id.as_str()
+                && e["content"]["m.relates_to"].is_null()
+        })
         .await;
     assert!(s.alice.invites().await.is_empty(), "no second room after a restart");
     let later = s.alice.say(&room, "!online", None).await;
     command_for(&s.t, &later).await;
     assert_eq!(commands(&s.t).await.len(), acted + 1, "only the new event acted after the restart");
+    // The second offer declined by command in its thread.
+    let declined = s.alice.say(&room, "!decline on holiday tomorrow", offered["event_id"].as_str()).await;
+    let declined = command_for(&s.t, &declined).await;
+    assert_eq!(declined.action, CommandAction::Decline { reason: Some("on holiday tomorrow".into()) });
+    assert_eq!(declined.conversation_id, Some(second));
     stop.cancel();
     drop(s.synapse);
 }
