@@ -71,6 +71,11 @@ pub struct RouterState {
     /// When the router next recomputes the waiting conversations' places (none while none waits).
     #[serde(default)]
     pub next_queue_check: Option<Ms>,
+    /// The `[routing]` section journaled last (`Entry::Configure`), as JSON: what the group
+    /// routes by since then, whatever the file of the process restoring it says. Absent while
+    /// the group runs the configuration it started with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routing: Option<serde_json::Value>,
     /// The saved replies suggested for a conversation's question (journaled with the message
     /// that opened or reopened it), shown in its offers, by conversation.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]

@@ -60,6 +60,15 @@ pub enum Entry {
         /// The event, as the channel published it.
         event: Box<Event>,
     },
+    /// The routing configuration changed (a reload, or a leader started with a changed file):
+    /// from this entry on, the group routes by `routing` (the whole `[routing]` section, as
+    /// JSON). Journaled so that every router of the group, replaying, switches at this entry.
+    Configure {
+        /// When the router took it.
+        at: Ms,
+        /// The new `[routing]` section.
+        routing: Box<serde_json::Value>,
+    },
     /// The retention sweep: memory of customers who last wrote before `before` ends.
     Expire {
         /// When the router took it.
@@ -78,6 +87,7 @@ impl Entry {
             | Entry::Tick { at }
             | Entry::Forget { at, .. }
             | Entry::Undelivered { at, .. }
+            | Entry::Configure { at, .. }
             | Entry::Expire { at, .. } => *at,
         }
     }
@@ -136,7 +146,7 @@ impl Entry {
             Entry::Inbound { envelope, .. } => Some(envelope.id),
             Entry::Command { command, .. } => Some(command.id),
             Entry::Undelivered { event, .. } => Some(event.id),
-            Entry::Tick { .. } | Entry::Forget { .. } | Entry::Expire { .. } => None,
+            Entry::Tick { .. } | Entry::Forget { .. } | Entry::Expire { .. } | Entry::Configure { .. } => None,
         }
     }
 }

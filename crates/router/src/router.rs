@@ -46,6 +46,9 @@ pub struct Router {
     /// Whether any conversation can meet the L0 bot's knowledge base (a knowledge base, and a
     /// rule sending to L0 or a `kb_first` team): otherwise the leader does not look messages up.
     pub(crate) l0_possible: bool,
+    /// The whole `[routing]` section routed by (before narrowing to the group): what a reload
+    /// is compared with and narrowed from.
+    pub(crate) full_routing: switchboard_routing::RoutingConfig,
 }
 
 /// Collects effects with ids from the entry's sequence and a running index.
@@ -103,18 +106,29 @@ pub(crate) fn time(ms: Ms) -> DateTime<Utc> {
 impl Router {
     /// A router with an empty state.
     pub fn new(cfg: RouterConfig) -> Result<Router, RouterError> {
+        let full_routing = cfg.routing.clone();
         let cfg = crate::config::narrowed(cfg)?;
         let engine = Engine::new(&cfg.routing)?;
         let l0_possible = crate::kb::possible(cfg.kb.is_some(), &cfg.routing);
-        Ok(Router { cfg, engine, st: RouterState::default(), forgotten: Vec::new(), l0_possible })
+        Ok(Router { cfg, engine, st: RouterState::default(), forgotten: Vec::new(), l0_possible, full_routing })
     }
 
-    /// A router continuing from a snapshot taken with the same configuration.
-    pub fn restore(cfg: RouterConfig, mut state: RouterState) -> Result<Router, RouterError> {
+    /// A router continuing from a snapshot: with the `[routing]` section journaled last, if
+    /// one was (the group routes by it until another is journaled), else with `cfg`'s.
+    pub fn restore(mut cfg: RouterConfig, mut state: RouterState) -> Result<Router, RouterError> {
+        if let Some(journaled) = &state.routing {
+            cfg.routing = serde_json::from_value(journaled.clone()).map_err(|e| {
+                RouterError::Config(switchboard_routing::RoutingConfigError {
+                    key: "routing (journaled)".into(),
+                    reason: e.to_string(),
+                })
+            })?;
+        }
+        let full_routing = cfg.routing.clone();
         let cfg = crate::config::narrowed(cfg)?;
         let engine = Engine::restore(&cfg.routing, std::mem::take(&mut state.engine))?;
         let l0_possible = crate::kb::possible(cfg.kb.is_some(), &cfg.routing);
-        Ok(Router { cfg, engine, st: state, forgotten: Vec::new(), l0_possible })
+        Ok(Router { cfg, engine, st: state, forgotten: Vec::new(), l0_possible, full_routing })
     }
 
     /// The whole state, to persist.
@@ -210,6 +224,7 @@ impl Router {
                 self.decisions(decisions, &mut fx);
             }
             Entry::Forget { customers, threads, .. } => self.forget(customers, threads, &mut fx),
+            Entry::Configure { routing, .. } => self.configure(routing, &mut fx),
             Entry::Undelivered { event, .. } => match event.kind {
                 switchboard_core::EventKind::MessageEdited => self.edited(event, &mut fx),
                 _ => self.undelivered(event, &mut fx),

@@ -29,11 +29,13 @@ use crate::group::{Done, Group, Offered, Recent};
 mod effects;
 mod inputs;
 mod privacy;
+mod reload;
 mod snapshot;
 mod views;
 
 use crate::{Entry, Router, RouterConfig, RouterError, decode_entries};
 use inputs::INPUT_CONCURRENCY;
+pub use reload::RoutingUpdates;
 
 /// The entries of a journal message, or why they cannot be read.
 fn decode(e: &switchboard_bus::JournalEntry) -> Result<Vec<Entry>, ServiceError> {
@@ -164,6 +166,8 @@ pub struct RouterService {
     /// The conversations bucket, looked up once (a lookup is a JetStream API request).
     conversations: tokio::sync::OnceCell<switchboard_bus::async_nats::jetstream::kv::Store>,
     commands: tokio::sync::OnceCell<switchboard_bus::async_nats::jetstream::kv::Store>,
+    /// The `[routing]` sections reloads bring (`SIGHUP`), if the process reloads.
+    reload: Option<RoutingUpdates>,
 }
 
 fn now_ms() -> i64 {
@@ -181,6 +185,7 @@ impl RouterService {
             role,
             conversations: tokio::sync::OnceCell::new(),
             commands: tokio::sync::OnceCell::new(),
+            reload: None,
         }
     }
 
@@ -191,7 +196,7 @@ impl RouterService {
 
     /// Contends for the lease and leads while holding it, until `shutdown`. Losing the lease
     /// (or a NATS failure while leading) goes back to contending.
-    pub async fn run(self, shutdown: CancellationToken) -> Result<(), ServiceError> {
+    pub async fn run(mut self, shutdown: CancellationToken) -> Result<(), ServiceError> {
         // Fail fast on a bad configuration rather than in the middle of a takeover.
         if let Err(e) = Router::new(self.cfg.clone()) {
             self.role.send_replace(Role::Failed(e.to_string()));
@@ -234,7 +239,7 @@ impl RouterService {
         }
     }
 
-    async fn lead(&self, lease: &mut Lease, shutdown: &CancellationToken) -> Result<(), ServiceError> {
+    async fn lead(&mut self, lease: &mut Lease, shutdown: &CancellationToken) -> Result<(), ServiceError> {
         let mut journal = self.bus.open_journal(&subjects::router_journal(&self.svc.group)).await?;
         let mut router = self.load_snapshot().await?;
         let replay = journal.read_after(router.sequence()).await?;
@@ -259,6 +264,11 @@ impl RouterService {
             }
         }
         info!(group = %self.svc.group, sequence = router.sequence(), replayed, remembered = recent.len(), "router state restored");
+        // A leader routes by its own configuration: a restart with a changed file applies it
+        // through the journal, as a reload does.
+        let wanted = self.wanted_routing();
+        self.apply_routing(&mut journal, &mut router, &wanted).await?;
+        let mut reload = self.reload.clone();
 
         let mut queue_requests = self.subscribe(subjects::router_queue(&self.svc.group)).await?;
         let mut explain_requests = self.subscribe(subjects::router_explain(&self.svc.group)).await?;
@@ -287,6 +297,13 @@ impl RouterService {
                         continue;
                     }
                     _ = tokio::time::sleep(due.unwrap_or(Duration::from_secs(60))), if due.is_some() => (true, None),
+                    Some(()) = async { match reload.as_mut() { Some(r) => r.changed().await.ok(), None => None } } => {
+                        let wanted = reload.as_mut().map(|r| r.borrow_and_update().clone()).expect("a reload channel");
+                        if let Err(e) = self.apply_routing(&mut journal, &mut router, &wanted).await {
+                            break Err(e);
+                        }
+                        continue;
+                    }
                     Some(request) = queue_requests.next() => {
                         self.answer_queue(&router, request).await;
                         continue;

@@ -116,7 +116,7 @@ impl Engine {
     }
 
     /// Fires every timer due at or before `at`, each at its own time.
-    fn advance(&mut self, at: Ms, out: &mut Vec<Decision>) {
+    pub(crate) fn advance(&mut self, at: Ms, out: &mut Vec<Decision>) {
         while let Some((due, timer)) = self.st.timers.pop_due(at) {
             self.st.now = self.st.now.max(due);
             self.fire(timer, out);

@@ -4,10 +4,11 @@
 use serde::{Deserialize, Serialize};
 use switchboard_core::{AgentStatus, Priority, Tier};
 
+use crate::Decision;
 use crate::assign::Verdict;
 use crate::engine::Engine;
 use crate::model::{ConversationId, Ms};
-use crate::state::{ConvState, State};
+use crate::state::{AgentIx, ConvState, State};
 use crate::{RoutingConfig, RoutingConfigError};
 
 /// Why a conversation is routed the way it is.
@@ -146,6 +147,42 @@ impl Engine {
         engine.reconcile_agents(&config.agents)?;
         engine.index_classes();
         Ok(engine)
+    }
+
+    /// Whether `config` has the teams this engine runs with (what [`Engine::reconfigure`] needs).
+    pub fn same_teams(&self, config: &RoutingConfig) -> Result<(), RoutingConfigError> {
+        let running: Vec<&str> = self.cfg.teams.iter().map(|t| t.name.as_str()).collect();
+        let wanted: Vec<&str> = config.teams.keys().map(String::as_str).collect();
+        if running == wanted {
+            return Ok(());
+        }
+        Err(RoutingConfigError {
+            key: "teams".into(),
+            reason: format!(
+                "the teams differ from the running ones ({} now, {} in the file); changing teams needs a restart",
+                running.join(", "),
+                wanted.join(", ")
+            ),
+        })
+    }
+
+    /// The engine under a changed configuration (`routing` reloaded), keeping everything it
+    /// knows; then each online agent takes what it now may (a new rule, skill or capacity can
+    /// make a waiting conversation theirs). The teams must be the ones it runs with: their
+    /// queues and pools are indexed by team, so adding, removing or renaming one needs a restart.
+    pub fn reconfigure(&mut self, config: &RoutingConfig, at: Ms) -> Result<Vec<Decision>, RoutingConfigError> {
+        self.same_teams(config)?;
+        let mut next = Engine::restore(config, self.snapshot())?;
+        let mut out = Vec::new();
+        next.input_at = at;
+        next.advance(at, &mut out);
+        for a in 0..next.st.agents.len() {
+            if next.st.agents[a].status == AgentStatus::Online {
+                next.pull(a as AgentIx, &mut out);
+            }
+        }
+        *self = next;
+        Ok(out)
     }
 
     /// The customer's latest conversation while the engine remembers it (open, or resolved within

@@ -33,7 +33,7 @@ impl RouterService {
         };
         let at = now_ms().max(router.engine().now());
         let entry = Entry::Forget { at, customers: req.customers, threads: req.threads };
-        let outcome = self.privacy_step(journal, router, entry).await;
+        let outcome = self.step_alone(journal, router, entry).await;
         let body = match &outcome {
             Ok(sequence) => serde_json::json!({ "conversations": router.forgotten(), "snapshot_sequence": sequence }),
             Err(e) => serde_json::json!({ "error": e.to_string() }),
@@ -60,7 +60,7 @@ impl RouterService {
             return Ok(());
         };
         let at = now_ms().max(router.engine().now());
-        let outcome = self.privacy_step(journal, router, Entry::Expire { at, before: req.before }).await;
+        let outcome = self.step_alone(journal, router, Entry::Expire { at, before: req.before }).await;
         let body = match &outcome {
             Ok(sequence) => serde_json::json!({ "conversations": [], "snapshot_sequence": sequence }),
             Err(e) => serde_json::json!({ "error": e.to_string() }),
@@ -71,7 +71,7 @@ impl RouterService {
 
     /// Journals one entry on its own, applies it, publishes its effects and saves a snapshot;
     /// returns the snapshot's sequence.
-    async fn privacy_step(
+    pub(super) async fn step_alone(
         &self,
         journal: &mut Journal,
         router: &mut Router,
