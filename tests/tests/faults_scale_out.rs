@@ -130,7 +130,7 @@ async fn two_routing_groups_over_three_routers_fail_over_separately() {
                         conversations.entry(group.into()).or_default().insert(c.to_string());
                     }
                 }
-                Entry::Tick { .. } | Entry::Forget { .. } | Entry::Expire { .. } => {}
+                Entry::Tick { .. } | Entry::Forget { .. } | Entry::Expire { .. } | Entry::Configure { .. } => {}
             }
         }
     }

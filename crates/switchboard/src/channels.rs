@@ -31,6 +31,9 @@ pub struct ChannelsConfig {
     /// The web chat.
     #[cfg(feature = "channel-webchat")]
     pub webchat: switchboard_channel_webchat::WebchatConfig,
+    /// Agents on Matrix.
+    #[cfg(feature = "channel-matrix")]
+    pub matrix: switchboard_channel_matrix::MatrixConfig,
     /// Agents on Slack.
     #[cfg(feature = "channel-slack")]
     pub slack: switchboard_channel_slack::SlackConfig,
@@ -105,6 +108,23 @@ pub fn validate(
             ));
         }
     }
+    #[cfg(feature = "channel-matrix")]
+    {
+        let matrix = &channels.matrix;
+        matrix.validate().map_err(|e| (format!("channels.matrix.{}", e.key), e.reason))?;
+        if matrix.enabled {
+            for agent in matrix.agents.keys() {
+                if !routing.agents.iter().any(|a| &a.id == agent) {
+                    return Err((format!("channels.matrix.agents.{agent}"), format!("unknown agent `{agent}`")));
+                }
+            }
+            for team in matrix.team_rooms.keys() {
+                if !routing.teams.contains_key(team) {
+                    return Err((format!("channels.matrix.team_rooms.{team}"), format!("unknown team `{team}`")));
+                }
+            }
+        }
+    }
     #[cfg(feature = "channel-slack")]
     {
         let slack = &channels.slack;
@@ -165,6 +185,12 @@ pub fn endpoint_kinds(config: &ChannelsConfig) -> BTreeMap<String, Vec<String>> 
             kinds.entry(agent.clone()).or_default().push(switchboard_channel_email::ENDPOINT_KIND.into());
         }
     }
+    #[cfg(feature = "channel-matrix")]
+    if config.matrix.enabled {
+        for agent in config.matrix.agents.keys() {
+            kinds.entry(agent.clone()).or_default().push(switchboard_channel_matrix::ENDPOINT_KIND.into());
+        }
+    }
     #[cfg(feature = "channel-slack")]
     if config.slack.enabled {
         for agent in config.slack.agents.keys() {
@@ -201,6 +227,12 @@ pub fn agent_endpoints(config: &ChannelsConfig, groups: &[String]) -> anyhow::Re
             "agent-telegram",
             Box::new(move |bus, stop| Box::pin(async move { agents.run(bus, stop).await.map_err(|e| e.to_string()) })),
         ));
+    }
+    #[cfg(feature = "channel-matrix")]
+    if config.matrix.enabled {
+        let agents = switchboard_channel_matrix::MatrixAgents::new(&config.matrix, groups.to_vec())
+            .context("channels.matrix")?;
+        components.push(("agent-matrix", Box::new(move |bus, stop| Box::pin(agents.run(bus, stop)))));
     }
     #[cfg(feature = "channel-slack")]
     if config.slack.enabled {

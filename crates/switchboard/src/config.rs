@@ -43,6 +43,19 @@ pub struct Config {
     pub privacy: crate::privacy::PrivacyConfig,
     /// The knowledge base folder (`docs/kb.md`).
     pub kb: crate::kb_config::KbConfig,
+    /// Where it was read from and what each section said, for a reload to compare with; absent
+    /// for a configuration built in code.
+    #[serde(skip)]
+    pub source: Option<ConfigSource>,
+}
+
+/// The file a configuration came from, and its sections as read (file plus overrides).
+#[derive(Debug, Clone)]
+pub struct ConfigSource {
+    /// The file.
+    pub path: PathBuf,
+    /// Its top-level sections by name, as JSON.
+    pub sections: serde_json::Map<String, serde_json::Value>,
 }
 
 /// The router service's settings.
@@ -204,11 +217,13 @@ impl Config {
             .build()
             .map_err(|e| err("(file)", e.to_string()))?;
         let value: serde_json::Value = merged.try_deserialize().map_err(|e| err("(file)", e.to_string()))?;
-        let config: Config = serde_path_to_error::deserialize(value).map_err(|e| {
+        let sections = value.as_object().cloned().unwrap_or_default();
+        let mut config: Config = serde_path_to_error::deserialize(value).map_err(|e| {
             let key = e.path().to_string();
             err(&key, with_env_hint(&key, e.into_inner().to_string()))
         })?;
         config.validate().map_err(|(key, reason)| err(&key, with_env_hint(&key, reason)))?;
+        config.source = Some(ConfigSource { path: path.to_path_buf(), sections });
         Ok(config)
     }
 

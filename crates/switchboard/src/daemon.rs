@@ -44,7 +44,14 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     let mut components: Vec<(&'static str, Health)> = channels.iter().map(|c| (c.name, c.health.clone())).collect();
     let router_health: Vec<Health> = groups.iter().map(|_| Health::default()).collect();
     components.extend(router_health.iter().map(|h| ("router", h.clone())));
-    let readiness = Readiness { bus: slot.clone(), components: Arc::new(components) };
+    let last_reload = crate::reload::LastReload::default();
+    let readiness = Readiness { bus: slot.clone(), components: Arc::new(components), last_reload: last_reload.clone() };
+    // A daemon started from a file re-reads it on SIGHUP; routing changes reach the routers.
+    let (reloader, routing_updates) = crate::reload::Reloader::new(config.clone(), last_reload);
+    let routing_updates = config.source.is_some().then_some(routing_updates);
+    if routing_updates.is_some() {
+        tokio::spawn(reloader.run(shutdown.clone()));
+    }
     let presence_readiness = readiness.clone();
     tokio::spawn(crate::notify::run(readiness.clone(), shutdown.clone()));
     let all_groups: Vec<String> = layout.names().map(str::to_string).collect();
@@ -148,7 +155,10 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         svc.holder = holder.clone();
         let mut router_cfg = router_config(&config, &layout, group);
         router_cfg.kb = kb.clone();
-        let service = RouterService::new(bus.clone(), router_cfg, svc);
+        let mut service = RouterService::new(bus.clone(), router_cfg, svc);
+        if let Some(updates) = &routing_updates {
+            service = service.with_reload(updates.clone());
+        }
         tokio::spawn(report_role(service.role(), health));
         let stop = components_stop.clone();
         running.spawn(async move { ("router", service.run(stop).await.map_err(|e| e.to_string())) });

@@ -21,6 +21,8 @@ pub struct Readiness {
     pub bus: BusSlot,
     /// Each component's health by name.
     pub components: Arc<Vec<(&'static str, Health)>>,
+    /// What the last configuration reload did.
+    pub last_reload: crate::reload::LastReload,
 }
 
 /// The body of `GET /healthz`.
@@ -99,6 +101,11 @@ pub struct ReadyState {
     /// `3.2 MiB of 512 MiB (1%)`, starting `nearly full: ` at 90% (a full one refuses new data
     /// but the process stays ready). Empty while the bus is not ready.
     pub storage: BTreeMap<String, String>,
+    /// What the last configuration reload (`SIGHUP`) did, e.g. `applied at 2026-12-07T10:00:00Z:
+    /// routing; needs a restart: http`, or `invalid at ..., nothing changed: <file>: <key>: <why>`;
+    /// absent before the first. A refused reload does not make the process unready.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_reload: Option<String>,
 }
 
 /// The health routes, for both serving and documenting them.
@@ -142,7 +149,8 @@ async fn readyz(State(r): State<Readiness>) -> impl IntoResponse {
         Ok(bus) if report.bus == "ready" => storage_fill(bus).await,
         _ => BTreeMap::new(),
     };
-    (code, Json(ReadyState { status, bus: report.bus, components, storage }))
+    let last_reload = r.last_reload.get();
+    (code, Json(ReadyState { status, bus: report.bus, components, storage, last_reload }))
 }
 
 /// Every store's fill for `/readyz`; empty when it cannot be read (readiness does not depend on it).

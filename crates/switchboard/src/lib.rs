@@ -20,6 +20,7 @@ pub mod notify;
 pub mod openapi;
 pub mod presence;
 pub mod privacy;
+pub mod reload;
 pub mod serve;
 pub mod stats;
 pub mod stats_page;

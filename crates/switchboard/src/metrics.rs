@@ -275,6 +275,7 @@ async fn scrape(State(Scrape { live, access, staffing_target_secs }): State<Scra
             text.push_str(&switchboard_routing::budget::exposition());
             text.push_str(&switchboard_bus::fill::exposition());
             text.push_str(&crate::serve::exposition());
+            text.push_str(&crate::reload::exposition());
             text.push_str(&format!(
                 "# HELP switchboard_metrics_events_sequence Stream sequence of the last event folded.\n\
                  # TYPE switchboard_metrics_events_sequence gauge\n\

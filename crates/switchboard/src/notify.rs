@@ -12,6 +12,14 @@ use tracing::{debug, info, warn};
 
 use crate::http::{Readiness, ReadinessReport};
 
+/// Set once `READY=1` was sent: a reload may only say `RELOADING=1` ... `READY=1` after it.
+static READY_SENT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether the service manager was told the process is ready.
+pub fn ready_sent() -> bool {
+    READY_SENT.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// How often readiness is looked at when systemd asked for no watchdog.
 const LOOK_EVERY: Duration = Duration::from_secs(2);
 
@@ -86,6 +94,7 @@ pub async fn run(readiness: Readiness, shutdown: CancellationToken) {
             send(&states);
         }
         ready_sent |= started(&report);
+        READY_SENT.store(ready_sent, std::sync::atomic::Ordering::Relaxed);
         last_status = line;
     }
     send(&[NotifyState::Stopping, NotifyState::Status("stopping: finishing requests and handing back work")]);

@@ -60,6 +60,28 @@ fn errors_name_file_key_and_reason() {
         "unknown agent",
     );
     check(&format!("{routing}[api.tokens.t]\nagent = \"ghost\"\n"), "api.tokens.t.token_env", "exactly one");
+    let matrix = "[channels.matrix]\nenabled = true\nhomeserver = \"https://matrix.example.org\"\n\
+                  user_id = \"@switchboard:example.org\"\naccess_token_env = \"SB_MATRIX\"\n";
+    check(
+        &format!("{routing}{matrix}agents = {{ ghost = \"@ghost:example.org\" }}\n"),
+        "channels.matrix.agents.ghost",
+        "unknown agent",
+    );
+    check(
+        &format!("{matrix}agents = {{ alice = \"alice@example.org\" }}\n"),
+        "channels.matrix.agents.alice",
+        "not a Matrix user id",
+    );
+    check(
+        &format!("{routing}{matrix}team_rooms = {{ billing = \"!r:example.org\" }}\n"),
+        "channels.matrix.team_rooms.billing",
+        "unknown team",
+    );
+    check(
+        &format!("{matrix}team_rooms = {{ s = \"#s:example.org\" }}\n"),
+        "channels.matrix.team_rooms.s",
+        "not a room id",
+    );
     check(
         "[channels.webchat]\nallowed_origins = [\"shop.example.com\"]\n",
         "channels.webchat.allowed_origins[0]",

@@ -15,6 +15,7 @@ const REQUIRED: &[&str] = &[
     "Type=notify",
     "NotifyAccess=main",
     "WatchdogSec=30",
+    "ExecReload=/bin/kill -HUP $MAINPID",
     "User=switchboard",
     "Group=switchboard",
     "StateDirectory=switchboard",
