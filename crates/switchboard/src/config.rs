@@ -309,6 +309,25 @@ impl Config {
         switchboard_routing::Layout::new(&self.routing)
     }
 
+    /// The configuration of the router of routing group `group`: the routing section plus each
+    /// agent's endpoint kinds, and the layout that tells it which inputs are its group's.
+    pub fn router_config(
+        &self,
+        layout: &std::sync::Arc<switchboard_routing::Layout>,
+        group: &str,
+    ) -> switchboard_router::RouterConfig {
+        switchboard_router::RouterConfig {
+            routing: self.routing.clone(),
+            endpoints: crate::channels::endpoint_kinds(&self.channels),
+            offer_history: self.router.offer_history,
+            group: Some(switchboard_router::RoutingGroup {
+                name: group.to_string(),
+                layout: std::sync::Arc::clone(layout),
+            }),
+            kb: None,
+        }
+    }
+
     /// The routing groups this process runs a router for, in configuration order.
     pub fn router_groups(&self, layout: &switchboard_routing::Layout) -> Vec<String> {
         layout

@@ -31,7 +31,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     let kb = crate::kb::load_for_daemon(&config.kb)?;
     // Refuse a routing configuration the router cannot run before anything starts.
     for group in &groups {
-        switchboard_router::Router::new(router_config(&config, &layout, group)).context("routing configuration")?;
+        switchboard_router::Router::new(config.router_config(&layout, group)).context("routing configuration")?;
     }
     let slot = BusSlot::new();
     // Components get their own token: it fires only after the listener drained, so a request
@@ -153,7 +153,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         let mut svc = service_config(&config, group);
         // The lease names this process as its presence entry does, so status can tell who leads.
         svc.holder = holder.clone();
-        let mut router_cfg = router_config(&config, &layout, group);
+        let mut router_cfg = config.router_config(&layout, group);
         router_cfg.kb = kb.clone();
         let mut service = RouterService::new(bus.clone(), router_cfg, svc);
         if let Some(updates) = &routing_updates {
@@ -209,18 +209,6 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     }
     info!("switchboard stopped");
     Ok(())
-}
-
-/// The configuration of the router of routing group `group`: the routing section plus each
-/// agent's endpoint kinds, and the layout that tells it which inputs are its group's.
-pub fn router_config(config: &Config, layout: &Arc<Layout>, group: &str) -> RouterConfig {
-    RouterConfig {
-        routing: config.routing.clone(),
-        endpoints: crate::channels::endpoint_kinds(&config.channels),
-        offer_history: config.router.offer_history,
-        group: Some(RoutingGroup { name: group.to_string(), layout: Arc::clone(layout) }),
-        kb: None,
-    }
 }
 
 fn service_config(config: &Config, group: &str) -> ServiceConfig {

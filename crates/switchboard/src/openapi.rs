@@ -34,6 +34,8 @@ pub fn document() -> OpenApi {
     doc.merge(switchboard_channel_telegram::openapi());
     #[cfg(feature = "channel-webchat")]
     doc.merge(switchboard_channel_webchat::openapi(true));
+    #[cfg(feature = "channel-slack")]
+    doc.merge(switchboard_channel_slack::openapi());
 
     let mut components = doc.components.take().unwrap_or_else(|| ComponentsBuilder::new().build());
     for (name, scheme) in security_schemes() {
@@ -50,6 +52,7 @@ pub fn document() -> OpenApi {
             ("webhook", "Inbound messages from webhook sources (Standard Webhooks signatures)."),
             ("telegram", "Telegram updates by webhook."),
             ("webchat", "The web chat: widget, WebSocket, uploads and files."),
+            ("slack", "Slack's Events API: agents' messages, button presses and the /sb command (signed by Slack)."),
         ]
         .into_iter()
         .map(|(name, what)| TagBuilder::new().name(name).description(Some(what)).build())
@@ -102,6 +105,14 @@ fn security_schemes() -> Vec<(&'static str, SecurityScheme)> {
             ),
         ),
         ("telegramSecret", header("X-Telegram-Bot-Api-Secret-Token", "The webhook secret given to Telegram.")),
+        (
+            "slackSignature",
+            header(
+                "X-Slack-Signature",
+                "Slack's `v0=<hex HMAC-SHA256>` over `v0:<X-Slack-Request-Timestamp>:<body>` with the app's signing \
+                 secret; the timestamp must be within 5 minutes of now.",
+            ),
+        ),
         (
             "webchatSession",
             query("token", "A web-chat session token `v1.<session>.<HMAC>` signed by this server (from `hello`)."),

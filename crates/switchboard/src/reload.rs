@@ -204,7 +204,7 @@ fn routing_applies(running: &Config, next: &Config) -> Result<(), String> {
     }
     let layout = Arc::new(next.layout().map_err(|e| format!("routing.{}: {}", e.key, e.reason))?);
     for group in layout.names() {
-        switchboard_router::Router::new(crate::daemon::router_config(next, &layout, group))
+        switchboard_router::Router::new(next.router_config(&layout, group))
             .map_err(|e| format!("routing (group {group}): {e}"))?;
     }
     Ok(())

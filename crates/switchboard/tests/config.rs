@@ -60,6 +60,28 @@ fn errors_name_file_key_and_reason() {
         "unknown agent",
     );
     check(&format!("{routing}[api.tokens.t]\nagent = \"ghost\"\n"), "api.tokens.t.token_env", "exactly one");
+    let matrix = "[channels.matrix]\nenabled = true\nhomeserver = \"https://matrix.example.org\"\n\
+                  user_id = \"@switchboard:example.org\"\naccess_token_env = \"SB_MATRIX\"\n";
+    check(
+        &format!("{routing}{matrix}agents = {{ ghost = \"@ghost:example.org\" }}\n"),
+        "channels.matrix.agents.ghost",
+        "unknown agent",
+    );
+    check(
+        &format!("{matrix}agents = {{ alice = \"alice@example.org\" }}\n"),
+        "channels.matrix.agents.alice",
+        "not a Matrix user id",
+    );
+    check(
+        &format!("{routing}{matrix}team_rooms = {{ billing = \"!r:example.org\" }}\n"),
+        "channels.matrix.team_rooms.billing",
+        "unknown team",
+    );
+    check(
+        &format!("{matrix}team_rooms = {{ s = \"#s:example.org\" }}\n"),
+        "channels.matrix.team_rooms.s",
+        "not a room id",
+    );
     check(
         "[channels.webchat]\nallowed_origins = [\"shop.example.com\"]\n",
         "channels.webchat.allowed_origins[0]",
@@ -144,4 +166,34 @@ fn router_groups_come_from_the_environment_as_a_list_and_unknown_ones_are_named(
         stderr.contains("router.groups[1]") && stderr.contains("`us` is not one of routing.groups (eu, main)"),
         "{stderr}"
     );
+}
+
+#[test]
+fn slack_settings_are_checked_against_routing() {
+    let routing = "[routing]\ndefault_team = \"support\"\n[routing.teams.support]\n\
+                   [[routing.agents]]\nid = \"alice\"\nteams = [\"support\"]\ntiers = [\"L1\"]\n";
+    let slack = "[channels.slack]\nenabled = true\nbot_token_env = \"B\"\nsigning_secret_env = \"S\"\n";
+    check(
+        &format!("{routing}{slack}[channels.slack.agents]\nghost = \"U1\"\n"),
+        "channels.slack.agents.ghost",
+        "unknown agent",
+    );
+    check(
+        &format!("{routing}{slack}[channels.slack.agents]\nalice = \"alice\"\n"),
+        "channels.slack.agents.alice",
+        "Slack user id",
+    );
+    check(
+        &format!("{routing}{slack}[channels.slack.team_channels]\nbilling = \"C01\"\n"),
+        "channels.slack.team_channels.billing",
+        "unknown team",
+    );
+    check(
+        &format!("{routing}[channels.slack]\nenabled = true\nbot_token_env = \"B\"\nmode = \"socket\"\n"),
+        "channels.slack.app_token_env",
+        "socket",
+    );
+    check(&format!("{routing}{slack}mode = \"webhook\"\n"), "channels.slack.mode", "unknown variant");
+    load(&format!("{routing}{slack}[channels.slack.agents]\nalice = \"U012ABC\"\n[channels.slack.team_channels]\nsupport = \"C0123\"\n"))
+        .unwrap();
 }

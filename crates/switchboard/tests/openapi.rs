@@ -58,7 +58,15 @@ fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
 /// no route can be served without being in the document.
 #[test]
 fn routes_are_registered_only_through_documented_handlers() {
-    let crates = ["switchboard", "adapter", "channel-webhook", "channel-email", "channel-telegram", "channel-webchat"];
+    let crates = [
+        "switchboard",
+        "adapter",
+        "channel-webhook",
+        "channel-email",
+        "channel-telegram",
+        "channel-webchat",
+        "channel-slack",
+    ];
     let undocumented = [".route(", ".route_service(", ".nest(", ".nest_service(", "MethodRouter"];
     let mut files = Vec::new();
     for c in crates {

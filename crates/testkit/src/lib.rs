@@ -5,11 +5,18 @@
 //! with the command that installs it: a test must never pass by skipping its server. The one
 //! exception is Telegram, unreachable from CI: behind the `telegram` feature, `FakeBotApi` serves
 //! the Bot API's real wire format and enforces its rules, for the real client to talk to.
+//! Behind the `matrix` feature, [`Synapse`] is a real Matrix homeserver (SQLite, loopback only).
 
 mod mail;
 mod nats;
 mod nats_cluster;
 mod nats_configured;
+#[cfg(feature = "slack")]
+mod slack;
+#[cfg(feature = "matrix")]
+mod synapse;
+#[cfg(feature = "matrix")]
+mod synapse_client;
 #[cfg(feature = "telegram")]
 mod telegram;
 mod wait;
@@ -18,6 +25,15 @@ pub use mail::{MAIL_DOMAIN, MailConfig, MailServer};
 pub use nats::{NatsServer, TEST_MAX_FILE_STORE};
 pub use nats_cluster::NatsCluster;
 pub use nats_configured::ConfiguredNatsServer;
+#[cfg(feature = "slack")]
+pub use slack::{
+    Answer as SlackAnswer, ApiCall as SlackCall, FAKE_BOT_USER_ID as FAKE_SLACK_BOT_USER, FakeSlack,
+    Message as SlackMessage, SlackSigner, SocketAck, Upload as SlackUpload,
+};
+#[cfg(feature = "matrix")]
+pub use synapse::{MatrixUser, SYNAPSE_SERVER_NAME, SYNAPSE_VERSION, Synapse};
+#[cfg(feature = "matrix")]
+pub use synapse_client::{MatrixTestClient, transcript};
 #[cfg(feature = "telegram")]
 pub use telegram::{
     AnsweredCallback, ApiRequest, EditedMessage, FAKE_BOT_FIRST_NAME, FAKE_BOT_USERNAME, FakeBotApi, FakeError,
