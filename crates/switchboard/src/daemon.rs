@@ -12,8 +12,8 @@ use tower_http::timeout::TimeoutLayer;
 use tracing::{error, info, warn};
 
 use switchboard_adapter::{Health, HealthStatus};
-use switchboard_router::{Role, RouterConfig, RouterService, RoutingGroup, ServiceConfig};
-use switchboard_routing::{Layout, MessageInfo};
+use switchboard_router::{Role, RouterService, ServiceConfig};
+use switchboard_routing::MessageInfo;
 
 use crate::config::Config;
 use crate::http::{Readiness, health_routes};
