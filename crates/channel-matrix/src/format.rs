@@ -32,6 +32,9 @@ fn hint(prefix: &str) -> String {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Html;
 
+/// How a conversation that became the agent's is announced in its thread.
+const ASSIGNED: &str = "You have this conversation now: write in this thread to answer the customer.";
+
 impl Markup for Html {
     fn escape(&self, text: &str) -> String {
         let mut out = String::with_capacity(text.len());
@@ -59,6 +62,9 @@ impl Markup for Html {
     fn offer_hint(&self, prefix: &str) -> String {
         hint(prefix)
     }
+    fn assigned_hint(&self) -> String {
+        ASSIGNED.into()
+    }
 }
 
 /// Plain text, length in bytes (Matrix limits an event's bytes).
@@ -80,6 +86,9 @@ impl Markup for Text {
     }
     fn offer_hint(&self, prefix: &str) -> String {
         hint(prefix)
+    }
+    fn assigned_hint(&self) -> String {
+        ASSIGNED.into()
     }
 }
 

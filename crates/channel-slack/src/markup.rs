@@ -33,6 +33,9 @@ impl Markup for Mrkdwn {
              {prefix}escalate, {prefix}transfer <team> [note], {prefix}t <saved reply>; or /sb note <code> <text>."
         )
     }
+    fn assigned_hint(&self) -> String {
+        "You have this conversation now: write in this thread to answer the customer.".into()
+    }
 }
 
 #[cfg(test)]

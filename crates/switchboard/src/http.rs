@@ -1,7 +1,7 @@
 //! The daemon's HTTP surface: health and readiness, plus whatever channels mount.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use axum::Json;
 use axum::extract::State;
@@ -14,6 +14,22 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+/// The last reload's outcome in a sentence, shown by `/readyz`; `None` before the first.
+#[derive(Debug, Clone, Default)]
+pub struct LastReload(Arc<Mutex<Option<String>>>);
+
+impl LastReload {
+    /// The sentence, if a reload happened.
+    pub fn get(&self) -> Option<String> {
+        self.0.lock().expect("reload status lock").clone()
+    }
+
+    /// Records what the latest reload did.
+    pub fn set(&self, said: String) {
+        *self.0.lock().expect("reload status lock") = Some(said);
+    }
+}
+
 /// What `/readyz` looks at.
 #[derive(Clone)]
 pub struct Readiness {
@@ -22,7 +38,7 @@ pub struct Readiness {
     /// Each component's health by name.
     pub components: Arc<Vec<(&'static str, Health)>>,
     /// What the last configuration reload did.
-    pub last_reload: crate::reload::LastReload,
+    pub last_reload: LastReload,
 }
 
 /// The body of `GET /healthz`.

@@ -11,6 +11,7 @@ pub mod customers;
 pub mod daemon;
 pub mod demo_inbox;
 pub mod explain;
+pub mod host;
 pub mod http;
 pub mod kb;
 pub mod kb_config;

@@ -58,16 +58,7 @@ pub fn new_holder() -> String {
     format!("{}:{}:{}", host_name(), std::process::id(), uuid::Uuid::now_v7())
 }
 
-/// This machine's host name, for the record (the `HOSTNAME` variable is not exported by every
-/// service manager, so the kernel's name is read first).
-pub fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "host".into())
-}
+pub use crate::host::host_name;
 
 /// Writes `record` (with the current readiness) every [`HEARTBEAT`] until `stop`, then deletes
 /// it. Failures are logged and retried at the next beat: presence is for operators, never a

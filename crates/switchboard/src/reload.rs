@@ -8,8 +8,8 @@
 //!   queues are kept per team): a file that changes them is refused as a whole.
 //! - every other section that changed needs a restart, and the log names each one.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 
 use sd_notify::NotifyState;
 use switchboard_routing::RoutingConfig;
@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::config::Config;
+pub use crate::http::LastReload;
 
 /// Sections applied while running (the knowledge base folder is re-read by its own watcher).
 const LIVE: [&str; 1] = ["routing"];
@@ -40,21 +41,6 @@ pub fn exposition() -> String {
         ));
     }
     out
-}
-
-/// The last reload's outcome in a sentence, shown by `/readyz`; `None` before the first.
-#[derive(Debug, Clone, Default)]
-pub struct LastReload(Arc<Mutex<Option<String>>>);
-
-impl LastReload {
-    /// The sentence, if a reload happened.
-    pub fn get(&self) -> Option<String> {
-        self.0.lock().expect("reload status lock").clone()
-    }
-
-    fn set(&self, said: String) {
-        *self.0.lock().expect("reload status lock") = Some(said);
-    }
 }
 
 /// Re-reads the configuration on `SIGHUP` and hands the routing section to the routers.

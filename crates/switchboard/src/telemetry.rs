@@ -70,5 +70,5 @@ where
 
 /// This process among others: `<host>:<pid>`.
 fn instance() -> String {
-    format!("{}:{}", crate::presence::host_name(), std::process::id())
+    format!("{}:{}", crate::host::host_name(), std::process::id())
 }

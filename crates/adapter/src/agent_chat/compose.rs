@@ -85,7 +85,7 @@ pub fn compose<M: Markup>(m: &M, delivery: &AgentDelivery, max_len: usize, prefi
             let mut text = format!("{}\n", heading(m, &label));
             let note = u.note.as_deref().map(str::trim).filter(|n| !n.is_empty());
             let sentence = match u.change.as_str() {
-                "assigned" => "You have this conversation now: reply to its messages to answer.".to_string(),
+                "assigned" => m.assigned_hint(),
                 "offer_withdrawn" => "The offer was withdrawn (it lapsed or went to someone else).".into(),
                 "declined" => "You declined this conversation.".into(),
                 "resolved" => "Resolved.".into(),

@@ -35,6 +35,10 @@ pub trait Markup {
              {prefix}t <saved reply> as replies."
         )
     }
+    /// The sentence telling an agent a conversation is theirs now and how to answer it.
+    fn assigned_hint(&self) -> String {
+        "You have this conversation now: reply to its messages to answer.".into()
+    }
 }
 
 /// Plain text: nothing escaped, no emphasis (the `body` beside Matrix's HTML, notifications).
