@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use serde_json::json;
 use switchboard_adapter::agent_chat::{self, Buttons, Markup, Verdicts};
-use switchboard_adapter::{PublishedCommand, SendError, publish_command};
+use switchboard_adapter::{PublishedCommand, SendError};
 use switchboard_bus::Bus;
-use switchboard_core::{AgentCommand, AgentDelivery, CommandAction, Contract};
+use switchboard_core::{AgentDelivery, CommandAction};
 use tokio::sync::OnceCell;
 use tracing::{info, warn};
 use uuid::Uuid;
@@ -314,15 +314,7 @@ impl MatrixAgents {
         id: Uuid,
         action: CommandAction,
     ) -> Result<PublishedCommand, String> {
-        let command = AgentCommand {
-            id,
-            agent_id: agent.into(),
-            conversation_id: conversation,
-            issued_at: chrono::Utc::now(),
-            action,
-        };
-        command.validate().map_err(|e| e.to_string())?;
-        publish_command(bus, &command).await.map_err(|e| e.to_string())
+        agent_chat::publish_action(bus, agent, conversation, id, action).await
     }
 }
 

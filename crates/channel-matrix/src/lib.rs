@@ -22,9 +22,7 @@ pub mod format;
 mod state;
 mod sync;
 
-use switchboard_bus::{Bus, BusError, ConsumerSpec, Delivery, HandlerError};
-use switchboard_core::AgentDelivery;
-use switchboard_core::contract::{streams, subjects};
+use switchboard_bus::{Bus, BusError};
 use tokio_util::sync::CancellationToken;
 
 pub use agents::{ENCRYPTED_NOTICE, MatrixAgents};
@@ -71,19 +69,10 @@ impl MatrixAgents {
     /// delivery, retried after the wait it asked for, dead-lettered (`sb.dlq.agent-matrix`) when
     /// it cannot ever be sent.
     pub async fn consume(self, bus: Bus, stop: CancellationToken) -> Result<(), BusError> {
-        let spec: ConsumerSpec = switchboard_adapter::RuntimeConfig::default().consumer_spec(
-            "agent-matrix",
-            streams::AGENT,
-            "agent-matrix",
-            &subjects::agent_out(ENDPOINT_KIND),
-        );
-        let inner = bus.clone();
-        bus.run_consumer(spec, stop, move |d: Delivery| {
-            let (this, bus) = (self.clone(), inner.clone());
-            async move {
-                let delivery: AgentDelivery = d.decode()?;
-                this.deliver(&bus, &delivery).await.map_err(HandlerError::from)
-            }
+        let runtime = switchboard_adapter::RuntimeConfig::default();
+        switchboard_adapter::agent_chat::run_deliveries(bus, ENDPOINT_KIND, &runtime, stop, move |bus, delivery| {
+            let this = self.clone();
+            async move { this.deliver(&bus, &delivery).await }
         })
         .await
     }

@@ -6,9 +6,8 @@
 
 use switchboard_adapter::agent_chat;
 use switchboard_adapter::{SendError, read_attachment};
-use switchboard_bus::{Bus, BusError, ConsumerSpec, Delivery, HandlerError};
+use switchboard_bus::{Bus, BusError};
 use switchboard_core::AgentDelivery;
-use switchboard_core::contract::{streams, subjects};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use uuid::Uuid;
@@ -25,19 +24,10 @@ impl Slack {
     /// again after the wait Slack asked for (never dead-lettered for that), retried or
     /// dead-lettered (`sb.dlq.agent-slack`) otherwise.
     pub async fn run_deliveries(self, bus: Bus, shutdown: CancellationToken) -> Result<(), BusError> {
-        let spec: ConsumerSpec = self.inner.runtime.consumer_spec(
-            "agent-slack",
-            streams::AGENT,
-            "agent-slack",
-            &subjects::agent_out(ENDPOINT_KIND),
-        );
-        let inner = bus.clone();
-        bus.run_consumer(spec, shutdown, move |d: Delivery| {
-            let (this, bus) = (self.clone(), inner.clone());
-            async move {
-                let delivery: AgentDelivery = d.decode()?;
-                this.deliver(&bus, &delivery).await.map_err(HandlerError::from)
-            }
+        let runtime = self.inner.runtime.clone();
+        agent_chat::run_deliveries(bus, ENDPOINT_KIND, &runtime, shutdown, move |bus, delivery| {
+            let this = self.clone();
+            async move { this.deliver(&bus, &delivery).await }
         })
         .await
     }

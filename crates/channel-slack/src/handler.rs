@@ -10,12 +10,12 @@ use std::time::Duration;
 use async_nats::jetstream::kv::Store;
 use serde_json::{Value, json};
 use switchboard_adapter::agent_chat::{self, action_for};
-use switchboard_adapter::{PublishedCommand, Verdict, derived_command_id, publish_command};
+use switchboard_adapter::{PublishedCommand, Verdict, derived_command_id};
 use switchboard_bus::Bus;
 use switchboard_bus::outcomes::{self, InboundOutcome};
+use switchboard_core::CommandAction;
 use switchboard_core::contract::ATTACHMENTS_STORE;
 use switchboard_core::envelope::AttachmentRef;
-use switchboard_core::{AgentCommand, CommandAction, Contract};
 use tracing::{debug, info, warn};
 use uuid::Uuid;
 
@@ -306,15 +306,7 @@ impl Slack {
         id: Uuid,
         action: CommandAction,
     ) -> Result<PublishedCommand, String> {
-        let command = AgentCommand {
-            id,
-            agent_id: agent.into(),
-            conversation_id: conversation,
-            issued_at: chrono::Utc::now(),
-            action,
-        };
-        command.validate().map_err(|e| e.to_string())?;
-        publish_command(bus, &command).await.map_err(|e| e.to_string())
+        agent_chat::publish_action(bus, agent, conversation, id, action).await
     }
 
     /// Tells the agent (in `channel`, thread `thread`) when the router refused a command.

@@ -16,10 +16,10 @@ use std::time::Duration;
 use async_nats::jetstream::kv::Store;
 use sha2::{Digest, Sha256};
 use switchboard_adapter::agent_chat;
-use switchboard_adapter::{PublishedCommand, SendError, Verdict, derived_command_id, publish_command};
-use switchboard_bus::{Bus, BusError, ConsumerSpec, Delivery, HandlerError};
-use switchboard_core::contract::{buckets, streams, subjects};
-use switchboard_core::{AgentCommand, AgentDelivery, AgentStatus, CommandAction, Contract};
+use switchboard_adapter::{PublishedCommand, SendError, Verdict, derived_command_id};
+use switchboard_bus::{Bus, BusError};
+use switchboard_core::contract::buckets;
+use switchboard_core::{AgentDelivery, AgentStatus, CommandAction};
 use teloxide_core::payloads::AnswerCallbackQuerySetters;
 use teloxide_core::prelude::Requester;
 use teloxide_core::types::{CallbackQuery, Message};
@@ -134,19 +134,10 @@ impl AgentChats {
     /// tried again after the wait Telegram asked for (never dead-lettered for that), retried or
     /// dead-lettered (`sb.dlq.agent-telegram`) otherwise.
     pub async fn run(self, bus: Bus, shutdown: CancellationToken) -> Result<(), BusError> {
-        let spec: ConsumerSpec = switchboard_adapter::RuntimeConfig::default().consumer_spec(
-            "agent-telegram",
-            streams::AGENT,
-            "agent-telegram",
-            &subjects::agent_out(ENDPOINT_KIND),
-        );
-        let inner = bus.clone();
-        bus.run_consumer(spec, shutdown, move |d: Delivery| {
-            let (this, bus) = (self.clone(), inner.clone());
-            async move {
-                let delivery: AgentDelivery = d.decode()?;
-                this.deliver(&bus, &delivery).await.map_err(HandlerError::from)
-            }
+        let runtime = switchboard_adapter::RuntimeConfig::default();
+        agent_chat::run_deliveries(bus, ENDPOINT_KIND, &runtime, shutdown, move |bus, delivery| {
+            let this = self.clone();
+            async move { this.deliver(&bus, &delivery).await }
         })
         .await
     }
@@ -435,15 +426,7 @@ impl AgentChats {
         id: Uuid,
         action: CommandAction,
     ) -> Result<PublishedCommand, String> {
-        let command = AgentCommand {
-            id,
-            agent_id: agent.into(),
-            conversation_id: conversation,
-            issued_at: chrono::Utc::now(),
-            action,
-        };
-        command.validate().map_err(|e| e.to_string())?;
-        publish_command(bus, &command).await.map_err(|e| e.to_string())
+        agent_chat::publish_action(bus, agent, conversation, id, action).await
     }
 
     /// Awaits a stored command's verdict apart from the update that caused it (a bounded number

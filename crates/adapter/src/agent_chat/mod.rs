@@ -7,11 +7,13 @@
 mod board;
 mod command;
 mod compose;
+mod endpoint;
 mod verdicts;
 
 pub use board::{QueueBoard, QueueSnapshot, Waiting, render_board};
 pub use command::{COMMANDS, action_for, status_for};
 pub use compose::{Buttons, caption, compose, files_of, fit, settled_label, size};
+pub use endpoint::{publish_action, run_deliveries};
 pub use verdicts::Verdicts;
 
 /// A chat platform's text markup (Telegram MarkdownV2, Matrix HTML, Slack mrkdwn): how text
