@@ -332,6 +332,50 @@ pub enum CommandAction {
         #[schemars(inner(regex(pattern = TOKEN_PATTERN)))]
         endpoints: Vec<String>,
     },
+    /// A supervisor's change to a conversation in any state (waiting, offered or held), e.g.
+    /// from the console: `agent_id` names the supervisor, who need not be an agent. The API
+    /// sends it only for supervisor and admin tokens.
+    Supervise {
+        /// What to change.
+        op: SupervisorOp,
+        /// Why, kept in the conversation's history as a note the next agent reads.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(length(max = 262144))]
+        note: Option<String>,
+    },
+}
+
+/// What a supervisor changes about a conversation ([`CommandAction::Supervise`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SupervisorOp {
+    /// Move it to another team or agent: a holder lets it go, an offer is withdrawn, and it
+    /// waits for (or is reserved to) the target.
+    #[schemars(extend("anyOf" = [
+        { "required": ["to_agent"], "properties": { "to_agent": { "type": "string" } } },
+        { "required": ["to_team"], "properties": { "to_team": { "type": "string" } } }
+    ]))]
+    Transfer {
+        /// Target agent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to_agent: Option<String>,
+        /// Target team.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to_team: Option<String>,
+    },
+    /// Move it to a higher tier (the next one up when `tier` is absent).
+    Escalate {
+        /// Target tier.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tier: Option<Tier>,
+    },
+    /// Change its priority (1 most urgent, 100 least); its place in the queue follows.
+    SetPriority {
+        /// The new priority.
+        priority: Priority,
+    },
+    /// Close it, whoever holds it (a waiting one leaves the queue).
+    Resolve {},
 }
 
 /// Names used in subjects and ids (channel kinds, endpoint kinds, agent ids), as a pattern.
@@ -404,6 +448,20 @@ impl Contract for AgentCommand {
             }
             CommandAction::Transfer { to_agent: None, to_team: None, .. } => {
                 return Err(ValidationError::new("action.to_agent", "a transfer needs to_agent or to_team"));
+            }
+            CommandAction::Supervise { op, note } => {
+                if let Some(note) = note {
+                    max_len("action.note", note, MAX_TEXT_BYTES)?;
+                }
+                match op {
+                    SupervisorOp::Transfer { to_agent: None, to_team: None } => {
+                        return Err(ValidationError::new("action.op.to_agent", "a transfer needs to_agent or to_team"));
+                    }
+                    SupervisorOp::SetPriority { priority } if !(1..=100).contains(&priority.0) => {
+                        return Err(ValidationError::new("action.op.priority", "must be 1 to 100"));
+                    }
+                    _ => {}
+                }
             }
             CommandAction::SetCapacity { capacity, max_total } => {
                 if *max_total == 0 {

@@ -19,7 +19,7 @@ pub mod survey;
 mod validate;
 pub mod verdict;
 
-pub use agent::{AgentCommand, AgentDelivery, CommandAction, ConversationLabel};
+pub use agent::{AgentCommand, AgentDelivery, CommandAction, ConversationLabel, SupervisorOp};
 pub use domain::{AgentStatus, Priority, SkillRequirement, Tier};
 pub use envelope::{AttachmentRef, Customer, Envelope};
 pub use event::{Event, EventKind};
