@@ -162,3 +162,72 @@ async fn sighup_applies_a_changed_rule_names_what_needs_a_restart_and_refuses_ba
     let (status, _) = get(&daemon, "/readyz", None).await;
     assert_eq!(status, 200, "a refused reload leaves the daemon ready");
 }
+
+const ROTATED: &str = "whsec_cm90YXRlZC1zZWNyZXQtZm9yLXRoZS1yZWxvYWQtdGVzdA==";
+
+/// POSTs a customer message for source `shop` signed with `secret`; the status.
+async fn post_with(daemon: &TestDaemon, secret: &str, n: u32, text: &str) -> u16 {
+    use switchboard_channel_webhook::{decode_secret, signature};
+    let key = decode_secret(secret).unwrap();
+    let id = format!("evt_r{n}");
+    let body = format!(r#"{{"message_id":"r-{n}","customer":{{"id":"r-{n}"}},"thread_id":"r-{n}","text":"{text}"}}"#);
+    let ts = chrono::Utc::now().timestamp();
+    let resp = daemon
+        .http
+        .post(format!("{}/v1/webhooks/shop", daemon.base))
+        .header("content-type", "application/json")
+        .header(signature::ID, &id)
+        .header(signature::TIMESTAMP, ts.to_string())
+        .header(signature::SIGNATURE, signature::sign(&key, &id, ts, body.as_bytes()))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    resp.status().as_u16()
+}
+
+#[tokio::test]
+async fn sighup_rotates_a_webhook_secret_and_applies_its_limits_without_a_restart() {
+    let _keep = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).unwrap();
+    let nats = NatsServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let secret_file = dir.path().join("shop.secret");
+    std::fs::write(&secret_file, SECRET).unwrap();
+    std::fs::write(dir.path().join("integration.token"), TOKEN).unwrap();
+    let path = dir.path().join("switchboard.toml");
+    let nats_url = nats.url();
+    let with_webhook = |settings: &str| {
+        file(&nats_url, dir.path(), 10_000, "").replace(
+            "[channels.webhook.sources.shop]",
+            &format!("[channels.webhook]\n{settings}\n[channels.webhook.sources.shop]"),
+        )
+    };
+    std::fs::write(&path, with_webhook("")).unwrap();
+    let config = Config::load(&path).expect("the test's file is valid");
+    let daemon = TestDaemon::start_with(nats, config, tempfile::tempdir().unwrap()).await;
+    assert_eq!(post_with(&daemon, ROTATED, 1, "hello").await, 401, "the new secret is not in use yet");
+
+    // Only the secret file changes: the reload reads it again and the new secret applies.
+    std::fs::write(&secret_file, ROTATED).unwrap();
+    hup().await;
+    let said = wait_reload(&daemon, "").await;
+    assert!(said.starts_with("applied at ") && said.contains("channels.webhook.sources.shop"), "{said}");
+    assert_eq!(post_with(&daemon, ROTATED, 2, "hello again").await, 202);
+    assert_eq!(post_with(&daemon, SECRET, 3, "old secret").await, 401, "the old secret no longer verifies");
+
+    // A smaller body limit applies to the next request; the POST timeout needs a restart.
+    std::fs::write(&path, with_webhook("max_body_bytes = 300\nrequest_timeout_ms = 5000")).unwrap();
+    hup().await;
+    let said = wait_reload(&daemon, &said).await;
+    assert!(said.contains("channels.webhook.max_body_bytes"), "{said}");
+    assert!(said.contains("needs a restart: channels.webhook.request_timeout_ms"), "{said}");
+    assert_eq!(post_with(&daemon, ROTATED, 4, &"x".repeat(400)).await, 413);
+    assert_eq!(post_with(&daemon, ROTATED, 5, "short").await, 202);
+
+    // A secret that cannot be used refuses the whole reload: the running secret stays.
+    std::fs::write(&secret_file, "not-a-secret").unwrap();
+    hup().await;
+    let said = wait_reload(&daemon, &said).await;
+    assert!(said.starts_with("refused at ") && said.contains("channels.webhook"), "{said}");
+    assert_eq!(post_with(&daemon, ROTATED, 6, "still works").await, 202);
+}

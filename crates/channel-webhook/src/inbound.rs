@@ -276,10 +276,11 @@ fn rejected(response: Response) -> Decided {
 /// also an unknown source) are counted here; a `503` decides nothing (nothing was stored and the
 /// sender retries, which is then counted).
 async fn decide(app: &AppState, source: &str, headers: &HeaderMap, body: Body) -> Decided {
-    let Some(src) = app.channel.sources.get(source) else {
+    let live = app.channel.live();
+    let Some(src) = live.sources.get(source) else {
         return rejected(error(StatusCode::NOT_FOUND, "unknown webhook source", json!({ "source": source })));
     };
-    let limit = app.channel.settings.max_body_bytes;
+    let limit = live.max_body_bytes;
     let too_large = || error(StatusCode::PAYLOAD_TOO_LARGE, "body too large", json!({ "limit_bytes": limit }));
     let declared =
         headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
@@ -298,7 +299,7 @@ async fn decide(app: &AppState, source: &str, headers: &HeaderMap, body: Body) -
         text(signature::SIGNATURE),
         &body,
         chrono::Utc::now().timestamp(),
-        app.channel.settings.timestamp_tolerance_secs,
+        live.timestamp_tolerance_secs,
     ) {
         warn!(source = %source, reason = %e, "webhook signature refused");
         let reason = match e {

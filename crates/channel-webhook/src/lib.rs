@@ -16,7 +16,7 @@ mod outbound;
 pub mod signature;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 pub use agent::{AgentEndpoint, AgentEndpoints, ENDPOINT_KIND, RegisteredEndpoint, registry_key};
 pub use config::{AgentEndpointConfig, SecretLookup, SourceConfig, WebhookConfig, WebhookConfigError, decode_secret};
@@ -67,9 +67,38 @@ impl Source {
 /// The webhook channel: its enabled sources and HTTP settings.
 #[derive(Clone, Debug)]
 pub struct WebhookChannel {
-    sources: Arc<BTreeMap<String, Source>>,
+    /// What a configuration reload may change while requests are being served.
+    live: Arc<RwLock<Live>>,
     settings: Arc<WebhookConfig>,
     http: reqwest::Client,
+}
+
+/// The part of the channel a reload replaces at once: each request reads one consistent copy.
+#[derive(Clone, Debug)]
+pub(crate) struct Live {
+    /// Enabled sources by name.
+    pub(crate) sources: Arc<BTreeMap<String, Source>>,
+    /// Largest accepted request body, in bytes.
+    pub(crate) max_body_bytes: usize,
+    /// How far `webhook-timestamp` may be from now, in seconds.
+    pub(crate) timestamp_tolerance_secs: u64,
+}
+
+impl Live {
+    fn new(settings: &WebhookConfig, sources: Vec<Source>) -> Live {
+        Live {
+            sources: Arc::new(sources.into_iter().map(|s| (s.name.clone(), s)).collect()),
+            max_body_bytes: settings.max_body_bytes,
+            timestamp_tolerance_secs: settings.timestamp_tolerance_secs,
+        }
+    }
+}
+
+impl Source {
+    /// Whether `other` verifies and delivers exactly as this one does.
+    fn same_as(&self, other: &Source) -> bool {
+        self.key == other.key && self.previous_key == other.previous_key && self.outbound_url == other.outbound_url
+    }
 }
 
 impl WebhookChannel {
@@ -82,13 +111,63 @@ impl WebhookChannel {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| WebhookConfigError::new("request_timeout_ms", format!("cannot build HTTP client: {e}")))?;
-        let sources = sources.into_iter().map(|s| (s.name.clone(), s)).collect();
-        Ok(Self { sources: Arc::new(sources), settings: Arc::new(settings), http })
+        let live = Live::new(&settings, sources);
+        Ok(Self { live: Arc::new(RwLock::new(live)), settings: Arc::new(settings), http })
     }
 
     /// The enabled sources.
-    pub fn sources(&self) -> impl Iterator<Item = &Source> {
-        self.sources.values()
+    pub fn sources(&self) -> Vec<Source> {
+        self.live().sources.values().cloned().collect()
+    }
+
+    /// One consistent copy of what a reload may change.
+    pub(crate) fn live(&self) -> Live {
+        self.live.read().expect("webhook settings lock").clone()
+    }
+
+    /// Applies a reloaded `[channels.webhook]` with its sources' secrets read again: sources
+    /// (added, removed, secrets rotated, outbound URLs), `max_body_bytes` and
+    /// `timestamp_tolerance_secs` take effect for the next request. Returns what it changed
+    /// (`sources.<name>`, a limit's key) and, apart, the changed keys that apply only after a
+    /// restart (the HTTP client, the consumers and the agent endpoints were built from them).
+    pub fn reconfigure(&self, settings: &WebhookConfig, sources: Vec<Source>) -> (Vec<String>, Vec<String>) {
+        let next = Live::new(settings, sources);
+        let mut applied = Vec::new();
+        let mut live = self.live.write().expect("webhook settings lock");
+        let names: std::collections::BTreeSet<&String> = live.sources.keys().chain(next.sources.keys()).collect();
+        for name in names {
+            let same = match (live.sources.get(name), next.sources.get(name)) {
+                (Some(a), Some(b)) => a.same_as(b),
+                _ => false,
+            };
+            if !same {
+                applied.push(format!("sources.{name}"));
+            }
+        }
+        if live.max_body_bytes != next.max_body_bytes {
+            applied.push("max_body_bytes".into());
+        }
+        if live.timestamp_tolerance_secs != next.timestamp_tolerance_secs {
+            applied.push("timestamp_tolerance_secs".into());
+        }
+        *live = next;
+        drop(live);
+        let old = &self.settings;
+        // The settings types have no `PartialEq`; their `Debug` forms name every field.
+        let differ = |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| format!("{a:?}") != format!("{b:?}");
+        let mut restart = Vec::new();
+        for (key, changed) in [
+            ("enabled", old.enabled != settings.enabled),
+            ("request_timeout_ms", old.request_timeout_ms != settings.request_timeout_ms),
+            ("runtime", differ(&old.runtime, &settings.runtime)),
+            ("agents", differ(&old.agents, &settings.agents)),
+            ("allowed_networks", old.allowed_networks != settings.allowed_networks),
+        ] {
+            if changed {
+                restart.push(key.to_string());
+            }
+        }
+        (applied, restart)
     }
 }
 

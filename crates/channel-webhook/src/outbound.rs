@@ -58,8 +58,9 @@ fn source_of(message: &OutboundMessage) -> Option<&str> {
 
 pub(crate) async fn send(channel: &WebhookChannel, message: &OutboundMessage) -> Result<SendReceipt, SendError> {
     let name = source_of(message).ok_or_else(|| SendError::permanent("no webhook source on the message"))?;
+    let live = channel.live();
     let source =
-        channel.sources.get(name).ok_or_else(|| SendError::permanent(format!("unknown webhook source {name}")))?;
+        live.sources.get(name).ok_or_else(|| SendError::permanent(format!("unknown webhook source {name}")))?;
     let url = source
         .outbound_url
         .as_deref()

@@ -158,7 +158,19 @@ pub struct BuiltChannel {
     pub health: Health,
     /// Starts it; called once the bus is connected.
     pub start: Box<dyn FnOnce() -> JoinHandle<Result<(), AdapterError>> + Send>,
+    /// How a configuration reload reaches it while it runs; `None`: a change needs a restart.
+    pub reconfigure: Option<Reconfigure>,
 }
+
+/// What applying a reloaded channel section did: the keys applied (relative to the section),
+/// and the changed keys that apply only after a restart.
+pub type Reconfigured = (Vec<String>, Vec<String>);
+
+/// Reads a reloaded `[channels]` for one channel (its secrets too) and returns how to apply it,
+/// or why it cannot apply: nothing changes until the returned step runs, so a reload refused
+/// for any reason leaves every channel as it was.
+pub type Reconfigure =
+    Box<dyn Fn(&ChannelsConfig) -> Result<Box<dyn FnOnce() -> Reconfigured + Send>, String> + Send + Sync>;
 
 /// A component that runs on the bus until its token fires.
 pub type Component = Box<dyn FnOnce(Bus, CancellationToken) -> BoxFuture<'static, Result<(), String>> + Send>;
@@ -282,6 +294,7 @@ pub fn build(
             routes: None,
             health: runtime.health(),
             start: Box::new(move || runtime.spawn()),
+            reconfigure: None,
         });
     }
     #[cfg(feature = "channel-telegram")]
@@ -299,6 +312,7 @@ pub fn build(
             routes: runtime.routes(),
             health: runtime.health(),
             start: Box::new(move || runtime.spawn()),
+            reconfigure: None,
         });
     }
     #[cfg(feature = "channel-webchat")]
@@ -316,6 +330,7 @@ pub fn build(
             routes: runtime.routes(),
             health: runtime.health(),
             start: Box::new(move || runtime.spawn()),
+            reconfigure: None,
         });
     }
     #[cfg(feature = "channel-slack")]
@@ -337,6 +352,7 @@ pub fn build(
             routes: runtime.routes(),
             health: runtime.health(),
             start: Box::new(move || runtime.spawn()),
+            reconfigure: None,
         });
     }
     let _ = (config, group, bus, shutdown);
@@ -356,7 +372,7 @@ mod webhook {
     use tokio_util::sync::CancellationToken;
     use tracing::{info, warn};
 
-    use super::{BuiltChannel, Component};
+    use super::{BuiltChannel, Component, Reconfigure};
 
     pub fn agent_endpoints(config: &WebhookConfig) -> anyhow::Result<Component> {
         let mut endpoints = std::collections::BTreeMap::new();
@@ -380,7 +396,9 @@ mod webhook {
         }))
     }
 
-    pub fn build(config: &WebhookConfig, bus: &BusSlot, shutdown: &CancellationToken) -> anyhow::Result<BuiltChannel> {
+    /// The configured sources whose secrets can be read; one without its secret is disabled
+    /// (logged), one whose secret is invalid is an error.
+    fn resolve_sources(config: &WebhookConfig) -> anyhow::Result<Vec<Source>> {
         let mut sources = Vec::new();
         for (name, source) in &config.sources {
             match source.resolve_secret(name).with_context(|| format!("channels.webhook.sources.{name}"))? {
@@ -401,13 +419,27 @@ mod webhook {
                 }
             }
         }
-        let channel = WebhookChannel::new(config.clone(), sources).context("channels.webhook")?;
+        Ok(sources)
+    }
+
+    pub fn build(config: &WebhookConfig, bus: &BusSlot, shutdown: &CancellationToken) -> anyhow::Result<BuiltChannel> {
+        let channel = WebhookChannel::new(config.clone(), resolve_sources(config)?).context("channels.webhook")?;
+        let live = channel.clone();
+        // Secrets are read again on every reload: a rotated secret file applies even when the
+        // configuration file itself did not change.
+        let reconfigure: Reconfigure = Box::new(move |next| {
+            let next = next.webhook.clone();
+            let sources = resolve_sources(&next).map_err(|e| format!("{e:#}"))?;
+            let live = live.clone();
+            Ok(Box::new(move || live.reconfigure(&next, sources)))
+        });
         let runtime = ChannelRuntime::new(Arc::new(channel), config.runtime.clone(), bus.clone(), shutdown.clone());
         Ok(BuiltChannel {
             name: switchboard_channel_webhook::CHANNEL,
             routes: runtime.routes(),
             health: runtime.health(),
             start: Box::new(move || runtime.spawn()),
+            reconfigure: Some(reconfigure),
         })
     }
 }
@@ -458,6 +490,6 @@ mod slack {
                     }
                 })
             });
-        Ok(BuiltChannel { name: switchboard_channel_slack::CHANNEL, routes, health, start })
+        Ok(BuiltChannel { name: switchboard_channel_slack::CHANNEL, routes, health, start, reconfigure: None })
     }
 }

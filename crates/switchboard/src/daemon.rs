@@ -39,7 +39,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     let components_stop = CancellationToken::new();
     // The web chat asks the group that owns its messages whether anyone is available.
     let webchat_group = layout.owner_of_message(&MessageInfo { channel: "webchat".into(), ..Default::default() }, "");
-    let channels = crate::channels::build(&config.channels, webchat_group, &slot, &components_stop)?;
+    let mut channels = crate::channels::build(&config.channels, webchat_group, &slot, &components_stop)?;
 
     let mut components: Vec<(&'static str, Health)> = channels.iter().map(|c| (c.name, c.health.clone())).collect();
     let router_health: Vec<Health> = groups.iter().map(|_| Health::default()).collect();
@@ -47,7 +47,12 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     let last_reload = crate::reload::LastReload::default();
     let readiness = Readiness { bus: slot.clone(), components: Arc::new(components), last_reload: last_reload.clone() };
     // A daemon started from a file re-reads it on SIGHUP; routing changes reach the routers.
-    let (reloader, routing_updates) = crate::reload::Reloader::new(config.clone(), last_reload);
+    let (mut reloader, routing_updates) = crate::reload::Reloader::new(config.clone(), last_reload);
+    for channel in &mut channels {
+        if let Some(reconfigure) = channel.reconfigure.take() {
+            reloader = reloader.with_channel(channel.name, reconfigure);
+        }
+    }
     let routing_updates = config.source.is_some().then_some(routing_updates);
     if routing_updates.is_some() {
         tokio::spawn(reloader.run(shutdown.clone()));

@@ -6,7 +6,12 @@
 //!   applies live: every routing group's leader journals it and every router of the group
 //!   switches at that journal entry. The teams and `routing.groups` must stay as they are (the
 //!   queues are kept per team): a file that changes them is refused as a whole.
-//! - every other section that changed needs a restart, and the log names each one.
+//! - `[channels.webhook]`: sources (added, removed, secrets rotated, outbound URLs),
+//!   `max_body_bytes` and `timestamp_tolerance_secs` apply to the next request. Every reload
+//!   reads the sources' secrets again, so a rotated secret file applies even when the
+//!   configuration file did not change; a secret that cannot be read refuses the reload.
+//! - every other section that changed (channels one by one, `channels.telegram` say) needs a
+//!   restart, and the log names each one.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,6 +22,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
+use crate::channels::Reconfigure;
 use crate::config::Config;
 pub use crate::http::LastReload;
 
@@ -48,6 +54,8 @@ pub struct Reloader {
     running: Config,
     routing: watch::Sender<Arc<RoutingConfig>>,
     last: LastReload,
+    /// Channels that apply their section while running, by key (`channels.webhook`).
+    channels: Vec<(String, Reconfigure)>,
 }
 
 /// What one reload did.
@@ -70,7 +78,13 @@ impl Reloader {
     /// A reloader for the daemon running `running`; the routers follow the returned receiver.
     pub fn new(running: Config, last: LastReload) -> (Reloader, watch::Receiver<Arc<RoutingConfig>>) {
         let (routing, updates) = watch::channel(Arc::new(running.routing.clone()));
-        (Reloader { running, routing, last }, updates)
+        (Reloader { running, routing, last, channels: Vec::new() }, updates)
+    }
+
+    /// Lets the running channel `name` apply its reloaded section itself.
+    pub fn with_channel(mut self, name: &str, reconfigure: Reconfigure) -> Reloader {
+        self.channels.push((format!("channels.{name}"), reconfigure));
+        self
     }
 
     /// Reloads on every `SIGHUP` until `shutdown`.
@@ -112,20 +126,40 @@ impl Reloader {
             }
         };
         let new_sections = next.source.as_ref().map(|s| s.sections.clone()).unwrap_or_default();
-        let mut names: Vec<&String> = source.sections.keys().chain(new_sections.keys()).collect();
+        let (old_parts, new_parts) = (parts(&source.sections), parts(&new_sections));
+        let mut names: Vec<&String> = old_parts.keys().chain(new_parts.keys()).collect();
         names.sort();
         names.dedup();
         let changed: Vec<String> =
-            names.into_iter().filter(|n| source.sections.get(*n) != new_sections.get(*n)).cloned().collect();
-        let (live, restart): (Vec<String>, Vec<String>) = changed.into_iter().partition(|n| LIVE.contains(&n.as_str()));
-        if !live.is_empty()
-            && let Err(why) = routing_applies(&self.running, &next)
-        {
+            names.into_iter().filter(|n| old_parts.get(*n) != new_parts.get(*n)).cloned().collect();
+        let (mut live, mut restart): (Vec<String>, Vec<String>) = changed
+            .into_iter()
+            .filter(|n| !self.channels.iter().any(|(key, _)| key == n))
+            .partition(|n| LIVE.contains(&n.as_str()));
+        let routing = !live.is_empty();
+        if routing && let Err(why) = routing_applies(&self.running, &next) {
             warn!(reason = %why, "configuration reload refused, nothing changed");
             return self.finish(Outcome::Refused(why));
         }
-        if !live.is_empty() {
+        // Every channel reads its part first; only when all can apply does any of them.
+        let mut steps = Vec::new();
+        for (key, reconfigure) in &self.channels {
+            match reconfigure(&next.channels) {
+                Ok(step) => steps.push((key.clone(), step)),
+                Err(why) => {
+                    let why = format!("{key}: {why}");
+                    warn!(reason = %why, "configuration reload refused, nothing changed");
+                    return self.finish(Outcome::Refused(why));
+                }
+            }
+        }
+        if routing {
             self.routing.send_replace(Arc::new(next.routing.clone()));
+        }
+        for (key, step) in steps {
+            let (applied, later) = step();
+            live.extend(applied.iter().map(|k| format!("{key}.{k}")));
+            restart.extend(later.iter().map(|k| format!("{key}.{k}")));
         }
         if !restart.is_empty() {
             warn!(sections = ?restart, "configuration reload: these sections changed and apply only after a restart");
@@ -158,6 +192,25 @@ impl Reloader {
         self.last.set(said);
         outcome
     }
+}
+
+/// The file's sections as reloads compare them: each top-level table, except that every
+/// channel under `[channels]` is its own (`channels.webhook`), since they apply separately.
+fn parts(
+    sections: &serde_json::Map<String, serde_json::Value>,
+) -> std::collections::BTreeMap<String, &serde_json::Value> {
+    let mut out = std::collections::BTreeMap::new();
+    for (name, value) in sections {
+        match (name.as_str(), value.as_object()) {
+            ("channels", Some(channels)) => {
+                out.extend(channels.iter().map(|(channel, v)| (format!("channels.{channel}"), v)));
+            }
+            _ => {
+                out.insert(name.clone(), value);
+            }
+        }
+    }
+    out
 }
 
 /// systemd ≥ 253 wants `RELOADING=1` with the monotonic time; older ones ignore both.
