@@ -13,6 +13,7 @@ const TEAMS: &str = r#"
 default_team = "support"
 aging_secs_per_point = 10
 reopen_window_secs = 3600
+l0_timeout_secs = 600
 
 [teams.support]
 offer_timeout_secs = 30
@@ -49,6 +50,12 @@ teams = ["billing"]
 tiers = ["L1"]
 capacity = { webchat = 1 }
 status = "online"
+
+[[rules]]
+name = "faq"
+when = 'text.contains("faq")'
+tier = "L0"
+auto_reply = "see the FAQ"
 "#;
 
 fn transfer(to_agent: Option<&str>, to_team: Option<&str>) -> SupervisorOp {
@@ -277,4 +284,33 @@ fn the_same_supervised_inputs_give_the_same_state() {
     let json = serde_json::to_string(&a).expect("serialises");
     let back: Snapshot = serde_json::from_str(&json).expect("loads");
     assert_eq!(back, a);
+}
+
+#[test]
+fn a_conversation_with_the_bot_goes_to_people_when_a_supervisor_moves_it() {
+    let at_l0 = || {
+        let mut s = Sim::new(TEAMS);
+        assert_eq!(s.msg(0, "u1", "webchat", "faq please"), ["opened c1", "auto-reply c1 Rule: see the FAQ"]);
+        assert_eq!(s.where_is("c1"), "bot");
+        s
+    };
+    let mut s = at_l0();
+    assert_eq!(
+        s.supervise(5, "c1", transfer(None, Some("billing"))),
+        ["transferred c1 - -> - billing", "queued c1 billing L1 p50", "offer c1 carol"]
+    );
+    assert_eq!(s.accept(6, "carol", "c1"), ["assigned c1 carol"]);
+    // The bot's wait for an answer is over: its timeout resolves nothing.
+    assert_eq!(s.tick(700), Vec::<String>::new());
+    assert_eq!(s.where_is("c1"), "assigned carol");
+
+    let mut s = at_l0();
+    assert_eq!(
+        s.supervise(5, "c1", escalate(None)),
+        ["escalated c1 Supervisor L1 support", "queued c1 support L1 p50", "offer c1 alice"]
+    );
+    let mut s = at_l0();
+    assert_eq!(s.supervise(5, "c1", priority(1)), ["priority c1 p50 -> p1"]);
+    assert_eq!(s.where_is("c1"), "bot");
+    assert_eq!(s.supervise(6, "c1", SupervisorOp::Resolve {}), ["resolved c1 -"]);
 }
