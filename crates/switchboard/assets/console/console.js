@@ -204,7 +204,7 @@ function render() {
     else link.removeAttribute('aria-current');
   }
   if (view === 'agents') renderAgents();
-  else if (view === 'kpis') renderKpis();
+  else if (view === 'kpis') { renderKpis(); refreshKpis(); }
   else if (view === 'conversation') renderConversation(id);
   else if (view === 'agent') renderAgent(id);
   else renderQueue();
@@ -376,20 +376,28 @@ function verdict(ok) {
 }
 
 function chart(team, hours) {
-  const w = 240, hgt = 60, pad = 4;
+  const w = 240, hgt = 60, pad = 6;
   const max = Math.max(1, ...hours.map((p) => p.opened));
   const step = hours.length > 1 ? (w - 2 * pad) / (hours.length - 1) : 0;
   const points = hours.map((p, i) => `${(pad + i * step).toFixed(1)},${(hgt - pad - (p.opened / max) * (hgt - 2 * pad)).toFixed(1)}`);
   const id = `chart-${team.replace(/[^a-z0-9_-]/gi, '_')}`;
   const values = hours.map((p) => `${new Date(p.at).getUTCHours()}:00 ${p.opened}`).join(', ');
   return h('figure', { class: 'chart' },
-    svg('svg', { viewBox: `0 0 ${w} ${hgt}`, role: 'img', 'aria-labelledby': `${id}-t ${id}-d`, class: 'spark' },
+    svg('svg', { viewBox: `0 0 ${w} ${hgt}`, preserveAspectRatio: 'none', role: 'img', 'aria-labelledby': `${id}-t ${id}-d`, class: 'spark' },
       svg('title', { id: `${id}-t` }, t('chart.title', { n: hours.length })),
       svg('desc', { id: `${id}-d` }, t('chart.desc', { team, values })),
       svg('line', { x1: pad, y1: hgt - pad, x2: w - pad, y2: hgt - pad, class: 'axis' }),
-      svg('polyline', { points: points.join(' '), class: 'line' }),
-      hours.map((p, i) => svg('circle', { cx: (pad + i * step).toFixed(1), cy: (hgt - pad - (p.opened / max) * (hgt - 2 * pad)).toFixed(1), r: 2, class: 'dot' }))),
-    h('figcaption', {}, t('chart.title', { n: hours.length })));
+      svg('polyline', { points: points.join(' '), class: 'line' })),
+    h('figcaption', {}, t('chart.title', { n: hours.length }), ' ', t('chart.peak', { n: Math.max(0, ...hours.map((p) => p.opened)) })));
+}
+
+/** Today's KPIs now, rather than at the stream's next `kpis` event. */
+async function refreshKpis() {
+  const { status, data } = await api('GET', '/v1/console/kpis');
+  if (status === 200 && state.token) {
+    state.kpis = data;
+    if (route().view === 'kpis') renderKpis();
+  }
 }
 
 function renderKpis() {
