@@ -13,14 +13,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
 use switchboard_bus::BusSlot;
 use switchboard_routing::groups::Layout;
 use tokio_util::sync::CancellationToken;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::api::{Token, Tokens, error};
+use crate::api::{Token, Tokens};
 use crate::metrics::LiveMetrics;
 
 mod assets;
@@ -119,14 +118,12 @@ impl Console {
         documented().split_for_parts().0.with_state(self)
     }
 
-    /// The request's token if it is a supervisor's or an admin's, else the refusal.
-    fn supervisor(&self, headers: &HeaderMap) -> Result<&Token, Response> {
-        let token = self.tokens.authenticate(headers).map_err(|why| error(StatusCode::UNAUTHORIZED, why))?;
+    /// The request's token if it is a supervisor's or an admin's, else the status and reason.
+    fn supervisor(&self, headers: &HeaderMap) -> Result<&Token, (StatusCode, String)> {
+        let token = self.tokens.authenticate(headers).map_err(|why| (StatusCode::UNAUTHORIZED, why.to_string()))?;
         if !token.supervises() {
-            return Err(error(
-                StatusCode::FORBIDDEN,
-                "the console needs a supervisor or admin token (`supervisor = true`)",
-            ));
+            let why = "the console needs a supervisor or admin token (`supervisor = true`)";
+            return Err((StatusCode::FORBIDDEN, why.into()));
         }
         Ok(token)
     }

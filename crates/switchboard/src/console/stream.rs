@@ -57,7 +57,7 @@ struct ConsoleEvents {
 pub(super) async fn stream(State(console): State<Console>, headers: HeaderMap) -> Response {
     let who = match console.supervisor(&headers) {
         Ok(token) => token.name.clone(),
-        Err(refusal) => return refusal,
+        Err((code, why)) => return error(code, why),
     };
     let Ok(bus) = console.bus.get().cloned() else {
         return error(StatusCode::SERVICE_UNAVAILABLE, "not connected to NATS yet");

@@ -340,8 +340,8 @@ pub(super) fn now_ms() -> i64 {
     )
 )]
 pub(super) async fn agents(State(console): State<Console>, headers: HeaderMap) -> Response {
-    if let Err(refusal) = console.supervisor(&headers) {
-        return refusal;
+    if let Err((code, why)) = console.supervisor(&headers) {
+        return error(code, why);
     }
     let Ok(bus) = console.bus.get() else {
         return error(StatusCode::SERVICE_UNAVAILABLE, "not connected to NATS yet");
@@ -362,8 +362,8 @@ pub(super) async fn agents(State(console): State<Console>, headers: HeaderMap) -
     )
 )]
 pub(super) async fn kpis(State(console): State<Console>, headers: HeaderMap) -> Response {
-    if let Err(refusal) = console.supervisor(&headers) {
-        return refusal;
+    if let Err((code, why)) = console.supervisor(&headers) {
+        return error(code, why);
     }
     (StatusCode::OK, Json(kpis_view(&console))).into_response()
 }
@@ -386,8 +386,8 @@ pub(super) async fn kpis(State(console): State<Console>, headers: HeaderMap) -> 
     )
 )]
 pub(super) async fn explain(State(console): State<Console>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    if let Err(refusal) = console.supervisor(&headers) {
-        return refusal;
+    if let Err((code, why)) = console.supervisor(&headers) {
+        return error(code, why);
     }
     let Ok(id) = id.parse::<Uuid>() else { return error(StatusCode::BAD_REQUEST, "conversation id: not a UUID") };
     let Ok(bus) = console.bus.get() else {
