@@ -37,6 +37,7 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
 #[utoipa::path(
     get,
     path = "/console",
+    operation_id = "console_page",
     tag = "console",
     responses((status = 200, description = "The page (no credentials needed to load it; every view asks for the token).", content_type = "text/html; charset=utf-8", body = String)),
 )]
@@ -48,6 +49,7 @@ pub(super) async fn page() -> Response {
 #[utoipa::path(
     get,
     path = "/console/console.js",
+    operation_id = "console_script",
     tag = "console",
     responses((status = 200, description = "The console's script (an ES module).", content_type = "text/javascript; charset=utf-8", body = String)),
 )]
@@ -59,6 +61,7 @@ pub(super) async fn script() -> Response {
 #[utoipa::path(
     get,
     path = "/console/i18n.js",
+    operation_id = "console_strings",
     tag = "console",
     responses((status = 200, description = "The console's strings (an ES module).", content_type = "text/javascript; charset=utf-8", body = String)),
 )]
@@ -70,6 +73,7 @@ pub(super) async fn strings() -> Response {
 #[utoipa::path(
     get,
     path = "/console/console.css",
+    operation_id = "console_style",
     tag = "console",
     responses((status = 200, description = "The console's style.", content_type = "text/css; charset=utf-8", body = String)),
 )]

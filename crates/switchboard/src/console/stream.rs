@@ -45,6 +45,7 @@ struct ConsoleEvents {
 #[utoipa::path(
     get,
     path = "/v1/console/stream",
+    operation_id = "console_stream",
     tag = "console",
     security(("bearer" = [])),
     responses(

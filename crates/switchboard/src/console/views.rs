@@ -330,6 +330,7 @@ pub(super) fn now_ms() -> i64 {
 #[utoipa::path(
     get,
     path = "/v1/console/agents",
+    operation_id = "console_agents",
     tag = "console",
     security(("bearer" = [])),
     responses(
@@ -353,6 +354,7 @@ pub(super) async fn agents(State(console): State<Console>, headers: HeaderMap) -
 #[utoipa::path(
     get,
     path = "/v1/console/kpis",
+    operation_id = "console_kpis",
     tag = "console",
     security(("bearer" = [])),
     responses(
@@ -372,6 +374,7 @@ pub(super) async fn kpis(State(console): State<Console>, headers: HeaderMap) -> 
 #[utoipa::path(
     get,
     path = "/v1/conversations/{id}/explain",
+    operation_id = "explain_conversation",
     tag = "console",
     security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The conversation id.")),
