@@ -198,11 +198,14 @@ async fn the_console_shows_the_live_queue_and_transfers_in_chromium() {
         .await;
     assert_eq!(offer["agent_id"], "bill", "{offer}");
     assert!(support_desk.received().is_empty(), "sam was away: {:?}", support_desk.received());
-    // The record: the note in the history, as a note by the supervisor; the priority set.
+    // The record: the note in the history, as a note by the supervisor (the token's name); the
+    // priority set.
     let record = daemon
         .record_when(SUPERVISOR_TOKEN, &conversation, "the priority set from the console", |r| r["priority"] == 10)
         .await;
-    let noted = record["history"].as_array().unwrap().iter().any(|e| e["from"] == "note" && e["text"] == NOTE);
+    let noted = record["history"].as_array().unwrap().iter().any(|e| {
+        e["from"] == "note" && e["author"] == "olga" && e["text"].as_str().is_some_and(|t| t.contains(NOTE))
+    });
     assert!(noted, "the note is in the history: {record}");
     assert_eq!(record["team"], "billing", "{record}");
 
