@@ -464,7 +464,7 @@ async function renderConversation(id) {
     ]));
   const entries = (r.history || []).map((e) => h('li', { class: `entry from-${e.from}` },
     h('p', { class: 'meta' },
-      h('span', { class: 'who' }, e.from === 'note' ? `📝 ${t('author.note')}` : t(`author.${e.from}`)),
+      h('span', { class: 'who' }, t(`author.${e.from}`)),
       e.author ? ` · ${e.author}` : '', ` · ${stamp(Date.parse(e.at))}`),
     h('p', { class: 'text' }, e.text)));
   const history = h('section', { 'aria-labelledby': 'conv-history' },

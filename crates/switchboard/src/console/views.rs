@@ -1,5 +1,5 @@
 //! What the console shows, as JSON: the queue of every group, the agents (the routers' view with
-//! the conversations each holds from the live fold), today's KPIs per team against the targets,
+//! the conversations each holds, from the live fold, and is offered, from the routers), today's KPIs per team against the targets,
 //! and a conversation's routing explanation.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -20,6 +20,8 @@ use uuid::Uuid;
 use super::Console;
 use crate::api::{ApiError, error};
 
+/// How long the agents' view waits for each group's open offers.
+const OFFERS_WAIT: Duration = Duration::from_secs(3);
 /// How long the explanation waits for the owning group's router.
 const EXPLAIN_WAIT: Duration = Duration::from_secs(5);
 
@@ -102,7 +104,7 @@ pub(super) struct AgentRow {
     max_total: u32,
     /// Offers timed out in a row.
     missed_offers: u32,
-    /// Conversations held or offered per channel kind, from the live fold.
+    /// Conversations held or offered per channel kind.
     load_by_channel: BTreeMap<String, u32>,
     /// Those conversations.
     conversations: Vec<Held>,
@@ -119,8 +121,12 @@ pub(super) struct AgentsView {
 
 /// The agents as the leading routers see them, with the conversations each holds.
 pub(super) async fn agents_view(console: &Console, bus: &switchboard_bus::Bus) -> AgentsView {
-    let groups = crate::cli::agents::list(bus, &console.groups).await;
-    let held = console.live.read(held_by_agent);
+    let (groups, offers) =
+        tokio::join!(crate::cli::agents::list(bus, &console.groups), open_offers(bus, &console.groups));
+    let mut held = console.live.read(held_by_agent);
+    for (agent, offer) in offers {
+        held.entry(agent).or_default().push(offer);
+    }
     let logged_in = console.live.read(|m| {
         m.agents.iter().filter_map(|(id, a)| a.status.last().map(|s| (id.clone(), s.0))).collect::<BTreeMap<_, _>>()
     });
@@ -166,18 +172,35 @@ pub(super) async fn agents_view(console: &Console, bus: &switchboard_bus::Bus) -
     view
 }
 
-/// The conversations each agent holds or is offered, from the fold.
+/// The conversations each agent holds, from the fold (which knows no offer's agent).
 fn held_by_agent(m: &Metrics) -> BTreeMap<String, Vec<Held>> {
     let mut out: BTreeMap<String, Vec<Held>> = BTreeMap::new();
     for (id, c) in &m.conversations {
-        let phase = match c.phase {
-            Phase::Offered => "offered",
-            Phase::Assigned => "assigned",
-            _ => continue,
-        };
-        if let Some(agent) = &c.holder {
-            let held = Held { id: *id, channel: c.channel.clone(), phase: phase.into(), since: c.held_since };
+        if let (Phase::Assigned, Some(agent)) = (c.phase, &c.holder) {
+            let held = Held { id: *id, channel: c.channel.clone(), phase: "assigned".into(), since: c.held_since };
             out.entry(agent.clone()).or_default().push(held);
+        }
+    }
+    out
+}
+
+/// Every open offer of every group, by agent, from the leading routers (3 s each, at once); a
+/// group that does not answer has none here (its agents' rows say so through `unavailable`).
+async fn open_offers(bus: &switchboard_bus::Bus, groups: &[String]) -> Vec<(String, Held)> {
+    let asks = groups.iter().map(|group| {
+        let request = bus.client().request(subjects::router_offers(group), bytes::Bytes::new());
+        tokio::time::timeout(OFFERS_WAIT, request)
+    });
+    let mut out = Vec::new();
+    for answer in futures::future::join_all(asks).await {
+        let Ok(Ok(m)) = answer else { continue };
+        for o in serde_json::from_slice::<Vec<Value>>(&m.payload).unwrap_or_default() {
+            let (Some(agent), Some(id)) = (o["agent_id"].as_str(), o["conversation_id"].as_str()) else { continue };
+            let Ok(id) = id.parse() else { continue };
+            let since = o["offered_at"].as_str().and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+            let channel = o["channel"].as_str().unwrap_or_default().to_string();
+            let held = Held { id, channel, phase: "offered".into(), since: since.map(|t| t.timestamp_millis()) };
+            out.push((agent.to_string(), held));
         }
     }
     out
