@@ -203,9 +203,10 @@ async fn the_console_shows_the_live_queue_and_transfers_in_chromium() {
     let record = daemon
         .record_when(SUPERVISOR_TOKEN, &conversation, "the priority set from the console", |r| r["priority"] == 10)
         .await;
-    let noted = record["history"].as_array().unwrap().iter().any(|e| {
-        e["from"] == "note" && e["author"] == "olga" && e["text"].as_str().is_some_and(|t| t.contains(NOTE))
-    });
+    let noted =
+        record["history"].as_array().unwrap().iter().any(|e| {
+            e["from"] == "note" && e["author"] == "olga" && e["text"].as_str().is_some_and(|t| t.contains(NOTE))
+        });
     assert!(noted, "the note is in the history: {record}");
     assert_eq!(record["team"], "billing", "{record}");
 
