@@ -9,7 +9,8 @@
 //! appear in the live queue, transfers it to billing with a note and sets its priority, checks the
 //! other views, Russian, and axe-core at 1280x800 and 390x844. Last, from this side: bill's
 //! receiver got the offer of that conversation, sam's nothing, and the record holds the note and
-//! the new priority. Screenshots: `target/test-output/console-*.png`.
+//! the new priority. Screenshots: `target/test-output/console-*.png`. A second test bounds the
+//! live streams (`console.max_streams`, 503 over it) and sees them end when the daemon stops.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -220,4 +221,44 @@ async fn the_console_shows_the_live_queue_and_transfers_in_chromium() {
         started.elapsed().as_secs_f64()
     );
     daemon.stop().await;
+}
+
+/// `GET /v1/console/stream` answers a `queue` event at once, refuses a stream over
+/// `console.max_streams` with 503, and ends its open streams when the daemon stops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_streams_are_bounded_and_end_at_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let olga = dir.path().join("olga.token");
+    std::fs::write(&olga, SUPERVISOR_TOKEN).unwrap();
+    let daemon = TestDaemon::start(None, move |c| {
+        c.router.enabled = true;
+        c.routing = serde_json::from_value(json!({ "default_team": "support", "teams": { "support": {} } })).unwrap();
+        c.console.max_streams = 1;
+        c.api
+            .tokens
+            .insert("olga".into(), ApiTokenConfig { token_file: Some(olga), supervisor: true, ..Default::default() });
+    })
+    .await;
+    let url = format!("{}/v1/console/stream", daemon.base);
+    let mut first = daemon.http.get(&url).bearer_auth(SUPERVISOR_TOKEN).send().await.unwrap();
+    assert_eq!(first.status().as_u16(), 200);
+    assert_eq!(first.headers()["content-type"], "text/event-stream");
+    let mut seen = String::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !seen.contains("event: queue") {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let chunk = tokio::time::timeout(left, first.chunk()).await.expect("a queue event in time").unwrap();
+        seen.push_str(&String::from_utf8_lossy(&chunk.expect("the stream is open")));
+    }
+    assert!(seen.contains(r#""queue":[]"#), "an empty queue first: {seen}");
+    let (code, body) = daemon.api(SUPERVISOR_TOKEN, "GET", "/v1/console/stream", None).await;
+    assert_eq!(code, 503, "a second stream over console.max_streams = 1: {body}");
+    assert!(body["error"].as_str().unwrap_or_default().contains("max_streams"), "{body}");
+
+    // Stopping the daemon ends the open stream (the listener would otherwise wait for it).
+    let stopping = tokio::spawn(daemon.stop());
+    let ended =
+        tokio::time::timeout(Duration::from_secs(10), async { while let Ok(Some(_)) = first.chunk().await {} }).await;
+    assert!(ended.is_ok(), "the stream ended when the daemon stopped");
+    tokio::time::timeout(Duration::from_secs(30), stopping).await.expect("the daemon stopped").unwrap();
 }
