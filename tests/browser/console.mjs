@@ -1,7 +1,7 @@
 // The supervisor's console in Chromium: wrong tokens refused, sign-in, a webhook customer's
 // conversation appearing in the live queue without a reload, opened from the keyboard, transferred
 // to the other team with a note (the router's verdict shown; the note then in the history), its
-// priority set, the KPIs and agents views, Russian labels, axe-core (no serious or critical
+// priority set, the KPIs and agents views, an agent set online from their page, Russian labels, axe-core (no serious or critical
 // violation) at 1280x800 and 390x844, no horizontal scrolling at 390 px, no console error (a CSP
 // violation is one). Screenshots go to $SB_OUTPUT_DIR/console-*.png.
 //
@@ -178,6 +178,17 @@ try {
   await until('bill holding the transferred conversation', async () => page.evaluate((id) =>
     !!document.querySelector(`#agents tr[data-agent="bill"] a[href="#/conversation/${id}"]`), conversation));
   await axe(page, 'the agents');
+
+  // An agent's page: sam comes online from here.
+  await page.click('#agents a[href="#/agent/sam"]');
+  await page.waitForSelector('#status-form');
+  await page.selectOption('#status', 'online');
+  await page.click('#status-form button[type=submit]');
+  const status = await outcome(page, 'sam\'s status');
+  assert.equal(status.outcome, 'done', `the router set sam's status: ${status.text}`);
+  await axe(page, 'an agent\'s page');
+  await page.click('#nav a[data-route=agents]');
+  await until('sam online in the agents view', async () => (await page.textContent('#agents tr[data-agent="sam"]')).includes('Online'));
 
   // Russian.
   await page.selectOption('#lang', 'ru');
