@@ -83,6 +83,9 @@ pub enum EventKind {
     /// An operator erased a person's data (`switchboard customers forget`); `data` holds only
     /// counts, who asked and a reference for the request, never who was erased.
     CustomerForgotten,
+    /// A supervisor changed a conversation's priority (`data.from`, `data.to`,
+    /// `data.by_supervisor`); a waiting one took its new place in the queue.
+    PriorityChanged,
 }
 
 impl EventKind {
@@ -111,6 +114,7 @@ impl EventKind {
             EventKind::CustomerBlocked => "customer_blocked",
             EventKind::MessageNotRouted => "message_not_routed",
             EventKind::CustomerForgotten => "customer_forgotten",
+            EventKind::PriorityChanged => "priority_changed",
         }
     }
 }

@@ -300,7 +300,9 @@ impl Metrics {
                     c.escalated = true;
                     self.totals.escalated(&c.dims(None));
                 }
-                if matches!(cause, Some("Agent")) {
+                // An agent's or a supervisor's escalation lets the holder go (a time-based step
+                // moves only waiting conversations).
+                if matches!(cause, Some("Agent" | "Supervisor")) {
                     if c.holder.is_some() {
                         c.handed_off_at = Some(at);
                     }

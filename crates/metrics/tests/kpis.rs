@@ -274,3 +274,31 @@ fn transfer_speed_is_the_time_from_a_hand_off_to_the_next_agent_taking_it() {
     let k = total(&s);
     assert_eq!((k.handoffs, k.transfer_speed_secs), (2, Some(90.0)));
 }
+
+#[test]
+fn a_supervisors_changes_count_like_an_agents_once_each() {
+    use switchboard_core::EventKind;
+    let mut s = Stream::new();
+    for c in 1..=3 {
+        s.opened(0, c);
+    }
+    s.assigned(10, 1, "alice");
+    // A supervisor escalates alice's conversation: an escalation and a hand-off, as by alice.
+    let data = serde_json::json!({ "cause": "Supervisor", "tier": "L2", "team": "support", "by_supervisor": "lead" });
+    s.push(100, EventKind::Escalated, Some(1), None, data);
+    s.assigned(160, 1, "dave");
+    s.resolved(400, 1, Some("dave"));
+    // A waiting conversation moved to another team (nobody held it) is a transfer, no hand-off.
+    let data = serde_json::json!({ "to_agent": null, "team": "billing", "by_supervisor": "lead" });
+    s.push(100, EventKind::Transferred, Some(2), None, data);
+    // A new priority is not an error and changes no count.
+    let data = serde_json::json!({ "from": 50, "to": 1, "by_supervisor": "lead", "priority": 1 });
+    s.push(110, EventKind::PriorityChanged, Some(3), None, data);
+    s.resolved(300, 2, None);
+    s.resolved(300, 3, None);
+    let k = total(&s);
+    assert_eq!((k.escalation_rate, k.transfer_rate), (Some(1.0 / 3.0), Some(1.0 / 3.0)));
+    assert_eq!(k.fcr, Some(1.0 / 3.0), "only 3 was resolved at first contact");
+    assert_eq!((k.handoffs, k.transfer_speed_secs), (1, Some(60.0)), "alice's hand-off to dave, timed");
+    assert_eq!(k.resolved, 3);
+}

@@ -54,10 +54,7 @@ impl Router {
                 max_total: *max_total,
             }),
             CommandAction::DefineAgent { .. } => self.define_agent(at, command, fx),
-            CommandAction::Supervise { .. } => {
-                fx.rejected = Some("supervisor actions are not applied by this router yet".into());
-                None
-            }
+            CommandAction::Supervise { .. } => self.supervise(at, command, fx),
             CommandAction::Note { .. } => {
                 let decisions = self.engine.handle(Input::Tick { at });
                 self.decisions(decisions, fx);

@@ -6,11 +6,12 @@ use std::collections::BTreeMap;
 use switchboard_core::agent::{Author, HistoryEntry};
 use switchboard_core::outbound::ChannelAddress;
 use switchboard_core::{AgentDelivery, EventKind, OutboundKind, OutboundMessage, SurveyKind};
-use switchboard_routing::{ConversationId, Decision};
+use switchboard_routing::{ConversationId, Decision, EscalationCause};
 
 use crate::effect::Effect;
 use crate::record::ConversationRecord;
 use crate::router::{Fx, Router, WEBCHAT, survey_question, time};
+use crate::supervise::mark;
 
 pub(crate) fn reply_subject(subject: &str) -> String {
     if subject.get(..3).is_some_and(|p| p.eq_ignore_ascii_case("re:")) {
@@ -103,7 +104,10 @@ impl Router {
                     self.update(conversation, &agent, "offer_withdrawn", None, fx);
                 }
                 Decision::OfferWithdrawn { conversation, agent } => {
-                    let data = serde_json::json!({ "reason": "agent stepped away" });
+                    let by = fx.supervisor_of(conversation);
+                    let reason = if by.is_some() { "withdrawn by a supervisor" } else { "agent stepped away" };
+                    let mut data = serde_json::json!({ "reason": reason });
+                    mark(&mut data, by.as_deref());
                     self.conversation_event(fx, EventKind::OfferDeclined, conversation, Some(&agent), data);
                     self.update(conversation, &agent, "offer_withdrawn", None, fx);
                 }
@@ -146,19 +150,65 @@ impl Router {
                 }
                 Decision::FirstResponse { within_sla, .. } => fx.first_response = Some(within_sla),
                 Decision::Escalated { conversation, cause, tier, team, note } => {
+                    let by = (cause == EscalationCause::Supervisor).then(|| fx.supervisor_of(conversation)).flatten();
                     let mut data =
                         serde_json::json!({ "cause": format!("{cause:?}"), "tier": tier, "team": team, "note": note });
                     if let Some(l0) = self.l0_close(conversation, "handed_off") {
                         merge(&mut data, l0);
                     }
+                    mark(&mut data, by.as_deref());
                     self.conversation_event(fx, EventKind::Escalated, conversation, None, data);
-                    self.note(conversation, note, fx);
+                    match by {
+                        Some(name) => {
+                            // Its holder is told it is no longer theirs, as after a transfer.
+                            if let Some(holder) = fx.supervisor.as_ref().and_then(|s| s.holder.clone()) {
+                                self.update(conversation, &holder, "transferred", note.clone(), fx);
+                            }
+                            self.supervisor_note(
+                                conversation,
+                                &name,
+                                &format!("escalated this to {tier:?} (team {team})"),
+                                fx,
+                            );
+                        }
+                        None => self.note(conversation, note, fx),
+                    }
                 }
                 Decision::Transferred { conversation, from_agent, to_agent, team, note } => {
-                    let data = serde_json::json!({ "to_agent": to_agent, "team": team, "note": note });
-                    self.conversation_event(fx, EventKind::Transferred, conversation, Some(&from_agent), data);
-                    self.update(conversation, &from_agent, "transferred", note.clone(), fx);
-                    self.note(conversation, note, fx);
+                    let by = fx.supervisor_of(conversation);
+                    let mut data = serde_json::json!({ "to_agent": to_agent, "team": team, "note": note });
+                    // A supervisor may take a conversation from the L0 bot.
+                    if let Some(l0) = self.l0_close(conversation, "handed_off") {
+                        merge(&mut data, l0);
+                    }
+                    mark(&mut data, by.as_deref());
+                    self.conversation_event(fx, EventKind::Transferred, conversation, from_agent.as_deref(), data);
+                    if let Some(from) = &from_agent {
+                        self.update(conversation, from, "transferred", note.clone(), fx);
+                    }
+                    match by {
+                        Some(name) => {
+                            let did = match &to_agent {
+                                Some(agent) => format!("moved this to {agent} (team {team})"),
+                                None => format!("moved this to team {team}"),
+                            };
+                            self.supervisor_note(conversation, &name, &did, fx);
+                        }
+                        None => self.note(conversation, note, fx),
+                    }
+                }
+                Decision::PriorityChanged { conversation, from, to } => {
+                    if let Some(r) = self.st.records.get_mut(&conversation) {
+                        r.priority = to;
+                    }
+                    let by = fx.supervisor_of(conversation);
+                    let mut data = serde_json::json!({ "from": from.0, "to": to.0 });
+                    mark(&mut data, by.as_deref());
+                    self.conversation_event(fx, EventKind::PriorityChanged, conversation, None, data);
+                    if let Some(name) = by {
+                        let did = format!("changed the priority from {} to {}", from.0, to.0);
+                        self.supervisor_note(conversation, &name, &did, fx);
+                    }
                 }
                 Decision::SlaBreached { conversation } => {
                     self.conversation_event(fx, EventKind::SlaBreached, conversation, None, serde_json::json!({}));
@@ -178,6 +228,11 @@ impl Router {
                     };
                     if let Some(l0) = l0 {
                         merge(&mut data, l0);
+                    }
+                    let by = fx.supervisor_of(conversation);
+                    mark(&mut data, by.as_deref());
+                    if let Some(name) = &by {
+                        self.supervisor_note(conversation, name, "resolved this", fx);
                     }
                     self.conversation_event(fx, EventKind::Resolved, conversation, agent.as_deref(), data);
                     if let Some(agent) = &agent {

@@ -28,6 +28,7 @@ mod record;
 mod replies;
 mod router;
 mod service;
+mod supervise;
 mod undelivered;
 
 pub use config::Notified;

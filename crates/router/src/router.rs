@@ -66,6 +66,28 @@ pub(crate) struct Fx {
     pub(crate) kb: Vec<crate::kb::KbHit>,
     /// The customer said yes to the L0 bot's answer.
     pub(crate) l0_yes: bool,
+    /// The supervisor whose command is being applied, if one is.
+    pub(crate) supervisor: Option<Supervising>,
+}
+
+/// A supervisor's command being applied: what its decisions' events and history entries name.
+#[derive(Debug, Clone)]
+pub(crate) struct Supervising {
+    /// The supervisor's name (the command's `agent_id`).
+    pub(crate) name: String,
+    /// The conversation changed.
+    pub(crate) conversation: Uuid,
+    /// The agent who held it (assigned) before the change.
+    pub(crate) holder: Option<String>,
+    /// The supervisor's note.
+    pub(crate) note: Option<String>,
+}
+
+impl Fx {
+    /// The supervisor's name when `conversation` is the one a supervisor's command changes.
+    pub(crate) fn supervisor_of(&self, conversation: Uuid) -> Option<String> {
+        self.supervisor.as_ref().filter(|s| s.conversation == conversation).map(|s| s.name.clone())
+    }
 }
 
 impl Fx {
@@ -219,6 +241,7 @@ impl Router {
             previous_endpoints: None,
             kb: Vec::new(),
             l0_yes: false,
+            supervisor: None,
         };
         match entry {
             Entry::Inbound { at, envelope, new_conversation, kb, replies } => {

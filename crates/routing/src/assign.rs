@@ -330,7 +330,7 @@ impl Engine {
         };
         out.push(Decision::Transferred {
             conversation,
-            from_agent: agent,
+            from_agent: Some(agent),
             to_agent: to_agent.clone(),
             team: self.cfg.teams[team_now as usize].name.clone(),
             note,

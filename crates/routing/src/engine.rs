@@ -105,6 +105,9 @@ impl Engine {
                 self.escalate(agent, conversation, tier, note, out)
             }
             Input::Resolve { agent, conversation, .. } => self.resolve(agent, conversation, out),
+            Input::Supervise { supervisor, conversation, op, note, .. } => {
+                self.supervise(supervisor, conversation, op, note, out)
+            }
             Input::DefineAgent { agent, keep_status, .. } => self.define_agent(*agent, keep_status, out),
             Input::Tick { .. } => {}
         }
@@ -396,6 +399,19 @@ impl Engine {
 
     /// Starts the SLA clock (from `since`) and queues a conversation for humans.
     fn start_waiting(&mut self, ix: ConvIx, since: Ms, out: &mut Vec<Decision>) {
+        self.start_clock(ix, since, out);
+        // Sticky: a returning customer waits a little for the agent they had, if that agent works today.
+        let prev = self.conv(ix).expect("live").previous_agent;
+        match prev {
+            Some(p) if self.st.agents[p as usize].status != AgentStatus::Offline => self.enqueue_reserved(ix, p, out),
+            _ => self.enqueue(ix, out),
+        }
+        self.route(ix, out);
+    }
+
+    /// Starts a conversation's wait for humans: its SLA clock (from `since`) and, out of its
+    /// team's hours, the notice saying when it opens. The caller queues it.
+    pub(crate) fn start_clock(&mut self, ix: ConvIx, since: Ms, out: &mut Vec<Decision>) {
         let now = self.st.now;
         let (team, class) = {
             let c = self.conv(ix).expect("live");
@@ -411,13 +427,6 @@ impl Engine {
         // millisecond is within it (`within_sla` is `now <= deadline`), and the reports agree.
         self.schedule(sla + 1, Timer::Sla { conv: ix });
         self.out_of_hours_notice(ix, out);
-        // Sticky: a returning customer waits a little for the agent they had, if that agent works today.
-        let prev = self.conv(ix).expect("live").previous_agent;
-        match prev {
-            Some(p) if self.st.agents[p as usize].status != AgentStatus::Offline => self.enqueue_reserved(ix, p, out),
-            _ => self.enqueue(ix, out),
-        }
-        self.route(ix, out);
     }
 
     fn out_of_hours_notice(&mut self, ix: ConvIx, out: &mut Vec<Decision>) {

@@ -26,6 +26,7 @@ mod roster;
 pub mod rules;
 pub mod skills;
 mod state;
+mod supervise;
 mod time;
 
 pub use assign::Verdict;

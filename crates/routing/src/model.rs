@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use switchboard_core::{AgentStatus, Priority, Tier};
+use switchboard_core::{AgentStatus, Priority, SupervisorOp, Tier};
 use uuid::Uuid;
 
 /// Time in milliseconds since the Unix epoch; the engine has no clock of its own.
@@ -141,6 +141,20 @@ pub enum Input {
         /// The conversation.
         conversation: ConversationId,
     },
+    /// A supervisor changes a conversation whatever its state (waiting, offered, held, or
+    /// with the L0 bot): transfers, escalates, reprioritises or resolves it.
+    Supervise {
+        /// When.
+        at: Ms,
+        /// The supervisor's name (need not be an agent).
+        supervisor: String,
+        /// The conversation.
+        conversation: ConversationId,
+        /// What to change.
+        op: SupervisorOp,
+        /// Why, for the next agent.
+        note: Option<String>,
+    },
     /// An agent is added, or an added one redefined (teams, tiers, skills, capacity), at runtime.
     DefineAgent {
         /// When.
@@ -170,6 +184,7 @@ impl Input {
             | Input::Transfer { at, .. }
             | Input::Escalate { at, .. }
             | Input::Resolve { at, .. }
+            | Input::Supervise { at, .. }
             | Input::DefineAgent { at, .. }
             | Input::Tick { at } => *at,
         }
@@ -198,6 +213,8 @@ pub enum EscalationCause {
     Agent,
     /// The customer asked for a human at L0.
     HumanRequested,
+    /// A supervisor escalated it, maybe with a note.
+    Supervisor,
 }
 
 /// What the engine decided; the service turns these into bus messages and events.
@@ -307,14 +324,25 @@ pub enum Decision {
     Transferred {
         /// The conversation.
         conversation: ConversationId,
-        /// From whom.
-        from_agent: String,
+        /// The agent who held it (the one transferring it, or the one a supervisor took it
+        /// from); `None` when a supervisor moved a conversation nobody held.
+        from_agent: Option<String>,
         /// To which agent, if one.
         to_agent: Option<String>,
         /// To which team now.
         team: String,
         /// Note.
         note: Option<String>,
+    },
+    /// A supervisor changed the conversation's priority; a waiting one moved to its new place
+    /// in the queue (its waiting time kept).
+    PriorityChanged {
+        /// The conversation.
+        conversation: ConversationId,
+        /// The priority before.
+        from: Priority,
+        /// The priority now.
+        to: Priority,
     },
     /// The first-response deadline passed without a reply.
     SlaBreached {
@@ -365,6 +393,7 @@ impl Decision {
             | Decision::FirstResponse { conversation, .. }
             | Decision::Escalated { conversation, .. }
             | Decision::Transferred { conversation, .. }
+            | Decision::PriorityChanged { conversation, .. }
             | Decision::SlaBreached { conversation }
             | Decision::Resolved { conversation, .. } => Some(*conversation),
             Decision::AgentStatusChanged { .. } | Decision::Rejected { .. } => None,

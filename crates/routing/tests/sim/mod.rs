@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use switchboard_core::AgentStatus;
+use switchboard_core::{AgentStatus, SupervisorOp};
 use switchboard_routing::{Decision, Engine, Input, MessageInfo, RoutingConfig};
 use uuid::Uuid;
 
@@ -107,6 +107,18 @@ impl Sim {
         })
     }
 
+    /// A supervisor (`lead`) applies `op` to a conversation, with a note.
+    pub fn supervise(&mut self, secs: i64, conv: &str, op: SupervisorOp) -> Vec<String> {
+        let conversation = self.id(conv);
+        self.run(Input::Supervise {
+            at: secs * 1000,
+            supervisor: "lead".into(),
+            conversation,
+            op,
+            note: Some("VIP customer".into()),
+        })
+    }
+
     pub fn escalate(&mut self, secs: i64, agent: &str, conv: &str) -> Vec<String> {
         let conversation = self.id(conv);
         self.run(Input::Escalate {
@@ -134,6 +146,11 @@ impl Sim {
             Some((state, None)) => state.to_string(),
             None => "gone".into(),
         }
+    }
+
+    /// The waiting conversations' names in unified queue order.
+    pub fn queue_names(&self) -> Vec<String> {
+        self.engine.queue().iter().map(|q| self.name(&q.conversation)).collect()
     }
 
     fn name(&self, id: &Uuid) -> String {
@@ -167,10 +184,14 @@ impl Sim {
                 format!("escalated {} {cause:?} {tier:?} {team}", self.name(conversation))
             }
             Decision::Transferred { conversation, from_agent, to_agent, team, .. } => format!(
-                "transferred {} {from_agent} -> {} {team}",
+                "transferred {} {} -> {} {team}",
                 self.name(conversation),
+                from_agent.as_deref().unwrap_or("-"),
                 to_agent.as_deref().unwrap_or("-")
             ),
+            Decision::PriorityChanged { conversation, from, to } => {
+                format!("priority {} p{} -> p{}", self.name(conversation), from.0, to.0)
+            }
             Decision::SlaBreached { conversation } => format!("sla-breached {}", self.name(conversation)),
             Decision::Resolved { conversation, agent } => {
                 format!("resolved {} {}", self.name(conversation), agent.as_deref().unwrap_or("-"))
