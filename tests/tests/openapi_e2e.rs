@@ -224,6 +224,8 @@ async fn schemathesis_default_checks_pass_against_a_live_daemon() {
         // request would only end at the request timeout. agent_events_e2e tests it, refusals
         // included.
         as_admin.extend(["--exclude-operation-id", "agent_events"]);
+        // The console's stream likewise (console_browser tests it, refusals included).
+        as_admin.extend(["--exclude-operation-id", "console_stream"]);
         [
             ("agent token", schemathesis(&base, ALICE, &as_agent, &report)),
             ("admin token", schemathesis(&base, ADMIN, &as_admin, &report)),

@@ -3,7 +3,9 @@
 //! Every request carries `Authorization: Bearer <token>`. An agent token acts as its agent; an
 //! integration token (no agent) names the agent in each command. A command is published on
 //! `sb.agent.in` like any integration's, and the answer waits (up to `api.command_wait_ms`) for
-//! the router's verdict, so a command that cannot apply gets a clear 4xx.
+//! the router's verdict, so a command that cannot apply gets a clear 4xx. A supervisor token
+//! (`supervisor = true`, or `admin`) sends `supervise` actions under its own name and sets any
+//! agent's status and capacity; the console's own routes are in `console`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,10 +19,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-use switchboard_adapter::{Verdict, send_command};
 use switchboard_bus::BusSlot;
 use switchboard_core::contract::{buckets, subjects};
-use switchboard_core::{AgentCommand, CommandAction, Contract};
 use tracing::{info, warn};
 use utoipa::ToSchema;
 use utoipa::openapi::schema::{ArrayBuilder, Schema};
@@ -30,6 +30,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 mod agents;
+mod commands;
 mod events;
 
 use crate::config::ApiConfig;
@@ -42,6 +43,15 @@ pub(crate) struct Token {
     agent: Option<String>,
     /// Whether it may define agents and handle customer data.
     pub(crate) admin: bool,
+    /// Whether it is a supervisor's (read everything, act on routing), or an admin's.
+    supervisor: bool,
+}
+
+impl Token {
+    /// Whether it may read everything and act on routing: a supervisor or admin token.
+    pub(crate) fn supervises(&self) -> bool {
+        self.supervisor || self.admin
+    }
 }
 
 /// Why a request's bearer token was not accepted.
@@ -93,6 +103,7 @@ impl Tokens {
                     digest: digest(&v),
                     agent: t.agent.clone(),
                     admin: t.admin,
+                    supervisor: t.supervisor,
                 }),
                 None => warn!(token = %name, "API token disabled: its variable or file is empty or missing"),
             }
@@ -208,45 +219,11 @@ fn status_schema() -> Ref {
     command_def("AgentStatus")
 }
 
-/// The body of `POST /v1/agent/commands`.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-struct CommandRequest {
-    /// Idempotency key: the same id twice acts once, and a retry is answered at once with the
-    /// first attempt's verdict (kept for `nats.duplicate_window_secs`). Generated when absent.
-    #[serde(default)]
-    id: Option<Uuid>,
-    /// Required with an integration token; must match with an agent token.
-    #[serde(default)]
-    #[schema(pattern = r"\S")]
-    agent_id: Option<String>,
-    /// The conversation the action applies to: required unless the action is `set_status`,
-    /// `set_capacity` or `define_agent` (as in `command/1`).
-    #[serde(default)]
-    conversation_id: Option<Uuid>,
-    /// What to do, tagged by `type` (as in `command/1`).
-    #[schema(schema_with = action_schema)]
-    action: CommandAction,
-}
-
 /// Any refused request: what was wrong (every JSON error body of the daemon has `error`).
 #[derive(Serialize, ToSchema)]
 pub(crate) struct ApiError {
     /// Why, in words.
     error: String,
-}
-
-/// The router's verdict on a command.
-#[derive(Serialize, ToSchema)]
-struct CommandOutcome {
-    /// The command's id (given or generated).
-    command_id: Uuid,
-    /// `done` (applied) or `queued` (stored; applies when a router leads again).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    status: Option<&'static str>,
-    /// Why the router refused it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
 }
 
 /// A Telegram link code for the token's agent.
@@ -276,7 +253,7 @@ pub(crate) fn error(code: StatusCode, message: impl Into<String>) -> Response {
 /// The API's routes, for both serving and documenting them.
 fn documented() -> OpenApiRouter<Api> {
     OpenApiRouter::new()
-        .routes(routes!(command))
+        .routes(routes!(commands::command))
         .routes(routes!(conversation))
         .routes(routes!(queue))
         .routes(routes!(agents::define_agent))
@@ -329,55 +306,6 @@ impl Api {
     }
 }
 
-/// Sends an agent command and waits (up to `api.command_wait_ms`) for the router's verdict.
-#[utoipa::path(
-    post,
-    path = "/v1/agent/commands",
-    tag = "agent",
-    security(("bearer" = [])),
-    request_body = CommandRequest,
-    responses(
-        (status = 200, description = "Applied.", body = CommandOutcome),
-        (status = 202, description = "Stored; no verdict in time (applies when a router leads again).", body = CommandOutcome),
-        (status = 400, description = "Not JSON, or no `agent_id` with an integration token.", body = ApiError),
-        (status = 401, description = "Missing or unknown bearer token.", body = ApiError),
-        (status = 413, description = "Body over 256 KiB (read only once the token was checked).", body = ApiError),
-        (status = 403, description = "An agent token acting as another agent.", body = ApiError),
-        (status = 404, description = "The router refused it: unknown conversation or agent.", body = CommandOutcome),
-        (status = 409, description = "The router refused it: it does not apply now.", body = CommandOutcome),
-        (status = 422, description = "JSON that is not a valid command (an unknown or missing field, a wrong type, a value out of range, as `command/1`); names the field.", body = ApiError),
-        (status = 503, description = "Not connected to NATS.", body = ApiError),
-    )
-)]
-async fn command(State(api): State<Api>, headers: HeaderMap, body: Body) -> Response {
-    let (token, req, agent_id) =
-        match agent_request::<CommandRequest>(&api, &headers, body, COMMAND_BODY_LIMIT, |r| r.agent_id.clone()).await {
-            Ok(parts) => parts,
-            Err((code, why)) => return error(code, why),
-        };
-    let command = AgentCommand {
-        id: req.id.unwrap_or_else(Uuid::now_v7),
-        agent_id,
-        conversation_id: req.conversation_id,
-        issued_at: chrono::Utc::now(),
-        action: req.action,
-    };
-    // An agent's helpdesk that sent the `traceparent` of our delivery back continues its trace;
-    // without one, the router joins the command to its conversation's trace.
-    let traceparent = headers.get(switchboard_bus::trace::TRACEPARENT).and_then(|v| v.to_str().ok());
-    if switchboard_bus::trace::enabled()
-        && let Some(traceparent) = traceparent
-    {
-        let span = tracing::info_span!("agent command", otel.name = "agent reply", otel.kind = "server");
-        let tracestate = headers.get(switchboard_bus::trace::TRACESTATE).and_then(|v| v.to_str().ok());
-        switchboard_bus::trace::set_parent(&span, Some(traceparent), tracestate);
-        return tracing::Instrument::instrument(send(&api, token, command), span).await;
-    }
-    send(&api, token, command).await
-}
-
-/// Largest body of `POST /v1/agent/commands` (a reply's text with room to spare).
-const COMMAND_BODY_LIMIT: usize = 256 * 1024;
 /// Largest body of `POST /v1/agent/typing`.
 const TYPING_BODY_LIMIT: usize = 4 * 1024;
 
@@ -424,40 +352,6 @@ fn acting_agent(token: &Token, named: Option<String>) -> Result<String, (StatusC
         (Some(own), _) => Ok(own.clone()),
         (None, Some(named)) => Ok(named),
         (None, None) => Err((StatusCode::BAD_REQUEST, "agent_id: required with an integration token".into())),
-    }
-}
-
-/// Publishes a command on `sb.agent.in` and answers with the router's verdict, or `202` when
-/// none came in time (the command is stored and applies when a router leads again).
-async fn send(api: &Api, token: &Token, command: AgentCommand) -> Response {
-    if let Err(e) = command.validate() {
-        return error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string());
-    }
-    let Ok(bus) = api.bus.get() else { return error(StatusCode::SERVICE_UNAVAILABLE, "not connected to NATS yet") };
-    let id = command.id;
-    let verdict = match send_command(bus, &command, api.wait).await {
-        Ok(v) => v,
-        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
-    };
-    info!(token = %token.name, command = %id, "agent command accepted");
-    respond(id, verdict)
-}
-
-/// The answer to a command: the router's verdict as a status code.
-fn respond(id: Uuid, verdict: Verdict) -> Response {
-    match verdict {
-        Verdict::Done => {
-            (StatusCode::OK, Json(CommandOutcome { command_id: id, status: Some("done"), error: None })).into_response()
-        }
-        Verdict::Rejected(reason) => {
-            let code = if reason.starts_with("unknown") { StatusCode::NOT_FOUND } else { StatusCode::CONFLICT };
-            (code, Json(CommandOutcome { command_id: id, status: None, error: Some(reason) })).into_response()
-        }
-        // Stored on the bus: the router applies it when it can.
-        Verdict::Pending => {
-            (StatusCode::ACCEPTED, Json(CommandOutcome { command_id: id, status: Some("queued"), error: None }))
-                .into_response()
-        }
     }
 }
 
@@ -625,27 +519,46 @@ async fn queue(State(api): State<Api>, headers: HeaderMap) -> Response {
         return error(StatusCode::UNAUTHORIZED, why);
     }
     let Ok(bus) = api.bus.get() else { return error(StatusCode::SERVICE_UNAVAILABLE, "not connected to NATS yet") };
-    // Each group's leader answers for its own conversations; asked at once, listed group by group.
-    let asks = api.groups.iter().map(|group| {
-        let request = bus.client().request(subjects::router_queue(group), Bytes::new());
-        async move { (group, tokio::time::timeout(Duration::from_secs(3), request).await) }
-    });
     let mut queue = Vec::new();
-    for (group, answer) in futures::future::join_all(asks).await {
-        let Ok(Ok(m)) = answer else {
-            return error(StatusCode::SERVICE_UNAVAILABLE, format!("no router is leading group `{group}` right now"));
-        };
-        match serde_json::from_slice::<Vec<serde_json::Value>>(&m.payload) {
-            Ok(items) => queue.extend(items.into_iter().map(|mut item| {
-                if let Some(fields) = item.as_object_mut() {
-                    fields.insert("group".into(), json!(group));
-                }
-                item
-            })),
-            Err(e) => {
-                return error(StatusCode::BAD_GATEWAY, format!("router of group `{group}` answered garbage: {e}"));
-            }
+    for (_, answer) in group_queues(bus, &api.groups).await {
+        match answer {
+            Ok(items) => queue.extend(items),
+            Err((code, why)) => return error(code, why),
         }
     }
     (StatusCode::OK, Json(QueueView { queue })).into_response()
+}
+
+/// Each group's queue from its leading router (asked at once, up to 3 s), in configuration
+/// order, each item with its `group`; a group without an answer has the status and reason.
+pub(crate) async fn group_queues(
+    bus: &switchboard_bus::Bus,
+    groups: &[String],
+) -> Vec<(String, Result<Vec<serde_json::Value>, (StatusCode, String)>)> {
+    let asks = groups.iter().map(|group| {
+        let request = bus.client().request(subjects::router_queue(group), Bytes::new());
+        async move { (group, tokio::time::timeout(Duration::from_secs(3), request).await) }
+    });
+    let mut out = Vec::new();
+    for (group, answer) in futures::future::join_all(asks).await {
+        let Ok(Ok(m)) = answer else {
+            let why = format!("no router is leading group `{group}` right now");
+            out.push((group.clone(), Err((StatusCode::SERVICE_UNAVAILABLE, why))));
+            continue;
+        };
+        let items = match serde_json::from_slice::<Vec<serde_json::Value>>(&m.payload) {
+            Ok(items) => Ok(items
+                .into_iter()
+                .map(|mut item| {
+                    if let Some(fields) = item.as_object_mut() {
+                        fields.insert("group".into(), json!(group));
+                    }
+                    item
+                })
+                .collect()),
+            Err(e) => Err((StatusCode::BAD_GATEWAY, format!("router of group `{group}` answered garbage: {e}"))),
+        };
+        out.push((group.clone(), items));
+    }
+    out
 }

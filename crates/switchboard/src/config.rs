@@ -37,6 +37,8 @@ pub struct Config {
     pub router: RouterSection,
     /// The agent API on the HTTP listener.
     pub api: ApiConfig,
+    /// The supervisor's console (`/console`).
+    pub console: crate::console::config::ConsoleConfig,
     /// Support KPIs from the event stream, served at `/metrics`.
     pub metrics: MetricsConfig,
     /// How long customer data is kept (`docs/data-lifecycle.md`).
@@ -110,8 +112,13 @@ pub struct ApiTokenConfig {
     /// The agent this token acts as; none makes it an integration token that names the agent
     /// in each command.
     pub agent: Option<String>,
-    /// Whether the token may define agents (`PUT /v1/agents/{id}`).
+    /// Whether the token may define agents (`PUT /v1/agents/{id}`); an admin token is a
+    /// supervisor's too.
     pub admin: bool,
+    /// Whether the token is a supervisor's: reads every conversation, the queue, agents and KPIs
+    /// (the console, `/console`), sends `supervise` actions and sets any agent's status and
+    /// capacity, but does not define agents.
+    pub supervisor: bool,
 }
 
 /// The HTTP listener shared by health checks, webhooks and (later) the agent API.
@@ -272,6 +279,7 @@ impl Config {
             }
         }
         self.metrics.validate().map_err(|(key, reason)| (format!("metrics.{key}"), reason))?;
+        self.console.validate().map_err(|(key, reason)| (format!("console.{key}"), reason))?;
         self.privacy.validate().map_err(|(key, reason)| (format!("privacy.{key}"), reason))?;
         self.kb.validate().map_err(|(key, reason)| (format!("kb.{key}"), reason))?;
         crate::channels::validate(&self.channels, &self.nats, &self.routing)?;

@@ -61,6 +61,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     tokio::spawn(crate::notify::run(readiness.clone(), shutdown.clone()));
     let all_groups: Vec<String> = layout.names().map(str::to_string).collect();
     let tokens = crate::api::Tokens::load(&config.api).map_err(anyhow::Error::msg)?;
+    let console_tokens = tokens.clone();
     let customers = crate::customers::Customers::new(tokens.clone(), &config.privacy, slot.clone(), all_groups.clone());
     let api = crate::api::Api::new(&config.api, tokens, slot.clone(), all_groups.clone())
         .with_event_streams(shutdown.clone(), Duration::from_millis(config.http.idle_timeout_ms));
@@ -74,6 +75,19 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     }
     let mut app = health_routes(readiness).merge(api.routes()).merge(customers.routes());
     let metrics = crate::metrics::LiveMetrics::default();
+    if config.console.enabled {
+        let parts = crate::console::ConsoleParts {
+            bus: slot.clone(),
+            tokens: console_tokens,
+            layout: layout.clone(),
+            teams: config.routing.teams.keys().cloned().collect(),
+            live: metrics.clone(),
+            folding: config.metrics.enabled,
+            shutdown: shutdown.clone(),
+            idle_timeout: Duration::from_millis(config.http.idle_timeout_ms),
+        };
+        app = app.merge(crate::console::Console::new(&config.console, parts).routes());
+    }
     if config.metrics.enabled {
         app = app.merge(metrics.routes(&config.metrics));
     }

@@ -7,6 +7,7 @@ pub mod api;
 pub mod channels;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod customers;
 pub mod daemon;
 pub mod demo_inbox;

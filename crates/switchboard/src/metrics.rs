@@ -125,6 +125,11 @@ impl LiveMetrics {
         documented().split_for_parts().0.with_state(state)
     }
 
+    /// Runs `f` on the fold as it stands (the console's KPIs and agents' conversations).
+    pub fn read<R>(&self, f: impl FnOnce(&Metrics) -> R) -> R {
+        f(&self.0.read().unwrap_or_else(|e| e.into_inner()).metrics)
+    }
+
     /// The OpenAPI paths of [`LiveMetrics::routes`].
     pub fn openapi() -> utoipa::openapi::OpenApi {
         documented().into_openapi()

@@ -28,6 +28,7 @@ pub fn document() -> OpenApi {
     doc.merge(crate::metrics::LiveMetrics::openapi());
     doc.merge(crate::api::openapi());
     doc.merge(crate::customers::openapi());
+    doc.merge(crate::console::openapi());
     #[cfg(feature = "channel-webhook")]
     doc.merge(switchboard_channel_webhook::openapi());
     #[cfg(feature = "channel-telegram")]
@@ -49,6 +50,10 @@ pub fn document() -> OpenApi {
             ("metrics", "KPIs for Prometheus."),
             ("agent", "The agent API: commands, conversations, the queue, agent definitions."),
             ("customers", "A person's data: export and erasure (admin tokens only)."),
+            (
+                "console",
+                "The supervisor's console: its page and the live views it reads (supervisor and admin tokens).",
+            ),
             ("webhook", "Inbound messages from webhook sources (Standard Webhooks signatures)."),
             ("telegram", "Telegram updates by webhook."),
             ("webchat", "The web chat: widget, WebSocket, uploads and files."),
@@ -92,8 +97,10 @@ fn security_schemes() -> Vec<(&'static str, SecurityScheme)> {
     let query =
         |name: &str, what: &str| SecurityScheme::ApiKey(ApiKey::Query(ApiKeyValue::with_description(name, what)));
     let mut bearer = Http::new(HttpAuthScheme::Bearer);
-    bearer.description =
-        Some("An `[api.tokens.*]` token (agent, integration or admin), or on `/metrics` the `[metrics]` token.".into());
+    bearer.description = Some(
+        "An `[api.tokens.*]` token (agent, integration, supervisor or admin), or on `/metrics` the `[metrics]` token."
+            .into(),
+    );
     vec![
         ("bearer", SecurityScheme::Http(bearer)),
         (

@@ -16,10 +16,8 @@ use tracing::{info, warn};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{
-    Api, ApiError, CommandOutcome, capacity_schema, endpoints_schema, error, read_body, respond, status_schema,
-    tiers_schema,
-};
+use super::commands::{CommandOutcome, respond};
+use super::{Api, ApiError, capacity_schema, endpoints_schema, error, read_body, status_schema, tiers_schema};
 
 /// Largest body of `PUT /v1/agents/{id}`.
 const AGENT_BODY_LIMIT: usize = 64 * 1024;
