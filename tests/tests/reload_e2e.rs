@@ -1,7 +1,8 @@
 //! Reloading the configuration with SIGHUP through the real daemon, started from a file: a
 //! changed rule applies to the next customer (and the waiting one keeps its team), a changed
 //! section that needs a restart is named, and an invalid file or one that changes the teams
-//! changes nothing; `/readyz` and `/metrics` say what each reload did.
+//! changes nothing; `/readyz` and `/metrics` say what each reload did. Rotated secret files
+//! (a webhook source's, an API token's) and the webhook's limits apply without a restart.
 
 use std::path::Path;
 use std::time::Duration;
@@ -187,7 +188,7 @@ async fn post_with(daemon: &TestDaemon, secret: &str, n: u32, text: &str) -> u16
 }
 
 #[tokio::test]
-async fn sighup_rotates_a_webhook_secret_and_applies_its_limits_without_a_restart() {
+async fn sighup_rotates_secrets_and_applies_the_webhook_limits_without_a_restart() {
     let _keep = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).unwrap();
     let nats = NatsServer::start();
     let dir = tempfile::tempdir().unwrap();
@@ -207,13 +208,19 @@ async fn sighup_rotates_a_webhook_secret_and_applies_its_limits_without_a_restar
     let daemon = TestDaemon::start_with(nats, config, tempfile::tempdir().unwrap()).await;
     assert_eq!(post_with(&daemon, ROTATED, 1, "hello").await, 401, "the new secret is not in use yet");
 
-    // Only the secret file changes: the reload reads it again and the new secret applies.
+    // Only the secret files change: the reload reads them again and the new secrets apply.
+    const NEW_TOKEN: &str = "rotated-integration-token-for-the-reload-test";
     std::fs::write(&secret_file, ROTATED).unwrap();
+    std::fs::write(dir.path().join("integration.token"), NEW_TOKEN).unwrap();
+    assert_eq!(get(&daemon, "/v1/queue", Some(NEW_TOKEN)).await.0, 401, "the new token is not in use yet");
     hup().await;
     let said = wait_reload(&daemon, "").await;
     assert!(said.starts_with("applied at ") && said.contains("channels.webhook.sources.shop"), "{said}");
+    assert!(said.contains("api.tokens.integration") && !said.contains("needs a restart"), "{said}");
     assert_eq!(post_with(&daemon, ROTATED, 2, "hello again").await, 202);
     assert_eq!(post_with(&daemon, SECRET, 3, "old secret").await, 401, "the old secret no longer verifies");
+    assert_eq!(get(&daemon, "/v1/queue", Some(NEW_TOKEN)).await.0, 200);
+    assert_eq!(get(&daemon, "/v1/queue", Some(TOKEN)).await.0, 401, "the old token no longer opens the API");
 
     // A smaller body limit applies to the next request; the POST timeout needs a restart.
     std::fs::write(&path, with_webhook("max_body_bytes = 300\nrequest_timeout_ms = 5000")).unwrap();
@@ -230,4 +237,13 @@ async fn sighup_rotates_a_webhook_secret_and_applies_its_limits_without_a_restar
     let said = wait_reload(&daemon, &said).await;
     assert!(said.starts_with("refused at ") && said.contains("channels.webhook"), "{said}");
     assert_eq!(post_with(&daemon, ROTATED, 6, "still works").await, 202);
+
+    // So does a token too short to be safe, and the webhook's new secret does not apply either.
+    std::fs::write(&secret_file, SECRET).unwrap();
+    std::fs::write(dir.path().join("integration.token"), "short").unwrap();
+    hup().await;
+    let said = wait_reload(&daemon, &said).await;
+    assert!(said.starts_with("refused at ") && said.contains("api.tokens.integration"), "{said}");
+    assert_eq!(post_with(&daemon, ROTATED, 7, "still the rotated secret").await, 202);
+    assert_eq!(get(&daemon, "/v1/queue", Some(NEW_TOKEN)).await.0, 200);
 }

@@ -7,7 +7,7 @@
 //! (`supervisor = true`, or `admin`) sends `supervise` actions under its own name and sets any
 //! agent's status and capacity; the console's own routes are in `console`.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use axum::Json;
@@ -78,41 +78,21 @@ impl From<TokenRefused> for String {
     }
 }
 
-/// The configured bearer tokens, read once at start and kept as digests; shared by the agent
-/// API and the customer-data routes.
+/// The configured bearer tokens, kept as digests; shared by the agent API, the console and the
+/// customer-data routes, and replaced as a whole by a configuration reload (each request checks
+/// against one consistent set).
 #[derive(Clone)]
-pub struct Tokens(Arc<Vec<Token>>);
+pub struct Tokens(Arc<RwLock<Arc<Vec<Arc<Token>>>>>);
 
 impl Tokens {
     /// Resolves the configured tokens (a token whose variable or file is missing is disabled,
     /// with a warning naming it); a token shorter than [`MIN_TOKEN_BYTES`] is refused.
     pub fn load(config: &ApiConfig) -> Result<Tokens, String> {
-        let mut tokens = Vec::new();
-        for (name, t) in &config.tokens {
-            let value = switchboard_adapter::read_secret(t.token_env.as_deref(), t.token_file.as_deref());
-            match value.ok().flatten().filter(|v| !v.is_empty()) {
-                Some(v) if v.trim().len() < MIN_TOKEN_BYTES => {
-                    return Err(format!(
-                        "api.tokens.{name}: the token has {} bytes; at least {MIN_TOKEN_BYTES} are required \
-                         (e.g. `head -c 24 /dev/urandom | base64`)",
-                        v.trim().len()
-                    ));
-                }
-                Some(v) => tokens.push(Token {
-                    name: name.clone(),
-                    digest: digest(&v),
-                    agent: t.agent.clone(),
-                    admin: t.admin,
-                    supervisor: t.supervisor,
-                }),
-                None => warn!(token = %name, "API token disabled: its variable or file is empty or missing"),
-            }
-        }
-        Ok(Tokens(Arc::new(tokens)))
+        Ok(Tokens(Arc::new(RwLock::new(Arc::new(resolve(config)?)))))
     }
 
     /// The token presented, compared in constant time against every configured one.
-    pub(crate) fn authenticate(&self, headers: &HeaderMap) -> Result<&Token, TokenRefused> {
+    pub(crate) fn authenticate(&self, headers: &HeaderMap) -> Result<Arc<Token>, TokenRefused> {
         let presented = headers
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -120,13 +100,67 @@ impl Tokens {
             .ok_or(TokenRefused::Missing)?;
         let d = digest(presented.trim());
         let mut found = None;
-        for t in self.0.iter() {
+        for t in self.current().iter() {
             if bool::from(t.digest.ct_eq(&d)) {
-                found = Some(t);
+                found = Some(t.clone());
             }
         }
         found.ok_or(TokenRefused::Unknown)
     }
+
+    fn current(&self) -> Arc<Vec<Arc<Token>>> {
+        self.0.read().expect("tokens lock").clone()
+    }
+
+    /// Reads `config`'s tokens again (their files too) for a reload: the step that puts them
+    /// in place and returns the names of the tokens it added, removed or changed; or why they
+    /// cannot apply (nothing changes then).
+    pub fn prepare(&self, config: &ApiConfig) -> Result<impl FnOnce() -> Vec<String> + Send + use<>, String> {
+        let next = resolve(config)?;
+        let tokens = self.clone();
+        Ok(move || {
+            let mut slot = tokens.0.write().expect("tokens lock");
+            let key = |t: &Token| (t.digest, t.agent.clone(), t.admin, t.supervisor);
+            let before: std::collections::BTreeMap<&str, _> = slot.iter().map(|t| (t.name.as_str(), key(t))).collect();
+            let after: std::collections::BTreeMap<&str, _> = next.iter().map(|t| (t.name.as_str(), key(t))).collect();
+            let mut names: Vec<&str> = before.keys().chain(after.keys()).copied().collect();
+            names.sort();
+            names.dedup();
+            let changed = names
+                .into_iter()
+                .filter(|n| before.get(n) != after.get(n))
+                .map(|n| format!("api.tokens.{n}"))
+                .collect();
+            *slot = Arc::new(next);
+            changed
+        })
+    }
+}
+
+/// The tokens `config` names whose values can be read.
+fn resolve(config: &ApiConfig) -> Result<Vec<Arc<Token>>, String> {
+    let mut tokens = Vec::new();
+    for (name, t) in &config.tokens {
+        let value = switchboard_adapter::read_secret(t.token_env.as_deref(), t.token_file.as_deref());
+        match value.ok().flatten().filter(|v| !v.is_empty()) {
+            Some(v) if v.trim().len() < MIN_TOKEN_BYTES => {
+                return Err(format!(
+                    "api.tokens.{name}: the token has {} bytes; at least {MIN_TOKEN_BYTES} are required \
+                     (e.g. `head -c 24 /dev/urandom | base64`)",
+                    v.trim().len()
+                ));
+            }
+            Some(v) => tokens.push(Arc::new(Token {
+                name: name.clone(),
+                digest: digest(&v),
+                agent: t.agent.clone(),
+                admin: t.admin,
+                supervisor: t.supervisor,
+            })),
+            None => warn!(token = %name, "API token disabled: its variable or file is empty or missing"),
+        }
+    }
+    Ok(tokens)
 }
 
 /// The fewest bytes a bearer token may have (API and metrics tokens): shorter ones can be
@@ -275,7 +309,7 @@ fn digest(token: &str) -> [u8; 32] {
 impl Api {
     /// The API over `tokens` (see [`Tokens::load`]).
     pub fn new(config: &ApiConfig, tokens: Tokens, bus: BusSlot, groups: Vec<String>) -> Api {
-        info!(tokens = tokens.0.len(), "agent API enabled");
+        info!(tokens = tokens.current().len(), "agent API enabled");
         Api {
             bus,
             tokens,
@@ -301,7 +335,7 @@ impl Api {
     }
 
     /// The token presented, if it is a configured one.
-    fn authenticate(&self, headers: &HeaderMap) -> Result<&Token, TokenRefused> {
+    fn authenticate(&self, headers: &HeaderMap) -> Result<Arc<Token>, TokenRefused> {
         self.tokens.authenticate(headers)
     }
 }
@@ -318,17 +352,17 @@ async fn read_body(body: Body, limit: usize) -> Result<Bytes, (StatusCode, Strin
 }
 
 /// An agent request's token, body and the agent it acts as, or the status and reason to refuse it.
-async fn agent_request<'a, T: serde::de::DeserializeOwned>(
-    api: &'a Api,
+async fn agent_request<T: serde::de::DeserializeOwned>(
+    api: &Api,
     headers: &HeaderMap,
     body: Body,
     limit: usize,
     named: impl FnOnce(&T) -> Option<String>,
-) -> Result<(&'a Token, T, String), (StatusCode, String)> {
+) -> Result<(Arc<Token>, T, String), (StatusCode, String)> {
     let token = api.authenticate(headers).map_err(|why| (StatusCode::UNAUTHORIZED, why.to_string()))?;
     let body = read_body(body, limit).await?;
     let req: T = parse_body(&body)?;
-    let agent = acting_agent(token, named(&req))?;
+    let agent = acting_agent(&token, named(&req))?;
     Ok((token, req, agent))
 }
 

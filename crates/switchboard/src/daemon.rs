@@ -47,7 +47,9 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     let last_reload = crate::reload::LastReload::default();
     let readiness = Readiness { bus: slot.clone(), components: Arc::new(components), last_reload: last_reload.clone() };
     // A daemon started from a file re-reads it on SIGHUP; routing changes reach the routers.
+    let tokens = crate::api::Tokens::load(&config.api).map_err(anyhow::Error::msg)?;
     let (mut reloader, routing_updates) = crate::reload::Reloader::new(config.clone(), last_reload);
+    reloader = reloader.with_tokens(tokens.clone());
     for channel in &mut channels {
         if let Some(reconfigure) = channel.reconfigure.take() {
             reloader = reloader.with_channel(channel.name, reconfigure);
@@ -60,7 +62,6 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     let presence_readiness = readiness.clone();
     tokio::spawn(crate::notify::run(readiness.clone(), shutdown.clone()));
     let all_groups: Vec<String> = layout.names().map(str::to_string).collect();
-    let tokens = crate::api::Tokens::load(&config.api).map_err(anyhow::Error::msg)?;
     let console_tokens = tokens.clone();
     let customers = crate::customers::Customers::new(tokens.clone(), &config.privacy, slot.clone(), all_groups.clone());
     let api = crate::api::Api::new(&config.api, tokens, slot.clone(), all_groups.clone())

@@ -10,6 +10,8 @@
 //!   `max_body_bytes` and `timestamp_tolerance_secs` apply to the next request. Every reload
 //!   reads the sources' secrets again, so a rotated secret file applies even when the
 //!   configuration file did not change; a secret that cannot be read refuses the reload.
+//! - `[api.tokens]`: tokens added, removed, re-read from their files (rotated) or given another
+//!   role apply to the next request; a token that cannot be used refuses the reload.
 //! - every other section that changed (channels one by one, `channels.telegram` say) needs a
 //!   restart, and the log names each one.
 
@@ -56,6 +58,8 @@ pub struct Reloader {
     last: LastReload,
     /// Channels that apply their section while running, by key (`channels.webhook`).
     channels: Vec<(String, Reconfigure)>,
+    /// The API's tokens, when the API runs: `[api.tokens]` applies live.
+    tokens: Option<crate::api::Tokens>,
 }
 
 /// What one reload did.
@@ -78,7 +82,13 @@ impl Reloader {
     /// A reloader for the daemon running `running`; the routers follow the returned receiver.
     pub fn new(running: Config, last: LastReload) -> (Reloader, watch::Receiver<Arc<RoutingConfig>>) {
         let (routing, updates) = watch::channel(Arc::new(running.routing.clone()));
-        (Reloader { running, routing, last, channels: Vec::new() }, updates)
+        (Reloader { running, routing, last, channels: Vec::new(), tokens: None }, updates)
+    }
+
+    /// Lets reloads replace the API's tokens (`[api.tokens]`) while running.
+    pub fn with_tokens(mut self, tokens: crate::api::Tokens) -> Reloader {
+        self.tokens = Some(tokens);
+        self
     }
 
     /// Lets the running channel `name` apply its reloaded section itself.
@@ -135,6 +145,7 @@ impl Reloader {
         let (mut live, mut restart): (Vec<String>, Vec<String>) = changed
             .into_iter()
             .filter(|n| !self.channels.iter().any(|(key, _)| key == n))
+            .filter(|n| !(self.tokens.is_some() && n == TOKENS))
             .partition(|n| LIVE.contains(&n.as_str()));
         let routing = !live.is_empty();
         if routing && let Err(why) = routing_applies(&self.running, &next) {
@@ -153,6 +164,16 @@ impl Reloader {
                 }
             }
         }
+        let tokens = match &self.tokens {
+            None => None,
+            Some(tokens) => match tokens.prepare(&next.api) {
+                Ok(step) => Some(step),
+                Err(why) => {
+                    warn!(reason = %why, "configuration reload refused, nothing changed");
+                    return self.finish(Outcome::Refused(why));
+                }
+            },
+        };
         if routing {
             self.routing.send_replace(Arc::new(next.routing.clone()));
         }
@@ -160,6 +181,9 @@ impl Reloader {
             let (applied, later) = step();
             live.extend(applied.iter().map(|k| format!("{key}.{k}")));
             restart.extend(later.iter().map(|k| format!("{key}.{k}")));
+        }
+        if let Some(step) = tokens {
+            live.extend(step());
         }
         if !restart.is_empty() {
             warn!(sections = ?restart, "configuration reload: these sections changed and apply only after a restart");
@@ -194,19 +218,30 @@ impl Reloader {
     }
 }
 
+/// The key of the API's tokens, compared apart from the rest of `[api]`.
+const TOKENS: &str = "api.tokens";
+
 /// The file's sections as reloads compare them: each top-level table, except that every
-/// channel under `[channels]` is its own (`channels.webhook`), since they apply separately.
+/// channel under `[channels]` is its own (`channels.webhook`) and `api.tokens` is apart from
+/// the rest of `[api]`, since they apply separately.
 fn parts(
     sections: &serde_json::Map<String, serde_json::Value>,
-) -> std::collections::BTreeMap<String, &serde_json::Value> {
+) -> std::collections::BTreeMap<String, serde_json::Value> {
     let mut out = std::collections::BTreeMap::new();
     for (name, value) in sections {
         match (name.as_str(), value.as_object()) {
             ("channels", Some(channels)) => {
-                out.extend(channels.iter().map(|(channel, v)| (format!("channels.{channel}"), v)));
+                out.extend(channels.iter().map(|(channel, v)| (format!("channels.{channel}"), v.clone())));
+            }
+            ("api", Some(api)) => {
+                let mut rest = api.clone();
+                if let Some(tokens) = rest.remove("tokens") {
+                    out.insert(TOKENS.to_string(), tokens);
+                }
+                out.insert(name.clone(), rest.into());
             }
             _ => {
-                out.insert(name.clone(), value);
+                out.insert(name.clone(), value.clone());
             }
         }
     }

@@ -1,6 +1,8 @@
 //! `POST /v1/agent/commands`: an agent's (or integration's, or supervisor's) command, published
 //! on `sb.agent.in` and answered with the router's verdict.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
@@ -92,21 +94,21 @@ pub(super) async fn command(State(api): State<Api>, headers: HeaderMap, body: Bo
         let span = tracing::info_span!("agent command", otel.name = "agent reply", otel.kind = "server");
         let tracestate = headers.get(switchboard_bus::trace::TRACESTATE).and_then(|v| v.to_str().ok());
         switchboard_bus::trace::set_parent(&span, Some(traceparent), tracestate);
-        return tracing::Instrument::instrument(send(&api, token, command), span).await;
+        return tracing::Instrument::instrument(send(&api, &token, command), span).await;
     }
-    send(&api, token, command).await
+    send(&api, &token, command).await
 }
 
 /// A command's token, body and the id it goes under, or the status and reason to refuse it.
-async fn command_request<'a>(
-    api: &'a Api,
+async fn command_request(
+    api: &Api,
     headers: &HeaderMap,
     body: Body,
-) -> Result<(&'a Token, CommandRequest, String), (StatusCode, String)> {
+) -> Result<(Arc<Token>, CommandRequest, String), (StatusCode, String)> {
     let token = api.authenticate(headers).map_err(|why| (StatusCode::UNAUTHORIZED, why.to_string()))?;
     let body = read_body(body, COMMAND_BODY_LIMIT).await?;
     let req: CommandRequest = parse_body(&body)?;
-    let agent = command_agent(token, &req.action, req.agent_id.clone())?;
+    let agent = command_agent(&token, &req.action, req.agent_id.clone())?;
     Ok((token, req, agent))
 }
 

@@ -141,14 +141,14 @@ fn resume_from(headers: &HeaderMap) -> Result<Option<u64>, (StatusCode, String)>
 
 /// The token and the agent whose deliveries it reads (`None`: every agent's, for an integration
 /// token that names none), or the refusal: the same checks for the stream and the offers.
-fn authorised<'a>(
-    api: &'a Api,
+fn authorised(
+    api: &Api,
     headers: &HeaderMap,
     query: Result<Query<AgentQuery>, QueryRejection>,
-) -> Result<(&'a Token, Option<String>), (StatusCode, String)> {
+) -> Result<(Arc<Token>, Option<String>), (StatusCode, String)> {
     let token = api.authenticate(headers).map_err(|why| (StatusCode::UNAUTHORIZED, why.to_string()))?;
     let Query(query) = query.map_err(|e| (StatusCode::BAD_REQUEST, e.body_text()))?;
-    let agent = reader(token, query.agent_id)?;
+    let agent = reader(&token, query.agent_id)?;
     Ok((token, agent))
 }
 

@@ -119,7 +119,7 @@ impl Console {
     }
 
     /// The request's token if it is a supervisor's or an admin's, else the status and reason.
-    fn supervisor(&self, headers: &HeaderMap) -> Result<&Token, (StatusCode, String)> {
+    fn supervisor(&self, headers: &HeaderMap) -> Result<Arc<Token>, (StatusCode, String)> {
         let token = self.tokens.authenticate(headers).map_err(|why| (StatusCode::UNAUTHORIZED, why.to_string()))?;
         if !token.supervises() {
             let why = "the console needs a supervisor or admin token (`supervisor = true`)";
