@@ -2,22 +2,18 @@
 //! entry, routes by it from that entry on, a standby that takes over routes by it too, and a
 //! router replaying the journal from the start switches at the same entry.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use switchboard_adapter::testkit::{TestBus, envelope, wait_for};
-use switchboard_bus::{Bus, BusConfig};
 use switchboard_core::AgentDelivery;
 use switchboard_core::contract::{buckets, streams, subjects};
-use switchboard_router::{Effect, Router, RouterConfig, RouterService, ServiceConfig, decode_entries};
+use switchboard_router::{Effect, Router, RouterConfig, decode_entries};
 use switchboard_routing::RoutingConfig;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-const WAIT: Duration = Duration::from_secs(20);
+mod support;
+use support::{Proc, WAIT};
 
 const BEFORE: &str = r#"
 default_team = "support"
@@ -49,33 +45,18 @@ fn routing(toml_text: &str) -> RoutingConfig {
 }
 
 fn config(routing_toml: &str) -> RouterConfig {
-    let endpoints = ["alice", "bob"].map(|a| (a.to_string(), vec!["webhook".to_string()]));
-    RouterConfig {
-        routing: routing(routing_toml),
-        endpoints: BTreeMap::from(endpoints),
-        offer_history: 10,
-        group: None,
-        kb: None,
-    }
+    support::config(routing_toml, &["alice", "bob"])
 }
 
-struct Proc {
-    stop: CancellationToken,
-    task: JoinHandle<()>,
+/// A router and the sender of the routing sections it follows.
+struct Reloading {
+    proc: Proc,
     reload: watch::Sender<Arc<RoutingConfig>>,
 }
 
-async fn start_router(t: &TestBus, name: &str) -> Proc {
-    let bus = Bus::connect(&BusConfig::for_url(t.server.url()), &CancellationToken::new()).await.unwrap();
-    let mut svc = ServiceConfig::new("default");
-    svc.holder = name.into();
-    svc.lease_ttl = Duration::from_secs(1);
+async fn start_router(t: &TestBus, name: &str) -> Reloading {
     let (reload, updates) = watch::channel(Arc::new(routing(BEFORE)));
-    let stop = CancellationToken::new();
-    let service = RouterService::new(bus, config(BEFORE), svc).with_reload(updates);
-    let token = stop.clone();
-    let task = tokio::spawn(async move { service.run(token).await.expect("router service") });
-    Proc { stop, task, reload }
+    Reloading { proc: support::start_following(t, name, config(BEFORE), updates).await, reload }
 }
 
 /// Who each conversation was offered to, in the order offers were made.
@@ -142,7 +123,7 @@ async fn a_reloaded_rule_applies_from_its_journal_entry_on_every_router_of_the_g
     assert_eq!(offers(&t).await[1].1, "bob", "the reloaded rule sends refunds to billing");
 
     // The leader dies; the standby leads by the same section and journals nothing new.
-    leader.task.abort();
+    leader.proc.kill();
     say(&t, "r3", "cust-3", "refund, third time").await;
     wait_for("the third refund offered", WAIT, || async { offers(&t).await.len() == 3 }).await;
     assert_eq!(offers(&t).await[2].1, "bob", "the standby routes by the reloaded section");
@@ -168,9 +149,8 @@ async fn a_reloaded_rule_applies_from_its_journal_entry_on_every_router_of_the_g
         }
     }
     assert_eq!(offered(deliveries), offers(&t).await, "replay offers alike");
-    standby.stop.cancel();
-    tokio::time::timeout(WAIT, standby.task).await.expect("router stops").unwrap();
-    drop(leader.stop);
+    standby.proc.stop().await;
+    drop(leader.reload);
 }
 
 #[test]

@@ -1,17 +1,16 @@
 //! The router service on a real NATS server: a message is offered, accepted and answered on the
 //! customer's channel; state survives a restart and a crash of the leader; a standby takes over.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use switchboard_adapter::testkit::{TestBus, envelope, wait_for};
-use switchboard_bus::{Bus, BusConfig};
 use switchboard_core::contract::{buckets, streams, subjects};
 use switchboard_core::{AgentCommand, AgentDelivery, CommandAction, Contract, OutboundMessage};
-use switchboard_router::{ConversationRecord, RouterConfig, RouterService, ServiceConfig};
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
+use switchboard_router::{ConversationRecord, RouterConfig};
 use uuid::Uuid;
+
+mod support;
+use support::{Proc, WAIT, deliveries};
 
 const ROUTING: &str = r#"
 default_team = "support"
@@ -25,8 +24,6 @@ default_capacity = 50
 max_total = 50
 status = "online"
 "#;
-
-const WAIT: Duration = Duration::from_secs(20);
 
 const SHORT_OFFERS: &str = r#"
 default_team = "support"
@@ -50,20 +47,7 @@ fn config() -> RouterConfig {
 }
 
 fn config_with(routing: &str) -> RouterConfig {
-    let endpoints = ["alice", "bob"].map(|a| (a.to_string(), vec!["webhook".to_string()]));
-    RouterConfig {
-        routing: toml::from_str(routing).expect("routing toml"),
-        endpoints: BTreeMap::from(endpoints),
-        offer_history: 10,
-        group: None,
-        kb: None,
-    }
-}
-
-/// A router process of its own (own NATS connection), stopped by its token or aborted.
-struct Proc {
-    stop: CancellationToken,
-    task: JoinHandle<()>,
+    support::config(routing, &["alice", "bob"])
 }
 
 async fn start_router(t: &TestBus, name: &str) -> Proc {
@@ -71,33 +55,7 @@ async fn start_router(t: &TestBus, name: &str) -> Proc {
 }
 
 async fn start_router_with(t: &TestBus, name: &str, config: RouterConfig) -> Proc {
-    let bus = Bus::connect(&BusConfig::for_url(t.server.url()), &CancellationToken::new()).await.unwrap();
-    let mut svc = ServiceConfig::new("default");
-    svc.holder = name.into();
-    svc.lease_ttl = Duration::from_secs(1);
-    svc.snapshot_every = 3;
-    let stop = CancellationToken::new();
-    let service = RouterService::new(bus, config, svc);
-    let token = stop.clone();
-    let task = tokio::spawn(async move { service.run(token).await.expect("router service") });
-    Proc { stop, task }
-}
-
-impl Proc {
-    async fn stop(self) {
-        self.stop.cancel();
-        tokio::time::timeout(WAIT, self.task).await.expect("router stops").unwrap();
-    }
-
-    /// Like kill -9: no release, no final snapshot, in-flight work abandoned.
-    fn kill(self) {
-        self.task.abort();
-    }
-}
-
-async fn deliveries(t: &TestBus) -> Vec<AgentDelivery> {
-    let stored = t.stored(streams::AGENT, &subjects::agent_out("webhook")).await;
-    stored.iter().map(|(_, p)| serde_json::from_slice(p).unwrap()).collect()
+    support::start(t, name, config).await
 }
 
 async fn offers(t: &TestBus) -> Vec<(Uuid, Vec<String>)> {

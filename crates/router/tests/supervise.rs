@@ -5,21 +5,18 @@
 //! it; and a router replaying the journal (restart, crash, or from a snapshot) ends in the same
 //! state.
 
-use std::collections::BTreeMap;
-use std::time::Duration;
-
 use switchboard_adapter::testkit::{TestBus, envelope, wait_for};
-use switchboard_bus::{Bus, BusConfig};
 use switchboard_core::agent::Author;
 use switchboard_core::contract::{buckets, streams, subjects};
 use switchboard_core::verdict::CommandVerdict;
 use switchboard_core::{
     AgentCommand, AgentDelivery, CommandAction, Contract, Event, OutboundMessage, Priority, SupervisorOp,
 };
-use switchboard_router::{ConversationRecord, Effect, Entry, Router, RouterConfig, RouterService, ServiceConfig};
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
+use switchboard_router::{ConversationRecord, Effect, Entry, Router, RouterConfig};
 use uuid::Uuid;
+
+mod support;
+use support::{Proc, WAIT, deliveries};
 
 /// Alice (support) holds one conversation at a time; carol works in billing.
 const TEAMS: &str = r#"
@@ -55,52 +52,14 @@ tiers = ["L1"]
 status = "offline"
 "#;
 
-const WAIT: Duration = Duration::from_secs(20);
 const NOTE: &str = "VIP customer, refund approved";
 
 fn config(routing: &str) -> RouterConfig {
-    let endpoints = ["alice", "carol"].map(|a| (a.to_string(), vec!["webhook".to_string()]));
-    RouterConfig {
-        routing: toml::from_str(routing).expect("routing toml"),
-        endpoints: BTreeMap::from(endpoints),
-        offer_history: 10,
-        group: None,
-        kb: None,
-    }
-}
-
-struct Proc {
-    stop: CancellationToken,
-    task: JoinHandle<()>,
+    support::config(routing, &["alice", "carol"])
 }
 
 async fn start_router(t: &TestBus, name: &str, routing: &str) -> Proc {
-    let bus = Bus::connect(&BusConfig::for_url(t.server.url()), &CancellationToken::new()).await.unwrap();
-    let mut svc = ServiceConfig::new("default");
-    svc.holder = name.into();
-    svc.lease_ttl = Duration::from_secs(1);
-    svc.snapshot_every = 3;
-    let stop = CancellationToken::new();
-    let service = RouterService::new(bus, config(routing), svc);
-    let token = stop.clone();
-    let task = tokio::spawn(async move { service.run(token).await.expect("router service") });
-    Proc { stop, task }
-}
-
-impl Proc {
-    async fn stop(self) {
-        self.stop.cancel();
-        tokio::time::timeout(WAIT, self.task).await.expect("router stops").unwrap();
-    }
-
-    fn kill(self) {
-        self.task.abort();
-    }
-}
-
-async fn deliveries(t: &TestBus) -> Vec<AgentDelivery> {
-    let stored = t.stored(streams::AGENT, &subjects::agent_out("webhook")).await;
-    stored.iter().map(|(_, p)| serde_json::from_slice(p).unwrap()).collect()
+    support::start(t, name, config(routing)).await
 }
 
 async fn outbound(t: &TestBus) -> Vec<OutboundMessage> {
