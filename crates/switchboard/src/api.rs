@@ -113,7 +113,8 @@ impl Tokens {
     }
 
     /// Reads `config`'s tokens again (their files too) for a reload: the step that puts them
-    /// in place and returns the names of the tokens it added, removed or changed; or why they
+    /// in place and returns the names of the tokens it added, removed or changed (`<name>` of
+    /// `[api.tokens.<name>]`); or why they
     /// cannot apply (nothing changes then).
     pub fn prepare(&self, config: &ApiConfig) -> Result<impl FnOnce() -> Vec<String> + Send + use<>, String> {
         let next = resolve(config)?;
@@ -126,11 +127,7 @@ impl Tokens {
             let mut names: Vec<&str> = before.keys().chain(after.keys()).copied().collect();
             names.sort();
             names.dedup();
-            let changed = names
-                .into_iter()
-                .filter(|n| before.get(n) != after.get(n))
-                .map(|n| format!("api.tokens.{n}"))
-                .collect();
+            let changed = names.into_iter().filter(|n| before.get(n) != after.get(n)).map(str::to_string).collect();
             *slot = Arc::new(next);
             changed
         })

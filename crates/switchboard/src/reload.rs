@@ -24,7 +24,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use crate::channels::Reconfigure;
+use crate::channels::{Reconfigure, Reconfigured};
 use crate::config::Config;
 pub use crate::http::LastReload;
 
@@ -56,11 +56,14 @@ pub struct Reloader {
     running: Config,
     routing: watch::Sender<Arc<RoutingConfig>>,
     last: LastReload,
-    /// Channels that apply their section while running, by key (`channels.webhook`).
-    channels: Vec<(String, Reconfigure)>,
-    /// The API's tokens, when the API runs: `[api.tokens]` applies live.
-    tokens: Option<crate::api::Tokens>,
+    /// What running components apply themselves, by key (`channels.webhook`, `api.tokens`).
+    parts: Vec<(String, LivePart)>,
 }
+
+/// Reads a reloaded configuration for one running component (its secrets too) and returns how
+/// to apply it (what it changed, relative to its key, and what still needs a restart), or why it
+/// cannot apply: nothing changes until the returned step runs.
+type LivePart = Box<dyn Fn(&Config) -> Result<Box<dyn FnOnce() -> Reconfigured + Send>, String> + Send + Sync>;
 
 /// What one reload did.
 #[derive(Debug, PartialEq, Eq)]
@@ -82,18 +85,22 @@ impl Reloader {
     /// A reloader for the daemon running `running`; the routers follow the returned receiver.
     pub fn new(running: Config, last: LastReload) -> (Reloader, watch::Receiver<Arc<RoutingConfig>>) {
         let (routing, updates) = watch::channel(Arc::new(running.routing.clone()));
-        (Reloader { running, routing, last, channels: Vec::new(), tokens: None }, updates)
+        (Reloader { running, routing, last, parts: Vec::new() }, updates)
     }
 
     /// Lets reloads replace the API's tokens (`[api.tokens]`) while running.
     pub fn with_tokens(mut self, tokens: crate::api::Tokens) -> Reloader {
-        self.tokens = Some(tokens);
+        let part: LivePart = Box::new(move |next| {
+            let step = tokens.prepare(&next.api)?;
+            Ok(Box::new(move || (step(), Vec::new())))
+        });
+        self.parts.push((TOKENS.to_string(), part));
         self
     }
 
     /// Lets the running channel `name` apply its reloaded section itself.
     pub fn with_channel(mut self, name: &str, reconfigure: Reconfigure) -> Reloader {
-        self.channels.push((format!("channels.{name}"), reconfigure));
+        self.parts.push((format!("channels.{name}"), Box::new(move |next| reconfigure(&next.channels))));
         self
     }
 
@@ -144,36 +151,21 @@ impl Reloader {
             names.into_iter().filter(|n| old_parts.get(*n) != new_parts.get(*n)).cloned().collect();
         let (mut live, mut restart): (Vec<String>, Vec<String>) = changed
             .into_iter()
-            .filter(|n| !self.channels.iter().any(|(key, _)| key == n))
-            .filter(|n| !(self.tokens.is_some() && n == TOKENS))
+            .filter(|n| !self.parts.iter().any(|(key, _)| key == n))
             .partition(|n| LIVE.contains(&n.as_str()));
         let routing = !live.is_empty();
         if routing && let Err(why) = routing_applies(&self.running, &next) {
-            warn!(reason = %why, "configuration reload refused, nothing changed");
-            return self.finish(Outcome::Refused(why));
+            return self.refused(why);
         }
-        // Every channel reads its part first; only when all can apply does any of them.
+        // Every part reads what it needs first; only when all can apply does any of them.
         let mut steps = Vec::new();
-        for (key, reconfigure) in &self.channels {
-            match reconfigure(&next.channels) {
+        for (key, prepare) in &self.parts {
+            match prepare(&next) {
                 Ok(step) => steps.push((key.clone(), step)),
-                Err(why) => {
-                    let why = format!("{key}: {why}");
-                    warn!(reason = %why, "configuration reload refused, nothing changed");
-                    return self.finish(Outcome::Refused(why));
-                }
+                // The reason names its key (`channels.webhook.sources.shop: ...`).
+                Err(why) => return self.refused(why),
             }
         }
-        let tokens = match &self.tokens {
-            None => None,
-            Some(tokens) => match tokens.prepare(&next.api) {
-                Ok(step) => Some(step),
-                Err(why) => {
-                    warn!(reason = %why, "configuration reload refused, nothing changed");
-                    return self.finish(Outcome::Refused(why));
-                }
-            },
-        };
         if routing {
             self.routing.send_replace(Arc::new(next.routing.clone()));
         }
@@ -181,9 +173,6 @@ impl Reloader {
             let (applied, later) = step();
             live.extend(applied.iter().map(|k| format!("{key}.{k}")));
             restart.extend(later.iter().map(|k| format!("{key}.{k}")));
-        }
-        if let Some(step) = tokens {
-            live.extend(step());
         }
         if !restart.is_empty() {
             warn!(sections = ?restart, "configuration reload: these sections changed and apply only after a restart");
@@ -193,6 +182,12 @@ impl Reloader {
         // reload names only what changed since this one.
         self.running = next;
         self.finish(Outcome::Applied { live, restart })
+    }
+
+    /// A valid file that cannot apply: nothing changed.
+    fn refused(&self, why: String) -> Outcome {
+        warn!(reason = %why, "configuration reload refused, nothing changed");
+        self.finish(Outcome::Refused(why))
     }
 
     fn finish(&self, outcome: Outcome) -> Outcome {
