@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use std::future::Future;
 use std::time::Duration;
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use serde::Deserialize;
 use switchboard_bus::Bus;
@@ -120,7 +120,9 @@ impl QueueBoard {
                         let mut mine: Vec<Waiting> = waiting.iter().filter(|w| &w.team == team).cloned().collect();
                         name_customers(&bus, &mut mine, &mut names).await;
                         let snapshot = QueueSnapshot { team: team.clone(), waiting: mine, at };
-                        let text = render_board(&Plain, &snapshot);
+                        // The stamp is left out: a board whose content holds is not edited
+                        // every minute just to move its time.
+                        let text = board_content(&Plain, &snapshot);
                         if shown.get(team) == Some(&text) {
                             continue;
                         }
@@ -190,10 +192,18 @@ fn minutes(ms: i64) -> String {
     }
 }
 
-/// A team's board: a heading with the count, the oldest wait and how many are past their SLA,
-/// one line per listed conversation, and the time it was made (to the minute, so the text only
-/// changes when something shown changed).
+/// A team's board: its content and the time it was last changed (to the minute). The board is
+/// edited only when its content changes, so an unchanged empty queue keeps its time.
 pub fn render_board<M: Markup>(m: &M, snapshot: &QueueSnapshot) -> String {
+    let mut out = board_content(m, snapshot);
+    let stamp = snapshot.at.format("%H:%M UTC");
+    let _ = write!(out, "\n{}", m.italic(&format!("Updated {stamp}")));
+    out
+}
+
+/// A board without its time: a heading with the count, the oldest wait and how many are past
+/// their SLA, and one line per listed conversation.
+fn board_content<M: Markup>(m: &M, snapshot: &QueueSnapshot) -> String {
     let now = snapshot.at.timestamp_millis();
     let waiting = &snapshot.waiting;
     let mut out = m.bold(&format!("Queue: {}", snapshot.team));
@@ -231,14 +241,13 @@ pub fn render_board<M: Markup>(m: &M, snapshot: &QueueSnapshot) -> String {
     if waiting.len() > MAX_LISTED {
         let _ = write!(out, "\n{}", m.escape(&format!("… and {} more", waiting.len() - MAX_LISTED)));
     }
-    let stamp = Utc.timestamp_millis_opt(now).single().unwrap_or(snapshot.at);
-    let _ = write!(out, "\n{}", m.italic(&format!("As of {}", stamp.format("%H:%M UTC"))));
     out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::TimeZone;
 
     fn waiting(code: &str, waited_min: i64, sla_left_min: i64, now: i64) -> Waiting {
         Waiting {
@@ -267,13 +276,13 @@ mod tests {
         assert_eq!(lines[2], "#K000 Ada Lovelace (webhook), priority 50, L1, waiting 12 min, ⚠ reply 3 min late");
         assert_eq!(lines[3], "#K001 Ada Lovelace (webhook), priority 50, L1, waiting 11 min, reply due in 20 min");
         assert_eq!(lines[12], "… and 2 more");
-        assert_eq!(lines[13], "As of 10:32 UTC");
+        assert_eq!(lines[13], "Updated 10:32 UTC");
     }
 
     #[test]
     fn an_empty_queue_says_nobody_waits() {
         let at = Utc::now();
         let text = render_board(&Plain, &QueueSnapshot { team: "support".into(), waiting: vec![], at });
-        assert!(text.starts_with("Queue: support\nNobody is waiting.\nAs of "), "{text}");
+        assert!(text.starts_with("Queue: support\nNobody is waiting.\nUpdated "), "{text}");
     }
 }
