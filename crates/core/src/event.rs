@@ -86,6 +86,10 @@ pub enum EventKind {
     /// A supervisor changed a conversation's priority (`data.from`, `data.to`,
     /// `data.by_supervisor`); a waiting one took its new place in the queue.
     PriorityChanged,
+    /// A channel heard what became of a message it sent to a customer: `data.status` is `sent`,
+    /// `delivered` or `read` (a failure is `delivery_failed`), `data.provider_message_id` the
+    /// provider's id of it and `data.outbound_id` the `outbound/1` it carried, where known.
+    MessageStatus,
 }
 
 impl EventKind {
@@ -115,6 +119,7 @@ impl EventKind {
             EventKind::MessageNotRouted => "message_not_routed",
             EventKind::CustomerForgotten => "customer_forgotten",
             EventKind::PriorityChanged => "priority_changed",
+            EventKind::MessageStatus => "message_status",
         }
     }
 }
