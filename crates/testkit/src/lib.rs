@@ -6,6 +6,8 @@
 //! exception is Telegram, unreachable from CI: behind the `telegram` feature, `FakeBotApi` serves
 //! the Bot API's real wire format and enforces its rules, for the real client to talk to.
 //! Behind the `matrix` feature, [`Synapse`] is a real Matrix homeserver (SQLite, loopback only).
+//! Behind the `whatsapp` feature, `FakeGraph` is a fake WhatsApp Cloud API (also unreachable from
+//! CI), enforcing its documented rules, and signs webhook notifications as Meta does.
 
 mod mail;
 mod nats;
@@ -20,6 +22,8 @@ mod synapse_client;
 #[cfg(feature = "telegram")]
 mod telegram;
 mod wait;
+#[cfg(feature = "whatsapp")]
+mod whatsapp;
 
 pub use mail::{MAIL_DOMAIN, MailConfig, MailServer};
 pub use nats::{NatsServer, TEST_MAX_FILE_STORE};
@@ -40,3 +44,8 @@ pub use telegram::{
     GetUpdatesCall, SentFile, SentMessage, Webhook,
 };
 pub use wait::{free_port, wait_until};
+#[cfg(feature = "whatsapp")]
+pub use whatsapp::{
+    FAKE_GRAPH_VERSION, FakeGraph, GraphCall, GraphFault, SentWhatsApp, WhatsAppUpload,
+    notification as whatsapp_notification,
+};
