@@ -161,8 +161,7 @@ impl WhatsAppConfig {
             return Err(err("window_secs", "must be greater than 0"));
         }
         if let Some(t) = &self.reengage_template {
-            if t.name.is_empty() || !t.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-            {
+            if t.name.is_empty() || !t.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
                 return Err(err("reengage_template.name", "a template name: lower-case letters, digits and `_`"));
             }
             if t.language.is_empty() || t.language.len() > 16 {
@@ -259,7 +258,10 @@ mod tests {
         assert_eq!(c.secrets().unwrap_err().key, "verify_token_file", "too short");
         let c = WhatsAppConfig { verify_token_file: file("verify", "verify-me-please"), ..c };
         let s = c.secrets().unwrap();
-        assert_eq!((s.access_token.as_str(), s.verify_token.as_str()), ("EAAG-a-long-access-token", "verify-me-please"));
+        assert_eq!(
+            (s.access_token.as_str(), s.verify_token.as_str()),
+            ("EAAG-a-long-access-token", "verify-me-please")
+        );
         assert_eq!(format!("{s:?}"), "Secrets(<redacted>)");
         std::fs::remove_dir_all(&dir).unwrap();
     }

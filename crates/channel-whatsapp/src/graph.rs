@@ -172,34 +172,34 @@ impl Graph {
             .text("type", mime.to_string())
             .part("file", part);
         let v = self.call(self.http.post(&url).multipart(form)).await?;
-        v["id"].as_str().map(str::to_string).ok_or(GraphError {
-            class: Class::Retry,
-            reason: "WhatsApp took an upload without giving its id".into(),
-        })
+        v["id"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or(GraphError { class: Class::Retry, reason: "WhatsApp took an upload without giving its id".into() })
     }
 
     /// Looks a media id up: its download URL and stated size (`GET /{media-id}`).
     pub async fn media_url(&self, id: &str) -> Result<(String, Option<u64>), GraphError> {
         let v = self.call(self.http.get(format!("{}/{id}", self.base))).await?;
-        let url = v["url"].as_str().ok_or(GraphError {
-            class: Class::Retry,
-            reason: format!("media {id} came without a URL"),
-        })?;
+        let url = v["url"]
+            .as_str()
+            .ok_or(GraphError { class: Class::Retry, reason: format!("media {id} came without a URL") })?;
         Ok((url.to_string(), v["file_size"].as_u64()))
     }
 
     /// Downloads a media URL with the token, at most `max` bytes: `None` when it is larger.
     pub async fn download(&self, url: &str, max: u64) -> Result<Option<Vec<u8>>, GraphError> {
-        let mut response = self
-            .http
-            .get(url)
-            .bearer_auth(&*self.token)
-            .send()
-            .await
-            .map_err(|e| GraphError { class: Class::Retry, reason: format!("media download: {}", e.without_url()) })?;
+        let mut response =
+            self.http.get(url).bearer_auth(&*self.token).send().await.map_err(|e| GraphError {
+                class: Class::Retry,
+                reason: format!("media download: {}", e.without_url()),
+            })?;
         let status = response.status().as_u16();
         if !response.status().is_success() {
-            return Err(GraphError { class: classify(status, None, None), reason: format!("media download: HTTP {status}") });
+            return Err(GraphError {
+                class: classify(status, None, None),
+                reason: format!("media download: HTTP {status}"),
+            });
         }
         if response.content_length().is_some_and(|n| n > max) {
             return Ok(None);
@@ -271,7 +271,10 @@ mod tests {
         let body = r#"{"error":{"message":"(#131026) Message undeliverable","type":"OAuthException","code":131026,"error_data":{"messaging_product":"whatsapp","details":"Unable to deliver"},"error_subcode":2494010,"fbtrace_id":"Az8or2yhqkZfEZ-_4Qn_Bam"}}"#;
         let (code, reason) = describe(400, body);
         assert_eq!(code, Some(131026));
-        assert_eq!(reason, "WhatsApp refused (HTTP 400, code 131026): (#131026) Message undeliverable: Unable to deliver");
+        assert_eq!(
+            reason,
+            "WhatsApp refused (HTTP 400, code 131026): (#131026) Message undeliverable: Unable to deliver"
+        );
         assert_eq!(describe(502, "<html>bad gateway</html>"), (None, "WhatsApp answered HTTP 502".into()));
         let e: SendError = GraphError { class: Class::Wait(Duration::from_secs(6)), reason: "x".into() }.into();
         assert_eq!(e.retry_after, Some(Duration::from_secs(6)));

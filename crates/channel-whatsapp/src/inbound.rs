@@ -269,8 +269,7 @@ async fn record(
         channel: Some(CHANNEL.into()),
         data,
     };
-    let published =
-        bus.publish(&subjects::event(kind.as_str()), &event, msg_id).await.map_err(|e| e.to_string())?;
+    let published = bus.publish(&subjects::event(kind.as_str()), &event, msg_id).await.map_err(|e| e.to_string())?;
     Ok(!published.duplicate)
 }
 

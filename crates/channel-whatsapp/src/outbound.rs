@@ -52,7 +52,8 @@ pub fn callback(message: &OutboundMessage) -> String {
 
 /// A text message's body (without `to`, added by the sender).
 pub fn text_body(text: &str, reply_to: Option<&str>, callback: &str) -> Value {
-    let mut body = json!({ "type": "text", "text": { "preview_url": false, "body": text }, "biz_opaque_callback_data": callback });
+    let mut body =
+        json!({ "type": "text", "text": { "preview_url": false, "body": text }, "biz_opaque_callback_data": callback });
     if let Some(id) = reply_to {
         body["context"] = json!({ "message_id": id });
     }
@@ -108,7 +109,7 @@ impl WhatsAppChannel {
         let kv = self.kv().await?;
         let now = chrono::Utc::now().timestamp();
         let last = state::read_time(&kv, &state::window_key(to)).await.map_err(SendError::retryable)?;
-        if !last.is_some_and(|at| now - at < self.window_secs as i64) {
+        if last.is_none_or(|at| now - at >= self.window_secs as i64) {
             return self.window_closed(message, &kv, last, None).await;
         }
         let callback = callback(message);
@@ -267,7 +268,10 @@ mod tests {
         assert_eq!(media_type("audio/ogg; codecs=opus"), "audio");
         assert_eq!(media_type("image/webp"), "document");
         assert_eq!(media_type("application/pdf"), "document");
-        assert_eq!(media_body("document", "42", "label.pdf", "c")["document"], json!({"id":"42","filename":"label.pdf"}));
+        assert_eq!(
+            media_body("document", "42", "label.pdf", "c")["document"],
+            json!({"id":"42","filename":"label.pdf"})
+        );
         assert_eq!(media_body("image", "7", "x.jpg", "c")["image"], json!({"id":"7"}));
         let t = template_body("reengage", "en_US", "c");
         assert_eq!(t["template"], json!({"name":"reengage","language":{"code":"en_US"}}));

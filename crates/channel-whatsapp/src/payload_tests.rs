@@ -73,19 +73,28 @@ fn every_media_type_lists_its_file_to_fetch() {
     let sha = "UTFmSk3NjZ5Rtd8Tr0wNN8qHMsGa4YdPBQlfkX1VjqE=";
     let cases = [
         (
-            base("image", json!({ "caption": "The box arrived crushed", "mime_type": "image/jpeg", "sha256": sha, "id": "1003383421387256" })),
+            base(
+                "image",
+                json!({ "caption": "The box arrived crushed", "mime_type": "image/jpeg", "sha256": sha, "id": "1003383421387256" }),
+            ),
             "image",
             "[image] The box arrived crushed",
             "image.jpg",
         ),
         (
-            base("audio", json!({ "mime_type": "audio/ogg; codecs=opus", "sha256": sha, "id": "1003383421387257", "voice": true })),
+            base(
+                "audio",
+                json!({ "mime_type": "audio/ogg; codecs=opus", "sha256": sha, "id": "1003383421387257", "voice": true }),
+            ),
             "voice",
             "[voice message]",
             "voice.ogg",
         ),
         (
-            base("audio", json!({ "mime_type": "audio/mpeg", "sha256": sha, "id": "1003383421387258", "voice": false })),
+            base(
+                "audio",
+                json!({ "mime_type": "audio/mpeg", "sha256": sha, "id": "1003383421387258", "voice": false }),
+            ),
             "audio",
             "[audio]",
             "audio.mp3",
@@ -97,13 +106,19 @@ fn every_media_type_lists_its_file_to_fetch() {
             "video.mp4",
         ),
         (
-            base("document", json!({ "caption": "My invoice", "filename": "invoice-17.pdf", "mime_type": "application/pdf", "sha256": sha, "id": "1003383421387260" })),
+            base(
+                "document",
+                json!({ "caption": "My invoice", "filename": "invoice-17.pdf", "mime_type": "application/pdf", "sha256": sha, "id": "1003383421387260" }),
+            ),
             "document",
             "[document: invoice-17.pdf] My invoice",
             "invoice-17.pdf",
         ),
         (
-            base("sticker", json!({ "mime_type": "image/webp", "sha256": sha, "id": "1003383421387261", "animated": false })),
+            base(
+                "sticker",
+                json!({ "mime_type": "image/webp", "sha256": sha, "id": "1003383421387261", "animated": false }),
+            ),
             "sticker",
             "[sticker]",
             "sticker.webp",
@@ -141,19 +156,28 @@ fn location_contacts_and_replies_render_for_the_agent() {
     }]);
     assert_eq!(carried(m).envelope.text, "[contact] Barbara J. Johnson, +1 (940) 555-1234, bjohnson@whatsapp.com");
 
-    let mut m = base("interactive", json!({ "type": "button_reply", "button_reply": { "id": "yes-refund", "title": "Yes, refund me" } }));
+    let mut m = base(
+        "interactive",
+        json!({ "type": "button_reply", "button_reply": { "id": "yes-refund", "title": "Yes, refund me" } }),
+    );
     m["context"] = json!({ "from": "15550783881", "id": "wamid.HBgLMTY1MDM4Nzk0MzkVAgARGBI5QTNDQTVCM0Q0Q0Q2RTY3RTcA" });
     let c = carried(m);
     assert_eq!((c.envelope.text.as_str(), c.envelope.metadata[KIND_KEY].as_str()), ("Yes, refund me", "button_reply"));
     assert_eq!(c.envelope.metadata["whatsapp.reply_id"], "yes-refund");
-    assert_eq!(c.envelope.metadata["whatsapp.context_id"], "wamid.HBgLMTY1MDM4Nzk0MzkVAgARGBI5QTNDQTVCM0Q0Q0Q2RTY3RTcA");
+    assert_eq!(
+        c.envelope.metadata["whatsapp.context_id"],
+        "wamid.HBgLMTY1MDM4Nzk0MzkVAgARGBI5QTNDQTVCM0Q0Q0Q2RTY3RTcA"
+    );
 
     let list = base(
         "interactive",
         json!({ "type": "list_reply", "list_reply": { "id": "priority-express", "title": "Express", "description": "Next day delivery" } }),
     );
     let c = carried(list);
-    assert_eq!((c.envelope.text.as_str(), c.envelope.metadata[KIND_KEY].as_str()), ("Express (Next day delivery)", "list_reply"));
+    assert_eq!(
+        (c.envelope.text.as_str(), c.envelope.metadata[KIND_KEY].as_str()),
+        ("Express (Next day delivery)", "list_reply")
+    );
 
     let button = base("button", json!({ "payload": "STOP_PROMOTIONS", "text": "Stop promotions" }));
     let c = carried(button);
@@ -173,7 +197,10 @@ fn what_cannot_be_carried_is_named_and_nothing_is_dropped() {
         "errors": [{ "code": 131051, "title": "Message type unknown", "message": "Message type unknown",
                      "error_data": { "details": "Message type is currently not supported." } }]
     });
-    assert_eq!(one(unsupported), Item::Unsupported { wamid: "wamid.unsupported".into(), from: FROM.into(), kind: "unsupported".into() });
+    assert_eq!(
+        one(unsupported),
+        Item::Unsupported { wamid: "wamid.unsupported".into(), from: FROM.into(), kind: "unsupported".into() }
+    );
     let order = base("order", json!({ "catalog_id": "1", "product_items": [] }));
     assert!(matches!(one(order), Item::Unsupported { kind, .. } if kind == "order"));
     let future = base("hologram", json!({ "id": "1" }));

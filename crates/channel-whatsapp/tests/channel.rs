@@ -215,7 +215,8 @@ async fn outside_the_window_the_template_goes_once_and_the_agent_is_told() {
         .await;
     let old = s.graph.message_at(ADA, "text", json!({ "body": "Hello?" }), Duration::from_secs(25 * 3600));
     assert_eq!(s.graph.deliver(&s.url, &s.graph.notification(vec![old])).await.0, 200);
-    let (first, second) = (testkit::outbound(CHANNEL, ADA, "Sorry for the wait!"), testkit::outbound(CHANNEL, ADA, "Still there?"));
+    let (first, second) =
+        (testkit::outbound(CHANNEL, ADA, "Sorry for the wait!"), testkit::outbound(CHANNEL, ADA, "Still there?"));
     s.bus.send_outbound(&first).await;
     s.bus.send_outbound(&second).await;
     s.bus.wait_outbound_drained(CHANNEL, WAIT).await;

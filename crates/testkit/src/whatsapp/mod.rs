@@ -294,8 +294,7 @@ impl FakeGraph {
 
     /// `sha256=<hex>` of `body` with the app secret: the `X-Hub-Signature-256` Meta sends.
     pub fn sign(&self, body: &[u8]) -> String {
-        let mut mac =
-            <Hmac<Sha256> as Mac>::new_from_slice(self.shared.app_secret.as_bytes()).expect("any key length");
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.shared.app_secret.as_bytes()).expect("any key length");
         mac.update(body);
         format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
     }
@@ -419,7 +418,8 @@ impl FakeGraph {
             s["biz_opaque_callback_data"] = c.clone().into();
         }
         if let Some((code, title)) = error {
-            s["errors"] = json!([{ "code": code, "title": title, "message": title, "error_data": { "details": title } }]);
+            s["errors"] =
+                json!([{ "code": code, "title": title, "message": title, "error_data": { "details": title } }]);
         }
         notification(&self.shared.phone_number_id, vec![], vec![s])
     }

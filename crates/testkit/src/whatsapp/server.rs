@@ -53,7 +53,9 @@ fn answer(fake: &Fake, method: &str, path: String, result: Result<Value, GraphFa
 }
 
 fn check_version(version: &str) -> Result<(), GraphFault> {
-    let ok = version.strip_prefix('v').is_some_and(|v| v.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())));
+    let ok = version
+        .strip_prefix('v')
+        .is_some_and(|v| v.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())));
     if ok { Ok(()) } else { Err(GraphFault::new(400, 2500, "Unknown path components")) }
 }
 
@@ -247,7 +249,9 @@ async fn download(AxumState(fake): AxumState<Fake>, Path(id): Path<String>, head
     });
     fake.shared.updated();
     match (status, found) {
-        (StatusCode::OK, Some((mime, bytes))) => (StatusCode::OK, [(header::CONTENT_TYPE, mime)], bytes).into_response(),
+        (StatusCode::OK, Some((mime, bytes))) => {
+            (StatusCode::OK, [(header::CONTENT_TYPE, mime)], bytes).into_response()
+        }
         (status, _) => status.into_response(),
     }
 }
