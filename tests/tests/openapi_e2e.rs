@@ -80,6 +80,18 @@ async fn daemon_with_every_route(api: &FakeBotApi, dir: &Path) -> TestDaemon {
         (slack.enabled, slack.api_base) = (true, "http://127.0.0.1:9/api".into());
         (slack.bot_token_file, slack.signing_secret_file) =
             (Some(dir_slack.join("slack-bot")), Some(dir_slack.join("slack-signing")));
+        // WhatsApp's webhook; nothing is ever sent, so the Graph API (unreachable) is never called.
+        for (name, value) in [
+            ("wa-token", "openapi-test-whatsapp-token"),
+            ("wa-secret", "openapi-test-app-secret"),
+            ("wa-verify", "openapi-verify"),
+        ] {
+            std::fs::write(dir_slack.join(name), value).unwrap();
+        }
+        let wa = &mut c.channels.whatsapp;
+        (wa.enabled, wa.graph_url, wa.phone_number_id) = (true, "http://127.0.0.1:9".into(), "106540352242922".into());
+        (wa.access_token_file, wa.app_secret_file, wa.verify_token_file) =
+            (Some(dir_slack.join("wa-token")), Some(dir_slack.join("wa-secret")), Some(dir_slack.join("wa-verify")));
         c.metrics.enabled = true;
         c.router.enabled = true;
         c.routing = serde_json::from_value(json!({

@@ -37,6 +37,8 @@ pub fn document() -> OpenApi {
     doc.merge(switchboard_channel_webchat::openapi(true));
     #[cfg(feature = "channel-slack")]
     doc.merge(switchboard_channel_slack::openapi());
+    #[cfg(feature = "channel-whatsapp")]
+    doc.merge(switchboard_channel_whatsapp::openapi());
 
     let mut components = doc.components.take().unwrap_or_else(|| ComponentsBuilder::new().build());
     for (name, scheme) in security_schemes() {
@@ -58,6 +60,7 @@ pub fn document() -> OpenApi {
             ("telegram", "Telegram updates by webhook."),
             ("webchat", "The web chat: widget, WebSocket, uploads and files."),
             ("slack", "Slack's Events API: agents' messages, button presses and the /sb command (signed by Slack)."),
+            ("whatsapp", "WhatsApp Cloud API notifications (signed by Meta) and the webhook's verification."),
         ]
         .into_iter()
         .map(|(name, what)| TagBuilder::new().name(name).description(Some(what)).build())
@@ -112,6 +115,10 @@ fn security_schemes() -> Vec<(&'static str, SecurityScheme)> {
             ),
         ),
         ("telegramSecret", header("X-Telegram-Bot-Api-Secret-Token", "The webhook secret given to Telegram.")),
+        (
+            "whatsappSignature",
+            header("X-Hub-Signature-256", "Meta's `sha256=<hex HMAC-SHA256>` of the raw body with the app secret."),
+        ),
         (
             "slackSignature",
             header(
