@@ -270,3 +270,25 @@ async fn rate_limits_are_waited_and_undeliverable_messages_dead_lettered() {
     assert_eq!(refused, 1, "not retried");
     s.running.stop().await;
 }
+
+#[tokio::test]
+async fn whatsapps_own_re_engagement_refusal_is_a_closed_window_too() {
+    // A window longer than WhatsApp's (a misconfiguration, or clocks apart): our check lets the
+    // reply through, WhatsApp answers 131047, and the template goes instead.
+    let s = setup(|c| {
+        c.window_secs = 48 * 3600;
+        c.reengage_template = Some(TemplateConfig { name: "reengage".into(), language: "en_US".into() });
+    })
+    .await;
+    let old = s.graph.message_at(ADA, "text", json!({ "body": "Hello?" }), Duration::from_secs(30 * 3600));
+    assert_eq!(s.graph.deliver(&s.url, &s.graph.notification(vec![old])).await.0, 200);
+    s.bus.send_outbound(&testkit::outbound(CHANNEL, ADA, "Here is your answer")).await;
+    s.bus.wait_outbound_drained(CHANNEL, WAIT).await;
+    assert_eq!(s.graph.calls().iter().filter(|c| c.code == Some(131047)).count(), 1, "WhatsApp refused the text");
+    let sent = s.graph.sent_to(ADA);
+    assert_eq!(sent.iter().map(|m| m.kind.as_str()).collect::<Vec<_>>(), ["template"]);
+    let told = s.events("delivery_failed").await;
+    let reason = told[0].data["reason"].as_str().unwrap();
+    assert!(reason.contains("WhatsApp says more than 24 hours have passed"), "{reason}");
+    s.running.stop().await;
+}
