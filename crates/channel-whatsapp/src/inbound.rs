@@ -240,8 +240,11 @@ async fn status(bus: &Bus, s: &Status) -> Result<ItemOutcome, String> {
         if let Some(e) = s.errors.first() {
             data.insert("error_code".into(), e.code.into());
         }
+        // Apart from the runtime's `delivery-failed:<outbound id>`: a reply WhatsApp took and then
+        // could not deliver (a closed window's template among them) is told too, once for all its
+        // parts.
         let msg_id = match outbound {
-            Some(o) => format!("delivery-failed:{o}"),
+            Some(o) => format!("delivery-failed:{o}:status"),
             None => format!("wa-status:{id}:failed"),
         };
         record(bus, EventKind::DeliveryFailed, conversation, data, &msg_id).await?

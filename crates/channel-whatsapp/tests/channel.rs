@@ -172,6 +172,7 @@ async fn statuses_become_events_on_their_conversation() {
 
     let failed = s.graph.status_for(&sent, "failed", Some((131026, "Message undeliverable")));
     assert_eq!(s.graph.deliver(&s.url, &failed).await.0, 200);
+    assert_eq!(s.graph.deliver(&s.url, &failed).await.0, 200, "delivered again: recorded once");
     let failures = s.events("delivery_failed").await;
     assert_eq!(failures.len(), 1);
     assert_eq!(failures[0].conversation_id, Some(reply.conversation_id));
@@ -231,6 +232,12 @@ async fn outside_the_window_the_template_goes_once_and_the_agent_is_told() {
     assert!(reasons[0].contains("template `reengage` was sent instead"), "{reasons:?}");
     assert!(reasons[1].contains("template `reengage` was sent 0 h ago"), "{reasons:?}");
     assert!(s.bus.dead_letters(CHANNEL).await.is_empty(), "handled, not dead-lettered");
+    // The template itself fails later: the agent hears of that too.
+    let failed = s.graph.status_for(&sent[0], "failed", Some((131026, "Message undeliverable")));
+    assert_eq!(s.graph.deliver(&s.url, &failed).await.0, 200);
+    let told = s.events("delivery_failed").await;
+    assert_eq!(told.len(), 3, "{told:#?}");
+    assert!(told[2].data["reason"].as_str().unwrap().contains("could not deliver it: 131026"), "{:?}", told[2].data);
     s.running.stop().await;
 }
 
