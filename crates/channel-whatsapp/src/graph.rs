@@ -159,6 +159,20 @@ impl Graph {
         }
     }
 
+    /// Checks the token against the number (`GET /{phone-number-id}`): its display number, or
+    /// why not; a refused token (HTTP 401, code 190) is [`Class::Permanent`].
+    pub async fn check_number(&self) -> Result<String, GraphError> {
+        let url = format!("{}/{}?fields=display_phone_number,verified_name", self.base, self.phone_number_id);
+        match self.call(self.http.get(url)).await {
+            Ok(v) => Ok(v["display_phone_number"].as_str().unwrap_or("?").to_string()),
+            Err(e) if e.reason.contains("code 190") || e.reason.contains("HTTP 401") => Err(GraphError {
+                class: Class::Permanent,
+                reason: format!("the access token is refused: {}", e.reason),
+            }),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Uploads a file for sending (`POST /{phone-number-id}/media`); returns its media id.
     pub async fn upload(&self, bytes: Vec<u8>, mime: &str, filename: &str) -> Result<String, GraphError> {
         let url = format!("{}/{}/media", self.base, self.phone_number_id);

@@ -26,7 +26,7 @@ pub mod payload;
 pub mod signature;
 mod state;
 
-use switchboard_adapter::{Channel, Inbound, SendError, SendReceipt};
+use switchboard_adapter::{AdapterError, Channel, HealthStatus, Inbound, SendError, SendReceipt};
 use switchboard_bus::BusSlot;
 use switchboard_core::OutboundMessage;
 
@@ -85,6 +85,28 @@ impl WhatsAppChannel {
 impl Channel for WhatsAppChannel {
     fn name(&self) -> &str {
         CHANNEL
+    }
+
+    /// Notifications come by webhook; this only checks the token once, so a refused one shows on
+    /// `/readyz` at once rather than at the first reply.
+    async fn run_inbound(&self, inbound: Inbound) -> Result<(), AdapterError> {
+        // The runtime marks the channel ready right after starting this: not over a refusal.
+        for _ in 0..100 {
+            if inbound.health().get() != HealthStatus::Starting {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        match self.graph.check_number().await {
+            Ok(number) => tracing::info!(%number, "whatsapp number reachable with the access token"),
+            Err(e) if e.class == Class::Permanent => {
+                tracing::warn!(error = %e, "the WhatsApp access token is refused");
+                inbound.health().set(HealthStatus::Degraded(format!("WhatsApp: {}", e.reason)));
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot check the WhatsApp number now"),
+        }
+        inbound.shutdown().cancelled().await;
+        Ok(())
     }
 
     fn routes(&self, inbound: Inbound) -> Option<axum::Router> {

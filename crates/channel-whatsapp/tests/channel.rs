@@ -299,3 +299,38 @@ async fn whatsapps_own_re_engagement_refusal_is_a_closed_window_too() {
     assert!(reason.contains("WhatsApp says more than 24 hours have passed"), "{reason}");
     s.running.stop().await;
 }
+
+#[tokio::test]
+async fn a_refused_access_token_shows_in_the_health_at_once() {
+    let bus = TestBus::start().await;
+    let graph = FakeGraph::start(TOKEN, APP_SECRET, NUMBER).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = |name: &str, value: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, value).unwrap();
+        Some(p)
+    };
+    let cfg = WhatsAppConfig {
+        enabled: true,
+        graph_url: graph.url(),
+        api_version: FAKE_GRAPH_VERSION.into(),
+        phone_number_id: NUMBER.into(),
+        access_token_file: file("token", "EAAG-a-revoked-token-here"),
+        app_secret_file: file("secret", APP_SECRET),
+        verify_token_file: file("verify", VERIFY),
+        ..WhatsAppConfig::default()
+    };
+    let stop = tokio_util::sync::CancellationToken::new();
+    let channel = std::sync::Arc::new(WhatsAppChannel::new(&cfg, bus.slot()).unwrap());
+    let runtime = switchboard_adapter::ChannelRuntime::new(channel, runtime(), bus.slot(), stop.clone());
+    let health = runtime.health();
+    let task = runtime.spawn();
+    wait_for("the health degraded", WAIT, || {
+        let health = health.clone();
+        async move { matches!(health.get(), switchboard_adapter::HealthStatus::Degraded(why) if why.contains("access token is refused")) }
+    })
+    .await;
+    assert!(graph.calls().iter().any(|c| c.code == Some(190)));
+    stop.cancel();
+    task.await.unwrap().unwrap();
+}

@@ -2,6 +2,7 @@
 //! formats so the WhatsApp channel runs unchanged against it: `POST /{version}/{phone-number-id}/messages`
 //! (text, media by id or link, templates, `context`), `POST /{version}/{phone-number-id}/media`
 //! (multipart upload), `GET /{version}/{media-id}` (the media's URL) and the media download,
+//! `GET /{version}/{phone-number-id}` (the number, for a token check),
 //! each with the bearer token checked. It records what was sent, and builds what Meta sends a
 //! webhook: the notification JSON for every message type and status ([`notification`],
 //! [`FakeGraph::message`], [`FakeGraph::status_for`]), signed with the app secret

@@ -214,6 +214,12 @@ async fn media_url(
         if !authorized(&fake, &headers) {
             return Err(GraphFault::new(401, 190, "Invalid OAuth access token - Cannot parse access token"));
         }
+        if id == fake.shared.phone_number_id {
+            return Ok(json!({
+                "verified_name": "Switchboard Test", "display_phone_number": "+1 555-078-3881",
+                "id": id, "quality_rating": "GREEN",
+            }));
+        }
         let state = fake.shared.lock();
         let Some((mime, bytes)) = state.media.get(&id) else {
             return Err(GraphFault::new(
