@@ -197,3 +197,32 @@ fn slack_settings_are_checked_against_routing() {
     load(&format!("{routing}{slack}[channels.slack.agents]\nalice = \"U012ABC\"\n[channels.slack.team_channels]\nsupport = \"C0123\"\n"))
         .unwrap();
 }
+
+#[test]
+fn whatsapp_settings_name_their_key() {
+    let wa = "[channels.whatsapp]\nenabled = true\naccess_token_env = \"T\"\napp_secret_env = \"S\"\nverify_token_env = \"V\"\n";
+    check(wa, "channels.whatsapp.phone_number_id", "numeric id");
+    check(&format!("{wa}phone_number_id = \"1065\"\napi_version = \"21\"\n"), "channels.whatsapp.api_version", "v21.0");
+    check(
+        "[channels.whatsapp]\nenabled = true\nphone_number_id = \"1065\"\naccess_token_env = \"T\"\nverify_token_env = \"V\"\n",
+        "channels.whatsapp.app_secret_env",
+        "exactly one",
+    );
+    check(
+        &format!(
+            "{wa}phone_number_id = \"1065\"\nreengage_template = {{ name = \"Hi there\", language = \"en_US\" }}\n"
+        ),
+        "channels.whatsapp.reengage_template.name",
+        "template name",
+    );
+    check(
+        &format!("{wa}phone_number_id = \"1065\"\nwindow_hours = 24\n"),
+        "channels.whatsapp.window_hours",
+        "unknown field",
+    );
+    let routing = "[routing]\ndefault_team = \"support\"\n[routing.teams.support]\n";
+    load(&format!(
+        "{routing}{wa}phone_number_id = \"1065\"\nreengage_template = {{ name = \"reengage\", language = \"en_US\" }}\n"
+    ))
+    .unwrap();
+}
