@@ -19,6 +19,8 @@ mod synapse;
 mod synapse_client;
 #[cfg(feature = "telegram")]
 mod telegram;
+#[cfg(feature = "vk")]
+mod vk;
 mod wait;
 
 pub use mail::{MAIL_DOMAIN, MailConfig, MailServer};
@@ -39,4 +41,6 @@ pub use telegram::{
     AnsweredCallback, ApiRequest, EditedMessage, FAKE_BOT_FIRST_NAME, FAKE_BOT_USERNAME, FakeBotApi, FakeError,
     GetUpdatesCall, SentFile, SentMessage, Webhook,
 };
+#[cfg(feature = "vk")]
+pub use vk::{FAKE_VK_VERSION, FakeVk, VkCall, VkSent, VkUpload};
 pub use wait::{free_port, wait_until};
