@@ -92,10 +92,10 @@ fn secret_matches(secret: &[u8; 32], presented: Option<&str>) -> bool {
     path = PATH,
     operation_id = "receive_vk_event",
     tag = "vk",
-    security(("vkSecret" = [])),
     request_body(content = Option<serde_json::Value>, description = "A Callback API event (`{\"type\", \"object\", \
         \"group_id\", \"event_id\", \"secret\"}`, see VK's documentation): `confirmation`, `message_new`, `message_edit`, \
-        `message_allow`, `message_deny`; other types are answered `ok` and not routed."),
+        `message_allow`, `message_deny`; other types are answered `ok` and not routed. Authenticated by the body's `secret` \
+        (the community's Callback API secret key, compared in constant time); `confirmation` carries none."),
     responses(
         (status = 200, description = "`ok` (text/plain) once handled and stored; for `confirmation`, the configured confirmation string."),
         (status = 400, description = "Not JSON.", body = VkError),

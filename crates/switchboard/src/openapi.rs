@@ -37,6 +37,8 @@ pub fn document() -> OpenApi {
     doc.merge(switchboard_channel_webchat::openapi(true));
     #[cfg(feature = "channel-slack")]
     doc.merge(switchboard_channel_slack::openapi());
+    #[cfg(feature = "channel-vk")]
+    doc.merge(switchboard_channel_vk::openapi());
 
     let mut components = doc.components.take().unwrap_or_else(|| ComponentsBuilder::new().build());
     for (name, scheme) in security_schemes() {
@@ -58,6 +60,7 @@ pub fn document() -> OpenApi {
             ("telegram", "Telegram updates by webhook."),
             ("webchat", "The web chat: widget, WebSocket, uploads and files."),
             ("slack", "Slack's Events API: agents' messages, button presses and the /sb command (signed by Slack)."),
+            ("vk", "VK's Callback API: a community's events (the secret key in the body)."),
         ]
         .into_iter()
         .map(|(name, what)| TagBuilder::new().name(name).description(Some(what)).build())
