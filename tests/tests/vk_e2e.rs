@@ -178,6 +178,11 @@ async fn a_customer_on_vk_is_answered_every_kind_arrives_and_a_restart_loses_and
                 (20..30).contains(&stored),
                 "the burst is taken, the rest refused: {stored} stored, {dead} dead letters"
             );
+            // Each one counted once on /metrics: the dead letters by the channel, the rest by the router.
+            let metrics =
+                daemon.http.get(format!("{}/metrics", daemon.base)).send().await.unwrap().text().await.unwrap();
+            let sample = format!("switchboard_inbound_total{{channel=\"vk\",outcome=\"dead_letter\"}} {dead}");
+            assert!(metrics.lines().any(|l| l == sample), "{sample} in {metrics}");
             break;
         }
         assert!(std::time::Instant::now() < deadline, "flood not settled: {stored} stored, {dead} dead letters");

@@ -127,14 +127,13 @@ impl Api {
         let mut wait = Duration::from_millis(500);
         loop {
             match self.call(method, params).await {
-                Err(ApiError::Vk { code, message })
+                Err(ApiError::Vk { code, .. })
                     if classify(code) == ErrorClass::Wait && waited + wait <= self.max_wait =>
                 {
                     warn!(method, code, wait_ms = wait.as_millis() as u64, "VK asked to slow down; waiting");
                     tokio::time::sleep(wait).await;
                     waited += wait;
                     wait = (wait * 2).min(Duration::from_secs(10));
-                    let _ = message;
                 }
                 other => return other,
             }

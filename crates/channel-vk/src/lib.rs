@@ -63,10 +63,8 @@ impl VkChannel {
         cfg.validate()?;
         let token = cfg.token()?;
         let api = Api::new(&cfg.api_url, &token, &cfg.api_version, cfg.requests_per_sec, cfg.max_retry_after_secs);
-        let callback = match cfg.secret()? {
-            Some(secret) => Some((cfg.confirmation.clone().unwrap_or_default(), secret, cfg.max_body_bytes)),
-            None => None,
-        };
+        let callback =
+            cfg.secret()?.map(|secret| (cfg.confirmation.clone().unwrap_or_default(), secret, cfg.max_body_bytes));
         let handler = handle::Handler { api: api.clone(), max_file_bytes: cfg.max_file_bytes };
         Ok(VkChannel {
             api,
