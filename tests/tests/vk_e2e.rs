@@ -152,7 +152,7 @@ async fn a_customer_on_vk_is_answered_every_kind_arrives_and_a_restart_loses_and
     }
     let url = daemon.nats.url();
     let stored_from = |who: i64| {
-        let url = url.clone();
+        let (url, who) = (url.clone(), who.to_string());
         async move {
             let bus = async_nats::connect(url).await.unwrap();
             let js = async_nats::jetstream::new(bus);
@@ -161,7 +161,7 @@ async fn a_customer_on_vk_is_answered_every_kind_arrives_and_a_restart_loses_and
             let mut n = 0;
             for seq in info.first_sequence..=info.last_sequence {
                 if let Ok(m) = stream.get_raw_message(seq).await
-                    && serde_json::from_slice::<Value>(&m.payload).is_ok_and(|e| e["customer"]["id"] == who.to_string())
+                    && serde_json::from_slice::<Value>(&m.payload).is_ok_and(|e| e["customer"]["id"] == who.as_str())
                 {
                     n += 1;
                 }
