@@ -5,7 +5,7 @@
 //! silently; a restart of the daemon neither loses nor repeats a message (the long-poll `ts` is
 //! kept on the bus; a callback VK sends again is a duplicate); and a customer who denied the
 //! community messages makes the agent's next answer come back to the agent as undelivered, with
-//! a reason a person understands.
+//! a reason a person understands; a community token VK refuses shows on `/readyz` until it works.
 
 use std::time::Duration;
 
@@ -259,5 +259,40 @@ async fn callbacks_are_stored_once_across_a_restart_and_a_customer_who_denied_me
         "the reply is a dead letter"
     );
     wait_until("nothing else sent", || vk.calls_of("messages.send").iter().all(|c| c.error == Some(901))).await;
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn a_refused_community_token_shows_on_readyz_until_vk_takes_it_again() {
+    let vk = FakeVk::start(GROUP, TOKEN).await;
+    let helpdesk = Receiver::start("/alice").await;
+    let dir = tempfile::tempdir().unwrap();
+    let (api, hook, path) = (vk.api_url(), helpdesk.url.clone(), dir.path().to_path_buf());
+    let daemon = TestDaemon::start(None, move |c| config(c, &path, &api, &hook, VkMode::LongPoll)).await;
+    let readyz = || async {
+        let r = daemon.http.get(format!("{}/readyz", daemon.base)).send().await.unwrap();
+        (r.status().as_u16(), r.json::<Value>().await.unwrap())
+    };
+    // The key expires while the token is revoked: getLongPollServer answers error 5.
+    vk.revoke_token(true);
+    vk.inject_failed(2);
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let (code, body) = readyz().await;
+        if body["components"]["vk"].as_str().is_some_and(|s| s.contains("VK refused the community token")) {
+            assert_eq!(code, 503, "{body}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the refused token never showed: {body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    vk.revoke_token(false);
+    let deadline = std::time::Instant::now() + WAIT;
+    while readyz().await.0 != 200 {
+        assert!(std::time::Instant::now() < deadline, "not ready again: {:?}", readyz().await);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    vk.push(FakeVk::message_new(ADA, 1, "Back again"));
+    helpdesk.wait_for("the offer after the token works again", WAIT, |v| v["type"] == "offer").await;
     daemon.stop().await;
 }
