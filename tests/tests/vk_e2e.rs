@@ -86,6 +86,8 @@ async fn a_customer_on_vk_is_answered_every_kind_arrives_and_a_restart_loses_and
     let (api, hook, path) = (vk.api_url(), helpdesk.url.clone(), dir.path().to_path_buf());
     let edit = move |c: &mut switchboard::Config| config(c, &path, &api, &hook, VkMode::LongPoll);
     let daemon = TestDaemon::start(None, edit.clone()).await;
+    // A community polled for the first time is read from then on: wait until it is.
+    wait_until("the long-poll server", || !vk.calls_of("groups.getLongPollServer").is_empty()).await;
 
     // Ada writes; alice's helpdesk is offered the conversation; she accepts and answers.
     vk.push(FakeVk::message_new(ADA, 1, "Hello! My parcel arrived broken."));

@@ -277,6 +277,8 @@ async fn a_survey_goes_out_with_buttons_and_a_press_is_the_answer_once() {
     let dir = tempfile::tempdir().unwrap();
     let channel = VkChannel::new(&config(&vk, &dir, VkMode::LongPoll), bus.slot()).unwrap();
     let running = bus.run_channel(channel, runtime());
+    // A community polled for the first time is read from then on: events before it are not.
+    wait_for("the long-poll server", WAIT, || async { !vk.calls_of("groups.getLongPollServer").is_empty() }).await;
     let conversation = uuid::Uuid::now_v7();
     bus.store_surveyed(conversation, "vk", &CUSTOMER.to_string(), Some("alice"), SurveyKind::Csat).await;
     bus.send_outbound(&testkit::csat_request("vk", &CUSTOMER.to_string(), conversation, "alice")).await;
