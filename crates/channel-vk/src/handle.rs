@@ -189,7 +189,7 @@ impl Handler {
             ("random_id", wire::random_id(key, 0).to_string()),
         ];
         if let Err(e) = self.api.call_waiting("messages.send", &params).await {
-            warn!(peer_id, error = %e, "cannot answer a VK customer");
+            warn!(error = %e, "cannot answer a VK customer");
         }
     }
 }
