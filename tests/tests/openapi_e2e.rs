@@ -92,6 +92,19 @@ async fn daemon_with_every_route(api: &FakeBotApi, dir: &Path) -> TestDaemon {
         (wa.enabled, wa.graph_url, wa.phone_number_id) = (true, "http://127.0.0.1:9".into(), "106540352242922".into());
         (wa.access_token_file, wa.app_secret_file, wa.verify_token_file) =
             (Some(dir_slack.join("wa-token")), Some(dir_slack.join("wa-secret")), Some(dir_slack.join("wa-verify")));
+        // VK's Callback API route; nothing is sent to VK (unreachable) unless an event is stored.
+        std::fs::write(dir_slack.join("vk-token"), "vk1.a.openapi-test").unwrap();
+        std::fs::write(dir_slack.join("vk-secret"), "openapi-test-vk-secret").unwrap();
+        c.channels.vk = switchboard_channel_vk::VkConfig {
+            enabled: true,
+            mode: switchboard_channel_vk::VkMode::Callback,
+            group_id: 1,
+            token_file: Some(dir_slack.join("vk-token")),
+            secret_file: Some(dir_slack.join("vk-secret")),
+            confirmation: Some("openapi".into()),
+            api_url: "http://127.0.0.1:9/method".into(),
+            ..Default::default()
+        };
         c.metrics.enabled = true;
         c.router.enabled = true;
         c.routing = serde_json::from_value(json!({

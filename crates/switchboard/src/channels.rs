@@ -40,6 +40,9 @@ pub struct ChannelsConfig {
     /// WhatsApp Business (Cloud API) customers.
     #[cfg(feature = "channel-whatsapp")]
     pub whatsapp: switchboard_channel_whatsapp::WhatsAppConfig,
+    /// A VK community's messages.
+    #[cfg(feature = "channel-vk")]
+    pub vk: switchboard_channel_vk::VkConfig,
     /// The example SMS channel (`examples/rust-adapter`).
     #[cfg(feature = "example-sms")]
     pub sms: switchboard_example_sms::SmsConfig,
@@ -147,6 +150,8 @@ pub fn validate(
     }
     #[cfg(feature = "channel-whatsapp")]
     channels.whatsapp.validate().map_err(|e| (format!("channels.whatsapp.{}", e.key), e.reason))?;
+    #[cfg(feature = "channel-vk")]
+    channels.vk.validate().map_err(|e| (format!("channels.vk.{}", e.key), e.reason))?;
     #[cfg(feature = "example-sms")]
     channels.sms.validate().map_err(|e| (format!("channels.sms.{}", e.key), e.reason))?;
     let _ = (channels, nats, routing);
@@ -354,6 +359,23 @@ pub fn build(
         );
         built.push(BuiltChannel {
             name: switchboard_channel_whatsapp::CHANNEL,
+            routes: runtime.routes(),
+            health: runtime.health(),
+            start: Box::new(move || runtime.spawn()),
+            reconfigure: None,
+        });
+    }
+    #[cfg(feature = "channel-vk")]
+    if config.vk.enabled {
+        let channel = switchboard_channel_vk::VkChannel::new(&config.vk, bus.clone()).context("channels.vk")?;
+        let runtime = switchboard_adapter::ChannelRuntime::new(
+            std::sync::Arc::new(channel),
+            config.vk.runtime.clone(),
+            bus.clone(),
+            shutdown.clone(),
+        );
+        built.push(BuiltChannel {
+            name: switchboard_channel_vk::CHANNEL,
             routes: runtime.routes(),
             health: runtime.health(),
             start: Box::new(move || runtime.spawn()),

@@ -39,6 +39,8 @@ pub fn document() -> OpenApi {
     doc.merge(switchboard_channel_slack::openapi());
     #[cfg(feature = "channel-whatsapp")]
     doc.merge(switchboard_channel_whatsapp::openapi());
+    #[cfg(feature = "channel-vk")]
+    doc.merge(switchboard_channel_vk::openapi());
 
     let mut components = doc.components.take().unwrap_or_else(|| ComponentsBuilder::new().build());
     for (name, scheme) in security_schemes() {
@@ -61,6 +63,7 @@ pub fn document() -> OpenApi {
             ("webchat", "The web chat: widget, WebSocket, uploads and files."),
             ("slack", "Slack's Events API: agents' messages, button presses and the /sb command (signed by Slack)."),
             ("whatsapp", "WhatsApp Cloud API notifications (signed by Meta) and the webhook's verification."),
+            ("vk", "VK's Callback API: a community's events (the secret key in the body)."),
         ]
         .into_iter()
         .map(|(name, what)| TagBuilder::new().name(name).description(Some(what)).build())

@@ -67,6 +67,7 @@ fn routes_are_registered_only_through_documented_handlers() {
         "channel-webchat",
         "channel-slack",
         "channel-whatsapp",
+        "channel-vk",
     ];
     let undocumented = [".route(", ".route_service(", ".nest(", ".nest_service(", "MethodRouter"];
     let mut files = Vec::new();

@@ -21,6 +21,8 @@ mod synapse;
 mod synapse_client;
 #[cfg(feature = "telegram")]
 mod telegram;
+#[cfg(feature = "vk")]
+mod vk;
 mod wait;
 #[cfg(feature = "whatsapp")]
 mod whatsapp;
@@ -43,6 +45,8 @@ pub use telegram::{
     AnsweredCallback, ApiRequest, EditedMessage, FAKE_BOT_FIRST_NAME, FAKE_BOT_USERNAME, FakeBotApi, FakeError,
     GetUpdatesCall, SentFile, SentMessage, Webhook,
 };
+#[cfg(feature = "vk")]
+pub use vk::{FAKE_VK_VERSION, FakeVk, VkCall, VkSent, VkUpload};
 pub use wait::{free_port, wait_until};
 #[cfg(feature = "whatsapp")]
 pub use whatsapp::{
