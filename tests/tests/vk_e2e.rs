@@ -185,6 +185,12 @@ async fn a_customer_on_vk_is_answered_every_kind_arrives_and_a_restart_loses_and
                 daemon.http.get(format!("{}/metrics", daemon.base)).send().await.unwrap().text().await.unwrap();
             let sample = format!("switchboard_inbound_total{{channel=\"vk\",outcome=\"dead_letter\"}} {dead}");
             assert!(metrics.lines().any(|l| l == sample), "{sample} in {metrics}");
+            // A dead letter holds the envelope, so `switchboard dlq replay` can put it back on sb.in.vk.
+            let js = async_nats::jetstream::new(async_nats::connect(daemon.nats.url()).await.unwrap());
+            let dlq = js.get_stream(streams::DLQ).await.unwrap();
+            let last = dlq.get_last_raw_message_by_subject(&subjects::dlq("vk-in")).await.unwrap();
+            let envelope: switchboard_core::Envelope = serde_json::from_slice(&last.payload).unwrap();
+            assert_eq!(envelope.channel, "vk");
             break;
         }
         assert!(std::time::Instant::now() < deadline, "flood not settled: {stored} stored, {dead} dead letters");

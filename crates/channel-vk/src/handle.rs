@@ -10,8 +10,8 @@ use serde_json::Value;
 use switchboard_adapter::{Inbound, InboundError, conversation_ref, publish_survey, survey_event};
 use switchboard_bus::Bus;
 use switchboard_bus::outcomes::{self, InboundOutcome};
-use switchboard_core::contract::{ATTACHMENTS_STORE, subjects};
-use switchboard_core::{Envelope, Event, EventKind};
+use switchboard_core::contract::{ATTACHMENTS_STORE, headers, subjects};
+use switchboard_core::{Contract, Envelope, Event, EventKind};
 use tracing::{debug, info, warn};
 
 use crate::CHANNEL;
@@ -118,7 +118,7 @@ impl Handler {
             Ok(_) => Ok(Outcome::Published),
             Err(InboundError::Bus(e)) => Err(e.to_string()),
             Err(InboundError::NotReady(why)) => Err(why.into()),
-            Err(e) => refuse(bus, raw, &envelope, e).await,
+            Err(e) => refuse(bus, &envelope, e).await,
         }
     }
 
@@ -195,10 +195,17 @@ impl Handler {
 }
 
 /// A message the bus refused (a flood from one customer, an envelope the contract refuses): kept
-/// as a dead letter, not routed.
-async fn refuse(bus: &Bus, raw: &Value, envelope: &Envelope, e: InboundError) -> Result<Outcome, String> {
+/// as a dead letter, not routed. The envelope is kept, not the VK event, so that
+/// `switchboard dlq replay` puts it back on `sb.in.vk` as it would have gone.
+async fn refuse(bus: &Bus, envelope: &Envelope, e: InboundError) -> Result<Outcome, String> {
     warn!(reason = %e, "vk message refused");
-    dead_letter(bus, raw, &envelope.provider_message_id, &e.to_string()).await?;
+    let mut h = HeaderMap::new();
+    h.insert(headers::SCHEMA, Envelope::SCHEMA);
+    let payload = serde_json::to_vec(envelope).map_err(|e| e.to_string())?;
+    let msg_id = format!("dlq:{CHANNEL}:{}", envelope.provider_message_id);
+    bus.publish_dead_letter(DLQ_COMPONENT, &subjects::inbound(CHANNEL), &e.to_string(), h, payload.into(), &msg_id)
+        .await
+        .map_err(|e| e.to_string())?;
     Ok(Outcome::DeadLettered(e.to_string()))
 }
 

@@ -170,7 +170,8 @@ fn channel_list() -> Vec<Chan> {
             description: "Inbound customer messages of one channel, published by its adapter.",
             params: &[(
                 "channel",
-                "The channel's name: `webhook`, `email`, `telegram`, `webchat` or an external adapter's (a-z, 0-9, `-`, `_`).",
+                "The channel's name: `webhook`, `email`, `telegram`, `webchat`, `whatsapp`, `vk` or an external adapter's \
+                 (a-z, 0-9, `-`, `_`).",
             )],
             messages: &["envelope"],
         },
@@ -220,7 +221,8 @@ fn channel_list() -> Vec<Chan> {
             params: &[(
                 "component",
                 "The component that gave up: `router-<group>`, a channel's name (`webhook`, `email`, ...), `agent-<kind>`, \
-                 `email-in` and `telegram-in` (raw items the adapter could not turn into an envelope), `webchat-events`.",
+                 `email-in` and `telegram-in` (raw items the adapter could not turn into an envelope), `whatsapp-in` and `vk-in` \
+                 (customers' messages over the per-sender limit, or VK messages that could not be stored), `webchat-events`.",
             )],
             messages: &["deadLetter"],
         },
