@@ -1,6 +1,7 @@
 //! The frames of the chat's WebSocket: what the widget sends, the close codes, and the helpers
 //! that write frames, refuse a frame over the limit and close.
 
+use futures::future::BoxFuture;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
@@ -96,13 +97,19 @@ pub(crate) const READ_CAP_FACTOR: usize = 4;
 
 /// Refuses a frame over `max_frame_bytes`: counted, answered with an `error` frame
 /// `frame_too_large` (with the message's `client_id` when it could be read) and closed with 1009.
-pub(crate) async fn too_large(
-    mut ws: WebSocket,
-    shared: &Shared,
-    session: &str,
-    client_id: Option<&str>,
+/// Boxed, like [`close_with`]: a socket's task is sized for its largest step, and an ending
+/// should not make every idle socket larger.
+pub(crate) fn too_large<'a>(
+    ws: WebSocket,
+    shared: &'a Shared,
+    session: &'a str,
+    client_id: Option<&'a str>,
     unread: bool,
-) {
+) -> BoxFuture<'a, ()> {
+    Box::pin(refuse_too_large(ws, shared, session, client_id, unread))
+}
+
+async fn refuse_too_large(mut ws: WebSocket, shared: &Shared, session: &str, client_id: Option<&str>, unread: bool) {
     let limit = shared.cfg.max_frame_bytes;
     info!(session = %session, max_frame_bytes = limit, unread, "web-chat frame over the limit refused");
     outcomes::record(CHANNEL, InboundOutcome::Rejected);
@@ -150,8 +157,10 @@ pub(crate) async fn send_entry(ws: &mut WebSocket, seq: u64, entry: &Entry) -> R
     send_json(ws, &json!({ "type": "entry", "seq": seq, "entry": entry })).await
 }
 
-/// Closes the socket with `code` and `reason`.
-pub(crate) async fn close_with(mut ws: WebSocket, code: u16, reason: &str) {
+/// Closes the socket with `code` and `reason` (boxed: see [`too_large`]).
+pub(crate) fn close_with(mut ws: WebSocket, code: u16, reason: &str) -> BoxFuture<'static, ()> {
     let frame = CloseFrame { code, reason: Utf8Bytes::from(reason.to_string()) };
-    let _ = ws.send(Message::Close(Some(frame))).await;
+    Box::pin(async move {
+        let _ = ws.send(Message::Close(Some(frame))).await;
+    })
 }
