@@ -8,7 +8,11 @@
 //! 4. the reply path: for `BENCH_REPLIES` (1000) of those conversations, `BENCH_CONCURRENCY` at a
 //!    time, the agent accepts and replies through the agent API and the reply is POSTed to the
 //!    customer's webhook: replies per second, and latency from sending the reply command to the
-//!    customer receiving it.
+//!    customer receiving it, with its stages (the accept's and the reply's round trips through the
+//!    agent API and the router, then the reply's delivery to the customer's webhook).
+//!
+//! The steady run's latencies are printed with the machine's 1-minute load average at its end:
+//! on a busy machine they measure the machine, not the pipeline.
 //!
 //! Every message opens a conversation (a new customer) and is offered at once (agents with room),
 //! so each one costs: webhook verify + store, the router's journal append (shared by the inputs
@@ -144,15 +148,37 @@ impl Pipeline {
         Ok(())
     }
 
-    /// Accepts message `i`'s conversation as its agent, then replies; returns when the reply was sent.
-    async fn answer(&self, i: usize, agent: &str, conversation: &str) -> anyhow::Result<Instant> {
+    /// Accepts message `i`'s conversation as its agent, then replies: when the accept was sent,
+    /// when the reply was sent, and when the agent API answered that the router took the reply.
+    async fn answer(&self, i: usize, agent: &str, conversation: &str) -> anyhow::Result<Answered> {
+        let accept = Instant::now();
         self.command(agent, conversation, json!({ "type": "accept" })).await?;
         let sent = Instant::now();
         let text = format!("reply {i}: it left our warehouse this morning");
         self.command(agent, conversation, json!({ "type": "reply", "text": text })).await?;
-        Ok(sent)
+        Ok(Answered { accept, sent, taken: Instant::now() })
     }
 }
+
+/// The stages of one answer on the reply path.
+struct Answered {
+    /// The accept command sent to the agent API.
+    accept: Instant,
+    /// The reply command sent (the accept was answered).
+    sent: Instant,
+    /// The agent API answered the reply: the router journaled it and published its effects.
+    taken: Instant,
+}
+
+/// The machine's load average over the last minute (`/proc/loadavg`), to read latencies by.
+fn load_average() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next()?.parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+impl Pipeline {}
 
 /// Agent `agent`'s API token.
 fn token(agent: &str) -> String {
@@ -323,6 +349,8 @@ async fn main() -> anyhow::Result<()> {
         sent_at.push(s.await??);
     }
     wait_all(&arrivals, 0..steady).await?;
+    // Read at the end of the steady run: how busy the machine was while the latencies were taken.
+    let steady_load = load_average();
     let mut latency = Histogram::<u64>::new(3)?;
     {
         let arrived = arrivals.lock().expect("lock");
@@ -364,10 +392,18 @@ async fn main() -> anyhow::Result<()> {
     wait_all(&answered, steady..steady + replies).await?;
     let reply_rate = replies as f64 / start.elapsed().as_secs_f64();
     let mut reply_latency = Histogram::<u64>::new(3)?;
+    // The reply path's stages: the accept's round trip through the agent API and the router, the
+    // reply's, and from the router taking the reply to the customer's webhook receiving it.
+    let mut accept_stage = Histogram::<u64>::new(3)?;
+    let mut reply_stage = Histogram::<u64>::new(3)?;
+    let mut delivery_stage = Histogram::<u64>::new(3)?;
     {
         let arrived = answered.lock().expect("lock");
-        for (i, sent) in &reply_sent {
-            reply_latency.record(arrived[i].duration_since(*sent).as_micros() as u64)?;
+        for (i, a) in &reply_sent {
+            reply_latency.record(arrived[i].duration_since(a.sent).as_micros() as u64)?;
+            accept_stage.record(a.sent.duration_since(a.accept).as_micros() as u64)?;
+            reply_stage.record(a.taken.duration_since(a.sent).as_micros() as u64)?;
+            delivery_stage.record(arrived[i].saturating_duration_since(a.taken).as_micros() as u64)?;
         }
     }
     let work = bus_work(&server.url()).await?;
@@ -376,6 +412,7 @@ async fn main() -> anyhow::Result<()> {
 
     let ms = |q: f64| latency.value_at_quantile(q) as f64 / 1000.0;
     let reply_ms = |q: f64| reply_latency.value_at_quantile(q) as f64 / 1000.0;
+    let stage_ms = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1000.0;
     let metric = |name, value, unit, baseline| Metric { name, value, unit, baseline };
     let metrics = [
         metric("steady_rate", rate as f64, "msgs/s", None),
@@ -385,6 +422,7 @@ async fn main() -> anyhow::Result<()> {
         metric("offer_latency_p99", ms(0.99), "ms", None),
         metric("offer_latency_p99_9", ms(0.999), "ms", None),
         metric("offer_latency_max", latency.max() as f64 / 1000.0, "ms", None),
+        metric("steady_load_average_1m", steady_load, "load", None),
         metric("raw_js_end_to_end_rate", raw_rate, "msgs/s", None),
         metric("raw_js_sync_always_rate", synced_rate, "msgs/s", Some(raw_rate)),
         metric("pipeline_max_rate", max_rate, "msgs/s", Some(raw_rate)),
@@ -393,20 +431,29 @@ async fn main() -> anyhow::Result<()> {
         metric("reply_latency_p50", reply_ms(0.50), "ms", None),
         metric("reply_latency_p99", reply_ms(0.99), "ms", None),
         metric("reply_latency_p99_9", reply_ms(0.999), "ms", None),
+        metric("reply_stage_accept_p50", stage_ms(&accept_stage, 0.50), "ms", None),
+        metric("reply_stage_accept_p99", stage_ms(&accept_stage, 0.99), "ms", None),
+        metric("reply_stage_command_p50", stage_ms(&reply_stage, 0.50), "ms", None),
+        metric("reply_stage_command_p99", stage_ms(&reply_stage, 0.99), "ms", None),
+        metric("reply_stage_delivery_p50", stage_ms(&delivery_stage, 0.50), "ms", None),
+        metric("reply_stage_delivery_p99", stage_ms(&delivery_stage, 0.99), "ms", None),
         metric("reply_path_rate", reply_rate, "msgs/s", Some(raw_rate)),
         metric("reply_path_vs_raw_end_to_end", reply_rate / raw_rate, "ratio", Some(raw_rate)),
+        metric("reply_path_vs_offer_path", reply_rate / max_rate, "ratio", Some(max_rate)),
     ];
-    print_table(&metrics);
     // Where the bus's share of the time goes: how many stored writes and consumer deliveries each
     // customer message (with its offer, and for some a reply) cost, against 1 + 1 for the raw run.
     let messages = (steady + max_n) as f64;
+    let writes: u64 = work.iter().map(|(_, w, _)| w).sum();
+    let deliveries: u64 = work.iter().map(|(_, _, d)| d).sum();
+    let mut metrics: Vec<Metric> = metrics.into();
+    metrics.push(metric("bus_writes_per_message", writes as f64 / messages, "writes", Some(1.0)));
+    metrics.push(metric("bus_deliveries_per_message", deliveries as f64 / messages, "deliveries", Some(1.0)));
+    print_table(&metrics);
     println!("\nbus work per customer message ({messages} messages, {replies} of them answered):");
     println!("{:<28} {:>8} {:>10}", "stream", "writes", "deliveries");
-    let (mut writes, mut deliveries) = (0, 0);
     for (name, w, d) in &work {
         println!("{name:<28} {:>8.2} {:>10.2}", *w as f64 / messages, *d as f64 / messages);
-        writes += w;
-        deliveries += d;
     }
     println!("{:<28} {:>8.2} {:>10.2}", "all", writes as f64 / messages, deliveries as f64 / messages);
     let path = write_json("router_pipeline", &metrics)?;

@@ -15,6 +15,7 @@ mod connect;
 pub mod consumer;
 mod error;
 pub mod fill;
+mod follow;
 mod journal;
 mod lease;
 pub mod limits;

@@ -50,6 +50,10 @@ pub enum RouterError {
 pub struct RouterState {
     /// The last journal sequence applied.
     pub sequence: u64,
+    /// The `SB_AGENT` sequence of the last agent command journaled: the leader reads commands
+    /// from the next one on (absent in snapshots from before commands were read that way).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commands_read: Option<u64>,
     /// The engine's state.
     pub engine: Snapshot,
     /// Conversations the engine still knows, by id.

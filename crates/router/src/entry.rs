@@ -33,6 +33,11 @@ pub enum Entry {
         at: Ms,
         /// The command.
         command: Box<AgentCommand>,
+        /// Its sequence in `SB_AGENT`: the leader reads commands in stream order from the one
+        /// after the last journaled, so a new leader resumes exactly where this one stopped.
+        /// Absent in entries journaled before commands were read that way.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stream_sequence: Option<u64>,
     },
     /// Time passed: timers due by then fire.
     Tick {

@@ -167,7 +167,7 @@ mod tests {
             "issued_at": "2026-01-01T00:00:00Z", "action": { "type": "accept" }
         }))
         .expect("a command");
-        Entry::Command { at, command: Box::new(command) }
+        Entry::Command { at, command: Box::new(command), stream_sequence: None }
     }
 
     #[test]

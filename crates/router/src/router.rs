@@ -163,6 +163,12 @@ impl Router {
         self.st.sequence
     }
 
+    /// The `SB_AGENT` sequence of the last command journaled, where the leader resumes reading
+    /// commands; `None` while no command was journaled with its sequence.
+    pub fn commands_read(&self) -> Option<u64> {
+        self.st.commands_read
+    }
+
     /// A conversation's record.
     pub fn record(&self, id: Uuid) -> Option<&ConversationRecord> {
         self.st.records.get(&id)
@@ -247,7 +253,12 @@ impl Router {
             Entry::Inbound { at, envelope, new_conversation, kb, replies } => {
                 self.inbound(*at, envelope, *new_conversation, kb, replies, &mut fx)
             }
-            Entry::Command { at, command } => self.command(*at, command, &mut fx),
+            Entry::Command { at, command, stream_sequence } => {
+                if let Some(read) = stream_sequence {
+                    self.st.commands_read = Some(self.st.commands_read.unwrap_or(0).max(*read));
+                }
+                self.command(*at, command, &mut fx)
+            }
             Entry::Tick { at } => {
                 let decisions = self.engine.handle(Input::Tick { at: *at });
                 self.decisions(decisions, &mut fx);

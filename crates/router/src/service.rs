@@ -108,7 +108,8 @@ struct Work {
 
 enum Input {
     Inbound(Box<Envelope>),
-    Command(Box<AgentCommand>),
+    /// An agent's command, with its sequence in `SB_AGENT`.
+    Command(Box<AgentCommand>, u64),
     /// A message to a customer was not delivered (`delivery_failed`).
     Undelivered(Box<Event>),
     /// Stamped in an earlier step whose group it did not fit.
@@ -125,7 +126,7 @@ impl Work {
     fn claimed(&self, router: &Router) -> bool {
         match &self.input {
             Input::Inbound(envelope) => router.claims_envelope(envelope),
-            Input::Command(command) => router.claims_command(command),
+            Input::Command(command, _) => router.claims_command(command),
             Input::Undelivered(event) => router.claims_undelivered(event),
             Input::Carried(_) => true,
         }
@@ -139,7 +140,11 @@ impl Work {
                 let replies = router.reply_lookup(&envelope);
                 Entry::Inbound { at, envelope, new_conversation: router.new_conversation_id(), kb, replies }
             }
-            Input::Command(command) => Entry::Command { at, command: Box::new(router.render_template(*command)) },
+            Input::Command(command, sequence) => Entry::Command {
+                at,
+                command: Box::new(router.render_template(*command)),
+                stream_sequence: Some(sequence),
+            },
             Input::Undelivered(event) => Entry::Undelivered { at, event },
             Input::Carried(entry) => *entry,
         };
@@ -285,7 +290,8 @@ impl RouterService {
         let mut offers_requests = self.subscribe(subjects::router_offers(&self.svc.group)).await?;
         let (tx, mut rx) = mpsc::channel::<Work>(INPUT_CONCURRENCY * 2);
         let stop_inputs = CancellationToken::new();
-        let mut inputs = self.start_inputs(tx, &stop_inputs);
+        let commands_from = self.commands_from(&router).await;
+        let mut inputs = self.start_inputs(tx, &stop_inputs, commands_from);
         let mut renew = tokio::time::interval(lease.renew_every());
         let mut since_snapshot = 0u64;
         // An input taken but left out of a full group starts the next one.

@@ -57,7 +57,7 @@ fn command(seq: u64, secs: i64, action: CommandAction) -> (u64, Entry) {
         issued_at: chrono::DateTime::from_timestamp(secs, 0).unwrap(),
         action,
     };
-    (seq, Entry::Command { at: secs * 1000, command: Box::new(command) })
+    (seq, Entry::Command { at: secs * 1000, command: Box::new(command), stream_sequence: None })
 }
 
 fn events(fx: &[Effect]) -> Vec<Event> {

@@ -81,7 +81,12 @@ impl Run {
             issued_at: chrono::DateTime::from_timestamp(secs, 0).unwrap(),
             action,
         };
-        events(self.router.apply(self.seq, &Entry::Command { at: secs * 1000, command: Box::new(command) }))
+        events(
+            self.router.apply(
+                self.seq,
+                &Entry::Command { at: secs * 1000, command: Box::new(command), stream_sequence: None },
+            ),
+        )
     }
 }
 

@@ -79,7 +79,7 @@ impl Journal {
             issued_at: chrono::DateTime::from_timestamp(secs, 0).unwrap(),
             action,
         };
-        self.push(r, Entry::Command { at: secs * 1000, command: Box::new(command) })
+        self.push(r, Entry::Command { at: secs * 1000, command: Box::new(command), stream_sequence: None })
     }
 }
 

@@ -94,7 +94,7 @@ impl Run {
             issued_at: chrono::DateTime::from_timestamp(secs, 0).unwrap(),
             action: CommandAction::Resolve,
         };
-        self.apply(Entry::Command { at: secs * 1000, command: Box::new(command) });
+        self.apply(Entry::Command { at: secs * 1000, command: Box::new(command), stream_sequence: None });
     }
 
     /// The queue notices sent to a conversation: (seconds, place, estimate).

@@ -75,7 +75,7 @@ fn command(r: &Router, secs: i64, conversation: Uuid, action: CommandAction) -> 
         issued_at: chrono::DateTime::from_timestamp(secs, 0).unwrap(),
         action,
     };
-    Entry::Command { at: secs * 1000, command: Box::new(r.render_template(command)) }
+    Entry::Command { at: secs * 1000, command: Box::new(r.render_template(command)), stream_sequence: None }
 }
 
 fn template(name: &str) -> CommandAction {

@@ -87,7 +87,7 @@ impl Journal {
             issued_at: chrono::DateTime::from_timestamp(secs, 0).unwrap(),
             action,
         };
-        (self.seq, Entry::Command { at: secs * 1000, command: Box::new(command) })
+        (self.seq, Entry::Command { at: secs * 1000, command: Box::new(command), stream_sequence: None })
     }
 }
 

@@ -456,3 +456,65 @@ async fn a_customer_who_writes_while_no_router_runs_is_measured_from_when_they_w
     assert!(taken_after >= outage.as_millis() as i64, "the outage is part of the wait: {taken_after} ms");
     router.stop().await;
 }
+
+/// The journal's agent commands, in journal order: (command id, its `SB_AGENT` sequence), and
+/// how many journal messages held at least one.
+async fn journaled_commands(t: &TestBus) -> (Vec<(Uuid, Option<u64>)>, usize) {
+    let mut journal = t.bus.open_journal(&subjects::router_journal("default")).await.unwrap();
+    let mut commands = Vec::new();
+    let mut messages = 0;
+    for message in journal.read_after(0).await.unwrap() {
+        let before = commands.len();
+        for entry in switchboard_router::decode_entries(&message.payload).unwrap() {
+            if let switchboard_router::Entry::Command { command, stream_sequence, .. } = entry {
+                commands.push((command.id, stream_sequence));
+            }
+        }
+        messages += usize::from(commands.len() > before);
+    }
+    (commands, messages)
+}
+
+#[tokio::test]
+async fn commands_are_taken_in_stream_order_many_at_once_and_a_new_leader_resumes_after_the_last_journaled() {
+    let t = TestBus::start().await;
+    let router = start_router(&t, "r1").await;
+    for i in 0..20 {
+        say(&t, &format!("o{i}"), &format!("cust-{i}"), "help").await;
+    }
+    wait_for("twenty offers", WAIT, || async { offers(&t).await.len() == 20 }).await;
+    let conversations: Vec<Uuid> = offers(&t).await.into_iter().map(|(c, _)| c).collect();
+    router.stop().await;
+
+    // Written while no router runs: for each conversation an accept and then the reply, which
+    // would be refused ("not assigned") if it overtook its accept.
+    for c in &conversations {
+        command(&t, *c, CommandAction::Accept).await;
+        command(&t, *c, CommandAction::reply("on its way")).await;
+    }
+    let router = start_router(&t, "r2").await;
+    wait_for("twenty replies on the customers' channel", WAIT, || async {
+        t.stored(streams::OUTBOUND, &subjects::outbound("webhook")).await.len() == 20
+    })
+    .await;
+    let (journaled, messages) = journaled_commands(&t).await;
+    assert_eq!(journaled.len(), 40, "every command journaled once");
+    let sequences: Vec<u64> = journaled.iter().map(|(_, s)| s.expect("a journaled command has its sequence")).collect();
+    assert!(sequences.windows(2).all(|w| w[0] < w[1]), "journaled in stream order: {sequences:?}");
+    assert!(messages < 40, "commands waiting together are journaled together ({messages} journal messages)");
+
+    // A crash, then one more command: the next leader reads only that one.
+    router.kill();
+    let router = start_router(&t, "r3").await;
+    command(&t, conversations[0], CommandAction::Resolve).await;
+    wait_for("the resolve applied", WAIT, || async {
+        record(&t, conversations[0]).await.is_some_and(|r| r.state == "resolved")
+    })
+    .await;
+    let (journaled, _) = journaled_commands(&t).await;
+    assert_eq!(journaled.len(), 41, "nothing read before the crash was taken again");
+    let replies = t.stored(streams::OUTBOUND, &subjects::outbound("webhook")).await;
+    let replies = replies.iter().filter(|(_, body)| String::from_utf8_lossy(body).contains("on its way")).count();
+    assert_eq!(replies, 20, "each reply went once");
+    router.stop().await;
+}

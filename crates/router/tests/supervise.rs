@@ -302,7 +302,7 @@ impl Journal {
             issued_at: chrono::DateTime::from_timestamp(secs, 0).unwrap(),
             action,
         };
-        self.entries.push(Entry::Command { at: secs * 1000, command: Box::new(command) });
+        self.entries.push(Entry::Command { at: secs * 1000, command: Box::new(command), stream_sequence: None });
     }
 
     fn supervise(&mut self, secs: i64, conversation: u128, op: SupervisorOp) {

@@ -53,7 +53,7 @@ fn command(seq: u64, secs: i64, conversation: Uuid, action: CommandAction) -> (u
         issued_at: chrono::DateTime::from_timestamp(secs, 0).unwrap(),
         action,
     };
-    (seq, Entry::Command { at: secs * 1000, command: Box::new(command) })
+    (seq, Entry::Command { at: secs * 1000, command: Box::new(command), stream_sequence: None })
 }
 
 fn failed(seq: u64, secs: i64, conversation: Uuid, outbound: Uuid, reason: &str) -> (u64, Entry) {

@@ -442,7 +442,7 @@ impl Run<'_> {
             issued_at: chrono::DateTime::from_timestamp_millis(at).unwrap_or_default(),
             action,
         };
-        self.entry(Entry::Command { at, command: Box::new(command) });
+        self.entry(Entry::Command { at, command: Box::new(command), stream_sequence: None });
     }
 
     fn entry(&mut self, entry: Entry) {

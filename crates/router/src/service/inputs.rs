@@ -1,8 +1,10 @@
 //! The leader's inputs: customer messages, agents' commands, delivery failures and edits, each a durable
 //! consumer whose deliveries are handed to the step loop and acked once journaled and applied.
 
+use futures::StreamExt;
 use std::time::Duration;
-use switchboard_bus::{ConsumerSpec, Delivery, HandlerError};
+use switchboard_bus::async_nats::jetstream::consumer::pull;
+use switchboard_bus::{Bus, ConsumerSpec, Delivery, HandlerError};
 use switchboard_bus::{InboundOutcome, outcomes};
 use switchboard_core::contract::{streams, subjects};
 use switchboard_core::{AgentCommand, Envelope, Event, EventKind};
@@ -35,65 +37,139 @@ fn traceparent(d: &Delivery) -> Option<String> {
 }
 
 impl RouterService {
-    pub(super) fn start_inputs(&self, tx: mpsc::Sender<Work>, stop: &CancellationToken) -> JoinSet<()> {
+    /// Starts the inputs: customer messages and channel events through durable consumers,
+    /// agents' commands read in stream order from `SB_AGENT` sequence `commands_from`.
+    pub(super) fn start_inputs(
+        &self,
+        tx: mpsc::Sender<Work>,
+        stop: &CancellationToken,
+        commands_from: u64,
+    ) -> JoinSet<()> {
         let mut set = JoinSet::new();
         let component = format!("router-{}", self.svc.group);
-        let inbound = ConsumerSpec::new(&component, streams::INBOUND, &component, "sb.in.>");
-        let commands =
-            ConsumerSpec::new(&component, streams::AGENT, &format!("{component}-commands"), subjects::AGENT_IN);
+        let mut spec = ConsumerSpec::new(&component, streams::INBOUND, &component, "sb.in.>");
         set.spawn(self.channel_event_input(EventKind::DeliveryFailed, "undelivered", tx.clone(), stop));
         set.spawn(self.channel_event_input(EventKind::MessageEdited, "edited", tx.clone(), stop));
-        for (mut spec, customers) in [(inbound, true), (commands, false)] {
-            // An input fails here only because the router is not leading or NATS is down: never
-            // a reason to give a customer's message up. Bad payloads are still rejected at once.
-            spec.max_deliver = u64::MAX;
-            spec.ack_wait = self.svc.lease_ttl.max(Duration::from_secs(5));
-            if customers {
-                // Many customer messages in flight, so that the leader finds a group's worth
-                // waiting; one thread's messages one after the other, so a customer's quick
-                // messages are journaled (and reach the agent) in the order they were written.
-                spec.concurrency = INPUT_CONCURRENCY;
-                spec.per_conversation = true;
-            } else {
-                // Agents' commands strictly in stream order: an accept that is retried, or was
-                // held by a leader that died, must not be overtaken by the reply after it (found
-                // by the fault tests: the router refused the reply as not assigned).
-                spec.in_order = true;
-            }
-            let (bus, tx, stop) = (self.bus.clone(), tx.clone(), stop.clone());
-            let answers_bad_input = self.answers_bad_input();
-            set.spawn(async move {
-                let handler = move |d: Delivery| {
-                    let tx = tx.clone();
-                    async move {
-                        let input = if customers {
-                            match inbound_envelope(&d) {
-                                Ok(envelope) => Input::Inbound(Box::new(envelope)),
-                                // Every group reads every input: one of them keeps the bad one.
-                                Err(_) if !answers_bad_input => return Ok(()),
-                                Err(e) => {
-                                    let channel = d.subject.strip_prefix("sb.in.").unwrap_or(&d.subject);
-                                    warn!(subject = %d.subject, reason = %e, "inbound message refused");
-                                    outcomes::record(channel, InboundOutcome::DeadLetter);
-                                    return Err(e);
-                                }
-                            }
-                        } else {
-                            Input::Command(Box::new(d.decode::<AgentCommand>()?))
-                        };
-                        let (done, result) = oneshot::channel();
-                        if tx.send(Work { input, done, trace: traceparent(&d) }).await.is_err() {
-                            return Err(HandlerError::Retry("router not leading".into()));
+        set.spawn(self.command_input(component, commands_from, tx.clone(), stop.clone()));
+        // An input fails here only because the router is not leading or NATS is down: never
+        // a reason to give a customer's message up. Bad payloads are still rejected at once.
+        spec.max_deliver = u64::MAX;
+        spec.ack_wait = self.svc.lease_ttl.max(Duration::from_secs(5));
+        // Many customer messages in flight, so that the leader finds a group's worth
+        // waiting; one thread's messages one after the other, so a customer's quick
+        // messages are journaled (and reach the agent) in the order they were written.
+        spec.concurrency = INPUT_CONCURRENCY;
+        spec.per_conversation = true;
+        let (bus, stop) = (self.bus.clone(), stop.clone());
+        let answers_bad_input = self.answers_bad_input();
+        set.spawn(async move {
+            let handler = move |d: Delivery| {
+                let tx = tx.clone();
+                async move {
+                    let envelope = match inbound_envelope(&d) {
+                        Ok(envelope) => envelope,
+                        // Every group reads every input: one of them keeps the bad one.
+                        Err(_) if !answers_bad_input => return Ok(()),
+                        Err(e) => {
+                            let channel = d.subject.strip_prefix("sb.in.").unwrap_or(&d.subject);
+                            warn!(subject = %d.subject, reason = %e, "inbound message refused");
+                            outcomes::record(channel, InboundOutcome::DeadLetter);
+                            return Err(e);
                         }
-                        result.await.unwrap_or_else(|_| Err(HandlerError::Retry("router stopped".into())))
+                    };
+                    let (done, result) = oneshot::channel();
+                    let work = Work { input: Input::Inbound(Box::new(envelope)), done, trace: traceparent(&d) };
+                    if tx.send(work).await.is_err() {
+                        return Err(HandlerError::Retry("router not leading".into()));
                     }
-                };
-                if let Err(e) = bus.run_consumer(spec, stop, handler).await {
-                    warn!(error = %e, "router input consumer failed");
+                    result.await.unwrap_or_else(|_| Err(HandlerError::Retry("router stopped".into())))
                 }
-            });
-        }
+            };
+            if let Err(e) = bus.run_consumer(spec, stop, handler).await {
+                warn!(error = %e, "router input consumer failed");
+            }
+        });
         set
+    }
+
+    /// Where the leader starts reading agents' commands: after the last one journaled. A group
+    /// whose journal predates reading them that way starts where its durable consumer of
+    /// commands had acked up to (the few read again are recognised as journaled by their ids).
+    pub(super) async fn commands_from(&self, router: &crate::Router) -> u64 {
+        if let Some(read) = router.commands_read() {
+            return read + 1;
+        }
+        let durable = format!("router-{}-commands", self.svc.group);
+        let acked = async {
+            let stream = self.bus.jetstream().get_stream(streams::AGENT).await.ok()?;
+            let mut consumer = stream.get_consumer::<pull::Config>(&durable).await.ok()?;
+            Some(consumer.info().await.ok()?.ack_floor.stream_sequence)
+        };
+        acked.await.map_or(1, |floor| floor + 1)
+    }
+
+    /// Agents' commands, strictly in stream order and without acks: the journal keeps the
+    /// sequence of each one taken, so a leader that dies leaves nothing held (a new one resumes
+    /// after the last journaled) and the leader can take many at once into one group while none
+    /// overtakes another (an accept and the reply after it stay in order).
+    fn command_input(
+        &self,
+        component: String,
+        from: u64,
+        tx: mpsc::Sender<Work>,
+        stop: CancellationToken,
+    ) -> impl Future<Output = ()> + use<> {
+        let bus = self.bus.clone();
+        let answers_bad_input = self.answers_bad_input();
+        async move {
+            let mut next = from;
+            let backoff = switchboard_bus::Backoff { initial: Duration::from_millis(250), max: Duration::from_secs(5) };
+            let mut failures = 0;
+            loop {
+                match bus.follow(streams::AGENT, subjects::AGENT_IN, next).await {
+                    Ok(commands) => {
+                        let mut commands = std::pin::pin!(commands);
+                        loop {
+                            let read = tokio::select! {
+                                _ = stop.cancelled() => return,
+                                read = commands.next() => read,
+                            };
+                            let d = match read {
+                                Some(Ok(d)) => d,
+                                Some(Err(e)) => {
+                                    warn!(error = %e, next, "reading agent commands failed; reading again");
+                                    break;
+                                }
+                                None => break,
+                            };
+                            failures = 0;
+                            next = d.stream_sequence + 1;
+                            let command = match d.decode::<AgentCommand>() {
+                                Ok(command) => command,
+                                Err(_) if !answers_bad_input => continue,
+                                Err(e) => {
+                                    refuse_command(&bus, &component, &d, &e.to_string(), &stop).await;
+                                    continue;
+                                }
+                            };
+                            // Nobody waits for the outcome: a command the leader fails to
+                            // journal is read again by the next leader.
+                            let (done, _) = oneshot::channel();
+                            let input = Input::Command(Box::new(command), d.stream_sequence);
+                            if tx.send(Work { input, done, trace: traceparent(&d) }).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    Err(e) => warn!(error = %e, next, "cannot read agent commands; retrying"),
+                }
+                failures += 1;
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(backoff.delay(failures)) => {}
+                }
+            }
+        }
     }
 
     /// A consumer of channel events about messages (`delivery_failed` with durable suffix
@@ -152,6 +228,31 @@ impl RouterService {
         match self.cfg.group.as_ref().filter(|g| g.layout.divided()) {
             Some(g) => g.layout.catch_all() == g.name,
             None => true,
+        }
+    }
+}
+
+/// Dead-letters an agent command that cannot be read (named by its stream and sequence, so a
+/// leader reading it again after a takeover stores it once), retrying until stored or stopped.
+async fn refuse_command(bus: &Bus, component: &str, d: &Delivery, reason: &str, stop: &CancellationToken) {
+    warn!(subject = %d.subject, stream_sequence = d.stream_sequence, %reason, "agent command refused");
+    let msg_id = switchboard_core::contract::dlq_msg_id(component, streams::AGENT, d.stream_sequence);
+    let backoff = switchboard_bus::Backoff { initial: Duration::from_millis(250), max: Duration::from_secs(5) };
+    let mut headers = d.headers.clone();
+    headers.insert(switchboard_core::contract::headers::DLQ_ATTEMPTS, "1");
+    headers.insert(switchboard_core::contract::headers::DLQ_STREAM_SEQ, d.stream_sequence.to_string().as_str());
+    let mut attempt = 0;
+    loop {
+        let stored =
+            bus.publish_dead_letter(component, &d.subject, reason, headers.clone(), d.payload.clone(), &msg_id).await;
+        match stored {
+            Ok(()) => return,
+            Err(e) => warn!(error = %e, "cannot dead-letter the agent command; retrying"),
+        }
+        attempt += 1;
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(backoff.delay(attempt)) => {}
         }
     }
 }
