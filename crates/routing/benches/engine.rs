@@ -10,8 +10,14 @@
 //! over a working set of the engine's size, since a steady-state event touches cold memory (the
 //! resolved conversation, its agent, the next conversation) and cannot be faster than those reads.
 //!
+//! Then a scale run, in a child process so that its memory is measured alone: 100,000 agents and
+//! 1,000,000 queued, reporting the rate, p50/p99, bytes per conversation and the process's
+//! resident set (rows prefixed `scale_`).
+//!
 //! Run: `make bench` (or `cargo bench -p switchboard-routing --bench engine`). Sizes via
-//! `BENCH_AGENTS`, `BENCH_QUEUED`, `BENCH_STEPS`. Writes `target/bench-results/engine.json`.
+//! `BENCH_AGENTS`, `BENCH_QUEUED`, `BENCH_STEPS`, and `BENCH_SCALE_AGENTS`, `BENCH_SCALE_QUEUED`,
+//! `BENCH_SCALE_STEPS` (`BENCH_SCALE=0` skips the scale run). Writes
+//! `target/bench-results/engine.json`.
 
 use std::time::{Duration, Instant};
 
@@ -112,13 +118,17 @@ struct Figures {
     assign: Histogram<u64>,
     arrival: Histogram<u64>,
     per_conv_bytes: f64,
+    /// The process's resident set after the fill.
+    rss_bytes: u64,
     /// One arrival's place and estimate (what the router computes for its first notice).
     position: Histogram<u64>,
     /// Every waiting conversation's place at once (the router's periodic check), ms.
     all_positions_ms: f64,
 }
 
-fn run_engine(agents: usize, queued: usize, steps: usize) -> Figures {
+/// The steady-state run; `positions` adds the queue-position phase (skipped at scale, where one
+/// full pass over a million waiting conversations per arrival would dominate the run).
+fn run_engine(agents: usize, queued: usize, steps: usize, positions: bool) -> Figures {
     let mut rng = Rng(0x5eed_1234_abcd_ef01);
     let cfg = config(agents, &mut rng);
     let mut engine = Engine::new(&cfg).expect("bench config is valid");
@@ -142,7 +152,8 @@ fn run_engine(agents: usize, queued: usize, steps: usize) -> Figures {
     let convs = assigned.len() + engine.queued();
     // Resident memory growth over the fill, per live conversation (queued or assigned); includes
     // the customer records and indexes each one brings.
-    let per_conv_bytes = rss_bytes().saturating_sub(before_rss) as f64 / convs as f64;
+    let rss_after_fill = rss_bytes();
+    let per_conv_bytes = rss_after_fill.saturating_sub(before_rss) as f64 / convs as f64;
 
     let mut assign = Histogram::<u64>::new(3).expect("histogram");
     let mut arrivals = Histogram::<u64>::new(3).expect("histogram");
@@ -177,7 +188,7 @@ fn run_engine(agents: usize, queued: usize, steps: usize) -> Figures {
     }
     // Queue positions over the full queue: a fresh arrival's own, and everyone's in one pass.
     let mut position = Histogram::<u64>::new(3).expect("histogram");
-    for _ in 0..2000 {
+    for _ in 0..if positions { 2000 } else { 0 } {
         now += 1;
         out.clear();
         let id = Uuid::from_u128(n);
@@ -187,15 +198,19 @@ fn run_engine(agents: usize, queued: usize, steps: usize) -> Figures {
         std::hint::black_box(engine.queue_status(id));
         position.record(t.elapsed().as_nanos() as u64).ok();
     }
-    let t = Instant::now();
-    let all = engine.queue_statuses();
-    let all_positions_ms = t.elapsed().as_secs_f64() * 1000.0;
-    assert_eq!(all.len(), engine.queued());
+    let mut all_positions_ms = 0.0;
+    if positions {
+        let t = Instant::now();
+        let all = engine.queue_statuses();
+        all_positions_ms = t.elapsed().as_secs_f64() * 1000.0;
+        assert_eq!(all.len(), engine.queued());
+    }
     Figures {
         assign_rate: decisions as f64 / assign_time.as_secs_f64(),
         assign,
         arrival: arrivals,
         per_conv_bytes,
+        rss_bytes: rss_after_fill,
         position,
         all_positions_ms,
     }
@@ -289,7 +304,9 @@ fn run_naive(agents: usize, queued: usize, steps: usize) -> (f64, Histogram<u64>
 /// random cycle): the machine's cost of a cache and TLB miss at the engine's working-set size,
 /// which bounds how fast any event that touches a cold conversation and agent can be handled.
 fn memory_latency_ns(bytes: usize) -> f64 {
-    let n = (bytes / 8).max(1024);
+    // Capped at 256 MiB: past the last-level cache and the TLB's reach the latency is flat, and
+    // shuffling a larger array would take longer than the runs it is a baseline for.
+    let n = (bytes.min(256 << 20) / 8).max(1024);
     let mut next: Vec<usize> = (0..n).collect();
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     // Sattolo's algorithm: a single cycle through every slot, so the chase cannot short-cut.
@@ -306,16 +323,62 @@ fn memory_latency_ns(bytes: usize) -> f64 {
     t.elapsed().as_nanos() as f64 / steps as f64
 }
 
+/// One row of the results: metric, value, unit, baseline.
+type Row = (String, f64, String, Option<f64>);
+
+/// The scale run (100,000 agents, 1,000,000 queued by default), in a child process of its own so
+/// that its resident memory is its alone (the allocator keeps what the first run freed). Prints
+/// its rows as JSON on stdout for the parent.
+fn scale_child() {
+    let agents = env("BENCH_SCALE_AGENTS", 100_000);
+    let queued = env("BENCH_SCALE_QUEUED", 1_000_000);
+    let steps = env("BENCH_SCALE_STEPS", 100_000);
+    let f = run_engine(agents, queued, steps, false);
+    let miss_ns = memory_latency_ns((f.per_conv_bytes * (queued as f64) * 1.7) as usize);
+    let us = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+    let rows = serde_json::json!([
+        ["scale_agents", agents as f64, "count", null],
+        ["scale_queued", queued as f64, "count", null],
+        ["scale_assignments_per_sec", f.assign_rate, "decisions/s", 1e9 / miss_ns],
+        ["scale_assignment_p50", us(&f.assign, 0.5), "us", miss_ns / 1000.0],
+        ["scale_assignment_p99", us(&f.assign, 0.99), "us", miss_ns / 1000.0],
+        ["scale_arrival_p50", us(&f.arrival, 0.5), "us", null],
+        ["scale_arrival_p99", us(&f.arrival, 0.99), "us", null],
+        ["scale_memory_per_conversation", f.per_conv_bytes, "bytes", null],
+        ["scale_rss", f.rss_bytes as f64 / (1 << 20) as f64, "MiB", null],
+        ["scale_memory_random_read", miss_ns, "ns", null],
+        ["scale_assignment_mean_in_random_reads", 1e9 / f.assign_rate / miss_ns, "reads", null],
+    ]);
+    println!("{rows}");
+}
+
+/// Runs [`scale_child`] in a child process and returns its rows.
+fn scale_rows() -> Vec<Row> {
+    let exe = std::env::current_exe().expect("the bench's own path");
+    let out = std::process::Command::new(exe)
+        .env("BENCH_CHILD", "scale")
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .expect("run the scale child");
+    assert!(out.status.success(), "the scale run failed: {}", out.status);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().last().expect("the scale run's rows");
+    serde_json::from_str(line).expect("the scale run's rows")
+}
+
 fn main() {
+    if std::env::var("BENCH_CHILD").as_deref() == Ok("scale") {
+        return scale_child();
+    }
     let agents = env("BENCH_AGENTS", 10_000);
     let queued = env("BENCH_QUEUED", 100_000);
     let steps = env("BENCH_STEPS", 200_000);
     let wall = Instant::now();
-    let f = run_engine(agents, queued, steps);
+    let f = run_engine(agents, queued, steps, true);
     let miss_ns = memory_latency_ns((f.per_conv_bytes * (queued as f64) * 1.7) as usize);
     let (naive_rate, naive) = run_naive(agents, queued, env("BENCH_NAIVE_STEPS", 2000));
     let us = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1000.0;
-    let rows = [
+    let mut rows: Vec<Row> = [
         ("agents", agents as f64, "count", None),
         ("queued", queued as f64, "count", None),
         ("assignments_per_sec", f.assign_rate, "decisions/s", Some(naive_rate)),
@@ -331,11 +394,19 @@ fn main() {
         ("memory_per_conversation", f.per_conv_bytes, "bytes", None),
         ("memory_random_read", miss_ns, "ns", None),
         ("assignment_mean_in_random_reads", 1e9 / f.assign_rate / miss_ns, "reads", None),
-    ];
-    println!("\n{:<34} {:>14} {:<12} {:>14}", "metric", "value", "unit", "baseline");
+    ]
+    .into_iter()
+    .map(|(name, value, unit, baseline)| (name.to_string(), value, unit.to_string(), baseline))
+    .collect();
+    // The scale run: rate and p99 against the random-read latency of its working set (the
+    // baseline of the rate is reads per second, of the latencies one read), its memory.
+    if env("BENCH_SCALE", 1) != 0 {
+        rows.extend(scale_rows());
+    }
+    println!("\n{:<38} {:>14} {:<12} {:>14}", "metric", "value", "unit", "baseline");
     for (name, value, unit, baseline) in &rows {
         let b = baseline.map(|b| format!("{b:.2}")).unwrap_or_default();
-        println!("{name:<34} {value:>14.2} {unit:<12} {b:>14}");
+        println!("{name:<38} {value:>14.2} {unit:<12} {b:>14}");
     }
     let json: Vec<serde_json::Value> = rows
         .iter()

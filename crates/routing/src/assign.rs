@@ -185,7 +185,7 @@ impl Engine {
         self.release(ix, a);
         let c = self.conv_mut(ix).expect("live");
         if declined && !c.declined.contains(&a) {
-            c.declined.push(a);
+            c.declined = c.declined.iter().copied().chain([a]).collect();
         }
         let mut sink = Vec::new();
         self.enqueue(ix, &mut sink);
@@ -325,7 +325,7 @@ impl Engine {
                 c.team = t;
                 c.steps_taken = 0;
             }
-            c.declined.clear();
+            c.declined = Box::default();
             c.team
         };
         out.push(Decision::Transferred {
@@ -369,7 +369,7 @@ impl Engine {
             let c = self.conv_mut(ix).expect("live");
             c.tier = target;
             c.tiers = tier_bit(target);
-            c.declined.clear();
+            c.declined = Box::default();
             c.steps_taken = 0;
             c.team
         };

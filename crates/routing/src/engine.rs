@@ -265,7 +265,7 @@ impl Engine {
                     c.opened_at = since;
                     c.first_response = None;
                     c.sla_breached = false;
-                    c.declined.clear();
+                    c.declined = Box::default();
                     self.classify(ix, &m, if after_l0 { L0Entry::Never } else { L0Entry::ByRules }, out);
                     return;
                 }
@@ -290,6 +290,7 @@ impl Engine {
             waiting_since: now,
             queue_key: 0,
             class: 0,
+            live: crate::state::Live::Yes,
             seq: self.st.seq,
             epoch: 0,
             sla_deadline: now,
@@ -297,7 +298,7 @@ impl Engine {
             sla_breached: false,
             previous_agent: rec.last_agent,
             sticky: None,
-            declined: Vec::new(),
+            declined: Box::default(),
             steps_taken: 0,
             repeat: rec.last_agent.is_some(),
             matched_rules: Vec::new(),

@@ -62,8 +62,23 @@ impl Engine {
             }
             None => {
                 let cl = c.class as usize;
-                self.st.classes[cl].queue.remove(&(key, seq, ix));
+                let queue = &mut self.st.classes[cl].queue;
+                let was_head = queue.first() == Some(&(key, seq, ix));
+                queue.remove(&(key, seq, ix));
+                if was_head {
+                    self.warm_head(cl);
+                }
             }
+        }
+    }
+
+    /// Reads the record of a class's new head once its head was taken: the next agent of the
+    /// class to free up reads it (the decline check, then the assignment), and by then it is in
+    /// cache rather than a miss on that agent's path. A load kept by `black_box` whose value is
+    /// unused: a prefetch without `unsafe`, which the workspace forbids.
+    fn warm_head(&self, cl: usize) {
+        if let Some(&(_, _, next)) = self.st.classes[cl].queue.first() {
+            std::hint::black_box(self.conv(next).map(|c| c.declined.len()));
         }
     }
 

@@ -5,12 +5,12 @@ use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashMap, VecDeque};
 
 use compact_str::CompactString;
-use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
 
 use serde::{Deserialize, Serialize};
 use switchboard_core::{AgentStatus, Priority, Tier};
 
+use crate::conv_index::ConvIndex;
 use crate::model::{ConversationId, Ms};
 
 /// Index of an agent in [`State::agents`].
@@ -19,38 +19,87 @@ pub type AgentIx = u32;
 pub type ConvIx = u32;
 
 /// One agent's live state.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// Laid out by hand (`repr(C)`, 256 bytes aligned to 128): the first 128 bytes (a pair of cache
+/// lines the hardware fetches together) hold what freeing the agent and re-indexing it read
+/// (id, teams, totals, status, turn, loads), the second pair what choosing its next
+/// conversation also reads (the rest of the capacities, skills) and the display name. The
+/// serialised form keeps the field order it always had (see the `Serialize` impl).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[repr(C, align(128))]
 pub struct Agent {
     /// Agent id; inline for ids up to 24 bytes, so comparing and copying it touches no other
     /// cache line than the agent's.
     pub id: CompactString,
-    /// Display name.
-    pub name: Option<String>,
     /// Team indices.
     pub teams: SmallVec<[u16; 4]>,
-    /// Tier bitmask: bit `n` set means tier `Ln`.
-    pub tiers: u8,
-    /// Skills the agent has: (skill index, level), sorted by index. Inline, because every
-    /// assignment reads them and a separate allocation is a cache miss.
-    pub skills: SmallVec<[(u16, u8); 8]>,
-    /// Capacity by channel-kind index (`None` = use `default_capacity`).
-    pub capacity: SmallVec<[Option<u32>; 4]>,
-    /// Capacity for kinds without an entry.
-    pub default_capacity: u32,
-    /// Total cap.
-    pub max_total: u32,
-    /// Availability.
-    pub status: AgentStatus,
-    /// Open conversations (offered or assigned) by channel-kind index.
-    pub load: SmallVec<[u32; 4]>,
     /// Open conversations in total.
     pub total: u32,
+    /// Total cap.
+    pub max_total: u32,
     /// When the agent last got a conversation (longest idle = smallest).
     pub last_assigned: Ms,
+    /// Availability.
+    pub status: AgentStatus,
+    /// Tier bitmask: bit `n` set means tier `Ln`.
+    pub tiers: u8,
+    /// Capacity for kinds without an entry.
+    pub default_capacity: u32,
+    /// Open conversations (offered or assigned) by channel-kind index.
+    pub load: SmallVec<[u32; 4]>,
     /// Round-robin turn: the global sequence number of the agent's last conversation.
     pub rr_seq: u64,
     /// Offers timed out in a row.
     pub missed: u32,
+    /// Capacity by channel-kind index (`None` = use `default_capacity`).
+    pub capacity: SmallVec<[Option<u32>; 4]>,
+    /// Skills the agent has: (skill index, level), sorted by index. Inline, because every
+    /// assignment reads them and a separate allocation is a cache miss.
+    pub skills: SmallVec<[(u16, u8); 8]>,
+    /// Display name.
+    pub name: Option<String>,
+}
+
+/// An agent as it is serialised: the fields in the order they were declared before the layout
+/// above, so snapshots read the same as before it.
+#[derive(Serialize)]
+struct AgentOut<'a> {
+    id: &'a CompactString,
+    name: &'a Option<String>,
+    teams: &'a SmallVec<[u16; 4]>,
+    tiers: u8,
+    skills: &'a SmallVec<[(u16, u8); 8]>,
+    capacity: &'a SmallVec<[Option<u32>; 4]>,
+    default_capacity: u32,
+    max_total: u32,
+    status: AgentStatus,
+    load: &'a SmallVec<[u32; 4]>,
+    total: u32,
+    last_assigned: Ms,
+    rr_seq: u64,
+    missed: u32,
+}
+
+impl Serialize for Agent {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        AgentOut {
+            id: &self.id,
+            name: &self.name,
+            teams: &self.teams,
+            tiers: self.tiers,
+            skills: &self.skills,
+            capacity: &self.capacity,
+            default_capacity: self.default_capacity,
+            max_total: self.max_total,
+            status: self.status,
+            load: &self.load,
+            total: self.total,
+            last_assigned: self.last_assigned,
+            rr_seq: self.rr_seq,
+            missed: self.missed,
+        }
+        .serialize(s)
+    }
 }
 
 impl Agent {
@@ -114,14 +163,25 @@ pub enum ConvState {
 }
 
 /// One conversation's live state.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// Laid out by hand (`repr(C)`, 256 bytes aligned to 128): what resolving it reads sits in its
+/// first 64 bytes, what handing it to an agent also reads in the next 64 (the same 128-byte
+/// pair, which the hardware fetches together), and the rest (the customer, rules, SLA and
+/// escalation bookkeeping) after them, so the assignment path touches one cache line of the
+/// resolved conversation and one pair of the next, instead of fields spread over four lines.
+/// The serialised form keeps the field order it always had (see the `Serialize` impl).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[repr(C, align(128))]
 pub struct Conv {
+    // First cache line: resolve (state, kind, team, held_since), the id lookup's check, and
+    // whether the slot is live at all.
+    /// Where it is.
+    pub state: ConvState,
+    /// When its current holder got it (offer or assignment): its handle time runs from here.
+    #[serde(default)]
+    pub held_since: Ms,
     /// Its id.
     pub id: ConversationId,
-    /// Customer key.
-    pub customer: String,
-    /// Customer index in [`State::customer_recs`].
-    pub cust: u32,
     /// Channel-kind index.
     pub kind: u16,
     /// Team index.
@@ -132,43 +192,126 @@ pub struct Conv {
     pub tiers: u8,
     /// Priority.
     pub priority: Priority,
-    /// Required skills: (skill index, minimum level).
-    pub skills: Vec<(u16, u8)>,
-    /// Where it is.
-    pub state: ConvState,
-    /// When it was opened (or reopened).
-    pub opened_at: Ms,
-    /// Since when it waits for a human: drives aging, the queue order and escalation steps.
-    pub waiting_since: Ms,
-    /// Its key in the team queue (see [`queue_key`]).
-    pub queue_key: i64,
-    /// The queue class it waits in (see [`QueueClass`]); meaningful while queued and not reserved.
-    pub class: u32,
-    /// Tie-breaker in queues, from a global sequence.
-    pub seq: u64,
-    /// Incremented on every (re)queueing, so stale escalation and sticky timers are ignored.
-    pub epoch: u32,
-    /// First-response deadline.
-    pub sla_deadline: Ms,
-    /// When an agent first replied.
-    pub first_response: Option<Ms>,
     /// Whether the SLA breach was already reported.
     pub sla_breached: bool,
-    /// The agent who last held it (sticky routing, `conversation.previous_agent`).
-    pub previous_agent: Option<AgentIx>,
+    /// Marks the slot live: `None` in `Vec<Option<Conv>>` is stored here (see [`Live`]).
+    #[serde(skip)]
+    pub(crate) live: Live,
+    // Second cache line: taking it from its queue and giving it to an agent.
+    /// Tie-breaker in queues, from a global sequence.
+    pub seq: u64,
+    /// Its key in the team queue (see [`queue_key`]).
+    pub queue_key: i64,
     /// Only this agent may take it until the time given.
     pub sticky: Option<(AgentIx, Ms)>,
-    /// Agents who declined it or let the offer lapse; not offered again.
-    pub declined: Vec<AgentIx>,
+    /// Agents who declined it or let the offer lapse; not offered again. A boxed slice (two
+    /// words, not three) so that the second line holds it with the queue fields; declines are
+    /// rare, so rebuilding it on each costs nothing that matters.
+    pub declined: Box<[AgentIx]>,
+    /// The queue class it waits in (see [`QueueClass`]); meaningful while queued and not reserved.
+    pub class: u32,
     /// Time-based escalation steps taken.
     pub steps_taken: u8,
     /// Whether it is a repeat contact.
     pub repeat: bool,
+    // Cold: read when it arrives, is classified, escalates, or is explained (or written only).
+    /// The agent who last held it (sticky routing, `conversation.previous_agent`).
+    pub previous_agent: Option<AgentIx>,
+    /// Customer key.
+    pub customer: String,
+    /// Required skills: (skill index, minimum level).
+    pub skills: Vec<(u16, u8)>,
     /// Rules that matched when it was routed (indices), for explanations.
     pub matched_rules: Vec<u16>,
-    /// When its current holder got it (offer or assignment): its handle time runs from here.
-    #[serde(default)]
-    pub held_since: Ms,
+    /// When it was opened (or reopened).
+    pub opened_at: Ms,
+    /// Since when it waits for a human: drives aging, the queue order and escalation steps.
+    pub waiting_since: Ms,
+    /// First-response deadline.
+    pub sla_deadline: Ms,
+    /// When an agent first replied.
+    pub first_response: Option<Ms>,
+    /// Customer index in [`State::customer_recs`].
+    pub cust: u32,
+    /// Incremented on every (re)queueing, so stale escalation and sticky timers are ignored.
+    pub epoch: u32,
+}
+
+/// A one-value word. Its 2^64 - 1 invalid values are the largest niche in [`Conv`] (an
+/// `Option<i64>`'s widened tag has one fewer), so the compiler stores `Option<Conv>`'s `None`
+/// here, in the first cache line: telling a live slot from a free one reads no cold line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[repr(u64)]
+pub(crate) enum Live {
+    /// The only value.
+    #[default]
+    Yes = 1,
+}
+
+/// A conversation as it is serialised: the fields in the order they were declared before the
+/// layout above, so snapshots read the same as before it.
+#[derive(Serialize)]
+struct ConvOut<'a> {
+    id: &'a ConversationId,
+    customer: &'a str,
+    cust: u32,
+    kind: u16,
+    team: u16,
+    tier: Tier,
+    tiers: u8,
+    priority: Priority,
+    skills: &'a [(u16, u8)],
+    state: &'a ConvState,
+    opened_at: Ms,
+    waiting_since: Ms,
+    queue_key: i64,
+    class: u32,
+    seq: u64,
+    epoch: u32,
+    sla_deadline: Ms,
+    first_response: Option<Ms>,
+    sla_breached: bool,
+    previous_agent: Option<AgentIx>,
+    sticky: Option<(AgentIx, Ms)>,
+    declined: &'a [AgentIx],
+    steps_taken: u8,
+    repeat: bool,
+    matched_rules: &'a [u16],
+    held_since: Ms,
+}
+
+impl Serialize for Conv {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ConvOut {
+            id: &self.id,
+            customer: &self.customer,
+            cust: self.cust,
+            kind: self.kind,
+            team: self.team,
+            tier: self.tier,
+            tiers: self.tiers,
+            priority: self.priority,
+            skills: &self.skills,
+            state: &self.state,
+            opened_at: self.opened_at,
+            waiting_since: self.waiting_since,
+            queue_key: self.queue_key,
+            class: self.class,
+            seq: self.seq,
+            epoch: self.epoch,
+            sla_deadline: self.sla_deadline,
+            first_response: self.first_response,
+            sla_breached: self.sla_breached,
+            previous_agent: self.previous_agent,
+            sticky: self.sticky,
+            declined: &self.declined,
+            steps_taken: self.steps_taken,
+            repeat: self.repeat,
+            matched_rules: &self.matched_rules,
+            held_since: self.held_since,
+        }
+        .serialize(s)
+    }
 }
 
 impl ConvState {
@@ -281,9 +424,8 @@ pub struct State {
     pub available: Vec<BTreeSet<(i64, i64, AgentIx)>>,
     /// Pending timers.
     pub timers: TimerQueue,
-    /// Conversation index by id. Ids are the router's own (not customer input), so a fast
-    /// non-keyed hash is safe here.
-    pub conv_ix: FxHashMap<ConversationId, ConvIx>,
+    /// Conversation index by id (serialised as a map, like the hash map it once was).
+    pub conv_ix: ConvIndex,
     /// Recent handle times (ms) by team index, newest last, at most [`HANDLE_KEEP`]: the
     /// expected wait is estimated from them (see [`crate::position`]).
     #[serde(default)]
@@ -426,3 +568,7 @@ pub(crate) fn set_at<T: Clone + Default, const N: usize>(v: &mut SmallVec<[T; N]
     }
     v[i as usize] = value;
 }
+
+#[cfg(test)]
+#[path = "state_tests.rs"]
+mod tests;

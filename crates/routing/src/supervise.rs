@@ -172,7 +172,7 @@ impl Engine {
                 c.tier = Tier::L1;
                 c.tiers = tier_bit(Tier::L1);
             }
-            c.declined.clear();
+            c.declined = Box::default();
             (c.id, c.team)
         };
         out.push(Decision::Transferred {
@@ -203,7 +203,7 @@ impl Engine {
             c.sticky = None;
             c.tier = tier;
             c.tiers = tier_bit(tier);
-            c.declined.clear();
+            c.declined = Box::default();
             c.steps_taken = 0;
             (c.id, c.team)
         };
