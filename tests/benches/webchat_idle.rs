@@ -12,7 +12,9 @@
 //! The client opens `BENCH_SESSIONS` sockets (default 5000), 64 at a time, waits until each got
 //! its first frame(s), lets the server settle, and reads the server's `VmRSS` before and after.
 //! Run: `make bench` (= `cargo bench -p switchboard-e2e --bench webchat_idle`). Writes
-//! `bench-results/webchat_idle.json`.
+//! `bench-results/webchat_idle.json`. To see where a session's memory goes, run the web-chat server
+//! under a profiler: `BENCH_WEBCHAT_WRAPPER="heaptrack -o /tmp/webchat"` (a command prefix; the
+//! server names its own pid, so the figures stay the server's, with the profiler's overhead).
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -86,7 +88,7 @@ async fn serve_bare() -> anyhow::Result<()> {
 
 async fn serve(app: axum::Router) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    println!("PORT {}", listener.local_addr()?.port());
+    println!("PORT {} {}", listener.local_addr()?.port(), std::process::id());
     // Exit when the parent closes our stdin.
     tokio::spawn(async {
         let mut buf = [0u8; 1];
@@ -97,10 +99,11 @@ async fn serve(app: axum::Router) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A server child and its port.
+/// A server child, its port and the server's own pid (the child's, unless it runs under a wrapper).
 struct Server {
     child: Child,
     port: u16,
+    pid: u32,
 }
 
 impl Drop for Server {
@@ -111,7 +114,17 @@ impl Drop for Server {
 }
 
 fn spawn(role: &str, nats_url: &str) -> anyhow::Result<Server> {
-    let mut child = Command::new(std::env::current_exe()?)
+    let exe = std::env::current_exe()?;
+    let wrapper = std::env::var("BENCH_WEBCHAT_WRAPPER").ok().filter(|_| role == "webchat");
+    let mut command = match wrapper.as_deref().map(str::split_whitespace) {
+        Some(mut words) => {
+            let mut command = Command::new(words.next().context("empty BENCH_WEBCHAT_WRAPPER")?);
+            command.args(words).arg(exe);
+            command
+        }
+        None => Command::new(exe),
+    };
+    let mut child = command
         .env(ROLE, role)
         .env("NATS_URL", nats_url)
         .env("RUST_LOG", "warn")
@@ -119,10 +132,20 @@ fn spawn(role: &str, nats_url: &str) -> anyhow::Result<Server> {
         .stdout(Stdio::piped())
         .spawn()?;
     let stdout = child.stdout.take().context("child stdout")?;
+    // A wrapper may say things first; the server's line starts with `PORT`.
+    let mut stdout = BufReader::new(stdout);
     let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line)?;
-    let port = line.trim().strip_prefix("PORT ").context("child said no port")?.parse()?;
-    Ok(Server { child, port })
+    while !line.starts_with("PORT ") {
+        line.clear();
+        if stdout.read_line(&mut line)? == 0 {
+            bail!("{role} server ended before naming its port");
+        }
+    }
+    let (port, pid) =
+        line.trim().strip_prefix("PORT ").and_then(|l| l.split_once(' ')).context("child said no port")?;
+    // Kept open and drained: a wrapper that reports at its end must not die of a closed pipe.
+    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+    Ok(Server { child, port: port.parse()?, pid: pid.parse()? })
 }
 
 fn rss_kib(pid: u32) -> anyhow::Result<f64> {
@@ -155,7 +178,7 @@ async fn hold(server: &Server, n: usize, hello: bool) -> anyhow::Result<(Vec<Soc
     // One socket first, so lazily built state (consumers, buffers) is not counted per session.
     drop(open(server.port, hello).await?);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let before = rss_kib(server.child.id())?;
+    let before = rss_kib(server.pid)?;
     let start = Instant::now();
     let sockets: Vec<Socket> = futures::stream::iter(0..n)
         .map(|_| open(server.port, hello))
@@ -166,7 +189,7 @@ async fn hold(server: &Server, n: usize, hello: bool) -> anyhow::Result<(Vec<Soc
         .collect::<Result<_, _>>()?;
     let rate = n as f64 / start.elapsed().as_secs_f64();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let after = rss_kib(server.child.id())?;
+    let after = rss_kib(server.pid)?;
     Ok((sockets, after - before, rate))
 }
 
@@ -182,7 +205,7 @@ async fn measure() -> anyhow::Result<()> {
 
     let webchat = spawn("webchat", &nats.url())?;
     let (chat_sockets, chat_kib, chat_rate) = hold(&webchat, n, true).await?;
-    let rss_total = rss_kib(webchat.child.id())?;
+    let rss_total = rss_kib(webchat.pid)?;
     drop(chat_sockets);
     drop(webchat);
 

@@ -2,7 +2,7 @@
 //! widget has not seen, `synced`. It runs once, boxed, so its large steps are not part of the
 //! idle socket's task.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -68,7 +68,12 @@ pub(super) async fn open(shared: Arc<Shared>, mut ws: WebSocket, ip: IpAddr) -> 
         phone: None,
         language: lang.filter(|l| l.len() <= 16 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')),
     };
-    let (_registration, pushes) = shared.hub.register(&session);
+    // Every session id this server issues or verifies is one the hub can key.
+    let Some((_registration, pushes)) = shared.hub.register(&session) else {
+        warn!(session = %session, "web-chat session id the hub cannot key");
+        close_with(ws, close::RESTART, "try again").await;
+        return None;
+    };
     let profile = shared.profile(&session).await.unwrap_or_else(|e| {
         warn!(session = %session, error = %e, "pre-chat answers unavailable");
         None
@@ -80,11 +85,11 @@ pub(super) async fn open(shared: Arc<Shared>, mut ws: WebSocket, ip: IpAddr) -> 
         customer,
         verified: verified_user.is_some(),
         page: page.map(|p| p.chars().take(512).collect()),
-        profile,
+        profile: profile.map(Box::new),
         last_seq: after,
-        sent: HashMap::new(),
-        resolved: HashMap::new(),
-        rated: HashSet::new(),
+        sent: BTreeMap::new(),
+        resolved: BTreeMap::new(),
+        rated: BTreeSet::new(),
         agent_name: None,
     };
     debug!(session = %conn.session, verified = conn.verified, "web-chat socket open");
