@@ -182,7 +182,7 @@ impl Pipeline {}
 
 /// Agent `agent`'s API token.
 fn token(agent: &str) -> String {
-    format!("bench-token-{agent}")
+    format!("bench-token-{agent}-of-the-router-pipeline")
 }
 
 /// A second nats-server that fsyncs every write before acking it (`sync_interval: always`), to
@@ -324,7 +324,16 @@ async fn main() -> anyhow::Result<()> {
     let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
     let deadline = Instant::now() + Duration::from_secs(30);
     while !http.get(format!("{base}/readyz")).send().await.is_ok_and(|r| r.status().is_success()) {
-        ensure!(Instant::now() < deadline, "daemon not ready within 30 s");
+        if daemon.is_finished() {
+            anyhow::bail!("the daemon stopped at start: {:?}", daemon.await);
+        }
+        if Instant::now() >= deadline {
+            let why = match http.get(format!("{base}/readyz")).send().await {
+                Ok(r) => r.text().await.unwrap_or_default(),
+                Err(e) => e.to_string(),
+            };
+            anyhow::bail!("daemon not ready within 30 s: {why}");
+        }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let pipeline = Arc::new(Pipeline {
