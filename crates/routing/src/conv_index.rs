@@ -13,7 +13,9 @@ use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::model::ConversationId;
-use crate::state::ConvIx;
+
+/// Index of a conversation slot in `State::convs`.
+pub type ConvIx = u32;
 
 /// Marks a free slot (no conversation slot index reaches it: indices are positions in a `Vec`).
 const EMPTY: u32 = u32::MAX;

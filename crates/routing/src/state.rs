@@ -15,8 +15,7 @@ use crate::model::{ConversationId, Ms};
 
 /// Index of an agent in [`State::agents`].
 pub type AgentIx = u32;
-/// Index of a conversation slot in [`State::convs`].
-pub type ConvIx = u32;
+pub use crate::conv_index::ConvIx;
 
 /// One agent's live state.
 ///
