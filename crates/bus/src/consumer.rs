@@ -442,20 +442,26 @@ impl Bus {
     }
 
     async fn dead_letter(&self, spec: &ConsumerSpec, delivery: &Delivery, reason: &str) -> Result<(), BusError> {
-        warn!(component = %spec.component, subject = %delivery.subject, attempts = delivery.attempt, %reason, "dead-lettering message");
+        self.dead_letter_delivery(&spec.component, &spec.stream, delivery, reason).await
+    }
+
+    /// Dead-letters `delivery`, read from `stream` by `component`, with its attempts and stream
+    /// sequence in the headers; named by component, stream and sequence, so a message read and
+    /// refused again (after a crash, a takeover) lands in the DLQ once.
+    pub async fn dead_letter_delivery(
+        &self,
+        component: &str,
+        stream: &str,
+        delivery: &Delivery,
+        reason: &str,
+    ) -> Result<(), BusError> {
+        warn!(%component, subject = %delivery.subject, attempts = delivery.attempt, %reason, "dead-lettering message");
         let mut headers = delivery.headers.clone();
         headers.insert(headers::DLQ_ATTEMPTS, delivery.attempt.to_string().as_str());
         headers.insert(headers::DLQ_STREAM_SEQ, delivery.stream_sequence.to_string().as_str());
-        let msg_id = switchboard_core::contract::dlq_msg_id(&spec.component, &spec.stream, delivery.stream_sequence);
-        self.publish_dead_letter(
-            &spec.component,
-            &delivery.subject,
-            reason,
-            headers,
-            delivery.payload.clone(),
-            &msg_id,
-        )
-        .await?;
+        let msg_id = switchboard_core::contract::dlq_msg_id(component, stream, delivery.stream_sequence);
+        self.publish_dead_letter(component, &delivery.subject, reason, headers, delivery.payload.clone(), &msg_id)
+            .await?;
         Ok(())
     }
 

@@ -235,20 +235,10 @@ impl RouterService {
 /// Dead-letters an agent command that cannot be read (named by its stream and sequence, so a
 /// leader reading it again after a takeover stores it once), retrying until stored or stopped.
 async fn refuse_command(bus: &Bus, component: &str, d: &Delivery, reason: &str, stop: &CancellationToken) {
-    warn!(subject = %d.subject, stream_sequence = d.stream_sequence, %reason, "agent command refused");
-    let msg_id = switchboard_core::contract::dlq_msg_id(component, streams::AGENT, d.stream_sequence);
     let backoff = switchboard_bus::Backoff { initial: Duration::from_millis(250), max: Duration::from_secs(5) };
-    let mut headers = d.headers.clone();
-    headers.insert(switchboard_core::contract::headers::DLQ_ATTEMPTS, "1");
-    headers.insert(switchboard_core::contract::headers::DLQ_STREAM_SEQ, d.stream_sequence.to_string().as_str());
     let mut attempt = 0;
-    loop {
-        let stored =
-            bus.publish_dead_letter(component, &d.subject, reason, headers.clone(), d.payload.clone(), &msg_id).await;
-        match stored {
-            Ok(()) => return,
-            Err(e) => warn!(error = %e, "cannot dead-letter the agent command; retrying"),
-        }
+    while let Err(e) = bus.dead_letter_delivery(component, streams::AGENT, d, reason).await {
+        warn!(error = %e, "cannot dead-letter the agent command; retrying");
         attempt += 1;
         tokio::select! {
             _ = stop.cancelled() => return,
