@@ -5,11 +5,15 @@
 //!    latency from sending the webhook to the offer arriving at the helpdesk, p50/p90/p99/p99.9;
 //! 3. maximum sustained rate: `BENCH_MAX_MESSAGES` (3000) sent `BENCH_CONCURRENCY` (32) at a time,
 //!    from the first send to the last offer received;
-//! 4. the reply path: for `BENCH_REPLIES` (1000) of those conversations, `BENCH_CONCURRENCY` at a
-//!    time, the agent accepts and replies through the agent API and the reply is POSTed to the
-//!    customer's webhook: replies per second, and latency from sending the reply command to the
-//!    customer receiving it, with its stages (the accept's and the reply's round trips through the
-//!    agent API and the router, then the reply's delivery to the customer's webhook).
+//! 4. the reply path on those conversations: the agent accepts and replies through the agent API
+//!    and the reply is POSTed to the customer's webhook. First `BENCH_REPLY_RATE` (100) answers a
+//!    second for `BENCH_REPLY_SECS` (3 s): latency from sending the reply command to the customer
+//!    receiving it, with its stages (the accept's and the reply's round trips through the agent
+//!    API and the router, then the reply's delivery to the customer's webhook); then
+//!    `BENCH_REPLIES` (1000) more `BENCH_CONCURRENCY` at a time: replies per second, and the
+//!    latency at that rate;
+//! 5. the bus's work: stream writes and consumer deliveries per customer message on the offer
+//!    path (read before any answer), and per answer on the reply path.
 //!
 //! The steady run's latencies are printed with the machine's 1-minute load average at its end:
 //! on a busy machine they measure the machine, not the pipeline.
@@ -384,11 +388,34 @@ async fn main() -> anyhow::Result<()> {
     wait_all(&arrivals, steady..steady + max_n).await?;
     let max_rate = max_n as f64 / start.elapsed().as_secs_f64();
 
-    // 4. The reply path, on conversations of the maximum-rate run.
+    // What the offer path alone wrote: every message above was offered, none answered yet.
+    let offer_work = bus_work(&server.url()).await?;
+
+    // 4. The reply path, on conversations of the maximum-rate run: first paced at
+    //    `BENCH_REPLY_RATE` answers a second (its latencies, like the offer path's, at a steady
+    //    load), then `BENCH_CONCURRENCY` at a time (its maximum rate).
     let to_answer: Vec<(usize, (String, String))> =
-        offered.lock().expect("lock").range(steady..steady + replies).map(|(i, who)| (*i, who.clone())).collect();
+        offered.lock().expect("lock").range(steady..steady + max_n).map(|(i, who)| (*i, who.clone())).collect();
+    let reply_rate_paced = var("BENCH_REPLY_RATE", 100)?;
+    let paced_n = (reply_rate_paced * var("BENCH_REPLY_SECS", 3)?).min(max_n.saturating_sub(replies));
+    let (paced, at_max) = to_answer.split_at(paced_n);
+    let at_max = &at_max[..replies.min(at_max.len())];
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / reply_rate_paced as f64));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut answers = Vec::with_capacity(paced.len());
+    for (i, (agent, conversation)) in paced.iter().cloned() {
+        tick.tick().await;
+        let p = pipeline.clone();
+        answers.push(tokio::spawn(async move { p.answer(i, &agent, &conversation).await.map(|sent| (i, sent)) }));
+    }
+    let mut paced_sent = Vec::with_capacity(answers.len());
+    for a in answers {
+        paced_sent.push(a.await??);
+    }
+    let paced_range = paced.first().map_or(0, |f| f.0)..paced.last().map_or(0, |l| l.0 + 1);
+    wait_all(&answered, paced_range).await?;
     let start = Instant::now();
-    let reply_sent = futures::stream::iter(to_answer)
+    let reply_sent = futures::stream::iter(at_max.to_vec())
         .map(|(i, (agent, conversation))| {
             let p = p.clone();
             async move { p.answer(i, &agent, &conversation).await.map(|sent| (i, sent)) }
@@ -398,29 +425,37 @@ async fn main() -> anyhow::Result<()> {
         .await
         .into_iter()
         .collect::<anyhow::Result<Vec<_>>>()?;
-    wait_all(&answered, steady..steady + replies).await?;
-    let reply_rate = replies as f64 / start.elapsed().as_secs_f64();
+    let max_range = at_max.first().map_or(0, |f| f.0)..at_max.last().map_or(0, |l| l.0 + 1);
+    wait_all(&answered, max_range).await?;
+    let reply_rate = at_max.len() as f64 / start.elapsed().as_secs_f64();
+    // The reply path's stages at the paced rate: the accept's round trip through the agent API
+    // and the router, the reply's, and from the router taking the reply to the customer's
+    // webhook receiving it.
     let mut reply_latency = Histogram::<u64>::new(3)?;
-    // The reply path's stages: the accept's round trip through the agent API and the router, the
-    // reply's, and from the router taking the reply to the customer's webhook receiving it.
     let mut accept_stage = Histogram::<u64>::new(3)?;
     let mut reply_stage = Histogram::<u64>::new(3)?;
     let mut delivery_stage = Histogram::<u64>::new(3)?;
+    let mut reply_latency_at_max = Histogram::<u64>::new(3)?;
     {
         let arrived = answered.lock().expect("lock");
-        for (i, a) in &reply_sent {
+        for (i, a) in &paced_sent {
             reply_latency.record(arrived[i].duration_since(a.sent).as_micros() as u64)?;
             accept_stage.record(a.sent.duration_since(a.accept).as_micros() as u64)?;
             reply_stage.record(a.taken.duration_since(a.sent).as_micros() as u64)?;
             delivery_stage.record(arrived[i].saturating_duration_since(a.taken).as_micros() as u64)?;
         }
+        for (i, a) in &reply_sent {
+            reply_latency_at_max.record(arrived[i].duration_since(a.sent).as_micros() as u64)?;
+        }
     }
+    let replies = paced_sent.len() + reply_sent.len();
     let work = bus_work(&server.url()).await?;
     shutdown.cancel();
     tokio::time::timeout(Duration::from_secs(30), daemon).await.context("daemon did not stop")???;
 
     let ms = |q: f64| latency.value_at_quantile(q) as f64 / 1000.0;
     let reply_ms = |q: f64| reply_latency.value_at_quantile(q) as f64 / 1000.0;
+    let reply_max_ms = |q: f64| reply_latency_at_max.value_at_quantile(q) as f64 / 1000.0;
     let stage_ms = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1000.0;
     let metric = |name, value, unit, baseline| Metric { name, value, unit, baseline };
     let metrics = [
@@ -437,9 +472,12 @@ async fn main() -> anyhow::Result<()> {
         metric("pipeline_max_rate", max_rate, "msgs/s", Some(raw_rate)),
         metric("pipeline_vs_raw_end_to_end", max_rate / raw_rate, "ratio", Some(raw_rate)),
         metric("replies", replies as f64, "count", None),
+        metric("reply_steady_rate", reply_rate_paced as f64, "msgs/s", None),
         metric("reply_latency_p50", reply_ms(0.50), "ms", None),
         metric("reply_latency_p99", reply_ms(0.99), "ms", None),
         metric("reply_latency_p99_9", reply_ms(0.999), "ms", None),
+        metric("reply_latency_at_max_rate_p50", reply_max_ms(0.50), "ms", None),
+        metric("reply_latency_at_max_rate_p99", reply_max_ms(0.99), "ms", None),
         metric("reply_stage_accept_p50", stage_ms(&accept_stage, 0.50), "ms", None),
         metric("reply_stage_accept_p99", stage_ms(&accept_stage, 0.99), "ms", None),
         metric("reply_stage_command_p50", stage_ms(&reply_stage, 0.50), "ms", None),
@@ -451,20 +489,46 @@ async fn main() -> anyhow::Result<()> {
         metric("reply_path_vs_offer_path", reply_rate / max_rate, "ratio", Some(max_rate)),
     ];
     // Where the bus's share of the time goes: how many stored writes and consumer deliveries each
-    // customer message (with its offer, and for some a reply) cost, against 1 + 1 for the raw run.
+    // customer message cost on the offer path (its offer), and each answer on the reply path,
+    // against 1 + 1 for the raw run.
     let messages = (steady + max_n) as f64;
-    let writes: u64 = work.iter().map(|(_, w, _)| w).sum();
-    let deliveries: u64 = work.iter().map(|(_, _, d)| d).sum();
+    let sum = |work: &[(String, u64, u64)]| -> (u64, u64) {
+        work.iter().fold((0, 0), |(w, d), (_, sw, sd)| (w + sw, d + sd))
+    };
+    let (offer_writes, offer_deliveries) = sum(&offer_work);
+    let (all_writes, all_deliveries) = sum(&work);
+    let per_reply = |all: u64, offer: u64| all.saturating_sub(offer) as f64 / replies.max(1) as f64;
     let mut metrics: Vec<Metric> = metrics.into();
-    metrics.push(metric("bus_writes_per_message", writes as f64 / messages, "writes", Some(1.0)));
-    metrics.push(metric("bus_deliveries_per_message", deliveries as f64 / messages, "deliveries", Some(1.0)));
+    metrics.push(metric("bus_writes_per_message", offer_writes as f64 / messages, "writes", Some(1.0)));
+    metrics.push(metric("bus_deliveries_per_message", offer_deliveries as f64 / messages, "deliveries", Some(1.0)));
+    metrics.push(metric("bus_writes_per_reply", per_reply(all_writes, offer_writes), "writes", Some(1.0)));
+    metrics.push(metric(
+        "bus_deliveries_per_reply",
+        per_reply(all_deliveries, offer_deliveries),
+        "deliveries",
+        Some(1.0),
+    ));
     print_table(&metrics);
-    println!("\nbus work per customer message ({messages} messages, {replies} of them answered):");
-    println!("{:<28} {:>8} {:>10}", "stream", "writes", "deliveries");
+    println!("\nbus work per customer message on the offer path ({messages} messages), and per answer ({replies}):");
+    println!("{:<28} {:>8} {:>10} {:>12} {:>12}", "stream", "writes", "deliveries", "reply writes", "reply deliv.");
     for (name, w, d) in &work {
-        println!("{name:<28} {:>8.2} {:>10.2}", *w as f64 / messages, *d as f64 / messages);
+        let (ow, od) = offer_work.iter().find(|(n, _, _)| n == name).map_or((0, 0), |(_, w, d)| (*w, *d));
+        println!(
+            "{name:<28} {:>8.2} {:>10.2} {:>12.2} {:>12.2}",
+            ow as f64 / messages,
+            od as f64 / messages,
+            per_reply(*w, ow),
+            per_reply(*d, od)
+        );
     }
-    println!("{:<28} {:>8.2} {:>10.2}", "all", writes as f64 / messages, deliveries as f64 / messages);
+    println!(
+        "{:<28} {:>8.2} {:>10.2} {:>12.2} {:>12.2}",
+        "all",
+        offer_writes as f64 / messages,
+        offer_deliveries as f64 / messages,
+        per_reply(all_writes, offer_writes),
+        per_reply(all_deliveries, offer_deliveries)
+    );
     let path = write_json("router_pipeline", &metrics)?;
     println!("\nwrote {} (wall time {:.1} s)", path.display(), wall.elapsed().as_secs_f64());
     Ok(())

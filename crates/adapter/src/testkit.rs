@@ -100,7 +100,8 @@ impl TestBus {
         BusSlot::ready(self.bus.clone())
     }
 
-    /// Every message stored on `subject` in `stream`, oldest first, as `(headers, payload)`.
+    /// Every message stored on `subject` in `stream` (a filter: `*` and `>` are wildcards as in
+    /// NATS), oldest first, as `(headers, payload)`.
     pub async fn stored(&self, stream: &str, subject: &str) -> Vec<(HeaderMap, Bytes)> {
         let stream = self.bus.jetstream().get_stream(stream).await.expect("stream exists");
         let state = stream.get_info().await.expect("stream info").state;
@@ -110,7 +111,7 @@ impl TestBus {
         }
         for seq in state.first_sequence..=state.last_sequence {
             if let Ok(m) = stream.get_raw_message(seq).await
-                && m.subject.as_str() == subject
+                && subject_matches(subject, m.subject.as_str())
             {
                 out.push((m.headers, m.payload));
             }
@@ -248,5 +249,18 @@ pub fn csat_request(channel: &str, customer: &str, conversation: uuid::Uuid, age
         agent_id: None,
         metadata: metadata.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
         ..outbound(channel, customer, "")
+    }
+}
+
+/// Whether `subject` is one `filter` selects: `*` stands for one token, a final `>` for the rest.
+fn subject_matches(filter: &str, subject: &str) -> bool {
+    let (mut f, mut s) = (filter.split('.'), subject.split('.'));
+    loop {
+        match (f.next(), s.next()) {
+            (Some(">"), Some(_)) => return true,
+            (Some(a), Some(b)) if a == "*" || a == b => {}
+            (None, None) => return true,
+            _ => return false,
+        }
     }
 }

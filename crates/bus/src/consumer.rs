@@ -32,6 +32,8 @@ pub struct ConsumerSpec {
     pub durable: String,
     /// Subject filter within the stream.
     pub filter_subject: String,
+    /// Further subject filters, read together with `filter_subject` (see [`ConsumerSpec::also`]).
+    pub more_filters: Vec<String>,
     /// Deliveries before a message is dead-lettered (1 = no retry), unless `retry_for` asks
     /// for more.
     pub max_deliver: u64,
@@ -80,6 +82,7 @@ impl ConsumerSpec {
             stream: stream.into(),
             durable: durable.into(),
             filter_subject: filter_subject.into(),
+            more_filters: Vec::new(),
             max_deliver: 5,
             retry_for: Duration::ZERO,
             backoff: Backoff::default(),
@@ -91,6 +94,13 @@ impl ConsumerSpec {
             per_conversation: false,
             max_wait: DEFAULT_MAX_WAIT,
         }
+    }
+
+    /// This spec reading `filter` too: e.g. an agent endpoint reads both the deliveries that name
+    /// their agent and those written before they did.
+    pub fn also(mut self, filter: &str) -> Self {
+        self.more_filters.push(filter.into());
+        self
     }
 
     /// The consumer of `component`'s replayed raw items (`sb.replay.<component>` in
@@ -294,7 +304,13 @@ impl Bus {
         let consumer = stream
             .create_consumer(consumer::pull::Config {
                 durable_name: Some(spec.durable.clone()),
-                filter_subject: spec.filter_subject.clone(),
+                // The server takes one filter or a list, never both.
+                filter_subject: if spec.more_filters.is_empty() { spec.filter_subject.clone() } else { String::new() },
+                filter_subjects: if spec.more_filters.is_empty() {
+                    Vec::new()
+                } else {
+                    std::iter::once(&spec.filter_subject).chain(&spec.more_filters).cloned().collect()
+                },
                 ack_policy: consumer::AckPolicy::Explicit,
                 ack_wait: spec.ack_wait,
                 // Unlimited on the server: we dead-letter ourselves, so nothing is silently dropped.

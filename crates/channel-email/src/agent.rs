@@ -58,12 +58,11 @@ impl AgentMail {
     /// Consumes `sb.agent.out.email` until `shutdown`: each delivery is mailed to its agent,
     /// acked once the relay accepted it, retried or dead-lettered (`sb.dlq.agent-email`) otherwise.
     pub async fn run(self, bus: Bus, shutdown: CancellationToken) -> Result<(), BusError> {
-        let spec = self.0.runtime.consumer_spec(
-            "agent-email",
-            streams::AGENT,
-            "agent-email",
-            &subjects::agent_out(ENDPOINT_KIND),
-        );
+        let spec = self
+            .0
+            .runtime
+            .consumer_spec("agent-email", streams::AGENT, "agent-email", &subjects::agent_out(ENDPOINT_KIND))
+            .also(&subjects::agent_out_filter(ENDPOINT_KIND));
         bus.run_consumer(spec, shutdown, move |d: Delivery| {
             let this = self.clone();
             async move {

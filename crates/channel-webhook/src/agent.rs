@@ -133,12 +133,10 @@ impl AgentEndpoints {
     /// waited for; 5xx/408/429/timeouts retried (for `runtime.retry_for_secs` and at least
     /// `runtime.max_attempts` times); dead-lettered to `sb.dlq.agent-webhook` otherwise.
     pub async fn run(self, bus: Bus, shutdown: CancellationToken) -> Result<(), BusError> {
-        let spec = self.runtime.consumer_spec(
-            "agent-webhook",
-            streams::AGENT,
-            "agent-webhook",
-            &subjects::agent_out(ENDPOINT_KIND),
-        );
+        let spec = self
+            .runtime
+            .consumer_spec("agent-webhook", streams::AGENT, "agent-webhook", &subjects::agent_out(ENDPOINT_KIND))
+            .also(&subjects::agent_out_filter(ENDPOINT_KIND));
         let registry = bus.jetstream().get_key_value(buckets::AGENTS).await.ok();
         bus.run_consumer(spec, shutdown, move |d: Delivery| {
             let this = self.clone();

@@ -1,4 +1,4 @@
-//! Deliveries to agents' helpdesks (`sb.agent.out.webhook`) against a real NATS server and a real
+//! Deliveries to agents' helpdesks (`sb.agent.out.webhook.<agent>`) against a real NATS server and a real
 //! HTTP helpdesk: outages, waits the helpdesk asks for, and a deliverer killed mid-delivery.
 
 use std::collections::BTreeMap;
@@ -138,10 +138,13 @@ fn id_of(delivery: &AgentDelivery) -> String {
     }
 }
 
-/// Publishes a delivery as the router does.
+/// Publishes a delivery as the router does: on `sb.agent.out.webhook.<agent>`.
 async fn send(t: &TestBus, delivery: &AgentDelivery) {
     let id = id_of(delivery);
-    t.bus.publish(&subjects::agent_out(switchboard_channel_webhook::ENDPOINT_KIND), delivery, &id).await.unwrap();
+    t.bus
+        .publish(&subjects::agent_delivery(switchboard_channel_webhook::ENDPOINT_KIND, AGENT), delivery, &id)
+        .await
+        .unwrap();
 }
 
 /// Runs the deliverer for `url` with `runtime` until the returned token is cancelled.
@@ -223,6 +226,45 @@ async fn a_helpdesk_down_for_a_minute_gets_every_offer_exactly_once() {
         "outage {outage:?}: {} offers sent during it, all delivered {caught_up:?} after the helpdesk was back",
         during
     );
+}
+
+/// An upgrade: the durable of an older release read only `sb.agent.out.webhook`. A delivery
+/// written there before the upgrade and one written on the agent's own subject after it both
+/// reach the helpdesk, once each.
+#[tokio::test]
+async fn deliveries_on_the_old_subject_and_on_the_agents_subject_both_arrive_after_an_upgrade() {
+    let t = TestBus::start().await;
+    let old_filter = subjects::agent_out(switchboard_channel_webhook::ENDPOINT_KIND);
+    let stream = t.bus.jetstream().get_stream(streams::AGENT).await.unwrap();
+    stream
+        .create_consumer(switchboard_bus::async_nats::jetstream::consumer::pull::Config {
+            durable_name: Some("agent-webhook".into()),
+            filter_subject: old_filter.clone(),
+            ack_policy: switchboard_bus::async_nats::jetstream::consumer::AckPolicy::Explicit,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let before = offer();
+    t.bus.publish(&old_filter, &before, &id_of(&before)).await.unwrap();
+    let helpdesk = Helpdesk::default();
+    let addr = free_addr().await;
+    let _up = helpdesk.serve_on(addr).await;
+    let (stop, task) = deliverer(&t, &format!("http://{addr}/agent"), RuntimeConfig::default());
+    let after = offer();
+    send(&t, &after).await;
+    wait_for("both offers delivered", Duration::from_secs(15), || async { helpdesk.accepted().len() == 2 }).await;
+    stop.cancel();
+    task.await.unwrap();
+    let accepted = helpdesk.accepted();
+    assert_eq!((accepted.get(&id_of(&before)), accepted.get(&id_of(&after))), (Some(&1), Some(&1)));
+    let info = stream.consumer_info("agent-webhook").await.unwrap();
+    assert_eq!(
+        info.config.filter_subjects,
+        [old_filter, subjects::agent_out_filter(switchboard_channel_webhook::ENDPOINT_KIND)],
+        "the durable now reads both"
+    );
+    assert_eq!((info.num_pending, info.num_ack_pending), (0, 0), "everything acked");
 }
 
 /// A helpdesk answering `429` with `Retry-After: 3` is waited for, even with a single attempt

@@ -184,19 +184,35 @@ fn channel_list() -> Vec<Chan> {
         },
         Chan {
             id: "agentOut",
+            address: Some(subjects::agent_delivery(&p("kind"), &p("agentId"))),
+            description: "Deliveries to one agent's endpoints of one kind: offers, conversation messages, updates. \
+                          Written once per endpoint kind of the agent; an endpoint reads `sb.agent.out.<kind>.>` \
+                          and `sb.agent.out.<kind>` (agentOutUnnamed).",
+            params: &[
+                (
+                    "kind",
+                    "The endpoint kind: `webhook` (a helpdesk), `email`, `telegram`, `matrix`, `slack`, or an external endpoint's.",
+                ),
+                ("agentId", "The agent's id."),
+            ],
+            messages: &["agentDelivery"],
+        },
+        Chan {
+            id: "agentOutUnnamed",
             address: Some(subjects::agent_out(&p("kind"))),
-            description: "Deliveries to agent endpoints of one kind: offers, conversation messages, updates.",
-            params: &[(
-                "kind",
-                "The endpoint kind: `webhook` (a helpdesk), `email`, `telegram`, or an external endpoint's.",
-            )],
+            description: "Deliveries to endpoints of one kind for agents whose id is no subject token (it holds \
+                          `.`, `*`, `>` or white space), and every delivery written before deliveries named \
+                          their agent.",
+            params: &[("kind", "The endpoint kind, as for agentOut.")],
             messages: &["agentDelivery"],
         },
         Chan {
             id: "agentStream",
-            address: Some(subjects::agent_stream(&p("agentId"))),
-            description: "One agent's own copy of every delivery to it, whatever its endpoints: read by the \
-                          agent API's event stream (`GET /v1/agent/events`, the stream sequence is the event id).",
+            address: Some(subjects::agent_delivery(subjects::AGENT_STREAM_KIND, &p("agentId"))),
+            description: "Deliveries to an agent without endpoints (kind `api`). The agent API's event stream \
+                          (`GET /v1/agent/events`, the stream sequence is the event id) reads \
+                          `sb.agent.out.*.<agentId>`: each delivery once, skipping the copies for further endpoint \
+                          kinds (`Sb-Endpoint-Copy`) and copies stored again under another `Nats-Msg-Id`.",
             params: &[("agentId", "The agent's id.")],
             messages: &["agentDelivery"],
         },
@@ -436,6 +452,16 @@ fn channel(c: &Chan) -> Value {
             c.params.iter().map(|(name, what)| (name.to_string(), parameter(c, name, what))).collect();
         out["parameters"] = params.into();
     }
+    // Readers of agent deliveries take more than the one address names.
+    let p = |name: &str| format!("{{{name}}}");
+    let reader_filters = match c.id {
+        "agentOut" | "agentOutUnnamed" => vec![subjects::agent_out(&p("kind")), subjects::agent_out_filter(&p("kind"))],
+        "agentStream" => vec![subjects::agent_stream(&p("agentId"))],
+        _ => Vec::new(),
+    };
+    if !reader_filters.is_empty() {
+        out["x-switchboard-reader-filters"] = reader_filters.into();
+    }
     match c.address.as_deref().and_then(stream_of) {
         Some(stream) => out["x-switchboard-stream"] = stream.into(),
         None if c.address.is_some() => out["x-switchboard-transport"] = "core NATS (not stored)".into(),
@@ -495,6 +521,10 @@ fn stored(schema_id: &str, file: &str, title: &str, msg_id: &str) -> Value {
                 (headers::NOT_BEFORE): {
                     "type": "string",
                     "description": "On a copy stored again because its receiver asked to wait: not handled before this time (Unix milliseconds).",
+                },
+                (headers::ENDPOINT_COPY): {
+                    "type": "string",
+                    "description": "Agent deliveries: the copy for the agent's second (third, ...) endpoint kind, which the agent's own stream skips.",
                 },
             },
         },

@@ -39,6 +39,9 @@ pub mod streams {
 
 /// Subject names; functions take an already validated token (channel, kind, component).
 pub mod subjects {
+    /// The endpoint kind of deliveries to an agent without endpoints, read by its own stream alone.
+    pub const AGENT_STREAM_KIND: &str = "api";
+
     /// Agent commands (`command/1`).
     pub const AGENT_IN: &str = "sb.agent.in";
 
@@ -52,17 +55,35 @@ pub mod subjects {
         format!("sb.out.{channel}")
     }
 
-    /// Deliveries to agent endpoints of one kind: `sb.agent.out.<kind>`.
+    /// Deliveries to agent endpoints of one kind, for agents whose id is no subject token (and
+    /// as written before deliveries named their agent): `sb.agent.out.<kind>`. An endpoint's
+    /// reader takes this and [`agent_out_filter`].
     pub fn agent_out(endpoint_kind: &str) -> String {
         format!("sb.agent.out.{endpoint_kind}")
     }
 
-    /// One agent's own delivery stream: `sb.agent.out.api.<agent id>`. Every delivery to an
-    /// agent is stored here too, whatever its endpoints, for `GET /v1/agent/events`; so `api`
-    /// is no endpoint kind a channel may serve. Only for ids that
-    /// [`crate::agent::has_own_stream`].
+    /// Every delivery to endpoints of one kind that names its agent: `sb.agent.out.<kind>.>`.
+    pub fn agent_out_filter(endpoint_kind: &str) -> String {
+        format!("sb.agent.out.{endpoint_kind}.>")
+    }
+
+    /// Where a delivery to one of an agent's endpoints is written, once per endpoint kind:
+    /// `sb.agent.out.<kind>.<agent id>`, or [`agent_out`] for ids that are no subject token
+    /// ([`crate::agent::has_own_stream`]). An agent without endpoints has kind `api`.
+    pub fn agent_delivery(endpoint_kind: &str, agent_id: &str) -> String {
+        if crate::agent::has_own_stream(agent_id) {
+            format!("sb.agent.out.{endpoint_kind}.{agent_id}")
+        } else {
+            agent_out(endpoint_kind)
+        }
+    }
+
+    /// One agent's own delivery stream, read by `GET /v1/agent/events`: `sb.agent.out.*.<agent
+    /// id>` (`*.*` for every agent) holds each delivery once, plus the copies for its further
+    /// endpoint kinds, which carry [`super::headers::ENDPOINT_COPY`] and are skipped. Only for
+    /// ids that [`crate::agent::has_own_stream`].
     pub fn agent_stream(agent_id: &str) -> String {
-        format!("sb.agent.out.api.{agent_id}")
+        format!("sb.agent.out.*.{agent_id}")
     }
 
     /// Events of one kind: `sb.events.<kind>`.
@@ -291,6 +312,9 @@ pub mod headers {
     /// A message stored again because its receiver asked to wait: not handled before this time
     /// (Unix milliseconds).
     pub const NOT_BEFORE: &str = "Sb-Not-Before";
+    /// Agent deliveries: this is the copy of a delivery for the agent's second (third, ...)
+    /// endpoint kind, so the agent's own stream, which reads every kind, skips it.
+    pub const ENDPOINT_COPY: &str = "Sb-Endpoint-Copy";
     /// The headers only dead letters carry, in the order they are documented.
     pub const DLQ: &[&str] = &[DLQ_REASON, DLQ_COMPONENT, DLQ_ATTEMPTS, DLQ_SUBJECT, DLQ_STREAM_SEQ];
     /// Every header of the contract.
@@ -298,6 +322,7 @@ pub mod headers {
         SCHEMA,
         MSG_ID,
         NOT_BEFORE,
+        ENDPOINT_COPY,
         DLQ_REASON,
         DLQ_COMPONENT,
         DLQ_ATTEMPTS,

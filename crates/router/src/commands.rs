@@ -164,13 +164,14 @@ impl Router {
         }
     }
 
-    /// Where an agent's deliveries go: its endpoint kinds, then the agent's own stream (read
-    /// by `GET /v1/agent/events`), which every agent has.
+    /// Where an agent's deliveries go: its endpoint kinds (the agent's own stream, read by
+    /// `GET /v1/agent/events`, reads the first kind's), or [`AGENT_STREAM`] alone for an agent
+    /// without endpoints.
     pub(crate) fn endpoint_kinds(&self, agent: &str) -> Vec<String> {
         let runtime = self.st.agent_endpoints.get(agent);
         let mut kinds = runtime.or_else(|| self.cfg.endpoints.get(agent)).cloned().unwrap_or_default();
         kinds.retain(|k| k != AGENT_STREAM);
-        if switchboard_core::agent::has_own_stream(agent) {
+        if kinds.is_empty() && switchboard_core::agent::has_own_stream(agent) {
             kinds.push(AGENT_STREAM.into());
         }
         kinds

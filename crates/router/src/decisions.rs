@@ -134,7 +134,7 @@ impl Router {
                     let Some(entry) = self.st.records.get(&conversation).and_then(|r| r.history.last().cloned()) else {
                         continue;
                     };
-                    for kind in self.endpoint_kinds(&agent) {
+                    for (i, kind) in self.endpoint_kinds(&agent).into_iter().enumerate() {
                         let (code, customer, channel) = self.label(conversation);
                         let delivery = AgentDelivery::Message(switchboard_core::agent::AgentMessage {
                             id: fx.id(),
@@ -145,7 +145,7 @@ impl Router {
                             channel,
                             entry: entry.clone(),
                         });
-                        fx.out.push(Effect::Agent { kind, delivery });
+                        fx.out.push(Effect::Agent { kind, delivery, copy: i > 0 });
                     }
                 }
                 Decision::FirstResponse { within_sla, .. } => fx.first_response = Some(within_sla),

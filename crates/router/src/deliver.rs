@@ -30,7 +30,7 @@ impl Router {
         fx: &mut Fx,
     ) {
         let (code, customer, channel) = self.label(conversation);
-        for kind in self.endpoint_kinds(agent) {
+        for (i, kind) in self.endpoint_kinds(agent).into_iter().enumerate() {
             let delivery = AgentDelivery::Update(ConversationUpdate {
                 id: fx.id(),
                 agent_id: agent.into(),
@@ -42,7 +42,7 @@ impl Router {
                 note: note.clone(),
                 history: history.clone(),
             });
-            fx.out.push(Effect::Agent { kind, delivery });
+            fx.out.push(Effect::Agent { kind, delivery, copy: i > 0 });
         }
     }
 
@@ -101,7 +101,7 @@ impl Router {
             .collect();
         let history = self.history_for(conversation);
         let suggested = self.st.suggested.get(&conversation).cloned().unwrap_or_default();
-        for kind in self.endpoint_kinds(agent) {
+        for (i, kind) in self.endpoint_kinds(agent).into_iter().enumerate() {
             let offer = Offer {
                 id: fx.id(),
                 agent_id: agent.into(),
@@ -120,7 +120,7 @@ impl Router {
                 reopened: r.reopens > 0,
                 suggested_replies: suggested.clone(),
             };
-            fx.out.push(Effect::Agent { kind, delivery: AgentDelivery::Offer(Box::new(offer)) });
+            fx.out.push(Effect::Agent { kind, delivery: AgentDelivery::Offer(Box::new(offer)), copy: i > 0 });
         }
     }
 }

@@ -15,12 +15,18 @@ pub enum Effect {
     Event(Event),
     /// Publish on `sb.out.<channel>`: a message to the customer.
     Outbound(OutboundMessage),
-    /// Publish on `sb.agent.out.<kind>`: a delivery to one of the agent's endpoints.
+    /// Publish on `sb.agent.out.<kind>.<agent>`: a delivery to one of the agent's endpoints,
+    /// which the agent's own stream (`GET /v1/agent/events`) reads too.
     Agent {
-        /// The endpoint kind (`webhook`, `telegram`, `email`), or [`AGENT_STREAM`].
+        /// The endpoint kind (`webhook`, `telegram`, `email`), or [`AGENT_STREAM`] for an agent
+        /// without endpoints.
         kind: String,
         /// The delivery.
         delivery: AgentDelivery,
+        /// The copy for a further endpoint kind of the agent, which its own stream skips (it
+        /// shows the first kind's).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        copy: bool,
     },
     /// Store the conversation's record (KV `sb_conversations`).
     Store(Box<ConversationRecord>),
@@ -33,10 +39,10 @@ pub enum Effect {
     },
 }
 
-/// The [`Effect::Agent`] kind of a delivery to the agent's own stream
-/// (`sb.agent.out.api.<agent id>`, read by `GET /v1/agent/events`), which every agent has
-/// besides its endpoints.
-pub const AGENT_STREAM: &str = "api";
+/// The [`Effect::Agent`] kind of a delivery to an agent without endpoints: stored on
+/// `sb.agent.out.api.<agent id>` for its own stream (`GET /v1/agent/events`) alone. An agent
+/// with endpoints has its stream read from theirs, so each delivery is written once per kind.
+pub const AGENT_STREAM: &str = switchboard_core::contract::subjects::AGENT_STREAM_KIND;
 
 /// The id of effect number `index` of the journal entry at `sequence`, timestamped `at_ms`:
 /// a UUIDv7 whose "random" bits are the sequence and index, so it is unique and reproducible.

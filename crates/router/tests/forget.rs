@@ -85,7 +85,7 @@ impl Journal {
 
 fn offered(fx: &[Effect]) -> Option<(Uuid, Vec<String>)> {
     fx.iter().find_map(|e| match e {
-        Effect::Agent { delivery: AgentDelivery::Offer(o), kind } if kind != "api" => {
+        Effect::Agent { delivery: AgentDelivery::Offer(o), kind, .. } if kind != "api" => {
             Some((o.conversation_id, o.history.iter().map(|h| h.text.clone()).collect()))
         }
         _ => None,
@@ -126,7 +126,7 @@ fn forget_erases_the_person_and_their_linked_identity_and_keeps_the_others() {
     let erased_updates = fx
         .iter()
         .filter(|e| {
-            matches!(e, Effect::Agent { delivery: AgentDelivery::Update(u), kind }
+            matches!(e, Effect::Agent { delivery: AgentDelivery::Update(u), kind, .. }
             if kind != "api" && u.change == "resolved" && u.note.as_deref() == Some("customer data erased"))
         })
         .count();

@@ -122,7 +122,7 @@ fn events(fx: &[Effect], kind: EventKind) -> Vec<&Event> {
 fn offers(fx: &[Effect]) -> Vec<&switchboard_core::agent::Offer> {
     fx.iter()
         .filter_map(|e| match e {
-            Effect::Agent { delivery: AgentDelivery::Offer(o), kind } if kind == "webhook" => Some(o.as_ref()),
+            Effect::Agent { delivery: AgentDelivery::Offer(o), kind, .. } if kind == "webhook" => Some(o.as_ref()),
             _ => None,
         })
         .collect()

@@ -69,7 +69,7 @@ fn apply(r: &mut Router, (seq, entry): (u64, Entry)) -> Vec<Effect> {
 fn deliveries(fx: &[Effect]) -> Vec<&AgentDelivery> {
     fx.iter()
         .filter_map(|e| match e {
-            Effect::Agent { kind, delivery } if kind == "telegram" => Some(delivery),
+            Effect::Agent { kind, delivery, .. } if kind == "telegram" => Some(delivery),
             _ => None,
         })
         .collect()

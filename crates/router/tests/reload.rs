@@ -71,7 +71,7 @@ fn offered(deliveries: impl IntoIterator<Item = AgentDelivery>) -> Vec<(Uuid, St
 }
 
 async fn offers(t: &TestBus) -> Vec<(Uuid, String)> {
-    let stored = t.stored(streams::AGENT, &subjects::agent_out("webhook")).await;
+    let stored = t.stored(streams::AGENT, &subjects::agent_out_filter("webhook")).await;
     offered(stored.iter().map(|(_, p)| serde_json::from_slice::<AgentDelivery>(p).unwrap()))
 }
 
@@ -141,7 +141,7 @@ async fn a_reloaded_rule_applies_from_its_journal_entry_on_every_router_of_the_g
     let mut deliveries = Vec::new();
     for (seq, batch) in &entries {
         for effect in replay.apply_batch(*seq, batch) {
-            if let Effect::Agent { kind, delivery } = effect
+            if let Effect::Agent { kind, delivery, .. } = effect
                 && kind == "webhook"
             {
                 deliveries.push(delivery);

@@ -102,7 +102,7 @@ fn events(fx: &[Effect]) -> Vec<EventKind> {
 fn offers(fx: &[Effect]) -> Vec<(String, Vec<String>, Vec<String>)> {
     fx.iter()
         .filter_map(|e| match e {
-            Effect::Agent { delivery: AgentDelivery::Offer(o), kind } if kind != "api" => {
+            Effect::Agent { delivery: AgentDelivery::Offer(o), kind, .. } if kind != "api" => {
                 Some((o.agent_id.clone(), o.actions.clone(), o.history.iter().map(|h| h.text.clone()).collect()))
             }
             _ => None,
@@ -149,11 +149,14 @@ fn a_thread_is_one_conversation_offered_with_its_history_and_the_reply_goes_back
     let delivered: Vec<_> = fx
         .iter()
         .filter_map(|e| match e {
-            Effect::Agent { kind, delivery: AgentDelivery::Message(m) } => Some((kind.as_str(), m.entry.text.as_str())),
+            Effect::Agent { kind, delivery: AgentDelivery::Message(m), copy } => {
+                Some((kind.as_str(), m.entry.text.as_str(), *copy))
+            }
             _ => None,
         })
         .collect();
-    assert_eq!(delivered, [("webhook", "any news?"), ("api", "any news?")], "on its endpoint and its own stream");
+    // Written once, on its endpoint, which the agent's own stream reads too.
+    assert_eq!(delivered, [("webhook", "any news?", false)], "once, on its endpoint");
 
     let fx = apply(&mut r, j.cmd(30, "alice", Some(c), CommandAction::reply("shipped today")));
     assert_eq!(result(&fx), None);
@@ -375,7 +378,9 @@ fn restoring_between_every_step_gives_the_same_effects_as_running_straight_throu
     let offered: Vec<(String, Uuid)> = all
         .iter()
         .filter_map(|e| match e {
-            Effect::Agent { delivery: AgentDelivery::Offer(o), kind } if kind != "api" && o.actions[0] == "accept" => {
+            Effect::Agent { delivery: AgentDelivery::Offer(o), kind, .. }
+                if kind != "api" && o.actions[0] == "accept" =>
+            {
                 Some((o.agent_id.clone(), o.conversation_id))
             }
             _ => None,
@@ -445,15 +450,21 @@ fn an_agent_defined_at_runtime_gets_offers_on_its_endpoints_and_survives_a_resto
     let online = Some(switchboard_core::AgentStatus::Online);
     let fx = apply(&mut r, j.cmd(5, "dave", None, define(&["webhook", "telegram"], online)));
     assert_eq!(result(&fx), None);
-    let kinds: Vec<&str> = fx
+    let kinds: Vec<(&str, bool)> = fx
         .iter()
         .filter_map(|e| match e {
-            Effect::Agent { kind, delivery: AgentDelivery::Offer(o) } if o.agent_id == "dave" => Some(kind.as_str()),
+            Effect::Agent { kind, delivery: AgentDelivery::Offer(o), copy } if o.agent_id == "dave" => {
+                Some((kind.as_str(), *copy))
+            }
             _ => None,
         })
         .collect();
-    // And on the agent's own stream (`GET /v1/agent/events`), which every agent has.
-    assert_eq!(kinds, ["webhook", "telegram", "api"], "the waiting conversation is offered on both new endpoints");
+    // The agent's own stream (`GET /v1/agent/events`) shows the first; the second is a copy.
+    assert_eq!(
+        kinds,
+        [("webhook", false), ("telegram", true)],
+        "the waiting conversation is offered on both new endpoints"
+    );
     // A restore (snapshot, JSON, same file) keeps dave and his endpoints.
     let state: switchboard_router::RouterState =
         serde_json::from_str(&serde_json::to_string(&r.state()).unwrap()).unwrap();
@@ -465,7 +476,7 @@ fn an_agent_defined_at_runtime_gets_offers_on_its_endpoints_and_survives_a_resto
     let fx = apply(&mut restored, j.msg(7, "webhook", "cust-9", "t-9", None, "hi"));
     let to_dave: Vec<&str> =
         fx.iter().filter_map(|e| if let Effect::Agent { kind, .. } = e { Some(kind.as_str()) } else { None }).collect();
-    assert_eq!(to_dave, ["webhook", "api"]);
+    assert_eq!(to_dave, ["webhook"]);
 }
 
 #[test]
@@ -665,7 +676,7 @@ fn a_customer_message_while_offered_reaches_the_offered_agent_and_comes_with_the
     let messages = |fx: &[Effect]| -> Vec<(String, String)> {
         fx.iter()
             .filter_map(|e| match e {
-                Effect::Agent { delivery: AgentDelivery::Message(m), kind } if kind != "api" => {
+                Effect::Agent { delivery: AgentDelivery::Message(m), kind, .. } if kind != "api" => {
                     Some((m.agent_id.clone(), m.entry.text.clone()))
                 }
                 _ => None,
@@ -681,7 +692,9 @@ fn a_customer_message_while_offered_reaches_the_offered_agent_and_comes_with_the
     let assigned: Vec<Vec<String>> = fx
         .iter()
         .filter_map(|e| match e {
-            Effect::Agent { delivery: AgentDelivery::Update(u), kind } if kind != "api" && u.change == "assigned" => {
+            Effect::Agent { delivery: AgentDelivery::Update(u), kind, .. }
+                if kind != "api" && u.change == "assigned" =>
+            {
                 Some(u.history.iter().map(|h| h.text.clone()).collect())
             }
             _ => None,

@@ -79,7 +79,9 @@ fn apply(r: &mut Router, (seq, entry): (u64, Entry)) -> Vec<Effect> {
 /// The deliveries of `fx` as (endpoint kind, delivery).
 fn deliveries(fx: &[Effect]) -> Vec<(&str, &AgentDelivery)> {
     fx.iter()
-        .filter_map(|e| if let Effect::Agent { kind, delivery } = e { Some((kind.as_str(), delivery)) } else { None })
+        .filter_map(
+            |e| if let Effect::Agent { kind, delivery, .. } = e { Some((kind.as_str(), delivery)) } else { None },
+        )
         .collect()
 }
 

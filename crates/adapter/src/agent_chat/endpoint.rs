@@ -26,7 +26,9 @@ where
     Fut: Future<Output = Result<(), SendError>> + Send + 'static,
 {
     let component = format!("agent-{kind}");
-    let spec = runtime.consumer_spec(&component, streams::AGENT, &component, &subjects::agent_out(kind));
+    let spec = runtime
+        .consumer_spec(&component, streams::AGENT, &component, &subjects::agent_out(kind))
+        .also(&subjects::agent_out_filter(kind));
     let inner = bus.clone();
     bus.run_consumer(spec, shutdown, move |d: Delivery| {
         let sent = d.decode::<AgentDelivery>().map(|delivery| deliver(inner.clone(), delivery));

@@ -1,7 +1,7 @@
 //! Publishing a step's effects: events, messages, deliveries and records stored in order, then
 //! the commands' verdicts kept and announced.
 
-use switchboard_core::contract::{buckets, subjects};
+use switchboard_core::contract::{buckets, headers, subjects};
 use switchboard_core::{AgentDelivery, CommandVerdict};
 use tracing::{debug, info, warn};
 
@@ -26,18 +26,18 @@ impl RouterService {
                     let subject = subjects::outbound(&o.channel);
                     pending.push(self.bus.start_publish_traced(&subject, &o, &o.id.to_string(), &trace).await?);
                 }
-                Effect::Agent { kind, delivery } => {
+                Effect::Agent { kind, delivery, copy } => {
                     let (id, agent) = match &delivery {
                         AgentDelivery::Offer(o) => (o.id, &o.agent_id),
                         AgentDelivery::Message(m) => (m.id, &m.agent_id),
                         AgentDelivery::Update(u) => (u.id, &u.agent_id),
                     };
-                    let subject = if kind == crate::effect::AGENT_STREAM {
-                        subjects::agent_stream(agent)
-                    } else {
-                        subjects::agent_out(&kind)
-                    };
-                    pending.push(self.bus.start_publish_traced(&subject, &delivery, &id.to_string(), &trace).await?);
+                    let subject = subjects::agent_delivery(&kind, agent);
+                    let mut extra = trace;
+                    if copy {
+                        std::sync::Arc::make_mut(&mut extra).insert(headers::ENDPOINT_COPY.into(), "true".into());
+                    }
+                    pending.push(self.bus.start_publish_traced(&subject, &delivery, &id.to_string(), &extra).await?);
                 }
                 Effect::Store(record) => records.push(record),
                 Effect::CommandResult { command, rejected } => results.push((command, rejected)),

@@ -91,6 +91,6 @@ impl Proc {
 
 /// Every delivery stored for webhook agents, in order.
 pub async fn deliveries(t: &TestBus) -> Vec<AgentDelivery> {
-    let stored = t.stored(streams::AGENT, &subjects::agent_out("webhook")).await;
+    let stored = t.stored(streams::AGENT, &subjects::agent_out_filter("webhook")).await;
     stored.iter().map(|(_, p)| serde_json::from_slice(p).unwrap()).collect()
 }

@@ -23,7 +23,7 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use switchboard_bus::async_nats::jetstream::consumer::{DeliverPolicy, pull};
-use switchboard_core::contract::{streams, subjects};
+use switchboard_core::contract::{headers as contract_headers, streams, subjects};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 use utoipa::{IntoParams, ToSchema};
@@ -261,22 +261,25 @@ pub(crate) async fn agent_events(
     let shutdown = api.streams.shutdown.clone();
     let opening = futures::stream::iter(opening.into_iter().map(Ok::<_, std::convert::Infallible>));
     let deliveries = futures::stream::unfold((messages, shutdown, slot), |(mut messages, shutdown, slot)| async move {
-        let message = tokio::select! {
-            _ = shutdown.cancelled() => return None,
-            m = messages.next() => m,
-        };
-        let message = match message {
-            Some(Ok(m)) => m,
-            // The consumer failed (NATS went away for good): end the response; the client
-            // reconnects with its last id and loses nothing.
-            Some(Err(e)) => {
-                debug!(error = %e, "agent event stream ended");
-                return None;
+        loop {
+            let message = tokio::select! {
+                _ = shutdown.cancelled() => return None,
+                m = messages.next() => m,
+            };
+            let message = match message {
+                Some(Ok(m)) => m,
+                // The consumer failed (NATS went away for good): end the response; the client
+                // reconnects with its last id and loses nothing.
+                Some(Err(e)) => {
+                    debug!(error = %e, "agent event stream ended");
+                    return None;
+                }
+                None => return None,
+            };
+            if let Some(event) = delivery_event(&message) {
+                return Some((Ok(event), (messages, shutdown, slot)));
             }
-            None => return None,
-        };
-        let event = delivery_event(&message);
-        Some((Ok(event), (messages, shutdown, slot)))
+        }
     });
     Sse::new(opening.chain(deliveries)).keep_alive(KeepAlive::new().interval(api.streams.keep_alive)).into_response()
 }
@@ -287,12 +290,24 @@ fn truncated(seen: u64, from: u64, why: &str) -> Event {
     Event::default().event("truncated").id(from.saturating_sub(1).to_string()).data(data.to_string())
 }
 
-/// One stored delivery as an event: its type, its stream sequence, its JSON.
-fn delivery_event(message: &switchboard_bus::async_nats::jetstream::Message) -> Event {
+/// One stored delivery as an event: its type, its stream sequence, its JSON. `None` for what the
+/// agent already saw: the copy of a delivery for a further endpoint kind, and a delivery its
+/// endpoint stored again (to wait, or replayed from the dead letters) under another message id.
+fn delivery_event(message: &switchboard_bus::async_nats::jetstream::Message) -> Option<Event> {
+    let headers = message.headers.as_ref();
+    if headers.is_some_and(|h| h.get(contract_headers::ENDPOINT_COPY).is_some()) {
+        return None;
+    }
     let seq = message.info().map(|i| i.stream_sequence).unwrap_or_default();
     let body: serde_json::Value = serde_json::from_slice(&message.payload).unwrap_or(serde_json::Value::Null);
+    let msg_id = headers.and_then(|h| h.get(contract_headers::MSG_ID)).map(|v| v.as_str());
+    if let (Some(msg_id), Some(id)) = (msg_id, body.get("id").and_then(|i| i.as_str()))
+        && msg_id != id
+    {
+        return None;
+    }
     let kind = body.get("type").and_then(|t| t.as_str()).unwrap_or("delivery").to_string();
-    Event::default().event(kind).id(seq.to_string()).data(body.to_string())
+    Some(Event::default().event(kind).id(seq.to_string()).data(body.to_string()))
 }
 
 /// The open offers of every routing group, soonest deadline first.
