@@ -13,7 +13,10 @@
 //!    `BENCH_REPLIES` (1000) more `BENCH_CONCURRENCY` at a time: replies per second, and the
 //!    latency at that rate;
 //! 5. the bus's work: stream writes and consumer deliveries per customer message on the offer
-//!    path (read before any answer), and per answer on the reply path.
+//!    path (read before any answer), and per answer on the reply path;
+//! 6. the maximum rate again (`BENCH_SYNCED_MESSAGES`, 1000) with a daemon on a second
+//!    nats-server that fsyncs every write (`sync_interval: always`, production durability),
+//!    against raw JetStream on that server.
 //!
 //! The steady run's latencies are printed with the machine's 1-minute load average at its end:
 //! on a busy machine they measure the machine, not the pipeline.
@@ -218,6 +221,12 @@ impl SyncedServer {
     }
 }
 
+impl SyncedServer {
+    fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+}
+
 impl Drop for SyncedServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -272,6 +281,107 @@ async fn wait_all(arrivals: &Arrivals, range: std::ops::Range<usize>) -> anyhow:
     }
 }
 
+/// The daemon with the router, its agents on one helpdesk and the bench's customer webhook.
+struct Daemon {
+    pipeline: Arc<Pipeline>,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Daemon {
+    /// Starts the daemon on the NATS server at `url` and waits until it is ready.
+    async fn start(url: &str, helpdesk_url: &str, customer_url: &str) -> anyhow::Result<Daemon> {
+        let dir = tempfile::tempdir()?;
+        let (mut config, secret_file, key) = daemon_config(url, dir.path())?;
+        config.channels.webhook.sources.get_mut("bench").context("the bench source")?.outbound_url =
+            Some(customer_url.to_string());
+        let agents: Vec<_> = (0..AGENTS)
+            .map(|a| {
+                json!({ "id": format!("a{a}"), "teams": ["support"], "tiers": ["L1"], "status": "online",
+                             "default_capacity": 100_000, "max_total": 100_000 })
+            })
+            .collect();
+        config.router.enabled = true;
+        config.routing = serde_json::from_value(json!({
+            "default_team": "support",
+            "teams": { "support": { "offer_timeout_secs": 3600 } },
+            "agents": agents,
+        }))?;
+        for a in 0..AGENTS {
+            let endpoint = AgentEndpointConfig {
+                url: helpdesk_url.to_string(),
+                secret_env: None,
+                secret_file: Some(secret_file.clone()),
+            };
+            config.channels.webhook.agents.insert(format!("a{a}"), endpoint);
+            let token_file = dir.path().join(format!("a{a}.token"));
+            std::fs::write(&token_file, token(&format!("a{a}")))?;
+            let api = switchboard::config::ApiTokenConfig {
+                token_file: Some(token_file),
+                agent: Some(format!("a{a}")),
+                ..Default::default()
+            };
+            config.api.tokens.insert(format!("a{a}"), api);
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let base = format!("http://{}", listener.local_addr()?);
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(switchboard::daemon::run(config, listener, shutdown.clone()));
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !http.get(format!("{base}/readyz")).send().await.is_ok_and(|r| r.status().is_success()) {
+            if task.is_finished() {
+                anyhow::bail!("the daemon stopped at start: {:?}", task.await);
+            }
+            if Instant::now() >= deadline {
+                let why = match http.get(format!("{base}/readyz")).send().await {
+                    Ok(r) => r.text().await.unwrap_or_default(),
+                    Err(e) => e.to_string(),
+                };
+                anyhow::bail!("daemon not ready within 30 s: {why}");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let pipeline = Arc::new(Pipeline {
+            http,
+            endpoint: format!("{base}/v1/webhooks/bench"),
+            key,
+            commands: format!("{base}/v1/agent/commands"),
+        });
+        Ok(Daemon { pipeline, shutdown, task, _dir: dir })
+    }
+
+    /// Stops the daemon and waits for it.
+    async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(30), self.task).await.context("daemon did not stop")???;
+        Ok(())
+    }
+}
+
+/// Sends messages `range` `concurrency` at a time and waits for every offer: messages/s.
+async fn max_rate(
+    pipeline: &Arc<Pipeline>,
+    arrivals: &Arrivals,
+    range: std::ops::Range<usize>,
+    concurrency: usize,
+) -> anyhow::Result<f64> {
+    let start = Instant::now();
+    futures::stream::iter(range.clone())
+        .map(|i| {
+            let p = pipeline.clone();
+            async move { p.send(i).await }
+        })
+        .buffer_unordered(concurrency)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    wait_all(arrivals, range.clone()).await?;
+    Ok(range.len() as f64 / start.elapsed().as_secs_f64())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let wall = Instant::now();
@@ -284,68 +394,15 @@ async fn main() -> anyhow::Result<()> {
 
     // 1. Raw JetStream end to end on the same server, and on one that fsyncs every write.
     let raw_rate = raw_end_to_end(&server.url(), max_n * 4).await?;
-    let synced_rate = {
-        let synced = SyncedServer::start()?;
-        raw_end_to_end(&format!("nats://127.0.0.1:{}", synced.port), max_n).await?
-    };
+    let synced = SyncedServer::start()?;
+    let synced_rate = raw_end_to_end(&synced.url(), max_n).await?;
 
     // The daemon with the router and one helpdesk for all agents.
     let (arrivals, offered, answered): (Arrivals, Offered, Arrivals) = Default::default();
     let helpdesk_url = helpdesk(arrivals.clone(), offered.clone()).await?;
     let customer_url = customer(answered.clone()).await?;
-    let dir = tempfile::tempdir()?;
-    let (mut config, secret_file, key) = daemon_config(&server.url(), dir.path())?;
-    config.channels.webhook.sources.get_mut("bench").context("the bench source")?.outbound_url = Some(customer_url);
-    let agents: Vec<_> = (0..AGENTS)
-        .map(|a| {
-            json!({ "id": format!("a{a}"), "teams": ["support"], "tiers": ["L1"], "status": "online",
-                         "default_capacity": 100_000, "max_total": 100_000 })
-        })
-        .collect();
-    config.router.enabled = true;
-    config.routing = serde_json::from_value(json!({
-        "default_team": "support",
-        "teams": { "support": { "offer_timeout_secs": 3600 } },
-        "agents": agents,
-    }))?;
-    for a in 0..AGENTS {
-        let endpoint =
-            AgentEndpointConfig { url: helpdesk_url.clone(), secret_env: None, secret_file: Some(secret_file.clone()) };
-        config.channels.webhook.agents.insert(format!("a{a}"), endpoint);
-        let token_file = dir.path().join(format!("a{a}.token"));
-        std::fs::write(&token_file, token(&format!("a{a}")))?;
-        let api = switchboard::config::ApiTokenConfig {
-            token_file: Some(token_file),
-            agent: Some(format!("a{a}")),
-            ..Default::default()
-        };
-        config.api.tokens.insert(format!("a{a}"), api);
-    }
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    let shutdown = CancellationToken::new();
-    let daemon = tokio::spawn(switchboard::daemon::run(config, listener, shutdown.clone()));
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !http.get(format!("{base}/readyz")).send().await.is_ok_and(|r| r.status().is_success()) {
-        if daemon.is_finished() {
-            anyhow::bail!("the daemon stopped at start: {:?}", daemon.await);
-        }
-        if Instant::now() >= deadline {
-            let why = match http.get(format!("{base}/readyz")).send().await {
-                Ok(r) => r.text().await.unwrap_or_default(),
-                Err(e) => e.to_string(),
-            };
-            anyhow::bail!("daemon not ready within 30 s: {why}");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let pipeline = Arc::new(Pipeline {
-        http,
-        endpoint: format!("{base}/v1/webhooks/bench"),
-        key,
-        commands: format!("{base}/v1/agent/commands"),
-    });
+    let daemon = Daemon::start(&server.url(), &helpdesk_url, &customer_url).await?;
+    let pipeline = daemon.pipeline.clone();
 
     // 2. Steady load.
     let steady = rate * secs;
@@ -373,20 +430,8 @@ async fn main() -> anyhow::Result<()> {
     }
 
     // 3. Maximum sustained rate.
-    let start = Instant::now();
+    let max_rate = max_rate(&pipeline, &arrivals, steady..steady + max_n, concurrency).await?;
     let p = pipeline.clone();
-    futures::stream::iter(steady..steady + max_n)
-        .map(|i| {
-            let p = p.clone();
-            async move { p.send(i).await }
-        })
-        .buffer_unordered(concurrency)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    wait_all(&arrivals, steady..steady + max_n).await?;
-    let max_rate = max_n as f64 / start.elapsed().as_secs_f64();
 
     // What the offer path alone wrote: every message above was offered, none answered yet.
     let offer_work = bus_work(&server.url()).await?;
@@ -450,8 +495,15 @@ async fn main() -> anyhow::Result<()> {
     }
     let replies = paced_sent.len() + reply_sent.len();
     let work = bus_work(&server.url()).await?;
-    shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(30), daemon).await.context("daemon did not stop")???;
+    daemon.stop().await?;
+
+    // 6. The maximum rate again on the server that fsyncs every write, against its own raw rate.
+    let synced_n = var("BENCH_SYNCED_MESSAGES", 1000)?;
+    let synced_daemon = Daemon::start(&synced.url(), &helpdesk_url, &customer_url).await?;
+    let first = 10_000_000;
+    let synced_max_rate = max_rate(&synced_daemon.pipeline, &arrivals, first..first + synced_n, concurrency).await?;
+    synced_daemon.stop().await?;
+    drop(synced);
 
     let ms = |q: f64| latency.value_at_quantile(q) as f64 / 1000.0;
     let reply_ms = |q: f64| reply_latency.value_at_quantile(q) as f64 / 1000.0;
@@ -471,6 +523,8 @@ async fn main() -> anyhow::Result<()> {
         metric("raw_js_sync_always_rate", synced_rate, "msgs/s", Some(raw_rate)),
         metric("pipeline_max_rate", max_rate, "msgs/s", Some(raw_rate)),
         metric("pipeline_vs_raw_end_to_end", max_rate / raw_rate, "ratio", Some(raw_rate)),
+        metric("pipeline_sync_always_max_rate", synced_max_rate, "msgs/s", Some(synced_rate)),
+        metric("pipeline_vs_raw_sync_always", synced_max_rate / synced_rate, "ratio", Some(synced_rate)),
         metric("replies", replies as f64, "count", None),
         metric("reply_steady_rate", reply_rate_paced as f64, "msgs/s", None),
         metric("reply_latency_p50", reply_ms(0.50), "ms", None),
