@@ -543,11 +543,13 @@ team = "support"
         transcript.iter().any(|(_, p)| String::from_utf8_lossy(p).contains(event_id))
     })
     .await;
-    let events = stored(&bus, streams::EVENTS, &subjects::event("assigned")).await;
-    assert!(
-        !events.iter().any(|(_, p)| String::from_utf8_lossy(p).contains(event_id)),
-        "the event was not stored again"
-    );
+    for subject in [subjects::event("assigned"), subjects::EVENT_BATCH.to_string()] {
+        let events = stored(&bus, streams::EVENTS, &subject).await;
+        assert!(
+            !events.iter().any(|(_, p)| String::from_utf8_lossy(p).contains(event_id)),
+            "the event was not stored again, alone or in a batch"
+        );
+    }
     let left = dead_letters(&bus, None).await;
     assert_eq!(left.total, 0, "nothing dead-lettered again: {left:?}");
     daemon.stop().await;
