@@ -279,6 +279,15 @@ pub async fn stored_on(nats_url: &str, stream: &str, subject: &str) -> usize {
     n
 }
 
+/// The events a message of `SB_EVENTS` holds, decoded as every reader does
+/// ([`switchboard_core::decode_events`]): one for an `event/1` on `sb.events.<kind>`, several for
+/// the router's `events/1` batches on `sb.events.batch`. A message that is neither fails the test.
+pub fn events_in(message: &async_nats::jetstream::Message) -> Vec<switchboard_core::Event> {
+    let schema = message.headers.as_ref().and_then(|h| h.get(switchboard_core::contract::headers::SCHEMA));
+    switchboard_core::decode_events(schema.map(|s| s.as_str()), &message.payload)
+        .unwrap_or_else(|e| panic!("a message on {} that is not events: {e}", message.subject))
+}
+
 /// A web-chat visitor's WebSocket on a daemon's `/chat/ws`.
 pub struct ChatSocket {
     ws: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,

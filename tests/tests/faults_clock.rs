@@ -58,7 +58,8 @@ async fn events(cluster: &Cluster) -> Vec<Value> {
     read_stream(&cluster.nats.url(), streams::EVENTS)
         .await
         .iter()
-        .map(|m| serde_json::from_slice(&m.payload).expect("an event"))
+        .flat_map(switchboard_e2e::events_in)
+        .map(|e| serde_json::to_value(e).expect("an event"))
         .collect()
 }
 

@@ -77,8 +77,26 @@ impl TestBus {
 
     /// Every answer to `kind` stored (`<kind>_received`), oldest first.
     pub async fn survey_events(&self, kind: switchboard_core::SurveyKind) -> Vec<switchboard_core::Event> {
-        let stored = self.stored(streams::EVENTS, &subjects::event(kind.event_kind().as_str())).await;
-        stored.iter().map(|(_, p)| serde_json::from_slice(p).expect("an event/1")).collect()
+        self.events(kind.event_kind().as_str()).await
+    }
+
+    /// Every event of `kind` (`message_received`, ...) stored in `SB_EVENTS`, oldest first,
+    /// whether published alone on `sb.events.<kind>` (channels) or in an `events/1` batch on
+    /// `sb.events.batch` (the router); each message decoded as readers do
+    /// ([`switchboard_core::decode_events`]), an undecodable one failing the test.
+    pub async fn events(&self, kind: &str) -> Vec<switchboard_core::Event> {
+        let single = subjects::event(kind);
+        let mut out = Vec::new();
+        for subject in [single.as_str(), subjects::EVENT_BATCH] {
+            for (seq, headers, payload) in self.stored_seq(streams::EVENTS, subject).await {
+                let schema = headers.get(switchboard_core::contract::headers::SCHEMA).map(|s| s.as_str());
+                let events = switchboard_core::decode_events(schema, &payload)
+                    .unwrap_or_else(|e| panic!("message {seq} on {subject} is not events: {e}"));
+                out.extend(events.into_iter().filter(|e| e.kind.as_str() == kind).map(|e| (seq, e)));
+            }
+        }
+        out.sort_by_key(|(seq, _)| *seq);
+        out.into_iter().map(|(_, e)| e).collect()
     }
 
     /// [`Self::store_conversation`] for a conversation that was asked `survey` on its resolve.
@@ -103,6 +121,11 @@ impl TestBus {
     /// Every message stored on `subject` in `stream` (a filter: `*` and `>` are wildcards as in
     /// NATS), oldest first, as `(headers, payload)`.
     pub async fn stored(&self, stream: &str, subject: &str) -> Vec<(HeaderMap, Bytes)> {
+        self.stored_seq(stream, subject).await.into_iter().map(|(_, h, p)| (h, p)).collect()
+    }
+
+    /// [`Self::stored`] with each message's stream sequence.
+    pub async fn stored_seq(&self, stream: &str, subject: &str) -> Vec<(u64, HeaderMap, Bytes)> {
         let stream = self.bus.jetstream().get_stream(stream).await.expect("stream exists");
         let state = stream.get_info().await.expect("stream info").state;
         let mut out = Vec::new();
@@ -113,7 +136,7 @@ impl TestBus {
             if let Ok(m) = stream.get_raw_message(seq).await
                 && subject_matches(subject, m.subject.as_str())
             {
-                out.push((m.headers, m.payload));
+                out.push((seq, m.headers, m.payload));
             }
         }
         out

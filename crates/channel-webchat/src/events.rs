@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use switchboard_bus::{Bus, BusError, ConsumerSpec, Delivery, HandlerError};
-use switchboard_core::contract::{streams, subjects};
-use switchboard_core::{Event, EventKind};
+use switchboard_core::contract::{headers, streams, subjects};
+use switchboard_core::{Event, EventKind, decode_events};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
@@ -35,12 +35,30 @@ pub(crate) async fn run_events(shared: Arc<Shared>, bus: Bus, stop: Cancellation
         .await
 }
 
+/// A message of `sb.events.>`: a single `assigned` or `resolved` event on its subject, or the
+/// router's batches (`sb.events.batch`), which hold those among others. Other single events are
+/// passed over by subject, without decoding.
 pub(crate) async fn on_event(shared: &Shared, bus: &Bus, delivery: Delivery) -> Result<(), HandlerError> {
     let wanted = [EventKind::Assigned, EventKind::Resolved].map(|k| subjects::event(k.as_str()));
-    if !wanted.contains(&delivery.subject) {
+    if delivery.subject != subjects::EVENT_BATCH && !wanted.contains(&delivery.subject) {
         return Ok(());
     }
-    let event: Event = delivery.decode()?;
+    show(shared, bus, &delivery).await
+}
+
+/// Turns the assignments and resolutions a delivery holds (an `event/1` or an `events/1`, by its
+/// `Sb-Schema`) into transcript entries. A batch is retried whole: entries it stored already are
+/// stored once (their ids derive from the events'), so a retry adds only what was missing.
+pub(crate) async fn show(shared: &Shared, bus: &Bus, delivery: &Delivery) -> Result<(), HandlerError> {
+    let schema = delivery.headers.get(headers::SCHEMA).map(|s| s.as_str());
+    let events = decode_events(schema, &delivery.payload).map_err(|e| HandlerError::Reject(e.to_string()))?;
+    for event in events.iter().filter(|e| matches!(e.kind, EventKind::Assigned | EventKind::Resolved)) {
+        show_one(shared, bus, event).await?;
+    }
+    Ok(())
+}
+
+async fn show_one(shared: &Shared, bus: &Bus, event: &Event) -> Result<(), HandlerError> {
     let Some(conversation) = event.conversation_id else { return Ok(()) };
     // An unknown conversation is retried too: the router stores the record after publishing.
     let record = match shared.conversation(conversation).await {

@@ -1,17 +1,15 @@
-//! Replayed events: `switchboard dlq replay` of a `webchat-events` dead letter stores the event
-//! on `sb.replay.webchat-events` (stream `SB_REPLAY`), not on `sb.events.<kind>` again (where it
-//! is already, in the audit log, and a second copy would count twice in metrics). This consumer
-//! hands it to the same handler as a live event: the assignment or resolution becomes its
-//! transcript entry.
+//! Replayed events: `switchboard dlq replay` of a `webchat-events` dead letter (an `event/1`, or
+//! an `events/1` batch of the router's) stores it on `sb.replay.webchat-events` (stream
+//! `SB_REPLAY`), not on `sb.events.>` again (where it is already, in the audit log, and a second
+//! copy would count twice in metrics). This consumer hands it to the same handler as a live
+//! event: each assignment or resolution becomes its transcript entry.
 
 use std::sync::Arc;
 
 use switchboard_bus::{Bus, BusError, ConsumerSpec, Delivery, HandlerError};
-use switchboard_core::Event;
-use switchboard_core::contract::subjects;
 use tokio_util::sync::CancellationToken;
 
-use crate::events::{EVENTS_CONSUMER, on_event};
+use crate::events::{EVENTS_CONSUMER, show};
 use crate::server::Shared;
 
 /// Durable consumer of replayed events (shared by every replica).
@@ -21,13 +19,11 @@ pub const REPLAY_CONSUMER: &str = "webchat-events-replay";
 pub(crate) async fn run_event_replays(shared: Arc<Shared>, bus: Bus, stop: CancellationToken) -> Result<(), BusError> {
     let spec = ConsumerSpec::replay(EVENTS_CONSUMER, REPLAY_CONSUMER);
     bus.clone()
-        .run_consumer(spec, stop, move |mut delivery: Delivery| {
+        .run_consumer(spec, stop, move |delivery: Delivery| {
             let (shared, bus) = (shared.clone(), bus.clone());
             async move {
-                let event: Event = delivery.decode()?;
-                // As if it came on its own subject, which is what the handler goes by.
-                delivery.subject = subjects::event(event.kind.as_str());
-                on_event(&shared, &bus, delivery).await.map_err(|e| match e {
+                // An event or a batch of them, told apart by `Sb-Schema` as on `sb.events.>`.
+                show(&shared, &bus, &delivery).await.map_err(|e| match e {
                     HandlerError::Reject(why) => HandlerError::Reject(format!("replayed event: {why}")),
                     other => other,
                 })

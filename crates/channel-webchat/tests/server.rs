@@ -11,7 +11,7 @@ use switchboard_adapter::testkit::outbound;
 use switchboard_adapter::{RateLimitConfig, RuntimeConfig};
 use switchboard_channel_webchat::{CHANNEL, sign_identity};
 use switchboard_core::contract::{buckets, streams, subjects};
-use switchboard_core::{Event, EventKind};
+use switchboard_core::{Event, EventBatch, EventKind};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 #[tokio::test]
@@ -309,8 +309,10 @@ async fn assignment_resolution_typing_and_one_rating_per_conversation() {
     chat.bus.bus.client().publish(subjects::AGENT_TYPING, named.to_string().into()).await.unwrap();
     assert_eq!(ws.next_of("typing").await["agent_name"], "Anna", "the signal with an unknown field was shown");
 
+    // The router publishes its events as batches (`events/1`): the resolution among others.
     let resolved = event(EventKind::Resolved, json!({ "survey": "csat" }));
-    chat.bus.bus.publish(&subjects::event("resolved"), &resolved, &resolved.id.to_string()).await.unwrap();
+    let batch = EventBatch { events: vec![event(EventKind::AgentReplied, json!({})), resolved] };
+    chat.bus.bus.publish(subjects::EVENT_BATCH, &batch, &batch.msg_id()).await.unwrap();
     let entry = ws.entry_of("resolved").await;
     assert_eq!(entry["entry"]["conversation_id"], conversation.to_string());
     assert_eq!(entry["entry"]["survey"], "csat");

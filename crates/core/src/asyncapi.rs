@@ -10,7 +10,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::contract::{self, buckets, dlq_kinds, headers, streams, subjects};
-use crate::{AgentCommand, AgentDelivery, Contract, Envelope, Event, OutboundMessage};
+use crate::{AgentCommand, AgentDelivery, Contract, Envelope, Event, EventBatch, OutboundMessage};
 
 /// The AsyncAPI version the document follows.
 pub const ASYNCAPI_VERSION: &str = "3.0.0";
@@ -127,6 +127,10 @@ fn dlq_kind_list() -> Vec<(&'static str, &'static str)> {
              since it is in the audit log already (a second copy there would count twice).",
         ),
         (
+            dlq_kinds::EVENTS,
+            "A batch of events a reader gave up: replayed like an event, to `sb.replay.<component>` for that reader only.",
+        ),
+        (
             dlq_kinds::RAW_MAIL,
             "A raw mail the email channel could not turn into an envelope: replayed to `sb.replay.email-in`, through the parser.",
         ),
@@ -226,9 +230,19 @@ fn channel_list() -> Vec<Chan> {
         Chan {
             id: "events",
             address: Some(subjects::event(&p("kind"))),
-            description: "The audit log and the only input of metrics: one subject per event kind.",
+            description: "The audit log and the only input of metrics: one subject per event kind, for single events \
+                          (published by channels and adapters). Readers of `sb.events.>` also get `eventBatches`.",
             params: &[("kind", "The event kind (`kind` of `event/1`).")],
             messages: &["event"],
+        },
+        Chan {
+            id: "eventBatches",
+            address: Some(subjects::EVENT_BATCH.to_string()),
+            description: "The router's events: those of one step about one conversation in one message (`events/1`), \
+                          so a customer's message costs one write. Same stream as the single events; readers of \
+                          `sb.events.>` take both, telling them apart by `Sb-Schema`.",
+            params: &[],
+            messages: &["eventBatch"],
         },
         Chan {
             id: "deadLetters",
@@ -253,7 +267,7 @@ fn channel_list() -> Vec<Chan> {
                 "component",
                 "The component that dead-lettered the item: `email-in`, `telegram-in`, `webchat-events`.",
             )],
-            messages: &["rawItem", "event"],
+            messages: &["rawItem", "event", "eventBatch"],
         },
         Chan {
             id: "routerJournal",
@@ -386,12 +400,19 @@ fn operation_list() -> Vec<Op> {
             "commandResult",
             "Whoever sent the command and waits for its verdict (the agent API).",
         ),
-        op("publishEvent", "send", "events", "The router and the channel adapters."),
+        op("publishEvent", "send", "events", "The channel adapters (and `switchboard customers forget`)."),
         op(
             "consumeEvents",
             "receive",
             "events",
             "The metrics component; the web chat (assignments, resolutions); the router (`delivery_failed`).",
+        ),
+        op("publishEventBatch", "send", "eventBatches", "The router."),
+        op(
+            "consumeEventBatches",
+            "receive",
+            "eventBatches",
+            "The metrics component and `switchboard stats`; the web chat (assignments, resolutions).",
         ),
         op("publishDeadLetter", "send", "deadLetters", "Any consumer that gives up on a message."),
         op(
@@ -591,6 +612,9 @@ fn messages() -> Value {
         "event": stored(Event::SCHEMA, file_of(Event::SCHEMA), "An event of the audit log",
             "The event's `id`; `<survey>:<conversation id>` for `csat_received`, `nps_received` and `ces_received` \
              (e.g. `nps:<conversation id>`), so only the first answer to a survey counts."),
+        "eventBatch": stored(EventBatch::SCHEMA, file_of(EventBatch::SCHEMA),
+            "Events of one router step about one conversation, in order",
+            "`events:<first event's id>`: a step published again (a replayed journal entry) is stored once."),
         "deadLetter": {
             "title": "A dead letter",
             "description": "The original payload, unchanged, with the original headers and the dead-letter headers.",

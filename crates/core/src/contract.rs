@@ -10,7 +10,8 @@ pub mod streams {
     pub const OUTBOUND: &str = "SB_OUTBOUND";
     /// Deliveries to agents and agent commands.
     pub const AGENT: &str = "SB_AGENT";
-    /// The audit log and the only input of metrics (`event/1`).
+    /// The audit log and the only input of metrics: single events (`event/1`) on
+    /// `sb.events.<kind>` and the router's batches (`events/1`) on `sb.events.batch`.
     pub const EVENTS: &str = "SB_EVENTS";
     /// Dead letters: original message plus reason, component and attempts.
     pub const DLQ: &str = "SB_DLQ";
@@ -90,6 +91,11 @@ pub mod subjects {
     pub fn event(kind: &str) -> String {
         format!("sb.events.{kind}")
     }
+
+    /// Batches of events (`events/1`): the events of one router step about one conversation, in
+    /// one message. Inside `sb.events.>` so that every reader of events still sees them, and no
+    /// event kind is `batch`. Read with [`crate::event_batch::decode_events`].
+    pub const EVENT_BATCH: &str = "sb.events.batch";
 
     /// The router journal of one routing group: `sb.router.journal.<group>`.
     pub fn router_journal(group: &str) -> String {
@@ -180,6 +186,8 @@ pub mod dlq_kinds {
     /// The event kind's schema id: events are the audit log, so one is never stored twice on
     /// `sb.events.<kind>`; a reader that gave one up takes it back on `sb.replay.<component>`.
     pub const EVENT: &str = "event/1";
+    /// A batch of events (`events/1`), replayed like [`EVENT`]: to the reader that gave it up.
+    pub const EVENTS: &str = "events/1";
 }
 
 /// Components that read events and handle their replayed dead letters on
@@ -198,8 +206,10 @@ pub fn dlq_replay_to(kind: Option<&str>, component: &str, subject: &str) -> Resu
         Some(dlq_kinds::RAW_MAIL_HEADERS) => {
             Err("only the mail's headers were kept (it was too big): fetch it again from the mailbox".into())
         }
-        Some(dlq_kinds::EVENT) if EVENT_REPLAY_COMPONENTS.contains(&component) => Ok(subjects::replay(component)),
-        Some(dlq_kinds::EVENT) => {
+        Some(dlq_kinds::EVENT | dlq_kinds::EVENTS) if EVENT_REPLAY_COMPONENTS.contains(&component) => {
+            Ok(subjects::replay(component))
+        }
+        Some(dlq_kinds::EVENT | dlq_kinds::EVENTS) => {
             Err("an event is already in the audit log: storing it again would count it twice".into())
         }
         _ if subject.is_empty() => Err(format!("no {} header: the original subject is unknown", headers::DLQ_SUBJECT)),

@@ -6,7 +6,7 @@
 use schemars::{JsonSchema, schema_for};
 
 use crate::record::ConversationRecord;
-use crate::{AgentCommand, AgentDelivery, Contract, Envelope, Event, OutboundMessage};
+use crate::{AgentCommand, AgentDelivery, Contract, Envelope, Event, EventBatch, OutboundMessage};
 
 /// Every contract schema as `(file name, pretty JSON)`, in a stable order.
 pub fn all() -> Vec<(&'static str, String)> {
@@ -16,6 +16,7 @@ pub fn all() -> Vec<(&'static str, String)> {
         ("agent-delivery.v1.json", render::<AgentDelivery>()),
         ("command.v1.json", render::<AgentCommand>()),
         ("event.v1.json", render::<Event>()),
+        ("events.v1.json", render::<EventBatch>()),
         ("conversation-record.v1.json", render::<ConversationRecord>()),
     ]
 }
@@ -29,6 +30,7 @@ pub fn ids() -> Vec<(&'static str, &'static str)> {
         (AgentDelivery::SCHEMA, "agent-delivery.v1.json"),
         (AgentCommand::SCHEMA, "command.v1.json"),
         (Event::SCHEMA, "event.v1.json"),
+        (EventBatch::SCHEMA, "events.v1.json"),
     ]
 }
 

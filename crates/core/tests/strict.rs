@@ -3,7 +3,7 @@
 //! schemas' `additionalProperties: false` say.
 
 use serde_json::{Value, json};
-use switchboard_core::{AgentCommand, AgentDelivery, Contract, Envelope, Event, OutboundMessage};
+use switchboard_core::{AgentCommand, AgentDelivery, Contract, Envelope, Event, EventBatch, OutboundMessage};
 
 const ID: &str = "0190b2f0-0000-7000-8000-000000000001";
 const CONVERSATION: &str = "0190b2f0-0000-7000-8000-000000000002";
@@ -115,6 +115,7 @@ fn check<T: Contract>(sample: Value) -> usize {
 #[test]
 fn unknown_fields_are_refused_everywhere_naming_the_field() {
     let mut checked = check::<Envelope>(envelope()) + check::<OutboundMessage>(outbound()) + check::<Event>(event());
+    checked += check::<EventBatch>(json!({ "events": [event(), event()] }));
     for sample in commands() {
         checked += check::<AgentCommand>(sample);
     }

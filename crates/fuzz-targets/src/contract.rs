@@ -1,10 +1,10 @@
 //! `contract_json`: bytes as every contract type's JSON (`envelope/1`, `outbound/1`,
-//! `command/1`, `event/1`, agent deliveries).
+//! `command/1`, `event/1`, `events/1`, agent deliveries).
 
 use std::fmt::Debug;
 
 use switchboard_core::agent::AgentDelivery;
-use switchboard_core::{AgentCommand, Contract, Envelope, Event, OutboundMessage};
+use switchboard_core::{AgentCommand, Contract, Envelope, Event, EventBatch, OutboundMessage};
 
 /// Parses `data` as each contract type: a value or a `ValidationError`, and a value survives a
 /// round trip through its own JSON unchanged and still valid.
@@ -13,6 +13,7 @@ pub fn run(data: &[u8]) {
     round_trip::<OutboundMessage>(data);
     round_trip::<AgentCommand>(data);
     round_trip::<Event>(data);
+    round_trip::<EventBatch>(data);
     round_trip::<AgentDelivery>(data);
 }
 

@@ -11,7 +11,8 @@ use crate::record::ConversationRecord;
 /// de-duplication drops what was already published.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Effect {
-    /// Publish on `sb.events.<kind>`.
+    /// Publish in the audit log: the events of one journal message go out together as
+    /// `events/1` batches on `sb.events.batch` (see `service/effects.rs`).
     Event(Event),
     /// Publish on `sb.out.<channel>`: a message to the customer.
     Outbound(OutboundMessage),

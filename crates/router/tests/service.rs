@@ -223,7 +223,7 @@ async fn an_offer_deadline_that_passed_while_no_router_ran_fires_on_the_next_sta
     }
     let router = start_router_with(&t, "r2", config_with(SHORT_OFFERS)).await;
     wait_for("the lapsed offer reported and the next agent offered", WAIT, || async {
-        !t.stored(streams::EVENTS, &subjects::event("offer_timed_out")).await.is_empty() && offers(&t).await.len() >= 2
+        !t.events("offer_timed_out").await.is_empty() && offers(&t).await.len() >= 2
     })
     .await;
     let second = deliveries(&t).await.into_iter().filter_map(|d| match d {

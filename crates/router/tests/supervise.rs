@@ -68,8 +68,7 @@ async fn outbound(t: &TestBus) -> Vec<OutboundMessage> {
 }
 
 async fn events(t: &TestBus, kind: &str) -> Vec<Event> {
-    let stored = t.stored(streams::EVENTS, &subjects::event(kind)).await;
-    stored.iter().map(|(_, p)| serde_json::from_slice(p).unwrap()).collect()
+    t.events(kind).await
 }
 
 async fn say(t: &TestBus, provider_id: &str, customer: &str, text: &str) {

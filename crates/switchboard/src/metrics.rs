@@ -21,8 +21,8 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use switchboard_bus::async_nats::jetstream::consumer::{DeliverPolicy, pull};
 use switchboard_bus::{Backoff, Bus};
-use switchboard_core::contract::{METRICS_STORE, streams};
-use switchboard_core::{Contract, Event};
+use switchboard_core::contract::{METRICS_STORE, headers, streams};
+use switchboard_core::decode_events;
 use switchboard_metrics::Metrics;
 
 pub use crate::config::MetricsConfig;
@@ -195,17 +195,18 @@ impl LiveMetrics {
                         None => return Err("event stream ended".into()),
                     };
                     let seq = message.info().map_err(|e| e.to_string())?.stream_sequence;
-                    let event = serde_json::from_slice::<Event>(&message.payload)
-                        .ok()
-                        .filter(|e| e.validate().is_ok());
+                    let schema = message.headers.as_ref().and_then(|h| h.get(headers::SCHEMA)).map(|s| s.as_str());
+                    let events = decode_events(schema, &message.payload);
                     let mut fold = self.0.write().expect("metrics lock");
-                    match event {
-                        Some(event) => {
-                            fold.metrics.apply(&event);
+                    match events {
+                        Ok(events) => {
+                            for event in &events {
+                                fold.metrics.apply(event);
+                            }
                         }
-                        None => {
+                        Err(e) => {
                             fold.unreadable += 1;
-                            debug!(seq, "unreadable event skipped by metrics");
+                            debug!(seq, error = %e, "unreadable event message skipped by metrics");
                         }
                     }
                     fold.last_seq = seq;

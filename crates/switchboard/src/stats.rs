@@ -14,7 +14,7 @@ use futures::StreamExt;
 use serde_json::json;
 use switchboard_bus::{Bus, BusConfig};
 use switchboard_core::contract::{headers, streams, subjects};
-use switchboard_core::{Contract, Event};
+use switchboard_core::{Event, decode_events};
 use switchboard_metrics::{
     GroupBy, Kpis, Metrics, Query, Report, TOP_ARTICLES, Targets, article_cells, render_grid, render_table,
 };
@@ -145,7 +145,9 @@ pub struct Read {
     pub metrics: Metrics,
     /// Events decoded and folded.
     pub events: u64,
-    /// Messages that were not a valid `event/1` (skipped).
+    /// Messages decoded (an `event/1` holds one event, an `events/1` batch several).
+    pub messages: u64,
+    /// Messages that were neither a valid `event/1` nor a valid `events/1` (skipped).
     pub skipped: u64,
     /// Stream sequence of the first message read (0: none).
     pub first_sequence: u64,
@@ -156,14 +158,11 @@ pub struct Read {
     pub truncated: bool,
 }
 
-/// Decodes a stored message as `event/1`; `None` when it is something else or invalid.
-fn decode(message: &async_nats::jetstream::Message) -> Option<Event> {
-    if let Some(schema) = message.headers.as_ref().and_then(|h| h.get(headers::SCHEMA))
-        && schema.as_str() != Event::SCHEMA
-    {
-        return None;
-    }
-    Event::from_json(&message.payload).ok()
+/// Decodes a stored message as its events (an `event/1` or an `events/1` batch); `None` when it
+/// is something else or invalid.
+fn decode(message: &async_nats::jetstream::Message) -> Option<Vec<Event>> {
+    let schema = message.headers.as_ref().and_then(|h| h.get(headers::SCHEMA)).map(|s| s.as_str());
+    decode_events(schema, &message.payload).ok()
 }
 
 /// Reads `SB_EVENTS` from the first message stored at or after `start` up to the last message
@@ -223,13 +222,16 @@ pub async fn read_events_with_progress(
         }
         read.last_sequence = sequence;
         match decode(&message) {
-            Some(event) => {
-                read.metrics.apply(&event);
-                read.events += 1;
+            Some(events) => {
+                for event in &events {
+                    read.metrics.apply(event);
+                }
+                read.events += events.len() as u64;
+                read.messages += 1;
             }
             None => read.skipped += 1,
         }
-        progress(read.events + read.skipped, state.last_sequence.saturating_sub(read.first_sequence) + 1);
+        progress(read.messages + read.skipped, state.last_sequence.saturating_sub(read.first_sequence) + 1);
         // `pending == 0`: nothing after this one, e.g. when the last message expired meanwhile.
         if sequence >= state.last_sequence || pending == 0 {
             break;
@@ -249,7 +251,7 @@ pub async fn run(nats: &BusConfig, args: &Args, now: DateTime<Utc>) -> anyhow::R
     let started = Instant::now();
     let mut progress = Progress::stderr();
     let read = read_events_with_progress(&bus, read_start, &mut |done, total| {
-        progress.update(|| format!("read {} of {} events", thousands(done), thousands(total)))
+        progress.update(|| format!("read {} of {} messages", thousands(done), thousands(total)))
     })
     .await?;
     progress.finish();
@@ -293,6 +295,7 @@ pub async fn run(nats: &BusConfig, args: &Args, now: DateTime<Utc>) -> anyhow::R
                     "first_sequence": read.first_sequence,
                     "last_sequence": read.last_sequence,
                     "events": read.events,
+                    "messages": read.messages,
                     "skipped": read.skipped,
                     "truncated": read.truncated,
                 },

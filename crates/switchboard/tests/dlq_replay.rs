@@ -502,7 +502,7 @@ team = "support"
     })
     .await;
 
-    check_listing(cfg, "agent-webhook", "agent-delivery/1", "sb.agent.out.webhook").await;
+    check_listing(cfg, "agent-webhook", "agent-delivery/1", "sb.agent.out.webhook.alice").await;
     check_listing(cfg, "webhook", "outbound/1", "sb.out.webhook").await;
     check_listing(cfg, "router-default", "envelope/1", "sb.in.webhook").await;
     check_listing(cfg, "webchat-events", "event/1", "sb.replay.webchat-events").await;
@@ -516,7 +516,7 @@ team = "support"
     let by = |c: &str| results.iter().find(|r| r["component"] == c).unwrap_or_else(|| panic!("{replayed:#}"));
     for (component, subject) in [
         ("router-default", "sb.in.webhook"),
-        ("agent-webhook", "sb.agent.out.webhook"),
+        ("agent-webhook", "sb.agent.out.webhook.alice"),
         ("webhook", "sb.out.webhook"),
         ("webchat-events", "sb.replay.webchat-events"),
     ] {
@@ -543,11 +543,13 @@ team = "support"
         transcript.iter().any(|(_, p)| String::from_utf8_lossy(p).contains(event_id))
     })
     .await;
-    let events = stored(&bus, streams::EVENTS, &subjects::event("assigned")).await;
-    assert!(
-        !events.iter().any(|(_, p)| String::from_utf8_lossy(p).contains(event_id)),
-        "the event was not stored again"
-    );
+    for subject in [subjects::event("assigned"), subjects::EVENT_BATCH.to_string()] {
+        let events = stored(&bus, streams::EVENTS, &subject).await;
+        assert!(
+            !events.iter().any(|(_, p)| String::from_utf8_lossy(p).contains(event_id)),
+            "the event was not stored again, alone or in a batch"
+        );
+    }
     let left = dead_letters(&bus, None).await;
     assert_eq!(left.total, 0, "nothing dead-lettered again: {left:?}");
     daemon.stop().await;

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use switchboard_bus::{Bus, BusConfig};
 use switchboard_core::contract::subjects;
-use switchboard_core::{Event, EventKind};
+use switchboard_core::{Event, EventBatch, EventKind};
 use switchboard_metrics::{GroupBy, Report, Targets};
 use switchboard_testkit::NatsServer;
 
@@ -156,6 +156,20 @@ async fn bus_with(events: &[Event]) -> (NatsServer, Bus) {
     (server, bus)
 }
 
+/// [`bus_with`], with the events stored as the router stores its own: `events/1` batches on
+/// `sb.events.batch`, one per run of events about one conversation.
+async fn bus_with_batches(events: &[Event]) -> (NatsServer, Bus) {
+    let server = NatsServer::start();
+    let bus = Bus::connect_once(&BusConfig::for_url(server.url())).await.expect("connects");
+    bus.ensure_contract().await.expect("contract");
+    for batch in EventBatch::pack(events.to_vec()) {
+        bus.publish(subjects::EVENT_BATCH, &batch, &batch.msg_id()).await.expect("published");
+    }
+    let ack = bus.jetstream().publish(subjects::event("bogus"), "not an event".into()).await.expect("sent");
+    ack.await.expect("stored");
+    (server, bus)
+}
+
 fn rfc3339(secs: i64) -> String {
     DateTime::from_timestamp(secs, 0).unwrap().to_rfc3339()
 }
@@ -222,6 +236,24 @@ async fn the_report_read_back_from_the_stream_is_the_report_of_the_events() {
     assert_eq!(json["read"]["skipped"], 1, "the message that is not an event");
     assert_eq!(json["read"]["last_sequence"], s.events.len() as u64 + 1);
     assert_eq!(json["window"]["from"], rfc3339(t0).replace("+00:00", "Z"));
+}
+
+#[tokio::test]
+async fn events_stored_in_batches_make_the_same_report() {
+    let t0 = two_days_ago();
+    let s = scenario(t0);
+    let (server, _bus) = bus_with_batches(&s.events).await;
+    let batches = EventBatch::pack(s.events.clone()).len();
+    assert!(batches < s.events.len(), "some runs hold several events: {batches} of {}", s.events.len());
+    let now = DateTime::from_timestamp(t0 + 2 * WINDOW, 0).unwrap();
+    let args = args(t0, stats::Format::Json);
+    let out = stats::run(&BusConfig::for_url(server.url()), &args, now).await.expect("stats");
+    let json: Value = serde_json::from_str(&out).expect("JSON");
+    let expected = Report::from_events(&s.events, &stats::query(&args, now).unwrap());
+    assert_eq!(json["report"], as_printed(&expected));
+    assert_scenario_numbers(&json["report"]);
+    assert_eq!(json["read"]["events"], s.events.len(), "every event of every batch");
+    assert_eq!((json["read"]["messages"].as_u64(), json["read"]["skipped"].as_u64()), (Some(batches as u64), Some(1)));
 }
 
 #[tokio::test]

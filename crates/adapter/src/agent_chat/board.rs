@@ -93,6 +93,8 @@ impl QueueBoard {
         if self.teams.is_empty() {
             return Ok(());
         }
+        // Only a wake-up: any message on `sb.events.>` (a single event or the router's batch of
+        // a step's events) is never read, just a reason to ask the routers again.
         let mut events = bus
             .client()
             .subscribe(subjects::event(">"))

@@ -2,7 +2,7 @@
 //! the commands' verdicts kept and announced.
 
 use switchboard_core::contract::{buckets, headers, subjects};
-use switchboard_core::{AgentDelivery, CommandVerdict};
+use switchboard_core::{AgentDelivery, CommandVerdict, EventBatch};
 use tracing::{debug, info, warn};
 
 use super::{RouterService, ServiceError};
@@ -12,15 +12,23 @@ impl RouterService {
     /// Publishes effects: all sent in order on one connection (so JetStream stores them in that
     /// order), then every ack awaited; each carries its stable id as `Nats-Msg-Id`.
     /// Each effect carries the trace context it is given (empty while tracing is off).
+    ///
+    /// `effects` are those of one journal message (a step, or one message of a replay), whose
+    /// events go out as `events/1` batches on `sb.events.batch` ([`event_batches`]) where the
+    /// first of them stood: a replay of the message publishes the same batches with the same ids,
+    /// which JetStream drops.
     pub(super) async fn publish(&self, effects: Vec<(Effect, super::traces::Carrier)>) -> Result<(), ServiceError> {
         let mut pending = Vec::new();
         let mut records = Vec::new();
         let mut results = Vec::new();
+        let mut batches = Some(event_batches(&effects));
         for (effect, trace) in effects {
             match effect {
-                Effect::Event(e) => {
-                    let subject = subjects::event(e.kind.as_str());
-                    pending.push(self.bus.start_publish_traced(&subject, &e, &e.id.to_string(), &trace).await?);
+                Effect::Event(_) => {
+                    for (batch, trace) in batches.take().into_iter().flatten() {
+                        let id = batch.msg_id();
+                        pending.push(self.bus.start_publish_traced(subjects::EVENT_BATCH, &batch, &id, &trace).await?);
+                    }
                 }
                 Effect::Outbound(o) => {
                     let subject = subjects::outbound(&o.channel);
@@ -99,4 +107,26 @@ impl RouterService {
             warn!(conversation = %record.id, error = %e, "storing the conversation record failed");
         }
     }
+}
+
+/// The events among `effects` as `events/1` batches ([`EventBatch::pack`]: one per run of events
+/// about one conversation, within the size bounds), each with the trace context of its first
+/// event. Packing depends only on the events, so the same journal message always yields the same
+/// batches and `Nats-Msg-Id`s.
+fn event_batches(effects: &[(Effect, super::traces::Carrier)]) -> Vec<(EventBatch, super::traces::Carrier)> {
+    let events: Vec<_> = effects
+        .iter()
+        .filter_map(|(effect, trace)| match effect {
+            Effect::Event(e) => Some((e.clone(), trace.clone())),
+            _ => None,
+        })
+        .collect();
+    let traces: std::collections::HashMap<_, _> = events.iter().map(|(e, t)| (e.id, t.clone())).collect();
+    EventBatch::pack(events.into_iter().map(|(e, _)| e).collect())
+        .into_iter()
+        .map(|batch| {
+            let trace = batch.events.first().and_then(|e| traces.get(&e.id)).cloned().unwrap_or_default();
+            (batch, trace)
+        })
+        .collect()
 }

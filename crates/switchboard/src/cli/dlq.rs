@@ -523,6 +523,9 @@ mod tests {
         let event = to(Some("event/1"), "webchat-events", "sb.events.assigned");
         assert_eq!(event, Ok("sb.replay.webchat-events".into()), "to its reader only, not the audit log again");
         assert!(to(Some("event/1"), "another-reader", "sb.events.assigned").is_err());
+        let batch = to(Some(dlq_kinds::EVENTS), "webchat-events", "sb.events.batch");
+        assert_eq!(batch, Ok("sb.replay.webchat-events".into()), "a batch of the router's events alike");
+        assert!(to(Some("events/1"), "another-reader", "sb.events.batch").is_err());
         assert!(to(Some(dlq_kinds::RAW_MAIL_HEADERS), "email-in", "sb.in.email").is_err());
         assert!(to(Some("outbound/1"), "webhook", "").is_err());
     }

@@ -80,7 +80,8 @@ pub(super) async fn stream(State(console): State<Console>, headers: HeaderMap) -
 
 /// Feeds one stream until its client goes away or the daemon stops.
 async fn run(console: Console, bus: switchboard_bus::Bus, tx: mpsc::Sender<Event>, _slot: StreamSlot) {
-    // Without the subscription the ticks alone keep the view fresh.
+    // Without the subscription the ticks alone keep the view fresh. Messages are not read, only
+    // counted as a wake-up: a single event and the router's batch (`sb.events.batch`) alike.
     let mut wake = match bus.client().subscribe("sb.events.>").await {
         Ok(s) => Some(s),
         Err(e) => {

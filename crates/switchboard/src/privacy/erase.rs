@@ -66,6 +66,10 @@ pub struct Found {
     pub stored_at: chrono::DateTime<chrono::Utc>,
     /// The payload: JSON as JSON, anything else as text.
     pub payload: serde_json::Value,
+    /// It also holds what is not theirs (an `events/1` batch with others' events): exported
+    /// with only their part, and not deleted by an erasure.
+    #[serde(skip)]
+    pub shared: bool,
 }
 
 /// A key of a bucket that mentions the person, with its latest value.
@@ -231,16 +235,27 @@ struct Holdings {
     scanned: BTreeMap<String, Scanned>,
 }
 
-/// The part of a payload that is about the person: a router journal batch holds several
-/// people's entries, and only theirs belong in their export.
-fn theirs(payload: &[u8], n: &Needles) -> serde_json::Value {
+/// The part of a payload that is about the person, and whether there was more: a router journal
+/// batch holds several people's entries, and only theirs belong in their export. An `events/1`
+/// batch concerns one conversation (its schema says so), so a batch of theirs is theirs whole;
+/// its events are filtered all the same, so that a batch that is not (one without a
+/// conversation that names them somewhere) is exported in part and never deleted.
+fn theirs(payload: &[u8], n: &Needles) -> (serde_json::Value, bool) {
     let mut v = payload_value(payload);
+    let mut shared = false;
     if v["type"] == "batch"
         && let Some(entries) = v.get_mut("entries").and_then(|e| e.as_array_mut())
     {
         entries.retain(|e| n.in_json(e));
     }
-    v
+    if v.as_object().is_some_and(|o| o.len() == 1)
+        && let Some(events) = v.get_mut("events").and_then(|e| e.as_array_mut())
+    {
+        let before = events.len();
+        events.retain(|e| n.in_json(e));
+        shared = events.len() < before;
+    }
+    (v, shared)
 }
 
 fn payload_value(payload: &[u8]) -> serde_json::Value {
@@ -254,12 +269,14 @@ async fn holdings(bus: &Bus, id: &Identity, limit: u64) -> anyhow::Result<Holdin
     for (stream, _) in streams::ALL {
         let scanned = scan(bus, stream, limit, |m| {
             if n.in_subject(&m.subject) || n.in_bytes(&m.payload) {
+                let (payload, shared) = theirs(&m.payload, n);
                 h.messages.push(Found {
                     stream: m.stream,
                     seq: m.seq,
                     subject: m.subject,
                     stored_at: m.time,
-                    payload: theirs(&m.payload, n),
+                    payload,
+                    shared,
                 });
             }
             Ok(())
@@ -400,6 +417,10 @@ pub async fn forget(
             erasure.kept_journal_entries += 1;
             continue;
         }
+        if m.shared {
+            warn!(stream = %m.stream, seq = m.seq, "a batch of events that also holds others' is kept");
+            continue;
+        }
         if !opened.contains_key(&m.stream) {
             opened.insert(m.stream.clone(), js.get_stream(&m.stream).await.with_context(|| m.stream.clone())?);
         }
@@ -474,4 +495,50 @@ pub async fn forget(
         "customer data erased"
     );
     Ok(erasure)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(conversation: Option<Uuid>, agent: &str) -> Event {
+        Event {
+            id: Uuid::now_v7(),
+            at: chrono::Utc::now(),
+            kind: EventKind::AgentStatusChanged,
+            conversation_id: conversation,
+            agent_id: Some(agent.into()),
+            channel: None,
+            data: serde_json::Map::new(),
+        }
+    }
+
+    /// The router's events name a person only by their conversation's id (and the ids of their
+    /// messages), never by customer id, address or thread; each batch is one conversation's, so
+    /// deleting a batch of theirs deletes nobody else's events.
+    #[test]
+    fn a_batch_of_their_conversation_is_theirs_whole_and_a_shared_one_is_kept() {
+        let (theirs_c, other_c) = (Uuid::now_v7(), Uuid::now_v7());
+        let mut n = Needles::default();
+        n.add(&theirs_c.to_string());
+        let batch =
+            switchboard_core::EventBatch { events: vec![event(Some(theirs_c), "ann"), event(Some(theirs_c), "bob")] };
+        let bytes = serde_json::to_vec(&batch).unwrap();
+        assert!(n.in_bytes(&bytes));
+        let (value, shared) = theirs(&bytes, &n);
+        assert!(!shared, "one conversation's batch is theirs whole");
+        assert_eq!(value["events"].as_array().unwrap().len(), 2);
+
+        let other = switchboard_core::EventBatch { events: vec![event(Some(other_c), "ann")] };
+        assert!(!n.in_bytes(&serde_json::to_vec(&other).unwrap()), "another customer's batch is not found at all");
+
+        // A batch without a conversation that happens to name them (an agent id equal to one of
+        // their ids): only their part is exported, and it is not deleted.
+        let mut n = Needles::default();
+        n.add("bob-the-customer");
+        let agents = switchboard_core::EventBatch { events: vec![event(None, "ann"), event(None, "bob-the-customer")] };
+        let (value, shared) = theirs(&serde_json::to_vec(&agents).unwrap(), &n);
+        assert!(shared);
+        assert_eq!(value["events"].as_array().unwrap().len(), 1);
+    }
 }
