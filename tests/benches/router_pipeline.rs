@@ -361,7 +361,7 @@ impl Daemon {
 }
 
 /// Sends messages `range` `concurrency` at a time and waits for every offer: messages/s.
-async fn max_rate(
+async fn measure_max_rate(
     pipeline: &Arc<Pipeline>,
     arrivals: &Arrivals,
     range: std::ops::Range<usize>,
@@ -430,7 +430,7 @@ async fn main() -> anyhow::Result<()> {
     }
 
     // 3. Maximum sustained rate.
-    let max_rate = max_rate(&pipeline, &arrivals, steady..steady + max_n, concurrency).await?;
+    let max_rate = measure_max_rate(&pipeline, &arrivals, steady..steady + max_n, concurrency).await?;
     let p = pipeline.clone();
 
     // What the offer path alone wrote: every message above was offered, none answered yet.
@@ -501,7 +501,8 @@ async fn main() -> anyhow::Result<()> {
     let synced_n = var("BENCH_SYNCED_MESSAGES", 1000)?;
     let synced_daemon = Daemon::start(&synced.url(), &helpdesk_url, &customer_url).await?;
     let first = 10_000_000;
-    let synced_max_rate = max_rate(&synced_daemon.pipeline, &arrivals, first..first + synced_n, concurrency).await?;
+    let synced_max_rate =
+        measure_max_rate(&synced_daemon.pipeline, &arrivals, first..first + synced_n, concurrency).await?;
     synced_daemon.stop().await?;
     drop(synced);
 
