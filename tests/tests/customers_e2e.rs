@@ -264,7 +264,8 @@ async fn export_then_forget_leaves_nothing_of_the_person_anywhere_and_the_others
     for place in ["SB_INBOUND", "SB_OUTBOUND", "KV_sb_conversations", "SB_ROUTER", "OBJ_sb_router_snapshots"] {
         assert!(bob_left.iter().any(|l| l.starts_with(place)), "Bob's data is gone from {place}: {bob_left:?}");
     }
-    // The router's events are batches of one conversation each: erasing hers left his.
+    // The router's events are batches of one step each, maybe both of theirs: erasing hers
+    // deleted or rewrote those batches and left his events.
     let bob_events = left(&daemon.nats, std::slice::from_ref(&bob_conv), &[]).await;
     assert!(bob_events.iter().any(|l| l.starts_with("SB_EVENTS")), "Bob's events are gone: {bob_events:?}");
 

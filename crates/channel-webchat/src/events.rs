@@ -37,7 +37,8 @@ pub(crate) async fn run_events(shared: Arc<Shared>, bus: Bus, stop: Cancellation
 
 /// A message of `sb.events.>`: a single `assigned` or `resolved` event on its subject, or the
 /// router's batches (`sb.events.batch`), which hold those among others. Other single events are
-/// passed over by subject, without decoding.
+/// passed over by subject, without decoding, and so are batches an erasure rewrote
+/// (`sb.events.rewritten`: their events were shown when the original batch came).
 pub(crate) async fn on_event(shared: &Shared, bus: &Bus, delivery: Delivery) -> Result<(), HandlerError> {
     let wanted = [EventKind::Assigned, EventKind::Resolved].map(|k| subjects::event(k.as_str()));
     if delivery.subject != subjects::EVENT_BATCH && !wanted.contains(&delivery.subject) {

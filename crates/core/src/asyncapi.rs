@@ -238,9 +238,21 @@ fn channel_list() -> Vec<Chan> {
         Chan {
             id: "eventBatches",
             address: Some(subjects::EVENT_BATCH.to_string()),
-            description: "The router's events: those of one step about one conversation in one message (`events/1`), \
-                          so a customer's message costs one write. Same stream as the single events; readers of \
-                          `sb.events.>` take both, telling them apart by `Sb-Schema`.",
+            description: "The router's events: those of one step (one journal message, often several customers' \
+                          messages) in one message (`events/1`), so a step costs one write. Same stream as the \
+                          single events; readers of `sb.events.>` take both, telling them apart by `Sb-Schema`, \
+                          and read each event's `conversation_id`. A batch with `Sb-Rewrite-Of` is what an \
+                          erasure left of an earlier batch: its events were published before.",
+            params: &[],
+            messages: &["eventBatch"],
+        },
+        Chan {
+            id: "eventRewrites",
+            address: Some(subjects::EVENT_REWRITE.to_string()),
+            description: "What an erasure left of an `events/1` batch that also held other people's events: those \
+                          events, unchanged, with `Sb-Rewrite-Of` naming the sequence of the batch it replaced (then \
+                          deleted). Readers that fold the stream from its start read these first and fold them where \
+                          the original stood; readers that act on events pass them over (they were published before).",
             params: &[],
             messages: &["eventBatch"],
         },
@@ -414,6 +426,13 @@ fn operation_list() -> Vec<Op> {
             "eventBatches",
             "The metrics component and `switchboard stats`; the web chat (assignments, resolutions).",
         ),
+        op("publishEventRewrite", "send", "eventRewrites", "`switchboard customers forget` (erasure)."),
+        op(
+            "consumeEventRewrites",
+            "receive",
+            "eventRewrites",
+            "The metrics component and `switchboard stats`, before they fold the stream.",
+        ),
         op("publishDeadLetter", "send", "deadLetters", "Any consumer that gives up on a message."),
         op(
             "consumeDeadLetters",
@@ -547,6 +566,10 @@ fn stored(schema_id: &str, file: &str, title: &str, msg_id: &str) -> Value {
                     "type": "string",
                     "description": "Agent deliveries: the copy for the agent's second (third, ...) endpoint kind, which the agent's own stream skips.",
                 },
+                (headers::REWRITE_OF): {
+                    "type": "string",
+                    "description": "Event batches: the SB_EVENTS sequence of the batch an erasure rewrote; this batch holds the others' events of it, published again, and readers that act on events skip it.",
+                },
             },
         },
         "payload": { "schemaFormat": SCHEMA_FORMAT, "schema": { "$ref": format!("{SCHEMA_DIR}{file}") } },
@@ -613,8 +636,10 @@ fn messages() -> Value {
             "The event's `id`; `<survey>:<conversation id>` for `csat_received`, `nps_received` and `ces_received` \
              (e.g. `nps:<conversation id>`), so only the first answer to a survey counts."),
         "eventBatch": stored(EventBatch::SCHEMA, file_of(EventBatch::SCHEMA),
-            "Events of one router step about one conversation, in order",
-            "`events:<first event's id>`: a step published again (a replayed journal entry) is stored once."),
+            "Events of one router step, in order",
+            "`events:<first event's id>`: a step published again (a replayed journal entry) is stored once; \
+             `events:rewrite:<sequence>` for what an erasure left of the batch at that sequence \
+             (on `sb.events.rewritten`)."),
         "deadLetter": {
             "title": "A dead letter",
             "description": "The original payload, unchanged, with the original headers and the dead-letter headers.",

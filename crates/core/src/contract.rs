@@ -92,10 +92,16 @@ pub mod subjects {
         format!("sb.events.{kind}")
     }
 
-    /// Batches of events (`events/1`): the events of one router step about one conversation, in
-    /// one message. Inside `sb.events.>` so that every reader of events still sees them, and no
-    /// event kind is `batch`. Read with [`crate::event_batch::decode_events`].
+    /// Batches of events (`events/1`): the events of one router step, in one message. Inside
+    /// `sb.events.>` so that every reader of events still sees them, and no event kind is
+    /// `batch`. Read with [`crate::event_batch::decode_events`].
     pub const EVENT_BATCH: &str = "sb.events.batch";
+
+    /// What an erasure left of a batch (`events/1` with `Sb-Rewrite-Of`): the others' events,
+    /// published again. A subject of its own, so that readers that fold the stream from its start
+    /// find them first and fold them where the original stood ([`crate::Rewrites`]), and readers
+    /// that act on events pass them over.
+    pub const EVENT_REWRITE: &str = "sb.events.rewritten";
 
     /// The router journal of one routing group: `sb.router.journal.<group>`.
     pub fn router_journal(group: &str) -> String {
@@ -325,6 +331,10 @@ pub mod headers {
     /// Agent deliveries: this is the copy of a delivery for the agent's second (third, ...)
     /// endpoint kind, so the agent's own stream, which reads every kind, skips it.
     pub const ENDPOINT_COPY: &str = "Sb-Endpoint-Copy";
+    /// Event batches: this batch is what an erasure left of the batch at this `SB_EVENTS`
+    /// sequence (the others' events, published again before that batch was deleted), so readers
+    /// that act on events (the web chat) skip it and the metrics fold counts each event once.
+    pub const REWRITE_OF: &str = "Sb-Rewrite-Of";
     /// The headers only dead letters carry, in the order they are documented.
     pub const DLQ: &[&str] = &[DLQ_REASON, DLQ_COMPONENT, DLQ_ATTEMPTS, DLQ_SUBJECT, DLQ_STREAM_SEQ];
     /// Every header of the contract.
@@ -333,6 +343,7 @@ pub mod headers {
         MSG_ID,
         NOT_BEFORE,
         ENDPOINT_COPY,
+        REWRITE_OF,
         DLQ_REASON,
         DLQ_COMPONENT,
         DLQ_ATTEMPTS,

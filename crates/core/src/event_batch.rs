@@ -1,25 +1,25 @@
 //! `events/1`: several events in one message on `sb.events.batch`, and the one place that reads
 //! whatever a message of `SB_EVENTS` holds (an `event/1` or an `events/1`) as events.
 //!
-//! The router publishes the events of one journal message (one step) together, so that a
-//! customer's message costs one write to `SB_EVENTS` instead of one per event; channels and
-//! adapters publish single events on `sb.events.<kind>` as before. Every reader of
-//! `sb.events.>` goes through [`decode_events`].
+//! The router publishes the events of one journal message (one step, which may hold several
+//! customers' messages) together, so that a step costs one write to `SB_EVENTS` instead of one
+//! per event; channels and adapters publish single events on `sb.events.<kind>` as before. Every
+//! reader of `sb.events.>` goes through [`decode_events`], and looks at each event's
+//! `conversation_id`, never at the batch as a whole.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::{Contract, Event, ValidationError, contract};
 
-/// Events published as one message, in the order they happened. All of them concern the same
-/// conversation (or all none): an erasure that deletes a batch about a person's conversation
-/// deletes nobody else's events with it.
+/// Events published as one message, in the order they happened; they may concern several
+/// conversations. An erasure that finds a person's events in a batch with others' publishes the
+/// others' again (header `Sb-Rewrite-Of`) and then deletes the batch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(title = "events/1")]
 pub struct EventBatch {
-    /// The events, oldest first: at least one, at most 1,024, each a valid `event/1`, all with
-    /// the same `conversation_id` (or all without one).
+    /// The events, oldest first: at least one, at most 1,024, each a valid `event/1`.
     pub events: Vec<Event>,
 }
 
@@ -37,10 +37,9 @@ impl EventBatch {
         format!("events:{}", self.events.first().map(|e| e.id).unwrap_or_default())
     }
 
-    /// Packs `events` into batches, keeping their order: a new batch starts where the
-    /// conversation changes and where one more event would go over [`EventBatch::MAX_EVENTS`] or
-    /// [`EventBatch::MAX_BYTES`]. The same events always pack the same way (so their ids are
-    /// stable across a replay).
+    /// Packs `events` into batches, keeping their order: a new batch starts where one more event
+    /// would go over [`EventBatch::MAX_EVENTS`] or [`EventBatch::MAX_BYTES`]. The same events
+    /// always pack the same way (so their ids are stable across a replay).
     pub fn pack(events: Vec<Event>) -> Vec<EventBatch> {
         Self::pack_within(events, Self::MAX_BYTES)
     }
@@ -53,11 +52,7 @@ impl EventBatch {
         let mut bytes = FRAME;
         for event in events {
             let size = serde_json::to_vec(&event).map(|v| v.len()).unwrap_or_default() + 1;
-            let fits = out.last().is_some_and(|b| {
-                b.events.len() < Self::MAX_EVENTS
-                    && bytes + size <= max_bytes
-                    && b.events.first().map(|e| e.conversation_id) == Some(event.conversation_id)
-            });
+            let fits = out.last().is_some_and(|b| b.events.len() < Self::MAX_EVENTS && bytes + size <= max_bytes);
             if fits {
                 bytes += size;
                 out.last_mut().expect("a batch to add to").events.push(event);
@@ -74,9 +69,9 @@ impl Contract for EventBatch {
     const SCHEMA: &'static str = "events/1";
 
     fn validate(&self) -> Result<(), ValidationError> {
-        let Some(first) = self.events.first() else {
+        if self.events.is_empty() {
             return Err(ValidationError::new("events", "must hold at least one event"));
-        };
+        }
         if self.events.len() > Self::MAX_EVENTS {
             return Err(ValidationError::new(
                 "events",
@@ -85,14 +80,44 @@ impl Contract for EventBatch {
         }
         for (i, event) in self.events.iter().enumerate() {
             event.validate().map_err(|e| e.within(&format!("events.{i}")))?;
-            if event.conversation_id != first.conversation_id {
-                return Err(ValidationError::new(
-                    format!("events.{i}.conversation_id"),
-                    "must be the first event's: a batch concerns one conversation",
-                ));
-            }
         }
         Ok(())
+    }
+}
+
+/// The batches an erasure rewrote (`sb.events.rewritten`), by the sequence of the batch each
+/// replaced, so that a reader folding `SB_EVENTS` in order folds their events where the original
+/// stood, not at the end of the stream: the fold is order-sensitive (an `offered` read after the
+/// `assigned` that followed it would put the conversation back in the queue).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Rewrites(std::collections::BTreeMap<u64, Vec<Event>>);
+
+impl Rewrites {
+    /// Notes the events of a rewrite of the batch at sequence `of`.
+    pub fn insert(&mut self, of: u64, events: Vec<Event>) {
+        self.0.entry(of).or_default().extend(events);
+    }
+
+    /// Forgets the rewrites of batches before sequence `seq` (outside what the reader folds).
+    pub fn drop_before(&mut self, seq: u64) {
+        self.0 = self.0.split_off(&seq);
+    }
+
+    /// Takes the events of the rewrites of batches before sequence `seq`, oldest batch first:
+    /// what to fold before the message at `seq`.
+    pub fn take_before(&mut self, seq: u64) -> Vec<Event> {
+        let later = self.0.split_off(&seq);
+        std::mem::replace(&mut self.0, later).into_values().flatten().collect()
+    }
+
+    /// The sequence a rewrite names in its `Sb-Rewrite-Of` header.
+    pub fn of(header: Option<&str>) -> Option<u64> {
+        header.and_then(|h| h.trim().parse().ok())
+    }
+
+    /// Whether there is nothing left to fold.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 }
 
@@ -146,10 +171,29 @@ mod tests {
     }
 
     #[test]
-    fn batch_is_no_event_kind() {
+    fn batch_and_rewritten_are_no_event_kinds() {
         // `sb.events.batch` would otherwise be two things at once.
         assert!(serde_json::from_str::<EventKind>("\"batch\"").is_err());
         assert_eq!(contract::subjects::EVENT_BATCH, contract::subjects::event("batch"));
+        assert!(serde_json::from_str::<EventKind>("\"rewritten\"").is_err());
+        assert_eq!(contract::subjects::EVENT_REWRITE, contract::subjects::event("rewritten"));
+    }
+
+    #[test]
+    fn rewrites_are_taken_where_their_originals_stood() {
+        let c = Some(Uuid::now_v7());
+        let (a, b, d) = (event(EventKind::Offered, c), event(EventKind::Assigned, c), event(EventKind::Resolved, c));
+        let mut r = Rewrites::default();
+        r.insert(9, vec![d.clone()]);
+        r.insert(3, vec![a.clone(), b.clone()]);
+        r.insert(1, vec![event(EventKind::Offered, c)]);
+        r.drop_before(2);
+        assert_eq!(r.take_before(3), vec![], "nothing before 3 (1 was dropped)");
+        assert_eq!(r.take_before(4), vec![a, b]);
+        assert!(!r.is_empty());
+        assert_eq!(r.take_before(u64::MAX), vec![d]);
+        assert!(r.is_empty());
+        assert_eq!((Rewrites::of(Some(" 42")), Rewrites::of(Some("x")), Rewrites::of(None)), (Some(42), None, None));
     }
 
     #[test]
@@ -167,11 +211,12 @@ mod tests {
     }
 
     #[test]
-    fn batches_split_by_conversation_count_and_bytes() {
+    fn batches_split_by_count_and_bytes_not_by_conversation() {
         let (a, b) = (Some(Uuid::now_v7()), Some(Uuid::now_v7()));
         let mixed = vec![event(EventKind::Assigned, a), event(EventKind::Assigned, b), event(EventKind::Resolved, a)];
-        let sizes: Vec<usize> = EventBatch::pack(mixed).iter().map(|b| b.events.len()).collect();
-        assert_eq!(sizes, [1, 1, 1], "each run of one conversation is its own batch, order kept");
+        let packed = EventBatch::pack(mixed.clone());
+        assert_eq!(packed, vec![EventBatch { events: mixed }], "one step's conversations in one batch, order kept");
+        assert_eq!(packed[0].validate(), Ok(()));
         let many: Vec<Event> = (0..EventBatch::MAX_EVENTS + 1).map(|_| event(EventKind::Offered, a)).collect();
         let sizes: Vec<usize> = EventBatch::pack(many).iter().map(|b| b.events.len()).collect();
         assert_eq!(sizes, [EventBatch::MAX_EVENTS, 1]);
@@ -191,10 +236,6 @@ mod tests {
         bad.id = Uuid::nil();
         let batch = EventBatch { events: vec![event(EventKind::Offered, None), bad] };
         assert_eq!(batch.validate().unwrap_err().field, "events.1.id");
-        let mixed = EventBatch {
-            events: vec![event(EventKind::Offered, None), event(EventKind::Offered, Some(Uuid::now_v7()))],
-        };
-        assert_eq!(mixed.validate().unwrap_err().field, "events.1.conversation_id");
         let too_many =
             EventBatch { events: (0..EventBatch::MAX_EVENTS + 1).map(|_| event(EventKind::Offered, None)).collect() };
         assert_eq!(too_many.validate().unwrap_err().field, "events");

@@ -24,7 +24,7 @@ pub use agent::{AgentCommand, AgentDelivery, CommandAction, ConversationLabel, S
 pub use domain::{AgentStatus, Priority, SkillRequirement, Tier};
 pub use envelope::{AttachmentRef, Customer, Envelope};
 pub use event::{Event, EventKind};
-pub use event_batch::{EventBatch, EventsError, decode_events};
+pub use event_batch::{EventBatch, EventsError, Rewrites, decode_events};
 pub use outbound::{OutboundKind, OutboundMessage};
 pub use survey::SurveyKind;
 pub use validate::{Contract, ValidationError, json_error, whole};

@@ -49,6 +49,8 @@ struct ErasureDoc {
     objects: usize,
     /// Journal entries newer than the router's snapshot, kept.
     kept_journal_entries: usize,
+    /// Event batches that also held others' events, published again without theirs, then deleted.
+    rewritten_batches: usize,
     /// Streams read only up to `privacy.max_scan_messages`.
     truncated_streams: Vec<String>,
 }

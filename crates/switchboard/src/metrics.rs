@@ -174,6 +174,10 @@ impl LiveMetrics {
             })
             .await
             .map_err(|e| e.to_string())?;
+        // Rewrites of batches the fold has passed were counted with the original, or will be
+        // counted when they come (each id once); the others are folded where the original stood.
+        let mut rewrites = crate::stats::read_rewrites(bus).await.map_err(|e| format!("{e:#}"))?;
+        rewrites.drop_before(next);
         let mut messages = consumer.messages().await.map_err(|e| e.to_string())?;
         let mut snapshot = tokio::time::interval(Duration::from_secs(cfg.snapshot_secs.max(1)));
         snapshot.reset();
@@ -195,12 +199,20 @@ impl LiveMetrics {
                         None => return Err("event stream ended".into()),
                     };
                     let seq = message.info().map_err(|e| e.to_string())?.stream_sequence;
-                    let schema = message.headers.as_ref().and_then(|h| h.get(headers::SCHEMA)).map(|s| s.as_str());
-                    let events = decode_events(schema, &message.payload);
+                    let header = |name| message.headers.as_ref().and_then(|h| h.get(name)).map(|s| s.as_str());
+                    let events = decode_events(header(headers::SCHEMA), &message.payload);
+                    // What an erasure published again: the fold counts each id once, but it
+                    // has forgotten ids older than its retention on purpose.
+                    let rewritten = header(headers::REWRITE_OF).is_some();
+                    let retention = Duration::from_secs(cfg.retention_days.saturating_mul(86_400));
+                    let kept_from = chrono::Utc::now().timestamp_millis() - retention.as_millis() as i64;
                     let mut fold = self.0.write().expect("metrics lock");
+                    for event in rewrites.take_before(seq + 1) {
+                        fold.metrics.apply(&event);
+                    }
                     match events {
                         Ok(events) => {
-                            for event in &events {
+                            for event in events.iter().filter(|e| !rewritten || e.at.timestamp_millis() >= kept_from) {
                                 fold.metrics.apply(event);
                             }
                         }

@@ -135,13 +135,15 @@ pub fn customers(command: Customers) -> ExitCode {
                     Format::Json => serde_json::to_string_pretty(&erasure)? + "\n",
                     Format::Text => format!(
                         "erased (reference {}): {} conversation(s), {} message(s), {} key(s), {} attachment(s); \
-                         {} journal entr(y/ies) newer than the router's snapshot kept{}\n",
+                         {} journal entr(y/ies) newer than the router's snapshot kept; \
+                         {} event batch(es) rewritten without them{}\n",
                         erasure.reference,
                         erasure.conversations,
                         erasure.messages,
                         erasure.keys,
                         erasure.objects,
                         erasure.kept_journal_entries,
+                        erasure.rewritten_batches,
                         if erasure.truncated_streams.is_empty() {
                             String::new()
                         } else {

@@ -14,7 +14,7 @@ use futures::StreamExt;
 use serde_json::json;
 use switchboard_bus::{Bus, BusConfig};
 use switchboard_core::contract::{headers, streams, subjects};
-use switchboard_core::{Event, decode_events};
+use switchboard_core::{Event, Rewrites, decode_events};
 use switchboard_metrics::{
     GroupBy, Kpis, Metrics, Query, Report, TOP_ARTICLES, Targets, article_cells, render_grid, render_table,
 };
@@ -165,8 +165,45 @@ fn decode(message: &async_nats::jetstream::Message) -> Option<Vec<Event>> {
     decode_events(schema, &message.payload).ok()
 }
 
+/// Every batch an erasure rewrote (`sb.events.rewritten`, few: one per batch that held an erased
+/// person's events with others'), by the sequence of the batch it replaced, so that a fold of
+/// `SB_EVENTS` in order can fold them where the original stood ([`Rewrites`]).
+pub async fn read_rewrites(bus: &Bus) -> anyhow::Result<Rewrites> {
+    let mut rewrites = Rewrites::default();
+    let stream = bus.jetstream().get_stream(streams::EVENTS).await.with_context(|| streams::EVENTS.to_string())?;
+    let consumer = stream
+        .create_consumer(pull::OrderedConfig {
+            filter_subject: subjects::EVENT_REWRITE.into(),
+            deliver_policy: DeliverPolicy::All,
+            ..Default::default()
+        })
+        .await
+        .with_context(|| format!("creating a consumer of {}", subjects::EVENT_REWRITE))?;
+    if consumer.cached_info().num_pending == 0 {
+        return Ok(rewrites);
+    }
+    let mut messages = consumer.messages().await.with_context(|| format!("reading {}", subjects::EVENT_REWRITE))?;
+    loop {
+        let next = tokio::time::timeout(STALL, messages.next())
+            .await
+            .map_err(|_| anyhow::anyhow!("reading {} stalled for {} s", subjects::EVENT_REWRITE, STALL.as_secs()))?;
+        let Some(next) = next else { break };
+        let message = next.with_context(|| format!("reading {}", subjects::EVENT_REWRITE))?;
+        let pending = message.info().map(|i| i.pending).unwrap_or_default();
+        let header = |name| message.headers.as_ref().and_then(|h| h.get(name)).map(|s| s.as_str());
+        if let (Some(of), Some(events)) = (Rewrites::of(header(headers::REWRITE_OF)), decode(&message)) {
+            rewrites.insert(of, events);
+        }
+        if pending == 0 {
+            break;
+        }
+    }
+    Ok(rewrites)
+}
+
 /// Reads `SB_EVENTS` from the first message stored at or after `start` up to the last message
-/// present when called, folding each event.
+/// present when called, folding each event; the events of a batch an erasure rewrote are folded
+/// where that batch stood ([`read_rewrites`]).
 pub async fn read_events(bus: &Bus, start: DateTime<Utc>) -> anyhow::Result<Read> {
     read_events_with_progress(bus, start, &mut |_, _| {}).await
 }
@@ -203,6 +240,7 @@ pub async fn read_events_with_progress(
     if consumer.cached_info().num_pending == 0 {
         return Ok(read);
     }
+    let mut rewrites = read_rewrites(bus).await?;
     let mut messages = consumer.messages().await.with_context(|| format!("reading {}", streams::EVENTS))?;
     loop {
         let next = tokio::time::timeout(STALL, messages.next())
@@ -221,6 +259,11 @@ pub async fn read_events_with_progress(
             read.first_sequence = sequence;
         }
         read.last_sequence = sequence;
+        // The batch a rewrite replaced is gone, so its time is its events': those before the
+        // read start are history before it.
+        for event in rewrites.take_before(sequence + 1).iter().filter(|e| e.at >= start) {
+            read.metrics.apply(event);
+        }
         match decode(&message) {
             Some(events) => {
                 for event in &events {

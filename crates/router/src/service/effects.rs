@@ -109,9 +109,9 @@ impl RouterService {
     }
 }
 
-/// The events among `effects` as `events/1` batches ([`EventBatch::pack`]: one per run of events
-/// about one conversation, within the size bounds), each with the trace context of its first
-/// event. Packing depends only on the events, so the same journal message always yields the same
+/// The events among `effects` as `events/1` batches ([`EventBatch::pack`]: one for the whole
+/// step, whatever conversations it touched, unless the size bounds split it), each with the
+/// trace context of its first event. Packing depends only on the events, so the same journal message always yields the same
 /// batches and `Nats-Msg-Id`s.
 fn event_batches(effects: &[(Effect, super::traces::Carrier)]) -> Vec<(EventBatch, super::traces::Carrier)> {
     let events: Vec<_> = effects

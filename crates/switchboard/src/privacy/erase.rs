@@ -13,8 +13,8 @@ use std::time::Duration;
 use anyhow::Context;
 use serde::Serialize;
 use switchboard_bus::Bus;
-use switchboard_core::contract::{ATTACHMENTS_STORE, buckets, streams, subjects};
-use switchboard_core::{Envelope, Event, EventKind};
+use switchboard_core::contract::{ATTACHMENTS_STORE, buckets, headers, streams, subjects};
+use switchboard_core::{Contract, Envelope, Event, EventBatch, EventKind};
 use tracing::{info, warn};
 use uuid::Uuid;
 
@@ -123,6 +123,9 @@ pub struct Erasure {
     /// Journal entries that name the person but were written after the router's snapshot
     /// (the person wrote again meanwhile), kept so that the router's replay stays whole.
     pub kept_journal_entries: usize,
+    /// Event batches that also held others' events: those were published again (a batch with
+    /// `Sb-Rewrite-Of`) before the batch was deleted (its deletion is counted in `messages`).
+    pub rewritten_batches: usize,
     /// Streams read only up to `privacy.max_scan_messages`: older data there may remain.
     pub truncated_streams: Vec<String>,
 }
@@ -189,9 +192,12 @@ async fn identify(bus: &Bus, who: &CustomerRef, limit: u64) -> anyhow::Result<Id
             let (channel, customer) = (r["channel"].as_str().unwrap_or_default(), &r["customer"]);
             let cid = customer["id"].as_str().unwrap_or_default();
             let person = r["person"].as_str().unwrap_or_default();
-            if id.keys.contains(&format!("{channel}:{cid}")) || id.keys.contains(person) {
+            // A record without a person key (hand-written, or older) links nobody else.
+            if id.keys.contains(&format!("{channel}:{cid}")) || (!person.is_empty() && id.keys.contains(person)) {
                 id.learn(channel, customer, r["thread_key"].as_str().unwrap_or_default());
-                id.add_key(person.to_string());
+                if !person.is_empty() {
+                    id.add_key(person.to_string());
+                }
                 if let Some(conversation) = r["id"].as_str().and_then(|s| s.parse::<Uuid>().ok()) {
                     id.conversations.insert(conversation);
                 }
@@ -237,9 +243,8 @@ struct Holdings {
 
 /// The part of a payload that is about the person, and whether there was more: a router journal
 /// batch holds several people's entries, and only theirs belong in their export. An `events/1`
-/// batch concerns one conversation (its schema says so), so a batch of theirs is theirs whole;
-/// its events are filtered all the same, so that a batch that is not (one without a
-/// conversation that names them somewhere) is exported in part and never deleted.
+/// batch holds one router step's events, often several people's: only theirs are exported, and
+/// a batch with others' (`shared`) is rewritten before it is deleted ([`rewrite`]).
 fn theirs(payload: &[u8], n: &Needles) -> (serde_json::Value, bool) {
     let mut v = payload_value(payload);
     let mut shared = false;
@@ -322,6 +327,40 @@ async fn holdings(bus: &Bus, id: &Identity, limit: u64) -> anyhow::Result<Holdin
         }
     }
     Ok(h)
+}
+
+/// Publishes again the events of the `events/1` batch at `seq` that are not about the person
+/// (`needles`), unchanged, on `sb.events.rewritten` with `Sb-Rewrite-Of: <seq>` and id
+/// `events:rewrite:<seq>` (so a second erasure of the same batch stores it once), so that the
+/// batch can be deleted without losing anyone else's events. `false` when the batch is gone
+/// meanwhile (its age limit): nothing to delete.
+async fn rewrite(
+    bus: &Bus,
+    stream: &async_nats::jetstream::stream::Stream,
+    seq: u64,
+    needles: &Needles,
+) -> anyhow::Result<bool> {
+    let raw = match stream.get_raw_message(seq).await {
+        Ok(raw) => raw,
+        Err(e) if e.to_string().contains("no message found") => return Ok(false),
+        Err(e) => return Err(anyhow::anyhow!("reading {} message {seq}: {e}", streams::EVENTS)),
+    };
+    let batch = EventBatch::from_json(&raw.payload)
+        .with_context(|| format!("{} message {seq} is no readable events/1 batch", streams::EVENTS))?;
+    let others: Vec<Event> =
+        batch.events.into_iter().filter(|e| !serde_json::to_value(e).is_ok_and(|v| needles.in_json(&v))).collect();
+    if !others.is_empty() {
+        let rest = EventBatch { events: others };
+        rest.validate().context("what is left of an event batch")?;
+        let mut extra = async_nats::HeaderMap::new();
+        extra.insert(headers::SCHEMA, EventBatch::SCHEMA);
+        extra.insert(headers::REWRITE_OF, seq.to_string().as_str());
+        let payload = serde_json::to_vec(&rest).context("encoding what is left of an event batch")?;
+        bus.publish_raw(subjects::EVENT_REWRITE, extra, payload.into(), &format!("events:rewrite:{seq}"))
+            .await
+            .with_context(|| format!("publishing what is not theirs of {} message {seq}", streams::EVENTS))?;
+    }
+    Ok(true)
 }
 
 /// Everything held about `who`, as JSON for them (`switchboard customers export`).
@@ -417,14 +456,16 @@ pub async fn forget(
             erasure.kept_journal_entries += 1;
             continue;
         }
-        if m.shared {
-            warn!(stream = %m.stream, seq = m.seq, "a batch of events that also holds others' is kept");
-            continue;
-        }
         if !opened.contains_key(&m.stream) {
             opened.insert(m.stream.clone(), js.get_stream(&m.stream).await.with_context(|| m.stream.clone())?);
         }
         let stream = &opened[&m.stream];
+        if m.shared {
+            if !rewrite(bus, stream, m.seq, &identity.needles).await? {
+                continue;
+            }
+            erasure.rewritten_batches += 1;
+        }
         match stream.delete_message(m.seq).await {
             Ok(_) => erasure.messages += 1,
             // Gone meanwhile (its age limit, a consumer): nothing left to delete.
@@ -476,6 +517,7 @@ pub async fn forget(
             "keys": erasure.keys,
             "objects": erasure.objects,
             "kept_journal_entries": erasure.kept_journal_entries,
+            "rewritten_batches": erasure.rewritten_batches,
             "truncated_streams": erasure.truncated_streams,
         })
         .as_object()
@@ -492,6 +534,7 @@ pub async fn forget(
         messages = erasure.messages,
         keys = erasure.keys,
         objects = erasure.objects,
+        rewritten_batches = erasure.rewritten_batches,
         "customer data erased"
     );
     Ok(erasure)
@@ -514,10 +557,11 @@ mod tests {
     }
 
     /// The router's events name a person only by their conversation's id (and the ids of their
-    /// messages), never by customer id, address or thread; each batch is one conversation's, so
-    /// deleting a batch of theirs deletes nobody else's events.
+    /// messages), never by customer id, address or thread. A batch of only theirs is theirs
+    /// whole; one that also holds others' (a step with several customers) is shared: exported in
+    /// part, and rewritten before it is deleted.
     #[test]
-    fn a_batch_of_their_conversation_is_theirs_whole_and_a_shared_one_is_kept() {
+    fn a_batch_of_only_their_conversation_is_theirs_whole_and_a_mixed_one_is_shared() {
         let (theirs_c, other_c) = (Uuid::now_v7(), Uuid::now_v7());
         let mut n = Needles::default();
         n.add(&theirs_c.to_string());
@@ -526,14 +570,20 @@ mod tests {
         let bytes = serde_json::to_vec(&batch).unwrap();
         assert!(n.in_bytes(&bytes));
         let (value, shared) = theirs(&bytes, &n);
-        assert!(!shared, "one conversation's batch is theirs whole");
+        assert!(!shared, "a batch of only their conversation is theirs whole");
         assert_eq!(value["events"].as_array().unwrap().len(), 2);
+
+        let step =
+            switchboard_core::EventBatch { events: vec![event(Some(other_c), "ann"), event(Some(theirs_c), "ann")] };
+        let (value, shared) = theirs(&serde_json::to_vec(&step).unwrap(), &n);
+        assert!(shared, "a step with someone else's events is shared");
+        assert_eq!(value["events"].as_array().unwrap().len(), 1, "only theirs exported: {value}");
 
         let other = switchboard_core::EventBatch { events: vec![event(Some(other_c), "ann")] };
         assert!(!n.in_bytes(&serde_json::to_vec(&other).unwrap()), "another customer's batch is not found at all");
 
         // A batch without a conversation that happens to name them (an agent id equal to one of
-        // their ids): only their part is exported, and it is not deleted.
+        // their ids): only their part is exported, and the rest is kept.
         let mut n = Needles::default();
         n.add("bob-the-customer");
         let agents = switchboard_core::EventBatch { events: vec![event(None, "ann"), event(None, "bob-the-customer")] };
