@@ -4,7 +4,8 @@
 //! 2. steady load: `BENCH_STEADY_RATE` messages per second (500) for `BENCH_STEADY_SECS` (6 s),
 //!    latency from sending the webhook to the offer arriving at the helpdesk, p50/p90/p99/p99.9;
 //! 3. maximum sustained rate: `BENCH_MAX_MESSAGES` (3000) sent `BENCH_CONCURRENCY` (32) at a time,
-//!    from the first send to the last offer received;
+//!    from the first send to the last offer received, with the CPU time it took per message in
+//!    this process (the daemon plus the bench's client and receivers) and in nats-server;
 //! 4. the reply path on those conversations: the agent accepts and replies through the agent API
 //!    and the reply is POSTed to the customer's webhook. First `BENCH_REPLY_RATE` (100) answers a
 //!    second for `BENCH_REPLY_SECS` (3 s): latency from sending the reply command to the customer
@@ -186,6 +187,31 @@ fn load_average() -> f64 {
 }
 
 impl Pipeline {}
+
+/// CPU time used so far, in ms: this process (the daemon, the bench's client, helpdesk and
+/// customer receiver) and its nats-server children, from `/proc` (Linux; zero elsewhere).
+fn cpu_ms() -> (f64, f64) {
+    // `/proc/<pid>/stat`: after the command's `)`, field 2 (from 0) is the parent, 11 and 12
+    // are user and system time in clock ticks (USER_HZ, 100 on Linux).
+    let read = |stat: &str| -> Option<(String, u32, f64)> {
+        let (head, tail) = stat.rsplit_once(')')?;
+        let comm = head.split_once('(')?.1.to_string();
+        let f: Vec<&str> = tail.split_whitespace().collect();
+        let ticks = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+        Some((comm, f.get(1)?.parse().ok()?, ticks * 10.0))
+    };
+    let me = std::process::id();
+    let own = std::fs::read_to_string("/proc/self/stat").ok().and_then(|s| read(&s)).map_or(0.0, |r| r.2);
+    let nats = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| read(&std::fs::read_to_string(e.path().join("stat")).ok()?))
+        .filter(|(comm, parent, _)| *parent == me && comm == "nats-server")
+        .map(|r| r.2)
+        .sum();
+    (own, nats)
+}
 
 /// Agent `agent`'s API token.
 fn token(agent: &str) -> String {
@@ -429,8 +455,11 @@ async fn main() -> anyhow::Result<()> {
         }
     }
 
-    // 3. Maximum sustained rate.
+    // 3. Maximum sustained rate, and the CPU it took per message (this process and nats-server).
+    let cpu_before = cpu_ms();
     let max_rate = measure_max_rate(&pipeline, &arrivals, steady..steady + max_n, concurrency).await?;
+    let cpu_after = cpu_ms();
+    let cpu_per_message = |f: fn((f64, f64)) -> f64| (f(cpu_after) - f(cpu_before)) * 1000.0 / max_n as f64;
     let p = pipeline.clone();
 
     // What the offer path alone wrote: every message above was offered, none answered yet.
@@ -524,6 +553,8 @@ async fn main() -> anyhow::Result<()> {
         metric("raw_js_sync_always_rate", synced_rate, "msgs/s", Some(raw_rate)),
         metric("pipeline_max_rate", max_rate, "msgs/s", Some(raw_rate)),
         metric("pipeline_vs_raw_end_to_end", max_rate / raw_rate, "ratio", Some(raw_rate)),
+        metric("max_rate_cpu_per_message_bench_process", cpu_per_message(|c| c.0), "us", None),
+        metric("max_rate_cpu_per_message_nats_server", cpu_per_message(|c| c.1), "us", None),
         metric("pipeline_sync_always_max_rate", synced_max_rate, "msgs/s", Some(synced_rate)),
         metric("pipeline_vs_raw_sync_always", synced_max_rate / synced_rate, "ratio", Some(synced_rate)),
         metric("replies", replies as f64, "count", None),
