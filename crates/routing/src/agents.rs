@@ -27,11 +27,11 @@ impl Engine {
                 return;
             }
         };
-        let Some(ix) = self.agent_ix.get(&a.id).copied() else {
+        let Some(ix) = self.agent_ix.get(a.id.as_str()).copied() else {
             let ix = self.st.agents.len() as AgentIx;
             let status = new.status;
             self.st.agents.push(Agent { status: AgentStatus::Offline, ..new });
-            self.agent_ix.insert(a.id, ix);
+            self.agent_ix.insert(a.id.as_str().into(), ix);
             self.set_status(ix, status, None, out);
             return;
         };
@@ -58,13 +58,13 @@ impl Engine {
     /// its definition (status, capacity changes made at runtime and what they hold are kept:
     /// runtime state), agents new in the file are added, agents added at runtime stay.
     pub(crate) fn reconcile_agents(&mut self, agents: &[AgentConfig]) -> Result<(), RoutingConfigError> {
-        self.agent_ix = self.st.agents.iter().enumerate().map(|(i, a)| (a.id.to_string(), i as AgentIx)).collect();
+        self.agent_ix = self.st.agents.iter().enumerate().map(|(i, a)| (a.id.clone(), i as AgentIx)).collect();
         for a in agents {
             let mut st = std::mem::take(&mut self.st);
             let built = build_agent(&self.cfg, &mut st, &mut self.kind_ix, a);
             self.st = st;
             let new = built?;
-            match self.agent_ix.get(&a.id).copied() {
+            match self.agent_ix.get(a.id.as_str()).copied() {
                 Some(ix) => {
                     let old = &self.st.agents[ix as usize];
                     // Capacity set at runtime stays; the file's other fields win.
@@ -79,7 +79,7 @@ impl Engine {
                 None => {
                     let ix = self.st.agents.len() as AgentIx;
                     self.st.agents.push(new);
-                    self.agent_ix.insert(a.id.clone(), ix);
+                    self.agent_ix.insert(a.id.as_str().into(), ix);
                     self.index_agent(ix, true);
                 }
             }

@@ -9,6 +9,27 @@ use crate::engine::{Engine, unknown_agent};
 use crate::model::{ConversationId, Decision, EscalationCause};
 use crate::state::{AgentIx, ConvIx, ConvState, TIERS, Timer};
 
+/// What of an agent places it in the availability indexes: whether it is in them at all, and
+/// the fields its teams' strategies order by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct IndexedAs {
+    available: bool,
+    total: u32,
+    last_assigned: crate::model::Ms,
+    rr_seq: u64,
+}
+
+impl IndexedAs {
+    /// The agent's key in the index of a team with this strategy.
+    fn key(&self, strategy: Strategy) -> (i64, i64) {
+        match strategy {
+            Strategy::LongestIdle | Strategy::BestSkillMatch => (self.last_assigned, 0),
+            Strategy::LeastLoaded => (i64::from(self.total), self.last_assigned),
+            Strategy::RoundRobin => (self.rr_seq as i64, 0),
+        }
+    }
+}
+
 /// Why an agent cannot take a conversation (for explanations).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Verdict {
@@ -32,18 +53,31 @@ pub enum Verdict {
 
 impl Engine {
     /// Adds (`insert`) or removes an agent from its teams' availability indexes. Every change of
-    /// status, load or turn goes through remove → change → insert.
+    /// status, load or turn goes through remove → change → insert (or [`Engine::reindex`]).
     pub(crate) fn index_agent(&mut self, a: AgentIx, insert: bool) {
+        let at = self.indexed_as(a);
+        self.set_index(a, at, insert);
+    }
+
+    /// What of agent `a` decides its entries in the availability indexes, as it is now.
+    pub(crate) fn indexed_as(&self, a: AgentIx) -> IndexedAs {
         let agent = &self.st.agents[a as usize];
-        if !agent.available() {
+        IndexedAs {
+            available: agent.available(),
+            total: agent.total,
+            last_assigned: agent.last_assigned,
+            rr_seq: agent.rr_seq,
+        }
+    }
+
+    /// Adds or removes agent `a`'s entries as `at` places them (none when not available).
+    fn set_index(&mut self, a: AgentIx, at: IndexedAs, insert: bool) {
+        if !at.available {
             return;
         }
+        let agent = &self.st.agents[a as usize];
         for &t in &agent.teams {
-            let key = match self.cfg.teams[t as usize].strategy {
-                Strategy::LongestIdle | Strategy::BestSkillMatch => (agent.last_assigned, 0),
-                Strategy::LeastLoaded => (i64::from(agent.total), agent.last_assigned),
-                Strategy::RoundRobin => (agent.rr_seq as i64, 0),
-            };
+            let key = at.key(self.cfg.teams[t as usize].strategy);
             for tier in (0..TIERS).filter(|b| agent.tiers & (1 << b) != 0) {
                 let set = &mut self.st.available[t as usize * TIERS + tier];
                 if insert {
@@ -53,6 +87,26 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// Moves agent `a`'s index entries from where `before` (taken before its status, load or
+    /// turn changed; teams and tiers unchanged) placed them to where it belongs now; entries
+    /// whose key did not change stay where they are (an agent freed who finds nothing to take
+    /// keeps its place without two tree updates).
+    pub(crate) fn reindex(&mut self, a: AgentIx, before: IndexedAs) {
+        let now = self.indexed_as(a);
+        if before.available && now.available {
+            let agent = &self.st.agents[a as usize];
+            let same = agent.teams.iter().all(|&t| {
+                let strategy = self.cfg.teams[t as usize].strategy;
+                before.key(strategy) == now.key(strategy)
+            });
+            if same {
+                return;
+            }
+        }
+        self.set_index(a, before, false);
+        self.set_index(a, now, true);
     }
 
     /// Whether agent `a` may take conversation `ix` now, and if not, why.
@@ -141,6 +195,14 @@ impl Engine {
 
     /// Gives a queued conversation to an agent: an offer with a deadline, or a direct assignment.
     pub(crate) fn give(&mut self, ix: ConvIx, a: AgentIx, out: &mut Vec<Decision>) {
+        let before = self.indexed_as(a);
+        self.give_unindexed(ix, a, out);
+        self.reindex(a, before);
+    }
+
+    /// [`Engine::give`] without the index update: the caller re-indexes the agent once it is
+    /// done changing it ([`Engine::reindex`]).
+    fn give_unindexed(&mut self, ix: ConvIx, a: AgentIx, out: &mut Vec<Decision>) {
         self.dequeue(ix);
         let now = self.st.now;
         let offered_at = now.max(self.input_at);
@@ -150,7 +212,6 @@ impl Engine {
             let c = self.conv(ix).expect("live");
             (c.kind, c.team, c.id)
         };
-        self.index_agent(a, false);
         let agent = &mut self.st.agents[a as usize];
         let load = agent.load_for(kind) + 1;
         crate::state::set_at(&mut agent.load, kind, load);
@@ -158,7 +219,6 @@ impl Engine {
         agent.last_assigned = now;
         agent.rr_seq = seq;
         let agent_id = agent.id.as_str().to_owned();
-        self.index_agent(a, true);
         let offer_timeout = self.cfg.teams[team as usize].offer_timeout_ms;
         let c = self.conv_mut(ix).expect("live");
         c.sticky = None;
@@ -193,24 +253,39 @@ impl Engine {
 
     /// Frees agent `a`'s capacity held by conversation `ix`.
     pub(crate) fn release(&mut self, ix: ConvIx, a: AgentIx) {
+        let before = self.indexed_as(a);
+        self.release_unindexed(ix, a);
+        self.reindex(a, before);
+    }
+
+    /// [`Engine::release`] without the index update (the caller's, as for `give_unindexed`).
+    fn release_unindexed(&mut self, ix: ConvIx, a: AgentIx) {
         let kind = self.conv(ix).expect("live").kind;
-        self.index_agent(a, false);
         let agent = &mut self.st.agents[a as usize];
         let load = agent.load_for(kind).saturating_sub(1);
         crate::state::set_at(&mut agent.load, kind, load);
         agent.total = agent.total.saturating_sub(1);
-        self.index_agent(a, true);
     }
 
     /// Gives a free agent the first conversations (in queue order, across its teams) it can take,
     /// until it is full. Runs on the event that freed it: there is no periodic sweep.
     pub(crate) fn pull(&mut self, a: AgentIx, out: &mut Vec<Decision>) {
+        let before = self.indexed_as(a);
+        self.pull_unindexed(a, out);
+        self.reindex(a, before);
+    }
+
+    /// [`Engine::pull`] without the index update. Choosing its conversations does not read the
+    /// availability indexes (only the queues), so the agent is re-indexed once, with its final
+    /// key, instead of around every change: an agent freed and filled again in the same event
+    /// (the steady state) costs no index update at all.
+    fn pull_unindexed(&mut self, a: AgentIx, out: &mut Vec<Decision>) {
         loop {
             if !self.st.agents[a as usize].available() {
                 return;
             }
             match self.next_for(a) {
-                Some(ix) => self.give(ix, a, out),
+                Some(ix) => self.give_unindexed(ix, a, out),
                 None => return,
             }
         }
@@ -393,6 +468,12 @@ impl Engine {
                 reason: "unknown conversation".into(),
             });
         };
+        // The agent named is almost always the holder: its record is read now, while the
+        // conversation's is still on its way, rather than after it (two misses at once instead
+        // of one after the other). Only a load; what counts is the holder the conversation names.
+        if let Some(&named) = self.agent_ix.get(agent.as_str()) {
+            std::hint::black_box(self.st.agents[named as usize].total);
+        }
         let state = self.conv(ix).expect("live").state.clone();
         let holder = match state {
             ConvState::Resolved { .. } => return, // resolving twice acts once
@@ -407,9 +488,12 @@ impl Engine {
         if !agent.is_empty() && holder.is_some_and(|h| self.st.agents[h as usize].id != agent) {
             return out.push(Self::reject(conversation, &agent, "the conversation is held by another agent"));
         }
+        // The holder's index entries move once, after it has its next conversations (see
+        // `pull_unindexed`); nothing in between reads them.
+        let indexed = holder.map(|h| (h, self.indexed_as(h)));
         if let Some(h) = holder {
             self.record_handle(ix);
-            self.release(ix, h);
+            self.release_unindexed(ix, h);
         }
         let now = self.st.now;
         self.conv_mut(ix).expect("live").state = ConvState::Resolved { at: now };
@@ -418,8 +502,9 @@ impl Engine {
             conversation,
             agent: holder.map(|h| self.st.agents[h as usize].id.as_str().to_owned()),
         });
-        if let Some(h) = holder {
-            self.pull(h, out);
+        if let Some((h, before)) = indexed {
+            self.pull_unindexed(h, out);
+            self.reindex(h, before);
         }
     }
 }

@@ -29,7 +29,9 @@ enum L0Entry {
 pub struct Engine {
     pub(crate) cfg: Compiled,
     pub(crate) st: State,
-    pub(crate) agent_ix: rustc_hash::FxHashMap<String, AgentIx>,
+    /// Agent index by id. Keys inline (ids up to 24 bytes), so that a lookup reads the table
+    /// and not also a separate allocation per key.
+    pub(crate) agent_ix: rustc_hash::FxHashMap<compact_str::CompactString, AgentIx>,
     pub(crate) kind_ix: HashMap<String, u16>,
     /// Queue class by requirements (derived from the state; rebuilt on restore).
     pub(crate) class_ix: HashMap<ClassKey, u32>,
@@ -59,7 +61,7 @@ impl Engine {
         for (i, a) in config.agents.iter().enumerate() {
             let agent = build_agent(&engine.cfg, &mut st, &mut engine.kind_ix, a)
                 .map_err(|e| RoutingConfigError { key: format!("agents[{i}].{}", e.key), reason: e.reason })?;
-            engine.agent_ix.insert(a.id.clone(), st.agents.len() as AgentIx);
+            engine.agent_ix.insert(a.id.as_str().into(), st.agents.len() as AgentIx);
             st.agents.push(agent);
         }
         engine.st = st;
@@ -87,11 +89,12 @@ impl Engine {
                 let since = written_at.map_or(now, |w| w.clamp(now - self.cfg.customer_clock_ms, now));
                 self.customer_message(customer, new_id, message, since, out)
             }
-            Input::AgentStatus { agent, status, .. } => match self.agent_ix.get(&agent).copied() {
+            Input::AgentStatus { agent, status, .. } => match self.agent_ix.get(agent.as_str()).copied() {
                 Some(a) => self.set_status(a, status, None, out),
                 None => out.push(unknown_agent(agent, None)),
             },
-            Input::AgentCapacity { agent, capacity, max_total, .. } => match self.agent_ix.get(&agent).copied() {
+            Input::AgentCapacity { agent, capacity, max_total, .. } => match self.agent_ix.get(agent.as_str()).copied()
+            {
                 Some(a) => self.set_capacity(a, capacity, max_total, out),
                 None => out.push(unknown_agent(agent, None)),
             },
