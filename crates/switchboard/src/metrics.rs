@@ -185,9 +185,7 @@ impl LiveMetrics {
             tokio::select! {
                 _ = stop.cancelled() => return Ok(()),
                 _ = snapshot.tick() => {
-                    let retention = Duration::from_secs(cfg.retention_days.saturating_mul(86_400));
-                    let before = chrono::Utc::now().timestamp_millis() - retention.as_millis() as i64;
-                    self.0.write().expect("metrics lock").metrics.forget_before(before);
+                    self.0.write().expect("metrics lock").metrics.forget_before(retained_from(cfg));
                     if let Err(e) = self.save(bus).await {
                         warn!(error = %e, "metrics snapshot not saved; the next one covers it");
                     }
@@ -203,16 +201,14 @@ impl LiveMetrics {
                     let events = decode_events(header(headers::SCHEMA), &message.payload);
                     // What an erasure published again: the fold counts each id once, but it
                     // has forgotten ids older than its retention on purpose.
-                    let rewritten = header(headers::REWRITE_OF).is_some();
-                    let retention = Duration::from_secs(cfg.retention_days.saturating_mul(86_400));
-                    let kept_from = chrono::Utc::now().timestamp_millis() - retention.as_millis() as i64;
+                    let kept_from = header(headers::REWRITE_OF).map(|_| retained_from(cfg));
                     let mut fold = self.0.write().expect("metrics lock");
                     for event in rewrites.take_before(seq + 1) {
                         fold.metrics.apply(&event);
                     }
                     match events {
                         Ok(events) => {
-                            for event in events.iter().filter(|e| !rewritten || e.at.timestamp_millis() >= kept_from) {
+                            for event in events.iter().filter(|e| kept_from.is_none_or(|t| e.at.timestamp_millis() >= t)) {
                                 fold.metrics.apply(event);
                             }
                         }
@@ -233,6 +229,12 @@ impl LiveMetrics {
         store.put(SNAPSHOT, &mut bytes.as_slice()).await.map_err(|e| e.to_string())?;
         Ok(())
     }
+}
+
+/// The oldest time the fold keeps (Unix ms): now less `retention_days`.
+fn retained_from(cfg: &MetricsConfig) -> i64 {
+    let retention = Duration::from_secs(cfg.retention_days.saturating_mul(86_400));
+    chrono::Utc::now().timestamp_millis() - retention.as_millis() as i64
 }
 
 async fn load(bus: &Bus) -> Result<Option<Fold>, String> {
